@@ -1,0 +1,157 @@
+/**
+ * The narrow interface every backend implements: memory, readback and a closed set of primitive
+ * kernels. Everything else (autograd, composites, nn) is written above it and runs unchanged on
+ * every backend. Kernels take and return contiguous row-major storages; the op layer computes all
+ * shapes and strides, so a backend never re-derives them.
+ */
+import type { DType, TypedArray } from './dtype.js';
+
+/** A block of device memory holding `size` elements of `dtype`. Opaque above the backend. */
+export interface Storage {
+  readonly backend: Backend;
+  readonly dtype: DType;
+  readonly size: number;
+}
+
+export type UnaryOp =
+  | 'neg'
+  | 'exp'
+  | 'log'
+  | 'sqrt'
+  | 'rsqrt'
+  | 'sin'
+  | 'cos'
+  | 'tanh'
+  | 'sigmoid'
+  | 'abs'
+  | 'sign'
+  | 'erf'
+  | 'silu'
+  | 'gelu'
+  | 'square'
+  | 'reciprocal'
+  | 'floor';
+
+export type BinaryOp =
+  | 'add'
+  | 'sub'
+  | 'mul'
+  | 'div'
+  | 'pow'
+  | 'maximum'
+  | 'minimum'
+  | 'lt'
+  | 'le'
+  | 'gt'
+  | 'ge'
+  | 'eq'
+  | 'ne';
+
+export type ReduceOp = 'sum' | 'max' | 'min';
+
+/** Element-wise op over `outShape`; each input is read through its own (broadcast) strides. */
+export interface BroadcastSpec {
+  outShape: readonly number[];
+  strides: readonly (readonly number[])[];
+}
+
+/** out[o] = x[offset + Σ_k idx_k · strides[k]] over outShape: permute, slice, expand. */
+export interface StridedCopySpec {
+  outShape: readonly number[];
+  strides: readonly number[];
+  offset: number;
+}
+
+/** Batched C[b] = op(A[b]) · op(B[b]); op transposes when the flag is set. */
+export interface MatmulSpec {
+  batch: number;
+  m: number;
+  n: number;
+  k: number;
+  transA: boolean;
+  transB: boolean;
+  /** Elements between consecutive batch matrices of A and B (0 broadcasts one matrix). */
+  aBatchStride: number;
+  bBatchStride: number;
+}
+
+/** 2-D convolution geometry, NCHW input, OIHW weight (O = cOut, I = cIn / groups). */
+export interface Conv2dSpec {
+  n: number;
+  cIn: number;
+  h: number;
+  w: number;
+  cOut: number;
+  kh: number;
+  kw: number;
+  hOut: number;
+  wOut: number;
+  strideH: number;
+  strideW: number;
+  padH: number;
+  padW: number;
+  dilationH: number;
+  dilationW: number;
+  groups: number;
+}
+
+/** x viewed as [outer, axisSize, inner]; indices select along the middle axis. */
+export interface GatherSpec {
+  outer: number;
+  axisSize: number;
+  inner: number;
+  numIndices: number;
+}
+
+export interface PadSpec {
+  inShape: readonly number[];
+  outShape: readonly number[];
+  /** Elements inserted before each axis (output index = input index + before). */
+  before: readonly number[];
+  value: number;
+}
+
+export interface Backend {
+  readonly name: string;
+  supportsDType(dtype: DType): boolean;
+
+  fromArray(data: TypedArray): Storage;
+  /** Copies the storage back to the host. */
+  read(s: Storage): Promise<TypedArray>;
+  /** Synchronous read where the backend can do it (the CPU backend); undefined otherwise. */
+  readSync?(s: Storage): TypedArray;
+  free(s: Storage): void;
+  /** Storages currently allocated and not freed (for leak checks). */
+  liveCount(): number;
+
+  fill(size: number, value: number, dtype: DType): Storage;
+  /** Philox 4x32-10 stream (see rng/philox.ts): same seed and offset, same numbers everywhere. */
+  random(
+    kind: 'uniform' | 'normal',
+    size: number,
+    dtype: DType,
+    seed: number,
+    offset: number,
+  ): Storage;
+  cast(x: Storage, dtype: DType): Storage;
+  unary(op: UnaryOp, x: Storage): Storage;
+  binary(op: BinaryOp, a: Storage, b: Storage, spec: BroadcastSpec): Storage;
+  /** where(cond ≠ 0, a, b), all three broadcast to spec.outShape. */
+  where(cond: Storage, a: Storage, b: Storage, spec: BroadcastSpec): Storage;
+  /** x viewed as [outer, size, inner] reduced over the middle axis -> [outer, inner]. */
+  reduce(op: ReduceOp, x: Storage, outer: number, size: number, inner: number): Storage;
+  /** Index (int32) of the maximum over the middle axis of [outer, size, inner]. */
+  argmax(x: Storage, outer: number, size: number, inner: number): Storage;
+  stridedCopy(x: Storage, spec: StridedCopySpec): Storage;
+  pad(x: Storage, spec: PadSpec): Storage;
+  matmul(a: Storage, b: Storage, spec: MatmulSpec): Storage;
+  conv2d(x: Storage, weight: Storage, spec: Conv2dSpec): Storage;
+  /** dL/dx from dL/dy [n, cOut, hOut, wOut]. */
+  conv2dGradInput(dy: Storage, weight: Storage, spec: Conv2dSpec): Storage;
+  /** dL/dweight from x and dL/dy. */
+  conv2dGradWeight(x: Storage, dy: Storage, spec: Conv2dSpec): Storage;
+  /** out[o, i, r] = x[o, indices[i], r]. */
+  gather(x: Storage, indices: Storage, spec: GatherSpec): Storage;
+  /** out[o, v, r] = Σ_{i: indices[i] = v} src[o, i, r] (the adjoint of gather). */
+  scatterAdd(src: Storage, indices: Storage, spec: GatherSpec): Storage;
+}

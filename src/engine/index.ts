@@ -1,0 +1,15 @@
+/** The Sumi tensor engine: tensors, ops with autograd, memory scopes, backends. */
+export type { DType, FloatDType, TypedArray } from './dtype.js';
+export type { Shape } from './shape.js';
+export type { Backend, Storage } from './backend.js';
+export { Tensor, type TensorLike, type NestedArray } from './tensor.js';
+export { noGrad, isGradEnabled } from './autograd.js';
+export { tidy, keep } from './scope.js';
+export {
+  cpuBackend,
+  defaultBackend,
+  getBackend,
+  registerBackend,
+  setDefaultBackend,
+} from './device.js';
+export * from './ops/index.js';

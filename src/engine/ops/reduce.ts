@@ -1,0 +1,111 @@
+/** Reductions over axes (keepDims or not) and their VJPs. */
+import type { ReduceOp } from '../backend.js';
+import { normAxes, type Shape, shapesEqual } from '../shape.js';
+import { record, Tensor } from '../tensor.js';
+import { div, eq, mul, sub, square } from './elementwise.js';
+import { expand, permuteData, reshape } from './movement.js';
+
+export type Axes = number | readonly number[] | undefined;
+
+function keptShape(shape: Shape, axes: readonly number[]): number[] {
+  return shape.map((d, i) => (axes.includes(i) ? 1 : d));
+}
+
+/**
+ * Runs a backend reduction. Reduced axes that form one contiguous run are read in place as the
+ * middle of [outer, size, inner]; otherwise they are permuted to the end first.
+ */
+function reduceRaw(op: ReduceOp, x: Tensor, axes: readonly number[]): Tensor {
+  const kept = keptShape(x.shape, axes);
+  const contiguous = axes.length === 0 || axes[axes.length - 1]! - axes[0]! === axes.length - 1;
+  let src = x;
+  let outer: number;
+  let size: number;
+  let inner: number;
+  const prod = (s: Shape): number => s.reduce((p, d) => p * d, 1);
+  if (contiguous && axes.length > 0) {
+    outer = prod(x.shape.slice(0, axes[0]));
+    size = prod(axes.map((a) => x.shape[a]!));
+    inner = prod(x.shape.slice(axes[axes.length - 1]! + 1));
+  } else {
+    const rest = x.shape.map((_, i) => i).filter((i) => !axes.includes(i));
+    src = permuteData(x, [...rest, ...axes]);
+    outer = prod(rest.map((i) => x.shape[i]!));
+    size = prod(axes.map((a) => x.shape[a]!));
+    inner = 1;
+  }
+  const out = new Tensor(x.backend.reduce(op, src.storage, outer, size, inner), kept);
+  if (src !== x) src.dispose();
+  return out;
+}
+
+function finishShape(t: Tensor, x: Tensor, axes: readonly number[], keepDims: boolean): Tensor {
+  if (keepDims) return t;
+  const shape = x.shape.filter((_, i) => !axes.includes(i));
+  return reshape(t, shape);
+}
+
+/** Σ over axes (all when undefined). */
+export function sum(x: Tensor, axes?: Axes, keepDims = false): Tensor {
+  const ax = normAxes(axes, x.rank);
+  const out = reduceRaw('sum', x, ax);
+  record(out, 'sum', [x], (g) => [expand(g, x.shape)]);
+  return finishShape(out, x, ax, keepDims);
+}
+
+export function mean(x: Tensor, axes?: Axes, keepDims = false): Tensor {
+  const ax = normAxes(axes, x.rank);
+  const n = ax.reduce((p, a) => p * x.shape[a]!, 1);
+  return div(sum(x, ax, keepDims), n);
+}
+
+function extremum(op: 'max' | 'min', x: Tensor, axes: Axes, keepDims: boolean): Tensor {
+  const ax = normAxes(axes, x.rank);
+  if (ax.some((a) => x.shape[a] === 0)) throw new Error(`${op}: reduction over an empty axis`);
+  const out = reduceRaw(op, x, ax);
+  // The gradient goes to the arg-extremum, split evenly among ties.
+  record(out, op, [x], (g) => {
+    const mask = eq(x, out);
+    const count = reduceRaw('sum', mask, ax);
+    return [mul(mask, div(g, count))];
+  });
+  return finishShape(out, x, ax, keepDims);
+}
+
+export function max(x: Tensor, axes?: Axes, keepDims = false): Tensor {
+  return extremum('max', x, axes, keepDims);
+}
+
+export function min(x: Tensor, axes?: Axes, keepDims = false): Tensor {
+  return extremum('min', x, axes, keepDims);
+}
+
+/** Variance over axes: Σ(x − x̄)² / (n − correction); correction 0 is the biased estimate. */
+export function variance(x: Tensor, axes?: Axes, keepDims = false, correction = 0): Tensor {
+  const ax = normAxes(axes, x.rank);
+  const n = ax.reduce((p, a) => p * x.shape[a]!, 1);
+  const centered = sub(x, mean(x, ax, true));
+  return div(sum(square(centered), ax, keepDims), n - correction);
+}
+
+/** Index of the maximum along one axis (int32, no gradient). */
+export function argmax(x: Tensor, axis: number, keepDims = false): Tensor {
+  const [a] = normAxes(axis, x.rank) as [number];
+  const outer = x.shape.slice(0, a).reduce((p, d) => p * d, 1);
+  const inner = x.shape.slice(a + 1).reduce((p, d) => p * d, 1);
+  const s = x.backend.argmax(x.storage, outer, x.shape[a]!, inner);
+  const out = new Tensor(s, keptShape(x.shape, [a]));
+  return finishShape(out, x, [a], keepDims);
+}
+
+/** Sums a broadcast gradient back down to `shape` (the adjoint of broadcasting). */
+export function sumTo(g: Tensor, shape: Shape): Tensor {
+  if (shapesEqual(g.shape, shape)) return g;
+  const lead = g.rank - shape.length;
+  const axes: number[] = [];
+  for (let i = 0; i < g.rank; i++) {
+    if (i < lead || (shape[i - lead] === 1 && g.shape[i] !== 1)) axes.push(i);
+  }
+  const s = sum(g, axes, true);
+  return reshape(s, shape);
+}

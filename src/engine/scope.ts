@@ -1,0 +1,68 @@
+/**
+ * Memory scopes. Every tensor made while a scope is open is tracked by the innermost scope; when
+ * `tidy(fn)` returns, it disposes every tracked tensor except those in fn's result (found in the
+ * returned value: a tensor, or arrays and plain objects of tensors) and those passed to `keep`.
+ *
+ * Rules:
+ * - Tensors made outside any scope (model parameters, optimizer state) are never tracked.
+ * - Run forward, backward and the optimizer step of a training step inside one `tidy`: the
+ *   autograd graph refers to intermediates of the forward pass.
+ * - Gradients stored in `.grad` are kept automatically; so is a tensor written by `assign`.
+ * - What a nested tidy returns moves to the enclosing scope.
+ */
+export interface Disposable {
+  dispose(): void;
+  readonly isDisposed: boolean;
+}
+
+const stack: Set<Disposable>[] = [];
+
+/** Called by every tensor constructor. */
+export function track(t: Disposable): void {
+  stack[stack.length - 1]?.add(t);
+}
+
+/** Removes t from every open scope so that no tidy disposes it. Returns t. */
+export function keep<T extends Disposable>(t: T): T {
+  for (const s of stack) s.delete(t);
+  return t;
+}
+
+function collect(value: unknown, out: Set<Disposable>, depth = 0): void {
+  if (value === null || typeof value !== 'object' || depth > 8) return;
+  if ('dispose' in value && 'isDisposed' in value) {
+    out.add(value as Disposable);
+    return;
+  }
+  if (Array.isArray(value)) {
+    for (const v of value) collect(v, out, depth + 1);
+  } else if (Object.getPrototypeOf(value) === Object.prototype) {
+    for (const v of Object.values(value)) collect(v, out, depth + 1);
+  }
+}
+
+/** Runs fn and disposes the tensors it made, except the ones it returns. */
+export function tidy<T>(fn: () => T): T {
+  const scope = new Set<Disposable>();
+  stack.push(scope);
+  let result: T;
+  try {
+    result = fn();
+  } catch (e) {
+    stack.pop();
+    for (const t of scope) t.dispose();
+    throw e;
+  }
+  stack.pop();
+  if (result instanceof Promise) {
+    throw new Error('tidy(fn): fn must be synchronous; await outside and tidy the sync parts');
+  }
+  const kept = new Set<Disposable>();
+  collect(result, kept);
+  const parent = stack[stack.length - 1];
+  for (const t of scope) {
+    if (kept.has(t)) parent?.add(t);
+    else t.dispose();
+  }
+  return result;
+}
