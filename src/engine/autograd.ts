@@ -56,6 +56,19 @@ function reverseTopo(root: Tensor): Tensor[] {
   return order.reverse();
 }
 
+function releasedNode(name: string): GradNode {
+  return {
+    name,
+    inputs: [],
+    vjp: () => {
+      throw new Error(
+        `backward(): the graph through ${name} was already freed by an earlier backward(); ` +
+          'pass { retainGraph: true } to the first call to go through it twice',
+      );
+    },
+  };
+}
+
 export interface BackwardOptions {
   /** Keep the graph so backward can run again through it. */
   retainGraph?: boolean;
@@ -70,6 +83,13 @@ export function runBackward(root: Tensor, grad: Tensor, opts: BackwardOptions = 
     grads.delete(t);
     const node = t.node;
     if (node === null) {
+      // dispose() drops the node, so a disposed intermediate would pass for a leaf.
+      if (t.isDisposed) {
+        throw new Error(
+          `backward(): tensor #${t.id} [${t.shape.join(', ')}] was disposed before backward() ` +
+            'reached it; run forward and backward inside one tidy',
+        );
+      }
       t.accumulateGrad(g);
       continue;
     }
@@ -98,6 +118,8 @@ export function runBackward(root: Tensor, grad: Tensor, opts: BackwardOptions = 
       }
     });
     g.dispose();
-    if (!opts.retainGraph) t.node = null;
+    // Release the inputs (freeing the graph) but keep t a non-leaf: a second backward through
+    // it must fail loudly instead of treating t as a leaf and leaving the real leaves untouched.
+    if (!opts.retainGraph) t.node = releasedNode(node.name);
   }
 }

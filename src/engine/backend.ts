@@ -119,7 +119,7 @@ export interface Backend {
   /** Copies the storage back to the host. */
   read(s: Storage): Promise<TypedArray>;
   /** Synchronous read where the backend can do it (the CPU backend); undefined otherwise. */
-  readSync?(s: Storage): TypedArray;
+  readSync?: (s: Storage) => TypedArray;
   free(s: Storage): void;
   /** Storages currently allocated and not freed (for leak checks). */
   liveCount(): number;

@@ -1,6 +1,6 @@
 /** The Sumi tensor engine: tensors, ops with autograd, memory scopes, backends. */
 export type { DType, FloatDType, TypedArray } from './dtype.js';
-export type { Shape } from './shape.js';
+export { type Shape, fmtShape, fmtShapeOf, sizeOf } from './shape.js';
 export type { Backend, Storage } from './backend.js';
 export { Tensor, type TensorLike, type NestedArray } from './tensor.js';
 export { noGrad, isGradEnabled } from './autograd.js';

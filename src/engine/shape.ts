@@ -67,3 +67,8 @@ export function normAxes(axes: number | readonly number[] | undefined, rank: num
   if (out.length !== list.length) throw new Error(`repeated axis in [${list.join(', ')}]`);
   return out.sort((x, y) => x - y);
 }
+
+/** The shape of anything that has one, formatted: `[2, 3]`. */
+export function fmtShapeOf(t: { readonly shape: Shape }): string {
+  return fmtShape(t.shape);
+}

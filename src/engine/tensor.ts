@@ -28,8 +28,8 @@ let sharedRef: StorageRef | null = null;
 export class Tensor {
   readonly id = nextId++;
   readonly shape: readonly number[];
-  readonly dtype: DType;
-  readonly backend: Backend;
+  #dtype: DType;
+  #backend: Backend;
   requiresGrad = false;
   grad: Tensor | null = null;
   /** The op that made this tensor, while gradients can flow through it. */
@@ -44,8 +44,8 @@ export class Tensor {
       );
     }
     this.shape = Object.freeze([...shape]);
-    this.dtype = storage.dtype;
-    this.backend = storage.backend;
+    this.#dtype = storage.dtype;
+    this.#backend = storage.backend;
     this.#ref = sharedRef ?? { storage, refs: 1 };
     sharedRef = null;
     track(this);
@@ -57,6 +57,14 @@ export class Tensor {
     ref.refs++;
     sharedRef = ref;
     return new Tensor(ref.storage, shape);
+  }
+
+  get dtype(): DType {
+    return this.#dtype;
+  }
+
+  get backend(): Backend {
+    return this.#backend;
   }
 
   get storage(): Storage {
@@ -110,10 +118,34 @@ export class Tensor {
           `got ${src.dtype} ${fmtShape(src.shape)} on ${src.backend.name}`,
       );
     }
+    return this.setData(src);
+  }
+
+  /**
+   * Makes this leaf tensor hold src's data (same shape; dtype and backend may change), keeping
+   * its identity, its requiresGrad flag and dropping its gradient: how a module moves its
+   * parameters to another backend or dtype.
+   */
+  setData(src: Tensor): this {
+    if (!this.sameShape(src)) {
+      throw new Error(
+        `setData: shape ${fmtShape(src.shape)} for a tensor of shape ${fmtShape(this.shape)}`,
+      );
+    }
+    if (this.node !== null) throw new Error('setData: only leaf tensors can be overwritten');
     const ref = src.#live();
     ref.refs++;
-    this.dispose();
+    const old = this.#ref;
+    if (old !== null && --old.refs === 0) old.storage.backend.free(old.storage);
     this.#ref = ref;
+    this.#dtype = src.dtype;
+    this.#backend = src.backend;
+    if (
+      this.grad !== null &&
+      (this.grad.dtype !== src.dtype || this.grad.backend !== src.backend)
+    ) {
+      this.zeroGrad();
+    }
     keep(this);
     return this;
   }
@@ -247,6 +279,9 @@ export class Tensor {
   }
   abs(): Tensor {
     return ops.abs(this);
+  }
+  reciprocal(): Tensor {
+    return ops.reciprocal(this);
   }
   tanh(): Tensor {
     return ops.tanh(this);

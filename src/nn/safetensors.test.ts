@@ -57,8 +57,8 @@ function entryJson(dtype: string, shape: number[], begin: number, end: number): 
   return JSON.stringify({ dtype, shape, data_offsets: [begin, end] });
 }
 
-describe('safetensors round trip', () => {
-  it('round-trips several dtypes and shapes, including scalar and zero-size tensors', () => {
+void describe('safetensors round trip', () => {
+  void it('round-trips several dtypes and shapes, including scalar and zero-size tensors', () => {
     const tensors: TensorToWrite[] = [
       { name: 'w', shape: [2, 3], data: new Float32Array([1, -2.5, 3e-8, 1e30, -0, 7]) },
       { name: 'scalar', shape: [], data: new Float32Array([42.5]) },
@@ -95,15 +95,20 @@ describe('safetensors round trip', () => {
     assert.deepEqual(file.metadata, {});
   });
 
-  it('defaults Float64Array to F32 (rounding) unless a dtype is given', () => {
+  void it('defaults Float64Array to F64 (no rounding) unless a dtype is given', () => {
     const file = parseSafetensors(
-      serializeSafetensors([{ name: 'x', shape: [1], data: new Float64Array([0.1]) }]),
+      serializeSafetensors([
+        { name: 'x', shape: [1], data: new Float64Array([0.1]) },
+        { name: 'y', shape: [1], data: new Float64Array([0.1]), dtype: 'F32' },
+      ]),
     );
-    assert.equal(file.tensors.get('x')!.dtype, 'F32');
-    assert.deepEqual(file.tensors.get('x')!.data, new Float32Array([0.1]));
+    assert.equal(file.tensors.get('x')!.dtype, 'F64');
+    assert.deepEqual(file.tensors.get('x')!.data, new Float64Array([0.1]));
+    assert.equal(file.tensors.get('y')!.dtype, 'F32');
+    assert.deepEqual(file.tensors.get('y')!.data, new Float32Array([0.1]));
   });
 
-  it('writes a deterministic header: sorted keys, data in the given order, 8-byte padding', () => {
+  void it('writes a deterministic header: sorted keys, data in the given order, 8-byte padding', () => {
     const tensors: TensorToWrite[] = [
       { name: 'b', shape: [1], data: new Float32Array([2]) },
       { name: 'a', shape: [3], data: new Int32Array([1, 2, 3]) },
@@ -127,7 +132,7 @@ describe('safetensors round trip', () => {
     assert.equal(new DataView(data.buffer, data.byteOffset).getFloat32(0, true), 2);
   });
 
-  it('matches the reference implementation byte for byte', () => {
+  void it('matches the reference implementation byte for byte', () => {
     // Vectors from huggingface/safetensors' tensor.rs tests.
     const data = new Float32Array([0, 1, 2, 3, 4, 5]);
     const out = serializeSafetensors([{ name: 'attn.0', shape: [1, 2, 3], data }]);
@@ -146,7 +151,7 @@ describe('safetensors round trip', () => {
     );
   });
 
-  it('round-trips metadata, including unusual keys', () => {
+  void it('round-trips metadata, including unusual keys', () => {
     const meta = { format: 'pt', 'ünï©ødé 🎨': 'ok\n"quoted"', __proto__x: '', empty: '' };
     const withProto: Record<string, string> = { ...meta };
     Object.defineProperty(withProto, '__proto__', { value: 'p', enumerable: true });
@@ -160,7 +165,7 @@ describe('safetensors round trip', () => {
     assert.equal(Object.getPrototypeOf(file.metadata), Object.prototype);
   });
 
-  it('copies data out: no aliasing of the input, unaligned offsets, Buffer input', () => {
+  void it('copies data out: no aliasing of the input, unaligned offsets, Buffer input', () => {
     // A 1-byte U8 tensor first puts the F32 tensor at buffer offset 1 (unaligned).
     const header =
       `{"u":${entryJson('U8', [1], 0, 1)},"f":${entryJson('F32', [2], 1, 9)},` +
@@ -187,7 +192,7 @@ describe('safetensors round trip', () => {
     assert.deepEqual(f, new Float32Array([1.5, -3]));
   });
 
-  it('decodes I64, I32, I16, I8, U8 and BOOL to Int32Array', () => {
+  void it('decodes I64, I32, I16, I8, U8 and BOOL to Int32Array', () => {
     const data = new Uint8Array(8 * 3 + 4 + 2 + 1 + 1 + 2);
     const dv = new DataView(data.buffer);
     dv.setBigInt64(0, -2147483648n, true);
@@ -215,7 +220,7 @@ describe('safetensors round trip', () => {
     assert.deepEqual(t.get('b')!.data, new Int32Array([1, 0]));
   });
 
-  it('accepts valid variants: padding, whitespace, any header order, zero-size tensors', () => {
+  void it('accepts valid variants: padding, whitespace, any header order, zero-size tensors', () => {
     const data = new Uint8Array(new Float32Array([1, 2, 3]).buffer);
     const header =
       ` {\n\t"z" : ${entryJson('F32', [0], 12, 12)}, "b":${entryJson('F32', [2], 4, 12)},` +
@@ -233,8 +238,8 @@ describe('safetensors round trip', () => {
   });
 });
 
-describe('safetensors F16 / BF16', () => {
-  it('decodes known F16 values exactly', () => {
+void describe('safetensors F16 / BF16', () => {
+  void it('decodes known F16 values exactly', () => {
     const bits = [0x3c00, 0xc000, 0x7bff, 0x0001, 0x03ff, 0x0400, 0x7c00, 0xfc00, 0x7e00, 0x8000];
     const expected = [
       1,
@@ -255,7 +260,7 @@ describe('safetensors F16 / BF16', () => {
     assert.equal(e.data[3], 5.960464477539063e-8);
   });
 
-  it('decodes known BF16 values exactly', () => {
+  void it('decodes known BF16 values exactly', () => {
     const bits = [0x3f80, 0xc000, 0x477f, 0x4780, 0x7f7f, 0x0001, 0x7f80, 0xff80, 0x7fc0, 0x8000];
     const expected = [
       1,
@@ -275,7 +280,7 @@ describe('safetensors F16 / BF16', () => {
     assert.deepEqual(Array.from(e.data), expected);
   });
 
-  it('writes F16 with round-to-nearest-even and overflow to infinity', () => {
+  void it('writes F16 with round-to-nearest-even and overflow to infinity', () => {
     const cases: [number, number][] = [
       [1, 0x3c00],
       [-2, 0xc000],
@@ -315,7 +320,7 @@ describe('safetensors F16 / BF16', () => {
     });
   });
 
-  it('rounds Float64Array input to F16 in one step (no double rounding through float32)', () => {
+  void it('rounds Float64Array input to F16 in one step (no double rounding through float32)', () => {
     // 1 + 2^-11 + 2^-40 is just above a tie; through float32 it would become the tie itself
     // and round down to 1.0.
     const v = 1 + 2 ** -11 + 2 ** -40;
@@ -326,7 +331,7 @@ describe('safetensors F16 / BF16', () => {
     assert.deepEqual(halfBits(bytes), [0x3c01]);
   });
 
-  it('round-trips every finite F16 value through F32 -> F16', () => {
+  void it('round-trips every finite F16 value through F32 -> F16', () => {
     const all = new Uint16Array(0x10000).map((_, i) => i);
     const header = `{"all":${entryJson('F16', [0x10000], 0, 0x20000)}}`;
     const decoded = parseSafetensors(rawFile(header, new Uint8Array(all.buffer))).tensors.get(
@@ -344,7 +349,7 @@ describe('safetensors F16 / BF16', () => {
   });
 });
 
-describe('safetensors malformed files', () => {
+void describe('safetensors malformed files', () => {
   const f32Entry = (name: string, begin: number, end: number, shape = [(end - begin) / 4]) =>
     `${JSON.stringify(name)}:${entryJson('F32', shape, begin, end)}`;
 
@@ -531,7 +536,7 @@ describe('safetensors malformed files', () => {
   ];
 
   for (const [what, bytes, pattern] of cases) {
-    it(`rejects: ${what}`, () => {
+    void it(`rejects: ${what}`, () => {
       assert.throws(
         () => parseSafetensors(bytes, 'bad.safetensors'),
         (err: unknown) => {
@@ -544,7 +549,7 @@ describe('safetensors malformed files', () => {
     });
   }
 
-  it('names the path in errors from readSafetensors', async () => {
+  void it('names the path in errors from readSafetensors', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'sumi-st-'));
     try {
       const path = join(dir, 'broken.safetensors');
@@ -560,7 +565,7 @@ describe('safetensors malformed files', () => {
   });
 });
 
-describe('safetensors writer validation', () => {
+void describe('safetensors writer validation', () => {
   const f = (name: string, shape: number[], n: number): TensorToWrite => ({
     name,
     shape,
@@ -589,13 +594,13 @@ describe('safetensors writer validation', () => {
     ['lone surrogate name', [f('\ud800', [1], 1)], /lone surrogate/],
   ];
   for (const [what, tensors, pattern] of cases) {
-    it(`rejects: ${what}`, () => {
+    void it(`rejects: ${what}`, () => {
       assert.throws(() => serializeSafetensors(tensors), SafetensorsError);
       assert.throws(() => serializeSafetensors(tensors), pattern);
     });
   }
 
-  it('rejects non-string metadata values', () => {
+  void it('rejects non-string metadata values', () => {
     const meta = { epoch: 3 } as unknown as Record<string, string>;
     assert.throws(
       () => serializeSafetensors([], meta),
@@ -604,7 +609,7 @@ describe('safetensors writer validation', () => {
   });
 });
 
-describe('safetensors atomic write', () => {
+void describe('safetensors atomic write', () => {
   const dirs: string[] = [];
   after(async () => {
     for (const d of dirs) await rm(d, { recursive: true, force: true });
@@ -615,7 +620,7 @@ describe('safetensors atomic write', () => {
     return d;
   };
 
-  it('writes the file, readable back, with no temporary files left', async () => {
+  void it('writes the file, readable back, with no temporary files left', async () => {
     const dir = await tempDir();
     const path = join(dir, 'model.safetensors');
     const tensors: TensorToWrite[] = [
@@ -638,7 +643,7 @@ describe('safetensors atomic write', () => {
     assert.deepEqual(await readdir(dir), ['model.safetensors']);
   });
 
-  it('leaves the target intact and no temporary files when a tensor is invalid', async () => {
+  void it('leaves the target intact and no temporary files when a tensor is invalid', async () => {
     const dir = await tempDir();
     const path = join(dir, 'model.safetensors');
     await writeSafetensors(path, [{ name: 'w', shape: [1], data: new Float32Array([1]) }]);
@@ -654,7 +659,7 @@ describe('safetensors atomic write', () => {
     assert.deepEqual(await readdir(dir), ['model.safetensors']);
   });
 
-  it('removes the temporary file when the final rename fails', async () => {
+  void it('removes the temporary file when the final rename fails', async () => {
     const dir = await tempDir();
     // A non-empty directory at the target path: rename(file, dir) fails on every platform.
     const path = join(dir, 'occupied');
@@ -668,15 +673,15 @@ describe('safetensors atomic write', () => {
     assert.deepEqual(await readdir(path), ['keep']);
   });
 
-  it('fails cleanly when the directory does not exist', async () => {
+  void it('fails cleanly when the directory does not exist', async () => {
     const dir = await tempDir();
     await assert.rejects(writeSafetensors(join(dir, 'missing', 'm.safetensors'), []), /ENOENT/);
     assert.deepEqual(await readdir(dir), []);
   });
 });
 
-describe('safetensors real diffusers files', () => {
-  it('reads the diffusers UNet2D checkpoint', async () => {
+void describe('safetensors real diffusers files', () => {
+  void it('reads the diffusers UNet2D checkpoint', async () => {
     const file = await readSafetensors(
       join(FIXTURES, 'unet2d/diffusion_pytorch_model.safetensors'),
     );
@@ -701,7 +706,7 @@ describe('safetensors real diffusers files', () => {
     assert.deepEqual(again.tensors, file.tensors);
   });
 
-  it('reads a scheduler table as F64', async () => {
+  void it('reads a scheduler table as F64', async () => {
     const file = await readSafetensors(join(FIXTURES, 'schedulers/ddpm_linear_eps.safetensors'));
     const a = file.tensors.get('alphas_cumprod');
     assert.ok(a, 'alphas_cumprod is present');
@@ -710,8 +715,7 @@ describe('safetensors real diffusers files', () => {
     assert.ok(a.data instanceof Float64Array);
     // A cumulative product of alphas in (0, 1): strictly decreasing, within (0, 1).
     assert.ok(a.data[0]! < 1 && a.data[0]! > 0.99);
-    for (let i = 1; i < a.data.length; i++)
-      assert.ok(a.data[i]! < a.data[i - 1]! && a.data[i]! > 0);
+    for (let i = 1; i < a.data.length; i++) assert.ok(a.data[i]! < a.data[i - 1]! && a.data[i]! > 0);
     const steps = file.tensors.get('native/n10/timesteps');
     assert.ok(steps, 'native/n10/timesteps is present');
     assert.equal(steps.dtype, 'I64');

@@ -49,7 +49,7 @@ export interface TensorToWrite {
   name: string;
   shape: readonly number[];
   data: Float32Array | Float64Array | Int32Array;
-  /** Default: F32 for Float32Array/Float64Array data, I32 for Int32Array data. */
+  /** Default: the array's own type (F32, F64 or I32). */
   dtype?: WritableDType | 'I32';
 }
 
@@ -158,7 +158,7 @@ class JsonParser {
   }
 
   private parseValue(): JsonValue {
-    const c = this.text[this.pos];
+    const c = this.text.charAt(this.pos);
     switch (c) {
       case '{':
         return this.parseObject();
@@ -173,10 +173,8 @@ class JsonParser {
       case 'n':
         return this.parseLiteral('null', null);
       default:
-        if (c === '-' || (c !== undefined && c >= '0' && c <= '9')) return this.parseNumber();
-        return this.syntaxError(
-          c === undefined ? 'unexpected end of input' : 'unexpected character',
-        );
+        if (c === '-' || (c >= '0' && c <= '9')) return this.parseNumber();
+        return this.syntaxError(c === '' ? 'unexpected end of input' : 'unexpected character');
     }
   }
 
@@ -285,7 +283,7 @@ class JsonParser {
           out += String.fromCharCode(unit);
         }
       } else if (e !== undefined && Object.hasOwn(SIMPLE_ESCAPES, e)) {
-        out += SIMPLE_ESCAPES[e]!;
+        out += SIMPLE_ESCAPES[e];
         this.pos += 2;
       } else {
         this.syntaxError('invalid escape');
@@ -747,7 +745,7 @@ export function serializeSafetensors(
     if (!isFloat && !(t.data instanceof Int32Array)) {
       fail(`${label}: data must be a Float32Array, Float64Array or Int32Array`);
     }
-    const dtype = t.dtype ?? (isFloat ? 'F32' : 'I32');
+    const dtype = t.dtype ?? (t.data instanceof Float64Array ? 'F64' : isFloat ? 'F32' : 'I32');
     if (dtype === 'I32' ? isFloat : !isFloat || !['F32', 'F16', 'F64'].includes(dtype)) {
       fail(
         `${label}: cannot write ${t.data.constructor.name} as dtype ${String(dtype)} ` +

@@ -5,6 +5,7 @@ import { type DType, makeArray, type TypedArray, dtypeOfArray } from '../dtype.j
 import { blocksFor } from '../rng/philox.js';
 import { fmtShape, type Shape, sizeOf } from '../shape.js';
 import { Tensor, type NestedArray } from '../tensor.js';
+import { cast } from './elementwise.js';
 
 export interface CreateOptions {
   dtype?: DType;
@@ -61,10 +62,9 @@ export function tensor(
   let arr: TypedArray;
   let shp: Shape;
   if (ArrayBuffer.isView(data)) {
-    const dtype = opts.dtype ?? dtypeOfArray(data);
     shp = shape ?? [data.length];
-    arr = dtype === dtypeOfArray(data) ? data.slice() : makeArray(dtype, data.length);
-    if (arr.length !== data.length || dtype !== dtypeOfArray(data)) arr.set(data);
+    arr = makeArray(opts.dtype ?? dtypeOfArray(data), data.length);
+    arr.set(data);
   } else {
     shp = shape ?? inferShape(data);
     const flat: number[] = [];
@@ -187,4 +187,15 @@ export function randn(shape: Shape, opts: RandomOptions): Tensor {
 /** Uniform numbers in (0, 1) from the Philox stream. */
 export function rand(shape: Shape, opts: RandomOptions): Tensor {
   return draw('uniform', shape, opts);
+}
+
+/** A copy of t on another backend and/or dtype (reads back through the host when needed). */
+export async function transfer(
+  t: Tensor,
+  backend: Backend,
+  dtype: DType = t.dtype,
+): Promise<Tensor> {
+  if (backend === t.backend) return t.dtype === dtype ? t.alias() : cast(t, dtype);
+  const host = await t.data();
+  return tensor(host, t.shape, { dtype, backend });
 }

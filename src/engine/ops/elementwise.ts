@@ -196,7 +196,8 @@ export function clamp(x: Tensor, min?: number, max?: number): Tensor {
 
 /** Converts dtype; float-to-float casts pass gradients through. */
 export function cast(x: Tensor, dtype: DType): Tensor {
-  if (dtype === x.dtype) return x.alias();
+  // Same dtype: a new view that stays in the graph (alias alone would cut it, like detach).
+  if (dtype === x.dtype) return record(x.alias(), 'cast', [x], (g) => [g]);
   const out = new Tensor(x.backend.cast(x.storage, dtype), x.shape);
   if (dtype === 'int32' || x.dtype === 'int32') return out;
   return record(out, 'cast', [x], (g) => [cast(g, x.dtype)]);

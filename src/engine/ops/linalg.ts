@@ -74,6 +74,7 @@ export function matmulT(a: Tensor, b: Tensor, transA: boolean, transB: boolean):
 
 /** NumPy matmul for rank ≥ 2 operands; a 1-D operand is treated as a row/column vector. */
 export function matmul(a: Tensor, b: Tensor): Tensor {
+  if (a.rank === 1 && b.rank === 1) return reshape(matmul(reshape(a, [1, a.size]), b), []);
   if (a.rank === 1)
     return reshape(matmul(reshape(a, [1, a.size]), b), [
       ...b.shape.slice(0, -2),

@@ -7,15 +7,15 @@ const TWO_POW_32 = 2 ** 32;
 
 function block(c: readonly number[], k: readonly number[]): number[] {
   const out = new Uint32Array(4);
-  philox4x32(c[0], c[1], c[2], c[3], k[0], k[1], out);
+  philox4x32(c[0]!, c[1]!, c[2]!, c[3]!, k[0]!, k[1]!, out);
   return [...out];
 }
 
 /** Philox-4x32-10 in BigInt, written from the paper: key bumped before rounds 2..10. */
 function philoxRef(c: readonly number[], k: readonly number[]): number[] {
   const mask = 0xffffffffn;
-  let [x0, x1, x2, x3] = c.map(BigInt);
-  let [k0, k1] = k.map(BigInt);
+  let [x0, x1, x2, x3] = c.map(BigInt) as [bigint, bigint, bigint, bigint];
+  let [k0, k1] = k.map(BigInt) as [bigint, bigint];
   for (let round = 0; round < 10; round++) {
     if (round > 0) {
       k0 = (k0 + 0x9e3779b9n) & mask;
@@ -88,7 +88,7 @@ void describe('philox4x32 block', () => {
   void test('writes at outOffset and leaves the rest of out alone', () => {
     const out = new Uint32Array(7).fill(7);
     philox4x32(0, 0, 0, 0, 0, 0, out, 2);
-    assert.deepEqual([...out], [7, 7, ...kat[0][2], 7]);
+    assert.deepEqual([...out], [7, 7, ...kat[0]![2], 7]);
   });
 
   void test('32-bit mulhi path agrees with a BigInt reference on random and edge inputs', () => {
@@ -126,7 +126,7 @@ void describe('stream', () => {
     const offset = 2 ** 32 - 2;
     const got = uniform(seed, offset, 14);
     for (let i = 0; i < got.length; i++) {
-      const x = streamWords(seed, offset + Math.floor(i / 4))[i % 4];
+      const x = streamWords(seed, offset + Math.floor(i / 4))[i % 4]!;
       assert.equal(got[i], (x + 0.5) * 2 ** -32, `element ${i}`);
     }
   });
@@ -138,8 +138,8 @@ void describe('stream', () => {
     for (let i = 0; i < got.length; i++) {
       const w = streamWords(seed, offset + Math.floor(i / 4));
       const p = i % 4 < 2 ? 0 : 2; // pairs (w0, w1) and (w2, w3)
-      const r = Math.sqrt(-2 * Math.log((w[p] + 0.5) * 2 ** -32));
-      const theta = 2 * Math.PI * ((w[p + 1] + 0.5) * 2 ** -32);
+      const r = Math.sqrt(-2 * Math.log((w[p]! + 0.5) * 2 ** -32));
+      const theta = 2 * Math.PI * ((w[p + 1]! + 0.5) * 2 ** -32);
       assert.equal(got[i], i % 2 === 0 ? r * Math.cos(theta) : r * Math.sin(theta), `element ${i}`);
     }
   });
@@ -177,7 +177,7 @@ void describe('stream', () => {
       // Uniform f32 is also clamped below 1 (see "uniform f32 never rounds up to 1").
       const top = name === 'uniform' ? 1 - 2 ** -24 : Infinity;
       for (let i = 0; i < f32.length; i++) {
-        assert.equal(f32[i], Math.min(Math.fround(f64[i]), top), `element ${i}`);
+        assert.equal(f32[i]!, Math.min(Math.fround(f64[i]!), top), `element ${i}`);
       }
     });
 

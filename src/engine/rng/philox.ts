@@ -146,7 +146,7 @@ export function fillUniform(out: Float32Array | Float64Array, seed: number, offs
     const count = Math.min(4, n - base);
     for (let w = 0; w < count; w++) {
       // u = (x + 0.5) 2^-32; min() only bites for Float32 (see header).
-      out[base + w] = Math.min((words[w] + 0.5) * INV_TWO_POW_32, top);
+      out[base + w] = Math.min((words[w]! + 0.5) * INV_TWO_POW_32, top);
     }
   }
 }
@@ -160,8 +160,8 @@ export function fillNormal(out: Float32Array | Float64Array, seed: number, offse
   for (let b = 0; b < blocks; b++) {
     streamBlock(seed, offset, b, words);
     for (let p = 0; p < 4; p += 2) {
-      const u1 = (words[p] + 0.5) * INV_TWO_POW_32;
-      const u2 = (words[p + 1] + 0.5) * INV_TWO_POW_32;
+      const u1 = (words[p]! + 0.5) * INV_TWO_POW_32;
+      const u2 = (words[p + 1]! + 0.5) * INV_TWO_POW_32;
       const r = Math.sqrt(-2 * Math.log(u1)); // r = sqrt(-2 ln u1)
       const theta = 2 * Math.PI * u2; // theta = 2 pi u2
       z[p] = r * Math.cos(theta);
@@ -169,6 +169,6 @@ export function fillNormal(out: Float32Array | Float64Array, seed: number, offse
     }
     const base = 4 * b;
     const count = Math.min(4, n - base);
-    for (let w = 0; w < count; w++) out[base + w] = z[w];
+    for (let w = 0; w < count; w++) out[base + w] = z[w]!;
   }
 }

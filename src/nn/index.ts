@@ -1,0 +1,6 @@
+/** Neural-network layer: modules, layers, initialization, optimizers, safetensors I/O. */
+export * from './module.js';
+export * from './init.js';
+export * from './layers.js';
+export * from './attention.js';
+export * from './safetensors.js';
