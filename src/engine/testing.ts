@@ -206,8 +206,9 @@ export function gradcheck(
         data[j] = x0 - eps;
         const lm = loss();
         data[j] = x0;
-        numeric[j] = (lp - lm) / (2 * eps);
-        maxAbsError = Math.max(maxAbsError, Math.abs(numeric[j] - analytic[k]![j]!));
+        const d = (lp - lm) / (2 * eps);
+        numeric[j] = d;
+        maxAbsError = Math.max(maxAbsError, Math.abs(d - analytic[k]![j]!));
       }
       checked += data.length;
       const shape = host[inputIndex]!.shape;

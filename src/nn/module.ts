@@ -44,7 +44,8 @@ export class Module {
   /** Every parameter with its dotted path, depth-first in registration order. */
   namedParameters(prefix = ''): [string, Tensor][] {
     const out: [string, Tensor][] = [];
-    const stack: [string, Module][] = [[prefix, this]];
+    // A prefix names this module's path (as in namedModules): 'enc' gives 'enc.weight'.
+    const stack: [string, Module][] = [[prefix === '' ? '' : `${prefix}.`, this]];
     while (stack.length > 0) {
       const [p, m] = stack.pop()!;
       for (const [n, t] of m.#params) out.push([p + n, t]);

@@ -715,7 +715,8 @@ void describe('safetensors real diffusers files', () => {
     assert.ok(a.data instanceof Float64Array);
     // A cumulative product of alphas in (0, 1): strictly decreasing, within (0, 1).
     assert.ok(a.data[0]! < 1 && a.data[0]! > 0.99);
-    for (let i = 1; i < a.data.length; i++) assert.ok(a.data[i]! < a.data[i - 1]! && a.data[i]! > 0);
+    for (let i = 1; i < a.data.length; i++)
+      assert.ok(a.data[i]! < a.data[i - 1]! && a.data[i]! > 0);
     const steps = file.tensors.get('native/n10/timesteps');
     assert.ok(steps, 'native/n10/timesteps is present');
     assert.equal(steps.dtype, 'I64');

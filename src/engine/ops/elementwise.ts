@@ -139,15 +139,26 @@ const binaryVjps: { [K in BinaryOp]: BinaryVjp | null } = {
   ne: null,
 };
 
+/** Frees the 0-d tensors made for number operands once no graph node refers to them. */
+function releaseLifted(out: Tensor, a: TensorLike, ta: Tensor, b: TensorLike, tb: Tensor): Tensor {
+  if (out.node === null) {
+    if (typeof a === 'number') ta.dispose();
+    if (typeof b === 'number') tb.dispose();
+  }
+  return out;
+}
+
 export function binary(op: BinaryOp, a: TensorLike, b: TensorLike): Tensor {
   const [ta, tb] = lift(a, b, op);
   const out = binaryRaw(op, ta, tb);
   const vjp = binaryVjps[op];
-  if (vjp === null) return out;
-  return record(out, op, [ta, tb], (g, needs) => {
-    const [ga, gb] = vjp(g, ta, tb, out);
-    return [needs[0] ? sumTo(ga, ta.shape) : null, needs[1] ? sumTo(gb, tb.shape) : null];
-  });
+  if (vjp !== null) {
+    record(out, op, [ta, tb], (g, needs) => {
+      const [ga, gb] = vjp(g, ta, tb, out);
+      return [needs[0] ? sumTo(ga, ta.shape) : null, needs[1] ? sumTo(gb, tb.shape) : null];
+    });
+  }
+  return releaseLifted(out, a, ta, b, tb);
 }
 
 export const add = (a: TensorLike, b: TensorLike): Tensor => binary('add', a, b);
@@ -177,20 +188,19 @@ export function where(cond: Tensor, a: TensorLike, b: TensorLike): Tensor {
   const strides = [cond, ta, tb].map((t) => broadcastStrides(t.shape, outShape));
   const s = ta.backend.where(cond.storage, ta.storage, tb.storage, { outShape, strides });
   const out = new Tensor(s, outShape);
-  return record(out, 'where', [ta, tb], (g, needs) => {
-    const zero = scalarLike(g, 0);
-    return [
-      needs[0] ? sumTo(where(cond, g, zero), ta.shape) : null,
-      needs[1] ? sumTo(where(cond, zero, g), tb.shape) : null,
-    ];
-  });
+  record(out, 'where', [ta, tb], (g, needs) => [
+    needs[0] ? sumTo(where(cond, g, 0), ta.shape) : null,
+    needs[1] ? sumTo(where(cond, 0, g), tb.shape) : null,
+  ]);
+  return releaseLifted(out, a, ta, b, tb);
 }
 
 /** Clamps to [min, max] (either bound optional); gradient 1 inside, 0 outside. */
 export function clamp(x: Tensor, min?: number, max?: number): Tensor {
   let y = x;
   if (min !== undefined) y = where(binaryRaw('lt', x, scalarLike(x, min)), min, y);
-  if (max !== undefined) y = where(binaryRaw('gt', x, scalarLike(x, max)), max, y);
+  // Compare y, not x: with min > max every element becomes max, as in PyTorch.
+  if (max !== undefined) y = where(binaryRaw('gt', y, scalarLike(x, max)), max, y);
   return y;
 }
 

@@ -62,13 +62,12 @@ export function conv2dKernel(x: TypedArray, w: TypedArray, s: Conv2dSpec, out: T
   const P = s.hOut * s.wOut;
   const coutG = s.cOut / s.groups;
   const cols = new Float64Array(K * P);
-  const scratch = new Float64Array(coutG * P);
   const g0 = { m: coutG, n: P, k: K, transA: false, transB: false, accumulate: false };
   for (let n = 0; n < s.n; n++) {
     for (let g = 0; g < s.groups; g++) {
       im2col(x, s, n, g, cols);
       // out[n, g·coutG + co, p] = Σ_K W[g·coutG + co, K] · cols[K, p]
-      gemm(g0, w, g * coutG * K, cols, 0, out, (n * s.cOut + g * coutG) * P, scratch);
+      gemm(g0, w, g * coutG * K, cols, 0, out, (n * s.cOut + g * coutG) * P);
     }
   }
 }

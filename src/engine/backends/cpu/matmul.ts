@@ -1,11 +1,13 @@
 /**
- * Dense matrix products on the CPU. One kernel per transpose case, each with a unit-stride inner
- * loop, blocked over k so a band of B stays in cache; accumulation in f64.
+ * Dense matrix products on the CPU. Both operands are packed into f64 panels (4 rows of op(A),
+ * 4 columns of op(B), each contiguous along k), which handles every transpose case the same way;
+ * a 4×4 micro-kernel then keeps 16 accumulators in locals while it walks k. Accumulation is in
+ * f64 whatever the storage type.
  */
 import type { MatmulSpec } from '../../backend.js';
 import type { TypedArray } from '../../dtype.js';
 
-const K_BLOCK = 128;
+const R = 4;
 
 export interface Gemm {
   m: number;
@@ -15,6 +17,37 @@ export interface Gemm {
   transB: boolean;
   /** If set, C += op(A)·op(B); otherwise C = op(A)·op(B). */
   accumulate: boolean;
+}
+
+/**
+ * Packs op(X) restricted to `rows` rows (of the m×k or n×k operand as seen by the product) into
+ * panels: panel q holds rows 4q..4q+3 as [k][4], zero-padded past the last row.
+ * `rowMajorK` says whether X stores each of those rows contiguously along k.
+ */
+function pack(
+  x: TypedArray,
+  off: number,
+  rows: number,
+  k: number,
+  rowMajorK: boolean,
+  out: Float64Array,
+): void {
+  const panels = Math.ceil(rows / R);
+  for (let q = 0; q < panels; q++) {
+    const base = q * k * R;
+    for (let r = 0; r < R; r++) {
+      const row = q * R + r;
+      if (row >= rows) {
+        for (let p = 0; p < k; p++) out[base + p * R + r] = 0;
+      } else if (rowMajorK) {
+        const src = off + row * k;
+        for (let p = 0; p < k; p++) out[base + p * R + r] = x[src + p]!;
+      } else {
+        const src = off + row;
+        for (let p = 0; p < k; p++) out[base + p * R + r] = x[src + p * rows]!;
+      }
+    }
+  }
 }
 
 /**
@@ -29,47 +62,89 @@ export function gemm(
   bOff: number,
   c: TypedArray,
   cOff: number,
-  scratch?: Float64Array,
 ): void {
   const { m, n, k } = g;
-  if (g.transB && !g.transA) {
-    // C[i,j] = Σ_p A[i,p] B[j,p]: dot products of two contiguous rows.
-    for (let i = 0; i < m; i++) {
-      const ai = aOff + i * k;
-      for (let j = 0; j < n; j++) {
-        const bj = bOff + j * k;
-        let s = 0;
-        for (let p = 0; p < k; p++) s += a[ai + p]! * b[bj + p]!;
-        const o = cOff + i * n + j;
-        c[o] = g.accumulate ? c[o]! + s : s;
+  const ap = new Float64Array(Math.ceil(m / R) * R * k);
+  const bp = new Float64Array(Math.ceil(n / R) * R * k);
+  // Rows of op(A) are contiguous in A unless transposed; columns of op(B) are rows of B only if transB.
+  pack(a, aOff, m, k, !g.transA, ap);
+  pack(b, bOff, n, k, g.transB, bp);
+  const tile = new Float64Array(R * R);
+  for (let jq = 0; jq < n; jq += R) {
+    const bBase = (jq / R) * k * R;
+    for (let iq = 0; iq < m; iq += R) {
+      const aBase = (iq / R) * k * R;
+      let c00 = 0,
+        c01 = 0,
+        c02 = 0,
+        c03 = 0;
+      let c10 = 0,
+        c11 = 0,
+        c12 = 0,
+        c13 = 0;
+      let c20 = 0,
+        c21 = 0,
+        c22 = 0,
+        c23 = 0;
+      let c30 = 0,
+        c31 = 0,
+        c32 = 0,
+        c33 = 0;
+      for (let p = 0; p < k; p++) {
+        const pa = aBase + p * R;
+        const pb = bBase + p * R;
+        const a0 = ap[pa]!,
+          a1 = ap[pa + 1]!,
+          a2 = ap[pa + 2]!,
+          a3 = ap[pa + 3]!;
+        const b0 = bp[pb]!,
+          b1 = bp[pb + 1]!,
+          b2 = bp[pb + 2]!,
+          b3 = bp[pb + 3]!;
+        c00 += a0 * b0;
+        c01 += a0 * b1;
+        c02 += a0 * b2;
+        c03 += a0 * b3;
+        c10 += a1 * b0;
+        c11 += a1 * b1;
+        c12 += a1 * b2;
+        c13 += a1 * b3;
+        c20 += a2 * b0;
+        c21 += a2 * b1;
+        c22 += a2 * b2;
+        c23 += a2 * b3;
+        c30 += a3 * b0;
+        c31 += a3 * b1;
+        c32 += a3 * b2;
+        c33 += a3 * b3;
+      }
+      tile[0] = c00;
+      tile[1] = c01;
+      tile[2] = c02;
+      tile[3] = c03;
+      tile[4] = c10;
+      tile[5] = c11;
+      tile[6] = c12;
+      tile[7] = c13;
+      tile[8] = c20;
+      tile[9] = c21;
+      tile[10] = c22;
+      tile[11] = c23;
+      tile[12] = c30;
+      tile[13] = c31;
+      tile[14] = c32;
+      tile[15] = c33;
+      const mi = Math.min(R, m - iq);
+      const nj = Math.min(R, n - jq);
+      for (let r = 0; r < mi; r++) {
+        const o = cOff + (iq + r) * n + jq;
+        for (let s = 0; s < nj; s++) {
+          const v = tile[r * R + s]!;
+          c[o + s] = g.accumulate ? c[o + s]! + v : v;
+        }
       }
     }
-    return;
   }
-  if (g.transA && g.transB) {
-    // Aᵀ·Bᵀ: transpose A into scratch ([m×k]) and take the row-dot path.
-    const at = new Float64Array(m * k);
-    for (let p = 0; p < k; p++) for (let i = 0; i < m; i++) at[i * k + p] = a[aOff + p * m + i]!;
-    gemm({ ...g, transA: false }, at, 0, b, bOff, c, cOff);
-    return;
-  }
-  // Row updates C[i,:] += A(i,p) · B[p,:], accumulated in an f64 copy of C.
-  const acc = scratch !== undefined && scratch.length >= m * n ? scratch : new Float64Array(m * n);
-  if (g.accumulate) for (let q = 0; q < m * n; q++) acc[q] = c[cOff + q]!;
-  else acc.fill(0, 0, m * n);
-  for (let p0 = 0; p0 < k; p0 += K_BLOCK) {
-    const p1 = Math.min(k, p0 + K_BLOCK);
-    for (let i = 0; i < m; i++) {
-      const ci = i * n;
-      for (let p = p0; p < p1; p++) {
-        const aip = g.transA ? a[aOff + p * m + i]! : a[aOff + i * k + p]!;
-        if (aip === 0) continue;
-        const bp = bOff + p * n;
-        for (let j = 0; j < n; j++) acc[ci + j]! += aip * b[bp + j]!;
-      }
-    }
-  }
-  for (let q = 0; q < m * n; q++) c[cOff + q] = acc[q]!;
 }
 
 export function matmulKernel(
@@ -80,8 +155,7 @@ export function matmulKernel(
 ): void {
   const { batch, m, n, k } = spec;
   const g: Gemm = { m, n, k, transA: spec.transA, transB: spec.transB, accumulate: false };
-  const scratch = new Float64Array(m * n);
   for (let bi = 0; bi < batch; bi++) {
-    gemm(g, a, bi * spec.aBatchStride, b, bi * spec.bBatchStride, out, bi * m * n, scratch);
+    gemm(g, a, bi * spec.aBatchStride, b, bi * spec.bBatchStride, out, bi * m * n);
   }
 }

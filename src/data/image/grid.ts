@@ -1,0 +1,115 @@
+/**
+ * From model outputs to files: image tensors [N, C, H, W] with values in [-1, 1] (the range
+ * models train on) become 8-bit images, grids of images, PNG files and animated GIFs.
+ * C is 1 (gray), 3 (RGB) or 4 (RGBA); values outside [-1, 1] are clamped, NaN shows as -1.
+ */
+import { mkdir, writeFile } from 'node:fs/promises';
+import { dirname } from 'node:path';
+
+import { Tensor } from '../../engine/index.js';
+import { encodeGif, type GifOptions } from './gif.js';
+import { type Channels, planesToImage, type RawImage, toByte } from './image.js';
+import { encodePng, type PngEncodeOptions } from './png.js';
+
+export interface GridOptions {
+  /** Images per row of the grid (torchvision's `nrow`); default ceil(sqrt(N)). */
+  nrow?: number;
+  /** Pixels between images and around the border (default 2). */
+  padding?: number;
+  /** Value of the padding, in the images' [-1, 1] range (default 1, white). */
+  padValue?: number;
+}
+
+function imageShape(shape: readonly number[], what: string): [number, Channels, number, number] {
+  const s = shape.length === 3 ? [1, ...shape] : shape;
+  const [n, c, h, w] = s;
+  if (s.length !== 4 || n === undefined || c === undefined || h === undefined || w === undefined) {
+    throw new Error(
+      `${what}: expected images [N, C, H, W] or [C, H, W], got [${shape.join(', ')}]`,
+    );
+  }
+  if (c !== 1 && c !== 3 && c !== 4) {
+    throw new Error(`${what}: expected 1, 3 or 4 channels, got shape [${shape.join(', ')}]`);
+  }
+  return [n, c, h, w];
+}
+
+/**
+ * Lays out images given as values [N, C, H, W] (or [C, H, W]) in [-1, 1] in a grid: `nrow` per
+ * row, `padding` pixels apart. Returns an 8-bit image with C channels.
+ */
+export function gridFromValues(
+  values: ArrayLike<number>,
+  shape: readonly number[],
+  opts: GridOptions = {},
+): RawImage {
+  const [n, c, h, w] = imageShape(shape, 'imageGrid');
+  if (values.length !== n * c * h * w) {
+    throw new Error(`imageGrid: ${values.length} values do not fill [${shape.join(', ')}]`);
+  }
+  if (n === 0) throw new Error('imageGrid: no images');
+  const nrow = Math.max(1, Math.min(n, opts.nrow ?? Math.ceil(Math.sqrt(n))));
+  const pad = opts.padding ?? 2;
+  if (!Number.isInteger(pad) || pad < 0) throw new Error(`imageGrid: bad padding ${pad}`);
+  const rows = Math.ceil(n / nrow);
+  const width = nrow * (w + pad) + pad;
+  const height = rows * (h + pad) + pad;
+  const data = new Uint8Array(width * height * c).fill(toByte(((opts.padValue ?? 1) + 1) * 127.5));
+  for (let i = 0; i < n; i++) {
+    const top = pad + Math.floor(i / nrow) * (h + pad);
+    const left = pad + (i % nrow) * (w + pad);
+    for (let ch = 0; ch < c; ch++) {
+      const plane = (i * c + ch) * h * w;
+      for (let y = 0; y < h; y++) {
+        const d = ((top + y) * width + left) * c + ch;
+        for (let x = 0; x < w; x++)
+          data[d + x * c] = toByte((values[plane + y * w + x]! + 1) * 127.5);
+      }
+    }
+  }
+  return { width, height, channels: c, data };
+}
+
+/** `gridFromValues` for a tensor (read back from its backend). */
+export async function imageGrid(images: Tensor, opts: GridOptions = {}): Promise<RawImage> {
+  return gridFromValues(await images.data(), images.shape, opts);
+}
+
+/** Each image of a tensor [N, C, H, W] (or [C, H, W]) in [-1, 1] as an 8-bit image. */
+export async function tensorToImages(images: Tensor): Promise<RawImage[]> {
+  const [n, c, h, w] = imageShape(images.shape, 'tensorToImages');
+  const values = await images.data();
+  const size = c * h * w;
+  return Array.from({ length: n }, (_, i) =>
+    planesToImage(values.subarray(i * size, (i + 1) * size), c, h, w, [-1, 1]),
+  );
+}
+
+async function writeCreatingDir(path: string, bytes: Uint8Array): Promise<void> {
+  await mkdir(dirname(path), { recursive: true });
+  await writeFile(path, bytes);
+}
+
+/** Writes an image, or a tensor of images in [-1, 1] laid out as a grid, as a PNG file. */
+export async function savePng(
+  path: string,
+  image: RawImage | Tensor,
+  opts: GridOptions & PngEncodeOptions = {},
+): Promise<void> {
+  const img = image instanceof Tensor ? await imageGrid(image, opts) : image;
+  await writeCreatingDir(path, encodePng(img, opts));
+}
+
+/**
+ * Writes an animated GIF. Frames are images, or tensors of images in [-1, 1], each laid out as a
+ * grid (for a denoising animation: one tensor per sampler step).
+ */
+export async function saveGif(
+  path: string,
+  frames: readonly (RawImage | Tensor)[],
+  opts: GridOptions & GifOptions = {},
+): Promise<void> {
+  const images: RawImage[] = [];
+  for (const f of frames) images.push(f instanceof Tensor ? await imageGrid(f, opts) : f);
+  await writeCreatingDir(path, encodeGif(images, opts));
+}

@@ -1,0 +1,14 @@
+/**
+ * Data: datasets (MNIST, Fashion-MNIST, colour emoji, folders of images) behind one `Dataset`
+ * interface, a deterministic, resumable `DataLoader`, and image I/O (PNG, JPEG, GIF, grids).
+ */
+export * from './dataset.js';
+export * from './loader.js';
+export * from './load.js';
+export { loadMnist, MNIST_CLASSES } from './mnist.js';
+export * from './fashion-mnist.js';
+export { loadEmoji, type EmojiOptions } from './emoji.js';
+export { findImages, loadImageFolder, type FolderOptions } from './folder.js';
+export { ImageFileDataset, type ImageFileEntry, type ImageFileOptions } from './image-files.js';
+export { parseIdx, readIdx, type IdxArray, type IdxType } from './idx.js';
+export * from './image/index.js';

@@ -1,0 +1,333 @@
+/**
+ * The WebGPU backend: the Backend interface over WGSL kernels. Storages are pooled GPU buffers;
+ * ops record dispatches into the runtime's open command encoder and return at once; only
+ * `read()` waits. float32 and int32 (WGSL has no f64).
+ */
+import type {
+  Backend,
+  BinaryOp,
+  BroadcastSpec,
+  Conv2dSpec,
+  GatherSpec,
+  MatmulSpec,
+  PadSpec,
+  ReduceOp,
+  Storage,
+  StridedCopySpec,
+  UnaryOp,
+} from '../../backend.js';
+import type { DType, TypedArray } from '../../dtype.js';
+import { sizeOf } from '../../shape.js';
+import { launchConv2d, launchConv2dGradInput, launchConv2dGradWeight } from './conv.wgsl.js';
+import { launchGather, launchPad, launchScatterAdd, launchStridedCopy } from './copy.wgsl.js';
+import {
+  binaryKernel,
+  castKernel,
+  fillKernel,
+  unaryKernel,
+  whereKernel,
+} from './elementwise.wgsl.js';
+import { collapseAxes, MAX_RANK, WG } from './kernel.js';
+import { launchMatmul } from './matmul.wgsl.js';
+import type { GpuBuf, PoolStats } from './pool.js';
+import { launchRandom } from './random.wgsl.js';
+import { launchArgmax, launchReduce } from './reduce.wgsl.js';
+import { grid1d, type Kernel, Runtime } from './runtime.js';
+
+export class WebGpuStorage implements Storage {
+  constructor(
+    readonly backend: WebGpuBackend,
+    readonly dtype: DType,
+    readonly size: number,
+    /** null once freed. */
+    public buf: GpuBuf | null,
+  ) {}
+}
+
+export interface WebGpuBackendOptions {
+  /** Use subgroup operations in reductions (only honoured when the device has them). */
+  subgroups?: boolean;
+  /** A name for messages, e.g. the adapter description. */
+  adapterName?: string;
+}
+
+export interface WebGpuStats extends PoolStats {
+  /** Storages allocated and not freed. */
+  live: number;
+  dispatches: number;
+  submits: number;
+}
+
+const F64_ERROR =
+  'the webgpu backend has no float64 (WGSL has no f64): use float32, or the cpu backend ' +
+  'for float64 work';
+
+export class WebGpuBackend implements Backend {
+  readonly name = 'webgpu';
+  readonly runtime: Runtime;
+  readonly device: GPUDevice;
+  readonly adapterName: string;
+  /** Whether reductions use subgroup operations. */
+  readonly subgroups: boolean;
+  #live = 0;
+
+  constructor(device: GPUDevice, opts: WebGpuBackendOptions = {}) {
+    this.device = device;
+    this.runtime = new Runtime(device);
+    this.adapterName = opts.adapterName ?? 'WebGPU device';
+    this.subgroups = (opts.subgroups ?? false) && device.features.has('subgroups');
+  }
+
+  supportsDType(dtype: DType): boolean {
+    return dtype !== 'float64';
+  }
+
+  // ---- memory -------------------------------------------------------------------------------
+
+  #checkDType(dtype: DType, what: string): void {
+    if (dtype === 'float64') throw new Error(`${what}: ${F64_ERROR}`);
+  }
+
+  /** A new storage whose buffer will be written by a dispatch. */
+  #out(dtype: DType, size: number): WebGpuStorage {
+    this.#checkDType(dtype, 'webgpu');
+    this.runtime.check();
+    const buf = this.runtime.pool.acquire(Math.max(size, 1) * 4, false);
+    this.#live++;
+    return new WebGpuStorage(this, dtype, size, buf);
+  }
+
+  #buf(s: Storage): GpuBuf {
+    if (!(s instanceof WebGpuStorage) || s.backend !== this) {
+      throw new Error(`webgpu backend was given a storage of the ${s.backend.name} backend`);
+    }
+    if (s.buf === null) throw new Error('webgpu: storage used after free');
+    return s.buf;
+  }
+
+  /** A scratch buffer for multi-pass kernels; give it back with `release` after recording. */
+  scratch(elements: number): GpuBuf {
+    return this.runtime.pool.acquire(Math.max(elements, 1) * 4, false);
+  }
+
+  release(b: GpuBuf): void {
+    this.runtime.pool.release(b);
+  }
+
+  fromArray(data: TypedArray): Storage {
+    if (data instanceof Float64Array) throw new Error(`fromArray: ${F64_ERROR}`);
+    this.runtime.check();
+    const buf = this.runtime.pool.acquire(Math.max(data.length, 1) * 4, true);
+    if (data.length > 0) this.device.queue.writeBuffer(buf.buffer, 0, data);
+    this.#live++;
+    const dtype = data instanceof Int32Array ? 'int32' : 'float32';
+    return new WebGpuStorage(this, dtype, data.length, buf);
+  }
+
+  async read(s: Storage): Promise<TypedArray> {
+    const buf = this.#buf(s);
+    const bytes = await this.runtime.read(buf, s.size * 4);
+    return s.dtype === 'int32' ? new Int32Array(bytes) : new Float32Array(bytes);
+  }
+
+  free(s: Storage): void {
+    const buf = this.#buf(s);
+    (s as WebGpuStorage).buf = null;
+    this.runtime.pool.release(buf);
+    this.#live--;
+  }
+
+  liveCount(): number {
+    return this.#live;
+  }
+
+  stats(): WebGpuStats {
+    return {
+      ...this.runtime.pool.stats(),
+      live: this.#live,
+      dispatches: this.runtime.dispatches,
+      submits: this.runtime.submits,
+    };
+  }
+
+  /** Waits until the GPU has finished all work recorded so far. */
+  sync(): Promise<void> {
+    return this.runtime.sync();
+  }
+
+  /** Destroys the pooled (free) buffers. */
+  trim(): number {
+    return this.runtime.pool.trim();
+  }
+
+  /** Runs a one-thread-per-element kernel over n elements. */
+  #flat(k: Kernel, bufs: GpuBuf[], params: Record<string, number | number[]>, n: number): void {
+    if (n === 0) return;
+    this.runtime.dispatch(k, bufs, { n, ...params }, grid1d(Math.ceil(n / WG)));
+  }
+
+  // ---- element-wise -------------------------------------------------------------------------
+
+  fill(size: number, value: number, dtype: DType): Storage {
+    const s = this.#out(dtype, size);
+    const bits =
+      dtype === 'int32'
+        ? new Uint32Array(new Int32Array([value]).buffer)[0]!
+        : new Uint32Array(new Float32Array([value]).buffer)[0]!;
+    this.#flat(fillKernel(dtype), [s.buf!], { bits }, size);
+    return s;
+  }
+
+  random(kind: 'uniform' | 'normal', size: number, dtype: DType, seed: number, offset: number) {
+    if (dtype !== 'float32') {
+      throw new Error(`random: ${dtype} is not supported on webgpu (float32 only)`);
+    }
+    const s = this.#out(dtype, size);
+    launchRandom(this.runtime, kind, s.buf!, size, seed, offset);
+    return s;
+  }
+
+  cast(x: Storage, dtype: DType): Storage {
+    const src = this.#buf(x);
+    this.#checkDType(dtype, 'cast');
+    const s = this.#out(dtype, x.size);
+    this.#flat(castKernel(x.dtype, dtype), [src, s.buf!], {}, x.size);
+    return s;
+  }
+
+  unary(op: UnaryOp, x: Storage): Storage {
+    const src = this.#buf(x);
+    const s = this.#out(x.dtype, x.size);
+    this.#flat(unaryKernel(op, x.dtype), [src, s.buf!], {}, x.size);
+    return s;
+  }
+
+  /** Collapsed shape and strides of a broadcast spec, checked against MAX_RANK. */
+  #collapse(outShape: readonly number[], strides: readonly (readonly number[])[], what: string) {
+    const c = collapseAxes(outShape, strides);
+    if (c.shape.length > MAX_RANK) {
+      throw new Error(
+        `webgpu ${what}: ${c.shape.length} axes remain after merging (at most ${MAX_RANK})`,
+      );
+    }
+    const params: Record<string, number[]> = { shape: c.shape };
+    c.strides.forEach((s, j) => (params[`s${j}`] = s));
+    return { rank: c.shape.length, params };
+  }
+
+  binary(op: BinaryOp, a: Storage, b: Storage, spec: BroadcastSpec): Storage {
+    const ba = this.#buf(a);
+    const bb = this.#buf(b);
+    const n = sizeOf(spec.outShape);
+    const s = this.#out(a.dtype, n);
+    const c = this.#collapse(spec.outShape, spec.strides, op);
+    this.#flat(binaryKernel(op, a.dtype, c.rank), [ba, bb, s.buf!], c.params, n);
+    return s;
+  }
+
+  where(cond: Storage, a: Storage, b: Storage, spec: BroadcastSpec): Storage {
+    const bufs = [this.#buf(cond), this.#buf(a), this.#buf(b)];
+    const n = sizeOf(spec.outShape);
+    const s = this.#out(a.dtype, n);
+    const c = this.#collapse(spec.outShape, spec.strides, 'where');
+    this.#flat(whereKernel(cond.dtype, a.dtype, c.rank), [...bufs, s.buf!], c.params, n);
+    return s;
+  }
+
+  // ---- reductions ---------------------------------------------------------------------------
+
+  reduce(op: ReduceOp, x: Storage, outer: number, size: number, inner: number): Storage {
+    const src = this.#buf(x);
+    const s = this.#out(x.dtype, outer * inner);
+    launchReduce(this, op, x.dtype, src, s.buf!, outer, size, inner);
+    return s;
+  }
+
+  argmax(x: Storage, outer: number, size: number, inner: number): Storage {
+    const src = this.#buf(x);
+    const s = this.#out('int32', outer * inner);
+    launchArgmax(this, x.dtype, src, s.buf!, outer, size, inner);
+    return s;
+  }
+
+  // ---- data movement ------------------------------------------------------------------------
+
+  stridedCopy(x: Storage, spec: StridedCopySpec): Storage {
+    const src = this.#buf(x);
+    const s = this.#out(x.dtype, sizeOf(spec.outShape));
+    launchStridedCopy(this.runtime, x.dtype, src, s.buf!, spec);
+    return s;
+  }
+
+  pad(x: Storage, spec: PadSpec): Storage {
+    const src = this.#buf(x);
+    const s = this.#out(x.dtype, sizeOf(spec.outShape));
+    launchPad(this.runtime, x.dtype, src, s.buf!, spec);
+    return s;
+  }
+
+  gather(x: Storage, indices: Storage, spec: GatherSpec): Storage {
+    const src = this.#buf(x);
+    const idx = this.#buf(indices);
+    this.#checkIndices(indices, 'gather');
+    const s = this.#out(x.dtype, spec.outer * spec.numIndices * spec.inner);
+    launchGather(this.runtime, x.dtype, src, idx, s.buf!, spec);
+    return s;
+  }
+
+  scatterAdd(src: Storage, indices: Storage, spec: GatherSpec): Storage {
+    const b = this.#buf(src);
+    const idx = this.#buf(indices);
+    this.#checkIndices(indices, 'scatterAdd');
+    const s = this.#out(src.dtype, spec.outer * spec.axisSize * spec.inner);
+    launchScatterAdd(this.runtime, src.dtype, b, idx, s.buf!, spec);
+    return s;
+  }
+
+  #checkIndices(indices: Storage, what: string): void {
+    if (indices.dtype !== 'int32') throw new Error(`${what}: indices must be int32`);
+  }
+
+  // ---- products -----------------------------------------------------------------------------
+
+  #float(dtype: DType, what: string): void {
+    if (dtype !== 'float32') throw new Error(`${what}: webgpu supports float32 only, got ${dtype}`);
+  }
+
+  matmul(a: Storage, b: Storage, spec: MatmulSpec): Storage {
+    this.#float(a.dtype, 'matmul');
+    const ba = this.#buf(a);
+    const bb = this.#buf(b);
+    const s = this.#out(a.dtype, spec.batch * spec.m * spec.n);
+    launchMatmul(this, ba, bb, s.buf!, spec);
+    return s;
+  }
+
+  conv2d(x: Storage, weight: Storage, spec: Conv2dSpec): Storage {
+    this.#float(x.dtype, 'conv2d');
+    const bx = this.#buf(x);
+    const bw = this.#buf(weight);
+    const s = this.#out(x.dtype, spec.n * spec.cOut * spec.hOut * spec.wOut);
+    launchConv2d(this, bx, bw, s.buf!, spec);
+    return s;
+  }
+
+  conv2dGradInput(dy: Storage, weight: Storage, spec: Conv2dSpec): Storage {
+    this.#float(dy.dtype, 'conv2dGradInput');
+    const bdy = this.#buf(dy);
+    const bw = this.#buf(weight);
+    const s = this.#out(dy.dtype, spec.n * spec.cIn * spec.h * spec.w);
+    launchConv2dGradInput(this, bdy, bw, s.buf!, spec);
+    return s;
+  }
+
+  conv2dGradWeight(x: Storage, dy: Storage, spec: Conv2dSpec): Storage {
+    this.#float(x.dtype, 'conv2dGradWeight');
+    const bx = this.#buf(x);
+    const bdy = this.#buf(dy);
+    const size = spec.cOut * (spec.cIn / spec.groups) * spec.kh * spec.kw;
+    const s = this.#out(x.dtype, size);
+    launchConv2dGradWeight(this, bx, bdy, s.buf!, spec);
+    return s;
+  }
+}

@@ -1,0 +1,237 @@
+/**
+ * WGSL ports of the data-movement kernels in backends/cpu/copy.ts: stridedCopyKernel, padKernel,
+ * gatherKernel and scatterAddKernel. One thread per output element. An index out of range cannot
+ * throw inside a kernel as it does on the CPU: the thread writes 0 and sets bit 0 of the
+ * backend's status word, and the next read() reports it as an error.
+ */
+import type { GatherSpec, PadSpec, StridedCopySpec } from '../../backend.js';
+import type { DType } from '../../dtype.js';
+import { sizeOf } from '../../shape.js';
+import {
+  collapseAxes,
+  flatMain,
+  kernel,
+  MAX_RANK,
+  stridedOffsets,
+  WG,
+  wgslType,
+} from './kernel.js';
+import type { GpuBuf } from './pool.js';
+import { grid1d, type Kernel, type Runtime } from './runtime.js';
+
+function flatGrid(n: number): [number, number, number] {
+  return grid1d(Math.ceil(n / WG));
+}
+
+export function stridedCopyKernel(dtype: DType, rank: number): Kernel {
+  const t = wgslType(dtype);
+  return kernel(`strided-copy/${t}/${rank}`, () => ({
+    buffers: [
+      { name: 'x', type: t, kind: 'read' },
+      { name: 'out', type: t, kind: 'write' },
+    ],
+    params: [
+      { name: 'n', type: 'u32' },
+      { name: 'offset', type: 'u32' },
+      { name: 'shape', type: 'u32', count: rank },
+      { name: 's0', type: 'u32', count: rank },
+    ],
+    body: flatMain(`${stridedOffsets(rank, 1)}\n  out[i] = x[p_offset() + off0];`),
+  }));
+}
+
+export function launchStridedCopy(
+  rt: Runtime,
+  dtype: DType,
+  x: GpuBuf,
+  out: GpuBuf,
+  spec: StridedCopySpec,
+): void {
+  const n = sizeOf(spec.outShape);
+  if (n === 0) return;
+  const c = collapseAxes(spec.outShape, [spec.strides]);
+  if (c.shape.length > MAX_RANK) {
+    throw new Error(`webgpu stridedCopy: ${c.shape.length} axes after merging (max ${MAX_RANK})`);
+  }
+  rt.dispatch(
+    stridedCopyKernel(dtype, c.shape.length),
+    [x, out],
+    { n, offset: spec.offset, shape: c.shape, s0: c.strides[0]! },
+    flatGrid(n),
+  );
+}
+
+export function padKernel(dtype: DType, rank: number): Kernel {
+  const t = wgslType(dtype);
+  const lines = ['  var rem = i;', '  var src = 0u;', '  var inside = true;'];
+  for (let ax = rank - 1; ax >= 0; ax--) {
+    lines.push(
+      ax > 0
+        ? `  { let d = p_out(${ax}u); let c = rem % d; rem = rem / d;`
+        : '  { let c = rem;',
+      // c - before wraps past in[ax] when c < before, so one comparison checks both ends.
+      `    let ci = c - p_before(${ax}u);`,
+      `    inside = inside && ci < p_in(${ax}u);`,
+      `    src += ci * p_instride(${ax}u); }`,
+    );
+  }
+  lines.push(`  out[i] = select(bitcast<${t}>(p_bits()), x[select(0u, src, inside)], inside);`);
+  return kernel(`pad/${t}/${rank}`, () => ({
+    buffers: [
+      { name: 'x', type: t, kind: 'read' },
+      { name: 'out', type: t, kind: 'write' },
+    ],
+    params: [
+      { name: 'n', type: 'u32' },
+      { name: 'bits', type: 'u32' },
+      { name: 'out', type: 'u32', count: rank },
+      { name: 'in', type: 'u32', count: rank },
+      { name: 'before', type: 'u32', count: rank },
+      { name: 'instride', type: 'u32', count: rank },
+    ],
+    body: flatMain(lines.join('\n')),
+  }));
+}
+
+export function launchPad(
+  rt: Runtime,
+  dtype: DType,
+  x: GpuBuf,
+  out: GpuBuf,
+  spec: PadSpec,
+): void {
+  const n = sizeOf(spec.outShape);
+  if (n === 0) return;
+  // Merge each unpadded axis into the axis before it (its extent and offset scale by d).
+  const outD: number[] = [];
+  const inD: number[] = [];
+  const before: number[] = [];
+  spec.inShape.forEach((d, ax) => {
+    const unpadded = spec.outShape[ax] === d;
+    const last = outD.length - 1;
+    if (unpadded && last >= 0) {
+      outD[last]! *= d;
+      inD[last]! *= d;
+      before[last]! *= d;
+    } else {
+      outD.push(spec.outShape[ax]!);
+      inD.push(d);
+      before.push(spec.before[ax]!);
+    }
+  });
+  if (outD.length === 0) {
+    outD.push(1);
+    inD.push(1);
+    before.push(0);
+  }
+  if (outD.length > MAX_RANK) {
+    throw new Error(`webgpu pad: ${outD.length} padded axes (max ${MAX_RANK})`);
+  }
+  const instride: number[] = [];
+  let acc = 1;
+  for (let ax = inD.length - 1; ax >= 0; ax--) {
+    instride[ax] = acc;
+    acc *= inD[ax]!;
+  }
+  const bits =
+    dtype === 'int32'
+      ? new Uint32Array(new Int32Array([spec.value]).buffer)[0]!
+      : new Uint32Array(new Float32Array([spec.value]).buffer)[0]!;
+  rt.dispatch(
+    padKernel(dtype, outD.length),
+    [x, out],
+    { n, bits, out: outD, in: inD, before, instride },
+    flatGrid(n),
+  );
+}
+
+const gatherParams = [
+  { name: 'n', type: 'u32' as const },
+  { name: 'axis', type: 'u32' as const },
+  { name: 'inner', type: 'u32' as const },
+  { name: 'nidx', type: 'u32' as const },
+];
+
+export function gatherKernel(dtype: DType): Kernel {
+  const t = wgslType(dtype);
+  return kernel(`gather/${t}`, () => ({
+    buffers: [
+      { name: 'x', type: t, kind: 'read' },
+      { name: 'idx', type: 'i32', kind: 'read' },
+      { name: 'out', type: t, kind: 'write' },
+      { name: 'status', type: 'atomic<u32>', kind: 'write' },
+    ],
+    params: gatherParams,
+    body: flatMain(`  let inner = p_inner();
+  let r = i % inner;
+  let q = i / inner;
+  let k = q % p_nidx();
+  let o = q / p_nidx();
+  let v = idx[k];
+  if (v < 0 || u32(v) >= p_axis()) {
+    atomicOr(&status[0], 1u);
+    out[i] = ${t}(0);
+    return;
+  }
+  out[i] = x[(o * p_axis() + u32(v)) * inner + r];`),
+  }));
+}
+
+/** Deterministic scatter-add: each output sums its sources in index order (no atomics). */
+export function scatterAddKernel(dtype: DType): Kernel {
+  const t = wgslType(dtype);
+  return kernel(`scatter-add/${t}`, () => ({
+    buffers: [
+      { name: 'src', type: t, kind: 'read' },
+      { name: 'idx', type: 'i32', kind: 'read' },
+      { name: 'out', type: t, kind: 'write' },
+      { name: 'status', type: 'atomic<u32>', kind: 'write' },
+    ],
+    params: gatherParams,
+    body: flatMain(`  let inner = p_inner();
+  let r = i % inner;
+  let q = i / inner;
+  let v = i32(q % p_axis());
+  let o = q / p_axis();
+  let nidx = p_nidx();
+  var acc = ${t}(0);
+  var bad = false;
+  var p = o * nidx * inner + r;
+  for (var k = 0u; k < nidx; k++) {
+    let w = idx[k];
+    bad = bad || w < 0 || u32(w) >= p_axis();
+    if (w == v) { acc += src[p]; }
+    p += inner;
+  }
+  if (bad && i == 0u) { atomicOr(&status[0], 1u); }
+  out[i] = acc;`),
+  }));
+}
+
+export function launchGather(
+  rt: Runtime,
+  dtype: DType,
+  x: GpuBuf,
+  idx: GpuBuf,
+  out: GpuBuf,
+  spec: GatherSpec,
+): void {
+  const n = spec.outer * spec.numIndices * spec.inner;
+  if (n === 0) return;
+  const params = { n, axis: spec.axisSize, inner: spec.inner, nidx: spec.numIndices };
+  rt.dispatch(gatherKernel(dtype), [x, idx, out, rt.status], params, flatGrid(n));
+}
+
+export function launchScatterAdd(
+  rt: Runtime,
+  dtype: DType,
+  src: GpuBuf,
+  idx: GpuBuf,
+  out: GpuBuf,
+  spec: GatherSpec,
+): void {
+  const n = spec.outer * spec.axisSize * spec.inner;
+  if (n === 0) return;
+  const params = { n, axis: spec.axisSize, inner: spec.inner, nidx: spec.numIndices };
+  rt.dispatch(scatterAddKernel(dtype), [src, idx, out, rt.status], params, flatGrid(n));
+}

@@ -1,0 +1,253 @@
+/**
+ * The tiled GEMM template behind matmul and the three convolutions (WGSL port of `gemm` in
+ * backends/cpu/matmul.ts; the convolutions are implicit GEMMs whose loaders read the input in
+ * place instead of through an im2col buffer).
+ *
+ * A workgroup computes a BM×BN block of C = A·B over its K range: per step it stages a BK-deep
+ * slice of A and B in workgroup memory (as vec4 rows), then each of (BM/TM)·(BN/TN) threads
+ * accumulates a TM×TN register block with vec4 FMAs. The next slice is fetched into registers
+ * while the current one is used. A thread's rows and columns are groups of 4 spaced BM/TM·4
+ * (BN/TN·4) apart, so neighbouring threads read neighbouring vec4s of workgroup memory (no bank
+ * conflicts) and write neighbouring outputs. Which index of A (m or k) and of B (n or k) is
+ * contiguous in memory picks the load mapping, so global reads are coalesced either way.
+ *
+ * grid: x = ⌈N/BN⌉, y = ⌈M/BM⌉, z = batch · splits. Split-K (splits > 1) gives each z its own
+ * K range and output slice; the caller sums the slices (deterministically, with reduce).
+ */
+import type { ParamField } from './params.js';
+import { type BufferDecl, kernel } from './kernel.js';
+import type { Kernel } from './runtime.js';
+
+export interface GemmTile {
+  readonly bm: number;
+  readonly bn: number;
+  readonly bk: number;
+  readonly tm: number;
+  readonly tn: number;
+}
+
+/** Big shapes: 128×128 tile, 8×8 per thread, 256 threads. */
+export const TILE_L: GemmTile = { bm: 128, bn: 128, bk: 8, tm: 8, tn: 8 };
+/** Medium shapes: 64×64, 4×4 per thread, 256 threads. */
+export const TILE_M: GemmTile = { bm: 64, bn: 64, bk: 8, tm: 4, tn: 4 };
+/** Small and odd shapes: 32×32, 4×4 per thread, 64 threads. */
+export const TILE_S: GemmTile = { bm: 32, bn: 32, bk: 8, tm: 4, tn: 4 };
+
+/** The largest tile that still gives enough workgroups (`minGroups`) for M×N×batch. */
+export function pickTile(m: number, n: number, batch: number, minGroups = 96): GemmTile {
+  for (const t of [TILE_L, TILE_M]) {
+    const groups = Math.ceil(m / t.bm) * Math.ceil(n / t.bn) * batch;
+    if (m >= t.bm / 2 && n >= t.bn / 2 && groups >= minGroups) return t;
+  }
+  return TILE_S;
+}
+
+export interface GemmSpec {
+  /** Unique name of the specialization (loaders, tile, checks). */
+  readonly name: string;
+  readonly tile: GemmTile;
+  /** Bounds checks on loads and stores (off when M, N and every K range divide the tile). */
+  readonly checked: boolean;
+  /** Input buffers, then the output named C. */
+  readonly buffers: readonly BufferDecl[];
+  readonly params: readonly ParamField[];
+  /** Contiguous index of A in memory ('k': rows of A are contiguous) and of B. */
+  readonly aMajor: 'm' | 'k';
+  readonly bMajor: 'n' | 'k';
+  /** WGSL functions used by the loaders. */
+  readonly helpers?: string;
+  /** Statements run once per workgroup; may use zb (batch index) and zs (split index). */
+  readonly prelude?: string;
+  /** With aMajor 'm', a thread's A column m is fixed: statements run once for it. */
+  readonly setupA?: (m: string) => string;
+  /** With bMajor 'n', a thread's B column n is fixed: statements run once for it. */
+  readonly setupB?: (n: string) => string;
+  /** f32 expression of A[m, k] (m < M and k < kEnd guaranteed when checked). */
+  readonly loadA: (m: string, k: string) => string;
+  readonly loadB: (k: string, n: string) => string;
+  /** C[m, n] is at C[rowOffset(m) + colOffset(n)]. */
+  readonly rowOffset: (m: string) => string;
+  readonly colOffset: (n: string) => string;
+}
+
+export const GEMM_PARAMS: readonly ParamField[] = [
+  { name: 'M', type: 'u32' },
+  { name: 'N', type: 'u32' },
+  { name: 'K', type: 'u32' },
+  { name: 'kchunk', type: 'u32' },
+  { name: 'splits', type: 'u32' },
+];
+
+function range(n: number): number[] {
+  return Array.from({ length: n }, (_, i) => i);
+}
+
+export function gemmKernel(spec: GemmSpec): Kernel {
+  const { bm, bn, bk, tm, tn } = spec.tile;
+  const tx = bn / tn;
+  const ty = bm / tm;
+  const nt = tx * ty;
+  const la = (bm * bk) / nt;
+  const lb = (bn * bk) / nt;
+  const key = `gemm/${spec.name}/${bm}x${bn}x${bk}/${tm}x${tn}/${spec.checked ? 'c' : 'u'}`;
+  return kernel(key, () => {
+    const L: string[] = [];
+    const ck = spec.checked;
+    // Load mapping. m-major A: one fixed column m per thread; k-major: one fixed k per thread.
+    if (spec.aMajor === 'm') {
+      if (nt % bm !== 0) throw new Error(`gemm ${key}: ${nt} threads do not tile BM ${bm}`);
+      L.push(`  let aml = lid % ${bm}u;`, `  let am = m0 + aml;`, `  let akl = lid / ${bm}u;`);
+      if (spec.setupA) L.push(spec.setupA('am'));
+    } else {
+      if (nt % bk !== 0) throw new Error(`gemm ${key}: ${nt} threads do not tile BK ${bk}`);
+      L.push(`  let akl = lid % ${bk}u;`, `  let aml = lid / ${bk}u;`);
+    }
+    if (spec.bMajor === 'n') {
+      if (nt % bn !== 0) throw new Error(`gemm ${key}: ${nt} threads do not tile BN ${bn}`);
+      L.push(`  let bnl = lid % ${bn}u;`, `  let bn = n0 + bnl;`, `  let bkl = lid / ${bn}u;`);
+      if (spec.setupB) L.push(spec.setupB('bn'));
+    } else {
+      L.push(`  let bkl = lid % ${bk}u;`, `  let bnl = lid / ${bk}u;`);
+    }
+    // (m, k) of A load r and (k, n) of B load r, local to the tile.
+    const aIdx = (r: number): [string, string] =>
+      spec.aMajor === 'm' ? ['aml', `(akl + ${(r * nt) / bm}u)`] : [`(aml + ${(r * nt) / bk}u)`, 'akl'];
+    const bIdx = (r: number): [string, string] =>
+      spec.bMajor === 'n' ? [`(bkl + ${(r * nt) / bn}u)`, 'bnl'] : ['bkl', `(bnl + ${(r * nt) / bk}u)`];
+    const load = (kt: string): string[] => {
+      const out: string[] = [];
+      for (const r of range(la)) {
+        const [ml, kl] = aIdx(r);
+        const m = spec.aMajor === 'm' ? 'am' : `(m0 + ${ml})`;
+        const k = `(${kt} + ${kl})`;
+        if (ck) {
+          out.push(`    ra${r} = 0.0;`, `    if (${m} < M && ${k} < kEnd) { ra${r} = ${spec.loadA(m, k)}; }`);
+        } else out.push(`    ra${r} = ${spec.loadA(m, k)};`);
+      }
+      for (const r of range(lb)) {
+        const [kl, nl] = bIdx(r);
+        const n = spec.bMajor === 'n' ? 'bn' : `(n0 + ${nl})`;
+        const k = `(${kt} + ${kl})`;
+        if (ck) {
+          out.push(`    rb${r} = 0.0;`, `    if (${n} < N && ${k} < kEnd) { rb${r} = ${spec.loadB(k, n)}; }`);
+        } else out.push(`    rb${r} = ${spec.loadB(k, n)};`);
+      }
+      return out;
+    };
+    const stage: string[] = [];
+    for (const r of range(la)) {
+      const [ml, kl] = aIdx(r);
+      stage.push(`    As[${kl} * ${bm / 4}u + (${ml} >> 2u)][${ml} & 3u] = ra${r};`);
+    }
+    for (const r of range(lb)) {
+      const [kl, nl] = bIdx(r);
+      stage.push(`    Bs[${kl} * ${bn / 4}u + (${nl} >> 2u)][${nl} & 3u] = rb${r};`);
+    }
+    const rg = tm / 4;
+    const cg = tn / 4;
+    const fma: string[] = [];
+    for (const kk of range(bk)) {
+      for (const i of range(rg)) fma.push(`    let a${kk}_${i} = As[${kk * (bm / 4)}u + ty + ${i * ty}u];`);
+      for (const j of range(cg)) fma.push(`    let b${kk}_${j} = Bs[${kk * (bn / 4)}u + tx + ${j * tx}u];`);
+      for (const i of range(rg)) {
+        for (const c of range(4)) {
+          for (const j of range(cg)) {
+            const acc = `acc${i * 4 + c}_${j}`;
+            fma.push(`    ${acc} = fma(vec4<f32>(a${kk}_${i}[${c}]), b${kk}_${j}, ${acc});`);
+          }
+        }
+      }
+    }
+    const store: string[] = [];
+    for (const j of range(cg)) {
+      store.push(`  let cn${j} = n0 + (tx + ${j * tx}u) * 4u;`);
+      for (const e of range(4)) store.push(`  let co${j}_${e} = ${spec.colOffset(`(cn${j} + ${e}u)`)};`);
+    }
+    for (const i of range(rg)) {
+      for (const c of range(4)) {
+        const m = `cm${i}_${c}`;
+        store.push(`  let ${m} = m0 + (ty + ${i * ty}u) * 4u + ${c}u;`);
+        store.push(`  let ro${i}_${c} = ${spec.rowOffset(m)};`);
+        for (const j of range(cg)) {
+          for (const e of range(4)) {
+            const st = `C[ro${i}_${c} + co${j}_${e}] = acc${i * 4 + c}_${j}[${e}];`;
+            store.push(ck ? `  if (${m} < M && cn${j} + ${e}u < N) { ${st} }` : `  ${st}`);
+          }
+        }
+      }
+    }
+    const accDecl = range(tm)
+      .flatMap((i) => range(cg).map((j) => `  var acc${i}_${j} = vec4<f32>(0.0);`))
+      .join('\n');
+    const regDecl = [...range(la).map((r) => `ra${r}`), ...range(lb).map((r) => `rb${r}`)]
+      .map((v) => `  var ${v} = 0.0;`)
+      .join('\n');
+    const body = `${spec.helpers ?? ''}
+var<workgroup> As: array<vec4<f32>, ${(bk * bm) / 4}>;
+var<workgroup> Bs: array<vec4<f32>, ${(bk * bn) / 4}>;
+@compute @workgroup_size(${nt})
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let M = p_M();
+  let N = p_N();
+  let zb = wg.z / p_splits();
+  let zs = wg.z % p_splits();
+  let kBegin = zs * p_kchunk();
+  let kEnd = min(kBegin + p_kchunk(), p_K());
+  let m0 = wg.y * ${bm}u;
+  let n0 = wg.x * ${bn}u;
+  let tx = lid % ${tx}u;
+  let ty = lid / ${tx}u;
+${spec.prelude ?? ''}
+${L.join('\n')}
+${accDecl}
+${regDecl}
+  {
+${load('kBegin').join('\n')}
+  }
+  for (var k0 = kBegin; k0 < kEnd; k0 += ${bk}u) {
+${stage.join('\n')}
+    workgroupBarrier();
+    if (k0 + ${bk}u < kEnd) {
+      let kn = k0 + ${bk}u;
+${load('kn').join('\n')}
+    }
+${fma.join('\n')}
+    workgroupBarrier();
+  }
+${store.join('\n')}
+}`;
+    return { buffers: spec.buffers, params: [...GEMM_PARAMS, ...spec.params], body };
+  });
+}
+
+/** Whether a GEMM can skip bounds checks: every tile and K slice is full. */
+export function isAligned(tile: GemmTile, m: number, n: number, k: number): boolean {
+  return m % tile.bm === 0 && n % tile.bn === 0 && k > 0 && k % tile.bk === 0;
+}
+
+/** The dispatch grid of a GEMM of M×N over `z` batch·split slices. */
+export function gemmGrid(tile: GemmTile, m: number, n: number, z: number): [number, number, number] {
+  return [Math.ceil(n / tile.bn), Math.ceil(m / tile.bm), z];
+}
+
+/**
+ * How many K slices to compute separately so that small M×N with a long K still fills the GPU:
+ * none unless the grid is under `minGroups` and each slice keeps at least `minK`.
+ */
+export function pickSplits(
+  tile: GemmTile,
+  m: number,
+  n: number,
+  batch: number,
+  k: number,
+  minGroups = 128,
+  minK = 512,
+): { splits: number; kchunk: number } {
+  const groups = Math.ceil(m / tile.bm) * Math.ceil(n / tile.bn) * batch;
+  let splits = 1;
+  if (groups < minGroups && k >= 2 * minK) {
+    splits = Math.min(Math.ceil(minGroups / groups), Math.floor(k / minK), 64);
+  }
+  const kchunk = Math.ceil(k / splits / tile.bk) * tile.bk;
+  return { splits: Math.ceil(k / kchunk), kchunk };
+}

@@ -1,0 +1,131 @@
+/**
+ * Kernel definition helpers shared by the *.wgsl.ts files: binding declarations generated from
+ * one list, a memo so each specialization's WGSL is built once, and the flat-index entry point
+ * used by the element-wise kernels.
+ */
+import type { DType } from '../../dtype.js';
+import { ParamLayout, type ParamField } from './params.js';
+import type { BindingKind, Kernel } from './runtime.js';
+
+export interface BufferDecl {
+  readonly name: string;
+  /** WGSL element type of the array (f32, i32, u32, atomic<u32>, vec4<f32>). */
+  readonly type: string;
+  readonly kind: BindingKind;
+}
+
+/** Threads per workgroup of the element-wise and copy kernels. */
+export const WG = 256;
+
+const memo = new Map<string, Kernel>();
+
+/**
+ * The kernel `key`, built by `make` the first time it is asked for. `make` returns the buffer
+ * list, the parameter fields and the WGSL body (which defines `fn main` with @compute).
+ */
+export function kernel(
+  key: string,
+  make: () => {
+    buffers: readonly BufferDecl[];
+    params: readonly ParamField[];
+    body: string;
+    enable?: readonly string[];
+  },
+): Kernel {
+  let k = memo.get(key);
+  if (k === undefined) {
+    const spec = make();
+    const layout = new ParamLayout(spec.params);
+    const decls = spec.buffers.map(
+      (b, i) =>
+        `@group(0) @binding(${i}) var<storage, ${b.kind === 'read' ? 'read' : 'read_write'}> ` +
+        `${b.name}: array<${b.type}>;`,
+    );
+    const code = [
+      ...(spec.enable ?? []).map((e) => `enable ${e};`),
+      ...decls,
+      layout.wgsl(spec.buffers.length),
+      spec.body,
+    ].join('\n');
+    k = { key, code, bindings: spec.buffers.map((b) => b.kind), params: layout };
+    memo.set(key, k);
+  }
+  return k;
+}
+
+/** The WGSL scalar type that stores a dtype (float64 never reaches a kernel). */
+export function wgslType(dtype: DType): 'f32' | 'i32' {
+  if (dtype === 'float64') throw new Error('webgpu: float64 reached a kernel');
+  return dtype === 'int32' ? 'i32' : 'f32';
+}
+
+/**
+ * Entry point over a flat index `i` < p_n(), one thread per element, grid from grid1d().
+ * `body` uses `i`.
+ */
+export function flatMain(body: string): string {
+  return `@compute @workgroup_size(${WG})
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+        @builtin(local_invocation_index) li: u32) {
+  let i = (wg.y * nwg.x + wg.x) * ${WG}u + li;
+  if (i >= p_n()) { return; }
+${body}
+}`;
+}
+
+/**
+ * Merges adjacent axes that every input reads contiguously (stride[i] = stride[i+1]·shape[i+1])
+ * and drops size-1 axes, so most broadcasts become rank 1 or 2. Rank 0 becomes [1].
+ */
+export function collapseAxes(
+  shape: readonly number[],
+  strides: readonly (readonly number[])[],
+): { shape: number[]; strides: number[][] } {
+  const outShape: number[] = [];
+  const outStrides: number[][] = strides.map(() => []);
+  for (let ax = 0; ax < shape.length; ax++) {
+    const d = shape[ax]!;
+    if (d === 1) continue;
+    const last = outShape.length - 1;
+    const merge =
+      last >= 0 && strides.every((s, j) => outStrides[j]![last] === s[ax]! * d);
+    if (merge) {
+      outShape[last]! *= d;
+      strides.forEach((s, j) => (outStrides[j]![last] = s[ax]!));
+    } else {
+      outShape.push(d);
+      strides.forEach((s, j) => outStrides[j]!.push(s[ax]!));
+    }
+  }
+  if (outShape.length === 0) return { shape: [1], strides: strides.map(() => [0]) };
+  return { shape: outShape, strides: outStrides };
+}
+
+/** Largest rank a strided kernel takes after collapsing (parameter slot space). */
+export const MAX_RANK = 8;
+
+/**
+ * WGSL that turns the flat output index `i` into one offset per input (`off0`, `off1`, ...)
+ * through p_shape and p_s<j> (rank fixed at compile time, so the loop unrolls).
+ */
+export function stridedOffsets(rank: number, inputs: number): string {
+  const lines = ['  var rem = i;'];
+  for (let j = 0; j < inputs; j++) lines.push(`  var off${j} = 0u;`);
+  for (let ax = rank - 1; ax >= 0; ax--) {
+    lines.push(ax > 0 ? `  { let d = p_shape(${ax}u); let c = rem % d; rem = rem / d;` : '  { let c = rem;');
+    for (let j = 0; j < inputs; j++) lines.push(`    off${j} += c * p_s${j}(${ax}u);`);
+    lines.push('  }');
+  }
+  return lines.join('\n');
+}
+
+/** What the multi-pass launchers need from the backend. */
+export interface LaunchContext {
+  readonly runtime: import('./runtime.js').Runtime;
+  /** Whether kernels may use subgroup operations. */
+  readonly subgroups: boolean;
+  /** A pooled scratch buffer of `elements` 4-byte elements. */
+  scratch(elements: number): import('./pool.js').GpuBuf;
+  /** Returns a scratch buffer (safe right after the dispatches that use it are recorded). */
+  release(b: import('./pool.js').GpuBuf): void;
+}

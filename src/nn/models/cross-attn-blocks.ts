@@ -1,0 +1,170 @@
+/**
+ * The cross-attention blocks of diffusers' `unet_2d_blocks.py` used by UNet2DConditionModel:
+ * CrossAttnDownBlock2D, CrossAttnUpBlock2D and UNetMidBlock2DCrossAttn. Each residual block is
+ * followed by a Transformer2DModel that attends to the encoder hidden states.
+ */
+import type { Tensor } from '../../engine/index.js';
+import { Module, ModuleList } from '../module.js';
+import { Downsample2D, type ResnetBlock2D, Upsample2D } from './resnet.js';
+import { Transformer2DModel } from './transformer-2d.js';
+import {
+  type DownBlock,
+  type DownBlockOptions,
+  type DownOutput,
+  joinSkip,
+  resnetBlock,
+  type ResnetSettings,
+  type UpBlock,
+  type UpBlockOptions,
+  upResnets,
+} from './unet-2d-blocks.js';
+
+export interface CrossAttentionSettings {
+  /** Heads of each transformer; a head has channels / heads channels. */
+  numAttentionHeads: number;
+  crossAttentionDim: number;
+  /** Transformer blocks per Transformer2DModel, one entry per residual block (or one for all). */
+  transformerLayersPerBlock: number | readonly number[];
+  useLinearProjection: boolean;
+  onlyCrossAttention: boolean;
+}
+
+function transformer(
+  channels: number,
+  a: CrossAttentionSettings,
+  s: ResnetSettings,
+  layer: number,
+): Transformer2DModel {
+  const t = a.transformerLayersPerBlock;
+  const numLayers = typeof t === 'number' ? t : t[layer];
+  if (numLayers === undefined) {
+    throw new Error(`transformer_layers_per_block: no entry for layer ${layer} of a block`);
+  }
+  if (channels % a.numAttentionHeads !== 0) {
+    throw new Error(
+      `cross-attention block: ${channels} channels do not split into ${a.numAttentionHeads} heads`,
+    );
+  }
+  return new Transformer2DModel({
+    heads: a.numAttentionHeads,
+    headDim: channels / a.numAttentionHeads,
+    inChannels: channels,
+    numLayers,
+    normNumGroups: s.groups,
+    crossAttentionDim: a.crossAttentionDim,
+    useLinearProjection: a.useLinearProjection,
+    onlyCrossAttention: a.onlyCrossAttention,
+    ctx: s.ctx,
+  });
+}
+
+/** Residual block then transformer, per layer; then an optional ×2 downsampler. */
+export class CrossAttnDownBlock2D extends Module implements DownBlock {
+  readonly attentions: ModuleList<Transformer2DModel>;
+  readonly resnets: ModuleList<ResnetBlock2D>;
+  readonly downsamplers: ModuleList<Downsample2D> | null;
+  constructor(o: DownBlockOptions & { attention: CrossAttentionSettings }) {
+    super();
+    const s = o.resnet;
+    const resnets: ResnetBlock2D[] = [];
+    const attentions: Transformer2DModel[] = [];
+    for (let i = 0; i < o.numLayers; i++) {
+      resnets.push(resnetBlock(s, i === 0 ? o.inChannels : o.outChannels, o.outChannels));
+      attentions.push(transformer(o.outChannels, o.attention, s, i));
+    }
+    this.attentions = this.child('attentions', new ModuleList(attentions));
+    this.resnets = this.child('resnets', new ModuleList(resnets));
+    this.downsamplers = o.addDownsample
+      ? this.child(
+          'downsamplers',
+          new ModuleList([
+            new Downsample2D(o.outChannels, {
+              useConv: true,
+              padding: o.downsamplePadding,
+              ctx: s.ctx,
+            }),
+          ]),
+        )
+      : null;
+  }
+  forward(hidden: Tensor, temb: Tensor | null, context?: Tensor | null): DownOutput {
+    const skips: Tensor[] = [];
+    let h = hidden;
+    this.resnets.items.forEach((r, i) => {
+      h = this.attentions.at(i).forward(r.forward(h, temb), context);
+      skips.push(h);
+    });
+    if (this.downsamplers) {
+      for (const d of this.downsamplers.items) h = d.forward(h);
+      skips.push(h);
+    }
+    return { hidden: h, skips };
+  }
+}
+
+/** Residual block over [hidden, skip], then transformer, per layer; then a ×2 upsampler. */
+export class CrossAttnUpBlock2D extends Module implements UpBlock {
+  readonly attentions: ModuleList<Transformer2DModel>;
+  readonly resnets: ModuleList<ResnetBlock2D>;
+  readonly upsamplers: ModuleList<Upsample2D> | null;
+  constructor(o: UpBlockOptions & { attention: CrossAttentionSettings }) {
+    super();
+    const resnets = upResnets(o);
+    this.attentions = this.child(
+      'attentions',
+      new ModuleList(resnets.map((_, i) => transformer(o.outChannels, o.attention, o.resnet, i))),
+    );
+    this.resnets = this.child('resnets', new ModuleList(resnets));
+    this.upsamplers = o.addUpsample
+      ? this.child(
+          'upsamplers',
+          new ModuleList([new Upsample2D(o.outChannels, { useConv: true, ctx: o.resnet.ctx })]),
+        )
+      : null;
+  }
+  forward(
+    hidden: Tensor,
+    skips: readonly Tensor[],
+    temb: Tensor | null,
+    context?: Tensor | null,
+    upsampleSize?: readonly [number, number] | null,
+  ): Tensor {
+    const rest = [...skips];
+    let h = hidden;
+    this.resnets.items.forEach((r, i) => {
+      h = this.attentions.at(i).forward(r.forward(joinSkip(h, rest), temb), context);
+    });
+    if (this.upsamplers) for (const u of this.upsamplers.items) h = u.forward(h, upsampleSize);
+    return h;
+  }
+}
+
+/** resnet -> (transformer -> resnet) × numLayers, at constant width. */
+export class UNetMidBlock2DCrossAttn extends Module {
+  readonly attentions: ModuleList<Transformer2DModel>;
+  readonly resnets: ModuleList<ResnetBlock2D>;
+  constructor(o: {
+    inChannels: number;
+    numLayers?: number;
+    attention: CrossAttentionSettings;
+    resnet: ResnetSettings;
+  }) {
+    super();
+    const c = o.inChannels;
+    const resnets = [resnetBlock(o.resnet, c, c)];
+    const attentions: Transformer2DModel[] = [];
+    for (let i = 0; i < (o.numLayers ?? 1); i++) {
+      attentions.push(transformer(c, o.attention, o.resnet, i));
+      resnets.push(resnetBlock(o.resnet, c, c));
+    }
+    this.attentions = this.child('attentions', new ModuleList(attentions));
+    this.resnets = this.child('resnets', new ModuleList(resnets));
+  }
+  forward(hidden: Tensor, temb: Tensor | null, context?: Tensor | null): Tensor {
+    let h = this.resnets.at(0).forward(hidden, temb);
+    this.attentions.items.forEach((a, i) => {
+      h = this.resnets.at(i + 1).forward(a.forward(h, context), temb);
+    });
+    return h;
+  }
+}

@@ -1,0 +1,436 @@
+/**
+ * The U-Net and VAE blocks of diffusers' `unet_2d_blocks.py` that need no cross-attention:
+ * DownBlock2D, AttnDownBlock2D, UpBlock2D, AttnUpBlock2D, UNetMidBlock2D, DownEncoderBlock2D and
+ * UpDecoderBlock2D, with diffusers' parameter names (`resnets.0`, `attentions.0`,
+ * `downsamplers.0`, `upsamplers.0`).
+ */
+import { concat, type Tensor } from '../../engine/index.js';
+import { Attention } from '../attention.js';
+import { Module, ModuleList } from '../module.js';
+import type { ActivationName, BuildContext } from './common.js';
+import { Downsample2D, ResnetBlock2D, type TimeEmbeddingNorm, Upsample2D } from './resnet.js';
+
+/** What every block passes on to its ResnetBlock2D layers. */
+export interface ResnetSettings {
+  tembChannels: number | null;
+  dropout: number;
+  eps: number;
+  actFn: ActivationName;
+  groups: number;
+  timeScaleShift: TimeEmbeddingNorm;
+  outputScaleFactor: number;
+  ctx: BuildContext;
+}
+
+export function resnetBlock(s: ResnetSettings, inChannels: number, outChannels: number) {
+  return new ResnetBlock2D({
+    inChannels,
+    outChannels,
+    tembChannels: s.tembChannels,
+    eps: s.eps,
+    groups: s.groups,
+    dropout: s.dropout,
+    timeEmbeddingNorm: s.timeScaleShift,
+    nonLinearity: s.actFn,
+    outputScaleFactor: s.outputScaleFactor,
+    ctx: s.ctx,
+  });
+}
+
+/**
+ * The self-attention of AttnDownBlock2D / AttnUpBlock2D / UNetMidBlock2D (diffusers' "deprecated
+ * attention block"): GroupNorm, C / headDim heads of headDim, biases on q/k/v, the input added
+ * back, the sum divided by the block's output scale factor.
+ */
+export function spatialAttention(
+  channels: number,
+  headDim: number,
+  normGroups: number | null,
+  s: ResnetSettings,
+): Attention {
+  const heads = Math.floor(channels / headDim);
+  if (heads < 1) {
+    throw new Error(`attention: ${channels} channels are fewer than attention_head_dim=${headDim}`);
+  }
+  return new Attention(channels, {
+    heads,
+    dimHead: headDim,
+    bias: true,
+    normNumGroups: normGroups,
+    eps: s.eps,
+    residualConnection: true,
+    rescaleOutputFactor: s.outputScaleFactor,
+    generator: s.ctx.init.generator,
+  });
+}
+
+/** A down block's result: the new hidden state and the skip tensors for the up path. */
+export interface DownOutput {
+  hidden: Tensor;
+  skips: Tensor[];
+}
+
+export interface DownBlock extends Module {
+  readonly resnets: ModuleList<ResnetBlock2D>;
+  forward(hidden: Tensor, temb: Tensor | null, context?: Tensor | null): DownOutput;
+}
+
+export interface UpBlock extends Module {
+  readonly resnets: ModuleList<ResnetBlock2D>;
+  /** `skips`: this block's skip tensors in the order the down path made them. */
+  forward(
+    hidden: Tensor,
+    skips: readonly Tensor[],
+    temb: Tensor | null,
+    context?: Tensor | null,
+    upsampleSize?: readonly [number, number] | null,
+  ): Tensor;
+}
+
+export type DownsampleType = 'conv' | 'resnet';
+
+export interface DownBlockOptions {
+  numLayers: number;
+  inChannels: number;
+  outChannels: number;
+  addDownsample: boolean;
+  downsamplePadding: number;
+  resnet: ResnetSettings;
+}
+
+/** The ×2 downsampler of a block: a strided convolution, or a ResnetBlock2D with pooling. */
+function makeDownsampler(
+  type: DownsampleType,
+  channels: number,
+  padding: number,
+  s: ResnetSettings,
+): Downsample2D | ResnetBlock2D {
+  if (type === 'conv') {
+    return new Downsample2D(channels, { useConv: true, padding, ctx: s.ctx });
+  }
+  return new ResnetBlock2D({
+    inChannels: channels,
+    outChannels: channels,
+    tembChannels: s.tembChannels,
+    eps: s.eps,
+    groups: s.groups,
+    dropout: s.dropout,
+    timeEmbeddingNorm: s.timeScaleShift,
+    nonLinearity: s.actFn,
+    outputScaleFactor: s.outputScaleFactor,
+    down: true,
+    ctx: s.ctx,
+  });
+}
+
+function makeUpsampler(
+  type: DownsampleType,
+  channels: number,
+  s: ResnetSettings,
+): Upsample2D | ResnetBlock2D {
+  if (type === 'conv') return new Upsample2D(channels, { useConv: true, ctx: s.ctx });
+  return new ResnetBlock2D({
+    inChannels: channels,
+    outChannels: channels,
+    tembChannels: s.tembChannels,
+    eps: s.eps,
+    groups: s.groups,
+    dropout: s.dropout,
+    timeEmbeddingNorm: s.timeScaleShift,
+    nonLinearity: s.actFn,
+    outputScaleFactor: s.outputScaleFactor,
+    up: true,
+    ctx: s.ctx,
+  });
+}
+
+function applyResampler(
+  m: Downsample2D | Upsample2D | ResnetBlock2D,
+  h: Tensor,
+  temb: Tensor | null,
+  size?: readonly [number, number] | null,
+): Tensor {
+  if (m instanceof ResnetBlock2D) return m.forward(h, temb);
+  if (m instanceof Upsample2D) return m.forward(h, size);
+  return m.forward(h);
+}
+
+/** Residual blocks, then an optional ×2 downsampler; every output is a skip. */
+export class DownBlock2D extends Module implements DownBlock {
+  readonly resnets: ModuleList<ResnetBlock2D>;
+  readonly downsamplers: ModuleList<Downsample2D> | null;
+  constructor(o: DownBlockOptions) {
+    super();
+    const s = o.resnet;
+    this.resnets = this.child(
+      'resnets',
+      new ModuleList(
+        Array.from({ length: o.numLayers }, (_, i) =>
+          resnetBlock(s, i === 0 ? o.inChannels : o.outChannels, o.outChannels),
+        ),
+      ),
+    );
+    this.downsamplers = o.addDownsample
+      ? this.child(
+          'downsamplers',
+          new ModuleList([
+            new Downsample2D(o.outChannels, {
+              useConv: true,
+              padding: o.downsamplePadding,
+              ctx: s.ctx,
+            }),
+          ]),
+        )
+      : null;
+  }
+  forward(hidden: Tensor, temb: Tensor | null): DownOutput {
+    const skips: Tensor[] = [];
+    let h = hidden;
+    for (const r of this.resnets.items) {
+      h = r.forward(h, temb);
+      skips.push(h);
+    }
+    if (this.downsamplers) {
+      for (const d of this.downsamplers.items) h = d.forward(h);
+      skips.push(h);
+    }
+    return { hidden: h, skips };
+  }
+}
+
+/** DownBlock2D with a spatial self-attention after each residual block. */
+export class AttnDownBlock2D extends Module implements DownBlock {
+  readonly attentions: ModuleList<Attention>;
+  readonly resnets: ModuleList<ResnetBlock2D>;
+  readonly downsamplers: ModuleList<Downsample2D | ResnetBlock2D> | null;
+  constructor(o: DownBlockOptions & { attentionHeadDim: number; downsampleType: DownsampleType }) {
+    super();
+    const s = o.resnet;
+    const resnets: ResnetBlock2D[] = [];
+    const attentions: Attention[] = [];
+    for (let i = 0; i < o.numLayers; i++) {
+      resnets.push(resnetBlock(s, i === 0 ? o.inChannels : o.outChannels, o.outChannels));
+      attentions.push(spatialAttention(o.outChannels, o.attentionHeadDim, s.groups, s));
+    }
+    this.attentions = this.child('attentions', new ModuleList(attentions));
+    this.resnets = this.child('resnets', new ModuleList(resnets));
+    this.downsamplers = o.addDownsample
+      ? this.child(
+          'downsamplers',
+          new ModuleList([
+            makeDownsampler(o.downsampleType, o.outChannels, o.downsamplePadding, s),
+          ]),
+        )
+      : null;
+  }
+  forward(hidden: Tensor, temb: Tensor | null): DownOutput {
+    const skips: Tensor[] = [];
+    let h = hidden;
+    this.resnets.items.forEach((r, i) => {
+      h = this.attentions.at(i).forward(r.forward(h, temb));
+      skips.push(h);
+    });
+    if (this.downsamplers) {
+      for (const d of this.downsamplers.items) h = applyResampler(d, h, temb);
+      skips.push(h);
+    }
+    return { hidden: h, skips };
+  }
+}
+
+export interface UpBlockOptions {
+  numLayers: number;
+  inChannels: number;
+  outChannels: number;
+  prevOutputChannel: number;
+  addUpsample: boolean;
+  resnet: ResnetSettings;
+}
+
+/** The residual blocks of an up block: each takes the hidden state joined with one skip. */
+export function upResnets(o: UpBlockOptions): ResnetBlock2D[] {
+  return Array.from({ length: o.numLayers }, (_, i) => {
+    const skipChannels = i === o.numLayers - 1 ? o.inChannels : o.outChannels;
+    const resnetIn = i === 0 ? o.prevOutputChannel : o.outChannels;
+    return resnetBlock(o.resnet, resnetIn + skipChannels, o.outChannels);
+  });
+}
+
+/** Pops the last skip (the up path consumes them in reverse) and joins it on the channels. */
+export function joinSkip(h: Tensor, skips: Tensor[]): Tensor {
+  const skip = skips.pop();
+  if (skip === undefined) throw new Error('up block: ran out of skip connections');
+  return concat([h, skip], 1);
+}
+
+/** Residual blocks over [hidden, skip] concatenations, then an optional ×2 upsampler. */
+export class UpBlock2D extends Module implements UpBlock {
+  readonly resnets: ModuleList<ResnetBlock2D>;
+  readonly upsamplers: ModuleList<Upsample2D> | null;
+  constructor(o: UpBlockOptions) {
+    super();
+    this.resnets = this.child('resnets', new ModuleList(upResnets(o)));
+    this.upsamplers = o.addUpsample
+      ? this.child(
+          'upsamplers',
+          new ModuleList([new Upsample2D(o.outChannels, { useConv: true, ctx: o.resnet.ctx })]),
+        )
+      : null;
+  }
+  forward(
+    hidden: Tensor,
+    skips: readonly Tensor[],
+    temb: Tensor | null,
+    _context?: Tensor | null,
+    upsampleSize?: readonly [number, number] | null,
+  ): Tensor {
+    const rest = [...skips];
+    let h = hidden;
+    for (const r of this.resnets.items) h = r.forward(joinSkip(h, rest), temb);
+    if (this.upsamplers) for (const u of this.upsamplers.items) h = u.forward(h, upsampleSize);
+    return h;
+  }
+}
+
+/** UpBlock2D with a spatial self-attention after each residual block. */
+export class AttnUpBlock2D extends Module implements UpBlock {
+  readonly attentions: ModuleList<Attention>;
+  readonly resnets: ModuleList<ResnetBlock2D>;
+  readonly upsamplers: ModuleList<Upsample2D | ResnetBlock2D> | null;
+  constructor(o: UpBlockOptions & { attentionHeadDim: number; upsampleType: DownsampleType }) {
+    super();
+    const s = o.resnet;
+    const resnets = upResnets(o);
+    this.attentions = this.child(
+      'attentions',
+      new ModuleList(resnets.map(() => spatialAttention(o.outChannels, o.attentionHeadDim, s.groups, s))),
+    );
+    this.resnets = this.child('resnets', new ModuleList(resnets));
+    this.upsamplers = o.addUpsample
+      ? this.child('upsamplers', new ModuleList([makeUpsampler(o.upsampleType, o.outChannels, s)]))
+      : null;
+  }
+  forward(
+    hidden: Tensor,
+    skips: readonly Tensor[],
+    temb: Tensor | null,
+    _context?: Tensor | null,
+    upsampleSize?: readonly [number, number] | null,
+  ): Tensor {
+    const rest = [...skips];
+    let h = hidden;
+    this.resnets.items.forEach((r, i) => {
+      h = this.attentions.at(i).forward(r.forward(joinSkip(h, rest), temb));
+    });
+    if (this.upsamplers) {
+      for (const u of this.upsamplers.items) h = applyResampler(u, h, temb, upsampleSize);
+    }
+    return h;
+  }
+}
+
+export interface MidBlockOptions {
+  inChannels: number;
+  /** Attention layers, each followed by a residual block (diffusers' default 1). */
+  numLayers?: number;
+  addAttention: boolean;
+  attentionHeadDim: number;
+  /** GroupNorm groups of the attention; null: none (diffusers' `attn_groups`). */
+  attnGroups: number | null;
+  resnet: ResnetSettings;
+}
+
+/** resnet -> (attention -> resnet) × numLayers, at constant width. */
+export class UNetMidBlock2D extends Module {
+  readonly attentions: ModuleList<Attention> | null;
+  readonly resnets: ModuleList<ResnetBlock2D>;
+  readonly numLayers: number;
+  constructor(o: MidBlockOptions) {
+    super();
+    const s = o.resnet;
+    const c = o.inChannels;
+    this.numLayers = o.numLayers ?? 1;
+    const resnets = [resnetBlock(s, c, c)];
+    const attentions: Attention[] = [];
+    for (let i = 0; i < this.numLayers; i++) {
+      if (o.addAttention) attentions.push(spatialAttention(c, o.attentionHeadDim, o.attnGroups, s));
+      resnets.push(resnetBlock(s, c, c));
+    }
+    this.attentions = o.addAttention ? this.child('attentions', new ModuleList(attentions)) : null;
+    this.resnets = this.child('resnets', new ModuleList(resnets));
+  }
+  forward(hidden: Tensor, temb: Tensor | null): Tensor {
+    let h = this.resnets.at(0).forward(hidden, temb);
+    for (let i = 0; i < this.numLayers; i++) {
+      if (this.attentions) h = this.attentions.at(i).forward(h);
+      h = this.resnets.at(i + 1).forward(h, temb);
+    }
+    return h;
+  }
+}
+
+/** The VAE encoder's block: residual blocks without a time embedding, then a downsampler. */
+export class DownEncoderBlock2D extends Module {
+  readonly resnets: ModuleList<ResnetBlock2D>;
+  readonly downsamplers: ModuleList<Downsample2D> | null;
+  constructor(o: DownBlockOptions) {
+    super();
+    const s = o.resnet;
+    this.resnets = this.child(
+      'resnets',
+      new ModuleList(
+        Array.from({ length: o.numLayers }, (_, i) =>
+          resnetBlock(s, i === 0 ? o.inChannels : o.outChannels, o.outChannels),
+        ),
+      ),
+    );
+    this.downsamplers = o.addDownsample
+      ? this.child(
+          'downsamplers',
+          new ModuleList([
+            new Downsample2D(o.outChannels, {
+              useConv: true,
+              padding: o.downsamplePadding,
+              ctx: s.ctx,
+            }),
+          ]),
+        )
+      : null;
+  }
+  forward(hidden: Tensor): Tensor {
+    let h = hidden;
+    for (const r of this.resnets.items) h = r.forward(h, null);
+    if (this.downsamplers) for (const d of this.downsamplers.items) h = d.forward(h);
+    return h;
+  }
+}
+
+/** The VAE decoder's block: residual blocks without a time embedding, then an upsampler. */
+export class UpDecoderBlock2D extends Module {
+  readonly resnets: ModuleList<ResnetBlock2D>;
+  readonly upsamplers: ModuleList<Upsample2D> | null;
+  constructor(o: Omit<UpBlockOptions, 'prevOutputChannel'>) {
+    super();
+    const s = o.resnet;
+    this.resnets = this.child(
+      'resnets',
+      new ModuleList(
+        Array.from({ length: o.numLayers }, (_, i) =>
+          resnetBlock(s, i === 0 ? o.inChannels : o.outChannels, o.outChannels),
+        ),
+      ),
+    );
+    this.upsamplers = o.addUpsample
+      ? this.child(
+          'upsamplers',
+          new ModuleList([new Upsample2D(o.outChannels, { useConv: true, ctx: s.ctx })]),
+        )
+      : null;
+  }
+  forward(hidden: Tensor): Tensor {
+    let h = hidden;
+    for (const r of this.resnets.items) h = r.forward(h, null);
+    if (this.upsamplers) for (const u of this.upsamplers.items) h = u.forward(h);
+    return h;
+  }
+}

@@ -1,0 +1,354 @@
+/**
+ * diffusers' UNet2DModel: the unconditional (or class-conditional) U-Net of DDPM (Ho et al. 2020),
+ * configured by its config.json and loading `diffusion_pytorch_model.safetensors` under diffusers'
+ * parameter names.
+ *
+ * forward: t -> sinusoidal projection (float32) -> TimestepEmbedding (+ class embedding) = emb;
+ * conv_in; down blocks (every resnet / attention / downsampler output kept as a skip, conv_in's
+ * output first); mid block; up blocks (each resnet takes [h, last skip] joined on channels);
+ * GroupNorm -> SiLU -> conv_out.
+ */
+import { add, cast, mul, silu, sub, tensor, type Tensor } from '../../engine/index.js';
+import { Conv2d, Embedding, GroupNorm } from '../layers.js';
+import { ModuleList } from '../module.js';
+import { ACTIVATIONS, type ActivationName, BuildContext, type ModelInitOptions } from './common.js';
+import {
+  anyValue,
+  bool,
+  checkLength,
+  type ConfigSchema,
+  int,
+  listOf,
+  nullable,
+  num,
+  oneOf,
+  positive,
+  probability,
+  either,
+} from './config.js';
+import { DiffusersModel } from './diffusers-model.js';
+import { TimestepEmbedding, type TimestepInput, Timesteps, timestepsTensor } from './embeddings.js';
+import type { TimeEmbeddingNorm } from './resnet.js';
+import {
+  AttnDownBlock2D,
+  AttnUpBlock2D,
+  type DownBlock,
+  DownBlock2D,
+  type DownsampleType,
+  type ResnetSettings,
+  type UpBlock,
+  UpBlock2D,
+  UNetMidBlock2D,
+} from './unet-2d-blocks.js';
+
+export type UNet2DDownBlockType = 'DownBlock2D' | 'AttnDownBlock2D';
+export type UNet2DUpBlockType = 'UpBlock2D' | 'AttnUpBlock2D';
+
+/** UNet2DModel's config.json (diffusers' keys and meaning). */
+export interface UNet2DModelConfig {
+  sample_size: number | readonly [number, number] | null;
+  in_channels: number;
+  out_channels: number;
+  /** Maps the input from [0, 1] to [−1, 1] first. */
+  center_input_sample: boolean;
+  time_embedding_type: 'positional';
+  /** Width of the time embedding (default 4 × block_out_channels[0]). */
+  time_embedding_dim: number | null;
+  freq_shift: number;
+  flip_sin_to_cos: boolean;
+  down_block_types: readonly UNet2DDownBlockType[];
+  mid_block_type: 'UNetMidBlock2D' | null;
+  up_block_types: readonly UNet2DUpBlockType[];
+  block_out_channels: readonly number[];
+  layers_per_block: number;
+  mid_block_scale_factor: number;
+  downsample_padding: number;
+  downsample_type: DownsampleType;
+  upsample_type: DownsampleType;
+  dropout: number;
+  act_fn: ActivationName;
+  /** Channels per attention head (null: one head over all channels). */
+  attention_head_dim: number | null;
+  norm_num_groups: number;
+  /** GroupNorm groups of the mid block's attention (null: norm_num_groups, or none with scale_shift). */
+  attn_norm_num_groups: number | null;
+  norm_eps: number;
+  resnet_time_scale_shift: TimeEmbeddingNorm;
+  add_attention: boolean;
+  class_embed_type: null | 'timestep';
+  num_class_embeds: number | null;
+  num_train_timesteps: number | null;
+}
+
+export const UNET_2D_DEFAULTS: UNet2DModelConfig = {
+  sample_size: null,
+  in_channels: 3,
+  out_channels: 3,
+  center_input_sample: false,
+  time_embedding_type: 'positional',
+  time_embedding_dim: null,
+  freq_shift: 0,
+  flip_sin_to_cos: true,
+  down_block_types: ['DownBlock2D', 'AttnDownBlock2D', 'AttnDownBlock2D', 'AttnDownBlock2D'],
+  mid_block_type: 'UNetMidBlock2D',
+  up_block_types: ['AttnUpBlock2D', 'AttnUpBlock2D', 'AttnUpBlock2D', 'UpBlock2D'],
+  block_out_channels: [224, 448, 672, 896],
+  layers_per_block: 2,
+  mid_block_scale_factor: 1,
+  downsample_padding: 1,
+  downsample_type: 'conv',
+  upsample_type: 'conv',
+  dropout: 0,
+  act_fn: 'silu',
+  attention_head_dim: 8,
+  norm_num_groups: 32,
+  attn_norm_num_groups: null,
+  norm_eps: 1e-5,
+  resnet_time_scale_shift: 'default',
+  add_attention: true,
+  class_embed_type: null,
+  num_class_embeds: null,
+  num_train_timesteps: null,
+};
+
+const DOWN_TYPES = ['DownBlock2D', 'AttnDownBlock2D'];
+const UP_TYPES = ['UpBlock2D', 'AttnUpBlock2D'];
+const OTHER_DOWN = ['AttnSkipDownBlock2D', 'SkipDownBlock2D', 'ResnetDownsampleBlock2D'];
+const OTHER_UP = ['AttnSkipUpBlock2D', 'SkipUpBlock2D', 'ResnetUpsampleBlock2D'];
+
+export const UNET_2D_SCHEMA: ConfigSchema<UNet2DModelConfig> = {
+  className: 'UNet2DModel',
+  defaults: UNET_2D_DEFAULTS,
+  rules: {
+    sample_size: nullable(either(int(1), listOf(int(1), 2))),
+    in_channels: int(1),
+    out_channels: int(1),
+    center_input_sample: bool,
+    time_embedding_type: oneOf(['positional'], ['fourier', 'learned']),
+    time_embedding_dim: nullable(int(1)),
+    freq_shift: num,
+    flip_sin_to_cos: bool,
+    down_block_types: listOf(oneOf(DOWN_TYPES, OTHER_DOWN)),
+    mid_block_type: oneOf(['UNetMidBlock2D', null]),
+    up_block_types: listOf(oneOf(UP_TYPES, OTHER_UP)),
+    block_out_channels: listOf(int(1)),
+    layers_per_block: int(1),
+    mid_block_scale_factor: positive,
+    downsample_padding: int(0),
+    downsample_type: oneOf(['conv', 'resnet']),
+    upsample_type: oneOf(['conv', 'resnet']),
+    dropout: probability,
+    act_fn: oneOf(ACTIVATIONS),
+    attention_head_dim: nullable(int(1)),
+    norm_num_groups: int(1),
+    attn_norm_num_groups: nullable(int(1)),
+    norm_eps: positive,
+    resnet_time_scale_shift: oneOf(['default', 'scale_shift'], ['spatial']),
+    add_attention: bool,
+    class_embed_type: oneOf([null, 'timestep'], ['identity']),
+    num_class_embeds: nullable(int(1)),
+    num_train_timesteps: anyValue,
+  },
+  check: (c) => {
+    const n = c.block_out_channels.length;
+    const problems = [
+      ...checkLength('down_block_types', c.down_block_types, n, 'block_out_channels entry'),
+      ...checkLength('up_block_types', c.up_block_types, n, 'block_out_channels entry'),
+    ];
+    for (const ch of [...c.block_out_channels]) {
+      if (ch % c.norm_num_groups !== 0) {
+        problems.push(`block_out_channels: ${ch} is not divisible by norm_num_groups=${c.norm_num_groups}`);
+        break;
+      }
+    }
+    return problems;
+  },
+};
+
+export type UNet2DModelInput = Partial<UNet2DModelConfig> & { [meta: `_${string}`]: unknown };
+
+export interface UNet2DForwardOptions {
+  /** Class ids (int32 tensor or numbers), one per sample: needed when the model has a class embedding. */
+  classLabels?: Tensor | readonly number[] | null;
+}
+
+/** The ResnetBlock2D settings of a UNet from its config. */
+function resnetSettings(
+  c: UNet2DModelConfig,
+  temb: number,
+  ctx: BuildContext,
+  outputScaleFactor = 1,
+): ResnetSettings {
+  return {
+    tembChannels: temb,
+    dropout: c.dropout,
+    eps: c.norm_eps,
+    actFn: c.act_fn,
+    groups: c.norm_num_groups,
+    timeScaleShift: c.resnet_time_scale_shift,
+    outputScaleFactor,
+    ctx,
+  };
+}
+
+export class UNet2DModel extends DiffusersModel<UNet2DModelConfig> {
+  readonly convIn: Conv2d;
+  readonly timeProj: Timesteps;
+  readonly timeEmbedding: TimestepEmbedding;
+  readonly classEmbedding: Embedding | TimestepEmbedding | null;
+  readonly downBlocks: ModuleList<DownBlock>;
+  readonly midBlock: UNetMidBlock2D | null;
+  readonly upBlocks: ModuleList<UpBlock>;
+  readonly convNormOut: GroupNorm;
+  readonly convOut: Conv2d;
+
+  constructor(config: UNet2DModelInput = {}, opts: ModelInitOptions = {}) {
+    super(UNET_2D_SCHEMA, config);
+    const c = this.config;
+    const ctx = new BuildContext(opts);
+    const init = ctx.init;
+    const ch = c.block_out_channels;
+    const ch0 = ch[0]!;
+    const tembDim = c.time_embedding_dim ?? 4 * ch0;
+
+    this.convIn = this.child('conv_in', new Conv2d(c.in_channels, ch0, 3, { ...init, padding: 1 }));
+    this.timeProj = new Timesteps(ch0, c.flip_sin_to_cos, c.freq_shift);
+    this.timeEmbedding = this.child('time_embedding', new TimestepEmbedding(ch0, tembDim, { ctx }));
+    if (c.class_embed_type === null && c.num_class_embeds !== null) {
+      this.classEmbedding = this.child(
+        'class_embedding',
+        new Embedding(c.num_class_embeds, tembDim, init),
+      );
+    } else if (c.class_embed_type === 'timestep') {
+      this.classEmbedding = this.child('class_embedding', new TimestepEmbedding(ch0, tembDim, { ctx }));
+    } else {
+      this.classEmbedding = null;
+    }
+
+    const settings = resnetSettings(c, tembDim, ctx);
+    const down: DownBlock[] = [];
+    let outCh = ch0;
+    c.down_block_types.forEach((type, i) => {
+      const inCh = outCh;
+      outCh = ch[i]!;
+      const base = {
+        numLayers: c.layers_per_block,
+        inChannels: inCh,
+        outChannels: outCh,
+        addDownsample: i < ch.length - 1,
+        downsamplePadding: c.downsample_padding,
+        resnet: settings,
+      };
+      down.push(
+        type === 'DownBlock2D'
+          ? new DownBlock2D(base)
+          : new AttnDownBlock2D({
+              ...base,
+              attentionHeadDim: c.attention_head_dim ?? outCh,
+              downsampleType: c.downsample_type,
+            }),
+      );
+    });
+    this.downBlocks = this.child('down_blocks', new ModuleList(down));
+
+    const last = ch[ch.length - 1]!;
+    this.midBlock =
+      c.mid_block_type === null
+        ? null
+        : this.child(
+            'mid_block',
+            new UNetMidBlock2D({
+              inChannels: last,
+              addAttention: c.add_attention,
+              attentionHeadDim: c.attention_head_dim ?? last,
+              attnGroups:
+                c.attn_norm_num_groups ??
+                (c.resnet_time_scale_shift === 'default' ? c.norm_num_groups : null),
+              resnet: resnetSettings(c, tembDim, ctx, c.mid_block_scale_factor),
+            }),
+          );
+
+    const rev = [...ch].reverse();
+    const up: UpBlock[] = [];
+    outCh = rev[0]!;
+    c.up_block_types.forEach((type, i) => {
+      const prev = outCh;
+      outCh = rev[i]!;
+      const base = {
+        numLayers: c.layers_per_block + 1,
+        inChannels: rev[Math.min(i + 1, ch.length - 1)]!,
+        outChannels: outCh,
+        prevOutputChannel: prev,
+        addUpsample: i < ch.length - 1,
+        resnet: settings,
+      };
+      up.push(
+        type === 'UpBlock2D'
+          ? new UpBlock2D(base)
+          : new AttnUpBlock2D({
+              ...base,
+              attentionHeadDim: c.attention_head_dim ?? outCh,
+              upsampleType: c.upsample_type,
+            }),
+      );
+    });
+    this.upBlocks = this.child('up_blocks', new ModuleList(up));
+
+    this.convNormOut = this.child('conv_norm_out', new GroupNorm(c.norm_num_groups, ch0, c.norm_eps));
+    this.convOut = this.child('conv_out', new Conv2d(ch0, c.out_channels, 3, { ...init, padding: 1 }));
+  }
+
+  /** The time (+ class) embedding [B, temb] in the model's dtype. */
+  embed(timestep: TimestepInput, batch: number, classLabels?: Tensor | readonly number[] | null): Tensor {
+    const w = this.timeEmbedding.linear1.weight;
+    const tEmb = cast(this.timeProj.forward(timestepsTensor(timestep, batch, w.backend)), w.dtype);
+    let emb = this.timeEmbedding.forward(tEmb);
+    const labels = classLabels ?? null;
+    const classed = this.classEmbedding !== null;
+    if (classed && labels === null) {
+      throw new Error('UNet2DModel: this model is class-conditional; pass classLabels');
+    }
+    if (!classed && labels !== null) {
+      throw new Error('UNet2DModel: classLabels given, but the model has no class embedding');
+    }
+    if (labels === null) return emb;
+    const ids = Array.isArray(labels)
+      ? tensor(Int32Array.from(labels as number[]), [labels.length], { dtype: 'int32', backend: w.backend })
+      : (labels as Tensor);
+    const classEmb =
+      this.classEmbedding instanceof Embedding
+        ? this.classEmbedding.forward(ids.dtype === 'int32' ? ids : cast(ids, 'int32'))
+        : this.classEmbedding!.forward(
+            cast(this.timeProj.forward(timestepsTensor(ids, batch, w.backend)), w.dtype),
+          );
+    return add(emb, cast(classEmb, w.dtype));
+  }
+
+  /** ε (or whatever the model was trained to predict) for a noisy batch [B, C, H, W] at `timestep`. */
+  forward(sample: Tensor, timestep: TimestepInput, opts: UNet2DForwardOptions = {}): Tensor {
+    const [b, , h, w] = sample.shape as [number, number, number, number];
+    const factor = 2 ** (this.config.block_out_channels.length - 1);
+    if (sample.rank !== 4 || h % factor !== 0 || w % factor !== 0) {
+      throw new Error(
+        `UNet2DModel: input [${sample.shape.join(', ')}] must be [B, C, H, W] with H and W ` +
+          `divisible by ${factor} (2^(levels − 1))`,
+      );
+    }
+    const x = this.config.center_input_sample ? sub(mul(sample, 2), 1) : sample;
+    const emb = this.embed(timestep, b, opts.classLabels);
+    let hdn = this.convIn.forward(x);
+    const skips: Tensor[] = [hdn];
+    for (const blk of this.downBlocks.items) {
+      const out = blk.forward(hdn, emb);
+      hdn = out.hidden;
+      skips.push(...out.skips);
+    }
+    if (this.midBlock) hdn = this.midBlock.forward(hdn, emb);
+    for (const blk of this.upBlocks.items) {
+      const n = blk.resnets.length;
+      hdn = blk.forward(hdn, skips.splice(skips.length - n, n), emb);
+    }
+    hdn = this.convNormOut.forward(hdn);
+    return this.convOut.forward(silu(hdn));
+  }
+}
