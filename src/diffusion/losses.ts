@@ -40,12 +40,12 @@ export function lossTarget(
 
 function weightTensor(w: ArrayLike<number> | Tensor, like: Tensor): Tensor {
   const B = like.shape[0]!;
-  const t =
-    w instanceof Tensor
-      ? w
-      : tensor(Float64Array.from(w), [B], { dtype: like.dtype, backend: like.backend });
-  if (t.size !== B) throw new Error(`${t.size} loss weights for a batch of ${B}`);
-  return t.rank === 1 ? t : t.reshape([B]);
+  const n = w instanceof Tensor ? w.size : w.length;
+  if (n !== B) throw new Error(`${n} loss weights for a batch of ${B}`);
+  if (!(w instanceof Tensor)) {
+    return tensor(Float64Array.from(w), [B], { dtype: like.dtype, backend: like.backend });
+  }
+  return w.rank === 1 ? w : w.reshape([B]);
 }
 
 /**

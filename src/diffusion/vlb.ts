@@ -238,6 +238,11 @@ export function modelDistributionFromParts(
 ): ModelDistribution {
   const predictionType = opts.predictionType ?? 'epsilon';
   const varianceType = opts.varianceType ?? 'fixed_small';
+  if (predictionType === 'epsilon' && Array.from(timesteps).some((t) => s.alphasCumprod[t] === 0)) {
+    throw new Error(
+      'ε-prediction cannot recover x̂_0 where ᾱ_t = 0 (zero terminal SNR); use v_prediction',
+    );
+  }
   const alpha = coefAt(s.sqrtAlphasCumprod, timesteps, xt);
   const sigma = coefAt(s.sqrtOneMinusAlphasCumprod, timesteps, xt);
   let x0 = predictedOriginalSample(predictionType, meanPart, xt, alpha, sigma);

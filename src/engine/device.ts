@@ -41,3 +41,43 @@ export function setDefaultBackend(b: Backend | string): Backend {
   current = typeof b === 'string' ? getBackend(b) : b;
   return current;
 }
+
+/** Backend names `initBackend` knows. */
+export type BackendName = 'cpu' | 'webgpu';
+
+function envBackend(): BackendName | undefined {
+  const v = typeof process === 'undefined' ? undefined : process.env.SUMI_BACKEND;
+  if (v === undefined || v === '') return undefined;
+  if (v !== 'cpu' && v !== 'webgpu') {
+    throw new Error(`SUMI_BACKEND must be 'cpu' or 'webgpu', got '${v}'`);
+  }
+  return v;
+}
+
+/**
+ * Initializes and registers a backend. 'webgpu' loads the WebGPU module (lazily) and throws when
+ * no adapter exists. With no name: SUMI_BACKEND if set, else webgpu when an adapter exists, else
+ * cpu with one line on stderr saying so. Does not change the default backend.
+ */
+export async function initBackend(name?: BackendName): Promise<Backend> {
+  const want = name ?? envBackend();
+  if (want === 'cpu') return cpuBackend();
+  const existing = registry.get('webgpu');
+  if (existing !== undefined) return existing;
+  const { createWebGpuBackend } = await import('./backends/webgpu/index.js');
+  const b = await createWebGpuBackend();
+  if (b === null) {
+    if (want === 'webgpu') {
+      throw new Error('webgpu backend: no WebGPU adapter found (SUMI_BACKEND=webgpu)');
+    }
+    console.warn('sumi: no WebGPU adapter found; using the cpu backend');
+    return cpuBackend();
+  }
+  registerBackend(b);
+  return b;
+}
+
+/** `initBackend(name)` and makes the result the default backend. */
+export async function initDefaultBackend(name?: BackendName): Promise<Backend> {
+  return setDefaultBackend(await initBackend(name));
+}

@@ -9,7 +9,10 @@ export {
   cpuBackend,
   defaultBackend,
   getBackend,
+  initBackend,
+  initDefaultBackend,
   registerBackend,
   setDefaultBackend,
 } from './device.js';
+export type { BackendName } from './device.js';
 export * from './ops/index.js';

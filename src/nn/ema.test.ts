@@ -37,7 +37,7 @@ function getDecayRef(optimizationStep: number, o: Required<EmaOptions>): number 
   return Math.max(cur, o.minDecay);
 }
 
-describe('emaDecay', () => {
+void describe('emaDecay', () => {
   const base: Required<EmaOptions> = {
     decay: 0.9999,
     minDecay: 0,
@@ -47,25 +47,25 @@ describe('emaDecay', () => {
     power: 2 / 3,
   };
 
-  it('is 0 on the first step (the shadow copies the model)', () => {
+  void it('is 0 on the first step (the shadow copies the model)', () => {
     for (const warmup of ['power', 'ratio', 'none'] as const) {
       assert.equal(emaDecay(1, { warmup }), 0);
     }
   });
 
-  it('power warmup: 1 − (1 + step/invGamma)^−power', () => {
+  void it('power warmup: 1 − (1 + step/invGamma)^−power', () => {
     assert.equal(emaDecay(2), 1 - 2 ** (-2 / 3));
     assert.equal(emaDecay(11, { invGamma: 2, power: 0.75 }), 1 - 6 ** -0.75);
     // @crowsonkb's note: power 2/3 reaches 0.999 at ~31.6K steps.
     assert.ok(Math.abs(emaDecay(31_624) - 0.999) < 1e-6);
   });
 
-  it('ratio warmup: (1 + step)/(10 + step), capped by decay', () => {
+  void it('ratio warmup: (1 + step)/(10 + step), capped by decay', () => {
     assert.equal(emaDecay(2, { warmup: 'ratio' }), 2 / 11);
     assert.equal(emaDecay(1001, { warmup: 'ratio', decay: 0.99 }), 0.99);
   });
 
-  it('matches diffusers get_decay over a grid of settings', () => {
+  void it('matches diffusers get_decay over a grid of settings', () => {
     for (const warmup of ['power', 'ratio', 'none'] as const) {
       for (const updateAfterStep of [0, 3]) {
         for (const minDecay of [0, 0.5]) {
@@ -76,7 +76,7 @@ describe('emaDecay', () => {
     }
   });
 
-  it('updateAfterStep delays averaging', () => {
+  void it('updateAfterStep delays averaging', () => {
     const o = { updateAfterStep: 3, warmup: 'ratio' as const };
     assert.deepEqual(
       [1, 2, 3, 4, 5].map((s) => emaDecay(s, o)),
@@ -85,8 +85,8 @@ describe('emaDecay', () => {
   });
 });
 
-describe('EMA', () => {
-  it('first step copies, later steps blend s ← s − (1 − d)(s − θ)', () => {
+void describe('EMA', () => {
+  void it('first step copies, later steps blend s ← s − (1 − d)(s − θ)', () => {
     const model = new Tiny([1, 2], 3);
     const ema = new EMA(model, { warmup: 'ratio' });
     model.set([5, 6], 7);
@@ -104,7 +104,7 @@ describe('EMA', () => {
     assert.equal(ema.optimizationStep, 2);
   });
 
-  it('frozen parameters are copied, not averaged', () => {
+  void it('frozen parameters are copied, not averaged', () => {
     const model = new Tiny([1], 1);
     model.b.requireGrad(false);
     const ema = new EMA(model, { warmup: 'none', decay: 0.9 });
@@ -116,14 +116,14 @@ describe('EMA', () => {
     assert.deepEqual([...sd.get('b')!.dataSync()], [2]);
   });
 
-  it('averaging a constant model keeps it constant', () => {
+  void it('averaging a constant model keeps it constant', () => {
     const model = new Tiny([0.25, -3], 1.5);
     const ema = new EMA(model, { warmup: 'power', power: 0.75 });
     for (let i = 0; i < 20; i++) ema.step(model);
     assert.deepEqual([...ema.stateDict().get('w')!.dataSync()], [0.25, -3]);
   });
 
-  it('copyTo writes the average into a model; store/restore bring the weights back', () => {
+  void it('copyTo writes the average into a model; store/restore bring the weights back', () => {
     const model = new Tiny([1, 1], 1);
     const ema = new EMA(model, { warmup: 'none', decay: 0.5 });
     ema.step(model);
@@ -140,7 +140,7 @@ describe('EMA', () => {
     assert.throws(() => ema.restore(model), /nothing was stored/);
   });
 
-  it('copyTo into a float32 copy of the model casts', async () => {
+  void it('copyTo into a float32 copy of the model casts', async () => {
     const model = new Tiny([1, 2], 3);
     const ema = new EMA(model);
     const other = new Tiny([0, 0], 0);
@@ -150,7 +150,7 @@ describe('EMA', () => {
     assert.deepEqual([...other.w.dataSync()], [1, 2]);
   });
 
-  it('rejects a model with other parameters', () => {
+  void it('rejects a model with other parameters', () => {
     const ema = new EMA(new Tiny([1, 2], 3));
     assert.throws(() => ema.step(new Tiny([1, 2, 3], 0)), /'w'/);
     class Other extends Module {
@@ -162,7 +162,7 @@ describe('EMA', () => {
     assert.throws(() => ema.copyTo(new Other()), /not averaged: v; not in the model: w, b/);
   });
 
-  it('stateDict carries the model names; loadStateDict round-trips and checks first', async () => {
+  void it('stateDict carries the model names; loadStateDict round-trips and checks first', async () => {
     const model = new Tiny([1, 2], 3);
     const ema = new EMA(model, { warmup: 'ratio' });
     for (let i = 0; i < 5; i++) {
@@ -197,7 +197,7 @@ describe('EMA', () => {
     assert.deepEqual([...ema2.stateDict().get('w')!.dataSync()], before);
   });
 
-  it('does not leak over many steps', () => {
+  void it('does not leak over many steps', () => {
     const backend = cpuBackend();
     const model = new Tiny([1, 2, 3], 4);
     const ema = new EMA(model);

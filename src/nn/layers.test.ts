@@ -9,7 +9,7 @@ import type { Module } from './module.js';
 
 const f64 = { dtype: 'float64' as const };
 let seed = 100;
-const rnd = (shape: number[], dtype: 'float32' | 'float64' = 'float64'): Tensor =>
+const rnd = (shape: readonly number[], dtype: 'float32' | 'float64' = 'float64'): Tensor =>
   randn(shape, { seed: seed++, dtype });
 const vals = (t: Tensor): number[] => [...t.dataSync()];
 const names = (m: Module): string[] => m.namedParameters().map(([n]) => n);
@@ -48,8 +48,8 @@ function checkBounds(t: Tensor, bound: number): void {
   assert.ok(Math.max(...v.map(Math.abs)) > 0.8 * bound, 'and spread over the range');
 }
 
-describe('Linear', () => {
-  it('has PyTorch names and shapes: weight [out, in], bias [out]', () => {
+void describe('Linear', () => {
+  void it('has PyTorch names and shapes: weight [out, in], bias [out]', () => {
     const l = new Linear(5, 3);
     assert.deepEqual(names(l), ['weight', 'bias']);
     assert.deepEqual(l.weight.shape, [3, 5]);
@@ -57,7 +57,7 @@ describe('Linear', () => {
     assert.deepEqual(names(new Linear(5, 3, { bias: false })), ['weight']);
   });
 
-  it('initializes weight and bias from U(±1/√in)', () => {
+  void it('initializes weight and bias from U(±1/√in)', () => {
     const l = new Linear(50, 40, { generator: new Generator(1) });
     checkBounds(l.weight, 1 / Math.sqrt(50));
     checkBounds(l.bias!, 1 / Math.sqrt(50));
@@ -65,14 +65,14 @@ describe('Linear', () => {
     assert.ok(Math.abs(mean) < 0.01, `mean ${mean}`);
   });
 
-  it('same generator seed, same weights; the shared stream advances', () => {
+  void it('same generator seed, same weights; the shared stream advances', () => {
     const a = new Linear(4, 4, { generator: new Generator(9) });
     const b = new Linear(4, 4, { generator: new Generator(9) });
     assert.deepEqual(a.weight.dataSync(), b.weight.dataSync());
     assert.notDeepEqual(new Linear(4, 4).weight.dataSync(), new Linear(4, 4).weight.dataSync());
   });
 
-  it('forward is x Wᵀ + b, on 2-D and 3-D inputs', async () => {
+  void it('forward is x Wᵀ + b, on 2-D and 3-D inputs', async () => {
     const l = await new Linear(4, 3).to(f64);
     const x = rnd([2, 5, 4]);
     const y = l.forward(x);
@@ -85,8 +85,8 @@ describe('Linear', () => {
   });
 });
 
-describe('Conv2d', () => {
-  it('has PyTorch names and shapes, fan-in bound over in/groups · k²', () => {
+void describe('Conv2d', () => {
+  void it('has PyTorch names and shapes, fan-in bound over in/groups · k²', () => {
     const c = new Conv2d(3, 8, 3);
     assert.deepEqual(names(c), ['weight', 'bias']);
     assert.deepEqual(c.weight.shape, [8, 3, 3, 3]);
@@ -98,7 +98,7 @@ describe('Conv2d', () => {
     assert.throws(() => new Conv2d(3, 4, 3, { groups: 2 }), /divisible/);
   });
 
-  it('forward matches the functional op and a direct sum (stride 2, padding 1)', async () => {
+  void it('forward matches the functional op and a direct sum (stride 2, padding 1)', async () => {
     const c = await new Conv2d(2, 3, 3, { stride: 2, padding: 1 }).to(f64);
     const x = rnd([1, 2, 5, 5]);
     const y = c.forward(x);
@@ -133,8 +133,8 @@ describe('Conv2d', () => {
   });
 });
 
-describe('GroupNorm and LayerNorm', () => {
-  it('GroupNorm: weight 1, bias 0 at init; normalizes each group over channels and space', async () => {
+void describe('GroupNorm and LayerNorm', () => {
+  void it('GroupNorm: weight 1, bias 0 at init; normalizes each group over channels and space', async () => {
     const gn = await new GroupNorm(2, 4, 1e-5).to(f64);
     assert.deepEqual(names(gn), ['weight', 'bias']);
     assert.deepEqual(vals(gn.weight!), [1, 1, 1, 1]);
@@ -163,7 +163,7 @@ describe('GroupNorm and LayerNorm', () => {
     assert.throws(() => new GroupNorm(3, 4), /not divisible/);
   });
 
-  it('LayerNorm normalizes the last axis', async () => {
+  void it('LayerNorm normalizes the last axis', async () => {
     const ln = await new LayerNorm(5, 1e-6).to(f64);
     assert.deepEqual(names(ln), ['weight', 'bias']);
     ln.bias!.assign(tensor([1, 2, 3, 4, 5], [5], f64));
@@ -182,8 +182,8 @@ describe('GroupNorm and LayerNorm', () => {
   });
 });
 
-describe('activations and Embedding', () => {
-  it('SiLU is x·σ(x), GELU is x·Φ(x) (erf form)', () => {
+void describe('activations and Embedding', () => {
+  void it('SiLU is x·σ(x), GELU is x·Φ(x) (erf form)', () => {
     const x = tensor(
       Array.from({ length: 25 }, (_, i) => -3 + i / 4),
       [25],
@@ -202,7 +202,7 @@ describe('activations and Embedding', () => {
     );
   });
 
-  it('Embedding looks up rows of weight [num, dim], N(0, 1) at init', () => {
+  void it('Embedding looks up rows of weight [num, dim], N(0, 1) at init', () => {
     const e = new Embedding(1000, 4, { generator: new Generator(3) });
     assert.deepEqual(names(e), ['weight']);
     assert.deepEqual(e.weight.shape, [1000, 4]);
@@ -220,8 +220,8 @@ describe('activations and Embedding', () => {
   });
 });
 
-describe('Dropout', () => {
-  it('is the identity in eval mode and for p = 0', () => {
+void describe('Dropout', () => {
+  void it('is the identity in eval mode and for p = 0', () => {
     const d = new Dropout(0.5);
     const x = rnd([100], 'float32');
     d.eval();
@@ -229,7 +229,7 @@ describe('Dropout', () => {
     assert.deepEqual(new Dropout(0).forward(x).dataSync(), x.dataSync());
   });
 
-  it('in training keeps 1 − p of the elements, scaled by 1/(1 − p)', () => {
+  void it('in training keeps 1 − p of the elements, scaled by 1/(1 − p)', () => {
     const p = 0.3;
     const n = 20000;
     const d = new Dropout(p, new Generator(11));
@@ -355,8 +355,8 @@ function checkParamGrad(p: Tensor, f: () => Tensor, what: string): void {
   p.zeroGrad();
 }
 
-describe('Attention', () => {
-  it('uses diffusers names', () => {
+void describe('Attention', () => {
+  void it('uses diffusers names', () => {
     const a = new Attention(8, { heads: 2, dimHead: 4, bias: true, normNumGroups: 4 });
     assert.deepEqual(names(a), [
       'group_norm.weight',
@@ -379,7 +379,7 @@ describe('Attention', () => {
     ]);
   });
 
-  it('self-attention keeps [B, L, C]; cross-attention projects the context', () => {
+  void it('self-attention keeps [B, L, C]; cross-attention projects the context', () => {
     const self = new Attention(6, { heads: 2, dimHead: 3 });
     assert.deepEqual(self.forward(rnd([2, 5, 6], 'float32')).shape, [2, 5, 6]);
     const cross = new Attention(6, { heads: 2, dimHead: 4, crossAttentionDim: 10 });
@@ -390,7 +390,7 @@ describe('Attention', () => {
     assert.deepEqual(y.shape, [2, 5, 6]);
   });
 
-  it('[B, C, H, W] with group_norm, residual and rescale matches a direct computation', async () => {
+  void it('[B, C, H, W] with group_norm, residual and rescale matches a direct computation', async () => {
     const a = await new Attention(4, {
       heads: 2,
       dimHead: 3,
@@ -411,7 +411,7 @@ describe('Attention', () => {
     });
   });
 
-  it('cross-attention on a feature map matches a direct computation', async () => {
+  void it('cross-attention on a feature map matches a direct computation', async () => {
     const a = await new Attention(4, { heads: 2, dimHead: 2, crossAttentionDim: 3 }).to(f64);
     const x = rnd([2, 4, 2, 2]);
     const ctx = rnd([2, 5, 3]);
@@ -421,7 +421,7 @@ describe('Attention', () => {
     });
   });
 
-  it('gradients check against finite differences in float64 (inputs and parameters)', async () => {
+  void it('gradients check against finite differences in float64 (inputs and parameters)', async () => {
     const a = await new Attention(4, {
       heads: 2,
       dimHead: 2,

@@ -133,7 +133,10 @@ export class Dropout extends Module {
     generator?: Generator,
   ) {
     super();
-    this.generator = generator ?? new Generator(0x5eed);
+    // Each layer gets its own Philox key, derived from the init stream, so masks differ per layer.
+    const g = defaultInitGenerator();
+    this.generator =
+      generator ?? new Generator((g.seed % 2 ** 32) * 2 ** 20 + (g.take(1) % 2 ** 20));
   }
   forward(x: Tensor): Tensor {
     return dropout(x, this.p, this.generator, this.training);

@@ -26,8 +26,8 @@ const ref = {
 
 const steps = Array.from({ length: 130 }, (_, i) => i);
 
-describe('learning-rate schedules', () => {
-  it('constant with warmup: 0, γ/w, 2γ/w, … then γ', () => {
+void describe('learning-rate schedules', () => {
+  void it('constant with warmup: 0, γ/w, 2γ/w, … then γ', () => {
     const o = { lr: 2e-4, warmupSteps: 4 };
     assertClose(
       [0, 1, 2, 3, 4, 5, 100].map((s) => constantWithWarmupLr(s, o)),
@@ -37,7 +37,7 @@ describe('learning-rate schedules', () => {
     assert.equal(constantWithWarmupLr(0, { lr: 1 }), 1);
   });
 
-  it('cosine with warmup matches diffusers get_cosine_schedule_with_warmup', () => {
+  void it('cosine with warmup matches diffusers get_cosine_schedule_with_warmup', () => {
     const o = { lr: 1e-3, warmupSteps: 10, trainingSteps: 110 };
     for (const s of steps) {
       assert.equal(cosineWithWarmupLr(s, o), o.lr * ref.cosine(s, 10, 110), `step ${s}`);
@@ -47,12 +47,12 @@ describe('learning-rate schedules', () => {
     assertClose(cosineWithWarmupLr(110, o), 0, { atol: 1e-18 });
   });
 
-  it('cosine with numCycles and no warmup', () => {
+  void it('cosine with numCycles and no warmup', () => {
     const o = { lr: 1, trainingSteps: 100, numCycles: 1.5 };
     for (const s of steps) assert.equal(cosineWithWarmupLr(s, o), ref.cosine(s, 0, 100, 1.5));
   });
 
-  it('cosine decays to the floor minLr', () => {
+  void it('cosine decays to the floor minLr', () => {
     const o = { lr: 1e-3, warmupSteps: 10, trainingSteps: 110, minLr: 1e-4 };
     assert.equal(cosineWithWarmupLr(5, o), 0.5e-3, 'warmup is not floored');
     assertClose(cosineWithWarmupLr(10, o), 1e-3, { rtol: 1e-15 });
@@ -61,13 +61,13 @@ describe('learning-rate schedules', () => {
     for (let s = 10; s <= 110; s++) assert.ok(cosineWithWarmupLr(s, o) >= 1e-4 - 1e-18);
   });
 
-  it('linear with warmup', () => {
+  void it('linear with warmup', () => {
     const o = { lr: 3, warmupSteps: 5, trainingSteps: 25 };
     for (const s of steps) assert.equal(linearWithWarmupLr(s, o), 3 * ref.linear(s, 5, 25));
     assert.equal(linearWithWarmupLr(15, o), 1.5);
   });
 
-  it('getLrSchedule by diffusers name, pure in the step', () => {
+  void it('getLrSchedule by diffusers name, pure in the step', () => {
     const o = { lr: 1, warmupSteps: 10, trainingSteps: 50 };
     const cos = getLrSchedule('cosine', o);
     assert.equal(cos(30), cos(30));
@@ -77,7 +77,7 @@ describe('learning-rate schedules', () => {
     assert.equal(getLrSchedule('linear', o)(30), ref.linear(30, 10, 50));
   });
 
-  it('rejects negative and fractional steps', () => {
+  void it('rejects negative and fractional steps', () => {
     assert.throws(() => constantWithWarmupLr(-1, { lr: 1 }), /non-negative integer/);
     assert.throws(() => cosineWithWarmupLr(1.5, { lr: 1, trainingSteps: 3 }), /non-negative/);
   });

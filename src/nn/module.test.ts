@@ -49,8 +49,8 @@ const NAMES = [
   'out.weight',
 ];
 
-describe('Module', () => {
-  it('names parameters with dotted paths, depth-first in registration order', () => {
+void describe('Module', () => {
+  void it('names parameters with dotted paths, depth-first in registration order', () => {
     const net = new Net();
     assert.deepEqual(
       net.namedParameters().map(([n]) => n),
@@ -61,13 +61,13 @@ describe('Module', () => {
     assert.ok(net.parameters().every((p) => p.requiresGrad));
   });
 
-  it('a prefix names the module path', () => {
+  void it('a prefix names the module path', () => {
     const net = new Net();
     assert.equal(net.namedParameters('unet')[0]![0], 'unet.embed.weight');
     assert.equal(net.blocks.at(1).namedParameters('blocks.1')[2]![0], 'blocks.1.norm.bias');
   });
 
-  it('ModuleList children are named 0, 1, …', () => {
+  void it('ModuleList children are named 0, 1, …', () => {
     const list = new ModuleList([new Linear(2, 2), new Linear(2, 1, { bias: false })]);
     assert.deepEqual(
       list.namedParameters().map(([n]) => n),
@@ -94,12 +94,12 @@ describe('Module', () => {
     );
   });
 
-  it('counts parameters', () => {
+  void it('counts parameters', () => {
     // embed 3·4 + 4; each block 1 + 4 + 4 + 4·4 + 4; out 4·2
     assert.equal(new Net().numParameters(), 16 + 2 * 29 + 8);
   });
 
-  it('rejects dotted, empty and duplicate member names', () => {
+  void it('rejects dotted, empty and duplicate member names', () => {
     class Bad extends Module {
       constructor(name: string, twice = false) {
         super();
@@ -112,7 +112,7 @@ describe('Module', () => {
     assert.throws(() => new Bad('w', true), /registered twice/);
   });
 
-  it('train() and eval() reach every descendant', () => {
+  void it('train() and eval() reach every descendant', () => {
     const net = new Net();
     assert.ok(net.namedModules().every(([, m]) => m.training));
     net.eval();
@@ -125,7 +125,7 @@ describe('Module', () => {
     assert.ok(net.namedModules().every(([, m]) => m.training));
   });
 
-  it('zeroGrad clears every gradient', () => {
+  void it('zeroGrad clears every gradient', () => {
     const net = new Net();
     tidy(() => sum(net.out.forward(net.embed.forward(tensor([[1, 2, 3]])))).backward());
     assert.notEqual(net.embed.weight.grad, null);
@@ -134,8 +134,8 @@ describe('Module', () => {
   });
 });
 
-describe('loadStateDict', () => {
-  it('copies values into the existing parameters', async () => {
+void describe('loadStateDict', () => {
+  void it('copies values into the existing parameters', async () => {
     const a = new Net(1);
     const b = new Net(2);
     const w = b.embed.weight;
@@ -147,7 +147,7 @@ describe('loadStateDict', () => {
     assert.ok(b.embed.weight.requiresGrad);
   });
 
-  it('casts to the parameter dtype', async () => {
+  void it('casts to the parameter dtype', async () => {
     const a = await new Net(1).to({ dtype: 'float64' });
     const b = new Net(2);
     await b.loadStateDict(a.stateDict());
@@ -155,7 +155,7 @@ describe('loadStateDict', () => {
     assert.deepEqual(b.embed.weight.dataSync(), Float32Array.from(a.embed.weight.dataSync()));
   });
 
-  it('names missing, unexpected and mis-shaped keys in one error and loads nothing', async () => {
+  void it('names missing, unexpected and mis-shaped keys in one error and loads nothing', async () => {
     const net = new Net(3);
     const before = net.namedParameters().map(([, p]) => [...p.dataSync()]);
     const sd = new Map(new Net(4).stateDict());
@@ -179,7 +179,7 @@ describe('loadStateDict', () => {
     );
   });
 
-  it('strict: false allows missing and unexpected keys but never a wrong shape', async () => {
+  void it('strict: false allows missing and unexpected keys but never a wrong shape', async () => {
     const net = new Net(5);
     const sd = new Map([
       ['out.weight', tensor(new Float32Array(8).fill(2), [2, 4])],
@@ -192,8 +192,8 @@ describe('loadStateDict', () => {
   });
 });
 
-describe('to()', () => {
-  it('changes dtype in place, keeping every parameter object and its values', async () => {
+void describe('to()', () => {
+  void it('changes dtype in place, keeping every parameter object and its values', async () => {
     const net = new Net(6);
     const before = net.parameters();
     const values = before.map((p) => [...p.dataSync()]);

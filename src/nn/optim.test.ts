@@ -67,7 +67,7 @@ function sgdRef(o: SgdRef, n: number): number[] {
       let d = g[i]! + (o.weightDecay ?? 0) * th;
       if (mu !== 0) {
         buf[i] = t === 1 ? d : mu * buf[i]! + (1 - (o.dampening ?? 0)) * d;
-        d = o.nesterov ? d + mu * buf[i]! : buf[i]!;
+        d = o.nesterov ? d + mu * buf[i] : buf[i];
       }
       theta[i] = th - o.lr * d;
     });
@@ -102,9 +102,9 @@ function adamRef(o: AdamRef, n: number): number[] {
       else g = g + wd * th;
       m[i] = b1 * m[i]! + (1 - b1) * g;
       v[i] = b2 * v[i]! + (1 - b2) * g * g;
-      vMax[i] = Math.max(vMax[i]!, v[i]!);
-      const mHat = m[i]! / (1 - b1 ** t);
-      const vHat = (o.amsgrad ? vMax[i]! : v[i]!) / (1 - b2 ** t);
+      vMax[i] = Math.max(vMax[i]!, v[i]);
+      const mHat = m[i] / (1 - b1 ** t);
+      const vHat = (o.amsgrad ? vMax[i] : v[i]) / (1 - b2 ** t);
       theta[i] = th - (o.lr * mHat) / (Math.sqrt(vHat) + eps);
     });
   }
@@ -114,31 +114,31 @@ function adamRef(o: AdamRef, n: number): number[] {
 const param = (): Tensor => tensor(THETA0, [4], f64).requireGrad();
 const TOL = { rtol: 1e-12, atol: 1e-14 };
 
-describe('SGD', () => {
-  it('plain steps follow θ ← θ − γ∇', () => {
+void describe('SGD', () => {
+  void it('plain steps follow θ ← θ − γ∇', () => {
     const p = param();
     assertClose(run(new SGD([p], { lr: 0.1 }), p, 3), sgdRef({ lr: 0.1 }, 3), TOL);
   });
 
-  it('one step by hand', () => {
+  void it('one step by hand', () => {
     const p = param();
     // ∇ = [1·1 + 0.3, 0.5·(−2) − 1, 2·0.5 + 0.25, 0.7] = [1.3, −2, 1.25, 0.7]
     assertClose(run(new SGD([p], { lr: 0.1 }), p, 1), [0.87, -1.8, 0.375, 2.93], TOL);
   });
 
-  it('momentum, dampening and weight decay (L2 into the gradient)', () => {
+  void it('momentum, dampening and weight decay (L2 into the gradient)', () => {
     const o = { lr: 0.05, momentum: 0.9, dampening: 0.1, weightDecay: 0.01 };
     const p = param();
     assertClose(run(new SGD([p], o), p, 3), sgdRef(o, 3), TOL);
   });
 
-  it('nesterov', () => {
+  void it('nesterov', () => {
     const o = { lr: 0.05, momentum: 0.8, nesterov: true, weightDecay: 0.02 };
     const p = param();
     assertClose(run(new SGD([p], o), p, 3), sgdRef(o, 3), TOL);
   });
 
-  it('momentum buffer by hand: b₁ = g₁, b₂ = μb₁ + g₂', () => {
+  void it('momentum buffer by hand: b₁ = g₁, b₂ = μb₁ + g₂', () => {
     const p = tensor([1], [1], f64).requireGrad();
     const opt = new SGD([p], { lr: 1, momentum: 0.5 });
     for (const g of [2, 4]) {
@@ -150,11 +150,11 @@ describe('SGD', () => {
     opt.dispose();
   });
 
-  it('rejects nesterov without momentum', () => {
+  void it('rejects nesterov without momentum', () => {
     assert.throws(() => new SGD([param()], { lr: 0.1, nesterov: true }), /nesterov/);
   });
 
-  it('honours a changed lr and skips parameters without gradients', () => {
+  void it('honours a changed lr and skips parameters without gradients', () => {
     const p = param();
     const q = tensor([5], [1], f64).requireGrad();
     const opt = new SGD([p, q], { lr: 0.1 });
@@ -172,8 +172,8 @@ describe('SGD', () => {
   });
 });
 
-describe('Adam and AdamW', () => {
-  it('first step by hand: m̂ = g and v̂ = g², so θ moves by γ·g/(|g| + ε)', () => {
+void describe('Adam and AdamW', () => {
+  void it('first step by hand: m̂ = g and v̂ = g², so θ moves by γ·g/(|g| + ε)', () => {
     const p = param();
     const got = run(new Adam([p], { lr: 0.01 }), p, 1);
     const g = grad(THETA0);
@@ -184,7 +184,7 @@ describe('Adam and AdamW', () => {
     );
   });
 
-  it('bias correction: a constant gradient moves θ by γ on every step', () => {
+  void it('bias correction: a constant gradient moves θ by γ on every step', () => {
     const p = tensor([0], [1], f64).requireGrad();
     const opt = new Adam([p], { lr: 0.01 });
     const seen: number[] = [];
@@ -198,26 +198,26 @@ describe('Adam and AdamW', () => {
     opt.dispose();
   });
 
-  it('Adam matches the equations over 3 steps', () => {
+  void it('Adam matches the equations over 3 steps', () => {
     const o = { lr: 0.05, betas: [0.8, 0.95] as [number, number], eps: 1e-6 };
     const p = param();
     assertClose(run(new Adam([p], o), p, 3), adamRef(o, 3), TOL);
   });
 
-  it('Adam weight decay is L2 (added to the gradient)', () => {
+  void it('Adam weight decay is L2 (added to the gradient)', () => {
     const o = { lr: 0.05, weightDecay: 0.1 };
     const p = param();
     assertClose(run(new Adam([p], o), p, 3), adamRef(o, 3), TOL);
   });
 
-  it('AdamW weight decay is decoupled, default 1e-2', () => {
+  void it('AdamW weight decay is decoupled, default 1e-2', () => {
     const p = param();
     const opt = new AdamW([p], { lr: 0.05 });
     assert.equal(opt.weightDecay, 0.01);
     assertClose(run(opt, p, 3), adamRef({ lr: 0.05, weightDecay: 0.01, decoupled: true }, 3), TOL);
   });
 
-  it('decoupled vs L2 on a zero gradient: AdamW only shrinks θ, Adam takes a full step', () => {
+  void it('decoupled vs L2 on a zero gradient: AdamW only shrinks θ, Adam takes a full step', () => {
     const zeroGrad = (opt: Optimizer, p: Tensor): number => {
       p.grad = tensor([0], [1], f64);
       opt.step();
@@ -230,13 +230,13 @@ describe('Adam and AdamW', () => {
     assertClose(zeroGrad(new Adam([pa], { lr: 0.1, weightDecay: 0.5 }), pa), 2 - 0.1 / (1 + 1e-8));
   });
 
-  it('amsgrad keeps the running maximum of v', () => {
+  void it('amsgrad keeps the running maximum of v', () => {
     const o = { lr: 0.05, amsgrad: true, betas: [0.5, 0.6] as [number, number] };
     const p = param();
     assertClose(run(new Adam([p], o), p, 4), adamRef(o, 4), TOL);
   });
 
-  it('float32 parameters stay float32 and close to the float64 result', () => {
+  void it('float32 parameters stay float32 and close to the float64 result', () => {
     const p = tensor(THETA0, [4]).requireGrad();
     const opt = new AdamW([p], { lr: 0.05 });
     for (let i = 0; i < 3; i++) {
@@ -254,7 +254,7 @@ describe('Adam and AdamW', () => {
   });
 });
 
-describe('clipGradNorm', () => {
+void describe('clipGradNorm', () => {
   const withGrads = (): Tensor[] => {
     const a = tensor([0, 0], [2], f64).requireGrad();
     const b = tensor([0], [1], f64).requireGrad();
@@ -264,7 +264,7 @@ describe('clipGradNorm', () => {
     return [a, b, c];
   };
 
-  it('returns the global L2 norm and scales by maxNorm/(total + 1e-6)', () => {
+  void it('returns the global L2 norm and scales by maxNorm/(total + 1e-6)', () => {
     const ps = withGrads();
     const total = clipGradNorm(ps, 6.5);
     assert.equal(total.itemSync(), 13);
@@ -274,20 +274,20 @@ describe('clipGradNorm', () => {
     assert.equal(ps[2]!.grad, null);
   });
 
-  it('leaves gradients untouched below the limit', () => {
+  void it('leaves gradients untouched below the limit', () => {
     const ps = withGrads();
     assert.equal(clipGradNorm(ps, 100).itemSync(), 13);
     assert.deepEqual([...ps[0]!.grad!.dataSync()], [3, 4]);
     assert.deepEqual([...ps[1]!.grad!.dataSync()], [12]);
   });
 
-  it('infinity norm', () => {
+  void it('infinity norm', () => {
     const ps = withGrads();
     assert.equal(clipGradNorm(ps, 6, { normType: Infinity }).itemSync(), 12);
     assertClose(ps[1]!.grad!, [12 * (6 / (12 + 1e-6))], TOL);
   });
 
-  it('no gradients: norm 0', () => {
+  void it('no gradients: norm 0', () => {
     assert.equal(clipGradNorm([tensor([1], [1])], 1).itemSync(), 0);
   });
 });
@@ -325,12 +325,18 @@ function trainStep(model: Mlp, opt: Optimizer, i: number): number {
   return loss;
 }
 
+/** Each parameter of a with its namesake in b. */
+function paramPairs(a: Module, b: Module): [string, Tensor, Tensor][] {
+  const other = new Map(b.namedParameters());
+  return a.namedParameters().map(([n, p]): [string, Tensor, Tensor] => [n, p, other.get(n)!]);
+}
+
 function snapshot(m: Module): Map<string, Tensor> {
   return new Map(m.namedParameters().map(([n, p]) => [n, p.alias()]));
 }
 
-describe('optimizer state', () => {
-  it('names state after the parameters', () => {
+void describe('optimizer state', () => {
+  void it('names state after the parameters', () => {
     const model = new Mlp(1);
     const opt = new AdamW(model, { lr: 1e-2 });
     assert.deepEqual([...opt.stateDict().keys()], []);
@@ -356,7 +362,7 @@ describe('optimizer state', () => {
     ]);
   });
 
-  it('stateDict is a snapshot: later steps do not change it', () => {
+  void it('stateDict is a snapshot: later steps do not change it', () => {
     const model = new Mlp(2);
     const opt = new Adam(model, { lr: 1e-2 });
     trainStep(model, opt, 0);
@@ -373,7 +379,7 @@ describe('optimizer state', () => {
     (m: Module) => new SGD(m, { lr: 0.05, momentum: 0.9, nesterov: true }),
   ]) {
     const name = make(new Mlp(0)).constructor.name;
-    it(`${name}: continuing vs reloading state gives bit-identical parameters`, async () => {
+    void it(`${name}: continuing vs reloading state gives bit-identical parameters`, async () => {
       const model = new Mlp(3);
       const opt = make(model);
       for (let i = 0; i < 5; i++) trainStep(model, opt, i);
@@ -387,15 +393,13 @@ describe('optimizer state', () => {
       await opt2.loadStateDict(state);
       for (let i = 5; i < 10; i++) trainStep(model2, opt2, i);
 
-      for (const [[n, a], [, b]] of model
-        .namedParameters()
-        .map((e, k) => [e, model2.namedParameters()[k]!])) {
+      for (const [n, a, b] of paramPairs(model, model2)) {
         assert.deepEqual(b.dataSync(), a.dataSync(), `parameter ${n}`);
       }
     });
   }
 
-  it('loadStateDict names unexpected, partial and mis-shaped entries and loads nothing', async () => {
+  void it('loadStateDict names unexpected, partial and mis-shaped entries and loads nothing', async () => {
     const model = new Mlp(5);
     const opt = new AdamW(model, { lr: 1e-2 });
     trainStep(model, opt, 0);
@@ -426,7 +430,7 @@ describe('optimizer state', () => {
     assert.notDeepEqual([...after.get('fc1.weight.exp_avg')!.dataSync()], before);
   });
 
-  it('does not leak: the live storage count is steady over 200 steps', () => {
+  void it('does not leak: the live storage count is steady over 200 steps', () => {
     const backend = cpuBackend();
     const model = new Mlp(6);
     const opt = new AdamW(model, { lr: 1e-3 });

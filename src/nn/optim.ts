@@ -27,7 +27,7 @@ import {
   square,
   sub,
   sum,
-  type Tensor,
+  Tensor,
   tensor,
   tidy,
   transfer,
@@ -42,7 +42,7 @@ export function namedParamsOf(params: ParamsInput): [string, Tensor][] {
   if (params instanceof Module) return params.namedParameters();
   const out: [string, Tensor][] = [];
   params.forEach((p: Tensor | readonly [string, Tensor], i) => {
-    out.push(Array.isArray(p) ? [p[0], p[1]] : [String(i), p as Tensor]);
+    out.push(p instanceof Tensor ? [String(i), p] : [p[0], p[1]]);
   });
   const seen = new Set<string>();
   for (const [n] of out) {
@@ -164,7 +164,10 @@ export abstract class Optimizer {
         misShaped.push(`${k}: expected ${want}, found ${fmtShapeOf(t)}`);
       }
       let m = found.get(name);
-      if (m === undefined) found.set(name, (m = new Map()));
+      if (m === undefined) {
+        m = new Map<string, Tensor>();
+        found.set(name, m);
+      }
       m.set(key, t);
     }
     const missing: string[] = [];
@@ -352,7 +355,7 @@ export class AdamW extends Adam {
 
 export interface ClipGradNormOptions {
   /** 2 (default) or Infinity. */
-  normType?: 2 | typeof Infinity;
+  normType?: number;
 }
 
 /**

@@ -44,6 +44,12 @@ class Net extends Module {
   }
 }
 
+/** Each parameter of a with its namesake in b. */
+function paramPairs(a: Module, b: Module): [string, Tensor, Tensor][] {
+  const other = new Map(b.namedParameters());
+  return a.namedParameters().map(([n, p]): [string, Tensor, Tensor] => [n, p, other.get(n)!]);
+}
+
 /** Round to the nearest IEEE half (ties to even), for checking F16 storage. */
 function toHalf(x: number): number {
   if (x === 0 || !Number.isFinite(x)) return x;
@@ -55,8 +61,8 @@ function toHalf(x: number): number {
   return even * ulp;
 }
 
-describe('saveModule / loadModule', () => {
-  it('round-trips every parameter bit for bit in F32', async () => {
+void describe('saveModule / loadModule', () => {
+  void it('round-trips every parameter bit for bit in F32', async () => {
     const path = join(dir, 'net-f32.safetensors');
     const a = new Net(1);
     await saveModule(a, path);
@@ -76,14 +82,12 @@ describe('saveModule / loadModule', () => {
     const w = b.conv.weight;
     await loadModule(b, path);
     assert.equal(b.conv.weight, w, 'parameters keep their identity');
-    for (const [[n, pa], [, pb]] of a
-      .namedParameters()
-      .map((e, i) => [e, b.namedParameters()[i]!])) {
+    for (const [n, pa, pb] of paramPairs(a, b)) {
       assert.deepEqual(pb.dataSync(), pa.dataSync(), n);
     }
   });
 
-  it('F16 stores half-precision values, read back as float32', async () => {
+  void it('F16 stores half-precision values, read back as float32', async () => {
     const path = join(dir, 'net-f16.safetensors');
     const a = new Net(3);
     await saveModule(a, path, { dtype: 'F16' });
@@ -91,15 +95,13 @@ describe('saveModule / loadModule', () => {
     assert.ok([...file.tensors.values()].every((e) => e.dtype === 'F16'));
     const b = new Net(4);
     await loadModule(b, path);
-    for (const [[n, pa], [, pb]] of a
-      .namedParameters()
-      .map((e, i) => [e, b.namedParameters()[i]!])) {
+    for (const [n, pa, pb] of paramPairs(a, b)) {
       assert.equal(pb.dtype, 'float32');
       assert.deepEqual([...pb.dataSync()], [...pa.dataSync()].map(toHalf), n);
     }
   });
 
-  it('float64 modules save as F64 and reload exactly', async () => {
+  void it('float64 modules save as F64 and reload exactly', async () => {
     const path = join(dir, 'net-f64.safetensors');
     const a = await new Net(5).to({ dtype: 'float64' });
     await saveModule(a, path);
@@ -109,7 +111,7 @@ describe('saveModule / loadModule', () => {
     assert.deepEqual(b.conv.bias!.dataSync(), a.conv.bias!.dataSync());
   });
 
-  it('names the file and the offending keys when the module does not match', async () => {
+  void it('names the file and the offending keys when the module does not match', async () => {
     const path = join(dir, 'net-for-mismatch.safetensors');
     await saveModule(new Net(7), path);
     class Other extends Module {
@@ -130,7 +132,7 @@ describe('saveModule / loadModule', () => {
     await loadModule(new Net(8), path); // and the right module loads fine
   });
 
-  it('a corrupt or truncated file gives an error naming the file', async () => {
+  void it('a corrupt or truncated file gives an error naming the file', async () => {
     const garbage = join(dir, 'garbage.safetensors');
     await writeFile(garbage, new Uint8Array([1, 2, 3, 4, 5]));
     await assert.rejects(loadModule(new Net(9), garbage), (e) => {
@@ -155,8 +157,8 @@ describe('saveModule / loadModule', () => {
   });
 });
 
-describe('diffusers checkpoint', () => {
-  it('reads the unet2d fixture into named tensors', async () => {
+void describe('diffusers checkpoint', () => {
+  void it('reads the unet2d fixture into named tensors', async () => {
     const t = await loadTensors(UNET_FILE);
     assert.equal(t.size, 182);
     let count = 0;
@@ -175,7 +177,7 @@ describe('diffusers checkpoint', () => {
     disposeAll(t);
   });
 
-  it("loads an attention block's weights by diffusers names into Attention", async () => {
+  void it("loads an attention block's weights by diffusers names into Attention", async () => {
     const file = await readSafetensors(UNET_FILE);
     const all = tensorsFromSafetensors(file, { dtype: 'float64' });
     const prefix = 'mid_block.attentions.0.';
@@ -201,8 +203,8 @@ describe('diffusers checkpoint', () => {
   });
 });
 
-describe('saveTensors / loadTensors', () => {
-  it('carries optimizer state through a file: resuming gives bit-identical parameters', async () => {
+void describe('saveTensors / loadTensors', () => {
+  void it('carries optimizer state through a file: resuming gives bit-identical parameters', async () => {
     const model = new Net(20);
     const head = model.blocks.at(1);
     const stepOnce = (opt: AdamW, m: Net, i: number): void => {
@@ -241,7 +243,7 @@ describe('saveTensors / loadTensors', () => {
     disposeAll(state);
   });
 
-  it('copies a file unchanged through load and save', async () => {
+  void it('copies a file unchanged through load and save', async () => {
     const copy = join(dir, 'unet-copy.safetensors');
     await copyFile(UNET_FILE, join(dir, 'unet.safetensors'));
     const t = await loadTensors(join(dir, 'unet.safetensors'));
@@ -252,7 +254,7 @@ describe('saveTensors / loadTensors', () => {
     disposeAll(t);
   });
 
-  it('int32 tensors are written as I32 whatever the float dtype', async () => {
+  void it('int32 tensors are written as I32 whatever the float dtype', async () => {
     const path = join(dir, 'ints.safetensors');
     const m = new Map<string, Tensor>([
       ['ids', tensor(new Int32Array([1, -2, 3]), [3])],

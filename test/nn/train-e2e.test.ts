@@ -217,8 +217,8 @@ function trainConv(steps: number, scheduleSteps = steps): ConvRun {
   return { losses, live, initialLoss, finalLoss, emaLoss };
 }
 
-describe('training end to end (float32, CPU)', () => {
-  it('an MLP regresses a random teacher: loss falls below 1/10 of its start', () => {
+void describe('training end to end (float32, CPU)', () => {
+  void it('an MLP regresses a random teacher: loss falls below 1/10 of its start', () => {
     const t0 = performance.now();
     const run = trainMlp(150);
     const ms = performance.now() - t0;
@@ -233,7 +233,7 @@ describe('training end to end (float32, CPU)', () => {
     assert.deepEqual(trainMlp(20).losses, run.losses.slice(0, 20));
   });
 
-  it('a conv net (2 convs + GroupNorm + SiLU + linear head) classifies patterns', () => {
+  void it('a conv net (2 convs + GroupNorm + SiLU + linear head) classifies patterns', () => {
     const t0 = performance.now();
     const run = trainConv(80);
     const ms = performance.now() - t0;

@@ -4,9 +4,10 @@
  *
  * - 'median-cut' (Heckbert, "Color image quantization for frame buffer display", SIGGRAPH 1982):
  *   when the frames use at most 256 distinct colours the palette is exactly those colours (so the
- *   GIF is lossless); otherwise colours are counted in a 5-5-5 bit histogram, the box with the
- *   widest channel range is split at its population median until there are 256 boxes, and each box
- *   contributes the population-weighted mean of the colours in it.
+ *   GIF is lossless); otherwise colours are counted in a 5-5-5 bit histogram, the box whose
+ *   widest channel range times population is largest is split at its population median along
+ *   that channel until there are 256 boxes, and each box contributes the population-weighted mean
+ *   of the colours in it.
  * - 'fixed': 256 gray levels when every frame is gray, else a 6x6x6 colour cube plus 40 grays.
  *
  * Pixels map to the nearest palette colour (squared RGB distance, first on ties).
@@ -84,9 +85,9 @@ function medianCut(frames: readonly Uint32Array[], size: number): Palette {
   const boxes: Box[] = [{ bins: used, count: total }];
   const channel = (bin: number, ch: number): number => (bin >> (10 - 5 * ch)) & 31;
   while (boxes.length < size) {
-    // The box with the widest channel range (ties: the more populous) is split next.
+    // Split next the box and channel with the largest range x population.
     let pick = -1;
-    let pickRange = 0;
+    let pickScore = 0;
     let pickCh = 0;
     for (let k = 0; k < boxes.length; k++) {
       const box = boxes[k]!;
@@ -99,12 +100,9 @@ function medianCut(frames: readonly Uint32Array[], size: number): Palette {
           if (v < lo) lo = v;
           if (v > hi) hi = v;
         }
-        const range = hi - lo;
-        if (
-          range > pickRange ||
-          (range === pickRange && pick >= 0 && box.count > boxes[pick]!.count)
-        ) {
-          [pick, pickRange, pickCh] = [k, range, ch];
+        const score = (hi - lo) * box.count;
+        if (score > pickScore) {
+          [pick, pickScore, pickCh] = [k, score, ch];
         }
       }
     }

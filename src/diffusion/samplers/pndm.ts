@@ -126,7 +126,7 @@ export class PNDMScheduler extends SchedulerBase<PNDMOptions> {
       // prk[:-1].repeat(2)[1:-1], reversed
       const rep = prk.slice(0, -1).flatMap((t) => [t, t]);
       this.prkTimesteps = Float64Array.from(rep.slice(1, -1).reverse());
-      this.plmsTimesteps = ascending.subarray(0, Math.max(0, ascending.length - 3)).reverse();
+      this.plmsTimesteps = ascending.slice(0, Math.max(0, ascending.length - 3)).reverse();
     }
     const all = new Float64Array(this.prkTimesteps.length + this.plmsTimesteps.length);
     all.set(this.prkTimesteps);

@@ -25,8 +25,9 @@ const fns: Record<string, MathFn> = {
     deps: [],
     code: `fn m_isinf(x: f32) -> bool { return (bitcast<u32>(x) & 0x7fffffffu) == 0x7f800000u; }`,
   },
-  m_inf: { deps: [], code: `fn m_inf() -> f32 { return bitcast<f32>(0x7f800000u); }` },
-  m_nan: { deps: [], code: `fn m_nan() -> f32 { return bitcast<f32>(0x7fc00000u); }` },
+  // Through a var: a constant expression may not produce inf or NaN.
+  m_inf: { deps: [], code: `fn m_inf() -> f32 { var b = 0x7f800000u; return bitcast<f32>(b); }` },
+  m_nan: { deps: [], code: `fn m_nan() -> f32 { var b = 0x7fc00000u; return bitcast<f32>(b); }` },
   // Float to int32 as the CPU stores it: truncation, NaN and ±inf to 0 (out-of-range saturates).
   m_f2i: {
     deps: ['m_isnan', 'm_isinf'],

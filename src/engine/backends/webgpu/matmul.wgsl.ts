@@ -59,7 +59,7 @@ export function launchMatmul(
   if (total === 0) return;
   const tile = pickTile(m, n, batch);
   const { splits, kchunk } = pickSplits(tile, m, n, batch, k);
-  const kern = matmulKernel(tile, spec.transA, spec.transB, !isAligned(tile, m, n, kchunk));
+  const kern = matmulKernel(tile, spec.transA, spec.transB, !isAligned(tile, m, n, k));
   const target = splits === 1 ? out : ctx.scratch(splits * total);
   const chunk = Math.floor(MAX_GROUPS / splits);
   for (let b0 = 0; b0 < batch; b0 += chunk) {

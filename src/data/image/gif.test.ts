@@ -1,0 +1,221 @@
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+
+import { encodeGif, lzwEncode } from './gif.js';
+import type { RawImage } from './image.js';
+
+function makeRand(state: number): () => number {
+  return () => {
+    state ^= state << 13;
+    state ^= state >>> 17;
+    state ^= state << 5;
+    return state >>> 0;
+  };
+}
+
+/** GIF LZW decoding, written from the GIF89a specification (appendix F), for the tests. */
+function lzwDecode(bytes: Uint8Array, minCodeSize: number, count: number): Uint8Array {
+  const clear = 1 << minCodeSize;
+  const end = clear + 1;
+  const out: number[] = [];
+  let dict: number[][] = [];
+  const reset = (): void => {
+    dict = Array.from({ length: clear + 2 }, (_, i) => (i < clear ? [i] : []));
+  };
+  reset();
+  let width = minCodeSize + 1;
+  let prev: number[] | null = null;
+  let bitPos = 0;
+  for (;;) {
+    if (bitPos + width > bytes.length * 8) throw new Error('LZW: ran out of data before EOI');
+    let code = 0;
+    for (let k = 0; k < width; k++, bitPos++) {
+      code |= ((bytes[bitPos >> 3]! >> (bitPos & 7)) & 1) << k;
+    }
+    if (code === clear) {
+      reset();
+      width = minCodeSize + 1;
+      prev = null;
+      continue;
+    }
+    if (code === end) break;
+    let entry: number[];
+    if (code < dict.length) entry = dict[code]!;
+    else if (code === dict.length && prev !== null) entry = [...prev, prev[0]!];
+    else throw new Error(`LZW: bad code ${code} (table has ${dict.length})`);
+    out.push(...entry);
+    if (prev !== null && dict.length < 4096) dict.push([...prev, entry[0]!]);
+    prev = entry;
+    if (dict.length === 1 << width && width < 12) width++;
+  }
+  assert.equal(out.length, count, 'LZW: decoded pixel count');
+  return Uint8Array.from(out);
+}
+
+interface DecodedGif {
+  width: number;
+  height: number;
+  palette: number[][];
+  loop: number | null;
+  frames: { delay: number; pixels: number[][] }[];
+}
+
+/** Parses the GIF structure the encoder writes and decodes every frame to RGB triplets. */
+function decodeGif(b: Uint8Array): DecodedGif {
+  let p = 0;
+  const u8 = (): number => {
+    if (p >= b.length) throw new Error('GIF: unexpected end of file');
+    return b[p++]!;
+  };
+  const u16 = (): number => u8() | (u8() << 8);
+  const ascii = (n: number): string => String.fromCharCode(...Array.from({ length: n }, u8));
+  const subBlocks = (): Uint8Array => {
+    const parts: number[] = [];
+    for (let n = u8(); n !== 0; n = u8()) for (let k = 0; k < n; k++) parts.push(u8());
+    return Uint8Array.from(parts);
+  };
+  assert.equal(ascii(6), 'GIF89a');
+  const width = u16();
+  const height = u16();
+  const flags = u8();
+  u8(); // background
+  u8(); // aspect
+  assert.ok(flags & 0x80, 'global colour table present');
+  const palette = Array.from({ length: 2 << (flags & 7) }, () => [u8(), u8(), u8()]);
+  const gif: DecodedGif = { width, height, palette, loop: null, frames: [] };
+  let delay = 0;
+  for (;;) {
+    const tag = u8();
+    if (tag === 0x3b) break;
+    if (tag === 0x21) {
+      const label = u8();
+      const data = subBlocks();
+      if (label === 0xff) {
+        // Application extension: an 11-byte identifier block, then the data blocks.
+        assert.equal(String.fromCharCode(...data.subarray(0, 11)), 'NETSCAPE2.0');
+        assert.equal(data[11], 1);
+        gif.loop = data[12]! | (data[13]! << 8);
+      } else if (label === 0xf9) {
+        assert.equal(data.length, 4);
+        delay = data[1]! | (data[2]! << 8);
+      }
+      continue;
+    }
+    assert.equal(tag, 0x2c, `unexpected block 0x${tag.toString(16)} at byte ${p - 1}`);
+    const [x, y, w, h] = [u16(), u16(), u16(), u16()];
+    assert.deepEqual([x, y, w, h], [0, 0, width, height]);
+    assert.equal(u8() & 0x80, 0, 'no local colour table');
+    const minCodeSize = u8();
+    const indices = lzwDecode(subBlocks(), minCodeSize, w * h);
+    gif.frames.push({ delay, pixels: [...indices].map((i) => palette[i]!) });
+  }
+  assert.equal(p, b.length, 'nothing after the trailer');
+  return gif;
+}
+
+function rgbOf(img: RawImage): number[][] {
+  return Array.from({ length: img.width * img.height }, (_, i) => {
+    const s = i * img.channels;
+    return img.channels <= 2
+      ? [img.data[s]!, img.data[s]!, img.data[s]!]
+      : [...img.data.subarray(s, s + 3)];
+  });
+}
+
+void describe('LZW', () => {
+  void test('round trips short, long (several table resets) and single-symbol streams', () => {
+    const rand = makeRand(11);
+    const cases: [Uint8Array, number][] = [
+      [Uint8Array.from([0, 1, 0, 1, 0, 1, 1, 1, 1]), 2],
+      [Uint8Array.from({ length: 40000 }, () => rand() & 255), 8],
+      [Uint8Array.from({ length: 30000 }, (_, i) => (i >> 4) & 15), 4],
+      [new Uint8Array(5000), 2],
+      [Uint8Array.from([3]), 2],
+    ];
+    for (const [indices, size] of cases) {
+      assert.deepEqual(lzwDecode(lzwEncode(indices, size), size, indices.length), indices);
+    }
+  });
+});
+
+void describe('encodeGif', () => {
+  void test('RGB frames with few colours: structure, loop, delays, exact pixels', () => {
+    const colours = [
+      [255, 0, 0],
+      [0, 128, 255],
+      [10, 20, 30],
+      [255, 255, 255],
+      [0, 0, 0],
+    ];
+    const frames: RawImage[] = [0, 1, 2].map((f) => {
+      const data = new Uint8Array(13 * 11 * 3);
+      for (let i = 0; i < 13 * 11; i++)
+        data.set(colours[(i * (f + 1) + f) % colours.length]!, 3 * i);
+      return { width: 13, height: 11, channels: 3, data };
+    });
+    const bytes = encodeGif(frames, { delayMs: [100, 250, 40], loop: 3 });
+    assert.equal(bytes[bytes.length - 1], 0x3b);
+    const gif = decodeGif(bytes);
+    assert.equal(gif.width, 13);
+    assert.equal(gif.height, 11);
+    assert.equal(gif.palette.length, 8); // 5 colours round up to a table of 8
+    assert.equal(gif.loop, 3);
+    assert.deepEqual(
+      gif.frames.map((f) => f.delay),
+      [10, 25, 4],
+    );
+    gif.frames.forEach((f, i) => assert.deepEqual(f.pixels, rgbOf(frames[i]!)));
+  });
+
+  void test('gray frames with the fixed palette are exact; loops forever by default', () => {
+    const frames: RawImage[] = [0, 1].map((f) => ({
+      width: 20,
+      height: 20,
+      channels: 1,
+      data: Uint8Array.from({ length: 400 }, (_, i) => (i * 7 + f * 100) & 255),
+    }));
+    const gif = decodeGif(encodeGif(frames, { palette: 'fixed' }));
+    assert.equal(gif.loop, 0);
+    assert.equal(gif.palette.length, 256);
+    gif.frames.forEach((f, i) => {
+      assert.equal(f.delay, 10);
+      assert.deepEqual(f.pixels, rgbOf(frames[i]!));
+    });
+  });
+
+  void test('many colours: median cut stays close; the fixed cube too', () => {
+    const rand = makeRand(5);
+    const w = 48;
+    const data = new Uint8Array(w * w * 4);
+    for (let y = 0; y < w; y++) {
+      for (let x = 0; x < w; x++) {
+        const i = (y * w + x) * 4;
+        data.set([x * 5, y * 5, (x * y) & 255, rand() & 255], i); // alpha is ignored
+      }
+    }
+    const frame: RawImage = { width: w, height: w, channels: 4, data };
+    const want = rgbOf(frame);
+    for (const [palette, bound] of [
+      ['median-cut', 9],
+      ['fixed', 13],
+    ] as const) {
+      const gif = decodeGif(encodeGif([frame, frame], { palette }));
+      assert.ok(gif.palette.length <= 256);
+      let err = 0;
+      gif.frames[1]!.pixels.forEach((px, i) =>
+        px.forEach((v, c) => (err += Math.abs(v - want[i]![c]!))),
+      );
+      const mean = err / (want.length * 3);
+      assert.ok(mean < bound, `${palette}: mean abs error ${mean.toFixed(2)}`);
+    }
+  });
+
+  void test('rejects mismatched or unusable frames', () => {
+    const a: RawImage = { width: 2, height: 2, channels: 1, data: new Uint8Array(4) };
+    const b: RawImage = { width: 3, height: 2, channels: 1, data: new Uint8Array(6) };
+    assert.throws(() => encodeGif([]), /no frames/);
+    assert.throws(() => encodeGif([a, b]), /frame 1 is 3x2, frame 0 is 2x2/);
+    assert.throws(() => encodeGif([{ ...a, data: new Uint16Array(4) }]), /not 8-bit/);
+    assert.throws(() => encodeGif([a], { loop: -1 }), /loop/);
+  });
+});

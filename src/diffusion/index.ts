@@ -1,0 +1,5 @@
+/** The diffusion layer: noise schedules, the forward process, losses and samplers. */
+export * from './schedule.js';
+export * from './forward.js';
+export * from './losses.js';
+export * from './samplers/index.js';

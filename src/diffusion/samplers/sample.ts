@@ -1,0 +1,72 @@
+/**
+ * The standard sampling loop of a diffusers pipeline, for any scheduler:
+ *
+ *   scheduler.setTimesteps(n);  x = x_T · initNoiseSigma
+ *   for t in scheduler.timesteps:  x = step(model(scaleModelInput(x, t), t), t, x).prevSample
+ *
+ * Each iteration runs in a memory scope, so only the running sample (and the scheduler's own
+ * history) stays alive. Progress and trajectories reach the caller through `onStep`.
+ */
+import { type Generator, mul, type Tensor, tidy } from '../../engine/index.js';
+import type { Scheduler, StepOptions } from './common.js';
+
+/** A denoiser: the model input (already scaled) and the timestep to the model output. */
+export type DenoiseModel = (x: Tensor, t: number) => Tensor;
+
+export interface StepInfo {
+  /** Index into `scheduler.timesteps`. */
+  i: number;
+  t: number;
+  /** x after this step (x_{t−1}). */
+  sample: Tensor;
+  predOriginalSample: Tensor | null;
+  modelInput: Tensor;
+  modelOutput: Tensor;
+}
+
+export interface SampleOptions {
+  numInferenceSteps: number;
+  /** Noise for stochastic schedulers (unless `stepOptions.noise` is given). */
+  generator?: Generator;
+  /** Extra `step` options (η for DDIM, explicit noise, churn, LMS order, ...). */
+  stepOptions?: StepOptions;
+  /**
+   * Called after every step, synchronously. The tensors are freed when it returns: keep what
+   * you need with `keep(t.alias())` (or read it, on the CPU, with `dataSync()`).
+   */
+  onStep?: (info: StepInfo) => void;
+}
+
+/** Runs the full reverse process from x_T (unit-variance noise) and returns x_0. */
+export function sample(
+  scheduler: Scheduler,
+  model: DenoiseModel,
+  xT: Tensor,
+  opts: SampleOptions,
+): Tensor {
+  scheduler.setTimesteps(opts.numInferenceSteps);
+  const stepOptions: StepOptions = { ...opts.stepOptions };
+  if (opts.generator !== undefined) stepOptions.generator = opts.generator;
+  let x = mul(xT, scheduler.initNoiseSigma);
+  const ts = scheduler.timesteps;
+  for (let i = 0; i < ts.length; i++) {
+    const t = ts[i]!;
+    const next = tidy(() => {
+      const modelInput = scheduler.scaleModelInput(x, t);
+      const modelOutput = model(modelInput, t);
+      const r = scheduler.step(modelOutput, t, x, stepOptions);
+      opts.onStep?.({
+        i,
+        t,
+        sample: r.prevSample,
+        predOriginalSample: r.predOriginalSample,
+        modelInput,
+        modelOutput,
+      });
+      return r.prevSample;
+    });
+    x.dispose();
+    x = next;
+  }
+  return x;
+}

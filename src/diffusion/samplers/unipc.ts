@@ -1,0 +1,309 @@
+/**
+ * UniPC (Zhao et al. 2023, "UniPC: A Unified Predictor-Corrector Framework for Fast Sampling of
+ * Diffusion Models", Algorithms 1–3, B(h) variants), as diffusers' UniPCMultistepScheduler.
+ *
+ * With data prediction (`predict_x0`), hh = −h, h = λ_t − λ_s0, m_k the past outputs and
+ * r_k = (λ_{s_k} − λ_s0)/h, D_k = (m_k − m_0)/r_k:
+ *   UniP (predictor, order p):  x_t = (σ_t/σ_s0) x − α_t (e^{hh} − 1) m_0 − α_t B(h) Σ_k ρ_k D_k
+ *   UniC (corrector, order p):  the same from the previous x with one more point, the model output
+ *                               m_t at the predicted x_t:  … − α_t B(h) (Σ_k ρ_k D_k + ρ_p (m_t − m_0))
+ * ρ solves R ρ = b with R_{ik} = r_k^{i}, b_i = i! φ_{i+1}(hh) / B(h) (bh1: B = hh, bh2: B = e^{hh} − 1);
+ * order 2 predictor and order 1 corrector use ρ = ½. Each step first corrects the incoming sample
+ * with the new model output, then predicts the next one; the scheduler keeps the past outputs and
+ * the last sample.
+ */
+import { add, mul, sub, type Tensor } from '../../engine/index.js';
+import {
+  type BaseOptions,
+  checkOneOf,
+  clipOrThreshold,
+  hold,
+  release,
+  requireTimesteps,
+  type StepOptions,
+  type StepResult,
+} from './common.js';
+import type { SchedulerSpec } from './config.js';
+import {
+  dataPrediction,
+  multistepSchedule,
+  MultistepSchedulerBase,
+  noisePrediction,
+} from './multistep.js';
+import type { FinalSigmasType } from './sigma-scheduler.js';
+import { alphaSigmaOf, lambdaOf } from './sigmas.js';
+
+export type UniPCSolverType = 'bh1' | 'bh2';
+
+export interface UniPCOptions extends BaseOptions {
+  solverOrder: number;
+  thresholding: boolean;
+  dynamicThresholdingRatio: number;
+  sampleMaxValue: number;
+  predictX0: boolean;
+  solverType: UniPCSolverType;
+  lowerOrderFinal: boolean;
+  /** Steps (indices) after which the corrector is skipped. */
+  disableCorrector: number[];
+  useKarrasSigmas: boolean;
+  finalSigmasType: FinalSigmasType;
+  rescaleBetasZeroSnr: boolean;
+  sigmaMin: number | null;
+  sigmaMax: number | null;
+}
+
+export const unipcSpec: SchedulerSpec<UniPCOptions> = {
+  className: 'UniPCMultistepScheduler',
+  defaults: {
+    numTrainTimesteps: 1000,
+    betaStart: 0.0001,
+    betaEnd: 0.02,
+    betaSchedule: 'linear',
+    trainedBetas: null,
+    solverOrder: 2,
+    predictionType: 'epsilon',
+    thresholding: false,
+    dynamicThresholdingRatio: 0.995,
+    sampleMaxValue: 1.0,
+    predictX0: true,
+    solverType: 'bh2',
+    lowerOrderFinal: true,
+    disableCorrector: [],
+    useKarrasSigmas: false,
+    timestepSpacing: 'linspace',
+    stepsOffset: 0,
+    finalSigmasType: 'zero',
+    rescaleBetasZeroSnr: false,
+    sigmaMin: null,
+    sigmaMax: null,
+  },
+  unsupported: {
+    solver_p: null,
+    use_exponential_sigmas: false,
+    use_beta_sigmas: false,
+    use_flow_sigmas: false,
+    flow_shift: 1.0,
+    use_dynamic_shifting: false,
+    time_shift_type: 'exponential',
+    shift_terminal: null,
+  },
+};
+
+/** Solves A x = b (small, dense) by Gaussian elimination with partial pivoting. */
+export function solveLinear(A: readonly (readonly number[])[], b: readonly number[]): number[] {
+  const n = b.length;
+  const M = A.map((row, i) => [...row.slice(0, n), b[i]!]);
+  for (let c = 0; c < n; c++) {
+    let p = c;
+    for (let r = c + 1; r < n; r++) if (Math.abs(M[r]![c]!) > Math.abs(M[p]![c]!)) p = r;
+    [M[c], M[p]] = [M[p]!, M[c]!];
+    for (let r = c + 1; r < n; r++) {
+      const f = M[r]![c]! / M[c]![c]!;
+      for (let k = c; k <= n; k++) M[r]![k]! -= f * M[c]![k]!;
+    }
+  }
+  const x = new Array<number>(n).fill(0);
+  for (let r = n - 1; r >= 0; r--) {
+    let s = M[r]![n]!;
+    for (let k = r + 1; k < n; k++) s -= M[r]![k]! * x[k]!;
+    x[r] = s / M[r]![r]!;
+  }
+  return x;
+}
+
+/** The B(h) coefficients: h φ_1 = e^{hh} − 1, B(h), R (rows r^0 … r^{p−1}) and b. Pure. */
+export function unipcCoefficients(
+  hh: number,
+  rks: readonly number[],
+  order: number,
+  solverType: UniPCSolverType,
+): { hPhi1: number; Bh: number; R: number[][]; b: number[] } {
+  const hPhi1 = Math.expm1(hh);
+  let hPhiK = hPhi1 / hh - 1;
+  let factorial = 1;
+  const Bh = solverType === 'bh1' ? hh : Math.expm1(hh);
+  const R: number[][] = [];
+  const b: number[] = [];
+  for (let i = 1; i <= order; i++) {
+    R.push(rks.map((r) => r ** (i - 1)));
+    b.push((hPhiK * factorial) / Bh);
+    factorial *= i + 1;
+    hPhiK = hPhiK / hh - 1 / factorial;
+  }
+  return { hPhi1, Bh, R, b };
+}
+
+interface UniPCParams {
+  predictX0: boolean;
+  solverType: UniPCSolverType;
+}
+
+/** Σ_k ρ_k D_k, D_k = (m_k − m_0)/r_k. */
+function weightedDiffs(rhos: readonly number[], ms: readonly Tensor[], m0: Tensor, rks: readonly number[]): Tensor | null {
+  let out: Tensor | null = null;
+  for (let k = 0; k < ms.length; k++) {
+    const D = mul(sub(ms[k]!, m0), 1 / rks[k]!);
+    const term = mul(D, rhos[k]!);
+    out = out === null ? term : add(out, term);
+  }
+  return out;
+}
+
+/**
+ * UniP-p: predicts x_t from x at σ_s0 with m0 (at s0) and the earlier outputs `past` (at the
+ * earlier σ in `pastSigmas`, newest first). Pure.
+ */
+export function uniPUpdate(
+  p: UniPCParams,
+  sigmaT: number,
+  sigmaS0: number,
+  m0: Tensor,
+  past: readonly Tensor[],
+  pastSigmas: readonly number[],
+  x: Tensor,
+  order: number,
+): Tensor {
+  const { alphaT, sigmaT: sT } = alphaSigmaOf(sigmaT);
+  const { alphaT: aS0, sigmaT: sS0 } = alphaSigmaOf(sigmaS0);
+  const lS0 = lambdaOf(sigmaS0);
+  const h = lambdaOf(sigmaT) - lS0;
+  const ms = past.slice(0, order - 1);
+  const rks = pastSigmas.slice(0, order - 1).map((s) => (lambdaOf(s) - lS0) / h);
+  const hh = p.predictX0 ? -h : h;
+  const { hPhi1, Bh, R, b } = unipcCoefficients(hh, [...rks, 1], order, p.solverType);
+  let rhos: number[] = [];
+  if (ms.length > 0) {
+    rhos =
+      order === 2
+        ? [0.5]
+        : solveLinear(
+            R.slice(0, -1).map((row) => row.slice(0, -1)),
+            b.slice(0, -1),
+          );
+  }
+  const res = weightedDiffs(rhos, ms, m0, rks);
+  const [cx, scale] = p.predictX0 ? [sT / sS0, alphaT] : [alphaT / aS0, sT];
+  let xt = sub(mul(x, cx), mul(m0, scale * hPhi1));
+  if (res !== null) xt = sub(xt, mul(res, scale * Bh));
+  return xt;
+}
+
+/**
+ * UniC-p: corrects x_t (predicted from `lastSample` at σ_s0) with the model output m_t at x_t.
+ * m0 is the output at s0, `past` / `pastSigmas` the earlier ones, newest first. Pure.
+ */
+export function uniCUpdate(
+  p: UniPCParams,
+  sigmaT: number,
+  sigmaS0: number,
+  mT: Tensor,
+  m0: Tensor,
+  past: readonly Tensor[],
+  pastSigmas: readonly number[],
+  lastSample: Tensor,
+  order: number,
+): Tensor {
+  const { alphaT, sigmaT: sT } = alphaSigmaOf(sigmaT);
+  const { alphaT: aS0, sigmaT: sS0 } = alphaSigmaOf(sigmaS0);
+  const lS0 = lambdaOf(sigmaS0);
+  const h = lambdaOf(sigmaT) - lS0;
+  const ms = past.slice(0, order - 1);
+  const rks = pastSigmas.slice(0, order - 1).map((s) => (lambdaOf(s) - lS0) / h);
+  const hh = p.predictX0 ? -h : h;
+  const { hPhi1, Bh, R, b } = unipcCoefficients(hh, [...rks, 1], order, p.solverType);
+  const rhos = order === 1 ? [0.5] : solveLinear(R, b);
+  const corr = weightedDiffs(rhos.slice(0, -1), ms, m0, rks);
+  const D1t = sub(mT, m0);
+  const last = mul(D1t, rhos[rhos.length - 1]!);
+  const total = corr === null ? last : add(corr, last);
+  const [cx, scale] = p.predictX0 ? [sT / sS0, alphaT] : [alphaT / aS0, sT];
+  return sub(sub(mul(lastSample, cx), mul(m0, scale * hPhi1)), mul(total, scale * Bh));
+}
+
+export class UniPCMultistepScheduler extends MultistepSchedulerBase<UniPCOptions> {
+  /** Converted outputs of the last `solverOrder` steps, oldest first. */
+  private modelOutputs: (Tensor | null)[] = [];
+  private lowerOrderNums = 0;
+  private lastSample: Tensor | null = null;
+  private thisOrder = 1;
+
+  constructor(options: Partial<UniPCOptions> = {}) {
+    super(unipcSpec, options);
+    const c = this.config;
+    checkOneOf('solver_type', c.solverType, ['bh1', 'bh2'], this.className);
+    checkOneOf('final_sigmas_type', c.finalSigmasType, ['zero', 'sigma_min'], this.className);
+    if (!Number.isInteger(c.solverOrder) || c.solverOrder < 1) {
+      throw new Error(`${this.className}: solver_order must be a positive integer`);
+    }
+    this.modelOutputs = new Array<Tensor | null>(c.solverOrder).fill(null);
+  }
+
+  setTimesteps(numInferenceSteps: number): void {
+    const { timesteps, sigmas } = multistepSchedule(
+      this.alphasCumprod,
+      this.config,
+      numInferenceSteps,
+      true,
+    );
+    this.timesteps = timesteps;
+    this.sigmas = sigmas;
+    this.numInferenceSteps = timesteps.length;
+    this.modelOutputs.forEach(release);
+    this.modelOutputs = new Array<Tensor | null>(this.config.solverOrder).fill(null);
+    this.lowerOrderNums = 0;
+    release(this.lastSample);
+    this.lastSample = null;
+    this.thisOrder = 1;
+    this.stepIndex = null;
+  }
+
+  convertModelOutput(modelOutput: Tensor, sample: Tensor, sigma: number): Tensor {
+    const c = this.config;
+    if (!c.predictX0) return noisePrediction(c.predictionType, modelOutput, sample, sigma);
+    const x0 = dataPrediction(c.predictionType, modelOutput, sample, sigma);
+    return clipOrThreshold(x0, { ...c, clipSample: false });
+  }
+
+  /** The past outputs before the newest, newest first, with their σ (σ at step index − k). */
+  private history(from: number, skip: number): { ms: Tensor[]; sigmas: number[] } {
+    const ms: Tensor[] = [];
+    const sigmas: number[] = [];
+    const K = this.modelOutputs.length;
+    for (let k = 1; k < K; k++) {
+      const m = this.modelOutputs[K - 1 - k];
+      if (m === null || m === undefined) break;
+      ms.push(m);
+      sigmas.push(this.sigmas[from - k - skip] ?? NaN);
+    }
+    return { ms, sigmas };
+  }
+
+  step(modelOutput: Tensor, timestep: number, sample: Tensor, _opts?: StepOptions): StepResult {
+    requireTimesteps(this.numInferenceSteps, this.className);
+    const c = this.config;
+    const i = this.currentIndex(timestep);
+    const p = { predictX0: c.predictX0, solverType: c.solverType };
+    const useCorrector = i > 0 && !c.disableCorrector.includes(i - 1) && this.lastSample !== null;
+    const m = this.convertModelOutput(modelOutput, sample, this.sigmas[i]!);
+    let x = sample;
+    if (useCorrector) {
+      const m0 = this.modelOutputs[this.modelOutputs.length - 1]!;
+      const { ms, sigmas } = this.history(i, 1);
+      x = uniCUpdate(p, this.sigmas[i]!, this.sigmas[i - 1]!, m, m0, ms, sigmas, this.lastSample!, this.thisOrder);
+    }
+    release(this.modelOutputs.shift());
+    this.modelOutputs.push(hold(m));
+
+    const L = this.timesteps.length;
+    const order = c.lowerOrderFinal ? Math.min(c.solverOrder, L - i) : c.solverOrder;
+    this.thisOrder = Math.min(order, this.lowerOrderNums + 1);
+    release(this.lastSample);
+    this.lastSample = hold(x);
+
+    const { ms, sigmas } = this.history(i, 0);
+    const prev = uniPUpdate(p, this.sigmas[i + 1]!, this.sigmas[i]!, m, ms, sigmas, x, this.thisOrder);
+    if (this.lowerOrderNums < c.solverOrder) this.lowerOrderNums += 1;
+    this.stepIndex = i + 1;
+    return { prevSample: prev, predOriginalSample: c.predictX0 ? m : null };
+  }
+}

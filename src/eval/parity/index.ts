@@ -1,0 +1,10 @@
+/** Parity checks against reference fixtures (diffusers' test vectors), as a registry of kinds. */
+import { registerFixtureKind } from './kinds.js';
+import { schedulerFixtureKind } from './scheduler-kind.js';
+
+export * from './kinds.js';
+export * from './compare.js';
+export * from './runner.js';
+export { fakeModel, schedulerFixtureKind, F64_TOLERANCE, NATIVE_TOLERANCE } from './scheduler-kind.js';
+
+registerFixtureKind(schedulerFixtureKind);

@@ -1,0 +1,259 @@
+/**
+ * The scheduler fixture kind: a `<case>.json` with `scheduler_class` (diffusers' class name and its
+ * resolved `config`) beside `<case>.safetensors`. Reruns every recorded sampling loop with the
+ * fake model m(x, t) = 0.3 tanh(x) + 0.001 t and the recorded noise, and compares the training
+ * schedule, the inference schedule, every per-step record, the final samples, add_noise /
+ * get_velocity, and diffusers' own float32 ("native") results.
+ */
+import {
+  add,
+  type FloatDType,
+  keep,
+  mul,
+  type Tensor,
+  tanh,
+  tensor,
+  tidy,
+} from '../../engine/index.js';
+import { createScheduler, sample, type Scheduler, type StepOptions } from '../../diffusion/index.js';
+import { readSafetensors, type SafetensorsEntry } from '../../nn/safetensors.js';
+import { maxRel, maxRelL2PerStep, record, relL2 } from './compare.js';
+import type { FixtureCandidate, FixtureKind, RecordResult, RunContext } from './kinds.js';
+
+/** README tolerances: float64 records, and diffusers-as-shipped (float32 inside) records. */
+export const F64_TOLERANCE = 1e-10;
+export const NATIVE_TOLERANCE = 1e-5;
+
+/** The fixtures' stand-in network. */
+export function fakeModel(x: Tensor, t: number): Tensor {
+  return add(mul(tanh(x), 0.3), 0.001 * t);
+}
+
+interface LoopInfo {
+  num_inference_steps: number;
+  num_loop_steps: number;
+  init_noise_sigma: number;
+  noise_draws: number;
+}
+
+interface SchedulerFixture {
+  scheduler_class: string;
+  config: Record<string, unknown>;
+  step_kwargs?: Record<string, unknown>;
+  loops: Record<string, LoopInfo>;
+  add_noise?: { after_set_timesteps: number }[];
+  get_velocity?: { after_set_timesteps: number }[];
+  native?: { loop?: { num_inference_steps: number } };
+}
+
+/** diffusers `step()` keyword arguments → our step options. */
+function stepOptionsFrom(kwargs: Record<string, unknown>): StepOptions {
+  const map: Record<string, keyof StepOptions> = {
+    eta: 'eta',
+    use_clipped_model_output: 'useClippedModelOutput',
+    order: 'order',
+    s_churn: 'sChurn',
+    s_tmin: 'sTmin',
+    s_tmax: 'sTmax',
+    s_noise: 'sNoise',
+  };
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(kwargs)) {
+    const name = map[k];
+    if (name === undefined) throw new Error(`step() argument '${k}' is not supported`);
+    out[name] = v;
+  }
+  return out as StepOptions;
+}
+
+class Tensors {
+  constructor(
+    private readonly entries: Map<string, SafetensorsEntry>,
+    private readonly ctx: RunContext,
+  ) {}
+
+  has(name: string): boolean {
+    return this.entries.has(name);
+  }
+
+  entry(name: string): SafetensorsEntry {
+    const e = this.entries.get(name);
+    if (e === undefined) throw new Error(`tensor '${name}' is missing from the fixture`);
+    return e;
+  }
+
+  /** Values as float64. */
+  values(name: string): Float64Array {
+    return Float64Array.from(this.entry(name).data);
+  }
+
+  /** A tensor of the run's dtype and backend; `index` picks one slice along the first axis. */
+  tensor(name: string, index?: number): Tensor {
+    const e = this.entry(name);
+    const dtype: FloatDType = this.ctx.dtype;
+    if (index === undefined) {
+      return tensor(Float64Array.from(e.data), e.shape, { dtype, backend: this.ctx.backend });
+    }
+    const [n, ...rest] = e.shape;
+    if (index >= n!) throw new Error(`'${name}' has ${n} entries; entry ${index} was asked for`);
+    const per = rest.reduce((p, d) => p * d, 1);
+    const data = Float64Array.from(e.data.subarray(index * per, (index + 1) * per));
+    return tensor(data, rest, { dtype, backend: this.ctx.backend });
+  }
+}
+
+async function read(t: Tensor): Promise<Float64Array> {
+  return Float64Array.from(await t.data());
+}
+
+function concat(parts: readonly Float64Array[]): Float64Array {
+  const out = new Float64Array(parts.reduce((n, p) => n + p.length, 0));
+  let o = 0;
+  for (const p of parts) {
+    out.set(p, o);
+    o += p.length;
+  }
+  return out;
+}
+
+export const schedulerFixtureKind: FixtureKind = {
+  name: 'scheduler',
+  detect: (c: FixtureCandidate) => typeof c.json['scheduler_class'] === 'string',
+
+  async run(c: FixtureCandidate, ctx: RunContext): Promise<RecordResult[]> {
+    const fx = c.json as unknown as SchedulerFixture;
+    const T = new Tensors((await readSafetensors(c.tensorsPath)).tensors, ctx);
+    const tol = ctx.dtype === 'float64' ? F64_TOLERANCE : NATIVE_TOLERANCE;
+    const make = (): Scheduler => createScheduler(fx.scheduler_class, fx.config);
+    const stepKwargs = stepOptionsFrom(fx.step_kwargs ?? {});
+    const out: RecordResult[] = [];
+
+    const sched = make();
+    out.push(record('betas', 'max-rel', maxRel(sched.betas, T.values('betas')), F64_TOLERANCE));
+    out.push(
+      record(
+        'alphas_cumprod',
+        'max-rel',
+        maxRel(sched.alphasCumprod, T.values('alphas_cumprod')),
+        F64_TOLERANCE,
+      ),
+    );
+
+    const finals = new Map<number, Float64Array>();
+    for (const [key, loop] of Object.entries(fx.loops)) {
+      const n = loop.num_inference_steps;
+      const s = make();
+      s.setTimesteps(n);
+      out.push(
+        record(`${key}/timesteps`, 'max-rel', maxRel(s.timesteps, T.values(`${key}/timesteps`)), F64_TOLERANCE),
+      );
+      if (T.has(`${key}/sigmas`)) {
+        const e = s.sigmas === null ? Infinity : maxRel(s.sigmas, T.values(`${key}/sigmas`));
+        out.push(record(`${key}/sigmas`, 'max-rel', e, F64_TOLERANCE));
+      }
+      out.push(
+        record(
+          `${key}/init_noise_sigma`,
+          'max-rel',
+          maxRel([s.initNoiseSigma], [loop.init_noise_sigma]),
+          F64_TOLERANCE,
+        ),
+      );
+
+      const xT = T.tensor(T.has(`${key}/x_T`) ? `${key}/x_T` : 'x_T');
+      const initial = mul(xT, s.initNoiseSigma);
+      out.push(record(`${key}/sample_init`, 'rel-l2', relL2(await read(initial), T.values(`${key}/sample_init`)), tol));
+      initial.dispose();
+
+      const pool = T.has(`${key}/noise`) ? `${key}/noise` : 'noise';
+      let draws = 0;
+      const stepOptions: StepOptions = {
+        ...stepKwargs,
+        noise: () => T.tensor(pool, draws++),
+      };
+      const keepIo = T.has(`${key}/prev_sample`);
+      const io: Record<'model_input' | 'model_output' | 'prev_sample', Tensor[]> = {
+        model_input: [],
+        model_output: [],
+        prev_sample: [],
+      };
+      const final = sample(s, fakeModel, xT, {
+        numInferenceSteps: n,
+        stepOptions,
+        onStep: (info) => {
+          if (!keepIo) return;
+          io.model_input.push(keep(info.modelInput.alias()));
+          io.model_output.push(keep(info.modelOutput.alias()));
+          io.prev_sample.push(keep(info.sample.alias()));
+        },
+      });
+      xT.dispose();
+      for (const name of ['model_input', 'model_output', 'prev_sample'] as const) {
+        const full = `${key}/${name}`;
+        if (!T.has(full)) continue;
+        const steps = T.entry(full).shape[0]!;
+        const ours = concat(await Promise.all(io[name].map(read)));
+        io[name].forEach((t) => t.dispose());
+        const e =
+          io[name].length === steps ? maxRelL2PerStep(ours, T.values(full), steps) : Infinity;
+        out.push(record(full, 'rel-l2', e, tol));
+      }
+      const finalValues = await read(final);
+      final.dispose();
+      finals.set(n, finalValues);
+      out.push(record(`${key}/final_sample`, 'rel-l2', relL2(finalValues, T.values(`${key}/final_sample`)), tol));
+      out.push(record(`${key}/noise_draws`, 'count', Math.abs(draws - loop.noise_draws), 0));
+    }
+
+    const x0 = T.tensor('add_noise/x0');
+    const eps = T.tensor('add_noise/noise');
+    const forward = [
+      ['add_noise', fx.add_noise ?? []],
+      ['velocity', fx.get_velocity ?? []],
+    ] as const;
+    for (const [group, entries] of forward) {
+      for (let j = 0; j < entries.length; j++) {
+        const s = make();
+        s.setTimesteps(entries[j]!.after_set_timesteps);
+        const ts = T.values(`${group}/timesteps_${j}`);
+        const name = `${group}/out_${j}`;
+        let e = Infinity;
+        if (group === 'add_noise' || s.getVelocity !== undefined) {
+          const r = tidy(() =>
+            group === 'add_noise' ? s.addNoise(x0, eps, ts) : s.getVelocity!(x0, eps, ts),
+          );
+          e = relL2(await read(r), T.values(name));
+          r.dispose();
+        }
+        out.push(record(name, 'rel-l2', e, tol));
+      }
+    }
+    x0.dispose();
+    eps.dispose();
+
+    // diffusers as shipped (float32 inside) against our run
+    const nNative = fx.native?.loop?.num_inference_steps;
+    if (nNative !== undefined) {
+      const ours = finals.get(nNative);
+      const native = `native/n${nNative}`;
+      if (T.has(`${native}/final_sample`)) {
+        const e = ours === undefined ? Infinity : relL2(ours, T.values(`${native}/final_sample`));
+        out.push(record(`${native}/final_sample`, 'rel-l2', e, NATIVE_TOLERANCE));
+      }
+      if (T.has('native/alphas_cumprod')) {
+        const e = maxRel(sched.alphasCumprod, T.values('native/alphas_cumprod'));
+        out.push(record('native/alphas_cumprod', 'max-rel', e, NATIVE_TOLERANCE));
+      }
+      const s = make();
+      s.setTimesteps(nNative);
+      for (const what of ['timesteps', 'sigmas'] as const) {
+        const name = `${native}/${what}`;
+        if (!T.has(name)) continue;
+        const ours2 = s[what];
+        const e = ours2 === null ? Infinity : maxRel(ours2, T.values(name));
+        out.push(record(name, 'max-rel', e, NATIVE_TOLERANCE));
+      }
+    }
+    return out;
+  },
+};

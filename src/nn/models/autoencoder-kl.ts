@@ -1,0 +1,186 @@
+/**
+ * diffusers' AutoencoderKL: the KL-regularised autoencoder of latent diffusion (Rombach et al.
+ * 2022). encode(x) gives a DiagonalGaussianDistribution over latents (quant_conv on the encoder's
+ * [mean; logvar]); decode(z) runs post_quant_conv and the decoder. `scaling_factor` (and
+ * `shift_factor`) are for the caller: diffusion runs on (z − shift) · scaling_factor.
+ */
+import type { Generator, Tensor } from '../../engine/index.js';
+import { Conv2d } from '../layers.js';
+import { ACTIVATIONS, type ActivationName, BuildContext, type ModelInitOptions } from './common.js';
+import {
+  anyValue,
+  bool,
+  checkLength,
+  type ConfigSchema,
+  either,
+  int,
+  listOf,
+  nullable,
+  num,
+  oneOf,
+  positive,
+} from './config.js';
+import { DiffusersModel } from './diffusers-model.js';
+import { Decoder, DiagonalGaussianDistribution, Encoder } from './vae.js';
+
+export interface AutoencoderKLConfig {
+  in_channels: number;
+  out_channels: number;
+  down_block_types: readonly 'DownEncoderBlock2D'[];
+  up_block_types: readonly 'UpDecoderBlock2D'[];
+  block_out_channels: readonly number[];
+  layers_per_block: number;
+  act_fn: ActivationName;
+  latent_channels: number;
+  norm_num_groups: number;
+  sample_size: number | readonly [number, number];
+  scaling_factor: number;
+  shift_factor: number | null;
+  latents_mean: readonly number[] | null;
+  latents_std: readonly number[] | null;
+  /** Run in float32 under fp16 pipelines (no effect here). */
+  force_upcast: boolean;
+  use_quant_conv: boolean;
+  use_post_quant_conv: boolean;
+  mid_block_add_attention: boolean;
+}
+
+export const AUTOENCODER_KL_DEFAULTS: AutoencoderKLConfig = {
+  in_channels: 3,
+  out_channels: 3,
+  down_block_types: ['DownEncoderBlock2D'],
+  up_block_types: ['UpDecoderBlock2D'],
+  block_out_channels: [64],
+  layers_per_block: 1,
+  act_fn: 'silu',
+  latent_channels: 4,
+  norm_num_groups: 32,
+  sample_size: 32,
+  scaling_factor: 0.18215,
+  shift_factor: null,
+  latents_mean: null,
+  latents_std: null,
+  force_upcast: true,
+  use_quant_conv: true,
+  use_post_quant_conv: true,
+  mid_block_add_attention: true,
+};
+
+/** The config keys AutoencoderKL and VQModel share, with their rules. */
+export const CODER_RULES = {
+  in_channels: int(1),
+  out_channels: int(1),
+  down_block_types: listOf(oneOf(['DownEncoderBlock2D'], ['AttnDownEncoderBlock2D'])),
+  up_block_types: listOf(oneOf(['UpDecoderBlock2D'], ['AttnUpDecoderBlock2D'])),
+  block_out_channels: listOf(int(1)),
+  layers_per_block: int(1),
+  act_fn: oneOf(ACTIVATIONS),
+  latent_channels: int(1),
+  norm_num_groups: int(1),
+  sample_size: either(int(1), listOf(int(1), 2)),
+  scaling_factor: positive,
+  force_upcast: bool,
+  mid_block_add_attention: bool,
+} as const;
+
+export function checkCoder(c: {
+  block_out_channels: readonly number[];
+  down_block_types: readonly unknown[];
+  up_block_types: readonly unknown[];
+  norm_num_groups: number;
+}): string[] {
+  const n = c.block_out_channels.length;
+  const problems = [
+    ...checkLength('down_block_types', c.down_block_types, n, 'block_out_channels entry'),
+    ...checkLength('up_block_types', c.up_block_types, n, 'block_out_channels entry'),
+  ];
+  const bad = c.block_out_channels.find((ch) => ch % c.norm_num_groups !== 0);
+  if (bad !== undefined) {
+    problems.push(`block_out_channels: ${bad} is not divisible by norm_num_groups=${c.norm_num_groups}`);
+  }
+  return problems;
+}
+
+export const AUTOENCODER_KL_SCHEMA: ConfigSchema<AutoencoderKLConfig> = {
+  className: 'AutoencoderKL',
+  defaults: AUTOENCODER_KL_DEFAULTS,
+  rules: {
+    ...CODER_RULES,
+    shift_factor: nullable(num),
+    latents_mean: anyValue,
+    latents_std: anyValue,
+    use_quant_conv: bool,
+    use_post_quant_conv: bool,
+  },
+  check: checkCoder,
+};
+
+export type AutoencoderKLInput = Partial<AutoencoderKLConfig> & { [meta: `_${string}`]: unknown };
+
+export interface AutoencoderKLForwardOptions {
+  /** Decode a sample of the posterior (needs `generator`) instead of its mean. */
+  samplePosterior?: boolean;
+  generator?: Generator;
+}
+
+export class AutoencoderKL extends DiffusersModel<AutoencoderKLConfig> {
+  readonly encoder: Encoder;
+  readonly decoder: Decoder;
+  readonly quantConv: Conv2d | null;
+  readonly postQuantConv: Conv2d | null;
+
+  constructor(config: AutoencoderKLInput = {}, opts: ModelInitOptions = {}) {
+    super(AUTOENCODER_KL_SCHEMA, config);
+    const c = this.config;
+    const ctx = new BuildContext(opts);
+    const lc = c.latent_channels;
+    const common = {
+      blockOutChannels: c.block_out_channels,
+      layersPerBlock: c.layers_per_block,
+      normNumGroups: c.norm_num_groups,
+      actFn: c.act_fn,
+      midBlockAddAttention: c.mid_block_add_attention,
+      ctx,
+    };
+    this.encoder = this.child(
+      'encoder',
+      new Encoder({ ...common, inChannels: c.in_channels, outChannels: 2 * lc }),
+    );
+    this.decoder = this.child(
+      'decoder',
+      new Decoder({ ...common, inChannels: lc, outChannels: c.out_channels }),
+    );
+    this.quantConv = c.use_quant_conv
+      ? this.child('quant_conv', new Conv2d(2 * lc, 2 * lc, 1, ctx.init))
+      : null;
+    this.postQuantConv = c.use_post_quant_conv
+      ? this.child('post_quant_conv', new Conv2d(lc, lc, 1, ctx.init))
+      : null;
+  }
+
+  /** Images [B, C, H, W] -> the posterior over latents [B, latent_channels, H/f, W/f]. */
+  encode(x: Tensor): DiagonalGaussianDistribution {
+    const h = this.encoder.forward(x);
+    return new DiagonalGaussianDistribution(this.quantConv ? this.quantConv.forward(h) : h);
+  }
+
+  /** Latents -> images. */
+  decode(z: Tensor): Tensor {
+    return this.decoder.forward(this.postQuantConv ? this.postQuantConv.forward(z) : z);
+  }
+
+  /** decode(posterior mean), or decode(a posterior sample). */
+  forward(x: Tensor, opts: AutoencoderKLForwardOptions = {}): Tensor {
+    const posterior = this.encode(x);
+    if (opts.samplePosterior === true) {
+      if (!opts.generator) throw new Error('AutoencoderKL: samplePosterior needs a generator');
+      return this.decode(posterior.sample(opts.generator));
+    }
+    return this.decode(posterior.mode());
+  }
+
+  /** The spatial downsampling factor, 2^(levels − 1). */
+  get downsampleFactor(): number {
+    return 2 ** (this.config.block_out_channels.length - 1);
+  }
+}

@@ -1,0 +1,269 @@
+/**
+ * The autoencoder pieces of diffusers' `autoencoders/vae.py`: Encoder, Decoder,
+ * DiagonalGaussianDistribution (the posterior of AutoencoderKL) and VectorQuantizer (VQModel's
+ * codebook, van den Oord et al. 2017).
+ */
+import {
+  add,
+  argmax,
+  clamp,
+  div,
+  exp,
+  type Generator,
+  matmulT,
+  mean,
+  mul,
+  noGrad,
+  permute,
+  randn,
+  reshape,
+  silu,
+  slice,
+  square,
+  sub,
+  sum,
+  type Tensor,
+} from '../../engine/index.js';
+import { uniform } from '../init.js';
+import { Conv2d, Embedding, GroupNorm } from '../layers.js';
+import { Module, ModuleList } from '../module.js';
+import type { ActivationName, BuildContext } from './common.js';
+import {
+  DownEncoderBlock2D,
+  type ResnetSettings,
+  UNetMidBlock2D,
+  UpDecoderBlock2D,
+} from './unet-2d-blocks.js';
+
+export interface CoderOptions {
+  inChannels: number;
+  outChannels: number;
+  blockOutChannels: readonly number[];
+  layersPerBlock: number;
+  normNumGroups: number;
+  actFn: ActivationName;
+  midBlockAddAttention: boolean;
+  ctx: BuildContext;
+}
+
+function vaeResnet(o: CoderOptions): ResnetSettings {
+  return {
+    tembChannels: null,
+    dropout: 0,
+    eps: 1e-6,
+    actFn: o.actFn,
+    groups: o.normNumGroups,
+    timeScaleShift: 'default',
+    outputScaleFactor: 1,
+    ctx: o.ctx,
+  };
+}
+
+function vaeMidBlock(o: CoderOptions, channels: number): UNetMidBlock2D {
+  return new UNetMidBlock2D({
+    inChannels: channels,
+    addAttention: o.midBlockAddAttention,
+    attentionHeadDim: channels,
+    attnGroups: o.normNumGroups,
+    resnet: vaeResnet(o),
+  });
+}
+
+/**
+ * conv_in -> DownEncoderBlock2D per level (×2 downsampling between levels, asymmetric padding)
+ * -> mid block (resnet, attention, resnet) -> GroupNorm -> SiLU -> conv_out to outChannels
+ * (2 · latent channels for a Gaussian posterior: `double_z`).
+ */
+export class Encoder extends Module {
+  readonly convIn: Conv2d;
+  readonly downBlocks: ModuleList<DownEncoderBlock2D>;
+  readonly midBlock: UNetMidBlock2D;
+  readonly convNormOut: GroupNorm;
+  readonly convOut: Conv2d;
+  constructor(o: CoderOptions) {
+    super();
+    const init = o.ctx.init;
+    const ch = o.blockOutChannels;
+    const last = ch[ch.length - 1]!;
+    this.convIn = this.child('conv_in', new Conv2d(o.inChannels, ch[0]!, 3, { ...init, padding: 1 }));
+    const resnet = vaeResnet(o);
+    this.downBlocks = this.child(
+      'down_blocks',
+      new ModuleList(
+        ch.map(
+          (outCh, i) =>
+            new DownEncoderBlock2D({
+              numLayers: o.layersPerBlock,
+              inChannels: i === 0 ? ch[0]! : ch[i - 1]!,
+              outChannels: outCh,
+              addDownsample: i < ch.length - 1,
+              downsamplePadding: 0,
+              resnet,
+            }),
+        ),
+      ),
+    );
+    this.midBlock = this.child('mid_block', vaeMidBlock(o, last));
+    this.convNormOut = this.child('conv_norm_out', new GroupNorm(o.normNumGroups, last, 1e-6));
+    this.convOut = this.child('conv_out', new Conv2d(last, o.outChannels, 3, { ...init, padding: 1 }));
+  }
+  forward(x: Tensor): Tensor {
+    let h = this.convIn.forward(x);
+    for (const b of this.downBlocks.items) h = b.forward(h);
+    h = this.midBlock.forward(h, null);
+    return this.convOut.forward(silu(this.convNormOut.forward(h)));
+  }
+}
+
+/** conv_in -> mid block -> UpDecoderBlock2D per level (reversed widths) -> norm -> SiLU -> conv_out. */
+export class Decoder extends Module {
+  readonly convIn: Conv2d;
+  readonly midBlock: UNetMidBlock2D;
+  readonly upBlocks: ModuleList<UpDecoderBlock2D>;
+  readonly convNormOut: GroupNorm;
+  readonly convOut: Conv2d;
+  constructor(o: CoderOptions) {
+    super();
+    const init = o.ctx.init;
+    const ch = o.blockOutChannels;
+    const rev = [...ch].reverse();
+    this.convIn = this.child('conv_in', new Conv2d(o.inChannels, rev[0]!, 3, { ...init, padding: 1 }));
+    this.midBlock = this.child('mid_block', vaeMidBlock(o, rev[0]!));
+    const resnet = vaeResnet(o);
+    this.upBlocks = this.child(
+      'up_blocks',
+      new ModuleList(
+        rev.map(
+          (outCh, i) =>
+            new UpDecoderBlock2D({
+              numLayers: o.layersPerBlock + 1,
+              inChannels: i === 0 ? rev[0]! : rev[i - 1]!,
+              outChannels: outCh,
+              addUpsample: i < ch.length - 1,
+              resnet,
+            }),
+        ),
+      ),
+    );
+    this.convNormOut = this.child('conv_norm_out', new GroupNorm(o.normNumGroups, ch[0]!, 1e-6));
+    this.convOut = this.child('conv_out', new Conv2d(ch[0]!, o.outChannels, 3, { ...init, padding: 1 }));
+  }
+  forward(z: Tensor): Tensor {
+    let h = this.midBlock.forward(this.convIn.forward(z), null);
+    for (const b of this.upBlocks.items) h = b.forward(h);
+    return this.convOut.forward(silu(this.convNormOut.forward(h)));
+  }
+}
+
+/**
+ * N(mean, exp(logvar)) per latent element, from the encoder's 2·C channels [mean; logvar]; logvar
+ * is clamped to [−30, 20] as in diffusers.
+ */
+export class DiagonalGaussianDistribution {
+  readonly mean: Tensor;
+  readonly logvar: Tensor;
+  readonly std: Tensor;
+  readonly var: Tensor;
+  constructor(readonly parameters: Tensor) {
+    const [b, c2, h, w] = parameters.shape as [number, number, number, number];
+    if (parameters.rank !== 4 || c2 % 2 !== 0) {
+      throw new Error(`DiagonalGaussianDistribution: expected [B, 2C, H, W], got [${parameters.shape.join(', ')}]`);
+    }
+    this.mean = slice(parameters, [0, 0], [b, c2 / 2, h, w]);
+    this.logvar = clamp(slice(parameters, [0, c2 / 2], [b, c2, h, w]), -30, 20);
+    this.std = exp(mul(this.logvar, 0.5));
+    this.var = exp(this.logvar);
+  }
+  /** mean + std · ε, ε ~ N(0, I) from `generator` (differentiable in mean and std). */
+  sample(generator: Generator): Tensor {
+    const eps = randn(this.mean.shape, {
+      generator,
+      dtype: this.mean.dtype,
+      backend: this.mean.backend,
+    });
+    return add(this.mean, mul(this.std, eps));
+  }
+  mode(): Tensor {
+    return this.mean;
+  }
+  /**
+   * KL(q ‖ N(0, I)) per sample, or KL(q ‖ other): ½ Σ (μ² + σ² − 1 − log σ²) over C, H, W.
+   */
+  kl(other?: DiagonalGaussianDistribution): Tensor {
+    const axes = [1, 2, 3];
+    if (!other) {
+      return mul(sum(sub(sub(add(square(this.mean), this.var), 1), this.logvar), axes), 0.5);
+    }
+    const ratio = add(div(square(sub(this.mean, other.mean)), other.var), div(this.var, other.var));
+    const d = add(sub(sub(ratio, 1), this.logvar), other.logvar);
+    return mul(sum(d, axes), 0.5);
+  }
+  /** Negative log-likelihood of `x` per sample: ½ Σ (log 2π + log σ² + (x − μ)² / σ²). */
+  nll(x: Tensor): Tensor {
+    const t = add(add(this.logvar, Math.log(2 * Math.PI)), div(square(sub(x, this.mean)), this.var));
+    return mul(sum(t, [1, 2, 3]), 0.5);
+  }
+}
+
+export interface QuantizerOutput {
+  /** The quantized latents [B, C, H, W], with the straight-through gradient to the input. */
+  quantized: Tensor;
+  /** mean((sg[z_q] − z)²) + β · mean((z_q − sg[z])²) (diffusers' legacy weighting). */
+  loss: Tensor;
+  /** The codebook index of every position, [B·H·W] int32. */
+  indices: Tensor;
+}
+
+/**
+ * Nearest-codebook vector quantization (VQ-VAE): each position's C-vector is replaced by the
+ * closest of `numEmbeddings` codebook rows (`embedding.weight`).
+ */
+export class VectorQuantizer extends Module {
+  readonly embedding: Embedding;
+  constructor(
+    readonly numEmbeddings: number,
+    readonly embedDim: number,
+    readonly beta = 0.25,
+    ctx?: BuildContext,
+  ) {
+    super();
+    this.embedding = this.child('embedding', new Embedding(numEmbeddings, embedDim, ctx?.init));
+    // diffusers: embedding.weight.data.uniform_(-1/n_e, 1/n_e)
+    const u = uniform([numEmbeddings, embedDim], 1 / numEmbeddings, ctx?.init.generator);
+    this.embedding.weight.setData(u);
+    u.dispose();
+  }
+
+  /** Codebook indices [N] of the nearest rows to the vectors z [N, C]. */
+  nearest(z: Tensor): Tensor {
+    return noGrad(() => {
+      const e = this.embedding.weight;
+      // argmin ‖z − e‖² = argmax (2 z·e − ‖e‖²)
+      const score = sub(mul(matmulT(z, e, false, true), 2), reshape(sum(square(e), 1), [1, -1]));
+      return argmax(score, 1);
+    });
+  }
+
+  forward(z: Tensor): QuantizerOutput {
+    const [b, c, h, w] = z.shape as [number, number, number, number];
+    const zt = permute(z, [0, 2, 3, 1]);
+    const flat = reshape(zt, [-1, c]);
+    const indices = this.nearest(flat);
+    const zq = reshape(this.embedding.forward(indices), [b, h, w, c]);
+    const zd = zt.detach();
+    const zqd = zq.detach();
+    const loss = add(
+      mean(square(sub(zqd, zt))),
+      mul(mean(square(sub(zq, zd))), this.beta),
+    );
+    // straight-through: the forward value is z_q, the gradient goes to z unchanged
+    const st = add(zt, sub(zq, zt).detach());
+    return { quantized: permute(st, [0, 3, 1, 2]), loss, indices };
+  }
+
+  /** Codebook rows for indices, as a [B, C, H, W] map of the given spatial shape. */
+  lookup(indices: Tensor, shape: readonly [number, number, number]): Tensor {
+    const [b, h, w] = shape;
+    return permute(reshape(this.embedding.forward(indices), [b, h, w, this.embedDim]), [0, 3, 1, 2]);
+  }
+}
