@@ -107,7 +107,7 @@ void describe('image folders', () => {
     const broken = join(root, 'broken');
     const bad = write(
       join(broken, 'bad.png'),
-      encodePng(solid(4, 4, [0, 0, 0, 255])).subarray(0, 40),
+      encodePng(solid(4, 4, [0, 0, 0, 255])).subarray(0, 45),
     );
     const fake = write(join(broken, 'fake.jpg'), Buffer.from('hello'));
     const ds = loadImageFolder(broken, { size: 4 });

@@ -4,27 +4,27 @@ import { describe, test } from 'node:test';
 import type { Dataset } from './dataset.js';
 import { type Batch, DataLoader } from './loader.js';
 
-/** n samples of 2x2x3 whose pixels identify the sample and the position. */
+/** n samples of 3x2x3 whose pixels identify the sample and the position. */
 function toyDataset(n: number, labelled = true): Dataset {
   const ds: Dataset = {
     name: 'toy',
     length: n,
-    channels: 2,
+    channels: 3,
     height: 2,
     width: 3,
     ...(labelled ? { numClasses: 4, classNames: ['a', 'b', 'c', 'd'] } : {}),
     get(i) {
-      const image = Float32Array.from({ length: 12 }, (_, k) => ((i * 12 + k) % 97) / 96);
+      const image = Float32Array.from({ length: 18 }, (_, k) => ((i * 18 + k) % 97) / 96);
       return labelled ? { image, label: i % 4 } : { image };
     },
-  } as Dataset;
+  };
   return ds;
 }
 
 function expectedImage(ds: Dataset, idx: number, flipped: boolean): number[] {
   const img = ds.get(idx).image;
   const out: number[] = [];
-  for (let row = 0; row < 4; row++) {
+  for (let row = 0; row < 6; row++) {
     for (let col = 0; col < 3; col++) out.push(img[row * 3 + (flipped ? 2 - col : col)]! * 2 - 1);
   }
   return out;
@@ -50,7 +50,7 @@ void describe('DataLoader', () => {
       const seen: number[] = [];
       for (const b of loader.batches(epoch * 3, 3)) {
         assert.equal(b.epoch, epoch);
-        assert.deepEqual(b.x.shape, [b.indices.length, 2, 2, 3]);
+        assert.deepEqual(b.x.shape, [b.indices.length, 3, 2, 3]);
         assert.equal(b.x.dtype, 'float32');
         assert.equal(b.labels!.dtype, 'int32');
         assert.deepEqual(
@@ -60,7 +60,7 @@ void describe('DataLoader', () => {
         const x = b.x.dataSync();
         b.indices.forEach((idx, k) => {
           const want = expectedImage(ds, idx, b.flipped[k]!);
-          want.forEach((v, j) => assert.ok(Math.abs(x[k * 12 + j]! - v) < 1e-6));
+          want.forEach((v, j) => assert.ok(Math.abs(x[k * 18 + j]! - v) < 1e-6));
         });
         seen.push(...b.indices);
       }

@@ -14,7 +14,7 @@ after(() => rmSync(dir, { recursive: true, force: true }));
 void describe('image grids', () => {
   void test('lays out N images nrow per row with padding', () => {
     // 3 gray 2x2 images: -1 (black), 0 (mid gray), 1 (white); 2 per row, padding 1 of value -1.
-    const values = [...Array(4).fill(-1), ...Array(4).fill(0), ...Array(4).fill(1)];
+    const values = [-1, 0, 1].flatMap((v) => new Array<number>(4).fill(v));
     const g = gridFromValues(values, [3, 1, 2, 2], { nrow: 2, padding: 1, padValue: -1 });
     assert.deepEqual([g.width, g.height, g.channels], [7, 7, 1]);
     const B = 0;

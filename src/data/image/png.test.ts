@@ -263,7 +263,7 @@ void describe('PNG decode errors', () => {
       'CRC mismatch',
       (() => {
         const b = good.slice();
-        b[20] ^= 1;
+        b[20]! ^= 1;
         return b;
       })(),
       /CRC mismatch in chunk 'IHDR' at byte 8/,

@@ -39,7 +39,12 @@ export abstract class SchedulerBase<O extends BaseOptions> implements Scheduler 
     opts: { zeroSnrOverride?: boolean; predictionTypes?: readonly PredictionType[] } = {},
   ) {
     const o = resolveOptions(spec.defaults, options);
-    checkOneOf('prediction_type', o.predictionType, opts.predictionTypes ?? predictionTypes, spec.className);
+    checkOneOf(
+      'prediction_type',
+      o.predictionType,
+      opts.predictionTypes ?? predictionTypes,
+      spec.className,
+    );
     checkOneOf('timestep_spacing', o.timestepSpacing, timestepSpacings, spec.className);
     if (!Number.isInteger(o.stepsOffset)) {
       throw new Error(`${spec.className}: steps_offset must be an integer, got ${o.stepsOffset}`);

@@ -26,11 +26,7 @@ import type { SchedulerSpec } from './config.js';
 import { discreteTimesteps } from './spacing.js';
 
 export type DDPMVarianceType =
-  | 'fixed_small'
-  | 'fixed_small_log'
-  | 'fixed_large'
-  | 'learned'
-  | 'learned_range';
+  'fixed_small' | 'fixed_small_log' | 'fixed_large' | 'learned' | 'learned_range';
 
 export const ddpmVarianceTypes: readonly DDPMVarianceType[] = [
   'fixed_small',

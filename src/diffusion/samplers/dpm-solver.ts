@@ -283,7 +283,12 @@ export class DPMSolverMultistepScheduler extends MultistepSchedulerBase<DPMSolve
   constructor(options: Partial<DPMSolverOptions> = {}) {
     super(dpmSolverSpec, options);
     const c = this.config;
-    const algorithms: DPMAlgorithmType[] = ['dpmsolver++', 'sde-dpmsolver++', 'dpmsolver', 'sde-dpmsolver'];
+    const algorithms: DPMAlgorithmType[] = [
+      'dpmsolver++',
+      'sde-dpmsolver++',
+      'dpmsolver',
+      'sde-dpmsolver',
+    ];
     checkOneOf('algorithm_type', c.algorithmType, algorithms, this.className);
     checkOneOf('solver_type', c.solverType, ['midpoint', 'heun'], this.className);
     checkOneOf('final_sigmas_type', c.finalSigmasType, ['zero', 'sigma_min'], this.className);
@@ -305,7 +310,11 @@ export class DPMSolverMultistepScheduler extends MultistepSchedulerBase<DPMSolve
   }
 
   setTimesteps(numInferenceSteps: number): void {
-    const { timesteps, sigmas } = multistepSchedule(this.alphasCumprod, this.config, numInferenceSteps);
+    const { timesteps, sigmas } = multistepSchedule(
+      this.alphasCumprod,
+      this.config,
+      numInferenceSteps,
+    );
     this.timesteps = timesteps;
     this.sigmas = sigmas;
     this.numInferenceSteps = timesteps.length;

@@ -79,7 +79,9 @@ export class EulerDiscreteScheduler extends SigmaSchedulerBase<EulerOptions> {
     checkOneOf('final_sigmas_type', c.finalSigmasType, ['zero', 'sigma_min'], this.className);
     checkOneOf('timestep_type', c.timestepType, ['discrete', 'continuous'], this.className);
     if (c.useKarrasSigmas && c.useExponentialSigmas) {
-      throw new Error(`${this.className}: use_karras_sigmas and use_exponential_sigmas exclude each other`);
+      throw new Error(
+        `${this.className}: use_karras_sigmas and use_exponential_sigmas exclude each other`,
+      );
     }
   }
 
@@ -113,7 +115,12 @@ export class EulerDiscreteScheduler extends SigmaSchedulerBase<EulerOptions> {
       x = add(x, mul(eps, sNoise * Math.sqrt(sigmaHat * sigmaHat - sigma * sigma)));
     }
     const r = eulerStep(
-      { predictionType: this.config.predictionType, sigma, sigmaHat, sigmaNext: this.sigmas[i + 1]! },
+      {
+        predictionType: this.config.predictionType,
+        sigma,
+        sigmaHat,
+        sigmaNext: this.sigmas[i + 1]!,
+      },
       modelOutput,
       x,
     );
@@ -126,7 +133,10 @@ export class EulerDiscreteScheduler extends SigmaSchedulerBase<EulerOptions> {
    * the inference schedule, not by the timestep itself.
    */
   getVelocity(sample: Tensor, noise: Tensor, timesteps: ArrayLike<number>): Tensor {
-    const acp = Array.from(timesteps, (t) => this.alphasCumprod[indexForTimestep(this.timesteps, t)]!);
+    const acp = Array.from(
+      timesteps,
+      (t) => this.alphasCumprod[indexForTimestep(this.timesteps, t)]!,
+    );
     const a = perBatch(acp.map(Math.sqrt), sample);
     const b = perBatch(
       acp.map((v) => Math.sqrt(1 - v)),

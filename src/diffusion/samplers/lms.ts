@@ -42,7 +42,12 @@ export const lmsSpec: SchedulerSpec<LMSOptions> = {
  * σ_i, σ_{i−1}, …, σ_{i−q+1}, in closed form: with u = τ − σ_i the numerator is
  * Π_{k≠j} (u + σ_i − σ_{i−k}) = Σ_m a_m u^m, and ∫_0^h u^m du = h^{m+1}/(m+1), h = σ_{i+1} − σ_i.
  */
-export function lmsCoefficient(sigmas: ArrayLike<number>, order: number, i: number, j: number): number {
+export function lmsCoefficient(
+  sigmas: ArrayLike<number>,
+  order: number,
+  i: number,
+  j: number,
+): number {
   const si = sigmas[i]!;
   let poly = [1]; // coefficients a_m of u^m
   let denom = 1;
@@ -107,7 +112,9 @@ export class LMSDiscreteScheduler extends SigmaSchedulerBase<LMSOptions> {
   step(modelOutput: Tensor, timestep: number, sample: Tensor, opts?: StepOptions): StepResult {
     const maxOrder = opts?.order ?? 4;
     if (!Number.isInteger(maxOrder) || maxOrder < 1) {
-      throw new Error(`LMSDiscreteScheduler.step: order must be a positive integer, got ${maxOrder}`);
+      throw new Error(
+        `LMSDiscreteScheduler.step: order must be a positive integer, got ${maxOrder}`,
+      );
     }
     const i = this.currentIndex(timestep);
     const sigma = this.sigmas[i]!;
@@ -116,7 +123,9 @@ export class LMSDiscreteScheduler extends SigmaSchedulerBase<LMSOptions> {
     this.derivatives.push(hold(div(sub(sample, x0), sigma)));
     while (this.derivatives.length > maxOrder) release(this.derivatives.shift());
     const order = Math.min(i + 1, maxOrder);
-    const coeffs = Array.from({ length: order }, (_, j) => lmsCoefficient(this.sigmas, order, i, j));
+    const coeffs = Array.from({ length: order }, (_, j) =>
+      lmsCoefficient(this.sigmas, order, i, j),
+    );
     const newestFirst = [...this.derivatives].reverse();
     const prev = lmsStep(coeffs, newestFirst, sample);
     this.stepIndex = i + 1;

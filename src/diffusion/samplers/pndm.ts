@@ -78,10 +78,7 @@ export function plmsCombine(ets: readonly Tensor[]): Tensor {
     case 3:
       return div(add(sub(mul(e(1), 23), mul(e(2), 16)), mul(e(3), 5)), 12);
     default:
-      return mul(
-        sub(add(sub(mul(e(1), 55), mul(e(2), 59)), mul(e(3), 37)), mul(e(4), 9)),
-        1 / 24,
-      );
+      return mul(sub(add(sub(mul(e(1), 55), mul(e(2), 59)), mul(e(3), 37)), mul(e(4), 9)), 1 / 24);
   }
 }
 
@@ -173,7 +170,8 @@ export class PNDMScheduler extends SchedulerBase<PNDMOptions> {
   /** Pseudo Runge–Kutta: four calls per step, combined 1/6, 1/3, 1/3, 1/6. */
   private stepPrk(modelOutput: Tensor, timestep: number, sample: Tensor): Tensor {
     const n = this.numInferenceSteps!;
-    const diffToPrev = this.counter % 2 ? 0 : Math.floor(Math.floor(this.config.numTrainTimesteps / n) / 2);
+    const diffToPrev =
+      this.counter % 2 ? 0 : Math.floor(Math.floor(this.config.numTrainTimesteps / n) / 2);
     const prevTimestep = timestep - diffToPrev;
     const t = this.prkTimesteps[Math.floor(this.counter / 4) * 4]!;
     const acc = (w: number): Tensor => {

@@ -34,7 +34,7 @@ const entry = <O extends object>(
   spec: SchedulerSpec<O>,
   create: (o: Partial<O>) => Scheduler,
 ): Entry => ({
-  spec: spec as SchedulerSpec<object>,
+  spec,
   create: (o) => create(o as Partial<O>),
 });
 

@@ -139,7 +139,12 @@ interface UniPCParams {
 }
 
 /** Σ_k ρ_k D_k, D_k = (m_k − m_0)/r_k. */
-function weightedDiffs(rhos: readonly number[], ms: readonly Tensor[], m0: Tensor, rks: readonly number[]): Tensor | null {
+function weightedDiffs(
+  rhos: readonly number[],
+  ms: readonly Tensor[],
+  m0: Tensor,
+  rks: readonly number[],
+): Tensor | null {
   let out: Tensor | null = null;
   for (let k = 0; k < ms.length; k++) {
     const D = mul(sub(ms[k]!, m0), 1 / rks[k]!);
@@ -289,7 +294,17 @@ export class UniPCMultistepScheduler extends MultistepSchedulerBase<UniPCOptions
     if (useCorrector) {
       const m0 = this.modelOutputs[this.modelOutputs.length - 1]!;
       const { ms, sigmas } = this.history(i, 1);
-      x = uniCUpdate(p, this.sigmas[i]!, this.sigmas[i - 1]!, m, m0, ms, sigmas, this.lastSample!, this.thisOrder);
+      x = uniCUpdate(
+        p,
+        this.sigmas[i]!,
+        this.sigmas[i - 1]!,
+        m,
+        m0,
+        ms,
+        sigmas,
+        this.lastSample!,
+        this.thisOrder,
+      );
     }
     release(this.modelOutputs.shift());
     this.modelOutputs.push(hold(m));
@@ -301,7 +316,16 @@ export class UniPCMultistepScheduler extends MultistepSchedulerBase<UniPCOptions
     this.lastSample = hold(x);
 
     const { ms, sigmas } = this.history(i, 0);
-    const prev = uniPUpdate(p, this.sigmas[i + 1]!, this.sigmas[i]!, m, ms, sigmas, x, this.thisOrder);
+    const prev = uniPUpdate(
+      p,
+      this.sigmas[i + 1]!,
+      this.sigmas[i]!,
+      m,
+      ms,
+      sigmas,
+      x,
+      this.thisOrder,
+    );
     if (this.lowerOrderNums < c.solverOrder) this.lowerOrderNums += 1;
     this.stepIndex = i + 1;
     return { prevSample: prev, predOriginalSample: c.predictX0 ? m : null };

@@ -8,10 +8,13 @@
  *  - div, sqrt, rsqrt, reciprocal: 3 ulp (WGSL allows 2.5 ulp for division and sqrt).
  *  - exp, log, sin, cos, tanh, sigmoid, erf, silu: 4 ulp (math.wgsl.ts measures ≤ 3 on lavapipe;
  *    one extra for drivers that contract into FMAs differently).
- *  - gelu: 4 ulp + 1e-15 absolute: the CPU reference itself computes 1 + erf(x/√2) in f64 and
- *    so returns 0 below x ≈ −8 where the true value (which the GPU keeps) is ~1e-16.
- *  - pow: 8 ulp for integer exponents (repeated squaring), 2^-24·(|b ln a| + 4) relative for
- *    others (e^{b ln a} amplifies the rounding of b ln a by its magnitude).
+ *  - gelu: 8 ulp + 1e-15 absolute. Past |x| ≈ 1.8 the tail e^{-x²/2}·g(x/√2) takes two exp,
+ *    a division and the rounding of x/√2 (measured ≤ 6 ulp). The absolute term: the CPU reference
+ *    computes 1 + erf(x/√2) in f64 and so returns 0 below x ≈ −8, where the true value (which
+ *    the GPU keeps) is ~1e-16.
+ *  - pow: 8 ulp for integer exponents (repeated squaring); otherwise e^{b ln a}, whose relative
+ *    error is about (|b ln a| + 2) ulp since the rounding of b·ln a is amplified by its
+ *    magnitude: 40 ulp on the random inputs here (a in [0, 4), b in [−4, 4), |b ln a| < 30).
  *  - uniform random: bit-exact; normal random: 4 ulp + 1e-7 absolute (the log near u1 = 1 and
  *    the quarter-turn reduction keep relative accuracy; the absolute term covers cos/sin zeros).
  */
@@ -44,7 +47,7 @@ const unaryTol: Record<UnaryOp, Tol> = {
   sigmoid: { ulps: 4, atol: 1e-44 },
   erf: { ulps: 4 },
   silu: { ulps: 4, atol: 1e-44 },
-  gelu: { ulps: 4, atol: 1e-15 },
+  gelu: { ulps: 8, atol: 1e-15 },
 };
 
 /** Input range per op: the domain where the op is defined and finite. */
@@ -96,9 +99,7 @@ describe('webgpu element-wise', { skip }, () => {
   for (const op of Object.keys(unaryTol) as UnaryOp[]) {
     test(`unary ${op} float32`, async () => {
       for (const n of SIZES) {
-        const { g, c } = await both(gpu!, [unaryInput(op, n, n + 11)], (b, [x]) =>
-          b.unary(op, x!),
-        );
+        const { g, c } = await both(gpu!, [unaryInput(op, n, n + 11)], (b, [x]) => b.unary(op, x!));
         assertNear(g, c, unaryTol[op], `${op} n=${n}`);
       }
     });
@@ -115,9 +116,8 @@ describe('webgpu element-wise', { skip }, () => {
   test('unary int32', async () => {
     const x = randInts(257, 3, -20, 20);
     for (const op of ['neg', 'abs', 'sign', 'square', 'floor', 'exp', 'sqrt'] as UnaryOp[]) {
-      const { g, c } = await both(gpu!, [op === 'sqrt' ? x.map(Math.abs) : x], (b, [s]) =>
-        b.unary(op, s!),
-      );
+      const input = op === 'sqrt' ? x.map(Math.abs) : op === 'exp' ? x.map((v) => v % 8) : x;
+      const { g, c } = await both(gpu!, [input], (b, [s]) => b.unary(op, s!));
       assert.deepEqual(g, c, `int32 ${op}`);
     }
   });
@@ -126,16 +126,28 @@ describe('webgpu element-wise', { skip }, () => {
     [[7], [7]],
     [[1031], [1031]],
     [[3, 5], [5]],
-    [[3, 1], [1, 4]],
-    [[2, 3, 4], [3, 1]],
+    [
+      [3, 1],
+      [1, 4],
+    ],
+    [
+      [2, 3, 4],
+      [3, 1],
+    ],
     [[1], [13]],
     [[], [5]],
     [[5], []],
     [[], []],
     [[1, 1, 7], [7]],
     [[17, 13], [13]],
-    [[31, 1], [1, 37]],
-    [[2, 1, 3, 1, 5], [4, 1, 6, 1]],
+    [
+      [31, 1],
+      [1, 37],
+    ],
+    [
+      [2, 1, 3, 1, 5],
+      [4, 1, 6, 1],
+    ],
     [[0, 3], [3]],
   ];
 
@@ -170,17 +182,8 @@ describe('webgpu element-wise', { skip }, () => {
         if (['eq', 'ne', 'le', 'ge', 'maximum', 'minimum'].includes(op) && b.length > 0) {
           a = a.map((v, i) => (i % 3 === 0 ? b[i % b.length]! : v)); // some ties
         }
-        const tol: Tol =
-          op === 'pow'
-            ? { bound: () => 0 } // replaced below with a per-element bound
-            : binaryTol[op];
+        const tol: Tol = op === 'pow' ? { ulps: 40, atol: 1e-37 } : binaryTol[op];
         const { g, c } = await both(gpu!, [a, b], (bk, [x, y]) => bk.binary(op, x!, y!, spec));
-        if (op === 'pow') {
-          tol.bound = (i) => {
-            const y = c[i]!;
-            return Math.abs(y) * 2 ** -24 * 40 + 1e-37;
-          };
-        }
         assertNear(g, c, tol, `${op} ${JSON.stringify([sa, sb])}`);
       }
     });

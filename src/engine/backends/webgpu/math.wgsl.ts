@@ -57,18 +57,9 @@ const fns: Record<string, MathFn> = {
 }`,
   },
   // Cephes logf: x = m 2^e with m in [√½, √2), log(1 + f) by a degree-9 polynomial.
-  m_log: {
-    deps: ['m_isnan', 'm_inf', 'm_nan'],
-    code: `fn m_log(x: f32) -> f32 {
-  let bits = bitcast<u32>(x);
-  if (m_isnan(x) || ((bits >> 31u) == 1u && (bits & 0x7fffffffu) != 0u)) { return m_nan(); }
-  if ((bits & 0x7fffffffu) == 0u) { return -m_inf(); }
-  if (bits == 0x7f800000u) { return x; }
-  let fe = frexp(x);
-  var e = f32(fe.exp);
-  var f: f32;
-  if (fe.fract < 0.707106781186547524) { e -= 1.0; f = fe.fract + fe.fract - 1.0; }
-  else { f = fe.fract - 1.0; }
+  m_log_core: {
+    deps: [],
+    code: `fn m_log_core(f: f32, e: f32) -> f32 {
   let z = f * f;
   var y = ((((((((7.0376836292e-2 * f - 1.1514610310e-1) * f + 1.1676998740e-1) * f
     - 1.2420140846e-1) * f + 1.4249322787e-1) * f - 1.6668057665e-1) * f
@@ -78,14 +69,25 @@ const fns: Record<string, MathFn> = {
   return (f + y) + 0.693359375 * e;
 }`,
   },
-  // log(1 + y) to a few ulp for small y (Goldberg's trick: the rounding of 1 + y cancels).
-  m_log1p: {
-    deps: ['m_log'],
-    code: `fn m_log1p(y: f32) -> f32 {
-  let u = 1.0 + y;
-  if (u == 1.0) { return y; }
-  return m_log(u) * (y / (u - 1.0));
+  m_log: {
+    deps: ['m_isnan', 'm_inf', 'm_nan', 'm_log_core'],
+    code: `fn m_log(x: f32) -> f32 {
+  let bits = bitcast<u32>(x);
+  if (m_isnan(x) || ((bits >> 31u) == 1u && (bits & 0x7fffffffu) != 0u)) { return m_nan(); }
+  if ((bits & 0x7fffffffu) == 0u) { return -m_inf(); }
+  if (bits == 0x7f800000u) { return x; }
+  let fe = frexp(x);
+  if (fe.fract < 0.707106781186547524) {
+    return m_log_core(fe.fract + fe.fract - 1.0, f32(fe.exp) - 1.0);
+  }
+  return m_log_core(fe.fract - 1.0, f32(fe.exp));
 }`,
+  },
+  // log(1 + y) for y in [√½ − 1, √2 − 1] straight from the polynomial (no rounding of 1 + y;
+  // the usual log(1+y)·y/((1+y)−1) trick is unsafe: GPU compilers may simplify (1+y)−1 to y).
+  m_log1p_small: {
+    deps: ['m_log_core'],
+    code: `fn m_log1p_small(y: f32) -> f32 { return m_log_core(y, 0.0); }`,
   },
   // sin and cos on [-π/4, π/4] (Cephes sinf.c polynomials).
   m_sin_poly: {
@@ -151,30 +153,34 @@ const fns: Record<string, MathFn> = {
   return e / (1.0 + e);
 }`,
   },
-  // erfc(|x|) e^{x²}-scaled tail for |x| ≥ 1.25 (fdlibm): e^{-z² - 0.5625} e^{(z-x)(z+x) + R/S} / x
-  // with z = x rounded to 12 bits so z² is exact.
-  m_erfc_tail: {
-    deps: ['m_exp'],
-    code: `fn m_erfc_tail(ax: f32) -> f32 {
+  // erfc(x) = e^{-x²} e^{-0.5625 + R/S} / x for x ≥ 1.25 (fdlibm): R/S here, and the tail with
+  // e^{-x²} taken as e^{-z² − 0.5625} e^{(z−x)(z+x) + R/S}, z = x rounded to 12 bits (z² exact).
+  m_erfc_rs: {
+    deps: [],
+    code: `fn m_erfc_rs(ax: f32) -> f32 {
   let s = 1.0 / (ax * ax);
-  var R: f32;
-  var S: f32;
   if (ax < 2.857142857) {
-    R = -9.8649440333e-03 + s * (-6.9385856390e-01 + s * (-1.0558626175e+01 + s * (-6.2375331879e+01
+    let R = -9.8649440333e-03 + s * (-6.9385856390e-01 + s * (-1.0558626175e+01 + s * (-6.2375331879e+01
       + s * (-1.6239666748e+02 + s * (-1.8460508728e+02 + s * (-8.1287437439e+01
       + s * -9.8143291473e+00))))));
-    S = 1.0 + s * (1.9651271820e+01 + s * (1.3765776062e+02 + s * (4.3456588745e+02
+    let S = 1.0 + s * (1.9651271820e+01 + s * (1.3765776062e+02 + s * (4.3456588745e+02
       + s * (6.4538726807e+02 + s * (4.2900814819e+02 + s * (1.0863500214e+02
       + s * (6.5702495575e+00 + s * -6.0424413532e-02)))))));
-  } else {
-    R = -9.8649431020e-03 + s * (-7.9928326607e-01 + s * (-1.7757955551e+01 + s * (-1.6063638306e+02
-      + s * (-6.3756646729e+02 + s * (-1.0250950928e+03 + s * -4.8351919556e+02)))));
-    S = 1.0 + s * (3.0338060379e+01 + s * (3.2579251099e+02 + s * (1.5367296143e+03
-      + s * (3.1998581543e+03 + s * (2.5530502930e+03 + s * (4.7452853394e+02
-      + s * -2.2440952301e+01))))));
+    return R / S;
   }
+  let R = -9.8649431020e-03 + s * (-7.9928326607e-01 + s * (-1.7757955551e+01 + s * (-1.6063638306e+02
+    + s * (-6.3756646729e+02 + s * (-1.0250950928e+03 + s * -4.8351919556e+02)))));
+  let S = 1.0 + s * (3.0338060379e+01 + s * (3.2579251099e+02 + s * (1.5367296143e+03
+    + s * (3.1998581543e+03 + s * (2.5530502930e+03 + s * (4.7452853394e+02
+    + s * -2.2440952301e+01))))));
+  return R / S;
+}`,
+  },
+  m_erfc_tail: {
+    deps: ['m_exp', 'm_erfc_rs'],
+    code: `fn m_erfc_tail(ax: f32) -> f32 {
   let z = bitcast<f32>(bitcast<u32>(ax) & 0xfffff000u);
-  return m_exp(-z * z - 0.5625) * m_exp((z - ax) * (z + ax) + R / S) / ax;
+  return m_exp(-z * z - 0.5625) * m_exp((z - ax) * (z + ax) + m_erfc_rs(ax)) / ax;
 }`,
   },
   // erf(x)/x − 1 on |x| < 0.84375 and erf(1 + s) − 0.84506291151 on |s| < 0.25 (fdlibm).
@@ -228,10 +234,23 @@ fn m_erf_mid(s: f32) -> f32 {
   return select(2.0 - t, t, x > 0.0);
 }`,
   },
-  // x Φ(x) with Φ(x) = erfc(−x/√2)/2, which keeps relative accuracy for negative x.
+  // x Φ(x) with Φ(x) = erfc(−x/√2)/2, which keeps relative accuracy for negative x. Past
+  // |x|/√2 = 1.25 the tail is rebuilt from x itself: e^{−x²/2} with x split into a 12-bit head
+  // and an exact remainder (so the head's square is exact), since rounding x/√2 first would cost
+  // x²·2^-24 of relative accuracy.
   m_gelu: {
-    deps: ['m_erfc'],
-    code: `fn m_gelu(x: f32) -> f32 { return 0.5 * x * m_erfc(-x * 0.70710678118654752); }`,
+    deps: ['m_erfc', 'm_exp', 'm_erfc_rs', 'm_isinf', 'm_nan'],
+    code: `fn m_gelu(x: f32) -> f32 {
+  if (m_isinf(x)) { return select(m_nan(), x, x > 0.0); }
+  let ax = abs(x);
+  let t = ax * 0.70710678118654752;
+  if (t < 1.25) { return 0.5 * x * m_erfc(-x * 0.70710678118654752); }
+  if (t >= 28.0) { return select(0.0, x, x > 0.0); }
+  let xh = bitcast<f32>(bitcast<u32>(ax) & 0xfffff000u);
+  let xl = ax - xh;
+  let tail = m_exp(-0.5 * xh * xh - 0.5625) * m_exp(-0.5 * xl * (ax + xh) + m_erfc_rs(t)) / t;
+  return select(0.5 * x * tail, x - 0.5 * x * tail, x > 0.0);
+}`,
   },
   // Math.pow: integer exponents up to 64 by repeated squaring, else e^{b ln|a|} with the sign
   // of an odd integer power of a negative base; a non-integer power of a negative base is NaN.

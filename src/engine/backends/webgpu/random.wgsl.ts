@@ -4,7 +4,7 @@
  * CPU's f64 value (x + 0.5)·2^-32 rounded to f32 exactly (integer round-to-nearest-even, then
  * ldexp) and clamped to the largest f32 below 1, as philox.ts does for Float32Array. Normals use
  * Box–Muller like the CPU, with an f32 evaluation that keeps a few ulps: ln u1 goes through
- * log1p(−(1 − u1)) when u1 > 1/2 (1 − u1 taken exactly from the word), and cos/sin(2π u2) are
+ * log1p(−(1 − u1)) when u1 > √½ (1 − u1 taken exactly from the word), and cos/sin(2π u2) are
  * reduced to a quarter turn from the integer word, so the argument carries no rounding from u2.
  */
 import { kernel, WG } from './kernel.js';
@@ -51,10 +51,10 @@ fn unit(x: u32) -> f32 {
   return ldexp(f32(q), i32(s) - 33);
 }
 fn uniform01(x: u32) -> f32 { return min(unit(x), 0x1.fffffep-1f); }
-// ln((a + 0.5) 2^-32) with relative accuracy near u = 1, where 1 - u = (~a + 0.5) 2^-32.
+// ln((a + 0.5) 2^-32) with relative accuracy near u = 1, where 1 - u = (~a + 0.5) 2^-32 is exact.
 fn log_unit(a: u32) -> f32 {
-  if (a < 0x80000000u) { return m_log(unit(a)); }
-  return m_log1p(-unit(~a));
+  if (a < 0xb504f334u) { return m_log(unit(a)); }
+  return m_log1p_small(-unit(~a));
 }
 // (cos, sin)(2π (b + 0.5) 2^-32): quarter turns q from the top bits, the rest exact in f32.
 fn cossin_turn(b: u32) -> vec2<f32> {
@@ -86,7 +86,7 @@ export function randomKernel(kind: 'uniform' | 'normal'): Kernel {
       { name: 'seed', type: 'u32', count: 2 },
       { name: 'offset', type: 'u32', count: 2 },
     ],
-    body: `${mathWgsl(['m_log', 'm_log1p', 'm_sin_poly', 'm_cos_poly'])}
+    body: `${mathWgsl(['m_log', 'm_log1p_small', 'm_sin_poly', 'm_cos_poly'])}
 ${PHILOX}
 @compute @workgroup_size(${WG})
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,

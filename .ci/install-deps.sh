@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Installs the Debian packages the project needs, as root on a bare Debian machine.
+#   dataset-fashion-mnist: Fashion-MNIST IDX files in /usr/share/datasets/fashion-mnist/
+set -euo pipefail
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "install-deps.sh: run as root" >&2
+  exit 1
+fi
+
+export DEBIAN_FRONTEND=noninteractive
+apt-get update
+apt-get install -y --no-install-recommends dataset-fashion-mnist

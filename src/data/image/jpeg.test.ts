@@ -1,0 +1,38 @@
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+
+import { encode } from 'jpeg-js';
+
+import { decodeJpeg } from './jpeg.js';
+import { decodeImage } from './read.js';
+
+void describe('JPEG', () => {
+  // 16x8: left half orange, right half gray, as RGBA for jpeg-js's encoder.
+  const rgba = new Uint8Array(16 * 8 * 4);
+  for (let p = 0; p < 128; p++)
+    rgba.set(p % 16 < 8 ? [250, 130, 20, 255] : [90, 90, 90, 255], 4 * p);
+  const bytes = encode({ width: 16, height: 8, data: rgba }, 95).data;
+
+  void test('decodes to 8-bit RGB close to the source', () => {
+    const img = decodeImage(bytes, 'x.jpg');
+    assert.deepEqual([img.width, img.height, img.channels], [16, 8, 3]);
+    for (const [p, want] of [
+      [2 * 16 + 2, [250, 130, 20]],
+      [5 * 16 + 13, [90, 90, 90]],
+    ] as const) {
+      want.forEach((v, c) => assert.ok(Math.abs(img.data[3 * p + c]! - v) <= 6, `pixel ${p}`));
+    }
+  });
+
+  void test('errors name the file', () => {
+    assert.throws(
+      () => decodeJpeg(Uint8Array.from([1, 2, 3]), 'a.jpg'),
+      /^Error: a\.jpg: not a JPEG file/,
+    );
+    assert.throws(
+      () => decodeJpeg(bytes.subarray(0, bytes.length >> 1), 'half.jpg'),
+      /^Error: half\.jpg: corrupt JPEG/,
+    );
+    assert.throws(() => decodeImage(new Uint8Array(0), 'empty.png'), /empty\.png: empty file/);
+  });
+});

@@ -1,0 +1,15 @@
+/** diffusers-compatible models: UNet2DModel, UNet2DConditionModel, AutoencoderKL, VQModel. */
+export * from './config.js';
+export * from './common.js';
+export * from './diffusers-model.js';
+export * from './embeddings.js';
+export * from './resnet.js';
+export * from './unet-2d-blocks.js';
+export * from './transformer-2d.js';
+export * from './cross-attn-blocks.js';
+export * from './unet-2d.js';
+export * from './unet-2d-condition.js';
+export * from './vae.js';
+export * from './autoencoder-kl.js';
+export * from './vq-model.js';
+export * from './io.js';

@@ -1,0 +1,152 @@
+/**
+ * Models in diffusers' folder layout: `config.json` (the resolved config, `_class_name` first)
+ * and `diffusion_pytorch_model.safetensors` (F32 under diffusers' parameter names, metadata
+ * {format: pt}), so a folder Sumi writes loads with diffusers' `from_pretrained` and the reverse.
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdir, open, readFile, rename, rm, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Backend, FloatDType } from '../../engine/index.js';
+import { loadModule, saveModule } from '../state-io.js';
+import { AutoencoderKL } from './autoencoder-kl.js';
+import type { ModelInitOptions } from './common.js';
+import { ConfigError } from './config.js';
+import { UNet2DConditionModel } from './unet-2d-condition.js';
+import { UNet2DModel } from './unet-2d.js';
+import { VQModel } from './vq-model.js';
+
+export const CONFIG_NAME = 'config.json';
+export const WEIGHTS_NAME = 'diffusion_pytorch_model.safetensors';
+
+export type AnyDiffusersModel = UNet2DModel | UNet2DConditionModel | AutoencoderKL | VQModel;
+
+const constructors = {
+  UNet2DModel: (c: Record<string, unknown>, o: ModelInitOptions) => new UNet2DModel(c, o),
+  UNet2DConditionModel: (c: Record<string, unknown>, o: ModelInitOptions) =>
+    new UNet2DConditionModel(c, o),
+  AutoencoderKL: (c: Record<string, unknown>, o: ModelInitOptions) => new AutoencoderKL(c, o),
+  VQModel: (c: Record<string, unknown>, o: ModelInitOptions) => new VQModel(c, o),
+} as const;
+
+export type DiffusersModelClassName = keyof typeof constructors;
+export const modelClassNames = Object.keys(constructors) as DiffusersModelClassName[];
+
+/**
+ * A randomly initialised model from a diffusers config object; the class comes from its
+ * `_class_name` (or `className` when the config has none).
+ */
+export function createModel(
+  config: Record<string, unknown>,
+  opts: ModelInitOptions & { className?: string } = {},
+): AnyDiffusersModel {
+  const name = config._class_name ?? opts.className;
+  if (typeof name !== 'string') {
+    throw new ConfigError('createModel: the config has no _class_name and no className was given');
+  }
+  if (!Object.hasOwn(constructors, name)) {
+    throw new ConfigError(
+      `createModel: unsupported model class '${name}' (supported: ${modelClassNames.join(', ')})`,
+    );
+  }
+  return constructors[name as DiffusersModelClassName](config, opts);
+}
+
+/** Reads and parses `<dir>/config.json`. */
+export async function readModelConfig(dir: string): Promise<Record<string, unknown>> {
+  const path = join(dir, CONFIG_NAME);
+  const text = await readFile(path, 'utf8');
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (e) {
+    throw new ConfigError(`${path}: not valid JSON (${e instanceof Error ? e.message : String(e)})`);
+  }
+  if (json === null || typeof json !== 'object' || Array.isArray(json)) {
+    throw new ConfigError(`${path}: expected a JSON object`);
+  }
+  return json as Record<string, unknown>;
+}
+
+type ModelClass<M extends AnyDiffusersModel> = abstract new (...args: never[]) => M;
+
+export interface LoadModelOptions {
+  /** The parameters' dtype (default float32). */
+  dtype?: FloatDType;
+  /** Where the parameters live (default: the default backend). */
+  backend?: Backend;
+}
+
+/**
+ * Builds the model that `<dir>/config.json` describes and loads its weights; every missing,
+ * unexpected or mis-shaped parameter is an error naming the file. Pass `as` to check the class
+ * (and get it typed).
+ */
+export async function loadModel<M extends AnyDiffusersModel>(
+  dir: string,
+  opts: LoadModelOptions & { as: ModelClass<M> },
+): Promise<M>;
+export async function loadModel(dir: string, opts?: LoadModelOptions): Promise<AnyDiffusersModel>;
+export async function loadModel(
+  dir: string,
+  opts: LoadModelOptions & { as?: ModelClass<AnyDiffusersModel> } = {},
+): Promise<AnyDiffusersModel> {
+  const config = await readModelConfig(dir);
+  const model = createModel(config);
+  if (opts.as && !(model instanceof opts.as)) {
+    throw new ConfigError(`${join(dir, CONFIG_NAME)}: expected a ${opts.as.name}, found ${model.className}`);
+  }
+  const weights = join(dir, WEIGHTS_NAME);
+  try {
+    await stat(weights);
+  } catch {
+    throw new Error(`${dir}: no ${WEIGHTS_NAME} (only safetensors weights are read)`);
+  }
+  await loadModule(model, weights);
+  if (opts.dtype !== undefined || opts.backend !== undefined) {
+    await model.to({ dtype: opts.dtype, backend: opts.backend });
+  }
+  return model;
+}
+
+/** Writes text to a file atomically: a temporary file, fsynced, renamed over the target. */
+export async function writeTextAtomic(path: string, text: string): Promise<void> {
+  const tmp = `${path}.tmp-${process.pid}-${randomBytes(6).toString('hex')}`;
+  const handle = await open(tmp, 'wx', 0o644);
+  try {
+    await handle.writeFile(text, 'utf8');
+    await handle.sync();
+  } catch (e) {
+    await handle.close();
+    await rm(tmp, { force: true });
+    throw e;
+  }
+  await handle.close();
+  try {
+    await rename(tmp, path);
+  } catch (e) {
+    await rm(tmp, { force: true });
+    throw e;
+  }
+}
+
+export interface SaveModelOptions {
+  /** How the weights are stored (default F32, as diffusers' save_pretrained). */
+  dtype?: 'F32' | 'F16' | 'F64';
+}
+
+/**
+ * Saves a model as diffusers does (`save_pretrained(dir, safe_serialization=True)`): the weights
+ * first, then config.json, each written atomically, so a reader never sees a half-written file.
+ */
+export async function saveModel(
+  model: AnyDiffusersModel,
+  dir: string,
+  opts: SaveModelOptions = {},
+): Promise<void> {
+  await mkdir(dir, { recursive: true });
+  await saveModule(model, join(dir, WEIGHTS_NAME), {
+    dtype: opts.dtype ?? 'F32',
+    metadata: { format: 'pt' },
+  });
+  await writeTextAtomic(join(dir, CONFIG_NAME), model.configJson());
+}
