@@ -6,7 +6,7 @@
  * On the CPU the default is float64 (tolerance 1e-10); webgpu runs in float32 with diffusers'
  * native tolerance.
  */
-import { getBackend, type Backend, type FloatDType } from '../engine/index.js';
+import { type Backend, type FloatDType, getBackend, initBackend } from '../engine/index.js';
 import { runParity } from '../eval/parity/index.js';
 
 const USAGE =
@@ -50,18 +50,10 @@ function parseArgs(argv: string[]): Args {
   return { root, backend, dtype, verbose };
 }
 
-/** The webgpu backend, when src/engine/device.ts offers `initBackend` and an adapter exists. */
+/** The webgpu backend, or null (with the reason on stderr) where there is no adapter. */
 async function webgpuBackend(): Promise<Backend | null> {
-  const device: Record<string, unknown> = await import('../engine/device.js');
-  const init = device['initBackend'];
-  if (typeof init !== 'function') {
-    console.error('parity: this build has no webgpu backend (no initBackend in engine/device.ts)');
-    return null;
-  }
   try {
-    const b: unknown = await (init as (name: string) => unknown)('webgpu');
-    if (b !== null && typeof b === 'object' && 'name' in b) return b as Backend;
-    return getBackend('webgpu');
+    return await initBackend('webgpu');
   } catch (e) {
     console.error(`parity: webgpu is not available: ${e instanceof Error ? e.message : String(e)}`);
     return null;

@@ -3,3 +3,4 @@ export * from './schedule.js';
 export * from './forward.js';
 export * from './losses.js';
 export * from './samplers/index.js';
+export * from './trainer/index.js';

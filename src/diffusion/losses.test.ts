@@ -255,6 +255,17 @@ void describe('hybrid loss (learned variance)', () => {
     assert.ok(Math.abs(g[idx]! - fd) < 1e-6 * Math.max(1, Math.abs(fd)), `${g[idx]} vs ${fd}`);
   });
 
+  it('λ T scales the per-t VLB term: 0.1 for T = 100', () => {
+    const s100 = makeSchedule({ ...defaultScheduleConfig, numTrainTimesteps: 100 });
+    const t100 = [0, 3, 40, 99];
+    const out = concat([noise, full(SHAPE, -0.3, f64)], 1);
+    const input = { x0, noise, timesteps: t100, modelOutput: out };
+    const r = trainingLossTerms(s100, input, { varianceType: 'learned_range' });
+    const vb = vals(r.vb!);
+    assert.ok(vb.every((v) => v > 0));
+    close(r.loss.itemSync(), mean([...vals(r.mse)].map((m, i) => m + 0.1 * vb[i]!)), 1e-12);
+  });
+
   it('min-SNR weights and per-sample weights apply to the hybrid loss too', () => {
     const out = concat([noise, full(SHAPE, 0.2, f64)], 1);
     const base = trainingLossTerms(s, { x0, noise, timesteps: ts, modelOutput: out }, { varianceType: 'learned_range' });

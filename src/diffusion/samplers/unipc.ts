@@ -237,6 +237,12 @@ export class UniPCMultistepScheduler extends MultistepSchedulerBase<UniPCOptions
     const c = this.config;
     checkOneOf('solver_type', c.solverType, ['bh1', 'bh2'], this.className);
     checkOneOf('final_sigmas_type', c.finalSigmasType, ['zero', 'sigma_min'], this.className);
+    if (!c.predictX0 && c.finalSigmasType === 'zero') {
+      // e^{h} − 1 is infinite at σ = 0: diffusers returns NaN there
+      throw new Error(
+        `${this.className}: predict_x0 = false needs final_sigmas_type 'sigma_min' (σ = 0 gives NaN)`,
+      );
+    }
     if (!Number.isInteger(c.solverOrder) || c.solverOrder < 1) {
       throw new Error(`${this.className}: solver_order must be a positive integer`);
     }

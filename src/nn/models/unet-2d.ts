@@ -302,7 +302,7 @@ export class UNet2DModel extends DiffusersModel<UNet2DModelConfig> {
   embed(timestep: TimestepInput, batch: number, classLabels?: Tensor | readonly number[] | null): Tensor {
     const w = this.timeEmbedding.linear1.weight;
     const tEmb = cast(this.timeProj.forward(timestepsTensor(timestep, batch, w.backend)), w.dtype);
-    let emb = this.timeEmbedding.forward(tEmb);
+    const emb = this.timeEmbedding.forward(tEmb);
     const labels = classLabels ?? null;
     const classed = this.classEmbedding !== null;
     if (classed && labels === null) {

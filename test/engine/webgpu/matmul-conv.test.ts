@@ -99,13 +99,14 @@ describe('webgpu matmul', { skip }, () => {
 
   test('each tile size, aligned (no bounds checks) and ragged', async () => {
     assert.equal(pickTile(128, 128, 96), TILE_L);
-    assert.equal(pickTile(130, 129, 96), TILE_L);
+    assert.equal(pickTile(250, 200, 24), TILE_L);
     assert.equal(pickTile(64, 64, 96), TILE_M);
+    assert.equal(pickTile(120, 100, 24), TILE_M);
     assert.equal(pickTile(33, 40, 1), TILE_S);
     await checkMatmul(mm(96, 128, 128, 16), 200);
-    await checkMatmul(mm(96, 130, 129, 9, true, false), 201);
+    await checkMatmul(mm(24, 250, 200, 9, true, false), 201);
     await checkMatmul(mm(96, 64, 64, 8, false, true), 202);
-    await checkMatmul(mm(96, 65, 63, 5, true, true), 203);
+    await checkMatmul(mm(24, 120, 100, 5, true, true), 203);
   });
 
   test('split-K for small outputs with a long K', async () => {

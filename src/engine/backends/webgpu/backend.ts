@@ -114,6 +114,19 @@ export class WebGpuBackend implements Backend {
     this.runtime.pool.release(b);
   }
 
+  readonly #constants = new Map<string, GpuBuf>();
+
+  constant(key: string, make: () => Int32Array): GpuBuf {
+    let b = this.#constants.get(key);
+    if (b === undefined) {
+      const data = make();
+      b = this.runtime.pool.acquire(Math.max(data.length, 1) * 4, true);
+      this.device.queue.writeBuffer(b.buffer, 0, data);
+      this.#constants.set(key, b);
+    }
+    return b;
+  }
+
   fromArray(data: TypedArray): Storage {
     if (data instanceof Float64Array) throw new Error(`fromArray: ${F64_ERROR}`);
     this.runtime.check();

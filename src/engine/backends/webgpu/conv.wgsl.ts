@@ -1,15 +1,18 @@
 /**
  * WGSL ports of conv2dKernel, conv2dGradInputKernel and conv2dGradWeightKernel in
  * backends/cpu/conv.ts, as implicit GEMMs on the GEMM template: the loaders index the input
- * (NCHW) and weight (OIHW) in place, so there is no im2col buffer. Kernel size, stride, padding
- * and dilation are compiled in (a network has few distinct convolutions); sizes are parameters.
+ * (NCHW) and weight (OIHW) in place, so there is no im2col buffer.
  *
  *   forward     C[co, (n,oy,ox)]  = Σ_(ci,ky,kx) W[co, (ci,ky,kx)] · x[n, ci, oy·s − p + ky·d, …]
  *   grad input  C[ci, (n,iy,ix)]  = Σ_(co,ky,kx) W[co, ci, ky, kx] · dy[n, co, (iy + p − ky·d)/s, …]
- *               (terms whose (iy + p − ky·d) is not a multiple of the stride are zero)
+ *               (terms whose iy + p − ky·d is not a multiple of the stride are zero)
  *   grad weight C[co, (ci,ky,kx)] = Σ_(n,oy,ox) dy[n, co, oy, ox] · x[n, ci, oy·s − p + ky·d, …]
  *               (long K = batch·hOut·wOut: split-K slices summed by the reduce kernel)
  * Groups are the batch (z) index of the GEMM.
+ *
+ * The (ci, ky, kx) or (co, ky, kx) axis is decoded through a small table built on the host once
+ * per geometry (precomputed offsets, as in cuDNN's implicit GEMM), so the loaders do no integer
+ * division and one pipeline serves every kernel size, stride, padding and dilation.
  */
 import type { Conv2dSpec } from '../../backend.js';
 import {
@@ -20,10 +23,10 @@ import {
   pickSplits,
   pickTile,
 } from './gemm.wgsl.js';
-import type { LaunchContext } from './kernel.js';
+import type { BufferDecl, LaunchContext } from './kernel.js';
+import type { ParamField } from './params.js';
 import type { GpuBuf } from './pool.js';
 import { launchReduce } from './reduce.wgsl.js';
-import type { ParamField } from './params.js';
 
 const CONV_PARAMS: readonly ParamField[] = [
   { name: 'h', type: 'u32' },
@@ -34,23 +37,13 @@ const CONV_PARAMS: readonly ParamField[] = [
   { name: 'cout', type: 'u32' },
   { name: 'cing', type: 'u32' },
   { name: 'coutg', type: 'u32' },
+  { name: 'sh', type: 'u32' },
+  { name: 'sw', type: 'u32' },
+  { name: 'ph', type: 'i32' },
+  { name: 'pw', type: 'i32' },
+  { name: 'khw', type: 'u32' },
   { name: 'cslice', type: 'u32' },
 ];
-
-/** The compiled-in geometry: WGSL constants and a key fragment. */
-function geometry(s: Conv2dSpec): { key: string; consts: string } {
-  const g = [s.kh, s.kw, s.strideH, s.strideW, s.padH, s.padW, s.dilationH, s.dilationW];
-  const consts = `const KH = ${s.kh}u;
-const KW = ${s.kw}u;
-const KHW = ${s.kh * s.kw}u;
-const SH = ${s.strideH}u;
-const SW = ${s.strideW}u;
-const PH = ${s.padH};
-const PW = ${s.padW};
-const DH = ${s.dilationH}u;
-const DW = ${s.dilationW}u;`;
-  return { key: g.join(','), consts };
-}
 
 function params(s: Conv2dSpec, cslice: number) {
   return {
@@ -62,44 +55,88 @@ function params(s: Conv2dSpec, cslice: number) {
     cout: s.cOut,
     cing: s.cIn / s.groups,
     coutg: s.cOut / s.groups,
+    sh: s.strideH,
+    sw: s.strideW,
+    ph: s.padH,
+    pw: s.padW,
+    khw: s.kh * s.kw,
     cslice,
   };
 }
 
-const buffers = (a: string, b: string) =>
-  [
+function buffers(a: string, b: string): BufferDecl[] {
+  return [
     { name: a, type: 'f32', kind: 'read' },
     { name: b, type: 'f32', kind: 'read' },
+    { name: 'tab', type: 'vec4<i32>', kind: 'read' },
     { name: 'C', type: 'f32', kind: 'write' },
-  ] as const;
+  ];
+}
 
-export function conv2dKernel(s: Conv2dSpec, tile: GemmTile, checked: boolean) {
-  const g = geometry(s);
+/**
+ * Offsets of the kernel-window axis: for forward and grad weight, entry (ci, ky, kx) holds
+ * (ci·H·W + ky·dH·W + kx·dW, ky·dH, kx·dW, 0); for grad input, entry (co, ky, kx) holds
+ * (co·hOut·wOut, ky·dH, kx·dW, (co·cinG)·kh·kw + ky·kw + kx), the weight offset of (co, ·, ky, kx).
+ */
+function windowTable(s: Conv2dSpec, forInput: boolean): Int32Array {
+  const c = forInput ? s.cOut / s.groups : s.cIn / s.groups;
+  const khw = s.kh * s.kw;
+  const t = new Int32Array(Math.max(c * khw, 1) * 4);
+  for (let ch = 0; ch < c; ch++) {
+    for (let ky = 0; ky < s.kh; ky++) {
+      for (let kx = 0; kx < s.kw; kx++) {
+        const e = 4 * (ch * khw + ky * s.kw + kx);
+        const dy = ky * s.dilationH;
+        const dx = kx * s.dilationW;
+        if (forInput) {
+          t.set([ch * s.hOut * s.wOut, dy, dx, ch * (s.cIn / s.groups) * khw + ky * s.kw + kx], e);
+        } else {
+          t.set([ch * s.h * s.w + dy * s.w + dx, dy, dx, 0], e);
+        }
+      }
+    }
+  }
+  return t;
+}
+
+function tableFor(ctx: LaunchContext, s: Conv2dSpec, forInput: boolean): GpuBuf {
+  const key = [
+    forInput ? 'dx' : 'x',
+    s.cIn / s.groups,
+    s.cOut / s.groups,
+    s.kh,
+    s.kw,
+    s.dilationH,
+    s.dilationW,
+    forInput ? `${s.hOut}x${s.wOut}` : `${s.h}x${s.w}`,
+  ].join(',');
+  return ctx.constant(`conv/${key}`, () => windowTable(s, forInput));
+}
+
+export function conv2dKernel(tile: GemmTile, checked: boolean) {
   return gemmKernel({
-    name: `conv-fwd/${g.key}`,
+    name: 'conv-fwd',
     tile,
     checked,
     buffers: buffers('X', 'Wt'),
     params: CONV_PARAMS,
     aMajor: 'k',
     bMajor: 'n',
-    helpers: `${g.consts}
-fn xload(base: u32, k: u32, iy0: i32, ix0: i32) -> f32 {
-  let ci = k / KHW;
-  let r = k % KHW;
-  let iy = iy0 + i32((r / KW) * DH);
-  let ix = ix0 + i32((r % KW) * DW);
+    helpers: `fn xload(base: i32, k: u32, iy0: i32, ix0: i32) -> f32 {
+  let t = tab[k];
+  let iy = iy0 + t.y;
+  let ix = ix0 + t.z;
   if (iy < 0 || ix < 0 || iy >= i32(p_h()) || ix >= i32(p_w())) { return 0.0; }
-  return X[base + (ci * p_h() + u32(iy)) * p_w() + u32(ix)];
+  return X[u32(base + t.x)];
 }`,
     prelude: `  let K = p_K();
   let P = p_hout() * p_wout();
   let grp = zb;`,
     setupB: (n) => `  let bImg = ${n} / P;
   let bP = ${n} % P;
-  let bIy0 = i32((bP / p_wout()) * SH) - PH;
-  let bIx0 = i32((bP % p_wout()) * SW) - PW;
-  let bBase = (bImg * p_cin() + grp * p_cing()) * p_h() * p_w();`,
+  let bIy0 = i32((bP / p_wout()) * p_sh()) - p_ph();
+  let bIx0 = i32((bP % p_wout()) * p_sw()) - p_pw();
+  let bBase = i32((bImg * p_cin() + grp * p_cing()) * p_h() * p_w()) + bIy0 * i32(p_w()) + bIx0;`,
     loadA: (m, k) => `Wt[(grp * p_coutg() + ${m}) * K + ${k}]`,
     loadB: (k) => `xload(bBase, ${k}, bIy0, bIx0)`,
     rowOffset: (m) => `(grp * p_coutg() + ${m}) * P`,
@@ -107,66 +144,68 @@ fn xload(base: u32, k: u32, iy0: i32, ix0: i32) -> f32 {
   });
 }
 
-export function conv2dGradInputKernel(s: Conv2dSpec, tile: GemmTile, checked: boolean) {
-  const g = geometry(s);
-  const strided = s.strideH > 1 || s.strideW > 1;
+/** Grad input; `unitStride` drops the divisibility test and division by the stride. */
+export function conv2dGradInputKernel(tile: GemmTile, checked: boolean, unitStride: boolean) {
+  const toOut = unitStride
+    ? `  let oy = u32(ty);
+  let ox = u32(tx);`
+    : `  if (u32(ty) % p_sh() != 0u || u32(tx) % p_sw() != 0u) { return 0.0; }
+  let oy = u32(ty) / p_sh();
+  let ox = u32(tx) / p_sw();`;
   return gemmKernel({
-    name: `conv-dx/${g.key}`,
+    name: `conv-dx${unitStride ? '-s1' : ''}`,
     tile,
     checked,
     buffers: buffers('DY', 'Wt'),
     params: CONV_PARAMS,
     aMajor: 'k',
     bMajor: 'n',
-    helpers: `${g.consts}
-fn dyload(base: u32, k: u32, iy: u32, ix: u32) -> f32 {
-  let co = k / KHW;
-  let r = k % KHW;
-  let ty = i32(iy) + PH - i32((r / KW) * DH);
-  let tx = i32(ix) + PW - i32((r % KW) * DW);
+    helpers: `fn dyload(base: u32, k: u32, iy: u32, ix: u32) -> f32 {
+  let t = tab[k];
+  let ty = i32(iy) + p_ph() - t.y;
+  let tx = i32(ix) + p_pw() - t.z;
   if (ty < 0 || tx < 0) { return 0.0; }
-  ${strided ? 'if (u32(ty) % SH != 0u || u32(tx) % SW != 0u) { return 0.0; }' : ''}
-  let oy = u32(ty) / SH;
-  let ox = u32(tx) / SW;
+${toOut}
   if (oy >= p_hout() || ox >= p_wout()) { return 0.0; }
-  return DY[base + (co * p_hout() + oy) * p_wout() + ox];
+  return DY[base + u32(t.x) + oy * p_wout() + ox];
 }`,
     prelude: `  let HW = p_h() * p_w();
-  let grp = zb;`,
+  let grp = zb;
+  let wBase = grp * p_coutg() * p_cing() * p_khw();`,
     setupB: (n) => `  let bImg = ${n} / HW;
   let bPix = ${n} % HW;
   let bIy = bPix / p_w();
   let bIx = bPix % p_w();
   let bBase = (bImg * p_cout() + grp * p_coutg()) * p_hout() * p_wout();`,
-    loadA: (m, k) =>
-      `Wt[((grp * p_coutg() + ${k} / KHW) * p_cing() + ${m}) * KHW + ${k} % KHW]`,
+    loadA: (m, k) => `Wt[wBase + u32(tab[${k}].w) + ${m} * p_khw()]`,
     loadB: (k) => `dyload(bBase, ${k}, bIy, bIx)`,
     rowOffset: (m) => `(grp * p_cing() + ${m}) * HW`,
     colOffset: (n) => `(${n} / HW) * p_cin() * HW + ${n} % HW`,
   });
 }
 
-export function conv2dGradWeightKernel(s: Conv2dSpec, tile: GemmTile, checked: boolean) {
-  const g = geometry(s);
+export function conv2dGradWeightKernel(tile: GemmTile, checked: boolean) {
   return gemmKernel({
-    name: `conv-dw/${g.key}`,
+    name: 'conv-dw',
     tile,
     checked,
     buffers: buffers('X', 'DY'),
     params: CONV_PARAMS,
     aMajor: 'k',
     bMajor: 'k',
-    helpers: `${g.consts}
+    helpers: `// x[img, ci, oy·s − p + ky·d, ox·s − p + kx·d] for k = (img, oy, ox), n = (ci, ky, kx).
 fn xcol(grp: u32, k: u32, n: u32) -> f32 {
   let P = p_hout() * p_wout();
   let img = k / P;
   let p = k % P;
-  let ci = n / KHW;
-  let r = n % KHW;
-  let iy = i32((p / p_wout()) * SH + (r / KW) * DH) - PH;
-  let ix = i32((p % p_wout()) * SW + (r % KW) * DW) - PW;
+  let iy0 = i32((p / p_wout()) * p_sh()) - p_ph();
+  let ix0 = i32((p % p_wout()) * p_sw()) - p_pw();
+  let t = tab[n];
+  let iy = iy0 + t.y;
+  let ix = ix0 + t.z;
   if (iy < 0 || ix < 0 || iy >= i32(p_h()) || ix >= i32(p_w())) { return 0.0; }
-  return X[((img * p_cin() + grp * p_cing() + ci) * p_h() + u32(iy)) * p_w() + u32(ix)];
+  let base = i32((img * p_cin() + grp * p_cing()) * p_h() * p_w()) + iy0 * i32(p_w()) + ix0;
+  return X[u32(base + t.x)];
 }`,
     prelude: `  let P = p_hout() * p_wout();
   let grp = zb;`,
@@ -177,8 +216,10 @@ fn xcol(grp: u32, k: u32, n: u32) -> f32 {
   });
 }
 
-function checkGroups(s: Conv2dSpec): void {
-  if (s.groups > 65535) throw new Error(`webgpu conv2d: ${s.groups} groups (max 65535)`);
+function checkGroups(s: Conv2dSpec, splits = 1): void {
+  if (s.groups * splits > 65535) {
+    throw new Error(`webgpu conv2d: ${s.groups} groups × ${splits} K slices exceed 65535`);
+  }
 }
 
 export function launchConv2d(ctx: LaunchContext, x: GpuBuf, w: GpuBuf, out: GpuBuf, s: Conv2dSpec) {
@@ -189,8 +230,8 @@ export function launchConv2d(ctx: LaunchContext, x: GpuBuf, w: GpuBuf, out: GpuB
   if (m * n === 0) return;
   const tile = pickTile(m, n, s.groups);
   ctx.runtime.dispatch(
-    conv2dKernel(s, tile, !isAligned(tile, m, n, k)),
-    [x, w, out],
+    conv2dKernel(tile, !isAligned(tile, m, n, k)),
+    [x, w, tableFor(ctx, s, false), out],
     { M: m, N: n, K: k, kchunk: Math.max(k, 1), splits: 1, ...params(s, 0) },
     gemmGrid(tile, m, n, s.groups),
   );
@@ -209,9 +250,10 @@ export function launchConv2dGradInput(
   const k = (s.cOut / s.groups) * s.kh * s.kw;
   if (m * n === 0) return;
   const tile = pickTile(m, n, s.groups);
+  const unit = s.strideH === 1 && s.strideW === 1;
   ctx.runtime.dispatch(
-    conv2dGradInputKernel(s, tile, !isAligned(tile, m, n, k)),
-    [dy, w, out],
+    conv2dGradInputKernel(tile, !isAligned(tile, m, n, k), unit),
+    [dy, w, tableFor(ctx, s, true), out],
     { M: m, N: n, K: k, kchunk: Math.max(k, 1), splits: 1, ...params(s, 0) },
     gemmGrid(tile, m, n, s.groups),
   );
@@ -224,7 +266,6 @@ export function launchConv2dGradWeight(
   out: GpuBuf,
   s: Conv2dSpec,
 ) {
-  checkGroups(s);
   const m = s.cOut / s.groups;
   const n = (s.cIn / s.groups) * s.kh * s.kw;
   const k = s.n * s.hOut * s.wOut;
@@ -232,11 +273,11 @@ export function launchConv2dGradWeight(
   if (total === 0) return;
   const tile = pickTile(m, n, s.groups);
   const { splits, kchunk } = pickSplits(tile, m, n, s.groups, k);
-  if (s.groups * splits > 65535) throw new Error('webgpu conv2dGradWeight: too many groups');
+  checkGroups(s, splits);
   const target = splits === 1 ? out : ctx.scratch(splits * total);
   ctx.runtime.dispatch(
-    conv2dGradWeightKernel(s, tile, !isAligned(tile, m, n, k)),
-    [x, dy, target],
+    conv2dGradWeightKernel(tile, !isAligned(tile, m, n, k)),
+    [x, dy, tableFor(ctx, s, false), target],
     { M: m, N: n, K: k, kchunk, splits, ...params(s, total) },
     gemmGrid(tile, m, n, s.groups * splits),
   );

@@ -33,11 +33,16 @@ export const TILE_M: GemmTile = { bm: 64, bn: 64, bk: 8, tm: 4, tn: 4 };
 /** Small and odd shapes: 32×32, 4×4 per thread, 64 threads. */
 export const TILE_S: GemmTile = { bm: 32, bn: 32, bk: 8, tm: 4, tn: 4 };
 
-/** The largest tile that still gives enough workgroups (`minGroups`) for M×N×batch. */
+/**
+ * The largest tile that keeps most of its work useful (≥ 70% of the tile grid inside M×N) and
+ * still gives `minGroups` workgroups, else the small tile.
+ */
 export function pickTile(m: number, n: number, batch: number, minGroups = 96): GemmTile {
   for (const t of [TILE_L, TILE_M]) {
-    const groups = Math.ceil(m / t.bm) * Math.ceil(n / t.bn) * batch;
-    if (m >= t.bm / 2 && n >= t.bn / 2 && groups >= minGroups) return t;
+    const tm = Math.ceil(m / t.bm);
+    const tn = Math.ceil(n / t.bn);
+    const util = (m * n) / (tm * t.bm * tn * t.bn);
+    if (tm * tn * batch >= minGroups && util >= 0.7) return t;
   }
   return TILE_S;
 }
@@ -145,16 +150,16 @@ export function gemmKernel(spec: GemmSpec): Kernel {
     }
     const rg = tm / 4;
     const cg = tn / 4;
+    // One BK step: rg + cg vec4 reads of workgroup memory, then tm·tn/4 vec4 FMAs. A loop over
+    // the BK steps (not unrolled here: drivers unroll it, and lavapipe compiles 8× faster).
     const fma: string[] = [];
-    for (const kk of range(bk)) {
-      for (const i of range(rg)) fma.push(`    let a${kk}_${i} = As[${kk * (bm / 4)}u + ty + ${i * ty}u];`);
-      for (const j of range(cg)) fma.push(`    let b${kk}_${j} = Bs[${kk * (bn / 4)}u + tx + ${j * tx}u];`);
-      for (const i of range(rg)) {
-        for (const c of range(4)) {
-          for (const j of range(cg)) {
-            const acc = `acc${i * 4 + c}_${j}`;
-            fma.push(`    ${acc} = fma(vec4<f32>(a${kk}_${i}[${c}]), b${kk}_${j}, ${acc});`);
-          }
+    for (const i of range(rg)) fma.push(`      let a${i} = As[kk * ${bm / 4}u + ty + ${i * ty}u];`);
+    for (const j of range(cg)) fma.push(`      let b${j} = Bs[kk * ${bn / 4}u + tx + ${j * tx}u];`);
+    for (const i of range(rg)) {
+      for (const c of range(4)) {
+        for (const j of range(cg)) {
+          const acc = `acc${i * 4 + c}_${j}`;
+          fma.push(`      ${acc} = fma(vec4<f32>(a${i}[${c}]), b${j}, ${acc});`);
         }
       }
     }
@@ -211,7 +216,9 @@ ${stage.join('\n')}
       let kn = k0 + ${bk}u;
 ${load('kn').join('\n')}
     }
+    for (var kk = 0u; kk < ${bk}u; kk++) {
 ${fma.join('\n')}
+    }
     workgroupBarrier();
   }
 ${store.join('\n')}
@@ -243,6 +250,7 @@ export function pickSplits(
   minGroups = 128,
   minK = 512,
 ): { splits: number; kchunk: number } {
+  if (k === 0) return { splits: 1, kchunk: tile.bk };
   const groups = Math.ceil(m / tile.bm) * Math.ceil(n / tile.bn) * batch;
   let splits = 1;
   if (groups < minGroups && k >= 2 * minK) {

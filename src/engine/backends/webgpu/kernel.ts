@@ -128,4 +128,6 @@ export interface LaunchContext {
   scratch(elements: number): import('./pool.js').GpuBuf;
   /** Returns a scratch buffer (safe right after the dispatches that use it are recorded). */
   release(b: import('./pool.js').GpuBuf): void;
+  /** A small constant int32 buffer, made by `make` once per key and kept (lookup tables). */
+  constant(key: string, make: () => Int32Array): import('./pool.js').GpuBuf;
 }

@@ -49,6 +49,8 @@ export class BufferPool {
   #created = 0;
   /** Called when buffers are destroyed (the runtime drops cached bind groups). */
   onDestroy: () => void = () => {};
+  /** Whether commands are recorded but not submitted (else a released buffer is clean at once). */
+  hasPendingWork: () => boolean = () => true;
 
   constructor(device: GPUDevice, onError: (e: Error) => void) {
     this.#device = device;
@@ -107,7 +109,7 @@ export class BufferPool {
     this.#bytesInUse -= b.bytes;
     this.#pooled++;
     this.#bytesPooled += b.bytes;
-    push(this.#dirty, b);
+    push(this.hasPendingWork() ? this.#dirty : this.#clean, b);
   }
 
   /** The pending encoder was submitted: dirty buffers are now safe for any use. */

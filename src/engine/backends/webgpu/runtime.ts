@@ -85,6 +85,7 @@ export class Runtime {
     this.#cache = cacheFor(device);
     this.pool = new BufferPool(device, (e) => this.fail(e));
     this.pool.onDestroy = () => this.#bindGroups.clear();
+    this.pool.hasPendingWork = () => this.#encoder !== null;
     this.#paramsGpu = device.createBuffer({
       size: BATCH_LIMIT * PARAM_SLOT_BYTES,
       usage: UNIFORM_COPY_DST,
@@ -237,7 +238,10 @@ export class Runtime {
 
   /** Submits everything recorded so far. */
   flush(): void {
-    if (this.#encoder === null) return;
+    if (this.#encoder === null) {
+      this.pool.submitted(); // nothing recorded: every freed buffer is already safe
+      return;
+    }
     this.#pass?.end();
     this.#pass = null;
     if (this.#slot > 0) {

@@ -1,0 +1,274 @@
+/**
+ * The training configuration: plain JSON (camelCase), saved in every checkpoint's
+ * `trainer_state.json` so that `--resume` continues under exactly the settings it started with.
+ * The model and the noise schedule are diffusers configs (`UNet2DModel` config.json and
+ * `DDPMScheduler` scheduler_config.json, snake_case) nested inside it.
+ *
+ * A config file (`--config`, or a preset) is either a bare UNet2DModel config.json
+ * (`_class_name` at the top) or `{ "model": {...}, "scheduler": {...}, "train": {...} }`, where
+ * `train` holds TrainConfig / RunSettings keys (camelCase, snake_case or kebab-case).
+ */
+import type { EmaWarmup, ScheduleName } from '../../nn/index.js';
+import type { PredictionType } from '../forward.js';
+import type { BetaSchedule } from '../schedule.js';
+
+export interface TrainConfig {
+  /** Dataset: 'mnist', 'fashion-mnist', 'emoji' or the path of a folder of images. */
+  data: string;
+  /** Image side in pixels (resolved: the model's sample_size). */
+  imageSize: number;
+  /** 1 or 3 (resolved: the model's in_channels). */
+  channels: 1 | 3;
+  /** Random horizontal flips. */
+  flip: boolean;
+  /** Class-conditional (needs a labelled dataset); the model gets num_classes + 1 embeddings. */
+  classCond: boolean;
+  /** Probability of replacing a label by the null class (classifier-free guidance). */
+  labelDropout: number;
+  /** diffusers UNet2DModel config (resolved: every key). */
+  model: Record<string, unknown>;
+  /** diffusers DDPMScheduler config: beta schedule, prediction_type, ... (resolved). */
+  scheduler: Record<string, unknown>;
+  /** Total optimizer steps. */
+  steps: number;
+  batchSize: number;
+  lr: number;
+  lrSchedule: ScheduleName;
+  warmupSteps: number;
+  minLr: number;
+  weightDecay: number;
+  adamBetas: [number, number];
+  adamEps: number;
+  /** Global gradient-norm clipping (null: off). */
+  maxGradNorm: number | null;
+  /** Min-SNR-γ loss weighting (null: plain L_simple). */
+  snrGamma: number | null;
+  /** Maximum EMA decay (null: no EMA). */
+  emaDecay: number | null;
+  emaWarmup: EmaWarmup;
+  emaPower: number;
+  emaInvGamma: number;
+  emaUpdateAfterStep: number;
+  seed: number;
+}
+
+/** How a run reports and saves; may change between a run and its resumption. */
+export interface RunSettings {
+  /** Checkpoint every this many steps (0: only at the end). */
+  saveEvery: number;
+  /** Sample grid every this many steps (0: never). */
+  sampleEvery: number;
+  sampleCount: number;
+  sampleSteps: number;
+  /** Sampler of the grids (a CLI name: ddim, euler, ...). */
+  sampler: string;
+  /** Metrics line every this many steps. */
+  logEvery: number;
+}
+
+export const defaultTrainConfig: Omit<TrainConfig, 'data' | 'imageSize' | 'channels' | 'model'> = {
+  flip: false,
+  classCond: false,
+  labelDropout: 0.1,
+  scheduler: {},
+  steps: 1000,
+  batchSize: 64,
+  lr: 2e-4,
+  lrSchedule: 'cosine',
+  warmupSteps: 100,
+  minLr: 0,
+  weightDecay: 0,
+  adamBetas: [0.9, 0.999],
+  adamEps: 1e-8,
+  maxGradNorm: 1,
+  snrGamma: null,
+  emaDecay: 0.999,
+  emaWarmup: 'power',
+  emaPower: 3 / 4,
+  emaInvGamma: 1,
+  emaUpdateAfterStep: 0,
+  seed: 0,
+};
+
+export const defaultRunSettings: RunSettings = {
+  saveEvery: 500,
+  sampleEvery: 1000,
+  sampleCount: 16,
+  sampleSteps: 25,
+  sampler: 'ddim',
+  logEvery: 50,
+};
+
+/** What a config file or preset contributes. */
+export interface TrainConfigSource {
+  model: Record<string, unknown>;
+  scheduler: Record<string, unknown>;
+  train: Partial<TrainConfig & RunSettings>;
+}
+
+export class TrainConfigError extends Error {
+  override name = 'TrainConfigError';
+}
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/** 'warmup_steps', 'warmup-steps' → 'warmupSteps'. */
+export function camelKey(k: string): string {
+  return k.replace(/[-_]([a-z0-9])/g, (_, c: string) => c.toUpperCase());
+}
+
+type Check = (v: unknown) => string | null;
+const isInt =
+  (min: number): Check =>
+  (v) =>
+    typeof v === 'number' && Number.isInteger(v) && v >= min ? null : `an integer >= ${min}`;
+const isPos: Check = (v) => (typeof v === 'number' && v > 0 && Number.isFinite(v) ? null : 'a positive number');
+const isNonNeg: Check = (v) =>
+  typeof v === 'number' && v >= 0 && Number.isFinite(v) ? null : 'a number >= 0';
+const isBool: Check = (v) => (typeof v === 'boolean' ? null : 'true or false');
+const isStr: Check = (v) => (typeof v === 'string' && v !== '' ? null : 'a non-empty string');
+const orNull =
+  (c: Check): Check =>
+  (v) =>
+    v === null ? null : c(v);
+const oneOf =
+  (...vals: string[]): Check =>
+  (v) =>
+    typeof v === 'string' && vals.includes(v) ? null : `one of ${vals.join(', ')}`;
+const isProb: Check = (v) => (typeof v === 'number' && v >= 0 && v < 1 ? null : 'a number in [0, 1)');
+const isDecay: Check = (v) => (typeof v === 'number' && v >= 0 && v <= 1 ? null : 'a number in [0, 1]');
+
+const CHECKS: Record<keyof TrainConfig | keyof RunSettings, Check> = {
+  data: isStr,
+  imageSize: isInt(1),
+  channels: (v) => (v === 1 || v === 3 ? null : '1 or 3'),
+  flip: isBool,
+  classCond: isBool,
+  labelDropout: isProb,
+  model: (v) => (isObject(v) ? null : 'an object'),
+  scheduler: (v) => (isObject(v) ? null : 'an object'),
+  steps: isInt(1),
+  batchSize: isInt(1),
+  lr: isNonNeg,
+  lrSchedule: oneOf('constant', 'constant_with_warmup', 'cosine', 'linear'),
+  warmupSteps: isInt(0),
+  minLr: isNonNeg,
+  weightDecay: isNonNeg,
+  adamBetas: (v) =>
+    Array.isArray(v) && v.length === 2 && v.every((b) => typeof b === 'number' && b >= 0 && b < 1)
+      ? null
+      : 'two numbers in [0, 1)',
+  adamEps: isNonNeg,
+  maxGradNorm: orNull(isPos),
+  snrGamma: orNull(isPos),
+  emaDecay: orNull(isDecay),
+  emaWarmup: oneOf('power', 'ratio', 'none'),
+  emaPower: isPos,
+  emaInvGamma: isPos,
+  emaUpdateAfterStep: isInt(0),
+  seed: (v) => (typeof v === 'number' && Number.isSafeInteger(v) && v >= 0 ? null : 'an integer in [0, 2^53)'),
+  saveEvery: isInt(0),
+  sampleEvery: isInt(0),
+  sampleCount: isInt(1),
+  sampleSteps: isInt(1),
+  sampler: isStr,
+  logEvery: isInt(1),
+};
+
+/** The keys a `train` section (or a CLI override) may set. */
+export const TRAIN_KEYS = Object.keys(CHECKS) as (keyof TrainConfig | keyof RunSettings)[];
+
+/**
+ * Checks a partial config (keys camelCase already): every unknown key and bad value in one error.
+ */
+export function checkTrainValues(
+  values: Readonly<Record<string, unknown>>,
+  source: string,
+): Partial<TrainConfig & RunSettings> {
+  const problems: string[] = [];
+  for (const [k, v] of Object.entries(values)) {
+    if (v === undefined) continue;
+    const check = (CHECKS as Record<string, Check | undefined>)[k];
+    if (check === undefined) problems.push(`unknown key '${k}'`);
+    else {
+      const want = check(v);
+      if (want !== null) problems.push(`'${k}' must be ${want}, got ${JSON.stringify(v)}`);
+    }
+  }
+  if (problems.length > 0) throw new TrainConfigError(`${source}: ${problems.join('; ')}`);
+  return values as Partial<TrainConfig & RunSettings>;
+}
+
+/** Reads a parsed config file or preset (see the module comment). */
+export function parseTrainConfigSource(json: unknown, source: string): TrainConfigSource {
+  if (!isObject(json)) throw new TrainConfigError(`${source}: expected a JSON object`);
+  if (typeof json._class_name === 'string') return { model: json, scheduler: {}, train: {} };
+  const allowed = new Set(['model', 'unet', 'scheduler', 'train', 'training', 'name', 'description']);
+  const unknown = Object.keys(json).filter((k) => !allowed.has(k) && !k.startsWith('_'));
+  if (unknown.length > 0) {
+    throw new TrainConfigError(
+      `${source}: unknown key(s) ${unknown.join(', ')} (expected a UNet2DModel config.json, or ` +
+        '{"model": {...}, "scheduler": {...}, "train": {...}})',
+    );
+  }
+  const model = json.model ?? json.unet;
+  if (!isObject(model)) throw new TrainConfigError(`${source}: "model" must be a UNet2DModel config object`);
+  const scheduler = json.scheduler ?? {};
+  if (!isObject(scheduler)) throw new TrainConfigError(`${source}: "scheduler" must be an object`);
+  const trainRaw = json.train ?? json.training ?? {};
+  if (!isObject(trainRaw)) throw new TrainConfigError(`${source}: "train" must be an object`);
+  const train: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(trainRaw)) train[camelKey(k)] = v;
+  return { model, scheduler, train: checkTrainValues(train, `${source} "train"`) };
+}
+
+/** CLI spellings of the parameterization and the beta schedule. */
+export function parsePredictionType(v: string): PredictionType {
+  const m: Record<string, PredictionType> = {
+    epsilon: 'epsilon',
+    eps: 'epsilon',
+    sample: 'sample',
+    x0: 'sample',
+    v: 'v_prediction',
+    v_prediction: 'v_prediction',
+    'v-prediction': 'v_prediction',
+  };
+  const r = m[v.toLowerCase()];
+  if (r === undefined) {
+    throw new TrainConfigError(`unknown prediction type '${v}' (epsilon|eps, sample|x0, v|v_prediction)`);
+  }
+  return r;
+}
+
+export function parseBetaSchedule(v: string): BetaSchedule {
+  const m: Record<string, BetaSchedule> = {
+    linear: 'linear',
+    scaled_linear: 'scaled_linear',
+    'scaled-linear': 'scaled_linear',
+    cosine: 'squaredcos_cap_v2',
+    squaredcos_cap_v2: 'squaredcos_cap_v2',
+    sigmoid: 'sigmoid',
+  };
+  const r = m[v.toLowerCase()];
+  if (r === undefined) {
+    throw new TrainConfigError(`unknown schedule '${v}' (linear, scaled_linear, cosine, sigmoid)`);
+  }
+  return r;
+}
+
+/** The settings of `a` that differ from `b` (for refusing a resume under other settings). */
+export function configDifferences(
+  stored: Readonly<Record<string, unknown>>,
+  wanted: Readonly<Record<string, unknown>>,
+): string[] {
+  const out: string[] = [];
+  for (const [k, v] of Object.entries(wanted)) {
+    if (v === undefined) continue;
+    if (JSON.stringify(stored[k]) !== JSON.stringify(v)) {
+      out.push(`${k}: checkpoint has ${JSON.stringify(stored[k])}, asked for ${JSON.stringify(v)}`);
+    }
+  }
+  return out;
+}

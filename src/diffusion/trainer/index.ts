@@ -1,0 +1,9 @@
+/** Training diffusion models: config, trainer (DDPM Algorithm 1), atomic checkpoints, the run loop. */
+export * from './config.js';
+export * from './streams.js';
+export * from './checkpoint.js';
+export * from './trainer.js';
+export * from './run.js';
+// The sampling pipeline (loading model directories, generating) rides along so that the diffusion
+// layer's index needs one line for both.
+export * from '../pipeline.js';

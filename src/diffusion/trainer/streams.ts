@@ -1,0 +1,71 @@
+/**
+ * Where the trainer's randomness comes from: every draw of step s uses a Philox key derived from
+ * (seed, purpose, s), never a generator that advances with the process's history. Training steps
+ * 0..k−1, saving, and resuming at k therefore draws exactly what one uninterrupted run draws, and
+ * the whole "RNG state" of a checkpoint is the seed and the step.
+ *
+ * Purposes: 'noise' (ε of x_t), 'timesteps' (t ~ U{0..T−1}), 'labels' (classifier-free label
+ * dropout), 'init' (initial weights), 'dropout' (the model's Dropout layers, see `dropoutOffset`),
+ * 'preview' (the fixed noise of the sample grids), 'data' (the DataLoader's seed; it derives its
+ * shuffle and flips from (that seed, epoch)).
+ */
+
+export type StreamPurpose =
+  | 'noise'
+  | 'timesteps'
+  | 'labels'
+  | 'init'
+  | 'dropout'
+  | 'preview'
+  | 'data';
+
+const PURPOSE_TAG: Record<StreamPurpose, bigint> = {
+  noise: 1n,
+  timesteps: 2n,
+  labels: 3n,
+  init: 4n,
+  dropout: 5n,
+  preview: 6n,
+  data: 7n,
+};
+
+const MASK64 = (1n << 64n) - 1n;
+
+/** splitmix64's finalizer (Steele, Lea & Flood 2014): a bijective 64-bit mix. */
+function mix64(z: bigint): bigint {
+  z = ((z ^ (z >> 30n)) * 0xbf58476d1ce4e5b9n) & MASK64;
+  z = ((z ^ (z >> 27n)) * 0x94d049bb133111ebn) & MASK64;
+  return z ^ (z >> 31n);
+}
+
+/**
+ * A Philox seed (an integer in [0, 2^53)) for (seed, purpose, step): the three are mixed through
+ * splitmix64 so that nearby seeds and steps give unrelated keys.
+ */
+export function streamSeed(seed: number, purpose: StreamPurpose, step = 0): number {
+  if (!Number.isSafeInteger(seed) || seed < 0) {
+    throw new Error(`seed must be an integer in [0, 2^53), got ${seed}`);
+  }
+  if (!Number.isSafeInteger(step) || step < 0) {
+    throw new Error(`step must be a non-negative integer, got ${step}`);
+  }
+  const golden = 0x9e3779b97f4a7c15n;
+  let z = mix64((BigInt(seed) + golden) & MASK64);
+  z = mix64((z ^ (PURPOSE_TAG[purpose] * golden)) & MASK64);
+  z = mix64((z + BigInt(step) * golden) & MASK64);
+  return Number(z >> 11n); // 53 bits
+}
+
+/**
+ * Philox blocks reserved per training step in each Dropout layer's own stream: the layer draws
+ * from block `step · DROPOUT_STRIDE` on at step `step` (2^30 blocks = 2^32 numbers per layer and
+ * step; steps up to 2^23 fit the 2^53 counter).
+ */
+export const DROPOUT_STRIDE = 2 ** 30;
+
+/** The offset a Dropout layer's generator is set to before step `step`. */
+export function dropoutOffset(step: number): number {
+  const o = step * DROPOUT_STRIDE;
+  if (!Number.isSafeInteger(o)) throw new Error(`step ${step} is too large for dropout streams`);
+  return o;
+}

@@ -1,0 +1,534 @@
+/**
+ * The trainer: DDPM's Algorithm 1 (Ho et al. 2020) on a UNet2DModel, one optimizer step at a
+ * time, with everything a run needs to be saved and resumed bit for bit.
+ *
+ * Step s:  x_0 = batch s of the DataLoader;  t_b = ⌊u_b T⌋ with u from stream (seed, 'timesteps', s);
+ *          ε from stream (seed, 'noise', s);  x_t = √ᾱ_t x_0 + √(1 − ᾱ_t) ε;
+ *          loss = mean_b w_b ‖model(x_t, t, y) − target‖² (target ε, x_0 or v; w: min-SNR-γ or 1);
+ *          backward; clip the global gradient norm; AdamW at lr(s) (warmup + cosine); EMA.
+ * Labels y (class-conditional models) are replaced by the null class with probability p, drawn
+ * from stream (seed, 'labels', s). Dropout layers draw from their own streams at offsets fixed by
+ * s. A non-finite loss or gradient norm stops before the update (NonFiniteError); a checkpoint
+ * is never written from non-finite weights.
+ */
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+
+import {
+  cpuBackend,
+  Generator,
+  rand,
+  randn,
+  type Tensor,
+  tensor,
+  tidy,
+} from '../../engine/index.js';
+import {
+  AdamW,
+  clipGradNorm,
+  disposeAll,
+  Dropout,
+  EMA,
+  getLrSchedule,
+  loadModule,
+  loadTensors,
+  type LrSchedule,
+  serializeSafetensors,
+  type TensorToWrite,
+} from '../../nn/index.js';
+import {
+  configToJson,
+  createModel,
+  DIFFUSERS_VERSION,
+  resolveConfig,
+  UNET_2D_SCHEMA,
+  UNet2DModel,
+  WEIGHTS_NAME,
+} from '../../nn/models/index.js';
+import type { DataLoader as DataLoaderType, Dataset } from '../../data/index.js';
+import { DataLoader } from '../../data/index.js';
+import { addNoise, type PredictionType } from '../forward.js';
+import { trainingLoss } from '../losses.js';
+import { createSampler, generate, type ModelInfo, predictionTypeOf } from '../pipeline.js';
+import { createScheduler } from '../samplers/index.js';
+import { makeSchedule, type NoiseSchedule } from '../schedule.js';
+import {
+  type CheckpointFile,
+  EMA_DIR,
+  jsonBytes,
+  MODEL_INDEX,
+  OPTIMIZER_FILE,
+  SCHEDULER_CONFIG,
+  SUMI_INFO,
+  TRAINER_STATE,
+  UNET_DIR,
+} from './checkpoint.js';
+import { defaultTrainConfig, type TrainConfig, TrainConfigError } from './config.js';
+import { dropoutOffset, streamSeed } from './streams.js';
+
+/** The loss, a gradient norm or the weights became NaN or infinite. */
+export class NonFiniteError extends Error {
+  override name = 'NonFiniteError';
+  constructor(
+    /** The step (0-based) whose computation produced it. */
+    readonly step: number,
+    readonly what: string,
+    readonly value: number,
+  ) {
+    super(`${what} is ${value} at step ${step + 1}`);
+  }
+}
+
+export interface StepStats {
+  /** Steps completed (the step just taken is step − 1, 0-based). */
+  step: number;
+  loss: number;
+  /** The global gradient norm before clipping (null when clipping is off). */
+  gradNorm: number | null;
+  lr: number;
+  emaDecay: number | null;
+  epoch: number;
+}
+
+/** What `trainer_state.json` holds. */
+export interface TrainerState {
+  format: 'sumi-trainer-state';
+  version: 1;
+  /** Optimizer steps completed; the next step to run. */
+  step: number;
+  config: TrainConfig;
+  ema: { optimizationStep: number; decay: number | null } | null;
+  /** Counter-based streams: every draw of step s is keyed by (seed, purpose, s). */
+  rng: { generator: 'philox4x32-10'; seed: number; nextStep: number };
+  data: {
+    name: string;
+    length: number;
+    batchSize: number;
+    stepsPerEpoch: number;
+    epoch: number;
+    /** Index of the next sample within the epoch's order. */
+    position: number;
+  };
+  classes: { numClasses: number; nullClassId: number; names?: string[] } | null;
+  elapsedSeconds: number;
+  backend: string;
+  command?: string;
+}
+
+/** Inputs of `resolveTrainConfig`: a config source with overrides merged into `train`. */
+export interface TrainConfigInput {
+  model: Record<string, unknown>;
+  scheduler: Record<string, unknown>;
+  train: Partial<TrainConfig> & { data: string };
+}
+
+/** Image size and channels to load the dataset with (undefined: the dataset's own). */
+export function datasetShapeFor(input: TrainConfigInput): { size?: number; channels?: 1 | 3 } {
+  const m = input.model;
+  const sampleSize = typeof m.sample_size === 'number' ? m.sample_size : undefined;
+  const inCh = m.in_channels === 1 || m.in_channels === 3 ? m.in_channels : undefined;
+  return { size: input.train.imageSize ?? sampleSize, channels: input.train.channels ?? inCh };
+}
+
+/**
+ * The complete config for a dataset: image size and channels from the data, the model config
+ * with sample_size, in/out_channels and num_class_embeds filled in and every key resolved, the
+ * scheduler config resolved as a DDPMScheduler's.
+ */
+export function resolveTrainConfig(input: TrainConfigInput, dataset: Dataset): TrainConfig {
+  const t = input.train;
+  if (dataset.height !== dataset.width) {
+    throw new TrainConfigError(`${dataset.name}: images are ${dataset.height}x${dataset.width}; square images only`);
+  }
+  const classCond = t.classCond ?? (typeof input.model.num_class_embeds === 'number');
+  const model: Record<string, unknown> = {
+    ...input.model,
+    _class_name: input.model._class_name ?? 'UNet2DModel',
+    sample_size: dataset.height,
+    in_channels: dataset.channels,
+    out_channels: dataset.channels,
+  };
+  let classes: number | null = null;
+  if (classCond) {
+    if (dataset.numClasses === undefined) {
+      throw new TrainConfigError(`${dataset.name} has no class labels; class conditioning needs them`);
+    }
+    classes = dataset.numClasses;
+    model.num_class_embeds = classes + 1; // the last id is the null class
+    model.class_embed_type = null;
+  } else {
+    model.num_class_embeds = null;
+  }
+  if (model._class_name !== 'UNet2DModel') {
+    throw new TrainConfigError(
+      `the model is a ${String(model._class_name)}; training supports UNet2DModel (pixel space)`,
+    );
+  }
+  const unet = resolveConfig(UNET_2D_SCHEMA, model, 'model config').config;
+  const levels = unet.block_out_channels.length;
+  if (dataset.height % 2 ** (levels - 1) !== 0) {
+    throw new TrainConfigError(
+      `image size ${dataset.height} is not divisible by ${2 ** (levels - 1)} (the model has ${levels} levels)`,
+    );
+  }
+  const resolvedModel = JSON.parse(configToJson('UNet2DModel', unet)) as Record<string, unknown>;
+  const schedulerIn = { ...input.scheduler };
+  delete schedulerIn._class_name;
+  delete schedulerIn._diffusers_version;
+  const ddpm = createScheduler('DDPMScheduler', schedulerIn);
+  const scheduler: Record<string, unknown> = {
+    ...ddpm.toDiffusersConfig(),
+    _diffusers_version: DIFFUSERS_VERSION,
+  };
+  const variance = scheduler.variance_type;
+  if (variance !== 'fixed_small' && variance !== 'fixed_small_log' && variance !== 'fixed_large') {
+    throw new TrainConfigError(`variance_type ${JSON.stringify(variance)}: only fixed variances are trained`);
+  }
+  return {
+    ...defaultTrainConfig,
+    ...t,
+    imageSize: dataset.height,
+    channels: dataset.channels,
+    classCond,
+    model: resolvedModel,
+    scheduler,
+  };
+}
+
+function entriesOf(tensors: Iterable<[string, Tensor]>): Promise<TensorToWrite[]> {
+  return Promise.all(
+    [...tensors].map(async ([name, t]) => ({
+      name,
+      shape: t.shape,
+      data: await t.data(),
+      dtype: t.dtype === 'int32' ? ('I32' as const) : ('F32' as const),
+    })),
+  );
+}
+
+function firstNonFinite(entries: readonly TensorToWrite[]): string | null {
+  for (const e of entries) {
+    if (e.dtype === 'I32') continue;
+    for (let i = 0; i < e.data.length; i++) if (!Number.isFinite(e.data[i]!)) return e.name;
+  }
+  return null;
+}
+
+export class Trainer {
+  readonly config: TrainConfig;
+  readonly dataset: Dataset;
+  readonly model: UNet2DModel;
+  readonly optimizer: AdamW;
+  readonly ema: EMA | null;
+  readonly loader: DataLoaderType;
+  readonly schedule: NoiseSchedule;
+  readonly predictionType: PredictionType;
+  readonly classes: { numClasses: number; nullClassId: number; names?: string[] } | null;
+  /** Optimizer steps completed. */
+  step = 0;
+  /** Seconds spent in earlier runs of this training (from the checkpoint). */
+  elapsedBefore = 0;
+  readonly #lr: LrSchedule;
+  readonly #dropouts: Dropout[];
+
+  /**
+   * A fresh trainer (initial weights from stream (seed, 'init')) for a resolved config. Parameters,
+   * optimizer state and batches live on the default backend (set it first).
+   */
+  constructor(config: TrainConfig, dataset: Dataset) {
+    if (dataset.height !== config.imageSize || dataset.channels !== config.channels) {
+      throw new TrainConfigError(
+        `${dataset.name}: images are ${dataset.channels}x${dataset.height}x${dataset.width}, ` +
+          `the config wants ${config.channels}x${config.imageSize}x${config.imageSize}`,
+      );
+    }
+    this.config = config;
+    this.dataset = dataset;
+    const s = config.seed;
+    const model = createModel(config.model, {
+      generator: new Generator(streamSeed(s, 'init')),
+      dropoutSeed: streamSeed(s, 'dropout') % 2 ** 32,
+    });
+    if (!(model instanceof UNet2DModel)) throw new TrainConfigError('the model must be a UNet2DModel');
+    this.model = model;
+    this.#dropouts = model
+      .namedModules()
+      .map(([, m]) => m)
+      .filter((m): m is Dropout => m instanceof Dropout);
+    this.optimizer = new AdamW(model, {
+      lr: config.lr,
+      betas: config.adamBetas,
+      eps: config.adamEps,
+      weightDecay: config.weightDecay,
+    });
+    this.ema =
+      config.emaDecay === null
+        ? null
+        : new EMA(model, {
+            decay: config.emaDecay,
+            warmup: config.emaWarmup,
+            power: config.emaPower,
+            invGamma: config.emaInvGamma,
+            updateAfterStep: config.emaUpdateAfterStep,
+          });
+    this.loader = new DataLoader(dataset, {
+      batchSize: config.batchSize,
+      seed: streamSeed(s, 'data'),
+      flip: config.flip,
+    });
+    const ddpm = createScheduler('DDPMScheduler', config.scheduler);
+    this.schedule = makeSchedule(Float64Array.from(ddpm.betas));
+    this.predictionType = predictionTypeOf(config.scheduler);
+    this.classes = config.classCond
+      ? {
+          numClasses: dataset.numClasses!,
+          nullClassId: dataset.numClasses!,
+          ...(dataset.classNames ? { names: [...dataset.classNames] } : {}),
+        }
+      : null;
+    this.#lr = getLrSchedule(config.lrSchedule, {
+      lr: config.lr,
+      warmupSteps: config.warmupSteps,
+      trainingSteps: config.steps,
+      minLr: config.minLr,
+    });
+  }
+
+  lrAt(step: number): number {
+    return this.#lr(step);
+  }
+
+  /** Runs optimizer step `this.step` and advances. Throws NonFiniteError before a bad update. */
+  async trainStep(): Promise<StepStats> {
+    const s = this.step;
+    const cfg = this.config;
+    const seed = cfg.seed;
+    const T = this.schedule.numTrainTimesteps;
+    for (const d of this.#dropouts) d.generator.offset = dropoutOffset(s);
+    const lr = this.#lr(s);
+    this.optimizer.lr = lr;
+    const batch = this.loader.batchAt(s);
+    const B = batch.x.shape[0]!;
+    const host = { dtype: 'float64' as const, backend: cpuBackend() };
+    const uT = rand([B], { seed: streamSeed(seed, 'timesteps', s), ...host });
+    const timesteps = Array.from(uT.dataSync(), (u) => Math.min(T - 1, Math.floor(u * T)));
+    uT.dispose();
+    let labels: number[] | null = null;
+    if (this.classes !== null) {
+      if (batch.labels === undefined) throw new Error(`${this.dataset.name}: batch without labels`);
+      const raw = Array.from(await batch.labels.data());
+      const uL = rand([B], { seed: streamSeed(seed, 'labels', s), ...host });
+      const u = uL.dataSync();
+      uL.dispose();
+      labels = raw.map((y, i) => (u[i]! < cfg.labelDropout ? this.classes!.nullClassId : y));
+    }
+    const x0 = batch.x;
+    let out: { loss: Tensor; gradNorm: Tensor | null };
+    try {
+      out = tidy(() => {
+        const noise = randn(x0.shape, {
+          seed: streamSeed(seed, 'noise', s),
+          dtype: x0.dtype,
+          backend: x0.backend,
+        });
+        const xt = addNoise(this.schedule, x0, noise, timesteps);
+        const classLabels =
+          labels === null
+            ? null
+            : tensor(Int32Array.from(labels), [B], { dtype: 'int32', backend: x0.backend });
+        const modelOutput = this.model.forward(xt, timesteps, { classLabels });
+        const loss = trainingLoss(
+          this.schedule,
+          { x0, noise, timesteps, modelOutput, xt },
+          { predictionType: this.predictionType, snrGamma: cfg.snrGamma },
+        );
+        loss.backward();
+        const gradNorm = cfg.maxGradNorm === null ? null : clipGradNorm(this.model, cfg.maxGradNorm);
+        return { loss: loss.detach(), gradNorm };
+      });
+    } finally {
+      x0.dispose();
+      batch.labels?.dispose();
+    }
+    const loss = await out.loss.item();
+    const gradNorm = out.gradNorm === null ? null : await out.gradNorm.item();
+    out.loss.dispose();
+    out.gradNorm?.dispose();
+    if (!Number.isFinite(loss) || (gradNorm !== null && !Number.isFinite(gradNorm))) {
+      this.model.zeroGrad();
+      if (!Number.isFinite(loss)) throw new NonFiniteError(s, 'the loss', loss);
+      throw new NonFiniteError(s, 'the gradient norm', gradNorm!);
+    }
+    this.optimizer.step();
+    this.optimizer.zeroGrad();
+    this.ema?.step(this.model);
+    this.step = s + 1;
+    return {
+      step: this.step,
+      loss,
+      gradNorm,
+      lr,
+      emaDecay: this.ema?.curDecay ?? null,
+      epoch: batch.epoch,
+    };
+  }
+
+  /** What `sumi.json` says about the model. */
+  modelInfo(command?: string): ModelInfo {
+    return {
+      format: 'sumi-model',
+      version: 1,
+      imageSize: this.config.imageSize,
+      channels: this.config.channels,
+      numClasses: this.classes?.numClasses ?? null,
+      nullClassId: this.classes?.nullClassId ?? null,
+      ...(this.classes?.names ? { classNames: this.classes.names } : {}),
+      data: this.config.data,
+      step: this.step,
+      ...(command !== undefined ? { command } : {}),
+    };
+  }
+
+  /**
+   * The files of a checkpoint at the current step (see checkpoint.ts for the layout);
+   * trainer_state.json comes last. Throws NonFiniteError when any weight is NaN or infinite.
+   */
+  async checkpointFiles(meta: { command?: string; elapsedSeconds?: number } = {}): Promise<CheckpointFile[]> {
+    const weights = await entriesOf(this.model.namedParameters());
+    const bad = firstNonFinite(weights);
+    if (bad !== null) throw new NonFiniteError(this.step - 1, `the weight '${bad}'`, NaN);
+    const config = new TextEncoder().encode(this.model.configJson());
+    const files: CheckpointFile[] = [
+      { path: join(UNET_DIR, 'config.json'), bytes: config },
+      { path: join(UNET_DIR, WEIGHTS_NAME), bytes: serializeSafetensors(weights, { format: 'pt' }) },
+    ];
+    if (this.ema !== null) {
+      const sd = this.ema.stateDict();
+      const entries = await entriesOf(sd);
+      disposeAll(sd);
+      files.push(
+        { path: join(EMA_DIR, 'config.json'), bytes: config },
+        { path: join(EMA_DIR, WEIGHTS_NAME), bytes: serializeSafetensors(entries, { format: 'pt' }) },
+      );
+    }
+    const opt = this.optimizer.stateDict();
+    const optEntries = await entriesOf(opt);
+    disposeAll(opt);
+    files.push(
+      { path: OPTIMIZER_FILE, bytes: serializeSafetensors(optEntries, { format: 'pt' }) },
+      { path: SCHEDULER_CONFIG, bytes: jsonBytes(this.config.scheduler) },
+      {
+        path: MODEL_INDEX,
+        bytes: jsonBytes({
+          _class_name: 'DDPMPipeline',
+          _diffusers_version: DIFFUSERS_VERSION,
+          scheduler: ['diffusers', 'DDPMScheduler'],
+          unet: ['diffusers', 'UNet2DModel'],
+        }),
+      },
+      { path: SUMI_INFO, bytes: jsonBytes(this.modelInfo(meta.command)) },
+      { path: TRAINER_STATE, bytes: jsonBytes(this.state(meta)) },
+    );
+    return files;
+  }
+
+  state(meta: { command?: string; elapsedSeconds?: number } = {}): TrainerState {
+    const spe = this.loader.stepsPerEpoch;
+    return {
+      format: 'sumi-trainer-state',
+      version: 1,
+      step: this.step,
+      config: this.config,
+      ema: this.ema === null ? null : { optimizationStep: this.ema.optimizationStep, decay: this.ema.curDecay },
+      rng: { generator: 'philox4x32-10', seed: this.config.seed, nextStep: this.step },
+      data: {
+        name: this.dataset.name,
+        length: this.dataset.length,
+        batchSize: this.config.batchSize,
+        stepsPerEpoch: spe,
+        epoch: Math.floor(this.step / spe),
+        position: (this.step % spe) * this.config.batchSize,
+      },
+      classes: this.classes,
+      elapsedSeconds: meta.elapsedSeconds ?? this.elapsedBefore,
+      backend: this.model.convIn.weight.backend.name,
+      ...(meta.command !== undefined ? { command: meta.command } : {}),
+    };
+  }
+
+  /** Loads weights, EMA, optimizer state and step from a checkpoint directory of this config. */
+  async loadCheckpoint(dir: string, state: TrainerState): Promise<void> {
+    const backend = this.model.convIn.weight.backend;
+    await loadModule(this.model, join(dir, UNET_DIR, WEIGHTS_NAME));
+    if (this.ema !== null) {
+      if (state.ema === null) throw new TrainConfigError(`${dir}: the checkpoint has no EMA state`);
+      const path = join(dir, EMA_DIR, WEIGHTS_NAME);
+      const sd = await loadTensors(path, { backend });
+      try {
+        await this.ema.loadStateDict(sd, { optimizationStep: state.ema.optimizationStep, source: path });
+      } finally {
+        disposeAll(sd);
+      }
+      this.ema.curDecay = state.ema.decay;
+    }
+    const optPath = join(dir, OPTIMIZER_FILE);
+    const osd = await loadTensors(optPath, { backend });
+    try {
+      await this.optimizer.loadStateDict(osd, { source: optPath });
+    } finally {
+      disposeAll(osd);
+    }
+    this.step = state.step;
+    this.elapsedBefore = state.elapsedSeconds;
+  }
+
+  /**
+   * A grid's worth of samples from the current weights (the EMA weights when there are), with a
+   * fixed noise stream so that grids of different steps are comparable. Leaves the training
+   * state exactly as it was.
+   */
+  previewImages(n: number, steps: number, sampler: string): Tensor {
+    const scheduler = createSampler(sampler, this.config.scheduler);
+    const ema = this.ema;
+    if (ema !== null) {
+      ema.store(this.model);
+      ema.copyTo(this.model);
+    }
+    this.model.eval();
+    try {
+      const k = this.classes?.numClasses;
+      return generate(this.model, scheduler, {
+        n,
+        seed: streamSeed(this.config.seed, 'preview'),
+        numInferenceSteps: steps,
+        classLabels: k === undefined ? null : Array.from({ length: n }, (_, i) => i % k),
+      });
+    } finally {
+      this.model.train();
+      if (ema !== null) ema.restore(this.model);
+    }
+  }
+
+  /** Frees parameters, optimizer and EMA state. */
+  dispose(): void {
+    this.optimizer.dispose();
+    this.ema?.dispose();
+    disposeAll(this.model.stateDict());
+  }
+}
+
+/** Reads and checks `trainer_state.json` of a checkpoint directory. */
+export async function readTrainerState(dir: string): Promise<TrainerState> {
+  const path = join(dir, TRAINER_STATE);
+  let json: unknown;
+  try {
+    json = JSON.parse(await readFile(path, 'utf8'));
+  } catch (e) {
+    throw new TrainConfigError(`${path}: cannot read (${e instanceof Error ? e.message : String(e)})`);
+  }
+  const st = json as Partial<TrainerState> | null;
+  if (st?.format !== 'sumi-trainer-state' || st.version !== 1 || typeof st.step !== 'number' || !st.config) {
+    throw new TrainConfigError(`${path}: not a Sumi trainer state (version 1)`);
+  }
+  return st as TrainerState;
+}

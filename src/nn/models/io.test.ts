@@ -1,0 +1,79 @@
+import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { after, describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
+
+import { Generator, randn } from '../../engine/index.js';
+import { readSafetensors } from '../safetensors.js';
+import { AutoencoderKL } from './autoencoder-kl.js';
+import { createModel, loadModel, saveModel, WEIGHTS_NAME } from './io.js';
+import { UNet2DConditionModel } from './unet-2d-condition.js';
+import { UNet2DModel } from './unet-2d.js';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const FIXTURES = resolve(here, '../../../../shared/fixtures/diffusers');
+const tmp = await mkdtemp(join(tmpdir(), 'sumi-models-'));
+after(() => rm(tmp, { recursive: true, force: true }));
+
+const tiny = {
+  _class_name: 'UNet2DModel',
+  block_out_channels: [8, 16],
+  down_block_types: ['DownBlock2D', 'AttnDownBlock2D'],
+  up_block_types: ['AttnUpBlock2D', 'UpBlock2D'],
+  layers_per_block: 1,
+  norm_num_groups: 4,
+  in_channels: 1,
+  out_channels: 1,
+};
+
+void describe('saveModel / loadModel', () => {
+  void it('writes what diffusers writes and reads it back to the same function', async () => {
+    const m = createModel(tiny, { generator: new Generator(4) });
+    const dir = join(tmp, 'unet');
+    await saveModel(m, dir);
+    assert.deepEqual((await readdir(dir)).sort(), ['config.json', WEIGHTS_NAME]);
+    const cfg = JSON.parse(await readFile(join(dir, 'config.json'), 'utf8')) as Record<string, unknown>;
+    assert.equal(Object.keys(cfg)[0], '_class_name');
+    assert.equal(cfg.norm_num_groups, 4);
+    const file = await readSafetensors(join(dir, WEIGHTS_NAME));
+    assert.deepEqual(file.metadata, { format: 'pt' });
+    assert.ok([...file.tensors.values()].every((e) => e.dtype === 'F32'));
+    assert.equal(file.tensors.size, m.namedParameters().length);
+
+    const back = await loadModel(dir, { as: UNet2DModel });
+    const x = randn([1, 1, 4, 4], { generator: new Generator(1) });
+    assert.deepEqual([...back.forward(x, 3).dataSync()], [...(m as UNet2DModel).forward(x, 3).dataSync()]);
+    const f64 = await loadModel(dir, { dtype: 'float64' });
+    assert.equal(f64.parameters()[0]!.dtype, 'float64');
+  });
+
+  void it('overwrites atomically and rejects a wrong class or a missing weights file', async () => {
+    const dir = join(tmp, 'again');
+    await saveModel(createModel(tiny), dir);
+    await saveModel(createModel(tiny), dir);
+    assert.deepEqual((await readdir(dir)).length, 2, 'no temporary files are left');
+    await assert.rejects(loadModel(dir, { as: AutoencoderKL }), /expected a AutoencoderKL, found UNet2DModel/);
+    const empty = join(tmp, 'empty');
+    await saveModel(createModel(tiny), empty);
+    await rm(join(empty, WEIGHTS_NAME));
+    await assert.rejects(loadModel(empty), /no diffusion_pytorch_model.safetensors/);
+    await writeFile(join(empty, 'config.json'), '{"_class_name": "UNet1DModel"}');
+    await assert.rejects(loadModel(empty), /unsupported model class 'UNet1DModel'/);
+  });
+
+  void it('reads a folder diffusers wrote', { skip: !existsSync(join(FIXTURES, 'unet2d_condition')) }, async () => {
+    const m = await loadModel(join(FIXTURES, 'unet2d_condition'), { as: UNet2DConditionModel });
+    assert.equal(m.numParameters(), 792964);
+    assert.equal(m.config.cross_attention_dim, 32);
+  });
+});
+
+void describe('createModel', () => {
+  void it('needs a class name', () => {
+    assert.throws(() => createModel({}), /no _class_name/);
+    assert.ok(createModel({}, { className: 'VQModel' }).className === 'VQModel');
+  });
+});

@@ -1,0 +1,81 @@
+/**
+ * The model presets under presets/<name>/config.json: each builds, its file is exactly the config
+ * Sumi would write (every key, diffusers' layout), the parameter counts are pinned (ddpm-cifar10
+ * against diffusers' own count), and the small ones run forward at their sample size.
+ */
+import assert from 'node:assert/strict';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
+
+import { Generator, noGrad, randn } from '../../../src/engine/index.js';
+import { AutoencoderKL } from '../../../src/nn/models/autoencoder-kl.js';
+import { createModel } from '../../../src/nn/models/io.js';
+import { UNet2DModel } from '../../../src/nn/models/unet-2d.js';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const PRESETS = resolve(here, '../../../presets');
+const FIXTURE_CIFAR = resolve(here, '../../../../shared/fixtures/diffusers/presets/ddpm-cifar10');
+
+const read = (name: string): Record<string, unknown> =>
+  JSON.parse(readFileSync(join(PRESETS, name, 'config.json'), 'utf8')) as Record<string, unknown>;
+
+/** Parameter counts, pinned (ddpm-cifar10 is diffusers' count, from the fixtures' count.json). */
+const COUNTS: Record<string, number> = {
+  'ddpm-cifar10': 35_746_307,
+  'mnist-small': 1_112_801,
+  'mnist-small-class': 1_114_209,
+  'latent-small': 1_164_836,
+  'vae-small': 954_567,
+};
+
+void describe('presets', () => {
+  const names = readdirSync(PRESETS).filter((n) => existsSync(join(PRESETS, n, 'config.json')));
+
+  void it('are the ones pinned here', () => {
+    assert.deepEqual(names.sort(), Object.keys(COUNTS).sort());
+  });
+
+  for (const name of names) {
+    void it(`${name}: builds, with the pinned parameter count and a complete config`, () => {
+      const raw = read(name);
+      const m = createModel(raw);
+      assert.equal(m.numParameters(), COUNTS[name]);
+      // The file holds every key: writing the resolved config gives the same object back.
+      assert.deepEqual(JSON.parse(m.configJson()), raw);
+    });
+  }
+
+  void it('ddpm-cifar10 is the DDPM paper network, as diffusers counts it', { skip: !existsSync(FIXTURE_CIFAR) }, () => {
+    const count = JSON.parse(readFileSync(join(FIXTURE_CIFAR, 'count.json'), 'utf8')) as { parameters: number };
+    assert.equal(count.parameters, COUNTS['ddpm-cifar10']);
+    const fixture: unknown = JSON.parse(readFileSync(join(FIXTURE_CIFAR, 'config.json'), 'utf8'));
+    assert.deepEqual(read('ddpm-cifar10'), fixture);
+  });
+
+  void it('mnist-small, mnist-small-class and latent-small run at their sample size', () => {
+    const g = new Generator(0);
+    noGrad(() => {
+      for (const name of ['mnist-small', 'mnist-small-class', 'latent-small']) {
+        const m = createModel(read(name)) as UNet2DModel;
+        const s = m.config.sample_size as number;
+        const x = randn([2, m.config.in_channels, s, s], { generator: g });
+        const labels = m.classEmbedding ? { classLabels: [3, 10] } : {};
+        assert.deepEqual(m.forward(x, [1, 999], labels).shape, [2, m.config.out_channels, s, s]);
+      }
+    });
+  });
+
+  void it('latent-small works on the latents of vae-small', () => {
+    const vae = createModel(read('vae-small')) as AutoencoderKL;
+    const unet = createModel(read('latent-small')) as UNet2DModel;
+    const s = vae.config.sample_size as number;
+    noGrad(() => {
+      const z = vae.encode(randn([1, vae.config.in_channels, s, s], { generator: new Generator(1) })).mode();
+      assert.equal(s / vae.downsampleFactor, unet.config.sample_size);
+      assert.deepEqual(unet.forward(z, 10).shape, z.shape);
+      assert.deepEqual(vae.decode(z).shape, [1, vae.config.out_channels, s, s]);
+    });
+  });
+});
