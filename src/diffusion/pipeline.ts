@@ -44,8 +44,9 @@ export interface ModelInfo {
   data?: string;
   /** Training step of the weights. */
   step?: number;
-  /** The command that trained the model. */
+  /** The command that trained the model, and its arguments after `sumi train`. */
   command?: string;
+  trainArgs?: string[];
 }
 
 export interface ModelDirLayout {

@@ -50,6 +50,8 @@ void describe('the op table', () => {
     'full',
     'fullLike',
     'getBackend',
+    'initBackend',
+    'initDefaultBackend',
     'isGradEnabled',
     'keep',
     'linspace',

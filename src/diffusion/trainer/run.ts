@@ -39,8 +39,8 @@ export interface RunOptions {
   stopAt?: number;
   /** Stops after the current step, with a checkpoint. */
   signal?: AbortSignal;
-  /** Recorded in the checkpoint (trainer_state.json and sumi.json). */
-  command?: string;
+  /** `sumi train` arguments recorded in the checkpoint (trainer_state.json and sumi.json). */
+  trainArgs?: string[];
   onProgress?: (p: Progress) => void;
   onCheckpoint?: (c: { step: number; dir: string; seconds: number }) => void;
   onSample?: (s: { step: number; path: string }) => void;
@@ -94,7 +94,11 @@ export async function runTraining(trainer: Trainer, opts: RunOptions): Promise<R
   let checkpoint: string | null = savedStep >= 0 ? (await findCheckpoint(out))! : null;
   const save = async (): Promise<void> => {
     const start = performance.now();
-    const files = await trainer.checkpointFiles({ command: opts.command, elapsedSeconds: elapsed() });
+    const files = await trainer.checkpointFiles({
+      trainArgs: opts.trainArgs,
+      elapsedSeconds: elapsed(),
+      run: settings,
+    });
     checkpoint = await writeCheckpointDir(out, files, opts.checkpoint);
     savedStep = trainer.step;
     opts.onCheckpoint?.({

@@ -63,7 +63,12 @@ import {
   TRAINER_STATE,
   UNET_DIR,
 } from './checkpoint.js';
-import { defaultTrainConfig, type TrainConfig, TrainConfigError } from './config.js';
+import {
+  defaultTrainConfig,
+  type RunSettings,
+  type TrainConfig,
+  TrainConfigError,
+} from './config.js';
 import { dropoutOffset, streamSeed } from './streams.js';
 
 /** The loss, a gradient norm or the weights became NaN or infinite. */
@@ -112,7 +117,23 @@ export interface TrainerState {
   classes: { numClasses: number; nullClassId: number; names?: string[] } | null;
   elapsedSeconds: number;
   backend: string;
-  command?: string;
+  /** How the run reports and saves (restored on resume unless overridden). */
+  run?: RunSettings;
+  /** `sumi train` arguments that retrain this model from scratch. */
+  trainArgs?: string[];
+}
+
+/** What a checkpoint records besides the training state proper. */
+export interface CheckpointMeta {
+  trainArgs?: string[];
+  elapsedSeconds?: number;
+  run?: RunSettings;
+}
+
+/** `sumi train a b` as one shell-quoted line. */
+export function trainCommand(trainArgs: readonly string[]): string {
+  const q = (a: string): string => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`);
+  return ['sumi', 'train', ...trainArgs].map(q).join(' ');
 }
 
 /** Inputs of `resolveTrainConfig`: a config source with overrides merged into `train`. */
@@ -374,7 +395,7 @@ export class Trainer {
   }
 
   /** What `sumi.json` says about the model. */
-  modelInfo(command?: string): ModelInfo {
+  modelInfo(trainArgs?: readonly string[]): ModelInfo {
     return {
       format: 'sumi-model',
       version: 1,
@@ -385,7 +406,9 @@ export class Trainer {
       ...(this.classes?.names ? { classNames: this.classes.names } : {}),
       data: this.config.data,
       step: this.step,
-      ...(command !== undefined ? { command } : {}),
+      ...(trainArgs !== undefined
+        ? { command: trainCommand(trainArgs), trainArgs: [...trainArgs] }
+        : {}),
     };
   }
 
@@ -393,7 +416,7 @@ export class Trainer {
    * The files of a checkpoint at the current step (see checkpoint.ts for the layout);
    * trainer_state.json comes last. Throws NonFiniteError when any weight is NaN or infinite.
    */
-  async checkpointFiles(meta: { command?: string; elapsedSeconds?: number } = {}): Promise<CheckpointFile[]> {
+  async checkpointFiles(meta: CheckpointMeta = {}): Promise<CheckpointFile[]> {
     const weights = await entriesOf(this.model.namedParameters());
     const bad = firstNonFinite(weights);
     if (bad !== null) throw new NonFiniteError(this.step - 1, `the weight '${bad}'`, NaN);
@@ -426,13 +449,13 @@ export class Trainer {
           unet: ['diffusers', 'UNet2DModel'],
         }),
       },
-      { path: SUMI_INFO, bytes: jsonBytes(this.modelInfo(meta.command)) },
+      { path: SUMI_INFO, bytes: jsonBytes(this.modelInfo(meta.trainArgs)) },
       { path: TRAINER_STATE, bytes: jsonBytes(this.state(meta)) },
     );
     return files;
   }
 
-  state(meta: { command?: string; elapsedSeconds?: number } = {}): TrainerState {
+  state(meta: CheckpointMeta = {}): TrainerState {
     const spe = this.loader.stepsPerEpoch;
     return {
       format: 'sumi-trainer-state',
@@ -452,7 +475,8 @@ export class Trainer {
       classes: this.classes,
       elapsedSeconds: meta.elapsedSeconds ?? this.elapsedBefore,
       backend: this.model.convIn.weight.backend.name,
-      ...(meta.command !== undefined ? { command: meta.command } : {}),
+      ...(meta.run !== undefined ? { run: meta.run } : {}),
+      ...(meta.trainArgs !== undefined ? { trainArgs: meta.trainArgs } : {}),
     };
   }
 

@@ -223,7 +223,7 @@ export class WebGpuBackend implements Backend {
         `webgpu ${what}: ${c.shape.length} axes remain after merging (at most ${MAX_RANK})`,
       );
     }
-    const params: Record<string, number[]> = { shape: c.shape };
+    const params: Record<string, number | number[]> = { rank: c.shape.length, shape: c.shape };
     c.strides.forEach((s, j) => (params[`s${j}`] = s));
     return { rank: c.shape.length, params };
   }

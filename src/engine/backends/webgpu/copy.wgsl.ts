@@ -9,6 +9,7 @@ import type { DType } from '../../dtype.js';
 import { sizeOf } from '../../shape.js';
 import {
   collapseAxes,
+  compiledRank,
   flatMain,
   kernel,
   MAX_RANK,
@@ -24,6 +25,7 @@ function flatGrid(n: number): [number, number, number] {
 }
 
 export function stridedCopyKernel(dtype: DType, rank: number): Kernel {
+  rank = compiledRank(rank);
   const t = wgslType(dtype);
   return kernel(`strided-copy/${t}/${rank}`, () => ({
     buffers: [
@@ -32,6 +34,7 @@ export function stridedCopyKernel(dtype: DType, rank: number): Kernel {
     ],
     params: [
       { name: 'n', type: 'u32' },
+      { name: 'rank', type: 'u32' },
       { name: 'offset', type: 'u32' },
       { name: 'shape', type: 'u32', count: rank },
       { name: 's0', type: 'u32', count: rank },
@@ -56,40 +59,41 @@ export function launchStridedCopy(
   rt.dispatch(
     stridedCopyKernel(dtype, c.shape.length),
     [x, out],
-    { n, offset: spec.offset, shape: c.shape, s0: c.strides[0]! },
+    { n, rank: c.shape.length, offset: spec.offset, shape: c.shape, s0: c.strides[0]! },
     flatGrid(n),
   );
 }
 
-export function padKernel(dtype: DType, rank: number): Kernel {
+export function padKernel(dtype: DType): Kernel {
   const t = wgslType(dtype);
-  const lines = ['  var rem = i;', '  var src = 0u;', '  var inside = true;'];
-  for (let ax = rank - 1; ax >= 0; ax--) {
-    lines.push(
-      ax > 0
-        ? `  { let d = p_out(${ax}u); let c = rem % d; rem = rem / d;`
-        : '  { let c = rem;',
-      // c - before wraps past in[ax] when c < before, so one comparison checks both ends.
-      `    let ci = c - p_before(${ax}u);`,
-      `    inside = inside && ci < p_in(${ax}u);`,
-      `    src += ci * p_instride(${ax}u); }`,
-    );
+  // c − before wraps past in[ax] when c < before, so one comparison checks both ends.
+  const body = `  var rem = i;
+  var src = 0u;
+  var inside = true;
+  for (var ax = i32(p_rank()) - 1; ax >= 0; ax--) {
+    let a = u32(ax);
+    let d = p_out(a);
+    let ci = rem % d - p_before(a);
+    rem = rem / d;
+    inside = inside && ci < p_in(a);
+    src += ci * p_instride(a);
   }
-  lines.push(`  out[i] = select(bitcast<${t}>(p_bits()), x[select(0u, src, inside)], inside);`);
-  return kernel(`pad/${t}/${rank}`, () => ({
+  out[i] = select(bitcast<${t}>(p_bits()), x[select(0u, src, inside)], inside);`;
+  return kernel(`pad/${t}`, () => ({
     buffers: [
       { name: 'x', type: t, kind: 'read' },
       { name: 'out', type: t, kind: 'write' },
     ],
     params: [
       { name: 'n', type: 'u32' },
+      { name: 'rank', type: 'u32' },
       { name: 'bits', type: 'u32' },
-      { name: 'out', type: 'u32', count: rank },
-      { name: 'in', type: 'u32', count: rank },
-      { name: 'before', type: 'u32', count: rank },
-      { name: 'instride', type: 'u32', count: rank },
+      { name: 'out', type: 'u32', count: MAX_RANK },
+      { name: 'in', type: 'u32', count: MAX_RANK },
+      { name: 'before', type: 'u32', count: MAX_RANK },
+      { name: 'instride', type: 'u32', count: MAX_RANK },
     ],
-    body: flatMain(lines.join('\n')),
+    body: flatMain(body),
   }));
 }
 
@@ -138,9 +142,9 @@ export function launchPad(
       ? new Uint32Array(new Int32Array([spec.value]).buffer)[0]!
       : new Uint32Array(new Float32Array([spec.value]).buffer)[0]!;
   rt.dispatch(
-    padKernel(dtype, outD.length),
+    padKernel(dtype),
     [x, out],
-    { n, bits, out: outD, in: inD, before, instride },
+    { n, rank: outD.length, bits, out: outD, in: inD, before, instride },
     flatGrid(n),
   );
 }

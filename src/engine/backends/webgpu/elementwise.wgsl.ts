@@ -7,7 +7,7 @@
  */
 import type { BinaryOp, UnaryOp } from '../../backend.js';
 import type { DType } from '../../dtype.js';
-import { flatMain, kernel, stridedOffsets, wgslType } from './kernel.js';
+import { compiledRank, flatMain, kernel, stridedOffsets, wgslType } from './kernel.js';
 import { mathWgsl } from './math.wgsl.js';
 import type { Kernel } from './runtime.js';
 
@@ -129,6 +129,7 @@ export function unaryKernel(op: UnaryOp, dtype: DType): Kernel {
 function stridedParams(rank: number, inputs: number) {
   return [
     { name: 'n', type: 'u32' as const },
+    { name: 'rank', type: 'u32' as const },
     { name: 'shape', type: 'u32' as const, count: rank },
     ...Array.from({ length: inputs }, (_, j) => ({
       name: `s${j}`,
@@ -139,6 +140,7 @@ function stridedParams(rank: number, inputs: number) {
 }
 
 export function binaryKernel(op: BinaryOp, dtype: DType, rank: number): Kernel {
+  rank = compiledRank(rank);
   const t = wgslType(dtype);
   const expr = (t === 'f32' ? binaryF32 : binaryI32)[op]('va', 'vb');
   return kernel(`binary/${op}/${t}/${rank}`, () => ({
@@ -158,6 +160,7 @@ export function binaryKernel(op: BinaryOp, dtype: DType, rank: number): Kernel {
 }
 
 export function whereKernel(condType: DType, dtype: DType, rank: number): Kernel {
+  rank = compiledRank(rank);
   const c = wgslType(condType);
   const t = wgslType(dtype);
   const zero = c === 'f32' ? '0.0' : '0';

@@ -105,18 +105,32 @@ export function collapseAxes(
 export const MAX_RANK = 8;
 
 /**
+ * Rank a strided kernel is compiled for: 1 (contiguous or a single stride: the common fast path)
+ * or MAX_RANK, a loop over the run-time rank p_rank() (one pipeline for every other shape).
+ */
+export function compiledRank(rank: number): number {
+  return rank <= 1 ? 1 : MAX_RANK;
+}
+
+/**
  * WGSL that turns the flat output index `i` into one offset per input (`off0`, `off1`, ...)
- * through p_shape and p_s<j> (rank fixed at compile time, so the loop unrolls).
+ * through p_shape and p_s<j>. Compiled rank 1 is a multiply; otherwise a loop over p_rank().
  */
 export function stridedOffsets(rank: number, inputs: number): string {
-  const lines = ['  var rem = i;'];
-  for (let j = 0; j < inputs; j++) lines.push(`  var off${j} = 0u;`);
-  for (let ax = rank - 1; ax >= 0; ax--) {
-    lines.push(ax > 0 ? `  { let d = p_shape(${ax}u); let c = rem % d; rem = rem / d;` : '  { let c = rem;');
-    for (let j = 0; j < inputs; j++) lines.push(`    off${j} += c * p_s${j}(${ax}u);`);
-    lines.push('  }');
+  const offs = Array.from({ length: inputs }, (_, j) => `  var off${j} = 0u;`).join('\n');
+  if (rank === 1) {
+    return offs + '\n' + Array.from({ length: inputs }, (_, j) => `  off${j} = i * p_s${j}(0u);`).join('\n');
   }
-  return lines.join('\n');
+  const adds = Array.from({ length: inputs }, (_, j) => `    off${j} += c * p_s${j}(a);`).join('\n');
+  return `${offs}
+  var rem = i;
+  for (var ax = i32(p_rank()) - 1; ax >= 0; ax--) {
+    let a = u32(ax);
+    let d = p_shape(a);
+    let c = rem % d;
+    rem = rem / d;
+${adds}
+  }`;
 }
 
 /** What the multi-pass launchers need from the backend. */

@@ -1,0 +1,99 @@
+/**
+ * What every command shares: the run wrapper (help, error messages without stack traces unless
+ * --verbose, exit codes), backend selection, and the repository's own folders.
+ */
+import { fileURLToPath } from 'node:url';
+
+import {
+  type Backend,
+  cpuBackend,
+  initDefaultBackend,
+  setDefaultBackend,
+} from '../engine/index.js';
+import { NonFiniteError } from '../diffusion/index.js';
+import { Args, CliError, type CommandSpec, helpText, parseArgs, UsageError } from './args.js';
+import type { Command } from './main.js';
+
+/** The repository root (presets/ and models/ live there). */
+export const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
+
+/** Exit codes: 0 ok, 1 error, 2 usage, 3 training diverged (NaN/Inf), 130 interrupted. */
+export const EXIT = { ok: 0, error: 1, usage: 2, nonFinite: 3, interrupted: 130 } as const;
+
+function message(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}
+
+/**
+ * A Command from a spec and a body: `--help` prints the help, errors print as one line
+ * `sumi <name>: <message>` (with the stack under --verbose).
+ */
+export function defineCommand(spec: CommandSpec, body: (args: Args) => Promise<number>): Command {
+  return {
+    name: spec.name,
+    summary: spec.summary,
+    async run(argv: string[]): Promise<number> {
+      let verbose = argv.includes('--verbose');
+      try {
+        const parsed = parseArgs(spec, argv);
+        verbose = parsed.verbose;
+        if (parsed.help) {
+          console.log(helpText(spec));
+          return EXIT.ok;
+        }
+        if (parsed.positionals.length > 0) {
+          throw new UsageError(`unexpected argument '${parsed.positionals[0]}'`);
+        }
+        return await body(new Args(parsed));
+      } catch (e) {
+        if (e instanceof UsageError) {
+          console.error(`sumi ${spec.name}: ${e.message}\n(sumi ${spec.name} --help lists the options)`);
+          return EXIT.usage;
+        }
+        if (verbose && e instanceof Error && e.stack !== undefined) console.error(e.stack);
+        else console.error(`sumi ${spec.name}: ${message(e)}`);
+        if (e instanceof NonFiniteError) return EXIT.nonFinite;
+        return e instanceof CliError ? e.exitCode : EXIT.error;
+      }
+    },
+  };
+}
+
+export const BACKEND_HELP =
+  'cpu, webgpu, or auto (webgpu when an adapter exists, else cpu); also SUMI_BACKEND';
+
+/**
+ * Makes the backend the default: `--backend`, else SUMI_BACKEND, else cpu. 'auto' lets the
+ * engine choose (webgpu when an adapter exists).
+ */
+export async function selectBackend(flag: string | undefined): Promise<Backend> {
+  const env = process.env.SUMI_BACKEND;
+  const name = flag ?? (env !== undefined && env !== '' ? env : 'cpu');
+  if (name === 'cpu') return setDefaultBackend(cpuBackend());
+  if (name !== 'webgpu' && name !== 'auto') {
+    throw new UsageError(
+      `unknown backend '${name}'${flag === undefined ? ' (from SUMI_BACKEND)' : ''}: cpu, webgpu or auto`,
+    );
+  }
+  const saved = process.env.SUMI_BACKEND;
+  try {
+    // The engine reads SUMI_BACKEND itself when given no name; 'auto' must not be passed on.
+    if (name === 'auto') delete process.env.SUMI_BACKEND;
+    return await initDefaultBackend(name === 'auto' ? undefined : 'webgpu');
+  } catch (e) {
+    throw new CliError(`backend ${name}: ${message(e)}`);
+  } finally {
+    if (saved !== undefined) process.env.SUMI_BACKEND = saved;
+  }
+}
+
+/** 1h02m03s, 4m05s, 6.1s */
+export function formatDuration(seconds: number): string {
+  if (!Number.isFinite(seconds)) return '?';
+  if (seconds < 60) return `${seconds.toFixed(1)}s`;
+  const s = Math.round(seconds);
+  const h = Math.floor(s / 3600);
+  const m = Math.floor((s % 3600) / 60);
+  const sec = String(s % 60).padStart(2, '0');
+  return h > 0 ? `${h}h${String(m).padStart(2, '0')}m${sec}s` : `${m}m${sec}s`;
+}

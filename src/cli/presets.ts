@@ -1,0 +1,86 @@
+/**
+ * Training configs from `--config <file>` or `--preset <name>` (the repository's presets/): a JSON
+ * file (see diffusion/trainer/config.ts for what it holds), or a folder with `config.json` (or
+ * `unet/config.json`), optionally `scheduler_config.json` (or `scheduler/scheduler_config.json`)
+ * and `train.json`.
+ */
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+
+import { parseTrainConfigSource, type TrainConfigSource } from '../diffusion/index.js';
+import { CliError } from './args.js';
+import { REPO_ROOT } from './common.js';
+
+export const PRESETS_DIR = join(REPO_ROOT, 'presets');
+
+function readJson(path: string): unknown {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (e) {
+    throw new CliError(`${path}: cannot read (${e instanceof Error ? e.message : String(e)})`);
+  }
+  try {
+    return JSON.parse(text) as unknown;
+  } catch (e) {
+    throw new CliError(`${path}: not valid JSON (${e instanceof Error ? e.message : String(e)})`);
+  }
+}
+
+function firstExisting(paths: readonly string[]): string | undefined {
+  return paths.find((p) => existsSync(p));
+}
+
+/** Reads a config file or folder. */
+export function loadConfigSource(path: string): TrainConfigSource {
+  let st;
+  try {
+    st = statSync(path);
+  } catch {
+    throw new CliError(`config '${path}' does not exist`);
+  }
+  if (!st.isDirectory()) return parseTrainConfigSource(readJson(path), path);
+  const modelPath = firstExisting([join(path, 'config.json'), join(path, 'unet', 'config.json')]);
+  if (modelPath === undefined) {
+    throw new CliError(`${path}: a config folder needs config.json (or unet/config.json)`);
+  }
+  const schedPath = firstExisting([
+    join(path, 'scheduler_config.json'),
+    join(path, 'scheduler', 'scheduler_config.json'),
+  ]);
+  const trainPath = firstExisting([join(path, 'train.json')]);
+  return parseTrainConfigSource(
+    {
+      model: readJson(modelPath),
+      ...(schedPath !== undefined ? { scheduler: readJson(schedPath) } : {}),
+      ...(trainPath !== undefined ? { train: readJson(trainPath) } : {}),
+    },
+    path,
+  );
+}
+
+/** Names of the presets in the repository. */
+export function presetNames(): string[] {
+  let names: string[];
+  try {
+    names = readdirSync(PRESETS_DIR);
+  } catch {
+    return [];
+  }
+  return names
+    .filter((n) => !n.startsWith('.'))
+    .map((n) => n.replace(/\.json$/, ''))
+    .filter((n, i, all) => all.indexOf(n) === i)
+    .sort();
+}
+
+export function loadPreset(name: string): TrainConfigSource {
+  const path = firstExisting([join(PRESETS_DIR, `${name}.json`), join(PRESETS_DIR, name)]);
+  if (path === undefined) {
+    const known = presetNames();
+    throw new CliError(
+      `unknown preset '${name}' (${known.length > 0 ? `available: ${known.join(', ')}` : `no presets in ${PRESETS_DIR}`}; or pass --config <file>)`,
+    );
+  }
+  return loadConfigSource(path);
+}
