@@ -49,6 +49,8 @@ export interface ParsedArgs {
   /** Values of the options given, by name (no defaults filled in). */
   values: Map<string, OptionValue>;
   positionals: string[];
+  /** The arguments as given. */
+  argv: readonly string[];
   help: boolean;
   verbose: boolean;
 }
@@ -138,6 +140,7 @@ export function parseArgs(cmd: CommandSpec, argv: readonly string[]): ParsedArgs
   return {
     values,
     positionals,
+    argv: [...argv],
     help: values.get('help') === true,
     verbose: values.get('verbose') === true,
   };

@@ -1,13 +1,18 @@
 /** The `sumi` command line: dispatches to one module per command. */
 import { readFileSync } from 'node:fs';
 
+import { demoCommand } from './demo.js';
+import { exportCommand } from './export.js';
+import { sampleCommand } from './sample.js';
+import { trainCommand } from './train.js';
+
 export interface Command {
   name: string;
   summary: string;
   run(argv: string[]): Promise<number>;
 }
 
-const commands: Command[] = [];
+const commands: Command[] = [trainCommand, sampleCommand, demoCommand, exportCommand];
 
 function version(): string {
   const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {

@@ -69,6 +69,7 @@ export function presetNames(): string[] {
   }
   return names
     .filter((n) => !n.startsWith('.'))
+    .filter((n) => n.endsWith('.json') || statSync(join(PRESETS_DIR, n)).isDirectory())
     .map((n) => n.replace(/\.json$/, ''))
     .filter((n, i, all) => all.indexOf(n) === i)
     .sort();

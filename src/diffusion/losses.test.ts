@@ -2,13 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 
 import { add, concat, full, mul, randn, type Tensor, tensor } from '../engine/index.js';
-import {
-  addNoise,
-  coefAt,
-  getVelocity,
-  predictedEpsilon,
-  type PredictionType,
-} from './forward.js';
+import { addNoise, coefAt, getVelocity, predictedEpsilon, type PredictionType } from './forward.js';
 import {
   computeSnr,
   lossTarget,
@@ -53,7 +47,7 @@ void describe('L_simple', () => {
   const noise = randn(SHAPE, { seed: 2, ...f64 });
   const ts = [0, 10, 500, 999];
 
-  it('targets: ε, x_0, and v = √ᾱ ε − √(1 − ᾱ) x_0', () => {
+  void it('targets: ε, x_0, and v = √ᾱ ε − √(1 − ᾱ) x_0', () => {
     assert.deepEqual([...vals(lossTarget(s, 'epsilon', x0, noise, ts))], [...vals(noise)]);
     assert.deepEqual([...vals(lossTarget(s, 'sample', x0, noise, ts))], [...vals(x0)]);
     const v = vals(lossTarget(s, 'v_prediction', x0, noise, ts));
@@ -62,11 +56,11 @@ void describe('L_simple', () => {
       const want =
         Math.sqrt(s.alphasCumprod[t]!) * vals(noise)[i]! -
         Math.sqrt(1 - s.alphasCumprod[t]!) * vals(x0)[i]!;
-      assert.ok(Math.abs(got - want) < 1e-15);
+      assert.ok(Math.abs(got - want) < 1e-15, 'Math.abs(got - want) < 1e-15');
     });
   });
 
-  it('is the mean over all elements, or the weighted mean of per-sample means', () => {
+  void it('is the mean over all elements, or the weighted mean of per-sample means', () => {
     const out = randn(SHAPE, { seed: 3, ...f64 });
     const per = perSample(out, noise);
     close(simpleLoss(out, noise).itemSync(), mean(per));
@@ -77,18 +71,29 @@ void describe('L_simple', () => {
     assert.throws(() => simpleLoss(out, noise, [1, 2]), /2 loss weights for a batch of 4/);
   });
 
-  it('trainingLoss is DDPM Algorithm 1: zero at the exact output, the MSE otherwise', () => {
+  void it('trainingLoss is DDPM Algorithm 1: zero at the exact output, the MSE otherwise', () => {
     const xt = addNoise(s, x0, noise, ts);
     for (const type of TYPES) {
       const exact = lossTarget(s, type, x0, noise, ts);
-      assert.ok(trainingLoss(s, { x0, noise, timesteps: ts, modelOutput: exact }, { predictionType: type }).itemSync() < 1e-30);
+      assert.ok(
+        trainingLoss(
+          s,
+          { x0, noise, timesteps: ts, modelOutput: exact },
+          { predictionType: type },
+        ).itemSync() < 1e-30,
+        'trainingLoss(s, { x0, noise, timesteps: ts, modelOutput: exact }, { predictionTy',
+      );
       const out = add(exact, mul(randn(SHAPE, { seed: 4, ...f64 }), 0.1));
-      const got = trainingLoss(s, { x0, noise, timesteps: ts, modelOutput: out, xt }, { predictionType: type });
+      const got = trainingLoss(
+        s,
+        { x0, noise, timesteps: ts, modelOutput: out, xt },
+        { predictionType: type },
+      );
       close(got.itemSync(), mean(perSample(out, exact)), 1e-12, type);
     }
   });
 
-  it('gradient with respect to the output is 2 w (output − target) / N', () => {
+  void it('gradient with respect to the output is 2 w (output − target) / N', () => {
     const out = randn(SHAPE, { seed: 5, ...f64 }).requireGrad();
     const w = [1, 0.5, 2, 3];
     const loss = trainingLoss(s, { x0, noise, timesteps: ts, modelOutput: out }, { weights: w });
@@ -97,13 +102,16 @@ void describe('L_simple', () => {
     const N = SHAPE.reduce((a, b) => a * b);
     g.forEach((gi, i) => {
       const want = (2 * w[Math.floor(i / PER)]! * (vals(out)[i]! - vals(noise)[i]!)) / N;
-      assert.ok(Math.abs(gi - want) < 1e-15);
+      assert.ok(Math.abs(gi - want) < 1e-15, 'Math.abs(gi - want) < 1e-15');
     });
   });
 
-  it('rejects an output of the wrong shape', () => {
+  void it('rejects an output of the wrong shape', () => {
     const bad = randn([4, 6, 4, 4], { seed: 1, ...f64 });
-    assert.throws(() => trainingLoss(s, { x0, noise, timesteps: ts, modelOutput: bad }), /does not match/);
+    assert.throws(
+      () => trainingLoss(s, { x0, noise, timesteps: ts, modelOutput: bad }),
+      /does not match/,
+    );
   });
 });
 
@@ -111,12 +119,12 @@ void describe('min-SNR-γ weighting', () => {
   const ts = [0, 100, 300, 600, 999];
   const snr = computeSnr(s, ts);
 
-  it('SNR_t = ᾱ_t / (1 − ᾱ_t)', () => {
+  void it('SNR_t = ᾱ_t / (1 − ᾱ_t)', () => {
     ts.forEach((t, i) => close(snr[i]!, s.alphasCumprod[t]! / (1 - s.alphasCumprod[t]!)));
     assert.ok(snr[0]! > 5 && snr[4]! < 5, 'the timesteps straddle γ = 5');
   });
 
-  it('weights: min(SNR, γ)/SNR (ε), min(SNR, γ) (x_0), min(SNR, γ)/(SNR + 1) (v)', () => {
+  void it('weights: min(SNR, γ)/SNR (ε), min(SNR, γ) (x_0), min(SNR, γ)/(SNR + 1) (v)', () => {
     const g = 5;
     const eps = minSnrWeights(s, ts, g, 'epsilon');
     const x0w = minSnrWeights(s, ts, g, 'sample');
@@ -127,11 +135,11 @@ void describe('min-SNR-γ weighting', () => {
       close(vw[i]!, Math.min(r, g) / (r + 1));
     });
     // Above γ the ε weight is γ/SNR < 1; below it, exactly 1.
-    assert.ok(eps[0]! < 1 && eps[4] === 1);
+    assert.ok(eps[0]! < 1 && eps[4] === 1, 'eps[0]! < 1 && eps[4] === 1');
     assert.throws(() => minSnrWeights(s, ts, 0, 'epsilon'), /positive/);
   });
 
-  it('makes the loss the same in every parameterization: min(SNR, γ) ‖x_0 − x̂_0‖²', () => {
+  void it('makes the loss the same in every parameterization: min(SNR, γ) ‖x_0 − x̂_0‖²', () => {
     // One imperfect denoiser, expressed as ε̂, x̂_0 and v̂: ‖ε − ε̂‖² = SNR ‖x_0 − x̂_0‖² and
     // ‖v − v̂‖² = (SNR + 1) ‖x_0 − x̂_0‖², so the three weighted losses agree.
     const shape = [5, 2, 3, 3];
@@ -149,18 +157,29 @@ void describe('min-SNR-γ weighting', () => {
       v_prediction: vHat,
     };
     const losses = TYPES.map((type) =>
-      trainingLoss(s, { x0, noise, timesteps: ts, modelOutput: outputs[type] }, { predictionType: type, snrGamma: 5 }).itemSync(),
+      trainingLoss(
+        s,
+        { x0, noise, timesteps: ts, modelOutput: outputs[type] },
+        { predictionType: type, snrGamma: 5 },
+      ).itemSync(),
     );
     close(losses[0]!, losses[1]!, 1e-10, 'ε vs x0');
     close(losses[2]!, losses[1]!, 1e-10, 'v vs x0');
     // And without weighting they differ (the test can fail).
     const plain = TYPES.map((type) =>
-      trainingLoss(s, { x0, noise, timesteps: ts, modelOutput: outputs[type] }, { predictionType: type }).itemSync(),
+      trainingLoss(
+        s,
+        { x0, noise, timesteps: ts, modelOutput: outputs[type] },
+        { predictionType: type },
+      ).itemSync(),
     );
-    assert.ok(Math.abs(plain[0]! - plain[1]!) > 0.1 * plain[1]!);
+    assert.ok(
+      Math.abs(plain[0]! - plain[1]!) > 0.1 * plain[1]!,
+      'Math.abs(plain[0]! - plain[1]!) > 0.1 * plain[1]!',
+    );
   });
 
-  it('at zero terminal SNR: ε weight 1, x_0 and v weight 0', () => {
+  void it('at zero terminal SNR: ε weight 1, x_0 and v weight 0', () => {
     const z = makeSchedule({ ...defaultScheduleConfig, rescaleBetasZeroSnr: true });
     assert.equal(computeSnr(z, [999])[0], 0);
     assert.equal(minSnrWeights(z, [999], 5, 'epsilon')[0], 1);
@@ -171,7 +190,9 @@ void describe('min-SNR-γ weighting', () => {
 
 void describe('hybrid loss (learned variance)', () => {
   const x0 = tensor(
-    vals(randn(SHAPE, { seed: 11, ...f64 })).map((v) => Math.max(-1, Math.min(1, Math.round(v * 60) / 127.5))),
+    vals(randn(SHAPE, { seed: 11, ...f64 })).map((v) =>
+      Math.max(-1, Math.min(1, Math.round(v * 60) / 127.5)),
+    ),
     SHAPE,
     f64,
   );
@@ -180,16 +201,23 @@ void describe('hybrid loss (learned variance)', () => {
   const xt = addNoise(s, x0, noise, ts);
 
   for (const varianceType of ['learned_range', 'learned'] as const) {
-    it(`${varianceType}: loss = MSE + λT · vb, vb the bound term at the model's variance`, () => {
+    void it(`${varianceType}: loss = MSE + λT · vb, vb the bound term at the model's variance`, () => {
       const meanPart = add(noise, mul(randn(SHAPE, { seed: 13, ...f64 }), 0.2));
       const varPart =
         varianceType === 'learned_range'
           ? mul(randn(SHAPE, { seed: 14, ...f64 }).tanh(), 1)
-          : add(mul(randn(SHAPE, { seed: 14, ...f64 }), 0.1), -8);
+          : add(mul(randn(SHAPE, { seed: 14, ...f64 }), 0.1), -8).exp();
       const out = concat([meanPart, varPart], 1);
-      const r = trainingLossTerms(s, { x0, noise, timesteps: ts, modelOutput: out }, { varianceType });
+      const r = trainingLossTerms(
+        s,
+        { x0, noise, timesteps: ts, modelOutput: out },
+        { varianceType },
+      );
       const mse = perSample(meanPart, noise);
-      assert.ok(vals(r.mse).every((m, i) => Math.abs(m - mse[i]!) < 1e-14));
+      assert.ok(
+        vals(r.mse).every((m, i) => Math.abs(m - mse[i]!) < 1e-14),
+        'vals(r.mse).every((m, i) => Math.abs(m - mse[i]!) < 1e-14)',
+      );
       const dist = modelDistributionFromParts(s, meanPart, varPart, xt, ts, { varianceType });
       const vb = vals(vbTermBpd(s, x0, xt, ts, dist));
       assert.deepEqual([...vals(r.vb!)], [...vb]);
@@ -202,12 +230,17 @@ void describe('hybrid loss (learned variance)', () => {
       );
       close(half.loss.itemSync(), mean(mse.map((m, i) => m + 0.5 * vb[i]!)), 1e-12);
       // Where t > 0 the vb term is the KL to the true posterior, in bits/dim.
-      const kl = vals(normalKl(
-        add(mul(coefAt(s.posteriorMeanCoef1, ts, x0), x0), mul(coefAt(s.posteriorMeanCoef2, ts, x0), xt)),
-        coefAt(s.posteriorLogVarianceClipped, ts, x0),
-        dist.mean,
-        dist.logVariance,
-      ));
+      const kl = vals(
+        normalKl(
+          add(
+            mul(coefAt(s.posteriorMeanCoef1, ts, x0), x0),
+            mul(coefAt(s.posteriorMeanCoef2, ts, x0), xt),
+          ),
+          coefAt(s.posteriorLogVarianceClipped, ts, x0),
+          dist.mean,
+          dist.logVariance,
+        ),
+      );
       for (let b = 1; b < 4; b++) {
         let acc = 0;
         for (let i = b * PER; i < (b + 1) * PER; i++) acc += kl[i]!;
@@ -216,11 +249,15 @@ void describe('hybrid loss (learned variance)', () => {
     });
   }
 
-  it('the VLB term trains only the variance: the mean part gets exactly the MSE gradient', () => {
+  void it('the VLB term trains only the variance: the mean part gets exactly the MSE gradient', () => {
     const meanPart = add(noise, mul(randn(SHAPE, { seed: 15, ...f64 }), 0.2));
     const varPart = mul(randn(SHAPE, { seed: 16, ...f64 }), 0.5);
     const out = concat([meanPart, varPart], 1).requireGrad();
-    const loss = trainingLoss(s, { x0, noise, timesteps: ts, modelOutput: out }, { varianceType: 'learned_range' });
+    const loss = trainingLoss(
+      s,
+      { x0, noise, timesteps: ts, modelOutput: out },
+      { varianceType: 'learned_range' },
+    );
     loss.backward();
     const g = vals(out.grad!);
     const N = SHAPE.reduce((a, b) => a * b);
@@ -248,27 +285,58 @@ void describe('hybrid loss (learned variance)', () => {
       const v = base.slice();
       v[idx]! += delta;
       const o = tensor(v, [4, 2 * C, 4, 4], f64);
-      return trainingLoss(s, { x0, noise, timesteps: ts, modelOutput: o }, { varianceType: 'learned_range' }).itemSync();
+      return trainingLoss(
+        s,
+        { x0, noise, timesteps: ts, modelOutput: o },
+        { varianceType: 'learned_range' },
+      ).itemSync();
     };
     const h = 1e-6;
     const fd = (f(h) - f(-h)) / (2 * h);
     assert.ok(Math.abs(g[idx]! - fd) < 1e-6 * Math.max(1, Math.abs(fd)), `${g[idx]} vs ${fd}`);
   });
 
-  it('λ T scales the per-t VLB term: 0.1 for T = 100', () => {
+  void it('λ T scales the per-t VLB term: 0.1 for T = 100', () => {
     const s100 = makeSchedule({ ...defaultScheduleConfig, numTrainTimesteps: 100 });
     const t100 = [0, 3, 40, 99];
     const out = concat([noise, full(SHAPE, -0.3, f64)], 1);
     const input = { x0, noise, timesteps: t100, modelOutput: out };
     const r = trainingLossTerms(s100, input, { varianceType: 'learned_range' });
     const vb = vals(r.vb!);
-    assert.ok(vb.every((v) => v > 0));
+    assert.ok(
+      vb.every((v) => v > 0),
+      'vb.every((v) => v > 0)',
+    );
     close(r.loss.itemSync(), mean([...vals(r.mse)].map((m, i) => m + 0.1 * vb[i]!)), 1e-12);
   });
 
-  it('min-SNR weights and per-sample weights apply to the hybrid loss too', () => {
+  void it('runs in float32 and agrees with float64', () => {
+    const meanPart = add(noise, mul(randn(SHAPE, { seed: 17, ...f64 }), 0.2));
+    const out = concat([meanPart, full(SHAPE, 0.3, f64)], 1);
+    const input = { x0, noise, timesteps: ts, modelOutput: out };
+    const opts = {
+      varianceType: 'learned_range',
+      predictionType: 'v_prediction',
+      snrGamma: 5,
+    } as const;
+    const want = trainingLoss(s, input, opts).itemSync();
+    const f32 = (t: Tensor) => t.cast('float32');
+    const got = trainingLoss(
+      s,
+      { x0: f32(x0), noise: f32(noise), timesteps: ts, modelOutput: f32(out) },
+      opts,
+    );
+    assert.equal(got.dtype, 'float32', 'dtype');
+    close(got.itemSync(), want, 1e-5, 'f32 vs f64');
+  });
+
+  void it('min-SNR weights and per-sample weights apply to the hybrid loss too', () => {
     const out = concat([noise, full(SHAPE, 0.2, f64)], 1);
-    const base = trainingLossTerms(s, { x0, noise, timesteps: ts, modelOutput: out }, { varianceType: 'learned_range' });
+    const base = trainingLossTerms(
+      s,
+      { x0, noise, timesteps: ts, modelOutput: out },
+      { varianceType: 'learned_range' },
+    );
     const w = [2, 1, 0, 1];
     const weighted = trainingLoss(
       s,
@@ -276,6 +344,10 @@ void describe('hybrid loss (learned variance)', () => {
       { varianceType: 'learned_range', weights: w },
     );
     const vb = vals(base.vb!);
-    close(weighted.itemSync(), mean(vb.map((v, i) => ((vals(base.mse)[i]! + v) * w[i]!))), 1e-12);
+    close(
+      weighted.itemSync(),
+      mean([...vb].map((v, i) => (vals(base.mse)[i]! + v) * w[i]!)),
+      1e-12,
+    );
   });
 });

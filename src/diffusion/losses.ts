@@ -66,7 +66,9 @@ export function simpleLoss(
   weights?: ArrayLike<number> | Tensor | null,
 ): Tensor {
   const per = perSampleMse(output, target);
-  return mean(weights == null ? per : mul(per, weightTensor(weights, per)));
+  return mean(
+    weights === undefined || weights === null ? per : mul(per, weightTensor(weights, per)),
+  );
 }
 
 /** SNR_t = ᾱ_t / (1 − ᾱ_t) for each timestep (diffusers' `compute_snr`). */
@@ -175,7 +177,7 @@ export function trainingLossTerms(
   const target = lossTarget(s, predictionType, x0, noise, timesteps);
   const mse = perSampleMse(meanPart, target);
   let perSample = mse;
-  if (opts.snrGamma != null) {
+  if (opts.snrGamma !== undefined && opts.snrGamma !== null) {
     const w = minSnrWeights(s, timesteps, opts.snrGamma, predictionType);
     perSample = mul(perSample, weightTensor(w, mse));
   }
@@ -190,7 +192,8 @@ export function trainingLossTerms(
     const scale = (opts.vlbWeight ?? 0.001) * s.numTrainTimesteps;
     perSample = add(perSample, mul(vb, scale));
   }
-  if (opts.weights != null) perSample = mul(perSample, weightTensor(opts.weights, mse));
+  if (opts.weights !== undefined && opts.weights !== null)
+    perSample = mul(perSample, weightTensor(opts.weights, mse));
   return { loss: mean(perSample), mse, vb };
 }
 

@@ -20,7 +20,7 @@ import {
   mul,
   sub,
 } from '../engine/index.js';
-import { CONFIG_NAME, loadModel, UNet2DModel } from '../nn/models/index.js';
+import { CONFIG_NAME, ConfigError, loadModel, UNet2DModel } from '../nn/models/index.js';
 import { predictedOriginalSample, type PredictionType } from './forward.js';
 import {
   type Scheduler,
@@ -171,7 +171,16 @@ export async function loadPipeline(
   }
   const useEma = choice !== 'model' && layout.emaDir !== null;
   const from = useEma ? layout.emaDir! : layout.unetDir;
-  const model = await loadModel(from, { as: UNet2DModel, backend: opts.backend });
+  let model: UNet2DModel;
+  try {
+    model = await loadModel(from, { as: UNet2DModel, backend: opts.backend });
+  } catch (e) {
+    // Config errors name the class, not the file: add the file.
+    if (e instanceof ConfigError && !e.message.includes(from)) {
+      throw new ModelDirError(`${join(from, CONFIG_NAME)}: ${e.message}`);
+    }
+    throw e;
+  }
   model.eval();
   let schedulerConfig: Record<string, unknown> = {};
   if (layout.schedulerConfigPath !== null) {

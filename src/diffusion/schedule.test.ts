@@ -51,7 +51,7 @@ function assertIncreasing(x: ArrayLike<number>, what: string, strict = true) {
 const cosineAlphaBar = (t: number): number => Math.cos(((t + 0.008) / 1.008) * (Math.PI / 2)) ** 2;
 
 void describe('beta schedules', () => {
-  it('linear: β_i = β_start + i (β_end − β_start)/(T − 1), endpoints exact', () => {
+  void it('linear: β_i = β_start + i (β_end − β_start)/(T − 1), endpoints exact', () => {
     for (const T of [1000, 10, 7]) {
       const b = makeBetas(cfg({ numTrainTimesteps: T, betaStart: 1e-4, betaEnd: 0.02 }));
       assert.equal(b.length, T);
@@ -63,11 +63,14 @@ void describe('beta schedules', () => {
     }
   });
 
-  it('scaled_linear: √β is linear from √β_start to √β_end', () => {
+  void it('scaled_linear: √β is linear from √β_start to √β_end', () => {
     const T = 1000;
     const [s, e] = [0.00085, 0.012];
     const b = makeBetas(cfg({ betaSchedule: 'scaled_linear', betaStart: s, betaEnd: e }));
-    assert.ok(Math.abs(b[0]! - s) <= 1e-18 && Math.abs(b[T - 1]! - e) <= 1e-17);
+    assert.ok(
+      Math.abs(b[0]! - s) <= 1e-18 && Math.abs(b[T - 1]! - e) <= 1e-17,
+      'Math.abs(b[0]! - s) <= 1e-18 && Math.abs(b[T - 1]! - e) <= 1e-17',
+    );
     const want = Array.from(
       { length: T },
       (_, i) => (Math.sqrt(s) + (i * (Math.sqrt(e) - Math.sqrt(s))) / (T - 1)) ** 2,
@@ -81,35 +84,50 @@ void describe('beta schedules', () => {
     }
   });
 
-  it('squaredcos_cap_v2: ᾱ_t = f((t+1)/T)/f(0) with f the cosine, last β capped at 0.999', () => {
+  void it('squaredcos_cap_v2: ᾱ_t = f((t+1)/T)/f(0) with f the cosine, last β capped at 0.999', () => {
     for (const T of [1000, 50]) {
       const s = makeSchedule(cfg({ numTrainTimesteps: T, betaSchedule: 'squaredcos_cap_v2' }));
       // The product of (1 − β) telescopes to f((t+1)/T)/f(0) wherever the cap is not hit.
-      const want = Array.from({ length: T - 1 }, (_, t) => cosineAlphaBar((t + 1) / T) / cosineAlphaBar(0));
+      const want = Array.from(
+        { length: T - 1 },
+        (_, t) => cosineAlphaBar((t + 1) / T) / cosineAlphaBar(0),
+      );
       assertClose(s.alphasCumprod.subarray(0, T - 1), want, 1e-12, `cosine ᾱ T=${T}`);
       assert.equal(s.betas[T - 1], 0.999, 'cap');
-      assert.ok(s.betas.every((b) => b > 0 && b <= 0.999));
+      assert.ok(
+        s.betas.every((b) => b > 0 && b <= 0.999),
+        's.betas.every((b) => b > 0 && b <= 0.999)',
+      );
       assertIncreasing(s.betas, 'cosine betas');
       // First beta from the formula directly.
       const b0 = 1 - cosineAlphaBar(1 / T) / cosineAlphaBar(0);
-      assert.ok(Math.abs(s.betas[0]! - b0) <= 1e-15 * b0);
+      assert.ok(
+        Math.abs(s.betas[0]! - b0) <= 1e-15 * b0,
+        'Math.abs(s.betas[0]! - b0) <= 1e-15 * b0',
+      );
     }
   });
 
-  it('betasForAlphaBar caps every β at maxBeta', () => {
+  void it('betasForAlphaBar caps every β at maxBeta', () => {
     const b = betasForAlphaBar(10, (t) => 1 - t, 0.3);
     // 1 − ᾱ((i+1)/T)/ᾱ(i/T) = 1/(T − i): capped at 0.3 from i = 7 on.
     const want = Array.from({ length: 10 }, (_, i) => Math.min(1 / (10 - i), 0.3));
     assertClose(b, want, 1e-14, 'capped betas');
   });
 
-  it('sigmoid: β = σ(x)(β_end − β_start) + β_start over x = linspace(−6, 6), symmetric', () => {
+  void it('sigmoid: β = σ(x)(β_end − β_start) + β_start over x = linspace(−6, 6), symmetric', () => {
     const T = 1000;
     const [s, e] = [1e-4, 0.02];
     const b = makeBetas(cfg({ betaSchedule: 'sigmoid', betaStart: s, betaEnd: e }));
     const sig = (x: number) => 1 / (1 + Math.exp(-x));
-    assert.ok(Math.abs(b[0]! - (s + (e - s) * sig(-6))) < 1e-17);
-    assert.ok(Math.abs(b[T - 1]! - (s + (e - s) * sig(6))) < 1e-17);
+    assert.ok(
+      Math.abs(b[0]! - (s + (e - s) * sig(-6))) < 1e-17,
+      'Math.abs(b[0]! - (s + (e - s) * sig(-6))) < 1e-17',
+    );
+    assert.ok(
+      Math.abs(b[T - 1]! - (s + (e - s) * sig(6))) < 1e-17,
+      'Math.abs(b[T - 1]! - (s + (e - s) * sig(6))) < 1e-17',
+    );
     assertIncreasing(b, 'sigmoid');
     // σ(x) + σ(−x) = 1 and the grid is symmetric, so β_i + β_{T−1−i} = β_start + β_end.
     for (let i = 0; i < T; i++) {
@@ -117,7 +135,7 @@ void describe('beta schedules', () => {
     }
   });
 
-  it('linspace is exact at both ends and symmetric (torch.linspace)', () => {
+  void it('linspace is exact at both ends and symmetric (torch.linspace)', () => {
     const x = linspace(-6, 6, 1000);
     assert.equal(x[0], -6);
     assert.equal(x[999], 6);
@@ -126,10 +144,13 @@ void describe('beta schedules', () => {
     assert.equal(linspace(0, 1, 0).length, 0);
   });
 
-  it('trainedBetas override the schedule; bad inputs throw', () => {
+  void it('trainedBetas override the schedule; bad inputs throw', () => {
     const b = makeBetas(cfg({ numTrainTimesteps: 3, trainedBetas: [0.1, 0.2, 0.3] }));
     assert.deepEqual([...b], [0.1, 0.2, 0.3]);
-    assert.throws(() => makeBetas(cfg({ numTrainTimesteps: 4, trainedBetas: [0.1] })), /trained_betas/);
+    assert.throws(
+      () => makeBetas(cfg({ numTrainTimesteps: 4, trainedBetas: [0.1] })),
+      /trained_betas/,
+    );
     assert.throws(() => makeBetas(cfg({ numTrainTimesteps: 0 })), /positive integer/);
     assert.throws(() => makeBetas(cfg({ numTrainTimesteps: 2.5 })), /positive integer/);
     assert.throws(
@@ -141,33 +162,45 @@ void describe('beta schedules', () => {
 
 void describe('rescale to zero terminal SNR', () => {
   for (const betaSchedule of ['linear', 'scaled_linear', 'squaredcos_cap_v2'] as const) {
-    it(`${betaSchedule}: ᾱ_T = 0, ᾱ_0 kept, √ᾱ an affine map of the original`, () => {
-      const over = { betaSchedule, ...(betaSchedule === 'scaled_linear' ? { betaStart: 0.00085, betaEnd: 0.012 } : {}) };
+    void it(`${betaSchedule}: ᾱ_T = 0, ᾱ_0 kept, √ᾱ an affine map of the original`, () => {
+      const over = {
+        betaSchedule,
+        ...(betaSchedule === 'scaled_linear' ? { betaStart: 0.00085, betaEnd: 0.012 } : {}),
+      };
       const orig = makeSchedule(cfg(over));
       const res = makeSchedule(cfg({ ...over, rescaleBetasZeroSnr: true }));
       const T = orig.numTrainTimesteps;
       assert.ok(Math.abs(res.alphasCumprod[T - 1]!) < 1e-30, `ᾱ_T = ${res.alphasCumprod[T - 1]}`);
       assert.ok(Math.abs(res.betas[T - 1]! - 1) < 1e-15, 'β_T = 1');
-      assert.ok(Math.abs(res.alphasCumprod[0]! - orig.alphasCumprod[0]!) <= 1e-15);
+      assert.ok(
+        Math.abs(res.alphasCumprod[0]! - orig.alphasCumprod[0]!) <= 1e-15,
+        'Math.abs(res.alphasCumprod[0]! - orig.alphasCumprod[0]!) <= 1e-15',
+      );
       // √ᾱ'_t = (√ᾱ_t − √ᾱ_T) √ᾱ_0 / (√ᾱ_0 − √ᾱ_T) (Lin et al. 2024, Algorithm 1).
       const [a0, aT] = [orig.sqrtAlphasCumprod[0]!, orig.sqrtAlphasCumprod[T - 1]!];
       const want = [...orig.sqrtAlphasCumprod].map((s) => ((s - aT) * a0) / (a0 - aT));
       for (let t = 0; t < T; t++) {
         assert.ok(Math.abs(res.sqrtAlphasCumprod[t]! - want[t]!) < 1e-14, `√ᾱ at ${t}`);
       }
-      assert.ok(res.betas.every((b) => b >= 0 && b <= 1));
+      assert.ok(
+        res.betas.every((b) => b >= 0 && b <= 1),
+        'res.betas.every((b) => b >= 0 && b <= 1)',
+      );
     });
   }
 
-  it('the direct function matches the config flag', () => {
+  void it('the direct function matches the config flag', () => {
     const b = makeBetas(cfg({}));
-    assert.deepEqual([...rescaleZeroTerminalSnr(b)], [...makeBetas(cfg({ rescaleBetasZeroSnr: true }))]);
+    assert.deepEqual(
+      [...rescaleZeroTerminalSnr(b)],
+      [...makeBetas(cfg({ rescaleBetasZeroSnr: true }))],
+    );
   });
 });
 
 void describe('NoiseSchedule derived arrays', () => {
   for (const betaSchedule of ['linear', 'squaredcos_cap_v2', 'sigmoid'] as const) {
-    it(`${betaSchedule}: every array against its defining formula`, () => {
+    void it(`${betaSchedule}: every array against its defining formula`, () => {
       const T = 200;
       const s = makeSchedule(cfg({ numTrainTimesteps: T, betaSchedule }));
       assert.equal(s.numTrainTimesteps, T);
@@ -203,21 +236,31 @@ void describe('NoiseSchedule derived arrays', () => {
       assert.equal(s.posteriorVariance[0], 0, 'β̃_0 = 0');
       assert.equal(s.alphasCumprodPrev[0], 1);
       // β̃_t ≤ β_t: the posterior is narrower than one forward step.
-      for (let t = 0; t < T; t++) assert.ok(s.posteriorVariance[t]! <= s.betas[t]!);
-      assertIncreasing(s.alphasCumprod.map((a) => -a), 'ᾱ decreasing');
+      for (let t = 0; t < T; t++)
+        assert.ok(s.posteriorVariance[t]! <= s.betas[t]!, 's.posteriorVariance[t]! <= s.betas[t]!');
+      assertIncreasing(
+        s.alphasCumprod.map((a) => -a),
+        'ᾱ decreasing',
+      );
     });
   }
 
-  it('accepts explicit betas', () => {
+  void it('accepts explicit betas', () => {
     const s = makeSchedule(Float64Array.from([0.1, 0.5]));
-    assert.ok(Math.abs(s.alphasCumprod[1]! - 0.45) < 1e-16);
-    assert.ok(Math.abs(s.posteriorVariance[1]! - (0.5 * 0.1) / 0.55) < 1e-16);
+    assert.ok(
+      Math.abs(s.alphasCumprod[1]! - 0.45) < 1e-16,
+      'Math.abs(s.alphasCumprod[1]! - 0.45) < 1e-16',
+    );
+    assert.ok(
+      Math.abs(s.posteriorVariance[1]! - (0.5 * 0.1) / 0.55) < 1e-16,
+      'Math.abs(s.posteriorVariance[1]! - (0.5 * 0.1) / 0.55) < 1e-16',
+    );
   });
 });
 
 void describe('diffusers fixtures', () => {
   for (const name of ['ddpm_linear_eps', 'ddpm_scaledlinear_eps', 'ddpm_cosine_v']) {
-    it(`${name}: betas and alphas_cumprod to 1e-12 relative`, async () => {
+    void it(`${name}: betas and alphas_cumprod to 1e-12 relative`, async () => {
       const meta = JSON.parse(
         await readFile(resolve(FIXTURES, 'schedulers', `${name}.json`), 'utf8'),
       ) as { constructor_kwargs: Record<string, unknown> };

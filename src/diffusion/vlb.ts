@@ -52,7 +52,8 @@ import type { NoiseSchedule } from './schedule.js';
  * How p_θ(x_{t−1} | x_t) gets its variance (diffusers' `variance_type` strings):
  * - `fixed_small`: β̃_t, the posterior variance (log clipped at t = 0 to β̃_1);
  * - `fixed_large`: β_t, with β̃_1 at t = 0 (improved DDPM's `append(posterior_variance[1], betas[1:])`);
- * - `learned`: the model's extra C channels are log σ² directly;
+ * - `learned`: the model's extra C channels are σ² itself, as diffusers' DDPMScheduler reads them
+ *   (improved DDPM's LEARNED outputs log σ² instead); prefer `learned_range` for training;
  * - `learned_range`: the extra channels are v ∈ [−1, 1] with
  *   log σ² = ((v+1)/2) log β_t + (1 − (v+1)/2) log β̃_t (clipped) (Nichol & Dhariwal 2021, eq. 15).
  */
@@ -256,7 +257,7 @@ export function modelDistributionFromParts(
       break;
     case 'learned':
       if (varPart === null) throw new Error("varianceType 'learned' needs a variance part");
-      logVariance = varPart;
+      logVariance = log(varPart);
       break;
     case 'learned_range': {
       if (varPart === null) throw new Error("varianceType 'learned_range' needs a variance part");

@@ -111,7 +111,68 @@ export interface PadSpec {
   value: number;
 }
 
-export interface Backend {
+/** y = softmax(scale · x) along each row of x viewed as [rows, cols]. */
+export interface SoftmaxSpec {
+  rows: number;
+  cols: number;
+  scale: number;
+}
+
+/**
+ * Group normalization of x viewed as [n, channels, spatial]: channels split into `groups`
+ * consecutive groups, each (sample, group) normalized with its mean and biased variance, then
+ * y = x̂ · weight[c] + bias[c].
+ */
+export interface GroupNormSpec {
+  n: number;
+  channels: number;
+  groups: number;
+  spatial: number;
+  eps: number;
+}
+
+export interface GroupNormResult {
+  y: Storage;
+  /** [n, groups] statistics kept for the backward pass. */
+  mean: Storage;
+  rstd: Storage;
+}
+
+export interface GroupNormGrads {
+  dx: Storage;
+  /**
+   * dweight = Σ_{n,s} dy ⊙ x̂ and dbias = Σ_{n,s} dy per channel, computed when a weight is
+   * given; null without one (a bias alone then takes its gradient from the op layer's sum of dy).
+   */
+  dweight: Storage | null;
+  dbias: Storage | null;
+}
+
+/**
+ * Fused kernels a backend may offer; the op layer uses them when present and falls back to the
+ * composite ops otherwise. The reference definitions are in backends/cpu/fused.ts.
+ */
+export interface FusedKernels {
+  softmax?(x: Storage, spec: SoftmaxSpec): Storage;
+  /** dx = scale · y ⊙ (dy − Σ_row dy ⊙ y), with y the softmax output. */
+  softmaxBackward?(y: Storage, dy: Storage, spec: SoftmaxSpec): Storage;
+  groupNorm?(
+    x: Storage,
+    weight: Storage | null,
+    bias: Storage | null,
+    spec: GroupNormSpec,
+  ): GroupNormResult;
+  groupNormBackward?(
+    x: Storage,
+    weight: Storage | null,
+    mean: Storage,
+    rstd: Storage,
+    dy: Storage,
+    spec: GroupNormSpec,
+  ): GroupNormGrads;
+}
+
+export interface Backend extends FusedKernels {
   readonly name: string;
   supportsDType(dtype: DType): boolean;
 

@@ -197,9 +197,11 @@ export function resolveTrainConfig(input: TrainConfigInput, dataset: Dataset): T
   delete schedulerIn._class_name;
   delete schedulerIn._diffusers_version;
   const ddpm = createScheduler('DDPMScheduler', schedulerIn);
+  const { _class_name, ...rest } = ddpm.toDiffusersConfig();
   const scheduler: Record<string, unknown> = {
-    ...ddpm.toDiffusersConfig(),
+    _class_name,
     _diffusers_version: DIFFUSERS_VERSION,
+    ...rest,
   };
   const variance = scheduler.variance_type;
   if (variance !== 'fixed_small' && variance !== 'fixed_small_log' && variance !== 'fixed_large') {

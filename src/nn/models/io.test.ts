@@ -44,6 +44,7 @@ void describe('saveModel / loadModel', () => {
     assert.equal(file.tensors.size, m.namedParameters().length);
 
     const back = await loadModel(dir, { as: UNet2DModel });
+    assert.equal(back.training, false, 'loaded in eval mode');
     const x = randn([1, 1, 4, 4], { generator: new Generator(1) });
     assert.deepEqual([...back.forward(x, 3).dataSync()], [...(m as UNet2DModel).forward(x, 3).dataSync()]);
     const f64 = await loadModel(dir, { dtype: 'float64' });

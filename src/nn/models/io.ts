@@ -78,8 +78,9 @@ export interface LoadModelOptions {
 
 /**
  * Builds the model that `<dir>/config.json` describes and loads its weights; every missing,
- * unexpected or mis-shaped parameter is an error naming the file. Pass `as` to check the class
- * (and get it typed).
+ * unexpected or mis-shaped parameter is an error naming the file. The model comes back in eval
+ * mode (dropout off), as from diffusers' `from_pretrained`; call `train()` to fine-tune. Pass `as`
+ * to check the class (and get it typed).
  */
 export async function loadModel<M extends AnyDiffusersModel>(
   dir: string,
@@ -105,7 +106,7 @@ export async function loadModel(
   if (opts.dtype !== undefined || opts.backend !== undefined) {
     await model.to({ dtype: opts.dtype, backend: opts.backend });
   }
-  return model;
+  return model.eval();
 }
 
 /** Writes text to a file atomically: a temporary file, fsynced, renamed over the target. */

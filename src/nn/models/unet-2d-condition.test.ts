@@ -45,6 +45,7 @@ void describe('UNet2DConditionModel', () => {
     assert.deepEqual(y.shape, [2, 4, 8, 8]);
     mean(square(y)).backward();
     assert.ok(x.grad && ctx.grad);
+    assert.throws(() => m.forward(x, 1, null), /pass encoderHiddenStates/);
     assert.ok(m.parameters().every((p) => p.grad !== null));
   });
 

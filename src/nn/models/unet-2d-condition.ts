@@ -448,6 +448,15 @@ export class UNet2DConditionModel extends DiffusersModel<UNet2DConditionModelCon
     );
   }
 
+  #crossAttention(): boolean {
+    const c = this.config;
+    return (
+      c.mid_block_type === 'UNetMidBlock2DCrossAttn' ||
+      c.down_block_types.includes('CrossAttnDownBlock2D') ||
+      c.up_block_types.includes('CrossAttnUpBlock2D')
+    );
+  }
+
   /** The time (+ class) embedding [B, temb] in the model's dtype. */
   embed(timestep: TimestepInput, batch: number, classLabels?: Tensor | readonly number[] | null): Tensor {
     const w = this.timeEmbedding.linear1.weight;
@@ -487,6 +496,9 @@ export class UNet2DConditionModel extends DiffusersModel<UNet2DConditionModelCon
       throw new Error(`UNet2DConditionModel: input [${sample.shape.join(', ')}] must be [B, C, H, W]`);
     }
     const [b, , h, w] = sample.shape as [number, number, number, number];
+    if (encoderHiddenStates === null && this.#crossAttention()) {
+      throw new Error('UNet2DConditionModel: this model has cross-attention; pass encoderHiddenStates');
+    }
     const factor = 2 ** this.numUpsamplers;
     const forwardUpsampleSize = h % factor !== 0 || w % factor !== 0;
     const x = this.config.center_input_sample ? sub(mul(sample, 2), 1) : sample;

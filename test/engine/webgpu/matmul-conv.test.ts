@@ -71,8 +71,8 @@ async function checkMatmul(spec: MatmulSpec, seed: number): Promise<void> {
   );
 }
 
-describe('webgpu matmul', { skip }, () => {
-  test('tiny, odd and prime shapes, every transpose case', async () => {
+void describe('webgpu matmul', { skip }, () => {
+  void test('tiny, odd and prime shapes, every transpose case', async () => {
     const shapes: [number, number, number][] = [
       [1, 1, 1],
       [1, 7, 1],
@@ -90,14 +90,14 @@ describe('webgpu matmul', { skip }, () => {
     }
   });
 
-  test('batched, with one operand broadcast (batch stride 0)', async () => {
+  void test('batched, with one operand broadcast (batch stride 0)', async () => {
     await checkMatmul(mm(3, 5, 7, 9), 100);
     await checkMatmul(mm(4, 8, 3, 16, false, true, 'a'), 101);
     await checkMatmul(mm(5, 6, 11, 4, true, false, 'b'), 102);
     await checkMatmul(mm(1, 9, 9, 9, true, true), 103);
   });
 
-  test('each tile size, aligned (no bounds checks) and ragged', async () => {
+  void test('each tile size, aligned (no bounds checks) and ragged', async () => {
     assert.equal(pickTile(128, 128, 96), TILE_L);
     assert.equal(pickTile(250, 200, 24), TILE_L);
     assert.equal(pickTile(64, 64, 96), TILE_M);
@@ -109,13 +109,13 @@ describe('webgpu matmul', { skip }, () => {
     await checkMatmul(mm(24, 120, 100, 5, true, true), 203);
   });
 
-  test('split-K for small outputs with a long K', async () => {
+  void test('split-K for small outputs with a long K', async () => {
     assert.ok(pickSplits(TILE_S, 8, 8, 1, 1200).splits > 1);
     await checkMatmul(mm(1, 8, 8, 1200), 300);
     await checkMatmul(mm(2, 5, 3, 5000, true, true), 301);
   });
 
-  test('k = 0 gives zeros; empty outputs', async () => {
+  void test('k = 0 gives zeros; empty outputs', async () => {
     const { g } = await both(gpu!, [new Float32Array(0), new Float32Array(0)], (b, [x, y]) =>
       b.matmul(x!, y!, mm(2, 3, 4, 0)),
     );
@@ -126,7 +126,7 @@ describe('webgpu matmul', { skip }, () => {
     assert.equal(e.g.length, 0);
   });
 
-  test('int32 matmul is refused with a clear error', () => {
+  void test('int32 matmul is refused with a clear error', () => {
     const a = gpu!.fromArray(new Int32Array(4));
     assert.throws(() => gpu!.matmul(a, a, mm(1, 2, 2, 2)), /float32/);
   });
@@ -156,11 +156,11 @@ const CONVS: ConvCase[] = [
   { x: [6, 16, 16, 16], w: [64, 16, 3, 3], padding: 1 }, // medium tiles
 ];
 
-describe('webgpu conv2d (implicit GEMM)', { skip }, () => {
+void describe('webgpu conv2d (implicit GEMM)', { skip }, () => {
   for (const cc of CONVS) {
     const spec: Conv2dSpec = conv2dSpec(cc.x, cc.w, cc);
     const name = `x ${cc.x.join('×')} w ${cc.w.join('×')} ${JSON.stringify({ ...cc, x: undefined, w: undefined })}`;
-    test(`forward, grad input, grad weight: ${name}`, async () => {
+    void test(`forward, grad input, grad weight: ${name}`, async () => {
       const xs = randArray(
         cc.x.reduce((a, b) => a * b),
         7,

@@ -45,9 +45,9 @@ const REDUCE_SHAPES: [number, number, number][] = [
   [0, 5, 3],
 ];
 
-describe('webgpu reductions', { skip }, () => {
+void describe('webgpu reductions', { skip }, () => {
   for (const op of ['sum', 'max', 'min'] as const) {
-    test(`reduce ${op} float32`, async () => {
+    void test(`reduce ${op} float32`, async () => {
       for (const [outer, size, inner] of REDUCE_SHAPES) {
         if (op !== 'sum' && size === 0) continue;
         const x = randArray(outer * size * inner, outer * 31 + size + inner, -2, 2);
@@ -62,7 +62,7 @@ describe('webgpu reductions', { skip }, () => {
     });
   }
 
-  test('reduce int32 (exact)', async () => {
+  void test('reduce int32 (exact)', async () => {
     for (const [outer, size, inner] of REDUCE_SHAPES) {
       const x = randInts(outer * size * inner, size + 3, -1000, 1000);
       for (const op of ['sum', 'max', 'min'] as const) {
@@ -73,7 +73,7 @@ describe('webgpu reductions', { skip }, () => {
     }
   });
 
-  test('max and min propagate NaN', async () => {
+  void test('max and min propagate NaN', async () => {
     const x = randArray(2 * 300 * 3, 9);
     x[5 * 3 + 1] = NaN; // row 0, inner 1
     x[300 * 3 + 299 * 3] = NaN; // row 1, inner 0, last element
@@ -87,7 +87,7 @@ describe('webgpu reductions', { skip }, () => {
     }
   });
 
-  test('argmax: first index of the maximum, NaN counts as maximal', async () => {
+  void test('argmax: first index of the maximum, NaN counts as maximal', async () => {
     for (const [outer, size, inner] of REDUCE_SHAPES) {
       if (size === 0) continue;
       // Few distinct values, so ties are common.
@@ -114,8 +114,8 @@ describe('webgpu reductions', { skip }, () => {
   });
 });
 
-describe('webgpu data movement', { skip }, () => {
-  test('stridedCopy: permutes, slices, expands, rank 0', async () => {
+void describe('webgpu data movement', { skip }, () => {
+  void test('stridedCopy: permutes, slices, expands, rank 0', async () => {
     const shape = [3, 4, 5, 2];
     const x = randArray(sizeOf(shape), 20);
     const st = stridesOf(shape);
@@ -155,7 +155,7 @@ describe('webgpu data movement', { skip }, () => {
     assert.deepEqual(i1.g, i1.c, 'int32 transpose');
   });
 
-  test('pad: any axes, value, int32, rank 0', async () => {
+  void test('pad: any axes, value, int32, rank 0', async () => {
     const cases: { inShape: number[]; before: number[]; after: number[]; value: number }[] = [
       { inShape: [5], before: [2], after: [3], value: 0 },
       { inShape: [2, 3, 4], before: [0, 1, 0], after: [0, 2, 0], value: -1.5 },
@@ -176,7 +176,7 @@ describe('webgpu data movement', { skip }, () => {
     }
   });
 
-  test('gather and scatterAdd (repeated indices, inner 1 and > 1)', async () => {
+  void test('gather and scatterAdd (repeated indices, inner 1 and > 1)', async () => {
     const cases = [
       { outer: 1, axisSize: 10, inner: 1, numIndices: 7 },
       { outer: 3, axisSize: 5, inner: 4, numIndices: 9 },
@@ -198,7 +198,7 @@ describe('webgpu data movement', { skip }, () => {
     }
   });
 
-  test('an out-of-range index is reported at the next read', async () => {
+  void test('an out-of-range index is reported at the next read', async () => {
     const spec = { outer: 1, axisSize: 4, inner: 2, numIndices: 3 };
     const x = gpu!.fromArray(randArray(8, 50));
     const idx = gpu!.fromArray(Int32Array.from([0, 4, 1]));

@@ -24,8 +24,8 @@ import { assertNear, both, randArray, setupGpu } from './setup.js';
 const gpu = await setupGpu();
 const skip = gpu === null;
 
-describe('webgpu runtime', { skip }, () => {
-  test('many dispatches share one submission', async () => {
+void describe('webgpu runtime', { skip }, () => {
+  void test('many dispatches share one submission', async () => {
     const x = gpu!.fromArray(randArray(64, 1));
     await gpu!.read(x);
     const before = gpu!.stats();
@@ -41,7 +41,7 @@ describe('webgpu runtime', { skip }, () => {
     gpu!.free(x);
   });
 
-  test('a buffer freed while recorded work reads it is not given to an upload', async () => {
+  void test('a buffer freed while recorded work reads it is not given to an upload', async () => {
     const data = randArray(300, 2);
     const x = gpu!.fromArray(data) as WebGpuStorage;
     await gpu!.read(x); // x's upload is submitted; the encoder is empty
@@ -70,7 +70,7 @@ describe('webgpu runtime', { skip }, () => {
     gpu!.free(u);
   });
 
-  test('no leak: storages and pool buffers stay steady over many tidy steps', async () => {
+  void test('no leak: storages and pool buffers stay steady over many tidy steps', async () => {
     const w = tensor(randArray(64 * 64, 5), [64, 64], { backend: gpu! });
     const step = (): number =>
       tidy(() => {
@@ -89,7 +89,7 @@ describe('webgpu runtime', { skip }, () => {
     w.dispose();
   });
 
-  test('reductions agree with and without subgroups', async () => {
+  void test('reductions agree with and without subgroups', async () => {
     const plain = new WebGpuBackend(gpu!.device, { subgroups: false });
     assert.equal(plain.subgroups, false);
     const x = randArray(7 * 3001, 6);
@@ -102,7 +102,7 @@ describe('webgpu runtime', { skip }, () => {
     }
   });
 
-  test('use after free and oversized buffers throw clear errors', () => {
+  void test('use after free and oversized buffers throw clear errors', () => {
     const x = gpu!.fromArray(randArray(4, 7));
     gpu!.free(x);
     assert.throws(() => gpu!.unary('neg', x), /after free/);
@@ -111,7 +111,7 @@ describe('webgpu runtime', { skip }, () => {
     assert.throws(() => gpu!.unary('neg', cpuS), /cpu backend/);
   });
 
-  test('a lost device fails reads and new work with a clear error, not a hang', async () => {
+  void test('a lost device fails reads and new work with a clear error, not a hang', async () => {
     const other = await createWebGpuBackend();
     assert.ok(other !== null);
     const x = other.fromArray(randArray(16, 8));
@@ -121,7 +121,7 @@ describe('webgpu runtime', { skip }, () => {
     assert.throws(() => other.unary('exp', x), /device lost/);
   });
 
-  test('initBackend and SUMI_BACKEND select backends', async () => {
+  void test('initBackend and SUMI_BACKEND select backends', async () => {
     const prev = process.env.SUMI_BACKEND;
     const prevDefault = defaultBackend();
     try {

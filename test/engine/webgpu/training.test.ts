@@ -88,8 +88,8 @@ async function train(backend: Backend, steps: number) {
   return { losses, grads };
 }
 
-describe('webgpu training loop', { skip }, () => {
-  test('conv + groupNorm + silu + linear: losses and gradients match the CPU', async () => {
+void describe('webgpu training loop', { skip }, () => {
+  void test('conv + groupNorm + silu + linear: losses and gradients match the CPU', async () => {
     const g = await train(gpu!, 3);
     const c = await train(cpuBackend(), 3);
     assertNear(Float32Array.from(g.losses), Float32Array.from(c.losses), { rtol: 1e-5 }, 'loss');

@@ -26,6 +26,7 @@ const COUNTS: Record<string, number> = {
   'ddpm-cifar10': 35_746_307,
   'mnist-small': 1_112_801,
   'mnist-small-class': 1_114_209,
+  'mnist-tiny': 686_769,
   'latent-small': 1_164_836,
   'vae-small': 954_567,
 };
@@ -54,10 +55,10 @@ void describe('presets', () => {
     assert.deepEqual(read('ddpm-cifar10'), fixture);
   });
 
-  void it('mnist-small, mnist-small-class and latent-small run at their sample size', () => {
+  void it('the MNIST presets and latent-small run at their sample size', () => {
     const g = new Generator(0);
     noGrad(() => {
-      for (const name of ['mnist-small', 'mnist-small-class', 'latent-small']) {
+      for (const name of ['mnist-small', 'mnist-small-class', 'mnist-tiny', 'latent-small']) {
         const m = createModel(read(name)) as UNet2DModel;
         const s = m.config.sample_size as number;
         const x = randn([2, m.config.in_channels, s, s], { generator: g });

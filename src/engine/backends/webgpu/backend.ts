@@ -9,9 +9,13 @@ import type {
   BroadcastSpec,
   Conv2dSpec,
   GatherSpec,
+  GroupNormGrads,
+  GroupNormResult,
+  GroupNormSpec,
   MatmulSpec,
   PadSpec,
   ReduceOp,
+  SoftmaxSpec,
   Storage,
   StridedCopySpec,
   UnaryOp,
@@ -30,7 +34,9 @@ import {
 import { collapseAxes, MAX_RANK, WG } from './kernel.js';
 import { launchMatmul } from './matmul.wgsl.js';
 import type { GpuBuf, PoolStats } from './pool.js';
+import { launchGroupNorm, launchGroupNormBackward } from './group-norm.wgsl.js';
 import { launchRandom } from './random.wgsl.js';
+import { launchSoftmax, launchSoftmaxBackward } from './softmax.wgsl.js';
 import { launchArgmax, launchReduce } from './reduce.wgsl.js';
 import { grid1d, type Kernel, Runtime } from './runtime.js';
 
@@ -342,5 +348,62 @@ export class WebGpuBackend implements Backend {
     const s = this.#out(x.dtype, size);
     launchConv2dGradWeight(this, bx, bdy, s.buf!, spec);
     return s;
+  }
+
+  // ---- fused kernels (optional in the Backend interface) ------------------------------------
+
+  softmax(x: Storage, spec: SoftmaxSpec): Storage {
+    this.#float(x.dtype, 'softmax');
+    const bx = this.#buf(x);
+    const s = this.#out('float32', spec.rows * spec.cols);
+    launchSoftmax(this, bx, s.buf!, spec);
+    return s;
+  }
+
+  softmaxBackward(y: Storage, dy: Storage, spec: SoftmaxSpec): Storage {
+    this.#float(y.dtype, 'softmaxBackward');
+    const by = this.#buf(y);
+    const bdy = this.#buf(dy);
+    const s = this.#out('float32', spec.rows * spec.cols);
+    launchSoftmaxBackward(this, by, bdy, s.buf!, spec);
+    return s;
+  }
+
+  groupNorm(
+    x: Storage,
+    weight: Storage | null,
+    bias: Storage | null,
+    spec: GroupNormSpec,
+  ): GroupNormResult {
+    this.#float(x.dtype, 'groupNorm');
+    const bx = this.#buf(x);
+    const bw = weight === null ? null : this.#buf(weight);
+    const bb = bias === null ? null : this.#buf(bias);
+    const y = this.#out('float32', spec.n * spec.channels * spec.spatial);
+    const mean = this.#out('float32', spec.n * spec.groups);
+    const rstd = this.#out('float32', spec.n * spec.groups);
+    launchGroupNorm(this, bx, bw, bb, { y: y.buf!, mean: mean.buf!, rstd: rstd.buf! }, spec);
+    return { y, mean, rstd };
+  }
+
+  groupNormBackward(
+    x: Storage,
+    weight: Storage | null,
+    mean: Storage,
+    rstd: Storage,
+    dy: Storage,
+    spec: GroupNormSpec,
+  ): GroupNormGrads {
+    this.#float(x.dtype, 'groupNormBackward');
+    const bx = this.#buf(x);
+    const bw = weight === null ? null : this.#buf(weight);
+    const stats = { mean: this.#buf(mean), rstd: this.#buf(rstd) };
+    const bdy = this.#buf(dy);
+    const dx = this.#out('float32', x.size);
+    const dweight = weight === null ? null : this.#out('float32', spec.channels);
+    const dbias = weight === null ? null : this.#out('float32', spec.channels);
+    const dwdb = dweight === null ? null : { dw: dweight.buf!, db: dbias!.buf! };
+    launchGroupNormBackward(this, bx, bw, stats, bdy, dx.buf!, dwdb, spec);
+    return { dx, dweight, dbias };
   }
 }

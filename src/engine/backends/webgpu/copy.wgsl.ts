@@ -97,13 +97,7 @@ export function padKernel(dtype: DType): Kernel {
   }));
 }
 
-export function launchPad(
-  rt: Runtime,
-  dtype: DType,
-  x: GpuBuf,
-  out: GpuBuf,
-  spec: PadSpec,
-): void {
+export function launchPad(rt: Runtime, dtype: DType, x: GpuBuf, out: GpuBuf, spec: PadSpec): void {
   const n = sizeOf(spec.outShape);
   if (n === 0) return;
   // Merge each unpadded axis into the axis before it (its extent and offset scale by d).

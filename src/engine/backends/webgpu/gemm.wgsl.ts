@@ -4,7 +4,7 @@
  * place instead of through an im2col buffer).
  *
  * A workgroup computes a BM×BN block of C = A·B over its K range: per step it stages a BK-deep
- * slice of A and B in workgroup memory (as vec4 rows), then each of (BM/TM)·(BN/TN) threads
+ * slice of A and B in workgroup memory (as vec4 rows padded by one vec4), then each of (BM/TM)·(BN/TN) threads
  * accumulates a TM×TN register block with vec4 FMAs. The next slice is fetched into registers
  * while the current one is used. A thread's rows and columns are groups of 4 spaced BM/TM·4
  * (BN/TN·4) apart, so neighbouring threads read neighbouring vec4s of workgroup memory (no bank
@@ -26,8 +26,8 @@ export interface GemmTile {
   readonly tn: number;
 }
 
-/** Big shapes: 128×128 tile, 8×8 per thread, 256 threads. */
-export const TILE_L: GemmTile = { bm: 128, bn: 128, bk: 8, tm: 8, tn: 8 };
+/** Big shapes: 128×128 tile, 8×8 per thread, 256 threads, K steps of 16. */
+export const TILE_L: GemmTile = { bm: 128, bn: 128, bk: 16, tm: 8, tn: 8 };
 /** Medium shapes: 64×64, 4×4 per thread, 256 threads. */
 export const TILE_M: GemmTile = { bm: 64, bn: 64, bk: 8, tm: 4, tn: 4 };
 /** Small and odd shapes: 32×32, 4×4 per thread, 64 threads. */
@@ -116,9 +116,13 @@ export function gemmKernel(spec: GemmSpec): Kernel {
     }
     // (m, k) of A load r and (k, n) of B load r, local to the tile.
     const aIdx = (r: number): [string, string] =>
-      spec.aMajor === 'm' ? ['aml', `(akl + ${(r * nt) / bm}u)`] : [`(aml + ${(r * nt) / bk}u)`, 'akl'];
+      spec.aMajor === 'm'
+        ? ['aml', `(akl + ${(r * nt) / bm}u)`]
+        : [`(aml + ${(r * nt) / bk}u)`, 'akl'];
     const bIdx = (r: number): [string, string] =>
-      spec.bMajor === 'n' ? [`(bkl + ${(r * nt) / bn}u)`, 'bnl'] : ['bkl', `(bnl + ${(r * nt) / bk}u)`];
+      spec.bMajor === 'n'
+        ? [`(bkl + ${(r * nt) / bn}u)`, 'bnl']
+        : ['bkl', `(bnl + ${(r * nt) / bk}u)`];
     const load = (kt: string): string[] => {
       const out: string[] = [];
       for (const r of range(la)) {
@@ -126,7 +130,10 @@ export function gemmKernel(spec: GemmSpec): Kernel {
         const m = spec.aMajor === 'm' ? 'am' : `(m0 + ${ml})`;
         const k = `(${kt} + ${kl})`;
         if (ck) {
-          out.push(`    ra${r} = 0.0;`, `    if (${m} < M && ${k} < kEnd) { ra${r} = ${spec.loadA(m, k)}; }`);
+          out.push(
+            `    ra${r} = 0.0;`,
+            `    if (${m} < M && ${k} < kEnd) { ra${r} = ${spec.loadA(m, k)}; }`,
+          );
         } else out.push(`    ra${r} = ${spec.loadA(m, k)};`);
       }
       for (const r of range(lb)) {
@@ -134,27 +141,34 @@ export function gemmKernel(spec: GemmSpec): Kernel {
         const n = spec.bMajor === 'n' ? 'bn' : `(n0 + ${nl})`;
         const k = `(${kt} + ${kl})`;
         if (ck) {
-          out.push(`    rb${r} = 0.0;`, `    if (${n} < N && ${k} < kEnd) { rb${r} = ${spec.loadB(k, n)}; }`);
+          out.push(
+            `    rb${r} = 0.0;`,
+            `    if (${n} < N && ${k} < kEnd) { rb${r} = ${spec.loadB(k, n)}; }`,
+          );
         } else out.push(`    rb${r} = ${spec.loadB(k, n)};`);
       }
       return out;
     };
+    // Rows of the staged tiles are padded by one vec4, so k-major staging (consecutive threads
+    // writing consecutive k) spreads over the banks instead of hitting one.
+    const sa = bm / 4 + 1;
+    const sb = bn / 4 + 1;
     const stage: string[] = [];
     for (const r of range(la)) {
       const [ml, kl] = aIdx(r);
-      stage.push(`    As[${kl} * ${bm / 4}u + (${ml} >> 2u)][${ml} & 3u] = ra${r};`);
+      stage.push(`    As[${kl} * ${sa}u + (${ml} >> 2u)][${ml} & 3u] = ra${r};`);
     }
     for (const r of range(lb)) {
       const [kl, nl] = bIdx(r);
-      stage.push(`    Bs[${kl} * ${bn / 4}u + (${nl} >> 2u)][${nl} & 3u] = rb${r};`);
+      stage.push(`    Bs[${kl} * ${sb}u + (${nl} >> 2u)][${nl} & 3u] = rb${r};`);
     }
     const rg = tm / 4;
     const cg = tn / 4;
     // One BK step: rg + cg vec4 reads of workgroup memory, then tm·tn/4 vec4 FMAs. A loop over
     // the BK steps (not unrolled here: drivers unroll it, and lavapipe compiles 8× faster).
     const fma: string[] = [];
-    for (const i of range(rg)) fma.push(`      let a${i} = As[kk * ${bm / 4}u + ty + ${i * ty}u];`);
-    for (const j of range(cg)) fma.push(`      let b${j} = Bs[kk * ${bn / 4}u + tx + ${j * tx}u];`);
+    for (const i of range(rg)) fma.push(`      let a${i} = As[kk * ${sa}u + ty + ${i * ty}u];`);
+    for (const j of range(cg)) fma.push(`      let b${j} = Bs[kk * ${sb}u + tx + ${j * tx}u];`);
     for (const i of range(rg)) {
       for (const c of range(4)) {
         for (const j of range(cg)) {
@@ -166,7 +180,8 @@ export function gemmKernel(spec: GemmSpec): Kernel {
     const store: string[] = [];
     for (const j of range(cg)) {
       store.push(`  let cn${j} = n0 + (tx + ${j * tx}u) * 4u;`);
-      for (const e of range(4)) store.push(`  let co${j}_${e} = ${spec.colOffset(`(cn${j} + ${e}u)`)};`);
+      for (const e of range(4))
+        store.push(`  let co${j}_${e} = ${spec.colOffset(`(cn${j} + ${e}u)`)};`);
     }
     for (const i of range(rg)) {
       for (const c of range(4)) {
@@ -188,8 +203,8 @@ export function gemmKernel(spec: GemmSpec): Kernel {
       .map((v) => `  var ${v} = 0.0;`)
       .join('\n');
     const body = `${spec.helpers ?? ''}
-var<workgroup> As: array<vec4<f32>, ${(bk * bm) / 4}>;
-var<workgroup> Bs: array<vec4<f32>, ${(bk * bn) / 4}>;
+var<workgroup> As: array<vec4<f32>, ${bk * sa}>;
+var<workgroup> Bs: array<vec4<f32>, ${bk * sb}>;
 @compute @workgroup_size(${nt})
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   let M = p_M();
@@ -233,7 +248,12 @@ export function isAligned(tile: GemmTile, m: number, n: number, k: number): bool
 }
 
 /** The dispatch grid of a GEMM of M×N over `z` batch·split slices. */
-export function gemmGrid(tile: GemmTile, m: number, n: number, z: number): [number, number, number] {
+export function gemmGrid(
+  tile: GemmTile,
+  m: number,
+  n: number,
+  z: number,
+): [number, number, number] {
   return [Math.ceil(n / tile.bn), Math.ceil(m / tile.bm), z];
 }
 

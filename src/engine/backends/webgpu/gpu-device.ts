@@ -29,7 +29,7 @@ async function gpuEntry(): Promise<GPU | null> {
   if (nodeGpu === null) {
     let mod: { create: (options: string[]) => GPU };
     try {
-      mod = (await import('webgpu')) as { create: (options: string[]) => GPU };
+      mod = await import('webgpu');
     } catch {
       return null;
     }

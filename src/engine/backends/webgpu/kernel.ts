@@ -87,8 +87,7 @@ export function collapseAxes(
     const d = shape[ax]!;
     if (d === 1) continue;
     const last = outShape.length - 1;
-    const merge =
-      last >= 0 && strides.every((s, j) => outStrides[j]![last] === s[ax]! * d);
+    const merge = last >= 0 && strides.every((s, j) => outStrides[j]![last] === s[ax]! * d);
     if (merge) {
       outShape[last]! *= d;
       strides.forEach((s, j) => (outStrides[j]![last] = s[ax]!));
@@ -119,9 +118,15 @@ export function compiledRank(rank: number): number {
 export function stridedOffsets(rank: number, inputs: number): string {
   const offs = Array.from({ length: inputs }, (_, j) => `  var off${j} = 0u;`).join('\n');
   if (rank === 1) {
-    return offs + '\n' + Array.from({ length: inputs }, (_, j) => `  off${j} = i * p_s${j}(0u);`).join('\n');
+    return (
+      offs +
+      '\n' +
+      Array.from({ length: inputs }, (_, j) => `  off${j} = i * p_s${j}(0u);`).join('\n')
+    );
   }
-  const adds = Array.from({ length: inputs }, (_, j) => `    off${j} += c * p_s${j}(a);`).join('\n');
+  const adds = Array.from({ length: inputs }, (_, j) => `    off${j} += c * p_s${j}(a);`).join(
+    '\n',
+  );
   return `${offs}
   var rem = i;
   for (var ax = i32(p_rank()) - 1; ax >= 0; ax--) {

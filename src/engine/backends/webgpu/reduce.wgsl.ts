@@ -300,3 +300,65 @@ export function launchArgmax(
     );
   }
 }
+
+/**
+ * WGSL helpers for kernels that reduce inside one workgroup of WG threads and need the result
+ * in every thread: wg_sum (f32), wg_sum2 (vec2<f32>) and wg_max (f32, NaN-propagating; needs
+ * m_isnan and m_nan). With subgroups each subgroup reduces first and the WG / subgroup_size
+ * partials are summed by every thread; without, a tree in workgroup memory. Call them from
+ * uniform control flow; `sg` passes (subgroup_invocation_id, subgroup_size), or vec2(0) without.
+ */
+export function workgroupReduceWgsl(subgroups: boolean): string {
+  const tree = (t: string, name: string, combine: string): string => `
+var<workgroup> red_${name}: array<${t}, ${WG}>;
+fn wg_${name}(v: ${t}, li: u32, sg: vec2<u32>) -> ${t} {
+  red_${name}[li] = v;
+  workgroupBarrier();
+  for (var s = ${WG / 2}u; s > 0u; s = s >> 1u) {
+    if (li < s) { let a = red_${name}[li]; let b = red_${name}[li + s]; red_${name}[li] = ${combine}; }
+    workgroupBarrier();
+  }
+  let r = red_${name}[0];
+  workgroupBarrier();
+  return r;
+}`;
+  const viaSubgroups = (t: string, name: string, sgOp: string, combine: string): string => `
+var<workgroup> red_${name}: array<${t}, ${WG}>;
+fn wg_${name}(v: ${t}, li: u32, sg: vec2<u32>) -> ${t} {
+  let sv = ${sgOp};
+  if (sg.x == 0u) { red_${name}[li / sg.y] = sv; }
+  workgroupBarrier();
+  var a = red_${name}[0];
+  for (var k = 1u; k < ${WG}u / sg.y; k++) { let b = red_${name}[k]; a = ${combine}; }
+  workgroupBarrier();
+  return a;
+}`;
+  const maxCombine = 'select(select(max(a, b), b, m_isnan(b)), a, m_isnan(a))';
+  if (!subgroups) {
+    return [
+      tree('f32', 'sum', 'a + b'),
+      tree('vec2<f32>', 'sum2', 'a + b'),
+      tree('f32', 'max', maxCombine),
+    ].join('\n');
+  }
+  return [
+    viaSubgroups('f32', 'sum', 'subgroupAdd(v)', 'a + b'),
+    viaSubgroups('vec2<f32>', 'sum2', 'subgroupAdd(v)', 'a + b'),
+    viaSubgroups(
+      'f32',
+      'max',
+      'select(subgroupMax(v), m_nan(), subgroupAny(m_isnan(v)))',
+      maxCombine,
+    ),
+  ].join('\n');
+}
+
+/** Entry-point arguments and the `sg` value for workgroupReduceWgsl. */
+export function subgroupArgs(subgroups: boolean): { args: string; sg: string } {
+  return subgroups
+    ? {
+        args: ',\n        @builtin(subgroup_invocation_id) sgi: u32, @builtin(subgroup_size) sgs: u32',
+        sg: 'vec2<u32>(sgi, sgs)',
+      }
+    : { args: '', sg: 'vec2<u32>(0u)' };
+}

@@ -101,7 +101,7 @@ export class Runtime {
       return e;
     });
     device.addEventListener('uncapturederror', (ev) => {
-      const err = (ev as GPUUncapturedErrorEvent).error;
+      const err = ev.error;
       this.fail(new Error(`webgpu: ${err.constructor.name}: ${err.message}`));
     });
   }
@@ -155,7 +155,9 @@ export class Runtime {
   #reportCompile(module: GPUShaderModule, k: Kernel): void {
     void module.getCompilationInfo().then((info) => {
       for (const m of info.messages) {
-        console.error(`[sumi webgpu] ${k.key}: ${m.type} at ${m.lineNum}:${m.linePos}: ${m.message}`);
+        console.error(
+          `[sumi webgpu] ${k.key}: ${m.type} at ${m.lineNum}:${m.linePos}: ${m.message}`,
+        );
       }
       if (this.#debug >= 3 || info.messages.some((m) => m.type === 'error')) {
         console.error(k.code);
@@ -246,7 +248,13 @@ export class Runtime {
     this.#pass = null;
     if (this.#slot > 0) {
       // Queue order: this write lands after earlier submissions and before this one.
-      this.device.queue.writeBuffer(this.#paramsGpu, 0, this.#arena, 0, this.#slot * PARAM_SLOT_BYTES);
+      this.device.queue.writeBuffer(
+        this.#paramsGpu,
+        0,
+        this.#arena,
+        0,
+        this.#slot * PARAM_SLOT_BYTES,
+      );
     }
     this.device.queue.submit([this.#encoder.finish()]);
     this.#encoder = null;

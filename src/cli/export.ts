@@ -1,0 +1,57 @@
+/** `sumi export`: a sample-ready model folder (one set of weights, no trainer state) from a checkpoint. */
+import { existsSync, readdirSync } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+
+import { loadPipeline } from '../diffusion/index.js';
+import { DIFFUSERS_VERSION, saveModel, writeTextAtomic } from '../nn/models/index.js';
+import { type Args, CliError, type CommandSpec, UsageError } from './args.js';
+import { defineCommand, EXIT } from './common.js';
+
+export const exportSpec: CommandSpec = {
+  name: 'export',
+  summary:
+    'Write a sample-ready diffusers DDPMPipeline folder (unet/, scheduler/, sumi.json) from a checkpoint.',
+  usage: 'sumi export --model <dir> --out <dir> [--weights auto|ema|model] [--dtype f32|f16]',
+  options: [
+    { name: 'model', kind: 'string', arg: 'DIR', help: "a 'sumi train' output or checkpoint" },
+    { name: 'out', kind: 'string', arg: 'DIR', help: 'the folder to write' },
+    { name: 'weights', kind: 'string', arg: 'W', choices: ['auto', 'ema', 'model'], help: 'auto (EMA when present), ema, or model', default: 'auto' },
+    { name: 'dtype', kind: 'string', arg: 'T', choices: ['f32', 'f16'], help: 'storage of the weights (f16 halves the size)', default: 'f32' },
+    { name: 'force', kind: 'flag', help: 'write into a folder that is not empty' },
+  ],
+};
+
+const json = (v: unknown): string => `${JSON.stringify(v, null, 2)}\n`;
+
+async function exportCmd(args: Args): Promise<number> {
+  const dir = args.str('model');
+  const out = args.str('out');
+  if (dir === undefined) throw new UsageError('--model <dir> is required');
+  if (out === undefined) throw new UsageError('--out <dir> is required');
+  if (existsSync(out) && readdirSync(out).length > 0 && args.flag('force') !== true) {
+    throw new CliError(`${out} is not empty (pass --force to write into it)`);
+  }
+  const weights = (args.str('weights') ?? 'auto') as 'auto' | 'ema' | 'model';
+  const p = await loadPipeline(dir, { weights });
+  await mkdir(join(out, 'scheduler'), { recursive: true });
+  await saveModel(p.model, join(out, 'unet'), { dtype: args.str('dtype') === 'f16' ? 'F16' : 'F32' });
+  await writeTextAtomic(
+    join(out, 'scheduler', 'scheduler_config.json'),
+    json({ _class_name: 'DDPMScheduler', _diffusers_version: DIFFUSERS_VERSION, ...p.schedulerConfig }),
+  );
+  await writeTextAtomic(
+    join(out, 'model_index.json'),
+    json({
+      _class_name: 'DDPMPipeline',
+      _diffusers_version: DIFFUSERS_VERSION,
+      scheduler: ['diffusers', 'DDPMScheduler'],
+      unet: ['diffusers', 'UNet2DModel'],
+    }),
+  );
+  if (p.info !== null) await writeTextAtomic(join(out, 'sumi.json'), json(p.info));
+  console.log(`${out}: ${p.weights === 'ema' ? 'EMA' : 'model'} weights of ${p.layout.root}`);
+  return EXIT.ok;
+}
+
+export const exportCommand = defineCommand(exportSpec, exportCmd);

@@ -1,0 +1,195 @@
+/** `sumi sample`: images from a trained model, as a PNG grid, optionally with the trajectory. */
+import { extname } from 'node:path';
+
+import { keep, slice, type Tensor } from '../engine/index.js';
+import {
+  createSampler,
+  generate,
+  type LoadedPipeline,
+  loadPipeline,
+  predictionTypeOf,
+  resolveSchedulerName,
+  schedulerAliases,
+  stepX0,
+} from '../diffusion/index.js';
+import { gridFromValues, type RawImage, savePng, saveGif } from '../data/index.js';
+import { type Args, CliError, type CommandSpec, UsageError } from './args.js';
+import { BACKEND_HELP, defineCommand, EXIT, formatDuration, selectBackend } from './common.js';
+
+const SAMPLERS = Object.keys(schedulerAliases);
+
+export const sampleSpec: CommandSpec = {
+  name: 'sample',
+  summary: 'Generate images from a trained model and write them as a PNG grid.',
+  usage: 'sumi sample --model <dir> [--sampler S] [--steps N] [--n 64] [--seed S] [--out grid.png] [options]',
+  options: [
+    { name: 'model', kind: 'string', arg: 'DIR', help: "a 'sumi train' output or checkpoint, or a diffusers DDPMPipeline / UNet2DModel folder" },
+    { name: 'sampler', kind: 'string', arg: 'S', help: `one of ${SAMPLERS.join(', ')}`, default: 'ddim' },
+    { name: 'steps', kind: 'int', help: 'sampler steps', default: '50' },
+    { name: 'karras', kind: 'flag', help: 'Karras sigmas (euler, heun, lms, dpmpp-2m, dpmpp-2m-sde, unipc)' },
+    { name: 'eta', kind: 'number', arg: 'η', help: 'DDIM noise (0: deterministic, 1: DDPM-like)', default: '0' },
+    { name: 'n', kind: 'int', help: 'number of images', default: '64' },
+    { name: 'nrow', kind: 'int', help: 'images per grid row', default: '√n' },
+    { name: 'seed', kind: 'int', arg: 'S', help: 'seed of the noise', default: '0' },
+    { name: 'out', kind: 'string', arg: 'FILE', help: 'PNG grid to write', default: 'samples.png' },
+    { name: 'trajectory', kind: 'string', arg: 'FILE', help: 'also write x_t and predicted x0 over the steps: .gif (animation) or .png (strip)' },
+    { name: 'class', kind: 'int', arg: 'K', help: 'class of every image (class-conditional models; default: cycle through classes)' },
+    { name: 'guidance', kind: 'number', arg: 'W', help: 'classifier-free guidance scale (class-conditional models)', default: '1' },
+    { name: 'weights', kind: 'string', arg: 'W', choices: ['auto', 'ema', 'model'], help: 'auto (EMA when the checkpoint has it), ema, or model', default: 'auto' },
+    { name: 'backend', kind: 'string', arg: 'B', help: BACKEND_HELP, default: 'cpu' },
+    { name: 'quiet', kind: 'flag', help: 'print nothing but errors' },
+  ],
+};
+
+/** Two images side by side with `gap` pixels of `fill` between them (same height and channels). */
+export function sideBySide(a: RawImage, b: RawImage, gap = 4, fill = 255): RawImage {
+  const c = a.channels;
+  const width = a.width + gap + b.width;
+  const height = Math.max(a.height, b.height);
+  const data = new Uint8Array(width * height * c).fill(fill);
+  for (const [img, left] of [
+    [a, 0],
+    [b, a.width + gap],
+  ] as const) {
+    for (let y = 0; y < img.height; y++) {
+      data.set(img.data.subarray(y * img.width * c, (y + 1) * img.width * c), (y * width + left) * c);
+    }
+  }
+  return { width, height, channels: c, data };
+}
+
+interface Frames {
+  xt: Tensor[];
+  x0: Tensor[];
+}
+
+/** Indices of at most `k` columns spread over `n` steps, the last included. */
+function pickColumns(n: number, k: number): number[] {
+  if (n <= k) return Array.from({ length: n }, (_, i) => i);
+  return Array.from({ length: k }, (_, i) => Math.round((i * (n - 1)) / (k - 1)));
+}
+
+async function writeTrajectory(path: string, frames: Frames, shape: readonly number[]): Promise<void> {
+  const [k, c, h, w] = shape as [number, number, number, number];
+  const read = async (ts: Tensor[]): Promise<Float32Array[]> =>
+    Promise.all(ts.map(async (t) => Float32Array.from(await t.data())));
+  const xt = await read(frames.xt);
+  const x0 = await read(frames.x0);
+  if (extname(path).toLowerCase() === '.gif') {
+    const nrow = Math.ceil(Math.sqrt(k));
+    const images = xt.map((v, i) =>
+      sideBySide(gridFromValues(v, shape, { nrow }), gridFromValues(x0[i]!, shape, { nrow }), 6),
+    );
+    const delays = images.map((_, i) => (i === images.length - 1 ? 2000 : 80));
+    await saveGif(path, images, { delayMs: delays });
+    return;
+  }
+  // Strip: per image two rows (x_t, then x̂_0), one column per chosen step.
+  const cols = pickColumns(xt.length, 10);
+  const size = c * h * w;
+  const values = new Float32Array(2 * k * cols.length * size);
+  let at = 0;
+  for (let img = 0; img < k; img++) {
+    for (const src of [xt, x0]) {
+      for (const col of cols) {
+        values.set(src[col]!.subarray(img * size, (img + 1) * size), at);
+        at += size;
+      }
+    }
+  }
+  await savePng(path, gridFromValues(values, [2 * k * cols.length, c, h, w], { nrow: cols.length }));
+}
+
+function classLabels(p: LoadedPipeline, n: number, cls: number | undefined): number[] | null {
+  const classed = p.model.classEmbedding !== null;
+  const k = p.info?.numClasses ?? p.model.config.num_class_embeds ?? null;
+  if (!classed) {
+    if (cls !== undefined) throw new CliError(`--class ${cls}: the model is not class-conditional`);
+    return null;
+  }
+  if (k === null) throw new CliError('the model is class-conditional but its number of classes is unknown');
+  if (cls !== undefined && !(cls >= 0 && cls < k)) {
+    const names = p.info?.classNames;
+    throw new CliError(`--class must be in 0..${k - 1}${names ? ` (${names.join(', ')})` : ''}`);
+  }
+  return Array.from({ length: n }, (_, i) => cls ?? i % k);
+}
+
+async function sampleCmd(args: Args): Promise<number> {
+  const dir = args.str('model');
+  if (dir === undefined) throw new UsageError('--model <dir> is required');
+  const samplerName = args.str('sampler') ?? 'ddim';
+  try {
+    resolveSchedulerName(samplerName);
+  } catch {
+    throw new UsageError(`unknown sampler '${samplerName}' (choose one of ${SAMPLERS.join(', ')})`);
+  }
+  const out = args.str('out') ?? 'samples.png';
+  if (extname(out).toLowerCase() !== '.png') throw new UsageError(`--out must name a .png file, got '${out}'`);
+  const traj = args.str('trajectory');
+  if (traj !== undefined && !['.gif', '.png'].includes(extname(traj).toLowerCase())) {
+    throw new UsageError(`--trajectory must name a .gif or .png file, got '${traj}'`);
+  }
+  const n = args.num('n') ?? 64;
+  const steps = args.num('steps') ?? 50;
+  if (n < 1) throw new UsageError('--n must be at least 1');
+  if (steps < 1) throw new UsageError('--steps must be at least 1');
+  const karras = args.flag('karras') === true;
+  try {
+    createSampler(samplerName, {}, { karras });
+  } catch (e) {
+    throw new UsageError(e instanceof Error ? e.message : String(e));
+  }
+  const quiet = args.flag('quiet') === true;
+  const backend = await selectBackend(args.str('backend'));
+  const weights = (args.str('weights') ?? 'auto') as 'auto' | 'ema' | 'model';
+  const p = await loadPipeline(dir, { weights });
+  const scheduler = createSampler(samplerName, p.schedulerConfig, { karras });
+  const labels = classLabels(p, n, args.num('class'));
+  const guidance = args.num('guidance') ?? 1;
+  if (guidance !== 1 && (p.info?.nullClassId ?? null) === null) {
+    throw new CliError('--guidance needs a class-conditional model trained with a null class (sumi train --class-cond)');
+  }
+  const predictionType = predictionTypeOf(p.schedulerConfig);
+  const frames: Frames = { xt: [], x0: [] };
+  const k = Math.min(n, traj !== undefined && extname(traj).toLowerCase() === '.png' ? 8 : 16);
+  const t0 = performance.now();
+  const images = generate(p.model, scheduler, {
+    n,
+    seed: args.num('seed') ?? 0,
+    numInferenceSteps: steps,
+    eta: args.num('eta'),
+    classLabels: labels,
+    guidanceScale: guidance,
+    nullClassId: p.info?.nullClassId ?? null,
+    onStep:
+      traj === undefined
+        ? undefined
+        : (info) => {
+            frames.xt.push(keep(slice(info.sample, [0], [k])));
+            frames.x0.push(keep(slice(stepX0(scheduler, predictionType, info), [0], [k])));
+          },
+  });
+  const secs = (performance.now() - t0) / 1000;
+  try {
+    const nrow = args.num('nrow');
+    await savePng(out, images, nrow !== undefined ? { nrow } : {});
+    if (traj !== undefined) {
+      const [, c, h, w] = images.shape as [number, number, number, number];
+      await writeTrajectory(traj, frames, [k, c, h, w]);
+    }
+  } finally {
+    images.dispose();
+    for (const t of [...frames.xt, ...frames.x0]) t.dispose();
+  }
+  if (!quiet) {
+    console.log(
+      `${out}: ${n} images, ${samplerName} ${steps} steps, ${p.weights === 'ema' ? 'EMA' : 'model'} weights ` +
+        `of ${p.layout.root}, on ${backend.name} in ${formatDuration(secs)}` +
+        (traj !== undefined ? `; trajectory ${traj}` : ''),
+    );
+  }
+  return EXIT.ok;
+}
+
+export const sampleCommand = defineCommand(sampleSpec, sampleCmd);

@@ -1,0 +1,194 @@
+/**
+ * WGSL ports of groupNormKernel and groupNormBackwardKernel in backends/cpu/fused.ts. One
+ * workgroup per (sample, group): the forward reads the group three times (mean, then the
+ * centred sum of squares, then the output: two-pass statistics as in the reference, not
+ * E[x²] − E[x]²), the backward twice. Per-channel sums for dweight/dbias are written per
+ * sample and reduced over samples by the reduce kernel (deterministic, no atomics).
+ */
+import type { GroupNormSpec } from '../../backend.js';
+import { kernel, type LaunchContext, WG } from './kernel.js';
+import { mathWgsl } from './math.wgsl.js';
+import type { GpuBuf } from './pool.js';
+import { launchReduce, subgroupArgs, workgroupReduceWgsl } from './reduce.wgsl.js';
+import { grid1d, type Kernel } from './runtime.js';
+
+const PARAMS = [
+  { name: 'groups', type: 'u32' as const },
+  { name: 'total', type: 'u32' as const },
+  { name: 'channels', type: 'u32' as const },
+  { name: 'cg', type: 'u32' as const },
+  { name: 'spatial', type: 'u32' as const },
+  { name: 'eps', type: 'f32' as const },
+];
+
+function header(subgroups: boolean): { math: string; args: string; sg: string } {
+  const s = subgroupArgs(subgroups);
+  return {
+    math: `${mathWgsl(['m_isnan', 'm_nan'])}\n${workgroupReduceWgsl(subgroups)}`,
+    args: s.args,
+    sg: s.sg,
+  };
+}
+
+/** Forward; an absent weight or bias is bound to a dummy buffer and not read. */
+export function groupNormKernel(subgroups: boolean, hasW: boolean, hasB: boolean): Kernel {
+  const h = header(subgroups);
+  return kernel(`group-norm/${subgroups ? 'sg' : 'wg'}/${+hasW}${+hasB}`, () => ({
+    enable: subgroups ? ['subgroups'] : [],
+    buffers: [
+      { name: 'x', type: 'f32', kind: 'read' },
+      { name: 'w', type: 'f32', kind: 'read' },
+      { name: 'b', type: 'f32', kind: 'read' },
+      { name: 'y', type: 'f32', kind: 'write' },
+      { name: 'smean', type: 'f32', kind: 'write' },
+      { name: 'srstd', type: 'f32', kind: 'write' },
+    ],
+    params: PARAMS,
+    body: `${h.math}
+@compute @workgroup_size(${WG})
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+        @builtin(local_invocation_index) li: u32${h.args}) {
+  let q = wg.y * nwg.x + wg.x;
+  if (q >= p_total()) { return; }
+  let g = q % p_groups();
+  let size = p_cg() * p_spatial();
+  let base = ((q / p_groups()) * p_channels() + g * p_cg()) * p_spatial();
+  var s = 0.0;
+  for (var j = li; j < size; j += ${WG}u) { s += x[base + j]; }
+  let mean = wg_sum(s, li, ${h.sg}) / f32(size);
+  var sq = 0.0;
+  for (var j = li; j < size; j += ${WG}u) { let d = x[base + j] - mean; sq += d * d; }
+  let rstd = 1.0 / sqrt(wg_sum(sq, li, ${h.sg}) / f32(size) + p_eps());
+  if (li == 0u) {
+    smean[q] = mean;
+    srstd[q] = rstd;
+  }
+  for (var c = 0u; c < p_cg(); c++) {
+    let ch = g * p_cg() + c;
+    let wc = ${hasW ? 'w[ch]' : '1.0'};
+    let bc = ${hasB ? 'b[ch]' : '0.0'};
+    let o = base + c * p_spatial();
+    for (var j = li; j < p_spatial(); j += ${WG}u) { y[o + j] = (x[o + j] - mean) * rstd * wc + bc; }
+  }
+}`,
+  }));
+}
+
+export function groupNormBackwardKernel(subgroups: boolean, hasW: boolean): Kernel {
+  const h = header(subgroups);
+  return kernel(`group-norm-bwd/${subgroups ? 'sg' : 'wg'}/${+hasW}`, () => ({
+    enable: subgroups ? ['subgroups'] : [],
+    buffers: [
+      { name: 'x', type: 'f32', kind: 'read' },
+      { name: 'w', type: 'f32', kind: 'read' },
+      { name: 'smean', type: 'f32', kind: 'read' },
+      { name: 'srstd', type: 'f32', kind: 'read' },
+      { name: 'dy', type: 'f32', kind: 'read' },
+      { name: 'dx', type: 'f32', kind: 'write' },
+      { name: 'pw', type: 'f32', kind: 'write' },
+      { name: 'pb', type: 'f32', kind: 'write' },
+    ],
+    params: PARAMS,
+    body: `${h.math}
+@compute @workgroup_size(${WG})
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+        @builtin(local_invocation_index) li: u32${h.args}) {
+  let q = wg.y * nwg.x + wg.x;
+  if (q >= p_total()) { return; }
+  let n = q / p_groups();
+  let g = q % p_groups();
+  let size = p_cg() * p_spatial();
+  let base = (n * p_channels() + g * p_cg()) * p_spatial();
+  let mean = smean[q];
+  let rstd = srstd[q];
+  // Per channel: Σ dy·x̂ and Σ dy; the group sums of dx̂ = dy·w follow from them.
+  var sum1 = 0.0;
+  var sum2 = 0.0;
+  for (var c = 0u; c < p_cg(); c++) {
+    let ch = g * p_cg() + c;
+    let o = base + c * p_spatial();
+    var a = vec2<f32>(0.0);
+    for (var j = li; j < p_spatial(); j += ${WG}u) {
+      let d = dy[o + j];
+      a += vec2<f32>(d * (x[o + j] - mean) * rstd, d);
+    }
+    a = wg_sum2(a, li, ${h.sg});
+    let wc = ${hasW ? 'w[ch]' : '1.0'};
+    sum1 += wc * a.y;
+    sum2 += wc * a.x;
+    ${hasW ? 'if (li == 0u) { pw[n * p_channels() + ch] = a.x; pb[n * p_channels() + ch] = a.y; }' : ''}
+  }
+  let m1 = sum1 / f32(size);
+  let m2 = sum2 / f32(size);
+  for (var c = 0u; c < p_cg(); c++) {
+    let wc = ${hasW ? 'w[g * p_cg() + c]' : '1.0'};
+    let o = base + c * p_spatial();
+    for (var j = li; j < p_spatial(); j += ${WG}u) {
+      let xh = (x[o + j] - mean) * rstd;
+      dx[o + j] = rstd * (dy[o + j] * wc - m1 - xh * m2);
+    }
+  }
+}`,
+  }));
+}
+
+function params(s: GroupNormSpec) {
+  return {
+    groups: s.groups,
+    total: s.n * s.groups,
+    channels: s.channels,
+    cg: s.channels / s.groups,
+    spatial: s.spatial,
+    eps: s.eps,
+  };
+}
+
+/** Records the forward; mean and rstd are [n, G]. */
+export function launchGroupNorm(
+  ctx: LaunchContext,
+  x: GpuBuf,
+  w: GpuBuf | null,
+  b: GpuBuf | null,
+  out: { y: GpuBuf; mean: GpuBuf; rstd: GpuBuf },
+  spec: GroupNormSpec,
+): void {
+  const total = spec.n * spec.groups;
+  if (total === 0) return;
+  const dummy = ctx.runtime.status;
+  ctx.runtime.dispatch(
+    groupNormKernel(ctx.subgroups, w !== null, b !== null),
+    [x, w ?? dummy, b ?? dummy, out.y, out.mean, out.rstd],
+    params(spec),
+    grid1d(total),
+  );
+}
+
+/** Records the backward; dweight/dbias (when w is given) are reduced over samples. */
+export function launchGroupNormBackward(
+  ctx: LaunchContext,
+  x: GpuBuf,
+  w: GpuBuf | null,
+  stats: { mean: GpuBuf; rstd: GpuBuf },
+  dy: GpuBuf,
+  dx: GpuBuf,
+  dwdb: { dw: GpuBuf; db: GpuBuf } | null,
+  spec: GroupNormSpec,
+): void {
+  const total = spec.n * spec.groups;
+  if (total === 0) return;
+  // Without a weight there are no dweight/dbias: one-element scratch buffers stand in.
+  const pw = ctx.scratch(dwdb === null ? 1 : spec.n * spec.channels);
+  const pb = ctx.scratch(dwdb === null ? 1 : spec.n * spec.channels);
+  ctx.runtime.dispatch(
+    groupNormBackwardKernel(ctx.subgroups, w !== null),
+    [x, w ?? ctx.runtime.status, stats.mean, stats.rstd, dy, dx, pw, pb],
+    params(spec),
+    grid1d(total),
+  );
+  if (dwdb !== null) {
+    launchReduce(ctx, 'sum', 'float32', pw, dwdb.dw, 1, spec.n, spec.channels);
+    launchReduce(ctx, 'sum', 'float32', pb, dwdb.db, 1, spec.n, spec.channels);
+  }
+  ctx.release(pw);
+  ctx.release(pb);
+}

@@ -1,0 +1,278 @@
+/**
+ * The optional fused kernels (softmax and group norm, forward and backward): the WebGPU kernels
+ * against the reference definitions in backends/cpu/fused.ts, and those references against the
+ * composite ops they replace (float64 on the CPU), so the op layer can switch to them safely.
+ *
+ * Tolerances are per-element error bounds for f32 evaluation (u = 2^-24):
+ *  - softmax: z = scale·x and z − max are rounded (absolute u·|z| each), exp is within 2 ulp,
+ *    the row sum within cols·u relative (recursive-summation bound), the division 2.5 ulp:
+ *    |Δy| ≤ y·u·(|z| + |z − max| + cols + 8).
+ *  - softmax backward: dot = Σ dy·y within cols·u·Σ|dy·y|, then scale·y·(dy − dot):
+ *    |Δdx| ≤ |scale|·y·(cols·u·Σ|dy·y| + u·(|dy| + |dot|)) + 2u·|dx|.
+ *  - group norm: mean and variance are sums of M = (C/G)·spatial terms (M·u relative), so
+ *    |Δy| ≤ (M + 8)·u·|w|·rstd·(|x − μ| + mean|x − μ| + |μ|) + 2u·|y| + u·|b|; the backward
+ *    and dweight/dbias use the same (terms + 8)·u bound on the magnitudes they sum.
+ */
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+
+import type { GroupNormSpec, SoftmaxSpec } from '../../../src/engine/backend.js';
+import {
+  groupNormBackwardKernel,
+  groupNormKernel,
+  softmaxBackwardKernel,
+  softmaxKernel,
+} from '../../../src/engine/backends/cpu/fused.js';
+import {
+  cpuBackend,
+  groupNorm,
+  mul,
+  softmax,
+  sum,
+  tensor,
+  tidy,
+} from '../../../src/engine/index.js';
+import { assertNear, randArray, setupGpu } from './setup.js';
+
+const gpu = await setupGpu();
+const skip = gpu === null;
+const U = 2 ** -24;
+
+async function run(
+  inputs: Float32Array[],
+  op: (xs: import('../../../src/engine/backend.js').Storage[]) => unknown,
+) {
+  const xs = inputs.map((a) => gpu!.fromArray(a));
+  const out = op(xs);
+  return { xs, out };
+}
+
+const SOFTMAX: SoftmaxSpec[] = [
+  { rows: 1, cols: 1, scale: 1 },
+  { rows: 7, cols: 10, scale: 1 },
+  { rows: 300, cols: 3, scale: -2 },
+  { rows: 5, cols: 33, scale: 0.125 },
+  { rows: 3, cols: 1000, scale: 1 },
+  { rows: 2, cols: 4099, scale: 0.5 },
+];
+
+void describe('webgpu fused softmax', { skip }, () => {
+  for (const spec of SOFTMAX) {
+    void test(`forward and backward ${JSON.stringify(spec)}`, async () => {
+      const n = spec.rows * spec.cols;
+      const x = randArray(n, spec.cols, -6, 6);
+      if (spec.cols > 2) x[1] = -Infinity; // a masked entry
+      const ref = new Float64Array(n);
+      softmaxKernel(Float64Array.from(x), spec, ref);
+      const { xs, out } = await run([x], ([s]) => gpu!.softmax(s!, spec));
+      const y = await gpu!.read(out as never);
+      const rowMax = (r: number) =>
+        Math.max(
+          ...Array.from(x.subarray(r * spec.cols, (r + 1) * spec.cols), (v) => spec.scale * v),
+        );
+      const maxes = Array.from({ length: spec.rows }, (_, r) => rowMax(r));
+      assertNear(
+        y,
+        Float32Array.from(ref),
+        {
+          bound: (i) => {
+            const z = spec.scale * x[i]!;
+            if (!Number.isFinite(z)) return 0;
+            const m = maxes[Math.floor(i / spec.cols)]!;
+            return ref[i]! * U * (Math.abs(z) + Math.abs(z - m) + spec.cols + 8) + 1e-45;
+          },
+        },
+        'softmax',
+      );
+
+      const dy = randArray(n, 77);
+      const refDx = new Float64Array(n);
+      softmaxBackwardKernel(ref, Float64Array.from(dy), spec, refDx);
+      const g = gpu!.fromArray(dy);
+      const dx = await gpu!.read(gpu!.softmaxBackward(out as never, g, spec));
+      assertNear(
+        dx,
+        Float32Array.from(refDx),
+        {
+          bound: (i) => {
+            const r = Math.floor(i / spec.cols);
+            let dot = 0;
+            let absDot = 0;
+            for (let j = r * spec.cols; j < (r + 1) * spec.cols; j++) {
+              dot += dy[j]! * ref[j]!;
+              absDot += Math.abs(dy[j]! * ref[j]!);
+            }
+            return (
+              Math.abs(spec.scale) *
+                ref[i]! *
+                (spec.cols * U * absDot + U * (Math.abs(dy[i]!) + Math.abs(dot))) +
+              2 * U * Math.abs(refDx[i]!) +
+              1e-30
+            );
+          },
+        },
+        'softmax backward',
+      );
+      for (const s of [...xs, out as never, g]) gpu!.free(s);
+    });
+  }
+
+  void test('the reference equals the composite softmax op (float64)', () => {
+    const x = randArray(6 * 17, 5, -3, 3);
+    const spec = { rows: 6, cols: 17, scale: 1 };
+    const ref = new Float64Array(x.length);
+    softmaxKernel(Float64Array.from(x), spec, ref);
+    const ops = tidy(() =>
+      softmax(tensor(Float64Array.from(x), [6, 17], { backend: cpuBackend() }), -1).dataSync(),
+    );
+    assertNear(ops, ref, { rtol: 1e-14, atol: 1e-300 }, 'reference vs ops');
+  });
+});
+
+const GROUPS: (GroupNormSpec & { affine: boolean })[] = [
+  { n: 1, channels: 1, groups: 1, spatial: 1, eps: 1e-5, affine: true },
+  { n: 2, channels: 6, groups: 3, spatial: 7, eps: 1e-5, affine: true },
+  { n: 3, channels: 8, groups: 2, spatial: 25, eps: 1e-6, affine: false },
+  { n: 2, channels: 32, groups: 8, spatial: 300, eps: 1e-5, affine: true },
+  { n: 1, channels: 4, groups: 4, spatial: 1031, eps: 1e-5, affine: true },
+];
+
+void describe('webgpu fused group norm', { skip }, () => {
+  for (const spec of GROUPS) {
+    void test(`forward and backward ${JSON.stringify(spec)}`, async () => {
+      const { n, channels, groups, spatial } = spec;
+      const size = (channels / groups) * spatial;
+      const total = n * channels * spatial;
+      const x = randArray(total, channels + spatial, -2, 3);
+      const w = spec.affine ? randArray(channels, 3, 0.5, 1.5) : null;
+      const b = spec.affine ? randArray(channels, 4) : null;
+      const dy = randArray(total, 5);
+      // Reference (f64).
+      const y64 = new Float64Array(total);
+      const mean64 = new Float64Array(n * groups);
+      const rstd64 = new Float64Array(n * groups);
+      const f64 = (a: Float32Array | null) => (a === null ? null : Float64Array.from(a));
+      groupNormKernel(Float64Array.from(x), f64(w), f64(b), spec, y64, mean64, rstd64);
+      const dx64 = new Float64Array(total);
+      const dw64 = w === null ? null : new Float64Array(channels);
+      const db64 = w === null ? null : new Float64Array(channels);
+      groupNormBackwardKernel(
+        Float64Array.from(x),
+        f64(w),
+        mean64,
+        rstd64,
+        Float64Array.from(dy),
+        spec,
+        dx64,
+        dw64,
+        db64,
+      );
+      // GPU.
+      const gx = gpu!.fromArray(x);
+      const gw = w === null ? null : gpu!.fromArray(w);
+      const gb = b === null ? null : gpu!.fromArray(b);
+      const r = gpu!.groupNorm(gx, gw, gb, spec);
+      const gdy = gpu!.fromArray(dy);
+      const grads = gpu!.groupNormBackward(gx, gw, r.mean, r.rstd, gdy, spec);
+      const [y, mean, rstd, dx] = await Promise.all(
+        [r.y, r.mean, r.rstd, grads.dx].map((s) => gpu!.read(s)),
+      );
+      // Magnitudes per group for the bounds.
+      const gi = (i: number) => Math.floor(i / spatial / (channels / groups));
+      const ch = (i: number) => Math.floor(i / spatial) % channels;
+      const absDev = new Float64Array(n * groups);
+      const absDy = new Float64Array(n * groups);
+      for (let i = 0; i < total; i++) {
+        absDev[gi(i)]! += Math.abs(x[i]! - mean64[gi(i)]!) / size;
+        absDy[gi(i)]! +=
+          (Math.abs(dy[i]!) *
+            (w?.[ch(i)] ?? 1) *
+            (1 + Math.abs(x[i]! - mean64[gi(i)]!) * rstd64[gi(i)]!)) /
+          size;
+      }
+      const k = (size + 8) * U;
+      assertNear(
+        mean,
+        Float32Array.from(mean64),
+        { bound: (i) => k * (absDev[i]! + Math.abs(mean64[i]!)) },
+        'mean',
+      );
+      assertNear(rstd, Float32Array.from(rstd64), { bound: (i) => 2 * k * rstd64[i]! }, 'rstd');
+      assertNear(
+        y,
+        Float32Array.from(y64),
+        {
+          bound: (i) => {
+            const g = gi(i);
+            const wc = w?.[ch(i)] ?? 1;
+            return (
+              k *
+                Math.abs(wc) *
+                rstd64[g]! *
+                (Math.abs(x[i]! - mean64[g]!) + absDev[g]! + Math.abs(mean64[g]!)) +
+              2 * U * Math.abs(y64[i]!) +
+              U * Math.abs(b?.[ch(i)] ?? 0)
+            );
+          },
+        },
+        'y',
+      );
+      assertNear(
+        dx,
+        Float32Array.from(dx64),
+        {
+          bound: (i) => {
+            const g = gi(i);
+            const xh = Math.abs(x[i]! - mean64[g]!) * rstd64[g]!;
+            return (
+              2 * k * rstd64[g]! * (absDy[g]! * (1 + xh) + Math.abs(dy[i]! * (w?.[ch(i)] ?? 1))) +
+              2 * U * Math.abs(dx64[i]!)
+            );
+          },
+        },
+        'dx',
+      );
+      if (w === null) {
+        assert.equal(grads.dweight, null);
+      } else {
+        const dw = await gpu!.read(grads.dweight!);
+        const db = await gpu!.read(grads.dbias!);
+        const terms = n * spatial + size + 8;
+        const mag = new Float64Array(channels);
+        for (let i = 0; i < total; i++)
+          mag[ch(i)]! += Math.abs(dy[i]!) * (1 + Math.abs(x[i]! - mean64[gi(i)]!) * rstd64[gi(i)]!);
+        assertNear(dw, Float32Array.from(dw64!), { bound: (c) => terms * U * mag[c]! }, 'dweight');
+        assertNear(db, Float32Array.from(db64!), { bound: (c) => terms * U * mag[c]! }, 'dbias');
+      }
+    });
+  }
+
+  void test('the references equal the composite groupNorm op and its gradients (float64)', () => {
+    const spec = { n: 2, channels: 6, groups: 3, spatial: 10, eps: 1e-5 };
+    const total = 2 * 6 * 10;
+    const x = Float64Array.from(randArray(total, 1, -2, 2));
+    const w = Float64Array.from(randArray(6, 2, 0.5, 1.5));
+    const b = Float64Array.from(randArray(6, 3));
+    const dy = Float64Array.from(randArray(total, 4));
+    const y = new Float64Array(total);
+    const mean = new Float64Array(6);
+    const rstd = new Float64Array(6);
+    groupNormKernel(x, w, b, spec, y, mean, rstd);
+    const dx = new Float64Array(total);
+    const dw = new Float64Array(6);
+    const db = new Float64Array(6);
+    groupNormBackwardKernel(x, w, mean, rstd, dy, spec, dx, dw, db);
+    const backend = cpuBackend();
+    tidy(() => {
+      const tx = tensor(x, [2, 6, 10], { backend, requiresGrad: true });
+      const tw = tensor(w, [6], { backend, requiresGrad: true });
+      const tb = tensor(b, [6], { backend, requiresGrad: true });
+      const out = groupNorm(tx, 3, tw, tb, 1e-5);
+      assertNear(out.dataSync(), y, { rtol: 1e-12, atol: 1e-12 }, 'y');
+      sum(mul(out, tensor(dy, [2, 6, 10], { backend }))).backward();
+      assertNear(tx.grad!.dataSync(), dx, { rtol: 1e-9, atol: 1e-12 }, 'dx');
+      assertNear(tw.grad!.dataSync(), dw, { rtol: 1e-9, atol: 1e-12 }, 'dweight');
+      assertNear(tb.grad!.dataSync(), db, { rtol: 1e-9, atol: 1e-12 }, 'dbias');
+    });
+  });
+});
