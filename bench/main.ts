@@ -136,10 +136,34 @@ const benches: Bench[] = [
           }),
         iters,
       );
+      // The fused kernels (FusedKernels in backend.ts), called on the backend directly.
+      const spec = { n, channels: c, groups: 32, spatial: h * h, eps: 1e-5 };
+      const [sx, sg, sb] = [x.storage, g.storage, b.storage];
+      const dy = randStorage(gpu, n * c * h * h, 9);
+      const fusedFwd = await time(
+        gpu,
+        () => {
+          const r = gpu.groupNorm(sx, sg, sb, spec);
+          for (const t of [r.y, r.mean, r.rstd]) gpu.free(t);
+        },
+        iters,
+      );
+      const fusedBoth = await time(
+        gpu,
+        () => {
+          const r = gpu.groupNorm(sx, sg, sb, spec);
+          const d = gpu.groupNormBackward(sx, sg, r.mean, r.rstd, dy, spec);
+          for (const t of [r.y, r.mean, r.rstd, d.dx, d.dweight!, d.dbias!]) gpu.free(t);
+        },
+        iters,
+      );
+      gpu.free(dy);
       for (const t of [x, g, b]) t.dispose();
       return [
         result('groupNorm fwd (ops)', shape, fwd, null, iters),
         result('groupNorm fwd+bwd (ops)', shape, both, null, iters),
+        result('groupNorm fwd (fused)', shape, fusedFwd, null, iters),
+        result('groupNorm fwd+bwd (fused)', shape, fusedBoth, null, iters),
       ];
     },
   },
@@ -150,9 +174,37 @@ const benches: Bench[] = [
       const mk = (seed: number): Tensor => randn([b, heads, l, d], { seed, backend: gpu });
       const [q, k, v] = [mk(1), mk(2), mk(3)];
       const ms = await time(gpu, () => tidy(() => void scaledDotProductAttention(q, k, v)), iters);
+      // matmul, fused softmax (scale folded in), matmul: what the op layer can do with FusedKernels.
+      const batch = b * heads;
+      const mm = (n: number, k2: number, transB: boolean): MatmulSpec => ({
+        batch,
+        m: l,
+        n,
+        k: k2,
+        transA: false,
+        transB,
+        aBatchStride: l * k2,
+        bBatchStride: n * k2,
+      });
+      const soft = { rows: batch * l, cols: l, scale: 1 / Math.sqrt(d) };
+      const fused = await time(
+        gpu,
+        () => {
+          const s = gpu.matmul(q.storage, k.storage, mm(l, d, true));
+          const p = gpu.softmax(s, soft);
+          gpu.free(s);
+          gpu.free(gpu.matmul(p, v.storage, mm(d, l, false)));
+          gpu.free(p);
+        },
+        iters,
+      );
       for (const t of [q, k, v]) t.dispose();
       const flop = 4 * b * heads * l * l * d;
-      return [result('attention fwd (ops)', `B${b} H${heads} L${l} d${d}`, ms, flop, iters)];
+      const shape = `B${b} H${heads} L${l} d${d}`;
+      return [
+        result('attention fwd (ops)', shape, ms, flop, iters),
+        result('attention fwd (fused softmax)', shape, fused, flop, iters),
+      ];
     },
   },
 ];
@@ -199,7 +251,7 @@ async function main(): Promise<void> {
       results.push(r);
       const perf = r.gflops === undefined ? '' : `${r.gflops.toFixed(1).padStart(10)} GFLOP/s`;
       console.log(
-        `${r.name.padEnd(26)} ${r.shape.padEnd(30)} ${r.ms.toFixed(3).padStart(10)} ms ${perf}`,
+        `${r.name.padEnd(30)} ${r.shape.padEnd(30)} ${r.ms.toFixed(3).padStart(10)} ms ${perf}`,
       );
     }
   }

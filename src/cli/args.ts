@@ -133,7 +133,8 @@ export function parseArgs(cmd: CommandSpec, argv: readonly string[]): ParsedArgs
     if (eq >= 0) raw = a.slice(eq + 1);
     else {
       raw = argv[++i];
-      if (raw === undefined) throw new UsageError(`--${name} needs a value (${spec.arg ?? spec.kind})`);
+      if (raw === undefined)
+        throw new UsageError(`--${name} needs a value (${spec.arg ?? spec.kind})`);
     }
     values.set(name, parseValue(spec, raw));
   }

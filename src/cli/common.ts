@@ -47,7 +47,9 @@ export function defineCommand(spec: CommandSpec, body: (args: Args) => Promise<n
         return await body(new Args(parsed));
       } catch (e) {
         if (e instanceof UsageError) {
-          console.error(`sumi ${spec.name}: ${e.message}\n(sumi ${spec.name} --help lists the options)`);
+          console.error(
+            `sumi ${spec.name}: ${e.message}\n(sumi ${spec.name} --help lists the options)`,
+          );
           return EXIT.usage;
         }
         if (verbose && e instanceof Error && e.stack !== undefined) console.error(e.stack);

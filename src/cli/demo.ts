@@ -17,20 +17,45 @@ export const DEFAULT_DEMO_TRAIN_ARGS = ['--data', 'mnist', '--preset', 'mnist-sm
 
 export const demoSpec: CommandSpec = {
   name: 'demo',
-  summary: 'Sample digits from the small MNIST model in models/mnist-small/ (or retrain it with --train).',
+  summary:
+    'Sample digits from the small MNIST model in models/mnist-small/ (or retrain it with --train).',
   usage: 'sumi demo [--out demo.png] [--sampler ddim] [--steps 50] [--n 64] [--seed 0] [--train]',
   options: [
     { name: 'out', kind: 'string', arg: 'FILE', help: 'PNG grid to write', default: 'demo.png' },
-    { name: 'sampler', kind: 'string', arg: 'S', help: 'sampler (see sumi sample --help)', default: 'ddim' },
+    {
+      name: 'sampler',
+      kind: 'string',
+      arg: 'S',
+      help: 'sampler (see sumi sample --help)',
+      default: 'ddim',
+    },
     { name: 'steps', kind: 'int', help: 'sampler steps', default: '50' },
     { name: 'n', kind: 'int', help: 'number of images', default: '64' },
     { name: 'seed', kind: 'int', arg: 'S', help: 'seed of the noise', default: '0' },
-    { name: 'model', kind: 'string', arg: 'DIR', help: 'model folder', default: 'models/mnist-small' },
-    { name: 'train', kind: 'flag', help: 'retrain the model from scratch first, with its recorded command' },
-    { name: 'train-out', kind: 'string', arg: 'DIR', help: 'where --train writes its run (resumed if interrupted)', default: 'out/mnist-small' },
+    {
+      name: 'model',
+      kind: 'string',
+      arg: 'DIR',
+      help: 'model folder',
+      default: 'models/mnist-small',
+    },
+    {
+      name: 'train',
+      kind: 'flag',
+      help: 'retrain the model from scratch first, with its recorded command',
+    },
+    {
+      name: 'train-out',
+      kind: 'string',
+      arg: 'DIR',
+      help: 'where --train writes its run (resumed if interrupted)',
+      default: 'out/mnist-small',
+    },
     { name: 'backend', kind: 'string', arg: 'B', help: BACKEND_HELP, default: 'cpu' },
   ],
-  notes: ['--train runs `sumi train <recorded arguments> --out <train-out> --resume`, then samples from it.'],
+  notes: [
+    '--train runs `sumi train <recorded arguments> --out <train-out> --resume`, then samples from it.',
+  ],
 };
 
 function recordedTrainArgs(dir: string): string[] {
@@ -57,7 +82,13 @@ async function demo(args: Args): Promise<number> {
   let sampleFrom = modelDir;
   if (args.flag('train') === true) {
     const trainOut = args.str('train-out') ?? join('out', 'mnist-small');
-    const trainArgs = [...withoutOut(recordedTrainArgs(modelDir)), '--out', trainOut, '--resume', ...common];
+    const trainArgs = [
+      ...withoutOut(recordedTrainArgs(modelDir)),
+      '--out',
+      trainOut,
+      '--resume',
+      ...common,
+    ];
     console.error(`sumi demo: sumi train ${trainArgs.join(' ')}`);
     const code = await trainCommand.run(trainArgs);
     if (code !== EXIT.ok) return code;

@@ -16,8 +16,22 @@ export const exportSpec: CommandSpec = {
   options: [
     { name: 'model', kind: 'string', arg: 'DIR', help: "a 'sumi train' output or checkpoint" },
     { name: 'out', kind: 'string', arg: 'DIR', help: 'the folder to write' },
-    { name: 'weights', kind: 'string', arg: 'W', choices: ['auto', 'ema', 'model'], help: 'auto (EMA when present), ema, or model', default: 'auto' },
-    { name: 'dtype', kind: 'string', arg: 'T', choices: ['f32', 'f16'], help: 'storage of the weights (f16 halves the size)', default: 'f32' },
+    {
+      name: 'weights',
+      kind: 'string',
+      arg: 'W',
+      choices: ['auto', 'ema', 'model'],
+      help: 'auto (EMA when present), ema, or model',
+      default: 'auto',
+    },
+    {
+      name: 'dtype',
+      kind: 'string',
+      arg: 'T',
+      choices: ['f32', 'f16'],
+      help: 'storage of the weights (f16 halves the size)',
+      default: 'f32',
+    },
     { name: 'force', kind: 'flag', help: 'write into a folder that is not empty' },
   ],
 };
@@ -35,10 +49,16 @@ async function exportCmd(args: Args): Promise<number> {
   const weights = (args.str('weights') ?? 'auto') as 'auto' | 'ema' | 'model';
   const p = await loadPipeline(dir, { weights });
   await mkdir(join(out, 'scheduler'), { recursive: true });
-  await saveModel(p.model, join(out, 'unet'), { dtype: args.str('dtype') === 'f16' ? 'F16' : 'F32' });
+  await saveModel(p.model, join(out, 'unet'), {
+    dtype: args.str('dtype') === 'f16' ? 'F16' : 'F32',
+  });
   await writeTextAtomic(
     join(out, 'scheduler', 'scheduler_config.json'),
-    json({ _class_name: 'DDPMScheduler', _diffusers_version: DIFFUSERS_VERSION, ...p.schedulerConfig }),
+    json({
+      _class_name: 'DDPMScheduler',
+      _diffusers_version: DIFFUSERS_VERSION,
+      ...p.schedulerConfig,
+    }),
   );
   await writeTextAtomic(
     join(out, 'model_index.json'),

@@ -45,7 +45,7 @@ export class ProgressReporter {
       const now = performance.now();
       if (now - this.#lastDraw < 100 && p.step < end) return;
       this.#lastDraw = now;
-      const cols = Math.max(40, this.#stream.columns ?? 100);
+      const cols = Math.max(40, this.#stream.columns || 100);
       const text = ProgressReporter.describe(p);
       const barWidth = Math.max(10, Math.min(30, cols - text.length - 4));
       const filled = Math.round((barWidth * p.step) / p.total);

@@ -21,21 +21,66 @@ const SAMPLERS = Object.keys(schedulerAliases);
 export const sampleSpec: CommandSpec = {
   name: 'sample',
   summary: 'Generate images from a trained model and write them as a PNG grid.',
-  usage: 'sumi sample --model <dir> [--sampler S] [--steps N] [--n 64] [--seed S] [--out grid.png] [options]',
+  usage:
+    'sumi sample --model <dir> [--sampler S] [--steps N] [--n 64] [--seed S] [--out grid.png] [options]',
   options: [
-    { name: 'model', kind: 'string', arg: 'DIR', help: "a 'sumi train' output or checkpoint, or a diffusers DDPMPipeline / UNet2DModel folder" },
-    { name: 'sampler', kind: 'string', arg: 'S', help: `one of ${SAMPLERS.join(', ')}`, default: 'ddim' },
+    {
+      name: 'model',
+      kind: 'string',
+      arg: 'DIR',
+      help: "a 'sumi train' output or checkpoint, or a diffusers DDPMPipeline / UNet2DModel folder",
+    },
+    {
+      name: 'sampler',
+      kind: 'string',
+      arg: 'S',
+      help: `one of ${SAMPLERS.join(', ')}`,
+      default: 'ddim',
+    },
     { name: 'steps', kind: 'int', help: 'sampler steps', default: '50' },
-    { name: 'karras', kind: 'flag', help: 'Karras sigmas (euler, heun, lms, dpmpp-2m, dpmpp-2m-sde, unipc)' },
-    { name: 'eta', kind: 'number', arg: 'η', help: 'DDIM noise (0: deterministic, 1: DDPM-like)', default: '0' },
+    {
+      name: 'karras',
+      kind: 'flag',
+      help: 'Karras sigmas (euler, heun, lms, dpmpp-2m, dpmpp-2m-sde, unipc)',
+    },
+    {
+      name: 'eta',
+      kind: 'number',
+      arg: 'η',
+      help: 'DDIM noise (0: deterministic, 1: DDPM-like)',
+      default: '0',
+    },
     { name: 'n', kind: 'int', help: 'number of images', default: '64' },
     { name: 'nrow', kind: 'int', help: 'images per grid row', default: '√n' },
     { name: 'seed', kind: 'int', arg: 'S', help: 'seed of the noise', default: '0' },
     { name: 'out', kind: 'string', arg: 'FILE', help: 'PNG grid to write', default: 'samples.png' },
-    { name: 'trajectory', kind: 'string', arg: 'FILE', help: 'also write x_t and predicted x0 over the steps: .gif (animation) or .png (strip)' },
-    { name: 'class', kind: 'int', arg: 'K', help: 'class of every image (class-conditional models; default: cycle through classes)' },
-    { name: 'guidance', kind: 'number', arg: 'W', help: 'classifier-free guidance scale (class-conditional models)', default: '1' },
-    { name: 'weights', kind: 'string', arg: 'W', choices: ['auto', 'ema', 'model'], help: 'auto (EMA when the checkpoint has it), ema, or model', default: 'auto' },
+    {
+      name: 'trajectory',
+      kind: 'string',
+      arg: 'FILE',
+      help: 'also write x_t and predicted x0 over the steps: .gif (animation) or .png (strip)',
+    },
+    {
+      name: 'class',
+      kind: 'int',
+      arg: 'K',
+      help: 'class of every image (class-conditional models; default: cycle through classes)',
+    },
+    {
+      name: 'guidance',
+      kind: 'number',
+      arg: 'W',
+      help: 'classifier-free guidance scale (class-conditional models)',
+      default: '1',
+    },
+    {
+      name: 'weights',
+      kind: 'string',
+      arg: 'W',
+      choices: ['auto', 'ema', 'model'],
+      help: 'auto (EMA when the checkpoint has it), ema, or model',
+      default: 'auto',
+    },
     { name: 'backend', kind: 'string', arg: 'B', help: BACKEND_HELP, default: 'cpu' },
     { name: 'quiet', kind: 'flag', help: 'print nothing but errors' },
   ],
@@ -52,7 +97,10 @@ export function sideBySide(a: RawImage, b: RawImage, gap = 4, fill = 255): RawIm
     [b, a.width + gap],
   ] as const) {
     for (let y = 0; y < img.height; y++) {
-      data.set(img.data.subarray(y * img.width * c, (y + 1) * img.width * c), (y * width + left) * c);
+      data.set(
+        img.data.subarray(y * img.width * c, (y + 1) * img.width * c),
+        (y * width + left) * c,
+      );
     }
   }
   return { width, height, channels: c, data };
@@ -69,7 +117,11 @@ function pickColumns(n: number, k: number): number[] {
   return Array.from({ length: k }, (_, i) => Math.round((i * (n - 1)) / (k - 1)));
 }
 
-async function writeTrajectory(path: string, frames: Frames, shape: readonly number[]): Promise<void> {
+async function writeTrajectory(
+  path: string,
+  frames: Frames,
+  shape: readonly number[],
+): Promise<void> {
   const [k, c, h, w] = shape as [number, number, number, number];
   const read = async (ts: Tensor[]): Promise<Float32Array[]> =>
     Promise.all(ts.map(async (t) => Float32Array.from(await t.data())));
@@ -97,7 +149,10 @@ async function writeTrajectory(path: string, frames: Frames, shape: readonly num
       }
     }
   }
-  await savePng(path, gridFromValues(values, [2 * k * cols.length, c, h, w], { nrow: cols.length }));
+  await savePng(
+    path,
+    gridFromValues(values, [2 * k * cols.length, c, h, w], { nrow: cols.length }),
+  );
 }
 
 function classLabels(p: LoadedPipeline, n: number, cls: number | undefined): number[] | null {
@@ -107,7 +162,8 @@ function classLabels(p: LoadedPipeline, n: number, cls: number | undefined): num
     if (cls !== undefined) throw new CliError(`--class ${cls}: the model is not class-conditional`);
     return null;
   }
-  if (k === null) throw new CliError('the model is class-conditional but its number of classes is unknown');
+  if (k === null)
+    throw new CliError('the model is class-conditional but its number of classes is unknown');
   if (cls !== undefined && !(cls >= 0 && cls < k)) {
     const names = p.info?.classNames;
     throw new CliError(`--class must be in 0..${k - 1}${names ? ` (${names.join(', ')})` : ''}`);
@@ -125,7 +181,8 @@ async function sampleCmd(args: Args): Promise<number> {
     throw new UsageError(`unknown sampler '${samplerName}' (choose one of ${SAMPLERS.join(', ')})`);
   }
   const out = args.str('out') ?? 'samples.png';
-  if (extname(out).toLowerCase() !== '.png') throw new UsageError(`--out must name a .png file, got '${out}'`);
+  if (extname(out).toLowerCase() !== '.png')
+    throw new UsageError(`--out must name a .png file, got '${out}'`);
   const traj = args.str('trajectory');
   if (traj !== undefined && !['.gif', '.png'].includes(extname(traj).toLowerCase())) {
     throw new UsageError(`--trajectory must name a .gif or .png file, got '${traj}'`);
@@ -148,7 +205,9 @@ async function sampleCmd(args: Args): Promise<number> {
   const labels = classLabels(p, n, args.num('class'));
   const guidance = args.num('guidance') ?? 1;
   if (guidance !== 1 && (p.info?.nullClassId ?? null) === null) {
-    throw new CliError('--guidance needs a class-conditional model trained with a null class (sumi train --class-cond)');
+    throw new CliError(
+      '--guidance needs a class-conditional model trained with a null class (sumi train --class-cond)',
+    );
   }
   const predictionType = predictionTypeOf(p.schedulerConfig);
   const frames: Frames = { xt: [], x0: [] };

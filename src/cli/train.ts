@@ -26,34 +26,183 @@ type Key = keyof TrainConfig | keyof RunSettings;
 
 /** Options that set a TrainConfig / RunSettings key directly (0 means "off" for the nullable ones). */
 const KEYED: readonly (OptionSpec & { key: Key; zeroIsNull?: boolean })[] = [
-  { name: 'data', kind: 'string', arg: 'D', key: 'data', help: 'mnist, fashion-mnist, emoji, or a folder of PNG/JPEG images' },
+  {
+    name: 'data',
+    kind: 'string',
+    arg: 'D',
+    key: 'data',
+    help: 'mnist, fashion-mnist, emoji, or a folder of PNG/JPEG images',
+  },
   { name: 'steps', kind: 'int', key: 'steps', help: 'total optimizer steps', default: '1000' },
   { name: 'batch', kind: 'int', arg: 'B', key: 'batchSize', help: 'batch size', default: '64' },
-  { name: 'lr', kind: 'number', arg: 'LR', key: 'lr', help: 'peak learning rate (AdamW)', default: '2e-4' },
-  { name: 'seed', kind: 'int', arg: 'S', key: 'seed', help: 'seed of every random stream', default: '0' },
-  { name: 'lr-schedule', kind: 'string', arg: 'NAME', key: 'lrSchedule', choices: ['cosine', 'constant', 'constant_with_warmup', 'linear'], help: 'learning-rate schedule: cosine, constant, constant_with_warmup, linear', default: 'cosine' },
+  {
+    name: 'lr',
+    kind: 'number',
+    arg: 'LR',
+    key: 'lr',
+    help: 'peak learning rate (AdamW)',
+    default: '2e-4',
+  },
+  {
+    name: 'seed',
+    kind: 'int',
+    arg: 'S',
+    key: 'seed',
+    help: 'seed of every random stream',
+    default: '0',
+  },
+  {
+    name: 'lr-schedule',
+    kind: 'string',
+    arg: 'NAME',
+    key: 'lrSchedule',
+    choices: ['cosine', 'constant', 'constant_with_warmup', 'linear'],
+    help: 'learning-rate schedule: cosine, constant, constant_with_warmup, linear',
+    default: 'cosine',
+  },
   { name: 'warmup', kind: 'int', key: 'warmupSteps', help: 'linear warmup steps', default: '100' },
-  { name: 'min-lr', kind: 'number', arg: 'LR', key: 'minLr', help: 'floor of the decay', default: '0' },
-  { name: 'weight-decay', kind: 'number', arg: 'W', key: 'weightDecay', help: 'AdamW weight decay', default: '0' },
-  { name: 'grad-clip', kind: 'number', arg: 'G', key: 'maxGradNorm', zeroIsNull: true, help: 'clip the global gradient norm at G (0: off)', default: '1' },
-  { name: 'ema-decay', kind: 'number', arg: 'D', key: 'emaDecay', zeroIsNull: true, help: 'maximum EMA decay (0: no EMA)', default: '0.999' },
-  { name: 'ema-warmup', kind: 'string', arg: 'W', key: 'emaWarmup', choices: ['power', 'ratio', 'none'], help: 'EMA decay warmup: power (diffusers), ratio, none', default: 'power' },
-  { name: 'ema-power', kind: 'number', arg: 'P', key: 'emaPower', help: "power of the 'power' warmup", default: '0.75' },
-  { name: 'snr-gamma', kind: 'number', arg: 'G', key: 'snrGamma', zeroIsNull: true, help: 'min-SNR-γ loss weighting (0: off; 5 is usual)', default: '0' },
-  { name: 'class-cond', kind: 'flag', key: 'classCond', help: 'condition on the class labels (adds a null class for guidance)' },
-  { name: 'label-dropout', kind: 'number', arg: 'P', key: 'labelDropout', help: 'probability of training on the null class', default: '0.1' },
+  {
+    name: 'min-lr',
+    kind: 'number',
+    arg: 'LR',
+    key: 'minLr',
+    help: 'floor of the decay',
+    default: '0',
+  },
+  {
+    name: 'weight-decay',
+    kind: 'number',
+    arg: 'W',
+    key: 'weightDecay',
+    help: 'AdamW weight decay',
+    default: '0',
+  },
+  {
+    name: 'grad-clip',
+    kind: 'number',
+    arg: 'G',
+    key: 'maxGradNorm',
+    zeroIsNull: true,
+    help: 'clip the global gradient norm at G (0: off)',
+    default: '1',
+  },
+  {
+    name: 'ema-decay',
+    kind: 'number',
+    arg: 'D',
+    key: 'emaDecay',
+    zeroIsNull: true,
+    help: 'maximum EMA decay (0: no EMA)',
+    default: '0.999',
+  },
+  {
+    name: 'ema-warmup',
+    kind: 'string',
+    arg: 'W',
+    key: 'emaWarmup',
+    choices: ['power', 'ratio', 'none'],
+    help: 'EMA decay warmup: power (diffusers), ratio, none',
+    default: 'power',
+  },
+  {
+    name: 'ema-power',
+    kind: 'number',
+    arg: 'P',
+    key: 'emaPower',
+    help: "power of the 'power' warmup",
+    default: '0.75',
+  },
+  {
+    name: 'snr-gamma',
+    kind: 'number',
+    arg: 'G',
+    key: 'snrGamma',
+    zeroIsNull: true,
+    help: 'min-SNR-γ loss weighting (0: off; 5 is usual)',
+    default: '0',
+  },
+  {
+    name: 'class-cond',
+    kind: 'flag',
+    key: 'classCond',
+    help: 'condition on the class labels (adds a null class for guidance)',
+  },
+  {
+    name: 'label-dropout',
+    kind: 'number',
+    arg: 'P',
+    key: 'labelDropout',
+    help: 'probability of training on the null class',
+    default: '0.1',
+  },
   { name: 'flip', kind: 'flag', key: 'flip', help: 'random horizontal flips' },
-  { name: 'image-size', kind: 'int', arg: 'S', key: 'imageSize', help: "resize images to S×S (default: the model's sample_size)" },
-  { name: 'channels', kind: 'int', arg: 'C', key: 'channels', help: "1 or 3 (default: the model's in_channels)" },
-  { name: 'save-every', kind: 'int', key: 'saveEvery', help: 'checkpoint every N steps (0: only at the end)', default: '500' },
-  { name: 'sample-every', kind: 'int', key: 'sampleEvery', help: 'sample grid every N steps (0: never)', default: '1000' },
-  { name: 'sample-n', kind: 'int', key: 'sampleCount', help: 'images per sample grid', default: '16' },
-  { name: 'sample-steps', kind: 'int', key: 'sampleSteps', help: 'sampler steps of the grids', default: '25' },
-  { name: 'sample-sampler', kind: 'string', arg: 'NAME', key: 'sampler', help: 'sampler of the grids', default: 'ddim' },
-  { name: 'log-every', kind: 'int', key: 'logEvery', help: 'metrics line every N steps', default: '50' },
+  {
+    name: 'image-size',
+    kind: 'int',
+    arg: 'S',
+    key: 'imageSize',
+    help: "resize images to S×S (default: the model's sample_size)",
+  },
+  {
+    name: 'channels',
+    kind: 'int',
+    arg: 'C',
+    key: 'channels',
+    help: "1 or 3 (default: the model's in_channels)",
+  },
+  {
+    name: 'save-every',
+    kind: 'int',
+    key: 'saveEvery',
+    help: 'checkpoint every N steps (0: only at the end)',
+    default: '500',
+  },
+  {
+    name: 'sample-every',
+    kind: 'int',
+    key: 'sampleEvery',
+    help: 'sample grid every N steps (0: never)',
+    default: '1000',
+  },
+  {
+    name: 'sample-n',
+    kind: 'int',
+    key: 'sampleCount',
+    help: 'images per sample grid',
+    default: '16',
+  },
+  {
+    name: 'sample-steps',
+    kind: 'int',
+    key: 'sampleSteps',
+    help: 'sampler steps of the grids',
+    default: '25',
+  },
+  {
+    name: 'sample-sampler',
+    kind: 'string',
+    arg: 'NAME',
+    key: 'sampler',
+    help: 'sampler of the grids',
+    default: 'ddim',
+  },
+  {
+    name: 'log-every',
+    kind: 'int',
+    key: 'logEvery',
+    help: 'metrics line every N steps',
+    default: '50',
+  },
 ];
 
-const RUN_KEYS: readonly Key[] = ['saveEvery', 'sampleEvery', 'sampleCount', 'sampleSteps', 'sampler', 'logEvery'];
+const RUN_KEYS: readonly Key[] = [
+  'saveEvery',
+  'sampleEvery',
+  'sampleCount',
+  'sampleSteps',
+  'sampler',
+  'logEvery',
+];
 
 export const trainSpec: CommandSpec = {
   name: 'train',
@@ -61,15 +210,53 @@ export const trainSpec: CommandSpec = {
   usage:
     'sumi train --data <mnist|fashion-mnist|emoji|folder> (--preset <name> | --config <file>) --out <dir> [options]',
   options: [
-    { name: 'preset', kind: 'string', arg: 'NAME', help: 'model and training defaults from presets/<NAME>.json' },
-    { name: 'config', kind: 'string', arg: 'FILE', help: 'model and training defaults from a JSON file or folder' },
-    { name: 'out', kind: 'string', arg: 'DIR', help: 'output: checkpoint/, metrics.jsonl, samples/' },
+    {
+      name: 'preset',
+      kind: 'string',
+      arg: 'NAME',
+      help: 'model and training defaults from presets/<NAME>.json',
+    },
+    {
+      name: 'config',
+      kind: 'string',
+      arg: 'FILE',
+      help: 'model and training defaults from a JSON file or folder',
+    },
+    {
+      name: 'out',
+      kind: 'string',
+      arg: 'DIR',
+      help: 'output: checkpoint/, metrics.jsonl, samples/',
+    },
     { name: 'resume', kind: 'flag', help: 'continue the checkpoint in --out up to --steps' },
-    { name: 'stop-at', kind: 'int', arg: 'K', help: "stop (with a checkpoint) after step K, keeping --steps' schedule" },
+    {
+      name: 'stop-at',
+      kind: 'int',
+      arg: 'K',
+      help: "stop (with a checkpoint) after step K, keeping --steps' schedule",
+    },
     { name: 'backend', kind: 'string', arg: 'B', help: BACKEND_HELP, default: 'cpu' },
-    { name: 'prediction-type', kind: 'string', arg: 'P', help: 'what the model predicts: epsilon|eps, sample|x0, v|v_prediction', default: 'epsilon' },
-    { name: 'schedule', kind: 'string', arg: 'S', help: 'beta schedule: linear, scaled_linear, cosine, sigmoid', default: 'linear' },
-    { name: 'train-timesteps', kind: 'int', arg: 'T', help: 'diffusion steps T of the training schedule', default: '1000' },
+    {
+      name: 'prediction-type',
+      kind: 'string',
+      arg: 'P',
+      help: 'what the model predicts: epsilon|eps, sample|x0, v|v_prediction',
+      default: 'epsilon',
+    },
+    {
+      name: 'schedule',
+      kind: 'string',
+      arg: 'S',
+      help: 'beta schedule: linear, scaled_linear, cosine, sigmoid',
+      default: 'linear',
+    },
+    {
+      name: 'train-timesteps',
+      kind: 'int',
+      arg: 'T',
+      help: 'diffusion steps T of the training schedule',
+      default: '1000',
+    },
     ...KEYED,
     { name: 'quiet', kind: 'flag', help: 'no progress output' },
   ],
@@ -84,11 +271,19 @@ export const trainSpec: CommandSpec = {
 };
 
 /** The TrainConfig / RunSettings values and scheduler settings the options set. */
-function optionValues(args: Args): { train: Partial<Record<Key, unknown>>; scheduler: Record<string, unknown> } {
+function optionValues(args: Args): {
+  train: Partial<Record<Key, unknown>>;
+  scheduler: Record<string, unknown>;
+} {
   const train: Partial<Record<Key, unknown>> = {};
   for (const o of KEYED) {
     if (!args.has(o.name)) continue;
-    const v = o.kind === 'flag' ? args.flag(o.name) : o.kind === 'string' ? args.str(o.name) : args.num(o.name);
+    const v =
+      o.kind === 'flag'
+        ? args.flag(o.name)
+        : o.kind === 'string'
+          ? args.str(o.name)
+          : args.num(o.name);
     train[o.key] = o.zeroIsNull === true && v === 0 ? null : v;
   }
   const scheduler: Record<string, unknown> = {};
@@ -161,7 +356,9 @@ async function train(args: Args, argv: readonly string[]): Promise<number> {
   }
   if (existing !== null) {
     if (args.has('preset') || args.has('config')) {
-      throw new UsageError('--resume takes the model and settings from the checkpoint; drop --preset/--config');
+      throw new UsageError(
+        '--resume takes the model and settings from the checkpoint; drop --preset/--config',
+      );
     }
     const state = await readTrainerState(existing);
     const stored = state.config;
@@ -170,14 +367,22 @@ async function train(args: Args, argv: readonly string[]): Promise<number> {
     const problems = configDifferences(stored as unknown as Record<string, unknown>, wanted);
     for (const [k, v] of Object.entries(given.scheduler)) {
       if (JSON.stringify(stored.scheduler[k]) !== JSON.stringify(v)) {
-        problems.push(`${k}: checkpoint has ${JSON.stringify(stored.scheduler[k])}, asked for ${JSON.stringify(v)}`);
+        problems.push(
+          `${k}: checkpoint has ${JSON.stringify(stored.scheduler[k])}, asked for ${JSON.stringify(v)}`,
+        );
       }
     }
     if (problems.length > 0) {
-      throw new UsageError(`--resume continues under the checkpoint's settings; these differ: ${problems.join('; ')}`);
+      throw new UsageError(
+        `--resume continues under the checkpoint's settings; these differ: ${problems.join('; ')}`,
+      );
     }
     const steps = cfgFlags.steps ?? stored.steps;
-    if (steps !== stored.steps && stored.lrSchedule !== 'constant' && stored.lrSchedule !== 'constant_with_warmup') {
+    if (
+      steps !== stored.steps &&
+      stored.lrSchedule !== 'constant' &&
+      stored.lrSchedule !== 'constant_with_warmup'
+    ) {
       notes.push(
         `note: --steps changed from ${stored.steps} to ${steps}; the ${stored.lrSchedule} learning-rate schedule now spans ${steps} steps`,
       );
@@ -192,13 +397,17 @@ async function train(args: Args, argv: readonly string[]): Promise<number> {
     trainer = new Trainer(config, ds);
     await trainer.loadCheckpoint(existing, state);
     run = { ...defaultRunSettings, ...state.run, ...runFlags };
-    trainArgs = state.trainArgs !== undefined ? recordedArgs(state.trainArgs, steps) : recordedArgs(argv, steps);
+    trainArgs =
+      state.trainArgs !== undefined
+        ? recordedArgs(state.trainArgs, steps)
+        : recordedArgs(argv, steps);
     notes.push(`resuming ${existing} at step ${state.step} of ${steps}`);
   } else {
     if (args.flag('resume') === true) notes.push(`no checkpoint in ${out}; starting from step 0`);
     const preset = args.str('preset');
     const file = args.str('config');
-    if (preset !== undefined && file !== undefined) throw new UsageError('give --preset or --config, not both');
+    if (preset !== undefined && file !== undefined)
+      throw new UsageError('give --preset or --config, not both');
     if (preset === undefined && file === undefined) {
       const names = presetNames();
       throw new UsageError(
@@ -269,7 +478,8 @@ async function train(args: Args, argv: readonly string[]): Promise<number> {
       `${result.reason === 'aborted' ? 'interrupted' : 'trained'} to step ${result.step}/${cfg.steps} in ${formatDuration(secs)}${loss}; ` +
         `checkpoint ${result.checkpoint ?? '(none)'}`,
     );
-    if (result.reason === 'done') console.log(`sample it: sumi sample --model ${out} --out samples.png`);
+    if (result.reason === 'done')
+      console.log(`sample it: sumi sample --model ${out} --out samples.png`);
     return result.reason === 'aborted' ? EXIT.interrupted : EXIT.ok;
   } finally {
     progress.finish();

@@ -88,7 +88,9 @@ async function readJson(path: string): Promise<unknown> {
   try {
     return JSON.parse(text) as unknown;
   } catch (e) {
-    throw new ModelDirError(`${path}: not valid JSON (${e instanceof Error ? e.message : String(e)})`);
+    throw new ModelDirError(
+      `${path}: not valid JSON (${e instanceof Error ? e.message : String(e)})`,
+    );
   }
 }
 
@@ -167,7 +169,9 @@ export async function loadPipeline(
   const layout = await resolveModelDir(dir);
   const choice = opts.weights ?? 'auto';
   if (choice === 'ema' && layout.emaDir === null) {
-    throw new ModelDirError(`${layout.root}: has no EMA weights (unet_ema/); use the model weights`);
+    throw new ModelDirError(
+      `${layout.root}: has no EMA weights (unet_ema/); use the model weights`,
+    );
   }
   const useEma = choice !== 'model' && layout.emaDir !== null;
   const from = useEma ? layout.emaDir! : layout.unetDir;
@@ -216,7 +220,9 @@ export function createSampler(
   return createScheduler(name, config);
 }
 
-export function predictionTypeOf(schedulerConfig: Readonly<Record<string, unknown>>): PredictionType {
+export function predictionTypeOf(
+  schedulerConfig: Readonly<Record<string, unknown>>,
+): PredictionType {
   const p = schedulerConfig.prediction_type ?? 'epsilon';
   if (p !== 'epsilon' && p !== 'sample' && p !== 'v_prediction') {
     throw new ModelDirError(`unsupported prediction_type ${JSON.stringify(p)}`);
@@ -254,7 +260,8 @@ export function generate(model: UNet2DModel, scheduler: Scheduler, opts: Generat
   const generator = new Generator(opts.seed);
   const labels = opts.classLabels ?? null;
   const classed = model.classEmbedding !== null;
-  if (classed && labels === null) throw new Error('this model is class-conditional: give class labels');
+  if (classed && labels === null)
+    throw new Error('this model is class-conditional: give class labels');
   if (!classed && labels !== null) throw new Error('this model is not class-conditional');
   if (labels !== null && labels.length !== opts.n) {
     throw new Error(`${labels.length} class labels for ${opts.n} images`);
@@ -264,7 +271,11 @@ export function generate(model: UNet2DModel, scheduler: Scheduler, opts: Generat
     throw new Error('guidance needs a class-conditional model trained with a null class');
   }
   return noGrad(() => {
-    const xT = randn([opts.n, c.in_channels, h, w], { generator, backend: p.backend, dtype: p.dtype });
+    const xT = randn([opts.n, c.in_channels, h, w], {
+      generator,
+      backend: p.backend,
+      dtype: p.dtype,
+    });
     const ids = (v: readonly number[]): Tensor =>
       tensor(Int32Array.from(v), [v.length], { dtype: 'int32', backend: p.backend });
     const denoise =

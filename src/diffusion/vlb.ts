@@ -121,12 +121,13 @@ function erfcTail(z: Tensor): Tensor {
 const CDF_TAIL = -3;
 
 /**
- * The standard normal CDF Φ(x). For x ≥ −3: ½ (1 + erf(x/√2)) with the engine's erf (absolute
- * error ~1e-15 on the f64 CPU backend). For x < −3: ½ erfc(−x/√2) from the Numerical Recipes fit,
- * relative error < 1.2e-7, so log Φ stays accurate far into the lower tail (down to the point
- * where e^(−x²/2) underflows). Upper-tail probabilities are taken as Φ(−x), never as 1 − Φ(x).
- * (improved DDPM uses the tanh approximation ½(1 + tanh(√(2/π)(x + 0.044715 x³))), whose absolute
- * error is ~1e-4 and whose relative error grows without bound in the tails.)
+ * The standard normal CDF Φ(x). For x ≥ −3: ½ (1 + erf(x/√2)) with the engine's erf. For x < −3:
+ * ½ erfc(−x/√2) from the Numerical Recipes fit, so log Φ stays accurate far into the lower tail
+ * (until e^(−x²/2) underflows). Upper-tail probabilities are taken as Φ(−x), never as 1 − Φ(x).
+ * Measured in f64 against mpmath on [−37, 8] (step 0.003): relative error ≤ 1.1e-7 everywhere,
+ * ≤ 3.4e-13 for x ≥ −3; absolute error ≤ 4.4e-11 (at the seam x = −3). For comparison, the tanh
+ * approximation of improved DDPM, ½(1 + tanh(√(2/π)(x + 0.044715 x³))), is off by up to 1.8e-4
+ * absolute, and its relative error grows without bound in the tails.
  */
 export function standardNormalCdf(x: Tensor): Tensor {
   const central = mul(add(erf(mul(x, Math.SQRT1_2)), 1), 0.5);

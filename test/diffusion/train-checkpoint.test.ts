@@ -75,7 +75,11 @@ void describe('atomic checkpoints', () => {
   void test('a save that fails after 3 files leaves the previous checkpoint, no temporaries', async () => {
     const out = join(dir, 'inject');
     const trainer = new Trainer(config(), mnist8);
-    await runTraining(trainer, { outDir: out, stopAt: 2, settings: { saveEvery: 0, sampleEvery: 0 } });
+    await runTraining(trainer, {
+      outDir: out,
+      stopAt: 2,
+      settings: { saveEvery: 0, sampleEvery: 0 },
+    });
     let written = 0;
     await assert.rejects(
       runTraining(trainer, {
@@ -99,7 +103,11 @@ void describe('atomic checkpoints', () => {
   void test('a crash between the two renames: checkpoint.old is found, the next save cleans up', async () => {
     const out = join(dir, 'renames');
     const trainer = new Trainer(config(), mnist8);
-    await runTraining(trainer, { outDir: out, stopAt: 1, settings: { saveEvery: 0, sampleEvery: 0 } });
+    await runTraining(trainer, {
+      outDir: out,
+      stopAt: 1,
+      settings: { saveEvery: 0, sampleEvery: 0 },
+    });
     // The state right after `checkpoint` was renamed away and before the new one took its place.
     await rename(join(out, 'checkpoint'), join(out, 'checkpoint.old'));
     assert.equal(await findCheckpoint(out), join(out, 'checkpoint.old'));

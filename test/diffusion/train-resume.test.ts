@@ -77,7 +77,9 @@ const FILES = [
 async function checkpointBytes(out: string): Promise<Map<string, Buffer>> {
   const ckpt = await findCheckpoint(out);
   assert.ok(ckpt !== null, `a checkpoint in ${out}`);
-  return new Map(await Promise.all(FILES.map(async (f) => [f, await readFile(join(ckpt, f))] as const)));
+  return new Map(
+    await Promise.all(FILES.map(async (f) => [f, await readFile(join(ckpt, f))] as const)),
+  );
 }
 
 async function train(out: string, cfg: TrainConfig, stopAt?: number): Promise<void> {

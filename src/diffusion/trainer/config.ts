@@ -124,7 +124,8 @@ const isInt =
   (min: number): Check =>
   (v) =>
     typeof v === 'number' && Number.isInteger(v) && v >= min ? null : `an integer >= ${min}`;
-const isPos: Check = (v) => (typeof v === 'number' && v > 0 && Number.isFinite(v) ? null : 'a positive number');
+const isPos: Check = (v) =>
+  typeof v === 'number' && v > 0 && Number.isFinite(v) ? null : 'a positive number';
 const isNonNeg: Check = (v) =>
   typeof v === 'number' && v >= 0 && Number.isFinite(v) ? null : 'a number >= 0';
 const isBool: Check = (v) => (typeof v === 'boolean' ? null : 'true or false');
@@ -137,8 +138,10 @@ const oneOf =
   (...vals: string[]): Check =>
   (v) =>
     typeof v === 'string' && vals.includes(v) ? null : `one of ${vals.join(', ')}`;
-const isProb: Check = (v) => (typeof v === 'number' && v >= 0 && v < 1 ? null : 'a number in [0, 1)');
-const isDecay: Check = (v) => (typeof v === 'number' && v >= 0 && v <= 1 ? null : 'a number in [0, 1]');
+const isProb: Check = (v) =>
+  typeof v === 'number' && v >= 0 && v < 1 ? null : 'a number in [0, 1)';
+const isDecay: Check = (v) =>
+  typeof v === 'number' && v >= 0 && v <= 1 ? null : 'a number in [0, 1]';
 
 const CHECKS: Record<keyof TrainConfig | keyof RunSettings, Check> = {
   data: isStr,
@@ -168,7 +171,8 @@ const CHECKS: Record<keyof TrainConfig | keyof RunSettings, Check> = {
   emaPower: isPos,
   emaInvGamma: isPos,
   emaUpdateAfterStep: isInt(0),
-  seed: (v) => (typeof v === 'number' && Number.isSafeInteger(v) && v >= 0 ? null : 'an integer in [0, 2^53)'),
+  seed: (v) =>
+    typeof v === 'number' && Number.isSafeInteger(v) && v >= 0 ? null : 'an integer in [0, 2^53)',
   saveEvery: isInt(0),
   sampleEvery: isInt(0),
   sampleCount: isInt(1),
@@ -205,7 +209,15 @@ export function checkTrainValues(
 export function parseTrainConfigSource(json: unknown, source: string): TrainConfigSource {
   if (!isObject(json)) throw new TrainConfigError(`${source}: expected a JSON object`);
   if (typeof json._class_name === 'string') return { model: json, scheduler: {}, train: {} };
-  const allowed = new Set(['model', 'unet', 'scheduler', 'train', 'training', 'name', 'description']);
+  const allowed = new Set([
+    'model',
+    'unet',
+    'scheduler',
+    'train',
+    'training',
+    'name',
+    'description',
+  ]);
   const unknown = Object.keys(json).filter((k) => !allowed.has(k) && !k.startsWith('_'));
   if (unknown.length > 0) {
     throw new TrainConfigError(
@@ -214,7 +226,8 @@ export function parseTrainConfigSource(json: unknown, source: string): TrainConf
     );
   }
   const model = json.model ?? json.unet;
-  if (!isObject(model)) throw new TrainConfigError(`${source}: "model" must be a UNet2DModel config object`);
+  if (!isObject(model))
+    throw new TrainConfigError(`${source}: "model" must be a UNet2DModel config object`);
   const scheduler = json.scheduler ?? {};
   if (!isObject(scheduler)) throw new TrainConfigError(`${source}: "scheduler" must be an object`);
   const trainRaw = json.train ?? json.training ?? {};
@@ -237,7 +250,9 @@ export function parsePredictionType(v: string): PredictionType {
   };
   const r = m[v.toLowerCase()];
   if (r === undefined) {
-    throw new TrainConfigError(`unknown prediction type '${v}' (epsilon|eps, sample|x0, v|v_prediction)`);
+    throw new TrainConfigError(
+      `unknown prediction type '${v}' (epsilon|eps, sample|x0, v|v_prediction)`,
+    );
   }
   return r;
 }

@@ -10,11 +10,7 @@ import { join } from 'node:path';
 
 import { savePng } from '../../data/index.js';
 import { writeTextAtomic } from '../../nn/models/index.js';
-import {
-  findCheckpoint,
-  writeCheckpointDir,
-  type WriteCheckpointOptions,
-} from './checkpoint.js';
+import { findCheckpoint, writeCheckpointDir, type WriteCheckpointOptions } from './checkpoint.js';
 import { defaultRunSettings, type RunSettings } from './config.js';
 import { NonFiniteError, type StepStats, type Trainer } from './trainer.js';
 
@@ -108,7 +104,11 @@ export async function runTraining(trainer: Trainer, opts: RunOptions): Promise<R
     });
   };
   const writeSamples = async (): Promise<void> => {
-    const images = trainer.previewImages(settings.sampleCount, settings.sampleSteps, settings.sampler);
+    const images = trainer.previewImages(
+      settings.sampleCount,
+      settings.sampleSteps,
+      settings.sampler,
+    );
     const path = join(out, SAMPLES_DIR, `step-${String(trainer.step).padStart(6, '0')}.png`);
     try {
       await savePng(path, images);

@@ -11,13 +11,7 @@
  */
 
 export type StreamPurpose =
-  | 'noise'
-  | 'timesteps'
-  | 'labels'
-  | 'init'
-  | 'dropout'
-  | 'preview'
-  | 'data';
+  'noise' | 'timesteps' | 'labels' | 'init' | 'dropout' | 'preview' | 'data';
 
 const PURPOSE_TAG: Record<StreamPurpose, bigint> = {
   noise: 1n,

@@ -132,7 +132,8 @@ export interface CheckpointMeta {
 
 /** `sumi train a b` as one shell-quoted line. */
 export function trainCommand(trainArgs: readonly string[]): string {
-  const q = (a: string): string => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`);
+  const q = (a: string): string =>
+    /^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`;
   return ['sumi', 'train', ...trainArgs].map(q).join(' ');
 }
 
@@ -159,9 +160,11 @@ export function datasetShapeFor(input: TrainConfigInput): { size?: number; chann
 export function resolveTrainConfig(input: TrainConfigInput, dataset: Dataset): TrainConfig {
   const t = input.train;
   if (dataset.height !== dataset.width) {
-    throw new TrainConfigError(`${dataset.name}: images are ${dataset.height}x${dataset.width}; square images only`);
+    throw new TrainConfigError(
+      `${dataset.name}: images are ${dataset.height}x${dataset.width}; square images only`,
+    );
   }
-  const classCond = t.classCond ?? (typeof input.model.num_class_embeds === 'number');
+  const classCond = t.classCond ?? typeof input.model.num_class_embeds === 'number';
   const model: Record<string, unknown> = {
     ...input.model,
     _class_name: input.model._class_name ?? 'UNet2DModel',
@@ -172,7 +175,9 @@ export function resolveTrainConfig(input: TrainConfigInput, dataset: Dataset): T
   let classes: number | null = null;
   if (classCond) {
     if (dataset.numClasses === undefined) {
-      throw new TrainConfigError(`${dataset.name} has no class labels; class conditioning needs them`);
+      throw new TrainConfigError(
+        `${dataset.name} has no class labels; class conditioning needs them`,
+      );
     }
     classes = dataset.numClasses;
     model.num_class_embeds = classes + 1; // the last id is the null class
@@ -205,7 +210,9 @@ export function resolveTrainConfig(input: TrainConfigInput, dataset: Dataset): T
   };
   const variance = scheduler.variance_type;
   if (variance !== 'fixed_small' && variance !== 'fixed_small_log' && variance !== 'fixed_large') {
-    throw new TrainConfigError(`variance_type ${JSON.stringify(variance)}: only fixed variances are trained`);
+    throw new TrainConfigError(
+      `variance_type ${JSON.stringify(variance)}: only fixed variances are trained`,
+    );
   }
   return {
     ...defaultTrainConfig,
@@ -272,7 +279,8 @@ export class Trainer {
       generator: new Generator(streamSeed(s, 'init')),
       dropoutSeed: streamSeed(s, 'dropout') % 2 ** 32,
     });
-    if (!(model instanceof UNet2DModel)) throw new TrainConfigError('the model must be a UNet2DModel');
+    if (!(model instanceof UNet2DModel))
+      throw new TrainConfigError('the model must be a UNet2DModel');
     this.model = model;
     this.#dropouts = model
       .namedModules()
@@ -366,7 +374,8 @@ export class Trainer {
           { predictionType: this.predictionType, snrGamma: cfg.snrGamma },
         );
         loss.backward();
-        const gradNorm = cfg.maxGradNorm === null ? null : clipGradNorm(this.model, cfg.maxGradNorm);
+        const gradNorm =
+          cfg.maxGradNorm === null ? null : clipGradNorm(this.model, cfg.maxGradNorm);
         return { loss: loss.detach(), gradNorm };
       });
     } finally {
@@ -425,7 +434,10 @@ export class Trainer {
     const config = new TextEncoder().encode(this.model.configJson());
     const files: CheckpointFile[] = [
       { path: join(UNET_DIR, 'config.json'), bytes: config },
-      { path: join(UNET_DIR, WEIGHTS_NAME), bytes: serializeSafetensors(weights, { format: 'pt' }) },
+      {
+        path: join(UNET_DIR, WEIGHTS_NAME),
+        bytes: serializeSafetensors(weights, { format: 'pt' }),
+      },
     ];
     if (this.ema !== null) {
       const sd = this.ema.stateDict();
@@ -433,7 +445,10 @@ export class Trainer {
       disposeAll(sd);
       files.push(
         { path: join(EMA_DIR, 'config.json'), bytes: config },
-        { path: join(EMA_DIR, WEIGHTS_NAME), bytes: serializeSafetensors(entries, { format: 'pt' }) },
+        {
+          path: join(EMA_DIR, WEIGHTS_NAME),
+          bytes: serializeSafetensors(entries, { format: 'pt' }),
+        },
       );
     }
     const opt = this.optimizer.stateDict();
@@ -464,7 +479,10 @@ export class Trainer {
       version: 1,
       step: this.step,
       config: this.config,
-      ema: this.ema === null ? null : { optimizationStep: this.ema.optimizationStep, decay: this.ema.curDecay },
+      ema:
+        this.ema === null
+          ? null
+          : { optimizationStep: this.ema.optimizationStep, decay: this.ema.curDecay },
       rng: { generator: 'philox4x32-10', seed: this.config.seed, nextStep: this.step },
       data: {
         name: this.dataset.name,
@@ -491,7 +509,10 @@ export class Trainer {
       const path = join(dir, EMA_DIR, WEIGHTS_NAME);
       const sd = await loadTensors(path, { backend });
       try {
-        await this.ema.loadStateDict(sd, { optimizationStep: state.ema.optimizationStep, source: path });
+        await this.ema.loadStateDict(sd, {
+          optimizationStep: state.ema.optimizationStep,
+          source: path,
+        });
       } finally {
         disposeAll(sd);
       }
@@ -550,10 +571,17 @@ export async function readTrainerState(dir: string): Promise<TrainerState> {
   try {
     json = JSON.parse(await readFile(path, 'utf8'));
   } catch (e) {
-    throw new TrainConfigError(`${path}: cannot read (${e instanceof Error ? e.message : String(e)})`);
+    throw new TrainConfigError(
+      `${path}: cannot read (${e instanceof Error ? e.message : String(e)})`,
+    );
   }
   const st = json as Partial<TrainerState> | null;
-  if (st?.format !== 'sumi-trainer-state' || st.version !== 1 || typeof st.step !== 'number' || !st.config) {
+  if (
+    st?.format !== 'sumi-trainer-state' ||
+    st.version !== 1 ||
+    typeof st.step !== 'number' ||
+    !st.config
+  ) {
     throw new TrainConfigError(`${path}: not a Sumi trainer state (version 1)`);
   }
   return st as TrainerState;

@@ -8,8 +8,8 @@ export function stridedCopyKernel(x: TypedArray, spec: StridedCopySpec, out: Typ
   const rank = spec.outShape.length;
   const rowLen = rank === 0 ? 1 : spec.outShape[rank - 1]!;
   const step = rank === 0 ? 0 : spec.strides[rank - 1]!;
-  forEachRow(spec.outShape, [spec.strides], (o, [off]) => {
-    let p = spec.offset + off!;
+  forEachRow(spec.outShape, [spec.strides], (o, offs) => {
+    let p = spec.offset + offs[0]!;
     for (let i = 0; i < rowLen; i++, p += step) out[o + i] = x[p]!;
   });
 }
@@ -27,8 +27,8 @@ export function padKernel(x: TypedArray, spec: PadSpec, out: TypedArray): void {
   for (let i = 0; i < rank; i++) base += spec.before[i]! * outStrides[i]!;
   const rowLen = spec.inShape[rank - 1]!;
   // Iterate input rows; the output offset of each row follows the output strides.
-  forEachRow(spec.inShape, [outStrides], (inOff, [outOff]) => {
-    out.set(x.subarray(inOff, inOff + rowLen), base + outOff!);
+  forEachRow(spec.inShape, [outStrides], (inOff, offs) => {
+    out.set(x.subarray(inOff, inOff + rowLen), base + offs[0]!);
   });
 }
 

@@ -1,0 +1,402 @@
+/**
+ * The `sumi` command line, end to end: `--help` of every command; one clear line (no stack
+ * trace) and a non-zero exit for each kind of mistake; `sumi train` on a tiny model, then
+ * `sumi sample` with every sampler writing a valid PNG, trajectories as GIF and PNG strip,
+ * resume rules, export, and a diverging run stopping with exit code 3.
+ */
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { cp, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+
+import { main } from '../../src/cli/main.js';
+import { decodePng } from '../../src/data/index.js';
+
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+const SAMPLERS = [
+  'ddpm',
+  'ddim',
+  'euler',
+  'euler-a',
+  'heun',
+  'dpmpp-2m',
+  'dpmpp-2m-sde',
+  'lms',
+  'pndm',
+  'unipc',
+];
+
+interface Result {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** `node bin/sumi.js ...args` in the repository root. */
+function sumi(args: readonly string[]): Promise<Result> {
+  return new Promise((resolve, reject) => {
+    const p = spawn(process.execPath, [join(ROOT, 'bin', 'sumi.js'), ...args], {
+      cwd: ROOT,
+      env: { ...process.env, SUMI_BACKEND: 'cpu' },
+    });
+    let stdout = '';
+    let stderr = '';
+    p.stdout.on('data', (b: Buffer) => (stdout += b.toString()));
+    p.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
+    p.on('error', reject);
+    p.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+/** main(args) in this process, with console output captured. */
+async function sumiInProcess(args: string[]): Promise<Result> {
+  const { log, error } = console;
+  let stdout = '';
+  let stderr = '';
+  console.log = (...a: unknown[]) => void (stdout += `${a.join(' ')}\n`);
+  console.error = (...a: unknown[]) => void (stderr += `${a.join(' ')}\n`);
+  try {
+    return { code: await main(args), stdout, stderr };
+  } finally {
+    console.log = log;
+    console.error = error;
+  }
+}
+
+const STACK = /\n\s+at /;
+
+function assertCleanError(r: Result, code: number, message: RegExp): void {
+  assert.equal(r.code, code, `exit code (stderr: ${r.stderr})`);
+  assert.match(r.stderr, message);
+  assert.doesNotMatch(r.stderr, STACK, 'no stack trace without --verbose');
+}
+
+const TINY = {
+  model: {
+    _class_name: 'UNet2DModel',
+    block_out_channels: [8, 16],
+    layers_per_block: 1,
+    norm_num_groups: 4,
+    down_block_types: ['DownBlock2D', 'DownBlock2D'],
+    up_block_types: ['UpBlock2D', 'UpBlock2D'],
+    add_attention: false,
+  },
+  scheduler: { num_train_timesteps: 100 },
+  train: { image_size: 8, batch_size: 4, lr: 1e-3, warmup_steps: 1, sample_every: 0, log_every: 1 },
+};
+
+let dir: string;
+let config: string;
+let run: string;
+
+before(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'sumi-cli-'));
+  config = join(dir, 'tiny.json');
+  await writeFile(config, JSON.stringify(TINY));
+  run = join(dir, 'run');
+});
+after(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+void describe('sumi --help', () => {
+  void test('every command has --help (exit 0) and the top level lists them', async () => {
+    const cmds = ['train', 'sample', 'demo', 'export'];
+    const results = await Promise.all([sumi(['--help']), ...cmds.map((c) => sumi([c, '--help']))]);
+    const [top, ...each] = results;
+    assert.equal(top!.code, 0);
+    for (const c of cmds) assert.match(top!.stdout, new RegExp(`\\n  ${c} `));
+    each.forEach((r, i) => {
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stdout, new RegExp(`^usage: sumi ${cmds[i]!} `));
+      assert.match(r.stdout, /--help/);
+    });
+    assert.match(each[0]!.stdout, /--resume/);
+    assert.match(each[1]!.stdout, /dpmpp-2m-sde/);
+  });
+});
+
+void describe('sumi train and sample', () => {
+  void test('train a tiny model (4 steps), then a diverging run stops with exit code 3', async () => {
+    const [ok, nan] = await Promise.all([
+      sumi([
+        'train',
+        '--data',
+        'mnist',
+        '--config',
+        config,
+        '--steps',
+        '4',
+        '--save-every',
+        '2',
+        '--out',
+        run,
+      ]),
+      sumi([
+        'train',
+        '--data',
+        'mnist',
+        '--config',
+        config,
+        '--steps',
+        '30',
+        '--save-every',
+        '1',
+        '--lr',
+        '1e30',
+        '--grad-clip',
+        '0',
+        '--warmup',
+        '0',
+        '--out',
+        join(dir, 'nan'),
+      ]),
+    ]);
+    assert.equal(ok.code, 0, ok.stderr);
+    assert.match(ok.stdout, /trained to step 4\/4/);
+    assert.match(ok.stderr, /step 4\/4 100% loss/); // plain progress lines: stderr is not a TTY
+    const metrics = (await readFile(join(run, 'metrics.jsonl'), 'utf8')).trim().split('\n');
+    assert.equal(metrics.length, 4);
+    assertCleanError(
+      nan,
+      3,
+      /sumi train: training stopped: the (loss|gradient norm) is (NaN|-?Infinity) at step \d+; (the last good checkpoint \(step \d+\) is kept in \S+checkpoint|no checkpoint had been written yet)\n$/,
+    );
+  });
+
+  void test('sample with every sampler writes a valid PNG grid', async () => {
+    for (const s of SAMPLERS) {
+      const out = join(dir, `grid-${s}.png`);
+      const r = await sumiInProcess([
+        'sample',
+        '--model',
+        run,
+        '--sampler',
+        s,
+        '--steps',
+        '3',
+        '--n',
+        '4',
+        '--out',
+        out,
+      ]);
+      assert.equal(r.code, 0, `${s}: ${r.stderr}`);
+      const img = decodePng(await readFile(out));
+      // 2x2 grid of 8x8 images with 2-pixel padding.
+      assert.deepEqual([img.width, img.height, img.channels], [22, 22, 1], s);
+    }
+  });
+
+  void test('--karras, --eta, and the trajectory as GIF and as PNG strip', async () => {
+    const gif = join(dir, 'traj.gif');
+    const strip = join(dir, 'traj.png');
+    const a = await sumiInProcess([
+      'sample',
+      '--model',
+      run,
+      '--sampler',
+      'euler',
+      '--karras',
+      '--steps',
+      '4',
+      '--n',
+      '4',
+      '--out',
+      join(dir, 'k.png'),
+      '--trajectory',
+      gif,
+    ]);
+    assert.equal(a.code, 0, a.stderr);
+    const bytes = await readFile(gif);
+    assert.equal(bytes.subarray(0, 6).toString('latin1'), 'GIF89a');
+    assert.equal(bytes.readUInt16LE(6), 2 * 22 + 6); // x_t grid | x̂_0 grid
+    const b = await sumiInProcess([
+      'sample',
+      '--model',
+      run,
+      '--sampler',
+      'ddim',
+      '--eta',
+      '1',
+      '--steps',
+      '3',
+      '--n',
+      '2',
+      '--out',
+      join(dir, 'e.png'),
+      '--trajectory',
+      strip,
+    ]);
+    assert.equal(b.code, 0, b.stderr);
+    const img = decodePng(await readFile(strip));
+    // 3 steps in columns; 2 images x (x_t, x̂_0) rows.
+    assert.deepEqual([img.width, img.height], [3 * 10 + 2, 4 * 10 + 2]);
+  });
+
+  void test('resume: refuses to overwrite, continues to --steps, refuses changed settings', async () => {
+    const again = await sumi([
+      'train',
+      '--data',
+      'mnist',
+      '--config',
+      config,
+      '--steps',
+      '4',
+      '--out',
+      run,
+    ]);
+    assertCleanError(again, 2, /already holds a checkpoint \(step 4\); pass --resume/);
+    const [changed, more] = await Promise.all([
+      sumi(['train', '--out', run, '--resume', '--lr', '0.5', '--steps', '6']),
+      (async () => {
+        const copy = join(dir, 'run-copy');
+        await cp(run, copy, { recursive: true });
+        return sumi(['train', '--out', copy, '--resume', '--steps', '6', '--quiet']);
+      })(),
+    ]);
+    assertCleanError(changed, 2, /these differ: lr: checkpoint has 0\.001, asked for 0\.5/);
+    assert.equal(more.code, 0, more.stderr);
+    assert.match(more.stdout, /trained to step 6\/6/);
+  });
+
+  void test('export writes a sample-ready folder (f16) that sample reads', async () => {
+    const exported = join(dir, 'export');
+    const e = await sumiInProcess(['export', '--model', run, '--out', exported, '--dtype', 'f16']);
+    assert.equal(e.code, 0, e.stderr);
+    const info = JSON.parse(await readFile(join(exported, 'sumi.json'), 'utf8')) as {
+      trainArgs: string[];
+    };
+    assert.deepEqual(info.trainArgs.slice(-2), ['--steps', '4']);
+    const s = await sumiInProcess([
+      'sample',
+      '--model',
+      exported,
+      '--steps',
+      '2',
+      '--n',
+      '1',
+      '--out',
+      join(dir, 'x.png'),
+    ]);
+    assert.equal(s.code, 0, s.stderr);
+    assert.match(s.stdout, /model weights/);
+  });
+});
+
+void describe('errors: one clear line, no stack trace, non-zero exit', () => {
+  void test('sample: unknown sampler, missing or broken model folders, bad options', async () => {
+    const missingWeights = join(dir, 'missing-weights');
+    const badConfig = join(dir, 'bad-config');
+    await cp(join(run, 'checkpoint'), missingWeights, { recursive: true });
+    await rm(join(missingWeights, 'unet_ema', 'diffusion_pytorch_model.safetensors'));
+    await cp(join(run, 'checkpoint'), badConfig, { recursive: true });
+    await writeFile(
+      join(badConfig, 'unet', 'config.json'),
+      '{"_class_name": "UNet2DModel", "bogus": 1}',
+    );
+    const rs = await Promise.all([
+      sumi(['sample', '--model', run, '--sampler', 'nope']),
+      sumi(['sample', '--model', join(dir, 'no-such-dir')]),
+      sumi([
+        'sample',
+        '--model',
+        missingWeights,
+        '--n',
+        '1',
+        '--steps',
+        '1',
+        '--out',
+        join(dir, 'm.png'),
+      ]),
+      sumi([
+        'sample',
+        '--model',
+        badConfig,
+        '--weights',
+        'model',
+        '--n',
+        '1',
+        '--steps',
+        '1',
+        '--out',
+        join(dir, 'b.png'),
+      ]),
+      sumi(['sample', '--model', dir]),
+      sumi(['sample', '--model', run, '--steps', 'many']),
+      sumi(['sample', '--model', run, '--sampler', 'ddim', '--karras']),
+    ]);
+    assertCleanError(
+      rs[0]!,
+      2,
+      /^sumi sample: unknown sampler 'nope' \(choose one of ddpm, ddim, .*unipc\)\n/,
+    );
+    assertCleanError(rs[1]!, 1, /^sumi sample: model directory '.*no-such-dir' does not exist\n$/);
+    assertCleanError(
+      rs[2]!,
+      1,
+      /^sumi sample: .*unet_ema: no diffusion_pytorch_model\.safetensors/,
+    );
+    assertCleanError(
+      rs[3]!,
+      1,
+      /^sumi sample: .*unet\/config\.json: UNet2DModel config: bogus: unknown key\n$/,
+    );
+    assertCleanError(rs[4]!, 1, /not a model directory/);
+    assertCleanError(rs[5]!, 2, /--steps expects an integer, got 'many'/);
+    assertCleanError(rs[6]!, 2, /sampler 'ddim' has no Karras sigmas/);
+  });
+
+  void test('train: unknown dataset, missing folder, unreadable image, unknown preset or option', async () => {
+    const images = join(dir, 'images');
+    await mkdir(images, { recursive: true });
+    await cp(join(dir, 'grid-ddim.png'), join(images, 'a.png'));
+    await writeFile(join(images, 'b.png'), 'not an image');
+    const out = join(dir, 'never');
+    const rs = await Promise.all([
+      sumi(['train', '--data', 'nope', '--config', config, '--out', out]),
+      sumi(['train', '--data', './no/such/folder', '--config', config, '--out', out]),
+      sumi(['train', '--data', images, '--config', config, '--out', out]),
+      sumi(['train', '--data', 'mnist', '--preset', 'no-such-preset', '--out', out]),
+      sumi(['train', '--data', 'mnist', '--config', config, '--out', out, '--bogus']),
+      sumi(['train', '--data', 'mnist', '--out', out]),
+    ]);
+    assertCleanError(
+      rs[0]!,
+      1,
+      /^sumi train: unknown dataset 'nope': expected mnist, fashion-mnist, emoji or the path of a folder/,
+    );
+    assertCleanError(
+      rs[1]!,
+      1,
+      /^sumi train: dataset folder '\.\/no\/such\/folder' does not exist\n$/,
+    );
+    assertCleanError(rs[2]!, 1, /^sumi train: .*b\.png: not a PNG or JPEG file/);
+    assertCleanError(
+      rs[3]!,
+      1,
+      /^sumi train: unknown preset 'no-such-preset' \(available: .*mnist-small/,
+    );
+    assertCleanError(rs[4]!, 2, /^sumi train: unknown option '--bogus'/);
+    assertCleanError(rs[5]!, 2, /--preset <name> or --config <file> is required/);
+  });
+
+  void test('demo without its model says so; --verbose shows the stack; unknown command', async () => {
+    const rs = await Promise.all([
+      sumi(['demo', '--model', join(dir, 'no-model')]),
+      sumi(['sample', '--model', join(dir, 'no-such-dir'), '--verbose']),
+      sumi(['frobnicate']),
+    ]);
+    assertCleanError(
+      rs[0]!,
+      1,
+      /^sumi demo: the demo model .*no-model is not in this checkout yet/,
+    );
+    assert.equal(rs[1]!.code, 1);
+    assert.match(rs[1]!.stderr, STACK);
+    assert.equal(rs[2]!.code, 2);
+    assert.match(rs[2]!.stderr, /unknown command 'frobnicate'/);
+  });
+});
