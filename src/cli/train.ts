@@ -306,7 +306,7 @@ function split(values: Partial<Record<Key, unknown>>): {
     if (!TRAIN_KEYS.includes(k as Key)) continue;
     ((RUN_KEYS as readonly string[]).includes(k) ? run : config)[k] = v;
   }
-  return { config: config as Partial<TrainConfig>, run: run as Partial<RunSettings> };
+  return { config: config, run: run };
 }
 
 function loadData(spec: string, size: number | undefined, channels: 1 | 3 | undefined): Dataset {
@@ -415,7 +415,7 @@ async function train(args: Args, argv: readonly string[]): Promise<number> {
       );
     }
     const source = preset !== undefined ? loadPreset(preset) : loadConfigSource(file!);
-    const fromFile = split(source.train as Partial<Record<Key, unknown>>);
+    const fromFile = split(source.train);
     const data = cfgFlags.data ?? fromFile.config.data;
     if (data === undefined) throw new UsageError('--data is required');
     const input: TrainConfigInput = {

@@ -267,7 +267,10 @@ export function generate(model: UNet2DModel, scheduler: Scheduler, opts: Generat
     throw new Error(`${labels.length} class labels for ${opts.n} images`);
   }
   const scale = opts.guidanceScale ?? 1;
-  if (scale !== 1 && (labels === null || opts.nullClassId == null)) {
+  if (
+    scale !== 1 &&
+    (labels === null || opts.nullClassId === null || opts.nullClassId === undefined)
+  ) {
     throw new Error('guidance needs a class-conditional model trained with a null class');
   }
   return noGrad(() => {

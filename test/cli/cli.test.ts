@@ -107,8 +107,8 @@ void describe('sumi --help', () => {
     const cmds = ['train', 'sample', 'demo', 'export'];
     const results = await Promise.all([sumi(['--help']), ...cmds.map((c) => sumi([c, '--help']))]);
     const [top, ...each] = results;
-    assert.equal(top!.code, 0);
-    for (const c of cmds) assert.match(top!.stdout, new RegExp(`\\n  ${c} `));
+    assert.equal(top.code, 0);
+    for (const c of cmds) assert.match(top.stdout, new RegExp(`\\n  ${c} `));
     each.forEach((r, i) => {
       assert.equal(r.code, 0, r.stderr);
       assert.match(r.stdout, new RegExp(`^usage: sumi ${cmds[i]!} `));
@@ -329,24 +329,20 @@ void describe('errors: one clear line, no stack trace, non-zero exit', () => {
       sumi(['sample', '--model', run, '--sampler', 'ddim', '--karras']),
     ]);
     assertCleanError(
-      rs[0]!,
+      rs[0],
       2,
       /^sumi sample: unknown sampler 'nope' \(choose one of ddpm, ddim, .*unipc\)\n/,
     );
-    assertCleanError(rs[1]!, 1, /^sumi sample: model directory '.*no-such-dir' does not exist\n$/);
+    assertCleanError(rs[1], 1, /^sumi sample: model directory '.*no-such-dir' does not exist\n$/);
+    assertCleanError(rs[2], 1, /^sumi sample: .*unet_ema: no diffusion_pytorch_model\.safetensors/);
     assertCleanError(
-      rs[2]!,
-      1,
-      /^sumi sample: .*unet_ema: no diffusion_pytorch_model\.safetensors/,
-    );
-    assertCleanError(
-      rs[3]!,
+      rs[3],
       1,
       /^sumi sample: .*unet\/config\.json: UNet2DModel config: bogus: unknown key\n$/,
     );
-    assertCleanError(rs[4]!, 1, /not a model directory/);
-    assertCleanError(rs[5]!, 2, /--steps expects an integer, got 'many'/);
-    assertCleanError(rs[6]!, 2, /sampler 'ddim' has no Karras sigmas/);
+    assertCleanError(rs[4], 1, /not a model directory/);
+    assertCleanError(rs[5], 2, /--steps expects an integer, got 'many'/);
+    assertCleanError(rs[6], 2, /sampler 'ddim' has no Karras sigmas/);
   });
 
   void test('train: unknown dataset, missing folder, unreadable image, unknown preset or option', async () => {
@@ -364,23 +360,23 @@ void describe('errors: one clear line, no stack trace, non-zero exit', () => {
       sumi(['train', '--data', 'mnist', '--out', out]),
     ]);
     assertCleanError(
-      rs[0]!,
+      rs[0],
       1,
       /^sumi train: unknown dataset 'nope': expected mnist, fashion-mnist, emoji or the path of a folder/,
     );
     assertCleanError(
-      rs[1]!,
+      rs[1],
       1,
       /^sumi train: dataset folder '\.\/no\/such\/folder' does not exist\n$/,
     );
-    assertCleanError(rs[2]!, 1, /^sumi train: .*b\.png: not a PNG or JPEG file/);
+    assertCleanError(rs[2], 1, /^sumi train: .*b\.png: not a PNG or JPEG file/);
     assertCleanError(
-      rs[3]!,
+      rs[3],
       1,
       /^sumi train: unknown preset 'no-such-preset' \(available: .*mnist-small/,
     );
-    assertCleanError(rs[4]!, 2, /^sumi train: unknown option '--bogus'/);
-    assertCleanError(rs[5]!, 2, /--preset <name> or --config <file> is required/);
+    assertCleanError(rs[4], 2, /^sumi train: unknown option '--bogus'/);
+    assertCleanError(rs[5], 2, /--preset <name> or --config <file> is required/);
   });
 
   void test('demo without its model says so; --verbose shows the stack; unknown command', async () => {
@@ -389,14 +385,10 @@ void describe('errors: one clear line, no stack trace, non-zero exit', () => {
       sumi(['sample', '--model', join(dir, 'no-such-dir'), '--verbose']),
       sumi(['frobnicate']),
     ]);
-    assertCleanError(
-      rs[0]!,
-      1,
-      /^sumi demo: the demo model .*no-model is not in this checkout yet/,
-    );
-    assert.equal(rs[1]!.code, 1);
-    assert.match(rs[1]!.stderr, STACK);
-    assert.equal(rs[2]!.code, 2);
-    assert.match(rs[2]!.stderr, /unknown command 'frobnicate'/);
+    assertCleanError(rs[0], 1, /^sumi demo: the demo model .*no-model is not in this checkout yet/);
+    assert.equal(rs[1].code, 1);
+    assert.match(rs[1].stderr, STACK);
+    assert.equal(rs[2].code, 2);
+    assert.match(rs[2].stderr, /unknown command 'frobnicate'/);
   });
 });

@@ -202,7 +202,7 @@ export function checkTrainValues(
     }
   }
   if (problems.length > 0) throw new TrainConfigError(`${source}: ${problems.join('; ')}`);
-  return values as Partial<TrainConfig & RunSettings>;
+  return values;
 }
 
 /** Reads a parsed config file or preset (see the module comment). */

@@ -169,9 +169,10 @@ void describe('webgpu fused group norm', { skip }, () => {
       const r = gpu!.groupNorm(gx, gw, gb, spec);
       const gdy = gpu!.fromArray(dy);
       const grads = gpu!.groupNormBackward(gx, gw, r.mean, r.rstd, gdy, spec);
-      const [y, mean, rstd, dx] = await Promise.all(
-        [r.y, r.mean, r.rstd, grads.dx].map((s) => gpu!.read(s)),
-      );
+      const y = await gpu!.read(r.y);
+      const mean = await gpu!.read(r.mean);
+      const rstd = await gpu!.read(r.rstd);
+      const dx = await gpu!.read(grads.dx);
       // Magnitudes per group for the bounds.
       const gi = (i: number) => Math.floor(i / spatial / (channels / groups));
       const ch = (i: number) => Math.floor(i / spatial) % channels;

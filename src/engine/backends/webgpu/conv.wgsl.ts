@@ -228,7 +228,7 @@ export function launchConv2d(ctx: LaunchContext, x: GpuBuf, w: GpuBuf, out: GpuB
   const n = s.n * s.hOut * s.wOut;
   const k = (s.cIn / s.groups) * s.kh * s.kw;
   if (m * n === 0) return;
-  const tile = pickTile(m, n, s.groups);
+  const tile = pickTile(m, n, s.groups, ctx.runtime.device.limits.maxComputeWorkgroupStorageSize);
   ctx.runtime.dispatch(
     conv2dKernel(tile, !isAligned(tile, m, n, k)),
     [x, w, tableFor(ctx, s, false), out],
@@ -249,7 +249,7 @@ export function launchConv2dGradInput(
   const n = s.n * s.h * s.w;
   const k = (s.cOut / s.groups) * s.kh * s.kw;
   if (m * n === 0) return;
-  const tile = pickTile(m, n, s.groups);
+  const tile = pickTile(m, n, s.groups, ctx.runtime.device.limits.maxComputeWorkgroupStorageSize);
   const unit = s.strideH === 1 && s.strideW === 1;
   ctx.runtime.dispatch(
     conv2dGradInputKernel(tile, !isAligned(tile, m, n, k), unit),
@@ -271,7 +271,7 @@ export function launchConv2dGradWeight(
   const k = s.n * s.hOut * s.wOut;
   const total = s.cOut * n;
   if (total === 0) return;
-  const tile = pickTile(m, n, s.groups);
+  const tile = pickTile(m, n, s.groups, ctx.runtime.device.limits.maxComputeWorkgroupStorageSize);
   const { splits, kchunk } = pickSplits(tile, m, n, s.groups, k);
   checkGroups(s, splits);
   const target = splits === 1 ? out : ctx.scratch(splits * total);

@@ -33,12 +33,24 @@ export const TILE_M: GemmTile = { bm: 64, bn: 64, bk: 8, tm: 4, tn: 4 };
 /** Small and odd shapes: 32×32, 4×4 per thread, 64 threads. */
 export const TILE_S: GemmTile = { bm: 32, bn: 32, bk: 8, tm: 4, tn: 4 };
 
+/** Workgroup memory of a tile: A and B slices, rows padded by one vec4. */
+export function tileBytes(t: GemmTile): number {
+  return t.bk * (t.bm / 4 + 1) * 16 + t.bk * (t.bn / 4 + 1) * 16;
+}
+
 /**
- * The largest tile that keeps most of its work useful (≥ 70% of the tile grid inside M×N) and
+ * The largest tile that fits the device's workgroup memory, keeps most of its work useful (≥ 70% of the tile grid inside M×N) and
  * still gives `minGroups` workgroups, else the small tile.
  */
-export function pickTile(m: number, n: number, batch: number, minGroups = 96): GemmTile {
+export function pickTile(
+  m: number,
+  n: number,
+  batch: number,
+  maxWorkgroupBytes = Infinity,
+  minGroups = 96,
+): GemmTile {
   for (const t of [TILE_L, TILE_M]) {
+    if (tileBytes(t) > maxWorkgroupBytes) continue;
     const tm = Math.ceil(m / t.bm);
     const tn = Math.ceil(n / t.bn);
     const util = (m * n) / (tm * t.bm * tn * t.bn);

@@ -57,7 +57,7 @@ export function launchMatmul(
   const { batch, m, n, k } = spec;
   const total = batch * m * n;
   if (total === 0) return;
-  const tile = pickTile(m, n, batch);
+  const tile = pickTile(m, n, batch, ctx.runtime.device.limits.maxComputeWorkgroupStorageSize);
   const { splits, kchunk } = pickSplits(tile, m, n, batch, k);
   const kern = matmulKernel(tile, spec.transA, spec.transB, !isAligned(tile, m, n, k));
   const target = splits === 1 ? out : ctx.scratch(splits * total);

@@ -122,5 +122,10 @@ export function launchSoftmaxBackward(
 ): void {
   if (spec.rows * spec.cols === 0) return;
   const { short, groups } = grid(spec);
-  ctx.runtime.dispatch(softmaxBackwardKernel(ctx.subgroups, short), [y, dy, dx], { ...spec }, groups);
+  ctx.runtime.dispatch(
+    softmaxBackwardKernel(ctx.subgroups, short),
+    [y, dy, dx],
+    { ...spec },
+    groups,
+  );
 }
