@@ -60,7 +60,9 @@ void describe('DataLoader', () => {
         const x = b.x.dataSync();
         b.indices.forEach((idx, k) => {
           const want = expectedImage(ds, idx, b.flipped[k]!);
-          want.forEach((v, j) => assert.ok(Math.abs(x[k * 18 + j]! - v) < 1e-6));
+          want.forEach((v, j) =>
+            assert.ok(Math.abs(x[k * 18 + j]! - v) < 1e-6, 'Math.abs(x[k * 18 + j]! - v) < 1e-6'),
+          );
         });
         seen.push(...b.indices);
       }
@@ -90,7 +92,10 @@ void describe('DataLoader', () => {
     assert.notDeepEqual(a.batchAt(0).flipped, a.batchAt(1).flipped);
     const plain = new DataLoader(ds, { batchSize: 50, shuffle: false });
     assert.deepEqual(plain.batchAt(3).indices, [...Array(50).keys()]);
-    assert.ok(plain.batchAt(3).flipped.every((f) => !f));
+    assert.ok(
+      plain.batchAt(3).flipped.every((f) => !f),
+      'plain.batchAt(3).flipped.every((f) => !f)',
+    );
   });
 
   void test('resuming at step k gives the batches of an uninterrupted run', () => {

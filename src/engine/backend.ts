@@ -149,6 +149,30 @@ export interface GroupNormGrads {
 }
 
 /**
+ * One Adam/AdamW step (no amsgrad) as torch.optim.Adam evaluates it, element-wise:
+ *   θ₀ = θ·(1 − lr·wd) if decoupled, g₀ = g + wd·θ if not (each only when wd ≠ 0)
+ *   m ← m + (g₀ − m)(1 − β₁),  v ← v·β₂ + g₀²(1 − β₂)
+ *   θ ← θ₀ − (m·lr/bc1) / (√v / bc2Sqrt + eps)
+ * with bc1 = 1 − β₁ᵗ and bc2Sqrt = √(1 − β₂ᵗ) for the step t being taken.
+ */
+export interface AdamSpec {
+  lr: number;
+  beta1: number;
+  beta2: number;
+  eps: number;
+  weightDecay: number;
+  decoupled: boolean;
+  biasCorrection1: number;
+  biasCorrection2Sqrt: number;
+}
+
+export interface AdamResult {
+  param: Storage;
+  m: Storage;
+  v: Storage;
+}
+
+/**
  * Fused kernels a backend may offer; the op layer uses them when present and falls back to the
  * composite ops otherwise. The reference definitions are in backends/cpu/fused.ts.
  */
@@ -170,6 +194,8 @@ export interface FusedKernels {
     dy: Storage,
     spec: GroupNormSpec,
   ): GroupNormGrads;
+  /** New parameter and moments after one Adam/AdamW step (inputs are not modified). */
+  adamUpdate?(param: Storage, grad: Storage, m: Storage, v: Storage, spec: AdamSpec): AdamResult;
 }
 
 export interface Backend extends FusedKernels {

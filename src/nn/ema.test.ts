@@ -57,7 +57,10 @@ void describe('emaDecay', () => {
     assert.equal(emaDecay(2), 1 - 2 ** (-2 / 3));
     assert.equal(emaDecay(11, { invGamma: 2, power: 0.75 }), 1 - 6 ** -0.75);
     // @crowsonkb's note: power 2/3 reaches 0.999 at ~31.6K steps.
-    assert.ok(Math.abs(emaDecay(31_624) - 0.999) < 1e-6);
+    assert.ok(
+      Math.abs(emaDecay(31_624) - 0.999) < 1e-6,
+      'Math.abs(emaDecay(31_624) - 0.999) < 1e-6',
+    );
   });
 
   void it('ratio warmup: (1 + step)/(10 + step), capped by decay', () => {

@@ -238,7 +238,10 @@ void describe('Dropout', () => {
     const kept = y.filter((v) => v !== 0);
     // Binomial(n, 0.7): σ ≈ 65 elements; allow 5σ.
     assert.ok(Math.abs(kept.length - 0.7 * n) < 5 * Math.sqrt(n * p * (1 - p)), `${kept.length}`);
-    assert.ok(kept.every((v) => v === Math.fround(1 / (1 - p))));
+    assert.ok(
+      kept.every((v) => v === Math.fround(1 / (1 - p))),
+      'kept.every((v) => v === Math.fround(1 / (1 - p)))',
+    );
     const again = vals(d.forward(x));
     assert.notDeepEqual(again, y, 'a new mask each call');
     const mean = y.reduce((a, b) => a + b, 0) / n;

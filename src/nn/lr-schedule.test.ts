@@ -58,7 +58,11 @@ void describe('learning-rate schedules', () => {
     assertClose(cosineWithWarmupLr(10, o), 1e-3, { rtol: 1e-15 });
     assertClose(cosineWithWarmupLr(60, o), 1e-4 + 0.9e-3 / 2, { rtol: 1e-12 });
     assertClose(cosineWithWarmupLr(110, o), 1e-4, { rtol: 1e-12 });
-    for (let s = 10; s <= 110; s++) assert.ok(cosineWithWarmupLr(s, o) >= 1e-4 - 1e-18);
+    for (let s = 10; s <= 110; s++)
+      assert.ok(
+        cosineWithWarmupLr(s, o) >= 1e-4 - 1e-18,
+        'cosineWithWarmupLr(s, o) >= 1e-4 - 1e-18',
+      );
   });
 
   void it('linear with warmup', () => {

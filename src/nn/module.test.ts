@@ -58,7 +58,10 @@ void describe('Module', () => {
     );
     assert.deepEqual([...net.stateDict().keys()], NAMES);
     assert.equal(net.namedParameters()[0]![1], net.embed.weight);
-    assert.ok(net.parameters().every((p) => p.requiresGrad));
+    assert.ok(
+      net.parameters().every((p) => p.requiresGrad),
+      'net.parameters().every((p) => p.requiresGrad)',
+    );
   });
 
   void it('a prefix names the module path', () => {
@@ -114,15 +117,24 @@ void describe('Module', () => {
 
   void it('train() and eval() reach every descendant', () => {
     const net = new Net();
-    assert.ok(net.namedModules().every(([, m]) => m.training));
+    assert.ok(
+      net.namedModules().every(([, m]) => m.training),
+      'net.namedModules().every(([, m]) => m.training)',
+    );
     net.eval();
-    assert.ok(net.namedModules().every(([, m]) => !m.training));
+    assert.ok(
+      net.namedModules().every(([, m]) => !m.training),
+      'net.namedModules().every(([, m]) => !m.training)',
+    );
     assert.equal(net.blocks.at(1).drop.training, false);
     net.blocks.train();
     assert.equal(net.training, false);
     assert.equal(net.blocks.at(0).drop.training, true);
     net.train();
-    assert.ok(net.namedModules().every(([, m]) => m.training));
+    assert.ok(
+      net.namedModules().every(([, m]) => m.training),
+      'net.namedModules().every(([, m]) => m.training)',
+    );
   });
 
   void it('zeroGrad clears every gradient', () => {
@@ -130,7 +142,10 @@ void describe('Module', () => {
     tidy(() => sum(net.out.forward(net.embed.forward(tensor([[1, 2, 3]])))).backward());
     assert.notEqual(net.embed.weight.grad, null);
     net.zeroGrad();
-    assert.ok(net.parameters().every((p) => p.grad === null));
+    assert.ok(
+      net.parameters().every((p) => p.grad === null),
+      'net.parameters().every((p) => p.grad === null)',
+    );
   });
 });
 
@@ -144,7 +159,7 @@ void describe('loadStateDict', () => {
     for (const [n, p] of b.namedParameters()) {
       assert.deepEqual(p.dataSync(), a.stateDict().get(n)!.dataSync(), n);
     }
-    assert.ok(b.embed.weight.requiresGrad);
+    assert.ok(b.embed.weight.requiresGrad, 'b.embed.weight.requiresGrad');
   });
 
   void it('casts to the parameter dtype', async () => {
@@ -204,7 +219,7 @@ void describe('to()', () => {
     after.forEach((p, i) => {
       assert.equal(p, before[i], 'same object');
       assert.equal(p.dtype, 'float64');
-      assert.ok(p.requiresGrad);
+      assert.ok(p.requiresGrad, 'p.requiresGrad');
       assert.deepEqual([...p.dataSync()], values[i]);
     });
     assert.equal(net.embed.weight.grad, null, 'a gradient of the old dtype is dropped');

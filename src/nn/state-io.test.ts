@@ -92,7 +92,10 @@ void describe('saveModule / loadModule', () => {
     const a = new Net(3);
     await saveModule(a, path, { dtype: 'F16' });
     const file = await readSafetensors(path);
-    assert.ok([...file.tensors.values()].every((e) => e.dtype === 'F16'));
+    assert.ok(
+      [...file.tensors.values()].every((e) => e.dtype === 'F16'),
+      "[...file.tensors.values()].every((e) => e.dtype === 'F16')",
+    );
     const b = new Net(4);
     await loadModule(b, path);
     for (const [n, pa, pb] of paramPairs(a, b)) {
@@ -151,7 +154,7 @@ void describe('saveModule / loadModule', () => {
     });
     const missing = join(dir, 'does-not-exist.safetensors');
     await assert.rejects(loadModule(new Net(12), missing), (e) => {
-      assert.ok((e as Error).message.includes(missing));
+      assert.ok((e as Error).message.includes(missing), '(e as Error).message.includes(missing)');
       return true;
     });
   });

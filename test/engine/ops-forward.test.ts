@@ -375,7 +375,7 @@ void describe('reductions', () => {
     const e = E.zeros([0, 3], f64);
     assert.deepEqual(vals(E.sum(e, 0)), [0, 0, 0]);
     assert.deepEqual(vals(E.sum(e)), [0]);
-    assert.ok(Number.isNaN(E.mean(e).itemSync()));
+    assert.ok(Number.isNaN(E.mean(e).itemSync()), 'Number.isNaN(E.mean(e).itemSync())');
     assert.throws(() => E.max(e, 0), /empty axis/);
     assert.deepEqual(E.sum(e, 1).shape, [0]);
     const s = E.tensor(4, undefined, f64);
@@ -1005,7 +1005,10 @@ void describe('scaledDotProductAttention and dropout', () => {
     assert.equal(E.dropout(x, 0.5, new E.Generator(1), false), x);
     const y = E.dropout(x, 0.25, new E.Generator(3));
     const v = vals(y);
-    assert.ok(v.every((q) => q === 0 || Math.abs(q - 4 / 3) < 1e-15));
+    assert.ok(
+      v.every((q) => q === 0 || Math.abs(q - 4 / 3) < 1e-15),
+      'v.every((q) => q === 0 || Math.abs(q - 4 / 3) < 1e-15)',
+    );
     const dropped = v.filter((q) => q === 0).length / v.length;
     assert.ok(Math.abs(dropped - 0.25) < 0.04, `dropped fraction ${dropped}`);
     assert.deepEqual(vals(E.dropout(x, 0.25, new E.Generator(3))), v);

@@ -25,7 +25,10 @@ void describe('resizePlanes', () => {
     const out = resizePlanes(src, 2, 7, 5, 3, 4);
     for (let c = 0; c < 2; c++) {
       const m = mean(src.subarray(c * 35, (c + 1) * 35));
-      assert.ok(Math.abs(mean(out.subarray(c * 12, (c + 1) * 12)) - m) < 1e-5);
+      assert.ok(
+        Math.abs(mean(out.subarray(c * 12, (c + 1) * 12)) - m) < 1e-5,
+        'Math.abs(mean(out.subarray(c * 12, (c + 1) * 12)) - m) < 1e-5',
+      );
     }
   });
 
@@ -50,7 +53,8 @@ void describe('resizePlanes', () => {
       [20, 7],
       [9, 30],
     ] as const) {
-      for (const v of resizePlanes(src, 3, 9, 13, h, w)) assert.ok(Math.abs(v - 0.3) < 1e-6);
+      for (const v of resizePlanes(src, 3, 9, 13, h, w))
+        assert.ok(Math.abs(v - 0.3) < 1e-6, 'Math.abs(v - 0.3) < 1e-6');
     }
   });
 

@@ -8,7 +8,10 @@ void describe('scheduler helpers', () => {
   void it('quantile interpolates linearly like torch.quantile', () => {
     assert.equal(quantile([4, 1, 3, 2], 0.5), 2.5);
     const v = Array.from({ length: 100 }, (_, i) => i);
-    assert.ok(Math.abs(quantile(v, 0.995) - 98.505) < 1e-12);
+    assert.ok(
+      Math.abs(quantile(v, 0.995) - 98.505) < 1e-12,
+      'Math.abs(quantile(v, 0.995) - 98.505) < 1e-12',
+    );
     assert.equal(quantile([7], 0.3), 7);
   });
 

@@ -105,12 +105,21 @@ void describe('sampler identities', () => {
     };
     const small = stepWith('fixed_small', eps);
     const large = stepWith('fixed_large', eps);
-    assert.ok(maxRelDiff(stepWith('learned_range', split(1)), large) < 1e-12);
-    assert.ok(maxRelDiff(stepWith('learned_range', split(-1)), small) < 1e-12);
+    assert.ok(
+      maxRelDiff(stepWith('learned_range', split(1)), large) < 1e-12,
+      "maxRelDiff(stepWith('learned_range', split(1)), large) < 1e-12",
+    );
+    assert.ok(
+      maxRelDiff(stepWith('learned_range', split(-1)), small) < 1e-12,
+      "maxRelDiff(stepWith('learned_range', split(-1)), small) < 1e-12",
+    );
     const s = createScheduler('ddpm');
     const acp = s.alphasCumprod;
     const tilde = ((1 - acp[400]!) / (1 - acp[500]!)) * (1 - acp[500]! / acp[400]!);
-    assert.ok(maxRelDiff(stepWith('learned', split(tilde)), small) < 1e-12);
-    assert.ok(maxRelDiff(small, large) > 1e-6);
+    assert.ok(
+      maxRelDiff(stepWith('learned', split(tilde)), small) < 1e-12,
+      "maxRelDiff(stepWith('learned', split(tilde)), small) < 1e-12",
+    );
+    assert.ok(maxRelDiff(small, large) > 1e-6, 'maxRelDiff(small, large) > 1e-6');
   });
 });

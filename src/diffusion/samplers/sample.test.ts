@@ -23,7 +23,7 @@ void describe('sampling loop', () => {
         numInferenceSteps: 5,
         onStep: ({ i, t, sample: x, predOriginalSample }) => {
           assert.deepEqual(x.shape, [1, 2, 2, 2]);
-          assert.ok(predOriginalSample !== null);
+          assert.ok(predOriginalSample !== null, 'predOriginalSample !== null');
           seen.push({ i, t });
         },
       },
@@ -52,7 +52,9 @@ void describe('sampling loop', () => {
       xT.dataSync(),
       (v) => (v * s.initNoiseSigma) / Math.sqrt(sigma * sigma + 1),
     );
-    first.forEach((v, k) => assert.ok(Math.abs(v - expected[k]!) < 1e-14));
+    first.forEach((v, k) =>
+      assert.ok(Math.abs(v - expected[k]!) < 1e-14, 'Math.abs(v - expected[k]!) < 1e-14'),
+    );
   });
 
   void it('passes the generator to stochastic steps', () => {

@@ -23,7 +23,10 @@ void describe('UniPC pieces', () => {
     assert.equal(hPhi1, Math.expm1(hh));
     assert.equal(Bh, Math.expm1(hh));
     assert.deepEqual(R, [[1]]);
-    assert.ok(Math.abs(b[0]! - (Math.expm1(hh) / hh - 1) / Math.expm1(hh)) < 1e-15);
+    assert.ok(
+      Math.abs(b[0]! - (Math.expm1(hh) / hh - 1) / Math.expm1(hh)) < 1e-15,
+      'Math.abs(b[0]! - (Math.expm1(hh) / hh - 1) / Math.expm1(hh)) < 1e-15',
+    );
     assert.equal(unipcCoefficients(hh, [1], 1, 'bh1').Bh, hh);
   });
 

@@ -56,7 +56,7 @@ void describe('resolveConfig', () => {
     assert.throws(
       () => resolveConfig(schema, { width: 0, kind: 'c', extra: 3, bogus: 1, other: 2 }),
       (e: unknown) => {
-        assert.ok(e instanceof ConfigError);
+        assert.ok(e instanceof ConfigError, "e instanceof ConfigError");
         const m = e.message;
         for (const s of [
           'bogus: unknown key',
@@ -91,6 +91,6 @@ void describe('configToJson', () => {
     const text = configToJson('Toy', { width: 2, alpha: [1, 2] });
     const keys = Object.keys(JSON.parse(text) as object);
     assert.deepEqual(keys, ['_class_name', '_diffusers_version', 'alpha', 'width']);
-    assert.ok(text.endsWith('\n'));
+    assert.ok(text.endsWith('\n'), "text.endsWith('\\n')");
   });
 });

@@ -40,7 +40,7 @@ void describe('saveModel / loadModel', () => {
     assert.equal(cfg.norm_num_groups, 4);
     const file = await readSafetensors(join(dir, WEIGHTS_NAME));
     assert.deepEqual(file.metadata, { format: 'pt' });
-    assert.ok([...file.tensors.values()].every((e) => e.dtype === 'F32'));
+    assert.ok([...file.tensors.values()].every((e) => e.dtype === 'F32'), "[...file.tensors.values()].every((e) => e.dtype === 'F32')");
     assert.equal(file.tensors.size, m.namedParameters().length);
 
     const back = await loadModel(dir, { as: UNet2DModel });
@@ -75,6 +75,6 @@ void describe('saveModel / loadModel', () => {
 void describe('createModel', () => {
   void it('needs a class name', () => {
     assert.throws(() => createModel({}), /no _class_name/);
-    assert.ok(createModel({}, { className: 'VQModel' }).className === 'VQModel');
+    assert.ok(createModel({}, { className: 'VQModel' }).className === 'VQModel', "createModel({}, { className: 'VQModel' }).className === 'VQModel'");
   });
 });

@@ -26,7 +26,7 @@ void describe('ResnetBlock2D', () => {
     const bp = b.parameters();
     a.parameters().forEach((p, i) => bp[i]!.setData(p));
     const y2 = b.forward(x, temb).dataSync();
-    y.dataSync().forEach((v, i) => assert.ok(Math.abs(v / 2 - y2[i]!) < 1e-6));
+    y.dataSync().forEach((v, i) => assert.ok(Math.abs(v / 2 - y2[i]!) < 1e-6, "Math.abs(v / 2 - y2[i]!) < 1e-6"));
     assert.throws(() => a.forward(x), /needs a time embedding/);
   });
 
@@ -51,7 +51,7 @@ void describe('Downsample2D / Upsample2D', () => {
     const pooled = new Downsample2D(4).forward(x);
     assert.deepEqual(pooled.shape, [1, 4, 4, 4]);
     const d = x.dataSync();
-    assert.ok(Math.abs(pooled.dataSync()[0]! - (d[0]! + d[1]! + d[8]! + d[9]!) / 4) < 1e-6);
+    assert.ok(Math.abs(pooled.dataSync()[0]! - (d[0]! + d[1]! + d[8]! + d[9]!) / 4) < 1e-6, "Math.abs(pooled.dataSync()[0]! - (d[0]! + d[1]! + d[8]! + d[9]!) / 4) < 1e-6");
     assert.deepEqual(
       new Downsample2D(4, { useConv: true }).namedParameters().map(([n]) => n),
       ['conv.weight', 'conv.bias'],

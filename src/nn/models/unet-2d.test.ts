@@ -42,8 +42,8 @@ void describe('UNet2DModel', () => {
     ]) {
       assert.ok(names.includes(n), `missing ${n}`);
     }
-    assert.ok(!names.some((n) => n.startsWith('down_blocks.1.downsamplers')));
-    assert.ok(!names.some((n) => n.startsWith('class_embedding')));
+    assert.ok(!names.some((n) => n.startsWith('down_blocks.1.downsamplers')), "!names.some((n) => n.startsWith('down_blocks.1.downsamplers'))");
+    assert.ok(!names.some((n) => n.startsWith('class_embedding')), "!names.some((n) => n.startsWith('class_embedding'))");
   });
 
   void it('maps [B, C, H, W] and timesteps to the output shape; trains end to end', () => {

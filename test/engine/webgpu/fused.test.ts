@@ -9,6 +9,8 @@
  *    |Δy| ≤ y·u·(|z| + |z − max| + cols + 8).
  *  - softmax backward: dot = Σ dy·y within cols·u·Σ|dy·y|, then scale·y·(dy − dot):
  *    |Δdx| ≤ |scale|·y·(cols·u·Σ|dy·y| + u·(|dy| + |dot|)) + 2u·|dx|.
+ *  - adam: each of m, v and θ takes a handful of f32 operations: 8·u·(|θ| + |update|) for θ and
+ *    4·u·(|m| + |g|), 4·u·(|v| + g²) for the moments.
  *  - group norm: mean and variance are sums of M = (C/G)·spatial terms (M·u relative), so
  *    |Δy| ≤ (M + 8)·u·|w|·rstd·(|x − μ| + mean|x − μ| + |μ|) + 2u·|y| + u·|b|; the backward
  *    and dweight/dbias use the same (terms + 8)·u bound on the magnitudes they sum.
@@ -18,11 +20,13 @@ import { describe, test } from 'node:test';
 
 import type { GroupNormSpec, SoftmaxSpec } from '../../../src/engine/backend.js';
 import {
+  adamKernel,
   groupNormBackwardKernel,
   groupNormKernel,
   softmaxBackwardKernel,
   softmaxKernel,
 } from '../../../src/engine/backends/cpu/fused.js';
+import { Adam, AdamW } from '../../../src/nn/index.js';
 import {
   cpuBackend,
   groupNorm,
@@ -270,5 +274,96 @@ void describe('webgpu fused group norm', { skip }, () => {
       assertNear(tw.grad!.dataSync(), dw, { rtol: 1e-9, atol: 1e-12 }, 'dweight');
       assertNear(tb.grad!.dataSync(), db, { rtol: 1e-9, atol: 1e-12 }, 'dbias');
     });
+  });
+});
+
+void describe('webgpu fused adam', { skip }, () => {
+  for (const [decoupled, wd] of [
+    [true, 0.01],
+    [false, 0.1],
+    [true, 0],
+  ] as const) {
+    void test(`adam step (decoupled ${decoupled}, weight decay ${wd})`, async () => {
+      const n = 1031;
+      const p = randArray(n, 1);
+      const g = randArray(n, 2, -3, 3);
+      const m = randArray(n, 3, -0.1, 0.1);
+      const v = randArray(n, 4, 0, 0.01);
+      const t = 7;
+      const spec = {
+        lr: 1e-3,
+        beta1: 0.9,
+        beta2: 0.999,
+        eps: 1e-8,
+        weightDecay: wd,
+        decoupled,
+        biasCorrection1: 1 - 0.9 ** t,
+        biasCorrection2Sqrt: Math.sqrt(1 - 0.999 ** t),
+      };
+      const [rp, rm, rv] = [0, 1, 2].map(() => new Float64Array(n));
+      const f = (a: Float32Array) => Float64Array.from(a);
+      adamKernel(f(p), f(g), f(m), f(v), spec, rp!, rm!, rv!);
+      const ins = [p, g, m, v].map((a) => gpu!.fromArray(a));
+      const r = gpu!.adamUpdate(ins[0]!, ins[1]!, ins[2]!, ins[3]!, spec);
+      const gp = await gpu!.read(r.param);
+      const gm = await gpu!.read(r.m);
+      const gv = await gpu!.read(r.v);
+      assertNear(
+        gm,
+        Float32Array.from(rm!),
+        { bound: (i) => 4 * U * (Math.abs(m[i]!) + Math.abs(g[i]!) + 1e-30) },
+        'm',
+      );
+      assertNear(
+        gv,
+        Float32Array.from(rv!),
+        { bound: (i) => 4 * U * (v[i]! + g[i]! ** 2) + 1e-38 },
+        'v',
+      );
+      assertNear(
+        gp,
+        Float32Array.from(rp!),
+        { bound: (i) => 8 * U * (Math.abs(p[i]!) + Math.abs(rp![i]! - p[i]!)) },
+        'param',
+      );
+      for (const s of [...ins, r.param, r.m, r.v]) gpu!.free(s);
+    });
+  }
+
+  void test('the reference equals nn AdamW / Adam over several steps (float64)', () => {
+    const n = 50;
+    const p0 = Float64Array.from(randArray(n, 11));
+    const grads = [0, 1, 2].map((k) => Float64Array.from(randArray(n, 20 + k)));
+    for (const [Opt, decoupled, wd] of [
+      [AdamW, true, 0.01],
+      [Adam, false, 0.1],
+    ] as const) {
+      const backend = cpuBackend();
+      const w = tensor(p0, [n], { backend, requiresGrad: true });
+      const opt = new Opt([w], { lr: 0.01, weightDecay: wd });
+      let [rp, rm, rv] = [p0.slice(), new Float64Array(n), new Float64Array(n)];
+      grads.forEach((g, k) => {
+        w.grad = tensor(g, [n], { backend });
+        opt.step();
+        const t = k + 1;
+        const spec = {
+          lr: 0.01,
+          beta1: 0.9,
+          beta2: 0.999,
+          eps: 1e-8,
+          weightDecay: wd,
+          decoupled,
+          biasCorrection1: 1 - 0.9 ** t,
+          biasCorrection2Sqrt: Math.sqrt(1 - 0.999 ** t),
+        };
+        const [np, nm, nv] = [0, 1, 2].map(() => new Float64Array(n));
+        adamKernel(rp, g, rm, rv, spec, np!, nm!, nv!);
+        [rp, rm, rv] = [np!, nm!, nv!];
+      });
+      assertNear(w.dataSync(), rp, { rtol: 1e-12, atol: 1e-15 }, `${Opt.name} θ`);
+      opt.dispose();
+      w.zeroGrad();
+      w.dispose();
+    }
   });
 });

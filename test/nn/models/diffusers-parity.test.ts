@@ -46,7 +46,7 @@ void describe('diffusers model fixtures', { skip: present ? false : `no fixtures
           [],
           `records over tolerance in ${c.name}`,
         );
-        assert.ok(records.some((r) => r.name === 'output' || r.name === 'decode/output'));
+        assert.ok(records.some((r) => r.name === 'output' || r.name === 'decode/output'), "records.some((r) => r.name === 'output' || r.name === 'decode/output')");
       });
     }
   }

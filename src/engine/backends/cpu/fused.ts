@@ -1,9 +1,9 @@
 /**
  * Reference definitions of the optional fused kernels (FusedKernels in backend.ts): softmax over
- * rows and group normalization, forward and backward. Plain loops with f64 accumulation; every
+ * rows, group normalization (forward and backward) and the Adam/AdamW update. Plain loops with f64 accumulation; every
  * backend's fused kernel is tested against these, and they match the composite ops.
  */
-import type { GroupNormSpec, SoftmaxSpec } from '../../backend.js';
+import type { AdamSpec, GroupNormSpec, SoftmaxSpec } from '../../backend.js';
 import type { TypedArray } from '../../dtype.js';
 
 /** y = softmax(scale · x) per row: e^{z_i − max z} / Σ_j e^{z_j − max z}, z = scale · x. */
@@ -135,4 +135,29 @@ export function groupNormBackwardKernel(
   }
   dweight?.set(dw);
   dbias?.set(db);
+}
+
+/** One Adam/AdamW step per element (AdamSpec), writing the new θ, m and v. */
+export function adamKernel(
+  param: TypedArray,
+  grad: TypedArray,
+  m: TypedArray,
+  v: TypedArray,
+  spec: AdamSpec,
+  outParam: TypedArray,
+  outM: TypedArray,
+  outV: TypedArray,
+): void {
+  const { lr, beta1, beta2, eps, weightDecay: wd, decoupled } = spec;
+  const stepSize = lr / spec.biasCorrection1;
+  for (let i = 0; i < param.length; i++) {
+    const p = param[i]!;
+    const theta = wd !== 0 && decoupled ? p * (1 - lr * wd) : p;
+    const g = wd !== 0 && !decoupled ? grad[i]! + p * wd : grad[i]!;
+    const mi = m[i]! + (g - m[i]!) * (1 - beta1);
+    const vi = v[i]! * beta2 + g * g * (1 - beta2);
+    outM[i] = mi;
+    outV[i] = vi;
+    outParam[i] = theta - (mi * stepSize) / (Math.sqrt(vi) / spec.biasCorrection2Sqrt + eps);
+  }
 }

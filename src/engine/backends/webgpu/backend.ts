@@ -4,6 +4,8 @@
  * `read()` waits. float32 and int32 (WGSL has no f64).
  */
 import type {
+  AdamResult,
+  AdamSpec,
   Backend,
   BinaryOp,
   BroadcastSpec,
@@ -22,6 +24,7 @@ import type {
 } from '../../backend.js';
 import type { DType, TypedArray } from '../../dtype.js';
 import { sizeOf } from '../../shape.js';
+import { launchAdam } from './adam.wgsl.js';
 import { launchConv2d, launchConv2dGradInput, launchConv2dGradWeight } from './conv.wgsl.js';
 import { launchGather, launchPad, launchScatterAdd, launchStridedCopy } from './copy.wgsl.js';
 import {
@@ -405,5 +408,13 @@ export class WebGpuBackend implements Backend {
     const dwdb = dweight === null ? null : { dw: dweight.buf!, db: dbias!.buf! };
     launchGroupNormBackward(this, bx, bw, stats, bdy, dx.buf!, dwdb, spec);
     return { dx, dweight, dbias };
+  }
+
+  adamUpdate(param: Storage, grad: Storage, m: Storage, v: Storage, spec: AdamSpec): AdamResult {
+    this.#float(param.dtype, 'adamUpdate');
+    const ins = [param, grad, m, v].map((t) => this.#buf(t)) as [GpuBuf, GpuBuf, GpuBuf, GpuBuf];
+    const [p2, m2, v2] = [0, 1, 2].map(() => this.#out('float32', param.size));
+    launchAdam(this, ins, [p2!.buf!, m2!.buf!, v2!.buf!], param.size, spec);
+    return { param: p2!, m: m2!, v: v2! };
   }
 }
