@@ -42,6 +42,8 @@ export function setDefaultBackend(b: Backend | string): Backend {
   return current;
 }
 
+let warnedNoAdapter = false;
+
 /** Backend names `initBackend` knows. */
 export type BackendName = 'cpu' | 'webgpu';
 
@@ -57,20 +59,24 @@ function envBackend(): BackendName | undefined {
 /**
  * Initializes and registers a backend. 'webgpu' loads the WebGPU module (lazily) and throws when
  * no adapter exists. With no name: SUMI_BACKEND if set, else webgpu when an adapter exists, else
- * cpu with one line on stderr saying so. Does not change the default backend.
+ * cpu with one line on stderr saying so. A webgpu backend whose device was lost is replaced.
+ * Does not change the default backend.
  */
 export async function initBackend(name?: BackendName): Promise<Backend> {
   const want = name ?? envBackend();
   if (want === 'cpu') return cpuBackend();
   const existing = registry.get('webgpu');
-  if (existing !== undefined) return existing;
+  const lost = existing !== undefined && 'lost' in existing && existing.lost === true;
+  if (existing !== undefined && !lost) return existing;
   const { createWebGpuBackend } = await import('./backends/webgpu/index.js');
   const b = await createWebGpuBackend();
   if (b === null) {
     if (want === 'webgpu') {
-      throw new Error('webgpu backend: no WebGPU adapter found (SUMI_BACKEND=webgpu)');
+      const why = name === undefined ? ' (SUMI_BACKEND=webgpu)' : '';
+      throw new Error(`webgpu backend requested${why} but no WebGPU adapter was found`);
     }
-    console.warn('sumi: no WebGPU adapter found; using the cpu backend');
+    if (!warnedNoAdapter) console.warn('sumi: no WebGPU adapter found; using the cpu backend');
+    warnedNoAdapter = true;
     return cpuBackend();
   }
   registerBackend(b);

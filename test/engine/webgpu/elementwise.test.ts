@@ -273,7 +273,10 @@ void describe('webgpu element-wise', { skip }, () => {
       const g = await gpu!.read(gpu!.random('uniform', n, 'float32', seed, offset));
       const c = await cpu.read(cpu.random('uniform', n, 'float32', seed, offset));
       assert.deepEqual(g, c, `uniform seed ${seed} offset ${offset} n ${n}`);
-      assert.ok(g.every((v) => v > 0 && v < 1));
+      assert.ok(
+        g.every((v) => v > 0 && v < 1),
+        'uniforms lie in the open interval (0, 1)',
+      );
     }
   });
 

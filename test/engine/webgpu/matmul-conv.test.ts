@@ -112,9 +112,13 @@ void describe('webgpu matmul', { skip }, () => {
   });
 
   void test('split-K for small outputs with a long K', async () => {
-    assert.ok(pickSplits(TILE_S, 8, 8, 1, 1200).splits > 1);
+    assert.ok(pickSplits(TILE_S, 8, 8, 1, 1200).splits > 1, 'an 8×8 output with K 1200 is split');
     await checkMatmul(mm(1, 8, 8, 1200), 300);
     await checkMatmul(mm(2, 5, 3, 5000, true, true), 301);
+  });
+
+  void test('more than 65535 column tiles take several dispatches', async () => {
+    await checkMatmul(mm(1, 1, 65536 * 32 + 77, 2), 400);
   });
 
   void test('k = 0 gives zeros; empty outputs', async () => {

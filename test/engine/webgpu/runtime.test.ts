@@ -113,11 +113,13 @@ void describe('webgpu runtime', { skip }, () => {
 
   void test('a lost device fails reads and new work with a clear error, not a hang', async () => {
     const other = await createWebGpuBackend();
-    assert.ok(other !== null);
+    assert.ok(other !== null, 'a second device on the same adapter');
     const x = other.fromArray(randArray(16, 8));
     const y = other.unary('exp', x);
     other.device.destroy();
     await assert.rejects(other.read(y), /device lost|destroyed|lost/i);
+    await other.device.lost;
+    assert.equal(other.lost, true);
     assert.throws(() => other.unary('exp', x), /device lost/);
   });
 

@@ -23,7 +23,7 @@ export async function setupGpu(): Promise<WebGpuBackend | null> {
     if (process.env.CI !== undefined) {
       throw new Error('webgpu tests: no WebGPU adapter, and CI is set (lavapipe missing?)');
     }
-    console.log('# webgpu tests skipped: no WebGPU adapter on this machine');
+    console.log('webgpu tests skipped: no WebGPU adapter on this machine');
   }
   return b;
 }

@@ -87,6 +87,11 @@ export class WebGpuBackend implements Backend {
     this.subgroups = (opts.subgroups ?? false) && device.features.has('subgroups');
   }
 
+  /** True once the device is lost: every call fails and initBackend makes a new backend. */
+  get lost(): boolean {
+    return this.runtime.lost;
+  }
+
   supportsDType(dtype: DType): boolean {
     return dtype !== 'float64';
   }

@@ -16,7 +16,7 @@
  */
 import type { Conv2dSpec } from '../../backend.js';
 import {
-  gemmGrid,
+  dispatchGemm,
   gemmKernel,
   type GemmTile,
   isAligned,
@@ -229,11 +229,13 @@ export function launchConv2d(ctx: LaunchContext, x: GpuBuf, w: GpuBuf, out: GpuB
   const k = (s.cIn / s.groups) * s.kh * s.kw;
   if (m * n === 0) return;
   const tile = pickTile(m, n, s.groups, ctx.runtime.device.limits.maxComputeWorkgroupStorageSize);
-  ctx.runtime.dispatch(
+  dispatchGemm(
+    ctx.runtime,
     conv2dKernel(tile, !isAligned(tile, m, n, k)),
     [x, w, tableFor(ctx, s, false), out],
     { M: m, N: n, K: k, kchunk: Math.max(k, 1), splits: 1, ...params(s, 0) },
-    gemmGrid(tile, m, n, s.groups),
+    tile,
+    s.groups,
   );
 }
 
@@ -251,11 +253,13 @@ export function launchConv2dGradInput(
   if (m * n === 0) return;
   const tile = pickTile(m, n, s.groups, ctx.runtime.device.limits.maxComputeWorkgroupStorageSize);
   const unit = s.strideH === 1 && s.strideW === 1;
-  ctx.runtime.dispatch(
+  dispatchGemm(
+    ctx.runtime,
     conv2dGradInputKernel(tile, !isAligned(tile, m, n, k), unit),
     [dy, w, tableFor(ctx, s, true), out],
     { M: m, N: n, K: k, kchunk: Math.max(k, 1), splits: 1, ...params(s, 0) },
-    gemmGrid(tile, m, n, s.groups),
+    tile,
+    s.groups,
   );
 }
 
@@ -275,11 +279,13 @@ export function launchConv2dGradWeight(
   const { splits, kchunk } = pickSplits(tile, m, n, s.groups, k);
   checkGroups(s, splits);
   const target = splits === 1 ? out : ctx.scratch(splits * total);
-  ctx.runtime.dispatch(
+  dispatchGemm(
+    ctx.runtime,
     conv2dGradWeightKernel(tile, !isAligned(tile, m, n, k)),
     [x, dy, tableFor(ctx, s, false), target],
     { M: m, N: n, K: k, kchunk, splits, ...params(s, total) },
-    gemmGrid(tile, m, n, s.groups * splits),
+    tile,
+    s.groups * splits,
   );
   if (splits > 1) {
     launchReduce(ctx, 'sum', 'float32', target, out, 1, splits, total);

@@ -14,9 +14,10 @@
  * grid: x = ⌈N/BN⌉, y = ⌈M/BM⌉, z = batch · splits. Split-K (splits > 1) gives each z its own
  * K range and output slice; the caller sums the slices (deterministically, with reduce).
  */
-import type { ParamField } from './params.js';
 import { type BufferDecl, kernel } from './kernel.js';
-import type { Kernel } from './runtime.js';
+import type { ParamField } from './params.js';
+import type { GpuBuf } from './pool.js';
+import { type Kernel, MAX_GROUPS, type Runtime } from './runtime.js';
 
 export interface GemmTile {
   readonly bm: number;
@@ -93,6 +94,8 @@ export const GEMM_PARAMS: readonly ParamField[] = [
   { name: 'K', type: 'u32' },
   { name: 'kchunk', type: 'u32' },
   { name: 'splits', type: 'u32' },
+  /** First column tile of this dispatch (grids wider than 65535 tiles take several). */
+  { name: 'xbase', type: 'u32' },
 ];
 
 function range(n: number): number[] {
@@ -226,7 +229,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   let kBegin = zs * p_kchunk();
   let kEnd = min(kBegin + p_kchunk(), p_K());
   let m0 = wg.y * ${bm}u;
-  let n0 = wg.x * ${bn}u;
+  let n0 = (wg.x + p_xbase()) * ${bn}u;
   let tx = lid % ${tx}u;
   let ty = lid / ${tx}u;
 ${spec.prelude ?? ''}
@@ -259,14 +262,30 @@ export function isAligned(tile: GemmTile, m: number, n: number, k: number): bool
   return m % tile.bm === 0 && n % tile.bn === 0 && k > 0 && k % tile.bk === 0;
 }
 
-/** The dispatch grid of a GEMM of M×N over `z` batch·split slices. */
-export function gemmGrid(
+/**
+ * Records a GEMM over M×N and `z` batch·split slices: grid x = ⌈N/BN⌉ column tiles (in chunks
+ * of 65535, offset by p_xbase), y = ⌈M/BM⌉, z. `params` are the kernel's own parameters plus
+ * M, N, K, kchunk and splits.
+ */
+export function dispatchGemm(
+  rt: Runtime,
+  k: Kernel,
+  bufs: readonly GpuBuf[],
+  params: Readonly<Record<string, number>>,
   tile: GemmTile,
-  m: number,
-  n: number,
   z: number,
-): [number, number, number] {
-  return [Math.ceil(n / tile.bn), Math.ceil(m / tile.bm), z];
+): void {
+  const m = params.M!;
+  const n = params.N!;
+  const tilesX = Math.ceil(n / tile.bn);
+  const tilesY = Math.ceil(m / tile.bm);
+  if (tilesY > MAX_GROUPS || z > MAX_GROUPS) {
+    throw new Error(`webgpu ${k.key}: ${tilesY} row tiles × ${z} slices exceed ${MAX_GROUPS}`);
+  }
+  for (let xbase = 0; xbase < tilesX; xbase += MAX_GROUPS) {
+    const x = Math.min(MAX_GROUPS, tilesX - xbase);
+    rt.dispatch(k, bufs, { ...params, xbase }, [x, tilesY, z]);
+  }
 }
 
 /**

@@ -5,7 +5,7 @@
  */
 import type { MatmulSpec } from '../../backend.js';
 import {
-  gemmGrid,
+  dispatchGemm,
   gemmKernel,
   type GemmTile,
   isAligned,
@@ -64,22 +64,18 @@ export function launchMatmul(
   const chunk = Math.floor(MAX_GROUPS / splits);
   for (let b0 = 0; b0 < batch; b0 += chunk) {
     const nb = Math.min(chunk, batch - b0);
-    ctx.runtime.dispatch(
-      kern,
-      [a, b, target],
-      {
-        M: m,
-        N: n,
-        K: k,
-        kchunk,
-        splits,
-        astride: spec.aBatchStride,
-        bstride: spec.bBatchStride,
-        cslice: total,
-        b0,
-      },
-      gemmGrid(tile, m, n, nb * splits),
-    );
+    const params = {
+      M: m,
+      N: n,
+      K: k,
+      kchunk,
+      splits,
+      astride: spec.aBatchStride,
+      bstride: spec.bBatchStride,
+      cslice: total,
+      b0,
+    };
+    dispatchGemm(ctx.runtime, kern, [a, b, target], params, tile, nb * splits);
   }
   if (splits > 1) {
     launchReduce(ctx, 'sum', 'float32', target, out, 1, splits, total);

@@ -75,6 +75,7 @@ export class Runtime {
   /** The first error that makes results untrustworthy (device lost, out of memory, invalid use). */
   #fatal: Error | null = null;
   #lost: Promise<Error>;
+  #lostFlag = false;
   /** Flags set by kernels (bit 0: an index was out of range); read back with every read. */
   readonly status: GpuBuf;
   submits = 0;
@@ -93,6 +94,7 @@ export class Runtime {
     this.status = this.pool.acquire(4, true);
     device.queue.writeBuffer(this.status.buffer, 0, new Uint32Array(1));
     this.#lost = device.lost.then((info) => {
+      this.#lostFlag = true;
       const e = new Error(
         `webgpu: device lost (${info.reason}): ${info.message || 'no message'}; ` +
           'reinitialize the backend',
@@ -109,6 +111,11 @@ export class Runtime {
   /** Records an error; every later call and read throws it. The first one wins. */
   fail(e: Error): void {
     this.#fatal ??= e;
+  }
+
+  /** Whether the device was lost (the backend must be recreated). */
+  get lost(): boolean {
+    return this.#lostFlag;
   }
 
   check(): void {
@@ -215,16 +222,6 @@ export class Runtime {
     this.#pass.dispatchWorkgroups(groups[0], groups[1], groups[2]);
     this.dispatches++;
     if (this.#debug >= 2) console.error(`[sumi webgpu] dispatch ${k.key} ${groups.join('×')}`);
-    this.#queueFlush();
-  }
-
-  /** Records a buffer-to-buffer copy in stream order with the dispatches. */
-  copy(src: GpuBuf, dst: GpuBuf, bytes: number): void {
-    this.check();
-    if (bytes === 0) return;
-    this.#pass?.end();
-    this.#pass = null;
-    this.#encoderNow().copyBufferToBuffer(src.buffer, 0, dst.buffer, 0, bytes);
     this.#queueFlush();
   }
 
