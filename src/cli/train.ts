@@ -440,8 +440,8 @@ async function train(args: Args, argv: readonly string[]): Promise<number> {
     if (!quiet) progress.message(line);
   };
   for (const n of notes) say(n);
-  if (trainer.step >= cfg.steps) {
-    console.log(`${out}: already at step ${trainer.step} of ${cfg.steps}; nothing to do`);
+  if (trainer.step >= (stopAt ?? cfg.steps)) {
+    console.log(`${out}: already at step ${trainer.step} of ${stopAt ?? cfg.steps}; nothing to do`);
     return EXIT.ok;
   }
   say(

@@ -317,19 +317,37 @@ export class Adam extends Optimizer {
     const [b1, b2] = this.betas;
     const lr = this.lr;
     const wd = this.weightDecay;
+    const t = state.step;
+    const biasCorrection1 = 1 - b1 ** t;
+    const biasCorrection2Sqrt = Math.sqrt(1 - b2 ** t);
+    const m = state.tensors.get('exp_avg')!;
+    const v = state.tensors.get('exp_avg_sq')!;
+    const be = p.backend;
+    if (be.adamUpdate && !this.amsgrad && g.dtype === p.dtype && g.backend === be) {
+      // One fused kernel for the whole update (same equations as below).
+      const r = be.adamUpdate(p.storage, g.storage, m.storage, v.storage, {
+        lr,
+        beta1: b1,
+        beta2: b2,
+        eps: this.eps,
+        weightDecay: wd,
+        decoupled: this.decoupledWeightDecay,
+        biasCorrection1,
+        biasCorrection2Sqrt,
+      });
+      p.assign(new Tensor(r.param, p.shape));
+      m.assign(new Tensor(r.m, m.shape));
+      v.assign(new Tensor(r.v, v.shape));
+      return;
+    }
     let theta = p;
     let grad = g;
     if (wd !== 0) {
       if (this.decoupledWeightDecay) theta = mul(p, 1 - lr * wd);
       else grad = add(g, mul(p, wd));
     }
-    const m = state.tensors.get('exp_avg')!;
-    const v = state.tensors.get('exp_avg_sq')!;
     m.assign(add(m, mul(sub(grad, m), 1 - b1)));
     v.assign(add(mul(v, b2), mul(mul(grad, grad), 1 - b2)));
-    const t = state.step;
-    const biasCorrection1 = 1 - b1 ** t;
-    const biasCorrection2Sqrt = Math.sqrt(1 - b2 ** t);
     const stepSize = lr / biasCorrection1;
     let vUsed = v;
     if (this.amsgrad) {

@@ -86,8 +86,9 @@ export async function runTraining(trainer: Trainer, opts: RunOptions): Promise<R
 
   const t0 = performance.now();
   const elapsed = (): number => trainer.elapsedBefore + (performance.now() - t0) / 1000;
-  let savedStep = (await findCheckpoint(out)) !== null ? trainer.step : -1;
-  let checkpoint: string | null = savedStep >= 0 ? (await findCheckpoint(out))! : null;
+  // A checkpoint already in `out` is the one this trainer was loaded from (or made by it).
+  let checkpoint = await findCheckpoint(out);
+  let savedStep = checkpoint !== null ? trainer.step : -1;
   const save = async (): Promise<void> => {
     const start = performance.now();
     const files = await trainer.checkpointFiles({

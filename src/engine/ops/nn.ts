@@ -1,18 +1,32 @@
 /** Neural-network composites: softmax, normalization, attention, dropout. */
 import { noGrad } from '../autograd.js';
 import { fmtShape, normAxis } from '../shape.js';
-import type { Tensor } from '../tensor.js';
+import { record, Tensor } from '../tensor.js';
 import { type Generator, rand } from './creation.js';
 import { add, div, exp, log, lt, mul, rsqrt, sub } from './elementwise.js';
 import { matmulT } from './linalg.js';
 import { reshape } from './movement.js';
 import { max, mean, sum, variance } from './reduce.js';
 
-/** softmax(x)_i = e^(x_i − m) / Σ_j e^(x_j − m), m = max x (for range, not gradient). */
-export function softmax(x: Tensor, axis = -1): Tensor {
+/**
+ * softmax(scale·x)_i = e^(z_i − m) / Σ_j e^(z_j − m), z = scale·x, m = max z (for range, not
+ * gradient). Over the last axis a backend's fused kernel runs when it has one, with the VJP
+ * dx = scale · y ⊙ (dy − Σ_j dy_j y_j); otherwise the composite.
+ */
+export function softmax(x: Tensor, axis = -1, scale = 1): Tensor {
   const a = normAxis(axis, x.rank);
-  const m = noGrad(() => max(x, a, true));
-  const e = exp(sub(x, m));
+  const be = x.backend;
+  if (a === x.rank - 1 && be.softmax && be.softmaxBackward && x.size > 0) {
+    const cols = x.shape[a]!;
+    const spec = { rows: x.size / cols, cols, scale };
+    const y = new Tensor(be.softmax(x.storage, spec), x.shape);
+    return record(y, 'softmax', [x], (g) => [
+      new Tensor(be.softmaxBackward!(y.storage, g.storage, spec), x.shape),
+    ]);
+  }
+  const z = scale === 1 ? x : mul(x, scale);
+  const m = noGrad(() => max(z, a, true));
+  const e = exp(sub(z, m));
   return div(e, sum(e, a, true));
 }
 
@@ -58,6 +72,11 @@ export function groupNorm(
       `groupNorm: ${fmtShape(x.shape)} has ${c} channels, not divisible into ${groups} groups`,
     );
   }
+  const be = x.backend;
+  const sameType = (t?: Tensor | null): boolean => !t || (t.dtype === x.dtype && t.backend === be);
+  if (be.groupNorm && be.groupNormBackward && sameType(weight) && sameType(bias) && x.size > 0) {
+    return groupNormFused(x, groups, weight ?? null, bias ?? null, eps);
+  }
   const g = reshape(x, [n, groups, -1]);
   const mu = mean(g, 2, true);
   const xc = sub(g, mu);
@@ -67,6 +86,44 @@ export function groupNorm(
   let y = normed;
   if (weight) y = mul(y, reshape(weight, affineShape));
   if (bias) y = add(y, reshape(bias, affineShape));
+  return y;
+}
+
+/** groupNorm through the backend's fused forward and backward kernels. */
+function groupNormFused(
+  x: Tensor,
+  groups: number,
+  weight: Tensor | null,
+  bias: Tensor | null,
+  eps: number,
+): Tensor {
+  const be = x.backend;
+  const [n, c] = x.shape as [number, number];
+  const spec = { n, channels: c, groups, spatial: x.size / (n * c), eps };
+  const r = be.groupNorm!(x.storage, weight?.storage ?? null, bias?.storage ?? null, spec);
+  const y = new Tensor(r.y, x.shape);
+  const stats = [new Tensor(r.mean, [n, groups]), new Tensor(r.rstd, [n, groups])] as const;
+  const inputs = [x, ...(weight ? [weight] : []), ...(bias ? [bias] : [])];
+  record(y, 'groupNorm', inputs, (g) => {
+    const gr = be.groupNormBackward!(
+      x.storage,
+      weight?.storage ?? null,
+      stats[0].storage,
+      stats[1].storage,
+      g.storage,
+      spec,
+    );
+    const out: Tensor[] = [new Tensor(gr.dx, x.shape)];
+    const dw = gr.dweight === null ? null : new Tensor(gr.dweight, [c]);
+    const db = gr.dbias === null ? null : new Tensor(gr.dbias, [c]);
+    if (weight) out.push(dw!);
+    else dw?.dispose();
+    if (bias) out.push(db ?? sum(g, [0, ...x.shape.slice(2).map((_, i) => i + 2)]));
+    else db?.dispose();
+    return out;
+  });
+  // Without a graph node nothing refers to the statistics any more.
+  if (y.node === null) for (const t of stats) t.dispose();
   return y;
 }
 
@@ -86,9 +143,11 @@ export function scaledDotProductAttention(
 ): Tensor {
   const d = q.shape[q.rank - 1]!;
   const scale = opts.scale ?? 1 / Math.sqrt(d);
-  let scores = mul(matmulT(q, k, false, true), scale);
-  if (opts.mask) scores = add(scores, opts.mask);
-  return matmulT(softmax(scores, -1), v, false, false);
+  const scores = matmulT(q, k, false, true);
+  const probs = opts.mask
+    ? softmax(add(mul(scores, scale), opts.mask), -1)
+    : softmax(scores, -1, scale);
+  return matmulT(probs, v, false, false);
 }
 
 /** Inverted dropout: zeroes each element with probability p and scales the rest by 1/(1−p). */

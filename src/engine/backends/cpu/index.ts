@@ -3,14 +3,20 @@
  * every other backend is tested against, so clarity comes first, then cache-friendly loops.
  */
 import type {
+  AdamResult,
+  AdamSpec,
   Backend,
   BinaryOp,
   BroadcastSpec,
   Conv2dSpec,
   GatherSpec,
+  GroupNormGrads,
+  GroupNormResult,
+  GroupNormSpec,
   MatmulSpec,
   PadSpec,
   ReduceOp,
+  SoftmaxSpec,
   Storage,
   StridedCopySpec,
   UnaryOp,
@@ -21,6 +27,13 @@ import { sizeOf } from '../../shape.js';
 import { conv2dGradInputKernel, conv2dGradWeightKernel, conv2dKernel } from './conv.js';
 import { gatherKernel, padKernel, scatterAddKernel, stridedCopyKernel } from './copy.js';
 import { binaryKernel, unaryKernel, whereKernel } from './elementwise.js';
+import {
+  adamKernel,
+  groupNormBackwardKernel,
+  groupNormKernel,
+  softmaxBackwardKernel,
+  softmaxKernel,
+} from './fused.js';
 import { matmulKernel } from './matmul.js';
 import { argmaxKernel, reduceKernel } from './reduce.js';
 
@@ -183,5 +196,76 @@ export class CpuBackend implements Backend {
     const s = this.#make(src.dtype, spec.outer * spec.axisSize * spec.inner);
     scatterAddKernel(this.#data(src), this.#data(indices), spec, s.data);
     return s;
+  }
+
+  // ---- fused kernels (the reference definitions live in fused.ts) ----
+
+  softmax(x: Storage, spec: SoftmaxSpec): Storage {
+    const s = this.#make(x.dtype, x.size);
+    softmaxKernel(this.#data(x), spec, s.data);
+    return s;
+  }
+
+  softmaxBackward(y: Storage, dy: Storage, spec: SoftmaxSpec): Storage {
+    const s = this.#make(y.dtype, y.size);
+    softmaxBackwardKernel(this.#data(y), this.#data(dy), spec, s.data);
+    return s;
+  }
+
+  groupNorm(
+    x: Storage,
+    weight: Storage | null,
+    bias: Storage | null,
+    spec: GroupNormSpec,
+  ): GroupNormResult {
+    const y = this.#make(x.dtype, x.size);
+    const mean = this.#make(x.dtype, spec.n * spec.groups);
+    const rstd = this.#make(x.dtype, spec.n * spec.groups);
+    const w = weight === null ? null : this.#data(weight);
+    const b = bias === null ? null : this.#data(bias);
+    groupNormKernel(this.#data(x), w, b, spec, y.data, mean.data, rstd.data);
+    return { y, mean, rstd };
+  }
+
+  groupNormBackward(
+    x: Storage,
+    weight: Storage | null,
+    mean: Storage,
+    rstd: Storage,
+    dy: Storage,
+    spec: GroupNormSpec,
+  ): GroupNormGrads {
+    const dx = this.#make(x.dtype, x.size);
+    const dweight = weight === null ? null : this.#make(x.dtype, spec.channels);
+    const dbias = weight === null ? null : this.#make(x.dtype, spec.channels);
+    groupNormBackwardKernel(
+      this.#data(x),
+      weight === null ? null : this.#data(weight),
+      this.#data(mean),
+      this.#data(rstd),
+      this.#data(dy),
+      spec,
+      dx.data,
+      dweight?.data ?? null,
+      dbias?.data ?? null,
+    );
+    return { dx, dweight, dbias };
+  }
+
+  adamUpdate(param: Storage, grad: Storage, m: Storage, v: Storage, spec: AdamSpec): AdamResult {
+    const p2 = this.#make(param.dtype, param.size);
+    const m2 = this.#make(m.dtype, m.size);
+    const v2 = this.#make(v.dtype, v.size);
+    adamKernel(
+      this.#data(param),
+      this.#data(grad),
+      this.#data(m),
+      this.#data(v),
+      spec,
+      p2.data,
+      m2.data,
+      v2.data,
+    );
+    return { param: p2, m: m2, v: v2 };
   }
 }
