@@ -14,12 +14,18 @@ import { trainCommand } from './train.js';
 export const DEMO_MODEL_DIR = join(REPO_ROOT, 'models', 'mnist-small');
 /** Used by --train when the shipped model records no command. */
 export const DEFAULT_DEMO_TRAIN_ARGS = ['--data', 'mnist', '--preset', 'mnist-small'];
+/**
+ * 16 images with 20 DDIM steps: about a minute on two CPU cores today (one forward pass of
+ * mnist-small at batch 64 takes ~11 s there, see docs/training.md); --n 64 --steps 50 for more.
+ */
+const DEMO_STEPS = 20;
+const DEMO_IMAGES = 16;
 
 export const demoSpec: CommandSpec = {
   name: 'demo',
   summary:
     'Sample digits from the small MNIST model in models/mnist-small/ (or retrain it with --train).',
-  usage: 'sumi demo [--out demo.png] [--sampler ddim] [--steps 50] [--n 64] [--seed 0] [--train]',
+  usage: 'sumi demo [--out demo.png] [--sampler ddim] [--steps 20] [--n 16] [--seed 0] [--train]',
   options: [
     { name: 'out', kind: 'string', arg: 'FILE', help: 'PNG grid to write', default: 'demo.png' },
     {
@@ -29,8 +35,8 @@ export const demoSpec: CommandSpec = {
       help: 'sampler (see sumi sample --help)',
       default: 'ddim',
     },
-    { name: 'steps', kind: 'int', help: 'sampler steps', default: '50' },
-    { name: 'n', kind: 'int', help: 'number of images', default: '64' },
+    { name: 'steps', kind: 'int', help: 'sampler steps', default: '20' },
+    { name: 'n', kind: 'int', help: 'number of images', default: '16' },
     { name: 'seed', kind: 'int', arg: 'S', help: 'seed of the noise', default: '0' },
     {
       name: 'model',
@@ -108,9 +114,9 @@ async function demo(args: Args): Promise<number> {
     '--sampler',
     args.str('sampler') ?? 'ddim',
     '--steps',
-    String(args.num('steps') ?? 50),
+    String(args.num('steps') ?? DEMO_STEPS),
     '--n',
-    String(args.num('n') ?? 64),
+    String(args.num('n') ?? DEMO_IMAGES),
     '--seed',
     String(args.num('seed') ?? 0),
     ...common,

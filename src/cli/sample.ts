@@ -212,6 +212,7 @@ async function sampleCmd(args: Args): Promise<number> {
   const predictionType = predictionTypeOf(p.schedulerConfig);
   const frames: Frames = { xt: [], x0: [] };
   const k = Math.min(n, traj !== undefined && extname(traj).toLowerCase() === '.png' ? 8 : 16);
+  const tty = !quiet && process.stderr.isTTY === true;
   const t0 = performance.now();
   const images = generate(p.model, scheduler, {
     n,
@@ -221,14 +222,21 @@ async function sampleCmd(args: Args): Promise<number> {
     classLabels: labels,
     guidanceScale: guidance,
     nullClassId: p.info?.nullClassId ?? null,
-    onStep:
-      traj === undefined
-        ? undefined
-        : (info) => {
-            frames.xt.push(keep(slice(info.sample, [0], [k])));
-            frames.x0.push(keep(slice(stepX0(scheduler, predictionType, info), [0], [k])));
-          },
+    onStep: (info) => {
+      if (traj !== undefined) {
+        frames.xt.push(keep(slice(info.sample, [0], [k])));
+        frames.x0.push(keep(slice(stepX0(scheduler, predictionType, info), [0], [k])));
+      }
+      if (tty) {
+        const done = info.i + 1;
+        const total = scheduler.timesteps.length;
+        const elapsed = (performance.now() - t0) / 1000;
+        const eta = formatDuration((elapsed / done) * (total - done));
+        process.stderr.write(`\r\x1b[2Ksampling: step ${done}/${total}, ETA ${eta}`);
+      }
+    },
   });
+  if (tty) process.stderr.write('\r\x1b[2K');
   const secs = (performance.now() - t0) / 1000;
   try {
     const nrow = args.num('nrow');

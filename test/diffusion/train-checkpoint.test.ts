@@ -179,13 +179,13 @@ void describe('atomic checkpoints', () => {
       if (saves >= 1 && line.startsWith('file ') && ++files === 4) kill();
     });
     const step1 = await assertLoads(out);
-    assert.ok(step1 >= 1);
+    assert.ok(step1 >= 1, `checkpoint step ${step1} after the first kill`);
     // 2. Right after the last file of a save, before its renames.
     await runAndKill((line, saves, kill) => {
       if (saves >= 1 && line.endsWith('trainer_state.json')) kill();
     });
     const step2 = await assertLoads(out);
-    assert.ok(step2 >= step1);
+    assert.ok(step2 >= step1, `step ${step2} after ${step1}`);
     // 3. Right after a save completed (while checkpoint.old is being removed).
     await runAndKill((line, saves, kill) => {
       if (saves >= 2 && line.startsWith('saved ')) kill();
@@ -198,6 +198,7 @@ void describe('atomic checkpoints', () => {
       armed = true;
       setTimeout(kill, Math.floor(Math.random() * 400));
     });
-    assert.ok((await assertLoads(out)) >= step3);
+    const step4 = await assertLoads(out);
+    assert.ok(step4 >= step3, `step ${step4} after ${step3}`);
   });
 });

@@ -125,7 +125,7 @@ void describe('resume', () => {
     assert.equal(state.ema?.optimizationStep, N);
     assertSame(oneGo, await checkpointBytes(split), 'resumed run');
     // The comparison has teeth: the half-way weights differ from the final ones.
-    assert.ok(!half.get(FILES[0]!)!.equals(oneGo.get(FILES[0]!)!));
+    assert.ok(!half.get(FILES[0]!)!.equals(oneGo.get(FILES[0]!)!), 'weights change after step 3');
   });
 
   void test('another seed gives other weights (the streams depend on the seed)', async () => {

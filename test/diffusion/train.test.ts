@@ -124,7 +124,7 @@ void describe('non-finite values stop training', () => {
       /^training stopped: the loss is NaN at step 4; the last good checkpoint \(step 2\) is kept in .*checkpoint$/,
     );
     const ckpt = await findCheckpoint(out);
-    assert.ok(ckpt !== null);
+    assert.ok(ckpt !== null, 'a checkpoint is kept');
     assert.equal((await readTrainerState(ckpt)).step, 2);
     const weights = await loadTensors(join(ckpt, 'unet', 'diffusion_pytorch_model.safetensors'));
     for (const [name, t] of weights) {
