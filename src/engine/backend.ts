@@ -129,6 +129,11 @@ export interface GroupNormSpec {
   groups: number;
   spatial: number;
   eps: number;
+  /**
+   * An activation applied to the affine output in the same kernel: y = silu(x̂·w + b). Absent:
+   * y = x̂·w + b. The backward then recomputes x̂·w + b, so it needs the bias too.
+   */
+  activation?: 'silu';
 }
 
 export interface GroupNormResult {
@@ -141,11 +146,39 @@ export interface GroupNormResult {
 export interface GroupNormGrads {
   dx: Storage;
   /**
-   * dweight = Σ_{n,s} dy ⊙ x̂ and dbias = Σ_{n,s} dy per channel, computed when a weight is
-   * given; null without one (a bias alone then takes its gradient from the op layer's sum of dy).
+   * dweight = Σ_{n,s} dz ⊙ x̂ and dbias = Σ_{n,s} dz per channel, with dz the gradient at the
+   * affine output (dy, or dy·silu′ with the activation), computed when a weight is given; null
+   * without one (a bias alone then takes its gradient from the op layer's sum of dy, which is
+   * why the op layer fuses the activation only when weight and bias are both given or both not).
    */
   dweight: Storage | null;
   dbias: Storage | null;
+}
+
+/**
+ * Scaled dot-product attention without a mask over `batch` independent (batch · heads) slices:
+ * q [batch, lq, d], k [batch, lk, d], v [batch, lk, dv]; out = softmax(scale · q kᵀ) v.
+ */
+export interface AttentionSpec {
+  batch: number;
+  lq: number;
+  lk: number;
+  d: number;
+  dv: number;
+  scale: number;
+}
+
+export interface AttentionResult {
+  /** [batch, lq, dv] */
+  out: Storage;
+  /** [batch, lq]: log Σ_j e^{s_ij} of the scaled scores s = scale · q kᵀ, kept for the backward. */
+  logsumexp: Storage;
+}
+
+export interface AttentionGrads {
+  dq: Storage;
+  dk: Storage;
+  dv: Storage;
 }
 
 /**
@@ -186,9 +219,11 @@ export interface FusedKernels {
     bias: Storage | null,
     spec: GroupNormSpec,
   ): GroupNormResult;
+  /** The bias is read only with spec.activation (to recompute the activation's input). */
   groupNormBackward?(
     x: Storage,
     weight: Storage | null,
+    bias: Storage | null,
     mean: Storage,
     rstd: Storage,
     dy: Storage,
@@ -196,6 +231,22 @@ export interface FusedKernels {
   ): GroupNormGrads;
   /** New parameter and moments after one Adam/AdamW step (inputs are not modified). */
   adamUpdate?(param: Storage, grad: Storage, m: Storage, v: Storage, spec: AdamSpec): AdamResult;
+  /** softmax(scale · q kᵀ) v without materializing the scores, and the per-row logsumexp. */
+  attention?(q: Storage, k: Storage, v: Storage, spec: AttentionSpec): AttentionResult;
+  /**
+   * The gradients from the forward's inputs, output and logsumexp (FlashAttention-2's backward:
+   * P = e^{s − lse} recomputed, D = rowsum(dOut ⊙ out), dS = P ⊙ (dOut vᵀ − D),
+   * dq = scale · dS k, dk = scale · dSᵀ q, dv = Pᵀ dOut).
+   */
+  attentionBackward?(
+    q: Storage,
+    k: Storage,
+    v: Storage,
+    out: Storage,
+    logsumexp: Storage,
+    dOut: Storage,
+    spec: AttentionSpec,
+  ): AttentionGrads;
 }
 
 export interface Backend extends FusedKernels {

@@ -600,6 +600,36 @@ const nnCases: OpCase[] = [
     (q, k, v) => E.scaledDotProductAttention(q, k, v),
   ),
   c(
+    'groupNormSilu/affine',
+    (r) => [r.uniform([2, 4, 3, 3]), r.uniform([4]), r.uniform([4])],
+    (a, w, b) => E.groupNormSilu(a, 2, w, b),
+  ),
+  c(
+    'groupNormSilu/plain',
+    (r) => [r.uniform([1, 3, 5])],
+    (a) => E.groupNormSilu(a, 1),
+  ),
+  c(
+    'groupNormSilu/weight-only',
+    (r) => [r.uniform([2, 4, 5]), r.uniform([4])],
+    (a, w) => E.groupNormSilu(a, 4, w, null, 1e-3),
+  ),
+  c(
+    'scaledDotProductAttention/lk-1',
+    (r) => [r.uniform([2, 3, 5]), r.uniform([2, 1, 5]), r.uniform([2, 1, 2])],
+    (q, k, v) => E.scaledDotProductAttention(q, k, v),
+  ),
+  c(
+    'scaledDotProductAttention/primes',
+    (r) => [r.uniform([3, 7, 5]), r.uniform([3, 11, 5]), r.uniform([3, 11, 2])],
+    (q, k, v) => E.scaledDotProductAttention(q, k, v, { scale: 0.9 }),
+  ),
+  c(
+    'scaledDotProductAttention/rank-2',
+    (r) => [r.uniform([5, 3]), r.uniform([2, 3]), r.uniform([2, 6])],
+    (q, k, v) => E.scaledDotProductAttention(q, k, v),
+  ),
+  c(
     'scaledDotProductAttention/mask-scale',
     (r) => [r.uniform([2, 3, 4]), r.uniform([2, 5, 4]), r.uniform([2, 5, 3]), r.uniform([3, 5])],
     (q, k, v, m) => E.scaledDotProductAttention(q, k, v, { mask: m, scale: 0.7 }),

@@ -1,9 +1,10 @@
 /** Neural-network composites: softmax, normalization, attention, dropout. */
 import { noGrad } from '../autograd.js';
-import { fmtShape, normAxis } from '../shape.js';
+import type { AttentionSpec } from '../backend.js';
+import { fmtShape, normAxis, shapesEqual, sizeOf } from '../shape.js';
 import { record, Tensor } from '../tensor.js';
 import { type Generator, rand } from './creation.js';
-import { add, div, exp, log, lt, mul, rsqrt, sub } from './elementwise.js';
+import { add, div, exp, log, lt, mul, rsqrt, silu, sub } from './elementwise.js';
 import { matmulT } from './linalg.js';
 import { reshape } from './movement.js';
 import { max, mean, sum, variance } from './reduce.js';
@@ -67,14 +68,8 @@ export function groupNorm(
   eps = 1e-5,
 ): Tensor {
   const [n, c] = x.shape as [number, number];
-  if (x.rank < 2 || c % groups !== 0) {
-    throw new Error(
-      `groupNorm: ${fmtShape(x.shape)} has ${c} channels, not divisible into ${groups} groups`,
-    );
-  }
-  const be = x.backend;
-  const sameType = (t?: Tensor | null): boolean => !t || (t.dtype === x.dtype && t.backend === be);
-  if (be.groupNorm && be.groupNormBackward && sameType(weight) && sameType(bias) && x.size > 0) {
+  checkGroups(x, groups, 'groupNorm');
+  if (canFuseGroupNorm(x, weight, bias)) {
     return groupNormFused(x, groups, weight ?? null, bias ?? null, eps);
   }
   const g = reshape(x, [n, groups, -1]);
@@ -89,25 +84,68 @@ export function groupNorm(
   return y;
 }
 
-/** groupNorm through the backend's fused forward and backward kernels. */
+/**
+ * silu(groupNorm(x, groups, weight, bias, eps)), the norm → SiLU pair of diffusers' ResNet blocks
+ * and output heads, as one fused kernel forward and backward when the backend has one
+ * (GroupNormSpec.activation) and weight and bias are both given or both absent; otherwise the
+ * composite.
+ */
+export function groupNormSilu(
+  x: Tensor,
+  groups: number,
+  weight?: Tensor | null,
+  bias?: Tensor | null,
+  eps = 1e-5,
+): Tensor {
+  checkGroups(x, groups, 'groupNormSilu');
+  if (canFuseGroupNorm(x, weight, bias) && !weight === !bias) {
+    return groupNormFused(x, groups, weight ?? null, bias ?? null, eps, 'silu');
+  }
+  return silu(groupNorm(x, groups, weight, bias, eps));
+}
+
+function checkGroups(x: Tensor, groups: number, what: string): void {
+  const c = x.shape[1]!;
+  if (x.rank < 2 || c % groups !== 0) {
+    throw new Error(
+      `${what}: ${fmtShape(x.shape)} has ${c} channels, not divisible into ${groups} groups`,
+    );
+  }
+}
+
+function canFuseGroupNorm(x: Tensor, weight?: Tensor | null, bias?: Tensor | null): boolean {
+  const be = x.backend;
+  const sameType = (t?: Tensor | null): boolean => !t || (t.dtype === x.dtype && t.backend === be);
+  return (
+    be.groupNorm !== undefined &&
+    be.groupNormBackward !== undefined &&
+    sameType(weight) &&
+    sameType(bias) &&
+    x.size > 0
+  );
+}
+
+/** groupNorm (and its SiLU, when asked) through the backend's fused forward and backward kernels. */
 function groupNormFused(
   x: Tensor,
   groups: number,
   weight: Tensor | null,
   bias: Tensor | null,
   eps: number,
+  activation?: 'silu',
 ): Tensor {
   const be = x.backend;
   const [n, c] = x.shape as [number, number];
-  const spec = { n, channels: c, groups, spatial: x.size / (n * c), eps };
+  const spec = { n, channels: c, groups, spatial: x.size / (n * c), eps, activation };
   const r = be.groupNorm!(x.storage, weight?.storage ?? null, bias?.storage ?? null, spec);
   const y = new Tensor(r.y, x.shape);
   const stats = [new Tensor(r.mean, [n, groups]), new Tensor(r.rstd, [n, groups])] as const;
   const inputs = [x, ...(weight ? [weight] : []), ...(bias ? [bias] : [])];
-  record(y, 'groupNorm', inputs, (g) => {
+  record(y, activation ? 'groupNormSilu' : 'groupNorm', inputs, (g) => {
     const gr = be.groupNormBackward!(
       x.storage,
       weight?.storage ?? null,
+      bias?.storage ?? null,
       stats[0].storage,
       stats[1].storage,
       g.storage,
@@ -134,7 +172,13 @@ export interface AttentionOptions {
   scale?: number;
 }
 
-/** softmax(q kᵀ · scale + mask) v, with q [..., Lq, d], k [..., Lk, d], v [..., Lk, dv]. */
+/**
+ * softmax(q kᵀ · scale + mask) v, with q [..., Lq, d], k [..., Lk, d], v [..., Lk, dv]. Without a
+ * mask, and with the same leading dims on q, k and v, the backend's fused kernel runs when it
+ * has one (FusedKernels.attention: the Lq × Lk scores are never stored; the VJP is
+ * attentionBackward, which recomputes them from q, k and the saved logsumexp); otherwise the
+ * composite matmul → softmax → matmul.
+ */
 export function scaledDotProductAttention(
   q: Tensor,
   k: Tensor,
@@ -143,11 +187,55 @@ export function scaledDotProductAttention(
 ): Tensor {
   const d = q.shape[q.rank - 1]!;
   const scale = opts.scale ?? 1 / Math.sqrt(d);
+  const spec = opts.mask ? null : fusedAttentionSpec(q, k, v, scale);
+  if (spec !== null) return attentionFused(q, k, v, spec);
   const scores = matmulT(q, k, false, true);
   const probs = opts.mask
     ? softmax(add(mul(scores, scale), opts.mask), -1)
     : softmax(scores, -1, scale);
   return matmulT(probs, v, false, false);
+}
+
+/** The fused kernel's spec, or null when the backend has none or the shapes need the composite. */
+function fusedAttentionSpec(q: Tensor, k: Tensor, v: Tensor, scale: number): AttentionSpec | null {
+  const be = q.backend;
+  if (!be.attention || !be.attentionBackward || q.dtype === 'int32' || q.rank < 2) return null;
+  if ([k, v].some((t) => t.rank !== q.rank || t.backend !== be || t.dtype !== q.dtype)) {
+    return null;
+  }
+  const lead = q.shape.slice(0, -2);
+  if (!shapesEqual(lead, k.shape.slice(0, -2)) || !shapesEqual(lead, v.shape.slice(0, -2))) {
+    return null;
+  }
+  const [lq, d] = q.shape.slice(-2) as [number, number];
+  const [lk, dk] = k.shape.slice(-2) as [number, number];
+  const [lv, dv] = v.shape.slice(-2) as [number, number];
+  const batch = sizeOf(lead);
+  // Mismatched shapes go to the composite, which reports them; empty ones too.
+  if (dk !== d || lv !== lk || batch * lq * lk * d * dv === 0) return null;
+  return { batch, lq, lk, d, dv, scale };
+}
+
+function attentionFused(q: Tensor, k: Tensor, v: Tensor, spec: AttentionSpec): Tensor {
+  const be = q.backend;
+  const r = be.attention!(q.storage, k.storage, v.storage, spec);
+  const out = new Tensor(r.out, [...q.shape.slice(0, -1), spec.dv]);
+  const lse = new Tensor(r.logsumexp, [spec.batch, spec.lq]);
+  record(out, 'scaledDotProductAttention', [q, k, v], (g) => {
+    const gr = be.attentionBackward!(
+      q.storage,
+      k.storage,
+      v.storage,
+      out.storage,
+      lse.storage,
+      g.storage,
+      spec,
+    );
+    return [new Tensor(gr.dq, q.shape), new Tensor(gr.dk, k.shape), new Tensor(gr.dv, v.shape)];
+  });
+  // Without a graph node nothing refers to the logsumexp any more.
+  if (out.node === null) lse.dispose();
+  return out;
 }
 
 /** Inverted dropout: zeroes each element with probability p and scales the rest by 1/(1−p). */

@@ -12,8 +12,12 @@
  *  - adam: each of m, v and θ takes a handful of f32 operations: 8·u·(|θ| + |update|) for θ and
  *    4·u·(|m| + |g|), 4·u·(|v| + g²) for the moments.
  *  - group norm: mean and variance are sums of M = (C/G)·spatial terms (M·u relative), so
- *    |Δy| ≤ (M + 8)·u·|w|·rstd·(|x − μ| + mean|x − μ| + |μ|) + 2u·|y| + u·|b|; the backward
- *    and dweight/dbias use the same (terms + 8)·u bound on the magnitudes they sum.
+ *    |Δz| ≤ (M + 8)·u·|w|·rstd·(|x − μ| + mean|x − μ| + |μ|) + 2u·|z| + u·|b| for the affine
+ *    output z; the backward and dweight/dbias use the same (terms + 8)·u bound on the magnitudes
+ *    they sum, with dz (the gradient at z) in place of dy.
+ *  - group norm + SiLU: y = z·σ(z) with |silu′| ≤ 1.1, so |Δy| ≤ 1.1·|Δz| + 4u·|y|; dz = dy·silu′(z)
+ *    moves by at most |dy|·|silu″|·|Δz| ≤ 0.5·|dy|·|Δz| plus 8u·|dz| of rounding, and that error
+ *    enters dx directly and through the group means (twice the group's mean of it, times 1 + |x̂|).
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
@@ -134,7 +138,15 @@ const GROUPS: (GroupNormSpec & { affine: boolean })[] = [
   { n: 3, channels: 8, groups: 2, spatial: 25, eps: 1e-6, affine: false },
   { n: 2, channels: 32, groups: 8, spatial: 300, eps: 1e-5, affine: true },
   { n: 1, channels: 4, groups: 4, spatial: 1031, eps: 1e-5, affine: true },
+  { n: 2, channels: 6, groups: 3, spatial: 7, eps: 1e-5, affine: true, activation: 'silu' },
+  { n: 3, channels: 8, groups: 2, spatial: 25, eps: 1e-6, affine: false, activation: 'silu' },
+  { n: 2, channels: 32, groups: 8, spatial: 300, eps: 1e-5, affine: true, activation: 'silu' },
 ];
+
+const silu1 = (z: number) => {
+  const sg = 1 / (1 + Math.exp(-z));
+  return sg * (1 + z * (1 - sg));
+};
 
 void describe('webgpu fused group norm', { skip }, () => {
   for (const spec of GROUPS) {
@@ -152,12 +164,27 @@ void describe('webgpu fused group norm', { skip }, () => {
       const rstd64 = new Float64Array(n * groups);
       const f64 = (a: Float32Array | null) => (a === null ? null : Float64Array.from(a));
       groupNormKernel(Float64Array.from(x), f64(w), f64(b), spec, y64, mean64, rstd64);
+      const silu = spec.activation === 'silu';
+      // The affine output z and the gradient there (dz = dy without the activation).
+      const z64 = new Float64Array(total);
+      const dz64 = new Float64Array(total);
+      groupNormKernel(
+        Float64Array.from(x),
+        f64(w),
+        f64(b),
+        { ...spec, activation: undefined },
+        z64,
+        new Float64Array(n * groups),
+        new Float64Array(n * groups),
+      );
+      for (let i = 0; i < total; i++) dz64[i] = silu ? dy[i]! * silu1(z64[i]!) : dy[i]!;
       const dx64 = new Float64Array(total);
       const dw64 = w === null ? null : new Float64Array(channels);
       const db64 = w === null ? null : new Float64Array(channels);
       groupNormBackwardKernel(
         Float64Array.from(x),
         f64(w),
+        f64(b),
         mean64,
         rstd64,
         Float64Array.from(dy),
@@ -172,7 +199,7 @@ void describe('webgpu fused group norm', { skip }, () => {
       const gb = b === null ? null : gpu!.fromArray(b);
       const r = gpu!.groupNorm(gx, gw, gb, spec);
       const gdy = gpu!.fromArray(dy);
-      const grads = gpu!.groupNormBackward(gx, gw, r.mean, r.rstd, gdy, spec);
+      const grads = gpu!.groupNormBackward(gx, gw, gb, r.mean, r.rstd, gdy, spec);
       const y = await gpu!.read(r.y);
       const mean = await gpu!.read(r.mean);
       const rstd = await gpu!.read(r.rstd);
@@ -185,12 +212,29 @@ void describe('webgpu fused group norm', { skip }, () => {
       for (let i = 0; i < total; i++) {
         absDev[gi(i)]! += Math.abs(x[i]! - mean64[gi(i)]!) / size;
         absDy[gi(i)]! +=
-          (Math.abs(dy[i]!) *
+          (Math.abs(dz64[i]!) *
             (w?.[ch(i)] ?? 1) *
             (1 + Math.abs(x[i]! - mean64[gi(i)]!) * rstd64[gi(i)]!)) /
           size;
       }
       const k = (size + 8) * U;
+      const boundZ = (i: number) => {
+        const g = gi(i);
+        const wc = w?.[ch(i)] ?? 1;
+        return (
+          k *
+            Math.abs(wc) *
+            rstd64[g]! *
+            (Math.abs(x[i]! - mean64[g]!) + absDev[g]! + Math.abs(mean64[g]!)) +
+          2 * U * Math.abs(z64[i]!) +
+          U * Math.abs(b?.[ch(i)] ?? 0)
+        );
+      };
+      // With the SiLU: the error of dz from the error of z, and its mean per group.
+      const dzErr = (i: number) =>
+        silu ? 0.5 * Math.abs(dy[i]!) * boundZ(i) + 8 * U * Math.abs(dz64[i]!) : 0;
+      const dzErrMean = new Float64Array(n * groups);
+      for (let i = 0; i < total; i++) dzErrMean[gi(i)]! += (dzErr(i) * (w?.[ch(i)] ?? 1)) / size;
       assertNear(
         mean,
         Float32Array.from(mean64),
@@ -201,20 +245,7 @@ void describe('webgpu fused group norm', { skip }, () => {
       assertNear(
         y,
         Float32Array.from(y64),
-        {
-          bound: (i) => {
-            const g = gi(i);
-            const wc = w?.[ch(i)] ?? 1;
-            return (
-              k *
-                Math.abs(wc) *
-                rstd64[g]! *
-                (Math.abs(x[i]! - mean64[g]!) + absDev[g]! + Math.abs(mean64[g]!)) +
-              2 * U * Math.abs(y64[i]!) +
-              U * Math.abs(b?.[ch(i)] ?? 0)
-            );
-          },
-        },
+        { bound: (i) => (silu ? 1.1 * boundZ(i) + 4 * U * Math.abs(y64[i]!) : boundZ(i)) },
         'y',
       );
       assertNear(
@@ -224,8 +255,10 @@ void describe('webgpu fused group norm', { skip }, () => {
           bound: (i) => {
             const g = gi(i);
             const xh = Math.abs(x[i]! - mean64[g]!) * rstd64[g]!;
+            const wc = w?.[ch(i)] ?? 1;
             return (
-              2 * k * rstd64[g]! * (absDy[g]! * (1 + xh) + Math.abs(dy[i]! * (w?.[ch(i)] ?? 1))) +
+              2 * k * rstd64[g]! * (absDy[g]! * (1 + xh) + Math.abs(dz64[i]! * wc)) +
+              rstd64[g]! * (dzErr(i) * Math.abs(wc) + 2 * dzErrMean[g]! * (1 + xh)) +
               2 * U * Math.abs(dx64[i]!)
             );
           },
@@ -239,8 +272,10 @@ void describe('webgpu fused group norm', { skip }, () => {
         const db = await gpu!.read(grads.dbias!);
         const terms = n * spatial + size + 8;
         const mag = new Float64Array(channels);
-        for (let i = 0; i < total; i++)
-          mag[ch(i)]! += Math.abs(dy[i]!) * (1 + Math.abs(x[i]! - mean64[gi(i)]!) * rstd64[gi(i)]!);
+        for (let i = 0; i < total; i++) {
+          const xh = Math.abs(x[i]! - mean64[gi(i)]!) * rstd64[gi(i)]!;
+          mag[ch(i)]! += (Math.abs(dz64[i]!) + dzErr(i) / (terms * U)) * (1 + xh);
+        }
         assertNear(dw, Float32Array.from(dw64!), { bound: (c) => terms * U * mag[c]! }, 'dweight');
         assertNear(db, Float32Array.from(db64!), { bound: (c) => terms * U * mag[c]! }, 'dbias');
       }
@@ -261,7 +296,7 @@ void describe('webgpu fused group norm', { skip }, () => {
     const dx = new Float64Array(total);
     const dw = new Float64Array(6);
     const db = new Float64Array(6);
-    groupNormBackwardKernel(x, w, mean, rstd, dy, spec, dx, dw, db);
+    groupNormBackwardKernel(x, w, b, mean, rstd, dy, spec, dx, dw, db);
     const backend = cpuBackend();
     tidy(() => {
       const tx = tensor(x, [2, 6, 10], { backend, requiresGrad: true });

@@ -5,6 +5,9 @@
 import type {
   AdamResult,
   AdamSpec,
+  AttentionGrads,
+  AttentionResult,
+  AttentionSpec,
   Backend,
   BinaryOp,
   BroadcastSpec,
@@ -29,6 +32,8 @@ import { gatherKernel, padKernel, scatterAddKernel, stridedCopyKernel } from './
 import { binaryKernel, unaryKernel, whereKernel } from './elementwise.js';
 import {
   adamKernel,
+  attentionBackwardKernel,
+  attentionKernel,
   groupNormBackwardKernel,
   groupNormKernel,
   softmaxBackwardKernel,
@@ -230,6 +235,7 @@ export class CpuBackend implements Backend {
   groupNormBackward(
     x: Storage,
     weight: Storage | null,
+    bias: Storage | null,
     mean: Storage,
     rstd: Storage,
     dy: Storage,
@@ -241,6 +247,7 @@ export class CpuBackend implements Backend {
     groupNormBackwardKernel(
       this.#data(x),
       weight === null ? null : this.#data(weight),
+      bias === null ? null : this.#data(bias),
       this.#data(mean),
       this.#data(rstd),
       this.#data(dy),
@@ -267,5 +274,39 @@ export class CpuBackend implements Backend {
       v2.data,
     );
     return { param: p2, m: m2, v: v2 };
+  }
+
+  attention(q: Storage, k: Storage, v: Storage, spec: AttentionSpec): AttentionResult {
+    const out = this.#make(q.dtype, spec.batch * spec.lq * spec.dv);
+    const lse = this.#make(q.dtype, spec.batch * spec.lq);
+    attentionKernel(this.#data(q), this.#data(k), this.#data(v), spec, out.data, lse.data);
+    return { out, logsumexp: lse };
+  }
+
+  attentionBackward(
+    q: Storage,
+    k: Storage,
+    v: Storage,
+    out: Storage,
+    logsumexp: Storage,
+    dOut: Storage,
+    spec: AttentionSpec,
+  ): AttentionGrads {
+    const dq = this.#make(q.dtype, q.size);
+    const dk = this.#make(k.dtype, k.size);
+    const dv = this.#make(v.dtype, v.size);
+    attentionBackwardKernel(
+      this.#data(q),
+      this.#data(k),
+      this.#data(v),
+      this.#data(out),
+      this.#data(logsumexp),
+      this.#data(dOut),
+      spec,
+      dq.data,
+      dk.data,
+      dv.data,
+    );
+    return { dq, dk, dv };
   }
 }

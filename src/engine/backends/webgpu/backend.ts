@@ -6,6 +6,9 @@
 import type {
   AdamResult,
   AdamSpec,
+  AttentionGrads,
+  AttentionResult,
+  AttentionSpec,
   Backend,
   BinaryOp,
   BroadcastSpec,
@@ -25,6 +28,7 @@ import type {
 import type { DType, TypedArray } from '../../dtype.js';
 import { sizeOf } from '../../shape.js';
 import { launchAdam } from './adam.wgsl.js';
+import { launchAttention, launchAttentionBackward } from './attention.wgsl.js';
 import { launchConv2d, launchConv2dGradInput, launchConv2dGradWeight } from './conv.wgsl.js';
 import { launchGather, launchPad, launchScatterAdd, launchStridedCopy } from './copy.wgsl.js';
 import {
@@ -397,6 +401,7 @@ export class WebGpuBackend implements Backend {
   groupNormBackward(
     x: Storage,
     weight: Storage | null,
+    bias: Storage | null,
     mean: Storage,
     rstd: Storage,
     dy: Storage,
@@ -405,13 +410,14 @@ export class WebGpuBackend implements Backend {
     this.#float(x.dtype, 'groupNormBackward');
     const bx = this.#buf(x);
     const bw = weight === null ? null : this.#buf(weight);
+    const bb = bias === null || spec.activation === undefined ? null : this.#buf(bias);
     const stats = { mean: this.#buf(mean), rstd: this.#buf(rstd) };
     const bdy = this.#buf(dy);
     const dx = this.#out('float32', x.size);
     const dweight = weight === null ? null : this.#out('float32', spec.channels);
     const dbias = weight === null ? null : this.#out('float32', spec.channels);
     const dwdb = dweight === null ? null : { dw: dweight.buf!, db: dbias!.buf! };
-    launchGroupNormBackward(this, bx, bw, stats, bdy, dx.buf!, dwdb, spec);
+    launchGroupNormBackward(this, bx, { w: bw, b: bb }, stats, bdy, dx.buf!, dwdb, spec);
     return { dx, dweight, dbias };
   }
 
@@ -421,5 +427,39 @@ export class WebGpuBackend implements Backend {
     const [p2, m2, v2] = [0, 1, 2].map(() => this.#out('float32', param.size));
     launchAdam(this, ins, [p2!.buf!, m2!.buf!, v2!.buf!], param.size, spec);
     return { param: p2!, m: m2!, v: v2! };
+  }
+
+  attention(q: Storage, k: Storage, v: Storage, spec: AttentionSpec): AttentionResult {
+    this.#float(q.dtype, 'attention');
+    const [bq, bk, bv] = [q, k, v].map((t) => this.#buf(t)) as [GpuBuf, GpuBuf, GpuBuf];
+    const out = this.#out('float32', spec.batch * spec.lq * spec.dv);
+    const lse = this.#out('float32', spec.batch * spec.lq);
+    launchAttention(this, bq, bk, bv, { out: out.buf!, lse: lse.buf! }, spec);
+    return { out, logsumexp: lse };
+  }
+
+  attentionBackward(
+    q: Storage,
+    k: Storage,
+    v: Storage,
+    out: Storage,
+    logsumexp: Storage,
+    dOut: Storage,
+    spec: AttentionSpec,
+  ): AttentionGrads {
+    this.#float(q.dtype, 'attentionBackward');
+    const ins = {
+      q: this.#buf(q),
+      k: this.#buf(k),
+      v: this.#buf(v),
+      out: this.#buf(out),
+      lse: this.#buf(logsumexp),
+      dOut: this.#buf(dOut),
+    };
+    const dq = this.#out('float32', q.size);
+    const dk = this.#out('float32', k.size);
+    const dv = this.#out('float32', v.size);
+    launchAttentionBackward(this, ins, { dq: dq.buf!, dk: dk.buf!, dv: dv.buf! }, spec);
+    return { dq, dk, dv };
   }
 }

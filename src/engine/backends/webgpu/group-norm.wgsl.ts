@@ -1,15 +1,17 @@
 /**
- * WGSL ports of groupNormKernel and groupNormBackwardKernel in backends/cpu/fused.ts. One
- * workgroup per (sample, group): the forward reads the group three times (mean, then the
- * centred sum of squares, then the output: two-pass statistics as in the reference, not
- * E[x²] − E[x]²), the backward twice. Per-channel sums for dweight/dbias are written per
- * sample and reduced over samples by the reduce kernel (deterministic, no atomics).
+ * WGSL ports of groupNormKernel and groupNormBackwardKernel in backends/cpu/fused.ts, with the
+ * optional SiLU (GroupNormSpec.activation) applied in the same pass. One workgroup per (sample,
+ * group): the forward reads the group three times (mean, then the centred sum of squares, then
+ * the output: two-pass statistics as in the reference, not E[x²] − E[x]²), the backward twice
+ * (recomputing the SiLU's input z = x̂·w + b when there is one). Per-channel sums for
+ * dweight/dbias are written per sample and summed over samples by a second small kernel
+ * (deterministic, no atomics).
  */
 import type { GroupNormSpec } from '../../backend.js';
 import { kernel, type LaunchContext, WG } from './kernel.js';
 import { mathWgsl } from './math.wgsl.js';
 import type { GpuBuf } from './pool.js';
-import { launchReduce, subgroupArgs, workgroupReduceWgsl } from './reduce.wgsl.js';
+import { subgroupArgs, workgroupReduceWgsl } from './reduce.wgsl.js';
 import { grid1d, type Kernel } from './runtime.js';
 
 const PARAMS = [
@@ -24,16 +26,22 @@ const PARAMS = [
 function header(subgroups: boolean): { math: string; args: string; sg: string } {
   const s = subgroupArgs(subgroups);
   return {
-    math: `${mathWgsl(['m_isnan', 'm_nan'])}\n${workgroupReduceWgsl(subgroups)}`,
+    math: `${mathWgsl(['m_isnan', 'm_nan', 'm_sigmoid'])}\n${workgroupReduceWgsl(subgroups)}`,
     args: s.args,
     sg: s.sg,
   };
 }
 
 /** Forward; an absent weight or bias is bound to a dummy buffer and not read. */
-export function groupNormKernel(subgroups: boolean, hasW: boolean, hasB: boolean): Kernel {
+export function groupNormKernel(
+  subgroups: boolean,
+  hasW: boolean,
+  hasB: boolean,
+  silu: boolean,
+): Kernel {
   const h = header(subgroups);
-  return kernel(`group-norm/${subgroups ? 'sg' : 'wg'}/${+hasW}${+hasB}`, () => ({
+  const act = silu ? 'silu' : 'none';
+  return kernel(`group-norm/${subgroups ? 'sg' : 'wg'}/${+hasW}${+hasB}/${act}`, () => ({
     enable: subgroups ? ['subgroups'] : [],
     buffers: [
       { name: 'x', type: 'f32', kind: 'read' },
@@ -68,28 +76,51 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
     let wc = ${hasW ? 'w[ch]' : '1.0'};
     let bc = ${hasB ? 'b[ch]' : '0.0'};
     let o = base + c * p_spatial();
-    for (var j = li; j < p_spatial(); j += ${WG}u) { y[o + j] = (x[o + j] - mean) * rstd * wc + bc; }
+    for (var j = li; j < p_spatial(); j += ${WG}u) {
+      let z = (x[o + j] - mean) * rstd * wc + bc;
+      y[o + j] = ${silu ? 'z * m_sigmoid(z)' : 'z'};
+    }
   }
 }`,
   }));
 }
 
-export function groupNormBackwardKernel(subgroups: boolean, hasW: boolean): Kernel {
+/**
+ * Backward; writes dx, and per-sample channel sums into pwb ([n, C] of Σ dz·x̂, then [n, C] of
+ * Σ dz) when there is a weight. With the SiLU, dz = dy·σ(z)(1 + z(1 − σ(z))) from z recomputed.
+ */
+export function groupNormBackwardKernel(
+  subgroups: boolean,
+  hasW: boolean,
+  hasB: boolean,
+  silu: boolean,
+): Kernel {
   const h = header(subgroups);
-  return kernel(`group-norm-bwd/${subgroups ? 'sg' : 'wg'}/${+hasW}`, () => ({
+  const act = silu ? 'silu' : 'none';
+  // The gradient at the affine output for element o + j of channel ch.
+  const dz = silu
+    ? `fn dz_at(k: u32, xh: f32, ch: u32) -> f32 {
+  let z = xh * ${hasW ? 'w[ch]' : '1.0'} + ${hasB ? 'b[ch]' : '0.0'};
+  let sg = m_sigmoid(z);
+  return dy[k] * sg * (1.0 + z * (1.0 - sg));
+}`
+    : `fn dz_at(k: u32, xh: f32, ch: u32) -> f32 { return dy[k]; }`;
+  const key = `group-norm-bwd/${subgroups ? 'sg' : 'wg'}/${+hasW}${+(hasB && silu)}/${act}`;
+  return kernel(key, () => ({
     enable: subgroups ? ['subgroups'] : [],
     buffers: [
       { name: 'x', type: 'f32', kind: 'read' },
       { name: 'w', type: 'f32', kind: 'read' },
+      { name: 'b', type: 'f32', kind: 'read' },
       { name: 'smean', type: 'f32', kind: 'read' },
       { name: 'srstd', type: 'f32', kind: 'read' },
       { name: 'dy', type: 'f32', kind: 'read' },
       { name: 'dx', type: 'f32', kind: 'write' },
-      { name: 'pw', type: 'f32', kind: 'write' },
-      { name: 'pb', type: 'f32', kind: 'write' },
+      { name: 'pwb', type: 'f32', kind: 'write' },
     ],
     params: PARAMS,
     body: `${h.math}
+${dz}
 @compute @workgroup_size(${WG})
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
         @builtin(local_invocation_index) li: u32${h.args}) {
@@ -109,25 +140,57 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
     let o = base + c * p_spatial();
     var a = vec2<f32>(0.0);
     for (var j = li; j < p_spatial(); j += ${WG}u) {
-      let d = dy[o + j];
-      a += vec2<f32>(d * (x[o + j] - mean) * rstd, d);
+      let xh = (x[o + j] - mean) * rstd;
+      let d = dz_at(o + j, xh, ch);
+      a += vec2<f32>(d * xh, d);
     }
     a = wg_sum2(a, li, ${h.sg});
     let wc = ${hasW ? 'w[ch]' : '1.0'};
     sum1 += wc * a.y;
     sum2 += wc * a.x;
-    ${hasW ? 'if (li == 0u) { pw[n * p_channels() + ch] = a.x; pb[n * p_channels() + ch] = a.y; }' : ''}
+    ${hasW ? 'if (li == 0u) { let nc = n * p_channels() + ch; pwb[nc] = a.x; pwb[p_total() / p_groups() * p_channels() + nc] = a.y; }' : ''}
   }
   let m1 = sum1 / f32(size);
   let m2 = sum2 / f32(size);
   for (var c = 0u; c < p_cg(); c++) {
-    let wc = ${hasW ? 'w[g * p_cg() + c]' : '1.0'};
+    let ch = g * p_cg() + c;
+    let wc = ${hasW ? 'w[ch]' : '1.0'};
     let o = base + c * p_spatial();
     for (var j = li; j < p_spatial(); j += ${WG}u) {
       let xh = (x[o + j] - mean) * rstd;
-      dx[o + j] = rstd * (dy[o + j] * wc - m1 - xh * m2);
+      dx[o + j] = rstd * (dz_at(o + j, xh, ch) * wc - m1 - xh * m2);
     }
   }
+}`,
+  }));
+}
+
+/** dweight[c] = Σ_n pwb[n, c] and dbias[c] = Σ_n pwb[N + n, c], one thread per channel. */
+export function groupNormDwDbKernel(): Kernel {
+  return kernel('group-norm-dwdb', () => ({
+    buffers: [
+      { name: 'pwb', type: 'f32', kind: 'read' },
+      { name: 'dw', type: 'f32', kind: 'write' },
+      { name: 'db', type: 'f32', kind: 'write' },
+    ],
+    params: [
+      { name: 'n', type: 'u32' },
+      { name: 'channels', type: 'u32' },
+    ],
+    body: `@compute @workgroup_size(${WG})
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+        @builtin(local_invocation_index) li: u32) {
+  let c = (wg.y * nwg.x + wg.x) * ${WG}u + li;
+  let C = p_channels();
+  if (c >= C) { return; }
+  var sw = 0.0;
+  var sb = 0.0;
+  for (var n = 0u; n < p_n(); n++) {
+    sw += pwb[n * C + c];
+    sb += pwb[(p_n() + n) * C + c];
+  }
+  dw[c] = sw;
+  db[c] = sb;
 }`,
   }));
 }
@@ -155,19 +218,23 @@ export function launchGroupNorm(
   const total = spec.n * spec.groups;
   if (total === 0) return;
   const dummy = ctx.runtime.status;
+  const silu = spec.activation === 'silu';
   ctx.runtime.dispatch(
-    groupNormKernel(ctx.subgroups, w !== null, b !== null),
+    groupNormKernel(ctx.subgroups, w !== null, b !== null, silu),
     [x, w ?? dummy, b ?? dummy, out.y, out.mean, out.rstd],
     params(spec),
     grid1d(total),
   );
 }
 
-/** Records the backward; dweight/dbias (when w is given) are reduced over samples. */
+/**
+ * Records the backward; dweight/dbias (when w is given) are summed over samples. The bias is
+ * read only with the activation (b may be null otherwise).
+ */
 export function launchGroupNormBackward(
   ctx: LaunchContext,
   x: GpuBuf,
-  w: GpuBuf | null,
+  affine: { w: GpuBuf | null; b: GpuBuf | null },
   stats: { mean: GpuBuf; rstd: GpuBuf },
   dy: GpuBuf,
   dx: GpuBuf,
@@ -176,19 +243,24 @@ export function launchGroupNormBackward(
 ): void {
   const total = spec.n * spec.groups;
   if (total === 0) return;
-  // Without a weight there are no dweight/dbias: one-element scratch buffers stand in.
-  const pw = ctx.scratch(dwdb === null ? 1 : spec.n * spec.channels);
-  const pb = ctx.scratch(dwdb === null ? 1 : spec.n * spec.channels);
+  const { w, b } = affine;
+  const silu = spec.activation === 'silu';
+  // Without a weight there are no dweight/dbias: a one-element scratch buffer stands in.
+  const pwb = ctx.scratch(dwdb === null ? 1 : 2 * spec.n * spec.channels);
+  const dummy = ctx.runtime.status;
   ctx.runtime.dispatch(
-    groupNormBackwardKernel(ctx.subgroups, w !== null),
-    [x, w ?? ctx.runtime.status, stats.mean, stats.rstd, dy, dx, pw, pb],
+    groupNormBackwardKernel(ctx.subgroups, w !== null, b !== null, silu),
+    [x, w ?? dummy, silu ? (b ?? dummy) : dummy, stats.mean, stats.rstd, dy, dx, pwb],
     params(spec),
     grid1d(total),
   );
   if (dwdb !== null) {
-    launchReduce(ctx, 'sum', 'float32', pw, dwdb.dw, 1, spec.n, spec.channels);
-    launchReduce(ctx, 'sum', 'float32', pb, dwdb.db, 1, spec.n, spec.channels);
+    ctx.runtime.dispatch(
+      groupNormDwDbKernel(),
+      [pwb, dwdb.dw, dwdb.db],
+      { n: spec.n, channels: spec.channels },
+      grid1d(Math.ceil(spec.channels / WG)),
+    );
   }
-  ctx.release(pw);
-  ctx.release(pb);
+  ctx.release(pwb);
 }

@@ -1,0 +1,422 @@
+/**
+ * WGSL ports of attentionKernel and attentionBackwardKernel in backends/cpu/fused.ts, as
+ * FlashAttention kernels (Dao et al. 2022; the backward as FlashAttention-2, Dao 2023): tiles of
+ * BK rows of k and v (or of q and dOut) are staged in workgroup memory and streamed past rows
+ * held in registers, so no lq × lk matrix exists anywhere.
+ *
+ * Each row (a query row, or a key row in the dk/dv kernel) belongs to G consecutive threads
+ * ("lanes"); lane g holds the vec4 columns g, g + G, g + 2G, ... of the row's vectors, so a
+ * thread keeps at most REG_VEC4 vec4 registers whatever d and dv are. Per tile a lane computes its
+ * partial dot products with the BK staged rows; with G > 1 the partials are summed through
+ * workgroup memory in a fixed order, so every lane of a row sees the same scores.
+ *
+ *  - forward: per query row the online softmax (running max m and sum l, the output rescaled by
+ *    e^{m_old − m_new} once per tile); out = o / l and lse = m + log l at the end.
+ *  - dq (and D): D = rowsum(dOut ⊙ out) first (written for the dk/dv kernel), then per key
+ *    P = e^{s − lse}, dS = P (dOut·v − D), dq += dS k; dq·scale at the end.
+ *  - dk, dv: per key row, streaming query rows: dv += P dOut, dk += dS q; dk·scale at the end.
+ *
+ * exp and log are m_exp and m_log (math.wgsl.ts). Rows and keys past the end read zeros and are
+ * given probability 0.
+ */
+import type { AttentionSpec } from '../../backend.js';
+import { kernel, type LaunchContext } from './kernel.js';
+import { mathWgsl } from './math.wgsl.js';
+import type { GpuBuf } from './pool.js';
+import { type Kernel, MAX_GROUPS } from './runtime.js';
+
+/** Threads per workgroup. */
+const NT = 128;
+/** Most vec4 registers a thread may hold for its row vectors (q, o, ... slices). */
+const REG_VEC4 = 32;
+/** Largest tile of streamed rows (also the length of the per-thread score arrays). */
+const MAX_BK = 32;
+/** A finite stand-in for −∞ (WGSL compilers may assume finite arithmetic). */
+const NEG = '-3.0e38';
+
+type Pass = 'fwd' | 'dq' | 'dkdv';
+
+/** The specialization of one pass: lanes per row, vec4 per lane, tile rows. */
+export interface AttentionConfig {
+  readonly lanes: number;
+  /** vec4 per lane of the d-wide and dv-wide vectors. */
+  readonly ds: number;
+  readonly vs: number;
+  /** Rows streamed per tile. */
+  readonly bk: number;
+  /** Rows per workgroup (NT / lanes). */
+  readonly rows: number;
+}
+
+/** vec4 registers of a pass: its row vectors and accumulators. */
+function registers(pass: Pass, ds: number, vs: number): number {
+  if (pass === 'fwd') return ds + vs; // q, o
+  if (pass === 'dq') return 2 * ds + vs; // q, dq, dOut
+  return 2 * ds + 2 * vs; // k, dk, v, dv
+}
+
+/** Workgroup memory of a pass in bytes. */
+function sharedBytes(pass: Pass, c: Omit<AttentionConfig, 'rows'> & { rows: number }): number {
+  const staged = c.bk * c.lanes * (c.ds + c.vs) * 16;
+  const exchange = c.lanes > 1 ? c.rows * (pass === 'fwd' ? 1 : 2) * c.bk * c.lanes * 4 : 0;
+  const stats = pass === 'dkdv' ? 2 * c.bk * 4 : 0;
+  return staged + exchange + stats;
+}
+
+/** Lanes per row so the registers fit, then the deepest tile that fits `maxBytes`. */
+export function pickAttentionConfig(
+  pass: Pass,
+  d: number,
+  dv: number,
+  maxBytes: number,
+): AttentionConfig {
+  const d4 = Math.ceil(d / 4);
+  const v4 = Math.ceil(dv / 4);
+  let lanes = 1;
+  while (lanes < 32 && registers(pass, Math.ceil(d4 / lanes), Math.ceil(v4 / lanes)) > REG_VEC4) {
+    lanes *= 2;
+  }
+  const ds = Math.ceil(d4 / lanes);
+  const vs = Math.ceil(v4 / lanes);
+  const rows = NT / lanes;
+  let bk = MAX_BK;
+  while (bk > 1 && sharedBytes(pass, { lanes, ds, vs, bk, rows }) > maxBytes) bk /= 2;
+  return { lanes, ds, vs, bk, rows };
+}
+
+const PARAMS = [
+  { name: 'lq', type: 'u32' as const },
+  { name: 'lk', type: 'u32' as const },
+  { name: 'd', type: 'u32' as const },
+  { name: 'dv', type: 'u32' as const },
+  { name: 'scale', type: 'f32' as const },
+  /** First slice of this dispatch (more than 65535 slices take several). */
+  { name: 'b0', type: 'u32' as const },
+];
+
+/** Declarations shared by the three passes: constants and the staged tiles. */
+function prelude(c: AttentionConfig, extra: string): string {
+  const { lanes, ds, vs, bk, rows } = c;
+  return `${mathWgsl(['m_exp', 'm_log'])}
+const G = ${lanes}u;
+const DS = ${ds}u;
+const VS = ${vs}u;
+const BK = ${bk}u;
+const BQ = ${rows}u;
+const KW = ${lanes * ds}u;
+const VW = ${lanes * vs}u;
+var<workgroup> As: array<vec4<f32>, ${bk * lanes * ds}>;
+var<workgroup> Bs: array<vec4<f32>, ${bk * lanes * vs}>;
+${extra}
+// Stages rows r0.. of src ([rowsTotal, width] at base) into dst (BK rows of W vec4), zero-padded.
+fn stage_a(r0: u32, rowsTotal: u32, width: u32, base: u32, li: u32) {
+  for (var e = li; e < BK * KW * 4u; e += ${NT}u) {
+    let j = e / (KW * 4u);
+    let c = e % (KW * 4u);
+    var val = 0.0;
+    if (r0 + j < rowsTotal && c < width) { val = srcA[base + (r0 + j) * width + c]; }
+    As[j * KW + (c >> 2u)][c & 3u] = val;
+  }
+}
+fn stage_b(r0: u32, rowsTotal: u32, width: u32, base: u32, li: u32) {
+  for (var e = li; e < BK * VW * 4u; e += ${NT}u) {
+    let j = e / (VW * 4u);
+    let c = e % (VW * 4u);
+    var val = 0.0;
+    if (r0 + j < rowsTotal && c < width) { val = srcB[base + (r0 + j) * width + c]; }
+    Bs[j * VW + (c >> 2u)][c & 3u] = val;
+  }
+}`;
+}
+
+/** Statements loading `n` vec4 of this lane's slice of a row into `name` (zero past width). */
+function loadSlice(name: string, n: string, src: string, base: string, width: string): string {
+  return `  var ${name}: array<vec4<f32>, ${n}>;
+  for (var i = 0u; i < ${n}; i++) {
+    let c = (g + G * i) * 4u;
+    var t = vec4<f32>(0.0);
+    for (var e = 0u; e < 4u; e++) { if (live && c + e < ${width}) { t[e] = ${src}[${base} + c + e]; } }
+    ${name}[i] = t;
+  }`;
+}
+
+/** Statements writing `scale · name` (n vec4 of this lane's slice) to dst, inside width. */
+function storeSlice(name: string, n: string, dst: string, base: string, width: string): string {
+  return `  if (live) {
+    for (var i = 0u; i < ${n}; i++) {
+      let c = (g + G * i) * 4u;
+      for (var e = 0u; e < 4u; e++) { if (c + e < ${width}) { ${dst}[${base} + c + e] = ${name}[i][e]; } }
+    }
+  }`;
+}
+
+/** Partial dot products of this lane's `vec` slice with each staged row of `tile`. */
+function partialDots(out: string, vec: string, n: string, tile: string, w: string): string {
+  return `    for (var j = 0u; j < BK; j++) {
+      var acc = vec4<f32>(0.0);
+      for (var i = 0u; i < ${n}; i++) { acc = fma(${vec}[i], ${tile}[j * ${w} + g + G * i], acc); }
+      ${out}[j] = (acc.x + acc.y) + (acc.z + acc.w);
+    }`;
+}
+
+/**
+ * Sums the lanes' partials of arrays `names` (each BK long) through Xs (slots k·BK.. for names[k]);
+ * every lane of a row reads the G partials in the same order. Nothing when G = 1.
+ */
+function exchange(c: AttentionConfig, names: readonly string[]): string {
+  if (c.lanes === 1) return '';
+  const slots = names.length;
+  const writes = names
+    .map((n, k) => `      Xs[((rl * ${slots}u + ${k}u) * BK + j) * G + g] = ${n}[j];`)
+    .join('\n');
+  const reads = names
+    .map(
+      (n, k) => `      var t${k} = 0.0;
+      for (var h = 0u; h < G; h++) { t${k} += Xs[((rl * ${slots}u + ${k}u) * BK + j) * G + h]; }
+      ${n}[j] = t${k};`,
+    )
+    .join('\n');
+  return `    for (var j = 0u; j < BK; j++) {
+${writes}
+    }
+    workgroupBarrier();
+    for (var j = 0u; j < BK; j++) {
+${reads}
+    }`;
+}
+
+function xsDecl(c: AttentionConfig, slots: number): string {
+  return c.lanes > 1 ? `var<workgroup> Xs: array<f32, ${c.rows * slots * c.bk * c.lanes}>;` : '';
+}
+
+const ENTRY = `@compute @workgroup_size(${NT})
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+  let b = wg.y + p_b0();
+  let rl = li / G;
+  let g = li % G;`;
+
+function key(pass: Pass, c: AttentionConfig): string {
+  return `attention-${pass}/${c.lanes}x${c.ds}x${c.vs}/${c.bk}`;
+}
+
+export function attentionKernel(c: AttentionConfig): Kernel {
+  return kernel(key('fwd', c), () => ({
+    buffers: [
+      { name: 'srcQ', type: 'f32', kind: 'read' },
+      { name: 'srcA', type: 'f32', kind: 'read' },
+      { name: 'srcB', type: 'f32', kind: 'read' },
+      { name: 'out', type: 'f32', kind: 'write' },
+      { name: 'lse', type: 'f32', kind: 'write' },
+    ],
+    params: PARAMS,
+    body: `${prelude(c, xsDecl(c, 1))}
+${ENTRY}
+  let row = wg.x * BQ + rl;
+  let live = row < p_lq();
+${loadSlice('q', 'DS', 'srcQ', '(b * p_lq() + row) * p_d()', 'p_d()')}
+  var o: array<vec4<f32>, VS>;
+  for (var i = 0u; i < VS; i++) { o[i] = vec4<f32>(0.0); }
+  var m = ${NEG};
+  var l = 0.0;
+  var s: array<f32, BK>;
+  for (var j0 = 0u; j0 < p_lk(); j0 += BK) {
+    stage_a(j0, p_lk(), p_d(), b * p_lk() * p_d(), li);
+    stage_b(j0, p_lk(), p_dv(), b * p_lk() * p_dv(), li);
+    workgroupBarrier();
+${partialDots('s', 'q', 'DS', 'As', 'KW')}
+${exchange(c, ['s'])}
+    var mt = m;
+    for (var j = 0u; j < BK; j++) {
+      s[j] = select(${NEG}, p_scale() * s[j], j0 + j < p_lk());
+      mt = max(mt, s[j]);
+    }
+    let alpha = m_exp(m - mt);
+    l *= alpha;
+    for (var i = 0u; i < VS; i++) { o[i] *= alpha; }
+    for (var j = 0u; j < BK; j++) {
+      let p = m_exp(s[j] - mt);
+      l += p;
+      for (var i = 0u; i < VS; i++) { o[i] = fma(vec4<f32>(p), Bs[j * VW + g + G * i], o[i]); }
+    }
+    m = mt;
+    workgroupBarrier();
+  }
+  for (var i = 0u; i < VS; i++) { o[i] /= l; }
+${storeSlice('o', 'VS', 'out', '(b * p_lq() + row) * p_dv()', 'p_dv()')}
+  if (live && g == 0u) { lse[b * p_lq() + row] = m + m_log(l); }
+}`,
+  }));
+}
+
+export function attentionDqKernel(c: AttentionConfig): Kernel {
+  return kernel(key('dq', c), () => ({
+    buffers: [
+      { name: 'srcQ', type: 'f32', kind: 'read' },
+      { name: 'srcA', type: 'f32', kind: 'read' },
+      { name: 'srcB', type: 'f32', kind: 'read' },
+      { name: 'srcO', type: 'f32', kind: 'read' },
+      { name: 'srcG', type: 'f32', kind: 'read' },
+      { name: 'lse', type: 'f32', kind: 'read' },
+      { name: 'dq', type: 'f32', kind: 'write' },
+      { name: 'dsum', type: 'f32', kind: 'write' },
+    ],
+    params: PARAMS,
+    body: `${prelude(c, xsDecl(c, 2))}
+${ENTRY}
+  let row = wg.x * BQ + rl;
+  let live = row < p_lq();
+  let qrow = b * p_lq() + row;
+${loadSlice('q', 'DS', 'srcQ', 'qrow * p_d()', 'p_d()')}
+${loadSlice('go', 'VS', 'srcG', 'qrow * p_dv()', 'p_dv()')}
+${loadSlice('oo', 'VS', 'srcO', 'qrow * p_dv()', 'p_dv()')}
+  var s: array<f32, BK>;
+  var dp: array<f32, BK>;
+  // D = dOut·out, summed over the lanes like the scores.
+  var dacc = vec4<f32>(0.0);
+  for (var i = 0u; i < VS; i++) { dacc = fma(go[i], oo[i], dacc); }
+  for (var j = 0u; j < BK; j++) { s[j] = 0.0; }
+  s[0] = (dacc.x + dacc.y) + (dacc.z + dacc.w);
+${exchange(c, ['s'])}
+  let dd = s[0];
+  if (live && g == 0u) { dsum[qrow] = dd; }
+  var l = 0.0;
+  if (live) { l = lse[qrow]; }
+  var acc: array<vec4<f32>, DS>;
+  for (var i = 0u; i < DS; i++) { acc[i] = vec4<f32>(0.0); }
+  workgroupBarrier();
+  for (var j0 = 0u; j0 < p_lk(); j0 += BK) {
+    stage_a(j0, p_lk(), p_d(), b * p_lk() * p_d(), li);
+    stage_b(j0, p_lk(), p_dv(), b * p_lk() * p_dv(), li);
+    workgroupBarrier();
+${partialDots('s', 'q', 'DS', 'As', 'KW')}
+${partialDots('dp', 'go', 'VS', 'Bs', 'VW')}
+${exchange(c, ['s', 'dp'])}
+    for (var j = 0u; j < BK; j++) {
+      let p = select(0.0, m_exp(p_scale() * s[j] - l), live && j0 + j < p_lk());
+      let ds = p * (dp[j] - dd);
+      for (var i = 0u; i < DS; i++) { acc[i] = fma(vec4<f32>(ds), As[j * KW + g + G * i], acc[i]); }
+    }
+    workgroupBarrier();
+  }
+  for (var i = 0u; i < DS; i++) { acc[i] *= p_scale(); }
+${storeSlice('acc', 'DS', 'dq', 'qrow * p_d()', 'p_d()')}
+}`,
+  }));
+}
+
+export function attentionDkvKernel(c: AttentionConfig): Kernel {
+  const stats = `var<workgroup> Ls: array<f32, ${c.bk}>;
+var<workgroup> Dsh: array<f32, ${c.bk}>;
+${xsDecl(c, 2)}`;
+  return kernel(key('dkdv', c), () => ({
+    buffers: [
+      { name: 'srcA', type: 'f32', kind: 'read' },
+      { name: 'srcK', type: 'f32', kind: 'read' },
+      { name: 'srcV', type: 'f32', kind: 'read' },
+      { name: 'srcB', type: 'f32', kind: 'read' },
+      { name: 'lse', type: 'f32', kind: 'read' },
+      { name: 'dsum', type: 'f32', kind: 'read' },
+      { name: 'dk', type: 'f32', kind: 'write' },
+      { name: 'dv', type: 'f32', kind: 'write' },
+    ],
+    params: PARAMS,
+    body: `${prelude(c, stats)}
+${ENTRY}
+  let row = wg.x * BQ + rl;
+  let live = row < p_lk();
+  let krow = b * p_lk() + row;
+${loadSlice('kk', 'DS', 'srcK', 'krow * p_d()', 'p_d()')}
+${loadSlice('vv', 'VS', 'srcV', 'krow * p_dv()', 'p_dv()')}
+  var gk: array<vec4<f32>, DS>;
+  for (var i = 0u; i < DS; i++) { gk[i] = vec4<f32>(0.0); }
+  var gv: array<vec4<f32>, VS>;
+  for (var i = 0u; i < VS; i++) { gv[i] = vec4<f32>(0.0); }
+  var s: array<f32, BK>;
+  var dp: array<f32, BK>;
+  for (var i0 = 0u; i0 < p_lq(); i0 += BK) {
+    stage_a(i0, p_lq(), p_d(), b * p_lq() * p_d(), li);
+    stage_b(i0, p_lq(), p_dv(), b * p_lq() * p_dv(), li);
+    if (li < BK) {
+      var ls = 0.0;
+      var dd = 0.0;
+      if (i0 + li < p_lq()) {
+        ls = lse[b * p_lq() + i0 + li];
+        dd = dsum[b * p_lq() + i0 + li];
+      }
+      Ls[li] = ls;
+      Dsh[li] = dd;
+    }
+    workgroupBarrier();
+${partialDots('s', 'kk', 'DS', 'As', 'KW')}
+${partialDots('dp', 'vv', 'VS', 'Bs', 'VW')}
+${exchange(c, ['s', 'dp'])}
+    for (var j = 0u; j < BK; j++) {
+      let p = select(0.0, m_exp(p_scale() * s[j] - Ls[j]), live && i0 + j < p_lq());
+      let ds = p * (dp[j] - Dsh[j]);
+      for (var i = 0u; i < VS; i++) { gv[i] = fma(vec4<f32>(p), Bs[j * VW + g + G * i], gv[i]); }
+      for (var i = 0u; i < DS; i++) { gk[i] = fma(vec4<f32>(ds), As[j * KW + g + G * i], gk[i]); }
+    }
+    workgroupBarrier();
+  }
+  for (var i = 0u; i < DS; i++) { gk[i] *= p_scale(); }
+${storeSlice('gk', 'DS', 'dk', 'krow * p_d()', 'p_d()')}
+${storeSlice('gv', 'VS', 'dv', 'krow * p_dv()', 'p_dv()')}
+}`,
+  }));
+}
+
+function params(spec: AttentionSpec, b0: number) {
+  const { lq, lk, d, dv, scale } = spec;
+  return { lq, lk, d, dv, scale, b0 };
+}
+
+/** Records `rowsTotal` rows per slice in workgroups of c.rows, slices in chunks of 65535. */
+function dispatchRows(
+  ctx: LaunchContext,
+  k: Kernel,
+  bufs: readonly GpuBuf[],
+  spec: AttentionSpec,
+  c: AttentionConfig,
+  rowsTotal: number,
+): void {
+  const x = Math.ceil(rowsTotal / c.rows);
+  if (x > MAX_GROUPS) throw new Error(`webgpu attention: ${rowsTotal} rows exceed the grid`);
+  for (let b0 = 0; b0 < spec.batch; b0 += MAX_GROUPS) {
+    const y = Math.min(MAX_GROUPS, spec.batch - b0);
+    ctx.runtime.dispatch(k, bufs, params(spec, b0), [x, y, 1]);
+  }
+}
+
+function maxBytes(ctx: LaunchContext): number {
+  return ctx.runtime.device.limits.maxComputeWorkgroupStorageSize;
+}
+
+export function launchAttention(
+  ctx: LaunchContext,
+  q: GpuBuf,
+  k: GpuBuf,
+  v: GpuBuf,
+  out: { out: GpuBuf; lse: GpuBuf },
+  spec: AttentionSpec,
+): void {
+  if (spec.batch * spec.lq === 0) return;
+  const c = pickAttentionConfig('fwd', spec.d, spec.dv, maxBytes(ctx));
+  dispatchRows(ctx, attentionKernel(c), [q, k, v, out.out, out.lse], spec, c, spec.lq);
+}
+
+export function launchAttentionBackward(
+  ctx: LaunchContext,
+  ins: { q: GpuBuf; k: GpuBuf; v: GpuBuf; out: GpuBuf; lse: GpuBuf; dOut: GpuBuf },
+  grads: { dq: GpuBuf; dk: GpuBuf; dv: GpuBuf },
+  spec: AttentionSpec,
+): void {
+  if (spec.batch * spec.lq * spec.lk === 0) return;
+  const dsum = ctx.scratch(spec.batch * spec.lq);
+  const cq = pickAttentionConfig('dq', spec.d, spec.dv, maxBytes(ctx));
+  const bq = [ins.q, ins.k, ins.v, ins.out, ins.dOut, ins.lse, grads.dq, dsum];
+  dispatchRows(ctx, attentionDqKernel(cq), bq, spec, cq, spec.lq);
+  const ck = pickAttentionConfig('dkdv', spec.d, spec.dv, maxBytes(ctx));
+  const bk = [ins.q, ins.k, ins.v, ins.dOut, ins.lse, dsum, grads.dk, grads.dv];
+  dispatchRows(ctx, attentionDkvKernel(ck), bk, spec, ck, spec.lk);
+  ctx.release(dsum);
+}
