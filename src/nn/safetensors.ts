@@ -26,6 +26,8 @@ import { randomBytes } from 'node:crypto';
 import { open, readFile, rename, rm, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
 
+import { asIndex, describeJson, JsonParser, type JsonValue } from './strict-json.js';
+
 export type SafetensorsDType =
   'F64' | 'F32' | 'F16' | 'BF16' | 'I64' | 'I32' | 'I16' | 'I8' | 'U8' | 'BOOL';
 
@@ -78,9 +80,6 @@ function isDType(s: string): s is SafetensorsDType {
 /** The reference implementation's limit on the header, to refuse absurd JSON before parsing. */
 const MAX_HEADER_BYTES = 100_000_000;
 
-/** Nesting limit of the header JSON (a valid header needs 3 levels). */
-const MAX_JSON_DEPTH = 64;
-
 const METADATA_KEY = '__metadata__';
 const ENTRY_FIELDS = ['dtype', 'shape', 'data_offsets'] as const;
 
@@ -96,250 +95,6 @@ function swapBytes(bytes: Uint8Array, itemSize: number): void {
     }
   }
 }
-
-// ---------------------------------------------------------------------------------------------
-// Strict JSON parsing
-//
-// JSON.parse cannot be used as is: it silently keeps the last of duplicate keys (the spec forbids
-// duplicates, and a reader that disagrees with others about which duplicate wins is an attack
-// vector), it rounds integers above 2^53 and it accepts "1.0"/"1e3" where the reference wants an
-// integer. This small RFC 8259 parser keeps numbers as their source text and objects as Maps (so
-// a key like "__proto__" is just a key).
-
-class JsonNumber {
-  constructor(readonly raw: string) {}
-}
-type JsonValue = null | boolean | string | JsonNumber | JsonValue[] | JsonObject;
-type JsonObject = Map<string, JsonValue>;
-
-const NUMBER_RE = /-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?/y;
-const SIMPLE_ESCAPES: Record<string, string> = {
-  '"': '"',
-  '\\': '\\',
-  '/': '/',
-  b: '\b',
-  f: '\f',
-  n: '\n',
-  r: '\r',
-  t: '\t',
-};
-
-class JsonParser {
-  private pos = 0;
-  private depth = 0;
-
-  constructor(
-    private readonly text: string,
-    private readonly fail: (message: string) => never,
-  ) {}
-
-  parseDocument(): JsonValue {
-    this.skipWhitespace();
-    const value = this.parseValue();
-    // Trailing whitespace is allowed (the spec's padding is spaces; serde_json accepts any JSON
-    // whitespace there), anything else is not.
-    this.skipWhitespace();
-    if (this.pos < this.text.length) this.syntaxError('unexpected data after the JSON value');
-    return value;
-  }
-
-  private syntaxError(what: string): never {
-    const near = JSON.stringify(this.text.slice(this.pos, this.pos + 16));
-    return this.fail(`header is not valid JSON: ${what} at character ${this.pos} (near ${near})`);
-  }
-
-  private skipWhitespace(): void {
-    const t = this.text;
-    while (this.pos < t.length) {
-      const c = t.charCodeAt(this.pos);
-      if (c !== 0x20 && c !== 0x0a && c !== 0x0d && c !== 0x09) break;
-      this.pos++;
-    }
-  }
-
-  private parseValue(): JsonValue {
-    const c = this.text.charAt(this.pos);
-    switch (c) {
-      case '{':
-        return this.parseObject();
-      case '[':
-        return this.parseArray();
-      case '"':
-        return this.parseString();
-      case 't':
-        return this.parseLiteral('true', true);
-      case 'f':
-        return this.parseLiteral('false', false);
-      case 'n':
-        return this.parseLiteral('null', null);
-      default:
-        if (c === '-' || (c >= '0' && c <= '9')) return this.parseNumber();
-        return this.syntaxError(c === '' ? 'unexpected end of input' : 'unexpected character');
-    }
-  }
-
-  private enter(): void {
-    if (++this.depth > MAX_JSON_DEPTH) this.syntaxError(`nesting deeper than ${MAX_JSON_DEPTH}`);
-  }
-
-  private parseObject(): JsonObject {
-    this.enter();
-    const out: JsonObject = new Map();
-    this.pos++; // '{'
-    this.skipWhitespace();
-    if (this.text[this.pos] === '}') {
-      this.pos++;
-      this.depth--;
-      return out;
-    }
-    for (;;) {
-      if (this.text[this.pos] !== '"') this.syntaxError('expected a string key');
-      const keyAt = this.pos;
-      const key = this.parseString();
-      if (out.has(key)) {
-        this.fail(
-          `header JSON has duplicate key ${JSON.stringify(key)} at character ${keyAt}; ` +
-            'duplicate keys are forbidden by the safetensors spec',
-        );
-      }
-      this.skipWhitespace();
-      if (this.text[this.pos] !== ':') this.syntaxError("expected ':'");
-      this.pos++;
-      this.skipWhitespace();
-      out.set(key, this.parseValue());
-      this.skipWhitespace();
-      const c = this.text[this.pos];
-      this.pos++;
-      if (c === '}') break;
-      if (c !== ',') {
-        this.pos--;
-        this.syntaxError("expected ',' or '}'");
-      }
-      this.skipWhitespace();
-    }
-    this.depth--;
-    return out;
-  }
-
-  private parseArray(): JsonValue[] {
-    this.enter();
-    const out: JsonValue[] = [];
-    this.pos++; // '['
-    this.skipWhitespace();
-    if (this.text[this.pos] === ']') {
-      this.pos++;
-      this.depth--;
-      return out;
-    }
-    for (;;) {
-      out.push(this.parseValue());
-      this.skipWhitespace();
-      const c = this.text[this.pos];
-      this.pos++;
-      if (c === ']') break;
-      if (c !== ',') {
-        this.pos--;
-        this.syntaxError("expected ',' or ']'");
-      }
-      this.skipWhitespace();
-    }
-    this.depth--;
-    return out;
-  }
-
-  private parseString(): string {
-    const t = this.text;
-    this.pos++; // opening quote
-    let out = '';
-    let runStart = this.pos;
-    for (;;) {
-      if (this.pos >= t.length) this.syntaxError('unterminated string');
-      const c = t.charCodeAt(this.pos);
-      if (c === 0x22 /* " */) {
-        out += t.slice(runStart, this.pos);
-        this.pos++;
-        return out;
-      }
-      if (c < 0x20) this.syntaxError('unescaped control character in string');
-      if (c !== 0x5c /* \ */) {
-        this.pos++;
-        continue;
-      }
-      out += t.slice(runStart, this.pos);
-      const e = t[this.pos + 1];
-      if (e === 'u') {
-        const unit = this.hex4(this.pos + 2);
-        this.pos += 6;
-        if (unit >= 0xd800 && unit <= 0xdbff) {
-          // A high surrogate must be followed by an escaped low surrogate; lone surrogates are
-          // not Unicode text (serde_json rejects them too).
-          if (t[this.pos] !== '\\' || t[this.pos + 1] !== 'u') this.syntaxError('lone surrogate');
-          const low = this.hex4(this.pos + 2);
-          if (low < 0xdc00 || low > 0xdfff) this.syntaxError('lone surrogate');
-          out += String.fromCharCode(unit, low);
-          this.pos += 6;
-        } else {
-          if (unit >= 0xdc00 && unit <= 0xdfff) this.syntaxError('lone surrogate');
-          out += String.fromCharCode(unit);
-        }
-      } else if (e !== undefined && Object.hasOwn(SIMPLE_ESCAPES, e)) {
-        out += SIMPLE_ESCAPES[e];
-        this.pos += 2;
-      } else {
-        this.syntaxError('invalid escape');
-      }
-      runStart = this.pos;
-    }
-  }
-
-  private hex4(at: number): number {
-    const s = this.text.slice(at, at + 4);
-    if (!/^[0-9a-fA-F]{4}$/.test(s)) {
-      this.pos = at;
-      this.syntaxError('invalid \\u escape');
-    }
-    return parseInt(s, 16);
-  }
-
-  private parseNumber(): JsonNumber {
-    NUMBER_RE.lastIndex = this.pos;
-    const m = NUMBER_RE.exec(this.text);
-    if (m === null) return this.syntaxError('invalid number');
-    this.pos += m[0].length;
-    return new JsonNumber(m[0]);
-  }
-
-  private parseLiteral<T>(word: string, value: T): T {
-    if (!this.text.startsWith(word, this.pos)) this.syntaxError('unexpected character');
-    this.pos += word.length;
-    return value;
-  }
-}
-
-/** A short human description of a JSON value for error messages ("found ..."). */
-function describe(v: JsonValue | undefined): string {
-  if (v === undefined) return 'nothing';
-  if (v === null) return 'null';
-  if (typeof v === 'boolean') return String(v);
-  if (typeof v === 'string') {
-    return v.length > 40 ? `${JSON.stringify(v.slice(0, 40))}...` : JSON.stringify(v);
-  }
-  if (v instanceof JsonNumber) return v.raw;
-  if (Array.isArray(v)) {
-    const text = `[${v.map(describe).join(', ')}]`;
-    return text.length > 60 ? `an array of ${v.length} items` : text;
-  }
-  return 'an object';
-}
-
-/** Returns the value if it is a non-negative integer that a JS number represents exactly. */
-function asIndex(v: JsonValue | undefined): number | undefined {
-  // Integer syntax only: the reference deserializes into usize, which rejects "1.0" and "1e3".
-  if (!(v instanceof JsonNumber) || !/^(?:0|[1-9][0-9]*)$/.test(v.raw)) return undefined;
-  const n = Number(v.raw);
-  return Number.isSafeInteger(n) ? n : undefined;
-}
-
 // ---------------------------------------------------------------------------------------------
 // Element conversions
 
@@ -445,7 +200,8 @@ export function parseSafetensors(
     fail(`header must be a JSON object starting with '{' (0x7B), found ${found}`);
   }
   const root = new JsonParser(text, fail).parseDocument();
-  if (!(root instanceof Map)) return fail(`header must be a JSON object, found ${describe(root)}`);
+  if (!(root instanceof Map))
+    return fail(`header must be a JSON object, found ${describeJson(root)}`);
 
   // --- entries
   const metadata: Record<string, string> = {};
@@ -453,13 +209,15 @@ export function parseSafetensors(
   for (const [name, value] of root) {
     if (name === METADATA_KEY) {
       if (!(value instanceof Map)) {
-        fail(`"${METADATA_KEY}" must be an object of string to string, found ${describe(value)}`);
+        fail(
+          `"${METADATA_KEY}" must be an object of string to string, found ${describeJson(value)}`,
+        );
       } else {
         for (const [key, v] of value) {
           if (typeof v !== 'string') {
             fail(
               `"${METADATA_KEY}" key ${JSON.stringify(key)}: value must be a string, ` +
-                `found ${describe(v)}`,
+                `found ${describeJson(v)}`,
             );
           }
           // defineProperty: a key like "__proto__" must become an own property, not a prototype.
@@ -545,7 +303,7 @@ function parseEntry(
   if (!(value instanceof Map)) {
     return tensorFail(
       name,
-      `expected an object {dtype, shape, data_offsets}, found ${describe(value)}`,
+      `expected an object {dtype, shape, data_offsets}, found ${describeJson(value)}`,
     );
   }
   for (const key of value.keys()) {
@@ -562,7 +320,7 @@ function parseEntry(
 
   const dtype = value.get('dtype');
   if (typeof dtype !== 'string') {
-    return tensorFail(name, `"dtype" must be a string, found ${describe(dtype)}`);
+    return tensorFail(name, `"dtype" must be a string, found ${describeJson(dtype)}`);
   }
   if (!isDType(dtype)) {
     return tensorFail(
@@ -573,12 +331,15 @@ function parseEntry(
 
   const shapeValue = value.get('shape');
   if (!Array.isArray(shapeValue)) {
-    return tensorFail(name, `"shape" must be an array, found ${describe(shapeValue)}`);
+    return tensorFail(name, `"shape" must be an array, found ${describeJson(shapeValue)}`);
   }
   const shape = shapeValue.map((d, i) => {
     const dim = asIndex(d);
     if (dim === undefined) {
-      return tensorFail(name, `shape[${i}] must be a non-negative integer, found ${describe(d)}`);
+      return tensorFail(
+        name,
+        `shape[${i}] must be a non-negative integer, found ${describeJson(d)}`,
+      );
     }
     return dim;
   });
@@ -589,7 +350,7 @@ function parseEntry(
   if (!Array.isArray(offsets) || offsets.length !== 2 || begin === undefined || end === undefined) {
     return tensorFail(
       name,
-      `"data_offsets" must be [begin, end], two non-negative integers, found ${describe(offsets)}`,
+      `"data_offsets" must be [begin, end], two non-negative integers, found ${describeJson(offsets)}`,
     );
   }
   if (begin > end) {
