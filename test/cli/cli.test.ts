@@ -15,6 +15,7 @@ import { fileURLToPath } from 'node:url';
 
 import { main } from '../../src/cli/main.js';
 import { decodePng } from '../../src/data/index.js';
+import { TINY_UNET } from '../diffusion/train-setup.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const SAMPLERS = [
@@ -76,15 +77,7 @@ function assertCleanError(r: Result, code: number, message: RegExp): void {
 }
 
 const TINY = {
-  model: {
-    _class_name: 'UNet2DModel',
-    block_out_channels: [8, 16],
-    layers_per_block: 1,
-    norm_num_groups: 4,
-    down_block_types: ['DownBlock2D', 'DownBlock2D'],
-    up_block_types: ['UpBlock2D', 'UpBlock2D'],
-    add_attention: false,
-  },
+  model: { _class_name: 'UNet2DModel', ...TINY_UNET },
   scheduler: { num_train_timesteps: 100 },
   train: { image_size: 8, batch_size: 4, lr: 1e-3, warmup_steps: 1, sample_every: 0, log_every: 1 },
 };

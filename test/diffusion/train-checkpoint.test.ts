@@ -6,14 +6,12 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdtemp, readdir, rename, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readdir, rename } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 
-import { type Dataset, loadDataset } from '../../src/data/index.js';
 import {
   findCheckpoint,
   loadPipeline,
@@ -24,33 +22,15 @@ import {
   Trainer,
   writeCheckpointDir,
 } from '../../src/diffusion/index.js';
-import { cpuBackend, setDefaultBackend } from '../../src/engine/index.js';
+import { TINY_UNET, trainFixture } from './train-setup.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
-const TINY_UNET = {
-  block_out_channels: [8, 16],
-  layers_per_block: 1,
-  norm_num_groups: 4,
-  down_block_types: ['DownBlock2D', 'DownBlock2D'],
-  up_block_types: ['UpBlock2D', 'UpBlock2D'],
-  add_attention: false,
-};
 const TRAIN = { data: 'mnist', steps: 1000, batchSize: 4, lr: 1e-3, warmupSteps: 0 };
 
-let mnist8: Dataset;
-let dir: string;
-
-before(async () => {
-  setDefaultBackend(cpuBackend());
-  mnist8 = loadDataset('mnist', { size: 8 });
-  dir = await mkdtemp(join(tmpdir(), 'sumi-ckpt-'));
-});
-after(async () => {
-  await rm(dir, { recursive: true, force: true });
-});
+const fx = trainFixture('sumi-ckpt-');
 
 function config(): TrainConfig {
-  return resolveTrainConfig({ model: TINY_UNET, scheduler: {}, train: TRAIN }, mnist8);
+  return resolveTrainConfig({ model: TINY_UNET, scheduler: {}, train: TRAIN }, fx.mnist8);
 }
 
 /** Loads the last checkpoint of `out` into a fresh trainer and for sampling; returns its step. */
@@ -58,7 +38,7 @@ async function assertLoads(out: string): Promise<number> {
   const ckpt = await findCheckpoint(out);
   assert.ok(ckpt !== null, `no complete checkpoint in ${out}`);
   const state = await readTrainerState(ckpt);
-  const trainer = new Trainer(state.config, mnist8);
+  const trainer = new Trainer(state.config, fx.mnist8);
   await trainer.loadCheckpoint(ckpt, state);
   trainer.dispose();
   const p = await loadPipeline(out);
@@ -73,8 +53,8 @@ async function tmpDirsIn(out: string): Promise<string[]> {
 
 void describe('atomic checkpoints', () => {
   void test('a save that fails after 3 files leaves the previous checkpoint, no temporaries', async () => {
-    const out = join(dir, 'inject');
-    const trainer = new Trainer(config(), mnist8);
+    const out = join(fx.dir, 'inject');
+    const trainer = new Trainer(config(), fx.mnist8);
     await runTraining(trainer, {
       outDir: out,
       stopAt: 2,
@@ -101,8 +81,8 @@ void describe('atomic checkpoints', () => {
   });
 
   void test('a crash between the two renames: checkpoint.old is found, the next save cleans up', async () => {
-    const out = join(dir, 'renames');
-    const trainer = new Trainer(config(), mnist8);
+    const out = join(fx.dir, 'renames');
+    const trainer = new Trainer(config(), fx.mnist8);
     await runTraining(trainer, {
       outDir: out,
       stopAt: 1,
@@ -121,7 +101,7 @@ void describe('atomic checkpoints', () => {
   });
 
   void test('SIGKILL during the save loop of a child process never loses the checkpoint', async () => {
-    const out = join(dir, 'killed');
+    const out = join(fx.dir, 'killed');
     // The child trains with a checkpoint after every step and reports each file it writes.
     const child = `
       const e = await import(${JSON.stringify(join(ROOT, 'src/engine/index.ts'))});

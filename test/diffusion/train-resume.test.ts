@@ -5,12 +5,10 @@
  * dropout, and dropout layers.
  */
 import assert from 'node:assert/strict';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 
-import { type Dataset, loadDataset } from '../../src/data/index.js';
 import {
   findCheckpoint,
   readTrainerState,
@@ -19,36 +17,18 @@ import {
   type TrainConfig,
   Trainer,
 } from '../../src/diffusion/index.js';
-import { cpuBackend, setDefaultBackend } from '../../src/engine/index.js';
+import { TINY_UNET, trainFixture } from './train-setup.js';
 
-const TINY_UNET = {
-  block_out_channels: [8, 16],
-  layers_per_block: 1,
-  norm_num_groups: 4,
-  down_block_types: ['DownBlock2D', 'DownBlock2D'],
-  up_block_types: ['UpBlock2D', 'UpBlock2D'],
-  add_attention: false,
-  dropout: 0.1,
-};
+const MODEL = { ...TINY_UNET, dropout: 0.1 };
 
 const N = 6;
 
-let mnist8: Dataset;
-let dir: string;
-
-before(async () => {
-  setDefaultBackend(cpuBackend());
-  mnist8 = loadDataset('mnist', { size: 8 });
-  dir = await mkdtemp(join(tmpdir(), 'sumi-resume-'));
-});
-after(async () => {
-  await rm(dir, { recursive: true, force: true });
-});
+const fx = trainFixture('sumi-resume-');
 
 function config(train: Partial<TrainConfig> = {}): TrainConfig {
   return resolveTrainConfig(
     {
-      model: TINY_UNET,
+      model: MODEL,
       scheduler: { num_train_timesteps: 200 },
       train: {
         data: 'mnist',
@@ -64,7 +44,7 @@ function config(train: Partial<TrainConfig> = {}): TrainConfig {
         ...train,
       },
     },
-    mnist8,
+    fx.mnist8,
   );
 }
 
@@ -83,7 +63,7 @@ async function checkpointBytes(out: string): Promise<Map<string, Buffer>> {
 }
 
 async function train(out: string, cfg: TrainConfig, stopAt?: number): Promise<void> {
-  const trainer = new Trainer(cfg, mnist8);
+  const trainer = new Trainer(cfg, fx.mnist8);
   try {
     await runTraining(trainer, { outDir: out, stopAt, settings: { saveEvery: 0, sampleEvery: 0 } });
   } finally {
@@ -95,7 +75,7 @@ async function train(out: string, cfg: TrainConfig, stopAt?: number): Promise<vo
 async function resume(out: string, steps?: number): Promise<void> {
   const ckpt = (await findCheckpoint(out))!;
   const state = await readTrainerState(ckpt);
-  const trainer = new Trainer({ ...state.config, steps: steps ?? state.config.steps }, mnist8);
+  const trainer = new Trainer({ ...state.config, steps: steps ?? state.config.steps }, fx.mnist8);
   try {
     await trainer.loadCheckpoint(ckpt, state);
     await runTraining(trainer, { outDir: out, settings: { saveEvery: 0, sampleEvery: 0 } });
@@ -112,10 +92,10 @@ void describe('resume', () => {
   let oneGo: Map<string, Buffer>;
 
   void test(`${N} steps in one go = ${N / 2} steps, checkpoint, resume to ${N}: identical bytes`, async () => {
-    await train(join(dir, 'one-go'), config());
-    oneGo = await checkpointBytes(join(dir, 'one-go'));
+    await train(join(fx.dir, 'one-go'), config());
+    oneGo = await checkpointBytes(join(fx.dir, 'one-go'));
 
-    const split = join(dir, 'split');
+    const split = join(fx.dir, 'split');
     await train(split, config(), N / 2);
     const half = await checkpointBytes(split);
     assert.equal((await readTrainerState((await findCheckpoint(split))!)).step, N / 2);
@@ -129,7 +109,7 @@ void describe('resume', () => {
   });
 
   void test('another seed gives other weights (the streams depend on the seed)', async () => {
-    const other = join(dir, 'seed1');
+    const other = join(fx.dir, 'seed1');
     await train(other, config({ seed: 1 }));
     const bytes = await checkpointBytes(other);
     for (const f of FILES) assert.ok(!bytes.get(f)!.equals(oneGo.get(f)!), `${f} should differ`);
@@ -137,9 +117,9 @@ void describe('resume', () => {
 
   void test('constant lr: --steps N/2, then resume with --steps N is also identical', async () => {
     const constant = { lrSchedule: 'constant_with_warmup' as const };
-    const a = join(dir, 'const-one-go');
+    const a = join(fx.dir, 'const-one-go');
     await train(a, config(constant));
-    const b = join(dir, 'const-split');
+    const b = join(fx.dir, 'const-split');
     await train(b, config({ ...constant, steps: N / 2 }));
     await resume(b, N);
     assertSame(await checkpointBytes(a), await checkpointBytes(b), 'extended run');

@@ -4,12 +4,10 @@
  * (or in the weights about to be saved) stops the run with a message naming the checkpoint kept.
  */
 import assert from 'node:assert/strict';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 
-import { type Dataset, loadDataset } from '../../src/data/index.js';
 import {
   findCheckpoint,
   NonFiniteError,
@@ -19,30 +17,11 @@ import {
   type TrainConfig,
   Trainer,
 } from '../../src/diffusion/index.js';
-import { cpuBackend, full, noGrad, setDefaultBackend } from '../../src/engine/index.js';
+import { full, noGrad } from '../../src/engine/index.js';
 import { loadTensors } from '../../src/nn/index.js';
+import { TINY_UNET, trainFixture } from './train-setup.js';
 
-/** 2 levels of 8 and 16 channels, one resnet each, no attention: ~40K parameters. */
-const TINY_UNET = {
-  block_out_channels: [8, 16],
-  layers_per_block: 1,
-  norm_num_groups: 4,
-  down_block_types: ['DownBlock2D', 'DownBlock2D'],
-  up_block_types: ['UpBlock2D', 'UpBlock2D'],
-  add_attention: false,
-};
-
-let mnist8: Dataset;
-let dir: string;
-
-before(async () => {
-  setDefaultBackend(cpuBackend());
-  mnist8 = loadDataset('mnist', { size: 8 });
-  dir = await mkdtemp(join(tmpdir(), 'sumi-train-'));
-});
-after(async () => {
-  await rm(dir, { recursive: true, force: true });
-});
+const fx = trainFixture('sumi-train-');
 
 function tinyConfig(
   train: Partial<TrainConfig>,
@@ -50,7 +29,7 @@ function tinyConfig(
 ): TrainConfig {
   return resolveTrainConfig(
     { model: TINY_UNET, scheduler, train: { data: 'mnist', ...train } },
-    mnist8,
+    fx.mnist8,
   );
 }
 
@@ -60,7 +39,7 @@ void describe('trainer', () => {
   void test('the averaged ε-loss falls by 2.5x within 80 steps (tiny U-Net, 8x8 MNIST, CPU)', async () => {
     const trainer = new Trainer(
       tinyConfig({ steps: 80, batchSize: 16, lr: 3e-3, warmupSteps: 5, emaDecay: null }),
-      mnist8,
+      fx.mnist8,
     );
     const losses: number[] = [];
     while (trainer.step < 80) losses.push((await trainer.trainStep()).loss);
@@ -81,7 +60,7 @@ void describe('trainer', () => {
         { steps: 30, batchSize: 8, lr: 3e-3, warmupSteps: 2, snrGamma: 5 },
         { prediction_type: 'v_prediction', beta_schedule: 'squaredcos_cap_v2' },
       ),
-      mnist8,
+      fx.mnist8,
     );
     assert.equal(trainer.predictionType, 'v_prediction');
     const losses: number[] = [];
@@ -93,8 +72,8 @@ void describe('trainer', () => {
 
 void describe('non-finite values stop training', () => {
   async function poisonedRun(name: string, poisonAfter: number) {
-    const out = join(dir, name);
-    const trainer = new Trainer(tinyConfig({ steps: 10, batchSize: 4, lr: 1e-3 }), mnist8);
+    const out = join(fx.dir, name);
+    const trainer = new Trainer(tinyConfig({ steps: 10, batchSize: 4, lr: 1e-3 }), fx.mnist8);
     let err: unknown = null;
     try {
       await runTraining(trainer, {
@@ -150,7 +129,7 @@ void describe('non-finite values stop training', () => {
   void test('a huge learning rate diverges and is caught before an update', async () => {
     const trainer = new Trainer(
       tinyConfig({ steps: 50, batchSize: 4, lr: 1e30, warmupSteps: 0, maxGradNorm: null }),
-      mnist8,
+      fx.mnist8,
     );
     await assert.rejects(async () => {
       while (trainer.step < 50) await trainer.trainStep();

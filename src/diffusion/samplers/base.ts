@@ -5,6 +5,7 @@
  * files) and the per-run state that `setTimesteps` resets.
  */
 import type { Tensor } from '../../engine/index.js';
+import { addNoise, getVelocity } from '../forward.js';
 import type { NoiseSchedule } from '../schedule.js';
 import {
   type BaseOptions,
@@ -22,7 +23,7 @@ import {
   type SchedulerSpec,
   writeDiffusersConfig,
 } from './config.js';
-import { timestepSpacings } from './spacing.js';
+import { discreteTimesteps, timestepSpacings } from './spacing.js';
 
 export abstract class SchedulerBase<O extends BaseOptions> implements Scheduler {
   readonly config: Readonly<O>;
@@ -88,4 +89,50 @@ export abstract class SchedulerBase<O extends BaseOptions> implements Scheduler 
     opts?: StepOptions,
   ): StepResult;
   abstract addNoise(originalSamples: Tensor, noise: Tensor, timesteps: ArrayLike<number>): Tensor;
+}
+
+/**
+ * The base of the schedulers that step between training timesteps with ᾱ (DDPM, DDIM, PNDM):
+ * timesteps from the spacing, ᾱ at a timestep (past the end of the chain: 1, or ᾱ_0 when
+ * `set_alpha_to_one` is false), and the forward process on the training schedule.
+ */
+export abstract class AlphaSchedulerBase<
+  O extends BaseOptions & { setAlphaToOne?: boolean },
+> extends SchedulerBase<O> {
+  /** ᾱ past the end of the chain. */
+  get finalAlphaCumprod(): number {
+    return this.config.setAlphaToOne === false ? this.alphasCumprod[0]! : 1;
+  }
+
+  setTimesteps(numInferenceSteps: number): void {
+    const c = this.config;
+    this.timesteps = discreteTimesteps(
+      c.timestepSpacing,
+      c.numTrainTimesteps,
+      numInferenceSteps,
+      c.stepsOffset,
+    );
+    this.numInferenceSteps = numInferenceSteps;
+  }
+
+  /** `t`, checked to be a training timestep. */
+  protected trainingTimestep(t: number): number {
+    if (!Number.isInteger(t) || t < 0 || t >= this.alphasCumprod.length) {
+      throw new Error(`${this.className}.step: timestep ${t} is not a training timestep`);
+    }
+    return t;
+  }
+
+  /** ᾱ_t at a training timestep, or past the end of the chain for t < 0. */
+  protected alphaAt(t: number): number {
+    return t < 0 ? this.finalAlphaCumprod : this.alphasCumprod[this.trainingTimestep(t)]!;
+  }
+
+  addNoise(originalSamples: Tensor, noise: Tensor, timesteps: ArrayLike<number>): Tensor {
+    return addNoise(this.schedule, originalSamples, noise, timesteps);
+  }
+
+  getVelocity(sample: Tensor, noise: Tensor, timesteps: ArrayLike<number>): Tensor {
+    return getVelocity(this.schedule, sample, noise, timesteps);
+  }
 }

@@ -191,17 +191,17 @@ export function thresholdSample(x0: Tensor, ratio: number, maxValue: number): Te
   return div(minimum(maximum(x0, mul(sT, -1)), sT), sT);
 }
 
+/** Clipping / dynamic thresholding of x̂_0. */
+export interface ClipOptions {
+  clipSample: boolean;
+  clipSampleRange: number;
+  thresholding: boolean;
+  dynamicThresholdingRatio: number;
+  sampleMaxValue: number;
+}
+
 /** Clips or thresholds x̂_0 as the config asks (thresholding wins, as in diffusers). */
-export function clipOrThreshold(
-  x0: Tensor,
-  o: {
-    thresholding?: boolean;
-    dynamicThresholdingRatio?: number;
-    sampleMaxValue?: number;
-    clipSample?: boolean;
-    clipSampleRange?: number;
-  },
-): Tensor {
+export function clipOrThreshold(x0: Tensor, o: Partial<ClipOptions>): Tensor {
   if (o.thresholding === true) {
     return thresholdSample(x0, o.dynamicThresholdingRatio ?? 0.995, o.sampleMaxValue ?? 1);
   }

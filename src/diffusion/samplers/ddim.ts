@@ -11,10 +11,11 @@
  * ᾱ past the end of the chain is 1 (`set_alpha_to_one`) or ᾱ_0.
  */
 import { add, mul, type Tensor } from '../../engine/index.js';
-import { addNoise, getVelocity, predictedEpsilon, predictedOriginalSample } from '../forward.js';
-import { SchedulerBase } from './base.js';
+import { predictedEpsilon, predictedOriginalSample } from '../forward.js';
+import { AlphaSchedulerBase } from './base.js';
 import {
   type BaseOptions,
+  type ClipOptions,
   clipOrThreshold,
   drawNoise,
   requireTimesteps,
@@ -22,8 +23,6 @@ import {
   type StepResult,
 } from './common.js';
 import type { SchedulerSpec } from './config.js';
-import type { ClipOptions } from './ddpm.js';
-import { discreteTimesteps } from './spacing.js';
 
 export interface DDIMOptions extends BaseOptions, ClipOptions {
   setAlphaToOne: boolean;
@@ -89,34 +88,14 @@ export function ddimStep(
   return { prevSample: prev, predOriginalSample: x0 };
 }
 
-export class DDIMScheduler extends SchedulerBase<DDIMOptions> {
+export class DDIMScheduler extends AlphaSchedulerBase<DDIMOptions> {
   constructor(options: Partial<DDIMOptions> = {}) {
     super(ddimSpec, options);
   }
 
-  /** ᾱ past the end of the chain. */
-  get finalAlphaCumprod(): number {
-    return this.config.setAlphaToOne ? 1 : this.alphasCumprod[0]!;
-  }
-
-  setTimesteps(numInferenceSteps: number): void {
-    const c = this.config;
-    this.timesteps = discreteTimesteps(
-      c.timestepSpacing,
-      c.numTrainTimesteps,
-      numInferenceSteps,
-      c.stepsOffset,
-    );
-    this.numInferenceSteps = numInferenceSteps;
-  }
-
   step(modelOutput: Tensor, timestep: number, sample: Tensor, opts?: StepOptions): StepResult {
     const n = requireTimesteps(this.numInferenceSteps, this.className);
-    const acp = this.alphasCumprod;
-    const t = timestep;
-    if (!Number.isInteger(t) || t < 0 || t >= acp.length) {
-      throw new Error(`DDIMScheduler.step: timestep ${t} is not a training timestep`);
-    }
+    const t = this.trainingTimestep(timestep);
     // diffusers' DDIM steps back by T/n whatever the spacing
     const prevT = t - Math.floor(this.config.numTrainTimesteps / n);
     const eta = opts?.eta ?? 0;
@@ -124,8 +103,8 @@ export class DDIMScheduler extends SchedulerBase<DDIMOptions> {
     return ddimStep(
       {
         ...this.config,
-        alphaProdT: acp[t]!,
-        alphaProdTPrev: prevT >= 0 ? acp[prevT]! : this.finalAlphaCumprod,
+        alphaProdT: this.alphaAt(t),
+        alphaProdTPrev: this.alphaAt(prevT),
         eta,
         useClippedModelOutput: opts?.useClippedModelOutput ?? false,
       },
@@ -133,13 +112,5 @@ export class DDIMScheduler extends SchedulerBase<DDIMOptions> {
       sample,
       noise,
     );
-  }
-
-  addNoise(originalSamples: Tensor, noise: Tensor, timesteps: ArrayLike<number>): Tensor {
-    return addNoise(this.schedule, originalSamples, noise, timesteps);
-  }
-
-  getVelocity(sample: Tensor, noise: Tensor, timesteps: ArrayLike<number>): Tensor {
-    return getVelocity(this.schedule, sample, noise, timesteps);
   }
 }

@@ -12,18 +12,18 @@
  *     learned_range  log σ² = f log β + (1 − f) log β̃, f = (v + 1)/2 (Nichol & Dhariwal 2021, eq. 15)
  */
 import { add, exp, mul, slice, sqrt, type Tensor } from '../../engine/index.js';
-import { addNoise, getVelocity, predictedOriginalSample } from '../forward.js';
-import { SchedulerBase } from './base.js';
+import { predictedOriginalSample } from '../forward.js';
+import { AlphaSchedulerBase } from './base.js';
 import {
   type BaseOptions,
   checkOneOf,
+  type ClipOptions,
   clipOrThreshold,
   drawNoise,
   type StepOptions,
   type StepResult,
 } from './common.js';
 import type { SchedulerSpec } from './config.js';
-import { discreteTimesteps } from './spacing.js';
 
 export type DDPMVarianceType =
   'fixed_small' | 'fixed_small_log' | 'fixed_large' | 'learned' | 'learned_range';
@@ -35,15 +35,6 @@ export const ddpmVarianceTypes: readonly DDPMVarianceType[] = [
   'learned',
   'learned_range',
 ];
-
-/** Clipping / dynamic thresholding of x̂_0. */
-export interface ClipOptions {
-  clipSample: boolean;
-  clipSampleRange: number;
-  thresholding: boolean;
-  dynamicThresholdingRatio: number;
-  sampleMaxValue: number;
-}
 
 export interface DDPMOptions extends BaseOptions, ClipOptions {
   varianceType: DDPMVarianceType;
@@ -151,21 +142,10 @@ export function ddpmStep(
   return { prevSample: prev, predOriginalSample: x0 };
 }
 
-export class DDPMScheduler extends SchedulerBase<DDPMOptions> {
+export class DDPMScheduler extends AlphaSchedulerBase<DDPMOptions> {
   constructor(options: Partial<DDPMOptions> = {}) {
     super(ddpmSpec, options);
     checkOneOf('variance_type', this.config.varianceType, ddpmVarianceTypes, this.className);
-  }
-
-  setTimesteps(numInferenceSteps: number): void {
-    const c = this.config;
-    this.timesteps = discreteTimesteps(
-      c.timestepSpacing,
-      c.numTrainTimesteps,
-      numInferenceSteps,
-      c.stepsOffset,
-    );
-    this.numInferenceSteps = numInferenceSteps;
   }
 
   /** The timestep after t in the schedule (−1 past the end). */
@@ -179,26 +159,14 @@ export class DDPMScheduler extends SchedulerBase<DDPMOptions> {
   }
 
   step(modelOutput: Tensor, timestep: number, sample: Tensor, opts?: StepOptions): StepResult {
-    const t = timestep;
+    const t = this.trainingTimestep(timestep);
     const prevT = this.previousTimestep(t);
-    const acp = this.alphasCumprod;
-    if (!Number.isInteger(t) || t < 0 || t >= acp.length) {
-      throw new Error(`DDPMScheduler.step: timestep ${t} is not a training timestep`);
-    }
     const noise = t > 0 ? drawNoise(sample, opts, this.className) : null;
     return ddpmStep(
-      { ...this.config, alphaProdT: acp[t]!, alphaProdTPrev: prevT >= 0 ? acp[prevT]! : 1 },
+      { ...this.config, alphaProdT: this.alphaAt(t), alphaProdTPrev: this.alphaAt(prevT) },
       modelOutput,
       sample,
       noise,
     );
-  }
-
-  addNoise(originalSamples: Tensor, noise: Tensor, timesteps: ArrayLike<number>): Tensor {
-    return addNoise(this.schedule, originalSamples, noise, timesteps);
-  }
-
-  getVelocity(sample: Tensor, noise: Tensor, timesteps: ArrayLike<number>): Tensor {
-    return getVelocity(this.schedule, sample, noise, timesteps);
   }
 }

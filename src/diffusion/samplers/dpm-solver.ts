@@ -18,19 +18,12 @@ import {
   checkOneOf,
   clipOrThreshold,
   drawNoise,
-  hold,
-  release,
   requireTimesteps,
   type StepOptions,
   type StepResult,
 } from './common.js';
 import type { SchedulerSpec } from './config.js';
-import {
-  dataPrediction,
-  multistepSchedule,
-  MultistepSchedulerBase,
-  noisePrediction,
-} from './multistep.js';
+import { dataPrediction, MultistepSchedulerBase, noisePrediction } from './multistep.js';
 import type { FinalSigmasType } from './sigma-scheduler.js';
 import { alphaSigmaOf, lambdaOf } from './sigmas.js';
 
@@ -276,10 +269,6 @@ export function dpmSolverThirdOrderUpdate(
 }
 
 export class DPMSolverMultistepScheduler extends MultistepSchedulerBase<DPMSolverOptions> {
-  /** Converted outputs of the last `solverOrder` steps, oldest first (null until filled). */
-  private modelOutputs: (Tensor | null)[] = [];
-  private lowerOrderNums = 0;
-
   constructor(options: Partial<DPMSolverOptions> = {}) {
     super(dpmSolverSpec, options);
     const c = this.config;
@@ -291,7 +280,6 @@ export class DPMSolverMultistepScheduler extends MultistepSchedulerBase<DPMSolve
     ];
     checkOneOf('algorithm_type', c.algorithmType, algorithms, this.className);
     checkOneOf('solver_type', c.solverType, ['midpoint', 'heun'], this.className);
-    checkOneOf('final_sigmas_type', c.finalSigmasType, ['zero', 'sigma_min'], this.className);
     if (![1, 2, 3].includes(c.solverOrder)) {
       throw new Error(`${this.className}: solver_order must be 1, 2 or 3, got ${c.solverOrder}`);
     }
@@ -306,22 +294,6 @@ export class DPMSolverMultistepScheduler extends MultistepSchedulerBase<DPMSolve
     if (c.algorithmType === 'sde-dpmsolver' && c.solverOrder === 3) {
       throw new Error(`${this.className}: 'sde-dpmsolver' supports solver_order 1 and 2`);
     }
-    this.modelOutputs = new Array<Tensor | null>(c.solverOrder).fill(null);
-  }
-
-  setTimesteps(numInferenceSteps: number): void {
-    const { timesteps, sigmas } = multistepSchedule(
-      this.alphasCumprod,
-      this.config,
-      numInferenceSteps,
-    );
-    this.timesteps = timesteps;
-    this.sigmas = sigmas;
-    this.numInferenceSteps = timesteps.length;
-    this.modelOutputs.forEach(release);
-    this.modelOutputs = new Array<Tensor | null>(this.config.solverOrder).fill(null);
-    this.lowerOrderNums = 0;
-    this.stepIndex = null;
   }
 
   /** x̂_0 (DPM-Solver++) or ε̂ (DPM-Solver) at the current σ, thresholded if asked. */
@@ -354,8 +326,7 @@ export class DPMSolverMultistepScheduler extends MultistepSchedulerBase<DPMSolve
     const lowerOrderSecond = i === L - 2 && c.lowerOrderFinal && L < 15;
 
     const m = this.convertModelOutput(modelOutput, sample, this.sigmas[i]!);
-    release(this.modelOutputs.shift());
-    this.modelOutputs.push(hold(m));
+    this.pushOutput(m);
     const noise = isSde(c.algorithmType) ? drawNoise(sample, opts, this.className) : null;
 
     const s = this.sigmas;
@@ -385,8 +356,7 @@ export class DPMSolverMultistepScheduler extends MultistepSchedulerBase<DPMSolve
         noise,
       );
     }
-    if (this.lowerOrderNums < c.solverOrder) this.lowerOrderNums += 1;
-    this.stepIndex = i + 1;
+    this.endStep(i);
     return { prevSample: prev, predOriginalSample: isDataPrediction(c.algorithmType) ? m : null };
   }
 }

@@ -3,7 +3,7 @@ export * from './common.js';
 export * from './config.js';
 export * from './spacing.js';
 export * from './sigmas.js';
-export { SchedulerBase } from './base.js';
+export { AlphaSchedulerBase, SchedulerBase } from './base.js';
 export * from './sigma-scheduler.js';
 export * from './multistep.js';
 export * from './ddpm.js';

@@ -2,11 +2,21 @@
  * The common part of the exponential-integrator multistep solvers (DPM-Solver, UniPC): integer
  * timesteps from n + 1 points with the final 0 dropped, σ interpolated at them (or a Karras /
  * uniform-λ schedule with rounded timesteps), the final σ, and the VP forward process
- * x_t = α_t x_0 + σ_t ε written with α_t = 1/√(σ² + 1), σ_t = σ α_t.
+ * x_t = α_t x_0 + σ_t ε written with α_t = 1/√(σ² + 1), σ_t = σ α_t; and the history of past
+ * converted model outputs both keep.
  */
-import { add, div, mul, sub, type Tensor } from '../../engine/index.js';
+import { add, mul, type Tensor } from '../../engine/index.js';
+import { predictedEpsilon, predictedOriginalSample } from '../forward.js';
 import { SchedulerBase } from './base.js';
-import { type BaseOptions, indexForTimestep, perBatch, type PredictionType } from './common.js';
+import {
+  type BaseOptions,
+  checkOneOf,
+  hold,
+  indexForTimestep,
+  perBatch,
+  type PredictionType,
+  release,
+} from './common.js';
 import type { SchedulerSpec } from './config.js';
 import {
   alphaSigmaOf,
@@ -83,16 +93,7 @@ export function dataPrediction(
   sigma: number,
 ): Tensor {
   const { alphaT, sigmaT } = alphaSigmaOf(sigma);
-  switch (type) {
-    case 'epsilon':
-      return div(sub(sample, mul(modelOutput, sigmaT)), alphaT);
-    case 'sample':
-      return modelOutput;
-    case 'v_prediction':
-      return sub(mul(sample, alphaT), mul(modelOutput, sigmaT));
-    default:
-      throw new Error(`unknown prediction_type '${String(type satisfies never)}'`);
-  }
+  return predictedOriginalSample(type, modelOutput, sample, alphaT, sigmaT);
 }
 
 /** ε̂ (noise prediction) from a model output at noise level σ. */
@@ -103,27 +104,63 @@ export function noisePrediction(
   sigma: number,
 ): Tensor {
   const { alphaT, sigmaT } = alphaSigmaOf(sigma);
-  switch (type) {
-    case 'epsilon':
-      return modelOutput;
-    case 'sample':
-      return div(sub(sample, mul(modelOutput, alphaT)), sigmaT);
-    case 'v_prediction':
-      return add(mul(modelOutput, alphaT), mul(sample, sigmaT));
-    default:
-      throw new Error(`unknown prediction_type '${String(type satisfies never)}'`);
-  }
+  return predictedEpsilon(type, modelOutput, sample, alphaT, sigmaT);
 }
 
-export abstract class MultistepSchedulerBase<O extends BaseOptions> extends SchedulerBase<O> {
+/** The options every multistep solver has. */
+export interface MultistepOptions extends BaseOptions, MultistepScheduleOptions {
+  solverOrder: number;
+}
+
+export abstract class MultistepSchedulerBase<O extends MultistepOptions> extends SchedulerBase<O> {
   protected stepIndex: number | null = null;
   declare sigmas: Float64Array;
+  /** Converted outputs of the last `solverOrder` steps, oldest first (null until filled). */
+  protected modelOutputs: (Tensor | null)[];
+  /** Steps taken so far, up to solverOrder: the highest order the history allows is this + 1. */
+  protected lowerOrderNums = 0;
 
-  protected constructor(spec: SchedulerSpec<O>, options: Partial<O>) {
+  /** `karrasSigmaMinLast`: see multistepSchedule. */
+  protected constructor(
+    spec: SchedulerSpec<O>,
+    options: Partial<O>,
+    private readonly karrasSigmaMinLast = false,
+  ) {
     super(spec, options, { zeroSnrOverride: true });
-    const T = this.config.numTrainTimesteps;
+    const c = this.config;
+    checkOneOf('final_sigmas_type', c.finalSigmasType, ['zero', 'sigma_min'], this.className);
+    const T = c.numTrainTimesteps;
     this.timesteps = npLinspace(0, T - 1, T).reverse();
     this.sigmas = sigmasFromAlphasCumprod(this.alphasCumprod);
+    this.modelOutputs = new Array<Tensor | null>(c.solverOrder).fill(null);
+  }
+
+  setTimesteps(numInferenceSteps: number): void {
+    const { timesteps, sigmas } = multistepSchedule(
+      this.alphasCumprod,
+      this.config,
+      numInferenceSteps,
+      this.karrasSigmaMinLast,
+    );
+    this.timesteps = timesteps;
+    this.sigmas = sigmas;
+    this.numInferenceSteps = timesteps.length;
+    this.modelOutputs.forEach(release);
+    this.modelOutputs = new Array<Tensor | null>(this.config.solverOrder).fill(null);
+    this.lowerOrderNums = 0;
+    this.stepIndex = null;
+  }
+
+  /** Keeps `m` as the newest output and drops the oldest. */
+  protected pushOutput(m: Tensor): void {
+    release(this.modelOutputs.shift());
+    this.modelOutputs.push(hold(m));
+  }
+
+  /** Ends step i: one more output counts towards the order, and the next step is i + 1. */
+  protected endStep(i: number): void {
+    if (this.lowerOrderNums < this.config.solverOrder) this.lowerOrderNums += 1;
+    this.stepIndex = i + 1;
   }
 
   protected currentIndex(timestep: number): number {

@@ -12,8 +12,8 @@
  * makes the schedule t_0, t_1, t_1, t_2, … (n + 1 calls).
  */
 import { add, div, mul, sub, type Tensor } from '../../engine/index.js';
-import { addNoise, predictedEpsilon } from '../forward.js';
-import { SchedulerBase } from './base.js';
+import { predictedEpsilon } from '../forward.js';
+import { AlphaSchedulerBase } from './base.js';
 import { type BaseOptions, hold, release, requireTimesteps } from './common.js';
 import type { PredictionType, StepOptions, StepResult } from './common.js';
 import type { SchedulerSpec } from './config.js';
@@ -82,7 +82,7 @@ export function plmsCombine(ets: readonly Tensor[]): Tensor {
   }
 }
 
-export class PNDMScheduler extends SchedulerBase<PNDMOptions> {
+export class PNDMScheduler extends AlphaSchedulerBase<PNDMOptions> {
   /** Timesteps of the PRK phase and of the PLMS phase; `timesteps` is both. */
   prkTimesteps = new Float64Array(0);
   plmsTimesteps = new Float64Array(0);
@@ -96,11 +96,7 @@ export class PNDMScheduler extends SchedulerBase<PNDMOptions> {
     super(pndmSpec, options, { predictionTypes: ['epsilon', 'v_prediction', 'sample'] });
   }
 
-  get finalAlphaCumprod(): number {
-    return this.config.setAlphaToOne ? 1 : this.alphasCumprod[0]!;
-  }
-
-  setTimesteps(numInferenceSteps: number): void {
+  override setTimesteps(numInferenceSteps: number): void {
     const c = this.config;
     const T = c.numTrainTimesteps;
     const n = numInferenceSteps;
@@ -141,10 +137,6 @@ export class PNDMScheduler extends SchedulerBase<PNDMOptions> {
     this.curSample = null;
     release(this.curModelOutput);
     this.curModelOutput = null;
-  }
-
-  private alphaAt(t: number): number {
-    return t >= 0 ? this.alphasCumprod[t]! : this.finalAlphaCumprod;
   }
 
   private transfer(sample: Tensor, t: number, tPrev: number, modelOutput: Tensor): Tensor {
@@ -229,9 +221,5 @@ export class PNDMScheduler extends SchedulerBase<PNDMOptions> {
       return out;
     }
     return this.transfer(sample, t, prevTimestep, plmsCombine(this.ets));
-  }
-
-  addNoise(originalSamples: Tensor, noise: Tensor, timesteps: ArrayLike<number>): Tensor {
-    return addNoise(this.schedule, originalSamples, noise, timesteps);
   }
 }

@@ -24,12 +24,7 @@ import {
   type StepResult,
 } from './common.js';
 import type { SchedulerSpec } from './config.js';
-import {
-  dataPrediction,
-  multistepSchedule,
-  MultistepSchedulerBase,
-  noisePrediction,
-} from './multistep.js';
+import { dataPrediction, MultistepSchedulerBase, noisePrediction } from './multistep.js';
 import type { FinalSigmasType } from './sigma-scheduler.js';
 import { alphaSigmaOf, lambdaOf } from './sigmas.js';
 
@@ -138,6 +133,27 @@ interface UniPCParams {
   solverType: UniPCSolverType;
 }
 
+/**
+ * What UniP and UniC share for a step from σ_s0 to σ_t: r_k of the past points, the B(h)
+ * coefficients, and the x_t = cx · x − scale · (…) factors of data or noise prediction.
+ */
+function unipcPoints(
+  p: UniPCParams,
+  sigmaT: number,
+  sigmaS0: number,
+  pastSigmas: readonly number[],
+  order: number,
+): ReturnType<typeof unipcCoefficients> & { rks: number[]; cx: number; scale: number } {
+  const { alphaT, sigmaT: sT } = alphaSigmaOf(sigmaT);
+  const { alphaT: aS0, sigmaT: sS0 } = alphaSigmaOf(sigmaS0);
+  const lS0 = lambdaOf(sigmaS0);
+  const h = lambdaOf(sigmaT) - lS0;
+  const rks = pastSigmas.slice(0, order - 1).map((s) => (lambdaOf(s) - lS0) / h);
+  const hh = p.predictX0 ? -h : h;
+  const [cx, scale] = p.predictX0 ? [sT / sS0, alphaT] : [alphaT / aS0, sT];
+  return { rks, cx, scale, ...unipcCoefficients(hh, [...rks, 1], order, p.solverType) };
+}
+
 /** Σ_k ρ_k D_k, D_k = (m_k − m_0)/r_k. */
 function weightedDiffs(
   rhos: readonly number[],
@@ -168,14 +184,8 @@ export function uniPUpdate(
   x: Tensor,
   order: number,
 ): Tensor {
-  const { alphaT, sigmaT: sT } = alphaSigmaOf(sigmaT);
-  const { alphaT: aS0, sigmaT: sS0 } = alphaSigmaOf(sigmaS0);
-  const lS0 = lambdaOf(sigmaS0);
-  const h = lambdaOf(sigmaT) - lS0;
   const ms = past.slice(0, order - 1);
-  const rks = pastSigmas.slice(0, order - 1).map((s) => (lambdaOf(s) - lS0) / h);
-  const hh = p.predictX0 ? -h : h;
-  const { hPhi1, Bh, R, b } = unipcCoefficients(hh, [...rks, 1], order, p.solverType);
+  const { rks, cx, scale, hPhi1, Bh, R, b } = unipcPoints(p, sigmaT, sigmaS0, pastSigmas, order);
   let rhos: number[] = [];
   if (ms.length > 0) {
     rhos =
@@ -187,7 +197,6 @@ export function uniPUpdate(
           );
   }
   const res = weightedDiffs(rhos, ms, m0, rks);
-  const [cx, scale] = p.predictX0 ? [sT / sS0, alphaT] : [alphaT / aS0, sT];
   let xt = sub(mul(x, cx), mul(m0, scale * hPhi1));
   if (res !== null) xt = sub(xt, mul(res, scale * Bh));
   return xt;
@@ -208,35 +217,24 @@ export function uniCUpdate(
   lastSample: Tensor,
   order: number,
 ): Tensor {
-  const { alphaT, sigmaT: sT } = alphaSigmaOf(sigmaT);
-  const { alphaT: aS0, sigmaT: sS0 } = alphaSigmaOf(sigmaS0);
-  const lS0 = lambdaOf(sigmaS0);
-  const h = lambdaOf(sigmaT) - lS0;
   const ms = past.slice(0, order - 1);
-  const rks = pastSigmas.slice(0, order - 1).map((s) => (lambdaOf(s) - lS0) / h);
-  const hh = p.predictX0 ? -h : h;
-  const { hPhi1, Bh, R, b } = unipcCoefficients(hh, [...rks, 1], order, p.solverType);
+  const { rks, cx, scale, hPhi1, Bh, R, b } = unipcPoints(p, sigmaT, sigmaS0, pastSigmas, order);
   const rhos = order === 1 ? [0.5] : solveLinear(R, b);
   const corr = weightedDiffs(rhos.slice(0, -1), ms, m0, rks);
   const D1t = sub(mT, m0);
   const last = mul(D1t, rhos[rhos.length - 1]!);
   const total = corr === null ? last : add(corr, last);
-  const [cx, scale] = p.predictX0 ? [sT / sS0, alphaT] : [alphaT / aS0, sT];
   return sub(sub(mul(lastSample, cx), mul(m0, scale * hPhi1)), mul(total, scale * Bh));
 }
 
 export class UniPCMultistepScheduler extends MultistepSchedulerBase<UniPCOptions> {
-  /** Converted outputs of the last `solverOrder` steps, oldest first. */
-  private modelOutputs: (Tensor | null)[] = [];
-  private lowerOrderNums = 0;
   private lastSample: Tensor | null = null;
   private thisOrder = 1;
 
   constructor(options: Partial<UniPCOptions> = {}) {
-    super(unipcSpec, options);
+    super(unipcSpec, options, true);
     const c = this.config;
     checkOneOf('solver_type', c.solverType, ['bh1', 'bh2'], this.className);
-    checkOneOf('final_sigmas_type', c.finalSigmasType, ['zero', 'sigma_min'], this.className);
     if (!c.predictX0 && c.finalSigmasType === 'zero') {
       // e^{h} − 1 is infinite at σ = 0: diffusers returns NaN there
       throw new Error(
@@ -246,26 +244,13 @@ export class UniPCMultistepScheduler extends MultistepSchedulerBase<UniPCOptions
     if (!Number.isInteger(c.solverOrder) || c.solverOrder < 1) {
       throw new Error(`${this.className}: solver_order must be a positive integer`);
     }
-    this.modelOutputs = new Array<Tensor | null>(c.solverOrder).fill(null);
   }
 
-  setTimesteps(numInferenceSteps: number): void {
-    const { timesteps, sigmas } = multistepSchedule(
-      this.alphasCumprod,
-      this.config,
-      numInferenceSteps,
-      true,
-    );
-    this.timesteps = timesteps;
-    this.sigmas = sigmas;
-    this.numInferenceSteps = timesteps.length;
-    this.modelOutputs.forEach(release);
-    this.modelOutputs = new Array<Tensor | null>(this.config.solverOrder).fill(null);
-    this.lowerOrderNums = 0;
+  override setTimesteps(numInferenceSteps: number): void {
+    super.setTimesteps(numInferenceSteps);
     release(this.lastSample);
     this.lastSample = null;
     this.thisOrder = 1;
-    this.stepIndex = null;
   }
 
   convertModelOutput(modelOutput: Tensor, sample: Tensor, sigma: number): Tensor {
@@ -312,8 +297,7 @@ export class UniPCMultistepScheduler extends MultistepSchedulerBase<UniPCOptions
         this.thisOrder,
       );
     }
-    release(this.modelOutputs.shift());
-    this.modelOutputs.push(hold(m));
+    this.pushOutput(m);
 
     const L = this.timesteps.length;
     const order = c.lowerOrderFinal ? Math.min(c.solverOrder, L - i) : c.solverOrder;
@@ -332,8 +316,7 @@ export class UniPCMultistepScheduler extends MultistepSchedulerBase<UniPCOptions
       x,
       this.thisOrder,
     );
-    if (this.lowerOrderNums < c.solverOrder) this.lowerOrderNums += 1;
-    this.stepIndex = i + 1;
+    this.endStep(i);
     return { prevSample: prev, predOriginalSample: c.predictX0 ? m : null };
   }
 }

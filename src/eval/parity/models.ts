@@ -10,15 +10,15 @@
  */
 import { readFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { keep, mul, noGrad, sum, type Tensor, tensor, tidy } from '../../engine/index.js';
+import { keep, mul, noGrad, sum, type Tensor, tidy } from '../../engine/index.js';
 import { createScheduler, sample } from '../../diffusion/index.js';
 import { AutoencoderKL } from '../../nn/models/autoencoder-kl.js';
 import { createModel, WEIGHTS_NAME, CONFIG_NAME } from '../../nn/models/io.js';
 import { UNet2DConditionModel } from '../../nn/models/unet-2d-condition.js';
 import { UNet2DModel } from '../../nn/models/unet-2d.js';
-import { readSafetensors, type SafetensorsEntry } from '../../nn/safetensors.js';
 import { loadModule } from '../../nn/state-io.js';
 import { maxRel, maxRelL2PerStep, record, relL2 } from './compare.js';
+import { FixtureTensors, joinAll, read } from './fixture-tensors.js';
 import type { FixtureCandidate, FixtureKind, RecordResult, RunContext } from './kinds.js';
 
 /** README: float32 against the float64 reference, relative L2 < 1e-4. */
@@ -43,46 +43,6 @@ interface ModelFixture {
     num_inference_steps: number;
     eta?: number;
   };
-}
-
-class FixtureTensors {
-  constructor(
-    private readonly entries: Map<string, SafetensorsEntry>,
-    private readonly ctx: RunContext,
-  ) {}
-  has(name: string): boolean {
-    return this.entries.has(name);
-  }
-  entry(name: string): SafetensorsEntry {
-    const e = this.entries.get(name);
-    if (e === undefined) throw new Error(`tensor '${name}' is missing from the fixture`);
-    return e;
-  }
-  values(name: string): Float64Array {
-    return Float64Array.from(this.entry(name).data);
-  }
-  /** In the run's dtype and backend (float inputs are stored F32; the f64 run upcasts them). */
-  tensor(name: string): Tensor {
-    const e = this.entry(name);
-    return tensor(Float64Array.from(e.data), e.shape, {
-      dtype: this.ctx.dtype,
-      backend: this.ctx.backend,
-    });
-  }
-}
-
-async function read(t: Tensor): Promise<Float64Array> {
-  return Float64Array.from(await t.data());
-}
-
-function joinAll(parts: readonly Float64Array[]): Float64Array {
-  const out = new Float64Array(parts.reduce((n, p) => n + p.length, 0));
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
 }
 
 /** The fixture's model: config + weights, moved to the run's dtype and backend, in eval mode. */
@@ -299,7 +259,7 @@ export const modelFixtureKind: FixtureKind = {
 
   async run(c: FixtureCandidate, ctx: RunContext): Promise<RecordResult[]> {
     const fx = c.json as unknown as ModelFixture;
-    const T = new FixtureTensors((await readSafetensors(c.tensorsPath)).tensors, ctx);
+    const T = await FixtureTensors.open(c, ctx);
     const tol = ctx.dtype === 'float64' ? MODEL_F64_TOLERANCE : MODEL_F32_TOLERANCE;
     const model = await loadFixtureModel(c, ctx);
     const records: RecordResult[] = [];

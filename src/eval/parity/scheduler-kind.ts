@@ -5,24 +5,15 @@
  * schedule, the inference schedule, every per-step record, the final samples, add_noise /
  * get_velocity, and diffusers' own float32 ("native") results.
  */
-import {
-  add,
-  type FloatDType,
-  keep,
-  mul,
-  type Tensor,
-  tanh,
-  tensor,
-  tidy,
-} from '../../engine/index.js';
+import { add, keep, mul, type Tensor, tanh, tidy } from '../../engine/index.js';
 import {
   createScheduler,
   sample,
   type Scheduler,
   type StepOptions,
 } from '../../diffusion/index.js';
-import { readSafetensors, type SafetensorsEntry } from '../../nn/safetensors.js';
 import { maxRel, maxRelL2PerStep, record, relL2 } from './compare.js';
+import { FixtureTensors, joinAll, read } from './fixture-tensors.js';
 import type { FixtureCandidate, FixtureKind, RecordResult, RunContext } from './kinds.js';
 
 /** README tolerances: float64 records, and diffusers-as-shipped (float32 inside) records. */
@@ -77,63 +68,13 @@ function stepOptionsFrom(kwargs: Record<string, unknown>): StepOptions {
   return out;
 }
 
-class Tensors {
-  constructor(
-    private readonly entries: Map<string, SafetensorsEntry>,
-    private readonly ctx: RunContext,
-  ) {}
-
-  has(name: string): boolean {
-    return this.entries.has(name);
-  }
-
-  entry(name: string): SafetensorsEntry {
-    const e = this.entries.get(name);
-    if (e === undefined) throw new Error(`tensor '${name}' is missing from the fixture`);
-    return e;
-  }
-
-  /** Values as float64. */
-  values(name: string): Float64Array {
-    return Float64Array.from(this.entry(name).data);
-  }
-
-  /** A tensor of the run's dtype and backend; `index` picks one slice along the first axis. */
-  tensor(name: string, index?: number): Tensor {
-    const e = this.entry(name);
-    const dtype: FloatDType = this.ctx.dtype;
-    if (index === undefined) {
-      return tensor(Float64Array.from(e.data), e.shape, { dtype, backend: this.ctx.backend });
-    }
-    const [n, ...rest] = e.shape;
-    if (index >= n!) throw new Error(`'${name}' has ${n} entries; entry ${index} was asked for`);
-    const per = rest.reduce((p, d) => p * d, 1);
-    const data = Float64Array.from(e.data.subarray(index * per, (index + 1) * per));
-    return tensor(data, rest, { dtype, backend: this.ctx.backend });
-  }
-}
-
-async function read(t: Tensor): Promise<Float64Array> {
-  return Float64Array.from(await t.data());
-}
-
-function concat(parts: readonly Float64Array[]): Float64Array {
-  const out = new Float64Array(parts.reduce((n, p) => n + p.length, 0));
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
-}
-
 export const schedulerFixtureKind: FixtureKind = {
   name: 'scheduler',
   detect: (c: FixtureCandidate) => typeof c.json['scheduler_class'] === 'string',
 
   async run(c: FixtureCandidate, ctx: RunContext): Promise<RecordResult[]> {
     const fx = c.json as unknown as SchedulerFixture;
-    const T = new Tensors((await readSafetensors(c.tensorsPath)).tensors, ctx);
+    const T = await FixtureTensors.open(c, ctx);
     const tol = ctx.dtype === 'float64' ? F64_TOLERANCE : NATIVE_TOLERANCE;
     const make = (): Scheduler => createScheduler(fx.scheduler_class, fx.config);
     const stepKwargs = stepOptionsFrom(fx.step_kwargs ?? {});
@@ -215,7 +156,7 @@ export const schedulerFixtureKind: FixtureKind = {
         const full = `${key}/${name}`;
         if (!T.has(full)) continue;
         const steps = T.entry(full).shape[0]!;
-        const ours = concat(await Promise.all(io[name].map(read)));
+        const ours = joinAll(await Promise.all(io[name].map(read)));
         io[name].forEach((t) => t.dispose());
         const e =
           io[name].length === steps ? maxRelL2PerStep(ours, T.values(full), steps) : Infinity;

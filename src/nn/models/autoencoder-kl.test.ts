@@ -37,28 +37,44 @@ void describe('AutoencoderKL', () => {
   });
 
   void it('drops the quant convs and mid attention when the config says so', () => {
-    const m = new AutoencoderKL({ ...tiny, use_quant_conv: false, use_post_quant_conv: false, mid_block_add_attention: false });
+    const m = new AutoencoderKL({
+      ...tiny,
+      use_quant_conv: false,
+      use_post_quant_conv: false,
+      mid_block_add_attention: false,
+    });
     const names = m.namedParameters().map(([n]) => n);
-    assert.ok(!names.some((n) => n.includes('quant_conv') || n.includes('attentions')), "!names.some((n) => n.includes('quant_conv') || n.includes('attentions'))");
+    assert.ok(
+      !names.some((n) => n.includes('quant_conv') || n.includes('attentions')),
+      "!names.some((n) => n.includes('quant_conv') || n.includes('attentions'))",
+    );
     assert.deepEqual(m.forward(randn([1, 3, 8, 8], { generator: g })).shape, [1, 3, 8, 8]);
   });
 });
 
 void describe('DiagonalGaussianDistribution', () => {
-  const params = tensor(Float64Array.from([0.5, -1, 100, -100]), [1, 4, 1, 1], { dtype: 'float64' });
+  const params = tensor(Float64Array.from([0.5, -1, 100, -100]), [1, 4, 1, 1], {
+    dtype: 'float64',
+  });
   const d = new DiagonalGaussianDistribution(params);
 
   void it('splits [mean; logvar] on channels and clamps logvar to [−30, 20]', () => {
     assert.deepEqual([...d.mean.dataSync()], [0.5, -1]);
     assert.deepEqual([...d.logvar.dataSync()], [20, -30]);
-    assert.ok(Math.abs(d.std.dataSync()[0]! - Math.exp(10)) < 1e-6 * Math.exp(10), "Math.abs(d.std.dataSync()[0]! - Math.exp(10)) < 1e-6 * Math.exp(10)");
+    assert.ok(
+      Math.abs(d.std.dataSync()[0]! - Math.exp(10)) < 1e-6 * Math.exp(10),
+      'Math.abs(d.std.dataSync()[0]! - Math.exp(10)) < 1e-6 * Math.exp(10)',
+    );
   });
 
   void it('has the closed-form KL to N(0, I) and to another Gaussian', () => {
     const kl = (m: number, lv: number) => 0.5 * (m * m + Math.exp(lv) - 1 - lv);
     const want = kl(0.5, 20) + kl(-1, -30);
-    assert.ok(Math.abs(d.kl().dataSync()[0]! - want) < 1e-9 * want, "Math.abs(d.kl().dataSync()[0]! - want) < 1e-9 * want");
-    assert.ok(Math.abs(d.kl(d).dataSync()[0]!) < 1e-12, "Math.abs(d.kl(d).dataSync()[0]!) < 1e-12");
+    assert.ok(
+      Math.abs(d.kl().dataSync()[0]! - want) < 1e-9 * want,
+      'Math.abs(d.kl().dataSync()[0]! - want) < 1e-9 * want',
+    );
+    assert.ok(Math.abs(d.kl(d).dataSync()[0]!) < 1e-12, 'Math.abs(d.kl(d).dataSync()[0]!) < 1e-12');
   });
 
   void it('samples mean + std · ε from the generator, reproducibly', () => {
@@ -68,7 +84,7 @@ void describe('DiagonalGaussianDistribution', () => {
     const b = q.sample(new Generator(1)).dataSync();
     assert.deepEqual([...a], [...b]);
     const eps = randn([1, 2, 1, 1], { generator: new Generator(1), dtype: 'float64' }).dataSync();
-    assert.ok(Math.abs(a[0]! - (1 + eps[0]!)) < 1e-12, "Math.abs(a[0]! - (1 + eps[0]!)) < 1e-12");
+    assert.ok(Math.abs(a[0]! - (1 + eps[0]!)) < 1e-12, 'Math.abs(a[0]! - (1 + eps[0]!)) < 1e-12');
     assert.equal(q.mode(), q.mean);
   });
 });

@@ -6,43 +6,25 @@
  */
 import type { Generator, Tensor } from '../../engine/index.js';
 import { Conv2d } from '../layers.js';
-import { ACTIVATIONS, type ActivationName, BuildContext, type ModelInitOptions } from './common.js';
-import {
-  anyValue,
-  bool,
-  checkLength,
-  type ConfigSchema,
-  either,
-  int,
-  listOf,
-  nullable,
-  num,
-  oneOf,
-  positive,
-} from './config.js';
+import { BuildContext, type ModelInitOptions } from './common.js';
+import { anyValue, bool, type ConfigSchema, nullable, num } from './config.js';
 import { DiffusersModel } from './diffusers-model.js';
-import { Decoder, DiagonalGaussianDistribution, Encoder } from './vae.js';
+import {
+  checkCoder,
+  CODER_RULES,
+  type CoderConfig,
+  coderOptions,
+  Decoder,
+  DiagonalGaussianDistribution,
+  Encoder,
+} from './vae.js';
 
-export interface AutoencoderKLConfig {
-  in_channels: number;
-  out_channels: number;
-  down_block_types: readonly 'DownEncoderBlock2D'[];
-  up_block_types: readonly 'UpDecoderBlock2D'[];
-  block_out_channels: readonly number[];
-  layers_per_block: number;
-  act_fn: ActivationName;
-  latent_channels: number;
-  norm_num_groups: number;
-  sample_size: number | readonly [number, number];
-  scaling_factor: number;
+export interface AutoencoderKLConfig extends CoderConfig {
   shift_factor: number | null;
   latents_mean: readonly number[] | null;
   latents_std: readonly number[] | null;
-  /** Run in float32 under fp16 pipelines (no effect here). */
-  force_upcast: boolean;
   use_quant_conv: boolean;
   use_post_quant_conv: boolean;
-  mid_block_add_attention: boolean;
 }
 
 export const AUTOENCODER_KL_DEFAULTS: AutoencoderKLConfig = {
@@ -65,41 +47,6 @@ export const AUTOENCODER_KL_DEFAULTS: AutoencoderKLConfig = {
   use_post_quant_conv: true,
   mid_block_add_attention: true,
 };
-
-/** The config keys AutoencoderKL and VQModel share, with their rules. */
-export const CODER_RULES = {
-  in_channels: int(1),
-  out_channels: int(1),
-  down_block_types: listOf(oneOf(['DownEncoderBlock2D'], ['AttnDownEncoderBlock2D'])),
-  up_block_types: listOf(oneOf(['UpDecoderBlock2D'], ['AttnUpDecoderBlock2D'])),
-  block_out_channels: listOf(int(1)),
-  layers_per_block: int(1),
-  act_fn: oneOf(ACTIVATIONS),
-  latent_channels: int(1),
-  norm_num_groups: int(1),
-  sample_size: either(int(1), listOf(int(1), 2)),
-  scaling_factor: positive,
-  force_upcast: bool,
-  mid_block_add_attention: bool,
-} as const;
-
-export function checkCoder(c: {
-  block_out_channels: readonly number[];
-  down_block_types: readonly unknown[];
-  up_block_types: readonly unknown[];
-  norm_num_groups: number;
-}): string[] {
-  const n = c.block_out_channels.length;
-  const problems = [
-    ...checkLength('down_block_types', c.down_block_types, n, 'block_out_channels entry'),
-    ...checkLength('up_block_types', c.up_block_types, n, 'block_out_channels entry'),
-  ];
-  const bad = c.block_out_channels.find((ch) => ch % c.norm_num_groups !== 0);
-  if (bad !== undefined) {
-    problems.push(`block_out_channels: ${bad} is not divisible by norm_num_groups=${c.norm_num_groups}`);
-  }
-  return problems;
-}
 
 export const AUTOENCODER_KL_SCHEMA: ConfigSchema<AutoencoderKLConfig> = {
   className: 'AutoencoderKL',
@@ -134,14 +81,7 @@ export class AutoencoderKL extends DiffusersModel<AutoencoderKLConfig> {
     const c = this.config;
     const ctx = new BuildContext(opts);
     const lc = c.latent_channels;
-    const common = {
-      blockOutChannels: c.block_out_channels,
-      layersPerBlock: c.layers_per_block,
-      normNumGroups: c.norm_num_groups,
-      actFn: c.act_fn,
-      midBlockAddAttention: c.mid_block_add_attention,
-      ctx,
-    };
+    const common = coderOptions(c, ctx);
     this.encoder = this.child(
       'encoder',
       new Encoder({ ...common, inChannels: c.in_channels, outChannels: 2 * lc }),

@@ -108,7 +108,8 @@ export function configToJson(className: string, config: object): string {
 
 export const anyValue: Rule = () => null;
 
-export const bool: Rule = (v) => (typeof v === 'boolean' ? null : `expected true or false, got ${show(v)}`);
+export const bool: Rule = (v) =>
+  typeof v === 'boolean' ? null : `expected true or false, got ${show(v)}`;
 
 export const num: Rule = (v) =>
   typeof v === 'number' && Number.isFinite(v) ? null : `expected a number, got ${show(v)}`;
@@ -134,7 +135,10 @@ export function nullable(rule: Rule): Rule {
 }
 
 /** One of the listed values. `others` are values diffusers knows that Sumi does not support. */
-export function oneOf(supported: readonly ConfigValue[], others: readonly ConfigValue[] = []): Rule {
+export function oneOf(
+  supported: readonly ConfigValue[],
+  others: readonly ConfigValue[] = [],
+): Rule {
   return (v) => {
     if (supported.some((s) => s === v)) return null;
     const list = supported.map(show).join(', ');

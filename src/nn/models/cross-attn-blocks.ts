@@ -5,12 +5,16 @@
  */
 import type { Tensor } from '../../engine/index.js';
 import { Module, ModuleList } from '../module.js';
-import { Downsample2D, type ResnetBlock2D, Upsample2D } from './resnet.js';
+import type { Downsample2D, ResnetBlock2D, Upsample2D } from './resnet.js';
 import { Transformer2DModel } from './transformer-2d.js';
 import {
+  convDownsampler,
+  convUpsampler,
   type DownBlock,
   type DownBlockOptions,
   type DownOutput,
+  downPath,
+  downResnets,
   joinSkip,
   resnetBlock,
   type ResnetSettings,
@@ -65,40 +69,24 @@ export class CrossAttnDownBlock2D extends Module implements DownBlock {
   readonly downsamplers: ModuleList<Downsample2D> | null;
   constructor(o: DownBlockOptions & { attention: CrossAttentionSettings }) {
     super();
-    const s = o.resnet;
-    const resnets: ResnetBlock2D[] = [];
-    const attentions: Transformer2DModel[] = [];
-    for (let i = 0; i < o.numLayers; i++) {
-      resnets.push(resnetBlock(s, i === 0 ? o.inChannels : o.outChannels, o.outChannels));
-      attentions.push(transformer(o.outChannels, o.attention, s, i));
-    }
-    this.attentions = this.child('attentions', new ModuleList(attentions));
+    const resnets = downResnets(o);
+    this.attentions = this.child(
+      'attentions',
+      new ModuleList(resnets.map((_, i) => transformer(o.outChannels, o.attention, o.resnet, i))),
+    );
     this.resnets = this.child('resnets', new ModuleList(resnets));
     this.downsamplers = o.addDownsample
-      ? this.child(
-          'downsamplers',
-          new ModuleList([
-            new Downsample2D(o.outChannels, {
-              useConv: true,
-              padding: o.downsamplePadding,
-              ctx: s.ctx,
-            }),
-          ]),
-        )
+      ? this.child('downsamplers', new ModuleList([convDownsampler(o)]))
       : null;
   }
   forward(hidden: Tensor, temb: Tensor | null, context?: Tensor | null): DownOutput {
-    const skips: Tensor[] = [];
-    let h = hidden;
-    this.resnets.items.forEach((r, i) => {
-      h = this.attentions.at(i).forward(r.forward(h, temb), context);
-      skips.push(h);
-    });
-    if (this.downsamplers) {
-      for (const d of this.downsamplers.items) h = d.forward(h);
-      skips.push(h);
-    }
-    return { hidden: h, skips };
+    const down = this.downsamplers?.at(0);
+    return downPath(
+      hidden,
+      this.resnets.length,
+      (h, i) => this.attentions.at(i).forward(this.resnets.at(i).forward(h, temb), context),
+      down ? (h) => down.forward(h) : null,
+    );
   }
 }
 
@@ -116,10 +104,7 @@ export class CrossAttnUpBlock2D extends Module implements UpBlock {
     );
     this.resnets = this.child('resnets', new ModuleList(resnets));
     this.upsamplers = o.addUpsample
-      ? this.child(
-          'upsamplers',
-          new ModuleList([new Upsample2D(o.outChannels, { useConv: true, ctx: o.resnet.ctx })]),
-        )
+      ? this.child('upsamplers', new ModuleList([convUpsampler(o)]))
       : null;
   }
   forward(

@@ -8,7 +8,9 @@ import { cpuBackend } from '../../engine/index.js';
 /** diffusers' get_timestep_embedding, evaluated in float64. */
 function reference(t: number, dim: number, flip: boolean, shift: number): number[] {
   const half = Math.floor(dim / 2);
-  const f = Array.from({ length: half }, (_, i) => Math.exp((-Math.log(10000) * i) / (half - shift)));
+  const f = Array.from({ length: half }, (_, i) =>
+    Math.exp((-Math.log(10000) * i) / (half - shift)),
+  );
   const sin = f.map((v) => Math.sin(t * v));
   const cos = f.map((v) => Math.cos(t * v));
   const out = flip ? [...cos, ...sin] : [...sin, ...cos];
@@ -33,7 +35,10 @@ void describe('getTimestepEmbedding', () => {
       ts.forEach((t, b) => {
         reference(t, dim, flip, shift).forEach((v, i) => {
           // float32 arguments of up to ~1000 rad: a few 1e-5 of absolute rounding
-          assert.ok(Math.abs(got[b * dim + i]! - v) < 1e-4, `t=${t} i=${i}: ${got[b * dim + i]} vs ${v}`);
+          assert.ok(
+            Math.abs(got[b * dim + i]! - v) < 1e-4,
+            `t=${t} i=${i}: ${got[b * dim + i]} vs ${v}`,
+          );
         });
       });
     });
@@ -49,7 +54,10 @@ void describe('timestepsTensor', () => {
   const be = cpuBackend();
   void it('broadcasts one timestep to the batch', () => {
     assert.deepEqual([...timestepsTensor(5, 3, be).dataSync()], [5, 5, 5]);
-    assert.deepEqual([...timestepsTensor(tensor([7], [], { dtype: 'int32' }), 2, be).dataSync()], [7, 7]);
+    assert.deepEqual(
+      [...timestepsTensor(tensor([7], [], { dtype: 'int32' }), 2, be).dataSync()],
+      [7, 7],
+    );
     assert.deepEqual([...timestepsTensor([1, 2], 2, be).dataSync()], [1, 2]);
   });
   void it('rejects a wrong count', () => {

@@ -36,7 +36,9 @@ export function timestepsTensor(t: TimestepInput, batch: number, backend: Backen
   else ts = cast(t as Tensor, 'float32');
   if (ts.size === 1) return expand(reshape(ts, [1]), [batch]);
   if (ts.rank !== 1 || ts.shape[0] !== batch) {
-    throw new Error(`timesteps: expected one timestep or ${batch}, got shape [${ts.shape.join(', ')}]`);
+    throw new Error(
+      `timesteps: expected one timestep or ${batch}, got shape [${ts.shape.join(', ')}]`,
+    );
   }
   return ts;
 }
@@ -73,7 +75,12 @@ export function getTimestepEmbedding(
   const parts = [sin(emb), cos(emb)];
   if (opts.flipSinToCos === true) parts.reverse();
   emb = concat(parts, 1);
-  return dim % 2 === 1 ? pad(emb, [[0, 0], [0, 1]]) : emb;
+  return dim % 2 === 1
+    ? pad(emb, [
+        [0, 0],
+        [0, 1],
+      ])
+    : emb;
 }
 
 /** diffusers' `Timesteps`: the sinusoidal projection as a (parameterless) module. */

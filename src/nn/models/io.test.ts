@@ -35,18 +35,27 @@ void describe('saveModel / loadModel', () => {
     const dir = join(tmp, 'unet');
     await saveModel(m, dir);
     assert.deepEqual((await readdir(dir)).sort(), ['config.json', WEIGHTS_NAME]);
-    const cfg = JSON.parse(await readFile(join(dir, 'config.json'), 'utf8')) as Record<string, unknown>;
+    const cfg = JSON.parse(await readFile(join(dir, 'config.json'), 'utf8')) as Record<
+      string,
+      unknown
+    >;
     assert.equal(Object.keys(cfg)[0], '_class_name');
     assert.equal(cfg.norm_num_groups, 4);
     const file = await readSafetensors(join(dir, WEIGHTS_NAME));
     assert.deepEqual(file.metadata, { format: 'pt' });
-    assert.ok([...file.tensors.values()].every((e) => e.dtype === 'F32'), "[...file.tensors.values()].every((e) => e.dtype === 'F32')");
+    assert.ok(
+      [...file.tensors.values()].every((e) => e.dtype === 'F32'),
+      "[...file.tensors.values()].every((e) => e.dtype === 'F32')",
+    );
     assert.equal(file.tensors.size, m.namedParameters().length);
 
     const back = await loadModel(dir, { as: UNet2DModel });
     assert.equal(back.training, false, 'loaded in eval mode');
     const x = randn([1, 1, 4, 4], { generator: new Generator(1) });
-    assert.deepEqual([...back.forward(x, 3).dataSync()], [...(m as UNet2DModel).forward(x, 3).dataSync()]);
+    assert.deepEqual(
+      [...back.forward(x, 3).dataSync()],
+      [...(m as UNet2DModel).forward(x, 3).dataSync()],
+    );
     const f64 = await loadModel(dir, { dtype: 'float64' });
     assert.equal(f64.parameters()[0]!.dtype, 'float64');
   });
@@ -56,7 +65,10 @@ void describe('saveModel / loadModel', () => {
     await saveModel(createModel(tiny), dir);
     await saveModel(createModel(tiny), dir);
     assert.deepEqual((await readdir(dir)).length, 2, 'no temporary files are left');
-    await assert.rejects(loadModel(dir, { as: AutoencoderKL }), /expected a AutoencoderKL, found UNet2DModel/);
+    await assert.rejects(
+      loadModel(dir, { as: AutoencoderKL }),
+      /expected a AutoencoderKL, found UNet2DModel/,
+    );
     const empty = join(tmp, 'empty');
     await saveModel(createModel(tiny), empty);
     await rm(join(empty, WEIGHTS_NAME));
@@ -65,16 +77,23 @@ void describe('saveModel / loadModel', () => {
     await assert.rejects(loadModel(empty), /unsupported model class 'UNet1DModel'/);
   });
 
-  void it('reads a folder diffusers wrote', { skip: !existsSync(join(FIXTURES, 'unet2d_condition')) }, async () => {
-    const m = await loadModel(join(FIXTURES, 'unet2d_condition'), { as: UNet2DConditionModel });
-    assert.equal(m.numParameters(), 792964);
-    assert.equal(m.config.cross_attention_dim, 32);
-  });
+  void it(
+    'reads a folder diffusers wrote',
+    { skip: !existsSync(join(FIXTURES, 'unet2d_condition')) },
+    async () => {
+      const m = await loadModel(join(FIXTURES, 'unet2d_condition'), { as: UNet2DConditionModel });
+      assert.equal(m.numParameters(), 792964);
+      assert.equal(m.config.cross_attention_dim, 32);
+    },
+  );
 });
 
 void describe('createModel', () => {
   void it('needs a class name', () => {
     assert.throws(() => createModel({}), /no _class_name/);
-    assert.ok(createModel({}, { className: 'VQModel' }).className === 'VQModel', "createModel({}, { className: 'VQModel' }).className === 'VQModel'");
+    assert.ok(
+      createModel({}, { className: 'VQModel' }).className === 'VQModel',
+      "createModel({}, { className: 'VQModel' }).className === 'VQModel'",
+    );
   });
 });

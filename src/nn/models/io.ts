@@ -59,7 +59,9 @@ export async function readModelConfig(dir: string): Promise<Record<string, unkno
   try {
     json = JSON.parse(text);
   } catch (e) {
-    throw new ConfigError(`${path}: not valid JSON (${e instanceof Error ? e.message : String(e)})`);
+    throw new ConfigError(
+      `${path}: not valid JSON (${e instanceof Error ? e.message : String(e)})`,
+    );
   }
   if (json === null || typeof json !== 'object' || Array.isArray(json)) {
     throw new ConfigError(`${path}: expected a JSON object`);
@@ -94,7 +96,9 @@ export async function loadModel(
   const config = await readModelConfig(dir);
   const model = createModel(config);
   if (opts.as && !(model instanceof opts.as)) {
-    throw new ConfigError(`${join(dir, CONFIG_NAME)}: expected a ${opts.as.name}, found ${model.className}`);
+    throw new ConfigError(
+      `${join(dir, CONFIG_NAME)}: expected a ${opts.as.name}, found ${model.className}`,
+    );
   }
   const weights = join(dir, WEIGHTS_NAME);
   try {

@@ -8,11 +8,23 @@ const g = new Generator(3);
 
 void describe('ResnetBlock2D', () => {
   void it('has diffusers parameter names, with a 1×1 shortcut only when the width changes', () => {
-    const names = (m: ResnetBlock2D) => m.namedParameters().map(([n]) => n.replace(/\.(weight|bias)$/, ''));
+    const names = (m: ResnetBlock2D) =>
+      m.namedParameters().map(([n]) => n.replace(/\.(weight|bias)$/, ''));
     const same = new ResnetBlock2D({ inChannels: 8, outChannels: 8, tembChannels: 16, groups: 4 });
-    assert.deepEqual([...new Set(names(same))], ['norm1', 'conv1', 'time_emb_proj', 'norm2', 'conv2']);
-    const wider = new ResnetBlock2D({ inChannels: 8, outChannels: 12, tembChannels: null, groups: 4 });
-    assert.deepEqual([...new Set(names(wider))], ['norm1', 'conv1', 'norm2', 'conv2', 'conv_shortcut']);
+    assert.deepEqual(
+      [...new Set(names(same))],
+      ['norm1', 'conv1', 'time_emb_proj', 'norm2', 'conv2'],
+    );
+    const wider = new ResnetBlock2D({
+      inChannels: 8,
+      outChannels: 12,
+      tembChannels: null,
+      groups: 4,
+    });
+    assert.deepEqual(
+      [...new Set(names(wider))],
+      ['norm1', 'conv1', 'norm2', 'conv2', 'conv_shortcut'],
+    );
     assert.deepEqual(wider.convShortcut!.weight.shape, [12, 8, 1, 1]);
   });
 
@@ -22,16 +34,28 @@ void describe('ResnetBlock2D', () => {
     const a = new ResnetBlock2D({ inChannels: 8, tembChannels: 16, groups: 4 });
     const y = a.forward(x, temb);
     assert.deepEqual(y.shape, [2, 8, 4, 4]);
-    const b = new ResnetBlock2D({ inChannels: 8, tembChannels: 16, groups: 4, outputScaleFactor: 2 });
+    const b = new ResnetBlock2D({
+      inChannels: 8,
+      tembChannels: 16,
+      groups: 4,
+      outputScaleFactor: 2,
+    });
     const bp = b.parameters();
     a.parameters().forEach((p, i) => bp[i]!.setData(p));
     const y2 = b.forward(x, temb).dataSync();
-    y.dataSync().forEach((v, i) => assert.ok(Math.abs(v / 2 - y2[i]!) < 1e-6, "Math.abs(v / 2 - y2[i]!) < 1e-6"));
+    y.dataSync().forEach((v, i) =>
+      assert.ok(Math.abs(v / 2 - y2[i]!) < 1e-6, 'Math.abs(v / 2 - y2[i]!) < 1e-6'),
+    );
     assert.throws(() => a.forward(x), /needs a time embedding/);
   });
 
   void it("projects to 2·C with 'scale_shift', and resamples with up/down", () => {
-    const s = new ResnetBlock2D({ inChannels: 8, tembChannels: 16, groups: 4, timeEmbeddingNorm: 'scale_shift' });
+    const s = new ResnetBlock2D({
+      inChannels: 8,
+      tembChannels: 16,
+      groups: 4,
+      timeEmbeddingNorm: 'scale_shift',
+    });
     assert.deepEqual(s.timeEmbProj!.weight.shape, [16, 16]);
     const x = randn([1, 8, 4, 4], { generator: g });
     const temb = randn([1, 16], { generator: g });
@@ -47,11 +71,17 @@ void describe('Downsample2D / Upsample2D', () => {
   void it('halves with a strided conv (padding 1, or 0 with the bottom/right pad) or pooling', () => {
     const x = randn([1, 4, 8, 8], { generator: g });
     assert.deepEqual(new Downsample2D(4, { useConv: true }).forward(x).shape, [1, 4, 4, 4]);
-    assert.deepEqual(new Downsample2D(4, { useConv: true, padding: 0 }).forward(x).shape, [1, 4, 4, 4]);
+    assert.deepEqual(
+      new Downsample2D(4, { useConv: true, padding: 0 }).forward(x).shape,
+      [1, 4, 4, 4],
+    );
     const pooled = new Downsample2D(4).forward(x);
     assert.deepEqual(pooled.shape, [1, 4, 4, 4]);
     const d = x.dataSync();
-    assert.ok(Math.abs(pooled.dataSync()[0]! - (d[0]! + d[1]! + d[8]! + d[9]!) / 4) < 1e-6, "Math.abs(pooled.dataSync()[0]! - (d[0]! + d[1]! + d[8]! + d[9]!) / 4) < 1e-6");
+    assert.ok(
+      Math.abs(pooled.dataSync()[0]! - (d[0]! + d[1]! + d[8]! + d[9]!) / 4) < 1e-6,
+      'Math.abs(pooled.dataSync()[0]! - (d[0]! + d[1]! + d[8]! + d[9]!) / 4) < 1e-6',
+    );
     assert.deepEqual(
       new Downsample2D(4, { useConv: true }).namedParameters().map(([n]) => n),
       ['conv.weight', 'conv.bias'],
@@ -69,6 +99,9 @@ void describe('resizeNearest2d', () => {
   void it("picks floor(dst · in/out) as PyTorch's nearest mode", () => {
     const x = reshape(arange(0, 4), [1, 1, 1, 4]);
     assert.deepEqual([...resizeNearest2d(x, [1, 7]).dataSync()], [0, 0, 1, 1, 2, 2, 3]);
-    assert.deepEqual([...resizeNearest2d(x, [2, 8]).dataSync()], [0, 0, 1, 1, 2, 2, 3, 3, 0, 0, 1, 1, 2, 2, 3, 3]);
+    assert.deepEqual(
+      [...resizeNearest2d(x, [2, 8]).dataSync()],
+      [0, 0, 1, 1, 2, 2, 3, 3, 0, 0, 1, 1, 2, 2, 3, 3],
+    );
   });
 });

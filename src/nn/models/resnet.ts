@@ -7,9 +7,11 @@ import {
   avgPool2d,
   div,
   gather,
+  groupNormSilu,
   mul,
   pad,
   reshape,
+  silu,
   slice,
   tensor,
   type Tensor,
@@ -37,6 +39,16 @@ export function resizeNearest2d(x: Tensor, size: readonly [number, number]): Ten
     return tensor(idx, [outSize], { dtype: 'int32', backend: x.backend });
   };
   return gather(gather(x, 2, index(h, size[0])), 3, index(w, size[1]));
+}
+
+/**
+ * act(norm(x)), the GroupNorm → activation pair of every ResNet block and output head in
+ * diffusers; with SiLU it runs as one fused group norm + SiLU (groupNormSilu), forward and
+ * backward, where the backend has the kernel.
+ */
+export function groupNormAct(norm: GroupNorm, act: Activation, x: Tensor): Tensor {
+  if (act !== silu) return act(norm.forward(x));
+  return groupNormSilu(x, norm.numGroups, norm.weight, norm.bias, norm.eps);
 }
 
 export interface Downsample2DOptions {
@@ -189,7 +201,7 @@ export class ResnetBlock2D extends Module {
   }
 
   forward(input: Tensor, temb?: Tensor | null): Tensor {
-    let h = this.act(this.norm1.forward(input));
+    let h = groupNormAct(this.norm1, this.act, input);
     const x = this.#resample(input);
     h = this.conv1.forward(this.#resample(h));
     let t: Tensor | null = null;
@@ -202,12 +214,12 @@ export class ResnetBlock2D extends Module {
       const [b, c2] = t.shape as [number, number];
       const scale = slice(t, [0, 0], [b, c2 / 2]);
       const shift = slice(t, [0, c2 / 2], [b, c2]);
-      h = add(mul(this.norm2.forward(h), add(scale, 1)), shift);
+      h = this.act(add(mul(this.norm2.forward(h), add(scale, 1)), shift));
     } else {
       if (t !== null) h = add(h, t);
-      h = this.norm2.forward(h);
+      h = groupNormAct(this.norm2, this.act, h);
     }
-    h = this.conv2.forward(this.dropout.forward(this.act(h)));
+    h = this.conv2.forward(this.dropout.forward(h));
     const shortcut = this.convShortcut ? this.convShortcut.forward(x) : x;
     const out = add(shortcut, h);
     return this.outputScaleFactor === 1 ? out : div(out, this.outputScaleFactor);

@@ -166,7 +166,9 @@ export class Transformer2DModel extends Module {
     const toTokens = (t: Tensor) => reshape(permute(t, [0, 2, 3, 1]), [b, hgt * wid, -1]);
     const toMap = (t: Tensor) => permute(reshape(t, [b, hgt, wid, -1]), [0, 3, 1, 2]);
     let h = this.norm.forward(x);
-    h = this.useLinearProjection ? this.projIn.forward(toTokens(h)) : toTokens(this.projIn.forward(h));
+    h = this.useLinearProjection
+      ? this.projIn.forward(toTokens(h))
+      : toTokens(this.projIn.forward(h));
     for (const blk of this.transformerBlocks.items) h = blk.forward(h, context);
     h = this.useLinearProjection ? toMap(this.projOut.forward(h)) : this.projOut.forward(toMap(h));
     return add(h, x);

@@ -22,7 +22,13 @@ export interface ResnetSettings {
   ctx: BuildContext;
 }
 
-export function resnetBlock(s: ResnetSettings, inChannels: number, outChannels: number) {
+/** A residual block with the block's settings; `resample` makes it a ×2 up- or downsampler. */
+export function resnetBlock(
+  s: ResnetSettings,
+  inChannels: number,
+  outChannels: number,
+  resample: { up?: boolean; down?: boolean } = {},
+) {
   return new ResnetBlock2D({
     inChannels,
     outChannels,
@@ -33,6 +39,7 @@ export function resnetBlock(s: ResnetSettings, inChannels: number, outChannels: 
     timeEmbeddingNorm: s.timeScaleShift,
     nonLinearity: s.actFn,
     outputScaleFactor: s.outputScaleFactor,
+    ...resample,
     ctx: s.ctx,
   });
 }
@@ -98,50 +105,38 @@ export interface DownBlockOptions {
   resnet: ResnetSettings;
 }
 
-/** The ×2 downsampler of a block: a strided convolution, or a ResnetBlock2D with pooling. */
-function makeDownsampler(
-  type: DownsampleType,
-  channels: number,
-  padding: number,
-  s: ResnetSettings,
-): Downsample2D | ResnetBlock2D {
-  if (type === 'conv') {
-    return new Downsample2D(channels, { useConv: true, padding, ctx: s.ctx });
-  }
-  return new ResnetBlock2D({
-    inChannels: channels,
-    outChannels: channels,
-    tembChannels: s.tembChannels,
-    eps: s.eps,
-    groups: s.groups,
-    dropout: s.dropout,
-    timeEmbeddingNorm: s.timeScaleShift,
-    nonLinearity: s.actFn,
-    outputScaleFactor: s.outputScaleFactor,
-    down: true,
-    ctx: s.ctx,
+/** The residual blocks of a down (or VAE) block: the first goes from inChannels to outChannels. */
+export function downResnets(
+  o: Pick<DownBlockOptions, 'numLayers' | 'inChannels' | 'outChannels' | 'resnet'>,
+): ResnetBlock2D[] {
+  return Array.from({ length: o.numLayers }, (_, i) =>
+    resnetBlock(o.resnet, i === 0 ? o.inChannels : o.outChannels, o.outChannels),
+  );
+}
+
+/** The ×2 strided-convolution downsampler at the end of a down block. */
+export function convDownsampler(o: DownBlockOptions): Downsample2D {
+  return new Downsample2D(o.outChannels, {
+    useConv: true,
+    padding: o.downsamplePadding,
+    ctx: o.resnet.ctx,
   });
 }
 
-function makeUpsampler(
-  type: DownsampleType,
-  channels: number,
-  s: ResnetSettings,
-): Upsample2D | ResnetBlock2D {
-  if (type === 'conv') return new Upsample2D(channels, { useConv: true, ctx: s.ctx });
-  return new ResnetBlock2D({
-    inChannels: channels,
-    outChannels: channels,
-    tembChannels: s.tembChannels,
-    eps: s.eps,
-    groups: s.groups,
-    dropout: s.dropout,
-    timeEmbeddingNorm: s.timeScaleShift,
-    nonLinearity: s.actFn,
-    outputScaleFactor: s.outputScaleFactor,
-    up: true,
-    ctx: s.ctx,
-  });
+/** The ×2 nearest-neighbour + convolution upsampler at the end of an up block. */
+export function convUpsampler(o: Pick<UpBlockOptions, 'outChannels' | 'resnet'>): Upsample2D {
+  return new Upsample2D(o.outChannels, { useConv: true, ctx: o.resnet.ctx });
+}
+
+/** The ×2 downsampler of a block: a strided convolution, or a ResnetBlock2D with pooling. */
+function makeDownsampler(type: DownsampleType, o: DownBlockOptions): Downsample2D | ResnetBlock2D {
+  if (type === 'conv') return convDownsampler(o);
+  return resnetBlock(o.resnet, o.outChannels, o.outChannels, { down: true });
+}
+
+function makeUpsampler(type: DownsampleType, o: UpBlockOptions): Upsample2D | ResnetBlock2D {
+  if (type === 'conv') return convUpsampler(o);
+  return resnetBlock(o.resnet, o.outChannels, o.outChannels, { up: true });
 }
 
 function applyResampler(
@@ -155,46 +150,48 @@ function applyResampler(
   return m.forward(h);
 }
 
+/**
+ * Runs a down block: `layer(h, i)` for each residual block i, every output kept as a skip, then
+ * the downsampler when there is one, its output a skip too.
+ */
+export function downPath(
+  hidden: Tensor,
+  numLayers: number,
+  layer: (h: Tensor, i: number) => Tensor,
+  downsample: ((h: Tensor) => Tensor) | null,
+): DownOutput {
+  const skips: Tensor[] = [];
+  let h = hidden;
+  for (let i = 0; i < numLayers; i++) {
+    h = layer(h, i);
+    skips.push(h);
+  }
+  if (downsample) {
+    h = downsample(h);
+    skips.push(h);
+  }
+  return { hidden: h, skips };
+}
+
 /** Residual blocks, then an optional ×2 downsampler; every output is a skip. */
 export class DownBlock2D extends Module implements DownBlock {
   readonly resnets: ModuleList<ResnetBlock2D>;
   readonly downsamplers: ModuleList<Downsample2D> | null;
   constructor(o: DownBlockOptions) {
     super();
-    const s = o.resnet;
-    this.resnets = this.child(
-      'resnets',
-      new ModuleList(
-        Array.from({ length: o.numLayers }, (_, i) =>
-          resnetBlock(s, i === 0 ? o.inChannels : o.outChannels, o.outChannels),
-        ),
-      ),
-    );
+    this.resnets = this.child('resnets', new ModuleList(downResnets(o)));
     this.downsamplers = o.addDownsample
-      ? this.child(
-          'downsamplers',
-          new ModuleList([
-            new Downsample2D(o.outChannels, {
-              useConv: true,
-              padding: o.downsamplePadding,
-              ctx: s.ctx,
-            }),
-          ]),
-        )
+      ? this.child('downsamplers', new ModuleList([convDownsampler(o)]))
       : null;
   }
   forward(hidden: Tensor, temb: Tensor | null): DownOutput {
-    const skips: Tensor[] = [];
-    let h = hidden;
-    for (const r of this.resnets.items) {
-      h = r.forward(h, temb);
-      skips.push(h);
-    }
-    if (this.downsamplers) {
-      for (const d of this.downsamplers.items) h = d.forward(h);
-      skips.push(h);
-    }
-    return { hidden: h, skips };
+    const down = this.downsamplers?.at(0);
+    return downPath(
+      hidden,
+      this.resnets.length,
+      (h, i) => this.resnets.at(i).forward(h, temb),
+      down ? (h) => down.forward(h) : null,
+    );
   }
 }
 
@@ -206,35 +203,26 @@ export class AttnDownBlock2D extends Module implements DownBlock {
   constructor(o: DownBlockOptions & { attentionHeadDim: number; downsampleType: DownsampleType }) {
     super();
     const s = o.resnet;
-    const resnets: ResnetBlock2D[] = [];
-    const attentions: Attention[] = [];
-    for (let i = 0; i < o.numLayers; i++) {
-      resnets.push(resnetBlock(s, i === 0 ? o.inChannels : o.outChannels, o.outChannels));
-      attentions.push(spatialAttention(o.outChannels, o.attentionHeadDim, s.groups, s));
-    }
-    this.attentions = this.child('attentions', new ModuleList(attentions));
+    const resnets = downResnets(o);
+    this.attentions = this.child(
+      'attentions',
+      new ModuleList(
+        resnets.map(() => spatialAttention(o.outChannels, o.attentionHeadDim, s.groups, s)),
+      ),
+    );
     this.resnets = this.child('resnets', new ModuleList(resnets));
     this.downsamplers = o.addDownsample
-      ? this.child(
-          'downsamplers',
-          new ModuleList([
-            makeDownsampler(o.downsampleType, o.outChannels, o.downsamplePadding, s),
-          ]),
-        )
+      ? this.child('downsamplers', new ModuleList([makeDownsampler(o.downsampleType, o)]))
       : null;
   }
   forward(hidden: Tensor, temb: Tensor | null): DownOutput {
-    const skips: Tensor[] = [];
-    let h = hidden;
-    this.resnets.items.forEach((r, i) => {
-      h = this.attentions.at(i).forward(r.forward(h, temb));
-      skips.push(h);
-    });
-    if (this.downsamplers) {
-      for (const d of this.downsamplers.items) h = applyResampler(d, h, temb);
-      skips.push(h);
-    }
-    return { hidden: h, skips };
+    const down = this.downsamplers?.at(0);
+    return downPath(
+      hidden,
+      this.resnets.length,
+      (h, i) => this.attentions.at(i).forward(this.resnets.at(i).forward(h, temb)),
+      down ? (h) => applyResampler(down, h, temb) : null,
+    );
   }
 }
 
@@ -271,10 +259,7 @@ export class UpBlock2D extends Module implements UpBlock {
     super();
     this.resnets = this.child('resnets', new ModuleList(upResnets(o)));
     this.upsamplers = o.addUpsample
-      ? this.child(
-          'upsamplers',
-          new ModuleList([new Upsample2D(o.outChannels, { useConv: true, ctx: o.resnet.ctx })]),
-        )
+      ? this.child('upsamplers', new ModuleList([convUpsampler(o)]))
       : null;
   }
   forward(
@@ -303,11 +288,13 @@ export class AttnUpBlock2D extends Module implements UpBlock {
     const resnets = upResnets(o);
     this.attentions = this.child(
       'attentions',
-      new ModuleList(resnets.map(() => spatialAttention(o.outChannels, o.attentionHeadDim, s.groups, s))),
+      new ModuleList(
+        resnets.map(() => spatialAttention(o.outChannels, o.attentionHeadDim, s.groups, s)),
+      ),
     );
     this.resnets = this.child('resnets', new ModuleList(resnets));
     this.upsamplers = o.addUpsample
-      ? this.child('upsamplers', new ModuleList([makeUpsampler(o.upsampleType, o.outChannels, s)]))
+      ? this.child('upsamplers', new ModuleList([makeUpsampler(o.upsampleType, o)]))
       : null;
   }
   forward(
@@ -375,26 +362,9 @@ export class DownEncoderBlock2D extends Module {
   readonly downsamplers: ModuleList<Downsample2D> | null;
   constructor(o: DownBlockOptions) {
     super();
-    const s = o.resnet;
-    this.resnets = this.child(
-      'resnets',
-      new ModuleList(
-        Array.from({ length: o.numLayers }, (_, i) =>
-          resnetBlock(s, i === 0 ? o.inChannels : o.outChannels, o.outChannels),
-        ),
-      ),
-    );
+    this.resnets = this.child('resnets', new ModuleList(downResnets(o)));
     this.downsamplers = o.addDownsample
-      ? this.child(
-          'downsamplers',
-          new ModuleList([
-            new Downsample2D(o.outChannels, {
-              useConv: true,
-              padding: o.downsamplePadding,
-              ctx: s.ctx,
-            }),
-          ]),
-        )
+      ? this.child('downsamplers', new ModuleList([convDownsampler(o)]))
       : null;
   }
   forward(hidden: Tensor): Tensor {
@@ -411,20 +381,9 @@ export class UpDecoderBlock2D extends Module {
   readonly upsamplers: ModuleList<Upsample2D> | null;
   constructor(o: Omit<UpBlockOptions, 'prevOutputChannel'>) {
     super();
-    const s = o.resnet;
-    this.resnets = this.child(
-      'resnets',
-      new ModuleList(
-        Array.from({ length: o.numLayers }, (_, i) =>
-          resnetBlock(s, i === 0 ? o.inChannels : o.outChannels, o.outChannels),
-        ),
-      ),
-    );
+    this.resnets = this.child('resnets', new ModuleList(downResnets(o)));
     this.upsamplers = o.addUpsample
-      ? this.child(
-          'upsamplers',
-          new ModuleList([new Upsample2D(o.outChannels, { useConv: true, ctx: s.ctx })]),
-        )
+      ? this.child('upsamplers', new ModuleList([convUpsampler(o)]))
       : null;
   }
   forward(hidden: Tensor): Tensor {

@@ -55,7 +55,8 @@ import {
   UNetMidBlock2D,
 } from './unet-2d-blocks.js';
 
-export type UNet2DConditionDownBlockType = 'CrossAttnDownBlock2D' | 'DownBlock2D' | 'AttnDownBlock2D';
+export type UNet2DConditionDownBlockType =
+  'CrossAttnDownBlock2D' | 'DownBlock2D' | 'AttnDownBlock2D';
 export type UNet2DConditionUpBlockType = 'CrossAttnUpBlock2D' | 'UpBlock2D' | 'AttnUpBlock2D';
 export type UNet2DConditionMidBlockType = 'UNetMidBlock2DCrossAttn' | 'UNetMidBlock2D' | null;
 
@@ -203,9 +204,10 @@ export const UNET_2D_CONDITION_SCHEMA: ConfigSchema<UNet2DConditionModelConfig> 
     flip_sin_to_cos: bool,
     freq_shift: num,
     down_block_types: listOf(oneOf(DOWN, OTHER_DOWN)),
-    mid_block_type: oneOf(['UNetMidBlock2DCrossAttn', 'UNetMidBlock2D', null], [
-      'UNetMidBlock2DSimpleCrossAttn',
-    ]),
+    mid_block_type: oneOf(
+      ['UNetMidBlock2DCrossAttn', 'UNetMidBlock2D', null],
+      ['UNetMidBlock2DSimpleCrossAttn'],
+    ),
     up_block_types: listOf(oneOf(UP, OTHER_UP)),
     only_cross_attention: oneOrList(bool),
     block_out_channels: listOf(int(1)),
@@ -396,38 +398,22 @@ export class UNet2DConditionModel extends DiffusersModel<UNet2DConditionModelCon
       this.midBlock = null;
     }
 
-    const rev = [...ch].reverse();
-    const revHeads = [...heads].reverse();
-    const revCross = [...crossDims].reverse();
-    const revLayers = [...layers].reverse();
-    const revTLayers = [...tLayers].reverse();
-    const revOnly = [...onlyCross].reverse();
     const up: UpBlock[] = [];
-    outCh = rev[0]!;
+    outCh = last;
     c.up_block_types.forEach((type, i) => {
+      const j = n - 1 - i; // the down level this up level mirrors
       const prev = outCh;
-      outCh = rev[i]!;
+      outCh = ch[j]!;
       const base = {
-        numLayers: revLayers[i]! + 1,
-        inChannels: rev[Math.min(i + 1, n - 1)]!,
+        numLayers: layers[j]! + 1,
+        inChannels: ch[Math.max(j - 1, 0)]!,
         outChannels: outCh,
         prevOutputChannel: prev,
         addUpsample: i < n - 1,
         resnet,
       };
       if (type === 'CrossAttnUpBlock2D') {
-        up.push(
-          new CrossAttnUpBlock2D({
-            ...base,
-            attention: {
-              numAttentionHeads: revHeads[i]!,
-              crossAttentionDim: revCross[i]!,
-              transformerLayersPerBlock: revTLayers[i]!,
-              useLinearProjection: c.use_linear_projection,
-              onlyCrossAttention: revOnly[i]!,
-            },
-          }),
-        );
+        up.push(new CrossAttnUpBlock2D({ ...base, attention: attention(j, onlyCross[j]!) }));
       } else if (type === 'AttnUpBlock2D') {
         // diffusers passes attention_head_dim[i] here without reversing it.
         up.push(new AttnUpBlock2D({ ...base, attentionHeadDim: heads[i]!, upsampleType: 'conv' }));
@@ -458,13 +444,19 @@ export class UNet2DConditionModel extends DiffusersModel<UNet2DConditionModelCon
   }
 
   /** The time (+ class) embedding [B, temb] in the model's dtype. */
-  embed(timestep: TimestepInput, batch: number, classLabels?: Tensor | readonly number[] | null): Tensor {
+  embed(
+    timestep: TimestepInput,
+    batch: number,
+    classLabels?: Tensor | readonly number[] | null,
+  ): Tensor {
     const w = this.timeEmbedding.linear1.weight;
     const tEmb = cast(this.timeProj.forward(timestepsTensor(timestep, batch, w.backend)), w.dtype);
     let emb = this.timeEmbedding.forward(tEmb);
     const labels = classLabels ?? null;
     if (this.classEmbedding === null && labels !== null) {
-      throw new Error('UNet2DConditionModel: classLabels given, but the model has no class embedding');
+      throw new Error(
+        'UNet2DConditionModel: classLabels given, but the model has no class embedding',
+      );
     }
     if (this.classEmbedding !== null) {
       if (labels === null) {
@@ -493,11 +485,15 @@ export class UNet2DConditionModel extends DiffusersModel<UNet2DConditionModelCon
     opts: UNet2DConditionForwardOptions = {},
   ): Tensor {
     if (sample.rank !== 4) {
-      throw new Error(`UNet2DConditionModel: input [${sample.shape.join(', ')}] must be [B, C, H, W]`);
+      throw new Error(
+        `UNet2DConditionModel: input [${sample.shape.join(', ')}] must be [B, C, H, W]`,
+      );
     }
     const [b, , h, w] = sample.shape as [number, number, number, number];
     if (encoderHiddenStates === null && this.#crossAttention()) {
-      throw new Error('UNet2DConditionModel: this model has cross-attention; pass encoderHiddenStates');
+      throw new Error(
+        'UNet2DConditionModel: this model has cross-attention; pass encoderHiddenStates',
+      );
     }
     const factor = 2 ** this.numUpsamplers;
     const forwardUpsampleSize = h % factor !== 0 || w % factor !== 0;

@@ -42,8 +42,14 @@ void describe('UNet2DModel', () => {
     ]) {
       assert.ok(names.includes(n), `missing ${n}`);
     }
-    assert.ok(!names.some((n) => n.startsWith('down_blocks.1.downsamplers')), "!names.some((n) => n.startsWith('down_blocks.1.downsamplers'))");
-    assert.ok(!names.some((n) => n.startsWith('class_embedding')), "!names.some((n) => n.startsWith('class_embedding'))");
+    assert.ok(
+      !names.some((n) => n.startsWith('down_blocks.1.downsamplers')),
+      "!names.some((n) => n.startsWith('down_blocks.1.downsamplers'))",
+    );
+    assert.ok(
+      !names.some((n) => n.startsWith('class_embedding')),
+      "!names.some((n) => n.startsWith('class_embedding'))",
+    );
   });
 
   void it('maps [B, C, H, W] and timesteps to the output shape; trains end to end', () => {
@@ -52,7 +58,10 @@ void describe('UNet2DModel', () => {
     const y = m.forward(x, [3, 500]);
     assert.deepEqual(y.shape, [2, 2, 8, 8]);
     mean(square(y)).backward();
-    assert.ok(m.parameters().every((p) => p.grad !== null), 'every parameter gets a gradient');
+    assert.ok(
+      m.parameters().every((p) => p.grad !== null),
+      'every parameter gets a gradient',
+    );
     assert.deepEqual(m.forward(x, 7).shape, [2, 2, 8, 8]);
     assert.deepEqual(m.forward(x, tensor([7, 8], [2], { dtype: 'int32' })).shape, [2, 2, 8, 8]);
   });
@@ -64,21 +73,31 @@ void describe('UNet2DModel', () => {
 
   void it('adds a class embedding, and requires labels then', () => {
     const m = new UNet2DModel({ ...tiny, num_class_embeds: 3 });
-    assert.deepEqual(m.classEmbedding instanceof Embedding && m.classEmbedding.weight.shape, [3, 32]);
+    assert.deepEqual(
+      m.classEmbedding instanceof Embedding && m.classEmbedding.weight.shape,
+      [3, 32],
+    );
     const x = randn([2, 2, 8, 8], { generator: g });
     const a = m.forward(x, 10, { classLabels: [0, 1] }).dataSync();
     const b = m.forward(x, 10, { classLabels: [2, 1] }).dataSync();
     assert.notEqual(a[0], b[0]);
     assert.equal(a[a.length - 1], b[b.length - 1]);
     assert.throws(() => m.forward(x, 10), /pass classLabels/);
-    assert.throws(() => new UNet2DModel(tiny).forward(x, 1, { classLabels: [0, 1] }), /no class embedding/);
+    assert.throws(
+      () => new UNet2DModel(tiny).forward(x, 1, { classLabels: [0, 1] }),
+      /no class embedding/,
+    );
   });
 
   void it('builds the optional pieces: scale_shift, resnet resamplers, no mid block, timestep classes', () => {
     const x = randn([1, 2, 8, 8], { generator: g });
     for (const extra of [
       { resnet_time_scale_shift: 'scale_shift' },
-      { downsample_type: 'resnet', upsample_type: 'resnet', down_block_types: ['AttnDownBlock2D', 'AttnDownBlock2D'] },
+      {
+        downsample_type: 'resnet',
+        upsample_type: 'resnet',
+        down_block_types: ['AttnDownBlock2D', 'AttnDownBlock2D'],
+      },
       { mid_block_type: null, add_attention: false },
       { class_embed_type: 'timestep', center_input_sample: true, act_fn: 'gelu' },
       { attention_head_dim: null, dropout: 0.1, time_embedding_dim: 24 },
@@ -91,7 +110,12 @@ void describe('UNet2DModel', () => {
 
   void it('names unsupported and unknown config keys', () => {
     assert.throws(
-      () => new UNet2DModel({ ...tiny, time_embedding_type: 'fourier', foo: 1 } as unknown as UNet2DModelInput),
+      () =>
+        new UNet2DModel({
+          ...tiny,
+          time_embedding_type: 'fourier',
+          foo: 1,
+        } as unknown as UNet2DModelInput),
       (e: unknown) =>
         e instanceof ConfigError &&
         e.message.includes('time_embedding_type: "fourier" is not supported') &&
@@ -101,7 +125,10 @@ void describe('UNet2DModel', () => {
       () => new UNet2DModel({ ...tiny, up_block_types: ['UpBlock2D'] }),
       /up_block_types: has 1 entries/,
     );
-    assert.throws(() => new UNet2DModel({ ...tiny, norm_num_groups: 3 }), /not divisible by norm_num_groups/);
+    assert.throws(
+      () => new UNet2DModel({ ...tiny, norm_num_groups: 3 }),
+      /not divisible by norm_num_groups/,
+    );
   });
 
   void it('writes its full config', () => {

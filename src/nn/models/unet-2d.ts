@@ -28,7 +28,7 @@ import {
 } from './config.js';
 import { DiffusersModel } from './diffusers-model.js';
 import { TimestepEmbedding, type TimestepInput, Timesteps, timestepsTensor } from './embeddings.js';
-import type { TimeEmbeddingNorm } from './resnet.js';
+import { groupNormAct, type TimeEmbeddingNorm } from './resnet.js';
 import {
   AttnDownBlock2D,
   AttnUpBlock2D,
@@ -348,7 +348,6 @@ export class UNet2DModel extends DiffusersModel<UNet2DModelConfig> {
       const n = blk.resnets.length;
       hdn = blk.forward(hdn, skips.splice(skips.length - n, n), emb);
     }
-    hdn = this.convNormOut.forward(hdn);
-    return this.convOut.forward(silu(hdn));
+    return this.convOut.forward(groupNormAct(this.convNormOut, silu, hdn));
   }
 }

@@ -1,7 +1,8 @@
 /**
  * The autoencoder pieces of diffusers' `autoencoders/vae.py`: Encoder, Decoder,
  * DiagonalGaussianDistribution (the posterior of AutoencoderKL) and VectorQuantizer (VQModel's
- * codebook, van den Oord et al. 2017).
+ * codebook, van den Oord et al. 2017); and the config keys of the encoder and decoder, which
+ * AutoencoderKL and VQModel share.
  */
 import {
   add,
@@ -27,7 +28,9 @@ import {
 import { uniform } from '../init.js';
 import { Conv2d, Embedding, GroupNorm } from '../layers.js';
 import { Module, ModuleList } from '../module.js';
-import type { ActivationName, BuildContext } from './common.js';
+import { ACTIVATIONS, type ActivationName, type BuildContext } from './common.js';
+import { bool, checkLength, either, int, listOf, oneOf, positive } from './config.js';
+import { groupNormAct } from './resnet.js';
 import {
   DownEncoderBlock2D,
   type ResnetSettings,
@@ -44,6 +47,71 @@ export interface CoderOptions {
   actFn: ActivationName;
   midBlockAddAttention: boolean;
   ctx: BuildContext;
+}
+
+/** The diffusers config keys of AutoencoderKL and VQModel that describe the encoder and decoder. */
+export interface CoderConfig {
+  in_channels: number;
+  out_channels: number;
+  down_block_types: readonly 'DownEncoderBlock2D'[];
+  up_block_types: readonly 'UpDecoderBlock2D'[];
+  block_out_channels: readonly number[];
+  layers_per_block: number;
+  act_fn: ActivationName;
+  latent_channels: number;
+  norm_num_groups: number;
+  sample_size: number | readonly [number, number];
+  scaling_factor: number;
+  /** Run in float32 under fp16 pipelines (no effect here). */
+  force_upcast: boolean;
+  mid_block_add_attention: boolean;
+}
+
+/** The rules of the CoderConfig keys. */
+export const CODER_RULES = {
+  in_channels: int(1),
+  out_channels: int(1),
+  down_block_types: listOf(oneOf(['DownEncoderBlock2D'], ['AttnDownEncoderBlock2D'])),
+  up_block_types: listOf(oneOf(['UpDecoderBlock2D'], ['AttnUpDecoderBlock2D'])),
+  block_out_channels: listOf(int(1)),
+  layers_per_block: int(1),
+  act_fn: oneOf(ACTIVATIONS),
+  latent_channels: int(1),
+  norm_num_groups: int(1),
+  sample_size: either(int(1), listOf(int(1), 2)),
+  scaling_factor: positive,
+  force_upcast: bool,
+  mid_block_add_attention: bool,
+} as const;
+
+export function checkCoder(c: CoderConfig): string[] {
+  const n = c.block_out_channels.length;
+  const problems = [
+    ...checkLength('down_block_types', c.down_block_types, n, 'block_out_channels entry'),
+    ...checkLength('up_block_types', c.up_block_types, n, 'block_out_channels entry'),
+  ];
+  const bad = c.block_out_channels.find((ch) => ch % c.norm_num_groups !== 0);
+  if (bad !== undefined) {
+    problems.push(
+      `block_out_channels: ${bad} is not divisible by norm_num_groups=${c.norm_num_groups}`,
+    );
+  }
+  return problems;
+}
+
+/** The encoder and decoder options a config gives, all but the channels in and out. */
+export function coderOptions(
+  c: CoderConfig,
+  ctx: BuildContext,
+): Omit<CoderOptions, 'inChannels' | 'outChannels'> {
+  return {
+    blockOutChannels: c.block_out_channels,
+    layersPerBlock: c.layers_per_block,
+    normNumGroups: c.norm_num_groups,
+    actFn: c.act_fn,
+    midBlockAddAttention: c.mid_block_add_attention,
+    ctx,
+  };
 }
 
 function vaeResnet(o: CoderOptions): ResnetSettings {
@@ -111,7 +179,7 @@ export class Encoder extends Module {
     let h = this.convIn.forward(x);
     for (const b of this.downBlocks.items) h = b.forward(h);
     h = this.midBlock.forward(h, null);
-    return this.convOut.forward(silu(this.convNormOut.forward(h)));
+    return this.convOut.forward(groupNormAct(this.convNormOut, silu, h));
   }
 }
 
@@ -151,7 +219,7 @@ export class Decoder extends Module {
   forward(z: Tensor): Tensor {
     let h = this.midBlock.forward(this.convIn.forward(z), null);
     for (const b of this.upBlocks.items) h = b.forward(h);
-    return this.convOut.forward(silu(this.convNormOut.forward(h)));
+    return this.convOut.forward(groupNormAct(this.convNormOut, silu, h));
   }
 }
 

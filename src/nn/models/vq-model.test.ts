@@ -13,7 +13,10 @@ void describe('VectorQuantizer', () => {
 
   void it('starts from U(−1/n, 1/n) and picks the nearest codebook row for every position', () => {
     const e = q.embedding.weight.dataSync();
-    assert.ok([...e].every((v) => Math.abs(v) <= 1 / 5), "[...e].every((v) => Math.abs(v) <= 1 / 5)");
+    assert.ok(
+      [...e].every((v) => Math.abs(v) <= 1 / 5),
+      '[...e].every((v) => Math.abs(v) <= 1 / 5)',
+    );
     const { quantized, indices } = q.forward(z);
     assert.deepEqual(quantized.shape, [2, 3, 2, 2]);
     const zv = z.dataSync();
@@ -29,7 +32,12 @@ void describe('VectorQuantizer', () => {
         }
         assert.equal(idx[b * 4 + p], best);
         const qv = quantized.dataSync();
-        [0, 1, 2].forEach((c) => assert.ok(Math.abs(qv[b * 12 + c * 4 + p]! - e[best * 3 + c]!) < 1e-6, "Math.abs(qv[b * 12 + c * 4 + p]! - e[best * 3 + c]!) < 1e-6"));
+        [0, 1, 2].forEach((c) =>
+          assert.ok(
+            Math.abs(qv[b * 12 + c * 4 + p]! - e[best * 3 + c]!) < 1e-6,
+            'Math.abs(qv[b * 12 + c * 4 + p]! - e[best * 3 + c]!) < 1e-6',
+          ),
+        );
       }
     }
   });
@@ -41,12 +49,17 @@ void describe('VectorQuantizer', () => {
     let sq = 0;
     zv.forEach((v, i) => (sq += (zq[i]! - v) ** 2));
     const mse = sq / zv.length;
-    assert.ok(Math.abs(loss.dataSync()[0]! - 1.25 * mse) < 1e-5 * mse, "Math.abs(loss.dataSync()[0]! - 1.25 * mse) < 1e-5 * mse");
+    assert.ok(
+      Math.abs(loss.dataSync()[0]! - 1.25 * mse) < 1e-5 * mse,
+      'Math.abs(loss.dataSync()[0]! - 1.25 * mse) < 1e-5 * mse',
+    );
     const r = randn([2, 3, 2, 2], { generator: g });
     z.zeroGrad();
     sum(mul(quantized, r)).backward();
     const gz = z.grad!.dataSync();
-    r.dataSync().forEach((v, i) => assert.ok(Math.abs(gz[i]! - v) < 1e-6, "Math.abs(gz[i]! - v) < 1e-6"));
+    r.dataSync().forEach((v, i) =>
+      assert.ok(Math.abs(gz[i]! - v) < 1e-6, 'Math.abs(gz[i]! - v) < 1e-6'),
+    );
     q.forward(z).loss.backward();
     assert.ok(q.embedding.weight.grad !== null, 'the codebook loss reaches the codebook');
   });

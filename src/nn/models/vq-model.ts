@@ -6,31 +6,25 @@
  */
 import { type Tensor, zeros } from '../../engine/index.js';
 import { Conv2d } from '../layers.js';
-import { type ActivationName, BuildContext, type ModelInitOptions } from './common.js';
-import { checkCoder, CODER_RULES } from './autoencoder-kl.js';
+import { BuildContext, type ModelInitOptions } from './common.js';
 import { bool, type ConfigSchema, int, nullable, oneOf } from './config.js';
 import { DiffusersModel } from './diffusers-model.js';
-import { Decoder, Encoder, VectorQuantizer } from './vae.js';
+import {
+  checkCoder,
+  CODER_RULES,
+  type CoderConfig,
+  coderOptions,
+  Decoder,
+  Encoder,
+  VectorQuantizer,
+} from './vae.js';
 
-export interface VQModelConfig {
-  in_channels: number;
-  out_channels: number;
-  down_block_types: readonly 'DownEncoderBlock2D'[];
-  up_block_types: readonly 'UpDecoderBlock2D'[];
-  block_out_channels: readonly number[];
-  layers_per_block: number;
-  act_fn: ActivationName;
-  latent_channels: number;
-  sample_size: number | readonly [number, number];
+export interface VQModelConfig extends CoderConfig {
   num_vq_embeddings: number;
-  norm_num_groups: number;
   /** Width of the codebook vectors (default latent_channels). */
   vq_embed_dim: number | null;
-  scaling_factor: number;
   norm_type: 'group';
-  mid_block_add_attention: boolean;
   lookup_from_codebook: boolean;
-  force_upcast: boolean;
 }
 
 export const VQ_MODEL_DEFAULTS: VQModelConfig = {
@@ -62,7 +56,6 @@ export const VQ_MODEL_SCHEMA: ConfigSchema<VQModelConfig> = {
     vq_embed_dim: nullable(int(1)),
     norm_type: oneOf(['group'], ['spatial']),
     lookup_from_codebook: bool,
-    force_upcast: bool,
   },
   check: checkCoder,
 };
@@ -88,14 +81,7 @@ export class VQModel extends DiffusersModel<VQModelConfig> {
     const ctx = new BuildContext(opts);
     const lc = c.latent_channels;
     const vq = c.vq_embed_dim ?? lc;
-    const common = {
-      blockOutChannels: c.block_out_channels,
-      layersPerBlock: c.layers_per_block,
-      normNumGroups: c.norm_num_groups,
-      actFn: c.act_fn,
-      midBlockAddAttention: c.mid_block_add_attention,
-      ctx,
-    };
+    const common = coderOptions(c, ctx);
     this.encoder = this.child(
       'encoder',
       new Encoder({ ...common, inChannels: c.in_channels, outChannels: lc }),

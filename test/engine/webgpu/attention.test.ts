@@ -321,8 +321,8 @@ void describe('webgpu fused attention vs the cpu reference', { skip }, () => {
       const [gq, gk, gv, gd] = [x.q, x.k, x.v, x.dOut].map((a) => gpu!.fromArray(a));
       const r = gpu!.attention(gq!, gk!, gv!, c);
       const grads = gpu!.attentionBackward(gq!, gk!, gv!, r.out, r.logsumexp, gd!, c);
-      const out = await gpu!.read(r.out);
-      const lse = await gpu!.read(r.logsumexp);
+      const out = (await gpu!.read(r.out)) as Float32Array;
+      const lse = (await gpu!.read(r.logsumexp)) as Float32Array;
       assertNear(out, Float32Array.from(ref.out), { bound: (i) => ref.bOut[i]! }, 'out');
       assertNear(lse, Float32Array.from(ref.lse), { bound: (i) => ref.bLse[i]! }, 'lse');
       // The reference backward from the GPU's out and logsumexp.

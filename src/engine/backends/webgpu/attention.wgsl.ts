@@ -150,38 +150,54 @@ function storeSlice(name: string, n: string, dst: string, base: string, width: s
   }`;
 }
 
-/** Partial dot products of this lane's `vec` slice with each staged row of `tile`. */
-function partialDots(out: string, vec: string, n: string, tile: string, w: string): string {
-  return `    for (var j = 0u; j < BK; j++) {
-      var acc = vec4<f32>(0.0);
-      for (var i = 0u; i < ${n}; i++) { acc = fma(${vec}[i], ${tile}[j * ${w} + g + G * i], acc); }
-      ${out}[j] = (acc.x + acc.y) + (acc.z + acc.w);
-    }`;
+interface Dot {
+  /** Name of the score in the consuming statements. */
+  readonly name: string;
+  /** This lane's slice of the row vector (`n` vec4) and the staged tile it meets (`w` per row). */
+  readonly vec: string;
+  readonly n: string;
+  readonly tile: string;
+  readonly w: string;
 }
 
 /**
- * Sums the lanes' partials of arrays `names` (each BK long) through Xs (slots k·BK.. for names[k]);
- * every lane of a row reads the G partials in the same order. Nothing when G = 1.
+ * For each of the `count` staged rows j, the dot products `dots` of the thread's row with row j,
+ * then `consume` (which sees them by name, and j). One lane per row: the dots are computed in
+ * the loop. Several: every lane's partial dots of the tile go through Xs first (slot k of a row
+ * for dots[k]), and each lane sums a row's partials in the same order, so all lanes of a row
+ * see the same values. The loop bound is the number of rows actually staged.
  */
-function exchange(c: AttentionConfig, names: readonly string[]): string {
-  if (c.lanes === 1) return '';
-  const slots = names.length;
-  const writes = names
-    .map((n, k) => `      Xs[((rl * ${slots}u + ${k}u) * BK + j) * G + g] = ${n}[j];`)
-    .join('\n');
-  const reads = names
-    .map(
-      (n, k) => `      var t${k} = 0.0;
-      for (var h = 0u; h < G; h++) { t${k} += Xs[((rl * ${slots}u + ${k}u) * BK + j) * G + h]; }
-      ${n}[j] = t${k};`,
-    )
-    .join('\n');
-  return `    for (var j = 0u; j < BK; j++) {
-${writes}
+function overTile(
+  c: AttentionConfig,
+  count: string,
+  dots: readonly Dot[],
+  consume: string,
+): string {
+  const partial = (d: Dot) => `      var a_${d.name} = vec4<f32>(0.0);
+      for (var i = 0u; i < ${d.n}; i++) {
+        a_${d.name} = fma(${d.vec}[i], ${d.tile}[j * ${d.w} + g + G * i], a_${d.name});
+      }`;
+  const hsum = (d: Dot) => `(a_${d.name}.x + a_${d.name}.y) + (a_${d.name}.z + a_${d.name}.w)`;
+  if (c.lanes === 1) {
+    return `    for (var j = 0u; j < ${count}; j++) {
+${dots.map((d) => `${partial(d)}\n      let ${d.name} = ${hsum(d)};`).join('\n')}
+${consume}
+    }`;
+  }
+  const slot = (k: number, lane: string) =>
+    `Xs[((rl * ${dots.length}u + ${k}u) * BK + j) * G + ${lane}]`;
+  return `    for (var j = 0u; j < ${count}; j++) {
+${dots.map((d, k) => `${partial(d)}\n      ${slot(k, 'g')} = ${hsum(d)};`).join('\n')}
     }
     workgroupBarrier();
-    for (var j = 0u; j < BK; j++) {
-${reads}
+    for (var j = 0u; j < ${count}; j++) {
+${dots
+  .map(
+    (d, k) => `      var ${d.name} = 0.0;
+      for (var h = 0u; h < G; h++) { ${d.name} += ${slot(k, 'h')}; }`,
+  )
+  .join('\n')}
+${consume}
     }`;
 }
 
@@ -200,6 +216,18 @@ function key(pass: Pass, c: AttentionConfig): string {
 }
 
 export function attentionKernel(c: AttentionConfig): Kernel {
+  const dots = [{ name: 's', vec: 'q', n: 'DS', tile: 'As', w: 'KW' }];
+  // Online softmax, one key at a time: the running max only moves ~log(lk) times per row.
+  const consume = `      let z = p_scale() * s;
+      if (z > m) {
+        let a = m_exp(m - z);
+        l *= a;
+        for (var i = 0u; i < VS; i++) { o[i] *= a; }
+        m = z;
+      }
+      let p = m_exp(z - m);
+      l += p;
+      for (var i = 0u; i < VS; i++) { o[i] = fma(vec4<f32>(p), Bs[j * VW + g + G * i], o[i]); }`;
   return kernel(key('fwd', c), () => ({
     buffers: [
       { name: 'srcQ', type: 'f32', kind: 'read' },
@@ -218,27 +246,11 @@ ${loadSlice('q', 'DS', 'srcQ', '(b * p_lq() + row) * p_d()', 'p_d()')}
   for (var i = 0u; i < VS; i++) { o[i] = vec4<f32>(0.0); }
   var m = ${NEG};
   var l = 0.0;
-  var s: array<f32, BK>;
   for (var j0 = 0u; j0 < p_lk(); j0 += BK) {
     stage_a(j0, p_lk(), p_d(), b * p_lk() * p_d(), li);
     stage_b(j0, p_lk(), p_dv(), b * p_lk() * p_dv(), li);
     workgroupBarrier();
-${partialDots('s', 'q', 'DS', 'As', 'KW')}
-${exchange(c, ['s'])}
-    var mt = m;
-    for (var j = 0u; j < BK; j++) {
-      s[j] = select(${NEG}, p_scale() * s[j], j0 + j < p_lk());
-      mt = max(mt, s[j]);
-    }
-    let alpha = m_exp(m - mt);
-    l *= alpha;
-    for (var i = 0u; i < VS; i++) { o[i] *= alpha; }
-    for (var j = 0u; j < BK; j++) {
-      let p = m_exp(s[j] - mt);
-      l += p;
-      for (var i = 0u; i < VS; i++) { o[i] = fma(vec4<f32>(p), Bs[j * VW + g + G * i], o[i]); }
-    }
-    m = mt;
+${overTile(c, 'min(BK, p_lk() - j0)', dots, consume)}
     workgroupBarrier();
   }
   for (var i = 0u; i < VS; i++) { o[i] /= l; }
@@ -248,7 +260,23 @@ ${storeSlice('o', 'VS', 'out', '(b * p_lq() + row) * p_dv()', 'p_dv()')}
   }));
 }
 
+/** Sums `name` over the lanes of each row through Xs (nothing with one lane). */
+function laneSum(c: AttentionConfig, name: string): string {
+  if (c.lanes === 1) return '';
+  return `  Xs[rl * G + g] = ${name};
+  workgroupBarrier();
+  ${name} = 0.0;
+  for (var h = 0u; h < G; h++) { ${name} += Xs[rl * G + h]; }
+  workgroupBarrier();`;
+}
+
 export function attentionDqKernel(c: AttentionConfig): Kernel {
+  const dots = [
+    { name: 's', vec: 'q', n: 'DS', tile: 'As', w: 'KW' },
+    { name: 'dp', vec: 'go', n: 'VS', tile: 'Bs', w: 'VW' },
+  ];
+  const consume = `      let ds = m_exp(p_scale() * s - l) * (dp - dd);
+      for (var i = 0u; i < DS; i++) { acc[i] = fma(vec4<f32>(ds), As[j * KW + g + G * i], acc[i]); }`;
   return kernel(key('dq', c), () => ({
     buffers: [
       { name: 'srcQ', type: 'f32', kind: 'read' },
@@ -268,34 +296,26 @@ ${ENTRY}
   let qrow = b * p_lq() + row;
 ${loadSlice('q', 'DS', 'srcQ', 'qrow * p_d()', 'p_d()')}
 ${loadSlice('go', 'VS', 'srcG', 'qrow * p_dv()', 'p_dv()')}
-${loadSlice('oo', 'VS', 'srcO', 'qrow * p_dv()', 'p_dv()')}
-  var s: array<f32, BK>;
-  var dp: array<f32, BK>;
-  // D = dOut·out, summed over the lanes like the scores.
+  // D = dOut·out (written for the dk/dv kernel).
   var dacc = vec4<f32>(0.0);
-  for (var i = 0u; i < VS; i++) { dacc = fma(go[i], oo[i], dacc); }
-  for (var j = 0u; j < BK; j++) { s[j] = 0.0; }
-  s[0] = (dacc.x + dacc.y) + (dacc.z + dacc.w);
-${exchange(c, ['s'])}
-  let dd = s[0];
+  for (var i = 0u; i < VS; i++) {
+    let c = (g + G * i) * 4u;
+    var t = vec4<f32>(0.0);
+    for (var e = 0u; e < 4u; e++) { if (live && c + e < p_dv()) { t[e] = srcO[qrow * p_dv() + c + e]; } }
+    dacc = fma(go[i], t, dacc);
+  }
+  var dd = (dacc.x + dacc.y) + (dacc.z + dacc.w);
+${laneSum(c, 'dd')}
   if (live && g == 0u) { dsum[qrow] = dd; }
   var l = 0.0;
   if (live) { l = lse[qrow]; }
   var acc: array<vec4<f32>, DS>;
   for (var i = 0u; i < DS; i++) { acc[i] = vec4<f32>(0.0); }
-  workgroupBarrier();
   for (var j0 = 0u; j0 < p_lk(); j0 += BK) {
     stage_a(j0, p_lk(), p_d(), b * p_lk() * p_d(), li);
     stage_b(j0, p_lk(), p_dv(), b * p_lk() * p_dv(), li);
     workgroupBarrier();
-${partialDots('s', 'q', 'DS', 'As', 'KW')}
-${partialDots('dp', 'go', 'VS', 'Bs', 'VW')}
-${exchange(c, ['s', 'dp'])}
-    for (var j = 0u; j < BK; j++) {
-      let p = select(0.0, m_exp(p_scale() * s[j] - l), live && j0 + j < p_lk());
-      let ds = p * (dp[j] - dd);
-      for (var i = 0u; i < DS; i++) { acc[i] = fma(vec4<f32>(ds), As[j * KW + g + G * i], acc[i]); }
-    }
+${overTile(c, 'min(BK, p_lk() - j0)', dots, consume)}
     workgroupBarrier();
   }
   for (var i = 0u; i < DS; i++) { acc[i] *= p_scale(); }
@@ -308,6 +328,14 @@ export function attentionDkvKernel(c: AttentionConfig): Kernel {
   const stats = `var<workgroup> Ls: array<f32, ${c.bk}>;
 var<workgroup> Dsh: array<f32, ${c.bk}>;
 ${xsDecl(c, 2)}`;
+  const dots = [
+    { name: 's', vec: 'kk', n: 'DS', tile: 'As', w: 'KW' },
+    { name: 'dp', vec: 'vv', n: 'VS', tile: 'Bs', w: 'VW' },
+  ];
+  const consume = `      let p = m_exp(p_scale() * s - Ls[j]);
+      let ds = p * (dp - Dsh[j]);
+      for (var i = 0u; i < VS; i++) { gv[i] = fma(vec4<f32>(p), Bs[j * VW + g + G * i], gv[i]); }
+      for (var i = 0u; i < DS; i++) { gk[i] = fma(vec4<f32>(ds), As[j * KW + g + G * i], gk[i]); }`;
   return kernel(key('dkdv', c), () => ({
     buffers: [
       { name: 'srcA', type: 'f32', kind: 'read' },
@@ -331,31 +359,15 @@ ${loadSlice('vv', 'VS', 'srcV', 'krow * p_dv()', 'p_dv()')}
   for (var i = 0u; i < DS; i++) { gk[i] = vec4<f32>(0.0); }
   var gv: array<vec4<f32>, VS>;
   for (var i = 0u; i < VS; i++) { gv[i] = vec4<f32>(0.0); }
-  var s: array<f32, BK>;
-  var dp: array<f32, BK>;
   for (var i0 = 0u; i0 < p_lq(); i0 += BK) {
     stage_a(i0, p_lq(), p_d(), b * p_lq() * p_d(), li);
     stage_b(i0, p_lq(), p_dv(), b * p_lq() * p_dv(), li);
-    if (li < BK) {
-      var ls = 0.0;
-      var dd = 0.0;
-      if (i0 + li < p_lq()) {
-        ls = lse[b * p_lq() + i0 + li];
-        dd = dsum[b * p_lq() + i0 + li];
-      }
-      Ls[li] = ls;
-      Dsh[li] = dd;
+    if (li < BK && i0 + li < p_lq()) {
+      Ls[li] = lse[b * p_lq() + i0 + li];
+      Dsh[li] = dsum[b * p_lq() + i0 + li];
     }
     workgroupBarrier();
-${partialDots('s', 'kk', 'DS', 'As', 'KW')}
-${partialDots('dp', 'vv', 'VS', 'Bs', 'VW')}
-${exchange(c, ['s', 'dp'])}
-    for (var j = 0u; j < BK; j++) {
-      let p = select(0.0, m_exp(p_scale() * s[j] - Ls[j]), live && i0 + j < p_lq());
-      let ds = p * (dp[j] - Dsh[j]);
-      for (var i = 0u; i < VS; i++) { gv[i] = fma(vec4<f32>(p), Bs[j * VW + g + G * i], gv[i]); }
-      for (var i = 0u; i < DS; i++) { gk[i] = fma(vec4<f32>(ds), As[j * KW + g + G * i], gk[i]); }
-    }
+${overTile(c, 'min(BK, p_lq() - i0)', dots, consume)}
     workgroupBarrier();
   }
   for (var i = 0u; i < DS; i++) { gk[i] *= p_scale(); }

@@ -1,0 +1,41 @@
+/** What the trainer tests share: a tiny U-Net, and 8×8 MNIST on the CPU with a scratch folder. */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before } from 'node:test';
+
+import { type Dataset, loadDataset } from '../../src/data/index.js';
+import { cpuBackend, setDefaultBackend } from '../../src/engine/index.js';
+
+/** 2 levels of 8 and 16 channels, one resnet each, no attention: ~40K parameters. */
+export const TINY_UNET = {
+  block_out_channels: [8, 16],
+  layers_per_block: 1,
+  norm_num_groups: 4,
+  down_block_types: ['DownBlock2D', 'DownBlock2D'],
+  up_block_types: ['UpBlock2D', 'UpBlock2D'],
+  add_attention: false,
+};
+
+export interface TrainFixture {
+  mnist8: Dataset;
+  /** A scratch folder, removed after the file's tests. */
+  dir: string;
+}
+
+/**
+ * Registers the test file's `before` and `after` hooks: the CPU backend as default, 8×8 MNIST
+ * and a scratch folder named from `prefix`. The fields are set once `before` has run.
+ */
+export function trainFixture(prefix: string): TrainFixture {
+  const fx: TrainFixture = { mnist8: undefined as unknown as Dataset, dir: '' };
+  before(async () => {
+    setDefaultBackend(cpuBackend());
+    fx.mnist8 = loadDataset('mnist', { size: 8 });
+    fx.dir = await mkdtemp(join(tmpdir(), prefix));
+  });
+  after(async () => {
+    await rm(fx.dir, { recursive: true, force: true });
+  });
+  return fx;
+}
