@@ -1,27 +1,39 @@
 /**
- * Kernel benchmarks of the WebGPU backend (never run as tests).
+ * Benchmarks of the WebGPU backend (never run as tests).
  *
  *   npm run bench [-- [--small] [--iters N] [--json out.json] [names...]]
  *
- * names: matmul, conv-fwd, conv-fwdbwd, groupnorm, attention (default: all). `--small` uses
- * shapes that finish in seconds on lavapipe (Mesa's CPU Vulkan driver). Each figure: warm-up,
- * then N iterations recorded back to back and timed until the GPU reports them done
+ * names: matmul, conv-fwd, conv-fwdbwd, groupnorm, attention, ddpm-train, ddpm-sample (default:
+ * all). `--small` uses shapes that finish on lavapipe (Mesa's CPU Vulkan driver): seconds for the
+ * kernels, a few minutes for the ddpm-cifar10 model at batch 2 and 4. Each figure: warm-up, then
+ * N iterations recorded back to back and timed until the GPU reports them done
  * (queue.onSubmittedWorkDone), so dispatch recording overlaps execution as in real use.
  */
 import { performance } from 'node:perf_hooks';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 
-import type { Conv2dSpec, MatmulSpec, Storage } from '../src/engine/backend.js';
+import type { AttentionSpec, Conv2dSpec, MatmulSpec, Storage } from '../src/engine/backend.js';
 import { createWebGpuBackend, type WebGpuBackend } from '../src/engine/backends/webgpu/index.js';
 import {
+  add,
+  Generator,
   groupNorm,
+  groupNormSilu,
+  mean,
+  mul,
+  noGrad,
   randn,
   scaledDotProductAttention,
+  silu,
+  square,
+  sub,
   sum,
   tidy,
   type Tensor,
 } from '../src/engine/index.js';
 import { conv2dSpec } from '../src/engine/ops/conv.js';
+import { AdamW } from '../src/nn/index.js';
+import { createModel, type UNet2DModel } from '../src/nn/models/index.js';
 
 interface Result {
   name: string;
@@ -29,12 +41,19 @@ interface Result {
   ms: number;
   /** GFLOP/s when the work has a flop count. */
   gflops?: number;
+  /** Images per second for the model benchmarks. */
+  imgPerS?: number;
   iters: number;
 }
 
 interface Bench {
   name: string;
   run: (gpu: WebGpuBackend, small: boolean, iters: number) => Promise<Result[]>;
+}
+
+/** Images per second from a batch and milliseconds per batch. */
+function imgPerS(batch: number, ms: number): number {
+  return batch / (ms / 1000);
 }
 
 /** Times `iters` calls of `step` (each records GPU work) after `warm` untimed ones. */
@@ -59,8 +78,22 @@ function randStorage(gpu: WebGpuBackend, n: number, seed: number): Storage {
   return gpu.fromArray(a);
 }
 
-function result(name: string, shape: string, ms: number, flop: number | null, iters: number) {
-  return { name, shape, ms, iters, ...(flop === null ? {} : { gflops: flop / (ms * 1e6) }) };
+function result(
+  name: string,
+  shape: string,
+  ms: number,
+  flop: number | null,
+  iters: number,
+  batch?: number,
+): Result {
+  return {
+    name,
+    shape,
+    ms,
+    iters,
+    ...(flop === null ? {} : { gflops: flop / (ms * 1e6) }),
+    ...(batch === undefined ? {} : { imgPerS: imgPerS(batch, ms) }),
+  };
 }
 
 const benches: Bench[] = [
@@ -152,18 +185,39 @@ const benches: Bench[] = [
         gpu,
         () => {
           const r = gpu.groupNorm(sx, sg, sb, spec);
-          const d = gpu.groupNormBackward(sx, sg, r.mean, r.rstd, dy, spec);
+          const d = gpu.groupNormBackward(sx, sg, sb, r.mean, r.rstd, dy, spec);
           for (const t of [r.y, r.mean, r.rstd, d.dx, d.dweight!, d.dbias!]) gpu.free(t);
         },
         iters,
       );
       gpu.free(dy);
+      // Group norm then SiLU, as two fused kernels plus the element-wise SiLU, and as one kernel.
+      const pairOps = await time(
+        gpu,
+        () =>
+          tidy(() => {
+            sum(silu(groupNorm(x, 32, g, b))).backward();
+            x.zeroGrad();
+          }),
+        iters,
+      );
+      const pairFused = await time(
+        gpu,
+        () =>
+          tidy(() => {
+            sum(groupNormSilu(x, 32, g, b)).backward();
+            x.zeroGrad();
+          }),
+        iters,
+      );
       for (const t of [x, g, b]) t.dispose();
       return [
         result('groupNorm fwd (ops)', shape, fwd, null, iters),
         result('groupNorm fwd+bwd (ops)', shape, both, null, iters),
         result('groupNorm fwd (fused)', shape, fusedFwd, null, iters),
         result('groupNorm fwd+bwd (fused)', shape, fusedBoth, null, iters),
+        result('groupNorm→silu fwd+bwd (2 ops)', shape, pairOps, null, iters),
+        result('groupNormSilu fwd+bwd (fused)', shape, pairFused, null, iters),
       ];
     },
   },
@@ -173,9 +227,37 @@ const benches: Bench[] = [
       const [b, heads, l, d] = small ? [1, 4, 256, 64] : [8, 8, 1024, 64];
       const mk = (seed: number): Tensor => randn([b, heads, l, d], { seed, backend: gpu });
       const [q, k, v] = [mk(1), mk(2), mk(3)];
-      const ms = await time(gpu, () => tidy(() => void scaledDotProductAttention(q, k, v)), iters);
-      // matmul, fused softmax (scale folded in), matmul: what the op layer can do with FusedKernels.
       const batch = b * heads;
+      const spec: AttentionSpec = { batch, lq: l, lk: l, d, dv: d, scale: 1 / Math.sqrt(d) };
+      const fused = await time(
+        gpu,
+        () => {
+          const r = gpu.attention(q.storage, k.storage, v.storage, spec);
+          gpu.free(r.out);
+          gpu.free(r.logsumexp);
+        },
+        iters,
+      );
+      const dOut = randStorage(gpu, batch * l * d, 4);
+      const fusedBoth = await time(
+        gpu,
+        () => {
+          const r = gpu.attention(q.storage, k.storage, v.storage, spec);
+          const g = gpu.attentionBackward(
+            q.storage,
+            k.storage,
+            v.storage,
+            r.out,
+            r.logsumexp,
+            dOut,
+            spec,
+          );
+          for (const t of [r.out, r.logsumexp, g.dq, g.dk, g.dv]) gpu.free(t);
+        },
+        iters,
+      );
+      gpu.free(dOut);
+      // The composite the fused kernel replaces: matmul, fused softmax (scale folded in), matmul.
       const mm = (n: number, k2: number, transB: boolean): MatmulSpec => ({
         batch,
         m: l,
@@ -186,8 +268,8 @@ const benches: Bench[] = [
         aBatchStride: l * k2,
         bBatchStride: n * k2,
       });
-      const soft = { rows: batch * l, cols: l, scale: 1 / Math.sqrt(d) };
-      const fused = await time(
+      const soft = { rows: batch * l, cols: l, scale: spec.scale };
+      const unfused = await time(
         gpu,
         () => {
           const s = gpu.matmul(q.storage, k.storage, mm(l, d, true));
@@ -198,16 +280,99 @@ const benches: Bench[] = [
         },
         iters,
       );
+      // The op with autograd (takes the fused kernels).
+      for (const t of [q, k, v]) t.requireGrad();
+      const op = await time(
+        gpu,
+        () =>
+          tidy(() => {
+            sum(scaledDotProductAttention(q, k, v)).backward();
+            for (const t of [q, k, v]) t.zeroGrad();
+          }),
+        iters,
+      );
       for (const t of [q, k, v]) t.dispose();
-      const flop = 4 * b * heads * l * l * d;
+      // FLOPs as FlashAttention counts them: 4·L²·d forward, 2.5× that backward.
+      const flop = 4 * batch * l * l * d;
       const shape = `B${b} H${heads} L${l} d${d}`;
       return [
-        result('attention fwd (ops)', shape, ms, flop, iters),
-        result('attention fwd (fused softmax)', shape, fused, flop, iters),
+        result('attention fwd (fused kernel)', shape, fused, flop, iters),
+        result('attention fwd (mm+softmax+mm)', shape, unfused, flop, iters),
+        result('attention fwd+bwd (fused)', shape, fusedBoth, 3.5 * flop, iters),
+        result('attention fwd+bwd (op, autograd)', shape, op, 3.5 * flop, iters),
       ];
     },
   },
+  {
+    name: 'ddpm-train',
+    async run(gpu, small, iters) {
+      const batch = small ? 2 : 128;
+      const model = await ddpmModel(gpu);
+      model.train();
+      const opt = new AdamW(model, { lr: 1e-4 });
+      let seed = 0;
+      const step = () =>
+        tidy(() => {
+          seed++;
+          const x0 = randn([batch, 3, 32, 32], { seed, backend: gpu });
+          const noise = randn([batch, 3, 32, 32], { seed: seed + 1e6, backend: gpu });
+          const t = Array.from({ length: batch }, (_, i) => (seed * 37 + i * 101) % 1000);
+          // The noise schedule does not change the work; fixed coefficients stand in for it.
+          const xt = add(mul(x0, 0.8), mul(noise, 0.6));
+          const loss = mean(square(sub(model.forward(xt, t), noise)));
+          loss.backward();
+          opt.step();
+          model.zeroGrad();
+        });
+      const n = small ? 1 : iters;
+      const ms = await time(gpu, step, n, small ? 1 : 2);
+      opt.dispose();
+      disposeModel(model);
+      const shape = `ddpm-cifar10 B${batch} 32×32`;
+      return [result('ddpm train step (AdamW)', shape, ms, 3 * DDPM_GFLOP * 1e9 * batch, n, batch)];
+    },
+  },
+  {
+    name: 'ddpm-sample',
+    async run(gpu, small, iters) {
+      const batch = small ? 4 : 256;
+      const model = (await ddpmModel(gpu)).eval();
+      let seed = 0;
+      const step = () =>
+        noGrad(() =>
+          tidy(() => {
+            seed++;
+            const x = randn([batch, 3, 32, 32], { seed, backend: gpu });
+            model.forward(x, 500);
+          }),
+        );
+      const n = small ? 2 : iters;
+      const ms = await time(gpu, step, n, small ? 1 : 2);
+      disposeModel(model);
+      const shape = `ddpm-cifar10 B${batch} 32×32`;
+      return [result('ddpm forward (sampling)', shape, ms, DDPM_GFLOP * 1e9 * batch, n, batch)];
+    },
+  },
 ];
+
+/** Forward GFLOP per 32×32 image of the ddpm-cifar10 U-Net (DESIGN.md); training ≈ 3×. */
+const DDPM_GFLOP = 12.44;
+
+/** The ddpm-cifar10 preset's UNet2DModel, randomly initialised, on the GPU. */
+async function ddpmModel(gpu: WebGpuBackend): Promise<UNet2DModel> {
+  const url = new URL('../presets/ddpm-cifar10/config.json', import.meta.url);
+  const config = JSON.parse(readFileSync(url, 'utf8')) as Record<string, unknown>;
+  const model = createModel(config, { generator: new Generator(0) }) as UNet2DModel;
+  await model.to({ backend: gpu });
+  return model;
+}
+
+function disposeModel(model: UNet2DModel): void {
+  for (const p of model.parameters()) {
+    p.grad?.dispose();
+    p.dispose();
+  }
+}
 
 function convShape(small: boolean): Conv2dSpec {
   const [n, c, h] = small ? [8, 32, 16] : [128, 128, 32];
@@ -250,8 +415,9 @@ async function main(): Promise<void> {
     for (const r of await b.run(gpu, small, iters)) {
       results.push(r);
       const perf = r.gflops === undefined ? '' : `${r.gflops.toFixed(1).padStart(10)} GFLOP/s`;
+      const rate = r.imgPerS === undefined ? '' : `${r.imgPerS.toFixed(2).padStart(10)} img/s`;
       console.log(
-        `${r.name.padEnd(30)} ${r.shape.padEnd(30)} ${r.ms.toFixed(3).padStart(10)} ms ${perf}`,
+        `${r.name.padEnd(34)} ${r.shape.padEnd(28)} ${r.ms.toFixed(3).padStart(10)} ms ${perf}${rate}`,
       );
     }
   }

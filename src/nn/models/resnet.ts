@@ -86,7 +86,15 @@ export class Downsample2D extends Module {
       throw new Error(`Downsample2D: expected ${this.channels} channels, got ${x.shape[1]}`);
     }
     if (this.conv === null) return avgPool2d(x, 2, 2);
-    const input = this.padding === 0 ? pad(x, [[0, 0], [0, 0], [0, 1], [0, 1]]) : x;
+    const input =
+      this.padding === 0
+        ? pad(x, [
+            [0, 0],
+            [0, 0],
+            [0, 1],
+            [0, 1],
+          ])
+        : x;
     return this.conv.forward(input);
   }
 }

@@ -157,7 +157,9 @@ export const UNET_2D_SCHEMA: ConfigSchema<UNet2DModelConfig> = {
     ];
     for (const ch of [...c.block_out_channels]) {
       if (ch % c.norm_num_groups !== 0) {
-        problems.push(`block_out_channels: ${ch} is not divisible by norm_num_groups=${c.norm_num_groups}`);
+        problems.push(
+          `block_out_channels: ${ch} is not divisible by norm_num_groups=${c.norm_num_groups}`,
+        );
         break;
       }
     }
@@ -220,7 +222,10 @@ export class UNet2DModel extends DiffusersModel<UNet2DModelConfig> {
         new Embedding(c.num_class_embeds, tembDim, init),
       );
     } else if (c.class_embed_type === 'timestep') {
-      this.classEmbedding = this.child('class_embedding', new TimestepEmbedding(ch0, tembDim, { ctx }));
+      this.classEmbedding = this.child(
+        'class_embedding',
+        new TimestepEmbedding(ch0, tembDim, { ctx }),
+      );
     } else {
       this.classEmbedding = null;
     }
@@ -294,12 +299,22 @@ export class UNet2DModel extends DiffusersModel<UNet2DModelConfig> {
     });
     this.upBlocks = this.child('up_blocks', new ModuleList(up));
 
-    this.convNormOut = this.child('conv_norm_out', new GroupNorm(c.norm_num_groups, ch0, c.norm_eps));
-    this.convOut = this.child('conv_out', new Conv2d(ch0, c.out_channels, 3, { ...init, padding: 1 }));
+    this.convNormOut = this.child(
+      'conv_norm_out',
+      new GroupNorm(c.norm_num_groups, ch0, c.norm_eps),
+    );
+    this.convOut = this.child(
+      'conv_out',
+      new Conv2d(ch0, c.out_channels, 3, { ...init, padding: 1 }),
+    );
   }
 
   /** The time (+ class) embedding [B, temb] in the model's dtype. */
-  embed(timestep: TimestepInput, batch: number, classLabels?: Tensor | readonly number[] | null): Tensor {
+  embed(
+    timestep: TimestepInput,
+    batch: number,
+    classLabels?: Tensor | readonly number[] | null,
+  ): Tensor {
     const w = this.timeEmbedding.linear1.weight;
     const tEmb = cast(this.timeProj.forward(timestepsTensor(timestep, batch, w.backend)), w.dtype);
     const emb = this.timeEmbedding.forward(tEmb);
@@ -313,7 +328,10 @@ export class UNet2DModel extends DiffusersModel<UNet2DModelConfig> {
     }
     if (labels === null) return emb;
     const ids = Array.isArray(labels)
-      ? tensor(Int32Array.from(labels as number[]), [labels.length], { dtype: 'int32', backend: w.backend })
+      ? tensor(Int32Array.from(labels as number[]), [labels.length], {
+          dtype: 'int32',
+          backend: w.backend,
+        })
       : (labels as Tensor);
     const classEmb =
       this.classEmbedding instanceof Embedding

@@ -153,7 +153,10 @@ export class Encoder extends Module {
     const init = o.ctx.init;
     const ch = o.blockOutChannels;
     const last = ch[ch.length - 1]!;
-    this.convIn = this.child('conv_in', new Conv2d(o.inChannels, ch[0]!, 3, { ...init, padding: 1 }));
+    this.convIn = this.child(
+      'conv_in',
+      new Conv2d(o.inChannels, ch[0]!, 3, { ...init, padding: 1 }),
+    );
     const resnet = vaeResnet(o);
     this.downBlocks = this.child(
       'down_blocks',
@@ -173,7 +176,10 @@ export class Encoder extends Module {
     );
     this.midBlock = this.child('mid_block', vaeMidBlock(o, last));
     this.convNormOut = this.child('conv_norm_out', new GroupNorm(o.normNumGroups, last, 1e-6));
-    this.convOut = this.child('conv_out', new Conv2d(last, o.outChannels, 3, { ...init, padding: 1 }));
+    this.convOut = this.child(
+      'conv_out',
+      new Conv2d(last, o.outChannels, 3, { ...init, padding: 1 }),
+    );
   }
   forward(x: Tensor): Tensor {
     let h = this.convIn.forward(x);
@@ -195,7 +201,10 @@ export class Decoder extends Module {
     const init = o.ctx.init;
     const ch = o.blockOutChannels;
     const rev = [...ch].reverse();
-    this.convIn = this.child('conv_in', new Conv2d(o.inChannels, rev[0]!, 3, { ...init, padding: 1 }));
+    this.convIn = this.child(
+      'conv_in',
+      new Conv2d(o.inChannels, rev[0]!, 3, { ...init, padding: 1 }),
+    );
     this.midBlock = this.child('mid_block', vaeMidBlock(o, rev[0]!));
     const resnet = vaeResnet(o);
     this.upBlocks = this.child(
@@ -214,7 +223,10 @@ export class Decoder extends Module {
       ),
     );
     this.convNormOut = this.child('conv_norm_out', new GroupNorm(o.normNumGroups, ch[0]!, 1e-6));
-    this.convOut = this.child('conv_out', new Conv2d(ch[0]!, o.outChannels, 3, { ...init, padding: 1 }));
+    this.convOut = this.child(
+      'conv_out',
+      new Conv2d(ch[0]!, o.outChannels, 3, { ...init, padding: 1 }),
+    );
   }
   forward(z: Tensor): Tensor {
     let h = this.midBlock.forward(this.convIn.forward(z), null);
@@ -235,7 +247,9 @@ export class DiagonalGaussianDistribution {
   constructor(readonly parameters: Tensor) {
     const [b, c2, h, w] = parameters.shape as [number, number, number, number];
     if (parameters.rank !== 4 || c2 % 2 !== 0) {
-      throw new Error(`DiagonalGaussianDistribution: expected [B, 2C, H, W], got [${parameters.shape.join(', ')}]`);
+      throw new Error(
+        `DiagonalGaussianDistribution: expected [B, 2C, H, W], got [${parameters.shape.join(', ')}]`,
+      );
     }
     this.mean = slice(parameters, [0, 0], [b, c2 / 2, h, w]);
     this.logvar = clamp(slice(parameters, [0, c2 / 2], [b, c2, h, w]), -30, 20);
@@ -268,7 +282,10 @@ export class DiagonalGaussianDistribution {
   }
   /** Negative log-likelihood of `x` per sample: ½ Σ (log 2π + log σ² + (x − μ)² / σ²). */
   nll(x: Tensor): Tensor {
-    const t = add(add(this.logvar, Math.log(2 * Math.PI)), div(square(sub(x, this.mean)), this.var));
+    const t = add(
+      add(this.logvar, Math.log(2 * Math.PI)),
+      div(square(sub(x, this.mean)), this.var),
+    );
     return mul(sum(t, [1, 2, 3]), 0.5);
   }
 }
@@ -320,10 +337,7 @@ export class VectorQuantizer extends Module {
     const zq = reshape(this.embedding.forward(indices), [b, h, w, c]);
     const zd = zt.detach();
     const zqd = zq.detach();
-    const loss = add(
-      mean(square(sub(zqd, zt))),
-      mul(mean(square(sub(zq, zd))), this.beta),
-    );
+    const loss = add(mean(square(sub(zqd, zt))), mul(mean(square(sub(zq, zd))), this.beta));
     // straight-through: the forward value is z_q, the gradient goes to z unchanged
     const st = add(zt, sub(zq, zt).detach());
     return { quantized: permute(st, [0, 3, 1, 2]), loss, indices };
@@ -332,6 +346,9 @@ export class VectorQuantizer extends Module {
   /** Codebook rows for indices, as a [B, C, H, W] map of the given spatial shape. */
   lookup(indices: Tensor, shape: readonly [number, number, number]): Tensor {
     const [b, h, w] = shape;
-    return permute(reshape(this.embedding.forward(indices), [b, h, w, this.embedDim]), [0, 3, 1, 2]);
+    return permute(
+      reshape(this.embedding.forward(indices), [b, h, w, this.embedDim]),
+      [0, 3, 1, 2],
+    );
   }
 }

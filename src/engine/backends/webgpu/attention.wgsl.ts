@@ -6,18 +6,20 @@
  *
  * Each row (a query row, or a key row in the dk/dv kernel) belongs to G consecutive threads
  * ("lanes"); lane g holds the vec4 columns g, g + G, g + 2G, ... of the row's vectors, so a
- * thread keeps at most REG_VEC4 vec4 registers whatever d and dv are. Per tile a lane computes its
- * partial dot products with the BK staged rows; with G > 1 the partials are summed through
- * workgroup memory in a fixed order, so every lane of a row sees the same scores.
+ * thread keeps at most REG_VEC4 vec4 registers whatever d and dv are. Per staged row a lane
+ * computes its partial dot products; with G > 1 the tile's partials are summed through workgroup
+ * memory in a fixed order, so every lane of a row sees the same scores. The loops over a tile
+ * run to the number of rows staged (a run-time bound, and no per-thread array of scores): with
+ * constant bounds llvmpipe unrolled them and took 10–30 s per pipeline (docs/perf.md).
  *
- *  - forward: per query row the online softmax (running max m and sum l, the output rescaled by
- *    e^{m_old − m_new} once per tile); out = o / l and lse = m + log l at the end.
+ *  - forward: per query row the online softmax, one key at a time (running max m and sum l; the
+ *    output is rescaled by e^{m_old − m_new} when the max moves, about log lk times per row);
+ *    out = o / l and lse = m + log l at the end.
  *  - dq (and D): D = rowsum(dOut ⊙ out) first (written for the dk/dv kernel), then per key
  *    P = e^{s − lse}, dS = P (dOut·v − D), dq += dS k; dq·scale at the end.
  *  - dk, dv: per key row, streaming query rows: dv += P dOut, dk += dS q; dk·scale at the end.
  *
- * exp and log are m_exp and m_log (math.wgsl.ts). Rows and keys past the end read zeros and are
- * given probability 0.
+ * exp and log are m_exp and m_log (math.wgsl.ts). Rows past the end read zeros and write nothing.
  */
 import type { AttentionSpec } from '../../backend.js';
 import { kernel, type LaunchContext } from './kernel.js';
@@ -29,7 +31,7 @@ import { type Kernel, MAX_GROUPS } from './runtime.js';
 const NT = 128;
 /** Most vec4 registers a thread may hold for its row vectors (q, o, ... slices). */
 const REG_VEC4 = 32;
-/** Largest tile of streamed rows (also the length of the per-thread score arrays). */
+/** Largest tile of streamed rows. */
 const MAX_BK = 32;
 /** A finite stand-in for −∞ (WGSL compilers may assume finite arithmetic). */
 const NEG = '-3.0e38';
@@ -81,6 +83,13 @@ export function pickAttentionConfig(
   const rows = NT / lanes;
   let bk = MAX_BK;
   while (bk > 1 && sharedBytes(pass, { lanes, ds, vs, bk, rows }) > maxBytes) bk /= 2;
+  const bytes = sharedBytes(pass, { lanes, ds, vs, bk, rows });
+  if (bytes > maxBytes) {
+    throw new Error(
+      `webgpu attention: heads of d=${d}, dv=${dv} need ${bytes} bytes of workgroup memory ` +
+        `(the device has ${maxBytes})`,
+    );
+  }
   return { lanes, ds, vs, bk, rows };
 }
 
