@@ -2,7 +2,18 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['node_modules/', '.gpu/', 'dist/', 'models/', '**/*.mjs', 'bin/', '**/*-tmp.ts', '**/*.tmp.ts'] },
+  {
+    ignores: [
+      'node_modules/',
+      '.gpu/',
+      'dist/',
+      'models/',
+      '**/*.mjs',
+      'bin/',
+      '**/*-tmp.ts',
+      '**/*.tmp.ts',
+    ],
+  },
   js.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,
   {

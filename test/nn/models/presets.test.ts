@@ -48,12 +48,18 @@ void describe('presets', () => {
     });
   }
 
-  void it('ddpm-cifar10 is the DDPM paper network, as diffusers counts it', { skip: !existsSync(FIXTURE_CIFAR) }, () => {
-    const count = JSON.parse(readFileSync(join(FIXTURE_CIFAR, 'count.json'), 'utf8')) as { parameters: number };
-    assert.equal(count.parameters, COUNTS['ddpm-cifar10']);
-    const fixture: unknown = JSON.parse(readFileSync(join(FIXTURE_CIFAR, 'config.json'), 'utf8'));
-    assert.deepEqual(read('ddpm-cifar10'), fixture);
-  });
+  void it(
+    'ddpm-cifar10 is the DDPM paper network, as diffusers counts it',
+    { skip: !existsSync(FIXTURE_CIFAR) },
+    () => {
+      const count = JSON.parse(readFileSync(join(FIXTURE_CIFAR, 'count.json'), 'utf8')) as {
+        parameters: number;
+      };
+      assert.equal(count.parameters, COUNTS['ddpm-cifar10']);
+      const fixture: unknown = JSON.parse(readFileSync(join(FIXTURE_CIFAR, 'config.json'), 'utf8'));
+      assert.deepEqual(read('ddpm-cifar10'), fixture);
+    },
+  );
 
   void it('the MNIST presets and latent-small run at their sample size', () => {
     const g = new Generator(0);
@@ -73,7 +79,9 @@ void describe('presets', () => {
     const unet = createModel(read('latent-small')) as UNet2DModel;
     const s = vae.config.sample_size as number;
     noGrad(() => {
-      const z = vae.encode(randn([1, vae.config.in_channels, s, s], { generator: new Generator(1) })).mode();
+      const z = vae
+        .encode(randn([1, vae.config.in_channels, s, s], { generator: new Generator(1) }))
+        .mode();
       assert.equal(s / vae.downsampleFactor, unet.config.sample_size);
       assert.deepEqual(unet.forward(z, 10).shape, z.shape);
       assert.deepEqual(vae.decode(z).shape, [1, vae.config.out_channels, s, s]);
