@@ -466,7 +466,7 @@ const movementCases: OpCase[] = [
   c(
     'oneHot',
     (r) => [r.ints([2, 3], 5)],
-    (i) => E.oneHot(i, 5, 'float64'),
+    (i) => E.oneHot(i, 5),
     false,
   ),
 ];

@@ -106,7 +106,8 @@ void describe('the op table', () => {
         const y = oc.apply(...makeInputs(oc, 3));
         const intOut =
           ['argmax', 'cast', 'eq', 'ne'].includes(oc.op) && oc.name !== 'cast/same-dtype';
-        const expected = intOut ? 'int32' : 'float64';
+        // oneHot's dtype is its own argument (float32 by default), not its int32 input's.
+        const expected = intOut ? 'int32' : oc.op === 'oneHot' ? 'float32' : 'float64';
         assert.equal(y.dtype, expected, oc.name);
         assert.ok(
           y.dataSync().every((v) => Number.isFinite(v)),
