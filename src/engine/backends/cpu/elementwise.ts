@@ -98,7 +98,7 @@ type BinaryRow = (
   n: number,
 ) => void;
 
-const binaryRows: Partial<Record<BinaryOp, BinaryRow>> = {
+const hotRows: Partial<Record<BinaryOp, BinaryRow>> = {
   add: (a, pa, ia, b, pb, ib, out, o, n) => {
     for (let i = 0; i < n; i++, pa += ia, pb += ib) out[o + i] = a[pa]! + b[pb]!;
   },
@@ -119,6 +119,14 @@ function genericRow(f: Fn2): BinaryRow {
   };
 }
 
+/** Every op's row loop, built once: the hot ones above, the rest through the table. */
+const binaryRows = Object.fromEntries(
+  (Object.keys(binaryFns) as BinaryOp[]).map((op) => [
+    op,
+    hotRows[op] ?? genericRow(binaryFns[op]),
+  ]),
+) as Record<BinaryOp, BinaryRow>;
+
 export function binaryKernel(
   op: BinaryOp,
   a: TypedArray,
@@ -126,7 +134,7 @@ export function binaryKernel(
   spec: BroadcastSpec,
   out: TypedArray,
 ): void {
-  const row = binaryRows[op] ?? genericRow(binaryFns[op]);
+  const row = binaryRows[op];
   const [sa, sb] = spec.strides as [readonly number[], readonly number[]];
   const rank = spec.outShape.length;
   if (a.length === out.length && b.length === out.length) {

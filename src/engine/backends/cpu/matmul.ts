@@ -50,6 +50,16 @@ function pack(
   }
 }
 
+const panels: [Float64Array, Float64Array] = [new Float64Array(0), new Float64Array(0)];
+const TILE = new Float64Array(R * R);
+
+/** Scratch buffer `which` (0: A panels, 1: B panels) of at least `size` elements. */
+function panelBuffer(which: 0 | 1, size: number): Float64Array {
+  if (panels[which].length < size)
+    panels[which] = new Float64Array(Math.max(size, 2 * panels[which].length));
+  return panels[which];
+}
+
 /**
  * C[m×n] (at cOff) = op(A)·op(B), with A at aOff ([m×k], or [k×m] when transA) and B at bOff
  * ([k×n], or [n×k] when transB), all row-major and contiguous.
@@ -64,12 +74,14 @@ export function gemm(
   cOff: number,
 ): void {
   const { m, n, k } = g;
-  const ap = new Float64Array(Math.ceil(m / R) * R * k);
-  const bp = new Float64Array(Math.ceil(n / R) * R * k);
+  // Panels live in buffers reused across calls (gemm is not re-entrant: JS runs it on one thread),
+  // so a convolution's per-image calls allocate nothing.
+  const ap = panelBuffer(0, Math.ceil(m / R) * R * k);
+  const bp = panelBuffer(1, Math.ceil(n / R) * R * k);
   // Rows of op(A) are contiguous in A unless transposed; columns of op(B) are rows of B only if transB.
   pack(a, aOff, m, k, !g.transA, ap);
   pack(b, bOff, n, k, g.transB, bp);
-  const tile = new Float64Array(R * R);
+  const tile = TILE;
   for (let jq = 0; jq < n; jq += R) {
     const bBase = (jq / R) * k * R;
     for (let iq = 0; iq < m; iq += R) {
