@@ -26,35 +26,32 @@ const candidates = present
   ? (await findFixtures(FIXTURES)).filter((c) => modelFixtureKind.detect(c))
   : [];
 
-void describe(
-  'diffusers model fixtures',
-  { skip: present ? false : `no fixtures at ${FIXTURES}` },
-  () => {
-    void it('finds the four model fixtures', () => {
-      assert.ok(candidates.length >= 4, `found ${candidates.length}`);
-    });
+void describe('diffusers model fixtures', () => {
+  void it('finds the four model fixtures', () => {
+    assert.ok(present, `no fixtures at ${FIXTURES}`);
+    assert.ok(candidates.length >= 4, `found ${candidates.length}`);
+  });
 
-    for (const c of candidates) {
-      for (const dtype of ['float64', 'float32'] as const) {
-        void it(`${c.name} (${String(c.json['model_class'])}) in ${dtype}`, async (t) => {
-          const records = await modelFixtureKind.run(c, { backend: cpuBackend(), dtype });
-          const tol = dtype === 'float64' ? MODEL_F64_TOLERANCE : MODEL_F32_TOLERANCE;
-          for (const r of records) {
-            t.diagnostic(`${r.name}: ${r.metric} ${r.error.toExponential(2)}`);
-            if (r.metric === 'rel-l2') assert.equal(r.tolerance, tol);
-          }
-          const failed = records.filter((r) => !r.ok);
-          assert.deepEqual(
-            failed.map((r) => `${r.name}: ${r.error}`),
-            [],
-            `records over tolerance in ${c.name}`,
-          );
-          assert.ok(
-            records.some((r) => r.name === 'output' || r.name === 'decode/output'),
-            "records.some((r) => r.name === 'output' || r.name === 'decode/output')",
-          );
-        });
-      }
+  for (const c of candidates) {
+    for (const dtype of ['float64', 'float32'] as const) {
+      void it(`${c.name} (${String(c.json['model_class'])}) in ${dtype}`, async (t) => {
+        const records = await modelFixtureKind.run(c, { backend: cpuBackend(), dtype });
+        const tol = dtype === 'float64' ? MODEL_F64_TOLERANCE : MODEL_F32_TOLERANCE;
+        for (const r of records) {
+          t.diagnostic(`${r.name}: ${r.metric} ${r.error.toExponential(2)}`);
+          if (r.metric === 'rel-l2') assert.equal(r.tolerance, tol);
+        }
+        const failed = records.filter((r) => !r.ok);
+        assert.deepEqual(
+          failed.map((r) => `${r.name}: ${r.error}`),
+          [],
+          `records over tolerance in ${c.name}`,
+        );
+        assert.ok(
+          records.some((r) => r.name === 'output' || r.name === 'decode/output'),
+          "records.some((r) => r.name === 'output' || r.name === 'decode/output')",
+        );
+      });
     }
-  },
-);
+  }
+});
