@@ -15,10 +15,12 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
 import {
+  concat,
   cpuBackend,
   Generator,
   rand,
   randn,
+  reshape,
   type Tensor,
   tensor,
   tidy,
@@ -382,8 +384,15 @@ export class Trainer {
       x0.dispose();
       batch.labels?.dispose();
     }
-    const loss = await out.loss.item();
-    const gradNorm = out.gradNorm === null ? null : await out.gradNorm.item();
+    // One readback for both scalars (each read waits for the device).
+    const scalars =
+      out.gradNorm === null
+        ? out.loss
+        : concat([reshape(out.loss, [1]), reshape(out.gradNorm, [1])]);
+    const read = await scalars.data();
+    const loss = read[0]!;
+    const gradNorm = out.gradNorm === null ? null : read[1]!;
+    if (scalars !== out.loss) scalars.dispose();
     out.loss.dispose();
     out.gradNorm?.dispose();
     if (!Number.isFinite(loss) || (gradNorm !== null && !Number.isFinite(gradNorm))) {
