@@ -6,16 +6,44 @@
 import type { Conv2dSpec } from '../../backend.js';
 import type { TypedArray } from '../../dtype.js';
 import { gemm } from './matmul.js';
+import {
+  PANEL_M,
+  PANEL_N,
+  packPanels,
+  planGemm,
+  type SimdRuntime,
+  simdRuntime,
+  unpackC,
+} from './simd-gemm.js';
 
-function im2col(x: TypedArray, s: Conv2dSpec, n: number, g: number, cols: Float64Array): void {
+/** Output columns [lo, hi) of kernel column kx read inside the input row: 0 ≤ ix < w. */
+function validRange(s: Conv2dSpec, kx: number): [number, number] {
+  const shift = kx * s.dilationW - s.padW; // ix = ox·strideW + shift
+  const lo = Math.min(s.wOut, Math.max(0, Math.ceil(-shift / s.strideW)));
+  const hi = Math.max(lo, Math.min(s.wOut, Math.ceil((s.w - shift) / s.strideW)));
+  return [lo, hi];
+}
+
+/** cols[base + row·P + p] = x at kernel row `row` = (c, ky, kx) and output pixel p (0 in the padding). */
+function im2col(
+  x: TypedArray,
+  s: Conv2dSpec,
+  n: number,
+  g: number,
+  cols: Float64Array | Float32Array,
+  base0 = 0,
+): void {
   const cinG = s.cIn / s.groups;
   const P = s.hOut * s.wOut;
+  const sw = s.strideW;
   let row = 0;
   for (let c = 0; c < cinG; c++) {
     const plane = (n * s.cIn + g * cinG + c) * s.h * s.w;
     for (let ky = 0; ky < s.kh; ky++) {
       for (let kx = 0; kx < s.kw; kx++, row++) {
-        const base = row * P;
+        const base = base0 + row * P;
+        const [lo, hi] = validRange(s, kx);
+        const shift = kx * s.dilationW - s.padW;
         for (let oy = 0; oy < s.hOut; oy++) {
           const iy = oy * s.strideH - s.padH + ky * s.dilationH;
           const o = base + oy * s.wOut;
@@ -23,41 +51,141 @@ function im2col(x: TypedArray, s: Conv2dSpec, n: number, g: number, cols: Float6
             cols.fill(0, o, o + s.wOut);
             continue;
           }
-          const rowOff = plane + iy * s.w;
-          for (let ox = 0; ox < s.wOut; ox++) {
-            const ix = ox * s.strideW - s.padW + kx * s.dilationW;
-            cols[o + ox] = ix >= 0 && ix < s.w ? x[rowOff + ix]! : 0;
-          }
+          if (lo > 0) cols.fill(0, o, o + lo);
+          let ix = plane + iy * s.w + lo * sw + shift;
+          for (let ox = lo; ox < hi; ox++, ix += sw) cols[o + ox] = x[ix]!;
+          if (hi < s.wOut) cols.fill(0, o + hi, o + s.wOut);
         }
       }
     }
   }
 }
 
-function col2imAdd(cols: Float64Array, s: Conv2dSpec, n: number, g: number, dx: TypedArray): void {
+/** dx += col2im(cols), where column row `row` starts at cols[base0 + row·ld]. */
+function col2imAdd(
+  cols: Float64Array | Float32Array,
+  s: Conv2dSpec,
+  n: number,
+  g: number,
+  dx: TypedArray,
+  base0 = 0,
+  ld = s.hOut * s.wOut,
+): void {
   const cinG = s.cIn / s.groups;
-  const P = s.hOut * s.wOut;
+  const sw = s.strideW;
   let row = 0;
   for (let c = 0; c < cinG; c++) {
     const plane = (n * s.cIn + g * cinG + c) * s.h * s.w;
     for (let ky = 0; ky < s.kh; ky++) {
       for (let kx = 0; kx < s.kw; kx++, row++) {
-        const base = row * P;
+        const base = base0 + row * ld;
+        const [lo, hi] = validRange(s, kx);
+        const shift = kx * s.dilationW - s.padW;
         for (let oy = 0; oy < s.hOut; oy++) {
           const iy = oy * s.strideH - s.padH + ky * s.dilationH;
           if (iy < 0 || iy >= s.h) continue;
-          const rowOff = plane + iy * s.w;
-          for (let ox = 0; ox < s.wOut; ox++) {
-            const ix = ox * s.strideW - s.padW + kx * s.dilationW;
-            if (ix >= 0 && ix < s.w) dx[rowOff + ix]! += cols[base + oy * s.wOut + ox]!;
-          }
+          const o = base + oy * s.wOut;
+          let ix = plane + iy * s.w + lo * sw + shift;
+          for (let ox = lo; ox < hi; ox++, ix += sw) dx[ix]! += cols[o + ox]!;
         }
       }
     }
   }
 }
 
+/**
+ * A stride-1, one-group float32 convolution without an im2col buffer. The input is copied once into
+ * a zero-padded, channel-major buffer X[ci][img·Hp·Wp + y·Wp + x]. With j = img·Hp·Wp + oy·Wp + ox,
+ *   out[img, co, oy, ox] = Σ_{ci,ky,kx} W[co, ci, ky, kx] · X[ci][j + ky·dH·Wp + kx·dW],
+ * a product whose B rows are shifted rows of X, addressed through a table (gemm_rows). Columns
+ * with ox ≥ wOut or oy ≥ hOut are computed on the padding and dropped.
+ */
+function conv2dRowsF32(
+  rt: SimdRuntime,
+  x: Float32Array,
+  w: Float32Array,
+  s: Conv2dSpec,
+  out: Float32Array,
+): void {
+  const { n, cIn, cOut, h, kh, kw, hOut, wOut } = s;
+  const wIn = s.w;
+  const Hp = h + 2 * s.padH;
+  const Wp = wIn + 2 * s.padW;
+  const plane = Hp * Wp;
+  const K = cIn * kh * kw;
+  const mp = Math.ceil(cOut / PANEL_M);
+  const np = Math.ceil((n * plane) / PANEL_N);
+  const ldc = np * PANEL_N;
+  // Row ci is read up to column ldc − 1 + the largest shift.
+  const ldb = ldc + (kh - 1) * s.dilationH * Wp + (kw - 1) * s.dilationW;
+  const up = (v: number): number => Math.ceil(v / 4) * 4;
+  const aBase = 0;
+  const tableBase = up(mp * PANEL_M * K);
+  const bBase = up(tableBase + K);
+  const cBase = up(bBase + cIn * ldb);
+  const mem = rt.view(cBase + mp * PANEL_M * ldc);
+  packPanels(w, 0, cOut, K, K, 1, PANEL_M, mem, aBase);
+  const table = new Int32Array(mem.buffer, tableBase * 4, K);
+  for (let ci = 0, q = 0; ci < cIn; ci++) {
+    for (let ky = 0; ky < kh; ky++) {
+      for (let kx = 0; kx < kw; kx++, q++) {
+        table[q] = (ci * ldb + ky * s.dilationH * Wp + kx * s.dilationW) * 4;
+      }
+    }
+  }
+  mem.fill(0, bBase, bBase + cIn * ldb);
+  for (let img = 0; img < n; img++) {
+    for (let ci = 0; ci < cIn; ci++) {
+      let src = (img * cIn + ci) * h * wIn;
+      let dst = bBase + ci * ldb + img * plane + s.padH * Wp + s.padW;
+      for (let y = 0; y < h; y++, dst += Wp) {
+        for (let xx = 0; xx < wIn; xx++) mem[dst + xx] = x[src++]!;
+      }
+    }
+  }
+  rt.runRows(aBase, bBase, tableBase, cBase, mp, np, K, ldc, false);
+  for (let img = 0; img < n; img++) {
+    for (let co = 0; co < cOut; co++) {
+      let o = (img * cOut + co) * hOut * wOut;
+      let c = cBase + co * ldc + img * plane;
+      for (let oy = 0; oy < hOut; oy++, c += Wp) {
+        for (let ox = 0; ox < wOut; ox++) out[o++] = mem[c + ox]!;
+      }
+    }
+  }
+}
+
+/** Whether conv2dRowsF32 computes this convolution's forward (and, by the adjoint, its input gradient). */
+function rowsApply(s: Conv2dSpec): boolean {
+  return (
+    s.strideH === 1 &&
+    s.strideW === 1 &&
+    s.groups === 1 &&
+    s.padH <= s.dilationH * (s.kh - 1) &&
+    s.padW <= s.dilationW * (s.kw - 1)
+  );
+}
+
 export function conv2dKernel(x: TypedArray, w: TypedArray, s: Conv2dSpec, out: TypedArray): void {
+  const rt = simdRuntime();
+  if (rt && x instanceof Float32Array && w instanceof Float32Array && out instanceof Float32Array) {
+    if (rowsApply(s)) return conv2dRowsF32(rt, x, w, s, out);
+    // float32: per group, W packed once as A; per image, im2col → B panels → SIMD gemm.
+    const K = (s.cIn / s.groups) * s.kh * s.kw;
+    const P = s.hOut * s.wOut;
+    const coutG = s.cOut / s.groups;
+    for (let g = 0; g < s.groups; g++) {
+      const p = planGemm(rt, coutG, P, K, K * P);
+      packPanels(w, g * coutG * K, coutG, K, K, 1, PANEL_M, p.mem, p.aBase);
+      for (let n = 0; n < s.n; n++) {
+        im2col(x, s, n, g, p.mem, p.scratchBase);
+        packPanels(p.mem, p.scratchBase, P, K, 1, P, PANEL_N, p.mem, p.bBase);
+        rt.run(p, false);
+        unpackC(p, out, (n * s.cOut + g * coutG) * P, false);
+      }
+    }
+    return;
+  }
   const K = (s.cIn / s.groups) * s.kh * s.kw;
   const P = s.hOut * s.wOut;
   const coutG = s.cOut / s.groups;
@@ -78,6 +206,25 @@ export function conv2dGradWeightKernel(
   s: Conv2dSpec,
   dw: TypedArray,
 ): void {
+  const rt = simdRuntime();
+  if (rt && x instanceof Float32Array && dy instanceof Float32Array && dw instanceof Float32Array) {
+    // float32: dW_g[coutG, K] = Σ_n dY_n[coutG, P] · cols_nᵀ, accumulated in the kernel's C.
+    const K = (s.cIn / s.groups) * s.kh * s.kw;
+    const P = s.hOut * s.wOut;
+    const coutG = s.cOut / s.groups;
+    for (let g = 0; g < s.groups; g++) {
+      const p = planGemm(rt, coutG, K, P, K * P);
+      for (let n = 0; n < s.n; n++) {
+        im2col(x, s, n, g, p.mem, p.scratchBase);
+        packPanels(dy, (n * s.cOut + g * coutG) * P, coutG, P, P, 1, PANEL_M, p.mem, p.aBase);
+        packPanels(p.mem, p.scratchBase, K, P, P, 1, PANEL_N, p.mem, p.bBase);
+        rt.run(p, n > 0);
+      }
+      if (s.n > 0) unpackC(p, dw, g * coutG * K, false);
+      else dw.fill(0, g * coutG * K, (g + 1) * coutG * K);
+    }
+    return;
+  }
   const K = (s.cIn / s.groups) * s.kh * s.kw;
   const P = s.hOut * s.wOut;
   const coutG = s.cOut / s.groups;
@@ -100,6 +247,52 @@ export function conv2dGradInputKernel(
   s: Conv2dSpec,
   dx: TypedArray,
 ): void {
+  const rt = simdRuntime();
+  if (rt && dy instanceof Float32Array && w instanceof Float32Array && dx instanceof Float32Array) {
+    if (rowsApply(s)) {
+      // Stride 1: dx is the convolution of dY, padded by dil·(k − 1) − pad, with the kernel
+      // flipped and its channel axes swapped: W'[ci, co, ky, kx] = W[co, ci, kh−1−ky, kw−1−kx].
+      const { cIn, cOut, kh, kw } = s;
+      const flipped = new Float32Array(w.length);
+      for (let co = 0; co < cOut; co++) {
+        for (let ci = 0; ci < cIn; ci++) {
+          for (let ky = 0; ky < kh; ky++) {
+            for (let kx = 0; kx < kw; kx++) {
+              flipped[((ci * cOut + co) * kh + (kh - 1 - ky)) * kw + (kw - 1 - kx)] =
+                w[((co * cIn + ci) * kh + ky) * kw + kx]!;
+            }
+          }
+        }
+      }
+      const adjoint: Conv2dSpec = {
+        ...s,
+        cIn: cOut,
+        cOut: cIn,
+        h: s.hOut,
+        w: s.wOut,
+        hOut: s.h,
+        wOut: s.w,
+        padH: s.dilationH * (kh - 1) - s.padH,
+        padW: s.dilationW * (kw - 1) - s.padW,
+      };
+      return conv2dRowsF32(rt, dy, flipped, adjoint, dx);
+    }
+    // float32: dcols[K, P] = W_gᵀ · dY_n in the kernel's C, then col2im into dx.
+    const K = (s.cIn / s.groups) * s.kh * s.kw;
+    const P = s.hOut * s.wOut;
+    const coutG = s.cOut / s.groups;
+    dx.fill(0);
+    for (let g = 0; g < s.groups; g++) {
+      const p = planGemm(rt, K, P, coutG);
+      packPanels(w, g * coutG * K, K, coutG, 1, K, PANEL_M, p.mem, p.aBase);
+      for (let n = 0; n < s.n; n++) {
+        packPanels(dy, (n * s.cOut + g * coutG) * P, P, coutG, 1, P, PANEL_N, p.mem, p.bBase);
+        rt.run(p, false);
+        col2imAdd(p.mem, s, n, g, dx, p.cBase, p.ldc);
+      }
+    }
+    return;
+  }
   const K = (s.cIn / s.groups) * s.kh * s.kw;
   const P = s.hOut * s.wOut;
   const coutG = s.cOut / s.groups;

@@ -29,8 +29,9 @@ export function erf(x: number): number {
   return Math.sign(x) * (1 - erfc);
 }
 
+/** σ(x) = 1/(1 + e^(−x)); for very negative x, e^(−x) overflows to ∞ and σ to its limit 0. */
 export function sigmoid(x: number): number {
-  return x >= 0 ? 1 / (1 + Math.exp(-x)) : Math.exp(x) / (1 + Math.exp(x));
+  return 1 / (1 + Math.exp(-x));
 }
 
 /** GELU with the exact normal CDF: x Φ(x) = x (1 + erf(x/√2)) / 2 (PyTorch's default). */

@@ -6,6 +6,7 @@
  */
 import type { MatmulSpec } from '../../backend.js';
 import type { TypedArray } from '../../dtype.js';
+import { gemmF32, simdRuntime } from './simd-gemm.js';
 
 const R = 4;
 
@@ -73,6 +74,11 @@ export function gemm(
   c: TypedArray,
   cOff: number,
 ): void {
+  const rt = simdRuntime();
+  if (rt && a instanceof Float32Array && b instanceof Float32Array && c instanceof Float32Array) {
+    gemmF32(rt, g, a, aOff, b, bOff, c, cOff);
+    return;
+  }
   const { m, n, k } = g;
   // Panels live in buffers reused across calls (gemm is not re-entrant: JS runs it on one thread),
   // so a convolution's per-image calls allocate nothing.
