@@ -2,13 +2,14 @@
 import type { GatherSpec, PadSpec, StridedCopySpec } from '../../backend.js';
 import type { TypedArray } from '../../dtype.js';
 import { stridesOf } from '../../shape.js';
-import { forEachRow } from './iterate.js';
+import { coalesce, forEachRow } from './iterate.js';
 
 export function stridedCopyKernel(x: TypedArray, spec: StridedCopySpec, out: TypedArray): void {
-  const rank = spec.outShape.length;
-  const rowLen = rank === 0 ? 1 : spec.outShape[rank - 1]!;
-  const step = rank === 0 ? 0 : spec.strides[rank - 1]!;
-  forEachRow(spec.outShape, [spec.strides], (o, offs) => {
+  const c = coalesce(spec.outShape, [spec.strides]);
+  const rank = c.shape.length;
+  const rowLen = rank === 0 ? 1 : c.shape[rank - 1]!;
+  const step = rank === 0 ? 0 : c.strides[0]![rank - 1]!;
+  forEachRow(c.shape, c.strides, (o, offs) => {
     let p = spec.offset + offs[0]!;
     for (let i = 0; i < rowLen; i++, p += step) out[o + i] = x[p]!;
   });

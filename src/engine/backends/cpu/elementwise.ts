@@ -1,7 +1,7 @@
 /** Element-wise kernels of the CPU backend: the reference definition of each unary/binary op. */
 import type { BinaryOp, BroadcastSpec, UnaryOp } from '../../backend.js';
 import type { TypedArray } from '../../dtype.js';
-import { forEachRow } from './iterate.js';
+import { coalesce, forEachRow } from './iterate.js';
 import { erf, gelu, sigmoid } from './math.js';
 
 type Fn1 = (x: number) => number;
@@ -136,7 +136,6 @@ export function binaryKernel(
 ): void {
   const row = binaryRows[op];
   const [sa, sb] = spec.strides as [readonly number[], readonly number[]];
-  const rank = spec.outShape.length;
   if (a.length === out.length && b.length === out.length) {
     row(a, 0, 1, b, 0, 1, out, 0, out.length);
     return;
@@ -149,10 +148,13 @@ export function binaryKernel(
     row(a, 0, 0, b, 0, 1, out, 0, out.length);
     return;
   }
-  const rowLen = rank === 0 ? 1 : spec.outShape[rank - 1]!;
-  const ia = rank === 0 ? 0 : sa[rank - 1]!;
-  const ib = rank === 0 ? 0 : sb[rank - 1]!;
-  forEachRow(spec.outShape, [sa, sb], (o, offs) =>
+  const c = coalesce(spec.outShape, [sa, sb]);
+  const r = c.shape.length;
+  const rowLen = r === 0 ? 1 : c.shape[r - 1]!;
+  const [ca, cb] = c.strides as [number[], number[]];
+  const ia = r === 0 ? 0 : ca[r - 1]!;
+  const ib = r === 0 ? 0 : cb[r - 1]!;
+  forEachRow(c.shape, c.strides, (o, offs) =>
     row(a, offs[0]!, ia, b, offs[1]!, ib, out, o, rowLen),
   );
 }
@@ -164,13 +166,14 @@ export function whereKernel(
   spec: BroadcastSpec,
   out: TypedArray,
 ): void {
-  const [sc, sa, sb] = spec.strides as [readonly number[], readonly number[], readonly number[]];
-  const rank = spec.outShape.length;
-  const rowLen = rank === 0 ? 1 : spec.outShape[rank - 1]!;
+  const c = coalesce(spec.outShape, spec.strides);
+  const [sc, sa, sb] = c.strides as [number[], number[], number[]];
+  const rank = c.shape.length;
+  const rowLen = rank === 0 ? 1 : c.shape[rank - 1]!;
   const ic = rank === 0 ? 0 : sc[rank - 1]!;
   const ia = rank === 0 ? 0 : sa[rank - 1]!;
   const ib = rank === 0 ? 0 : sb[rank - 1]!;
-  forEachRow(spec.outShape, [sc, sa, sb], (o, offs) => {
+  forEachRow(c.shape, c.strides, (o, offs) => {
     let pc = offs[0]!;
     let pa = offs[1]!;
     let pb = offs[2]!;

@@ -32,3 +32,34 @@ export function forEachRow(
     }
   }
 }
+
+/**
+ * The same iteration over fewer, longer rows: drops axes of size 1 and merges axis i into i + 1
+ * wherever every input steps over both as one (strides[i] = strides[i+1]·shape[i+1]); the output
+ * is contiguous, so it always merges. [B, C, H, W] + [B, C, 1, 1] becomes [B·C, H·W] rows with
+ * stride 0 in the second input. Keeps at least one axis when the input had any.
+ */
+export function coalesce(
+  shape: readonly number[],
+  strides: readonly (readonly number[])[],
+): { shape: number[]; strides: number[][] } {
+  const outShape: number[] = [];
+  const outStrides: number[][] = strides.map(() => []);
+  for (let ax = 0; ax < shape.length; ax++) {
+    const size = shape[ax]!;
+    if (size === 1 && shape.length > 1) continue;
+    const last = outShape.length - 1;
+    if (last >= 0 && strides.every((st, j) => outStrides[j]![last] === st[ax]! * size)) {
+      outShape[last] = outShape[last]! * size;
+      strides.forEach((st, j) => (outStrides[j]![last] = st[ax]!));
+      continue;
+    }
+    outShape.push(size);
+    strides.forEach((st, j) => outStrides[j]!.push(st[ax]!));
+  }
+  if (outShape.length === 0 && shape.length > 0) {
+    outShape.push(1);
+    strides.forEach((_, j) => outStrides[j]!.push(0));
+  }
+  return { shape: outShape, strides: outStrides };
+}
