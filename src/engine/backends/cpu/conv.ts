@@ -94,11 +94,68 @@ function col2imAdd(
 }
 
 /**
- * A stride-1, one-group float32 convolution without an im2col buffer. The input is copied once into
- * a zero-padded, channel-major buffer X[ci][img·Hp·Wp + y·Wp + x]. With j = img·Hp·Wp + oy·Wp + ox,
+ * The padded, channel-major copy of a convolution input used by the stride-1 float32 paths:
+ * X[ci][j] at ci·ldb + j, with j = img·Hp·Wp + y·Wp + x over the zero-padded image. Output pixel
+ * (oy, ox) of image img sits at j = img·Hp·Wp + oy·Wp + ox, and kernel tap (ky, kx) reads
+ * X[ci][j + ky·dH·Wp + kx·dW]. ldb leaves room for the largest shift past the last column that
+ * a panel of 8 reaches.
+ */
+interface PaddedInput {
+  Hp: number;
+  Wp: number;
+  plane: number;
+  /** Columns n·Hp·Wp, rounded up to whole panels of 8. */
+  cols: number;
+  ldb: number;
+}
+
+function paddedInput(s: Conv2dSpec): PaddedInput {
+  const Hp = s.h + 2 * s.padH;
+  const Wp = s.w + 2 * s.padW;
+  const plane = Hp * Wp;
+  const cols = Math.ceil((s.n * plane) / PANEL_N) * PANEL_N;
+  const ldb = cols + (s.kh - 1) * s.dilationH * Wp + (s.kw - 1) * s.dilationW;
+  return { Hp, Wp, plane, cols, ldb };
+}
+
+/** Writes x into the padded layout at mem[base...] (cIn·ldb floats, zeros in the padding). */
+function copyPadded(
+  x: Float32Array,
+  s: Conv2dSpec,
+  p: PaddedInput,
+  mem: Float32Array,
+  base: number,
+) {
+  mem.fill(0, base, base + s.cIn * p.ldb);
+  for (let img = 0; img < s.n; img++) {
+    for (let ci = 0; ci < s.cIn; ci++) {
+      let src = (img * s.cIn + ci) * s.h * s.w;
+      let dst = base + ci * p.ldb + img * p.plane + s.padH * p.Wp + s.padW;
+      for (let y = 0; y < s.h; y++, dst += p.Wp) {
+        for (let xx = 0; xx < s.w; xx++) mem[dst + xx] = x[src++]!;
+      }
+    }
+  }
+}
+
+/** Byte offset of tap (ci, ky, kx) in the padded layout, in the weight's [ci][ky][kx] order. */
+function tapOffsets(s: Conv2dSpec, p: PaddedInput, table: Int32Array): void {
+  for (let ci = 0, q = 0; ci < s.cIn; ci++) {
+    for (let ky = 0; ky < s.kh; ky++) {
+      for (let kx = 0; kx < s.kw; kx++, q++) {
+        table[q] = (ci * p.ldb + ky * s.dilationH * p.Wp + kx * s.dilationW) * 4;
+      }
+    }
+  }
+}
+
+const up4 = (v: number): number => Math.ceil(v / 4) * 4;
+
+/**
+ * A stride-1, one-group float32 convolution without an im2col buffer:
  *   out[img, co, oy, ox] = Σ_{ci,ky,kx} W[co, ci, ky, kx] · X[ci][j + ky·dH·Wp + kx·dW],
- * a product whose B rows are shifted rows of X, addressed through a table (gemm_rows). Columns
- * with ox ≥ wOut or oy ≥ hOut are computed on the padding and dropped.
+ * a product whose B rows are shifted rows of the padded input X, addressed through a table
+ * (gemm_rows). Columns with ox ≥ wOut or oy ≥ hOut are computed on the padding and dropped.
  */
 function conv2dRowsF32(
   rt: SimdRuntime,
@@ -107,51 +164,96 @@ function conv2dRowsF32(
   s: Conv2dSpec,
   out: Float32Array,
 ): void {
-  const { n, cIn, cOut, h, kh, kw, hOut, wOut } = s;
-  const wIn = s.w;
-  const Hp = h + 2 * s.padH;
-  const Wp = wIn + 2 * s.padW;
-  const plane = Hp * Wp;
+  const { n, cIn, cOut, kh, kw, hOut, wOut } = s;
+  const p = paddedInput(s);
   const K = cIn * kh * kw;
   const mp = Math.ceil(cOut / PANEL_M);
-  const np = Math.ceil((n * plane) / PANEL_N);
-  const ldc = np * PANEL_N;
-  // Row ci is read up to column ldc − 1 + the largest shift.
-  const ldb = ldc + (kh - 1) * s.dilationH * Wp + (kw - 1) * s.dilationW;
-  const up = (v: number): number => Math.ceil(v / 4) * 4;
+  const np = p.cols / PANEL_N;
+  const ldc = p.cols;
   const aBase = 0;
-  const tableBase = up(mp * PANEL_M * K);
-  const bBase = up(tableBase + K);
-  const cBase = up(bBase + cIn * ldb);
+  const tableBase = up4(mp * PANEL_M * K);
+  const bBase = up4(tableBase + K);
+  const cBase = up4(bBase + cIn * p.ldb);
   const mem = rt.view(cBase + mp * PANEL_M * ldc);
   packPanels(w, 0, cOut, K, K, 1, PANEL_M, mem, aBase);
-  const table = new Int32Array(mem.buffer, tableBase * 4, K);
-  for (let ci = 0, q = 0; ci < cIn; ci++) {
-    for (let ky = 0; ky < kh; ky++) {
-      for (let kx = 0; kx < kw; kx++, q++) {
-        table[q] = (ci * ldb + ky * s.dilationH * Wp + kx * s.dilationW) * 4;
-      }
-    }
-  }
-  mem.fill(0, bBase, bBase + cIn * ldb);
-  for (let img = 0; img < n; img++) {
-    for (let ci = 0; ci < cIn; ci++) {
-      let src = (img * cIn + ci) * h * wIn;
-      let dst = bBase + ci * ldb + img * plane + s.padH * Wp + s.padW;
-      for (let y = 0; y < h; y++, dst += Wp) {
-        for (let xx = 0; xx < wIn; xx++) mem[dst + xx] = x[src++]!;
-      }
-    }
-  }
+  tapOffsets(s, p, new Int32Array(mem.buffer, tableBase * 4, K));
+  copyPadded(x, s, p, mem, bBase);
   rt.runRows(aBase, bBase, tableBase, cBase, mp, np, K, ldc, false);
   for (let img = 0; img < n; img++) {
     for (let co = 0; co < cOut; co++) {
       let o = (img * cOut + co) * hOut * wOut;
-      let c = cBase + co * ldc + img * plane;
-      for (let oy = 0; oy < hOut; oy++, c += Wp) {
+      let c = cBase + co * ldc + img * p.plane;
+      for (let oy = 0; oy < hOut; oy++, c += p.Wp) {
         for (let ox = 0; ox < wOut; ox++) out[o++] = mem[c + ox]!;
       }
     }
+  }
+}
+
+/** Columns of k per gemm_arows call: a B chunk of 8 × 2048 floats stays in cache. */
+const K_CHUNK = 2048;
+
+/**
+ * The weight gradient of a stride-1, one-group float32 convolution without im2col:
+ *   dW[co, (ci, ky, kx)] = Σ_j dY'[co, j] · X[ci][j + ky·dH·Wp + kx·dW],
+ * with dY' the output gradient on the padded grid (zero off the output pixels). As a product
+ * dWᵀ = A·B: the rows of A are shifted rows of X (gemm_arows), B is dY'ᵀ packed in panels of
+ * 8 output channels; k runs over the padded grid in chunks.
+ */
+function conv2dGradWeightRowsF32(
+  rt: SimdRuntime,
+  x: Float32Array,
+  dy: Float32Array,
+  s: Conv2dSpec,
+  dw: Float32Array,
+): void {
+  const { n, cIn, cOut, kh, kw, hOut, wOut } = s;
+  const p = paddedInput(s);
+  const K = cIn * kh * kw;
+  const mp = Math.ceil(K / PANEL_M);
+  const np = Math.ceil(cOut / PANEL_N);
+  const ldc = np * PANEL_N;
+  const k = p.cols;
+  const xBase = 0;
+  const tableBase = up4(cIn * p.ldb);
+  const bBase = up4(tableBase + mp * PANEL_M);
+  const cBase = up4(bBase + np * PANEL_N * k);
+  const mem = rt.view(cBase + mp * PANEL_M * ldc);
+  copyPadded(x, s, p, mem, xBase);
+  const table = new Int32Array(mem.buffer, tableBase * 4, mp * PANEL_M);
+  tapOffsets(s, p, table);
+  table.fill(0, K); // rows past K read row 0; their results are dropped
+  // B[j, co] = dY[img, co, oy, ox] at j = img·plane + oy·Wp + ox, zero elsewhere; panel q holds
+  // output channels 8q..8q+7 as [k][8].
+  mem.fill(0, bBase, bBase + np * PANEL_N * k);
+  for (let img = 0; img < n; img++) {
+    for (let co = 0; co < cOut; co++) {
+      let src = (img * cOut + co) * hOut * wOut;
+      const panel = bBase + (co >> 3) * k * PANEL_N + (co & 7);
+      for (let oy = 0; oy < hOut; oy++) {
+        let dst = panel + (img * p.plane + oy * p.Wp) * PANEL_N;
+        for (let ox = 0; ox < wOut; ox++, dst += PANEL_N) mem[dst] = dy[src++]!;
+      }
+    }
+  }
+  for (let k0 = 0; k0 < k; k0 += K_CHUNK) {
+    const len = Math.min(K_CHUNK, k - k0);
+    rt.runARows(
+      xBase + k0,
+      tableBase,
+      bBase + k0 * PANEL_N,
+      k * PANEL_N,
+      cBase,
+      mp,
+      np,
+      len,
+      ldc,
+      k0 > 0,
+    );
+  }
+  // dW[co, q] = C[q, co]
+  for (let co = 0; co < cOut; co++) {
+    for (let q = 0; q < K; q++) dw[co * K + q] = mem[cBase + q * ldc + co]!;
   }
 }
 
@@ -208,6 +310,7 @@ export function conv2dGradWeightKernel(
 ): void {
   const rt = simdRuntime();
   if (rt && x instanceof Float32Array && dy instanceof Float32Array && dw instanceof Float32Array) {
+    if (rowsApply(s)) return conv2dGradWeightRowsF32(rt, x, dy, s, dw);
     // float32: dW_g[coutG, K] = Σ_n dY_n[coutG, P] · cols_nᵀ, accumulated in the kernel's C.
     const K = (s.cIn / s.groups) * s.kh * s.kw;
     const P = s.hOut * s.wOut;

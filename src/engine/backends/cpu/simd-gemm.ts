@@ -23,6 +23,7 @@ export class SimdRuntime {
   readonly memory: WebAssembly.Memory;
   readonly kernel: KernelFn;
   readonly kernelRows: KernelFn;
+  readonly kernelARows: KernelFn;
   readonly threads: GemmThreads | null;
   #f32: Float32Array;
 
@@ -35,6 +36,7 @@ export class SimdRuntime {
     const instance = new WebAssembly.Instance(module, { env: { memory: this.memory } });
     this.kernel = instance.exports['gemm'] as KernelFn;
     this.kernelRows = instance.exports['gemm_rows'] as KernelFn;
+    this.kernelARows = instance.exports['gemm_arows'] as KernelFn;
     this.#f32 = new Float32Array(this.memory.buffer);
   }
 
@@ -86,7 +88,29 @@ export class SimdRuntime {
     this.#dispatch(1, this.kernelRows, args, mp * np * k, np);
   }
 
-  #dispatch(id: 0 | 1, kernel: KernelFn, args: number[], work: number, np: number): void {
+  /**
+   * gemm_arows: C (+)= A·B with row r of A at aBase + table[r] (the table of 4·mp int32 byte
+   * offsets at tableBase), contiguous along k, and B packed with panel j at bBase + j·bStride
+   * floats. Float offsets here, as in runRows.
+   */
+  runARows(
+    aBase: number,
+    tableBase: number,
+    bBase: number,
+    bStride: number,
+    cBase: number,
+    mp: number,
+    np: number,
+    k: number,
+    ldc: number,
+    accumulate: boolean,
+  ): void {
+    const args = [aBase * 4, bBase * 4, cBase * 4, mp, 0, 0, k, ldc, accumulate ? 1 : 0];
+    args.push(tableBase * 4, bStride * 4);
+    this.#dispatch(2, this.kernelARows, args, mp * np * k, np);
+  }
+
+  #dispatch(id: 0 | 1 | 2, kernel: KernelFn, args: number[], work: number, np: number): void {
     if (this.threads && work >= 1 << 16 && np >= 2) {
       this.threads.run(id, kernel, args, np);
     } else {

@@ -14,8 +14,8 @@ import { GEMM_WASM_SHARED } from './wasm/gemm-wasm.js';
 const SEQ = 0; // job number, bumped by the caller; −1 asks the worker to exit
 const DONE = 1; // last job number finished by the worker
 const READY = 2; // 1 once the worker has instantiated the module
-const ARGS = 3; // ap, bp, cp, mp, jStart, jEnd, k, ldc, accumulate, table
-const KERNEL = 13; // 0: gemm (packed B), 1: gemm_rows (B rows through a table)
+const ARGS = 3; // ap, bp, cp, mp, jStart, jEnd, k, ldc, accumulate, table, bStride
+const KERNEL = 14; // 0: gemm, 1: gemm_rows (B rows through a table), 2: gemm_arows (A rows)
 const SLOTS = 16;
 const TIMEOUT_MS = 60_000;
 
@@ -23,7 +23,7 @@ const WORKER_SOURCE = `
 const { workerData } = require('node:worker_threads');
 const { memory, module, control, index } = workerData;
 const kernels = new WebAssembly.Instance(module, { env: { memory } }).exports;
-const fns = [kernels.gemm, kernels.gemm_rows];
+const fns = [kernels.gemm, kernels.gemm_rows, kernels.gemm_arows];
 const ctl = new Int32Array(control, index * ${SLOTS * 4}, ${SLOTS});
 Atomics.store(ctl, ${READY}, 1);
 let seen = 0;
@@ -32,7 +32,7 @@ for (;;) {
   seen = Atomics.load(ctl, ${SEQ});
   if (seen < 0) break;
   const a = ${ARGS};
-  fns[ctl[${KERNEL}]](ctl[a], ctl[a + 1], ctl[a + 2], ctl[a + 3], ctl[a + 4], ctl[a + 5], ctl[a + 6], ctl[a + 7], ctl[a + 8], ctl[a + 9]);
+  fns[ctl[${KERNEL}]](ctl[a], ctl[a + 1], ctl[a + 2], ctl[a + 3], ctl[a + 4], ctl[a + 5], ctl[a + 6], ctl[a + 7], ctl[a + 8], ctl[a + 9], ctl[a + 10]);
   Atomics.store(ctl, ${DONE}, seen);
   Atomics.notify(ctl, ${DONE});
 }
@@ -117,10 +117,10 @@ export class GemmThreads {
   }
 
   /**
-   * Runs kernel `id` (0: gemm, 1: gemm_rows) over column panels [0, np), split across the ready
+   * Runs kernel `id` (0: gemm, 1: gemm_rows, 2: gemm_arows) over column panels [0, np), split across the ready
    * workers and this thread. `args` are the kernel's arguments with jStart, jEnd left as 0.
    */
-  run(id: 0 | 1, kernel: KernelFn, args: readonly number[], np: number): void {
+  run(id: 0 | 1 | 2, kernel: KernelFn, args: readonly number[], np: number): void {
     const ready = this.#controls.filter((c) => Atomics.load(c, READY) === 1);
     const parts = Math.min(ready.length + 1, np);
     const at = (lo: number, hi: number): number[] => {
