@@ -397,6 +397,12 @@ void describe('reductions', () => {
     assert.deepEqual(vals(E.argmax(a, -2)), [1, 0, 1]);
     assert.deepEqual(E.argmax(a, 0, true).shape, [1, 3]);
     assert.deepEqual(vals(E.argmax(t([1, NaN, 3], [3]), 0)), [1]);
+    // Over an empty axis there is no maximum (NumPy and PyTorch raise too).
+    assert.throws(
+      () => E.argmax(E.zeros([2, 0, 3], f64), 1),
+      /argmax: axis 1 .*\[2, 0, 3\].* is empty/,
+    );
+    assert.deepEqual(E.argmax(E.zeros([0, 4], f64), 1).shape, [0]);
   });
 
   void test('sumTo sums leading axes and size-1 axes', () => {

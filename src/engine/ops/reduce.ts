@@ -1,6 +1,6 @@
 /** Reductions over axes (keepDims or not) and their VJPs. */
 import type { ReduceOp } from '../backend.js';
-import { normAxes, type Shape, shapesEqual } from '../shape.js';
+import { fmtShape, normAxes, type Shape, shapesEqual } from '../shape.js';
 import { record, Tensor } from '../tensor.js';
 import { div, eq, mul, sub, square } from './elementwise.js';
 import { expand, permuteData, reshape } from './movement.js';
@@ -93,6 +93,9 @@ export function argmax(x: Tensor, axis: number, keepDims = false): Tensor {
   const [a] = normAxes(axis, x.rank) as [number];
   const outer = x.shape.slice(0, a).reduce((p, d) => p * d, 1);
   const inner = x.shape.slice(a + 1).reduce((p, d) => p * d, 1);
+  if (x.shape[a] === 0 && outer * inner > 0) {
+    throw new Error(`argmax: axis ${axis} of a tensor of shape ${fmtShape(x.shape)} is empty`);
+  }
   const s = x.backend.argmax(x.storage, outer, x.shape[a]!, inner);
   const out = new Tensor(s, keptShape(x.shape, [a]));
   return finishShape(out, x, [a], keepDims);
