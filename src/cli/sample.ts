@@ -52,6 +52,12 @@ export const sampleSpec: CommandSpec = {
     },
     { name: 'n', kind: 'int', help: 'number of images', default: '64' },
     { name: 'nrow', kind: 'int', help: 'images per grid row', default: '√n' },
+    {
+      name: 'scale',
+      kind: 'int',
+      help: 'draw each pixel as an N×N block in the grid',
+      default: '1',
+    },
     { name: 'seed', kind: 'int', arg: 'S', help: 'seed of the noise', default: '0' },
     { name: 'out', kind: 'string', arg: 'FILE', help: 'PNG grid to write', default: 'samples.png' },
     {
@@ -174,6 +180,8 @@ function classLabels(p: LoadedPipeline, n: number, cls: number | undefined): num
 async function sampleCmd(args: Args): Promise<number> {
   const dir = args.str('model');
   if (dir === undefined) throw new UsageError('--model <dir> is required');
+  const scale = args.num('scale') ?? 1;
+  if (scale < 1 || scale > 64) throw new UsageError(`--scale must be from 1 to 64, got ${scale}`);
   const samplerName = args.str('sampler') ?? 'ddim';
   try {
     resolveSchedulerName(samplerName);
@@ -240,7 +248,7 @@ async function sampleCmd(args: Args): Promise<number> {
   const secs = (performance.now() - t0) / 1000;
   try {
     const nrow = args.num('nrow');
-    await savePng(out, images, nrow !== undefined ? { nrow } : {});
+    await savePng(out, images, nrow !== undefined ? { nrow, scale } : { scale });
     if (traj !== undefined) {
       const [, c, h, w] = images.shape as [number, number, number, number];
       await writeTrajectory(traj, frames, [k, c, h, w]);

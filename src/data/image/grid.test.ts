@@ -51,6 +51,29 @@ void describe('image grids', () => {
     assert.deepEqual([...imgs[1]!.data], [255, 0, 128]);
   });
 
+  void test('scale draws each pixel as a block; padding stays in output pixels', () => {
+    // Two 1×2 gray images, values −1 (0) and 1 (255), scale 3, padding 1.
+    const g = gridFromValues([-1, 1, 1, -1], [2, 1, 1, 2], { nrow: 2, padding: 1, scale: 3 });
+    assert.equal(g.width, 2 * (6 + 1) + 1);
+    assert.equal(g.height, 3 + 2);
+    const px = (x: number, y: number): number => g.data[y * g.width + x]!;
+    for (let y = 1; y <= 3; y++) {
+      assert.deepEqual(
+        [1, 2, 3, 4, 5, 6].map((x) => px(x, y)),
+        [0, 0, 0, 255, 255, 255],
+      );
+      assert.deepEqual(
+        [8, 9, 10, 11, 12, 13].map((x) => px(x, y)),
+        [255, 255, 255, 0, 0, 0],
+      );
+    }
+    assert.equal(px(7, 2), 255, 'padding between the images');
+    assert.throws(
+      () => gridFromValues([0], [1, 1, 1, 1], { scale: 0 }),
+      /scale must be an integer/,
+    );
+  });
+
   void test('savePng writes a grid that decodes back; saveGif writes an animation', async () => {
     const t = tensor(
       Float32Array.from({ length: 4 * 3 * 5 * 5 }, (_, i) => Math.sin(i)),

@@ -18,6 +18,8 @@ export interface GridOptions {
   padding?: number;
   /** Value of the padding, in the images' [-1, 1] range (default 1, white). */
   padValue?: number;
+  /** Each image pixel drawn as a scale × scale block (nearest neighbour; default 1). */
+  scale?: number;
 }
 
 function imageShape(shape: readonly number[], what: string): [number, Channels, number, number] {
@@ -51,19 +53,27 @@ export function gridFromValues(
   const nrow = Math.max(1, Math.min(n, opts.nrow ?? Math.ceil(Math.sqrt(n))));
   const pad = opts.padding ?? 2;
   if (!Number.isInteger(pad) || pad < 0) throw new Error(`imageGrid: bad padding ${pad}`);
+  const scale = opts.scale ?? 1;
+  if (!Number.isInteger(scale) || scale < 1 || scale > 64) {
+    throw new Error(`imageGrid: scale must be an integer from 1 to 64, got ${scale}`);
+  }
+  const th = h * scale;
+  const tw = w * scale;
   const rows = Math.ceil(n / nrow);
-  const width = nrow * (w + pad) + pad;
-  const height = rows * (h + pad) + pad;
+  const width = nrow * (tw + pad) + pad;
+  const height = rows * (th + pad) + pad;
   const data = new Uint8Array(width * height * c).fill(toByte(((opts.padValue ?? 1) + 1) * 127.5));
   for (let i = 0; i < n; i++) {
-    const top = pad + Math.floor(i / nrow) * (h + pad);
-    const left = pad + (i % nrow) * (w + pad);
+    const top = pad + Math.floor(i / nrow) * (th + pad);
+    const left = pad + (i % nrow) * (tw + pad);
     for (let ch = 0; ch < c; ch++) {
       const plane = (i * c + ch) * h * w;
-      for (let y = 0; y < h; y++) {
+      for (let y = 0; y < th; y++) {
         const d = ((top + y) * width + left) * c + ch;
-        for (let x = 0; x < w; x++)
-          data[d + x * c] = toByte((values[plane + y * w + x]! + 1) * 127.5);
+        const row = plane + Math.floor(y / scale) * w;
+        for (let x = 0; x < tw; x++) {
+          data[d + x * c] = toByte((values[row + Math.floor(x / scale)]! + 1) * 127.5);
+        }
       }
     }
   }

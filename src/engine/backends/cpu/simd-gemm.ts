@@ -17,6 +17,8 @@ export const PANEL_N = 8;
 type KernelFn = (...args: number[]) => void;
 
 const PAGE = 65536;
+/** 32-bit WebAssembly memory: 65,536 pages. */
+const MAX_BYTES = 65536 * PAGE;
 
 /** The module's memory, the kernel, and float views that follow the memory when it grows. */
 export class SimdRuntime {
@@ -44,6 +46,12 @@ export class SimdRuntime {
   view(floats: number): Float32Array {
     const bytes = floats * 4;
     if (this.memory.buffer.byteLength < bytes) {
+      if (bytes > MAX_BYTES) {
+        throw new Error(
+          `cpu backend: a float32 product needs ${(bytes / 2 ** 20).toFixed(0)} MiB of ` +
+            `WebAssembly memory, over the 4 GiB limit; split the batch, or set SUMI_CPU_SIMD=0`,
+        );
+      }
       this.memory.grow(Math.ceil((bytes - this.memory.buffer.byteLength) / PAGE));
     }
     if (this.#f32.buffer !== this.memory.buffer || this.#f32.length * 4 < bytes) {
