@@ -145,6 +145,17 @@ void describe('cpu float32 products (wasm SIMD)', () => {
     });
   }
 
+  void test('empty batches and k = 0 give zeros', () => {
+    const spec = conv2dSpec([0, 3, 5, 5], [4, 3, 3, 3], { padding: 1 });
+    const w = cpu.fromArray(randArray(4 * 3 * 9, 1));
+    const x = cpu.fromArray(new Float32Array(0));
+    const dy = cpu.fromArray(new Float32Array(0));
+    assert.equal(read(cpu.conv2d(x, w, spec)).length, 0);
+    assert.deepEqual(read(cpu.conv2dGradWeight(x, dy, spec)), new Float64Array(4 * 3 * 9));
+    const e = cpu.fromArray(new Float32Array(0));
+    assert.deepEqual(read(cpu.matmul(e, e, mm(2, 3, 4, 0))), new Float64Array(24));
+  });
+
   void test('results do not depend on the number of threads', () => {
     const script = fileURLToPath(new URL('./simd-digest.ts', import.meta.url));
     const run = (threads: string): string => {

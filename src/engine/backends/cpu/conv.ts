@@ -210,6 +210,10 @@ function conv2dGradWeightRowsF32(
   const { n, cIn, cOut, kh, kw, hOut, wOut } = s;
   const p = paddedInput(s);
   const K = cIn * kh * kw;
+  if (p.cols === 0) {
+    dw.fill(0); // an empty batch
+    return;
+  }
   const mp = Math.ceil(K / PANEL_M);
   const np = Math.ceil(cOut / PANEL_N);
   const ldc = np * PANEL_N;
