@@ -3,31 +3,32 @@
  * `--train` first retrains it from scratch with the command recorded in its sumi.json.
  */
 import { existsSync, readFileSync } from 'node:fs';
-import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
 import type { ModelInfo } from '../diffusion/index.js';
-import type { Args, CommandSpec } from './args.js';
+import { type Args, CliError, type CommandSpec } from './args.js';
 import { BACKEND_HELP, defineCommand, EXIT, REPO_ROOT } from './common.js';
 import { sampleCommand } from './sample.js';
-import { runToyDemo } from './toy-demo.js';
 import { trainCommand } from './train.js';
 
 export const DEMO_MODEL_DIR = join(REPO_ROOT, 'models', 'mnist-small');
 /** Used by --train when the shipped model records no command. */
 export const DEFAULT_DEMO_TRAIN_ARGS = ['--data', 'mnist', '--preset', 'mnist-small'];
 /**
- * 16 images with 20 DDIM steps: about a minute on two CPU cores today (one forward pass of
- * mnist-small at batch 64 takes ~11 s there, see docs/training.md); --n 64 --steps 50 for more.
+ * 64 images with 20 DPM-Solver++ (2M) steps: about half a minute on two CPU cores (docs/training.md),
+ * drawn at twice the size so that the 28×28 digits are easy to see.
  */
+const DEMO_SAMPLER = 'dpmpp-2m';
 const DEMO_STEPS = 20;
-const DEMO_IMAGES = 16;
+const DEMO_IMAGES = 64;
+const DEMO_SCALE = 2;
 
 export const demoSpec: CommandSpec = {
   name: 'demo',
   summary:
     'Sample digits from the small MNIST model in models/mnist-small/ (or retrain it with --train).',
-  usage: 'sumi demo [--out demo.png] [--sampler ddim] [--steps 20] [--n 16] [--seed 0] [--train]',
+  usage:
+    'sumi demo [--out demo.png] [--sampler dpmpp-2m] [--steps 20] [--n 64] [--seed 0] [--train]',
   options: [
     { name: 'out', kind: 'string', arg: 'FILE', help: 'PNG grid to write', default: 'demo.png' },
     {
@@ -35,10 +36,16 @@ export const demoSpec: CommandSpec = {
       kind: 'string',
       arg: 'S',
       help: 'sampler (see sumi sample --help)',
-      default: 'ddim',
+      default: DEMO_SAMPLER,
     },
-    { name: 'steps', kind: 'int', help: 'sampler steps', default: '20' },
-    { name: 'n', kind: 'int', help: 'number of images', default: '16' },
+    { name: 'steps', kind: 'int', help: 'sampler steps', default: String(DEMO_STEPS) },
+    { name: 'n', kind: 'int', help: 'number of images', default: String(DEMO_IMAGES) },
+    {
+      name: 'scale',
+      kind: 'int',
+      help: 'draw each pixel as an N×N block in the grid',
+      default: String(DEMO_SCALE),
+    },
     { name: 'seed', kind: 'int', arg: 'S', help: 'seed of the noise', default: '0' },
     {
       name: 'model',
@@ -60,12 +67,6 @@ export const demoSpec: CommandSpec = {
       default: 'out/mnist-small',
     },
     { name: 'backend', kind: 'string', arg: 'B', help: BACKEND_HELP, default: 'cpu' },
-    {
-      name: 'toy-steps',
-      kind: 'int',
-      help: 'training steps of the 2-D demo run when the model folder is missing',
-      default: '3000',
-    },
   ],
   notes: [
     '--train runs `sumi train <recorded arguments> --out <train-out> --resume`, then samples from it.',
@@ -89,36 +90,6 @@ function withoutOut(args: readonly string[]): string[] {
   return out;
 }
 
-/**
- * Without the shipped model: DDPM on a 2-D mixture of eight Gaussians, trained here in about a
- * minute on two CPU cores, sampled with DDIM; the PNG shows the data beside the samples.
- */
-async function toyDemo(args: Args): Promise<number> {
-  const out = args.str('out') ?? 'demo.png';
-  console.error(
-    'sumi demo: no trained image model is shipped in models/mnist-small yet, so this demo trains\n' +
-      'a small DDPM on a 2-D mixture of eight Gaussians (about a minute on 2 CPU cores) and\n' +
-      `samples it with DDIM; ${out} shows the data (left) beside 2,000 samples (right).`,
-  );
-  const steps = args.num('toy-steps') ?? 3000;
-  const r = runToyDemo({
-    steps,
-    batch: 256,
-    samples: 2000,
-    samplerSteps: args.num('steps') ?? 50,
-    seed: args.num('seed') ?? 0,
-    onProgress: (step, loss) => {
-      if (step % 500 === 0) console.error(`  step ${step}/${steps}  loss ${loss.toFixed(4)}`);
-    },
-  });
-  await writeFile(out, r.png);
-  console.log(
-    `wrote ${out}: mean distance from a sample to the nearest data point ${r.sampleDistance.toFixed(3)} ` +
-      `(for unit Gaussian noise ${r.noiseDistance.toFixed(3)})`,
-  );
-  return EXIT.ok;
-}
-
 async function demo(args: Args): Promise<number> {
   const modelDir = args.str('model') ?? DEMO_MODEL_DIR;
   const backend = args.str('backend');
@@ -138,7 +109,9 @@ async function demo(args: Args): Promise<number> {
     if (code !== EXIT.ok) return code;
     sampleFrom = trainOut;
   } else if (!existsSync(modelDir)) {
-    return toyDemo(args);
+    throw new CliError(
+      `model folder '${modelDir}' does not exist (sumi demo --train trains it into ${args.str('train-out') ?? join('out', 'mnist-small')})`,
+    );
   }
   return sampleCommand.run([
     '--model',
@@ -146,13 +119,15 @@ async function demo(args: Args): Promise<number> {
     '--out',
     args.str('out') ?? 'demo.png',
     '--sampler',
-    args.str('sampler') ?? 'ddim',
+    args.str('sampler') ?? DEMO_SAMPLER,
     '--steps',
     String(args.num('steps') ?? DEMO_STEPS),
     '--n',
     String(args.num('n') ?? DEMO_IMAGES),
     '--seed',
     String(args.num('seed') ?? 0),
+    '--scale',
+    String(args.num('scale') ?? DEMO_SCALE),
     ...common,
   ]);
 }

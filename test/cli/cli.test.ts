@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { cp, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -373,17 +373,28 @@ void describe('errors: one clear line, no stack trace, non-zero exit', () => {
     assertCleanError(rs[5], 2, /--preset <name> or --config <file> is required/);
   });
 
-  void test('demo without its model runs the 2-D demo; --verbose shows the stack; unknown command', async () => {
-    const png = join(dir, 'toy.png');
+  void test('demo samples the shipped models/mnist-small into a grid drawn at twice the size', async () => {
+    const png = join(dir, 'demo.png');
+    const r = await sumi(['demo', '--n', '4', '--steps', '2', '--out', png]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout + r.stderr, /4 images, dpmpp-2m 2 steps/);
+    const img = decodePng(readFileSync(png));
+    // 2 × 2 digits of 28 × 28 drawn 56 × 56, 2 pixels apart and around.
+    assert.deepEqual([img.width, img.height, img.channels], [2 * 58 + 2, 2 * 58 + 2, 1]);
+  });
+
+  void test('demo without its model says how to train it; --verbose shows the stack; unknown command', async () => {
     const rs = await Promise.all([
-      sumi(['demo', '--model', join(dir, 'no-model'), '--toy-steps', '40', '--out', png]),
+      sumi(['demo', '--model', join(dir, 'no-model'), '--out', join(dir, 'never.png')]),
       sumi(['sample', '--model', join(dir, 'no-such-dir'), '--verbose']),
       sumi(['frobnicate']),
     ]);
-    assert.equal(rs[0].code, 0, rs[0].stderr);
-    assert.match(rs[0].stderr, /no trained image model is shipped/);
-    assert.match(rs[0].stdout, /wrote .*toy\.png: mean distance/);
-    assert.deepEqual([...readFileSync(png).subarray(0, 8)], [137, 80, 78, 71, 13, 10, 26, 10]);
+    assertCleanError(
+      rs[0],
+      1,
+      /^sumi demo: model folder '.*no-model' does not exist \(sumi demo --train trains it into /,
+    );
+    assert.ok(!existsSync(join(dir, 'never.png')), 'no PNG written');
     assert.equal(rs[1].code, 1);
     assert.match(rs[1].stderr, STACK);
     assert.equal(rs[2].code, 2);
