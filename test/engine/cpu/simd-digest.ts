@@ -1,7 +1,7 @@
 /**
- * Helper of simd.test.ts, run as a child process with SUMI_CPU_THREADS set: waits for the gemm
- * workers, runs float32 matmuls and convolutions big enough to be split, and prints the SHA-256 of
- * the results and the number of workers that were ready.
+ * Helper of simd.test.ts, run as a child process with SUMI_CPU_THREADS set: waits (up to 30 s)
+ * for the gemm workers, runs float32 matmuls and convolutions big enough to be split, and prints
+ * the SHA-256 of the results and the number of workers that were ready.
  */
 import { createHash } from 'node:crypto';
 
@@ -11,7 +11,7 @@ import { cpu, randArray } from '../webgpu/setup.js';
 
 const rt = simdRuntime();
 if (rt === null) throw new Error('no SIMD runtime');
-for (let i = 0; i < 200 && rt.threads !== null && rt.threads.readyCount < rt.threads.size; i++) {
+for (let i = 0; i < 1200 && rt.threads !== null && rt.threads.readyCount < rt.threads.size; i++) {
   await new Promise((resolve) => setTimeout(resolve, 25));
 }
 const hash = createHash('sha256');
