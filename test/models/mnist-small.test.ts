@@ -3,7 +3,8 @@
  * DDPMPipeline folder, records its training command, and its samples look like MNIST digits by a
  * nearest-neighbour measure: the RMS pixel distance from each sample to the closest of the 10,000
  * training digits is about what a real digit has to its closest other digit, and far below what a
- * blank image or noise has.
+ * digit with its pixels shuffled (the same ink, no strokes) has; and they carry about as much ink
+ * as digits do (a blank image is close to the thinnest 1s, so distance alone would not do).
  */
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
@@ -75,18 +76,31 @@ void describe('models/mnist-small', () => {
     const realDist = mean(
       [11, 222, 3333, 4444, 5555, 6666].map((i) => nearest(digits[i]!, digits, i)),
     );
-    const blankDist = nearest(new Float32Array(size), digits);
     let seed = 1;
-    const noise = Float32Array.from(
-      { length: size },
-      () => (seed = (seed * 48271) % 2147483647) / 2147483647,
-    );
-    const noiseDist = nearest(noise, digits);
-    const figures = `samples ${sampleDist.toFixed(3)}, real digits ${realDist.toFixed(3)}, blank ${blankDist.toFixed(3)}, noise ${noiseDist.toFixed(3)}`;
-    assert.ok(sampleDist < 1.5 * realDist, `samples are far from the digits: ${figures}`);
+    const rand = (): number => (seed = (seed * 48271) % 2147483647) / 2147483647;
+    const shuffled = [11, 222, 3333, 4444].map((i) => {
+      const d = Float32Array.from(digits[i]!);
+      for (let k = d.length - 1; k > 0; k--) {
+        const j = Math.floor(rand() * (k + 1));
+        [d[k], d[j]] = [d[j]!, d[k]!];
+      }
+      return nearest(d, digits);
+    });
+    const shuffledDist = mean(shuffled);
+    const ink = (x: Float32Array): number => mean(Array.from(x));
+    const sampleInk = mean(samples.map(ink));
+    const digitInk = mean(digits.slice(0, 1000).map(ink));
+    const figures =
+      `nearest-digit RMS distance: samples ${sampleDist.toFixed(3)}, real digits ${realDist.toFixed(3)}, ` +
+      `shuffled digits ${shuffledDist.toFixed(3)}; mean ink: samples ${sampleInk.toFixed(3)}, digits ${digitInk.toFixed(3)}`;
+    assert.ok(sampleDist < 1.3 * realDist, `samples are far from the digits: ${figures}`);
     assert.ok(
-      sampleDist < 0.75 * blankDist,
-      `samples are no closer than a blank image: ${figures}`,
+      sampleDist < 0.7 * shuffledDist,
+      `samples are no closer than shuffled digits: ${figures}`,
+    );
+    assert.ok(
+      sampleInk > 0.5 * digitInk && sampleInk < 2 * digitInk,
+      `samples carry too little or too much ink: ${figures}`,
     );
   });
 });
