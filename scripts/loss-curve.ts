@@ -69,7 +69,8 @@ function table(rows: Row[], window: number): string {
     const sel = rows.filter((r) => r.step > start && r.step <= start + window);
     if (sel.length === 0) continue;
     const mean = sel.reduce((a, r) => a + r.loss, 0) / sel.length;
-    out.push(`| ${start + 1}–${start + window} | ${mean.toFixed(4)} |`);
+    const end = Math.min(start + window, rows[rows.length - 1]!.step);
+    out.push(`| ${start + 1}–${end} | ${mean.toFixed(4)} |`);
   }
   return out.join('\n') + '\n';
 }
