@@ -83,7 +83,7 @@ const CONVS: ConvCase[] = [
   { x: [3, 8, 5, 5], w: [6, 8, 1, 1] },
   { x: [2, 3, 6, 6], w: [4, 3, 5, 5], padding: 2 },
   { x: [1, 2, 8, 8], w: [3, 2, 3, 3], dilation: 2, padding: 2 },
-  { x: [1, 3, 7, 6], w: [2, 3, 1, 1], padding: 1 }, // pad > dil·(k − 1): the im2col path
+  { x: [1, 3, 7, 6], w: [2, 3, 1, 1], padding: 1 }, // pad > dil·(k − 1): the input gradient takes the col2im path
   { x: [1, 4, 9, 9], w: [5, 4, 3, 3], stride: 2, padding: 1 },
   { x: [1, 3, 7, 5], w: [2, 3, 3, 1], stride: [2, 1], padding: [1, 0] },
   { x: [2, 4, 6, 6], w: [6, 2, 3, 3], groups: 2, padding: 1 },

@@ -9,11 +9,14 @@ import { gemm } from './matmul.js';
 import {
   PANEL_M,
   PANEL_N,
+  packedATable,
+  packedBTable,
   packPanels,
   planGemm,
   type SimdRuntime,
   simdRuntime,
   unpackC,
+  up4,
 } from './simd-gemm.js';
 
 /** Output columns [lo, hi) of kernel column kx read inside the input row: 0 ≤ ix < w. */
@@ -138,24 +141,26 @@ function copyPadded(
   }
 }
 
-/** Byte offset of tap (ci, ky, kx) in the padded layout, in the weight's [ci][ky][kx] order. */
-function tapOffsets(s: Conv2dSpec, p: PaddedInput, table: Int32Array): void {
-  for (let ci = 0, q = 0; ci < s.cIn; ci++) {
+/**
+ * Writes ints[at + q] = the byte address of tap q = (ci, ky, kx), in the weight's [ci][ky][kx]
+ * order, in the padded layout at `base` (floats): base + ci·ldb + ky·dH·Wp + kx·dW.
+ */
+function tapTable(s: Conv2dSpec, p: PaddedInput, ints: Int32Array, at: number, base: number) {
+  for (let ci = 0, q = at; ci < s.cIn; ci++) {
     for (let ky = 0; ky < s.kh; ky++) {
       for (let kx = 0; kx < s.kw; kx++, q++) {
-        table[q] = (ci * p.ldb + ky * s.dilationH * p.Wp + kx * s.dilationW) * 4;
+        ints[q] = (base + ci * p.ldb + ky * s.dilationH * p.Wp + kx * s.dilationW) * 4;
       }
     }
   }
 }
 
-const up4 = (v: number): number => Math.ceil(v / 4) * 4;
-
 /**
  * A stride-1, one-group float32 convolution without an im2col buffer:
  *   out[img, co, oy, ox] = Σ_{ci,ky,kx} W[co, ci, ky, kx] · X[ci][j + ky·dH·Wp + kx·dW],
- * a product whose B rows are shifted rows of the padded input X, addressed through a table
- * (gemm_rows). Columns with ox ≥ wOut or oy ≥ hOut are computed on the padding and dropped.
+ * a product whose B rows are shifted rows of the padded input X, read in place through their
+ * addresses (column panels 32 bytes apart). Columns with ox ≥ wOut or oy ≥ hOut are computed on
+ * the padding and dropped.
  */
 function conv2dRowsF32(
   rt: SimdRuntime,
@@ -168,17 +173,29 @@ function conv2dRowsF32(
   const p = paddedInput(s);
   const K = cIn * kh * kw;
   const mp = Math.ceil(cOut / PANEL_M);
-  const np = p.cols / PANEL_N;
   const ldc = p.cols;
   const aBase = 0;
-  const tableBase = up4(mp * PANEL_M * K);
-  const bBase = up4(tableBase + K);
+  const aTable = up4(mp * PANEL_M * K);
+  const bTable = up4(aTable + mp * PANEL_M);
+  const bBase = up4(bTable + K);
   const cBase = up4(bBase + cIn * p.ldb);
-  const mem = rt.view(cBase + mp * PANEL_M * ldc);
+  const { mem, ints } = rt.view(cBase + mp * PANEL_M * ldc);
   packPanels(w, 0, cOut, K, K, 1, PANEL_M, mem, aBase);
-  tapOffsets(s, p, new Int32Array(mem.buffer, tableBase * 4, K));
+  packedATable(ints, aTable, aBase, mp, K);
+  tapTable(s, p, ints, bTable, bBase);
   copyPadded(x, s, p, mem, bBase);
-  rt.runRows(aBase, bBase, tableBase, cBase, mp, np, K, ldc, false);
+  rt.run({
+    aTable: aTable * 4,
+    aStep: PANEL_M * 4,
+    bTable: bTable * 4,
+    bPanel: PANEL_N * 4,
+    c: cBase * 4,
+    mp,
+    np: p.cols / PANEL_N,
+    k: K,
+    ldc,
+    accumulate: false,
+  });
   for (let img = 0; img < n; img++) {
     for (let co = 0; co < cOut; co++) {
       let o = (img * cOut + co) * hOut * wOut;
@@ -190,15 +207,15 @@ function conv2dRowsF32(
   }
 }
 
-/** Columns of k per gemm_arows call: a B chunk of 8 × 2048 floats stays in cache. */
+/** Steps of k per kernel call in the weight gradient: a B chunk of 8 × 2048 floats stays in cache. */
 const K_CHUNK = 2048;
 
 /**
  * The weight gradient of a stride-1, one-group float32 convolution without im2col:
  *   dW[co, (ci, ky, kx)] = Σ_j dY'[co, j] · X[ci][j + ky·dH·Wp + kx·dW],
  * with dY' the output gradient on the padded grid (zero off the output pixels). As a product
- * dWᵀ = A·B: the rows of A are shifted rows of X (gemm_arows), B is dY'ᵀ packed in panels of
- * 8 output channels; k runs over the padded grid in chunks.
+ * dWᵀ = A·B: the rows of A are shifted rows of X read in place (4 bytes a step), B is dY'ᵀ
+ * packed in panels of 8 output channels; k runs over the padded grid in chunks.
  */
 function conv2dGradWeightRowsF32(
   rt: SimdRuntime,
@@ -219,14 +236,12 @@ function conv2dGradWeightRowsF32(
   const ldc = np * PANEL_N;
   const k = p.cols;
   const xBase = 0;
-  const tableBase = up4(cIn * p.ldb);
-  const bBase = up4(tableBase + mp * PANEL_M);
+  const aTable = up4(cIn * p.ldb);
+  const bTable = up4(aTable + mp * PANEL_M);
+  const bBase = up4(bTable + K_CHUNK);
   const cBase = up4(bBase + np * PANEL_N * k);
-  const mem = rt.view(cBase + mp * PANEL_M * ldc);
+  const { mem, ints } = rt.view(cBase + mp * PANEL_M * ldc);
   copyPadded(x, s, p, mem, xBase);
-  const table = new Int32Array(mem.buffer, tableBase * 4, mp * PANEL_M);
-  tapOffsets(s, p, table);
-  table.fill(0, K); // rows past K read row 0; their results are dropped
   // B[j, co] = dY[img, co, oy, ox] at j = img·plane + oy·Wp + ox, zero elsewhere; panel q holds
   // output channels 8q..8q+7 as [k][8].
   mem.fill(0, bBase, bBase + np * PANEL_N * k);
@@ -242,18 +257,21 @@ function conv2dGradWeightRowsF32(
   }
   for (let k0 = 0; k0 < k; k0 += K_CHUNK) {
     const len = Math.min(K_CHUNK, k - k0);
-    rt.runARows(
-      xBase + k0,
-      tableBase,
-      bBase + k0 * PANEL_N,
-      k * PANEL_N,
-      cBase,
+    tapTable(s, p, ints, aTable, xBase + k0);
+    ints.fill((xBase + k0) * 4, aTable + K, aTable + mp * PANEL_M); // rows past K: dropped
+    packedBTable(ints, bTable, bBase, k0, len);
+    rt.run({
+      aTable: aTable * 4,
+      aStep: 4,
+      bTable: bTable * 4,
+      bPanel: k * PANEL_N * 4,
+      c: cBase * 4,
       mp,
       np,
-      len,
+      k: len,
       ldc,
-      k0 > 0,
-    );
+      accumulate: k0 > 0,
+    });
   }
   // dW[co, q] = C[q, co]
   for (let co = 0; co < cOut; co++) {
@@ -261,21 +279,20 @@ function conv2dGradWeightRowsF32(
   }
 }
 
-/** Whether conv2dRowsF32 computes this convolution's forward (and, by the adjoint, its input gradient). */
-function rowsApply(s: Conv2dSpec): boolean {
-  return (
-    s.strideH === 1 &&
-    s.strideW === 1 &&
-    s.groups === 1 &&
-    s.padH <= s.dilationH * (s.kh - 1) &&
-    s.padW <= s.dilationW * (s.kw - 1)
-  );
+/** Whether the stride-1 float32 paths (forward and weight gradient) apply. */
+function stride1(s: Conv2dSpec): boolean {
+  return s.strideH === 1 && s.strideW === 1 && s.groups === 1;
+}
+
+/** Whether the input gradient is a stride-1 convolution too: its padding dil·(k−1) − pad ≥ 0. */
+function stride1Adjoint(s: Conv2dSpec): boolean {
+  return stride1(s) && s.padH <= s.dilationH * (s.kh - 1) && s.padW <= s.dilationW * (s.kw - 1);
 }
 
 export function conv2dKernel(x: TypedArray, w: TypedArray, s: Conv2dSpec, out: TypedArray): void {
   const rt = simdRuntime();
   if (rt && x instanceof Float32Array && w instanceof Float32Array && out instanceof Float32Array) {
-    if (rowsApply(s)) return conv2dRowsF32(rt, x, w, s, out);
+    if (stride1(s)) return conv2dRowsF32(rt, x, w, s, out);
     // float32: per group, W packed once as A; per image, im2col → B panels → SIMD gemm.
     const K = (s.cIn / s.groups) * s.kh * s.kw;
     const P = s.hOut * s.wOut;
@@ -286,7 +303,7 @@ export function conv2dKernel(x: TypedArray, w: TypedArray, s: Conv2dSpec, out: T
       for (let n = 0; n < s.n; n++) {
         im2col(x, s, n, g, p.mem, p.scratchBase);
         packPanels(p.mem, p.scratchBase, P, K, 1, P, PANEL_N, p.mem, p.bBase);
-        rt.run(p, false);
+        rt.run({ ...p.product, accumulate: false });
         unpackC(p, out, (n * s.cOut + g * coutG) * P, false);
       }
     }
@@ -314,7 +331,7 @@ export function conv2dGradWeightKernel(
 ): void {
   const rt = simdRuntime();
   if (rt && x instanceof Float32Array && dy instanceof Float32Array && dw instanceof Float32Array) {
-    if (rowsApply(s)) return conv2dGradWeightRowsF32(rt, x, dy, s, dw);
+    if (stride1(s)) return conv2dGradWeightRowsF32(rt, x, dy, s, dw);
     // float32: dW_g[coutG, K] = Σ_n dY_n[coutG, P] · cols_nᵀ, accumulated in the kernel's C.
     const K = (s.cIn / s.groups) * s.kh * s.kw;
     const P = s.hOut * s.wOut;
@@ -325,7 +342,7 @@ export function conv2dGradWeightKernel(
         im2col(x, s, n, g, p.mem, p.scratchBase);
         packPanels(dy, (n * s.cOut + g * coutG) * P, coutG, P, P, 1, PANEL_M, p.mem, p.aBase);
         packPanels(p.mem, p.scratchBase, K, P, P, 1, PANEL_N, p.mem, p.bBase);
-        rt.run(p, n > 0);
+        rt.run({ ...p.product, accumulate: n > 0 });
       }
       if (s.n > 0) unpackC(p, dw, g * coutG * K, false);
       else dw.fill(0, g * coutG * K, (g + 1) * coutG * K);
@@ -356,7 +373,7 @@ export function conv2dGradInputKernel(
 ): void {
   const rt = simdRuntime();
   if (rt && dy instanceof Float32Array && w instanceof Float32Array && dx instanceof Float32Array) {
-    if (rowsApply(s)) {
+    if (stride1Adjoint(s)) {
       // Stride 1: dx is the convolution of dY, padded by dil·(k − 1) − pad, with the kernel
       // flipped and its channel axes swapped: W'[ci, co, ky, kx] = W[co, ci, kh−1−ky, kw−1−kx].
       const { cIn, cOut, kh, kw } = s;
@@ -394,7 +411,7 @@ export function conv2dGradInputKernel(
       packPanels(w, g * coutG * K, K, coutG, 1, K, PANEL_M, p.mem, p.aBase);
       for (let n = 0; n < s.n; n++) {
         packPanels(dy, (n * s.cOut + g * coutG) * P, P, coutG, 1, P, PANEL_N, p.mem, p.bBase);
-        rt.run(p, false);
+        rt.run({ ...p.product, accumulate: false });
         col2imAdd(p.mem, s, n, g, dx, p.cBase, p.ldc);
       }
     }

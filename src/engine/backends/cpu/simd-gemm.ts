@@ -1,33 +1,30 @@
 /**
  * float32 matrix products through a WebAssembly SIMD micro-kernel (`wasm/gemm.wat`): operands are
  * packed into panels inside the module's memory (A in panels of 4 rows, B in panels of 8 columns,
- * both contiguous along k), the kernel accumulates each 4×8 tile of C in f32x4 registers, and the
- * caller copies C out. Accumulation is in float32, as on the GPU; float64 stays on the JS gemm.
+ * both contiguous along k) or read in place through tables of row addresses, the kernel
+ * accumulates each 4×8 tile of C in f32x4 registers, and the caller copies C out. Accumulation is in float32, as on the GPU; float64 stays on the JS gemm.
  *
  * When worker threads are available the columns of C are split between this thread and helper
  * workers that share the module's memory (`threads.ts`).
  */
+import { GemmThreads, nodeProcess } from './threads.js';
 import { GEMM_WASM } from './wasm/gemm-wasm.js';
-import { decodeBase64, GemmThreads, nodeProcess } from './threads.js';
+import { decodeBase64, kernelArgs, type KernelFn, type Product } from './wasm/kernel.js';
 
 export const PANEL_M = 4;
 export const PANEL_N = 8;
-
-/** (ap, bp, cp, mp, jStart, jEnd, k, ldc, accumulate[, table]) with byte addresses. */
-type KernelFn = (...args: number[]) => void;
 
 const PAGE = 65536;
 /** 32-bit WebAssembly memory: 65,536 pages. */
 const MAX_BYTES = 65536 * PAGE;
 
-/** The module's memory, the kernel, and float views that follow the memory when it grows. */
+/** The module's memory, the kernel, and views that follow the memory when it grows. */
 export class SimdRuntime {
   readonly memory: WebAssembly.Memory;
   readonly kernel: KernelFn;
-  readonly kernelRows: KernelFn;
-  readonly kernelARows: KernelFn;
   readonly threads: GemmThreads | null;
   #f32: Float32Array;
+  #i32: Int32Array;
 
   constructor() {
     this.threads = GemmThreads.create();
@@ -37,14 +34,13 @@ export class SimdRuntime {
       : new WebAssembly.Module(decodeBase64(GEMM_WASM));
     const instance = new WebAssembly.Instance(module, { env: { memory: this.memory } });
     this.kernel = instance.exports['gemm'] as KernelFn;
-    this.kernelRows = instance.exports['gemm_rows'] as KernelFn;
-    this.kernelARows = instance.exports['gemm_arows'] as KernelFn;
     this.#f32 = new Float32Array(this.memory.buffer);
+    this.#i32 = new Int32Array(this.memory.buffer);
   }
 
-  /** A Float32Array over the whole memory, grown to at least `floats` elements. */
-  view(floats: number): Float32Array {
-    const bytes = floats * 4;
+  /** Float32 and Int32 views over the whole memory, grown to at least `words` 4-byte words. */
+  view(words: number): { mem: Float32Array; ints: Int32Array } {
+    const bytes = words * 4;
     if (this.memory.buffer.byteLength < bytes) {
       if (bytes > MAX_BYTES) {
         throw new Error(
@@ -56,74 +52,17 @@ export class SimdRuntime {
     }
     if (this.#f32.buffer !== this.memory.buffer || this.#f32.length * 4 < bytes) {
       this.#f32 = new Float32Array(this.memory.buffer);
+      this.#i32 = new Int32Array(this.memory.buffer);
     }
-    return this.#f32;
+    return { mem: this.#f32, ints: this.#i32 };
   }
 
-  /** Runs the packed kernel over column panels [0, np), split across the threads when it pays. */
-  run(p: GemmPlan, accumulate: boolean): void {
-    const args = [
-      p.aBase * 4,
-      p.bBase * 4,
-      p.cBase * 4,
-      p.mp,
-      0,
-      0,
-      p.k,
-      p.ldc,
-      accumulate ? 1 : 0,
-    ];
-    this.#dispatch(0, this.kernel, args, p.mp * p.np * p.k, p.np);
-  }
-
-  /**
-   * gemm_rows: C (+)= A·B with A packed at aBase and row q of B at bBase + table[q] (float
-   * offsets here; the table of k int32 at tableBase holds byte offsets from bBase).
-   */
-  runRows(
-    aBase: number,
-    bBase: number,
-    tableBase: number,
-    cBase: number,
-    mp: number,
-    np: number,
-    k: number,
-    ldc: number,
-    accumulate: boolean,
-  ): void {
-    const args = [aBase * 4, bBase * 4, cBase * 4, mp, 0, 0, k, ldc, accumulate ? 1 : 0];
-    args.push(tableBase * 4);
-    this.#dispatch(1, this.kernelRows, args, mp * np * k, np);
-  }
-
-  /**
-   * gemm_arows: C (+)= A·B with row r of A at aBase + table[r] (the table of 4·mp int32 byte
-   * offsets at tableBase), contiguous along k, and B packed with panel j at bBase + j·bStride
-   * floats. Float offsets here, as in runRows.
-   */
-  runARows(
-    aBase: number,
-    tableBase: number,
-    bBase: number,
-    bStride: number,
-    cBase: number,
-    mp: number,
-    np: number,
-    k: number,
-    ldc: number,
-    accumulate: boolean,
-  ): void {
-    const args = [aBase * 4, bBase * 4, cBase * 4, mp, 0, 0, k, ldc, accumulate ? 1 : 0];
-    args.push(tableBase * 4, bStride * 4);
-    this.#dispatch(2, this.kernelARows, args, mp * np * k, np);
-  }
-
-  #dispatch(id: 0 | 1 | 2, kernel: KernelFn, args: number[], work: number, np: number): void {
-    if (this.threads && work >= 1 << 16 && np >= 2) {
-      this.threads.run(id, kernel, args, np);
+  /** Runs one product, its column panels split across the threads when it pays. */
+  run(p: Product): void {
+    if (this.threads && p.mp * p.np * p.k >= 1 << 16 && p.np >= 2) {
+      this.threads.run(this.kernel, p);
     } else {
-      args[5] = np;
-      kernel(...args);
+      this.kernel(...kernelArgs(p, 0, p.np));
     }
   }
 }
@@ -142,9 +81,26 @@ export function simdRuntime(): SimdRuntime | null {
   return runtime;
 }
 
+/** 4-byte words rounded up to 4, so that every v128 access stays 16-byte aligned. */
+export const up4 = (words: number): number => Math.ceil(words / 4) * 4;
+
+/** Writes the row addresses of A packed in panels of 4 at aBase (floats): row 4i + r at aBase + 4ik + r. */
+export function packedATable(ints: Int32Array, at: number, aBase: number, mp: number, k: number) {
+  for (let i = 0; i < mp; i++) {
+    for (let r = 0; r < PANEL_M; r++)
+      ints[at + i * PANEL_M + r] = (aBase + i * PANEL_M * k + r) * 4;
+  }
+}
+
+/** Writes the row addresses p0 ≤ p < p0 + len of B packed in panels of 8 at bBase (floats). */
+export function packedBTable(ints: Int32Array, at: number, bBase: number, p0: number, len: number) {
+  for (let p = 0; p < len; p++) ints[at + p] = (bBase + (p0 + p) * PANEL_N) * 4;
+}
+
 /**
- * Where one product's operands live in the module's memory: A panels at aBase, B panels at bBase,
- * C (4·mp rows × ldc floats) at cBase, all in float offsets.
+ * Where one packed product lives in the module's memory (float offsets): A panels at aBase, B
+ * panels at bBase, C (4·mp rows × ldc floats) at cBase, their address tables, and `scratch`
+ * floats at scratchBase (im2col columns).
  */
 export interface GemmPlan {
   m: number;
@@ -156,23 +112,37 @@ export interface GemmPlan {
   aBase: number;
   bBase: number;
   cBase: number;
-  /** Extra scratch of `scratchSize` floats at scratchBase (im2col columns). */
   scratchBase: number;
   mem: Float32Array;
+  /** The kernel arguments, without `accumulate`. */
+  product: Omit<Product, 'accumulate'>;
 }
 
 export function planGemm(rt: SimdRuntime, m: number, n: number, k: number, scratch = 0): GemmPlan {
   const mp = Math.ceil(m / PANEL_M);
   const np = Math.ceil(n / PANEL_N);
   const ldc = np * PANEL_N;
-  // Offsets rounded to 4 floats keep every v128 access 16-byte aligned.
-  const up = (x: number): number => Math.ceil(x / 4) * 4;
   const aBase = 0;
-  const bBase = up(aBase + mp * PANEL_M * k);
-  const cBase = up(bBase + np * PANEL_N * k);
-  const scratchBase = up(cBase + mp * PANEL_M * ldc);
-  const mem = rt.view(scratchBase + scratch);
-  return { m, n, k, mp, np, ldc, aBase, bBase, cBase, scratchBase, mem };
+  const bBase = up4(aBase + mp * PANEL_M * k);
+  const cBase = up4(bBase + np * PANEL_N * k);
+  const aTable = up4(cBase + mp * PANEL_M * ldc);
+  const bTable = up4(aTable + mp * PANEL_M);
+  const scratchBase = up4(bTable + k);
+  const { mem, ints } = rt.view(scratchBase + scratch);
+  packedATable(ints, aTable, aBase, mp, k);
+  packedBTable(ints, bTable, bBase, 0, k);
+  const product = {
+    aTable: aTable * 4,
+    aStep: PANEL_M * 4,
+    bTable: bTable * 4,
+    bPanel: k * PANEL_N * 4,
+    c: cBase * 4,
+    mp,
+    np,
+    k,
+    ldc,
+  };
+  return { m, n, k, mp, np, ldc, aBase, bBase, cBase, scratchBase, mem, product };
 }
 
 /**
@@ -189,34 +159,21 @@ export function packPanels(
   R: number,
   dst: Float32Array,
   base: number,
-  generic = false,
 ): void {
   const panels = Math.ceil(rows / R);
-  if (rs === 1 && !generic) {
-    // Rows adjacent in memory: walk k outside so that reads and writes both run in R-long strips.
-    const full = Math.floor(rows / R);
-    for (let q = 0; q < full; q++) {
+  let q = 0;
+  if (rs === 1) {
+    // Rows adjacent in memory: walk k outside so that reads and writes both run in R-long strips
+    // (full panels; the last, partial one goes through the general loop).
+    for (; q < Math.floor(rows / R); q++) {
       let o = base + q * k * R;
       let s = off + q * R;
       for (let p = 0; p < k; p++, s += cs) {
         for (let r = 0; r < R; r++) dst[o++] = src[s + r]!;
       }
     }
-    if (full === panels) return;
-    return packPanels(
-      src,
-      off + full * R,
-      rows - full * R,
-      k,
-      rs,
-      cs,
-      R,
-      dst,
-      base + full * k * R,
-      true,
-    );
   }
-  for (let q = 0; q < panels; q++) {
+  for (; q < panels; q++) {
     const pBase = base + q * k * R;
     for (let r = 0; r < R; r++) {
       const row = q * R + r;
@@ -267,6 +224,6 @@ export function gemmF32(
   // op(A)[i, q] = A[i·k + q] or A[q·m + i];  op(B)[q, j] = B[q·n + j] or B[j·k + q].
   packPanels(a, aOff, m, k, g.transA ? 1 : k, g.transA ? m : 1, PANEL_M, p.mem, p.aBase);
   packPanels(b, bOff, n, k, g.transB ? k : 1, g.transB ? 1 : n, PANEL_N, p.mem, p.bBase);
-  rt.run(p, false);
+  rt.run({ ...p.product, accumulate: false });
   unpackC(p, c, cOff, g.accumulate);
 }

@@ -9,21 +9,20 @@
  * cores, at most 8.
  */
 import { GEMM_WASM_SHARED } from './wasm/gemm-wasm.js';
+import { decodeBase64, kernelArgs, type KernelFn, type Product } from './wasm/kernel.js';
 
 /** Control block slots (Int32). */
 const SEQ = 0; // job number, bumped by the caller; −1 asks the worker to exit
 const DONE = 1; // last job number finished by the worker
 const READY = 2; // 1 once the worker has instantiated the module
-const ARGS = 3; // ap, bp, cp, mp, jStart, jEnd, k, ldc, accumulate, table, bStride
-const KERNEL = 14; // 0: gemm, 1: gemm_rows (B rows through a table), 2: gemm_arows (A rows)
+const ARGS = 3; // the kernel's 11 arguments (kernelArgs in simd-gemm.ts)
 const SLOTS = 16;
 const TIMEOUT_MS = 60_000;
 
 const WORKER_SOURCE = `
 const { workerData } = require('node:worker_threads');
 const { memory, module, control, index } = workerData;
-const kernels = new WebAssembly.Instance(module, { env: { memory } }).exports;
-const fns = [kernels.gemm, kernels.gemm_rows, kernels.gemm_arows];
+const gemm = new WebAssembly.Instance(module, { env: { memory } }).exports.gemm;
 const ctl = new Int32Array(control, index * ${SLOTS * 4}, ${SLOTS});
 Atomics.store(ctl, ${READY}, 1);
 let seen = 0;
@@ -31,14 +30,11 @@ for (;;) {
   Atomics.wait(ctl, ${SEQ}, seen);
   seen = Atomics.load(ctl, ${SEQ});
   if (seen < 0) break;
-  const a = ${ARGS};
-  fns[ctl[${KERNEL}]](ctl[a], ctl[a + 1], ctl[a + 2], ctl[a + 3], ctl[a + 4], ctl[a + 5], ctl[a + 6], ctl[a + 7], ctl[a + 8], ctl[a + 9], ctl[a + 10]);
+  gemm(...ctl.subarray(${ARGS}, ${ARGS} + 11));
   Atomics.store(ctl, ${DONE}, seen);
   Atomics.notify(ctl, ${DONE});
 }
 `;
-
-type KernelFn = (...args: number[]) => void;
 
 interface NodeWorkerModule {
   Worker: new (
@@ -57,13 +53,6 @@ interface NodeProcess {
 export function nodeProcess(): NodeProcess | null {
   const p = (globalThis as { process?: NodeProcess }).process;
   return p?.versions?.node ? p : null;
-}
-
-export function decodeBase64(text: string): Uint8Array {
-  const binary = atob(text);
-  const bytes = new Uint8Array(binary.length);
-  for (let i = 0; i < binary.length; i++) bytes[i] = binary.charCodeAt(i);
-  return bytes;
 }
 
 export class GemmThreads {
@@ -116,33 +105,24 @@ export class GemmThreads {
     }
   }
 
-  /**
-   * Runs kernel `id` (0: gemm, 1: gemm_rows, 2: gemm_arows) over column panels [0, np), split across the ready
-   * workers and this thread. `args` are the kernel's arguments with jStart, jEnd left as 0.
-   */
-  run(id: 0 | 1 | 2, kernel: KernelFn, args: readonly number[], np: number): void {
+  /** Runs one product, its column panels split across the ready workers and this thread. */
+  run(kernel: KernelFn, p: Product): void {
+    const np = p.np;
     const ready = this.#controls.filter((c) => Atomics.load(c, READY) === 1);
     const parts = Math.min(ready.length + 1, np);
-    const at = (lo: number, hi: number): number[] => {
-      const a = args.slice();
-      a[4] = lo;
-      a[5] = hi;
-      return a;
-    };
     if (parts < 2) {
-      kernel(...at(0, np));
+      kernel(...kernelArgs(p, 0, np));
       return;
     }
     const seq = ++this.#seq;
     const bound = (i: number): number => Math.floor((np * i) / parts);
     for (let w = 1; w < parts; w++) {
       const ctl = ready[w - 1]!;
-      ctl.set(at(bound(w), bound(w + 1)), ARGS);
-      ctl[KERNEL] = id;
+      ctl.set(kernelArgs(p, bound(w), bound(w + 1)), ARGS);
       Atomics.store(ctl, SEQ, seq);
       Atomics.notify(ctl, SEQ);
     }
-    kernel(...at(0, bound(1)));
+    kernel(...kernelArgs(p, 0, bound(1)));
     for (let w = 1; w < parts; w++) {
       const ctl = ready[w - 1]!;
       const start = Date.now();

@@ -1,17 +1,23 @@
-;; f32 matrix product micro-kernel, 128-bit SIMD. C[4·mp × 8·np] (+)= A·B from packed panels:
-;;   A panel i (i < mp): [k][4] f32, rows 4i..4i+3 of A, 16 bytes per step of k;
-;;   B panel j (j < np): [k][8] f32, columns 8j..8j+7 of B, 32 bytes per step of k;
-;;   C row-major with a leading dimension of ldc floats.
+;; f32 matrix product micro-kernel, 128-bit SIMD: C[4·mp × ldc] (+)= A·B over column panels
+;; jStart ≤ j < jEnd (threads split the columns). Operands are found through address tables, so
+;; one kernel serves packed panels and rows read in place:
+;;   row r of A (r < 4·mp) starts at aTable[r] (an i32 byte address) and steps aStep bytes per k:
+;;     packed panels [k][4] have aStep 16; rows contiguous along k have aStep 4;
+;;   row p of B (p < k) starts at bTable[p] + j·bPanel for column panel j, 8 contiguous floats:
+;;     packed panels [k][8] have bTable[p] = base + 32p and bPanel = 32k; shifted rows of a padded
+;;     image (a convolution without im2col) have bPanel 32;
+;;   C is row-major with a leading dimension of ldc floats.
 ;; Each 4×8 tile of C lives in eight f32x4 accumulators while the kernel walks k:
 ;;   c[r][0:4] += A[r,p]·B[p,0:4],  c[r][4:8] += A[r,p]·B[p,4:8]   (r = 0..3).
-;; Only panels jStart ≤ j < jEnd are computed, so threads can split the columns.
 (module
   (import "env" "memory" (memory 1 65536 SHARED))
   (func (export "gemm")
-    (param $ap i32) (param $bp i32) (param $cp i32) (param $mp i32)
-    (param $jStart i32) (param $jEnd i32) (param $k i32) (param $ldc i32) (param $accumulate i32)
-    (local $i i32) (local $j i32) (local $p i32)
-    (local $pa i32) (local $pb i32) (local $pc i32) (local $rowBytes i32)
+    (param $aTable i32) (param $aStep i32) (param $bTable i32) (param $bPanel i32)
+    (param $cp i32) (param $mp i32) (param $jStart i32) (param $jEnd i32) (param $k i32)
+    (param $ldc i32) (param $accumulate i32)
+    (local $i i32) (local $j i32) (local $p i32) (local $ta i32) (local $tb i32) (local $bj i32)
+    (local $p0 i32) (local $p1 i32) (local $p2 i32) (local $p3 i32)
+    (local $row i32) (local $pc i32) (local $rowBytes i32)
     (local $a v128) (local $b0 v128) (local $b1 v128)
     (local $c00 v128) (local $c01 v128) (local $c10 v128) (local $c11 v128)
     (local $c20 v128) (local $c21 v128) (local $c30 v128) (local $c31 v128)
@@ -20,6 +26,7 @@
     (block $jdone
       (loop $jloop
         (br_if $jdone (i32.ge_u (local.get $j) (local.get $jEnd)))
+        (local.set $bj (i32.mul (local.get $j) (local.get $bPanel)))
         (local.set $i (i32.const 0))
         (block $idone
           (loop $iloop
@@ -49,192 +56,19 @@
                 (local.set $c21 (v128.const i32x4 0 0 0 0))
                 (local.set $c30 (v128.const i32x4 0 0 0 0))
                 (local.set $c31 (v128.const i32x4 0 0 0 0))))
-            (local.set $pa (i32.add (local.get $ap) (i32.mul (local.get $i) (i32.shl (local.get $k) (i32.const 4)))))
-            (local.set $pb (i32.add (local.get $bp) (i32.mul (local.get $j) (i32.shl (local.get $k) (i32.const 5)))))
+            (local.set $ta (i32.add (local.get $aTable) (i32.shl (local.get $i) (i32.const 4))))
+            (local.set $p0 (i32.load (local.get $ta)))
+            (local.set $p1 (i32.load offset=4 (local.get $ta)))
+            (local.set $p2 (i32.load offset=8 (local.get $ta)))
+            (local.set $p3 (i32.load offset=12 (local.get $ta)))
+            (local.set $tb (local.get $bTable))
             (local.set $p (local.get $k))
             (block $pdone
               (loop $ploop
                 (br_if $pdone (i32.eqz (local.get $p)))
-                (local.set $b0 (v128.load (local.get $pb)))
-                (local.set $b1 (v128.load offset=16 (local.get $pb)))
-                (local.set $a (v128.load32_splat (local.get $pa)))
-                (local.set $c00 (f32x4.add (local.get $c00) (f32x4.mul (local.get $a) (local.get $b0))))
-                (local.set $c01 (f32x4.add (local.get $c01) (f32x4.mul (local.get $a) (local.get $b1))))
-                (local.set $a (v128.load32_splat offset=4 (local.get $pa)))
-                (local.set $c10 (f32x4.add (local.get $c10) (f32x4.mul (local.get $a) (local.get $b0))))
-                (local.set $c11 (f32x4.add (local.get $c11) (f32x4.mul (local.get $a) (local.get $b1))))
-                (local.set $a (v128.load32_splat offset=8 (local.get $pa)))
-                (local.set $c20 (f32x4.add (local.get $c20) (f32x4.mul (local.get $a) (local.get $b0))))
-                (local.set $c21 (f32x4.add (local.get $c21) (f32x4.mul (local.get $a) (local.get $b1))))
-                (local.set $a (v128.load32_splat offset=12 (local.get $pa)))
-                (local.set $c30 (f32x4.add (local.get $c30) (f32x4.mul (local.get $a) (local.get $b0))))
-                (local.set $c31 (f32x4.add (local.get $c31) (f32x4.mul (local.get $a) (local.get $b1))))
-                (local.set $pa (i32.add (local.get $pa) (i32.const 16)))
-                (local.set $pb (i32.add (local.get $pb) (i32.const 32)))
-                (local.set $p (i32.sub (local.get $p) (i32.const 1)))
-                (br $ploop)))
-            (v128.store (local.get $pc) (local.get $c00))
-            (v128.store offset=16 (local.get $pc) (local.get $c01))
-            (local.set $pc (i32.add (local.get $pc) (local.get $rowBytes)))
-            (v128.store (local.get $pc) (local.get $c10))
-            (v128.store offset=16 (local.get $pc) (local.get $c11))
-            (local.set $pc (i32.add (local.get $pc) (local.get $rowBytes)))
-            (v128.store (local.get $pc) (local.get $c20))
-            (v128.store offset=16 (local.get $pc) (local.get $c21))
-            (local.set $pc (i32.add (local.get $pc) (local.get $rowBytes)))
-            (v128.store (local.get $pc) (local.get $c30))
-            (v128.store offset=16 (local.get $pc) (local.get $c31))
-            (local.set $i (i32.add (local.get $i) (i32.const 1)))
-            (br $iloop)))
-        (local.set $j (i32.add (local.get $j) (i32.const 1)))
-        (br $jloop))))
-  ;; The same product with B unpacked: row p of B starts at bp + table[p] (bytes, an i32 table of
-  ;; k entries) and its columns are contiguous, so column panel j is the 8 floats at + 32j. A
-  ;; table of shifted rows of one padded image turns a stride-1 convolution into this product
-  ;; without an im2col buffer.
-  (func (export "gemm_rows")
-    (param $ap i32) (param $bp i32) (param $cp i32) (param $mp i32)
-    (param $jStart i32) (param $jEnd i32) (param $k i32) (param $ldc i32) (param $accumulate i32)
-    (param $table i32)
-    (local $i i32) (local $j i32) (local $p i32) (local $t i32) (local $bj i32) (local $row i32)
-    (local $pa i32) (local $pc i32) (local $rowBytes i32)
-    (local $a v128) (local $b0 v128) (local $b1 v128)
-    (local $c00 v128) (local $c01 v128) (local $c10 v128) (local $c11 v128)
-    (local $c20 v128) (local $c21 v128) (local $c30 v128) (local $c31 v128)
-    (local.set $rowBytes (i32.shl (local.get $ldc) (i32.const 2)))
-    (local.set $j (local.get $jStart))
-    (block $jdone
-      (loop $jloop
-        (br_if $jdone (i32.ge_u (local.get $j) (local.get $jEnd)))
-        (local.set $bj (i32.add (local.get $bp) (i32.shl (local.get $j) (i32.const 5))))
-        (local.set $i (i32.const 0))
-        (block $idone
-          (loop $iloop
-            (br_if $idone (i32.ge_u (local.get $i) (local.get $mp)))
-            (local.set $pc
-              (i32.add (local.get $cp)
-                (i32.add
-                  (i32.mul (i32.shl (local.get $i) (i32.const 2)) (local.get $rowBytes))
-                  (i32.shl (local.get $j) (i32.const 5)))))
-            (if (local.get $accumulate)
-              (then
-                (local.set $c00 (v128.load (local.get $pc)))
-                (local.set $c01 (v128.load offset=16 (local.get $pc)))
-                (local.set $c10 (v128.load (i32.add (local.get $pc) (local.get $rowBytes))))
-                (local.set $c11 (v128.load offset=16 (i32.add (local.get $pc) (local.get $rowBytes))))
-                (local.set $c20 (v128.load (i32.add (local.get $pc) (i32.shl (local.get $rowBytes) (i32.const 1)))))
-                (local.set $c21 (v128.load offset=16 (i32.add (local.get $pc) (i32.shl (local.get $rowBytes) (i32.const 1)))))
-                (local.set $c30 (v128.load (i32.add (local.get $pc) (i32.mul (local.get $rowBytes) (i32.const 3)))))
-                (local.set $c31 (v128.load offset=16 (i32.add (local.get $pc) (i32.mul (local.get $rowBytes) (i32.const 3))))))
-              (else
-                (local.set $c00 (v128.const i32x4 0 0 0 0))
-                (local.set $c01 (v128.const i32x4 0 0 0 0))
-                (local.set $c10 (v128.const i32x4 0 0 0 0))
-                (local.set $c11 (v128.const i32x4 0 0 0 0))
-                (local.set $c20 (v128.const i32x4 0 0 0 0))
-                (local.set $c21 (v128.const i32x4 0 0 0 0))
-                (local.set $c30 (v128.const i32x4 0 0 0 0))
-                (local.set $c31 (v128.const i32x4 0 0 0 0))))
-            (local.set $pa (i32.add (local.get $ap) (i32.mul (local.get $i) (i32.shl (local.get $k) (i32.const 4)))))
-            (local.set $t (local.get $table))
-            (local.set $p (local.get $k))
-            (block $pdone
-              (loop $ploop
-                (br_if $pdone (i32.eqz (local.get $p)))
-                (local.set $row (i32.add (local.get $bj) (i32.load (local.get $t))))
+                (local.set $row (i32.add (local.get $bj) (i32.load (local.get $tb))))
                 (local.set $b0 (v128.load (local.get $row)))
                 (local.set $b1 (v128.load offset=16 (local.get $row)))
-                (local.set $a (v128.load32_splat (local.get $pa)))
-                (local.set $c00 (f32x4.add (local.get $c00) (f32x4.mul (local.get $a) (local.get $b0))))
-                (local.set $c01 (f32x4.add (local.get $c01) (f32x4.mul (local.get $a) (local.get $b1))))
-                (local.set $a (v128.load32_splat offset=4 (local.get $pa)))
-                (local.set $c10 (f32x4.add (local.get $c10) (f32x4.mul (local.get $a) (local.get $b0))))
-                (local.set $c11 (f32x4.add (local.get $c11) (f32x4.mul (local.get $a) (local.get $b1))))
-                (local.set $a (v128.load32_splat offset=8 (local.get $pa)))
-                (local.set $c20 (f32x4.add (local.get $c20) (f32x4.mul (local.get $a) (local.get $b0))))
-                (local.set $c21 (f32x4.add (local.get $c21) (f32x4.mul (local.get $a) (local.get $b1))))
-                (local.set $a (v128.load32_splat offset=12 (local.get $pa)))
-                (local.set $c30 (f32x4.add (local.get $c30) (f32x4.mul (local.get $a) (local.get $b0))))
-                (local.set $c31 (f32x4.add (local.get $c31) (f32x4.mul (local.get $a) (local.get $b1))))
-                (local.set $pa (i32.add (local.get $pa) (i32.const 16)))
-                (local.set $t (i32.add (local.get $t) (i32.const 4)))
-                (local.set $p (i32.sub (local.get $p) (i32.const 1)))
-                (br $ploop)))
-            (v128.store (local.get $pc) (local.get $c00))
-            (v128.store offset=16 (local.get $pc) (local.get $c01))
-            (local.set $pc (i32.add (local.get $pc) (local.get $rowBytes)))
-            (v128.store (local.get $pc) (local.get $c10))
-            (v128.store offset=16 (local.get $pc) (local.get $c11))
-            (local.set $pc (i32.add (local.get $pc) (local.get $rowBytes)))
-            (v128.store (local.get $pc) (local.get $c20))
-            (v128.store offset=16 (local.get $pc) (local.get $c21))
-            (local.set $pc (i32.add (local.get $pc) (local.get $rowBytes)))
-            (v128.store (local.get $pc) (local.get $c30))
-            (v128.store offset=16 (local.get $pc) (local.get $c31))
-            (local.set $i (i32.add (local.get $i) (i32.const 1)))
-            (br $iloop)))
-        (local.set $j (i32.add (local.get $j) (i32.const 1)))
-        (br $jloop))))
-
-  ;; The same product with A unpacked: row r of A starts at ap + table[r] (bytes; the table has
-  ;; 4·mp entries) and runs contiguously along k; B is packed as in gemm, with panel j at
-  ;; bp + j·bStride. Shifted rows of a padded image as A give a convolution's weight gradient
-  ;; without an im2col buffer; bStride lets the caller walk k in cache-sized chunks.
-  (func (export "gemm_arows")
-    (param $ap i32) (param $bp i32) (param $cp i32) (param $mp i32)
-    (param $jStart i32) (param $jEnd i32) (param $k i32) (param $ldc i32) (param $accumulate i32)
-    (param $table i32) (param $bStride i32)
-    (local $i i32) (local $j i32) (local $p i32) (local $t i32)
-    (local $p0 i32) (local $p1 i32) (local $p2 i32) (local $p3 i32)
-    (local $pb i32) (local $pc i32) (local $rowBytes i32)
-    (local $a v128) (local $b0 v128) (local $b1 v128)
-    (local $c00 v128) (local $c01 v128) (local $c10 v128) (local $c11 v128)
-    (local $c20 v128) (local $c21 v128) (local $c30 v128) (local $c31 v128)
-    (local.set $rowBytes (i32.shl (local.get $ldc) (i32.const 2)))
-    (local.set $j (local.get $jStart))
-    (block $jdone
-      (loop $jloop
-        (br_if $jdone (i32.ge_u (local.get $j) (local.get $jEnd)))
-        (local.set $i (i32.const 0))
-        (block $idone
-          (loop $iloop
-            (br_if $idone (i32.ge_u (local.get $i) (local.get $mp)))
-            (local.set $pc
-              (i32.add (local.get $cp)
-                (i32.add
-                  (i32.mul (i32.shl (local.get $i) (i32.const 2)) (local.get $rowBytes))
-                  (i32.shl (local.get $j) (i32.const 5)))))
-            (if (local.get $accumulate)
-              (then
-                (local.set $c00 (v128.load (local.get $pc)))
-                (local.set $c01 (v128.load offset=16 (local.get $pc)))
-                (local.set $c10 (v128.load (i32.add (local.get $pc) (local.get $rowBytes))))
-                (local.set $c11 (v128.load offset=16 (i32.add (local.get $pc) (local.get $rowBytes))))
-                (local.set $c20 (v128.load (i32.add (local.get $pc) (i32.shl (local.get $rowBytes) (i32.const 1)))))
-                (local.set $c21 (v128.load offset=16 (i32.add (local.get $pc) (i32.shl (local.get $rowBytes) (i32.const 1)))))
-                (local.set $c30 (v128.load (i32.add (local.get $pc) (i32.mul (local.get $rowBytes) (i32.const 3)))))
-                (local.set $c31 (v128.load offset=16 (i32.add (local.get $pc) (i32.mul (local.get $rowBytes) (i32.const 3))))))
-              (else
-                (local.set $c00 (v128.const i32x4 0 0 0 0))
-                (local.set $c01 (v128.const i32x4 0 0 0 0))
-                (local.set $c10 (v128.const i32x4 0 0 0 0))
-                (local.set $c11 (v128.const i32x4 0 0 0 0))
-                (local.set $c20 (v128.const i32x4 0 0 0 0))
-                (local.set $c21 (v128.const i32x4 0 0 0 0))
-                (local.set $c30 (v128.const i32x4 0 0 0 0))
-                (local.set $c31 (v128.const i32x4 0 0 0 0))))
-            (local.set $t (i32.add (local.get $table) (i32.shl (local.get $i) (i32.const 4))))
-            (local.set $p0 (i32.add (local.get $ap) (i32.load (local.get $t))))
-            (local.set $p1 (i32.add (local.get $ap) (i32.load offset=4 (local.get $t))))
-            (local.set $p2 (i32.add (local.get $ap) (i32.load offset=8 (local.get $t))))
-            (local.set $p3 (i32.add (local.get $ap) (i32.load offset=12 (local.get $t))))
-            (local.set $pb (i32.add (local.get $bp) (i32.mul (local.get $j) (local.get $bStride))))
-            (local.set $p (local.get $k))
-            (block $pdone
-              (loop $ploop
-                (br_if $pdone (i32.eqz (local.get $p)))
-                (local.set $b0 (v128.load (local.get $pb)))
-                (local.set $b1 (v128.load offset=16 (local.get $pb)))
                 (local.set $a (v128.load32_splat (local.get $p0)))
                 (local.set $c00 (f32x4.add (local.get $c00) (f32x4.mul (local.get $a) (local.get $b0))))
                 (local.set $c01 (f32x4.add (local.get $c01) (f32x4.mul (local.get $a) (local.get $b1))))
@@ -247,11 +81,11 @@
                 (local.set $a (v128.load32_splat (local.get $p3)))
                 (local.set $c30 (f32x4.add (local.get $c30) (f32x4.mul (local.get $a) (local.get $b0))))
                 (local.set $c31 (f32x4.add (local.get $c31) (f32x4.mul (local.get $a) (local.get $b1))))
-                (local.set $p0 (i32.add (local.get $p0) (i32.const 4)))
-                (local.set $p1 (i32.add (local.get $p1) (i32.const 4)))
-                (local.set $p2 (i32.add (local.get $p2) (i32.const 4)))
-                (local.set $p3 (i32.add (local.get $p3) (i32.const 4)))
-                (local.set $pb (i32.add (local.get $pb) (i32.const 32)))
+                (local.set $p0 (i32.add (local.get $p0) (local.get $aStep)))
+                (local.set $p1 (i32.add (local.get $p1) (local.get $aStep)))
+                (local.set $p2 (i32.add (local.get $p2) (local.get $aStep)))
+                (local.set $p3 (i32.add (local.get $p3) (local.get $aStep)))
+                (local.set $tb (i32.add (local.get $tb) (i32.const 4)))
                 (local.set $p (i32.sub (local.get $p) (i32.const 1)))
                 (br $ploop)))
             (v128.store (local.get $pc) (local.get $c00))
@@ -268,5 +102,4 @@
             (local.set $i (i32.add (local.get $i) (i32.const 1)))
             (br $iloop)))
         (local.set $j (i32.add (local.get $j) (i32.const 1)))
-        (br $jloop))))
-)
+        (br $jloop)))))

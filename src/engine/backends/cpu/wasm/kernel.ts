@@ -1,0 +1,45 @@
+/** The interface of the gemm module (gemm.wat): its bytes and its argument list. */
+
+/** The kernel's arguments, in its order (see gemm.wat); every address in bytes. */
+export interface Product {
+  /** 4·mp row addresses of A. */
+  aTable: number;
+  /** Bytes between A[r, p] and A[r, p + 1]: 16 for packed panels, 4 for rows read in place. */
+  aStep: number;
+  /** k row addresses of B's column panel 0. */
+  bTable: number;
+  /** Bytes between column panels of B. */
+  bPanel: number;
+  c: number;
+  mp: number;
+  np: number;
+  k: number;
+  ldc: number;
+  accumulate: boolean;
+}
+
+export type KernelFn = (...args: number[]) => void;
+
+/** The kernel's argument list for column panels [jStart, jEnd). */
+export function kernelArgs(p: Product, jStart: number, jEnd: number): number[] {
+  return [
+    p.aTable,
+    p.aStep,
+    p.bTable,
+    p.bPanel,
+    p.c,
+    p.mp,
+    jStart,
+    jEnd,
+    p.k,
+    p.ldc,
+    p.accumulate ? 1 : 0,
+  ];
+}
+
+export function decodeBase64(text: string): Uint8Array {
+  const binary = atob(text);
+  const bytes = new Uint8Array(binary.length);
+  for (let i = 0; i < binary.length; i++) bytes[i] = binary.charCodeAt(i);
+  return bytes;
+}
