@@ -12,12 +12,11 @@ import { sampleCommand } from './sample.js';
 import { trainCommand } from './train.js';
 
 export const DEMO_MODEL_DIR = join(REPO_ROOT, 'models', 'mnist-small');
-/** Used by --train when the shipped model records no command. */
-export const DEFAULT_DEMO_TRAIN_ARGS = [
-  ...['--data', 'mnist', '--preset', 'mnist-small', '--batch', '32', '--lr', '8e-4'],
-  ...['--lr-schedule', 'constant_with_warmup', '--warmup', '100', '--ema-decay', '0.999'],
-  ...['--seed', '0', '--steps', '3800'],
-];
+/**
+ * Used by --train when the model folder records no command: the preset's train.json holds the
+ * settings the shipped model was trained with.
+ */
+export const DEFAULT_DEMO_TRAIN_ARGS = ['--data', 'mnist', '--preset', 'mnist-small'];
 /**
  * 64 images with 20 DPM-Solver++ (2M) steps: about half a minute on two CPU cores (docs/training.md),
  * drawn at twice the size so that the 28×28 digits are easy to see.

@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { describe, test } from 'node:test';
 
 import { REPO_ROOT } from '../../src/cli/common.js';
+import { loadPreset } from '../../src/cli/presets.js';
 import { loadMnist } from '../../src/data/index.js';
 import { createSampler, generate, loadPipeline } from '../../src/diffusion/index.js';
 
@@ -53,6 +54,29 @@ void describe('models/mnist-small', () => {
     };
     assert.match(info.command ?? '', /^sumi train .*--data mnist .*--preset mnist-small/);
     assert.ok(Array.isArray(info.trainArgs), 'trainArgs recorded');
+  });
+
+  void test("the mnist-small preset's train section holds the settings it was trained with", () => {
+    const info = JSON.parse(readFileSync(join(DIR, 'sumi.json'), 'utf8')) as {
+      trainArgs: string[];
+    };
+    const arg = (name: string): string | undefined => {
+      const i = info.trainArgs.indexOf(name);
+      return i >= 0 ? info.trainArgs[i + 1] : undefined;
+    };
+    const train = loadPreset('mnist-small').train;
+    assert.deepEqual(
+      {
+        batchSize: Number(arg('--batch')),
+        lr: Number(arg('--lr')),
+        lrSchedule: arg('--lr-schedule'),
+        warmupSteps: Number(arg('--warmup')),
+        emaDecay: Number(arg('--ema-decay')),
+        steps: Number(arg('--steps')),
+      },
+      train,
+    );
+    assert.equal(Number(arg('--seed') ?? 0), 0, 'the default seed');
   });
 
   void test('its samples are as close to MNIST digits as digits are to each other', async () => {
