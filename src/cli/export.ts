@@ -1,17 +1,14 @@
 /** `sumi export`: a sample-ready model folder (one set of weights, no trainer state) from a checkpoint. */
 import { existsSync, readdirSync } from 'node:fs';
-import { mkdir } from 'node:fs/promises';
-import { join } from 'node:path';
 
-import { loadPipeline } from '../diffusion/index.js';
-import { DIFFUSERS_VERSION, saveModel, writeTextAtomic } from '../nn/models/index.js';
+import { loadPipeline, savePipeline } from '../diffusion/index.js';
 import { type Args, CliError, type CommandSpec, UsageError } from './args.js';
 import { defineCommand, EXIT } from './common.js';
 
 export const exportSpec: CommandSpec = {
   name: 'export',
   summary:
-    'Write a sample-ready diffusers DDPMPipeline folder (unet/, scheduler/, sumi.json) from a checkpoint.',
+    'Write a sample-ready pipeline folder (unet/, scheduler/, sumi.json; text_encoder/ and tokenizer/ of text models) from a checkpoint.',
   usage: 'sumi export --model <dir> --out <dir> [--weights auto|ema|model] [--dtype f32|f16]',
   options: [
     { name: 'model', kind: 'string', arg: 'DIR', help: "a 'sumi train' output or checkpoint" },
@@ -36,8 +33,6 @@ export const exportSpec: CommandSpec = {
   ],
 };
 
-const json = (v: unknown): string => `${JSON.stringify(v, null, 2)}\n`;
-
 async function exportCmd(args: Args): Promise<number> {
   const dir = args.str('model');
   const out = args.str('out');
@@ -48,28 +43,7 @@ async function exportCmd(args: Args): Promise<number> {
   }
   const weights = (args.str('weights') ?? 'auto') as 'auto' | 'ema' | 'model';
   const p = await loadPipeline(dir, { weights });
-  await mkdir(join(out, 'scheduler'), { recursive: true });
-  await saveModel(p.model, join(out, 'unet'), {
-    dtype: args.str('dtype') === 'f16' ? 'F16' : 'F32',
-  });
-  await writeTextAtomic(
-    join(out, 'scheduler', 'scheduler_config.json'),
-    json({
-      _class_name: 'DDPMScheduler',
-      _diffusers_version: DIFFUSERS_VERSION,
-      ...p.schedulerConfig,
-    }),
-  );
-  await writeTextAtomic(
-    join(out, 'model_index.json'),
-    json({
-      _class_name: 'DDPMPipeline',
-      _diffusers_version: DIFFUSERS_VERSION,
-      scheduler: ['diffusers', 'DDPMScheduler'],
-      unet: ['diffusers', 'UNet2DModel'],
-    }),
-  );
-  if (p.info !== null) await writeTextAtomic(join(out, 'sumi.json'), json(p.info));
+  await savePipeline(p, out, { dtype: args.str('dtype') === 'f16' ? 'F16' : 'F32' });
   console.log(`${out}: ${p.weights === 'ema' ? 'EMA' : 'model'} weights of ${p.layout.root}`);
   return EXIT.ok;
 }

@@ -5,6 +5,7 @@ import { demoCommand } from './demo.js';
 import { exportCommand } from './export.js';
 import { sampleCommand } from './sample.js';
 import { trainCommand } from './train.js';
+import { trainClassifierCommand } from './train-classifier.js';
 
 export interface Command {
   name: string;
@@ -12,7 +13,13 @@ export interface Command {
   run(argv: string[]): Promise<number>;
 }
 
-const commands: Command[] = [trainCommand, sampleCommand, demoCommand, exportCommand];
+const commands: Command[] = [
+  trainCommand,
+  trainClassifierCommand,
+  sampleCommand,
+  demoCommand,
+  exportCommand,
+];
 
 function version(): string {
   const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {

@@ -49,10 +49,12 @@ export function loadConfigSource(path: string): TrainConfigSource {
     join(path, 'scheduler', 'scheduler_config.json'),
   ]);
   const trainPath = firstExisting([join(path, 'train.json')]);
+  const textPath = firstExisting([join(path, 'text_encoder', 'config.json')]);
   return parseTrainConfigSource(
     {
       model: readJson(modelPath),
       ...(schedPath !== undefined ? { scheduler: readJson(schedPath) } : {}),
+      ...(textPath !== undefined ? { text_encoder: readJson(textPath) } : {}),
       ...(trainPath !== undefined ? { train: readJson(trainPath) } : {}),
     },
     path,

@@ -3,7 +3,11 @@ import { extname } from 'node:path';
 
 import { keep, slice, type Tensor } from '../engine/index.js';
 import {
+  ConditionError,
+  type ConditionValue,
   createSampler,
+  disposeConditioning,
+  encodeConditions,
   generate,
   type LoadedPipeline,
   loadPipeline,
@@ -68,16 +72,37 @@ export const sampleSpec: CommandSpec = {
     },
     {
       name: 'class',
-      kind: 'int',
+      kind: 'string',
       arg: 'K',
-      help: 'class of every image (class-conditional models; default: cycle through classes)',
+      help:
+        'class of every image, by id or name, or "all" for one row of --n images per class ' +
+        '(class-conditional models, and with --classifier; default: cycle through the classes)',
+    },
+    {
+      name: 'prompt',
+      kind: 'string',
+      arg: 'TEXT',
+      help: 'the prompt of every image (text-conditioned models)',
+    },
+    {
+      name: 'negative-prompt',
+      kind: 'string',
+      arg: 'TEXT',
+      help: 'what guidance steers away from, instead of the empty prompt (text models, --guidance)',
     },
     {
       name: 'guidance',
       kind: 'number',
       arg: 'W',
-      help: 'classifier-free guidance scale (class-conditional models)',
+      help: 'classifier-free guidance scale w: ε_∅ + w (ε_c − ε_∅) (models trained with condition dropout)',
       default: '1',
+    },
+    {
+      name: 'guidance-rescale',
+      kind: 'number',
+      arg: 'φ',
+      help: 'guidance rescale (Lin et al. 2023), 0 to 1',
+      default: '0',
     },
     {
       name: 'weights',
@@ -161,20 +186,49 @@ async function writeTrajectory(
   );
 }
 
-function classLabels(p: LoadedPipeline, n: number, cls: number | undefined): number[] | null {
-  const classed = p.model.classEmbedding !== null;
-  const k = p.info?.numClasses ?? p.model.config.num_class_embeds ?? null;
-  if (!classed) {
-    if (cls !== undefined) throw new CliError(`--class ${cls}: the model is not class-conditional`);
-    return null;
+/** One condition per image, and the grid's row length, from --class / --prompt. */
+export function conditionValues(
+  p: LoadedPipeline,
+  n: number,
+  cls: string | undefined,
+  prompt: string | undefined,
+): { values: ConditionValue[]; nrow: number | undefined } {
+  const kind = p.condition.kind;
+  const names = p.info?.classNames;
+  if (prompt !== undefined && kind !== 'text') {
+    throw new CliError(
+      kind === 'class'
+        ? '--prompt: the model is class-conditional, not text-conditioned; use --class'
+        : '--prompt: the model is unconditional; it takes no prompt',
+    );
   }
+  if (kind === 'text') {
+    if (cls !== undefined) {
+      throw new CliError('--class: the model is text-conditioned; use --prompt "..."');
+    }
+    if (prompt === undefined)
+      throw new CliError('the model is text-conditioned: give --prompt "..."');
+    return { values: Array.from({ length: n }, () => prompt), nrow: undefined };
+  }
+  if (kind === 'none') {
+    if (cls !== undefined) throw new CliError(`--class ${cls}: the model is not class-conditional`);
+    return { values: Array.from({ length: n }, () => null), nrow: undefined };
+  }
+  const k = p.info?.numClasses ?? null;
   if (k === null)
     throw new CliError('the model is class-conditional but its number of classes is unknown');
-  if (cls !== undefined && !(cls >= 0 && cls < k)) {
-    const names = p.info?.classNames;
-    throw new CliError(`--class must be in 0..${k - 1}${names ? ` (${names.join(', ')})` : ''}`);
+  if (cls === 'all') {
+    return { values: Array.from({ length: n * k }, (_, i) => Math.floor(i / n)), nrow: n };
   }
-  return Array.from({ length: n }, (_, i) => cls ?? i % k);
+  if (cls === undefined)
+    return { values: Array.from({ length: n }, (_, i) => i % k), nrow: undefined };
+  const id = /^\d+$/.test(cls) ? Number(cls) : (names?.indexOf(cls) ?? -1);
+  if (!(id >= 0 && id < k)) {
+    throw new CliError(
+      `--class ${cls}: not one of the model's classes 0..${k - 1}${names ? ` (${names.join(', ')})` : ''} or "all"`,
+    );
+  }
+  return { values: Array.from({ length: n }, () => id), nrow: undefined };
 }
 
 async function sampleCmd(args: Args): Promise<number> {
@@ -208,28 +262,48 @@ async function sampleCmd(args: Args): Promise<number> {
   const quiet = args.flag('quiet') === true;
   const backend = await selectBackend(args.str('backend'));
   const weights = (args.str('weights') ?? 'auto') as 'auto' | 'ema' | 'model';
+  const guidance = args.num('guidance') ?? 1;
+  const rescale = args.num('guidance-rescale') ?? 0;
+  if (!(rescale >= 0 && rescale <= 1)) {
+    throw new UsageError(`--guidance-rescale must be from 0 to 1, got ${rescale}`);
+  }
+  const negativePrompt = args.str('negative-prompt');
+  if (negativePrompt !== undefined && guidance === 1) {
+    throw new UsageError('--negative-prompt acts through guidance: give --guidance W (W > 1)');
+  }
   const p = await loadPipeline(dir, { weights });
   const scheduler = createSampler(samplerName, p.schedulerConfig, { karras });
-  const labels = classLabels(p, n, args.num('class'));
-  const guidance = args.num('guidance') ?? 1;
-  if (guidance !== 1 && (p.info?.nullClassId ?? null) === null) {
-    throw new CliError(
-      '--guidance needs a class-conditional model trained with a null class (sumi train --class-cond)',
+  const { values, nrow: rowLength } = conditionValues(p, n, args.str('class'), args.str('prompt'));
+  const total = values.length;
+  let conds: ReturnType<typeof encodeConditions>;
+  try {
+    conds = encodeConditions(
+      p.condition,
+      {
+        values,
+        negative: negativePrompt === undefined ? null : values.map(() => negativePrompt),
+        guidanceScale: guidance,
+      },
+      backend,
     );
+  } catch (e) {
+    if (e instanceof ConditionError) throw new CliError(e.message);
+    throw e;
   }
   const predictionType = predictionTypeOf(p.schedulerConfig);
   const frames: Frames = { xt: [], x0: [] };
-  const k = Math.min(n, traj !== undefined && extname(traj).toLowerCase() === '.png' ? 8 : 16);
+  const k = Math.min(total, traj !== undefined && extname(traj).toLowerCase() === '.png' ? 8 : 16);
   const tty = !quiet && process.stderr.isTTY === true;
   const t0 = performance.now();
   const images = generate(p.model, scheduler, {
-    n,
+    n: total,
     seed: args.num('seed') ?? 0,
     numInferenceSteps: steps,
     eta: args.num('eta'),
-    classLabels: labels,
+    cond: conds.cond,
+    uncond: conds.uncond,
     guidanceScale: guidance,
-    nullClassId: p.info?.nullClassId ?? null,
+    guidanceRescale: rescale,
     onStep: (info) => {
       if (traj !== undefined) {
         frames.xt.push(keep(slice(info.sample, [0], [k])));
@@ -245,9 +319,11 @@ async function sampleCmd(args: Args): Promise<number> {
     },
   });
   if (tty) process.stderr.write('\r\x1b[2K');
+  disposeConditioning(conds.cond);
+  if (conds.uncond !== null) disposeConditioning(conds.uncond);
   const secs = (performance.now() - t0) / 1000;
   try {
-    const nrow = args.num('nrow');
+    const nrow = rowLength ?? args.num('nrow');
     await savePng(out, images, nrow !== undefined ? { nrow, scale } : { scale });
     if (traj !== undefined) {
       const [, c, h, w] = images.shape as [number, number, number, number];
@@ -259,7 +335,7 @@ async function sampleCmd(args: Args): Promise<number> {
   }
   if (!quiet) {
     console.log(
-      `${out}: ${n} images, ${samplerName} ${steps} steps, ${p.weights === 'ema' ? 'EMA' : 'model'} weights ` +
+      `${out}: ${total} images, ${samplerName} ${steps} steps, ${p.weights === 'ema' ? 'EMA' : 'model'} weights ` +
         `of ${p.layout.root}, on ${backend.name} in ${formatDuration(secs)}` +
         (traj !== undefined ? `; trajectory ${traj}` : ''),
     );

@@ -12,3 +12,5 @@ export { findImages, loadImageFolder, type FolderOptions } from './folder.js';
 export { ImageFileDataset, type ImageFileEntry, type ImageFileOptions } from './image-files.js';
 export { parseIdx, readIdx, type IdxArray, type IdxType } from './idx.js';
 export * from './image/index.js';
+export * from './captions.js';
+export * from './tokenizer.js';

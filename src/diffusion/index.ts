@@ -4,3 +4,7 @@ export * from './forward.js';
 export * from './losses.js';
 export * from './samplers/index.js';
 export * from './trainer/index.js';
+export * from './conditioning.js';
+export * from './classifier-free.js';
+export * from './guidance.js';
+export * from './classifier-dir.js';

@@ -1,34 +1,46 @@
 /**
- * Generating images from a trained model directory: find the weights (EMA or not) and the
- * scheduler config in a `sumi train` checkpoint, a diffusers DDPMPipeline folder or a bare
- * UNet2DModel folder; build any sampler over the training schedule; run the reverse process
- * (optionally class-conditional, with classifier-free guidance through the null class).
+ * Generating images from a trained model directory: find the denoiser's weights (EMA or not),
+ * its condition source (class labels, or a tokenizer and text encoder) and the scheduler config
+ * in a `sumi train` checkpoint, a diffusers pipeline folder or a bare UNet folder; build any
+ * sampler over the training schedule; run the reverse process under a conditioning, with
+ * classifier-free guidance through the null condition.
  */
-import { readFile, stat } from 'node:fs/promises';
+import { mkdir, readFile, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 
+import { type Backend, Generator, noGrad, randn, type Tensor, tidy } from '../engine/index.js';
+import { saveModule } from '../nn/index.js';
 import {
-  type Backend,
-  concat,
-  Generator,
-  noGrad,
-  randn,
-  slice,
-  type Tensor,
-  tensor,
-  add,
-  mul,
-  sub,
-} from '../engine/index.js';
-import { CONFIG_NAME, ConfigError, loadModel, UNet2DModel } from '../nn/models/index.js';
+  type AnyDiffusersModel,
+  CONFIG_NAME,
+  type Conditioning,
+  ConfigError,
+  type Denoiser,
+  DIFFUSERS_VERSION,
+  loadModel,
+  WEIGHTS_NAME,
+  writeFileAtomic,
+  writeTextAtomic,
+} from '../nn/models/index.js';
+import { guidedDenoiser } from './classifier-free.js';
+import {
+  classConditioning,
+  type ConditionComponent,
+  type ConditionSource,
+  ConditionError,
+  type ConditionValue,
+  unconditional,
+} from './conditioning.js';
 import { predictedOriginalSample, type PredictionType } from './forward.js';
 import {
+  type DenoiseModel,
   type Scheduler,
   createScheduler,
   sample,
   schedulerSpec,
   type StepInfo,
 } from './samplers/index.js';
+import { loadTextConditioning, TEXT_ENCODER_DIR, TOKENIZER_DIR } from './text-conditioning.js';
 
 /** `sumi.json`: what sampling needs beyond the diffusers files. */
 export interface ModelInfo {
@@ -36,6 +48,10 @@ export interface ModelInfo {
   version: 1;
   imageSize: number;
   channels: number;
+  /** What the denoiser is conditioned on (absent in older files: class when numClasses is set). */
+  conditioning?: 'none' | 'class' | 'text';
+  /** Whether training dropped the condition (so classifier-free guidance can be used). */
+  conditionDropout?: number;
   /** Classes of a class-conditional model (null: unconditional). */
   numClasses: number | null;
   /** Class id of "no class" (classifier-free guidance), num_classes; null when absent. */
@@ -54,6 +70,10 @@ export interface ModelDirLayout {
   root: string;
   unetDir: string;
   emaDir: string | null;
+  /** `text_encoder/` (and its EMA twin) and `tokenizer/` of a text-to-image pipeline. */
+  textEncoderDir: string | null;
+  textEncoderEmaDir: string | null;
+  tokenizerDir: string | null;
   schedulerConfigPath: string | null;
   info: ModelInfo | null;
 }
@@ -140,10 +160,15 @@ export async function resolveModelDir(dir: string): Promise<ModelDirLayout> {
   const emaDir = unetDir !== root ? join(root, 'unet_ema') : null;
   const infoPath = join(root, 'sumi.json');
   const info = (await isFile(infoPath)) ? ((await readJson(infoPath)) as ModelInfo) : null;
+  const dirIn = async (name: string): Promise<string | null> =>
+    unetDir !== root && (await isDir(join(root, name))) ? join(root, name) : null;
   return {
     root,
     unetDir,
     emaDir: emaDir !== null && (await isDir(emaDir)) ? emaDir : null,
+    textEncoderDir: await dirIn(TEXT_ENCODER_DIR),
+    textEncoderEmaDir: await dirIn(`${TEXT_ENCODER_DIR}_ema`),
+    tokenizerDir: await dirIn(TOKENIZER_DIR),
     schedulerConfigPath,
     info,
   };
@@ -152,7 +177,10 @@ export async function resolveModelDir(dir: string): Promise<ModelDirLayout> {
 export type WeightsChoice = 'auto' | 'ema' | 'model';
 
 export interface LoadedPipeline {
-  model: UNet2DModel;
+  /** The denoiser (UNet2DModel or UNet2DConditionModel), in eval mode. */
+  model: Denoiser;
+  /** What the denoiser is conditioned on, and how requests become its conditioning. */
+  condition: ConditionSource;
   /** The diffusers scheduler config of training (DDPMScheduler defaults when the folder has none). */
   schedulerConfig: Record<string, unknown>;
   info: ModelInfo | null;
@@ -175,9 +203,9 @@ export async function loadPipeline(
   }
   const useEma = choice !== 'model' && layout.emaDir !== null;
   const from = useEma ? layout.emaDir! : layout.unetDir;
-  let model: UNet2DModel;
+  let loaded: AnyDiffusersModel;
   try {
-    model = await loadModel(from, { as: UNet2DModel, backend: opts.backend });
+    loaded = await loadModel(from, { backend: opts.backend });
   } catch (e) {
     // Config errors name the class, not the file: add the file.
     if (e instanceof ConfigError && !e.message.includes(from)) {
@@ -185,7 +213,14 @@ export async function loadPipeline(
     }
     throw e;
   }
+  if (!isDenoiser(loaded)) {
+    throw new ModelDirError(
+      `${join(from, CONFIG_NAME)}: a ${loaded.className} is not a denoiser (UNet2DModel or UNet2DConditionModel)`,
+    );
+  }
+  const model = loaded;
   model.eval();
+  const condition = await conditionSourceOf(layout, model, { useEma, backend: opts.backend });
   let schedulerConfig: Record<string, unknown> = {};
   if (layout.schedulerConfigPath !== null) {
     const json = await readJson(layout.schedulerConfigPath);
@@ -194,7 +229,64 @@ export async function loadPipeline(
     }
     schedulerConfig = json as Record<string, unknown>;
   }
-  return { model, schedulerConfig, info: layout.info, weights: useEma ? 'ema' : 'model', layout };
+  return {
+    model,
+    condition,
+    schedulerConfig,
+    info: layout.info,
+    weights: useEma ? 'ema' : 'model',
+    layout,
+  };
+}
+
+function isDenoiser(m: AnyDiffusersModel): m is AnyDiffusersModel & Denoiser {
+  return 'denoise' in m;
+}
+
+/**
+ * The condition source of a model folder: its tokenizer and text encoder when the denoiser has
+ * cross-attention, its classes (sumi.json) when it has a class embedding, else none.
+ */
+async function conditionSourceOf(
+  layout: ModelDirLayout,
+  model: Denoiser,
+  opts: { useEma: boolean; backend?: Backend },
+): Promise<ConditionSource> {
+  const inputs = model.conditioningInputs;
+  const info = layout.info;
+  if (inputs.crossAttentionDim !== null) {
+    if (layout.textEncoderDir === null || layout.tokenizerDir === null) {
+      throw new ModelDirError(
+        `${layout.root}: the denoiser has cross-attention but the folder has no ` +
+          `${[layout.textEncoderDir === null ? `${TEXT_ENCODER_DIR}/` : '', layout.tokenizerDir === null ? `${TOKENIZER_DIR}/` : ''].filter((s) => s !== '').join(' and ')}`,
+      );
+    }
+    const encoderDir =
+      opts.useEma && layout.textEncoderEmaDir !== null
+        ? layout.textEncoderEmaDir
+        : layout.textEncoderDir;
+    return loadTextConditioning({
+      encoderDir,
+      tokenizerDir: layout.tokenizerDir,
+      crossAttentionDim: inputs.crossAttentionDim,
+      hasNull: (info?.conditionDropout ?? 0) > 0,
+      backend: opts.backend,
+    });
+  }
+  if (inputs.numClassEmbeds !== null) {
+    const k = info?.numClasses ?? null;
+    if (k === null) {
+      throw new ModelDirError(
+        `${layout.root}: the model is class-conditional but sumi.json does not give its classes`,
+      );
+    }
+    return classConditioning({
+      numClasses: k,
+      nullClassId: info?.nullClassId ?? null,
+      ...(info?.classNames ? { classNames: info.classNames } : {}),
+    });
+  }
+  return unconditional();
 }
 
 /**
@@ -237,73 +329,152 @@ export interface GenerateOptions {
   numInferenceSteps: number;
   /** DDIM's η (0 deterministic). */
   eta?: number;
-  /** One class id per image for class-conditional models. */
-  classLabels?: readonly number[] | null;
-  /** Classifier-free guidance scale (1: none); needs `nullClassId`. */
+  /** The conditioning of the n images (nothing for an unconditional model). */
+  cond?: Conditioning;
+  /** The null (or negative) conditioning, for classifier-free guidance. */
+  uncond?: Conditioning | null;
+  /** Classifier-free guidance scale w (1: none). */
   guidanceScale?: number;
-  nullClassId?: number | null;
+  /** Guidance rescale φ in [0, 1] (Lin et al. 2023; 0: off). */
+  guidanceRescale?: number;
+  /** Wraps the sampler callback (classifier guidance, say) after classifier-free guidance. */
+  wrap?: (denoise: DenoiseModel) => DenoiseModel;
   /** Called after every sampler step (see `sample`). */
   onStep?: (info: StepInfo) => void;
 }
 
 /**
- * Runs the reverse process for `n` images of the model's size: x_T ~ N(0, I) from Philox stream
- * `seed` (the sampler's noise continues the same stream), returns x_0 [n, C, H, W] in about
- * [-1, 1].
+ * Runs the reverse process for `n` images of the denoiser's size: x_T ~ N(0, I) from Philox
+ * stream `seed` (the sampler's noise continues the same stream), returns x_0 [n, C, H, W] in
+ * about [-1, 1]. The conditioning tensors stay the caller's.
  */
-export function generate(model: UNet2DModel, scheduler: Scheduler, opts: GenerateOptions): Tensor {
-  const c = model.config;
-  const size = c.sample_size;
-  if (size === null) throw new ModelDirError('the model config has no sample_size');
-  const [h, w] = typeof size === 'number' ? [size, size] : size;
-  const p = model.convIn.weight;
+export function generate(denoiser: Denoiser, scheduler: Scheduler, opts: GenerateOptions): Tensor {
+  const [c, h, w] = denoiser.sampleShape;
+  const p = denoiser.parameters()[0]!;
   const generator = new Generator(opts.seed);
-  const labels = opts.classLabels ?? null;
-  const classed = model.classEmbedding !== null;
-  if (classed && labels === null)
-    throw new Error('this model is class-conditional: give class labels');
-  if (!classed && labels !== null) throw new Error('this model is not class-conditional');
-  if (labels !== null && labels.length !== opts.n) {
-    throw new Error(`${labels.length} class labels for ${opts.n} images`);
+  return noGrad(() =>
+    tidy(() => {
+      const guided = guidedDenoiser(denoiser, {
+        cond: opts.cond ?? {},
+        uncond: opts.uncond ?? null,
+        scale: opts.guidanceScale ?? 1,
+        rescale: opts.guidanceRescale ?? 0,
+      });
+      const xT = randn([opts.n, c, h, w], { generator, backend: p.backend, dtype: p.dtype });
+      return sample(scheduler, opts.wrap ? opts.wrap(guided) : guided, xT, {
+        numInferenceSteps: opts.numInferenceSteps,
+        generator,
+        stepOptions: opts.eta !== undefined ? { eta: opts.eta } : {},
+        onStep: opts.onStep,
+      });
+    }),
+  );
+}
+
+export interface ConditionRequest {
+  /** What each image is conditioned on (a class id or a prompt; null: ∅). */
+  values: readonly ConditionValue[];
+  /** What the guidance steers away from, per image (negative prompts); default ∅. */
+  negative?: readonly ConditionValue[] | null;
+  /** The guidance scale w (1: no unconditional branch is encoded). */
+  guidanceScale?: number;
+}
+
+/**
+ * c and ∅ (or the negative condition) of a request, encoded by the model's condition source.
+ * Throws a ConditionError for a request the model cannot take.
+ */
+export function encodeConditions(
+  source: ConditionSource,
+  req: ConditionRequest,
+  backend: Backend,
+): { cond: Conditioning; uncond: Conditioning | null } {
+  const w = req.guidanceScale ?? 1;
+  const n = req.values.length;
+  const negative = req.negative ?? null;
+  if (negative !== null && negative.length !== n) {
+    throw new ConditionError(`${negative.length} negative conditions for ${n} images`);
   }
-  const scale = opts.guidanceScale ?? 1;
-  if (
-    scale !== 1 &&
-    (labels === null || opts.nullClassId === null || opts.nullClassId === undefined)
-  ) {
-    throw new Error('guidance needs a class-conditional model trained with a null class');
+  if (w !== 1 && !source.hasNull) {
+    throw new ConditionError(
+      source.kind === 'none'
+        ? 'guidance needs a conditional model; this one is unconditional'
+        : 'guidance needs a model trained with condition dropout (a null condition); this one was not',
+    );
+  }
+  if (negative !== null && source.kind !== 'text') {
+    throw new ConditionError('a negative prompt needs a text-conditioned model');
   }
   return noGrad(() => {
-    const xT = randn([opts.n, c.in_channels, h, w], {
-      generator,
-      backend: p.backend,
-      dtype: p.dtype,
-    });
-    const ids = (v: readonly number[]): Tensor =>
-      tensor(Int32Array.from(v), [v.length], { dtype: 'int32', backend: p.backend });
-    const denoise =
-      labels === null
-        ? (x: Tensor, t: number) => model.forward(x, t)
-        : scale === 1
-          ? (x: Tensor, t: number) => model.forward(x, t, { classLabels: ids(labels) })
-          : (x: Tensor, t: number) => {
-              const both = model.forward(concat([x, x], 0), t, {
-                classLabels: ids([...labels, ...labels.map(() => opts.nullClassId!)]),
-              });
-              const n = opts.n;
-              const cond = slice(both, [0], [n]);
-              const uncond = slice(both, [n], [2 * n]);
-              return add(uncond, mul(sub(cond, uncond), scale));
-            };
-    const out = sample(scheduler, denoise, xT, {
-      numInferenceSteps: opts.numInferenceSteps,
-      generator,
-      stepOptions: opts.eta !== undefined ? { eta: opts.eta } : {},
-      onStep: opts.onStep,
-    });
-    xT.dispose();
-    return out;
+    const cond = source.encode(req.values, backend);
+    const uncond = w === 1 ? null : source.encode(negative ?? req.values.map(() => null), backend);
+    return { cond, uncond };
   });
+}
+
+/** model_index.json of a pipeline folder: DDPMPipeline, or Sumi's text-to-image pipeline. */
+export function pipelineIndex(
+  denoiser: Denoiser,
+  condition: ConditionSource,
+): Record<string, unknown> {
+  const text = condition.kind === 'text';
+  return {
+    _class_name: text ? 'SumiTextToImagePipeline' : 'DDPMPipeline',
+    _diffusers_version: DIFFUSERS_VERSION,
+    scheduler: ['diffusers', 'DDPMScheduler'],
+    ...Object.fromEntries(condition.components.map((c) => [c.name, [...c.libraryClass]])),
+    ...(text ? { tokenizer: ['transformers', 'PreTrainedTokenizerFast'] } : {}),
+    unet: ['diffusers', denoiser.className],
+  };
+}
+
+/**
+ * Writes a sample-ready pipeline folder (no trainer state): the denoiser as `unet/`, the
+ * condition source's components and files (text_encoder/, tokenizer/), the scheduler config,
+ * model_index.json and sumi.json, each file atomically.
+ */
+export async function savePipeline(
+  p: LoadedPipeline,
+  out: string,
+  opts: { dtype?: 'F32' | 'F16' } = {},
+): Promise<void> {
+  const dtype = opts.dtype ?? 'F32';
+  const parts: {
+    name: string;
+    module: Denoiser | ConditionComponent['module'];
+    weights: string;
+  }[] = [
+    { name: 'unet', module: p.model, weights: WEIGHTS_NAME },
+    ...p.condition.components.map((c) => ({
+      name: c.name,
+      module: c.module,
+      weights: c.weightsName,
+    })),
+  ];
+  for (const part of parts) {
+    await mkdir(join(out, part.name), { recursive: true });
+    await saveModule(part.module, join(out, part.name, part.weights), {
+      dtype,
+      metadata: { format: 'pt' },
+    });
+    await writeTextAtomic(join(out, part.name, CONFIG_NAME), part.module.configJson());
+  }
+  for (const f of p.condition.files()) {
+    await mkdir(dirname(join(out, f.path)), { recursive: true });
+    await writeFileAtomic(join(out, f.path), f.bytes);
+  }
+  const json = (v: unknown): string => `${JSON.stringify(v, null, 2)}\n`;
+  await mkdir(join(out, 'scheduler'), { recursive: true });
+  await writeTextAtomic(
+    join(out, 'scheduler', 'scheduler_config.json'),
+    json({
+      _class_name: 'DDPMScheduler',
+      _diffusers_version: DIFFUSERS_VERSION,
+      ...p.schedulerConfig,
+    }),
+  );
+  await writeTextAtomic(join(out, 'model_index.json'), json(pipelineIndex(p.model, p.condition)));
+  if (p.info !== null) await writeTextAtomic(join(out, 'sumi.json'), json(p.info));
 }
 
 /**

@@ -30,6 +30,20 @@ export function noGrad<T>(fn: () => T): T {
   }
 }
 
+/**
+ * Runs fn with gradients recorded, even inside noGrad: the inverse of noGrad, for a gradient
+ * taken in the middle of sampling (classifier guidance differentiates a classifier there).
+ */
+export function enableGrad<T>(fn: () => T): T {
+  const prev = gradEnabled;
+  gradEnabled = true;
+  try {
+    return fn();
+  } finally {
+    gradEnabled = prev;
+  }
+}
+
 /** Reverse topological order of the nodes reachable from root (root first). */
 function reverseTopo(root: Tensor): Tensor[] {
   const order: Tensor[] = [];

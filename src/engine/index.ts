@@ -3,7 +3,7 @@ export type { DType, FloatDType, TypedArray } from './dtype.js';
 export { type Shape, fmtShape, fmtShapeOf, sizeOf } from './shape.js';
 export type { Backend, Storage } from './backend.js';
 export { Tensor, type TensorLike, type NestedArray } from './tensor.js';
-export { noGrad, isGradEnabled } from './autograd.js';
+export { enableGrad, noGrad, isGradEnabled } from './autograd.js';
 export { tidy, keep } from './scope.js';
 export {
   cpuBackend,

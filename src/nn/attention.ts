@@ -82,7 +82,11 @@ export class Attention extends Module {
     return transpose(reshape(x, [b, l, this.heads, -1]), 1, 2);
   }
 
-  forward(input: Tensor, context?: Tensor | null): Tensor {
+  /**
+   * `contextBias`: added to the attention scores, broadcast to [B, heads, Lq, Lk]; a key position
+   * with −10⁴ (diffusers' masking value) is effectively not attended to.
+   */
+  forward(input: Tensor, context?: Tensor | null, contextBias?: Tensor | null): Tensor {
     const spatial = input.rank === 4;
     const [b, c, h, w] = input.shape as [number, number, number, number];
     let x = spatial ? transpose(reshape(input, [b, c, h * w]), 1, 2) : input;
@@ -94,7 +98,7 @@ export class Attention extends Module {
     const q = this.#splitHeads(this.toQ.forward(x));
     const k = this.#splitHeads(this.toK.forward(ctx));
     const v = this.#splitHeads(this.toV.forward(ctx));
-    const o = scaledDotProductAttention(q, k, v, { scale: this.scale });
+    const o = scaledDotProductAttention(q, k, v, { scale: this.scale, mask: contextBias ?? null });
     const [, , l] = o.shape as [number, number, number];
     let y = reshape(transpose(o, 1, 2), [x.shape[0]!, l, this.heads * this.dimHead]);
     for (const m of this.toOut.items) y = m.forward(y);

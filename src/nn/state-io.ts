@@ -26,18 +26,38 @@ export interface TensorLoadOptions {
   dtype?: 'float32' | 'float64';
 }
 
+/**
+ * Named tensors read back (from any backend) as safetensors entries: floating-point ones stored
+ * as `dtype` (default: each tensor's own, F32 or F64), int32 ones as I32.
+ */
+export async function tensorsToWrite(
+  tensors: Iterable<readonly [string, Tensor]>,
+  dtype?: 'F32' | 'F16' | 'F64',
+): Promise<TensorToWrite[]> {
+  const entries: TensorToWrite[] = [];
+  for (const [name, t] of tensors) {
+    const data = await t.data();
+    entries.push({ name, shape: t.shape, data, dtype: t.dtype === 'int32' ? 'I32' : dtype });
+  }
+  return entries;
+}
+
+/** The name of the first floating-point entry holding a NaN or an infinity; null if none. */
+export function firstNonFinite(entries: readonly TensorToWrite[]): string | null {
+  for (const e of entries) {
+    if (e.data instanceof Int32Array) continue;
+    for (let i = 0; i < e.data.length; i++) if (!Number.isFinite(e.data[i]!)) return e.name;
+  }
+  return null;
+}
+
 /** Writes named tensors (read back from any backend) to a safetensors file, atomically. */
 export async function saveTensors(
   path: string,
   tensors: ReadonlyMap<string, Tensor>,
   opts: SaveOptions = {},
 ): Promise<void> {
-  const entries: TensorToWrite[] = [];
-  for (const [name, t] of tensors) {
-    const data = await t.data();
-    const float = t.dtype !== 'int32';
-    entries.push({ name, shape: t.shape, data, dtype: float ? opts.dtype : 'I32' });
-  }
+  const entries = await tensorsToWrite(tensors, opts.dtype);
   await writeSafetensors(path, entries, opts.metadata ?? { format: 'pt' });
 }
 

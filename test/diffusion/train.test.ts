@@ -82,7 +82,7 @@ void describe('non-finite values stop training', () => {
         afterStep: (t, stats) => {
           if (stats.step === poisonAfter) {
             // A diverged update: one weight becomes NaN.
-            const w = t.model.convOut.bias!;
+            const w = t.model.parameters().at(-1)!;
             w.assign(noGrad(() => full(w.shape, NaN)));
           }
         },

@@ -95,6 +95,40 @@ void describe('noGrad and detach', () => {
     });
   });
 
+  void test('enableGrad records inside noGrad and restores the previous state, even on throw', () => {
+    E.tidy(() => {
+      const x = leaf([1, 2]);
+      const grads = E.noGrad(() => {
+        const y = E.enableGrad(() => {
+          assert.equal(E.isGradEnabled(), true, 'enabled inside enableGrad');
+          return E.mul(x, x);
+        });
+        assert.equal(E.isGradEnabled(), false, 'noGrad again after enableGrad returns');
+        assert.equal(y.requiresGrad, true, 'the op inside enableGrad recorded a node');
+        assert.equal(E.mul(x, 2).requiresGrad, false, 'ops after enableGrad record nothing');
+        E.enableGrad(() => E.sum(y).backward());
+        return vals(x.grad);
+      });
+      assert.deepEqual(grads, [2, 4]); // d/dx Σ x² = 2x
+      assert.throws(() =>
+        E.noGrad(() =>
+          E.enableGrad(() => {
+            throw new Error('boom');
+          }),
+        ),
+      );
+      assert.equal(E.isGradEnabled(), true, 'the outer state is back after a throw');
+      E.noGrad(() => {
+        assert.throws(() =>
+          E.enableGrad(() => {
+            throw new Error('boom');
+          }),
+        );
+        assert.equal(E.isGradEnabled(), false, 'noGrad is back after a throw in enableGrad');
+      });
+    });
+  });
+
   void test('detach shares values and cuts the graph', () => {
     E.tidy(() => {
       const x = leaf([1, 2]);

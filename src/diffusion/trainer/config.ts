@@ -6,7 +6,9 @@
  *
  * A config file (`--config`, or a preset) is either a bare UNet2DModel config.json
  * (`_class_name` at the top) or `{ "model": {...}, "scheduler": {...}, "train": {...} }`, where
- * `train` holds TrainConfig / RunSettings keys (camelCase, snake_case or kebab-case).
+ * `train` holds TrainConfig / RunSettings keys (camelCase, snake_case or kebab-case). A text
+ * model adds `"text_encoder": {...}` (transformers' CLIPTextConfig keys; vocabulary size and
+ * special token ids come from the captions' tokenizer).
  */
 import type { EmaWarmup, ScheduleName } from '../../nn/index.js';
 import type { PredictionType } from '../forward.js';
@@ -23,8 +25,17 @@ export interface TrainConfig {
   flip: boolean;
   /** Class-conditional (needs a labelled dataset); the model gets num_classes + 1 embeddings. */
   classCond: boolean;
-  /** Probability of replacing a label by the null class (classifier-free guidance). */
+  /**
+   * Probability of replacing the condition (label or caption) by the null condition ∅, the null
+   * class or the empty prompt (classifier-free guidance).
+   */
   labelDropout: number;
+  /** Text-conditional: captions through a text encoder and cross-attention. */
+  textCond: boolean;
+  /** transformers CLIPTextConfig of the text encoder (resolved: vocab_size from the tokenizer). */
+  textEncoder: Record<string, unknown> | null;
+  /** Tokens per caption, start and end tokens included. */
+  maxTokens: number;
   /** diffusers UNet2DModel config (resolved: every key). */
   model: Record<string, unknown>;
   /** diffusers DDPMScheduler config: beta schedule, prediction_type, ... (resolved). */
@@ -70,6 +81,9 @@ export const defaultTrainConfig: Omit<TrainConfig, 'data' | 'imageSize' | 'chann
   flip: false,
   classCond: false,
   labelDropout: 0.1,
+  textCond: false,
+  textEncoder: null,
+  maxTokens: 16,
   scheduler: {},
   steps: 1000,
   batchSize: 64,
@@ -150,6 +164,9 @@ const CHECKS: Record<keyof TrainConfig | keyof RunSettings, Check> = {
   flip: isBool,
   classCond: isBool,
   labelDropout: isProb,
+  textCond: isBool,
+  textEncoder: orNull((v) => (isObject(v) ? null : 'an object')),
+  maxTokens: isInt(3),
   model: (v) => (isObject(v) ? null : 'an object'),
   scheduler: (v) => (isObject(v) ? null : 'an object'),
   steps: isInt(1),
@@ -213,6 +230,7 @@ export function parseTrainConfigSource(json: unknown, source: string): TrainConf
     'model',
     'unet',
     'scheduler',
+    'text_encoder',
     'train',
     'training',
     'name',
@@ -234,6 +252,13 @@ export function parseTrainConfigSource(json: unknown, source: string): TrainConf
   if (!isObject(trainRaw)) throw new TrainConfigError(`${source}: "train" must be an object`);
   const train: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(trainRaw)) train[camelKey(k)] = v;
+  const textEncoder = json.text_encoder;
+  if (textEncoder !== undefined) {
+    if (!isObject(textEncoder)) {
+      throw new TrainConfigError(`${source}: "text_encoder" must be a CLIPTextConfig object`);
+    }
+    train.textEncoder ??= textEncoder;
+  }
   return { model, scheduler, train: checkTrainValues(train, `${source} "train"`) };
 }
 

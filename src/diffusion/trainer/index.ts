@@ -4,6 +4,9 @@ export * from './streams.js';
 export * from './checkpoint.js';
 export * from './trainer.js';
 export * from './run.js';
+export * from './classifier-config.js';
+export * from './classifier-trainer.js';
+export * from './classifier-run.js';
 // The sampling pipeline (loading model directories, generating) rides along so that the diffusion
 // layer's index needs one line for both.
 export * from '../pipeline.js';

@@ -54,7 +54,7 @@ export interface RunResult {
 }
 
 /** Drops metrics lines of steps after `step` (written by a run that died after its checkpoint). */
-async function truncateMetrics(path: string, step: number): Promise<void> {
+export async function truncateMetrics(path: string, step: number): Promise<void> {
   let text: string;
   try {
     text = await readFile(path, 'utf8');

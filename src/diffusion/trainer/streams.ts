@@ -7,11 +7,25 @@
  * Purposes: 'noise' (ε of x_t), 'timesteps' (t ~ U{0..T−1}), 'labels' (classifier-free label
  * dropout), 'init' (initial weights), 'dropout' (the model's Dropout layers, see `dropoutOffset`),
  * 'preview' (the fixed noise of the sample grids), 'data' (the DataLoader's seed; it derives its
- * shuffle and flips from (that seed, epoch)).
+ * shuffle and flips from (that seed, epoch)); the classifier trainer adds 'augment' (random
+ * translations), 'holdout' (the held-out split) and 'eval' (the noise of held-out evaluation);
+ * text conditioning adds 'captions' (which caption of a sample a step uses) and
+ * 'text_encoder_init' (the text encoder's initial weights).
  */
 
 export type StreamPurpose =
-  'noise' | 'timesteps' | 'labels' | 'init' | 'dropout' | 'preview' | 'data';
+  | 'noise'
+  | 'timesteps'
+  | 'labels'
+  | 'init'
+  | 'dropout'
+  | 'preview'
+  | 'data'
+  | 'augment'
+  | 'holdout'
+  | 'eval'
+  | 'captions'
+  | 'text_encoder_init';
 
 const PURPOSE_TAG: Record<StreamPurpose, bigint> = {
   noise: 1n,
@@ -21,6 +35,11 @@ const PURPOSE_TAG: Record<StreamPurpose, bigint> = {
   dropout: 5n,
   preview: 6n,
   data: 7n,
+  augment: 8n,
+  holdout: 9n,
+  eval: 10n,
+  captions: 11n,
+  text_encoder_init: 12n,
 };
 
 const MASK64 = (1n << 64n) - 1n;

@@ -1,15 +1,19 @@
 /**
- * The trainer: DDPM's Algorithm 1 (Ho et al. 2020) on a UNet2DModel, one optimizer step at a
- * time, with everything a run needs to be saved and resumed bit for bit.
+ * The trainer: DDPM's Algorithm 1 (Ho et al. 2020) on any denoiser (UNet2DModel,
+ * UNet2DConditionModel), one optimizer step at a time, with everything a run needs to be saved
+ * and resumed bit for bit.
  *
  * Step s:  x_0 = batch s of the DataLoader;  t_b = ⌊u_b T⌋ with u from stream (seed, 'timesteps', s);
  *          ε from stream (seed, 'noise', s);  x_t = √ᾱ_t x_0 + √(1 − ᾱ_t) ε;
- *          loss = mean_b w_b ‖model(x_t, t, y) − target‖² (target ε, x_0 or v; w: min-SNR-γ or 1);
+ *          c_b = τ(y_b) from the condition source (nothing, the class, a caption's encoding);
+ *          loss = mean_b w_b ‖model(x_t, t, c) − target‖² (target ε, x_0 or v; w: min-SNR-γ or 1);
  *          backward; clip the global gradient norm; AdamW at lr(s) (warmup + cosine); EMA.
- * Labels y (class-conditional models) are replaced by the null class with probability p, drawn
- * from stream (seed, 'labels', s). Dropout layers draw from their own streams at offsets fixed by
- * s. A non-finite loss or gradient norm stops before the update (NonFiniteError); a checkpoint
- * is never written from non-finite weights.
+ * The condition y_b is replaced by the null condition ∅ (null class, empty prompt) with
+ * probability p, drawn from stream (seed, 'labels', s); a caption is picked among a sample's
+ * candidates by stream (seed, 'captions', s). The condition source's own modules (a text
+ * encoder) train jointly with the denoiser. Dropout layers draw from their own streams at
+ * offsets fixed by s. A non-finite loss or gradient norm stops before the update
+ * (NonFiniteError); a checkpoint is never written from non-finite weights.
  */
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -22,7 +26,6 @@ import {
   randn,
   reshape,
   type Tensor,
-  tensor,
   tidy,
 } from '../../engine/index.js';
 import {
@@ -39,24 +42,45 @@ import {
   type TensorToWrite,
 } from '../../nn/index.js';
 import {
+  type AnyDiffusersModel,
   configToJson,
   createModel,
+  type Denoiser,
   DIFFUSERS_VERSION,
   resolveConfig,
+  UNET_2D_CONDITION_SCHEMA,
   UNET_2D_SCHEMA,
-  UNet2DModel,
   WEIGHTS_NAME,
 } from '../../nn/models/index.js';
-import type { DataLoader as DataLoaderType, Dataset } from '../../data/index.js';
+import type { Module } from '../../nn/index.js';
+import type { Batch, DataLoader as DataLoaderType, Dataset } from '../../data/index.js';
 import { DataLoader } from '../../data/index.js';
 import { addNoise, type PredictionType } from '../forward.js';
 import { trainingLoss } from '../losses.js';
-import { createSampler, generate, type ModelInfo, predictionTypeOf } from '../pipeline.js';
+import {
+  classConditioning,
+  type ConditionSource,
+  type ConditionValue,
+  disposeConditioning,
+  unconditional,
+} from '../conditioning.js';
+import {
+  createSampler,
+  encodeConditions,
+  generate,
+  type ModelInfo,
+  pipelineIndex,
+  predictionTypeOf,
+} from '../pipeline.js';
+import {
+  createTextConditioning,
+  resolveTextEncoderConfig,
+  type TextConditioningSetup,
+} from '../text-conditioning.js';
 import { createScheduler } from '../samplers/index.js';
 import { makeSchedule, type NoiseSchedule } from '../schedule.js';
 import {
   type CheckpointFile,
-  EMA_DIR,
   jsonBytes,
   MODEL_INDEX,
   OPTIMIZER_FILE,
@@ -156,8 +180,10 @@ export function datasetShapeFor(input: TrainConfigInput): { size?: number; chann
 
 /**
  * The complete config for a dataset: image size and channels from the data, the model config
- * with sample_size, in/out_channels and num_class_embeds filled in and every key resolved, the
- * scheduler config resolved as a DDPMScheduler's.
+ * (a UNet2DModel, or a UNet2DConditionModel for text) with sample_size, in/out_channels,
+ * num_class_embeds and cross_attention_dim filled in and every key resolved, the text encoder's
+ * config (vocabulary size from the captions' tokenizer), the scheduler config resolved as a
+ * DDPMScheduler's.
  */
 export function resolveTrainConfig(input: TrainConfigInput, dataset: Dataset): TrainConfig {
   const t = input.train;
@@ -166,40 +192,65 @@ export function resolveTrainConfig(input: TrainConfigInput, dataset: Dataset): T
       `${dataset.name}: images are ${dataset.height}x${dataset.width}; square images only`,
     );
   }
+  const textCond = t.textCond ?? false;
   const classCond = t.classCond ?? typeof input.model.num_class_embeds === 'number';
+  const className = input.model._class_name ?? (textCond ? 'UNet2DConditionModel' : 'UNet2DModel');
+  if (className !== 'UNet2DModel' && className !== 'UNet2DConditionModel') {
+    throw new TrainConfigError(
+      `the model is a ${JSON.stringify(className)}; training supports UNet2DModel and UNet2DConditionModel`,
+    );
+  }
   const model: Record<string, unknown> = {
     ...input.model,
-    _class_name: input.model._class_name ?? 'UNet2DModel',
+    _class_name: className,
     sample_size: dataset.height,
     in_channels: dataset.channels,
     out_channels: dataset.channels,
   };
-  let classes: number | null = null;
   if (classCond) {
     if (dataset.numClasses === undefined) {
       throw new TrainConfigError(
         `${dataset.name} has no class labels; class conditioning needs them`,
       );
     }
-    classes = dataset.numClasses;
-    model.num_class_embeds = classes + 1; // the last id is the null class
+    model.num_class_embeds = dataset.numClasses + 1; // the last id is the null class
     model.class_embed_type = null;
   } else {
     model.num_class_embeds = null;
   }
-  if (model._class_name !== 'UNet2DModel') {
-    throw new TrainConfigError(
-      `the model is a ${String(model._class_name)}; training supports UNet2DModel (pixel space)`,
-    );
+  let textEncoder: Record<string, unknown> | null = null;
+  if (textCond) {
+    if (className !== 'UNet2DConditionModel') {
+      throw new TrainConfigError(
+        'text conditioning needs a UNet2DConditionModel (cross-attention); the model is a UNet2DModel',
+      );
+    }
+    const setup = prepareText(t, dataset);
+    textEncoder = setup.encoderConfig;
+    model.cross_attention_dim = setup.hiddenSize;
+  } else if (className === 'UNet2DConditionModel') {
+    const probe = resolveConfig(UNET_2D_CONDITION_SCHEMA, model, 'model config').config;
+    const hasCross =
+      probe.mid_block_type === 'UNetMidBlock2DCrossAttn' ||
+      probe.down_block_types.includes('CrossAttnDownBlock2D') ||
+      probe.up_block_types.includes('CrossAttnUpBlock2D');
+    if (hasCross) {
+      throw new TrainConfigError(
+        'the UNet2DConditionModel has cross-attention blocks: train it with text conditioning (--text)',
+      );
+    }
   }
-  const unet = resolveConfig(UNET_2D_SCHEMA, model, 'model config').config;
+  const unet =
+    className === 'UNet2DModel'
+      ? resolveConfig(UNET_2D_SCHEMA, model, 'model config').config
+      : resolveConfig(UNET_2D_CONDITION_SCHEMA, model, 'model config').config;
   const levels = unet.block_out_channels.length;
   if (dataset.height % 2 ** (levels - 1) !== 0) {
     throw new TrainConfigError(
       `image size ${dataset.height} is not divisible by ${2 ** (levels - 1)} (the model has ${levels} levels)`,
     );
   }
-  const resolvedModel = JSON.parse(configToJson('UNet2DModel', unet)) as Record<string, unknown>;
+  const resolvedModel = JSON.parse(configToJson(className, unet)) as Record<string, unknown>;
   const schedulerIn = { ...input.scheduler };
   delete schedulerIn._class_name;
   delete schedulerIn._diffusers_version;
@@ -222,9 +273,25 @@ export function resolveTrainConfig(input: TrainConfigInput, dataset: Dataset): T
     imageSize: dataset.height,
     channels: dataset.channels,
     classCond,
+    textCond,
+    textEncoder,
     model: resolvedModel,
     scheduler,
   };
+}
+
+/** The tokenizer and text encoder config of a text-conditioned run (no weights yet). */
+function prepareText(
+  t: Partial<TrainConfig>,
+  dataset: Dataset,
+): { encoderConfig: Record<string, unknown>; hiddenSize: number } {
+  const setup: TextConditioningSetup = {
+    dataset,
+    encoderConfig: t.textEncoder ?? {},
+    maxTokens: t.maxTokens ?? defaultTrainConfig.maxTokens,
+  };
+  const { encoderConfig, hiddenSize } = resolveTextEncoderConfig(setup);
+  return { encoderConfig, hiddenSize };
 }
 
 function entriesOf(tensors: Iterable<[string, Tensor]>): Promise<TensorToWrite[]> {
@@ -246,11 +313,45 @@ function firstNonFinite(entries: readonly TensorToWrite[]): string | null {
   return null;
 }
 
+/** A trained part of the pipeline: the denoiser ('unet') or a condition source's module. */
+interface Component {
+  readonly name: string;
+  readonly module: Module & { configJson(): string };
+  readonly weightsName: string;
+  readonly ema: EMA | null;
+  /** Prefix of its parameters' names in the optimizer state ('' for the denoiser). */
+  readonly prefix: string;
+}
+
+/** The condition source a config trains: none, the dataset's classes, or its captions. */
+function conditionSourceFor(config: TrainConfig, dataset: Dataset): ConditionSource {
+  if (config.textCond) {
+    return createTextConditioning(
+      { dataset, encoderConfig: config.textEncoder ?? {}, maxTokens: config.maxTokens },
+      {
+        generator: new Generator(streamSeed(config.seed, 'text_encoder_init')),
+        hasNull: config.labelDropout > 0,
+      },
+    );
+  }
+  if (config.classCond) {
+    return classConditioning({
+      numClasses: dataset.numClasses!,
+      nullClassId: dataset.numClasses!,
+      ...(dataset.classNames ? { classNames: dataset.classNames } : {}),
+    });
+  }
+  return unconditional();
+}
+
 export class Trainer {
   readonly config: TrainConfig;
   readonly dataset: Dataset;
-  readonly model: UNet2DModel;
+  readonly model: AnyDiffusersModel & Denoiser;
+  /** What the denoiser is conditioned on; its modules train with the denoiser. */
+  readonly condition: ConditionSource;
   readonly optimizer: AdamW;
+  /** The EMA of the denoiser's weights. */
   readonly ema: EMA | null;
   readonly loader: DataLoaderType;
   readonly schedule: NoiseSchedule;
@@ -262,6 +363,7 @@ export class Trainer {
   elapsedBefore = 0;
   readonly #lr: LrSchedule;
   readonly #dropouts: Dropout[];
+  readonly #components: Component[];
 
   /**
    * A fresh trainer (initial weights from stream (seed, 'init')) for a resolved config. Parameters,
@@ -281,29 +383,42 @@ export class Trainer {
       generator: new Generator(streamSeed(s, 'init')),
       dropoutSeed: streamSeed(s, 'dropout') % 2 ** 32,
     });
-    if (!(model instanceof UNet2DModel))
-      throw new TrainConfigError('the model must be a UNet2DModel');
+    if (!('denoise' in model)) {
+      throw new TrainConfigError(`a ${model.className} is not a denoiser`);
+    }
     this.model = model;
-    this.#dropouts = model
-      .namedModules()
-      .map(([, m]) => m)
-      .filter((m): m is Dropout => m instanceof Dropout);
-    this.optimizer = new AdamW(model, {
-      lr: config.lr,
-      betas: config.adamBetas,
-      eps: config.adamEps,
-      weightDecay: config.weightDecay,
-    });
-    this.ema =
+    this.condition = conditionSourceFor(config, dataset);
+    const emaOf = (m: Module): EMA | null =>
       config.emaDecay === null
         ? null
-        : new EMA(model, {
+        : new EMA(m, {
             decay: config.emaDecay,
             warmup: config.emaWarmup,
             power: config.emaPower,
             invGamma: config.emaInvGamma,
             updateAfterStep: config.emaUpdateAfterStep,
           });
+    this.#components = [
+      { name: UNET_DIR, module: model, weightsName: WEIGHTS_NAME, ema: emaOf(model), prefix: '' },
+      ...this.condition.components.map((c) => ({
+        name: c.name,
+        module: c.module,
+        weightsName: c.weightsName,
+        ema: emaOf(c.module),
+        prefix: `${c.name}.`,
+      })),
+    ];
+    this.ema = this.#components[0]!.ema;
+    this.#dropouts = this.#components
+      .flatMap((c) => c.module.namedModules())
+      .map(([, m]) => m)
+      .filter((m): m is Dropout => m instanceof Dropout);
+    this.optimizer = new AdamW(this.#namedParameters(), {
+      lr: config.lr,
+      betas: config.adamBetas,
+      eps: config.adamEps,
+      weightDecay: config.weightDecay,
+    });
     this.loader = new DataLoader(dataset, {
       batchSize: config.batchSize,
       seed: streamSeed(s, 'data'),
@@ -327,6 +442,17 @@ export class Trainer {
     });
   }
 
+  /** Every trained parameter: the denoiser's under its own names, the others' prefixed. */
+  #namedParameters(): [string, Tensor][] {
+    return this.#components.flatMap((c) =>
+      c.module.namedParameters().map(([n, t]): [string, Tensor] => [c.prefix + n, t]),
+    );
+  }
+
+  #setTraining(mode: boolean): void {
+    for (const c of this.#components) c.module.train(mode);
+  }
+
   lrAt(step: number): number {
     return this.#lr(step);
   }
@@ -346,15 +472,7 @@ export class Trainer {
     const uT = rand([B], { seed: streamSeed(seed, 'timesteps', s), ...host });
     const timesteps = Array.from(uT.dataSync(), (u) => Math.min(T - 1, Math.floor(u * T)));
     uT.dispose();
-    let labels: number[] | null = null;
-    if (this.classes !== null) {
-      if (batch.labels === undefined) throw new Error(`${this.dataset.name}: batch without labels`);
-      const raw = Array.from(await batch.labels.data());
-      const uL = rand([B], { seed: streamSeed(seed, 'labels', s), ...host });
-      const u = uL.dataSync();
-      uL.dispose();
-      labels = raw.map((y, i) => (u[i]! < cfg.labelDropout ? this.classes!.nullClassId : y));
-    }
+    const values = await this.#conditionValues(batch, s);
     const x0 = batch.x;
     let out: { loss: Tensor; gradNorm: Tensor | null };
     try {
@@ -365,11 +483,8 @@ export class Trainer {
           backend: x0.backend,
         });
         const xt = addNoise(this.schedule, x0, noise, timesteps);
-        const classLabels =
-          labels === null
-            ? null
-            : tensor(Int32Array.from(labels), [B], { dtype: 'int32', backend: x0.backend });
-        const modelOutput = this.model.forward(xt, timesteps, { classLabels });
+        const cond = values === null ? {} : this.condition.encode(values, x0.backend);
+        const modelOutput = this.model.denoise(xt, timesteps, cond);
         const loss = trainingLoss(
           this.schedule,
           { x0, noise, timesteps, modelOutput, xt },
@@ -377,7 +492,7 @@ export class Trainer {
         );
         loss.backward();
         const gradNorm =
-          cfg.maxGradNorm === null ? null : clipGradNorm(this.model, cfg.maxGradNorm);
+          cfg.maxGradNorm === null ? null : clipGradNorm(this.#namedParameters(), cfg.maxGradNorm);
         return { loss: loss.detach(), gradNorm };
       });
     } finally {
@@ -396,13 +511,13 @@ export class Trainer {
     out.loss.dispose();
     out.gradNorm?.dispose();
     if (!Number.isFinite(loss) || (gradNorm !== null && !Number.isFinite(gradNorm))) {
-      this.model.zeroGrad();
+      this.optimizer.zeroGrad();
       if (!Number.isFinite(loss)) throw new NonFiniteError(s, 'the loss', loss);
       throw new NonFiniteError(s, 'the gradient norm', gradNorm!);
     }
     this.optimizer.step();
     this.optimizer.zeroGrad();
-    this.ema?.step(this.model);
+    for (const c of this.#components) c.ema?.step(c.module);
     this.step = s + 1;
     return {
       step: this.step,
@@ -414,6 +529,35 @@ export class Trainer {
     };
   }
 
+  /**
+   * The condition of each image of step s's batch (null for an unconditional model): its label
+   * or one of its captions (stream 'captions'), replaced by ∅ with probability p (stream 'labels').
+   */
+  async #conditionValues(batch: Batch, s: number): Promise<ConditionValue[] | null> {
+    if (this.condition.kind === 'none') return null;
+    const seed = this.config.seed;
+    const B = batch.indices.length;
+    const host = { dtype: 'float64' as const, backend: cpuBackend() };
+    let labels: number[] | null = null;
+    if (batch.labels !== undefined) labels = Array.from(await batch.labels.data());
+    if (this.condition.kind === 'class' && labels === null) {
+      throw new Error(`${this.dataset.name}: batch without labels`);
+    }
+    const draw = (purpose: 'labels' | 'captions'): Float64Array => {
+      const r = rand([B], { seed: streamSeed(seed, purpose, s), ...host });
+      const u = r.dataSync() as Float64Array;
+      r.dispose();
+      return u;
+    };
+    const drop = draw('labels');
+    const pick = this.condition.kind === 'text' ? draw('captions') : null;
+    return batch.indices.map((index, i) =>
+      drop[i]! < this.config.labelDropout
+        ? null
+        : this.condition.trainingValue({ index, label: labels?.[i] }, pick?.[i] ?? 0),
+    );
+  }
+
   /** What `sumi.json` says about the model. */
   modelInfo(trainArgs?: readonly string[]): ModelInfo {
     return {
@@ -421,6 +565,8 @@ export class Trainer {
       version: 1,
       imageSize: this.config.imageSize,
       channels: this.config.channels,
+      conditioning: this.condition.kind,
+      conditionDropout: this.condition.kind === 'none' ? 0 : this.config.labelDropout,
       numClasses: this.classes?.numClasses ?? null,
       nullClassId: this.classes?.nullClassId ?? null,
       ...(this.classes?.names ? { classNames: this.classes.names } : {}),
@@ -437,44 +583,42 @@ export class Trainer {
    * trainer_state.json comes last. Throws NonFiniteError when any weight is NaN or infinite.
    */
   async checkpointFiles(meta: CheckpointMeta = {}): Promise<CheckpointFile[]> {
-    const weights = await entriesOf(this.model.namedParameters());
-    const bad = firstNonFinite(weights);
-    if (bad !== null) throw new NonFiniteError(this.step - 1, `the weight '${bad}'`, NaN);
-    const config = new TextEncoder().encode(this.model.configJson());
-    const files: CheckpointFile[] = [
-      { path: join(UNET_DIR, 'config.json'), bytes: config },
-      {
-        path: join(UNET_DIR, WEIGHTS_NAME),
-        bytes: serializeSafetensors(weights, { format: 'pt' }),
-      },
-    ];
-    if (this.ema !== null) {
-      const sd = this.ema.stateDict();
-      const entries = await entriesOf(sd);
-      disposeAll(sd);
+    const files: CheckpointFile[] = [];
+    for (const c of this.#components) {
+      const weights = await entriesOf(c.module.namedParameters());
+      const bad = firstNonFinite(weights);
+      if (bad !== null) {
+        throw new NonFiniteError(this.step - 1, `the weight '${c.prefix}${bad}'`, NaN);
+      }
+      const config = new TextEncoder().encode(c.module.configJson());
       files.push(
-        { path: join(EMA_DIR, 'config.json'), bytes: config },
+        { path: join(c.name, 'config.json'), bytes: config },
         {
-          path: join(EMA_DIR, WEIGHTS_NAME),
-          bytes: serializeSafetensors(entries, { format: 'pt' }),
+          path: join(c.name, c.weightsName),
+          bytes: serializeSafetensors(weights, { format: 'pt' }),
         },
       );
+      if (c.ema !== null) {
+        const sd = c.ema.stateDict();
+        const entries = await entriesOf(sd);
+        disposeAll(sd);
+        files.push(
+          { path: join(`${c.name}_ema`, 'config.json'), bytes: config },
+          {
+            path: join(`${c.name}_ema`, c.weightsName),
+            bytes: serializeSafetensors(entries, { format: 'pt' }),
+          },
+        );
+      }
     }
     const opt = this.optimizer.stateDict();
     const optEntries = await entriesOf(opt);
     disposeAll(opt);
     files.push(
+      ...this.condition.files(),
       { path: OPTIMIZER_FILE, bytes: serializeSafetensors(optEntries, { format: 'pt' }) },
       { path: SCHEDULER_CONFIG, bytes: jsonBytes(this.config.scheduler) },
-      {
-        path: MODEL_INDEX,
-        bytes: jsonBytes({
-          _class_name: 'DDPMPipeline',
-          _diffusers_version: DIFFUSERS_VERSION,
-          scheduler: ['diffusers', 'DDPMScheduler'],
-          unet: ['diffusers', 'UNet2DModel'],
-        }),
-      },
+      { path: MODEL_INDEX, bytes: jsonBytes(pipelineIndex(this.model, this.condition)) },
       { path: SUMI_INFO, bytes: jsonBytes(this.modelInfo(meta.trainArgs)) },
       { path: TRAINER_STATE, bytes: jsonBytes(this.state(meta)) },
     );
@@ -503,7 +647,7 @@ export class Trainer {
       },
       classes: this.classes,
       elapsedSeconds: meta.elapsedSeconds ?? this.elapsedBefore,
-      backend: this.model.convIn.weight.backend.name,
+      backend: this.model.parameters()[0]!.backend.name,
       ...(meta.run !== undefined ? { run: meta.run } : {}),
       ...(meta.trainArgs !== undefined ? { trainArgs: meta.trainArgs } : {}),
     };
@@ -511,21 +655,22 @@ export class Trainer {
 
   /** Loads weights, EMA, optimizer state and step from a checkpoint directory of this config. */
   async loadCheckpoint(dir: string, state: TrainerState): Promise<void> {
-    const backend = this.model.convIn.weight.backend;
-    await loadModule(this.model, join(dir, UNET_DIR, WEIGHTS_NAME));
-    if (this.ema !== null) {
+    const backend = this.model.parameters()[0]!.backend;
+    for (const c of this.#components) {
+      await loadModule(c.module, join(dir, c.name, c.weightsName));
+      if (c.ema === null) continue;
       if (state.ema === null) throw new TrainConfigError(`${dir}: the checkpoint has no EMA state`);
-      const path = join(dir, EMA_DIR, WEIGHTS_NAME);
+      const path = join(dir, `${c.name}_ema`, c.weightsName);
       const sd = await loadTensors(path, { backend });
       try {
-        await this.ema.loadStateDict(sd, {
+        await c.ema.loadStateDict(sd, {
           optimizationStep: state.ema.optimizationStep,
           source: path,
         });
       } finally {
         disposeAll(sd);
       }
-      this.ema.curDecay = state.ema.decay;
+      c.ema.curDecay = state.ema.decay;
     }
     const optPath = join(dir, OPTIMIZER_FILE);
     const osd = await loadTensors(optPath, { backend });
@@ -545,31 +690,52 @@ export class Trainer {
    */
   previewImages(n: number, steps: number, sampler: string): Tensor {
     const scheduler = createSampler(sampler, this.config.scheduler);
-    const ema = this.ema;
-    if (ema !== null) {
-      ema.store(this.model);
-      ema.copyTo(this.model);
+    const withEma = this.#components.filter((c) => c.ema !== null);
+    for (const c of withEma) {
+      c.ema!.store(c.module);
+      c.ema!.copyTo(c.module);
     }
-    this.model.eval();
+    this.#setTraining(false);
+    const backend = this.model.parameters()[0]!.backend;
+    const { cond } = encodeConditions(this.condition, { values: this.previewValues(n) }, backend);
     try {
-      const k = this.classes?.numClasses;
       return generate(this.model, scheduler, {
         n,
         seed: streamSeed(this.config.seed, 'preview'),
         numInferenceSteps: steps,
-        classLabels: k === undefined ? null : Array.from({ length: n }, (_, i) => i % k),
+        cond,
       });
     } finally {
-      this.model.train();
-      if (ema !== null) ema.restore(this.model);
+      disposeConditioning(cond);
+      this.#setTraining(true);
+      for (const c of withEma) c.ema!.restore(c.module);
     }
+  }
+
+  /**
+   * The conditions of a preview grid: classes in turn, or the first caption of images spread
+   * over the dataset; nothing for an unconditional model.
+   */
+  previewValues(n: number): ConditionValue[] {
+    const kind = this.condition.kind;
+    const k = this.classes?.numClasses;
+    return Array.from({ length: n }, (_, i) => {
+      if (kind === 'class') return i % k!;
+      if (kind === 'text') {
+        const index = Math.floor((i * this.dataset.length) / n);
+        return this.condition.trainingValue({ index, label: this.dataset.get(index).label }, 0);
+      }
+      return null;
+    });
   }
 
   /** Frees parameters, optimizer and EMA state. */
   dispose(): void {
     this.optimizer.dispose();
-    this.ema?.dispose();
-    disposeAll(this.model.stateDict());
+    for (const c of this.#components) {
+      c.ema?.dispose();
+      disposeAll(c.module.stateDict());
+    }
   }
 }
 

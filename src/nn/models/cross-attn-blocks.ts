@@ -79,12 +79,18 @@ export class CrossAttnDownBlock2D extends Module implements DownBlock {
       ? this.child('downsamplers', new ModuleList([convDownsampler(o)]))
       : null;
   }
-  forward(hidden: Tensor, temb: Tensor | null, context?: Tensor | null): DownOutput {
+  forward(
+    hidden: Tensor,
+    temb: Tensor | null,
+    context?: Tensor | null,
+    contextBias?: Tensor | null,
+  ): DownOutput {
     const down = this.downsamplers?.at(0);
     return downPath(
       hidden,
       this.resnets.length,
-      (h, i) => this.attentions.at(i).forward(this.resnets.at(i).forward(h, temb), context),
+      (h, i) =>
+        this.attentions.at(i).forward(this.resnets.at(i).forward(h, temb), context, contextBias),
       down ? (h) => down.forward(h) : null,
     );
   }
@@ -113,11 +119,12 @@ export class CrossAttnUpBlock2D extends Module implements UpBlock {
     temb: Tensor | null,
     context?: Tensor | null,
     upsampleSize?: readonly [number, number] | null,
+    contextBias?: Tensor | null,
   ): Tensor {
     const rest = [...skips];
     let h = hidden;
     this.resnets.items.forEach((r, i) => {
-      h = this.attentions.at(i).forward(r.forward(joinSkip(h, rest), temb), context);
+      h = this.attentions.at(i).forward(r.forward(joinSkip(h, rest), temb), context, contextBias);
     });
     if (this.upsamplers) for (const u of this.upsamplers.items) h = u.forward(h, upsampleSize);
     return h;
@@ -145,10 +152,15 @@ export class UNetMidBlock2DCrossAttn extends Module {
     this.attentions = this.child('attentions', new ModuleList(attentions));
     this.resnets = this.child('resnets', new ModuleList(resnets));
   }
-  forward(hidden: Tensor, temb: Tensor | null, context?: Tensor | null): Tensor {
+  forward(
+    hidden: Tensor,
+    temb: Tensor | null,
+    context?: Tensor | null,
+    contextBias?: Tensor | null,
+  ): Tensor {
     let h = this.resnets.at(0).forward(hidden, temb);
     this.attentions.items.forEach((a, i) => {
-      h = this.resnets.at(i + 1).forward(a.forward(h, context), temb);
+      h = this.resnets.at(i + 1).forward(a.forward(h, context, contextBias), temb);
     });
     return h;
   }

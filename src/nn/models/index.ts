@@ -1,8 +1,12 @@
-/** diffusers-compatible models: UNet2DModel, UNet2DConditionModel, AutoencoderKL, VQModel. */
+/**
+ * diffusers-compatible models: UNet2DModel, UNet2DConditionModel, AutoencoderKL, VQModel, and
+ * the EncoderClassifierModel of classifier guidance.
+ */
 export * from './config.js';
 export * from './common.js';
 export * from './diffusers-model.js';
 export * from './embeddings.js';
+export * from './denoiser.js';
 export * from './resnet.js';
 export * from './unet-2d-blocks.js';
 export * from './transformer-2d.js';
@@ -12,4 +16,6 @@ export * from './unet-2d-condition.js';
 export * from './vae.js';
 export * from './autoencoder-kl.js';
 export * from './vq-model.js';
+export * from './classifier.js';
 export * from './io.js';
+export * from './clip-text.js';

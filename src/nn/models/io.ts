@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import type { Backend, FloatDType } from '../../engine/index.js';
 import { loadModule, saveModule } from '../state-io.js';
 import { AutoencoderKL } from './autoencoder-kl.js';
+import { EncoderClassifierModel } from './classifier.js';
 import type { ModelInitOptions } from './common.js';
 import { ConfigError } from './config.js';
 import { UNet2DConditionModel } from './unet-2d-condition.js';
@@ -18,7 +19,8 @@ import { VQModel } from './vq-model.js';
 export const CONFIG_NAME = 'config.json';
 export const WEIGHTS_NAME = 'diffusion_pytorch_model.safetensors';
 
-export type AnyDiffusersModel = UNet2DModel | UNet2DConditionModel | AutoencoderKL | VQModel;
+export type AnyDiffusersModel =
+  UNet2DModel | UNet2DConditionModel | AutoencoderKL | VQModel | EncoderClassifierModel;
 
 const constructors = {
   UNet2DModel: (c: Record<string, unknown>, o: ModelInitOptions) => new UNet2DModel(c, o),
@@ -26,6 +28,8 @@ const constructors = {
     new UNet2DConditionModel(c, o),
   AutoencoderKL: (c: Record<string, unknown>, o: ModelInitOptions) => new AutoencoderKL(c, o),
   VQModel: (c: Record<string, unknown>, o: ModelInitOptions) => new VQModel(c, o),
+  EncoderClassifierModel: (c: Record<string, unknown>, o: ModelInitOptions) =>
+    new EncoderClassifierModel(c, o),
 } as const;
 
 export type DiffusersModelClassName = keyof typeof constructors;
@@ -115,10 +119,15 @@ export async function loadModel(
 
 /** Writes text to a file atomically: a temporary file, fsynced, renamed over the target. */
 export async function writeTextAtomic(path: string, text: string): Promise<void> {
+  await writeFileAtomic(path, text);
+}
+
+/** Writes text (UTF-8) or bytes to a file atomically (see writeTextAtomic). */
+export async function writeFileAtomic(path: string, data: string | Uint8Array): Promise<void> {
   const tmp = `${path}.tmp-${process.pid}-${randomBytes(6).toString('hex')}`;
   const handle = await open(tmp, 'wx', 0o644);
   try {
-    await handle.writeFile(text, 'utf8');
+    await handle.writeFile(data);
     await handle.sync();
   } catch (e) {
     await handle.close();

@@ -99,12 +99,16 @@ export class BasicTransformerBlock extends Module {
     this.norm3 = this.child('norm3', new LayerNorm(o.dim, eps));
     this.ff = this.child('ff', new FeedForward(o.dim, { dropout: o.dropout ?? 0, ctx }));
   }
-  forward(x: Tensor, context?: Tensor | null): Tensor {
+  /** `contextBias`: the additive mask over the context's tokens (see Attention.forward). */
+  forward(x: Tensor, context?: Tensor | null, contextBias?: Tensor | null): Tensor {
+    const only = this.onlyCrossAttention;
     let h = add(
-      this.attn1.forward(this.norm1.forward(x), this.onlyCrossAttention ? context : null),
+      this.attn1.forward(this.norm1.forward(x), only ? context : null, only ? contextBias : null),
       x,
     );
-    if (this.attn2 && this.norm2) h = add(this.attn2.forward(this.norm2.forward(h), context), h);
+    if (this.attn2 && this.norm2) {
+      h = add(this.attn2.forward(this.norm2.forward(h), context, contextBias), h);
+    }
     return add(this.ff.forward(this.norm3.forward(h)), h);
   }
 }
@@ -161,7 +165,7 @@ export class Transformer2DModel extends Module {
     );
     this.projOut = this.child('proj_out', proj(inner, o.inChannels));
   }
-  forward(x: Tensor, context?: Tensor | null): Tensor {
+  forward(x: Tensor, context?: Tensor | null, contextBias?: Tensor | null): Tensor {
     const [b, , hgt, wid] = x.shape as [number, number, number, number];
     const toTokens = (t: Tensor) => reshape(permute(t, [0, 2, 3, 1]), [b, hgt * wid, -1]);
     const toMap = (t: Tensor) => permute(reshape(t, [b, hgt, wid, -1]), [0, 3, 1, 2]);
@@ -169,7 +173,7 @@ export class Transformer2DModel extends Module {
     h = this.useLinearProjection
       ? this.projIn.forward(toTokens(h))
       : toTokens(this.projIn.forward(h));
-    for (const blk of this.transformerBlocks.items) h = blk.forward(h, context);
+    for (const blk of this.transformerBlocks.items) h = blk.forward(h, context, contextBias);
     h = this.useLinearProjection ? toMap(this.projOut.forward(h)) : this.projOut.forward(toMap(h));
     return add(h, x);
   }

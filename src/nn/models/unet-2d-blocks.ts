@@ -79,7 +79,13 @@ export interface DownOutput {
 
 export interface DownBlock extends Module {
   readonly resnets: ModuleList<ResnetBlock2D>;
-  forward(hidden: Tensor, temb: Tensor | null, context?: Tensor | null): DownOutput;
+  /** `contextBias`: the additive mask over the context's tokens (cross-attention blocks). */
+  forward(
+    hidden: Tensor,
+    temb: Tensor | null,
+    context?: Tensor | null,
+    contextBias?: Tensor | null,
+  ): DownOutput;
 }
 
 export interface UpBlock extends Module {
@@ -91,6 +97,7 @@ export interface UpBlock extends Module {
     temb: Tensor | null,
     context?: Tensor | null,
     upsampleSize?: readonly [number, number] | null,
+    contextBias?: Tensor | null,
   ): Tensor;
 }
 

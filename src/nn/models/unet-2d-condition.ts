@@ -7,7 +7,7 @@
  * diffusers reads `attention_head_dim` as the number of heads here (its `num_attention_heads` must
  * stay unset): with attention_head_dim 8, every transformer has 8 heads of channels / 8.
  */
-import { add, cast, concat, mul, sub, tensor, type Tensor } from '../../engine/index.js';
+import { add, cast, concat, mul, reshape, sub, tensor, type Tensor } from '../../engine/index.js';
 import { Conv2d, Embedding, GroupNorm } from '../layers.js';
 import { ModuleList } from '../module.js';
 import {
@@ -42,6 +42,12 @@ import {
   UNetMidBlock2DCrossAttn,
 } from './cross-attn-blocks.js';
 import { DiffusersModel } from './diffusers-model.js';
+import {
+  type Conditioning,
+  type ConditioningInputs,
+  type Denoiser,
+  sampleShapeOf,
+} from './denoiser.js';
 import { TimestepEmbedding, type TimestepInput, Timesteps, timestepsTensor } from './embeddings.js';
 import type { TimeEmbeddingNorm } from './resnet.js';
 import {
@@ -273,9 +279,36 @@ export type UNet2DConditionModelInput = Partial<UNet2DConditionModelConfig> & {
 export interface UNet2DConditionForwardOptions {
   /** Class ids, one per sample, when the model has a class embedding (num_class_embeds). */
   classLabels?: Tensor | readonly number[] | null;
+  /** [B, L]: 1 for tokens of the encoder hidden states to attend to, 0 for padding. */
+  encoderAttentionMask?: Tensor | null;
 }
 
-export class UNet2DConditionModel extends DiffusersModel<UNet2DConditionModelConfig> {
+/**
+ * diffusers' encoder attention mask as an additive score bias: (1 − mask) · (−10⁴), shaped
+ * [B, 1, 1, L] to broadcast over heads and queries. Null without a mask.
+ */
+export function attentionMaskBias(mask: Tensor | null, states: Tensor | null): Tensor | null {
+  if (mask === null) return null;
+  if (states === null) {
+    throw new Error(
+      'UNet2DConditionModel: an encoder attention mask without encoder hidden states',
+    );
+  }
+  const [b, l] = states.shape as [number, number];
+  if (mask.rank !== 2 || mask.shape[0] !== b || mask.shape[1] !== l) {
+    throw new Error(
+      `UNet2DConditionModel: encoder attention mask [${mask.shape.join(', ')}] must be [${b}, ${l}] ` +
+        '(batch, tokens of the encoder hidden states)',
+    );
+  }
+  const m = cast(mask, states.dtype);
+  return reshape(mul(sub(1, m), -10000), [b, 1, 1, l]);
+}
+
+export class UNet2DConditionModel
+  extends DiffusersModel<UNet2DConditionModelConfig>
+  implements Denoiser
+{
   readonly convIn: Conv2d;
   readonly timeProj: Timesteps;
   readonly timeEmbedding: TimestepEmbedding;
@@ -499,15 +532,16 @@ export class UNet2DConditionModel extends DiffusersModel<UNet2DConditionModelCon
     const forwardUpsampleSize = h % factor !== 0 || w % factor !== 0;
     const x = this.config.center_input_sample ? sub(mul(sample, 2), 1) : sample;
     const emb = this.embed(timestep, b, opts.classLabels);
+    const bias = attentionMaskBias(opts.encoderAttentionMask ?? null, encoderHiddenStates);
     let hdn = this.convIn.forward(x);
     const skips: Tensor[] = [hdn];
     for (const blk of this.downBlocks.items) {
-      const out = blk.forward(hdn, emb, encoderHiddenStates);
+      const out = blk.forward(hdn, emb, encoderHiddenStates, bias);
       hdn = out.hidden;
       skips.push(...out.skips);
     }
     if (this.midBlock instanceof UNetMidBlock2DCrossAttn) {
-      hdn = this.midBlock.forward(hdn, emb, encoderHiddenStates);
+      hdn = this.midBlock.forward(hdn, emb, encoderHiddenStates, bias);
     } else if (this.midBlock) {
       hdn = this.midBlock.forward(hdn, emb);
     }
@@ -519,9 +553,29 @@ export class UNet2DConditionModel extends DiffusersModel<UNet2DConditionModelCon
         forwardUpsampleSize && i < this.upBlocks.length - 1 && next
           ? [next.shape[2]!, next.shape[3]!]
           : null;
-      hdn = blk.forward(hdn, mine, emb, encoderHiddenStates, size);
+      hdn = blk.forward(hdn, mine, emb, encoderHiddenStates, size, bias);
     });
     hdn = getActivation(this.config.act_fn)(this.convNormOut.forward(hdn));
     return this.convOut.forward(hdn);
+  }
+
+  get sampleShape(): readonly [number, number, number] {
+    return sampleShapeOf(this.config);
+  }
+
+  get conditioningInputs(): ConditioningInputs {
+    const d = this.config.cross_attention_dim;
+    return {
+      numClassEmbeds: this.classEmbedding === null ? null : this.config.num_class_embeds,
+      crossAttentionDim: this.#crossAttention() ? (typeof d === 'number' ? d : d[0]!) : null,
+    };
+  }
+
+  /** The Denoiser call: class labels and/or encoder hidden states (+ their mask). */
+  denoise(sample: Tensor, timestep: TimestepInput, cond: Conditioning = {}): Tensor {
+    return this.forward(sample, timestep, cond.encoderHiddenStates ?? null, {
+      classLabels: cond.classLabels ?? null,
+      encoderAttentionMask: cond.encoderAttentionMask ?? null,
+    });
   }
 }

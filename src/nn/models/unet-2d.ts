@@ -27,6 +27,12 @@ import {
   either,
 } from './config.js';
 import { DiffusersModel } from './diffusers-model.js';
+import {
+  type Conditioning,
+  type ConditioningInputs,
+  type Denoiser,
+  sampleShapeOf,
+} from './denoiser.js';
 import { TimestepEmbedding, type TimestepInput, Timesteps, timestepsTensor } from './embeddings.js';
 import { groupNormAct, type TimeEmbeddingNorm } from './resnet.js';
 import {
@@ -193,7 +199,7 @@ function resnetSettings(
   };
 }
 
-export class UNet2DModel extends DiffusersModel<UNet2DModelConfig> {
+export class UNet2DModel extends DiffusersModel<UNet2DModelConfig> implements Denoiser {
   readonly convIn: Conv2d;
   readonly timeProj: Timesteps;
   readonly timeEmbedding: TimestepEmbedding;
@@ -367,5 +373,24 @@ export class UNet2DModel extends DiffusersModel<UNet2DModelConfig> {
       hdn = blk.forward(hdn, skips.splice(skips.length - n, n), emb);
     }
     return this.convOut.forward(groupNormAct(this.convNormOut, silu, hdn));
+  }
+
+  get sampleShape(): readonly [number, number, number] {
+    return sampleShapeOf(this.config);
+  }
+
+  get conditioningInputs(): ConditioningInputs {
+    return {
+      numClassEmbeds: this.classEmbedding === null ? null : this.config.num_class_embeds,
+      crossAttentionDim: null,
+    };
+  }
+
+  /** The Denoiser call: class labels only (a UNet2DModel has no cross-attention). */
+  denoise(sample: Tensor, timestep: TimestepInput, cond: Conditioning = {}): Tensor {
+    if ((cond.encoderHiddenStates ?? null) !== null) {
+      throw new Error('UNet2DModel: has no cross-attention; encoder hidden states given');
+    }
+    return this.forward(sample, timestep, { classLabels: cond.classLabels ?? null });
   }
 }

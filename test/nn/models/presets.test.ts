@@ -26,6 +26,7 @@ const COUNTS: Record<string, number> = {
   'ddpm-cifar10': 35_746_307,
   'mnist-small': 1_112_801,
   'mnist-small-class': 1_114_209,
+  'mnist-text': 1_411_553,
   'mnist-tiny': 686_769,
   'latent-small': 1_164_836,
   'vae-small': 954_567,

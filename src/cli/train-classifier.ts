@@ -1,0 +1,501 @@
+/**
+ * `sumi train-classifier`: trains the classifier of classifier guidance (noise-aware, on x_t of
+ * a diffusion model's schedule) or of the evaluation metrics (clean images), with checkpoints
+ * that resume bit for bit and a held-out accuracy.
+ */
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+import { type Dataset, ImageFileDataset, loadDataset } from '../data/index.js';
+import {
+  type ClassifierConfigInput,
+  type ClassifierRunSettings,
+  type ClassifierTrainConfig,
+  ClassifierTrainer,
+  configDifferences,
+  defaultClassifierRunSettings,
+  exportClassifier,
+  findCheckpoint,
+  type HeldOutResult,
+  readClassifierTrainerState,
+  resolveClassifierConfig,
+  resolveModelDir,
+  runClassifierTraining,
+} from '../diffusion/index.js';
+import {
+  type Args,
+  CliError,
+  type CommandSpec,
+  type OptionSpec,
+  shellQuote,
+  UsageError,
+} from './args.js';
+import { BACKEND_HELP, defineCommand, EXIT, formatDuration, selectBackend } from './common.js';
+import { ProgressReporter } from './progress.js';
+import { recordedArgs } from './train.js';
+
+type Key = keyof ClassifierTrainConfig | keyof ClassifierRunSettings;
+
+/** Options that set a config or run-settings key directly (0 means "off" for the nullable one). */
+const KEYED: readonly (OptionSpec & { key: Key; zeroIsNull?: boolean })[] = [
+  { name: 'steps', kind: 'int', key: 'steps', help: 'total optimizer steps', default: '2000' },
+  { name: 'batch', kind: 'int', arg: 'B', key: 'batchSize', help: 'batch size', default: '64' },
+  {
+    name: 'lr',
+    kind: 'number',
+    arg: 'LR',
+    key: 'lr',
+    help: 'peak learning rate (AdamW)',
+    default: '1e-3',
+  },
+  {
+    name: 'lr-schedule',
+    kind: 'string',
+    arg: 'NAME',
+    key: 'lrSchedule',
+    choices: ['cosine', 'constant', 'constant_with_warmup', 'linear'],
+    help: 'learning-rate schedule: cosine, constant, constant_with_warmup, linear',
+    default: 'cosine',
+  },
+  { name: 'warmup', kind: 'int', key: 'warmupSteps', help: 'linear warmup steps', default: '100' },
+  {
+    name: 'min-lr',
+    kind: 'number',
+    arg: 'LR',
+    key: 'minLr',
+    help: 'floor of the decay',
+    default: '0',
+  },
+  {
+    name: 'weight-decay',
+    kind: 'number',
+    arg: 'W',
+    key: 'weightDecay',
+    help: 'AdamW weight decay',
+    default: '0.05',
+  },
+  {
+    name: 'grad-clip',
+    kind: 'number',
+    arg: 'G',
+    key: 'maxGradNorm',
+    zeroIsNull: true,
+    help: 'clip the global gradient norm at G (0: off)',
+    default: '1',
+  },
+  {
+    name: 'label-smoothing',
+    kind: 'number',
+    arg: 'L',
+    key: 'labelSmoothing',
+    help: 'label smoothing λ of the cross-entropy',
+    default: '0',
+  },
+  {
+    name: 'shift',
+    kind: 'int',
+    arg: 'PX',
+    key: 'shift',
+    help: 'random translations of up to PX pixels (augmentation)',
+    default: '0',
+  },
+  { name: 'flip', kind: 'flag', key: 'flip', help: 'random horizontal flips' },
+  {
+    name: 'holdout',
+    kind: 'number',
+    arg: 'F',
+    key: 'holdout',
+    help: 'keep a fraction F of every class out of training and report its accuracy',
+    default: '0',
+  },
+  {
+    name: 'seed',
+    kind: 'int',
+    arg: 'S',
+    key: 'seed',
+    help: 'seed of every random stream',
+    default: '0',
+  },
+  {
+    name: 'save-every',
+    kind: 'int',
+    key: 'saveEvery',
+    help: 'checkpoint every N steps (0: only at the end)',
+    default: '500',
+  },
+  {
+    name: 'eval-every',
+    kind: 'int',
+    key: 'evalEvery',
+    help: 'held-out accuracy every N steps (0: only at the end)',
+    default: '0',
+  },
+  {
+    name: 'log-every',
+    kind: 'int',
+    key: 'logEvery',
+    help: 'metrics line every N steps',
+    default: '50',
+  },
+];
+
+const RUN_KEYS: readonly Key[] = ['saveEvery', 'evalEvery', 'logEvery'];
+
+export const trainClassifierSpec: CommandSpec = {
+  name: 'train-classifier',
+  summary: 'Train an image classifier p(y | x_t, t) for classifier guidance or evaluation.',
+  usage:
+    'sumi train-classifier --data <dataset> --out <dir> [--noise-aware | --clean] [--schedule-from <model>] [options]',
+  options: [
+    {
+      name: 'data',
+      kind: 'string',
+      arg: 'D',
+      help: 'mnist, fashion-mnist, or a folder of labelled images',
+    },
+    {
+      name: 'out',
+      kind: 'string',
+      arg: 'DIR',
+      help: 'output: checkpoint/ (classifier/, sumi.json, ...), metrics.jsonl',
+    },
+    {
+      name: 'noise-aware',
+      kind: 'flag',
+      help: 'train on noisy x_t, t ~ U{0..T-1} (for guidance; the default)',
+    },
+    { name: 'clean', kind: 'flag', help: 'train on clean images (t = 0), for evaluation' },
+    {
+      name: 'schedule-from',
+      kind: 'string',
+      arg: 'MODEL',
+      help: "a diffusion model folder: its noise schedule, image size and channels (default: DDPMScheduler's schedule)",
+    },
+    {
+      name: 'config',
+      kind: 'string',
+      arg: 'FILE',
+      help: 'EncoderClassifierModel config keys (JSON) over the built-in small classifier',
+    },
+    { name: 'image-size', kind: 'int', arg: 'S', help: 'resize images to S×S' },
+    { name: 'channels', kind: 'int', arg: 'C', help: '1 or 3' },
+    {
+      name: 'eval-t',
+      kind: 'string',
+      arg: 'T,..',
+      help: 'timesteps of the held-out accuracy (default 0,T/4,T/2,3T/4; clean: 0)',
+    },
+    ...KEYED,
+    { name: 'resume', kind: 'flag', help: 'continue the checkpoint in --out up to --steps' },
+    {
+      name: 'stop-at',
+      kind: 'int',
+      arg: 'K',
+      help: "stop (with a checkpoint) after step K, keeping --steps' schedule",
+    },
+    {
+      name: 'export',
+      kind: 'string',
+      arg: 'DIR',
+      help: 'when done, write a sample-ready copy to DIR',
+    },
+    {
+      name: 'export-dtype',
+      kind: 'string',
+      arg: 'T',
+      choices: ['f32', 'f16'],
+      help: 'storage of the exported weights',
+      default: 'f32',
+    },
+    { name: 'backend', kind: 'string', arg: 'B', help: BACKEND_HELP, default: 'cpu' },
+    { name: 'quiet', kind: 'flag', help: 'no progress output' },
+  ],
+  notes: [
+    'Guidance loads <out>/checkpoint (or an --export folder): classifier/ (config.json + weights),\n' +
+      'scheduler/ (noise-aware) and sumi.json (classes, image size, held-out accuracy, the command).',
+    'With --resume the settings come from the checkpoint; options that would change them are\n' +
+      'refused (except --steps and the reporting options). N steps in one go and N/2 then --resume\n' +
+      'give bit-identical weights on the same backend.',
+  ],
+};
+
+function message(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}
+
+/** Runs fn; any error it throws is a mistake in the input (exit code 2). */
+function asUsage<T>(fn: () => T): T {
+  try {
+    return fn();
+  } catch (e) {
+    throw e instanceof UsageError ? e : new UsageError(message(e));
+  }
+}
+
+function optionValues(args: Args): Partial<Record<Key, unknown>> {
+  const out: Partial<Record<Key, unknown>> = {};
+  for (const o of KEYED) {
+    if (!args.has(o.name)) continue;
+    const v =
+      o.kind === 'flag'
+        ? args.flag(o.name)
+        : o.kind === 'string'
+          ? args.str(o.name)
+          : args.num(o.name);
+    out[o.key] = o.zeroIsNull === true && v === 0 ? null : v;
+  }
+  const evalT = args.str('eval-t');
+  if (evalT !== undefined) {
+    const ts = evalT.split(',').map((s) => Number(s.trim()));
+    if (ts.some((t) => !Number.isInteger(t) || t < 0)) {
+      throw new UsageError(`--eval-t expects comma-separated timesteps, got '${evalT}'`);
+    }
+    out.evalTimesteps = ts;
+  }
+  const clean = args.flag('clean') === true;
+  if (clean && args.flag('noise-aware') === true) {
+    throw new UsageError('give --noise-aware or --clean, not both');
+  }
+  if (args.has('clean') || args.has('noise-aware'))
+    out.noiseAware = !clean && args.flag('noise-aware') !== false;
+  return out;
+}
+
+function splitRun(values: Partial<Record<Key, unknown>>): {
+  config: Record<string, unknown>;
+  run: Partial<ClassifierRunSettings>;
+} {
+  const config: Record<string, unknown> = {};
+  const run: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(values))
+    ((RUN_KEYS as readonly string[]).includes(k) ? run : config)[k] = v;
+  return { config, run };
+}
+
+function readJsonFile(path: string, what: string): Record<string, unknown> {
+  let json: unknown;
+  try {
+    json = JSON.parse(readFileSync(path, 'utf8'));
+  } catch (e) {
+    throw new UsageError(`${what} ${path}: ${message(e)}`);
+  }
+  if (json === null || typeof json !== 'object' || Array.isArray(json)) {
+    throw new UsageError(`${what} ${path}: expected a JSON object`);
+  }
+  return json as Record<string, unknown>;
+}
+
+/** The schedule, image size and channels of a diffusion model folder. */
+async function scheduleFrom(dir: string): Promise<{
+  scheduler: Record<string, unknown>;
+  size?: number;
+  channels?: 1 | 3;
+  note: string | null;
+}> {
+  const layout = await resolveModelDir(dir).catch((e: unknown) => {
+    throw new UsageError(`--schedule-from: ${message(e)}`);
+  });
+  const unet = readJsonFile(join(layout.unetDir, 'config.json'), '--schedule-from');
+  const size = typeof unet.sample_size === 'number' ? unet.sample_size : undefined;
+  const ch = unet.in_channels === 1 || unet.in_channels === 3 ? unet.in_channels : undefined;
+  if (layout.schedulerConfigPath === null) {
+    return {
+      scheduler: {},
+      size,
+      channels: ch,
+      note: `note: ${dir} has no scheduler config; using DDPMScheduler's defaults`,
+    };
+  }
+  return {
+    scheduler: readJsonFile(layout.schedulerConfigPath, '--schedule-from'),
+    size,
+    channels: ch,
+    note: null,
+  };
+}
+
+function loadData(spec: string, size: number | undefined, channels: 1 | 3 | undefined): Dataset {
+  return asUsage(() => {
+    const ds = loadDataset(spec, { size, channels });
+    if (ds instanceof ImageFileDataset) ds.preload();
+    return ds;
+  });
+}
+
+function formatHeldOut(r: HeldOutResult): string {
+  const scores = r.scores.map((s) => `t=${s.t} ${(100 * s.accuracy).toFixed(2)}%`).join(', ');
+  return `held-out accuracy (${r.count} images, step ${r.step}): ${scores}`;
+}
+
+async function trainClassifier(args: Args, argv: readonly string[]): Promise<number> {
+  const out = args.str('out');
+  if (out === undefined) throw new UsageError('--out <dir> is required');
+  const stopAt = args.num('stop-at');
+  const exportDir = args.str('export');
+  if (exportDir !== undefined && existsSync(exportDir) && readdirSync(exportDir).length > 0) {
+    throw new UsageError(`--export: ${exportDir} is not empty`);
+  }
+  const given = optionValues(args);
+  const { config: flags, run: runFlags } = splitRun(given);
+  const existing = await findCheckpoint(out);
+  const notes: string[] = [];
+  let config: ClassifierTrainConfig;
+  let dataset: Dataset;
+  let run: ClassifierRunSettings;
+  let trainArgs: string[];
+  let state = null;
+
+  if (existing !== null && args.flag('resume') !== true) {
+    throw new UsageError(
+      `${out} already holds a checkpoint; pass --resume to continue it or choose another --out`,
+    );
+  }
+  if (existing !== null) {
+    for (const o of ['data', 'config', 'schedule-from', 'image-size', 'channels']) {
+      if (args.has(o)) throw new UsageError(`--resume takes --${o} from the checkpoint; drop it`);
+    }
+    state = await readClassifierTrainerState(existing).catch((e: unknown) => {
+      throw new UsageError(message(e));
+    });
+    const stored = state.config;
+    const wanted = { ...flags };
+    delete wanted.steps;
+    const problems = configDifferences(stored as unknown as Record<string, unknown>, wanted);
+    if (problems.length > 0) {
+      throw new UsageError(
+        `--resume continues under the checkpoint's settings; these differ: ${problems.join('; ')}`,
+      );
+    }
+    const steps = typeof flags.steps === 'number' ? flags.steps : stored.steps;
+    if (
+      steps !== stored.steps &&
+      stored.lrSchedule !== 'constant' &&
+      stored.lrSchedule !== 'constant_with_warmup'
+    ) {
+      notes.push(
+        `note: --steps changed from ${stored.steps} to ${steps}; the ${stored.lrSchedule} schedule now spans ${steps} steps`,
+      );
+    }
+    config = { ...stored, steps };
+    dataset = loadData(config.data, config.imageSize, config.channels);
+    if (dataset.name !== state.data.name || dataset.length !== state.data.length) {
+      throw new CliError(
+        `the checkpoint was trained on ${state.data.name} (${state.data.length} images); ${config.data} now gives ${dataset.name} (${dataset.length} images)`,
+      );
+    }
+    run = { ...defaultClassifierRunSettings, ...state.run, ...runFlags };
+    trainArgs = recordedArgs(state.trainArgs ?? withoutExport(argv), steps);
+    notes.push(`resuming ${existing} at step ${state.step} of ${steps}`);
+  } else {
+    if (args.flag('resume') === true) notes.push(`no checkpoint in ${out}; starting from step 0`);
+    const data = args.str('data');
+    if (data === undefined) throw new UsageError('--data is required');
+    const noiseAware = given.noiseAware !== false;
+    const from = args.str('schedule-from');
+    if (from !== undefined && !noiseAware) {
+      throw new UsageError(
+        '--schedule-from gives the noise schedule of noise-aware training; drop it with --clean',
+      );
+    }
+    const sched = from === undefined ? null : await scheduleFrom(from);
+    if (sched?.note) notes.push(sched.note);
+    const channels = args.num('channels') ?? sched?.channels;
+    if (channels !== undefined && channels !== 1 && channels !== 3) {
+      throw new UsageError(`--channels must be 1 or 3, got ${channels}`);
+    }
+    const cfgPath = args.str('config');
+    const input: ClassifierConfigInput = {
+      model: cfgPath === undefined ? {} : readJsonFile(cfgPath, '--config'),
+      scheduler: sched?.scheduler ?? {},
+      train: { ...(flags as Partial<ClassifierTrainConfig>), data, noiseAware },
+    };
+    dataset = loadData(data, args.num('image-size') ?? sched?.size, channels);
+    config = asUsage(() => resolveClassifierConfig(input, dataset));
+    run = { ...defaultClassifierRunSettings, ...runFlags };
+    trainArgs = recordedArgs(withoutExport(argv), config.steps);
+  }
+  if (stopAt !== undefined && (stopAt < 1 || stopAt > config.steps)) {
+    throw new UsageError(`--stop-at must be in 1..${config.steps}`);
+  }
+
+  const backend = await selectBackend(args.str('backend'));
+  const trainer = asUsage(() => new ClassifierTrainer(config, dataset));
+  const quiet = args.flag('quiet') === true;
+  const progress = new ProgressReporter({ every: run.logEvery });
+  const say = (line: string): void => {
+    if (!quiet) progress.message(line);
+  };
+  const controller = new AbortController();
+  let interrupts = 0;
+  const onSigint = (): void => {
+    interrupts++;
+    if (interrupts > 1) process.exit(EXIT.interrupted);
+    say('interrupted: saving a checkpoint after this step (Ctrl-C again to quit now)');
+    controller.abort();
+  };
+  process.on('SIGINT', onSigint);
+  try {
+    if (state !== null) await trainer.loadCheckpoint(existing!, state);
+    for (const n of notes) say(n);
+    const end = stopAt ?? config.steps;
+    if (trainer.step >= end) {
+      console.log(`${out}: already at step ${trainer.step} of ${end}; nothing to train`);
+    } else {
+      say(
+        `training a ${config.noiseAware ? 'noise-aware' : 'clean'} classifier of ` +
+          `${trainer.model.numParameters().toLocaleString('en-US')} parameters on ${dataset.name} ` +
+          `(${trainer.trainSet.length} images for training, ${trainer.heldOutSet?.length ?? 0} held out, ` +
+          `${config.numClasses} classes, ${config.channels}x${config.imageSize}x${config.imageSize}) on ` +
+          `${backend.name}: batch ${config.batchSize}, lr ${config.lr}`,
+      );
+      const t0 = performance.now();
+      const result = await runClassifierTraining(trainer, {
+        outDir: out,
+        settings: run,
+        stopAt,
+        signal: controller.signal,
+        trainArgs,
+        command: ['sumi', 'train-classifier', ...trainArgs].map(shellQuote).join(' '),
+        onProgress: quiet ? undefined : (p) => progress.update({ ...p, emaDecay: null }, end),
+        onEval: (r) => say(formatHeldOut(r)),
+        onCheckpoint: (c) =>
+          say(`checkpoint: step ${c.step} -> ${c.dir} (${c.seconds.toFixed(2)}s)`),
+      });
+      progress.finish();
+      const secs = (performance.now() - t0) / 1000;
+      console.log(
+        `${result.reason === 'aborted' ? 'interrupted' : 'trained'} to step ${result.step}/${config.steps} ` +
+          `in ${formatDuration(secs)}; checkpoint ${result.checkpoint ?? '(none)'}`,
+      );
+      if (result.reason === 'aborted') return EXIT.interrupted;
+    }
+    if (exportDir !== undefined) {
+      const dtype = args.str('export-dtype') === 'f16' ? 'F16' : 'F32';
+      await exportClassifier(out, exportDir, { dtype });
+      console.log(`${exportDir}: the classifier of ${out} (${dtype} weights)`);
+    }
+    return EXIT.ok;
+  } finally {
+    progress.finish();
+    process.off('SIGINT', onSigint);
+    trainer.dispose();
+  }
+}
+
+/** argv without the export options (they are not part of how the classifier was trained). */
+function withoutExport(argv: readonly string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const name = argv[i]!.split('=')[0]!;
+    if (name === '--export' || name === '--export-dtype') {
+      if (!argv[i]!.includes('=')) i++;
+      continue;
+    }
+    out.push(argv[i]!);
+  }
+  return out;
+}
+
+export const trainClassifierCommand = defineCommand(trainClassifierSpec, (args) =>
+  trainClassifier(args, args.parsed.argv),
+);

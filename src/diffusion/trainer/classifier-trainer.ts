@@ -1,0 +1,589 @@
+/**
+ * Training the classifier p_φ(y | x_t, t) of classifier guidance (Dhariwal & Nichol 2021, §4.1)
+ * and of the evaluation metrics, with the diffusion trainer's machinery: counter-based random
+ * streams, the DataLoader, AdamW with a warmup + decay schedule, atomic checkpoints that resume
+ * bit for bit.
+ *
+ * Step s:  (x_0, y) = batch s of the DataLoader over the training split;
+ *          x_0 shifted by (dy_b, dx_b) ~ U{−m..m}² from stream (seed, 'augment', s) (edges repeat);
+ *          noise-aware: t_b = ⌊u_b T⌋ with u from stream (seed, 'timesteps', s), ε from stream
+ *          (seed, 'noise', s), x_t = √ᾱ_t x_0 + √(1 − ᾱ_t) ε on the diffusion model's DDPM schedule;
+ *          clean: t = 0 and x = x_0;
+ *          loss = −(1/B) Σ_b Σ_k q_bk log softmax(f_φ(x_t, t))_bk, q = (1 − λ) onehot(y) + λ/K
+ *          (label smoothing λ); backward; clip the global gradient norm; AdamW at lr(s).
+ *
+ * The held-out split keeps round(F · n_c) images of every class c (at least one when F > 0) out of
+ * training, chosen by stream (seed, 'holdout'); its accuracy is measured at each of `evalTimesteps`
+ * with fixed noise from stream (seed, 'eval', batch).
+ */
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+
+import {
+  add,
+  cpuBackend,
+  Generator,
+  logSoftmax,
+  mul,
+  noGrad,
+  oneHot,
+  rand,
+  randn,
+  sum,
+  type Tensor,
+  tensor,
+  tidy,
+} from '../../engine/index.js';
+import {
+  AdamW,
+  clipGradNorm,
+  disposeAll,
+  Dropout,
+  firstNonFinite,
+  getLrSchedule,
+  loadModule,
+  loadTensors,
+  type LrSchedule,
+  serializeSafetensors,
+  tensorsToWrite,
+} from '../../nn/index.js';
+import { EncoderClassifierModel, WEIGHTS_NAME } from '../../nn/models/index.js';
+import { type Dataset, DataLoader, subsetDataset } from '../../data/index.js';
+import { addNoise } from '../forward.js';
+import { createScheduler } from '../samplers/index.js';
+import { makeSchedule, type NoiseSchedule } from '../schedule.js';
+import {
+  type CheckpointFile,
+  jsonBytes,
+  OPTIMIZER_FILE,
+  SCHEDULER_CONFIG,
+  SUMI_INFO,
+  TRAINER_STATE,
+} from './checkpoint.js';
+import {
+  CLASSIFIER_DIR,
+  type ClassifierRunSettings,
+  type ClassifierTrainConfig,
+} from './classifier-config.js';
+import { TrainConfigError } from './config.js';
+import { dropoutOffset, streamSeed } from './streams.js';
+import { NonFiniteError } from './trainer.js';
+
+/**
+ * Splits a labelled dataset into training and held-out indices (each ascending): of the n_c
+ * images of class c, round(fraction · n_c), at least one when fraction > 0 and n_c > 1, chosen
+ * uniformly by a Fisher–Yates shuffle from stream (seed, 'holdout').
+ */
+export function holdoutSplit(
+  dataset: Dataset,
+  fraction: number,
+  seed: number,
+): { train: number[]; heldOut: number[] } {
+  const all = Array.from({ length: dataset.length }, (_, i) => i);
+  if (fraction === 0) return { train: all, heldOut: [] };
+  const byClass = new Map<number, number[]>();
+  for (const i of all) {
+    const y = dataset.get(i).label;
+    if (y === undefined) throw new TrainConfigError(`${dataset.name}: sample ${i} has no label`);
+    let list = byClass.get(y);
+    if (list === undefined) byClass.set(y, (list = []));
+    list.push(i);
+  }
+  const u = rand([dataset.length], {
+    seed: streamSeed(seed, 'holdout'),
+    dtype: 'float64',
+    backend: cpuBackend(),
+  });
+  const uniforms = u.dataSync();
+  u.dispose();
+  const held = new Set<number>();
+  let at = 0;
+  for (const y of [...byClass.keys()].sort((a, b) => a - b)) {
+    const idx = byClass.get(y)!;
+    const n = idx.length;
+    const take = n < 2 ? 0 : Math.min(n - 1, Math.max(1, Math.round(fraction * n)));
+    for (let i = n - 1; i > 0; i--) {
+      const j = Math.min(i, Math.floor(uniforms[at++]! * (i + 1)));
+      [idx[i], idx[j]] = [idx[j]!, idx[i]!];
+    }
+    for (let k = 0; k < take; k++) held.add(idx[k]!);
+  }
+  return { train: all.filter((i) => !held.has(i)), heldOut: all.filter((i) => held.has(i)) };
+}
+
+/**
+ * Translates each image of x [B, C, H, W] by (dy_b, dx_b) pixels, repeating the edge pixels:
+ * out[b, c, i, j] = x[b, c, clamp(i − dy_b), clamp(j − dx_b)].
+ */
+export function translateImages(
+  x: Float32Array,
+  shape: readonly [number, number, number, number],
+  shifts: ArrayLike<number>,
+): Float32Array {
+  const [B, C, H, W] = shape;
+  const out = new Float32Array(x.length);
+  const clampTo = (v: number, n: number): number => Math.min(n - 1, Math.max(0, v));
+  for (let b = 0; b < B; b++) {
+    const dy = shifts[2 * b]!;
+    const dx = shifts[2 * b + 1]!;
+    for (let c = 0; c < C; c++) {
+      const plane = (b * C + c) * H * W;
+      for (let i = 0; i < H; i++) {
+        const src = plane + clampTo(i - dy, H) * W;
+        const dst = plane + i * W;
+        for (let j = 0; j < W; j++) out[dst + j] = x[src + clampTo(j - dx, W)]!;
+      }
+    }
+  }
+  return out;
+}
+
+/**
+ * Cross-entropy with label smoothing λ, averaged over the batch: −(1/B) Σ_b Σ_k q_bk log p_bk,
+ * p = softmax(logits), q = (1 − λ) onehot(y) + λ/K.
+ */
+export function crossEntropy(logits: Tensor, labels: Tensor, labelSmoothing = 0): Tensor {
+  const [B, K] = logits.shape as [number, number];
+  const dtype = logits.dtype === 'float64' ? 'float64' : 'float32';
+  const target = add(mul(oneHot(labels, K, dtype), 1 - labelSmoothing), labelSmoothing / K);
+  return mul(sum(mul(target, logSoftmax(logits, -1))), -1 / B);
+}
+
+export interface ClassifierStepStats {
+  /** Steps completed. */
+  step: number;
+  loss: number;
+  /** Fraction of the batch classified right (before the update). */
+  accuracy: number;
+  gradNorm: number | null;
+  lr: number;
+  epoch: number;
+}
+
+/** Accuracy and mean cross-entropy of the held-out images at one timestep. */
+export interface HeldOutScore {
+  t: number;
+  accuracy: number;
+  loss: number;
+}
+
+export interface HeldOutResult {
+  /** Training steps of the weights measured. */
+  step: number;
+  count: number;
+  scores: HeldOutScore[];
+}
+
+/** `sumi.json` of a classifier folder. */
+export interface ClassifierInfo {
+  format: 'sumi-classifier';
+  version: 1;
+  imageSize: number;
+  channels: number;
+  numClasses: number;
+  classNames?: string[];
+  /** Trained on noisy x_t (for guidance) or on clean images (for evaluation). */
+  noiseAware: boolean;
+  /** T of the schedule a noise-aware classifier was trained on. */
+  numTrainTimesteps: number | null;
+  data: string;
+  step: number;
+  parameters: number;
+  heldOut: (HeldOutResult & { fraction: number }) | null;
+  /** Seconds of training. */
+  seconds?: number;
+  command?: string;
+  trainArgs?: string[];
+}
+
+/** What `trainer_state.json` of a classifier checkpoint holds. */
+export interface ClassifierTrainerState {
+  format: 'sumi-classifier-trainer-state';
+  version: 1;
+  step: number;
+  config: ClassifierTrainConfig;
+  rng: { generator: 'philox4x32-10'; seed: number; nextStep: number };
+  data: {
+    name: string;
+    length: number;
+    trainLength: number;
+    heldOutLength: number;
+    stepsPerEpoch: number;
+    epoch: number;
+    position: number;
+  };
+  heldOut: HeldOutResult | null;
+  elapsedSeconds: number;
+  backend: string;
+  run?: ClassifierRunSettings;
+  trainArgs?: string[];
+  command?: string;
+}
+
+export interface ClassifierCheckpointMeta {
+  elapsedSeconds?: number;
+  run?: ClassifierRunSettings;
+  trainArgs?: string[];
+  /** The command line that retrains the classifier from scratch. */
+  command?: string;
+}
+
+const EVAL_BATCH = 250;
+
+export class ClassifierTrainer {
+  readonly config: ClassifierTrainConfig;
+  readonly dataset: Dataset;
+  readonly trainSet: Dataset;
+  readonly heldOutSet: Dataset | null;
+  readonly model: EncoderClassifierModel;
+  readonly optimizer: AdamW;
+  readonly loader: DataLoader;
+  /** The diffusion schedule of noise-aware training; null for a clean classifier. */
+  readonly schedule: NoiseSchedule | null;
+  /** Optimizer steps completed. */
+  step = 0;
+  /** Seconds spent in earlier runs of this training (from the checkpoint). */
+  elapsedBefore = 0;
+  /** The last held-out measurement. */
+  heldOut: HeldOutResult | null = null;
+  readonly #lr: LrSchedule;
+  readonly #dropouts: Dropout[];
+
+  /** A fresh trainer (initial weights from stream (seed, 'init')) on the default backend. */
+  constructor(config: ClassifierTrainConfig, dataset: Dataset) {
+    if (dataset.height !== config.imageSize || dataset.channels !== config.channels) {
+      throw new TrainConfigError(
+        `${dataset.name}: images are ${dataset.channels}x${dataset.height}x${dataset.width}, ` +
+          `the config wants ${config.channels}x${config.imageSize}x${config.imageSize}`,
+      );
+    }
+    if (dataset.numClasses !== config.numClasses) {
+      throw new TrainConfigError(
+        `${dataset.name} has ${dataset.numClasses ?? 'no'} classes, the config ${config.numClasses}`,
+      );
+    }
+    this.config = config;
+    this.dataset = dataset;
+    const s = config.seed;
+    const split = holdoutSplit(dataset, config.holdout, s);
+    this.trainSet = subsetDataset(dataset, split.train);
+    this.heldOutSet = split.heldOut.length > 0 ? subsetDataset(dataset, split.heldOut) : null;
+    this.model = new EncoderClassifierModel(config.model, {
+      generator: new Generator(streamSeed(s, 'init')),
+      dropoutSeed: streamSeed(s, 'dropout') % 2 ** 32,
+    });
+    this.#dropouts = this.model
+      .namedModules()
+      .map(([, m]) => m)
+      .filter((m): m is Dropout => m instanceof Dropout);
+    this.optimizer = new AdamW(this.model, {
+      lr: config.lr,
+      betas: config.adamBetas,
+      eps: config.adamEps,
+      weightDecay: config.weightDecay,
+    });
+    this.loader = new DataLoader(this.trainSet, {
+      batchSize: config.batchSize,
+      seed: streamSeed(s, 'data'),
+      flip: config.flip,
+    });
+    this.schedule =
+      config.scheduler === null
+        ? null
+        : makeSchedule(Float64Array.from(createScheduler('DDPMScheduler', config.scheduler).betas));
+    this.#lr = getLrSchedule(config.lrSchedule, {
+      lr: config.lr,
+      warmupSteps: config.warmupSteps,
+      trainingSteps: config.steps,
+      minLr: config.minLr,
+    });
+  }
+
+  lrAt(step: number): number {
+    return this.#lr(step);
+  }
+
+  /** x_0 of a batch, translated by the step's random shifts (when `shift` > 0). */
+  async #augmented(x0: Tensor, step: number): Promise<Tensor> {
+    const m = this.config.shift;
+    if (m === 0) return x0;
+    const B = x0.shape[0]!;
+    const u = rand([2 * B], {
+      seed: streamSeed(this.config.seed, 'augment', step),
+      dtype: 'float64',
+      backend: cpuBackend(),
+    });
+    const shifts = Array.from(
+      u.dataSync(),
+      (v) => Math.min(2 * m, Math.floor(v * (2 * m + 1))) - m,
+    );
+    u.dispose();
+    const shape = x0.shape as [number, number, number, number];
+    const moved = translateImages((await x0.data()) as Float32Array, shape, shifts);
+    const out = tensor(moved, shape, { dtype: x0.dtype, backend: x0.backend });
+    x0.dispose();
+    return out;
+  }
+
+  /** The training timesteps of step s (all 0 for a clean classifier). */
+  #timesteps(step: number, batch: number): number[] {
+    if (this.schedule === null) return new Array<number>(batch).fill(0);
+    const T = this.schedule.numTrainTimesteps;
+    const u = rand([batch], {
+      seed: streamSeed(this.config.seed, 'timesteps', step),
+      dtype: 'float64',
+      backend: cpuBackend(),
+    });
+    const ts = Array.from(u.dataSync(), (v) => Math.min(T - 1, Math.floor(v * T)));
+    u.dispose();
+    return ts;
+  }
+
+  /** Runs optimizer step `this.step` and advances. Throws NonFiniteError before a bad update. */
+  async trainStep(): Promise<ClassifierStepStats> {
+    const s = this.step;
+    const cfg = this.config;
+    for (const d of this.#dropouts) d.generator.offset = dropoutOffset(s);
+    const lr = this.#lr(s);
+    this.optimizer.lr = lr;
+    const batch = this.loader.batchAt(s);
+    if (batch.labels === undefined) throw new Error(`${this.dataset.name}: batch without labels`);
+    const labels = batch.labels;
+    const x0 = await this.#augmented(batch.x, s);
+    const B = x0.shape[0]!;
+    const timesteps = this.#timesteps(s, B);
+    let out: { loss: Tensor; logits: Tensor; gradNorm: Tensor | null };
+    try {
+      out = tidy(() => {
+        let x = x0;
+        if (this.schedule !== null) {
+          const noise = randn(x0.shape, {
+            seed: streamSeed(cfg.seed, 'noise', s),
+            dtype: x0.dtype,
+            backend: x0.backend,
+          });
+          x = addNoise(this.schedule, x0, noise, timesteps);
+        }
+        const logits = this.model.forward(x, timesteps);
+        const loss = crossEntropy(logits, labels, cfg.labelSmoothing);
+        loss.backward();
+        const gradNorm =
+          cfg.maxGradNorm === null ? null : clipGradNorm(this.model, cfg.maxGradNorm);
+        return { loss: loss.detach(), logits: logits.detach(), gradNorm };
+      });
+    } finally {
+      x0.dispose();
+    }
+    const loss = (await out.loss.data())[0]!;
+    const gradNorm = out.gradNorm === null ? null : (await out.gradNorm.data())[0]!;
+    const correct = countCorrect(await out.logits.data(), await labels.data(), cfg.numClasses);
+    labels.dispose();
+    out.loss.dispose();
+    out.logits.dispose();
+    out.gradNorm?.dispose();
+    if (!Number.isFinite(loss) || (gradNorm !== null && !Number.isFinite(gradNorm))) {
+      this.model.zeroGrad();
+      if (!Number.isFinite(loss)) throw new NonFiniteError(s, 'the loss', loss);
+      throw new NonFiniteError(s, 'the gradient norm', gradNorm!);
+    }
+    this.optimizer.step();
+    this.optimizer.zeroGrad();
+    this.step = s + 1;
+    return { step: this.step, loss, accuracy: correct / B, gradNorm, lr, epoch: batch.epoch };
+  }
+
+  /**
+   * Accuracy and cross-entropy on the held-out images at each of `config.evalTimesteps` (null
+   * without a held-out split). Leaves the training state as it was.
+   */
+  async evaluateHeldOut(): Promise<HeldOutResult | null> {
+    const set = this.heldOutSet;
+    if (set === null) return null;
+    const loader = new DataLoader(set, {
+      batchSize: Math.min(EVAL_BATCH, set.length),
+      shuffle: false,
+      dropLast: false,
+    });
+    const ts = this.config.evalTimesteps;
+    const correct = new Array<number>(ts.length).fill(0);
+    const losses = new Array<number>(ts.length).fill(0);
+    this.model.eval();
+    try {
+      for (let b = 0; b < loader.stepsPerEpoch; b++) {
+        const batch = loader.batchAt(b);
+        const labels = batch.labels!;
+        const ys = await labels.data();
+        const n = ys.length;
+        for (let k = 0; k < ts.length; k++) {
+          const t = ts[k]!;
+          const { logits, loss } = noGrad(() =>
+            tidy(() => {
+              let x = batch.x;
+              if (this.schedule !== null && t > 0) {
+                const noise = randn(x.shape, {
+                  seed: streamSeed(this.config.seed, 'eval', b),
+                  dtype: x.dtype,
+                  backend: x.backend,
+                });
+                x = addNoise(this.schedule, x, noise, new Array<number>(n).fill(t));
+              }
+              const lg = this.model.forward(x, t);
+              return { logits: lg, loss: crossEntropy(lg, labels) };
+            }),
+          );
+          correct[k]! += countCorrect(await logits.data(), ys, this.config.numClasses);
+          losses[k]! += (await loss.data())[0]! * n;
+          logits.dispose();
+          loss.dispose();
+        }
+        batch.x.dispose();
+        labels.dispose();
+      }
+    } finally {
+      this.model.train();
+    }
+    this.heldOut = {
+      step: this.step,
+      count: set.length,
+      scores: ts.map((t, k) => ({
+        t,
+        accuracy: correct[k]! / set.length,
+        loss: losses[k]! / set.length,
+      })),
+    };
+    return this.heldOut;
+  }
+
+  /** What `sumi.json` says about the classifier. */
+  info(meta: ClassifierCheckpointMeta = {}): ClassifierInfo {
+    const c = this.config;
+    return {
+      format: 'sumi-classifier',
+      version: 1,
+      imageSize: c.imageSize,
+      channels: c.channels,
+      numClasses: c.numClasses,
+      ...(this.dataset.classNames ? { classNames: [...this.dataset.classNames] } : {}),
+      noiseAware: c.noiseAware,
+      numTrainTimesteps: this.schedule?.numTrainTimesteps ?? null,
+      data: c.data,
+      step: this.step,
+      parameters: this.model.numParameters(),
+      heldOut: this.heldOut === null ? null : { fraction: c.holdout, ...this.heldOut },
+      ...(meta.elapsedSeconds !== undefined
+        ? { seconds: Number(meta.elapsedSeconds.toFixed(1)) }
+        : {}),
+      ...(meta.command !== undefined ? { command: meta.command } : {}),
+      ...(meta.trainArgs !== undefined ? { trainArgs: [...meta.trainArgs] } : {}),
+    };
+  }
+
+  state(meta: ClassifierCheckpointMeta = {}): ClassifierTrainerState {
+    const spe = this.loader.stepsPerEpoch;
+    return {
+      format: 'sumi-classifier-trainer-state',
+      version: 1,
+      step: this.step,
+      config: this.config,
+      rng: { generator: 'philox4x32-10', seed: this.config.seed, nextStep: this.step },
+      data: {
+        name: this.dataset.name,
+        length: this.dataset.length,
+        trainLength: this.trainSet.length,
+        heldOutLength: this.heldOutSet?.length ?? 0,
+        stepsPerEpoch: spe,
+        epoch: Math.floor(this.step / spe),
+        position: (this.step % spe) * this.config.batchSize,
+      },
+      heldOut: this.heldOut,
+      elapsedSeconds: meta.elapsedSeconds ?? this.elapsedBefore,
+      backend: this.model.convIn.weight.backend.name,
+      ...(meta.run !== undefined ? { run: meta.run } : {}),
+      ...(meta.trainArgs !== undefined ? { trainArgs: meta.trainArgs } : {}),
+      ...(meta.command !== undefined ? { command: meta.command } : {}),
+    };
+  }
+
+  /**
+   * The files of a checkpoint: classifier/ (config.json + weights), scheduler/ (noise-aware),
+   * sumi.json, optimizer.safetensors, trainer_state.json last. Throws NonFiniteError when any
+   * weight is NaN or infinite.
+   */
+  async checkpointFiles(meta: ClassifierCheckpointMeta = {}): Promise<CheckpointFile[]> {
+    const weights = await tensorsToWrite(this.model.namedParameters(), 'F32');
+    const bad = firstNonFinite(weights);
+    if (bad !== null) throw new NonFiniteError(this.step - 1, `the weight '${bad}'`, NaN);
+    const opt = this.optimizer.stateDict();
+    const optEntries = await tensorsToWrite(opt, 'F32');
+    disposeAll(opt);
+    const enc = new TextEncoder();
+    return [
+      { path: join(CLASSIFIER_DIR, 'config.json'), bytes: enc.encode(this.model.configJson()) },
+      {
+        path: join(CLASSIFIER_DIR, WEIGHTS_NAME),
+        bytes: serializeSafetensors(weights, { format: 'pt' }),
+      },
+      ...(this.config.scheduler === null
+        ? []
+        : [{ path: SCHEDULER_CONFIG, bytes: jsonBytes(this.config.scheduler) }]),
+      { path: OPTIMIZER_FILE, bytes: serializeSafetensors(optEntries, { format: 'pt' }) },
+      { path: SUMI_INFO, bytes: jsonBytes(this.info(meta)) },
+      { path: TRAINER_STATE, bytes: jsonBytes(this.state(meta)) },
+    ];
+  }
+
+  /** Loads weights, optimizer state, step and the last held-out score from a checkpoint. */
+  async loadCheckpoint(dir: string, state: ClassifierTrainerState): Promise<void> {
+    await loadModule(this.model, join(dir, CLASSIFIER_DIR, WEIGHTS_NAME));
+    const optPath = join(dir, OPTIMIZER_FILE);
+    const osd = await loadTensors(optPath, { backend: this.model.convIn.weight.backend });
+    try {
+      await this.optimizer.loadStateDict(osd, { source: optPath });
+    } finally {
+      disposeAll(osd);
+    }
+    this.step = state.step;
+    this.elapsedBefore = state.elapsedSeconds;
+    this.heldOut = state.heldOut;
+  }
+
+  /** Frees parameters and optimizer state. */
+  dispose(): void {
+    this.optimizer.dispose();
+    disposeAll(this.model.stateDict());
+  }
+}
+
+/** Number of rows of `logits` [B, K] whose largest entry is at the label (first on ties). */
+function countCorrect(logits: ArrayLike<number>, labels: ArrayLike<number>, k: number): number {
+  let n = 0;
+  for (let b = 0; b < labels.length; b++) {
+    let best = 0;
+    for (let j = 1; j < k; j++) if (logits[b * k + j]! > logits[b * k + best]!) best = j;
+    if (best === labels[b]) n++;
+  }
+  return n;
+}
+
+/** Reads and checks `trainer_state.json` of a classifier checkpoint. */
+export async function readClassifierTrainerState(dir: string): Promise<ClassifierTrainerState> {
+  const path = join(dir, TRAINER_STATE);
+  let json: unknown;
+  try {
+    json = JSON.parse(await readFile(path, 'utf8'));
+  } catch (e) {
+    throw new TrainConfigError(
+      `${path}: cannot read (${e instanceof Error ? e.message : String(e)})`,
+    );
+  }
+  const st = json as Partial<ClassifierTrainerState> | null;
+  if (st?.format !== 'sumi-classifier-trainer-state' || st.version !== 1 || !st.config) {
+    throw new TrainConfigError(
+      `${path}: not a Sumi classifier trainer state (version 1)` +
+        ((json as { format?: unknown } | null)?.format === 'sumi-trainer-state'
+          ? '; it belongs to a diffusion model (sumi train)'
+          : ''),
+    );
+  }
+  return st as ClassifierTrainerState;
+}

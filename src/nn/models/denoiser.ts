@@ -1,0 +1,50 @@
+/**
+ * The denoiser interface: ε_θ(x_t, t, c) (or x̂_0 / v̂, as the scheduler's prediction_type says),
+ * one signature for every network the trainer and the pipelines drive. The conditioning c is a
+ * value: nothing, class ids (a class embedding added to the time embedding), or encoder hidden
+ * states τ_θ(y) that cross-attention reads (Rombach et al. 2022, eq. 3), with an optional mask
+ * over their tokens.
+ */
+import type { Tensor } from '../../engine/index.js';
+import type { Module } from '../module.js';
+import type { TimestepInput } from './embeddings.js';
+
+export interface Conditioning {
+  /** Class ids [B] (int32), for models with a class embedding. */
+  classLabels?: Tensor | null;
+  /** τ_θ(y) [B, L, D], the keys and values of cross-attention. */
+  encoderHiddenStates?: Tensor | null;
+  /** [B, L]: 1 where a token is attended to, 0 where it is padding. */
+  encoderAttentionMask?: Tensor | null;
+}
+
+/** What a denoiser can be conditioned on. */
+export interface ConditioningInputs {
+  /** Rows of the class embedding (null: no class embedding). */
+  numClassEmbeds: number | null;
+  /** Width D of the encoder hidden states cross-attention reads (null: no cross-attention). */
+  crossAttentionDim: number | null;
+}
+
+export interface Denoiser extends Module {
+  /** diffusers' class name (`_class_name`). */
+  readonly className: string;
+  /** [channels, height, width] of x_t. */
+  readonly sampleShape: readonly [number, number, number];
+  readonly conditioningInputs: ConditioningInputs;
+  /** The model output for x_t [B, C, H, W] at t under conditioning c. */
+  denoise(sample: Tensor, timestep: TimestepInput, cond?: Conditioning): Tensor;
+  /** The diffusers config.json text. */
+  configJson(): string;
+}
+
+/** [C, H, W] of a model's samples from its config (sample_size may be a number or a pair). */
+export function sampleShapeOf(config: {
+  in_channels: number;
+  sample_size: number | readonly [number, number] | null;
+}): [number, number, number] {
+  const s = config.sample_size;
+  if (s === null) throw new Error('the model config has no sample_size');
+  const [h, w] = typeof s === 'number' ? [s, s] : s;
+  return [config.in_channels, h, w];
+}
