@@ -3,7 +3,13 @@ import { extname } from 'node:path';
 
 import { keep, slice, type Tensor } from '../engine/index.js';
 import {
+  checkClassifierFits,
+  classifierGuidance,
+  classifierScheduleMismatch,
   ConditionError,
+  type DenoiseModel,
+  type LoadedClassifier,
+  loadClassifier,
   type ConditionValue,
   createSampler,
   disposeConditioning,
@@ -105,6 +111,21 @@ export const sampleSpec: CommandSpec = {
       default: '0',
     },
     {
+      name: 'classifier',
+      kind: 'string',
+      arg: 'DIR',
+      help:
+        "classifier guidance: a noise-aware classifier ('sumi train-classifier') steers every " +
+        'image towards --class (any model, any sampler)',
+    },
+    {
+      name: 'classifier-scale',
+      kind: 'number',
+      arg: 'S',
+      help: 'classifier guidance scale s: ε̂ − s √(1−ᾱ_t) ∇ log p(y | x_t)',
+      default: '1',
+    },
+    {
       name: 'weights',
       kind: 'string',
       arg: 'W',
@@ -186,15 +207,44 @@ async function writeTrajectory(
   );
 }
 
-/** One condition per image, and the grid's row length, from --class / --prompt. */
-export function conditionValues(
+/** Class ids of the images from --class: one id for all, "all" (n per class), or cycling. */
+export function classChoice(
+  cls: string | undefined,
+  n: number,
+  k: number,
+  names: readonly string[] | undefined,
+): { labels: number[]; nrow: number | undefined } {
+  if (cls === 'all') {
+    return { labels: Array.from({ length: n * k }, (_, i) => Math.floor(i / n)), nrow: n };
+  }
+  if (cls === undefined)
+    return { labels: Array.from({ length: n }, (_, i) => i % k), nrow: undefined };
+  const id = /^\d+$/.test(cls) ? Number(cls) : (names?.indexOf(cls) ?? -1);
+  if (!(id >= 0 && id < k)) {
+    throw new CliError(
+      `--class ${cls}: not one of the classes 0..${k - 1}${names ? ` (${names.join(', ')})` : ''} or "all"`,
+    );
+  }
+  return { labels: Array.from({ length: n }, () => id), nrow: undefined };
+}
+
+interface ImageConditions {
+  /** What the denoiser is conditioned on, per image. */
+  values: ConditionValue[];
+  /** The classes classifier guidance steers to, per image (null without --classifier). */
+  guideLabels: number[] | null;
+  nrow: number | undefined;
+}
+
+/** One condition per image (and classifier labels), from --class / --prompt / --classifier. */
+export function imageConditions(
   p: LoadedPipeline,
   n: number,
-  cls: string | undefined,
-  prompt: string | undefined,
-): { values: ConditionValue[]; nrow: number | undefined } {
+  opts: { cls?: string; prompt?: string; classifier?: LoadedClassifier | null },
+): ImageConditions {
   const kind = p.condition.kind;
-  const names = p.info?.classNames;
+  const { cls, prompt } = opts;
+  const guide = opts.classifier ?? null;
   if (prompt !== undefined && kind !== 'text') {
     throw new CliError(
       kind === 'class'
@@ -202,33 +252,42 @@ export function conditionValues(
         : '--prompt: the model is unconditional; it takes no prompt',
     );
   }
-  if (kind === 'text') {
-    if (cls !== undefined) {
-      throw new CliError('--class: the model is text-conditioned; use --prompt "..."');
+  if (kind === 'class') {
+    const k = p.info?.numClasses ?? null;
+    if (k === null)
+      throw new CliError('the model is class-conditional but its number of classes is unknown');
+    if (guide !== null && guide.classifier.numClasses !== k) {
+      throw new CliError(`--classifier has ${guide.classifier.numClasses} classes, the model ${k}`);
     }
-    if (prompt === undefined)
-      throw new CliError('the model is text-conditioned: give --prompt "..."');
-    return { values: Array.from({ length: n }, () => prompt), nrow: undefined };
+    const { labels, nrow } = classChoice(cls, n, k, p.info?.classNames);
+    return { values: labels, guideLabels: guide !== null ? labels : null, nrow };
   }
-  if (kind === 'none') {
-    if (cls !== undefined) throw new CliError(`--class ${cls}: the model is not class-conditional`);
-    return { values: Array.from({ length: n }, () => null), nrow: undefined };
-  }
-  const k = p.info?.numClasses ?? null;
-  if (k === null)
-    throw new CliError('the model is class-conditional but its number of classes is unknown');
-  if (cls === 'all') {
-    return { values: Array.from({ length: n * k }, (_, i) => Math.floor(i / n)), nrow: n };
-  }
-  if (cls === undefined)
-    return { values: Array.from({ length: n }, (_, i) => i % k), nrow: undefined };
-  const id = /^\d+$/.test(cls) ? Number(cls) : (names?.indexOf(cls) ?? -1);
-  if (!(id >= 0 && id < k)) {
+  let guided: { labels: number[]; nrow: number | undefined } | null = null;
+  if (guide !== null) {
+    const names = guide.info?.classNames;
+    guided = classChoice(cls, n, guide.classifier.numClasses, names);
+  } else if (cls !== undefined) {
     throw new CliError(
-      `--class ${cls}: not one of the model's classes 0..${k - 1}${names ? ` (${names.join(', ')})` : ''} or "all"`,
+      kind === 'text'
+        ? '--class: the model is text-conditioned; use --prompt "..." (or --class with --classifier)'
+        : `--class ${cls}: the model is not class-conditional (classifier guidance: add --classifier DIR)`,
     );
   }
-  return { values: Array.from({ length: n }, () => id), nrow: undefined };
+  const count = guided?.labels.length ?? n;
+  if (kind === 'text') {
+    if (prompt === undefined)
+      throw new CliError('the model is text-conditioned: give --prompt "..."');
+    return {
+      values: Array.from({ length: count }, () => prompt),
+      guideLabels: guided?.labels ?? null,
+      nrow: guided?.nrow,
+    };
+  }
+  return {
+    values: Array.from({ length: count }, () => null),
+    guideLabels: guided?.labels ?? null,
+    nrow: guided?.nrow,
+  };
 }
 
 async function sampleCmd(args: Args): Promise<number> {
@@ -271,9 +330,34 @@ async function sampleCmd(args: Args): Promise<number> {
   if (negativePrompt !== undefined && guidance === 1) {
     throw new UsageError('--negative-prompt acts through guidance: give --guidance W (W > 1)');
   }
+  const classifierScale = args.num('classifier-scale') ?? 1;
+  const classifierDir = args.str('classifier');
+  if (classifierDir === undefined && args.has('classifier-scale')) {
+    throw new UsageError('--classifier-scale needs --classifier DIR');
+  }
   const p = await loadPipeline(dir, { weights });
   const scheduler = createSampler(samplerName, p.schedulerConfig, { karras });
-  const { values, nrow: rowLength } = conditionValues(p, n, args.str('class'), args.str('prompt'));
+  const guide = classifierDir === undefined ? null : await loadClassifier(classifierDir);
+  if (guide !== null) {
+    try {
+      checkClassifierFits(guide.classifier, p.model.sampleShape);
+    } catch (e) {
+      throw new CliError(
+        `--classifier ${classifierDir}: ${e instanceof Error ? e.message : String(e)}`,
+      );
+    }
+    const mismatch = classifierScheduleMismatch(guide, scheduler.alphasCumprod);
+    if (mismatch !== null) throw new CliError(`--classifier ${classifierDir}: ${mismatch}`);
+  }
+  const {
+    values,
+    guideLabels,
+    nrow: rowLength,
+  } = imageConditions(p, n, {
+    cls: args.str('class'),
+    prompt: args.str('prompt'),
+    classifier: guide,
+  });
   const total = values.length;
   let conds: ReturnType<typeof encodeConditions>;
   try {
@@ -304,6 +388,18 @@ async function sampleCmd(args: Args): Promise<number> {
     uncond: conds.uncond,
     guidanceScale: guidance,
     guidanceRescale: rescale,
+    ...(guide !== null && guideLabels !== null
+      ? {
+          wrap: (denoise: DenoiseModel) =>
+            classifierGuidance(denoise, {
+              classifier: guide.classifier,
+              labels: guideLabels,
+              scale: classifierScale,
+              alphasCumprod: scheduler.alphasCumprod,
+              predictionType,
+            }),
+        }
+      : {}),
     onStep: (info) => {
       if (traj !== undefined) {
         frames.xt.push(keep(slice(info.sample, [0], [k])));

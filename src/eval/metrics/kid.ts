@@ -11,7 +11,7 @@
  * subset), with the spread over subsets. The estimate is unbiased, so it can be slightly negative.
  */
 import { cpuBackend, Generator, rand } from '../../engine/index.js';
-import { checkPair, type FeatureMatrix } from './features.js';
+import { checkFinite, checkPair, type FeatureMatrix } from './features.js';
 
 export interface KidOptions {
   /** Number of random subsets (default 100). */
@@ -182,6 +182,8 @@ export function kernelInceptionDistance(
   opts: KidOptions = {},
 ): KidResult {
   checkPair(x, y, 2, 'kid');
+  checkFinite(x, 'kid');
+  checkFinite(y, 'kid');
   const count = opts.subsets ?? 100;
   if (!Number.isInteger(count) || count < 1) throw new Error(`kid: subsets must be ≥ 1`);
   const size = opts.subsetSize ?? 1000;

@@ -10,7 +10,7 @@
  * with R the real and G the generated features. Distances are exact (Σ_c (a_c − b_c)², compared
  * squared); no distance matrix is kept, so memory is O((|R| + |G|) k).
  */
-import { checkPair, type FeatureMatrix, squaredDistance } from './features.js';
+import { checkFinite, checkPair, type FeatureMatrix, squaredDistance } from './features.js';
 
 export interface PrecisionRecallOptions {
   /** Neighbour defining the radii (default 3). */
@@ -164,6 +164,8 @@ export function precisionRecall(
 ): PrecisionRecallResult {
   const k = opts.k ?? 3;
   checkPair(real, generated, k + 1, 'precision/recall');
+  checkFinite(real, 'precision/recall');
+  checkFinite(generated, 'precision/recall');
   const realRadii2 = kthNeighbourRadii2(real, k);
   const generatedRadii2 = kthNeighbourRadii2(generated, k);
   return {

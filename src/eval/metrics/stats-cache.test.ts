@@ -17,6 +17,26 @@ import {
 } from './stats-cache.js';
 import { gaussianSample } from './test-data.js';
 
+/** The file with its JSON header replaced (same payload). */
+function withHeader(file: Buffer, json: string): Buffer {
+  const oldLength = file.readUInt32LE(8);
+  const payload = file.subarray(Math.ceil((12 + oldLength) / 8) * 8);
+  const text = Buffer.from(json, 'utf8');
+  const head = Buffer.alloc(Math.ceil((12 + text.length) / 8) * 8);
+  file.copy(head, 0, 0, 8);
+  head.writeUInt32LE(text.length, 8);
+  text.copy(head, 12);
+  return Buffer.concat([head, payload]);
+}
+
+function sectionsNull(file: Buffer): string {
+  const header = JSON.parse(file.subarray(12, 12 + file.readUInt32LE(8)).toString('utf8')) as {
+    sections: unknown[];
+  };
+  header.sections = [null];
+  return JSON.stringify(header);
+}
+
 void describe('stats cache', () => {
   let dir = '';
   before(async () => {
@@ -79,6 +99,8 @@ void describe('stats cache', () => {
       ['truncated', good.subarray(0, good.length - 100), /payload is/],
       ['bad magic', Buffer.concat([Buffer.from('NOTSTATS'), good.subarray(8)]), /bad magic/],
       ['garbled header', Buffer.from(good).fill(0x7b, 12, 20), /unreadable header/],
+      ['header of another shape', withHeader(good, 'null'), /not an object/],
+      ['sections not objects', withHeader(good, sectionsNull(good)), /malformed header/],
     ];
     for (const [what, bytes, reason] of damages) {
       await writeFile(path, bytes);

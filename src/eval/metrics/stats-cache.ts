@@ -13,9 +13,11 @@
  * The header carries the key, the shapes and the SHA-256 of the payload, so a truncated, corrupted
  * or foreign file is detected and recomputed, never used.
  */
-import { createHash, randomBytes } from 'node:crypto';
-import { mkdir, open, readFile, rename, rm } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+
+import { writeFileAtomic } from '../../nn/models/index.js';
 
 import { type FeatureMatrix, featureMatrix } from './features.js';
 import { type FeatureStats, featureStats } from './frechet.js';
@@ -168,8 +170,17 @@ function readSection(payload: Buffer, s: Section): Float32Array | Float64Array {
  * version, key, shapes, sizes and checksum. Never throws on bad content; says what is wrong.
  */
 export function decodeStats(bytes: Buffer, expected: StatsKey): DecodeResult {
-  const fail = (reason: string): DecodeResult => ({ ok: false, reason });
   if (!littleEndian()) throw new Error('stats cache: the format is little-endian only');
+  try {
+    return decodeChecked(bytes, expected);
+  } catch (e) {
+    // A header of the wrong shape (e.g. a section that is not an object).
+    return { ok: false, reason: `malformed header (${(e as Error).message})` };
+  }
+}
+
+function decodeChecked(bytes: Buffer, expected: StatsKey): DecodeResult {
+  const fail = (reason: string): DecodeResult => ({ ok: false, reason });
   if (bytes.length < PREFIX || !bytes.subarray(0, MAGIC.length).equals(MAGIC)) {
     return fail('not a stats cache file (bad magic)');
   }
@@ -184,6 +195,7 @@ export function decodeStats(bytes: Buffer, expected: StatsKey): DecodeResult {
   } catch (e) {
     return fail(`unreadable header (${(e as Error).message})`);
   }
+  if (typeof header !== 'object' || header === null) return fail('the header is not an object');
   if (header.format !== FORMAT || header.version !== VERSION) {
     return fail(
       `format ${String(header.format)} v${String(header.version)}, expected ${FORMAT} v${VERSION}`,
@@ -235,32 +247,12 @@ export function decodeStats(bytes: Buffer, expected: StatsKey): DecodeResult {
 }
 
 /** Writes bytes atomically: a temporary file beside the target, fsynced, renamed over it. */
-async function writeBytesAtomic(path: string, bytes: Buffer): Promise<void> {
-  const tmp = `${path}.tmp-${process.pid}-${randomBytes(6).toString('hex')}`;
-  const handle = await open(tmp, 'wx', 0o644);
-  try {
-    await handle.writeFile(bytes);
-    await handle.sync();
-  } catch (e) {
-    await handle.close();
-    await rm(tmp, { force: true });
-    throw e;
-  }
-  await handle.close();
-  try {
-    await rename(tmp, path);
-  } catch (e) {
-    await rm(tmp, { force: true });
-    throw e;
-  }
-}
-
 /** Writes an entry to its cache file in dir (created if needed); returns the path. */
 export async function writeStatsCache(dir: string, entry: RealStats): Promise<string> {
   const path = statsCachePath(dir, entry.key);
   const bytes = encodeStats(entry);
   await mkdir(dir, { recursive: true });
-  await writeBytesAtomic(path, bytes);
+  await writeFileAtomic(path, bytes);
   return path;
 }
 
