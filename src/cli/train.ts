@@ -459,7 +459,7 @@ async function train(args: Args, argv: readonly string[]): Promise<number> {
     return EXIT.ok;
   }
   say(
-    `training ${trainer.model.numParameters().toLocaleString('en-US')} parameters on ${trainer.dataset.name} ` +
+    `training ${trainer.numParameters().toLocaleString('en-US')} parameters on ${trainer.dataset.name} ` +
       `(${trainer.dataset.length} images, ${cfg.channels}x${cfg.imageSize}x${cfg.imageSize}) ` +
       `on ${backend.name}: batch ${cfg.batchSize}, lr ${cfg.lr}, ${String(cfg.scheduler.prediction_type)} prediction`,
   );

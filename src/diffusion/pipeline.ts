@@ -239,6 +239,15 @@ export async function loadPipeline(
   };
 }
 
+/** labelDropout of the trainer state in a checkpoint folder (undefined without one). */
+async function trainedConditionDropout(root: string): Promise<number | undefined> {
+  const path = join(root, 'trainer_state.json');
+  if (!(await isFile(path))) return undefined;
+  const st = (await readJson(path)) as { config?: { labelDropout?: unknown } } | null;
+  const p = st?.config?.labelDropout;
+  return typeof p === 'number' ? p : undefined;
+}
+
 function isDenoiser(m: AnyDiffusersModel): m is AnyDiffusersModel & Denoiser {
   return 'denoise' in m;
 }
@@ -254,6 +263,8 @@ async function conditionSourceOf(
 ): Promise<ConditionSource> {
   const inputs = model.conditioningInputs;
   const info = layout.info;
+  // Older sumi.json files lack conditionDropout; a checkpoint's trainer state has it.
+  const dropout = info?.conditionDropout ?? (await trainedConditionDropout(layout.root));
   if (inputs.crossAttentionDim !== null) {
     if (layout.textEncoderDir === null || layout.tokenizerDir === null) {
       throw new ModelDirError(
@@ -269,7 +280,7 @@ async function conditionSourceOf(
       encoderDir,
       tokenizerDir: layout.tokenizerDir,
       crossAttentionDim: inputs.crossAttentionDim,
-      hasNull: (info?.conditionDropout ?? 0) > 0,
+      hasNull: (dropout ?? 0) > 0,
       backend: opts.backend,
     });
   }
@@ -282,7 +293,8 @@ async function conditionSourceOf(
     }
     return classConditioning({
       numClasses: k,
-      nullClassId: info?.nullClassId ?? null,
+      // Without a recorded dropout the null class is taken to be trained, as it always was.
+      nullClassId: dropout === 0 ? null : (info?.nullClassId ?? null),
       ...(info?.classNames ? { classNames: info.classNames } : {}),
     });
   }

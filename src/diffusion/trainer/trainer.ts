@@ -449,6 +449,11 @@ export class Trainer {
     );
   }
 
+  /** How many numbers training updates: the denoiser's and the condition source's parameters. */
+  numParameters(): number {
+    return this.#namedParameters().reduce((n, [, t]) => n + t.size, 0);
+  }
+
   #setTraining(mode: boolean): void {
     for (const c of this.#components) c.module.train(mode);
   }

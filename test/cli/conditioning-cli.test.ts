@@ -1,0 +1,221 @@
+/**
+ * `sumi train` / `sumi sample` with conditioning: a class-conditional and a text-conditioned tiny
+ * model train for two steps; sampling takes --class (an id, a name, "all"), --prompt,
+ * --negative-prompt, --guidance and --guidance-rescale; each kind of mistake is one line with a
+ * non-zero exit and writes nothing.
+ */
+import assert from 'node:assert/strict';
+import { existsSync, readFileSync } from 'node:fs';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+
+import { main } from '../../src/cli/main.js';
+import { decodePng } from '../../src/data/index.js';
+import { TINY_UNET } from '../diffusion/train-setup.js';
+
+interface Result {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+async function sumi(args: string[]): Promise<Result> {
+  const { log, error } = console;
+  let stdout = '';
+  let stderr = '';
+  console.log = (...a: unknown[]) => void (stdout += `${a.join(' ')}\n`);
+  console.error = (...a: unknown[]) => void (stderr += `${a.join(' ')}\n`);
+  try {
+    return { code: await main(args), stdout, stderr };
+  } finally {
+    console.log = log;
+    console.error = error;
+  }
+}
+
+function assertCleanError(r: Result, code: number, message: RegExp): void {
+  assert.equal(r.code, code, `exit code (stderr: ${r.stderr})`);
+  assert.match(r.stderr, message);
+  assert.doesNotMatch(r.stderr, /\n\s+at /, 'no stack trace');
+}
+
+const TRAIN = { image_size: 8, batch_size: 4, lr: 1e-3, warmup_steps: 1, sample_every: 0 };
+const CLASS_CONFIG = {
+  model: { _class_name: 'UNet2DModel', ...TINY_UNET },
+  scheduler: { num_train_timesteps: 100 },
+  train: { ...TRAIN, class_cond: true },
+};
+const TEXT_CONFIG = {
+  model: {
+    _class_name: 'UNet2DConditionModel',
+    block_out_channels: [8, 16],
+    layers_per_block: 1,
+    norm_num_groups: 4,
+    attention_head_dim: 2,
+    down_block_types: ['DownBlock2D', 'CrossAttnDownBlock2D'],
+    mid_block_type: 'UNetMidBlock2DCrossAttn',
+    up_block_types: ['CrossAttnUpBlock2D', 'UpBlock2D'],
+  },
+  scheduler: { num_train_timesteps: 100 },
+  text_encoder: {
+    hidden_size: 8,
+    intermediate_size: 16,
+    projection_dim: 8,
+    num_hidden_layers: 1,
+    num_attention_heads: 2,
+  },
+  train: { ...TRAIN, text_cond: true, max_tokens: 8 },
+};
+
+let dir: string;
+const out = (name: string): string => join(dir, name);
+
+before(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'sumi-cond-cli-'));
+  await writeFile(out('class.json'), JSON.stringify(CLASS_CONFIG));
+  await writeFile(out('text.json'), JSON.stringify(TEXT_CONFIG));
+  const train = (config: string, run: string, extra: string[] = []): Promise<Result> =>
+    sumi([
+      'train',
+      '--data',
+      'mnist',
+      '--config',
+      out(config),
+      '--steps',
+      '2',
+      '--out',
+      out(run),
+      '--quiet',
+      ...extra,
+    ]);
+  for (const r of [
+    await train('class.json', 'class'),
+    await train('class.json', 'class-no-drop', ['--label-dropout', '0']),
+    await train('text.json', 'text'),
+  ]) {
+    assert.equal(r.code, 0, r.stderr);
+  }
+});
+after(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+void describe('sumi sample with conditioning', () => {
+  void test('a class model: --class all draws a row per class, with guidance and rescale', async () => {
+    const png = out('all.png');
+    const r = await sumi([
+      'sample',
+      '--model',
+      out('class'),
+      '--class',
+      'all',
+      '--n',
+      '2',
+      '--steps',
+      '2',
+      '--guidance',
+      '3',
+      '--guidance-rescale',
+      '0.5',
+      '--out',
+      png,
+      '--quiet',
+    ]);
+    assert.equal(r.code, 0, r.stderr);
+    const img = decodePng(readFileSync(png));
+    // 10 rows of 8-pixel images and 2 columns, with the grid's padding between them.
+    assert.ok(img.height > 10 * 8 && img.height < 10 * 8 + 11 * 4, `height ${img.height}`);
+    assert.ok(img.width > 2 * 8 && img.width < 2 * 8 + 3 * 4, `width ${img.width}`);
+    const byName = await sumi([
+      'sample',
+      '--model',
+      out('class'),
+      '--class',
+      '7',
+      '--n',
+      '1',
+      '--steps',
+      '1',
+      '--out',
+      out('seven.png'),
+      '--quiet',
+    ]);
+    assert.equal(byName.code, 0, byName.stderr);
+  });
+
+  void test('a text model: --prompt with a negative prompt and guidance', async () => {
+    const png = out('prompt.png');
+    const r = await sumi([
+      'sample',
+      '--model',
+      out('text'),
+      '--prompt',
+      'a handwritten seven',
+      '--negative-prompt',
+      'a handwritten one',
+      '--guidance',
+      '2',
+      '--n',
+      '2',
+      '--steps',
+      '2',
+      '--out',
+      png,
+      '--quiet',
+    ]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.ok(existsSync(png), 'the grid is written');
+  });
+
+  void test('each mistake is one line, a non-zero exit, and nothing written', async () => {
+    const png = out('never.png');
+    const cases: [string[], number, RegExp][] = [
+      [['--model', out('class'), '--class', '12'], 1, /--class 12: not one of the classes 0\.\.9/],
+      [
+        ['--model', out('class'), '--prompt', 'a seven'],
+        1,
+        /class-conditional, not text-conditioned/,
+      ],
+      [['--model', out('class-no-drop'), '--guidance', '3'], 1, /trained with condition dropout/],
+      [['--model', out('text'), '--class', '3'], 1, /text-conditioned; use --prompt/],
+      [['--model', out('text')], 1, /text-conditioned: give --prompt/],
+      [
+        ['--model', out('text'), '--prompt', 'x', '--negative-prompt', 'y'],
+        2,
+        /--negative-prompt acts through guidance/,
+      ],
+      [
+        ['--model', out('text'), '--prompt', 'x', '--guidance-rescale', '2'],
+        2,
+        /--guidance-rescale must be from 0 to 1/,
+      ],
+      [
+        ['--model', out('class'), '--classifier-scale', '2'],
+        2,
+        /--classifier-scale needs --classifier/,
+      ],
+      [
+        ['--model', out('class'), '--negative-prompt', 'y', '--guidance', '2'],
+        1,
+        /negative prompt needs a text-conditioned model/,
+      ],
+    ];
+    for (const [args, code, message] of cases) {
+      assertCleanError(
+        await sumi(['sample', ...args, '--n', '1', '--steps', '1', '--out', png]),
+        code,
+        message,
+      );
+      assert.ok(!existsSync(png), `nothing written for ${args.join(' ')}`);
+    }
+    // A text model folder without its tokenizer.
+    await rm(join(out('text'), 'checkpoint', 'tokenizer'), { recursive: true });
+    assertCleanError(
+      await sumi(['sample', '--model', out('text'), '--prompt', 'x', '--n', '1', '--out', png]),
+      1,
+      /has no tokenizer\//,
+    );
+  });
+});
