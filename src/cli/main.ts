@@ -2,6 +2,7 @@
 import { readFileSync } from 'node:fs';
 
 import { demoCommand } from './demo.js';
+import { evalCommand } from './eval.js';
 import { exportCommand } from './export.js';
 import { sampleCommand } from './sample.js';
 import { trainCommand } from './train.js';
@@ -19,6 +20,7 @@ const commands: Command[] = [
   sampleCommand,
   demoCommand,
   exportCommand,
+  evalCommand,
 ];
 
 function version(): string {

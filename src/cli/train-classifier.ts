@@ -12,6 +12,7 @@ import {
   type ClassifierRunSettings,
   type ClassifierTrainConfig,
   ClassifierTrainer,
+  type ClassifierTrainerState,
   configDifferences,
   defaultClassifierRunSettings,
   exportClassifier,
@@ -327,6 +328,37 @@ function formatHeldOut(r: HeldOutResult): string {
   return `held-out accuracy (${r.count} images, step ${r.step}): ${scores}`;
 }
 
+/** The config and dataset that --data, --config, --schedule-from and the other options ask for. */
+async function configFromOptions(
+  args: Args,
+  flags: Record<string, unknown>,
+  noiseAware: boolean,
+  notes: string[],
+): Promise<{ config: ClassifierTrainConfig; dataset: Dataset }> {
+  const data = args.str('data');
+  if (data === undefined) throw new UsageError('--data is required');
+  const from = args.str('schedule-from');
+  if (from !== undefined && !noiseAware) {
+    throw new UsageError(
+      '--schedule-from gives the noise schedule of noise-aware training; drop it with --clean',
+    );
+  }
+  const sched = from === undefined ? null : await scheduleFrom(from);
+  if (sched?.note) notes.push(sched.note);
+  const channels = args.num('channels') ?? sched?.channels;
+  if (channels !== undefined && channels !== 1 && channels !== 3) {
+    throw new UsageError(`--channels must be 1 or 3, got ${channels}`);
+  }
+  const cfgPath = args.str('config');
+  const input: ClassifierConfigInput = {
+    model: cfgPath === undefined ? {} : readJsonFile(cfgPath, '--config'),
+    scheduler: sched?.scheduler ?? {},
+    train: { ...(flags as Partial<ClassifierTrainConfig>), data, noiseAware },
+  };
+  const dataset = loadData(data, args.num('image-size') ?? sched?.size, channels);
+  return { config: asUsage(() => resolveClassifierConfig(input, dataset)), dataset };
+}
+
 async function trainClassifier(args: Args, argv: readonly string[]): Promise<number> {
   const out = args.str('out');
   if (out === undefined) throw new UsageError('--out <dir> is required');
@@ -343,7 +375,7 @@ async function trainClassifier(args: Args, argv: readonly string[]): Promise<num
   let dataset: Dataset;
   let run: ClassifierRunSettings;
   let trainArgs: string[];
-  let state = null;
+  let state: ClassifierTrainerState | null = null;
 
   if (existing !== null && args.flag('resume') !== true) {
     throw new UsageError(
@@ -351,14 +383,20 @@ async function trainClassifier(args: Args, argv: readonly string[]): Promise<num
     );
   }
   if (existing !== null) {
-    for (const o of ['data', 'config', 'schedule-from', 'image-size', 'channels']) {
-      if (args.has(o)) throw new UsageError(`--resume takes --${o} from the checkpoint; drop it`);
-    }
     state = await readClassifierTrainerState(existing).catch((e: unknown) => {
       throw new UsageError(message(e));
     });
     const stored = state.config;
-    const wanted = { ...flags };
+    // The same command with --resume: everything it asks for must be what the checkpoint has.
+    const asked = args.has('data')
+      ? await configFromOptions(args, flags, given.noiseAware !== false, [])
+      : null;
+    for (const o of ['config', 'schedule-from', 'image-size', 'channels']) {
+      if (asked === null && args.has(o)) {
+        throw new UsageError(`--resume: --${o} needs --data (or drop it: the checkpoint has it)`);
+      }
+    }
+    const wanted: Record<string, unknown> = { ...(asked?.config ?? flags) };
     delete wanted.steps;
     const problems = configDifferences(stored as unknown as Record<string, unknown>, wanted);
     if (problems.length > 0) {
@@ -377,7 +415,7 @@ async function trainClassifier(args: Args, argv: readonly string[]): Promise<num
       );
     }
     config = { ...stored, steps };
-    dataset = loadData(config.data, config.imageSize, config.channels);
+    dataset = asked?.dataset ?? loadData(config.data, config.imageSize, config.channels);
     if (dataset.name !== state.data.name || dataset.length !== state.data.length) {
       throw new CliError(
         `the checkpoint was trained on ${state.data.name} (${state.data.length} images); ${config.data} now gives ${dataset.name} (${dataset.length} images)`,
@@ -388,29 +426,7 @@ async function trainClassifier(args: Args, argv: readonly string[]): Promise<num
     notes.push(`resuming ${existing} at step ${state.step} of ${steps}`);
   } else {
     if (args.flag('resume') === true) notes.push(`no checkpoint in ${out}; starting from step 0`);
-    const data = args.str('data');
-    if (data === undefined) throw new UsageError('--data is required');
-    const noiseAware = given.noiseAware !== false;
-    const from = args.str('schedule-from');
-    if (from !== undefined && !noiseAware) {
-      throw new UsageError(
-        '--schedule-from gives the noise schedule of noise-aware training; drop it with --clean',
-      );
-    }
-    const sched = from === undefined ? null : await scheduleFrom(from);
-    if (sched?.note) notes.push(sched.note);
-    const channels = args.num('channels') ?? sched?.channels;
-    if (channels !== undefined && channels !== 1 && channels !== 3) {
-      throw new UsageError(`--channels must be 1 or 3, got ${channels}`);
-    }
-    const cfgPath = args.str('config');
-    const input: ClassifierConfigInput = {
-      model: cfgPath === undefined ? {} : readJsonFile(cfgPath, '--config'),
-      scheduler: sched?.scheduler ?? {},
-      train: { ...(flags as Partial<ClassifierTrainConfig>), data, noiseAware },
-    };
-    dataset = loadData(data, args.num('image-size') ?? sched?.size, channels);
-    config = asUsage(() => resolveClassifierConfig(input, dataset));
+    ({ config, dataset } = await configFromOptions(args, flags, given.noiseAware !== false, notes));
     run = { ...defaultClassifierRunSettings, ...runFlags };
     trainArgs = recordedArgs(withoutExport(argv), config.steps);
   }

@@ -1,3 +1,8 @@
-/** The eval layer: the diffusers parity runner and the evaluation metrics. */
+/** The eval layer: the diffusers parity runner, the evaluation metrics and model evaluation. */
 export * from './parity/index.js';
 export * from './metrics/index.js';
+export * from './reference.js';
+export * from './evaluate.js';
+export * from './sample-folder.js';
+export * from './sweep.js';
+export * from './svg-chart.js';

@@ -419,7 +419,7 @@ export class ClassifierTrainer {
           const { logits, loss } = noGrad(() =>
             tidy(() => {
               let x = batch.x;
-              if (this.schedule !== null && t > 0) {
+              if (this.schedule !== null) {
                 const noise = randn(x.shape, {
                   seed: streamSeed(this.config.seed, 'eval', b),
                   dtype: x.dtype,

@@ -1,4 +1,7 @@
-/** Training diffusion models: config, trainer (DDPM Algorithm 1), atomic checkpoints, the run loop. */
+/**
+ * Training diffusion models (config, trainer: DDPM Algorithm 1, atomic checkpoints, the run loop)
+ * and the classifiers of classifier guidance and evaluation.
+ */
 export * from './config.js';
 export * from './streams.js';
 export * from './checkpoint.js';

@@ -1,0 +1,388 @@
+/**
+ * What the `sumi eval` subcommands share: their common options, loading the model, the evaluation
+ * classifier and the reference set with one-line errors (exit code 2 for bad input), the sampling
+ * request from the options, progress on stderr, and plain-text tables.
+ */
+import {
+  ClassifierDirError,
+  createSampler,
+  type LoadedPipeline,
+  loadClassifier,
+  loadPipeline,
+  ModelDirError,
+  predictionTypeOf,
+  resolveSchedulerName,
+  schedulerAliases,
+  type WeightsChoice,
+} from '../diffusion/index.js';
+import {
+  type ConditionPlan,
+  defaultCacheDir,
+  type EvalClassifier,
+  evalClassifier,
+  EvalInputError,
+  type GuideSpec,
+  loadReference,
+  planConditions,
+  type Reference,
+  type SampleRequest,
+} from '../eval/index.js';
+import { type Args, CliError, type OptionSpec, UsageError } from './args.js';
+import { BACKEND_HELP, formatDuration } from './common.js';
+
+export const SAMPLERS = Object.keys(schedulerAliases);
+
+export const MODEL_OPTIONS: readonly OptionSpec[] = [
+  {
+    name: 'model',
+    kind: 'string',
+    arg: 'DIR',
+    help: "a 'sumi train' output or checkpoint, or a diffusers pipeline folder",
+  },
+  {
+    name: 'weights',
+    kind: 'string',
+    arg: 'W',
+    choices: ['auto', 'ema', 'model'],
+    help: 'auto (EMA when the checkpoint has it), ema, or model',
+    default: 'auto',
+  },
+];
+
+export const CLASSIFIER_OPTIONS: readonly OptionSpec[] = [
+  {
+    name: 'classifier',
+    kind: 'string',
+    arg: 'DIR',
+    help: "the evaluation classifier ('sumi train-classifier --clean --holdout F'): its features and predictions",
+  },
+  {
+    name: 'data',
+    kind: 'string',
+    arg: 'D',
+    help: "the real images: mnist, fashion-mnist or a folder (default: the classifier's training data)",
+  },
+  {
+    name: 'cache-dir',
+    kind: 'string',
+    arg: 'DIR',
+    help: 'where the reference features are cached',
+    default: '$SUMI_CACHE/stats or ~/.cache/sumi/stats',
+  },
+  { name: 'cache', kind: 'flag', help: 'use the cache (--no-cache: compute, write nothing)' },
+];
+
+/** Sampling options; `lists` gives --guidance and --classifier-scale as comma lists (cond). */
+export function samplingOptions(opts: { sampler: boolean; lists: boolean }): OptionSpec[] {
+  return [
+    ...(opts.sampler
+      ? [
+          {
+            name: 'sampler',
+            kind: 'string',
+            arg: 'S',
+            help: `one of ${SAMPLERS.join(', ')}`,
+            default: 'dpmpp-2m',
+          } as const,
+          { name: 'steps', kind: 'int', help: 'sampler steps', default: '20' } as const,
+        ]
+      : []),
+    {
+      name: 'karras',
+      kind: 'flag',
+      help: 'Karras sigmas (euler, heun, lms, dpmpp-2m, dpmpp-2m-sde, unipc)',
+    },
+    { name: 'eta', kind: 'number', arg: 'η', help: 'DDIM noise', default: '0' },
+    { name: 'seed', kind: 'int', arg: 'S', help: 'seed of the sampling noise', default: '0' },
+    { name: 'batch', kind: 'int', arg: 'B', help: 'images per sampling batch', default: '64' },
+    {
+      name: 'guidance',
+      kind: opts.lists ? 'string' : 'number',
+      arg: opts.lists ? 'W,..' : 'W',
+      help: 'classifier-free guidance scale w (models trained with condition dropout)',
+      default: '1',
+    },
+    {
+      name: 'guidance-rescale',
+      kind: 'number',
+      arg: 'φ',
+      help: 'guidance rescale, 0 to 1',
+      default: '0',
+    },
+    {
+      name: 'class',
+      kind: 'string',
+      arg: 'K',
+      help: 'a class id or name for every image, or "all": the classes in turn (the default)',
+    },
+    {
+      name: 'prompts-from-classes',
+      kind: 'flag',
+      help: 'text models: image i gets the prompt of its class ("a handwritten seven")',
+    },
+    {
+      name: 'guide-classifier',
+      kind: 'string',
+      arg: 'DIR',
+      help: 'classifier guidance by a noise-aware classifier (any model)',
+    },
+    {
+      name: 'classifier-scale',
+      kind: opts.lists ? 'string' : 'number',
+      arg: opts.lists ? 'S,..' : 'S',
+      help: 'classifier guidance scale s',
+      default: '1',
+    },
+  ];
+}
+
+export const COMMON_TAIL: readonly OptionSpec[] = [
+  { name: 'backend', kind: 'string', arg: 'B', help: BACKEND_HELP, default: 'cpu' },
+  { name: 'json', kind: 'flag', help: 'print the results as JSON' },
+  { name: 'quiet', kind: 'flag', help: 'no progress on stderr' },
+];
+
+/** Runs an evaluation body; its bad-input errors become one line with exit code 2. */
+export async function asInputErrors<T>(fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (e) {
+    if (
+      e instanceof EvalInputError ||
+      e instanceof ModelDirError ||
+      e instanceof ClassifierDirError
+    ) {
+      throw new CliError(e.message, 2);
+    }
+    throw e;
+  }
+}
+
+/** A positive integer option (with its default). */
+export function positiveInt(args: Args, name: string, fallback: number): number {
+  const v = args.num(name) ?? fallback;
+  if (!Number.isInteger(v) || v < 1) throw new UsageError(`--${name} must be at least 1, got ${v}`);
+  return v;
+}
+
+/** A comma-separated list of numbers ≥ 0 ("1,2,3.5"). */
+export function numberList(text: string, name: string, integers = false): number[] {
+  const items = text.split(',').map((s) => s.trim());
+  const values = items.map(Number);
+  const bad = items.findIndex(
+    (s, i) => s === '' || !(values[i]! >= 0) || (integers && !Number.isInteger(values[i]!)),
+  );
+  if (bad >= 0 || values.length === 0) {
+    throw new UsageError(
+      `--${name} expects comma-separated ${integers ? 'integers' : 'numbers'} ≥ 0, got '${text}'`,
+    );
+  }
+  return values;
+}
+
+/** Checks a sampler name and --karras; returns the name. */
+export function checkSampler(name: string, karras: boolean): string {
+  try {
+    resolveSchedulerName(name);
+  } catch {
+    throw new UsageError(`unknown sampler '${name}' (choose one of ${SAMPLERS.join(', ')})`);
+  }
+  try {
+    createSampler(name, {}, { karras });
+  } catch (e) {
+    throw new UsageError(e instanceof Error ? e.message : String(e));
+  }
+  return name;
+}
+
+export async function loadModelDir(args: Args): Promise<LoadedPipeline> {
+  const dir = args.str('model');
+  if (dir === undefined) throw new UsageError('--model <dir> is required');
+  return loadPipeline(dir, { weights: (args.str('weights') ?? 'auto') as WeightsChoice });
+}
+
+export async function loadEvalClassifier(args: Args): Promise<EvalClassifier> {
+  const dir = args.str('classifier');
+  if (dir === undefined) throw new UsageError('--classifier <dir> is required');
+  return evalClassifier(await loadClassifier(dir));
+}
+
+/** The guiding classifier of --guide-classifier (null without it). */
+export async function loadGuide(args: Args, scale: number): Promise<GuideSpec | null> {
+  const dir = args.str('guide-classifier');
+  if (dir === undefined) {
+    if (args.has('classifier-scale')) {
+      throw new UsageError('--classifier-scale needs --guide-classifier DIR');
+    }
+    return null;
+  }
+  return { loaded: await loadClassifier(dir), scale };
+}
+
+/** The data spec of the reference set: --data, else what the classifier (or model) trained on. */
+export function dataSpec(args: Args, c: EvalClassifier | null, p: LoadedPipeline | null): string {
+  const spec = args.str('data') ?? c?.training?.data ?? c?.info?.data ?? p?.info?.data;
+  if (spec === undefined) {
+    throw new EvalInputError('give --data: neither the classifier nor the model names its data');
+  }
+  return spec;
+}
+
+/** The conditions of n images from --class, --prompts-from-classes and the guide. */
+export function conditionPlan(
+  args: Args,
+  p: LoadedPipeline,
+  n: number,
+  c: EvalClassifier | null,
+  guide: GuideSpec | null,
+  spec: string | null,
+): ConditionPlan {
+  return planConditions(p, {
+    n,
+    cls: args.str('class'),
+    promptsFromClasses: args.flag('prompts-from-classes') === true,
+    dataset: spec ?? p.info?.data ?? null,
+    guide:
+      guide === null
+        ? null
+        : {
+            numClasses: guide.loaded.classifier.numClasses,
+            classNames: guide.loaded.info?.classNames,
+          },
+    evalClasses: c?.numClasses ?? null,
+  });
+}
+
+/** The sampling request of the options (one sampler and one guidance scale). */
+export function sampleRequest(
+  args: Args,
+  p: LoadedPipeline,
+  plan: ConditionPlan,
+  opts: {
+    sampler: string;
+    steps: number;
+    guidance: number;
+    guide: GuideSpec | null;
+  },
+): SampleRequest {
+  const karras = args.flag('karras') === true;
+  const rescale = args.num('guidance-rescale') ?? 0;
+  if (!(rescale >= 0 && rescale <= 1)) {
+    throw new UsageError(`--guidance-rescale must be from 0 to 1, got ${rescale}`);
+  }
+  return {
+    model: p.model,
+    condition: p.condition,
+    scheduler: createSampler(opts.sampler, p.schedulerConfig, { karras }),
+    predictionType: predictionTypeOf(p.schedulerConfig),
+    values: plan.values,
+    guide: opts.guide,
+    guideLabels: plan.guideLabels,
+    guidanceScale: opts.guidance,
+    guidanceRescale: rescale,
+    eta: args.num('eta'),
+    numInferenceSteps: opts.steps,
+    seed: args.num('seed') ?? 0,
+    batchSize: positiveInt(args, 'batch', 64),
+  };
+}
+
+/** The reference set under the cache options. */
+export async function reference(
+  args: Args,
+  c: EvalClassifier,
+  spec: string,
+  progress: Progress,
+): Promise<Reference> {
+  const cacheDir =
+    args.flag('cache') === false ? null : (args.str('cache-dir') ?? defaultCacheDir());
+  const ref = await loadReference(c, spec, {
+    cacheDir,
+    onProgress: (done, total) => progress.update('reference features', done, total),
+    onNote: (line) => progress.note(`note: ${line}`),
+  });
+  progress.clear();
+  return ref;
+}
+
+/**
+ * Progress on stderr: one line redrawn in place on a terminal, otherwise a line at every tenth of
+ * the work; nothing with --quiet.
+ */
+export class Progress {
+  readonly #quiet: boolean;
+  readonly #tty: boolean;
+  #what = '';
+  #t0 = 0;
+  #lastTenth = -1;
+  #drawn = false;
+
+  constructor(quiet: boolean) {
+    this.#quiet = quiet;
+    this.#tty = process.stderr.isTTY === true;
+  }
+
+  update(what: string, done: number, total: number): void {
+    if (this.#quiet) return;
+    if (what !== this.#what) {
+      this.#what = what;
+      this.#t0 = performance.now();
+      this.#lastTenth = -1;
+    }
+    const secs = (performance.now() - this.#t0) / 1000;
+    const eta = done > 0 ? formatDuration((secs / done) * (total - done)) : '?';
+    const line = `${what}: ${done}/${total}, ${formatDuration(secs)}, ETA ${eta}`;
+    if (this.#tty) {
+      process.stderr.write(`\r\x1b[2K${line}`);
+      this.#drawn = true;
+    } else {
+      const tenth = Math.floor((10 * done) / total);
+      if (tenth !== this.#lastTenth) {
+        this.#lastTenth = tenth;
+        process.stderr.write(`${line}\n`);
+      }
+    }
+  }
+
+  note(line: string): void {
+    if (this.#quiet) return;
+    this.clear();
+    process.stderr.write(`${line}\n`);
+  }
+
+  clear(): void {
+    if (this.#drawn) process.stderr.write('\r\x1b[2K');
+    this.#drawn = false;
+  }
+}
+
+/** Columns padded to their widest cell, two spaces apart. */
+export function table(rows: readonly (readonly string[])[]): string {
+  const widths: number[] = [];
+  for (const r of rows) r.forEach((c, i) => (widths[i] = Math.max(widths[i] ?? 0, c.length)));
+  return rows
+    .map((r) =>
+      r
+        .map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!)))
+        .join('  ')
+        .trimEnd(),
+    )
+    .join('\n');
+}
+
+/** A number with `digits` significant digits (at least the integer part). */
+export function sig(v: number, digits = 4): string {
+  if (!Number.isFinite(v)) return String(v);
+  if (Math.abs(v) >= 10 ** digits) return v.toFixed(0);
+  if (v !== 0 && Math.abs(v) < 1e-4) return v.toExponential(digits - 1);
+  return v.toPrecision(digits);
+}
+
+/** JSON of a value, with non-finite numbers as null. */
+export function toJson(v: unknown): string {
+  return JSON.stringify(
+    v,
+    (_k, x: unknown) => (typeof x === 'number' && !Number.isFinite(x) ? null : x),
+    2,
+  );
+}

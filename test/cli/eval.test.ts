@@ -1,0 +1,297 @@
+/**
+ * `sumi eval` end to end on tiny random models (8×8 MNIST, a 16-feature classifier): fd with
+ * --json and --save-samples, the saved folder scored again with --samples, cond over guidance
+ * scales, nll, sweep files that a rerun continues, and every kind of bad input refused with one
+ * line, exit code 2 and nothing written.
+ */
+import assert from 'node:assert/strict';
+import { existsSync, readdirSync } from 'node:fs';
+import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+
+import { main } from '../../src/cli/main.js';
+import { writeTinyClassifier, writeTinyModel } from '../../src/eval/test-models.js';
+
+interface Result {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** main(args) in this process, with console output captured. */
+async function sumi(args: string[]): Promise<Result> {
+  const { log, error } = console;
+  let stdout = '';
+  let stderr = '';
+  console.log = (...a: unknown[]) => void (stdout += `${a.join(' ')}\n`);
+  console.error = (...a: unknown[]) => void (stderr += `${a.join(' ')}\n`);
+  try {
+    return { code: await main(args), stdout, stderr };
+  } finally {
+    console.log = log;
+    console.error = error;
+  }
+}
+
+let dir = '';
+let cls = '';
+let model = '';
+let cache = '';
+
+before(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'sumi-eval-cli-'));
+  cls = await writeTinyClassifier(join(dir, 'cls'));
+  model = await writeTinyModel(join(dir, 'model'));
+  cache = join(dir, 'cache');
+});
+after(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+const plain = ['--backend', 'cpu', '--quiet'];
+const base = (): string[] => [...plain, '--cache-dir', cache];
+
+interface FdJson {
+  metrics: {
+    fd: number;
+    samples: number;
+    kid: { value: number; std: number; subsetSize: number };
+    precision: number;
+    recall: number;
+    classes: { entropyBits: number };
+    conditional: { accuracy: number; standardError: number; perClass: unknown[] } | null;
+  };
+  reference: { split: string; images: number; cache: { source: string } };
+  floor: { distance: number } | null;
+  sampling: { modelCallsPerImage: number } | null;
+}
+
+void describe('sumi eval', () => {
+  void test('--help lists the subcommands; a missing or unknown one is a usage error', async () => {
+    const top = await sumi(['eval', '--help']);
+    assert.equal(top.code, 0);
+    for (const s of ['fd', 'cond', 'nll', 'sweep'])
+      assert.match(top.stdout, new RegExp(`\\n  ${s} `));
+    const fd = await sumi(['eval', 'fd', '--help']);
+    assert.equal(fd.code, 0);
+    assert.match(fd.stdout, /^usage: sumi eval fd /);
+    assert.match(fd.stdout, /--save-samples/);
+    assert.equal((await sumi(['eval'])).code, 2);
+    assert.match((await sumi(['eval', 'fid'])).stderr, /unknown subcommand 'fid'/);
+    assert.match((await sumi(['--help'])).stdout, /\n {2}eval /);
+  });
+
+  void test('fd: JSON with every metric; the saved samples score the same from their folder', async () => {
+    const saved = join(dir, 'saved');
+    const args = ['eval', 'fd', '--model', model, '--classifier', cls, '--n', '24', '--steps', '3'];
+    const r = await sumi([...args, '--batch', '12', '--save-samples', saved, '--json', ...base()]);
+    assert.equal(r.code, 0, r.stderr);
+    const a = JSON.parse(r.stdout) as FdJson;
+    assert.equal(a.metrics.samples, 24);
+    assert.deepEqual([a.reference.split, a.reference.images], ['holdout', 501]);
+    assert.ok(a.floor !== null && a.floor.distance < a.metrics.fd, 'FD above the floor');
+    assert.equal(a.metrics.kid.subsetSize, 24);
+    assert.ok(a.metrics.conditional !== null, 'a class model gets conditional accuracy');
+    assert.equal(a.metrics.conditional.perClass.length, 10);
+    assert.equal(a.sampling?.modelCallsPerImage, 3);
+    assert.equal(readdirSync(saved).filter((f) => f.endsWith('.png')).length, 24);
+    const index = JSON.parse(await readFile(join(saved, 'labels.json'), 'utf8')) as {
+      meta: { sampler: string };
+      samples: { label: number }[];
+    };
+    assert.equal(index.meta.sampler, 'dpmpp-2m');
+    assert.deepEqual(
+      index.samples.map((s) => s.label),
+      Array.from({ length: 24 }, (_, i) => i % 10),
+    );
+    const f = await sumi([
+      'eval',
+      'fd',
+      '--classifier',
+      cls,
+      '--samples',
+      saved,
+      '--json',
+      ...base(),
+    ]);
+    assert.equal(f.code, 0, f.stderr);
+    const b = JSON.parse(f.stdout) as FdJson;
+    assert.equal(b.reference.cache.source, 'cache');
+    assert.ok(
+      Math.abs(b.metrics.fd - a.metrics.fd) <= 1e-6 * a.metrics.fd,
+      `${b.metrics.fd} vs ${a.metrics.fd}`,
+    );
+    assert.equal(b.metrics.conditional?.accuracy, a.metrics.conditional.accuracy);
+    const text = await sumi([...args, ...base()]);
+    assert.equal(text.code, 0, text.stderr);
+    for (const row of [
+      /\nFD  +\d/,
+      /\nFD floor +\d/,
+      /\nKID +\S+ ± /,
+      /precision \(k=3\)/,
+      /class entropy/,
+    ]) {
+      assert.match(text.stdout, row);
+    }
+    assert.match(text.stdout, /conditional accuracy +\d\.\d{4} ± \d\.\d{4}/);
+  });
+
+  void test('cond: accuracy with its standard error per guidance scale', async () => {
+    const r = await sumi([
+      'eval',
+      'cond',
+      '--model',
+      model,
+      '--classifier',
+      cls,
+      '--guidance',
+      '1,3',
+      '--n',
+      '20',
+      '--steps',
+      '2',
+      '--json',
+      ...plain,
+    ]);
+    assert.equal(r.code, 0, r.stderr);
+    const j = JSON.parse(r.stdout) as {
+      results: { guidance: number; accuracy: number; standardError: number; n: number }[];
+    };
+    assert.deepEqual(
+      j.results.map((x) => [x.guidance, x.n]),
+      [
+        [1, 20],
+        [3, 20],
+      ],
+    );
+    for (const x of j.results) {
+      assert.ok(
+        Math.abs(x.standardError - Math.sqrt((x.accuracy * (1 - x.accuracy)) / 20)) < 1e-12,
+        'binomial standard error',
+      );
+    }
+  });
+
+  void test('nll: bits/dim with its standard error', async () => {
+    const r = await sumi([
+      'eval',
+      'nll',
+      '--model',
+      model,
+      '--n',
+      '4',
+      '--stride',
+      '50',
+      '--json',
+      ...plain,
+    ]);
+    assert.equal(r.code, 0, r.stderr);
+    const j = JSON.parse(r.stdout) as {
+      bitsPerDim: number;
+      standardError: number;
+      estimator: string;
+    };
+    assert.ok(Number.isFinite(j.bitsPerDim) && j.standardError > 0, r.stdout);
+    assert.equal(j.estimator, 'stratified');
+  });
+
+  void test('sweep: JSON and SVG; a rerun with the same settings continues', async () => {
+    const out = join(dir, 'sweep.json');
+    const plot = join(dir, 'sweep.svg');
+    const args = [
+      'eval',
+      'sweep',
+      '--model',
+      model,
+      '--classifier',
+      cls,
+      '--samplers',
+      'ddim,euler',
+    ];
+    const r = await sumi([
+      ...args,
+      '--steps',
+      '2,3',
+      '--n',
+      '20',
+      '--out',
+      out,
+      '--plot',
+      plot,
+      ...base(),
+    ]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /\nddim +\d\S* +\d/);
+    const j = JSON.parse(await readFile(out, 'utf8')) as { points: unknown[]; floor: number };
+    assert.equal(j.points.length, 4);
+    assert.equal((await readFile(plot, 'utf8')).match(/<polyline/g)?.length, 2);
+    const again = await sumi([
+      ...args,
+      '--steps',
+      '2,3',
+      '--n',
+      '20',
+      '--out',
+      out,
+      '--json',
+      ...base(),
+    ]);
+    assert.equal(again.code, 0, again.stderr);
+    assert.deepEqual((JSON.parse(again.stdout) as { points: unknown[] }).points, j.points);
+  });
+
+  void test('bad input: one line, exit code 2, nothing written', async () => {
+    const big = await writeTinyClassifier(join(dir, 'cls16'), { size: 16 });
+    const five = await writeTinyClassifier(join(dir, 'cls5'), { numClasses: 5 });
+    const uncond = await writeTinyModel(join(dir, 'uncond'), { classes: null });
+    const empty = join(dir, 'empty');
+    await mkdir(empty);
+    const fresh = join(dir, 'fresh-cache');
+    const out = join(dir, 'not-written');
+    const cases: [string[], RegExp][] = [
+      [
+        ['--model', model, '--classifier', big],
+        /the model's samples are 1x8x8 images; the classifier takes 1x16x16/,
+      ],
+      [
+        ['--model', model, '--classifier', five],
+        /the classifier has 5 classes, the model's requests 10/,
+      ],
+      [
+        ['--model', model, '--classifier', cls, '--n', '16'],
+        /16 samples for 16 features: .*FD is undefined/,
+      ],
+      [['--model', uncond, '--classifier', cls, '--class', '3'], /the model is unconditional/],
+      [
+        ['--model', model, '--classifier', cls, '--data', 'fashion-mnist'],
+        /fashion-mnist has 1x28x28/,
+      ],
+    ];
+    for (const [args, message] of cases) {
+      const r = await sumi(['eval', 'fd', ...args, '--save-samples', out, '--cache-dir', fresh]);
+      assert.equal(r.code, 2, `${args.join(' ')}: ${r.stderr}`);
+      assert.match(r.stderr, message);
+      assert.equal(r.stderr.trim().split('\n').length, 1, `one line: ${r.stderr}`);
+      assert.equal(r.stdout, '');
+      assert.ok(!existsSync(out) && !existsSync(fresh), 'nothing written');
+    }
+    const e = await sumi([
+      'eval',
+      'fd',
+      '--classifier',
+      cls,
+      '--samples',
+      empty,
+      '--cache-dir',
+      fresh,
+    ]);
+    assert.equal(e.code, 2);
+    assert.match(e.stderr, /has no PNG images/);
+    const c = await sumi(['eval', 'cond', '--model', uncond, '--classifier', cls]);
+    assert.equal(c.code, 2);
+    assert.match(c.stderr, /give --guide-classifier DIR/);
+    assert.ok(!existsSync(fresh), 'nothing written');
+  });
+});
