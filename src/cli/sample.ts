@@ -23,6 +23,7 @@ import {
   stepX0,
 } from '../diffusion/index.js';
 import { gridFromValues, type RawImage, savePng, saveGif } from '../data/index.js';
+import { checkEmptyOrAbsent, writeSampleFolder } from '../eval/index.js';
 import { type Args, CliError, type CommandSpec, UsageError } from './args.js';
 import { BACKEND_HELP, defineCommand, EXIT, formatDuration, selectBackend } from './common.js';
 
@@ -70,6 +71,12 @@ export const sampleSpec: CommandSpec = {
     },
     { name: 'seed', kind: 'int', arg: 'S', help: 'seed of the noise', default: '0' },
     { name: 'out', kind: 'string', arg: 'FILE', help: 'PNG grid to write', default: 'samples.png' },
+    {
+      name: 'out-dir',
+      kind: 'string',
+      arg: 'DIR',
+      help: 'also (or, without --out, only) write each image as a PNG with labels.json (seed, class or prompt per image), for external scorers',
+    },
     {
       name: 'trajectory',
       kind: 'string',
@@ -301,8 +308,10 @@ async function sampleCmd(args: Args): Promise<number> {
   } catch {
     throw new UsageError(`unknown sampler '${samplerName}' (choose one of ${SAMPLERS.join(', ')})`);
   }
-  const out = args.str('out') ?? 'samples.png';
-  if (extname(out).toLowerCase() !== '.png')
+  const outDir = args.str('out-dir');
+  const grid = outDir !== undefined && !args.has('out') ? null : (args.str('out') ?? 'samples.png');
+  const out = grid ?? '';
+  if (grid !== null && extname(out).toLowerCase() !== '.png')
     throw new UsageError(`--out must name a .png file, got '${out}'`);
   const traj = args.str('trajectory');
   if (traj !== undefined && !['.gif', '.png'].includes(extname(traj).toLowerCase())) {
@@ -335,6 +344,13 @@ async function sampleCmd(args: Args): Promise<number> {
   if (classifierDir === undefined && args.has('classifier-scale')) {
     throw new UsageError('--classifier-scale needs --classifier DIR');
   }
+  if (outDir !== undefined) {
+    try {
+      await checkEmptyOrAbsent(outDir);
+    } catch (e) {
+      throw new CliError(e instanceof Error ? e.message : String(e));
+    }
+  }
   const p = await loadPipeline(dir, { weights });
   const scheduler = createSampler(samplerName, p.schedulerConfig, { karras });
   const guide = classifierDir === undefined ? null : await loadClassifier(classifierDir);
@@ -359,6 +375,7 @@ async function sampleCmd(args: Args): Promise<number> {
     classifier: guide,
   });
   const total = values.length;
+  const seed = args.num('seed') ?? 0;
   let conds: ReturnType<typeof encodeConditions>;
   try {
     conds = encodeConditions(
@@ -381,7 +398,7 @@ async function sampleCmd(args: Args): Promise<number> {
   const t0 = performance.now();
   const images = generate(p.model, scheduler, {
     n: total,
-    seed: args.num('seed') ?? 0,
+    seed,
     numInferenceSteps: steps,
     eta: args.num('eta'),
     cond: conds.cond,
@@ -420,7 +437,21 @@ async function sampleCmd(args: Args): Promise<number> {
   const secs = (performance.now() - t0) / 1000;
   try {
     const nrow = rowLength ?? args.num('nrow');
-    await savePng(out, images, nrow !== undefined ? { nrow, scale } : { scale });
+    if (grid !== null)
+      await savePng(grid, images, nrow !== undefined ? { nrow, scale } : { scale });
+    if (outDir !== undefined) {
+      const classes = guideLabels ?? values.map((v) => (typeof v === 'number' ? v : null));
+      await writeSampleFolder(outDir, images, values, seed, {
+        classes,
+        meta: {
+          model: p.layout.root,
+          sampler: samplerName,
+          steps,
+          guidance,
+          guidanceRescale: rescale,
+        },
+      });
+    }
     if (traj !== undefined) {
       const [, c, h, w] = images.shape as [number, number, number, number];
       await writeTrajectory(traj, frames, [k, c, h, w]);
@@ -431,7 +462,7 @@ async function sampleCmd(args: Args): Promise<number> {
   }
   if (!quiet) {
     console.log(
-      `${out}: ${total} images, ${samplerName} ${steps} steps, ${p.weights === 'ema' ? 'EMA' : 'model'} weights ` +
+      `${[grid, outDir].filter((o) => o !== null && o !== undefined).join(' and ')}: ${total} images, ${samplerName} ${steps} steps, ${p.weights === 'ema' ? 'EMA' : 'model'} weights ` +
         `of ${p.layout.root}, on ${backend.name} in ${formatDuration(secs)}` +
         (traj !== undefined ? `; trajectory ${traj}` : ''),
     );

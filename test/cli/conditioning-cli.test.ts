@@ -145,6 +145,38 @@ void describe('sumi sample with conditioning', () => {
     assert.equal(byName.code, 0, byName.stderr);
   });
 
+  void test('--out-dir writes one PNG per image and labels.json with the class of each', async () => {
+    const folder = out('folder');
+    const r = await sumi([
+      'sample',
+      '--model',
+      out('class'),
+      '--class',
+      '3',
+      '--n',
+      '2',
+      '--steps',
+      '1',
+      '--seed',
+      '5',
+      '--out-dir',
+      folder,
+      '--quiet',
+    ]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.ok(existsSync(join(folder, '000001.png')), 'the second image');
+    assert.ok(!existsSync('samples.png'), 'no grid without --out');
+    const index = JSON.parse(readFileSync(join(folder, 'labels.json'), 'utf8')) as {
+      seed: number;
+      samples: { label?: number }[];
+    };
+    assert.equal(index.seed, 5);
+    assert.deepEqual(
+      index.samples.map((e) => e.label),
+      [3, 3],
+    );
+  });
+
   void test('a text model: --prompt with a negative prompt and guidance', async () => {
     const png = out('prompt.png');
     const r = await sumi([
