@@ -1,6 +1,6 @@
 /** `sumi eval nll`: bits/dim of the variational bound on real images (src/eval/metrics/nll.ts). */
 import { classPrompt } from '../data/index.js';
-import type { ConditionValue } from '../diffusion/index.js';
+import type { ConditionValue, ModelVarType } from '../diffusion/index.js';
 import { EvalInputError, loadDataFor, modelNll, spreadIndices } from '../eval/index.js';
 import type { Args, CommandSpec } from './args.js';
 import { EXIT, formatDuration, selectBackend } from './common.js';
@@ -14,6 +14,14 @@ import {
   table,
   toJson,
 } from './eval-common.js';
+
+/** How p_θ(x_{t−1} | x_t)'s variance was taken, by scheduler `variance_type`. */
+const VARIANCE_TEXT: Record<ModelVarType, string> = {
+  fixed_small: 'fixed, β̃_t (fixed_small)',
+  fixed_large: 'fixed, β_t (fixed_large)',
+  learned: "the model's σ² (learned)",
+  learned_range: "the model's Σ_θ between β̃_t and β_t (learned_range)",
+};
 
 export const nllSpec: CommandSpec = {
   name: 'eval nll',
@@ -47,6 +55,8 @@ export const nllSpec: CommandSpec = {
   notes: [
     "Class-conditional models are conditioned on each image's true class, text models on its class\n" +
       'prompt (mnist, fashion-mnist), unless --null-condition.',
+    "p_θ's variance follows the model's scheduler config (variance_type): β̃_t, β_t, or the\n" +
+      "model's own Σ_θ for a learned_range model (sumi train --variance learned_range).",
   ],
 };
 
@@ -148,6 +158,7 @@ export async function nllCommand(args: Args): Promise<number> {
           ? `the bound: all ${r.modelCallsPerImage} terms per image`
           : `stratified, stride ${r.stride}: ${r.modelCallsPerImage} model calls per image (an unbiased estimate of the bound)`,
       ],
+      ['variance', VARIANCE_TEXT[r.varianceType]],
       [
         'bits/dim',
         `${r.bitsPerDim.toFixed(4)} ± ${sig(r.standardError, 2)} (standard error over images)`,

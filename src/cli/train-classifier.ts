@@ -178,6 +178,12 @@ export const trainClassifierSpec: CommandSpec = {
       arg: 'FILE',
       help: 'EncoderClassifierModel config keys (JSON) over the built-in small classifier',
     },
+    {
+      name: 'widths',
+      kind: 'string',
+      arg: 'C,..',
+      help: 'channels of the levels (block_out_channels; default 32,64,64)',
+    },
     { name: 'image-size', kind: 'int', arg: 'S', help: 'resize images to S×S' },
     { name: 'channels', kind: 'int', arg: 'C', help: '1 or 3' },
     {
@@ -350,8 +356,17 @@ async function configFromOptions(
     throw new UsageError(`--channels must be 1 or 3, got ${channels}`);
   }
   const cfgPath = args.str('config');
+  const model = cfgPath === undefined ? {} : readJsonFile(cfgPath, '--config');
+  const widths = args.str('widths');
+  if (widths !== undefined) {
+    const ch = widths.split(',').map((w) => Number(w.trim()));
+    if (ch.some((c) => !Number.isInteger(c) || c < 1)) {
+      throw new UsageError(`--widths expects comma-separated channel counts, got '${widths}'`);
+    }
+    model.block_out_channels = ch;
+  }
   const input: ClassifierConfigInput = {
-    model: cfgPath === undefined ? {} : readJsonFile(cfgPath, '--config'),
+    model,
     scheduler: sched?.scheduler ?? {},
     train: { ...(flags as Partial<ClassifierTrainConfig>), data, noiseAware },
   };
@@ -391,7 +406,7 @@ async function trainClassifier(args: Args, argv: readonly string[]): Promise<num
     const asked = args.has('data')
       ? await configFromOptions(args, flags, given.noiseAware !== false, [])
       : null;
-    for (const o of ['config', 'schedule-from', 'image-size', 'channels']) {
+    for (const o of ['config', 'widths', 'schedule-from', 'image-size', 'channels']) {
       if (asked === null && args.has(o)) {
         throw new UsageError(`--resume: --${o} needs --data (or drop it: the checkpoint has it)`);
       }

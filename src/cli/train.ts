@@ -6,6 +6,7 @@ import {
   findCheckpoint,
   parseBetaSchedule,
   parsePredictionType,
+  parseVarianceType,
   readTrainerState,
   resolveTrainConfig,
   type RunSettings,
@@ -265,6 +266,15 @@ export const trainSpec: CommandSpec = {
       default: 'linear',
     },
     {
+      name: 'variance',
+      kind: 'string',
+      arg: 'V',
+      help:
+        "p_θ's variance: fixed_small (β̃_t), fixed_large (β_t), or learned_range (Σ_θ between " +
+        'them, trained with L_simple + λ L_vlb; the model gets 2× the output channels). ' +
+        "Default: the preset's, else fixed_small",
+    },
+    {
       name: 'train-timesteps',
       kind: 'int',
       arg: 'T',
@@ -305,6 +315,8 @@ function optionValues(args: Args): {
   if (pt !== undefined) scheduler.prediction_type = parsePredictionType(pt);
   const bs = args.str('schedule');
   if (bs !== undefined) scheduler.beta_schedule = parseBetaSchedule(bs);
+  const vt = args.str('variance');
+  if (vt !== undefined) scheduler.variance_type = parseVarianceType(vt);
   const tt = args.num('train-timesteps');
   if (tt !== undefined) scheduler.num_train_timesteps = tt;
   return { train, scheduler };
@@ -461,7 +473,8 @@ async function train(args: Args, argv: readonly string[]): Promise<number> {
   say(
     `training ${trainer.numParameters().toLocaleString('en-US')} parameters on ${trainer.dataset.name} ` +
       `(${trainer.dataset.length} images, ${cfg.channels}x${cfg.imageSize}x${cfg.imageSize}) ` +
-      `on ${backend.name}: batch ${cfg.batchSize}, lr ${cfg.lr}, ${String(cfg.scheduler.prediction_type)} prediction`,
+      `on ${backend.name}: batch ${cfg.batchSize}, lr ${cfg.lr}, ${String(cfg.scheduler.prediction_type)} prediction` +
+      (trainer.varianceType === 'learned_range' ? ', learned variance (L_hybrid)' : ''),
   );
 
   const controller = new AbortController();

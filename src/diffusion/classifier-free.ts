@@ -12,11 +12,15 @@
  *
  * (std over all but the batch axis, with Bessel's correction, as diffusers' rescale_noise_cfg).
  * With w = 1 no unconditional pass runs and the result is the conditional output exactly.
+ *
+ * A learned-variance model outputs [B, 2C, ...] (mean part, then Σ_θ's part): guidance and the
+ * rescale act on the mean parts only and the conditional variance part is kept,
+ * [ε̃; v_c], as diffusers' DeepFloyd IF pipeline does.
  */
 import { add, concat, div, mul, slice, sqrt, sub, type Tensor, variance } from '../engine/index.js';
 import type { Conditioning, Denoiser } from '../nn/models/index.js';
 import { concatConditioning } from './conditioning.js';
-import type { DenoiseModel } from './samplers/index.js';
+import { type DenoiseModel, mapMeanPart, meanPartOf } from './samplers/index.js';
 
 export interface GuidanceOptions {
   /** The conditioning c of the n images. */
@@ -55,8 +59,10 @@ export function guidedDenoiser(denoiser: Denoiser, opts: GuidanceOptions): Denoi
   return (x, t) => {
     const n = x.shape[0]!;
     const out = denoiser.denoise(concat([x, x], 0), t, both);
-    const c = slice(out, [0], [n]);
-    const u = slice(out, [n], [2 * n]);
-    return rescaleGuidance(add(u, mul(sub(c, u), w)), c, phi);
+    const channels = x.shape[1]!;
+    const u = meanPartOf(slice(out, [n], [2 * n]), channels);
+    return mapMeanPart(slice(out, [0], [n]), channels, (c) =>
+      rescaleGuidance(add(u, mul(sub(c, u), w)), c, phi),
+    );
   };
 }

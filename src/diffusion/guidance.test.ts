@@ -2,11 +2,13 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 
 import {
+  concat,
   cpuBackend,
   Generator,
   logSoftmax,
   noGrad,
   randn,
+  slice,
   type Tensor,
   tensor,
   tidy,
@@ -136,6 +138,27 @@ void describe('classifier guidance', () => {
         );
       }
     }
+  });
+
+  void it('changes only the mean part of a learned-variance output [B, 2C, ...]', async () => {
+    const c = await tinyClassifier('float64');
+    const x = randn([2, 1, 4, 4], { seed: 5, dtype: 'float64' });
+    const meanPart = (xt: Tensor): Tensor => xt.mul(0.3).add(0.1);
+    const varPart = randn([2, 1, 4, 4], { seed: 6, dtype: 'float64' });
+    const opts = {
+      classifier: c,
+      labels: [2, 0],
+      scale: 2,
+      alphasCumprod: acp,
+      predictionType: 'epsilon' as const,
+    };
+    noGrad(() => {
+      const both = classifierGuidance((xt) => concat([meanPart(xt), varPart], 1), opts)(x, 300);
+      const alone = classifierGuidance(meanPart, opts)(x, 300);
+      assert.deepEqual(both.shape, [2, 2, 4, 4]);
+      assertClose(slice(both, [0, 0], [2, 1]), alone, { rtol: 0, atol: 0 }, 'the mean part');
+      assertClose(slice(both, [0, 1], [2, 2]), varPart, { rtol: 0, atol: 0 }, 'Σ_θ part kept');
+    });
   });
 
   void it('refuses classifiers for other images, bad labels and other schedules', async () => {

@@ -11,6 +11,7 @@
  * σ(t) interpolated linearly in log σ between the neighbouring training timesteps, the inverse of
  * the σ → t map of diffusers' `_sigma_to_t`. Models that predict x̂_0 or v get the same change
  * expressed in their parameterization (x̂_0 = (x_t − σ ε̂)/α, v̂ = (ε̂ − σ x_t)/α, α = √ᾱ, σ = √(1−ᾱ)).
+ * A learned-variance output [B, 2C, ...] changes in its mean part only; Σ_θ's part is kept.
  */
 import {
   cast,
@@ -28,7 +29,7 @@ import {
 } from '../engine/index.js';
 import type { EncoderClassifierModel } from '../nn/models/index.js';
 import type { PredictionType } from './forward.js';
-import type { DenoiseModel } from './samplers/index.js';
+import { type DenoiseModel, mapMeanPart } from './samplers/index.js';
 
 export interface ClassifierGuidanceOptions {
   classifier: EncoderClassifierModel;
@@ -164,15 +165,17 @@ export function classifierGuidance(
     const sigma = Math.sqrt(1 - abar);
     const grad = classifierLogProbGrad(classifier, x, t, labels);
     // Δε̂ = −s σ ∇ log p;  Δx̂_0 = −(σ/α) Δε̂;  Δv̂ = Δε̂/α.
-    switch (predictionType) {
-      case 'epsilon':
-        return sub(out, mul(grad, scale * sigma));
-      case 'sample':
-        return add(out, mul(grad, (scale * sigma * sigma) / alpha));
-      case 'v_prediction':
-        return sub(out, mul(grad, (scale * sigma) / alpha));
-      default:
-        throw new Error(`unknown prediction_type '${String(predictionType satisfies never)}'`);
-    }
+    return mapMeanPart(out, c, (m) => {
+      switch (predictionType) {
+        case 'epsilon':
+          return sub(m, mul(grad, scale * sigma));
+        case 'sample':
+          return add(m, mul(grad, (scale * sigma * sigma) / alpha));
+        case 'v_prediction':
+          return sub(m, mul(grad, (scale * sigma) / alpha));
+        default:
+          throw new Error(`unknown prediction_type '${String(predictionType satisfies never)}'`);
+      }
+    });
   };
 }

@@ -2,7 +2,7 @@
  * Resuming is exact: N steps in one go and N/2 steps, a checkpoint, a fresh trainer loaded from
  * it and the remaining N/2 give byte-identical weights, EMA weights and optimizer state. The
  * config exercises every random stream: data order and flips, timesteps, noise, class-label
- * dropout, and dropout layers.
+ * dropout, and dropout layers; a learned-variance model (the hybrid loss) resumes the same way.
  */
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
@@ -25,11 +25,14 @@ const N = 6;
 
 const fx = trainFixture('sumi-resume-');
 
-function config(train: Partial<TrainConfig> = {}): TrainConfig {
+function config(
+  train: Partial<TrainConfig> = {},
+  scheduler: Record<string, unknown> = {},
+): TrainConfig {
   return resolveTrainConfig(
     {
       model: MODEL,
-      scheduler: { num_train_timesteps: 200 },
+      scheduler: { num_train_timesteps: 200, ...scheduler },
       train: {
         data: 'mnist',
         steps: N,
@@ -113,6 +116,19 @@ void describe('resume', () => {
     await train(other, config({ seed: 1 }));
     const bytes = await checkpointBytes(other);
     for (const f of FILES) assert.ok(!bytes.get(f)!.equals(oneGo.get(f)!), `${f} should differ`);
+  });
+
+  void test('a learned variance (L_hybrid, 2C outputs) resumes to identical bytes too', async () => {
+    const lv = config({}, { variance_type: 'learned_range' });
+    assert.equal(lv.model.out_channels, 2, 'mean and variance channels');
+    const a = join(fx.dir, 'lv-one-go');
+    await train(a, lv);
+    const b = join(fx.dir, 'lv-split');
+    await train(b, lv, N / 2);
+    await resume(b);
+    const bytes = await checkpointBytes(a);
+    assertSame(bytes, await checkpointBytes(b), 'resumed learned-variance run');
+    assert.ok(!bytes.get(FILES[0]!)!.equals(oneGo.get(FILES[0]!)!), 'not the fixed-variance run');
   });
 
   void test('constant lr: --steps N/2, then resume with --steps N is also identical', async () => {

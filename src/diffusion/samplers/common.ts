@@ -6,6 +6,7 @@
  */
 import {
   clamp,
+  concat,
   div,
   type Generator,
   keep,
@@ -13,6 +14,7 @@ import {
   minimum,
   mul,
   randn,
+  slice,
   type Tensor,
   tensor,
 } from '../../engine/index.js';
@@ -79,6 +81,37 @@ export interface Scheduler {
   getVelocity?(sample: Tensor, noise: Tensor, timesteps: ArrayLike<number>): Tensor;
   /** The diffusers `config.json` object of this scheduler (snake_case, `_class_name`). */
   toDiffusersConfig(): Record<string, unknown>;
+  /**
+   * Whether `step` reads the variance half of a learned-variance model output [B, 2C, ...]
+   * (DDPM with variance_type learned / learned_range). `sample` gives every other scheduler the
+   * mean half only. Absent: false.
+   */
+  readonly usesLearnedVariance?: boolean;
+}
+
+/**
+ * The mean part (ε, x_0 or v) of a model output for a sample of `channels` channels: the first C
+ * channels of a learned-variance output [B, 2C, ...] (improved DDPM's split of Σ_θ; diffusers'
+ * `model_output.split(C, dim=1)`), the output itself when it has C channels.
+ */
+export function meanPartOf(modelOutput: Tensor, channels: number): Tensor {
+  if (modelOutput.rank < 2 || modelOutput.shape[1] !== 2 * channels) return modelOutput;
+  return slice(modelOutput, [0, 0], [modelOutput.shape[0]!, channels]);
+}
+
+/**
+ * f applied to the mean part of a model output, the variance part kept: for [B, 2C, ...],
+ * concat([f(out[:, :C]), out[:, C:]], 1); for [B, C, ...], f(out). How guidance changes only
+ * the mean prediction of a learned-variance model (as diffusers' IF and DiT pipelines do).
+ */
+export function mapMeanPart(
+  modelOutput: Tensor,
+  channels: number,
+  f: (meanPart: Tensor) => Tensor,
+): Tensor {
+  if (modelOutput.rank < 2 || modelOutput.shape[1] !== 2 * channels) return f(modelOutput);
+  const variancePart = slice(modelOutput, [0, channels], [modelOutput.shape[0]!, 2 * channels]);
+  return concat([f(meanPartOf(modelOutput, channels)), variancePart], 1);
 }
 
 /** Options every scheduler has: the training noise schedule and the parameterization. */

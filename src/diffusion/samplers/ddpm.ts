@@ -148,6 +148,12 @@ export class DDPMScheduler extends AlphaSchedulerBase<DDPMOptions> {
     checkOneOf('variance_type', this.config.varianceType, ddpmVarianceTypes, this.className);
   }
 
+  /** A learned variance type samples with Σ_θ from the second half of the model output. */
+  get usesLearnedVariance(): boolean {
+    const v = this.config.varianceType;
+    return v === 'learned' || v === 'learned_range';
+  }
+
   /** The timestep after t in the schedule (−1 past the end). */
   previousTimestep(t: number): number {
     const i = this.timesteps.indexOf(t);

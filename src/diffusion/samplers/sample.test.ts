@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 
-import { Generator, randn, type Tensor } from '../../engine/index.js';
+import { concat, Generator, randn, type Tensor } from '../../engine/index.js';
+import { mapMeanPart, meanPartOf } from './common.js';
 import { createScheduler } from './registry.js';
 import { sample, type StepInfo } from './sample.js';
 
@@ -55,6 +56,54 @@ void describe('sampling loop', () => {
     first.forEach((v, k) =>
       assert.ok(Math.abs(v - expected[k]!) < 1e-14, 'Math.abs(v - expected[k]!) < 1e-14'),
     );
+  });
+
+  void it('gives a learned-variance output [B, 2C] whole to DDPM with Σ_θ, its mean part to the rest', () => {
+    const xT = randn([1, 2, 2, 2], { seed: 4, dtype: 'float64' });
+    // Mean part 0.1 x, variance part v = 0.5 (both C = 2 channels).
+    const model = (x: Tensor): Tensor => concat([x.mul(0.1), x.mul(0).add(0.5)], 1);
+    const seen = (name: string, config: Record<string, unknown>): number[][] => {
+      const shapes: number[][] = [];
+      sample(createScheduler(name, config), model, xT, {
+        numInferenceSteps: 2,
+        generator: new Generator(1),
+        onStep: ({ modelOutput }) => void shapes.push([...modelOutput.shape]),
+      });
+      return shapes;
+    };
+    const learned = { variance_type: 'learned_range' };
+    assert.deepEqual(
+      seen('ddpm', learned),
+      [
+        [1, 4, 2, 2],
+        [1, 4, 2, 2],
+      ],
+      'DDPM reads Σ_θ',
+    );
+    assert.deepEqual(
+      seen('ddpm', {}),
+      [
+        [1, 2, 2, 2],
+        [1, 2, 2, 2],
+      ],
+      'fixed_small: mean part',
+    );
+    for (const name of ['ddim', 'euler', 'dpmpp-2m', 'pndm']) {
+      assert.ok(
+        seen(name, learned).every((sh) => sh[1] === 2),
+        `${name}: the mean part only`,
+      );
+    }
+    // mapMeanPart applies f to the mean part and keeps the rest; a C-channel output is all mean.
+    const out = model(xT);
+    const mapped = mapMeanPart(out, 2, (m) => m.mul(-1)).dataSync();
+    const o = out.dataSync();
+    o.forEach((v, i) => assert.equal(mapped[i], i < 8 ? -v : v, `element ${i}`));
+    assert.deepEqual(
+      Array.from(mapMeanPart(xT, 2, (m) => m.mul(2)).dataSync()),
+      Array.from(xT.dataSync(), (v) => 2 * v),
+    );
+    assert.equal(meanPartOf(xT, 2), xT, 'C channels: the output itself');
   });
 
   void it('passes the generator to stochastic steps', () => {

@@ -6,9 +6,15 @@
  *
  * Each iteration runs in a memory scope, so only the running sample (and the scheduler's own
  * history) stays alive. Progress and trajectories reach the caller through `onStep`.
+ *
+ * A learned-variance model outputs [B, 2C, ...]: the mean part (ε, x_0 or v), then Σ_θ's part.
+ * A scheduler that samples with Σ_θ (`usesLearnedVariance`: DDPM with a learned variance type)
+ * gets the whole output; every other one (DDIM, Euler, DPM-Solver, ...) gets the mean part
+ * only, as diffusers' DeepFloyd IF pipeline splits it before `step` when the scheduler's
+ * variance_type is not a learned one.
  */
 import { type Generator, mul, type Tensor, tidy } from '../../engine/index.js';
-import type { Scheduler, StepOptions } from './common.js';
+import { meanPartOf, type Scheduler, type StepOptions } from './common.js';
 
 /** A denoiser: the model input (already scaled) and the timestep to the model output. */
 export type DenoiseModel = (x: Tensor, t: number) => Tensor;
@@ -21,6 +27,7 @@ export interface StepInfo {
   sample: Tensor;
   predOriginalSample: Tensor | null;
   modelInput: Tensor;
+  /** What `step` got: the model output, or its mean part (see the module comment). */
   modelOutput: Tensor;
 }
 
@@ -53,7 +60,9 @@ export function sample(
     const t = ts[i]!;
     const next = tidy(() => {
       const modelInput = scheduler.scaleModelInput(x, t);
-      const modelOutput = model(modelInput, t);
+      const output = model(modelInput, t);
+      const modelOutput =
+        scheduler.usesLearnedVariance === true ? output : meanPartOf(output, x.shape[1]!);
       const r = scheduler.step(modelOutput, t, x, stepOptions);
       opts.onStep?.({
         i,

@@ -13,6 +13,7 @@
 import type { EmaWarmup, ScheduleName } from '../../nn/index.js';
 import type { PredictionType } from '../forward.js';
 import type { BetaSchedule } from '../schedule.js';
+import type { ModelVarType } from '../vlb.js';
 
 export interface TrainConfig {
   /** Dataset: 'mnist', 'fashion-mnist', 'emoji' or the path of a folder of images. */
@@ -296,6 +297,54 @@ export function parseBetaSchedule(v: string): BetaSchedule {
     throw new TrainConfigError(`unknown schedule '${v}' (linear, scaled_linear, cosine, sigmoid)`);
   }
   return r;
+}
+
+/** CLI spellings of the variance of p_θ(x_{t−1} | x_t) (diffusers' `variance_type`). */
+export function parseVarianceType(v: string): 'fixed_small' | 'fixed_large' | 'learned_range' {
+  const m: Record<string, 'fixed_small' | 'fixed_large' | 'learned_range'> = {
+    fixed_small: 'fixed_small',
+    'fixed-small': 'fixed_small',
+    fixed_large: 'fixed_large',
+    'fixed-large': 'fixed_large',
+    learned_range: 'learned_range',
+    'learned-range': 'learned_range',
+  };
+  const r = m[v.toLowerCase()];
+  if (r === undefined) {
+    throw new TrainConfigError(`unknown variance '${v}' (learned_range, fixed_small, fixed_large)`);
+  }
+  return r;
+}
+
+/**
+ * The variance type a scheduler config trains with: fixed variances (β̃_t, β_t) train on
+ * L_simple; `learned_range` (Σ_θ interpolated between β̃_t and β_t in the log domain, improved
+ * DDPM eq. 15) on L_hybrid = L_simple + λ L_vlb with a model of 2C output channels. diffusers'
+ * `learned` reads the variance channels as σ² itself, whose log is undefined wherever the network
+ * outputs a value ≤ 0 (a freshly initialized U-Net gets a NaN loss at once): it is refused, as is
+ * every other value.
+ */
+export function trainedVarianceType(variance: unknown): ModelVarType {
+  switch (variance) {
+    case undefined:
+    case 'fixed_small':
+    case 'fixed_small_log':
+      return 'fixed_small';
+    case 'fixed_large':
+      return 'fixed_large';
+    case 'learned_range':
+      return 'learned_range';
+    case 'learned':
+      throw new TrainConfigError(
+        "variance_type 'learned' makes the model output σ² itself, and log σ² is undefined " +
+          "wherever it outputs a value <= 0; train 'learned_range' (the same sampler reads it)",
+      );
+    default:
+      throw new TrainConfigError(
+        `variance_type ${JSON.stringify(variance)}: training supports fixed_small, fixed_small_log, ` +
+          'fixed_large and learned_range',
+      );
+  }
 }
 
 /** The settings of `a` that differ from `b` (for refusing a resume under other settings). */

@@ -7,6 +7,8 @@
  *          ε from stream (seed, 'noise', s);  x_t = √ᾱ_t x_0 + √(1 − ᾱ_t) ε;
  *          c_b = τ(y_b) from the condition source (nothing, the class, a caption's encoding);
  *          loss = mean_b w_b ‖model(x_t, t, c) − target‖² (target ε, x_0 or v; w: min-SNR-γ or 1);
+ *          with a learned variance (variance_type learned_range, 2C output channels) the hybrid
+ *          loss of improved DDPM: + λ T L_vlb term at t, with the mean part detached (losses.ts);
  *          backward; clip the global gradient norm; AdamW at lr(s) (warmup + cosine); EMA.
  * The condition y_b is replaced by the null condition ∅ (null class, empty prompt) with
  * probability p, drawn from stream (seed, 'labels', s); a caption is picked among a sample's
@@ -79,6 +81,7 @@ import {
 } from '../text-conditioning.js';
 import { createScheduler } from '../samplers/index.js';
 import { makeSchedule, type NoiseSchedule } from '../schedule.js';
+import type { ModelVarType } from '../vlb.js';
 import {
   type CheckpointFile,
   jsonBytes,
@@ -94,6 +97,7 @@ import {
   type RunSettings,
   type TrainConfig,
   TrainConfigError,
+  trainedVarianceType,
 } from './config.js';
 import { dropoutOffset, streamSeed } from './streams.js';
 
@@ -200,12 +204,24 @@ export function resolveTrainConfig(input: TrainConfigInput, dataset: Dataset): T
       `the model is a ${JSON.stringify(className)}; training supports UNet2DModel and UNet2DConditionModel`,
     );
   }
+  const schedulerIn = { ...input.scheduler };
+  delete schedulerIn._class_name;
+  delete schedulerIn._diffusers_version;
+  const ddpm = createScheduler('DDPMScheduler', schedulerIn);
+  const { _class_name, ...rest } = ddpm.toDiffusersConfig();
+  const scheduler: Record<string, unknown> = {
+    _class_name,
+    _diffusers_version: DIFFUSERS_VERSION,
+    ...rest,
+  };
+  // A learned Σ_θ adds C output channels: [mean part; variance part].
+  const learned = trainedVarianceType(scheduler.variance_type) === 'learned_range';
   const model: Record<string, unknown> = {
     ...input.model,
     _class_name: className,
     sample_size: dataset.height,
     in_channels: dataset.channels,
-    out_channels: dataset.channels,
+    out_channels: learned ? 2 * dataset.channels : dataset.channels,
   };
   if (classCond) {
     if (dataset.numClasses === undefined) {
@@ -251,22 +267,6 @@ export function resolveTrainConfig(input: TrainConfigInput, dataset: Dataset): T
     );
   }
   const resolvedModel = JSON.parse(configToJson(className, unet)) as Record<string, unknown>;
-  const schedulerIn = { ...input.scheduler };
-  delete schedulerIn._class_name;
-  delete schedulerIn._diffusers_version;
-  const ddpm = createScheduler('DDPMScheduler', schedulerIn);
-  const { _class_name, ...rest } = ddpm.toDiffusersConfig();
-  const scheduler: Record<string, unknown> = {
-    _class_name,
-    _diffusers_version: DIFFUSERS_VERSION,
-    ...rest,
-  };
-  const variance = scheduler.variance_type;
-  if (variance !== 'fixed_small' && variance !== 'fixed_small_log' && variance !== 'fixed_large') {
-    throw new TrainConfigError(
-      `variance_type ${JSON.stringify(variance)}: only fixed variances are trained`,
-    );
-  }
   return {
     ...defaultTrainConfig,
     ...t,
@@ -356,6 +356,8 @@ export class Trainer {
   readonly loader: DataLoaderType;
   readonly schedule: NoiseSchedule;
   readonly predictionType: PredictionType;
+  /** p_θ's variance: fixed (L_simple), or learned_range (L_hybrid, 2C output channels). */
+  readonly varianceType: ModelVarType;
   readonly classes: { numClasses: number; nullClassId: number; names?: string[] } | null;
   /** Optimizer steps completed. */
   step = 0;
@@ -378,6 +380,15 @@ export class Trainer {
     }
     this.config = config;
     this.dataset = dataset;
+    this.varianceType = trainedVarianceType(config.scheduler.variance_type);
+    const outChannels =
+      this.varianceType === 'learned_range' ? 2 * config.channels : config.channels;
+    if (config.model.out_channels !== outChannels) {
+      throw new TrainConfigError(
+        `variance_type ${String(config.scheduler.variance_type)} needs out_channels ${outChannels}, ` +
+          `the model has ${String(config.model.out_channels)}`,
+      );
+    }
     const s = config.seed;
     const model = createModel(config.model, {
       generator: new Generator(streamSeed(s, 'init')),
@@ -493,7 +504,11 @@ export class Trainer {
         const loss = trainingLoss(
           this.schedule,
           { x0, noise, timesteps, modelOutput, xt },
-          { predictionType: this.predictionType, snrGamma: cfg.snrGamma },
+          {
+            predictionType: this.predictionType,
+            varianceType: this.varianceType,
+            snrGamma: cfg.snrGamma,
+          },
         );
         loss.backward();
         const gradNorm =

@@ -52,9 +52,16 @@ function priorBits(x: Float64Array): number {
   return kl / D / LN2;
 }
 
-/** L_0 = −log P(x | mean) under the 256-bin Gaussian of variance β̃_1 (interior bins), bits/dim. */
-function decoderBits(x: Float64Array, mean: Float64Array): number {
-  const sigma = Math.sqrt(s.posteriorVariance[1]!);
+/**
+ * L_0 = −log P(x | mean) under the 256-bin Gaussian of variance σ² (β̃_1 unless given; interior
+ * bins), bits/dim.
+ */
+function decoderBits(
+  x: Float64Array,
+  mean: Float64Array,
+  variance = s.posteriorVariance[1]!,
+): number {
+  const sigma = Math.sqrt(variance);
   let nll = 0;
   for (let i = 0; i < D; i++) {
     const c = x[i]! - mean[i]!;
@@ -119,6 +126,42 @@ void describe('datasetNll: a zero-output x_0 model (x̂_0 = 0) against its close
     });
     data[0]!.dispose();
     a.perImage.forEach((v, i) => close(b.perImage[i]!, v, 1e-12, `image ${i}`));
+  });
+
+  void it('learned_range outputs v = ±1: the bounds at Σ = β̃_t and at Σ = β_t, in closed form', async () => {
+    // log Σ_θ = ((v+1)/2) log β_t + (1 − (v+1)/2) log β̃_t: v = −1 gives β̃_t (β̃_1 at t = 0,
+    // the clipped value), v = +1 gives β_t (β_0 at t = 0). With x̂_0 = 0 the model mean misses
+    // the posterior mean by c1_t x_0, so with Σ = β_t
+    //   L_{t−1} = Σ_i ½ (−1 + log(β_t/β̃_t) + β̃_t/β_t + (c1_t x_i)²/β_t) / D / ln 2.
+    const klLarge = (t: number, x: Float64Array): number => {
+      const b = s.betas[t]!;
+      const pv = s.posteriorVariance[t]!;
+      const c1 = s.posteriorMeanCoef1[t]!;
+      let kl = 0;
+      for (const v of x) kl += 0.5 * (-1 + Math.log(b / pv) + pv / b + (c1 * v) ** 2 / b);
+      return kl / D / LN2;
+    };
+    const bound = (x: Float64Array, v: 1 | -1): number => {
+      let total = priorBits(x);
+      for (let t = 1; t < T; t++) total += v === 1 ? klLarge(t, x) : klBits(t, x, zeros);
+      return total + (v === 1 ? decoderBits(x, zeros, s.betas[0]) : decoderBits(x, zeros));
+    };
+    const data = [batch(images)];
+    const got: Record<1 | -1, Float64Array> = { 1: new Float64Array(), [-1]: new Float64Array() };
+    for (const v of [1, -1] as const) {
+      const learned: VlbModel = (xt) => concat([full(xt.shape, 0, f64), full(xt.shape, v, f64)], 1);
+      const r = await datasetNll(s, learned, data, {
+        predictionType: 'sample',
+        varianceType: 'learned_range',
+      });
+      got[v] = r.perImage;
+      images.forEach((x, i) => close(r.perImage[i]!, bound(x, v), 1e-9, `v = ${v}, image ${i}`));
+    }
+    data[0]!.dispose();
+    assert.ok(
+      got[1].every((b, i) => Math.abs(b - got[-1][i]!) > 1e-3),
+      'the two variances give different bounds',
+    );
   });
 
   void it('the stratified estimate is unbiased (averaged over seeds) and says what it is', async () => {

@@ -26,6 +26,7 @@ const COUNTS: Record<string, number> = {
   'ddpm-cifar10': 35_746_307,
   'mnist-small': 1_112_801,
   'mnist-small-class': 1_114_209,
+  'mnist-small-lv': 1_113_090,
   'mnist-text': 1_411_553,
   'mnist-tiny': 686_769,
   'latent-small': 1_164_836,
@@ -62,7 +63,13 @@ void describe('presets', () => {
   void it('the MNIST presets and latent-small run at their sample size', () => {
     const g = new Generator(0);
     noGrad(() => {
-      for (const name of ['mnist-small', 'mnist-small-class', 'mnist-tiny', 'latent-small']) {
+      for (const name of [
+        'mnist-small',
+        'mnist-small-class',
+        'mnist-small-lv',
+        'mnist-tiny',
+        'latent-small',
+      ]) {
         const m = createModel(read(name)) as UNet2DModel;
         const s = m.config.sample_size as number;
         const x = randn([2, m.config.in_channels, s, s], { generator: g });
@@ -70,6 +77,20 @@ void describe('presets', () => {
         assert.deepEqual(m.forward(x, [1, 999], labels).shape, [2, m.config.out_channels, s, s]);
       }
     });
+  });
+
+  void it('mnist-small-lv is mnist-small with a learned variance: 2 output channels, learned_range', () => {
+    const { out_channels: lvOut, ...lv } = read('mnist-small-lv');
+    const { out_channels: smallOut, ...small } = read('mnist-small');
+    assert.deepEqual(lv, small, 'the same network but for out_channels');
+    assert.deepEqual([smallOut, lvOut], [1, 2], 'the mean part and Σ_θ part');
+    const sched = JSON.parse(
+      readFileSync(join(PRESETS, 'mnist-small-lv', 'scheduler_config.json'), 'utf8'),
+    ) as Record<string, unknown>;
+    assert.equal(sched.variance_type, 'learned_range');
+    const trainJson = (name: string): string =>
+      readFileSync(join(PRESETS, name, 'train.json'), 'utf8');
+    assert.equal(trainJson('mnist-small-lv'), trainJson('mnist-small'), 'the same training budget');
   });
 
   void it('latent-small works on the latents of vae-small', () => {
