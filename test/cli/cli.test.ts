@@ -13,9 +13,9 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 
-import { main } from '../../src/cli/main.js';
 import { decodePng } from '../../src/data/index.js';
 import { TINY_UNET } from '../diffusion/train-setup.js';
+import { assertCleanError, type Result, STACK, sumiInProcess } from './run-sumi.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const SAMPLERS = [
@@ -31,12 +31,6 @@ const SAMPLERS = [
   'unipc',
 ];
 
-interface Result {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
 /** `node bin/sumi.js ...args` in the repository root. */
 function sumi(args: readonly string[]): Promise<Result> {
   return new Promise((resolve, reject) => {
@@ -51,29 +45,6 @@ function sumi(args: readonly string[]): Promise<Result> {
     p.on('error', reject);
     p.on('close', (code) => resolve({ code, stdout, stderr }));
   });
-}
-
-/** main(args) in this process, with console output captured. */
-async function sumiInProcess(args: string[]): Promise<Result> {
-  const { log, error } = console;
-  let stdout = '';
-  let stderr = '';
-  console.log = (...a: unknown[]) => void (stdout += `${a.join(' ')}\n`);
-  console.error = (...a: unknown[]) => void (stderr += `${a.join(' ')}\n`);
-  try {
-    return { code: await main(args), stdout, stderr };
-  } finally {
-    console.log = log;
-    console.error = error;
-  }
-}
-
-const STACK = /\n\s+at /;
-
-function assertCleanError(r: Result, code: number, message: RegExp): void {
-  assert.equal(r.code, code, `exit code (stderr: ${r.stderr})`);
-  assert.match(r.stderr, message);
-  assert.doesNotMatch(r.stderr, STACK, 'no stack trace without --verbose');
 }
 
 const TINY = {

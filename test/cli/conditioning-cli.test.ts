@@ -11,35 +11,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 
-import { main } from '../../src/cli/main.js';
 import { decodePng } from '../../src/data/index.js';
 import { TINY_UNET } from '../diffusion/train-setup.js';
-
-interface Result {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-async function sumi(args: string[]): Promise<Result> {
-  const { log, error } = console;
-  let stdout = '';
-  let stderr = '';
-  console.log = (...a: unknown[]) => void (stdout += `${a.join(' ')}\n`);
-  console.error = (...a: unknown[]) => void (stderr += `${a.join(' ')}\n`);
-  try {
-    return { code: await main(args), stdout, stderr };
-  } finally {
-    console.log = log;
-    console.error = error;
-  }
-}
-
-function assertCleanError(r: Result, code: number, message: RegExp): void {
-  assert.equal(r.code, code, `exit code (stderr: ${r.stderr})`);
-  assert.match(r.stderr, message);
-  assert.doesNotMatch(r.stderr, /\n\s+at /, 'no stack trace');
-}
+import { assertCleanError, type Result, sumiInProcess as sumi } from './run-sumi.js';
 
 const TRAIN = { image_size: 8, batch_size: 4, lr: 1e-3, warmup_steps: 1, sample_every: 0 };
 const CLASS_CONFIG = {

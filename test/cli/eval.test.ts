@@ -11,29 +11,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 
-import { main } from '../../src/cli/main.js';
 import { writeTinyClassifier, writeTinyModel } from '../../src/eval/test-models.js';
-
-interface Result {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-/** main(args) in this process, with console output captured. */
-async function sumi(args: string[]): Promise<Result> {
-  const { log, error } = console;
-  let stdout = '';
-  let stderr = '';
-  console.log = (...a: unknown[]) => void (stdout += `${a.join(' ')}\n`);
-  console.error = (...a: unknown[]) => void (stderr += `${a.join(' ')}\n`);
-  try {
-    return { code: await main(args), stdout, stderr };
-  } finally {
-    console.log = log;
-    console.error = error;
-  }
-}
+import { sumiInProcess as sumi } from './run-sumi.js';
 
 let dir = '';
 let cls = '';
