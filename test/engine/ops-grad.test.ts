@@ -52,6 +52,7 @@ void describe('the op table', () => {
     'getBackend',
     'initBackend',
     'initDefaultBackend',
+    'enableGrad',
     'isGradEnabled',
     'keep',
     'linspace',
