@@ -1,14 +1,16 @@
 /** `sumi export`: a sample-ready model folder (one set of weights, no trainer state) from a checkpoint. */
 import { existsSync, readdirSync } from 'node:fs';
 
-import { loadPipeline, savePipeline } from '../diffusion/index.js';
+import { join } from 'node:path';
+
+import { exportClassifier, loadPipeline, savePipeline } from '../diffusion/index.js';
 import { type Args, CliError, type CommandSpec, UsageError } from './args.js';
 import { defineCommand, EXIT } from './common.js';
 
 export const exportSpec: CommandSpec = {
   name: 'export',
   summary:
-    'Write a sample-ready pipeline folder (unet/, scheduler/, sumi.json; text_encoder/ and tokenizer/ of text models) from a checkpoint.',
+    'Write a sample-ready pipeline folder (unet/, scheduler/, sumi.json; text_encoder/ and tokenizer/ of text models), or classifier folder, from a checkpoint.',
   usage: 'sumi export --model <dir> --out <dir> [--weights auto|ema|model] [--dtype f32|f16]',
   options: [
     { name: 'model', kind: 'string', arg: 'DIR', help: "a 'sumi train' output or checkpoint" },
@@ -33,6 +35,12 @@ export const exportSpec: CommandSpec = {
   ],
 };
 
+/** A 'sumi train-classifier' output, checkpoint or exported classifier folder. */
+function isClassifierDir(dir: string): boolean {
+  const roots = [dir, join(dir, 'checkpoint'), join(dir, 'checkpoint.old')];
+  return roots.some((r) => existsSync(join(r, 'classifier', 'config.json')));
+}
+
 async function exportCmd(args: Args): Promise<number> {
   const dir = args.str('model');
   const out = args.str('out');
@@ -41,9 +49,15 @@ async function exportCmd(args: Args): Promise<number> {
   if (existsSync(out) && readdirSync(out).length > 0 && args.flag('force') !== true) {
     throw new CliError(`${out} is not empty (pass --force to write into it)`);
   }
+  const dtype = args.str('dtype') === 'f16' ? 'F16' : 'F32';
+  if (isClassifierDir(dir)) {
+    const c = await exportClassifier(dir, out, { dtype });
+    console.log(`${out}: the classifier of ${c.root}`);
+    return EXIT.ok;
+  }
   const weights = (args.str('weights') ?? 'auto') as 'auto' | 'ema' | 'model';
   const p = await loadPipeline(dir, { weights });
-  await savePipeline(p, out, { dtype: args.str('dtype') === 'f16' ? 'F16' : 'F32' });
+  await savePipeline(p, out, { dtype });
   console.log(`${out}: ${p.weights === 'ema' ? 'EMA' : 'model'} weights of ${p.layout.root}`);
   return EXIT.ok;
 }
