@@ -10,9 +10,10 @@ import * as ops from './ops/index.js';
 import { keep, track } from './scope.js';
 import { fmtShape, type Shape, shapesEqual, sizeOf } from './shape.js';
 
-interface StorageRef {
-  storage: Storage;
-  refs: number;
+/** A storage and the number of tensors that own it (a tensor and its views share one). */
+class StorageRef {
+  refs = 0;
+  constructor(readonly storage: Storage) {}
 }
 
 export type Scalar = number;
@@ -22,8 +23,6 @@ export type TensorLike = Tensor | Scalar;
 export type NestedArray = number | NestedArray[];
 
 let nextId = 1;
-/** Set by `Tensor.view` so the constructor shares a storage instead of taking one. */
-let sharedRef: StorageRef | null = null;
 
 export class Tensor {
   readonly id = nextId++;
@@ -36,8 +35,14 @@ export class Tensor {
   node: GradNode | null = null;
   #ref: StorageRef | null;
 
-  /** Wraps a storage the caller owns; the tensor takes that ownership. */
-  constructor(storage: Storage, shape: Shape) {
+  /**
+   * Wraps a storage the caller owns; the tensor takes that ownership. Given the StorageRef of
+   * another tensor (only `Tensor.view` has one), it becomes one more owner of that storage. The
+   * owner count changes only once the shape is known to fit, so a throw here leaves it as it was.
+   */
+  constructor(source: Storage | StorageRef, shape: Shape) {
+    const ref = source instanceof StorageRef ? source : new StorageRef(source);
+    const storage = ref.storage;
     if (sizeOf(shape) !== storage.size) {
       throw new Error(
         `Tensor: shape ${fmtShape(shape)} needs ${sizeOf(shape)} elements, storage has ${storage.size}`,
@@ -46,17 +51,14 @@ export class Tensor {
     this.shape = Object.freeze([...shape]);
     this.#dtype = storage.dtype;
     this.#backend = storage.backend;
-    this.#ref = sharedRef ?? { storage, refs: 1 };
-    sharedRef = null;
+    ref.refs++;
+    this.#ref = ref;
     track(this);
   }
 
   /** A new tensor of another shape over the same storage (no copy). */
   static view(src: Tensor, shape: Shape): Tensor {
-    const ref = src.#live();
-    ref.refs++;
-    sharedRef = ref;
-    return new Tensor(ref.storage, shape);
+    return new Tensor(src.#live(), shape);
   }
 
   get dtype(): DType {

@@ -139,6 +139,21 @@ void describe('dispose and views', () => {
     assert.equal(live(), before);
   });
 
+  void test('a view of the wrong size throws and leaves no trace on later tensors', () => {
+    const before = live();
+    const a = E.tensor([1, 2, 3, 4]);
+    assert.throws(() => E.Tensor.view(a, [3]), /shape \[3\] needs 3 elements, storage has 4/);
+    const b = E.tensor([9, 9]);
+    assert.notEqual(b.storage, a.storage);
+    assert.deepEqual(Array.from(b.dataSync()), [9, 9]);
+    assert.equal(live() - before, 2);
+    // a is still the only owner of its storage: disposing it frees the storage.
+    a.dispose();
+    assert.equal(live() - before, 1);
+    b.dispose();
+    assert.equal(live(), before);
+  });
+
   void test('a view returned from tidy survives its base being freed', () => {
     const before = live();
     const v = E.tidy(() => E.reshape(E.add(E.ones([4]), 1), [2, 2]));
