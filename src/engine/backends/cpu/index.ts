@@ -40,6 +40,8 @@ import {
   softmaxKernel,
 } from './fused.js';
 import { matmulKernel } from './matmul.js';
+import { groupNormBackwardF32, groupNormF32 } from './norm-f32.js';
+import { simdRuntime } from './simd-gemm.js';
 import { argmaxKernel, reduceKernel } from './reduce.js';
 
 export class CpuStorage implements Storage {
@@ -228,7 +230,22 @@ export class CpuBackend implements Backend {
     const rstd = this.#make(x.dtype, spec.n * spec.groups);
     const w = weight === null ? null : this.#data(weight);
     const b = bias === null ? null : this.#data(bias);
-    groupNormKernel(this.#data(x), w, b, spec, y.data, mean.data, rstd.data);
+    const xd = this.#data(x);
+    const rt = simdRuntime();
+    if (rt !== null && xd instanceof Float32Array) {
+      groupNormF32(
+        rt,
+        xd,
+        w as Float32Array | null,
+        b as Float32Array | null,
+        spec,
+        y.data as Float32Array,
+        mean.data as Float32Array,
+        rstd.data as Float32Array,
+      );
+    } else {
+      groupNormKernel(xd, w, b, spec, y.data, mean.data, rstd.data);
+    }
     return { y, mean, rstd };
   }
 
@@ -244,6 +261,26 @@ export class CpuBackend implements Backend {
     const dx = this.#make(x.dtype, x.size);
     const dweight = weight === null ? null : this.#make(x.dtype, spec.channels);
     const dbias = weight === null ? null : this.#make(x.dtype, spec.channels);
+    const rt = simdRuntime();
+    const xd = this.#data(x);
+    if (rt !== null && xd instanceof Float32Array) {
+      const f32 = (st: Storage | null): Float32Array | null =>
+        st === null ? null : (this.#data(st) as Float32Array);
+      groupNormBackwardF32(
+        rt,
+        xd,
+        f32(weight),
+        f32(bias),
+        f32(mean)!,
+        f32(rstd)!,
+        f32(dy)!,
+        spec,
+        dx.data as Float32Array,
+        (dweight?.data as Float32Array | undefined) ?? null,
+        (dbias?.data as Float32Array | undefined) ?? null,
+      );
+      return { dx, dweight, dbias };
+    }
     groupNormBackwardKernel(
       this.#data(x),
       weight === null ? null : this.#data(weight),

@@ -22,6 +22,8 @@ const MAX_BYTES = 65536 * PAGE;
 export class SimdRuntime {
   readonly memory: WebAssembly.Memory;
   readonly kernel: KernelFn;
+  /** σ in place over the floats at byte addresses [p, end), end − p a multiple of 16. */
+  readonly sigmoid: (p: number, end: number) => void;
   readonly threads: GemmThreads | null;
   #f32: Float32Array;
   #i32: Int32Array;
@@ -34,6 +36,7 @@ export class SimdRuntime {
       : new WebAssembly.Module(decodeBase64(GEMM_WASM));
     const instance = new WebAssembly.Instance(module, { env: { memory: this.memory } });
     this.kernel = instance.exports['gemm'] as KernelFn;
+    this.sigmoid = instance.exports['sigmoid'] as (p: number, end: number) => void;
     this.#f32 = new Float32Array(this.memory.buffer);
     this.#i32 = new Int32Array(this.memory.buffer);
   }

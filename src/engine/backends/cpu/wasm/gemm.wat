@@ -102,4 +102,75 @@
             (local.set $i (i32.add (local.get $i) (i32.const 1)))
             (br $iloop)))
         (local.set $j (i32.add (local.get $j) (i32.const 1)))
-        (br $jloop)))))
+        (br $jloop))))  ;; σ(z) = 1/(1 + e^(−z)) in place over the floats [p, end) (byte addresses, end − p a multiple
+  ;; of 32; two vectors per iteration, independent, so their latencies overlap). e^t as Cephes'
+  ;; expf: t clamped to [−87.3, 88.3], n = round(t·log₂e), r = t − n·ln2 (ln2 in two parts, so r
+  ;; is exact), e^r = 1 + r + r²·P(r) with P of degree 5 (relative error ~1e-7 on |r| ≤ ln2/2),
+  ;; and 2ⁿ = the float with exponent bits n + 127. The rounding is j = t·log₂e + 1.5·2²³, whose
+  ;; float addition rounds to an integer and leaves n + 0x4B400000 in j's bits.
+  (func (export "sigmoid") (param $p i32) (param $end i32)
+    (local $t v128) (local $n v128) (local $r v128) (local $q v128)
+    (local $t2 v128) (local $n2 v128) (local $r2 v128) (local $q2 v128) (local $j v128) (local $j2 v128)
+    (block $done
+      (loop $next
+        (br_if $done (i32.ge_u (local.get $p) (local.get $end)))
+        (local.set $t
+          (f32x4.min (f32x4.splat (f32.const 88.3))
+            (f32x4.max (f32x4.splat (f32.const -87.3))
+              (f32x4.neg (v128.load offset=0 (local.get $p))))))
+        (local.set $j
+          (f32x4.add (f32x4.mul (local.get $t) (f32x4.splat (f32.const 1.44269504088896341)))
+            (f32x4.splat (f32.const 12582912))))
+        (local.set $n (f32x4.sub (local.get $j) (f32x4.splat (f32.const 12582912))))
+        (local.set $r
+          (f32x4.sub
+            (f32x4.sub (local.get $t) (f32x4.mul (local.get $n) (f32x4.splat (f32.const 0.693359375))))
+            (f32x4.mul (local.get $n) (f32x4.splat (f32.const -2.12194440e-4)))))
+        (local.set $q (f32x4.splat (f32.const 1.9875691500e-4)))
+        (local.set $q (f32x4.add (f32x4.mul (local.get $q) (local.get $r)) (f32x4.splat (f32.const 1.3981999507e-3))))
+        (local.set $q (f32x4.add (f32x4.mul (local.get $q) (local.get $r)) (f32x4.splat (f32.const 8.3334519073e-3))))
+        (local.set $q (f32x4.add (f32x4.mul (local.get $q) (local.get $r)) (f32x4.splat (f32.const 4.1665795894e-2))))
+        (local.set $q (f32x4.add (f32x4.mul (local.get $q) (local.get $r)) (f32x4.splat (f32.const 1.6666665459e-1))))
+        (local.set $q (f32x4.add (f32x4.mul (local.get $q) (local.get $r)) (f32x4.splat (f32.const 5.0000001201e-1))))
+        (local.set $q
+          (f32x4.add
+            (f32x4.add (f32x4.mul (local.get $q) (f32x4.mul (local.get $r) (local.get $r))) (local.get $r))
+            (f32x4.splat (f32.const 1))))
+        (local.set $q
+          (f32x4.mul (local.get $q)
+            (i32x4.shl (i32x4.add (local.get $j) (i32x4.splat (i32.const -1262485377)))
+              (i32.const 23))))
+        (v128.store offset=0 (local.get $p)
+          (f32x4.div (f32x4.splat (f32.const 1)) (f32x4.add (f32x4.splat (f32.const 1)) (local.get $q))))
+        (local.set $t2
+          (f32x4.min (f32x4.splat (f32.const 88.3))
+            (f32x4.max (f32x4.splat (f32.const -87.3))
+              (f32x4.neg (v128.load offset=16 (local.get $p))))))
+        (local.set $j2
+          (f32x4.add (f32x4.mul (local.get $t2) (f32x4.splat (f32.const 1.44269504088896341)))
+            (f32x4.splat (f32.const 12582912))))
+        (local.set $n2 (f32x4.sub (local.get $j2) (f32x4.splat (f32.const 12582912))))
+        (local.set $r2
+          (f32x4.sub
+            (f32x4.sub (local.get $t2) (f32x4.mul (local.get $n2) (f32x4.splat (f32.const 0.693359375))))
+            (f32x4.mul (local.get $n2) (f32x4.splat (f32.const -2.12194440e-4)))))
+        (local.set $q2 (f32x4.splat (f32.const 1.9875691500e-4)))
+        (local.set $q2 (f32x4.add (f32x4.mul (local.get $q2) (local.get $r2)) (f32x4.splat (f32.const 1.3981999507e-3))))
+        (local.set $q2 (f32x4.add (f32x4.mul (local.get $q2) (local.get $r2)) (f32x4.splat (f32.const 8.3334519073e-3))))
+        (local.set $q2 (f32x4.add (f32x4.mul (local.get $q2) (local.get $r2)) (f32x4.splat (f32.const 4.1665795894e-2))))
+        (local.set $q2 (f32x4.add (f32x4.mul (local.get $q2) (local.get $r2)) (f32x4.splat (f32.const 1.6666665459e-1))))
+        (local.set $q2 (f32x4.add (f32x4.mul (local.get $q2) (local.get $r2)) (f32x4.splat (f32.const 5.0000001201e-1))))
+        (local.set $q2
+          (f32x4.add
+            (f32x4.add (f32x4.mul (local.get $q2) (f32x4.mul (local.get $r2) (local.get $r2))) (local.get $r2))
+            (f32x4.splat (f32.const 1))))
+        (local.set $q2
+          (f32x4.mul (local.get $q2)
+            (i32x4.shl (i32x4.add (local.get $j2) (i32x4.splat (i32.const -1262485377)))
+              (i32.const 23))))
+        (v128.store offset=16 (local.get $p)
+          (f32x4.div (f32x4.splat (f32.const 1)) (f32x4.add (f32x4.splat (f32.const 1)) (local.get $q2))))
+        (local.set $p (i32.add (local.get $p) (i32.const 32)))
+        (br $next)))
+  )
+)
