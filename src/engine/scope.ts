@@ -43,6 +43,16 @@ function collect(value: unknown, out: Set<Disposable>, depth = 0): void {
 
 /** Runs fn and disposes the tensors it made, except the ones it returns. */
 export function tidy<T>(fn: () => T): T {
+  return tidyIf(fn, () => true);
+}
+
+/**
+ * Runs fn in a scope of its own. When `free(result)` holds, disposes what fn made except its
+ * result, as `tidy` does; otherwise hands everything fn made to the enclosing scope, as though
+ * no scope had been opened. Composite ops use it to free the intermediates that no autograd graph
+ * refers to. An exception disposes everything fn made.
+ */
+export function tidyIf<T>(fn: () => T, free: (result: T) => boolean): T {
   const scope = new Set<Disposable>();
   stack.push(scope);
   let result: T;
@@ -57,9 +67,13 @@ export function tidy<T>(fn: () => T): T {
   if (result instanceof Promise) {
     throw new Error('tidy(fn): fn must be synchronous; await outside and tidy the sync parts');
   }
+  const parent = stack[stack.length - 1];
+  if (!free(result)) {
+    if (parent !== undefined) for (const t of scope) parent.add(t);
+    return result;
+  }
   const kept = new Set<Disposable>();
   collect(result, kept);
-  const parent = stack[stack.length - 1];
   for (const t of scope) {
     if (kept.has(t)) parent?.add(t);
     else t.dispose();

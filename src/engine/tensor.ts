@@ -7,7 +7,7 @@ import { type GradNode, isGradEnabled, noGrad, runBackward } from './autograd.js
 import type { Backend, Storage } from './backend.js';
 import type { DType, TypedArray } from './dtype.js';
 import * as ops from './ops/index.js';
-import { keep, track } from './scope.js';
+import { keep, tidy, tidyIf, track } from './scope.js';
 import { fmtShape, type Shape, shapesEqual, sizeOf } from './shape.js';
 
 /** A storage and the number of tensors that own it (a tensor and its views share one). */
@@ -23,6 +23,8 @@ export type TensorLike = Tensor | Scalar;
 export type NestedArray = number | NestedArray[];
 
 let nextId = 1;
+/** Tensors made and not yet disposed, on every backend (for leak checks). */
+let liveTensors = 0;
 
 export class Tensor {
   readonly id = nextId++;
@@ -53,7 +55,13 @@ export class Tensor {
     this.#backend = storage.backend;
     ref.refs++;
     this.#ref = ref;
+    liveTensors++;
     track(this);
+  }
+
+  /** How many tensors exist and are not disposed (storages are counted by each backend). */
+  static liveCount(): number {
+    return liveTensors;
   }
 
   /** A new tensor of another shape over the same storage (no copy). */
@@ -97,6 +105,7 @@ export class Tensor {
     if (ref === null) return;
     this.#ref = null;
     this.node = null;
+    liveTensors--;
     if (--ref.refs === 0) ref.storage.backend.free(ref.storage);
   }
 
@@ -328,7 +337,12 @@ function nest(data: TypedArray, shape: Shape): NestedArray {
   );
 }
 
-/** Records a node on `out` when gradients are on and an input needs one. Returns out. */
+/**
+ * Records a node on `out` when gradients are on and an input needs one. Returns out. The VJP runs
+ * in a scope of its own, so its temporaries are freed as soon as it returns (backward's peak
+ * memory is one VJP's temporaries, not all of them), and so are the gradients it computed for
+ * inputs that need none.
+ */
 export function record(
   out: Tensor,
   name: string,
@@ -337,7 +351,21 @@ export function record(
 ): Tensor {
   if (isGradEnabled() && inputs.some((x) => x.requiresGrad)) {
     out.requiresGrad = true;
-    out.node = { name, inputs, vjp };
+    out.node = {
+      name,
+      inputs,
+      vjp: (g, needs) => tidy(() => vjp(g, needs).map((gi, i) => (needs[i] ? gi : null))),
+    };
   }
   return out;
+}
+
+/**
+ * Runs the body of a composite op (one written with other ops). When the result carries no graph
+ * node, every tensor the body made other than the result is disposed at once, so an op called
+ * outside any `tidy` leaves only its result; otherwise the graph refers to them until backward,
+ * and they stay in the caller's scope.
+ */
+export function composite(body: () => Tensor): Tensor {
+  return tidyIf(body, (y) => y.node === null);
 }

@@ -1,7 +1,7 @@
 /** Convolution, pooling and nearest upsampling (NCHW). */
 import type { Conv2dSpec } from '../backend.js';
 import { fmtShape } from '../shape.js';
-import { record, Tensor } from '../tensor.js';
+import { composite, record, Tensor } from '../tensor.js';
 import { full } from './creation.js';
 import { add } from './elementwise.js';
 import { expand, reshape } from './movement.js';
@@ -74,21 +74,23 @@ export function conv2d(
 ): Tensor {
   const spec = conv2dSpec(x.shape, weight.shape, opts);
   if (x.dtype !== weight.dtype) throw new Error(`conv2d: input ${x.dtype}, weight ${weight.dtype}`);
-  const out = new Tensor(x.backend.conv2d(x.storage, weight.storage, spec), [
-    spec.n,
-    spec.cOut,
-    spec.hOut,
-    spec.wOut,
-  ]);
-  record(out, 'conv2d', [x, weight], (g, needs) => [
-    needs[0]
-      ? new Tensor(x.backend.conv2dGradInput(g.storage, weight.storage, spec), x.shape)
-      : null,
-    needs[1]
-      ? new Tensor(x.backend.conv2dGradWeight(x.storage, g.storage, spec), weight.shape)
-      : null,
-  ]);
-  return bias ? add(out, reshape(bias, [1, spec.cOut, 1, 1])) : out;
+  return composite(() => {
+    const out = new Tensor(x.backend.conv2d(x.storage, weight.storage, spec), [
+      spec.n,
+      spec.cOut,
+      spec.hOut,
+      spec.wOut,
+    ]);
+    record(out, 'conv2d', [x, weight], (g, needs) => [
+      needs[0]
+        ? new Tensor(x.backend.conv2dGradInput(g.storage, weight.storage, spec), x.shape)
+        : null,
+      needs[1]
+        ? new Tensor(x.backend.conv2dGradWeight(x.storage, g.storage, spec), weight.shape)
+        : null,
+    ]);
+    return bias ? add(out, reshape(bias, [1, spec.cOut, 1, 1])) : out;
+  });
 }
 
 /**
@@ -97,21 +99,25 @@ export function conv2d(
  */
 export function avgPool2d(x: Tensor, kernel: number, stride = kernel, padding = 0): Tensor {
   const [n, c, h, w] = x.shape as [number, number, number, number];
-  if (stride === kernel && padding === 0 && h % kernel === 0 && w % kernel === 0) {
-    const r = reshape(x, [n, c, h / kernel, kernel, w / kernel, kernel]);
-    return mean(r, [3, 5]);
-  }
-  const wgt = full([c, 1, kernel, kernel], 1 / (kernel * kernel), {
-    dtype: x.dtype,
-    backend: x.backend,
+  return composite(() => {
+    if (stride === kernel && padding === 0 && h % kernel === 0 && w % kernel === 0) {
+      const r = reshape(x, [n, c, h / kernel, kernel, w / kernel, kernel]);
+      return mean(r, [3, 5]);
+    }
+    const wgt = full([c, 1, kernel, kernel], 1 / (kernel * kernel), {
+      dtype: x.dtype,
+      backend: x.backend,
+    });
+    return conv2d(x, wgt, null, { stride, padding, groups: c });
   });
-  return conv2d(x, wgt, null, { stride, padding, groups: c });
 }
 
 /** Nearest-neighbour upsampling by an integer factor (each pixel repeated factor×factor). */
 export function upsampleNearest2d(x: Tensor, factor = 2): Tensor {
   const [n, c, h, w] = x.shape as [number, number, number, number];
-  const r = reshape(x, [n, c, h, 1, w, 1]);
-  const e = expand(r, [n, c, h, factor, w, factor]);
-  return reshape(e, [n, c, h * factor, w * factor]);
+  return composite(() => {
+    const r = reshape(x, [n, c, h, 1, w, 1]);
+    const e = expand(r, [n, c, h, factor, w, factor]);
+    return reshape(e, [n, c, h * factor, w * factor]);
+  });
 }

@@ -2,7 +2,7 @@
 import type { BinaryOp, UnaryOp } from '../backend.js';
 import type { DType } from '../dtype.js';
 import { broadcastShapes, broadcastStrides, fmtShape } from '../shape.js';
-import { record, Tensor, type TensorLike } from '../tensor.js';
+import { composite, record, Tensor, type TensorLike } from '../tensor.js';
 import { scalarLike } from './creation.js';
 import { sumTo } from './reduce.js';
 
@@ -197,11 +197,21 @@ export function where(cond: Tensor, a: TensorLike, b: TensorLike): Tensor {
 
 /** Clamps to [min, max] (either bound optional); gradient 1 inside, 0 outside. */
 export function clamp(x: Tensor, min?: number, max?: number): Tensor {
-  let y = x;
-  if (min !== undefined) y = where(binaryRaw('lt', x, scalarLike(x, min)), min, y);
-  // Compare y, not x: with min > max every element becomes max, as in PyTorch.
-  if (max !== undefined) y = where(binaryRaw('gt', y, scalarLike(x, max)), max, y);
-  return y;
+  return composite(() => {
+    let y = x;
+    if (min !== undefined) y = where(compareRaw('lt', x, min), min, y);
+    // Compare y, not x: with min > max every element becomes max, as in PyTorch.
+    if (max !== undefined) y = where(compareRaw('gt', y, max), max, y);
+    return y;
+  });
+}
+
+/** x op v as a 0/1 mask, freeing the 0-d tensor made for v (no graph needs it). */
+function compareRaw(op: 'lt' | 'gt', x: Tensor, v: number): Tensor {
+  const s = scalarLike(x, v);
+  const mask = binaryRaw(op, x, s);
+  s.dispose();
+  return mask;
 }
 
 /** Converts dtype; float-to-float casts pass gradients through. */

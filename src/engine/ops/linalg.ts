@@ -1,7 +1,7 @@
 /** Matrix products with batch broadcasting, and linear layers. */
 import type { MatmulSpec } from '../backend.js';
 import { broadcastShapes, fmtShape, type Shape, shapesEqual, sizeOf } from '../shape.js';
-import { record, Tensor } from '../tensor.js';
+import { composite, record, Tensor } from '../tensor.js';
 import { add } from './elementwise.js';
 import { expand, reshape } from './movement.js';
 import { sumTo } from './reduce.js';
@@ -74,14 +74,15 @@ export function matmulT(a: Tensor, b: Tensor, transA: boolean, transB: boolean):
 
 /** NumPy matmul for rank ≥ 2 operands; a 1-D operand is treated as a row/column vector. */
 export function matmul(a: Tensor, b: Tensor): Tensor {
-  if (a.rank === 1 && b.rank === 1) return reshape(matmul(reshape(a, [1, a.size]), b), []);
-  if (a.rank === 1)
-    return reshape(matmul(reshape(a, [1, a.size]), b), [
-      ...b.shape.slice(0, -2),
-      b.shape[b.rank - 1]!,
-    ]);
-  if (b.rank === 1) return reshape(matmul(a, reshape(b, [b.size, 1])), a.shape.slice(0, -1));
-  return matmulT(a, b, false, false);
+  if (a.rank >= 2 && b.rank >= 2) return matmulT(a, b, false, false);
+  return composite(() => {
+    if (a.rank === 1 && b.rank === 1) return reshape(matmul(reshape(a, [1, a.size]), b), []);
+    if (a.rank === 1) {
+      const outShape = [...b.shape.slice(0, -2), b.shape[b.rank - 1]!];
+      return reshape(matmul(reshape(a, [1, a.size]), b), outShape);
+    }
+    return reshape(matmul(a, reshape(b, [b.size, 1])), a.shape.slice(0, -1));
+  });
 }
 
 /** y = x Wᵀ + b, with weight [out, in] as in PyTorch; x is [..., in]. */
@@ -92,8 +93,10 @@ export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null): Tensor 
       `linear: input ${fmtShape(x.shape)} does not end in ${inF} (weight ${fmtShape(weight.shape)})`,
     );
   }
-  const x2 = x.rank === 2 ? x : reshape(x, [-1, inF]);
-  let y = matmulT(x2, weight, false, true);
-  if (bias) y = add(y, bias);
-  return x.rank === 2 ? y : reshape(y, [...x.shape.slice(0, -1), weight.shape[0]!]);
+  return composite(() => {
+    const x2 = x.rank === 2 ? x : reshape(x, [-1, inF]);
+    let y = matmulT(x2, weight, false, true);
+    if (bias) y = add(y, bias);
+    return x.rank === 2 ? y : reshape(y, [...x.shape.slice(0, -1), weight.shape[0]!]);
+  });
 }

@@ -9,7 +9,7 @@ import {
   sizeOf,
   stridesOf,
 } from '../shape.js';
-import { record, Tensor } from '../tensor.js';
+import { composite, record, Tensor } from '../tensor.js';
 import { arange } from './creation.js';
 import { add, cast, eq } from './elementwise.js';
 import { sumTo } from './reduce.js';
@@ -170,25 +170,29 @@ export function concat(xs: readonly Tensor[], axis = 0): Tensor {
   if (xs.length === 1) return reshape(first, first.shape);
   const total = xs.reduce((n, t) => n + t.shape[a]!, 0);
   // Each part padded into its place, then summed: gradients follow from pad and add.
-  let at = 0;
-  let out: Tensor | null = null;
-  for (const t of xs) {
-    const widths = t.shape.map((_, i) =>
-      i === a ? ([at, total - at - t.shape[a]!] as const) : ([0, 0] as const),
-    );
-    const placed = pad(t, widths);
-    at += t.shape[a]!;
-    out = out === null ? placed : add(out, placed);
-  }
-  return out!;
+  return composite(() => {
+    let at = 0;
+    let out: Tensor | null = null;
+    for (const t of xs) {
+      const widths = t.shape.map((_, i) =>
+        i === a ? ([at, total - at - t.shape[a]!] as const) : ([0, 0] as const),
+      );
+      const placed = pad(t, widths);
+      at += t.shape[a]!;
+      out = out === null ? placed : add(out, placed);
+    }
+    return out!;
+  });
 }
 
 /** Joins tensors along a new axis. */
 export function stack(xs: readonly Tensor[], axis = 0): Tensor {
   if (xs.length === 0) throw new Error('stack: no tensors');
-  return concat(
-    xs.map((t) => unsqueeze(t, axis)),
-    axis,
+  return composite(() =>
+    concat(
+      xs.map((t) => unsqueeze(t, axis)),
+      axis,
+    ),
   );
 }
 
@@ -197,18 +201,21 @@ export function gather(x: Tensor, axis: number, indices: Tensor): Tensor {
   if (indices.dtype !== 'int32')
     throw new Error(`gather: indices must be int32, got ${indices.dtype}`);
   const a = normAxis(axis, x.rank);
-  const idx = indices.rank === 1 ? indices : reshape(indices, [indices.size]);
   const spec = {
     outer: sizeOf(x.shape.slice(0, a)),
     axisSize: x.shape[a]!,
     inner: sizeOf(x.shape.slice(a + 1)),
-    numIndices: idx.size,
+    numIndices: indices.size,
   };
   const outShape = [...x.shape.slice(0, a), ...indices.shape, ...x.shape.slice(a + 1)];
-  const out = new Tensor(x.backend.gather(x.storage, idx.storage, spec), outShape);
-  return record(out, 'gather', [x], (g) => [
-    new Tensor(x.backend.scatterAdd(g.storage, idx.storage, spec), x.shape),
-  ]);
+  return composite(() => {
+    // The 1-D view of the indices that the backward reads (it holds the storage until then).
+    const idx = indices.rank === 1 ? indices : reshape(indices, [indices.size]);
+    const out = new Tensor(x.backend.gather(x.storage, idx.storage, spec), outShape);
+    return record(out, 'gather', [x], (g) => [
+      new Tensor(x.backend.scatterAdd(g.storage, idx.storage, spec), x.shape),
+    ]);
+  });
 }
 
 /** One-hot rows for int32 class indices: [...shape, numClasses] in the given float dtype. */
@@ -217,6 +224,8 @@ export function oneHot(
   numClasses: number,
   dtype: 'float32' | 'float64' = 'float32',
 ): Tensor {
-  const classes = arange(0, numClasses, 1, { dtype, backend: indices.backend });
-  return eq(unsqueeze(cast(indices, dtype), -1), classes);
+  return composite(() => {
+    const classes = arange(0, numClasses, 1, { dtype, backend: indices.backend });
+    return eq(unsqueeze(cast(indices, dtype), -1), classes);
+  });
 }

@@ -1,8 +1,9 @@
 /** Neural-network composites: softmax, normalization, attention, dropout. */
 import { noGrad } from '../autograd.js';
 import type { AttentionSpec } from '../backend.js';
+import { tidy } from '../scope.js';
 import { fmtShape, normAxis, shapesEqual, sizeOf } from '../shape.js';
-import { record, Tensor } from '../tensor.js';
+import { composite, record, Tensor } from '../tensor.js';
 import { type Generator, rand } from './creation.js';
 import { add, div, exp, log, lt, mul, rsqrt, silu, sub } from './elementwise.js';
 import { matmulT } from './linalg.js';
@@ -25,18 +26,22 @@ export function softmax(x: Tensor, axis = -1, scale = 1): Tensor {
       new Tensor(be.softmaxBackward!(y.storage, g.storage, spec), x.shape),
     ]);
   }
-  const z = scale === 1 ? x : mul(x, scale);
-  const m = noGrad(() => max(z, a, true));
-  const e = exp(sub(z, m));
-  return div(e, sum(e, a, true));
+  return composite(() => {
+    const z = scale === 1 ? x : mul(x, scale);
+    const m = noGrad(() => max(z, a, true));
+    const e = exp(sub(z, m));
+    return div(e, sum(e, a, true));
+  });
 }
 
 /** log softmax(x)_i = x_i − m − log Σ_j e^(x_j − m). */
 export function logSoftmax(x: Tensor, axis = -1): Tensor {
   const a = normAxis(axis, x.rank);
-  const m = noGrad(() => max(x, a, true));
-  const shifted = sub(x, m);
-  return sub(shifted, log(sum(exp(shifted), a, true)));
+  return composite(() => {
+    const m = noGrad(() => max(x, a, true));
+    const shifted = sub(x, m);
+    return sub(shifted, log(sum(exp(shifted), a, true)));
+  });
 }
 
 /** (x − mean) / √(var + eps) over the trailing `normalizedDims` axes, then the affine map. */
@@ -48,12 +53,14 @@ export function layerNorm(
   eps = 1e-5,
 ): Tensor {
   const axes = Array.from({ length: normalizedDims }, (_, i) => x.rank - normalizedDims + i);
-  const mu = mean(x, axes, true);
-  const xc = sub(x, mu);
-  let y = mul(xc, rsqrt(add(mean(mul(xc, xc), axes, true), eps)));
-  if (weight) y = mul(y, weight);
-  if (bias) y = add(y, bias);
-  return y;
+  return composite(() => {
+    const mu = mean(x, axes, true);
+    const xc = sub(x, mu);
+    let y = mul(xc, rsqrt(add(mean(mul(xc, xc), axes, true), eps)));
+    if (weight) y = mul(y, weight);
+    if (bias) y = add(y, bias);
+    return y;
+  });
 }
 
 /**
@@ -72,16 +79,18 @@ export function groupNorm(
   if (canFuseGroupNorm(x, weight, bias)) {
     return groupNormFused(x, groups, weight ?? null, bias ?? null, eps);
   }
-  const g = reshape(x, [n, groups, -1]);
-  const mu = mean(g, 2, true);
-  const xc = sub(g, mu);
-  const v = variance(g, 2, true);
-  const normed = reshape(mul(xc, rsqrt(add(v, eps))), x.shape);
-  const affineShape = [1, c, ...x.shape.slice(2).map(() => 1)];
-  let y = normed;
-  if (weight) y = mul(y, reshape(weight, affineShape));
-  if (bias) y = add(y, reshape(bias, affineShape));
-  return y;
+  return composite(() => {
+    const g = reshape(x, [n, groups, -1]);
+    const mu = mean(g, 2, true);
+    const xc = sub(g, mu);
+    const v = variance(g, 2, true);
+    const normed = reshape(mul(xc, rsqrt(add(v, eps))), x.shape);
+    const affineShape = [1, c, ...x.shape.slice(2).map(() => 1)];
+    let y = normed;
+    if (weight) y = mul(y, reshape(weight, affineShape));
+    if (bias) y = add(y, reshape(bias, affineShape));
+    return y;
+  });
 }
 
 /**
@@ -101,7 +110,7 @@ export function groupNormSilu(
   if (canFuseGroupNorm(x, weight, bias) && !weight === !bias) {
     return groupNormFused(x, groups, weight ?? null, bias ?? null, eps, 'silu');
   }
-  return silu(groupNorm(x, groups, weight, bias, eps));
+  return composite(() => silu(groupNorm(x, groups, weight, bias, eps)));
 }
 
 function checkGroups(x: Tensor, groups: number, what: string): void {
@@ -189,11 +198,12 @@ export function scaledDotProductAttention(
   const scale = opts.scale ?? 1 / Math.sqrt(d);
   const spec = opts.mask ? null : fusedAttentionSpec(q, k, v, scale);
   if (spec !== null) return attentionFused(q, k, v, spec);
-  const scores = matmulT(q, k, false, true);
-  const probs = opts.mask
-    ? softmax(add(mul(scores, scale), opts.mask), -1)
-    : softmax(scores, -1, scale);
-  return matmulT(probs, v, false, false);
+  const mask = opts.mask;
+  return composite(() => {
+    const scores = matmulT(q, k, false, true);
+    const probs = mask ? softmax(add(mul(scores, scale), mask), -1) : softmax(scores, -1, scale);
+    return matmulT(probs, v, false, false);
+  });
 }
 
 /** The fused kernel's spec, or null when the backend has none or the shapes need the composite. */
@@ -242,8 +252,10 @@ function attentionFused(q: Tensor, k: Tensor, v: Tensor, spec: AttentionSpec): T
 export function dropout(x: Tensor, p: number, generator: Generator, training = true): Tensor {
   if (!training || p === 0) return x;
   if (p < 0 || p >= 1) throw new Error(`dropout: p must be in [0, 1), got ${p}`);
-  const keepMask = noGrad(() =>
-    lt(rand(x.shape, { generator, dtype: x.dtype, backend: x.backend }), 1 - p),
-  );
-  return mul(x, mul(keepMask, 1 / (1 - p)));
+  return composite(() => {
+    const keepMask = noGrad(() =>
+      tidy(() => lt(rand(x.shape, { generator, dtype: x.dtype, backend: x.backend }), 1 - p)),
+    );
+    return mul(x, mul(keepMask, 1 / (1 - p)));
+  });
 }

@@ -1,7 +1,7 @@
 /** Reductions over axes (keepDims or not) and their VJPs. */
 import type { ReduceOp } from '../backend.js';
 import { fmtShape, normAxes, type Shape, shapesEqual } from '../shape.js';
-import { record, Tensor } from '../tensor.js';
+import { composite, record, Tensor } from '../tensor.js';
 import { div, eq, mul, sub, square } from './elementwise.js';
 import { expand, permuteData, reshape } from './movement.js';
 
@@ -48,28 +48,32 @@ function finishShape(t: Tensor, x: Tensor, axes: readonly number[], keepDims: bo
 /** Σ over axes (all when undefined). */
 export function sum(x: Tensor, axes?: Axes, keepDims = false): Tensor {
   const ax = normAxes(axes, x.rank);
-  const out = reduceRaw('sum', x, ax);
-  record(out, 'sum', [x], (g) => [expand(g, x.shape)]);
-  return finishShape(out, x, ax, keepDims);
+  return composite(() => {
+    const out = reduceRaw('sum', x, ax);
+    record(out, 'sum', [x], (g) => [expand(g, x.shape)]);
+    return finishShape(out, x, ax, keepDims);
+  });
 }
 
 export function mean(x: Tensor, axes?: Axes, keepDims = false): Tensor {
   const ax = normAxes(axes, x.rank);
   const n = ax.reduce((p, a) => p * x.shape[a]!, 1);
-  return div(sum(x, ax, keepDims), n);
+  return composite(() => div(sum(x, ax, keepDims), n));
 }
 
 function extremum(op: 'max' | 'min', x: Tensor, axes: Axes, keepDims: boolean): Tensor {
   const ax = normAxes(axes, x.rank);
   if (ax.some((a) => x.shape[a] === 0)) throw new Error(`${op}: reduction over an empty axis`);
-  const out = reduceRaw(op, x, ax);
-  // The gradient goes to the arg-extremum, split evenly among ties.
-  record(out, op, [x], (g) => {
-    const mask = eq(x, out);
-    const count = reduceRaw('sum', mask, ax);
-    return [mul(mask, div(g, count))];
+  return composite(() => {
+    const out = reduceRaw(op, x, ax);
+    // The gradient goes to the arg-extremum, split evenly among ties.
+    record(out, op, [x], (g) => {
+      const mask = eq(x, out);
+      const count = reduceRaw('sum', mask, ax);
+      return [mul(mask, div(g, count))];
+    });
+    return finishShape(out, x, ax, keepDims);
   });
-  return finishShape(out, x, ax, keepDims);
 }
 
 export function max(x: Tensor, axes?: Axes, keepDims = false): Tensor {
@@ -84,8 +88,10 @@ export function min(x: Tensor, axes?: Axes, keepDims = false): Tensor {
 export function variance(x: Tensor, axes?: Axes, keepDims = false, correction = 0): Tensor {
   const ax = normAxes(axes, x.rank);
   const n = ax.reduce((p, a) => p * x.shape[a]!, 1);
-  const centered = sub(x, mean(x, ax, true));
-  return div(sum(square(centered), ax, keepDims), n - correction);
+  return composite(() => {
+    const centered = sub(x, mean(x, ax, true));
+    return div(sum(square(centered), ax, keepDims), n - correction);
+  });
 }
 
 /** Index of the maximum along one axis (int32, no gradient). */
@@ -96,9 +102,10 @@ export function argmax(x: Tensor, axis: number, keepDims = false): Tensor {
   if (x.shape[a] === 0 && outer * inner > 0) {
     throw new Error(`argmax: axis ${axis} of a tensor of shape ${fmtShape(x.shape)} is empty`);
   }
-  const s = x.backend.argmax(x.storage, outer, x.shape[a]!, inner);
-  const out = new Tensor(s, keptShape(x.shape, [a]));
-  return finishShape(out, x, [a], keepDims);
+  return composite(() => {
+    const s = x.backend.argmax(x.storage, outer, x.shape[a]!, inner);
+    return finishShape(new Tensor(s, keptShape(x.shape, [a])), x, [a], keepDims);
+  });
 }
 
 /** Sums a broadcast gradient back down to `shape` (the adjoint of broadcasting). */
@@ -109,6 +116,5 @@ export function sumTo(g: Tensor, shape: Shape): Tensor {
   for (let i = 0; i < g.rank; i++) {
     if (i < lead || (shape[i - lead] === 1 && g.shape[i] !== 1)) axes.push(i);
   }
-  const s = sum(g, axes, true);
-  return reshape(s, shape);
+  return composite(() => reshape(sum(g, axes, true), shape));
 }

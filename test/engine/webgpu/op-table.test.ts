@@ -4,7 +4,9 @@
  * with respect to every float input, in float32 against the CPU backend in float64.
  * Tolerance: each case's `tol`, else defaultParityTol (rtol 1e-4, atol 1e-5): float32 rounding
  * of a few chained ops, a few ulps per element, well inside it; the gradients get 10× that,
- * as they chain the forward's rounding through a second pass.
+ * as they chain the forward's rounding through a second pass. Each case also runs the leak check
+ * of test/engine/op-leaks.ts on this backend (live tensors and GPU storages around forward and
+ * backward).
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
@@ -12,6 +14,7 @@ import { describe, test } from 'node:test';
 import * as E from '../../../src/engine/index.js';
 import type { Backend } from '../../../src/engine/index.js';
 import { defaultParityTol, gradInputs, makeInputs, opCases, type OpCase } from '../op-cases.js';
+import { checkOpLeaks } from '../op-leaks.js';
 import { setupGpu } from './setup.js';
 
 const SEED = 3;
@@ -85,6 +88,7 @@ void describe('op table on webgpu vs the CPU reference', async () => {
       assert.equal(got.grads.length, want.grads.length, `${oc.name}: gradient count`);
       const gtol = { rtol: tol.rtol * 10, atol: tol.atol * 10 };
       got.grads.forEach((g, k) => check(`${oc.name} grad ${k}`, g, want.grads[k]!, gtol));
+      checkOpLeaks(oc, gpu!, 'float32');
     });
   }
 });
