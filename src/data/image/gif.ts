@@ -1,19 +1,26 @@
 /**
- * Animated GIF encoder (GIF89a specification, CompuServe 1990), for denoising animations.
- *
- * Layout written: header "GIF89a"; logical screen descriptor with a global colour table (one
- * palette for all frames, see quantize.ts); the NETSCAPE2.0 application extension with the loop
- * count; then per frame a graphic control extension (delay, no transparency), an image descriptor
- * covering the whole screen, and the LZW-compressed indices in sub-blocks of at most 255 bytes;
- * finally the trailer 0x3B.
- *
- * LZW (variable code width, as GIF uses it): codes start at minCodeSize + 1 bits, the clear code
- * is 2^minCodeSize and end-of-information the one after it; the width grows by one bit when the
- * next free code reaches 2^width, up to 12 bits; when code 4095 has been assigned the encoder
- * emits a clear code and starts a fresh table. Codes are packed least significant bit first.
+ * Animated GIF writing through `gifenc` (LZW, GIF89a container, colour quantization), for
+ * denoising animations. One palette serves every frame (the global colour table); frames loop
+ * through the NETSCAPE2.0 extension and stay in place between frames (disposal 1).
  */
+import * as gifencModule from 'gifenc';
+import type { GifPalette } from 'gifenc';
+
 import { bitDepthOf, checkImage, type RawImage } from './image.js';
-import { makePalette, mapToPalette, type QuantizeMethod } from './quantize.js';
+
+/** gifenc ships CommonJS to Node (its exports under `default`) and ES modules to bundlers. */
+const gifenc: typeof gifencModule =
+  'GIFEncoder' in gifencModule
+    ? gifencModule
+    : (gifencModule as unknown as { default: typeof gifencModule }).default;
+
+/**
+ * 'adaptive': the frames' own colours when there are at most 256 (the GIF is lossless), else
+ * gifenc's quantizer over all frames (binned on 4 bits per channel: 30 to 50 times faster than on
+ * 5-6-5 bits, with the same mean error on the tests' and on photo-like images). 'fixed': 256 gray levels when every frame is gray, else a
+ * 6x6x6 colour cube plus 40 grays.
+ */
+export type QuantizeMethod = 'adaptive' | 'fixed';
 
 export interface GifOptions {
   /** Delay per frame in milliseconds (GIF stores hundredths of a second), one number for all
@@ -21,9 +28,12 @@ export interface GifOptions {
   delayMs?: number | readonly number[];
   /** Times to play the animation; 0 (default) loops forever. */
   loop?: number;
-  /** Palette: 'median-cut' (default; exact when there are at most 256 colours) or 'fixed'. */
+  /** Palette: 'adaptive' (default) or 'fixed'. */
   palette?: QuantizeMethod;
 }
+
+/** gifenc's quantizer sees at most this many pixels (evenly spaced) of all frames together. */
+const QUANTIZE_SAMPLE = 2 ** 22;
 
 /**
  * Encodes frames (8-bit gray, gray+alpha, RGB or RGBA, all the same size; alpha is dropped) as an
@@ -40,8 +50,13 @@ export function encodeGif(frames: readonly RawImage[], opts: GifOptions = {}): U
   }
   const delays = frames.map((_, i) => {
     const d = typeof opts.delayMs === 'number' ? opts.delayMs : (opts.delayMs?.[i] ?? 100);
-    return Math.min(65535, Math.max(0, Math.round(d / 10)));
+    if (Number.isNaN(d)) throw new Error(`encodeGif: delay of frame ${i} is NaN`);
+    return Math.min(655350, Math.max(0, d)); // hundredths of a second in 16 bits
   });
+  const method = opts.palette ?? 'adaptive';
+  if (method !== 'adaptive' && method !== 'fixed') {
+    throw new Error(`encodeGif: palette must be 'adaptive' or 'fixed', got '${String(method)}'`);
+  }
 
   let allGray = true;
   const packed = frames.map((f, i) => {
@@ -55,61 +70,33 @@ export function encodeGif(frames: readonly RawImage[], opts: GifOptions = {}): U
     if (f.channels > 2) allGray = false;
     return packRgb(f);
   });
-  const palette = makePalette(packed, opts.palette ?? 'median-cut', allGray);
-  const tableBits = Math.max(1, Math.ceil(Math.log2(palette.length))); // table has 2^tableBits entries
-  const minCodeSize = Math.max(2, tableBits);
-
-  const out = new ByteWriter();
-  out.ascii('GIF89a');
-  out.u16(width);
-  out.u16(height);
-  out.byte(0x80 | ((tableBits - 1) << 4) | (tableBits - 1)); // global table, colour resolution, size
-  out.byte(0); // background colour index
-  out.byte(0); // pixel aspect ratio: not given
-  for (let k = 0; k < 1 << tableBits; k++) {
-    const c = palette[k] ?? 0;
-    out.byte(c >>> 16);
-    out.byte((c >>> 8) & 0xff);
-    out.byte(c & 0xff);
-  }
-  // NETSCAPE2.0 application extension: sub-block [1, loop count u16].
-  out.byte(0x21);
-  out.byte(0xff);
-  out.byte(11);
-  out.ascii('NETSCAPE2.0');
-  out.byte(3);
-  out.byte(1);
-  out.u16(loop);
-  out.byte(0);
-
+  const exact = method === 'adaptive' ? distinctColours(packed) : null;
+  const palette =
+    method === 'fixed'
+      ? fixedPalette(allGray)
+      : (exact ?? gifenc.quantize(sample(packed), 256, { format: 'rgb444' }));
+  const tableBits = Math.max(1, Math.ceil(Math.log2(palette.length)));
   const memo = new Map<number, number>();
+  const exactIndex = exact && new Map(exact.map((c, i) => [packed3(c), i]));
+  const toIndices = (pixels: Uint32Array): Uint8Array => {
+    if (exactIndex !== null) return indicesOf(pixels, exactIndex);
+    if (method === 'adaptive') return gifenc.applyPalette(rgbaOf(pixels), palette, 'rgb565');
+    if (allGray) return Uint8Array.from(pixels, (c) => c & 0xff); // palette[v] is gray v
+    return nearestIndices(pixels, palette, memo);
+  };
+
+  const gif = gifenc.GIFEncoder();
   packed.forEach((pixels, i) => {
-    // Graphic control extension: disposal 1 (leave in place), no transparency.
-    out.byte(0x21);
-    out.byte(0xf9);
-    out.byte(4);
-    out.byte(1 << 2);
-    out.u16(delays[i]!);
-    out.byte(0);
-    out.byte(0);
-    // Image descriptor: the whole screen, no local table, not interlaced.
-    out.byte(0x2c);
-    out.u16(0);
-    out.u16(0);
-    out.u16(width);
-    out.u16(height);
-    out.byte(0);
-    out.byte(minCodeSize);
-    const codes = lzwEncode(mapToPalette(pixels, palette, memo), minCodeSize);
-    for (let at = 0; at < codes.length; at += 255) {
-      const n = Math.min(255, codes.length - at);
-      out.byte(n);
-      out.bytes(codes.subarray(at, at + n));
-    }
-    out.byte(0); // block terminator
+    gif.writeFrame(toIndices(pixels), width, height, {
+      palette: i === 0 ? palette : undefined,
+      delay: delays[i]!,
+      repeat: loop,
+      colorDepth: tableBits,
+      dispose: 1,
+    });
   });
-  out.byte(0x3b);
-  return out.finish();
+  gif.finish();
+  return gif.bytes();
 }
 
 /** Pixels as 0xRRGGBB (gray repeated into all three channels; alpha ignored). */
@@ -127,100 +114,84 @@ function packRgb(img: RawImage): Uint32Array {
   return out;
 }
 
-/** GIF-flavoured LZW of palette indices (each < 2^minCodeSize); returns the packed code bytes. */
-export function lzwEncode(indices: Uint8Array, minCodeSize: number): Uint8Array {
-  const clear = 1 << minCodeSize;
-  const end = clear + 1;
-  const bits = new BitWriter();
-  let width = minCodeSize + 1;
-  let next = end + 1;
-  // Table of strings seen: key (prefix code << 8 | next index) -> code.
-  let table = new Map<number, number>();
-  bits.write(clear, width);
-  if (indices.length === 0) {
-    bits.write(end, width);
-    return bits.finish();
-  }
-  let prefix = indices[0]!;
-  for (let i = 1; i < indices.length; i++) {
-    const k = indices[i]!;
-    const key = (prefix << 8) | k;
-    const code = table.get(key);
-    if (code !== undefined) {
-      prefix = code;
-      continue;
+const rgbOf = (c: number): number[] => [c >>> 16, (c >>> 8) & 0xff, c & 0xff];
+
+/** The frames' colours, sorted, when there are at most 256; else null. */
+function distinctColours(frames: readonly Uint32Array[]): GifPalette | null {
+  const seen = new Set<number>();
+  for (const f of frames) {
+    for (let i = 0; i < f.length; i++) {
+      seen.add(f[i]!);
+      if (seen.size > 256) return null;
     }
-    bits.write(prefix, width);
-    if (next === 4096) {
-      bits.write(clear, width);
-      table = new Map();
-      next = end + 1;
-      width = minCodeSize + 1;
-    } else {
-      if (next >= 1 << width) width++;
-      table.set(key, next++);
-    }
-    prefix = k;
   }
-  bits.write(prefix, width);
-  bits.write(end, width);
-  return bits.finish();
+  return [...seen].sort((a, b) => a - b).map(rgbOf);
 }
 
-class BitWriter {
-  #bytes: number[] = [];
-  #acc = 0;
-  #n = 0;
+const packed3 = (c: readonly number[]): number => (c[0]! << 16) | (c[1]! << 8) | c[2]!;
 
-  write(code: number, width: number): void {
-    this.#acc |= code << this.#n;
-    this.#n += width;
-    while (this.#n >= 8) {
-      this.#bytes.push(this.#acc & 0xff);
-      this.#acc >>>= 8;
-      this.#n -= 8;
-    }
+/** RGBA bytes (opaque) of packed 0xRRGGBB pixels, as gifenc takes them. */
+function rgbaOf(pixels: ArrayLike<number>): Uint8Array {
+  const out = new Uint8Array(4 * pixels.length);
+  for (let i = 0; i < pixels.length; i++) {
+    const c = pixels[i]!;
+    out[4 * i] = c >>> 16;
+    out[4 * i + 1] = (c >>> 8) & 0xff;
+    out[4 * i + 2] = c & 0xff;
+    out[4 * i + 3] = 255;
   }
-
-  finish(): Uint8Array {
-    if (this.#n > 0) this.#bytes.push(this.#acc & 0xff);
-    return Uint8Array.from(this.#bytes);
-  }
+  return out;
 }
 
-class ByteWriter {
-  #chunks: Uint8Array[] = [];
-  #cur: number[] = [];
-
-  byte(b: number): void {
-    this.#cur.push(b & 0xff);
+/** At most QUANTIZE_SAMPLE evenly spaced pixels of all frames, as RGBA bytes. */
+function sample(frames: readonly Uint32Array[]): Uint8Array {
+  const total = frames.reduce((n, f) => n + f.length, 0);
+  const step = Math.max(1, Math.ceil(total / QUANTIZE_SAMPLE));
+  const picked = new Uint32Array(Math.ceil(total / step));
+  let k = 0;
+  let next = 0; // index of the next sampled pixel, counted over all frames
+  let base = 0;
+  for (const f of frames) {
+    for (; next < base + f.length; next += step) picked[k++] = f[next - base]!;
+    base += f.length;
   }
+  return rgbaOf(picked);
+}
 
-  u16(v: number): void {
-    this.byte(v & 0xff);
-    this.byte(v >> 8);
+function fixedPalette(gray: boolean): GifPalette {
+  if (gray) return Array.from({ length: 256 }, (_, v) => [v, v, v]);
+  const out: GifPalette = [];
+  for (let r = 0; r < 6; r++) {
+    for (let g = 0; g < 6; g++) for (let b = 0; b < 6; b++) out.push([r * 51, g * 51, b * 51]);
   }
-
-  ascii(s: string): void {
-    for (let i = 0; i < s.length; i++) this.byte(s.charCodeAt(i));
+  // 40 grays strictly between the cube's gray levels (multiples of 51).
+  for (let i = 1; out.length < 256; i++) {
+    const v = Math.round((i * 255) / 41);
+    if (v % 51 !== 0) out.push([v, v, v]);
   }
+  return out;
+}
 
-  bytes(b: Uint8Array): void {
-    this.#chunks.push(Uint8Array.from(this.#cur), b);
-    this.#cur = [];
-  }
+/** Palette indices of colours that are all in the palette. */
+function indicesOf(pixels: Uint32Array, index: Map<number, number>): Uint8Array {
+  return Uint8Array.from(pixels, (c) => index.get(c)!);
+}
 
-  finish(): Uint8Array {
-    this.#chunks.push(Uint8Array.from(this.#cur));
-    this.#cur = [];
-    let n = 0;
-    for (const c of this.#chunks) n += c.length;
-    const out = new Uint8Array(n);
-    let at = 0;
-    for (const c of this.#chunks) {
-      out.set(c, at);
-      at += c.length;
+/**
+ * Palette indices, each the exactly nearest colour, memoized per distinct colour. (gifenc's
+ * applyPalette shares one answer between the colours of a 5-6-5-bit bin, fine for a quantized
+ * palette but not for the fixed one.)
+ */
+function nearestIndices(pixels: Uint32Array, palette: GifPalette, memo: Map<number, number>) {
+  const out = new Uint8Array(pixels.length);
+  for (let i = 0; i < pixels.length; i++) {
+    const c = pixels[i]!;
+    let idx = memo.get(c);
+    if (idx === undefined) {
+      idx = gifenc.nearestColorIndex(palette, rgbOf(c));
+      memo.set(c, idx);
     }
-    return out;
+    out[i] = idx;
   }
+  return out;
 }

@@ -9,6 +9,11 @@
 
 export type Channels = 1 | 2 | 3 | 4;
 
+/** A file that is not a readable image: the message names the file and what is wrong. */
+export class ImageDecodeError extends Error {
+  override name = 'ImageDecodeError';
+}
+
 export interface RawImage {
   width: number;
   height: number;

@@ -27,11 +27,11 @@ void describe('JPEG', () => {
   void test('errors name the file', () => {
     assert.throws(
       () => decodeJpeg(Uint8Array.from([1, 2, 3]), 'a.jpg'),
-      /^Error: a\.jpg: not a JPEG file/,
+      /^ImageDecodeError: a\.jpg: not a JPEG file/,
     );
     assert.throws(
       () => decodeJpeg(bytes.subarray(0, bytes.length >> 1), 'half.jpg'),
-      /^Error: half\.jpg: corrupt JPEG/,
+      /^ImageDecodeError: half\.jpg: corrupt JPEG/,
     );
     assert.throws(() => decodeImage(new Uint8Array(0), 'empty.png'), /empty\.png: empty file/);
   });

@@ -6,9 +6,8 @@ import { dirname, join } from 'node:path';
 import { describe, test } from 'node:test';
 import { crc32 as zlibCrc32, deflateSync } from 'node:zlib';
 
-import { crc32 } from './crc32.js';
-import type { Channels, RawImage } from './image.js';
-import { decodePng, encodePng, type PngFilter } from './png.js';
+import { type Channels, ImageDecodeError, type RawImage } from './image.js';
+import { decodePng, encodePng } from './png.js';
 
 /** xorshift32: deterministic test data. */
 function makeRand(state: number): () => number {
@@ -63,32 +62,19 @@ function png(...chunks: number[][]): Uint8Array {
 
 const iend = (): number[] => chunk('IEND', []);
 
-void describe('crc32', () => {
-  void test('matches the check value and zlib', () => {
-    assert.equal(crc32(Buffer.from('123456789')), 0xcbf43926);
-    const rand = makeRand(7);
-    const bytes = Uint8Array.from({ length: 1000 }, () => rand() & 255);
-    assert.equal(crc32(bytes), zlibCrc32(bytes));
-    assert.equal(crc32(bytes.subarray(300), crc32(bytes.subarray(0, 300))), zlibCrc32(bytes));
-  });
-});
-
 void describe('PNG round trip', () => {
-  const filters: (PngFilter | 'adaptive')[] = ['none', 'sub', 'up', 'average', 'paeth', 'adaptive'];
   for (const channels of [1, 2, 3, 4] as const) {
     for (const depth of [8, 16] as const) {
-      void test(`${channels} channels, ${depth}-bit: every filter, plain and Adam7`, () => {
+      void test(`${channels} channels, ${depth}-bit: plain and Adam7`, () => {
         for (const [w, h] of [
           [1, 1],
           [13, 7],
           [9, 17],
         ] as const) {
           const img = testImage(w, h, channels, depth, w * 100 + channels * 10 + depth);
-          for (const filter of filters) {
-            for (const interlace of [false, true]) {
-              const back = decodePng(encodePng(img, { filter, interlace }));
-              assert.deepEqual(back, img, `${w}x${h} ${filter} interlace=${interlace}`);
-            }
+          for (const interlace of [false, true]) {
+            const back = decodePng(encodePng(img, { interlace }));
+            assert.deepEqual(back, img, `${w}x${h} interlace=${interlace}`);
           }
         }
       });
@@ -144,6 +130,44 @@ void describe('PNG decode of files from other encoders', () => {
     const W = [255, 255, 255, 255];
     assert.equal(img.channels, 4);
     assert.deepEqual([...img.data], [R, G, B, W, R, W, W, W, W, W, B, B, G, G, G].flat());
+  });
+
+  void test('every scanline filter (None, Sub, Up, Average, Paeth) at 8 and 16 bits', () => {
+    // Rows filtered here from the specification's definitions (PNG spec, 9.2), each filter on
+    // every row in turn, so each meets both a zero and a real row above.
+    const paeth = (a: number, b: number, c: number): number => {
+      const p = a + b - c;
+      const [pa, pb, pc] = [Math.abs(p - a), Math.abs(p - b), Math.abs(p - c)];
+      return pa <= pb && pa <= pc ? a : pb <= pc ? b : c;
+    };
+    for (const depth of [8, 16] as const) {
+      const img = testImage(7, 10, 3, depth, 40 + depth);
+      const bpp = 3 * (depth / 8);
+      const rowBytes = 7 * bpp;
+      const raw = Array.from({ length: 10 }, (_, y) =>
+        Array.from(img.data.subarray(y * 21, (y + 1) * 21)).flatMap((v) =>
+          depth === 8 ? [v] : [v >> 8, v & 255],
+        ),
+      );
+      const stream: number[] = [];
+      raw.forEach((row, y) => {
+        const f = y % 5;
+        const up = y > 0 ? raw[y - 1]! : new Array<number>(rowBytes).fill(0);
+        stream.push(f);
+        for (let i = 0; i < rowBytes; i++) {
+          const a = i >= bpp ? row[i - bpp]! : 0;
+          const c = i >= bpp ? up[i - bpp]! : 0;
+          const pred = [0, a, up[i]!, (a + up[i]!) >> 1, paeth(a, up[i]!, c)][f]!;
+          stream.push((row[i]! - pred) & 255);
+        }
+      });
+      const file = png(
+        ihdr(7, 10, depth, 2),
+        chunk('IDAT', [...deflateSync(Buffer.from(stream))]),
+        iend(),
+      );
+      assert.deepEqual(decodePng(file), img, `${depth}-bit`);
+    }
   });
 
   void test('low bit depths: 1-bit and 4-bit gray scale to 8 bits', () => {
@@ -263,10 +287,10 @@ void describe('PNG decode errors', () => {
       'CRC mismatch',
       (() => {
         const b = good.slice();
-        b[20]! ^= 1;
+        b[good.length - 13]! ^= 1; // the last byte of the IDAT chunk's CRC
         return b;
       })(),
-      /CRC mismatch in chunk 'IHDR' at byte 8/,
+      /corrupt image data \(CRC mismatch for chunk IDAT/,
     ],
     ['unsupported color type', withHeader(9, 5), /unsupported color type 5/],
     ['bad bit depth', withHeader(8, 4), /unsupported bit depth 4 for color type 2/],
@@ -287,17 +311,17 @@ void describe('PNG decode errors', () => {
     [
       'corrupt zlib',
       png(ihdr(1, 1, 8, 0), chunk('IDAT', [1, 2, 3, 4]), iend()),
-      /corrupt image data \(zlib/,
+      /corrupt image data \(.*zlib/,
     ],
     [
       'short image data',
       png(ihdr(4, 4, 8, 0), chunk('IDAT', [...deflateSync(Buffer.from([0, 1, 2]))]), iend()),
-      /image data too short: 3 bytes after inflate, expected 20/,
+      /image data too short for the image size/,
     ],
     [
       'unknown filter',
       png(ihdr(1, 2, 8, 0), chunk('IDAT', [...deflateSync(Buffer.from([0, 1, 7, 1]))]), iend()),
-      /unknown filter type 7 on row 1/,
+      /corrupt image data \(.*filter.*7\)/i,
     ],
     [
       'palette index out of range',
@@ -309,15 +333,43 @@ void describe('PNG decode errors', () => {
       ),
       /palette index 4, palette has 1/,
     ],
+    [
+      'a size the image data cannot hold, refused before anything that size is allocated',
+      png(ihdr(30000, 30000, 8, 0), chunk('IDAT', [...deflateSync(Buffer.alloc(1000))]), iend()),
+      /image data too short: \d+ compressed bytes cannot hold the 900030000 bytes a 30000x30000/,
+    ],
+    [
+      'Adam7 below 8 bits',
+      png(ihdr(4, 4, 1, 0, 1), chunk('IDAT', [...deflateSync(Buffer.alloc(20))]), iend()),
+      /Adam7-interlaced images below 8 bits per sample are not supported/,
+    ],
+    [
+      'two PLTE chunks',
+      png(ihdr(1, 1, 8, 3), chunk('PLTE', [1, 2, 3]), chunk('PLTE', [1, 2, 3]), iend()),
+      /more than one PLTE chunk/,
+    ],
   ];
   for (const [what, bytes, message] of cases) {
     void test(what, () => {
       assert.throws(
         () => decodePng(bytes, name),
-        (e: Error) => e.message.startsWith(`${name}: `) && message.test(e.message),
+        (e: Error) =>
+          e instanceof ImageDecodeError &&
+          e.message.startsWith(`${name}: `) &&
+          message.test(e.message),
       );
     });
   }
+
+  void test('a malformed ancillary chunk does not stop a readable image', () => {
+    const idat = chunk('IDAT', [...deflateSync(Buffer.from([0, 9, 0, 200]))]);
+    const text = chunk('tEXt', [1, 2, 3]); // no keyword separator
+    const pHYs = chunk('pHYs', [0, 0]); // 9 bytes in the specification
+    const badCrc = chunk('zTXt', [5, 6]);
+    badCrc[badCrc.length - 1]! ^= 0xff;
+    const img = decodePng(png(ihdr(1, 2, 8, 0), text, pHYs, badCrc, idat, iend()));
+    assert.deepEqual([...img.data], [9, 200]);
+  });
 
   void test('the good file decodes (the cases above differ from it only where stated)', () => {
     assert.deepEqual(decodePng(good), testImage(6, 4, 3, 8, 3));

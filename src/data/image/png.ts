@@ -1,26 +1,28 @@
 /**
- * PNG decoder and encoder, written from the PNG specification (W3C, 2nd/3rd edition). zlib
- * streams go through node:zlib; chunks, CRCs, scanline filters and Adam7 interlacing are here.
+ * PNG decoding and encoding through `fast-png` (pure JavaScript, so it runs in browsers too).
+ * Hand-written here, because fast-png trusts the file: the chunk walk below, which checks the
+ * layout and the header before fast-png sees the bytes (fast-png allocates the size IHDR claims
+ * before reading any data, and reads past the end of a truncated file), and the conversion of its
+ * result to a `RawImage`.
  *
- * File layout: an 8-byte signature, then chunks of [length u32 BE][type, 4 ASCII letters][data]
- * [CRC-32 of type + data]. IHDR comes first; PLTE (palette) and tRNS (transparency) are read;
- * IDAT chunks concatenate into one zlib stream; IEND ends the file. Other ancillary chunks (lower
- * case first letter) are skipped; an unknown critical chunk is an error.
+ * File layout (PNG specification, W3C 3rd edition): an 8-byte signature, then chunks of
+ * [length u32 BE][type, 4 ASCII letters][data][CRC-32 of type + data]. IHDR comes first; PLTE
+ * (palette) and tRNS (transparency) are used; IDAT chunks concatenate into one zlib stream; IEND
+ * ends the file. Other ancillary chunks (lower-case first letter) are dropped before decoding, so
+ * a malformed text or colour-profile chunk cannot fail a readable image; an unknown critical chunk
+ * is an error. fast-png checks the CRC of every chunk it is given.
  *
- * The decoder accepts every standard format: gray (1, 2, 4, 8, 16 bits), gray+alpha (8, 16), RGB
- * (8, 16), RGBA (8, 16), palette (1, 2, 4, 8 bits), all five filter types, and Adam7. It returns a
- * `RawImage`: gray below 8 bits is scaled to 8 bits, palette images become RGB (RGBA when tRNS is
- * present), a tRNS colour key on gray/RGB adds an alpha channel, 16-bit stays 16-bit.
+ * Decoding accepts gray (1, 2, 4, 8, 16 bits), gray+alpha (8, 16), RGB (8, 16), RGBA (8, 16),
+ * palette (1, 2, 4, 8 bits), every filter, and Adam7 at 8 and 16 bits (fast-png cannot
+ * de-interlace packed samples, so Adam7 below 8 bits is refused). The result: gray below 8 bits
+ * is scaled to 8 bits, palette images become RGB (RGBA when tRNS is present), a tRNS colour key
+ * on gray/RGB adds an alpha channel, 16-bit stays 16-bit.
  *
- * The encoder writes gray, gray+alpha, RGB and RGBA at 8 or 16 bits, with a chosen or adaptive
- * filter per row and optional Adam7 interlacing.
+ * Encoding writes gray, gray+alpha, RGB and RGBA at 8 or 16 bits, optionally Adam7-interlaced.
  */
-import { deflateSync, inflateSync } from 'node:zlib';
+import { type DecodedPng, decode, encode, hasPngSignature } from 'fast-png';
 
-import { crc32 } from './crc32.js';
-import { bitDepthOf, checkImage, type Channels, type RawImage } from './image.js';
-
-const SIGNATURE = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a];
+import { bitDepthOf, type Channels, checkImage, ImageDecodeError, type RawImage } from './image.js';
 
 /** Samples per pixel for each PNG colour type. */
 const SAMPLES: Record<number, number> = { 0: 1, 2: 3, 3: 1, 4: 2, 6: 4 };
@@ -47,8 +49,14 @@ const ADAM7 = [
 /** Refuse images whose decoded size would exceed this many samples (1 GiB of 8-bit data). */
 const MAX_SAMPLES = 2 ** 30;
 
+/**
+ * Deflate turns n compressed bytes into at most about 1032 n bytes (a 258-byte match coded in two
+ * bits), so image data that needs more than this cannot be in the file, whatever IHDR says.
+ */
+const MAX_INFLATE_RATIO = 1032;
+
 export function isPng(bytes: Uint8Array): boolean {
-  return bytes.length >= 8 && SIGNATURE.every((b, i) => bytes[i] === b);
+  return hasPngSignature(bytes);
 }
 
 interface Header {
@@ -59,33 +67,18 @@ interface Header {
   interlace: number;
 }
 
-interface Pass {
-  x0: number;
-  y0: number;
-  dx: number;
-  dy: number;
-  w: number;
-  h: number;
-}
-
-function passes(width: number, height: number, interlace: boolean): Pass[] {
-  if (!interlace) return [{ x0: 0, y0: 0, dx: 1, dy: 1, w: width, h: height }];
-  return ADAM7.map(([x0, y0, dx, dy]) => ({
-    x0,
-    y0,
-    dx,
-    dy,
-    w: Math.max(0, Math.ceil((width - x0) / dx)),
-    h: Math.max(0, Math.ceil((height - y0) / dy)),
-  })).filter((p) => p.w > 0 && p.h > 0);
-}
-
 function u32(b: Uint8Array, at: number): number {
   return ((b[at]! << 24) | (b[at + 1]! << 16) | (b[at + 2]! << 8) | b[at + 3]!) >>> 0;
 }
 
-function hex(n: number): string {
-  return '0x' + n.toString(16).padStart(8, '0');
+type Fail = (msg: string) => ImageDecodeError;
+
+interface Layout {
+  header: Header;
+  /** The file rebuilt from the chunks fast-png needs, in canonical order. */
+  file: Uint8Array;
+  /** The tRNS colour key of a gray or RGB image, one 16-bit sample per channel. */
+  colourKey: number[] | null;
 }
 
 // ---- decoding ------------------------------------------------------------------------------------
@@ -93,19 +86,42 @@ function hex(n: number): string {
 /**
  * Decodes a PNG file. `name` (a file name) starts every error message, which says what is wrong:
  * bad signature, truncated chunk, CRC mismatch, unsupported colour type or bit depth, corrupt
- * image data.
+ * image data. Errors are `ImageDecodeError`s.
  */
 export function decodePng(bytes: Uint8Array, name = 'PNG image'): RawImage {
-  const fail = (msg: string): Error => new Error(`${name}: ${msg}`);
+  const fail: Fail = (msg) => new ImageDecodeError(`${name}: ${msg}`);
   if (!isPng(bytes)) throw fail('not a PNG file (bad signature)');
+  const { header, file, colourKey } = readLayout(bytes, fail);
+  let png: DecodedPng;
+  try {
+    png = decode(file, { checkCrc: true });
+  } catch (e) {
+    const msg = errorText(e);
+    // A filter byte read past the end of the inflated stream.
+    if (msg.endsWith('filter: undefined')) throw fail('image data too short for the image size');
+    throw fail(`corrupt image data (${msg})`);
+  }
+  return toRawImage(png, header, colourKey, fail);
+}
 
+/** An error's message, with its cause's (fast-png wraps zlib errors). */
+function errorText(e: unknown): string {
+  if (!(e instanceof Error)) return String(e);
+  const cause = e.cause instanceof Error ? ` ${e.cause.message}` : '';
+  return `${e.message.replace(/:$/, '')}${cause === '' ? '' : ':'}${cause}`;
+}
+
+/** Walks the chunks, checks the layout and the header, and keeps the chunks the image needs. */
+function readLayout(bytes: Uint8Array, fail: Fail): Layout {
   let header: Header | null = null;
-  let palette: Uint8Array | null = null;
+  let ihdr: Uint8Array | null = null;
+  let plte: Uint8Array | null = null;
   let trns: Uint8Array | null = null;
   const idat: Uint8Array[] = [];
-  let ended = false;
+  let idatBytes = 0;
+  let iend: Uint8Array | null = null;
   let pos = 8;
-  while (pos < bytes.length && !ended) {
+  while (pos < bytes.length && iend === null) {
     if (pos + 8 > bytes.length) {
       throw fail(`truncated chunk header at byte ${pos} (${bytes.length - pos} bytes left)`);
     }
@@ -119,35 +135,31 @@ export function decodePng(bytes: Uint8Array, name = 'PNG image'): RawImage {
           `${bytes.length - pos} left`,
       );
     }
-    const data = bytes.subarray(pos + 8, pos + 8 + length);
-    const stored = u32(bytes, pos + 8 + length);
-    const computed = crc32(bytes.subarray(pos + 4, pos + 8 + length));
-    if (stored !== computed) {
-      throw fail(
-        `CRC mismatch in chunk '${type}' at byte ${pos} (stored ${hex(stored)}, ` +
-          `computed ${hex(computed)})`,
-      );
-    }
+    const chunk = bytes.subarray(pos, pos + 12 + length); // length, type, data and CRC
     if (header === null && type !== 'IHDR') throw fail(`first chunk is '${type}', expected IHDR`);
     switch (type) {
       case 'IHDR':
         if (header !== null) throw fail('more than one IHDR chunk');
-        header = parseHeader(data, fail);
+        header = parseHeader(chunk.subarray(8, 8 + length), fail);
+        ihdr = chunk;
         break;
       case 'PLTE':
+        if (plte !== null) throw fail('more than one PLTE chunk');
         if (length === 0 || length % 3 !== 0 || length > 768) {
           throw fail(`PLTE chunk has ${length} bytes, expected 3 to 768 in steps of 3`);
         }
-        palette = data;
+        plte = chunk;
         break;
       case 'tRNS':
-        trns = data;
+        if (trns !== null) throw fail('more than one tRNS chunk');
+        trns = chunk;
         break;
       case 'IDAT':
-        idat.push(data);
+        idat.push(chunk);
+        idatBytes += length;
         break;
       case 'IEND':
-        ended = true;
+        iend = chunk;
         break;
       default:
         // Bit 5 of the first byte clear (upper case) marks a critical chunk we must understand.
@@ -155,22 +167,53 @@ export function decodePng(bytes: Uint8Array, name = 'PNG image'): RawImage {
     }
     pos += 12 + length;
   }
-  if (header === null) throw fail('no IHDR chunk');
-  if (!ended) throw fail('no IEND chunk (file truncated?)');
+  if (header === null || ihdr === null) throw fail('no IHDR chunk');
+  if (iend === null) throw fail('no IEND chunk (file truncated?)');
   if (idat.length === 0) throw fail('no IDAT chunk');
-  if (header.colorType === 3 && palette === null) throw fail('palette image without PLTE chunk');
-
-  let raw: Uint8Array;
-  try {
-    raw = inflateSync(idat.length === 1 ? idat[0]! : Buffer.concat(idat));
-  } catch (e) {
-    throw fail(`corrupt image data (zlib: ${e instanceof Error ? e.message : String(e)})`);
+  const { width, height, colorType } = header;
+  if (colorType === 3 && plte === null) throw fail('palette image without PLTE chunk');
+  if (colorType === 4 || colorType === 6) trns = null; // the spec forbids it there; ignored
+  if (trns !== null && colorType === 3) {
+    const entries = (plte!.length - 12) / 3;
+    if (trns.length - 12 > entries) {
+      throw fail(`tRNS chunk has ${trns.length - 12} entries, palette has ${entries}`);
+    }
   }
-  const samples = unpackSamples(raw, header, fail);
-  return expand(samples, header, palette, trns, fail);
+  let colourKey: number[] | null = null;
+  if (trns !== null && colorType !== 3) {
+    // Applied here rather than by fast-png, which refuses keys with more samples than pixels.
+    const expected = colorType === 0 ? 2 : 6;
+    if (trns.length - 12 !== expected) {
+      throw fail(
+        `tRNS chunk has ${trns.length - 12} bytes, expected ${expected} for color type ${colorType}`,
+      );
+    }
+    const key = trns.subarray(8, 8 + expected);
+    colourKey = Array.from(
+      { length: expected / 2 },
+      (_, c) => (key[2 * c]! << 8) | key[2 * c + 1]!,
+    );
+    trns = null;
+  }
+  const needed = inflatedSize(header);
+  if (needed > MAX_INFLATE_RATIO * idatBytes + 1024) {
+    throw fail(
+      `image data too short: ${idatBytes} compressed bytes cannot hold the ${needed} bytes ` +
+        `a ${width}x${height} image needs`,
+    );
+  }
+  const parts = [ihdr, plte, trns, ...idat, iend].filter((c) => c !== null);
+  const file = new Uint8Array(8 + parts.reduce((n, c) => n + c.length, 0));
+  file.set(bytes.subarray(0, 8));
+  let at = 8;
+  for (const c of parts) {
+    file.set(c, at);
+    at += c.length;
+  }
+  return { header, file, colourKey };
 }
 
-function parseHeader(d: Uint8Array, fail: (m: string) => Error): Header {
+function parseHeader(d: Uint8Array, fail: Fail): Header {
   if (d.length !== 13) throw fail(`IHDR chunk has ${d.length} bytes, expected 13`);
   const h: Header = {
     width: u32(d, 0),
@@ -192,169 +235,97 @@ function parseHeader(d: Uint8Array, fail: (m: string) => Error): Header {
   if (d[10] !== 0) throw fail(`unsupported compression method ${d[10]}`);
   if (d[11] !== 0) throw fail(`unsupported filter method ${d[11]}`);
   if (h.interlace > 1) throw fail(`unsupported interlace method ${h.interlace}`);
+  if (h.interlace === 1 && h.depth < 8) {
+    throw fail(`Adam7-interlaced images below 8 bits per sample are not supported`);
+  }
   if (h.width * h.height * SAMPLES[h.colorType]! > MAX_SAMPLES) {
     throw fail(`image too large (${h.width}x${h.height})`);
   }
   return h;
 }
 
-/** Reverses the scanline filters of `rows` rows of `rowBytes` bytes each, in place. */
-function unfilter(
-  raw: Uint8Array,
-  start: number,
-  rowBytes: number,
-  rows: number,
-  bpp: number,
-  fail: (m: string) => Error,
-): void {
-  let prev = -1;
-  for (let y = 0; y < rows; y++) {
-    const f = raw[start + y * (rowBytes + 1)]!;
-    const cur = start + y * (rowBytes + 1) + 1;
-    switch (f) {
-      case 0:
-        break;
-      case 1: // Sub: add the byte one pixel to the left
-        for (let i = bpp; i < rowBytes; i++) raw[cur + i] = raw[cur + i]! + raw[cur + i - bpp]!;
-        break;
-      case 2: // Up: add the byte above
-        if (prev >= 0)
-          for (let i = 0; i < rowBytes; i++) raw[cur + i] = raw[cur + i]! + raw[prev + i]!;
-        break;
-      case 3: // Average: add floor((left + up) / 2)
-        for (let i = 0; i < rowBytes; i++) {
-          const left = i >= bpp ? raw[cur + i - bpp]! : 0;
-          const up = prev >= 0 ? raw[prev + i]! : 0;
-          raw[cur + i] = raw[cur + i]! + ((left + up) >> 1);
-        }
-        break;
-      case 4: // Paeth: add whichever of left, up, up-left is closest to left + up - upLeft
-        for (let i = 0; i < rowBytes; i++) {
-          const a = i >= bpp ? raw[cur + i - bpp]! : 0;
-          const b = prev >= 0 ? raw[prev + i]! : 0;
-          const c = i >= bpp && prev >= 0 ? raw[prev + i - bpp]! : 0;
-          raw[cur + i] = raw[cur + i]! + paeth(a, b, c);
-        }
-        break;
-      default:
-        throw fail(`unknown filter type ${f} on row ${y}`);
-    }
-    prev = cur;
+/** Bytes of the inflated stream: per (pass) row a filter byte and the packed samples. */
+function inflatedSize(h: Header): number {
+  const bitsPerPixel = SAMPLES[h.colorType]! * h.depth;
+  const rowBytes = (w: number): number => 1 + Math.ceil((w * bitsPerPixel) / 8);
+  if (h.interlace === 0) return h.height * rowBytes(h.width);
+  let n = 0;
+  for (const [x0, y0, dx, dy] of ADAM7) {
+    const w = Math.ceil((h.width - x0) / dx);
+    const rows = Math.ceil((h.height - y0) / dy);
+    if (w > 0 && rows > 0) n += rows * rowBytes(w);
   }
+  return n;
 }
 
-function paeth(a: number, b: number, c: number): number {
-  const p = a + b - c;
-  const pa = Math.abs(p - a);
-  const pb = Math.abs(p - b);
-  const pc = Math.abs(p - c);
-  if (pa <= pb && pa <= pc) return a;
-  return pb <= pc ? b : c;
-}
-
-/** Unfilters and de-interlaces the inflated stream into raw samples, one per array element. */
-function unpackSamples(
-  raw: Uint8Array,
-  h: Header,
-  fail: (m: string) => Error,
-): Uint8Array | Uint16Array {
-  const spp = SAMPLES[h.colorType]!;
-  const bitsPerPixel = spp * h.depth;
-  const bpp = Math.max(1, bitsPerPixel >> 3);
-  const ps = passes(h.width, h.height, h.interlace === 1);
-  let needed = 0;
-  for (const p of ps) needed += p.h * (1 + Math.ceil((p.w * bitsPerPixel) / 8));
-  if (raw.length < needed) {
-    throw fail(`image data too short: ${raw.length} bytes after inflate, expected ${needed}`);
-  }
-  const out =
-    h.depth === 16
-      ? new Uint16Array(h.width * h.height * spp)
-      : new Uint8Array(h.width * h.height * spp);
-  const mask = (1 << h.depth) - 1;
-  let start = 0;
-  for (const p of ps) {
-    const rowBytes = Math.ceil((p.w * bitsPerPixel) / 8);
-    unfilter(raw, start, rowBytes, p.h, bpp, fail);
-    for (let y = 0; y < p.h; y++) {
-      const row = start + y * (rowBytes + 1) + 1;
-      const outRow = (p.y0 + y * p.dy) * h.width;
-      for (let x = 0; x < p.w; x++) {
-        const o = (outRow + p.x0 + x * p.dx) * spp;
-        for (let s = 0; s < spp; s++) {
-          const k = x * spp + s; // sample index within the row
-          if (h.depth === 8) out[o + s] = raw[row + k]!;
-          else if (h.depth === 16) out[o + s] = (raw[row + 2 * k]! << 8) | raw[row + 2 * k + 1]!;
-          else {
-            const bit = k * h.depth; // samples pack MSB first
-            out[o + s] = (raw[row + (bit >> 3)]! >> (8 - h.depth - (bit & 7))) & mask;
-          }
-        }
-      }
+/** Samples below 8 bits, packed MSB first with each row starting on a byte, one per element. */
+function unpackSamples(packed: Uint8Array, h: Header, fail: Fail): Uint8Array {
+  const { width, height, depth } = h;
+  const rowBytes = Math.ceil((width * depth) / 8);
+  if (packed.length !== rowBytes * height) throw fail('corrupt image data (wrong decoded size)');
+  const out = new Uint8Array(width * height);
+  const mask = (1 << depth) - 1;
+  for (let y = 0; y < height; y++) {
+    for (let x = 0; x < width; x++) {
+      const bit = x * depth;
+      out[y * width + x] = (packed[y * rowBytes + (bit >> 3)]! >> (8 - depth - (bit & 7))) & mask;
     }
-    start += p.h * (rowBytes + 1);
   }
   return out;
 }
 
-/** Turns raw samples into a RawImage: palette lookup, low-depth scaling, tRNS to alpha. */
-function expand(
-  samples: Uint8Array | Uint16Array,
+/** fast-png's result as a RawImage: palette lookup, low-depth scaling, tRNS to alpha. */
+function toRawImage(
+  png: DecodedPng,
   h: Header,
-  palette: Uint8Array | null,
-  trns: Uint8Array | null,
-  fail: (m: string) => Error,
+  colourKey: readonly number[] | null,
+  fail: Fail,
 ): RawImage {
   const { width, height, colorType, depth } = h;
   const n = width * height;
+  const spp = SAMPLES[colorType]! as Channels;
+  const samples =
+    depth < 8 && png.data instanceof Uint8Array ? unpackSamples(png.data, h, fail) : png.data;
+  const wantType = depth === 16 ? Uint16Array : Uint8Array;
+  if (!(samples instanceof wantType) || samples.length !== n * spp) {
+    throw fail('corrupt image data (wrong decoded size)');
+  }
+
   if (colorType === 3) {
-    const entries = palette!.length / 3;
-    const alpha = trns !== null;
-    if (alpha && trns.length > entries) {
-      throw fail(`tRNS chunk has ${trns.length} entries, palette has ${entries}`);
-    }
+    const palette = png.palette ?? [];
+    const alpha = palette[0]?.length === 4;
     const channels: Channels = alpha ? 4 : 3;
     const data = new Uint8Array(n * channels);
     for (let p = 0; p < n; p++) {
       const i = samples[p]!;
-      if (i >= entries) throw fail(`pixel ${p} uses palette index ${i}, palette has ${entries}`);
-      const o = p * channels;
-      data[o] = palette![3 * i]!;
-      data[o + 1] = palette![3 * i + 1]!;
-      data[o + 2] = palette![3 * i + 2]!;
-      if (alpha) data[o + 3] = i < trns.length ? trns[i]! : 255;
+      const colour = palette[i];
+      if (colour === undefined) {
+        throw fail(`pixel ${p} uses palette index ${i}, palette has ${palette.length}`);
+      }
+      for (let c = 0; c < channels; c++) data[p * channels + c] = colour[c]!;
     }
     return { width, height, channels, data };
   }
-  const data = samples;
   if (depth < 8) {
     const scale = 255 / ((1 << depth) - 1); // 1-bit: 0, 255; 2-bit: 0, 85, 170, 255
-    for (let i = 0; i < data.length; i++) data[i] = data[i]! * scale;
+    for (let i = 0; i < samples.length; i++) samples[i] = samples[i]! * scale;
   }
-  const spp = SAMPLES[colorType]! as Channels;
-  if (trns === null || (colorType !== 0 && colorType !== 2))
-    return { width, height, channels: spp, data };
+  if (colourKey === null) {
+    return { width, height, channels: spp, data: samples };
+  }
 
   // A tRNS colour key: pixels equal to it become transparent, all others opaque.
   const keyLen = colorType === 0 ? 1 : 3;
-  if (trns.length !== 2 * keyLen) {
-    throw fail(
-      `tRNS chunk has ${trns.length} bytes, expected ${2 * keyLen} for color type ${colorType}`,
-    );
-  }
-  const key = Array.from({ length: keyLen }, (_, s) => {
-    const v = (trns[2 * s]! << 8) | trns[2 * s + 1]!;
-    return depth < 8 ? Math.round(v * (255 / ((1 << depth) - 1))) : v;
-  });
+  const target = colourKey.map((v) => (depth < 8 ? Math.round(v * (255 / ((1 << depth) - 1))) : v));
   const channels = (spp + 1) as Channels;
   const opaque = depth === 16 ? 65535 : 255;
   const withAlpha = depth === 16 ? new Uint16Array(n * channels) : new Uint8Array(n * channels);
   for (let p = 0; p < n; p++) {
     let match = true;
     for (let s = 0; s < keyLen; s++) {
-      const v = data[p * keyLen + s]!;
+      const v = samples[p * keyLen + s]!;
       withAlpha[p * channels + s] = v;
-      if (v !== key[s]) match = false;
+      if (v !== target[s]) match = false;
     }
     withAlpha[p * channels + keyLen] = match ? 0 : opaque;
   }
@@ -363,141 +334,24 @@ function expand(
 
 // ---- encoding ------------------------------------------------------------------------------------
 
-export type PngFilter = 'none' | 'sub' | 'up' | 'average' | 'paeth';
-const FILTERS: readonly PngFilter[] = ['none', 'sub', 'up', 'average', 'paeth'];
-
 export interface PngEncodeOptions {
-  /** One filter for every row, or 'adaptive' (default): per row, the filter whose output has the
-   * smallest sum of absolute values (read as signed bytes), the heuristic the spec suggests. */
-  filter?: PngFilter | 'adaptive';
   /** Adam7 interlacing (default false). */
   interlace?: boolean;
   /** zlib level 0..9 (default 6). */
   level?: number;
 }
 
-const COLOR_TYPE: Record<Channels, number> = { 1: 0, 2: 4, 3: 2, 4: 6 };
+type ZlibLevel = 0 | 1 | 2 | 3 | 4 | 5 | 6 | 7 | 8 | 9;
 
 /** Encodes an 8- or 16-bit gray, gray+alpha, RGB or RGBA image as a PNG file. */
 export function encodePng(img: RawImage, opts: PngEncodeOptions = {}): Uint8Array {
   const { width, height, channels, data } = checkImage(img, 'encodePng');
-  const depth = bitDepthOf(img);
-  const bpp = (channels * depth) / 8;
-  const interlace = opts.interlace ?? false;
-  const choice = opts.filter ?? 'adaptive';
-  if (choice !== 'adaptive' && !FILTERS.includes(choice)) {
-    throw new Error(`encodePng: unknown filter '${String(choice)}'`);
+  const level = opts.level ?? 6;
+  if (!Number.isInteger(level) || level < 0 || level > 9) {
+    throw new Error(`encodePng: level must be an integer from 0 to 9, got ${level}`);
   }
-
-  const ps = passes(width, height, interlace);
-  let total = 0;
-  for (const p of ps) total += p.h * (1 + p.w * bpp);
-  const out = new Uint8Array(total);
-  let at = 0;
-  for (const p of ps) {
-    const rowBytes = p.w * bpp;
-    let prev = new Uint8Array(rowBytes); // the row above the first is all zeros
-    let cur = new Uint8Array(rowBytes);
-    for (let y = 0; y < p.h; y++) {
-      // Gather the pass row as big-endian bytes.
-      const srcRow = (p.y0 + y * p.dy) * width;
-      for (let x = 0; x < p.w; x++) {
-        const s = (srcRow + p.x0 + x * p.dx) * channels;
-        for (let c = 0; c < channels; c++) {
-          const v = data[s + c]!;
-          if (depth === 8) cur[x * channels + c] = v;
-          else {
-            cur[2 * (x * channels + c)] = v >> 8;
-            cur[2 * (x * channels + c) + 1] = v & 0xff;
-          }
-        }
-      }
-      at = writeFiltered(out, at, cur, prev, bpp, choice);
-      [prev, cur] = [cur, prev];
-    }
-  }
-  const idat = deflateSync(out, { level: opts.level ?? 6 });
-
-  const ihdr = new Uint8Array(13);
-  const dv = new DataView(ihdr.buffer);
-  dv.setUint32(0, width);
-  dv.setUint32(4, height);
-  ihdr[8] = depth;
-  ihdr[9] = COLOR_TYPE[channels];
-  ihdr[12] = interlace ? 1 : 0;
-  return concatBytes([
-    Uint8Array.from(SIGNATURE),
-    makeChunk('IHDR', ihdr),
-    makeChunk('IDAT', idat),
-    makeChunk('IEND', new Uint8Array(0)),
-  ]);
-}
-
-/** Writes the filter byte and the filtered row at `at`; returns the next position. */
-function writeFiltered(
-  out: Uint8Array,
-  at: number,
-  cur: Uint8Array,
-  prev: Uint8Array,
-  bpp: number,
-  choice: PngFilter | 'adaptive',
-): number {
-  const n = cur.length;
-  let best = choice === 'adaptive' ? 0 : FILTERS.indexOf(choice);
-  if (choice === 'adaptive') {
-    let bestCost = Infinity;
-    for (let f = 0; f < 5; f++) {
-      let cost = 0;
-      for (let i = 0; i < n && cost < bestCost; i++) {
-        const v = filterByte(f, cur, prev, i, bpp);
-        cost += v < 128 ? v : 256 - v;
-      }
-      if (cost < bestCost) [best, bestCost] = [f, cost];
-    }
-  }
-  out[at] = best;
-  for (let i = 0; i < n; i++) out[at + 1 + i] = filterByte(best, cur, prev, i, bpp);
-  return at + 1 + n;
-}
-
-function filterByte(f: number, cur: Uint8Array, prev: Uint8Array, i: number, bpp: number): number {
-  const x = cur[i]!;
-  const a = i >= bpp ? cur[i - bpp]! : 0;
-  const b = prev[i]!;
-  switch (f) {
-    case 0:
-      return x;
-    case 1:
-      return (x - a) & 0xff;
-    case 2:
-      return (x - b) & 0xff;
-    case 3:
-      return (x - ((a + b) >> 1)) & 0xff;
-    default:
-      return (x - paeth(a, b, i >= bpp ? prev[i - bpp]! : 0)) & 0xff;
-  }
-}
-
-/** One chunk: length, type, data, CRC-32 of type and data. */
-export function makeChunk(type: string, data: Uint8Array): Uint8Array {
-  if (!/^[A-Za-z]{4}$/.test(type)) throw new Error(`makeChunk: bad chunk type '${type}'`);
-  const out = new Uint8Array(12 + data.length);
-  const dv = new DataView(out.buffer);
-  dv.setUint32(0, data.length);
-  for (let i = 0; i < 4; i++) out[4 + i] = type.charCodeAt(i);
-  out.set(data, 8);
-  dv.setUint32(8 + data.length, crc32(out.subarray(4, 8 + data.length)));
-  return out;
-}
-
-export function concatBytes(parts: readonly Uint8Array[]): Uint8Array {
-  let n = 0;
-  for (const p of parts) n += p.length;
-  const out = new Uint8Array(n);
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
+  return encode(
+    { width, height, channels, data, depth: bitDepthOf(img) },
+    { interlace: opts.interlace === true ? 'Adam7' : 'null', zlib: { level: level as ZlibLevel } },
+  );
 }

@@ -2,7 +2,7 @@
 import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 
-import type { RawImage } from './image.js';
+import { ImageDecodeError, type RawImage } from './image.js';
 import { decodeJpeg, isJpeg } from './jpeg.js';
 import { decodePng, isPng } from './png.js';
 
@@ -10,8 +10,8 @@ import { decodePng, isPng } from './png.js';
 export function decodeImage(bytes: Uint8Array, name = 'image'): RawImage {
   if (isPng(bytes)) return decodePng(bytes, name);
   if (isJpeg(bytes)) return decodeJpeg(bytes, name);
-  if (bytes.length === 0) throw new Error(`${name}: empty file`);
-  throw new Error(`${name}: not a PNG or JPEG file (unrecognized signature)`);
+  if (bytes.length === 0) throw new ImageDecodeError(`${name}: empty file`);
+  throw new ImageDecodeError(`${name}: not a PNG or JPEG file (unrecognized signature)`);
 }
 
 export function readImageSync(path: string): RawImage {
