@@ -100,6 +100,22 @@ const KEYED: readonly (OptionSpec & { key: Key; zeroIsNull?: boolean })[] = [
     help: 'random translations of up to PX pixels (augmentation)',
     default: '0',
   },
+  {
+    name: 'rotate',
+    kind: 'number',
+    arg: 'DEG',
+    key: 'rotate',
+    help: 'random rotations about the centre by up to ±DEG degrees, 0..180 (augmentation, bilinear)',
+    default: '0',
+  },
+  {
+    name: 'zoom',
+    kind: 'number',
+    arg: 'Z',
+    key: 'zoom',
+    help: 'random scaling about the centre by a factor in [1 − Z, 1 + Z], Z < 1 (augmentation)',
+    default: '0',
+  },
   { name: 'flip', kind: 'flag', key: 'flip', help: 'random horizontal flips' },
   {
     name: 'holdout',

@@ -75,6 +75,14 @@ void describe('sumi train-classifier', () => {
       /holdout must be in \[0, 1\), got 1\.5/,
     );
     assertUsage(
+      await sumi([...base, '--data', 'mnist', '--rotate', '200', '--zoom', '1']),
+      /rotate must be in \[0, 180\], got 200; zoom must be in \[0, 1\), got 1/,
+    );
+    assertUsage(
+      await sumi([...base, '--data', 'mnist', '--zoom', 'ten']),
+      /--zoom expects a number, got 'ten'/,
+    );
+    assertUsage(
       await sumi([...base, '--data', 'mnist', '--schedule-from', join(dir, 'none')]),
       /--schedule-from: model directory .* does not exist/,
     );
@@ -113,6 +121,10 @@ void describe('sumi train-classifier', () => {
       '0.05',
       '--shift',
       '1',
+      '--rotate',
+      '8',
+      '--zoom',
+      '0.05',
       '--out',
       out,
       '--quiet',
@@ -150,7 +162,7 @@ void describe('sumi train-classifier', () => {
     assert.equal(loaded.info?.heldOut?.count, 501); // round(0.05 · n_c) summed over the digits
     assert.match(
       loaded.info?.command ?? '',
-      /^sumi train-classifier --data mnist --image-size 8 --config \S+ --clean --batch 8 --holdout 0\.05 --shift 1 --out \S+ --steps 3$/,
+      /^sumi train-classifier --data mnist --image-size 8 --config \S+ --clean --batch 8 --holdout 0\.05 --shift 1 --rotate 8 --zoom 0\.05 --out \S+ --steps 3$/,
     );
     const header = readFileSync(
       join(exported, 'classifier', 'diffusion_pytorch_model.safetensors'),

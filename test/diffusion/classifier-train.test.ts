@@ -4,12 +4,13 @@
  * folder guidance loads.
  */
 import assert from 'node:assert/strict';
-import { readFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 
 import { type Dataset, subsetDataset } from '../../src/data/index.js';
 import {
+  affineImages,
   type ClassifierTrainConfig,
   ClassifierTrainer,
   classifierScheduleMismatch,
@@ -68,6 +69,8 @@ function config(train: Partial<ClassifierTrainConfig> = {}): ClassifierTrainConf
         lr: 3e-3,
         warmupSteps: 2,
         shift: 1,
+        rotate: 10,
+        zoom: 0.1,
         flip: true,
         labelSmoothing: 0.1,
         holdout: 0.1,
@@ -120,6 +123,11 @@ void describe('classifier config', () => {
       () => config({ holdout: 1, labelSmoothing: -1 }),
       /labelSmoothing must be in \[0, 1\), got -1; holdout must be in \[0, 1\), got 1/,
     );
+    assert.throws(
+      () => config({ rotate: -5, zoom: 1 }),
+      /rotate must be in \[0, 180\], got -5; zoom must be in \[0, 1\), got 1/,
+    );
+    assert.throws(() => config({ rotate: NaN }), /rotate must be in \[0, 180\], got NaN/);
     assert.throws(() => config({ evalTimesteps: [0, 200] }), /an integer in 0\.\.199/);
     assert.throws(
       () => config({ noiseAware: false, evalTimesteps: [0, 10] }),
@@ -157,6 +165,40 @@ void describe('classifier data', () => {
     );
   });
 
+  void test('rotations and scalings: the identity map, a quarter turn, a zoom', () => {
+    const x = Float32Array.from({ length: 9 }, (_, i) => i);
+    const shape = [1, 1, 3, 3] as const;
+    const id = { dy: 1, dx: -1, theta: 0, zoom: 1 };
+    assert.deepEqual(
+      Array.from(affineImages(x, shape, [id])),
+      Array.from(translateImages(x, shape, [1, -1])),
+    );
+    // A quarter turn counter-clockwise on screen (rows down): the top row becomes the left column.
+    const turned = affineImages(x, shape, [{ dy: 0, dx: 0, theta: Math.PI / 2, zoom: 1 }]);
+    assertClose(turned, [2, 5, 8, 1, 4, 7, 0, 3, 6], { atol: 1e-12 });
+    // ×2 about the centre: the corners read halfway to the centre.
+    const zoomed = affineImages(x, shape, [{ dy: 0, dx: 0, theta: 0, zoom: 2 }]);
+    assertClose(zoomed, [2, 2.5, 3, 3.5, 4, 4.5, 5, 5.5, 6], { atol: 1e-12 });
+    // The shift comes after the turn: turn about the centre, then move one row down.
+    const turnedThenShifted = affineImages(x, shape, [
+      { dy: 1, dx: 0, theta: Math.PI / 2, zoom: 1 },
+    ]);
+    assertClose(turnedThenShifted, translateImages(turned, shape, [1, 0]), { atol: 1e-12 });
+  });
+
+  void test('rotations turn about the centre between pixels of an even-sized image', () => {
+    // 4×4: the centre is (1.5, 1.5), so a half turn maps pixel (i, j) onto (3 − i, 3 − j).
+    const x = Float32Array.from({ length: 16 }, (_, i) => i * i);
+    const half = affineImages(x, [1, 1, 4, 4], [{ dy: 0, dx: 0, theta: Math.PI, zoom: 1 }]);
+    assertClose(half, [...x].reverse(), { atol: 1e-9 });
+    // A 45° turn reads between pixels: the corner (0, 0) of the output comes from row
+    // 1.5 − 1.5√2 ≈ −0.62, column 1.5, above the image: the edge row repeats, and the column
+    // falls halfway between x[0][1] and x[0][2]. Both channels move together.
+    const two = Float32Array.from({ length: 32 }, (_, i) => (i < 16 ? x[i]! : -x[i - 16]!));
+    const turned = affineImages(two, [1, 2, 4, 4], [{ dy: 0, dx: 0, theta: Math.PI / 4, zoom: 1 }]);
+    assertClose([turned[0]!, turned[16]!], [(1 + 4) / 2, -(1 + 4) / 2], { atol: 1e-9 });
+  });
+
   void test('cross-entropy with label smoothing', () => {
     const logits = tensor(Float64Array.from([1, 2, 0.5, -1, 0, 3]), [2, 3], {
       dtype: 'float64',
@@ -182,7 +224,7 @@ void describe('classifier data', () => {
 void describe('classifier training', () => {
   const FILES = ['classifier/diffusion_pytorch_model.safetensors', 'optimizer.safetensors'];
 
-  void test('resumes bit for bit (noise-aware, shifts, flips, dropout, held-out split)', async () => {
+  void test('resumes bit for bit (noise-aware, shifts, rotations, zooms, flips, dropout, held-out split)', async () => {
     const cfg = config();
     const straight = join(fx.dir, 'straight');
     const parts = join(fx.dir, 'parts');
@@ -203,6 +245,25 @@ void describe('classifier training', () => {
     FILES.forEach((f, i) => assert.ok(a[i]!.equals(b[i]!), `${f} identical`));
     const metrics = (await readFile(join(parts, 'metrics.jsonl'), 'utf8')).trim().split('\n');
     assert.ok(metrics.length > 0, 'metrics were written');
+
+    // The rotations and scalings are applied: without them the same run ends elsewhere.
+    const shiftsOnly = join(fx.dir, 'shifts-only');
+    await run(shiftsOnly, config({ rotate: 0, zoom: 0 }));
+    assert.ok(!(await bytes(shiftsOnly, FILES))[0]!.equals(a[0]!), 'different weights');
+  });
+
+  void test('a checkpoint written before rotate and zoom existed reads them as 0', async () => {
+    const ckpt = join(fx.dir, 'older');
+    await mkdir(ckpt, { recursive: true });
+    const cfg: Record<string, unknown> = { ...config() };
+    delete cfg.rotate;
+    delete cfg.zoom;
+    const state = { format: 'sumi-classifier-trainer-state', version: 1, step: 0, config: cfg };
+    await writeFile(join(ckpt, 'trainer_state.json'), JSON.stringify(state));
+    const read = await readClassifierTrainerState(ckpt);
+    assert.equal(read.config.rotate, 0);
+    assert.equal(read.config.zoom, 0);
+    assert.equal(read.config.shift, 1, 'stored keys are kept');
   });
 
   void test('writes a folder guidance loads, with the held-out accuracy; exports it as f16', async () => {

@@ -45,6 +45,10 @@ export interface ClassifierTrainConfig {
   labelSmoothing: number;
   /** Largest random translation in pixels (0: none). */
   shift: number;
+  /** Largest random rotation in degrees (0: none). */
+  rotate: number;
+  /** Random scaling by a factor in [1 − zoom, 1 + zoom] (0: none). */
+  zoom: number;
   /** Random horizontal flips. */
   flip: boolean;
   /** Fraction of each class kept out of training for the held-out accuracy (0: none). */
@@ -88,6 +92,8 @@ export const defaultClassifierTrainConfig: Omit<
   maxGradNorm: 1,
   labelSmoothing: 0,
   shift: 0,
+  rotate: 0,
+  zoom: 0,
   flip: false,
   holdout: 0,
   seed: 0,
@@ -115,6 +121,9 @@ function checkSettings(c: ClassifierTrainConfig): void {
   if (c.maxGradNorm !== null && !(c.maxGradNorm > 0)) {
     problems.push(`maxGradNorm must be > 0 or null, got ${c.maxGradNorm}`);
   }
+  if (!(c.rotate >= 0 && c.rotate <= 180))
+    problems.push(`rotate must be in [0, 180], got ${c.rotate}`);
+  if (!(c.zoom >= 0 && c.zoom < 1)) problems.push(`zoom must be in [0, 1), got ${c.zoom}`);
   if (c.shift >= c.imageSize)
     problems.push(`shift ${c.shift} must be smaller than the image (${c.imageSize})`);
   if (problems.length > 0) throw new TrainConfigError(problems.join('; '));

@@ -5,7 +5,9 @@
  * bit for bit.
  *
  * Step s:  (x_0, y) = batch s of the DataLoader over the training split;
- *          x_0 shifted by (dy_b, dx_b) ~ U{−m..m}² from stream (seed, 'augment', s) (edges repeat);
+ *          x_0 shifted by (dy_b, dx_b) ~ U{−m..m}² from stream (seed, 'augment', s) (edges repeat),
+ *          and, with `rotate` or `zoom`, turned by θ_b ~ U[−r, r] degrees and scaled by
+ *          z_b ~ U[1 − z, 1 + z] about the centre (bilinear; the same stream, after the shifts);
  *          noise-aware: t_b = ⌊u_b T⌋ with u from stream (seed, 'timesteps', s), ε from stream
  *          (seed, 'noise', s), x_t = √ᾱ_t x_0 + √(1 − ᾱ_t) ε on the diffusion model's DDPM schedule;
  *          clean: t = 0 and x = x_0;
@@ -64,6 +66,7 @@ import {
   CLASSIFIER_DIR,
   type ClassifierRunSettings,
   type ClassifierTrainConfig,
+  defaultClassifierTrainConfig,
 } from './classifier-config.js';
 import { TrainConfigError } from './config.js';
 import { dropoutOffset, streamSeed } from './streams.js';
@@ -132,6 +135,58 @@ export function translateImages(
         const src = plane + clampTo(i - dy, H) * W;
         const dst = plane + i * W;
         for (let j = 0; j < W; j++) out[dst + j] = x[src + clampTo(j - dx, W)]!;
+      }
+    }
+  }
+  return out;
+}
+
+/** One image's random affine map: a rotation θ (radians) and a scale z about the centre, then a shift. */
+export interface AffineParams {
+  dy: number;
+  dx: number;
+  theta: number;
+  zoom: number;
+}
+
+/**
+ * Rotates each image of x [B, C, H, W] by θ_b and scales it by z_b about the centre
+ * c = ((H − 1)/2, (W − 1)/2), then shifts it by (dy_b, dx_b): out(p) = x(c + R(−θ)(p − c − d)/z),
+ * read bilinearly with the edge pixels repeated outside the image.
+ */
+export function affineImages(
+  x: Float32Array,
+  shape: readonly [number, number, number, number],
+  params: readonly AffineParams[],
+): Float32Array {
+  const [B, C, H, W] = shape;
+  const out = new Float32Array(x.length);
+  const cy = (H - 1) / 2;
+  const cx = (W - 1) / 2;
+  const clampTo = (v: number, n: number): number => Math.min(n - 1, Math.max(0, v));
+  for (let b = 0; b < B; b++) {
+    const { dy, dx, theta, zoom } = params[b]!;
+    const cos = Math.cos(theta) / zoom;
+    const sin = Math.sin(theta) / zoom;
+    for (let i = 0; i < H; i++) {
+      for (let j = 0; j < W; j++) {
+        const u = i - cy - dy;
+        const v = j - cx - dx;
+        // R(−θ) = [[cos θ, sin θ], [−sin θ, cos θ]] in (row, column) coordinates.
+        const sy = cy + cos * u + sin * v;
+        const sx = cx - sin * u + cos * v;
+        const y0 = Math.floor(sy);
+        const x0 = Math.floor(sx);
+        const fy = sy - y0;
+        const fx = sx - x0;
+        const [ya, yb] = [clampTo(y0, H), clampTo(y0 + 1, H)];
+        const [xa, xb] = [clampTo(x0, W), clampTo(x0 + 1, W)];
+        for (let c = 0; c < C; c++) {
+          const plane = (b * C + c) * H * W;
+          const top = (1 - fx) * x[plane + ya * W + xa]! + fx * x[plane + ya * W + xb]!;
+          const bottom = (1 - fx) * x[plane + yb * W + xa]! + fx * x[plane + yb * W + xb]!;
+          out[plane + i * W + j] = (1 - fy) * top + fy * bottom;
+        }
       }
     }
   }
@@ -303,23 +358,40 @@ export class ClassifierTrainer {
     return this.#lr(step);
   }
 
-  /** x_0 of a batch, translated by the step's random shifts (when `shift` > 0). */
+  /**
+   * x_0 of a batch with the step's random shifts, rotations and scalings, all drawn from stream
+   * (seed, 'augment', s): 2B uniforms for the shifts, then (with rotate or zoom) the next 2B for
+   * θ_b and z_b. Without rotate and zoom the second draw is skipped, so shift-only runs keep the
+   * integer translation of earlier versions bit for bit.
+   */
   async #augmented(x0: Tensor, step: number): Promise<Tensor> {
-    const m = this.config.shift;
-    if (m === 0) return x0;
+    const { shift: m, rotate, zoom } = this.config;
+    if (m === 0 && rotate === 0 && zoom === 0) return x0;
     const B = x0.shape[0]!;
-    const u = rand([2 * B], {
-      seed: streamSeed(this.config.seed, 'augment', step),
-      dtype: 'float64',
-      backend: cpuBackend(),
-    });
-    const shifts = Array.from(
-      u.dataSync(),
-      (v) => Math.min(2 * m, Math.floor(v * (2 * m + 1))) - m,
-    );
-    u.dispose();
+    const stream = new Generator(streamSeed(this.config.seed, 'augment', step));
+    const uniforms = (): Float64Array => {
+      const u = rand([2 * B], { generator: stream, dtype: 'float64', backend: cpuBackend() });
+      const v = Float64Array.from(u.dataSync());
+      u.dispose();
+      return v;
+    };
+    const shifts = Array.from(uniforms(), (v) => Math.min(2 * m, Math.floor(v * (2 * m + 1))) - m);
     const shape = x0.shape as [number, number, number, number];
-    const moved = translateImages((await x0.data()) as Float32Array, shape, shifts);
+    const pixels = (await x0.data()) as Float32Array;
+    let moved: Float32Array;
+    if (rotate === 0 && zoom === 0) {
+      moved = translateImages(pixels, shape, shifts);
+    } else {
+      const u = uniforms();
+      const params = Array.from({ length: B }, (_, b) => ({
+        dy: shifts[2 * b]!,
+        dx: shifts[2 * b + 1]!,
+        // θ_b ~ U[−r, r] degrees, z_b ~ U[1 − z, 1 + z].
+        theta: ((2 * u[2 * b]! - 1) * rotate * Math.PI) / 180,
+        zoom: 1 + (2 * u[2 * b + 1]! - 1) * zoom,
+      }));
+      moved = affineImages(pixels, shape, params);
+    }
     const out = tensor(moved, shape, { dtype: x0.dtype, backend: x0.backend });
     x0.dispose();
     return out;
@@ -585,5 +657,9 @@ export async function readClassifierTrainerState(dir: string): Promise<Classifie
           : ''),
     );
   }
-  return st as ClassifierTrainerState;
+  // Keys added since the checkpoint was written take their defaults.
+  return {
+    ...st,
+    config: { ...defaultClassifierTrainConfig, ...st.config },
+  } as ClassifierTrainerState;
 }
