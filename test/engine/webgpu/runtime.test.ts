@@ -1,7 +1,8 @@
 /**
  * The WebGPU runtime: command batching, the buffer pool (reuse, no reuse that could corrupt
- * recorded work, no leak over many tidy'd steps), reductions with and without subgroups, errors
- * (device lost, oversized buffers, use after free) and backend selection.
+ * recorded work, no leak over many tidy'd steps, giving memory back past its budget), reductions
+ * with and without subgroups, errors (device lost, oversized buffers, use after free) and backend
+ * selection. The pool's out-of-memory handling is tested without a GPU in pool.test.ts.
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
@@ -14,7 +15,10 @@ import {
   getBackend,
   initBackend,
   initDefaultBackend,
+  layerNorm,
+  mul,
   setDefaultBackend,
+  softmax,
   tensor,
   tidy,
 } from '../../../src/engine/index.js';
@@ -87,6 +91,31 @@ void describe('webgpu runtime', { skip }, () => {
     assert.equal(after.created, base.created, 'buffers created after warm-up');
     assert.equal(after.inUse, base.inUse, 'buffers in use');
     w.dispose();
+  });
+
+  void test('past the pool budget, pooled memory goes back mid-recording; results unchanged', async () => {
+    const x = tensor(randArray(33 * 65, 9), [33, 65], { backend: gpu! });
+    // Composites free their intermediates as they go, so buffers are pooled while recording.
+    const run = () => tidy(() => softmax(layerNorm(mul(x, 3), 1), 0));
+    const pool = gpu!.runtime.pool;
+    await gpu!.sync();
+    gpu!.trim();
+    const first = run();
+    const want = await first.data();
+    first.dispose();
+    await gpu!.sync();
+    gpu!.trim();
+    const submits = gpu!.stats().submits;
+    pool.budget = pool.stats().bytesInUse + 1;
+    try {
+      const second = run();
+      assert.ok(gpu!.stats().submits > submits, 'pooled buffers were given back while recording');
+      assert.deepEqual(await second.data(), want);
+      second.dispose();
+    } finally {
+      pool.budget = Infinity;
+      x.dispose();
+    }
   });
 
   void test('reductions agree with and without subgroups', async () => {

@@ -4,6 +4,14 @@
  * (dispatches in one pass execute in order), but an upload through queue.writeBuffer may not,
  * because writeBuffer runs before any encoder that is not yet submitted. On submit the dirty
  * buffers become clean and anything may reuse them (queue order makes it safe).
+ *
+ * Memory pressure. The pool gives pooled memory back (`relieve`: submits the recorded work, then
+ * destroys every pooled buffer) before it creates a buffer that would take the bytes it holds
+ * past `budget`, and when creating a buffer throws; then it tries once more, and a second failure
+ * throws one error naming the bytes asked for, in use and pooled. WebGPU may instead report
+ * out-of-memory later, through the error scope, after commands have used the invalid buffer:
+ * those commands cannot be retried, so the pool gives its pooled memory back and reports the same
+ * error to the runtime, which fails every later call with it.
  */
 
 /** One pooled GPU buffer. `bytes` is its size class, the buffer's real size. */
@@ -41,6 +49,8 @@ export class BufferPool {
   readonly #onError: (e: Error) => void;
   readonly #clean = new Map<number, GpuBuf[]>();
   readonly #dirty = new Map<number, GpuBuf[]>();
+  /** Buffers whose allocation was reported out of memory: destroyed on release, never reused. */
+  readonly #failed = new Set<GpuBuf>();
   #nextId = 1;
   #inUse = 0;
   #bytesInUse = 0;
@@ -51,6 +61,13 @@ export class BufferPool {
   onDestroy: () => void = () => {};
   /** Whether commands are recorded but not submitted (else a released buffer is clean at once). */
   hasPendingWork: () => boolean = () => true;
+  /** Submits the recorded commands (set by the runtime), so that dirty buffers become clean. */
+  flush: () => void = () => {};
+  /**
+   * Bytes (in use + pooled) past which a new buffer is made only after giving pooled memory back.
+   * WebGPU does not say how much memory a device has, so there is no limit unless one is set.
+   */
+  budget = Infinity;
 
   constructor(device: GPUDevice, onError: (e: Error) => void) {
     this.#device = device;
@@ -68,13 +85,13 @@ export class BufferPool {
       this.#pooled--;
       this.#bytesPooled -= cls;
     }
-    const buf = b ?? this.#create(cls);
+    const buf = b ?? this.#create(bytes, cls);
     this.#inUse++;
     this.#bytesInUse += cls;
     return buf;
   }
 
-  #create(cls: number): GpuBuf {
+  #create(asked: number, cls: number): GpuBuf {
     const limit = this.#device.limits.maxStorageBufferBindingSize;
     if (cls > limit) {
       throw new Error(
@@ -82,31 +99,113 @@ export class BufferPool {
           `(${limit} bytes); use smaller tensors or the cpu backend`,
       );
     }
-    this.#device.pushErrorScope('out-of-memory');
-    const buffer = this.#device.createBuffer({ size: cls, usage: STORAGE_USAGE });
+    if (this.#bytesInUse + this.#bytesPooled + cls > this.budget) this.relieve();
+    // The record a late out-of-memory report marks; its buffer is set once one is made.
+    const made: { buf?: GpuBuf } = {};
+    const buffer = this.#allocate(asked, cls, made);
+    made.buf = { buffer, id: this.#nextId++, bytes: cls };
+    this.#created++;
+    return made.buf;
+  }
+
+  /** createBuffer, retried once after giving pooled memory back when it throws. */
+  #allocate(asked: number, cls: number, made: { buf?: GpuBuf }): GPUBuffer {
+    try {
+      return this.#createBuffer(asked, cls, made);
+    } catch {
+      const freed = this.relieve();
+      try {
+        return this.#createBuffer(asked, cls, made);
+      } catch (e) {
+        const why = e instanceof Error ? e.message : String(e);
+        throw new Error(
+          `${this.#oomMessage(asked, cls, this.#bytesInUse, this.#bytesPooled, freed)} (${why})`,
+        );
+      }
+    }
+  }
+
+  /** One createBuffer in an out-of-memory error scope, which may report a failure later. */
+  #createBuffer(asked: number, cls: number, made: { buf?: GpuBuf }): GPUBuffer {
     const inUse = this.#bytesInUse;
     const pooled = this.#bytesPooled;
-    void this.#device.popErrorScope().then(
-      (err) => {
-        if (err !== null) {
-          this.#onError(
-            new Error(
-              `webgpu: out of memory allocating ${cls} bytes (${inUse} bytes in use, ` +
-                `${pooled} pooled): ${err.message}`,
-            ),
-          );
-        }
-      },
-      () => {},
+    this.#device.pushErrorScope('out-of-memory');
+    try {
+      return this.#device.createBuffer({ size: cls, usage: STORAGE_USAGE });
+    } finally {
+      void this.#device.popErrorScope().then(
+        (err) => {
+          if (err !== null && made.buf !== undefined) {
+            this.#lateOutOfMemory(made.buf, asked, inUse, pooled);
+          }
+        },
+        () => {},
+      );
+    }
+  }
+
+  /**
+   * The device reported, after the buffer was handed out, that it could not allocate it: the
+   * buffer and the work recorded with it are invalid.
+   */
+  #lateOutOfMemory(buf: GpuBuf, asked: number, inUse: number, pooled: number): void {
+    this.#failed.add(buf);
+    this.#removePooled(buf);
+    const before = this.#bytesPooled;
+    this.trim();
+    const freed = before - this.#bytesPooled;
+    this.#onError(
+      new Error(
+        `${this.#oomMessage(asked, buf.bytes, inUse, pooled, freed)}; the results of the work ` +
+          'recorded since the previous read are lost',
+      ),
     );
-    this.#created++;
-    return { buffer, id: this.#nextId++, bytes: cls };
+  }
+
+  #oomMessage(asked: number, cls: number, inUse: number, pooled: number, freed: number): string {
+    return (
+      `webgpu: out of memory allocating ${asked} bytes (a ${cls}-byte buffer) with ${inUse} ` +
+      `bytes in use and ${pooled} pooled, after giving ${freed} pooled bytes back; free ` +
+      'tensors, use a smaller batch, or the cpu backend'
+    );
+  }
+
+  /** Takes a failed buffer off the pooled lists, if it is there, destroying it. */
+  #removePooled(buf: GpuBuf): void {
+    for (const map of [this.#clean, this.#dirty]) {
+      const list = map.get(buf.bytes);
+      const i = list?.indexOf(buf) ?? -1;
+      if (list === undefined || i < 0) continue;
+      list.splice(i, 1);
+      this.#pooled--;
+      this.#bytesPooled -= buf.bytes;
+      this.#failed.delete(buf);
+      buf.buffer.destroy();
+      this.onDestroy();
+    }
+  }
+
+  /**
+   * Gives pooled memory back under pressure: submits the recorded work (so that buffers released
+   * since become clean) and destroys every pooled buffer. Returns the bytes freed.
+   */
+  relieve(): number {
+    if (this.#pooled === 0) return 0;
+    const before = this.#bytesPooled;
+    this.flush();
+    this.trim();
+    return before - this.#bytesPooled;
   }
 
   /** Returns a buffer; it is dirty until the next submit. */
   release(b: GpuBuf): void {
     this.#inUse--;
     this.#bytesInUse -= b.bytes;
+    if (this.#failed.delete(b)) {
+      b.buffer.destroy();
+      this.onDestroy();
+      return;
+    }
     this.#pooled++;
     this.#bytesPooled += b.bytes;
     push(this.hasPendingWork() ? this.#dirty : this.#clean, b);

@@ -87,6 +87,7 @@ export class Runtime {
     this.pool = new BufferPool(device, (e) => this.fail(e));
     this.pool.onDestroy = () => this.#bindGroups.clear();
     this.pool.hasPendingWork = () => this.#encoder !== null;
+    this.pool.flush = () => this.flush();
     this.#paramsGpu = device.createBuffer({
       size: BATCH_LIMIT * PARAM_SLOT_BYTES,
       usage: UNIFORM_COPY_DST,
