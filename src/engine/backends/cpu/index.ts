@@ -42,12 +42,17 @@ import {
 import { matmulKernel } from './matmul.js';
 import { groupNormBackwardF32, groupNormF32 } from './norm-f32.js';
 import { simdRuntime } from './simd-gemm.js';
+import { nodeProcess } from './threads.js';
 import { argmaxKernel, reduceKernel } from './reduce.js';
 
 export class CpuStorage implements Storage {
+  /** Set by free(); a second free is an error (it would hand one array to two storages). */
+  freed = false;
   constructor(
     readonly backend: CpuBackend,
     readonly data: TypedArray,
+    /** Allocated by the backend (not a caller's array), so it may be recycled when freed. */
+    readonly owned = false,
   ) {}
   get dtype(): DType {
     return dtypeOfArray(this.data);
@@ -57,9 +62,26 @@ export class CpuStorage implements Storage {
   }
 }
 
+/** Arrays shorter than this are not recycled: allocating them is cheap. */
+const POOL_MIN_LENGTH = 1024;
+/** Upper bound on the bytes held by the pool of freed arrays: SUMI_CPU_POOL_MB, default 2048. */
+function poolLimit(mb: string | undefined): number {
+  const v = Number(mb ?? 2048);
+  return (Number.isFinite(v) && v >= 0 ? v : 2048) * 2 ** 20;
+}
+const POOL_MAX_BYTES = poolLimit(nodeProcess()?.env['SUMI_CPU_POOL_MB']);
+
 export class CpuBackend implements Backend {
   readonly name = 'cpu';
   #live = 0;
+  /**
+   * Freed arrays by dtype and length, handed out again by #make. Writing into a new typed array
+   * first faults its pages in, which costs more than the op itself on many machines (measured
+   * here: ~11 ns per float32 element, against ~3 ns for a strided copy into a reused array),
+   * and a training step allocates the same shapes every time.
+   */
+  readonly #pool = new Map<string, TypedArray[]>();
+  #pooledBytes = 0;
 
   supportsDType(): boolean {
     return true;
@@ -67,7 +89,26 @@ export class CpuBackend implements Backend {
 
   #make(dtype: DType, size: number): CpuStorage {
     this.#live++;
-    return new CpuStorage(this, makeArray(dtype, size));
+    if (size >= POOL_MIN_LENGTH) {
+      const reused = this.#pool.get(`${dtype}:${size}`)?.pop();
+      if (reused !== undefined) {
+        this.#pooledBytes -= reused.byteLength;
+        reused.fill(0);
+        return new CpuStorage(this, reused, true);
+      }
+    }
+    return new CpuStorage(this, makeArray(dtype, size), true);
+  }
+
+  /** Bytes held by freed arrays waiting to be reused. */
+  get pooledBytes(): number {
+    return this.#pooledBytes;
+  }
+
+  /** Drops the pool of freed arrays (the garbage collector takes them). */
+  trimPool(): void {
+    this.#pool.clear();
+    this.#pooledBytes = 0;
   }
 
   #data(s: Storage): TypedArray {
@@ -91,8 +132,18 @@ export class CpuBackend implements Backend {
   }
 
   free(s: Storage): void {
-    this.#data(s);
+    const data = this.#data(s);
+    const st = s as CpuStorage;
+    if (st.freed) throw new Error('cpu backend: a storage was freed twice');
+    st.freed = true;
     this.#live--;
+    if (!st.owned || data.length < POOL_MIN_LENGTH) return;
+    if (this.#pooledBytes + data.byteLength > POOL_MAX_BYTES) return;
+    const key = `${dtypeOfArray(data)}:${data.length}`;
+    let list = this.#pool.get(key);
+    if (list === undefined) this.#pool.set(key, (list = []));
+    list.push(data);
+    this.#pooledBytes += data.byteLength;
   }
 
   liveCount(): number {
