@@ -519,11 +519,12 @@ export class Trainer {
       x0.dispose();
       batch.labels?.dispose();
     }
-    // One readback for both scalars (each read waits for the device).
+    // One readback for both scalars (each read waits for the device); tidy frees the views.
+    const gradNorm0 = out.gradNorm;
     const scalars =
-      out.gradNorm === null
+      gradNorm0 === null
         ? out.loss
-        : concat([reshape(out.loss, [1]), reshape(out.gradNorm, [1])]);
+        : tidy(() => concat([reshape(out.loss, [1]), reshape(gradNorm0, [1])]));
     const read = await scalars.data();
     const loss = read[0]!;
     const gradNorm = out.gradNorm === null ? null : read[1]!;
