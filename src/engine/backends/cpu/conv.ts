@@ -121,24 +121,37 @@ function paddedInput(s: Conv2dSpec): PaddedInput {
   return { Hp, Wp, plane, cols, ldb };
 }
 
-/** Writes x into the padded layout at mem[base...] (cIn·ldb floats, zeros in the padding). */
+/**
+ * Writes x into the padded layout at mem[base...] (cIn·ldb floats, zeros in the padding): x is
+ * copied as it is to `stage` (x.length floats), then moved row by row by the module.
+ */
 function copyPadded(
+  rt: SimdRuntime,
   x: Float32Array,
   s: Conv2dSpec,
   p: PaddedInput,
   mem: Float32Array,
   base: number,
+  stage: number,
 ) {
   mem.fill(0, base, base + s.cIn * p.ldb);
-  for (let img = 0; img < s.n; img++) {
-    for (let ci = 0; ci < s.cIn; ci++) {
-      let src = (img * s.cIn + ci) * s.h * s.w;
-      let dst = base + ci * p.ldb + img * p.plane + s.padH * p.Wp + s.padW;
-      for (let y = 0; y < s.h; y++, dst += p.Wp) {
-        for (let xx = 0; xx < s.w; xx++) mem[dst + xx] = x[src++]!;
-      }
-    }
-  }
+  mem.set(x, stage);
+  const hw = s.h * s.w;
+  // for ci, img, y: x[img, ci, y, :] → X[ci][img·plane + (y + padH)·Wp + padW]
+  rt.copyRows(
+    stage * 4,
+    (base + s.padH * p.Wp + s.padW) * 4,
+    s.w,
+    s.cIn,
+    hw * 4,
+    p.ldb * 4,
+    s.n,
+    s.cIn * hw * 4,
+    p.plane * 4,
+    s.h,
+    s.w * 4,
+    p.Wp * 4,
+  );
 }
 
 /**
@@ -179,11 +192,13 @@ function conv2dRowsF32(
   const bTable = up4(aTable + mp * PANEL_M);
   const bBase = up4(bTable + K);
   const cBase = up4(bBase + cIn * p.ldb);
-  const { mem, ints } = rt.view(cBase + mp * PANEL_M * ldc);
+  // x staged here before padding, and the output gathered here before its copy out
+  const stage = up4(cBase + mp * PANEL_M * ldc);
+  const { mem, ints } = rt.view(stage + Math.max(x.length, out.length));
   packPanels(w, 0, cOut, K, K, 1, PANEL_M, mem, aBase);
   packedATable(ints, aTable, aBase, mp, K);
   tapTable(s, p, ints, bTable, bBase);
-  copyPadded(x, s, p, mem, bBase);
+  copyPadded(rt, x, s, p, mem, bBase, stage);
   rt.run({
     aTable: aTable * 4,
     aStep: PANEL_M * 4,
@@ -196,15 +211,22 @@ function conv2dRowsF32(
     ldc,
     accumulate: false,
   });
-  for (let img = 0; img < n; img++) {
-    for (let co = 0; co < cOut; co++) {
-      let o = (img * cOut + co) * hOut * wOut;
-      let c = cBase + co * ldc + img * p.plane;
-      for (let oy = 0; oy < hOut; oy++, c += p.Wp) {
-        for (let ox = 0; ox < wOut; ox++) out[o++] = mem[c + ox]!;
-      }
-    }
-  }
+  // out[img, co, oy, :] = C[co][img·plane + oy·Wp + (0..wOut)]
+  rt.copyRows(
+    cBase * 4,
+    stage * 4,
+    wOut,
+    n,
+    p.plane * 4,
+    cOut * hOut * wOut * 4,
+    cOut,
+    ldc * 4,
+    hOut * wOut * 4,
+    hOut,
+    p.Wp * 4,
+    wOut * 4,
+  );
+  out.set(mem.subarray(stage, stage + out.length));
 }
 
 /** Steps of k per kernel call in the weight gradient: a B chunk of 8 × 2048 floats stays in cache. */
@@ -240,8 +262,9 @@ function conv2dGradWeightRowsF32(
   const bTable = up4(aTable + mp * PANEL_M);
   const bBase = up4(bTable + K_CHUNK);
   const cBase = up4(bBase + np * PANEL_N * k);
-  const { mem, ints } = rt.view(cBase + mp * PANEL_M * ldc);
-  copyPadded(x, s, p, mem, xBase);
+  const stage = up4(cBase + mp * PANEL_M * ldc);
+  const { mem, ints } = rt.view(stage + x.length);
+  copyPadded(rt, x, s, p, mem, xBase, stage);
   // B[j, co] = dY[img, co, oy, ox] at j = img·plane + oy·Wp + ox, zero elsewhere; panel q holds
   // output channels 8q..8q+7 as [k][8].
   mem.fill(0, bBase, bBase + np * PANEL_N * k);

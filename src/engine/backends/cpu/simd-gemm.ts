@@ -24,6 +24,8 @@ export class SimdRuntime {
   readonly kernel: KernelFn;
   /** σ in place over the floats at byte addresses [p, end), end − p a multiple of 16. */
   readonly sigmoid: (p: number, end: number) => void;
+  /** Strided row copy of the module (`copy_rows` in gemm.wat; byte addresses and strides). */
+  readonly copyRows: (...args: number[]) => void;
   readonly threads: GemmThreads | null;
   #f32: Float32Array;
   #i32: Int32Array;
@@ -37,6 +39,7 @@ export class SimdRuntime {
     const instance = new WebAssembly.Instance(module, { env: { memory: this.memory } });
     this.kernel = instance.exports['gemm'] as KernelFn;
     this.sigmoid = instance.exports['sigmoid'] as (p: number, end: number) => void;
+    this.copyRows = instance.exports['copy_rows'] as (...args: number[]) => void;
     this.#f32 = new Float32Array(this.memory.buffer);
     this.#i32 = new Int32Array(this.memory.buffer);
   }
