@@ -2,6 +2,8 @@
  * What every command shares: the run wrapper (help, error messages without stack traces unless
  * --verbose, exit codes), backend selection, and the repository's own folders.
  */
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 import {
@@ -64,9 +66,47 @@ export function defineCommand(spec: CommandSpec, body: (args: Args) => Promise<n
 export const BACKEND_HELP =
   'cpu, webgpu, or auto (webgpu when an adapter exists, else cpu); also SUMI_BACKEND';
 
+/** How to get a WebGPU adapter on a machine without one (Dawn runs on Vulkan on Linux). */
+export const WEBGPU_HINT =
+  'install a Vulkan driver: sudo bash ../shared/tools/install-vulkan-cpu.sh (Mesa lavapipe, runs ' +
+  "on the CPU), or your distribution's mesa-vulkan-drivers and libvulkan1 packages";
+
+/**
+ * Whether the Vulkan loader (libvulkan.so.1) is where the dynamic linker looks: LD_LIBRARY_PATH,
+ * the directories of /etc/ld.so.conf.d and the usual library folders. Dawn needs it on Linux;
+ * without it Dawn prints a multi-line warning and finds no adapter, so the CLI does not start it.
+ */
+export function vulkanLoaderFound(): boolean {
+  if (process.platform !== 'linux') return true;
+  const dirs = (process.env.LD_LIBRARY_PATH ?? '').split(':').filter((d) => d !== '');
+  try {
+    for (const f of readdirSync('/etc/ld.so.conf.d')) {
+      if (!f.endsWith('.conf')) continue;
+      for (const line of readFileSync(join('/etc/ld.so.conf.d', f), 'utf8').split('\n')) {
+        const d = line.trim();
+        if (d.startsWith('/')) dirs.push(d);
+      }
+    }
+  } catch {
+    // no ld.so.conf.d: the default folders below
+  }
+  const arch = process.arch === 'arm64' ? 'aarch64' : 'x86_64';
+  dirs.push(
+    `/lib/${arch}-linux-gnu`,
+    `/usr/lib/${arch}-linux-gnu`,
+    '/lib64',
+    '/usr/lib64',
+    '/lib',
+    '/usr/lib',
+    '/usr/local/lib',
+  );
+  return dirs.some((d) => existsSync(join(d, 'libvulkan.so.1')));
+}
+
 /**
  * Makes the backend the default: `--backend`, else SUMI_BACKEND, else cpu. 'auto' lets the
- * engine choose (webgpu when an adapter exists).
+ * engine choose (webgpu when an adapter exists). Without an adapter, 'webgpu' fails with one
+ * line saying how to get one.
  */
 export async function selectBackend(flag: string | undefined): Promise<Backend> {
   const env = process.env.SUMI_BACKEND;
@@ -77,13 +117,21 @@ export async function selectBackend(flag: string | undefined): Promise<Backend> 
       `unknown backend '${name}'${flag === undefined ? ' (from SUMI_BACKEND)' : ''}: cpu, webgpu or auto`,
     );
   }
+  if (!vulkanLoaderFound()) {
+    if (name === 'webgpu') {
+      throw new CliError(`backend webgpu: no WebGPU adapter (no Vulkan loader); ${WEBGPU_HINT}`);
+    }
+    console.error('sumi: no WebGPU adapter (no Vulkan loader); using the cpu backend');
+    return setDefaultBackend(cpuBackend());
+  }
   const saved = process.env.SUMI_BACKEND;
   try {
     // The engine reads SUMI_BACKEND itself when given no name; 'auto' must not be passed on.
     if (name === 'auto') delete process.env.SUMI_BACKEND;
     return await initDefaultBackend(name === 'auto' ? undefined : 'webgpu');
   } catch (e) {
-    throw new CliError(`backend ${name}: ${message(e)}`);
+    const m = message(e);
+    throw new CliError(`backend ${name}: ${m}${/adapter/i.test(m) ? `; ${WEBGPU_HINT}` : ''}`);
   } finally {
     if (saved !== undefined) process.env.SUMI_BACKEND = saved;
   }

@@ -1,7 +1,7 @@
 /** `sumi sample`: images from a trained model, as a PNG grid, optionally with the trajectory. */
 import { extname } from 'node:path';
 
-import { keep, slice, type Tensor } from '../engine/index.js';
+import { concat, keep, slice, type Tensor, tidy } from '../engine/index.js';
 import {
   checkClassifierFits,
   classifierGuidance,
@@ -11,19 +11,23 @@ import {
   type LoadedClassifier,
   loadClassifier,
   type ConditionValue,
+  checkSamplingSettings,
   createSampler,
-  disposeConditioning,
-  encodeConditions,
-  generate,
+  DEFAULT_BATCH_SIZE,
+  generateBatches,
   type LoadedPipeline,
   loadPipeline,
+  MAX_GUIDANCE_SCALE,
   predictionTypeOf,
   resolveSchedulerName,
+  SamplingOptionError,
+  type SamplingSettings,
+  samplersTaking,
   schedulerAliases,
   stepX0,
 } from '../diffusion/index.js';
 import { gridFromValues, type RawImage, savePng, saveGif } from '../data/index.js';
-import { checkEmptyOrAbsent, writeSampleFolder } from '../eval/index.js';
+import { checkEmptyOrAbsent, SampleFolderWriter } from '../eval/index.js';
 import { type Args, CliError, type CommandSpec, UsageError } from './args.js';
 import { BACKEND_HELP, defineCommand, EXIT, formatDuration, selectBackend } from './common.js';
 
@@ -58,10 +62,17 @@ export const sampleSpec: CommandSpec = {
       name: 'eta',
       kind: 'number',
       arg: 'η',
-      help: 'DDIM noise (0: deterministic, 1: DDPM-like)',
+      help: `DDIM noise, 0 to 1 (0: deterministic, 1: DDPM-like; samplers: ${samplersTaking('eta').join(', ')})`,
       default: '0',
     },
     { name: 'n', kind: 'int', help: 'number of images', default: '64' },
+    {
+      name: 'batch-size',
+      kind: 'int',
+      arg: 'B',
+      help: 'images generated at once (memory grows with B, not with --n; image k of a seed is the same for any B)',
+      default: String(DEFAULT_BATCH_SIZE),
+    },
     { name: 'nrow', kind: 'int', help: 'images per grid row', default: '√n' },
     {
       name: 'scale',
@@ -107,7 +118,7 @@ export const sampleSpec: CommandSpec = {
       name: 'guidance',
       kind: 'number',
       arg: 'W',
-      help: 'classifier-free guidance scale w: ε_∅ + w (ε_c − ε_∅) (models trained with condition dropout)',
+      help: `classifier-free guidance scale w, 0 to ${MAX_GUIDANCE_SCALE}: ε_∅ + w (ε_c − ε_∅) (models trained with condition dropout)`,
       default: '1',
     },
     {
@@ -165,9 +176,23 @@ export function sideBySide(a: RawImage, b: RawImage, gap = 4, fill = 255): RawIm
   return { width, height, channels: c, data };
 }
 
+/** x_t and x̂_0 per sampler step: the slices of the batches holding the first images. */
 interface Frames {
-  xt: Tensor[];
-  x0: Tensor[];
+  xt: Tensor[][];
+  x0: Tensor[][];
+}
+
+/** One tensor per step: the batches' slices joined (the slices are left to `disposeFrames`). */
+function joinFrames(frames: Frames): { xt: Tensor[]; x0: Tensor[] } {
+  const join = (parts: Tensor[][]): Tensor[] =>
+    parts.map((p) => (p.length === 1 ? p[0]! : keep(tidy(() => concat(p, 0)))));
+  return { xt: join(frames.xt), x0: join(frames.x0) };
+}
+
+function disposeFrames(frames: Frames): void {
+  for (const t of [...frames.xt, ...frames.x0].flat()) if (!t.isDisposed) t.dispose();
+  frames.xt.length = 0;
+  frames.x0.length = 0;
 }
 
 /** Indices of at most `k` columns spread over `n` steps, the last included. */
@@ -178,7 +203,7 @@ function pickColumns(n: number, k: number): number[] {
 
 async function writeTrajectory(
   path: string,
-  frames: Frames,
+  frames: { xt: Tensor[]; x0: Tensor[] },
   shape: readonly number[],
 ): Promise<void> {
   const [k, c, h, w] = shape as [number, number, number, number];
@@ -297,6 +322,14 @@ export function imageConditions(
   };
 }
 
+/** The option of each sampling setting. */
+const SETTING_OPTION: Record<keyof SamplingSettings, string> = {
+  eta: 'eta',
+  guidanceScale: 'guidance',
+  guidanceRescale: 'guidance-rescale',
+  batchSize: 'batch-size',
+};
+
 async function sampleCmd(args: Args): Promise<number> {
   const dir = args.str('model');
   if (dir === undefined) throw new UsageError('--model <dir> is required');
@@ -327,14 +360,26 @@ async function sampleCmd(args: Args): Promise<number> {
   } catch (e) {
     throw new UsageError(e instanceof Error ? e.message : String(e));
   }
+  const guidance = args.num('guidance') ?? 1;
+  const rescale = args.num('guidance-rescale') ?? 0;
+  const eta = args.num('eta');
+  const batchSize = args.num('batch-size') ?? DEFAULT_BATCH_SIZE;
+  try {
+    checkSamplingSettings(samplerName, {
+      eta,
+      guidanceScale: guidance,
+      guidanceRescale: rescale,
+      batchSize,
+    });
+  } catch (e) {
+    if (e instanceof SamplingOptionError) {
+      throw new UsageError(`--${SETTING_OPTION[e.option]}: ${e.message}`);
+    }
+    throw e;
+  }
   const quiet = args.flag('quiet') === true;
   const backend = await selectBackend(args.str('backend'));
   const weights = (args.str('weights') ?? 'auto') as 'auto' | 'ema' | 'model';
-  const guidance = args.num('guidance') ?? 1;
-  const rescale = args.num('guidance-rescale') ?? 0;
-  if (!(rescale >= 0 && rescale <= 1)) {
-    throw new UsageError(`--guidance-rescale must be from 0 to 1, got ${rescale}`);
-  }
   const negativePrompt = args.str('negative-prompt');
   if (negativePrompt !== undefined && guidance === 1) {
     throw new UsageError('--negative-prompt acts through guidance: give --guidance W (W > 1)');
@@ -376,89 +421,112 @@ async function sampleCmd(args: Args): Promise<number> {
   });
   const total = values.length;
   const seed = args.num('seed') ?? 0;
-  let conds: ReturnType<typeof encodeConditions>;
-  try {
-    conds = encodeConditions(
-      p.condition,
-      {
-        values,
-        negative: negativePrompt === undefined ? null : values.map(() => negativePrompt),
-        guidanceScale: guidance,
-      },
-      backend,
-    );
-  } catch (e) {
-    if (e instanceof ConditionError) throw new CliError(e.message);
-    throw e;
-  }
   const predictionType = predictionTypeOf(p.schedulerConfig);
+  const [c, h, w] = p.model.sampleShape;
+  const size = c * h * w;
+  // Only the finished images (C·H·W floats each) grow with --n; a batch is freed once read.
+  const pixels = grid !== null ? new Float32Array(total * size) : null;
+  const classes = guideLabels ?? values.map((v) => (typeof v === 'number' ? v : null));
+  let folder: SampleFolderWriter | null = null;
+  // Trajectory frames of the first k images, one list of batch slices per step.
   const frames: Frames = { xt: [], x0: [] };
   const k = Math.min(total, traj !== undefined && extname(traj).toLowerCase() === '.png' ? 8 : 16);
   const tty = !quiet && process.stderr.isTTY === true;
   const t0 = performance.now();
-  const images = generate(p.model, scheduler, {
-    n: total,
-    seed,
-    numInferenceSteps: steps,
-    eta: args.num('eta'),
-    cond: conds.cond,
-    uncond: conds.uncond,
-    guidanceScale: guidance,
-    guidanceRescale: rescale,
-    ...(guide !== null && guideLabels !== null
-      ? {
-          wrap: (denoise: DenoiseModel) =>
-            classifierGuidance(denoise, {
-              classifier: guide.classifier,
-              labels: guideLabels,
-              scale: classifierScale,
-              alphasCumprod: scheduler.alphasCumprod,
-              predictionType,
-            }),
+  const stepsPerBatch = (): number => scheduler.timesteps.length;
+  try {
+    await generateBatches(p.model, scheduler, {
+      seed,
+      numInferenceSteps: steps,
+      batchSize,
+      eta,
+      condition: p.condition,
+      request: {
+        values,
+        negative: negativePrompt === undefined ? null : values.map(() => negativePrompt),
+        guidanceScale: guidance,
+      },
+      guidanceRescale: rescale,
+      ...(guide !== null && guideLabels !== null
+        ? {
+            wrap: (denoise: DenoiseModel, batch) =>
+              classifierGuidance(denoise, {
+                classifier: guide.classifier,
+                labels: guideLabels.slice(batch.start, batch.start + batch.size),
+                scale: classifierScale,
+                alphasCumprod: scheduler.alphasCumprod,
+                predictionType,
+              }),
+          }
+        : {}),
+      onStep: (info, batch) => {
+        if (traj !== undefined && batch.start < k) {
+          const upto = Math.min(batch.size, k - batch.start);
+          (frames.xt[info.i] ??= []).push(keep(slice(info.sample, [0], [upto])));
+          (frames.x0[info.i] ??= []).push(
+            keep(slice(stepX0(scheduler, predictionType, info), [0], [upto])),
+          );
         }
-      : {}),
-    onStep: (info) => {
-      if (traj !== undefined) {
-        frames.xt.push(keep(slice(info.sample, [0], [k])));
-        frames.x0.push(keep(slice(stepX0(scheduler, predictionType, info), [0], [k])));
-      }
-      if (tty) {
-        const done = info.i + 1;
-        const total = scheduler.timesteps.length;
-        const elapsed = (performance.now() - t0) / 1000;
-        const eta = formatDuration((elapsed / done) * (total - done));
-        process.stderr.write(`\r\x1b[2Ksampling: step ${done}/${total}, ETA ${eta}`);
-      }
-    },
-  });
+        if (tty) {
+          const done = batch.index * stepsPerBatch() + info.i + 1;
+          const all = batch.batches * stepsPerBatch();
+          const elapsed = (performance.now() - t0) / 1000;
+          const left = formatDuration((elapsed / done) * (all - done));
+          const of = batch.batches > 1 ? `batch ${batch.index + 1}/${batch.batches}, ` : '';
+          process.stderr.write(
+            `\r\x1b[2Ksampling: ${of}step ${info.i + 1}/${stepsPerBatch()}, ETA ${left}`,
+          );
+        }
+      },
+      onBatch: async (images, batch) => {
+        const v = Float32Array.from(await images.data());
+        pixels?.set(v, batch.start * size);
+        if (outDir !== undefined) {
+          folder ??= await SampleFolderWriter.create(outDir);
+          const end = batch.start + batch.size;
+          await folder.add(
+            v,
+            images.shape,
+            values.slice(batch.start, end),
+            classes.slice(batch.start, end),
+          );
+        }
+      },
+    });
+  } catch (e) {
+    disposeFrames(frames);
+    if (e instanceof ConditionError) throw new CliError(e.message);
+    throw e;
+  }
   if (tty) process.stderr.write('\r\x1b[2K');
-  disposeConditioning(conds.cond);
-  if (conds.uncond !== null) disposeConditioning(conds.uncond);
   const secs = (performance.now() - t0) / 1000;
   try {
     const nrow = rowLength ?? args.num('nrow');
-    if (grid !== null)
-      await savePng(grid, images, nrow !== undefined ? { nrow, scale } : { scale });
-    if (outDir !== undefined) {
-      const classes = guideLabels ?? values.map((v) => (typeof v === 'number' ? v : null));
-      await writeSampleFolder(outDir, images, values, seed, {
-        classes,
-        meta: {
-          model: p.layout.root,
-          sampler: samplerName,
-          steps,
-          guidance,
-          guidanceRescale: rescale,
-        },
+    if (grid !== null && pixels !== null) {
+      await savePng(
+        grid,
+        gridFromValues(pixels, [total, c, h, w], nrow !== undefined ? { nrow, scale } : { scale }),
+      );
+    }
+    if (folder !== null) {
+      await (folder as SampleFolderWriter).finish(seed, {
+        model: p.layout.root,
+        sampler: samplerName,
+        steps,
+        guidance,
+        guidanceRescale: rescale,
       });
     }
     if (traj !== undefined) {
-      const [, c, h, w] = images.shape as [number, number, number, number];
-      await writeTrajectory(traj, frames, [k, c, h, w]);
+      const joined = joinFrames(frames);
+      try {
+        await writeTrajectory(traj, joined, [k, c, h, w]);
+      } finally {
+        for (const t of [...joined.xt, ...joined.x0]) if (!t.isDisposed) t.dispose();
+      }
     }
   } finally {
-    images.dispose();
-    for (const t of [...frames.xt, ...frames.x0]) t.dispose();
+    disposeFrames(frames);
   }
   if (!quiet) {
     console.log(

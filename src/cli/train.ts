@@ -1,24 +1,21 @@
 /** `sumi train`: trains a UNet2DModel on a dataset, with checkpoints that resume bit for bit. */
 import {
-  configDifferences,
-  datasetShapeFor,
-  defaultRunSettings,
-  findCheckpoint,
+  checkTrainValues,
   parseBetaSchedule,
   parsePredictionType,
   parseVarianceType,
-  readTrainerState,
-  resolveTrainConfig,
   type RunSettings,
   runTraining,
+  type SettingDifference,
+  setUpTraining,
   type TrainConfig,
-  type TrainConfigInput,
-  Trainer,
-  TRAIN_KEYS,
+  TrainConfigError,
+  type TrainConfigSource,
+  TrainRequestError,
+  type TrainSetup,
   resolveSchedulerName,
 } from '../diffusion/index.js';
-import { type Dataset, ImageFileDataset, loadDataset } from '../data/index.js';
-import { type Args, CliError, type CommandSpec, type OptionSpec, UsageError } from './args.js';
+import { type Args, type CommandSpec, type OptionSpec, UsageError } from './args.js';
 import { BACKEND_HELP, defineCommand, EXIT, formatDuration, selectBackend } from './common.js';
 import { loadConfigSource, loadPreset, presetNames } from './presets.js';
 import { ProgressReporter } from './progress.js';
@@ -210,15 +207,6 @@ const KEYED: readonly (OptionSpec & { key: Key; zeroIsNull?: boolean })[] = [
   },
 ];
 
-const RUN_KEYS: readonly Key[] = [
-  'saveEvery',
-  'sampleEvery',
-  'sampleCount',
-  'sampleSteps',
-  'sampler',
-  'logEvery',
-];
-
 export const trainSpec: CommandSpec = {
   name: 'train',
   summary: 'Train a diffusion model (DDPM, Algorithm 1) with checkpoints that resume exactly.',
@@ -275,6 +263,13 @@ export const trainSpec: CommandSpec = {
         "Default: the preset's, else fixed_small",
     },
     {
+      name: 'rescale-zero-snr',
+      kind: 'flag',
+      help:
+        'rescale β to zero terminal SNR (Lin et al. 2024; diffusers rescale_betas_zero_snr): ᾱ_T = 0, ' +
+        'so x_T is pure noise as at sampling; needs --prediction-type v or sample',
+    },
+    {
       name: 'train-timesteps',
       kind: 'int',
       arg: 'T',
@@ -286,59 +281,100 @@ export const trainSpec: CommandSpec = {
   ],
   notes: [
     'Precedence: built-in defaults < the preset/config\'s "train" section < options. With --resume\n' +
-      'the settings come from the checkpoint; options that would change them are refused (except\n' +
-      '--steps and the reporting options). Randomness depends only on (--seed, step), so N steps in\n' +
-      'one go and N/2 then --resume give bit-identical weights on the same backend.',
+      'the settings come from the checkpoint: the training command can be rerun as it was with\n' +
+      '--resume added; options (or a preset/config) that would change a setting are refused, each\n' +
+      'named with both values (except --steps and the reporting options). Randomness depends only\n' +
+      'on (--seed, step), so N steps in one go and N/2 then --resume give bit-identical weights on\n' +
+      'the same backend.',
     'Exit codes: 0 done, 1 error, 2 usage, 3 the loss became NaN/Inf (the last good checkpoint is\n' +
       'kept), 130 interrupted (Ctrl-C saves a checkpoint first).',
   ],
 };
 
-/** The TrainConfig / RunSettings values and scheduler settings the options set. */
+/** The scheduler config keys the options set, and the option of each. */
+const SCHEDULER_OPTIONS: Readonly<Record<string, string>> = {
+  prediction_type: 'prediction-type',
+  beta_schedule: 'schedule',
+  variance_type: 'variance',
+  num_train_timesteps: 'train-timesteps',
+  rescale_betas_zero_snr: 'rescale-zero-snr',
+};
+
+/** A library spelling error (an unknown schedule name, say) as a usage error. */
+function spelled<T>(option: string, parse: () => T): T {
+  try {
+    return parse();
+  } catch (e) {
+    if (e instanceof TrainConfigError) throw new UsageError(`--${option}: ${e.message}`);
+    throw e;
+  }
+}
+
+/** The TrainConfig / RunSettings values and scheduler settings the options set, checked. */
 function optionValues(args: Args): {
-  train: Partial<Record<Key, unknown>>;
+  train: Partial<TrainConfig & RunSettings>;
   scheduler: Record<string, unknown>;
 } {
   const train: Partial<Record<Key, unknown>> = {};
   for (const o of KEYED) {
     if (!args.has(o.name)) continue;
-    const v =
+    const raw =
       o.kind === 'flag'
         ? args.flag(o.name)
         : o.kind === 'string'
           ? args.str(o.name)
           : args.num(o.name);
-    train[o.key] = o.zeroIsNull === true && v === 0 ? null : v;
+    const v = o.zeroIsNull === true && raw === 0 ? null : raw;
+    try {
+      checkTrainValues({ [o.key]: v }, `--${o.name}`);
+    } catch (e) {
+      if (e instanceof TrainConfigError) throw new UsageError(e.message);
+      throw e;
+    }
+    train[o.key] = v;
+  }
+  const sampler = args.str('sample-sampler');
+  if (sampler !== undefined) {
+    try {
+      resolveSchedulerName(sampler);
+    } catch (e) {
+      throw new UsageError(`--sample-sampler: ${e instanceof Error ? e.message : String(e)}`);
+    }
   }
   const scheduler: Record<string, unknown> = {};
   const pt = args.str('prediction-type');
-  if (pt !== undefined) scheduler.prediction_type = parsePredictionType(pt);
-  const bs = args.str('schedule');
-  if (bs !== undefined) scheduler.beta_schedule = parseBetaSchedule(bs);
-  const vt = args.str('variance');
-  if (vt !== undefined) scheduler.variance_type = parseVarianceType(vt);
-  const tt = args.num('train-timesteps');
-  if (tt !== undefined) scheduler.num_train_timesteps = tt;
-  return { train, scheduler };
-}
-
-function split(values: Partial<Record<Key, unknown>>): {
-  config: Partial<TrainConfig>;
-  run: Partial<RunSettings>;
-} {
-  const config: Record<string, unknown> = {};
-  const run: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(values)) {
-    if (!TRAIN_KEYS.includes(k as Key)) continue;
-    ((RUN_KEYS as readonly string[]).includes(k) ? run : config)[k] = v;
+  if (pt !== undefined) {
+    scheduler.prediction_type = spelled('prediction-type', () => parsePredictionType(pt));
   }
-  return { config: config, run: run };
+  const bs = args.str('schedule');
+  if (bs !== undefined) scheduler.beta_schedule = spelled('schedule', () => parseBetaSchedule(bs));
+  const vt = args.str('variance');
+  if (vt !== undefined) scheduler.variance_type = spelled('variance', () => parseVarianceType(vt));
+  const tt = args.num('train-timesteps');
+  if (tt !== undefined) {
+    if (tt < 2) throw new UsageError(`--train-timesteps must be at least 2, got ${tt}`);
+    scheduler.num_train_timesteps = tt;
+  }
+  const zeroSnr = args.flag('rescale-zero-snr');
+  if (zeroSnr !== undefined) scheduler.rescale_betas_zero_snr = zeroSnr;
+  return { train: train as Partial<TrainConfig & RunSettings>, scheduler };
 }
 
-function loadData(spec: string, size: number | undefined, channels: 1 | 3 | undefined): Dataset {
-  const ds = loadDataset(spec, { size, channels });
-  if (ds instanceof ImageFileDataset) ds.preload(); // unreadable images fail now, not mid-run
-  return ds;
+/** How a setting the checkpoint has otherwise was given: its option, or the config source. */
+function differenceLine(d: SettingDifference, sourceLabel: string | null): string {
+  const option =
+    d.from === 'setting'
+      ? d.key.startsWith('scheduler.')
+        ? SCHEDULER_OPTIONS[d.key.slice('scheduler.'.length)]
+        : KEYED.find((o) => o.key === d.key)?.name
+      : undefined;
+  const shown = (v: unknown): string => {
+    const spec = KEYED.find((o) => o.key === d.key);
+    return JSON.stringify(v === null && spec?.zeroIsNull === true ? 0 : v) ?? 'nothing';
+  };
+  const where =
+    option !== undefined ? `--${option}` : `${d.key} (${sourceLabel ?? 'the given settings'})`;
+  return `${where}: checkpoint ${shown(d.checkpoint)}, given ${shown(d.given)}`;
 }
 
 /** The arguments that retrain from scratch: these minus run-control options, with --steps N. */
@@ -359,100 +395,84 @@ export function recordedArgs(argv: readonly string[], steps: number): string[] {
   return [...out, '--steps', String(steps)];
 }
 
+/** The config source named by --preset or --config (null when neither is given). */
+function configSource(args: Args): { label: string; config: TrainConfigSource } | null {
+  const preset = args.str('preset');
+  const file = args.str('config');
+  if (preset !== undefined && file !== undefined) {
+    throw new UsageError('give --preset or --config, not both');
+  }
+  if (preset !== undefined) return { label: `preset ${preset}`, config: loadPreset(preset) };
+  if (file !== undefined) return { label: file, config: loadConfigSource(file) };
+  return null;
+}
+
+/** The library's reasons for refusing a request, in the options' words. */
+function requestError(e: TrainRequestError, out: string, sourceLabel: string | null): UsageError {
+  switch (e.problem) {
+    case 'checkpoint-exists':
+      return new UsageError(
+        `${out} already holds a checkpoint (step ${e.checkpointStep}); pass --resume to continue it or choose another --out`,
+      );
+    case 'no-source': {
+      const names = presetNames();
+      return new UsageError(
+        `--preset <name> or --config <file> is required${names.length > 0 ? ` (presets: ${names.join(', ')})` : ''}`,
+      );
+    }
+    case 'no-data':
+      return new UsageError('--data is required');
+    case 'differs':
+      return new UsageError(
+        `--resume continues under the checkpoint's settings; these differ: ` +
+          e.differences.map((d) => differenceLine(d, sourceLabel)).join('; '),
+      );
+    default:
+      return new UsageError(String(e.problem satisfies never));
+  }
+}
+
 async function train(args: Args, argv: readonly string[]): Promise<number> {
   const out = args.str('out');
   if (out === undefined) throw new UsageError('--out <dir> is required');
   const stopAt = args.num('stop-at');
-  const sampler = args.str('sample-sampler');
-  if (sampler !== undefined) resolveSchedulerName(sampler);
-  const backend = await selectBackend(args.str('backend'));
   const given = optionValues(args);
-  const { config: cfgFlags, run: runFlags } = split(given.train);
-  const existing = await findCheckpoint(out);
-  let trainer: Trainer;
-  let run: RunSettings;
-  let trainArgs: string[];
-  const notes: string[] = [];
-
-  if (existing !== null && args.flag('resume') !== true) {
-    const st = await readTrainerState(existing);
-    throw new UsageError(
-      `${out} already holds a checkpoint (step ${st.step}); pass --resume to continue it or choose another --out`,
-    );
+  const source = configSource(args);
+  const backend = await selectBackend(args.str('backend'));
+  const resume = args.flag('resume') === true;
+  let setup: TrainSetup;
+  try {
+    setup = await setUpTraining({
+      outDir: out,
+      resume,
+      source,
+      train: given.train,
+      scheduler: given.scheduler,
+    });
+  } catch (e) {
+    if (e instanceof TrainRequestError) throw requestError(e, out, source?.label ?? null);
+    throw e;
   }
-  if (existing !== null) {
-    if (args.has('preset') || args.has('config')) {
-      throw new UsageError(
-        '--resume takes the model and settings from the checkpoint; drop --preset/--config',
-      );
-    }
-    const state = await readTrainerState(existing);
-    const stored = state.config;
-    const wanted: Record<string, unknown> = { ...cfgFlags };
-    delete wanted.steps;
-    const problems = configDifferences(stored as unknown as Record<string, unknown>, wanted);
-    for (const [k, v] of Object.entries(given.scheduler)) {
-      if (JSON.stringify(stored.scheduler[k]) !== JSON.stringify(v)) {
-        problems.push(
-          `${k}: checkpoint has ${JSON.stringify(stored.scheduler[k])}, asked for ${JSON.stringify(v)}`,
-        );
-      }
-    }
-    if (problems.length > 0) {
-      throw new UsageError(
-        `--resume continues under the checkpoint's settings; these differ: ${problems.join('; ')}`,
-      );
-    }
-    const steps = cfgFlags.steps ?? stored.steps;
+  const { trainer, run, resumed } = setup;
+  const notes: string[] = [];
+  let trainArgs: string[];
+  if (resumed !== null) {
+    const stored = resumed.state.config;
+    const changed = setup.stepsChanged;
     if (
-      steps !== stored.steps &&
+      changed !== null &&
       stored.lrSchedule !== 'constant' &&
       stored.lrSchedule !== 'constant_with_warmup'
     ) {
       notes.push(
-        `note: --steps changed from ${stored.steps} to ${steps}; the ${stored.lrSchedule} learning-rate schedule now spans ${steps} steps`,
+        `note: --steps changed from ${changed.from} to ${changed.to}; the ${stored.lrSchedule} learning-rate schedule now spans ${changed.to} steps`,
       );
     }
-    const config: TrainConfig = { ...stored, steps };
-    const ds = loadData(config.data, config.imageSize, config.channels);
-    if (ds.name !== state.data.name || ds.length !== state.data.length) {
-      throw new CliError(
-        `the checkpoint was trained on ${state.data.name} (${state.data.length} images); ${config.data} now gives ${ds.name} (${ds.length} images)`,
-      );
-    }
-    trainer = new Trainer(config, ds);
-    await trainer.loadCheckpoint(existing, state);
-    run = { ...defaultRunSettings, ...state.run, ...runFlags };
-    trainArgs =
-      state.trainArgs !== undefined
-        ? recordedArgs(state.trainArgs, steps)
-        : recordedArgs(argv, steps);
-    notes.push(`resuming ${existing} at step ${state.step} of ${steps}`);
+    const steps = trainer.config.steps;
+    trainArgs = recordedArgs(resumed.state.trainArgs ?? argv, steps);
+    notes.push(`resuming ${resumed.dir} at step ${resumed.state.step} of ${steps}`);
   } else {
-    if (args.flag('resume') === true) notes.push(`no checkpoint in ${out}; starting from step 0`);
-    const preset = args.str('preset');
-    const file = args.str('config');
-    if (preset !== undefined && file !== undefined)
-      throw new UsageError('give --preset or --config, not both');
-    if (preset === undefined && file === undefined) {
-      const names = presetNames();
-      throw new UsageError(
-        `--preset <name> or --config <file> is required${names.length > 0 ? ` (presets: ${names.join(', ')})` : ''}`,
-      );
-    }
-    const source = preset !== undefined ? loadPreset(preset) : loadConfigSource(file!);
-    const fromFile = split(source.train);
-    const data = cfgFlags.data ?? fromFile.config.data;
-    if (data === undefined) throw new UsageError('--data is required');
-    const input: TrainConfigInput = {
-      model: source.model,
-      scheduler: { ...source.scheduler, ...given.scheduler },
-      train: { ...fromFile.config, ...cfgFlags, data },
-    };
-    const shape = datasetShapeFor(input);
-    const ds = loadData(data, shape.size, shape.channels);
-    trainer = new Trainer(resolveTrainConfig(input, ds), ds);
-    run = { ...defaultRunSettings, ...fromFile.run, ...runFlags };
+    if (resume) notes.push(`no checkpoint in ${out}; starting from step 0`);
     trainArgs = recordedArgs(argv, trainer.config.steps);
   }
 

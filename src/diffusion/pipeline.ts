@@ -8,7 +8,7 @@
 import { mkdir, readFile, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 
-import { type Backend, Generator, noGrad, randn, type Tensor, tidy } from '../engine/index.js';
+import { type Backend, noGrad, type Tensor, tidy } from '../engine/index.js';
 import { saveModule } from '../nn/index.js';
 import {
   type AnyDiffusersModel,
@@ -29,16 +29,20 @@ import {
   type ConditionSource,
   ConditionError,
   type ConditionValue,
+  disposeConditioning,
   unconditional,
 } from './conditioning.js';
 import { predictedOriginalSample, type PredictionType } from './forward.js';
 import {
   type DenoiseModel,
+  ImageNoise,
   type Scheduler,
   createScheduler,
   sample,
+  samplersTaking,
   schedulerSpec,
   type StepInfo,
+  takesStepParameter,
 } from './samplers/index.js';
 import { loadTextConditioning, TEXT_ENCODER_DIR, TOKENIZER_DIR } from './text-conditioning.js';
 
@@ -338,6 +342,8 @@ export interface GenerateOptions {
   /** Number of images. */
   n: number;
   seed: number;
+  /** Index of the first image within the seed's images (default 0; see `ImageNoise`). */
+  firstImage?: number;
   numInferenceSteps: number;
   /** DDIM's η (0 deterministic). */
   eta?: number;
@@ -356,14 +362,17 @@ export interface GenerateOptions {
 }
 
 /**
- * Runs the reverse process for `n` images of the denoiser's size: x_T ~ N(0, I) from Philox
- * stream `seed` (the sampler's noise continues the same stream), returns x_0 [n, C, H, W] in
- * about [-1, 1]. The conditioning tensors stay the caller's.
+ * Runs the reverse process for images [firstImage, firstImage + n) of `seed` at the denoiser's
+ * size: x_T ~ N(0, I) and every noise draw of the sampler come from each image's own noise
+ * (`ImageNoise`), so image k is the same picture whatever batch it is generated in. Returns x_0
+ * [n, C, H, W] in about [-1, 1]. The conditioning tensors stay the caller's.
  */
 export function generate(denoiser: Denoiser, scheduler: Scheduler, opts: GenerateOptions): Tensor {
-  const [c, h, w] = denoiser.sampleShape;
   const p = denoiser.parameters()[0]!;
-  const generator = new Generator(opts.seed);
+  const noise = new ImageNoise(opts.seed, opts.firstImage ?? 0, opts.n, denoiser.sampleShape, {
+    backend: p.backend,
+    dtype: p.dtype === 'float64' ? 'float64' : 'float32',
+  });
   return noGrad(() =>
     tidy(() => {
       const guided = guidedDenoiser(denoiser, {
@@ -372,15 +381,177 @@ export function generate(denoiser: Denoiser, scheduler: Scheduler, opts: Generat
         scale: opts.guidanceScale ?? 1,
         rescale: opts.guidanceRescale ?? 0,
       });
-      const xT = randn([opts.n, c, h, w], { generator, backend: p.backend, dtype: p.dtype });
+      const xT = noise.next();
       return sample(scheduler, opts.wrap ? opts.wrap(guided) : guided, xT, {
         numInferenceSteps: opts.numInferenceSteps,
-        generator,
-        stepOptions: opts.eta !== undefined ? { eta: opts.eta } : {},
+        stepOptions: {
+          ...(opts.eta !== undefined ? { eta: opts.eta } : {}),
+          noise: () => noise.next(),
+        },
         onStep: opts.onStep,
       });
     }),
   );
+}
+
+/** Images per batch when the caller does not say. */
+export const DEFAULT_BATCH_SIZE = 64;
+
+/** Where a batch lies in a batched run. */
+export interface BatchInfo {
+  /** 0-based batch number, and the number of batches. */
+  index: number;
+  batches: number;
+  /** Index of the batch's first image, and its number of images. */
+  start: number;
+  size: number;
+}
+
+export interface GenerateBatchesOptions {
+  seed: number;
+  numInferenceSteps: number;
+  /** Images per batch (memory grows with it, not with the number of images). */
+  batchSize: number;
+  /** DDIM's η. */
+  eta?: number;
+  /** Encodes the conditions of each batch. */
+  condition: ConditionSource;
+  /** The condition of every image (its length is the number of images) and the guidance. */
+  request: ConditionRequest;
+  /** Guidance rescale φ in [0, 1]. */
+  guidanceRescale?: number;
+  /** Wraps each batch's sampler callback (classifier guidance, say). */
+  wrap?: (denoise: DenoiseModel, batch: BatchInfo) => DenoiseModel;
+  onStep?: (info: StepInfo, batch: BatchInfo) => void;
+  /** Receives each batch's x_0 [size, C, H, W]; it is freed once the returned promise settles. */
+  onBatch: (images: Tensor, batch: BatchInfo) => void | Promise<void>;
+}
+
+/**
+ * Generates `request.values.length` images batch by batch: each batch encodes its own
+ * conditions, runs `generate` for its images of the seed, hands x_0 to `onBatch` and frees it,
+ * so memory stays flat in the number of images. Image k is the same as in any other batching.
+ */
+export async function generateBatches(
+  denoiser: Denoiser,
+  scheduler: Scheduler,
+  opts: GenerateBatchesOptions,
+): Promise<void> {
+  const n = opts.request.values.length;
+  const size = opts.batchSize;
+  if (!Number.isInteger(size) || size < 1) {
+    throw new SamplingOptionError('batchSize', `a batch holds at least 1 image, got ${size}`);
+  }
+  const backend = denoiser.parameters()[0]!.backend;
+  const negative = opts.request.negative ?? null;
+  if (negative !== null && negative.length !== n) {
+    throw new ConditionError(`${negative.length} negative conditions for ${n} images`);
+  }
+  const batches = Math.ceil(n / size);
+  for (let index = 0; index < batches; index++) {
+    const start = index * size;
+    const batch: BatchInfo = { index, batches, start, size: Math.min(size, n - start) };
+    const end = start + batch.size;
+    const conds = encodeConditions(
+      opts.condition,
+      {
+        values: opts.request.values.slice(start, end),
+        negative: negative?.slice(start, end) ?? null,
+        guidanceScale: opts.request.guidanceScale,
+      },
+      backend,
+    );
+    let images: Tensor;
+    try {
+      images = generate(denoiser, scheduler, {
+        n: batch.size,
+        seed: opts.seed,
+        firstImage: start,
+        numInferenceSteps: opts.numInferenceSteps,
+        eta: opts.eta,
+        cond: conds.cond,
+        uncond: conds.uncond,
+        guidanceScale: opts.request.guidanceScale ?? 1,
+        guidanceRescale: opts.guidanceRescale ?? 0,
+        ...(opts.wrap !== undefined
+          ? { wrap: (denoise: DenoiseModel) => opts.wrap!(denoise, batch) }
+          : {}),
+        ...(opts.onStep !== undefined
+          ? { onStep: (info: StepInfo) => opts.onStep!(info, batch) }
+          : {}),
+      });
+    } finally {
+      disposeConditioning(conds.cond);
+      if (conds.uncond !== null) disposeConditioning(conds.uncond);
+    }
+    try {
+      await opts.onBatch(images, batch);
+    } finally {
+      images.dispose();
+    }
+  }
+}
+
+/** A sampling setting outside its range, or one the sampler does not have. */
+export class SamplingOptionError extends Error {
+  override name = 'SamplingOptionError';
+  constructor(
+    /** Which setting (the name in `SamplingSettings`). */
+    readonly option: keyof SamplingSettings,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** The largest classifier-free guidance scale accepted; far beyond it every pixel saturates. */
+export const MAX_GUIDANCE_SCALE = 100;
+
+export interface SamplingSettings {
+  eta?: number;
+  guidanceScale?: number;
+  guidanceRescale?: number;
+  batchSize?: number;
+}
+
+/**
+ * Checks sampling settings against their ranges and the sampler (`name`: CLI or class name):
+ * η in [0, 1] and only for the samplers that take it (past η = 1, DDIM's
+ * σ_t² = η² (1−ᾱ_{t−1})/(1−ᾱ_t) (1−ᾱ_t/ᾱ_{t−1}) can exceed 1−ᾱ_{t−1}, and the direction term
+ * √(1−ᾱ_{t−1}−σ_t²) is undefined), w in [0, MAX_GUIDANCE_SCALE], φ in [0, 1], a batch of at
+ * least one image. Throws a SamplingOptionError naming the first problem.
+ */
+export function checkSamplingSettings(name: string, s: SamplingSettings): void {
+  if (s.eta !== undefined) {
+    if (!takesStepParameter(name, 'eta')) {
+      const takers = samplersTaking('eta');
+      throw new SamplingOptionError(
+        'eta',
+        `sampler '${name}' has no η (only ${takers.join(', ')} take${takers.length === 1 ? 's' : ''} it)`,
+      );
+    }
+    if (!(s.eta >= 0 && s.eta <= 1)) {
+      throw new SamplingOptionError(
+        'eta',
+        `η must be from 0 (deterministic) to 1 (DDPM-like), got ${s.eta}`,
+      );
+    }
+  }
+  const w = s.guidanceScale;
+  if (w !== undefined && !(w >= 0 && w <= MAX_GUIDANCE_SCALE)) {
+    throw new SamplingOptionError(
+      'guidanceScale',
+      `the guidance scale must be from 0 to ${MAX_GUIDANCE_SCALE} (1: no guidance), got ${w}`,
+    );
+  }
+  const phi = s.guidanceRescale;
+  if (phi !== undefined && !(phi >= 0 && phi <= 1)) {
+    throw new SamplingOptionError('guidanceRescale', `the rescale must be from 0 to 1, got ${phi}`);
+  }
+  const b = s.batchSize;
+  if (b !== undefined && !(Number.isInteger(b) && b >= 1)) {
+    throw new SamplingOptionError('batchSize', `a batch holds at least 1 image, got ${b}`);
+  }
 }
 
 export interface ConditionRequest {

@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 
+import { vulkanLoaderFound } from '../../src/cli/common.js';
 import { decodePng } from '../../src/data/index.js';
 import { TINY_UNET } from '../diffusion/train-setup.js';
 import { assertCleanError, type Result, STACK, sumiInProcess } from './run-sumi.js';
@@ -222,9 +223,61 @@ void describe('sumi train and sample', () => {
         return sumi(['train', '--out', copy, '--resume', '--steps', '6', '--quiet']);
       })(),
     ]);
-    assertCleanError(changed, 2, /these differ: lr: checkpoint has 0\.001, asked for 0\.5/);
+    assertCleanError(
+      changed,
+      2,
+      /these differ: --lr: checkpoint 0\.001, given 0\.5\n\(sumi train --help/,
+    );
     assert.equal(more.code, 0, more.stderr);
     assert.match(more.stdout, /trained to step 6\/6/);
+  });
+
+  void test('--batch-size: image 2 of 3 in batches of 2 is image 2 of 8 in one batch (ddpm)', async () => {
+    const folders = [join(dir, 'b2'), join(dir, 'b8')];
+    for (const [n, b, folder] of [
+      ['3', '2', folders[0]!],
+      ['8', '8', folders[1]!],
+    ] as const) {
+      const r = await sumiInProcess([
+        'sample',
+        '--model',
+        run,
+        '--sampler',
+        'ddpm',
+        '--steps',
+        '3',
+        '--n',
+        n,
+        '--batch-size',
+        b,
+        '--out-dir',
+        folder,
+      ]);
+      assert.equal(r.code, 0, r.stderr);
+    }
+    const [a, b] = await Promise.all(folders.map((f) => readFile(join(f, '000002.png'))));
+    assert.deepEqual(a, b);
+    assert.notDeepEqual(a, await readFile(join(folders[1]!, '000001.png')));
+  });
+
+  void test('--rescale-zero-snr trains v with rescale_betas_zero_snr; refused with ε', async () => {
+    const zsnr = join(dir, 'zsnr');
+    const common = ['train', '--data', 'mnist', '--config', config, '--steps', '1'];
+    const [eps, v] = await Promise.all([
+      sumi([...common, '--rescale-zero-snr', '--out', join(dir, 'zsnr-eps')]),
+      sumi([...common, '--rescale-zero-snr', '--prediction-type', 'v', '--out', zsnr, '--quiet']),
+    ]);
+    assertCleanError(
+      eps,
+      1,
+      /^sumi train: rescale_betas_zero_snr makes ᾱ_T = 0, where an ε-prediction gives no x̂_0; train v_prediction \(or sample\) with it\n$/,
+    );
+    assert.equal(v.code, 0, v.stderr);
+    const sched = JSON.parse(
+      await readFile(join(zsnr, 'checkpoint', 'scheduler', 'scheduler_config.json'), 'utf8'),
+    ) as Record<string, unknown>;
+    assert.equal(sched.rescale_betas_zero_snr, true);
+    assert.equal(sched.prediction_type, 'v_prediction');
   });
 
   void test('export writes a sample-ready folder (f16) that sample reads', async () => {
@@ -309,6 +362,62 @@ void describe('errors: one clear line, no stack trace, non-zero exit', () => {
     assertCleanError(rs[5], 2, /--steps expects an integer, got 'many'/);
     assertCleanError(rs[6], 2, /sampler 'ddim' has no Karras sigmas/);
   });
+
+  void test('sample: settings out of range, --eta for a sampler without η, --batch-size 0', async () => {
+    const rs: Result[] = [];
+    for (const a of [
+      ['--guidance', '1e300'],
+      ['--eta', '-1'],
+      ['--sampler', 'euler', '--eta', '0.5'],
+      ['--batch-size', '0'],
+      ['--guidance-rescale', '2'],
+    ]) {
+      rs.push(await sumiInProcess(['sample', '--model', run, ...a, '--out', join(dir, 'no.png')]));
+    }
+    const usage = '\\n\\(sumi sample --help lists the options\\)\\n$';
+    const expected = [
+      /^sumi sample: --guidance: the guidance scale must be from 0 to 100 \(1: no guidance\), got 1e\+300/,
+      /^sumi sample: --eta: η must be from 0 \(deterministic\) to 1 \(DDPM-like\), got -1/,
+      /^sumi sample: --eta: sampler 'euler' has no η \(only ddim takes it\)/,
+      /^sumi sample: --batch-size: a batch holds at least 1 image, got 0/,
+      /^sumi sample: --guidance-rescale: the rescale must be from 0 to 1, got 2/,
+    ];
+    rs.forEach((r, i) => assertCleanError(r, 2, new RegExp(expected[i]!.source + usage)));
+    assert.ok(!existsSync(join(dir, 'no.png')), 'no PNG written');
+  });
+
+  void test('train: --batch 0 and --lr -1 are usage errors', async () => {
+    const out = join(dir, 'never-bad');
+    const rs: Result[] = [];
+    for (const a of [
+      ['--batch', '0'],
+      ['--lr', '-1'],
+    ]) {
+      rs.push(
+        await sumiInProcess(['train', '--data', 'mnist', '--config', config, '--out', out, ...a]),
+      );
+    }
+    assertCleanError(
+      rs[0]!,
+      2,
+      /^sumi train: --batch: 'batchSize' must be an integer >= 1, got 0\n/,
+    );
+    assertCleanError(rs[1]!, 2, /^sumi train: --lr: 'lr' must be a number >= 0, got -1\n/);
+    assert.ok(!existsSync(out), 'nothing written');
+  });
+
+  void test(
+    '--backend webgpu without a Vulkan loader: one line naming the fix, no Dawn warning',
+    { skip: vulkanLoaderFound() ? 'this machine has a Vulkan loader' : false },
+    async () => {
+      const r = await sumi(['sample', '--model', run, '--backend', 'webgpu', '--n', '1']);
+      assertCleanError(
+        r,
+        1,
+        /^sumi sample: backend webgpu: no WebGPU adapter \(no Vulkan loader\); install a Vulkan driver: sudo bash \.\.\/shared\/tools\/install-vulkan-cpu\.sh .*mesa-vulkan-drivers.*\n$/,
+      );
+    },
+  );
 
   void test('train: unknown dataset, missing folder, unreadable image, unknown preset or option', async () => {
     const images = join(dir, 'images');

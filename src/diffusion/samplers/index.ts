@@ -17,3 +17,4 @@ export * from './dpm-solver.js';
 export * from './unipc.js';
 export * from './registry.js';
 export * from './sample.js';
+export * from './image-noise.js';

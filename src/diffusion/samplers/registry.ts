@@ -2,7 +2,7 @@
  * Scheduler registry: diffusers class names and the CLI's short names to constructors, with the
  * diffusers config read at the boundary (`createScheduler('DDIMScheduler', configJson)`).
  */
-import type { Scheduler } from './common.js';
+import type { Scheduler, StepOptions } from './common.js';
 import { readDiffusersConfig, type SchedulerSpec } from './config.js';
 import { DDIMScheduler, ddimSpec } from './ddim.js';
 import { DDPMScheduler, ddpmSpec } from './ddpm.js';
@@ -76,6 +76,33 @@ export const schedulerAliases: Readonly<
 };
 
 export const schedulerClassNames = Object.keys(classes) as SchedulerClassName[];
+
+/** The method parameters of `step` (not its noise source): what each class reads. */
+export type StepParameter = Exclude<keyof StepOptions, 'generator' | 'noise'>;
+
+const stepParameters: { [K in SchedulerClassName]: readonly StepParameter[] } = {
+  DDPMScheduler: [],
+  DDIMScheduler: ['eta', 'useClippedModelOutput'],
+  EulerDiscreteScheduler: ['sChurn', 'sTmin', 'sTmax', 'sNoise'],
+  EulerAncestralDiscreteScheduler: [],
+  HeunDiscreteScheduler: [],
+  DPMSolverMultistepScheduler: [],
+  LMSDiscreteScheduler: ['order'],
+  PNDMScheduler: [],
+  UniPCMultistepScheduler: [],
+};
+
+/** Whether the scheduler (class or CLI name) reads `parameter` in `step` (DDIM's η, say). */
+export function takesStepParameter(name: string, parameter: StepParameter): boolean {
+  return stepParameters[resolveSchedulerName(name).className].includes(parameter);
+}
+
+/** The CLI names of the samplers whose `step` reads `parameter`. */
+export function samplersTaking(parameter: StepParameter): string[] {
+  return Object.entries(schedulerAliases)
+    .filter(([, a]) => stepParameters[a.className].includes(parameter))
+    .map(([n]) => n);
+}
 
 function isClassName(name: string): name is SchedulerClassName {
   return Object.hasOwn(classes, name);

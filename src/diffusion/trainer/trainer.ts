@@ -214,6 +214,14 @@ export function resolveTrainConfig(input: TrainConfigInput, dataset: Dataset): T
     _diffusers_version: DIFFUSERS_VERSION,
     ...rest,
   };
+  // Zero terminal SNR makes ᾱ_{T−1} = 0: x_t = ε there, and x̂_0 = (x_t − √(1−ᾱ_t) ε̂) / √ᾱ_t
+  // has no value; Lin et al. (2024) train v (or x_0) instead.
+  if (scheduler.rescale_betas_zero_snr === true && scheduler.prediction_type === 'epsilon') {
+    throw new TrainConfigError(
+      'rescale_betas_zero_snr makes ᾱ_T = 0, where an ε-prediction gives no x̂_0; ' +
+        'train v_prediction (or sample) with it',
+    );
+  }
   // A learned Σ_θ adds C output channels: [mean part; variance part].
   const learned = trainedVarianceType(scheduler.variance_type) === 'learned_range';
   const model: Record<string, unknown> = {

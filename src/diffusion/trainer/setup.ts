@@ -1,0 +1,270 @@
+/**
+ * Setting up a training run from what was asked for: a fresh run from a config source (a preset
+ * or a config file) with settings on top, or the resumption of the checkpoint in the output
+ * folder. A resumption continues under the checkpoint's settings; the request may repeat them
+ * (the same command with resume added, as a job scheduler reruns it), and only the settings it
+ * gives that differ from the checkpoint's are refused, each named with both values. The total
+ * step count and the reporting settings may change.
+ */
+import { type Dataset, ImageFileDataset, loadDataset } from '../../data/index.js';
+import { findCheckpoint } from './checkpoint.js';
+import {
+  defaultRunSettings,
+  type RunSettings,
+  type TrainConfig,
+  type TrainConfigSource,
+} from './config.js';
+import {
+  datasetShapeFor,
+  readTrainerState,
+  resolveTrainConfig,
+  Trainer,
+  type TrainConfigInput,
+  type TrainerState,
+} from './trainer.js';
+
+/** The settings that describe how a run reports and saves (free to change on resume). */
+export const RUN_SETTING_KEYS: readonly (keyof RunSettings)[] = [
+  'saveEvery',
+  'sampleEvery',
+  'sampleCount',
+  'sampleSteps',
+  'sampler',
+  'logEvery',
+];
+
+export interface TrainRequest {
+  outDir: string;
+  /** Continue the checkpoint in `outDir` when there is one (else start from step 0). */
+  resume: boolean;
+  /** The config file or preset, and how messages name it ("preset mnist-small"). */
+  source: { label: string; config: TrainConfigSource } | null;
+  /** Settings given on top of the source (TrainConfig and RunSettings keys, checked). */
+  train: Partial<TrainConfig & RunSettings>;
+  /** diffusers scheduler config keys given on top of the source's. */
+  scheduler: Readonly<Record<string, unknown>>;
+}
+
+/** A setting the request gives that differs from the checkpoint's. */
+export interface SettingDifference {
+  /** A TrainConfig key ('lr'), or a key of its model, scheduler or text encoder config. */
+  key: string;
+  /** Where the given value comes from: the request's own settings, or its config source. */
+  from: 'setting' | 'source';
+  checkpoint: unknown;
+  given: unknown;
+}
+
+export type TrainRequestProblem = 'checkpoint-exists' | 'no-source' | 'no-data' | 'differs';
+
+/** A request that cannot be run as asked (a usage mistake rather than a failure). */
+export class TrainRequestError extends Error {
+  override name = 'TrainRequestError';
+  constructor(
+    readonly problem: TrainRequestProblem,
+    message: string,
+    /** For 'differs': every setting that differs. */
+    readonly differences: readonly SettingDifference[] = [],
+    /** For 'checkpoint-exists': the checkpoint's step. */
+    readonly checkpointStep: number | null = null,
+  ) {
+    super(message);
+  }
+}
+
+export interface TrainSetup {
+  trainer: Trainer;
+  run: RunSettings;
+  /** The checkpoint continued and its state; null for a run from step 0. */
+  resumed: { dir: string; state: TrainerState } | null;
+  /** Set when a resumption changes the total step count. */
+  stepsChanged: { from: number; to: number } | null;
+}
+
+/** The dataset, with every image of a folder read now (an unreadable one fails here). */
+export function loadTrainingData(spec: string, size?: number, channels?: 1 | 3): Dataset {
+  const ds = loadDataset(spec, { size, channels });
+  if (ds instanceof ImageFileDataset) ds.preload();
+  return ds;
+}
+
+const isRunKey = (k: string): boolean => (RUN_SETTING_KEYS as readonly string[]).includes(k);
+
+/** TrainConfig keys and RunSettings keys of a settings object, apart. */
+export function splitSettings(values: Readonly<Partial<TrainConfig & RunSettings>>): {
+  config: Partial<TrainConfig>;
+  run: Partial<RunSettings>;
+} {
+  const config: Record<string, unknown> = {};
+  const run: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(values)) {
+    if (v !== undefined) (isRunKey(k) ? run : config)[k] = v;
+  }
+  return { config, run };
+}
+
+const same = (a: unknown, b: unknown): boolean => JSON.stringify(a) === JSON.stringify(b);
+
+/** Keys compared as whole resolved configs (see `resumeDifferences`), not as given. */
+const RESOLVED_KEYS = new Set(['model', 'scheduler', 'textEncoder']);
+
+/**
+ * The settings of a request that differ from a checkpoint's config. Each TrainConfig key the
+ * request (or its source) gives is compared as given, except the step count; the scheduler keys
+ * given as settings likewise. With a source, `fresh` (the source and settings resolved as a new
+ * run would be, on the same data) adds its model, scheduler and text encoder configs, key by key.
+ */
+export function resumeDifferences(
+  stored: TrainConfig,
+  req: Pick<TrainRequest, 'source' | 'train' | 'scheduler'>,
+  fresh: TrainConfig | null = null,
+): SettingDifference[] {
+  const out: SettingDifference[] = [];
+  const given = splitSettings(req.train).config;
+  const fromSource = splitSettings(req.source?.config.train ?? {}).config;
+  const storedRecord = stored as unknown as Record<string, unknown>;
+  for (const [k, v] of Object.entries({ ...fromSource, ...given })) {
+    if (k === 'steps' || RESOLVED_KEYS.has(k)) continue;
+    if (!same(storedRecord[k], v)) {
+      out.push({
+        key: k,
+        from: k in given ? 'setting' : 'source',
+        checkpoint: storedRecord[k],
+        given: v,
+      });
+    }
+  }
+  if (fresh === null) {
+    for (const [k, v] of Object.entries(req.scheduler)) {
+      if (!same(stored.scheduler[k], v)) {
+        out.push({
+          key: `scheduler.${k}`,
+          from: 'setting',
+          checkpoint: stored.scheduler[k],
+          given: v,
+        });
+      }
+    }
+    return out;
+  }
+  const nested = [
+    ['model', stored.model, fresh.model],
+    ['scheduler', stored.scheduler, fresh.scheduler],
+    ['textEncoder', stored.textEncoder ?? {}, fresh.textEncoder ?? {}],
+  ] as const;
+  for (const [name, a, b] of nested) {
+    const keys = [...new Set([...Object.keys(a), ...Object.keys(b)])].sort();
+    for (const k of keys) {
+      if (k === '_diffusers_version' || same(a[k], b[k])) continue;
+      const setting = name === 'scheduler' && Object.hasOwn(req.scheduler, k);
+      out.push({
+        key: `${name}.${k}`,
+        from: setting ? 'setting' : 'source',
+        checkpoint: a[k],
+        given: b[k],
+      });
+    }
+  }
+  return out;
+}
+
+function describe(d: SettingDifference, sourceLabel: string | null): string {
+  const where = d.from === 'source' && sourceLabel !== null ? ` (from ${sourceLabel})` : '';
+  return `${d.key}${where}: checkpoint ${JSON.stringify(d.checkpoint)}, given ${JSON.stringify(d.given)}`;
+}
+
+/**
+ * The trainer and run settings of a request (see the module comment). Throws a
+ * TrainRequestError for a request that cannot run as asked; loading errors pass through.
+ */
+export async function setUpTraining(req: TrainRequest): Promise<TrainSetup> {
+  const existing = await findCheckpoint(req.outDir);
+  const settings = splitSettings(req.train);
+  const fromSource = splitSettings(req.source?.config.train ?? {});
+  if (existing !== null && !req.resume) {
+    const st = await readTrainerState(existing);
+    throw new TrainRequestError(
+      'checkpoint-exists',
+      `${req.outDir} already holds a checkpoint (step ${st.step}); resume it or choose another output folder`,
+      [],
+      st.step,
+    );
+  }
+  if (existing === null) {
+    if (req.source === null) {
+      throw new TrainRequestError(
+        'no-source',
+        'a new run needs a model config (a preset or a config file)',
+      );
+    }
+    const data = settings.config.data ?? fromSource.config.data;
+    if (data === undefined) throw new TrainRequestError('no-data', 'a new run needs a dataset');
+    const input: TrainConfigInput = {
+      model: req.source.config.model,
+      scheduler: { ...req.source.config.scheduler, ...req.scheduler },
+      train: { ...fromSource.config, ...settings.config, data },
+    };
+    const shape = datasetShapeFor(input);
+    const ds = loadTrainingData(data, shape.size, shape.channels);
+    return {
+      trainer: new Trainer(resolveTrainConfig(input, ds), ds),
+      run: { ...defaultRunSettings, ...fromSource.run, ...settings.run },
+      resumed: null,
+      stepsChanged: null,
+    };
+  }
+
+  const state = await readTrainerState(existing);
+  const stored = state.config;
+  const label = req.source?.label ?? null;
+  const refuse = (differences: SettingDifference[]): never => {
+    throw new TrainRequestError(
+      'differs',
+      `a resumed run continues under the checkpoint's settings; these differ: ` +
+        differences.map((d) => describe(d, label)).join('; '),
+      differences,
+    );
+  };
+  const plain = resumeDifferences(stored, req);
+  const ds = loadTrainingData(stored.data, stored.imageSize, stored.channels);
+  if (ds.name !== state.data.name || ds.length !== state.data.length) {
+    throw new Error(
+      `the checkpoint was trained on ${state.data.name} (${state.data.length} images); ` +
+        `${stored.data} now gives ${ds.name} (${ds.length} images)`,
+    );
+  }
+  let differences = plain;
+  if (req.source !== null) {
+    let fresh: TrainConfig;
+    try {
+      fresh = resolveTrainConfig(
+        {
+          model: req.source.config.model,
+          scheduler: { ...req.source.config.scheduler, ...req.scheduler },
+          train: { ...fromSource.config, ...settings.config, data: stored.data },
+        },
+        ds,
+      );
+    } catch (e) {
+      // Settings that cannot even make a config: the plain differences say why, when there are.
+      if (plain.length > 0) refuse(plain);
+      throw e;
+    }
+    differences = resumeDifferences(stored, req, fresh);
+  }
+  if (differences.length > 0) refuse(differences);
+  const steps = settings.config.steps ?? fromSource.config.steps ?? stored.steps;
+  const trainer = new Trainer({ ...stored, steps }, ds);
+  try {
+    await trainer.loadCheckpoint(existing, state);
+  } catch (e) {
+    trainer.dispose();
+    throw e;
+  }
+  return {
+    trainer,
+    run: { ...defaultRunSettings, ...state.run, ...fromSource.run, ...settings.run },
+    resumed: { dir: existing, state },
+    stepsChanged: steps !== stored.steps ? { from: stored.steps, to: steps } : null,
+  };
+}
