@@ -3,7 +3,7 @@ import type { ReduceOp } from '../backend.js';
 import { fmtShape, normAxes, type Shape, shapesEqual } from '../shape.js';
 import { composite, record, Tensor } from '../tensor.js';
 import { div, eq, mul, sub, square } from './elementwise.js';
-import { expand, permuteData, reshape } from './movement.js';
+import { expand, reshape } from './movement.js';
 
 export type Axes = number | readonly number[] | undefined;
 
@@ -12,31 +12,33 @@ function keptShape(shape: Shape, axes: readonly number[]): number[] {
 }
 
 /**
- * Runs a backend reduction. Reduced axes that form one contiguous run are read in place as the
- * middle of [outer, size, inner]; otherwise they are permuted to the end first.
+ * Runs a backend reduction. Each run of adjacent reduced axes is read in place as the middle of
+ * [outer, size, inner], the innermost run first (sum, max and min are associative, so
+ * [N, C, H, W] over (0, 2, 3) is H·W, then N, with no transposed copy).
  */
 function reduceRaw(op: ReduceOp, x: Tensor, axes: readonly number[]): Tensor {
-  const kept = keptShape(x.shape, axes);
-  const contiguous = axes.length === 0 || axes[axes.length - 1]! - axes[0]! === axes.length - 1;
-  let src = x;
-  let outer: number;
-  let size: number;
-  let inner: number;
   const prod = (s: Shape): number => s.reduce((p, d) => p * d, 1);
-  if (contiguous && axes.length > 0) {
-    outer = prod(x.shape.slice(0, axes[0]));
-    size = prod(axes.map((a) => x.shape[a]!));
-    inner = prod(x.shape.slice(axes[axes.length - 1]! + 1));
-  } else {
-    const rest = x.shape.map((_, i) => i).filter((i) => !axes.includes(i));
-    src = permuteData(x, [...rest, ...axes]);
-    outer = prod(rest.map((i) => x.shape[i]!));
-    size = prod(axes.map((a) => x.shape[a]!));
-    inner = 1;
+  const sorted = [...axes].sort((a, b) => a - b);
+  const runs: [number, number][] = [];
+  for (const a of sorted) {
+    const last = runs[runs.length - 1];
+    if (last !== undefined && last[1] === a - 1) last[1] = a;
+    else runs.push([a, a]);
   }
-  const out = new Tensor(x.backend.reduce(op, src.storage, outer, size, inner), kept);
-  if (src !== x) src.dispose();
-  return out;
+  if (runs.length === 0) runs.push([0, -1]);
+  let src = x;
+  let shape: number[] = [...x.shape];
+  for (let r = runs.length - 1; r >= 0; r--) {
+    const [lo, hi] = runs[r]!;
+    const outer = prod(shape.slice(0, lo));
+    const size = prod(shape.slice(lo, hi + 1));
+    const inner = prod(shape.slice(hi + 1));
+    shape = shape.map((d, i) => (i >= lo && i <= hi ? 1 : d));
+    const next = new Tensor(x.backend.reduce(op, src.storage, outer, size, inner), [...shape]);
+    if (src !== x) src.dispose();
+    src = next;
+  }
+  return src;
 }
 
 function finishShape(t: Tensor, x: Tensor, axes: readonly number[], keepDims: boolean): Tensor {

@@ -11,6 +11,15 @@ export function reduceKernel(
   out: TypedArray,
 ): void {
   const init = op === 'sum' ? 0 : op === 'max' ? -Infinity : Infinity;
+  if (inner === 1 && op === 'sum') {
+    // Rows reduced whole (a scalar accumulator instead of a one-element array).
+    for (let o = 0, k = 0; o < outer; o++) {
+      let a = 0;
+      for (const end = k + size; k < end; k++) a += x[k]!;
+      out[o] = a;
+    }
+    return;
+  }
   // Accumulate in f64 whatever the storage type.
   const acc = new Float64Array(inner);
   for (let o = 0; o < outer; o++) {
