@@ -11,6 +11,7 @@ export {
   schedulerFixtureKind,
   F64_TOLERANCE,
   NATIVE_TOLERANCE,
+  nativeTolerance,
 } from './scheduler-kind.js';
 export { modelFixtureKind, MODEL_F32_TOLERANCE, MODEL_F64_TOLERANCE } from './models.js';
 

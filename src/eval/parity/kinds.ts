@@ -30,6 +30,8 @@ export interface RecordResult {
   metric: 'rel-l2' | 'max-rel' | 'count';
   error: number;
   tolerance: number;
+  /** Where a tolerance other than the fixed ones comes from (printed beside it). */
+  toleranceNote?: string;
   ok: boolean;
 }
 

@@ -78,24 +78,31 @@ async function exists(path: string): Promise<boolean> {
 
 const fmt = (x: number): string => (Number.isFinite(x) ? x.toExponential(2) : String(x));
 
+/** The tolerance as printed: its value, and where it comes from when a record says. */
+function tolText(tolerance: number, note: string | undefined): string {
+  return `tol ${fmt(tolerance)}${note !== undefined ? ` = ${note}` : ''}`;
+}
+
 function recordLine(r: RecordResult): string {
   const what = r.metric === 'count' ? `off by ${r.error}` : `${r.metric} ${fmt(r.error)}`;
-  return `    ${r.ok ? 'ok  ' : 'FAIL'} ${r.name}: ${what} (tol ${r.metric === 'count' ? 0 : fmt(r.tolerance)})`;
+  const tol = r.metric === 'count' ? 'tol 0' : tolText(r.tolerance, r.toleranceNote);
+  return `    ${r.ok ? 'ok  ' : 'FAIL'} ${r.name}: ${what} (${tol})`;
 }
 
 /** One line per fixture: status, name, kind, and the worst error per tolerance class. */
 export function fixtureLine(f: FixtureOutcome): string {
   const head = `${f.ok ? 'PASS' : 'FAIL'} ${f.name}`;
   if (f.error !== undefined) return `${head}: ${f.error}`;
-  const byTol = new Map<number, number>();
+  const byTol = new Map<number, { worst: number; note?: string }>();
   for (const r of f.records) {
     if (r.metric === 'count') continue;
-    const prev = byTol.get(r.tolerance) ?? 0;
-    byTol.set(r.tolerance, Number.isNaN(r.error) || r.error > prev ? r.error : prev);
+    const prev = byTol.get(r.tolerance) ?? { worst: 0 };
+    const worst = Number.isNaN(r.error) || r.error > prev.worst ? r.error : prev.worst;
+    byTol.set(r.tolerance, { worst, note: prev.note ?? r.toleranceNote });
   }
   const worst = [...byTol.entries()]
     .sort((a, b) => a[0] - b[0])
-    .map(([t, e]) => `max err ${fmt(e)} (tol ${fmt(t)})`)
+    .map(([t, e]) => `max err ${fmt(e.worst)} (${tolText(t, e.note)})`)
     .join(', ');
   const failed = f.records.filter((r) => !r.ok).length;
   const counts = `${f.records.length} records${failed > 0 ? `, ${failed} failed` : ''}`;
