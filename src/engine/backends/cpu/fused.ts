@@ -9,6 +9,15 @@ import type { AdamSpec, AttentionSpec, GroupNormSpec, SoftmaxSpec } from '../../
 import type { TypedArray } from '../../dtype.js';
 import { sigmoid } from './math.js';
 import { gemm } from './matmul.js';
+import { simdRuntime } from './simd-gemm.js';
+
+/**
+ * The scratch type of the attention kernels: float32 for float32 inputs when the SIMD gemm is
+ * there (its products accumulate in float32, as the GPU's do), float64 otherwise.
+ */
+function scratchType(x: TypedArray): Float32ArrayConstructor | Float64ArrayConstructor {
+  return x instanceof Float32Array && simdRuntime() !== null ? Float32Array : Float64Array;
+}
 
 /** y = softmax(scale · x) per row: e^{z_i − max z} / Σ_j e^{z_j − max z}, z = scale · x. */
 export function softmaxKernel(x: TypedArray, spec: SoftmaxSpec, y: TypedArray): void {
@@ -164,7 +173,8 @@ const QB = 64;
  * Attention forward (AttentionSpec), per slice b and query row i:
  *   s_ij = scale · q_i·k_j,  m_i = max_j s_ij,  lse_i = m_i + log Σ_j e^{s_ij − m_i},
  *   out_i = Σ_j e^{s_ij − lse_i} v_j.
- * Query rows go in blocks of QB: the block's scores (QB × lk, f64) come from the CPU gemm, are
+ * Query rows go in blocks of QB: the block's scores (QB × lk, f64, or f32 through the SIMD gemm
+ * for float32 inputs) come from the CPU gemm, are
  * turned into probabilities in place, and a second gemm multiplies them into v. The full
  * lq × lk matrix is never held.
  */
@@ -177,7 +187,7 @@ export function attentionKernel(
   lse: TypedArray,
 ): void {
   const { batch, lq, lk, d, dv, scale } = spec;
-  const p = new Float64Array(Math.min(QB, lq) * lk);
+  const p = new (scratchType(q))(Math.min(QB, lq) * lk);
   for (let b = 0; b < batch; b++) {
     for (let i0 = 0; i0 < lq; i0 += QB) {
       const rows = Math.min(QB, lq - i0);
@@ -229,11 +239,12 @@ export function attentionBackwardKernel(
 ): void {
   const { batch, lq, lk, d, dv, scale } = spec;
   const block = Math.min(QB, lq);
-  const p = new Float64Array(block * lk);
-  const ds = new Float64Array(block * lk);
-  const gq = new Float64Array(block * d);
-  const gk = new Float64Array(lk * d);
-  const gv = new Float64Array(lk * dv);
+  const F = scratchType(q);
+  const p = new F(block * lk);
+  const ds = new F(block * lk);
+  const gq = new F(block * d);
+  const gk = new F(lk * d);
+  const gv = new F(lk * dv);
   for (let b = 0; b < batch; b++) {
     const kb = b * lk * d;
     const vb = b * lk * dv;
