@@ -15,4 +15,5 @@ export {
   setDefaultBackend,
 } from './device.js';
 export type { BackendName } from './device.js';
+export { setCpuHelperThreads } from './backends/cpu/simd-gemm.js';
 export * from './ops/index.js';

@@ -62,6 +62,13 @@ export interface TrainConfig {
   emaInvGamma: number;
   emaUpdateAfterStep: number;
   seed: number;
+  /**
+   * Micro-batches per step: the batch is split into this many parts whose gradients accumulate
+   * in order, computed side by side on CPU cores by replicas of the model where they can be
+   * (replica.ts); the same weights either way. Absent in checkpoints from before the setting
+   * (read as 1: whole batches).
+   */
+  microBatches?: number;
 }
 
 /** How a run reports and saves; may change between a run and its resumption. */
@@ -189,6 +196,7 @@ const CHECKS: Record<keyof TrainConfig | keyof RunSettings, Check> = {
   emaPower: isPos,
   emaInvGamma: isPos,
   emaUpdateAfterStep: isInt(0),
+  microBatches: isInt(1),
   seed: (v) =>
     typeof v === 'number' && Number.isSafeInteger(v) && v >= 0 ? null : 'an integer in [0, 2^53)',
   saveEvery: isInt(0),

@@ -181,6 +181,8 @@ export async function runTraining(trainer: Trainer, opts: RunOptions): Promise<R
     if (trainer.step !== savedStep) await save();
   } catch (e) {
     throw e instanceof NonFiniteError ? withCheckpointNote(e, checkpoint, savedStep) : e;
+  } finally {
+    await trainer.close();
   }
   return { step: trainer.step, reason, checkpoint, lastLoss };
 }

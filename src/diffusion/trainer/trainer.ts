@@ -23,10 +23,14 @@ import { join } from 'node:path';
 import {
   concat,
   cpuBackend,
+  defaultBackend,
+  full,
   Generator,
   rand,
   randn,
   reshape,
+  setCpuHelperThreads,
+  slice,
   type Tensor,
   tidy,
 } from '../../engine/index.js';
@@ -57,8 +61,7 @@ import {
 import type { Module } from '../../nn/index.js';
 import type { Batch, DataLoader as DataLoaderType, Dataset } from '../../data/index.js';
 import { DataLoader } from '../../data/index.js';
-import { addNoise, type PredictionType } from '../forward.js';
-import { trainingLoss } from '../losses.js';
+import type { PredictionType } from '../forward.js';
 import {
   classConditioning,
   type ConditionSource,
@@ -100,6 +103,7 @@ import {
   trainedVarianceType,
 } from './config.js';
 import { dropoutOffset, streamSeed } from './streams.js';
+import { microBatchLoss, microBatchRanges, Replica, replicaCount } from './replica.js';
 
 /** The loss, a gradient norm or the weights became NaN or infinite. */
 export class NonFiniteError extends Error {
@@ -277,6 +281,8 @@ export function resolveTrainConfig(input: TrainConfigInput, dataset: Dataset): T
   const resolvedModel = JSON.parse(configToJson(className, unet)) as Record<string, unknown>;
   return {
     ...defaultTrainConfig,
+    // Two micro-batches on the CPU, computed on two cores (replica.ts); one on a GPU.
+    microBatches: defaultBackend().name === 'cpu' ? 2 : 1,
     ...t,
     imageSize: dataset.height,
     channels: dataset.channels,
@@ -374,6 +380,12 @@ export class Trainer {
   readonly #lr: LrSchedule;
   readonly #dropouts: Dropout[];
   readonly #components: Component[];
+  /** Micro-batches per step (checkpoints from before the setting ran whole batches). */
+  readonly #microBatches: number;
+  /** Replicas computing micro-batches 1.. on other cores; null until the first step. */
+  #replicas: Replica[] | null = null;
+  /** The denoiser's parameters, in the replicas' order. */
+  #replicaParams: Tensor[] = [];
 
   /**
    * A fresh trainer (initial weights from stream (seed, 'init')) for a resolved config. Parameters,
@@ -453,12 +465,66 @@ export class Trainer {
           ...(dataset.classNames ? { names: [...dataset.classNames] } : {}),
         }
       : null;
+    this.#microBatches = config.microBatches ?? 1;
     this.#lr = getLrSchedule(config.lrSchedule, {
       lr: config.lr,
       warmupSteps: config.warmupSteps,
       trainingSteps: config.steps,
       minLr: config.minLr,
     });
+  }
+
+  /**
+   * Replicas for a step of `parts` micro-batches: started on the first call where they can
+   * compute what this thread would (CPU backend, float32, a condition source with nothing to
+   * train and no active dropout), none otherwise. While replicas run, this thread's products stay
+   * on it (the other cores are the replicas').
+   */
+  async #replicasFor(parts: number): Promise<Replica[]> {
+    if (this.#replicas === null) {
+      this.#replicas = [];
+      const eligible =
+        defaultBackend().name === 'cpu' &&
+        this.condition.components.length === 0 &&
+        this.#dropouts.every((d) => d.p === 0) &&
+        this.model.namedParameters().every(([, t]) => t.dtype === 'float32');
+      const count = eligible ? replicaCount(parts) : 0;
+      if (count > 0) {
+        const named = this.model.namedParameters();
+        this.#replicaParams = named.map(([, t]) => t);
+        const spec = {
+          model: this.config.model,
+          scheduler: this.config.scheduler,
+          predictionType: this.predictionType,
+          varianceType: this.varianceType,
+          snrGamma: this.config.snrGamma,
+          params: named.map(([name, t]) => ({ name, shape: [...t.shape] })),
+        };
+        try {
+          for (let i = 0; i < count; i++) this.#replicas.push(await Replica.start(spec));
+          setCpuHelperThreads(false);
+        } catch {
+          // No worker threads here: the micro-batches run on this thread.
+          for (const r of this.#replicas) await r.close();
+          this.#replicas = [];
+        }
+      }
+    }
+    if (this.#replicas.length > 0) Replica.writeParams(this.#replicas, this.#replicaParams);
+    return this.#replicas.slice(0, parts - 1);
+  }
+
+  /** Replicas computing micro-batches beside this thread (0 before the first step). */
+  get replicaCount(): number {
+    return this.#replicas?.length ?? 0;
+  }
+
+  /** Stops the replicas (training can go on without them). */
+  async close(): Promise<void> {
+    const rs = this.#replicas ?? [];
+    this.#replicas = null;
+    for (const r of rs) await r.close();
+    if (rs.length > 0) setCpuHelperThreads(true);
   }
 
   /** Every trained parameter: the denoiser's under its own names, the others' prefixed. */
@@ -498,46 +564,103 @@ export class Trainer {
     uT.dispose();
     const values = await this.#conditionValues(batch, s);
     const x0 = batch.x;
-    let out: { loss: Tensor; gradNorm: Tensor | null };
+    const parts = microBatchRanges(B, this.#microBatches);
+    const replicas = await this.#replicasFor(parts.length);
+    const lossOpts = {
+      predictionType: this.predictionType,
+      varianceType: this.varianceType,
+      snrGamma: cfg.snrGamma,
+    };
+    let out: { losses: Tensor[]; gradNorm: Tensor | null };
     try {
-      out = tidy(() => {
-        const noise = randn(x0.shape, {
-          seed: streamSeed(seed, 'noise', s),
-          dtype: x0.dtype,
-          backend: x0.backend,
-        });
-        const xt = addNoise(this.schedule, x0, noise, timesteps);
-        const cond = values === null ? {} : this.condition.encode(values, x0.backend);
-        const modelOutput = this.model.denoise(xt, timesteps, cond);
-        const loss = trainingLoss(
-          this.schedule,
-          { x0, noise, timesteps, modelOutput, xt },
-          {
-            predictionType: this.predictionType,
-            varianceType: this.varianceType,
-            snrGamma: cfg.snrGamma,
-          },
-        );
-        loss.backward();
-        const gradNorm =
-          cfg.maxGradNorm === null ? null : clipGradNorm(this.#namedParameters(), cfg.maxGradNorm);
-        return { loss: loss.detach(), gradNorm };
+      const noise = randn(x0.shape, {
+        seed: streamSeed(seed, 'noise', s),
+        dtype: x0.dtype,
+        backend: x0.backend,
       });
+      // Micro-batch i (rows [lo, hi), loss weighted by its share of the batch) runs on replica
+      // i − 1 when there is one, here otherwise; gradients accumulate in part order either way.
+      const part = (i: number) => {
+        const [lo, hi] = parts[i]!;
+        const rows = (t: Tensor): Tensor => (parts.length === 1 ? t : slice(t, [lo], [hi]));
+        const ts = timesteps.slice(lo, hi);
+        const vs = values?.slice(lo, hi) ?? null;
+        return { rows, ts, vs, weight: (hi - lo) / B };
+      };
+      const remote = replicas.map((r, k) =>
+        r.run(
+          tidy(() => {
+            const p = part(k + 1);
+            const cond = p.vs === null ? {} : this.condition.encode(p.vs, x0.backend);
+            const x = p.rows(x0);
+            return {
+              shape: [...x.shape],
+              x0: x.dataSync() as Float32Array,
+              noise: p.rows(noise).dataSync() as Float32Array,
+              timesteps: p.ts,
+              classLabels: (cond.classLabels?.dataSync() as Int32Array | undefined) ?? null,
+              weight: p.weight,
+            };
+          }),
+        ),
+      );
+      const losses: Tensor[] = [];
+      try {
+        for (let i = 0; i < parts.length; i++) {
+          const r = replicas[i - 1];
+          if (r !== undefined) {
+            await remote[i - 1];
+            const grads = r.grads(this.#replicaParams.map((t) => t.shape));
+            this.#replicaParams.forEach((t, j) => {
+              const g = grads[j];
+              if (g !== null && g !== undefined) t.accumulateGrad(g);
+            });
+            continue;
+          }
+          const p = part(i);
+          losses.push(
+            tidy(() => {
+              const cond = p.vs === null ? {} : this.condition.encode(p.vs, x0.backend);
+              const loss = microBatchLoss(this.model, this.schedule, lossOpts, {
+                x0: p.rows(x0),
+                noise: p.rows(noise),
+                timesteps: p.ts,
+                cond,
+                weight: p.weight,
+              });
+              loss.backward();
+              return loss.detach();
+            }),
+          );
+        }
+        // The remote parts' losses, in part order after the local ones (only their sum counts).
+        for (const l of await Promise.all(remote)) {
+          losses.push(full([], l, { dtype: x0.dtype, backend: x0.backend }));
+        }
+      } finally {
+        noise.dispose();
+      }
+      const gradNorm = tidy(() =>
+        cfg.maxGradNorm === null ? null : clipGradNorm(this.#namedParameters(), cfg.maxGradNorm),
+      );
+      out = { losses, gradNorm };
     } finally {
       x0.dispose();
       batch.labels?.dispose();
     }
-    // One readback for both scalars (each read waits for the device); tidy frees the views.
-    const gradNorm0 = out.gradNorm;
-    const scalars =
-      gradNorm0 === null
-        ? out.loss
-        : tidy(() => concat([reshape(out.loss, [1]), reshape(gradNorm0, [1])]));
+    // One readback for all scalars (each read waits for the device); tidy frees the views.
+    const scalars = tidy(() =>
+      concat([
+        ...out.losses.map((l) => reshape(l, [1])),
+        ...(out.gradNorm === null ? [] : [reshape(out.gradNorm, [1])]),
+      ]),
+    );
     const read = await scalars.data();
-    const loss = read[0]!;
-    const gradNorm = out.gradNorm === null ? null : read[1]!;
-    if (scalars !== out.loss) scalars.dispose();
-    out.loss.dispose();
+    scalars.dispose();
+    let loss = 0;
+    for (let i = 0; i < out.losses.length; i++) loss += read[i]!;
+    const gradNorm = out.gradNorm === null ? null : read[out.losses.length]!;
+    for (const l of out.losses) l.dispose();
     out.gradNorm?.dispose();
     if (!Number.isFinite(loss) || (gradNorm !== null && !Number.isFinite(gradNorm))) {
       this.optimizer.zeroGrad();

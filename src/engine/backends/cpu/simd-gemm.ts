@@ -65,7 +65,7 @@ export class SimdRuntime {
 
   /** Runs one product, its column panels split across the threads when it pays. */
   run(p: Product): void {
-    if (this.threads && p.mp * p.np * p.k >= 1 << 16 && p.np >= 2) {
+    if (this.threads && helperThreads && p.mp * p.np * p.k >= 1 << 16 && p.np >= 2) {
       this.threads.run(this.kernel, p);
     } else {
       this.kernel(...kernelArgs(p, 0, p.np));
@@ -74,6 +74,16 @@ export class SimdRuntime {
 }
 
 let runtime: SimdRuntime | null | undefined;
+let helperThreads = true;
+
+/**
+ * Whether float32 products may use the helper threads (default yes). A caller that keeps the
+ * other cores busy itself (data-parallel replicas of a model) turns them off for the time; the
+ * results are the same bit for bit either way.
+ */
+export function setCpuHelperThreads(enabled: boolean): void {
+  helperThreads = enabled;
+}
 
 /** The SIMD runtime, or null where WebAssembly SIMD is unavailable (then the JS gemm is used). */
 export function simdRuntime(): SimdRuntime | null {
