@@ -2,6 +2,7 @@
  * Benchmarks of the WebGPU backend (never run as tests).
  *
  *   npm run bench [-- [--small] [--iters N] [--json out.json] [names...]]
+ *   npm run bench -- --profile [...]   (where a CPU training step goes: bench/profile.ts)
  *
  * names: matmul, conv-fwd, conv-fwdbwd, groupnorm, attention, ddpm-train, ddpm-sample (default:
  * all). `--small` uses shapes that finish on lavapipe (Mesa's CPU Vulkan driver): seconds for the
@@ -34,6 +35,7 @@ import {
 import { conv2dSpec } from '../src/engine/ops/conv.js';
 import { AdamW } from '../src/nn/index.js';
 import { createModel, type UNet2DModel } from '../src/nn/models/index.js';
+import { profileTrainingStep } from './profile.js';
 
 interface Result {
   name: string;
@@ -389,6 +391,10 @@ function convFlop(s: Conv2dSpec): number {
 
 async function main(): Promise<void> {
   const args = process.argv.slice(2);
+  if (args.includes('--profile')) {
+    await profileTrainingStep(args);
+    return;
+  }
   const small = args.includes('--small');
   const opt = (name: string): string | undefined => {
     const i = args.indexOf(name);
