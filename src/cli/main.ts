@@ -2,6 +2,7 @@
 import { readFileSync } from 'node:fs';
 
 import { demoCommand } from './demo.js';
+import { editCommand } from './edit.js';
 import { evalCommand } from './eval.js';
 import { exportCommand } from './export.js';
 import { sampleCommand } from './sample.js';
@@ -18,6 +19,7 @@ const commands: Command[] = [
   trainCommand,
   trainClassifierCommand,
   sampleCommand,
+  editCommand,
   demoCommand,
   exportCommand,
   evalCommand,

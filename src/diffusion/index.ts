@@ -8,3 +8,4 @@ export * from './conditioning.js';
 export * from './classifier-free.js';
 export * from './guidance.js';
 export * from './classifier-dir.js';
+export * from './editing/index.js';

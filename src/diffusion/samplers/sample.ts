@@ -55,27 +55,45 @@ export function sample(
   const stepOptions: StepOptions = { ...opts.stepOptions };
   if (opts.generator !== undefined) stepOptions.generator = opts.generator;
   let x = mul(xT, scheduler.initNoiseSigma);
-  const ts = scheduler.timesteps;
-  for (let i = 0; i < ts.length; i++) {
-    const t = ts[i]!;
+  for (let i = 0; i < scheduler.timesteps.length; i++) {
     const next = tidy(() => {
-      const modelInput = scheduler.scaleModelInput(x, t);
-      const output = model(modelInput, t);
-      const modelOutput =
-        scheduler.usesLearnedVariance === true ? output : meanPartOf(output, x.shape[1]!);
-      const r = scheduler.step(modelOutput, t, x, stepOptions);
-      opts.onStep?.({
-        i,
-        t,
-        sample: r.prevSample,
-        predOriginalSample: r.predOriginalSample,
-        modelInput,
-        modelOutput,
-      });
-      return r.prevSample;
+      const info = sampleStep(scheduler, model, x, i, stepOptions);
+      opts.onStep?.(info);
+      return info.sample;
     });
     x.dispose();
     x = next;
   }
   return x;
+}
+
+/**
+ * One iteration of the loop: x at `scheduler.timesteps[i]` to the next sample, with what
+ * `onStep` reports. For loops that start mid-schedule or change x between steps (the editing
+ * pipelines); `setTimesteps` must have been called.
+ */
+export function sampleStep(
+  scheduler: Scheduler,
+  model: DenoiseModel,
+  x: Tensor,
+  i: number,
+  stepOptions: StepOptions = {},
+): StepInfo {
+  const t = scheduler.timesteps[i];
+  if (t === undefined) {
+    throw new Error(`step ${i} is outside the ${scheduler.timesteps.length} inference timesteps`);
+  }
+  const modelInput = scheduler.scaleModelInput(x, t);
+  const output = model(modelInput, t);
+  const modelOutput =
+    scheduler.usesLearnedVariance === true ? output : meanPartOf(output, x.shape[1]!);
+  const r = scheduler.step(modelOutput, t, x, stepOptions);
+  return {
+    i,
+    t,
+    sample: r.prevSample,
+    predOriginalSample: r.predOriginalSample,
+    modelInput,
+    modelOutput,
+  };
 }

@@ -1,0 +1,282 @@
+/**
+ * What the `sumi edit` subcommands share: their common options, the model and its one condition,
+ * the input image (and mask) checked against the model, the image's noise, and writing the
+ * result. Input errors (image, mask, ranges) exit 2 with one line; nothing is written before the
+ * run has finished.
+ */
+import { mkdir } from 'node:fs/promises';
+import { dirname, extname } from 'node:path';
+
+import {
+  ConditionError,
+  type ConditionValue,
+  type DenoiseModel,
+  disposeConditioning,
+  EditInputError,
+  encodeConditions,
+  guidedDenoiser,
+  ImageNoise,
+  imageToSample,
+  type LoadedPipeline,
+  loadPipeline,
+  MAX_GUIDANCE_SCALE,
+  maskFromImage,
+  resolveSchedulerName,
+  schedulerAliases,
+} from '../diffusion/index.js';
+import { encodePng, planesToImage, readImage } from '../data/index.js';
+import { type Tensor, tensor } from '../engine/index.js';
+import { writeFileAtomic } from '../nn/models/index.js';
+import { type Args, CliError, type OptionSpec, UsageError } from './args.js';
+import { BACKEND_HELP, EXIT, formatDuration } from './common.js';
+import { classChoice } from './sample.js';
+
+export const SAMPLERS = Object.keys(schedulerAliases);
+
+export const MODEL_OPTION: OptionSpec = {
+  name: 'model',
+  kind: 'string',
+  arg: 'DIR',
+  help: "a 'sumi train' output or checkpoint, or a diffusers DDPMPipeline / UNet2DModel folder",
+};
+
+export const IMAGE_OPTION: OptionSpec = {
+  name: 'image',
+  kind: 'string',
+  arg: 'FILE',
+  help: "PNG or JPEG of exactly the model's size and channels (gray for 1, RGB for 3)",
+};
+
+/** --class / --prompt / --guidance. */
+export const CONDITION_OPTIONS: readonly OptionSpec[] = [
+  {
+    name: 'class',
+    kind: 'string',
+    arg: 'K',
+    help: 'the class, by id or name (class-conditional models; default: the null class ∅)',
+  },
+  {
+    name: 'prompt',
+    kind: 'string',
+    arg: 'TEXT',
+    help: 'the prompt (text-conditioned models; default: the empty prompt ∅)',
+  },
+  {
+    name: 'guidance',
+    kind: 'number',
+    arg: 'W',
+    help: `classifier-free guidance scale w, 0 to ${MAX_GUIDANCE_SCALE} (models trained with condition dropout)`,
+    default: '1',
+  },
+];
+
+export const TAIL_OPTIONS: readonly OptionSpec[] = [
+  {
+    name: 'weights',
+    kind: 'string',
+    arg: 'W',
+    choices: ['auto', 'ema', 'model'],
+    help: 'auto (EMA when the checkpoint has it), ema, or model',
+    default: 'auto',
+  },
+  { name: 'backend', kind: 'string', arg: 'B', help: BACKEND_HELP, default: 'cpu' },
+  { name: 'quiet', kind: 'flag', help: 'print nothing but errors' },
+];
+
+/** An input error as the CLI reports it: one line, exit 2. */
+export function inputError(e: unknown): never {
+  throw new CliError(e instanceof Error ? e.message : String(e), EXIT.usage);
+}
+
+/** Runs `fn`, reporting EditInputErrors and ConditionErrors as input errors (exit 2). */
+export async function asEditInputErrors<T>(fn: () => Promise<T> | T): Promise<T> {
+  try {
+    return await fn();
+  } catch (e) {
+    if (e instanceof EditInputError || e instanceof ConditionError) inputError(e);
+    throw e;
+  }
+}
+
+/** --NAME FILE, required, ending in one of `exts`. */
+export function outputPath(args: Args, name: string, exts: readonly string[]): string {
+  const path = args.str(name);
+  if (path === undefined) throw new UsageError(`--${name} FILE is required`);
+  if (!exts.includes(extname(path).toLowerCase())) {
+    throw new UsageError(`--${name} must name a ${exts.join(' or ')} file, got '${path}'`);
+  }
+  return path;
+}
+
+/** --steps (≥ 1). */
+export function stepsOf(args: Args, fallback: number): number {
+  const steps = args.num('steps') ?? fallback;
+  if (steps < 1) throw new UsageError(`--steps must be at least 1, got ${steps}`);
+  return steps;
+}
+
+/** --sampler, checked against the registry. */
+export function samplerOf(args: Args): string {
+  const name = args.str('sampler') ?? 'ddim';
+  try {
+    resolveSchedulerName(name);
+  } catch {
+    throw new UsageError(`unknown sampler '${name}' (choose one of ${SAMPLERS.join(', ')})`);
+  }
+  return name;
+}
+
+/** --guidance in [0, MAX_GUIDANCE_SCALE]. */
+export function guidanceOf(args: Args): number {
+  const w = args.num('guidance') ?? 1;
+  if (!(w >= 0 && w <= MAX_GUIDANCE_SCALE)) {
+    throw new UsageError(`--guidance must be from 0 to ${MAX_GUIDANCE_SCALE}, got ${w}`);
+  }
+  return w;
+}
+
+/** The model of --model. */
+export async function loadEditModel(args: Args): Promise<LoadedPipeline> {
+  const dir = args.str('model');
+  if (dir === undefined) throw new UsageError('--model <dir> is required');
+  const weights = (args.str('weights') ?? 'auto') as 'auto' | 'ema' | 'model';
+  return loadPipeline(dir, { weights });
+}
+
+/**
+ * The image's condition from --class / --prompt (given: from `fallback`, e.g. an inversion's):
+ * a class id, a prompt, or null (∅, which an unguided conditional model needs a null condition
+ * for).
+ */
+export function editCondition(
+  p: LoadedPipeline,
+  opts: { cls?: string; prompt?: string },
+): ConditionValue {
+  const kind = p.condition.kind;
+  const { cls, prompt } = opts;
+  if (cls !== undefined && kind !== 'class') {
+    throw new UsageError(
+      kind === 'text'
+        ? '--class: the model is text-conditioned; use --prompt "..."'
+        : `--class ${cls}: the model is unconditional; it takes no class`,
+    );
+  }
+  if (prompt !== undefined && kind !== 'text') {
+    throw new UsageError(
+      kind === 'class'
+        ? '--prompt: the model is class-conditional, not text-conditioned; use --class'
+        : '--prompt: the model is unconditional; it takes no prompt',
+    );
+  }
+  if (kind === 'class' && cls !== undefined) {
+    const k = p.info?.numClasses ?? null;
+    if (k === null) {
+      throw new CliError('the model is class-conditional but its number of classes is unknown');
+    }
+    return classChoice(cls, 1, k, p.info?.classNames).labels[0]!;
+  }
+  if (kind === 'text' && prompt !== undefined) return prompt;
+  if (kind !== 'none' && !p.condition.hasNull) {
+    throw new UsageError(
+      `the model is ${kind === 'class' ? 'class-conditional: give --class K' : 'text-conditioned: give --prompt "..."'} ` +
+        '(it was trained without a null condition)',
+    );
+  }
+  return null;
+}
+
+/**
+ * The sampler callback of one image under `value` with guidance w, and a function that frees
+ * its conditioning.
+ */
+export function editDenoiser(
+  p: LoadedPipeline,
+  value: ConditionValue,
+  guidance: number,
+): { model: DenoiseModel; dispose: () => void } {
+  const backend = p.model.parameters()[0]!.backend;
+  const conds = encodeConditions(
+    p.condition,
+    { values: [value], guidanceScale: guidance },
+    backend,
+  );
+  return {
+    model: guidedDenoiser(p.model, { cond: conds.cond, uncond: conds.uncond, scale: guidance }),
+    dispose: () => {
+      disposeConditioning(conds.cond);
+      if (conds.uncond !== null) disposeConditioning(conds.uncond);
+    },
+  };
+}
+
+function modelTensor(p: LoadedPipeline, values: Float32Array, shape: readonly number[]): Tensor {
+  const w = p.model.parameters()[0]!;
+  return tensor(values, shape, { dtype: w.dtype, backend: w.backend });
+}
+
+/** The image of --image as [1, C, H, W] in [−1, 1], checked against the model. */
+export async function readEditImage(p: LoadedPipeline, path: string): Promise<Tensor> {
+  const [c, h, w] = p.model.sampleShape;
+  try {
+    return modelTensor(p, imageToSample(await readImage(path), p.model.sampleShape, path), [
+      1,
+      c,
+      h,
+      w,
+    ]);
+  } catch (e) {
+    return inputError(e);
+  }
+}
+
+/** The mask of --mask as [1, 1, H, W] (1: repaint), checked against the model's size. */
+export async function readEditMask(p: LoadedPipeline, path: string): Promise<Tensor> {
+  const [, h, w] = p.model.sampleShape;
+  try {
+    return modelTensor(p, maskFromImage(await readImage(path), [h, w], path), [1, 1, h, w]);
+  } catch (e) {
+    return inputError(e);
+  }
+}
+
+/** The Gaussian draws of image 0 of `seed` at the model's size (as `sumi sample` draws them). */
+export function editNoise(p: LoadedPipeline, seed: number): () => Tensor {
+  const w = p.model.parameters()[0]!;
+  const noise = new ImageNoise(seed, 0, 1, p.model.sampleShape, {
+    backend: w.backend,
+    dtype: w.dtype === 'float64' ? 'float64' : 'float32',
+  });
+  return () => noise.next();
+}
+
+/** Writes x [1, C, H, W] in [−1, 1] as a PNG, atomically. */
+export async function writeEditPng(path: string, x: Tensor): Promise<void> {
+  const [, c, h, w] = x.shape as [number, number, number, number];
+  const values = await x.data();
+  if (c !== 1 && c !== 3) throw new CliError(`cannot write a ${c}-channel image as PNG`);
+  await mkdir(dirname(path), { recursive: true });
+  await writeFileAtomic(path, encodePng(planesToImage(values, c, h, w, [-1, 1])));
+}
+
+/** A progress line on a terminal: `label: step i/n, ETA …`. */
+export function progressLine(
+  quiet: boolean,
+  label: string,
+): {
+  tick: (done: number, total: number) => void;
+  clear: () => void;
+} {
+  const tty = !quiet && process.stderr.isTTY === true;
+  const t0 = performance.now();
+  return {
+    tick: (done, total) => {
+      if (!tty) return;
+      const elapsed = (performance.now() - t0) / 1000;
+      const left = formatDuration((elapsed / done) * (total - done));
+      process.stderr.write(`\r\x1b[2K${label}: step ${done}/${total}, ETA ${left}`);
+    },
+    clear: () => {
+      if (tty) process.stderr.write('\r\x1b[2K');
+    },
+  };
+}

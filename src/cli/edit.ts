@@ -1,0 +1,337 @@
+/**
+ * `sumi edit`: applications of a trained model to an existing image. Subcommands:
+ *   img2img      SDEdit: noise the image to strength·T, sample back (any sampler);
+ *   inpaint      repaint where a mask is white, with RePaint resampling (--jumps, --resample);
+ *   invert       DDIM inversion to the noise x_T (safetensors), optionally reconstructed;
+ *   reconstruct  DDIM sampling from an inverted noise file, under its condition or another.
+ * The pipelines are in src/diffusion/editing; docs/editing.md shows and measures them.
+ */
+import {
+  checkResampling,
+  checkResamplingSampler,
+  checkSamplingSettings,
+  createSampler,
+  img2img,
+  img2imgStartIndex,
+  inpaint,
+  repaintModelCalls,
+  repaintSchedule,
+  SamplingOptionError,
+  samplersTaking,
+} from '../diffusion/index.js';
+import { type Args, type CommandSpec, type OptionSpec, UsageError } from './args.js';
+import { defineCommand, EXIT, formatDuration, selectBackend } from './common.js';
+import {
+  asEditInputErrors,
+  CONDITION_OPTIONS,
+  editCondition,
+  editDenoiser,
+  editNoise,
+  guidanceOf,
+  IMAGE_OPTION,
+  loadEditModel,
+  MODEL_OPTION,
+  outputPath,
+  progressLine,
+  readEditImage,
+  readEditMask,
+  samplerOf,
+  SAMPLERS,
+  stepsOf,
+  TAIL_OPTIONS,
+  writeEditPng,
+} from './edit-common.js';
+import { invertCommand, reconstructCommand } from './edit-invert.js';
+import type { Command } from './main.js';
+
+/** --sampler, --steps, --karras, --eta, --seed. */
+const SAMPLING_OPTIONS: readonly OptionSpec[] = [
+  {
+    name: 'sampler',
+    kind: 'string',
+    arg: 'S',
+    help: `one of ${SAMPLERS.join(', ')}`,
+    default: 'ddim',
+  },
+  { name: 'steps', kind: 'int', help: 'sampler steps of the whole schedule', default: '50' },
+  {
+    name: 'karras',
+    kind: 'flag',
+    help: 'Karras sigmas (euler, heun, lms, dpmpp-2m, dpmpp-2m-sde, unipc)',
+  },
+  {
+    name: 'eta',
+    kind: 'number',
+    arg: 'η',
+    help: `DDIM noise, 0 to 1 (samplers: ${samplersTaking('eta').join(', ')})`,
+    default: '0',
+  },
+  { name: 'seed', kind: 'int', arg: 'S', help: 'seed of the noise', default: '0' },
+];
+
+const OUT_OPTION: OptionSpec = {
+  name: 'out',
+  kind: 'string',
+  arg: 'FILE',
+  help: 'the edited image (PNG)',
+};
+
+const img2imgSpec: CommandSpec = {
+  name: 'edit img2img',
+  summary: 'SDEdit: noise an image part of the way (--strength) and sample back from there.',
+  usage:
+    'sumi edit img2img --model <dir> --image in.png --strength 0.6 [--class K | --prompt TEXT] ' +
+    '[--guidance W] [--sampler S] [--steps N] [--seed S] --out out.png',
+  notes: [
+    'Of the N-step schedule the last ⌊N·strength⌋ steps run, from the image pushed through the ' +
+      'forward process to their first timestep (as diffusers). Strength 1 is plain sampling from ' +
+      'the seed: the same image as `sumi sample --n 1 --seed S` with the same settings.',
+  ],
+  options: [
+    MODEL_OPTION,
+    IMAGE_OPTION,
+    {
+      name: 'strength',
+      kind: 'number',
+      arg: 'S',
+      help: 'how much of the schedule runs, in (0, 1] (near 0: the image, 1: a new sample)',
+      default: '0.8',
+    },
+    ...SAMPLING_OPTIONS,
+    ...CONDITION_OPTIONS,
+    OUT_OPTION,
+    ...TAIL_OPTIONS,
+  ],
+};
+
+const inpaintSpec: CommandSpec = {
+  name: 'edit inpaint',
+  summary: 'Repaint where a mask is white, keeping the rest of the image exactly (any model).',
+  usage:
+    'sumi edit inpaint --model <dir> --image in.png --mask mask.png [--jumps J --resample R] ' +
+    '[--class K | --prompt TEXT] [--sampler S] [--steps N] [--seed S] --out out.png',
+  notes: [
+    'After every step the kept region is the image noised to the new timestep (mask blending). ' +
+      'With --resample R > 1 (RePaint), every J-th step from the end goes back up J steps and ' +
+      'down again, R − 1 times, which lets the repainted region agree with the kept one; it ' +
+      'needs the ddpm or ddim sampler and costs about R times the model calls.',
+  ],
+  options: [
+    MODEL_OPTION,
+    IMAGE_OPTION,
+    {
+      name: 'mask',
+      kind: 'string',
+      arg: 'FILE',
+      help: 'gray PNG of the image size: white = repaint, black = keep',
+    },
+    ...SAMPLING_OPTIONS,
+    {
+      name: 'jumps',
+      kind: 'int',
+      arg: 'J',
+      help: 'RePaint jump length: steps between resampling points and the size of a jump back',
+      default: '10',
+    },
+    {
+      name: 'resample',
+      kind: 'int',
+      arg: 'R',
+      help: 'RePaint: passes through each resampling point (1: plain mask blending)',
+      default: '1',
+    },
+    ...CONDITION_OPTIONS,
+    OUT_OPTION,
+    ...TAIL_OPTIONS,
+  ],
+};
+
+/** The sampler settings of the subcommands that sample: name, steps, η, guidance, Karras. */
+function samplingSettings(args: Args): {
+  sampler: string;
+  steps: number;
+  eta: number | undefined;
+  guidance: number;
+  karras: boolean;
+  seed: number;
+} {
+  const sampler = samplerOf(args);
+  const steps = stepsOf(args, 50);
+  const eta = args.num('eta');
+  const guidance = guidanceOf(args);
+  const karras = args.flag('karras') === true;
+  try {
+    checkSamplingSettings(sampler, { eta, guidanceScale: guidance });
+  } catch (e) {
+    if (!(e instanceof SamplingOptionError)) throw e;
+    throw new UsageError(`--${e.option === 'eta' ? 'eta' : 'guidance'}: ${e.message}`);
+  }
+  try {
+    createSampler(sampler, {}, { karras });
+  } catch (e) {
+    throw new UsageError(`--karras: ${e instanceof Error ? e.message : String(e)}`);
+  }
+  return { sampler, steps, eta, guidance, karras, seed: args.num('seed') ?? 0 };
+}
+
+function requiredFile(args: Args, name: string): string {
+  const v = args.str(name);
+  if (v === undefined) throw new UsageError(`--${name} FILE is required`);
+  return v;
+}
+
+async function img2imgCmd(args: Args): Promise<number> {
+  const out = outputPath(args, 'out', ['.png']);
+  const imagePath = requiredFile(args, 'image');
+  const s = samplingSettings(args);
+  const strength = args.num('strength') ?? 0.8;
+  await asEditInputErrors(() => img2imgStartIndex(s.steps, strength));
+  const quiet = args.flag('quiet') === true;
+  const backend = await selectBackend(args.str('backend'));
+  const p = await loadEditModel(args);
+  const image = await readEditImage(p, imagePath);
+  const value = editCondition(p, { cls: args.str('class'), prompt: args.str('prompt') });
+  const scheduler = createSampler(s.sampler, p.schedulerConfig, { karras: s.karras });
+  const from = img2imgStartIndex(s.steps, strength, scheduler.order);
+  const t0 = performance.now();
+  const progress = progressLine(quiet, 'img2img');
+  const { model, dispose } = await asEditInputErrors(() => editDenoiser(p, value, s.guidance));
+  let edited;
+  try {
+    edited = img2img(model, scheduler, image, {
+      strength,
+      numInferenceSteps: s.steps,
+      noise: editNoise(p, s.seed),
+      stepOptions: s.eta !== undefined ? { eta: s.eta } : {},
+      onStep: (info) => progress.tick(info.i - from + 1, scheduler.timesteps.length - from),
+    });
+  } finally {
+    dispose();
+    image.dispose();
+  }
+  progress.clear();
+  try {
+    await writeEditPng(out, edited);
+  } finally {
+    edited.dispose();
+  }
+  if (!quiet) {
+    const ran = scheduler.timesteps.length - from;
+    console.log(
+      `${out}: ${imagePath} at strength ${strength}: ${ran} of ${scheduler.timesteps.length} ${s.sampler} ` +
+        `steps from t = ${scheduler.timesteps[from]}, seed ${s.seed}, ${p.weights === 'ema' ? 'EMA' : 'model'} ` +
+        `weights of ${p.layout.root}, on ${backend.name} in ${formatDuration((performance.now() - t0) / 1000)}`,
+    );
+  }
+  return EXIT.ok;
+}
+
+async function inpaintCmd(args: Args): Promise<number> {
+  const out = outputPath(args, 'out', ['.png']);
+  const imagePath = requiredFile(args, 'image');
+  const maskPath = requiredFile(args, 'mask');
+  const s = samplingSettings(args);
+  const resample = args.num('resample') ?? 1;
+  const jumps = args.num('jumps') ?? 10;
+  if (args.has('jumps') && resample === 1) {
+    throw new UsageError('--jumps sets RePaint resampling: give --resample R (R > 1) with it');
+  }
+  await asEditInputErrors(() => {
+    checkResampling(s.steps, jumps, resample);
+    if (resample > 1) checkResamplingSampler(createSampler(s.sampler, {}));
+  });
+  const quiet = args.flag('quiet') === true;
+  const backend = await selectBackend(args.str('backend'));
+  const p = await loadEditModel(args);
+  const image = await readEditImage(p, imagePath);
+  let mask;
+  try {
+    mask = await readEditMask(p, maskPath);
+  } catch (e) {
+    image.dispose();
+    throw e;
+  }
+  const repainted = Array.from(await mask.data()).reduce((a, b) => a + b, 0);
+  const value = editCondition(p, { cls: args.str('class'), prompt: args.str('prompt') });
+  const scheduler = createSampler(s.sampler, p.schedulerConfig, { karras: s.karras });
+  const calls = resample > 1 ? repaintModelCalls(repaintSchedule(s.steps, jumps, resample)) : null;
+  const t0 = performance.now();
+  const progress = progressLine(quiet, 'inpaint');
+  let done = 0;
+  const { model, dispose } = await asEditInputErrors(() => editDenoiser(p, value, s.guidance));
+  let result;
+  try {
+    result = inpaint(model, scheduler, image, {
+      mask,
+      jumpLength: jumps,
+      resample,
+      numInferenceSteps: s.steps,
+      noise: editNoise(p, s.seed),
+      stepOptions: s.eta !== undefined ? { eta: s.eta } : {},
+      onStep: () => progress.tick(++done, calls ?? scheduler.timesteps.length),
+    });
+  } finally {
+    dispose();
+    image.dispose();
+    mask.dispose();
+  }
+  progress.clear();
+  try {
+    await writeEditPng(out, result);
+  } finally {
+    result.dispose();
+  }
+  if (!quiet) {
+    const [, h, w] = p.model.sampleShape;
+    console.log(
+      `${out}: ${imagePath} repainted where ${maskPath} is white (${repainted} of ${h * w} pixels), ` +
+        `${s.sampler} ${s.steps} steps` +
+        (resample > 1
+          ? `, RePaint jumps ${jumps} × resample ${resample} (${calls} model calls)`
+          : '') +
+        `, seed ${s.seed}, ${p.weights === 'ema' ? 'EMA' : 'model'} weights of ${p.layout.root}, ` +
+        `on ${backend.name} in ${formatDuration((performance.now() - t0) / 1000)}`,
+    );
+  }
+  return EXIT.ok;
+}
+
+const subcommands: Record<string, Command> = {
+  img2img: defineCommand(img2imgSpec, (a) => asEditInputErrors(() => img2imgCmd(a))),
+  inpaint: defineCommand(inpaintSpec, (a) => asEditInputErrors(() => inpaintCmd(a))),
+  invert: invertCommand,
+  reconstruct: reconstructCommand,
+};
+
+function usage(): string {
+  return [
+    'usage: sumi edit <img2img|inpaint|invert|reconstruct> [options]',
+    '',
+    'Edit an existing image with a trained model (docs/editing.md):',
+    ...Object.entries(subcommands).map(([name, c]) => `  ${name.padEnd(12)} ${c.summary}`),
+    '',
+    '  sumi edit <subcommand> --help   options of a subcommand',
+  ].join('\n');
+}
+
+export const editCommand: Command = {
+  name: 'edit',
+  summary: 'Edit an image: img2img (SDEdit), inpainting (RePaint), DDIM inversion.',
+  async run(argv: string[]): Promise<number> {
+    const [sub, ...rest] = argv;
+    if (sub === '--help' || sub === '-h' || sub === 'help') {
+      console.log(usage());
+      return EXIT.ok;
+    }
+    const cmd = sub !== undefined && Object.hasOwn(subcommands, sub) ? subcommands[sub] : undefined;
+    if (cmd === undefined) {
+      console.error(
+        sub === undefined
+          ? `sumi edit: give a subcommand\n\n${usage()}`
+          : `sumi edit: unknown subcommand '${sub}'\n\n${usage()}`,
+      );
+      return EXIT.usage;
+    }
+    return cmd.run(rest);
+  },
+};

@@ -1,0 +1,6 @@
+/** Editing pipelines: img2img (SDEdit), inpainting with RePaint resampling, DDIM inversion. */
+export * from './inputs.js';
+export * from './loop.js';
+export * from './img2img.js';
+export * from './inpaint.js';
+export * from './invert.js';

@@ -1,0 +1,70 @@
+/**
+ * What the editing pipelines share: where their Gaussian noise comes from, and the sampling loop
+ * run over part of the schedule with a hook between steps (diffusers' img2img and inpainting
+ * loops). Each step is `sampleStep`, the body of `sample`, so a run over the whole schedule from
+ * the same x_T is plain sampling.
+ */
+import { type Tensor, tidy } from '../../engine/index.js';
+import {
+  type DenoiseModel,
+  type Scheduler,
+  sampleStep,
+  type StepInfo,
+  type StepOptions,
+} from '../samplers/index.js';
+
+/**
+ * The Gaussian draws of a run, each [B, C, H, W] standard normals, taken in order: the starting
+ * noise first, then every draw of the steps (a stochastic sampler's, the forward process's).
+ */
+export type NoiseDraws = () => Tensor;
+
+/** Options of every editing pipeline's sampling. */
+export interface EditSamplingOptions {
+  numInferenceSteps: number;
+  noise: NoiseDraws;
+  /** Step parameters (DDIM's η, ...); the steps' noise comes from `noise`. */
+  stepOptions?: Omit<StepOptions, 'noise' | 'generator'>;
+  /** Called after every sampler step, as `sample`'s callback (the tensors are freed after it). */
+  onStep?: (info: StepInfo) => void;
+}
+
+export interface StepRange {
+  /** First index into `scheduler.timesteps`; x is the sample at that timestep. */
+  from: number;
+  /** One past the last index (default: the end of the schedule). */
+  to?: number;
+  stepOptions?: StepOptions;
+  onStep?: (info: StepInfo) => void;
+  /** The sample to carry on with after step i (mask blending); gets the step's output. */
+  afterStep?: (sample: Tensor, i: number) => Tensor;
+}
+
+/**
+ * Runs the steps [from, to) of the schedule set by `setTimesteps` from x, each in its own memory
+ * scope, and returns the last sample (x itself stays the caller's).
+ */
+export function runSteps(
+  scheduler: Scheduler,
+  model: DenoiseModel,
+  x: Tensor,
+  range: StepRange,
+): Tensor {
+  const to = range.to ?? scheduler.timesteps.length;
+  let cur = x;
+  for (let i = range.from; i < to; i++) {
+    const prev = cur;
+    cur = tidy(() => {
+      const info = sampleStep(scheduler, model, prev, i, range.stepOptions);
+      range.onStep?.(info);
+      return range.afterStep !== undefined ? range.afterStep(info.sample, i) : info.sample;
+    });
+    if (prev !== x) prev.dispose();
+  }
+  return cur === x ? x.alias() : cur;
+}
+
+/** Step options with the run's noise as the source of the steps' draws. */
+export function withNoise(opts: EditSamplingOptions): StepOptions {
+  return { ...opts.stepOptions, noise: opts.noise };
+}
