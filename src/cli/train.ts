@@ -360,7 +360,7 @@ function optionValues(args: Args): {
   return { train: train as Partial<TrainConfig & RunSettings>, scheduler };
 }
 
-/** How a setting the checkpoint has otherwise was given: its option, or the config source. */
+/** A setting that differs from the checkpoint's: the option (or source key) that gave it, both values. */
 function differenceLine(d: SettingDifference, sourceLabel: string | null): string {
   const option =
     d.from === 'setting'
