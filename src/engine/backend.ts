@@ -231,6 +231,8 @@ export interface FusedKernels {
   ): GroupNormGrads;
   /** New parameter and moments after one Adam/AdamW step (inputs are not modified). */
   adamUpdate?(param: Storage, grad: Storage, m: Storage, v: Storage, spec: AdamSpec): AdamResult;
+  /** conv2d(x, weight) + bias[c] over every output pixel, the bias added as the output is written. */
+  conv2dBias?(x: Storage, weight: Storage, bias: Storage, spec: Conv2dSpec): Storage;
   /** softmax(scale · q kᵀ) v without materializing the scores, and the per-row logsumexp. */
   attention?(q: Storage, k: Storage, v: Storage, spec: AttentionSpec): AttentionResult;
   /**

@@ -63,6 +63,7 @@ void describe('the op table', () => {
     'randn',
     'registerBackend',
     'scalarLike',
+    'setCpuHelperThreads',
     'setDefaultBackend',
     'sizeOf',
     'tensor',

@@ -5,7 +5,7 @@ import { composite, record, Tensor } from '../tensor.js';
 import { full } from './creation.js';
 import { add } from './elementwise.js';
 import { expand, reshape } from './movement.js';
-import { mean } from './reduce.js';
+import { mean, sum } from './reduce.js';
 
 export interface Conv2dOptions {
   stride?: number | readonly [number, number];
@@ -74,21 +74,27 @@ export function conv2d(
 ): Tensor {
   const spec = conv2dSpec(x.shape, weight.shape, opts);
   if (x.dtype !== weight.dtype) throw new Error(`conv2d: input ${x.dtype}, weight ${weight.dtype}`);
+  const outShape = [spec.n, spec.cOut, spec.hOut, spec.wOut];
+  const grads = (g: Tensor, needs: readonly boolean[]): (Tensor | null)[] => [
+    needs[0]
+      ? new Tensor(x.backend.conv2dGradInput(g.storage, weight.storage, spec), x.shape)
+      : null,
+    needs[1]
+      ? new Tensor(x.backend.conv2dGradWeight(x.storage, g.storage, spec), weight.shape)
+      : null,
+  ];
+  const b = x.backend;
+  if (bias && b.conv2dBias !== undefined && bias.dtype === x.dtype && bias.shape.length === 1) {
+    // The bias added as the output is written; its gradient is Σ over n, h, w of dy.
+    const out = new Tensor(b.conv2dBias(x.storage, weight.storage, bias.storage, spec), outShape);
+    return record(out, 'conv2d', [x, weight, bias], (g, needs) => [
+      ...grads(g, needs),
+      needs[2] ? sum(g, [0, 2, 3]) : null,
+    ]);
+  }
   return composite(() => {
-    const out = new Tensor(x.backend.conv2d(x.storage, weight.storage, spec), [
-      spec.n,
-      spec.cOut,
-      spec.hOut,
-      spec.wOut,
-    ]);
-    record(out, 'conv2d', [x, weight], (g, needs) => [
-      needs[0]
-        ? new Tensor(x.backend.conv2dGradInput(g.storage, weight.storage, spec), x.shape)
-        : null,
-      needs[1]
-        ? new Tensor(x.backend.conv2dGradWeight(x.storage, g.storage, spec), weight.shape)
-        : null,
-    ]);
+    const out = new Tensor(x.backend.conv2d(x.storage, weight.storage, spec), outShape);
+    record(out, 'conv2d', [x, weight], grads);
     return bias ? add(out, reshape(bias, [1, spec.cOut, 1, 1])) : out;
   });
 }

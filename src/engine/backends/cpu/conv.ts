@@ -181,6 +181,7 @@ function conv2dRowsF32(
   w: Float32Array,
   s: Conv2dSpec,
   out: Float32Array,
+  bias: Float32Array | null = null,
 ): void {
   const { n, cIn, cOut, kh, kw, hOut, wOut } = s;
   const p = paddedInput(s);
@@ -194,7 +195,9 @@ function conv2dRowsF32(
   const cBase = up4(bBase + cIn * p.ldb);
   // x staged here before padding, and the output gathered here before its copy out
   const stage = up4(cBase + mp * PANEL_M * ldc);
-  const { mem, ints } = rt.view(stage + Math.max(x.length, out.length));
+  const biasAt = up4(stage + Math.max(x.length, out.length));
+  const { mem, ints } = rt.view(biasAt + cOut);
+  if (bias !== null) mem.set(bias, biasAt);
   packPanels(w, 0, cOut, K, K, 1, PANEL_M, mem, aBase);
   packedATable(ints, aTable, aBase, mp, K);
   tapTable(s, p, ints, bTable, bBase);
@@ -211,8 +214,8 @@ function conv2dRowsF32(
     ldc,
     accumulate: false,
   });
-  // out[img, co, oy, :] = C[co][img·plane + oy·Wp + (0..wOut)]
-  rt.copyRows(
+  // out[img, co, oy, :] = C[co][img·plane + oy·Wp + (0..wOut)] (+ bias[co])
+  const rows = [
     cBase * 4,
     stage * 4,
     wOut,
@@ -225,7 +228,9 @@ function conv2dRowsF32(
     hOut,
     p.Wp * 4,
     wOut * 4,
-  );
+  ];
+  if (bias === null) rt.copyRows(...rows);
+  else rt.copyRowsBias(...rows, biasAt * 4, 0, 4);
   out.set(mem.subarray(stage, stage + out.length));
 }
 
@@ -312,8 +317,39 @@ function stride1Adjoint(s: Conv2dSpec): boolean {
   return stride1(s) && s.padH <= s.dilationH * (s.kh - 1) && s.padW <= s.dilationW * (s.kw - 1);
 }
 
-export function conv2dKernel(x: TypedArray, w: TypedArray, s: Conv2dSpec, out: TypedArray): void {
+/**
+ * out = conv2d(x, w) (+ bias[c], added to the rounded product, as a separate add would: the
+ * fused and the composite results are the same bits).
+ */
+export function conv2dKernel(
+  x: TypedArray,
+  w: TypedArray,
+  s: Conv2dSpec,
+  out: TypedArray,
+  bias: TypedArray | null = null,
+): void {
   const rt = simdRuntime();
+  if (
+    bias instanceof Float32Array &&
+    rt &&
+    stride1(s) &&
+    x instanceof Float32Array &&
+    w instanceof Float32Array &&
+    out instanceof Float32Array
+  ) {
+    return conv2dRowsF32(rt, x, w, s, out, bias);
+  }
+  if (bias !== null) {
+    conv2dKernel(x, w, s, out);
+    const P = s.hOut * s.wOut;
+    for (let n = 0, o = 0; n < s.n; n++) {
+      for (let c = 0; c < s.cOut; c++) {
+        const b = bias[c]!;
+        for (const end = o + P; o < end; o++) out[o] = out[o]! + b;
+      }
+    }
+    return;
+  }
   if (rt && x instanceof Float32Array && w instanceof Float32Array && out instanceof Float32Array) {
     if (stride1(s)) return conv2dRowsF32(rt, x, w, s, out);
     // float32: per group, W packed once as A; per image, im2col → B panels → SIMD gemm.

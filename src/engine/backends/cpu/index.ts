@@ -231,6 +231,12 @@ export class CpuBackend implements Backend {
     return s;
   }
 
+  conv2dBias(x: Storage, weight: Storage, bias: Storage, spec: Conv2dSpec): Storage {
+    const s = this.#make(x.dtype, spec.n * spec.cOut * spec.hOut * spec.wOut);
+    conv2dKernel(this.#data(x), this.#data(weight), spec, s.data, this.#data(bias));
+    return s;
+  }
+
   conv2dGradInput(dy: Storage, weight: Storage, spec: Conv2dSpec): Storage {
     const s = this.#make(dy.dtype, spec.n * spec.cIn * spec.h * spec.w);
     conv2dGradInputKernel(this.#data(dy), this.#data(weight), spec, s.data);

@@ -26,6 +26,8 @@ export class SimdRuntime {
   readonly sigmoid: (p: number, end: number) => void;
   /** Strided row copy of the module (`copy_rows` in gemm.wat; byte addresses and strides). */
   readonly copyRows: (...args: number[]) => void;
+  /** The same copy plus a float32 scalar per (a, b) (`copy_rows_bias`). */
+  readonly copyRowsBias: (...args: number[]) => void;
   readonly threads: GemmThreads | null;
   #f32: Float32Array;
   #i32: Int32Array;
@@ -40,6 +42,7 @@ export class SimdRuntime {
     this.kernel = instance.exports['gemm'] as KernelFn;
     this.sigmoid = instance.exports['sigmoid'] as (p: number, end: number) => void;
     this.copyRows = instance.exports['copy_rows'] as (...args: number[]) => void;
+    this.copyRowsBias = instance.exports['copy_rows_bias'] as (...args: number[]) => void;
     this.#f32 = new Float32Array(this.memory.buffer);
     this.#i32 = new Int32Array(this.memory.buffer);
   }

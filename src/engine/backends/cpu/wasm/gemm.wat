@@ -153,6 +153,56 @@
       (local.set $a (i32.add (local.get $a) (i32.const 1)))
       (br $aloop))))
 
+  ;; The same copy of float32 rows plus a scalar per (a, b): dst = src + bias[a·bs1 + b·bs2] (a
+  ;; convolution's bias added as its output leaves the product: b is the output channel).
+  (func (export "copy_rows_bias")
+    (param $src i32) (param $dst i32) (param $len i32)
+    (param $n1 i32) (param $ss1 i32) (param $ds1 i32)
+    (param $n2 i32) (param $ss2 i32) (param $ds2 i32)
+    (param $n3 i32) (param $ss3 i32) (param $ds3 i32)
+    (param $bias i32) (param $bs1 i32) (param $bs2 i32)
+    (local $bv v128) (local $a i32) (local $b i32) (local $c i32) (local $s i32) (local $d i32) (local $e i32)
+    (local $bytes i32) (local $vec i32)
+    (local.set $bytes (i32.shl (local.get $len) (i32.const 2)))
+    (local.set $vec (i32.and (local.get $bytes) (i32.const -16)))
+    (local.set $a (i32.const 0))
+    (block $adone (loop $aloop
+      (br_if $adone (i32.ge_u (local.get $a) (local.get $n1)))
+      (local.set $b (i32.const 0))
+      (block $bdone (loop $bloop
+        (br_if $bdone (i32.ge_u (local.get $b) (local.get $n2)))
+        (local.set $bv (v128.load32_splat (i32.add (local.get $bias)
+          (i32.add (i32.mul (local.get $a) (local.get $bs1)) (i32.mul (local.get $b) (local.get $bs2))))))
+        (local.set $c (i32.const 0))
+        (block $cdone (loop $cloop
+          (br_if $cdone (i32.ge_u (local.get $c) (local.get $n3)))
+          (local.set $s (i32.add (local.get $src)
+            (i32.add (i32.mul (local.get $a) (local.get $ss1))
+              (i32.add (i32.mul (local.get $b) (local.get $ss2)) (i32.mul (local.get $c) (local.get $ss3))))))
+          (local.set $d (i32.add (local.get $dst)
+            (i32.add (i32.mul (local.get $a) (local.get $ds1))
+              (i32.add (i32.mul (local.get $b) (local.get $ds2)) (i32.mul (local.get $c) (local.get $ds3))))))
+          (local.set $e (i32.add (local.get $s) (local.get $vec)))
+          (block $vdone (loop $vloop
+            (br_if $vdone (i32.ge_u (local.get $s) (local.get $e)))
+            (v128.store (local.get $d) (f32x4.add (v128.load (local.get $s)) (local.get $bv)))
+            (local.set $s (i32.add (local.get $s) (i32.const 16)))
+            (local.set $d (i32.add (local.get $d) (i32.const 16)))
+            (br $vloop)))
+          (local.set $e (i32.add (local.get $e) (i32.sub (local.get $bytes) (local.get $vec))))
+          (block $tdone (loop $tloop
+            (br_if $tdone (i32.ge_u (local.get $s) (local.get $e)))
+            (f32.store (local.get $d) (f32.add (f32.load (local.get $s)) (f32x4.extract_lane 0 (local.get $bv))))
+            (local.set $s (i32.add (local.get $s) (i32.const 4)))
+            (local.set $d (i32.add (local.get $d) (i32.const 4)))
+            (br $tloop)))
+          (local.set $c (i32.add (local.get $c) (i32.const 1)))
+          (br $cloop)))
+        (local.set $b (i32.add (local.get $b) (i32.const 1)))
+        (br $bloop)))
+      (local.set $a (i32.add (local.get $a) (i32.const 1)))
+      (br $aloop))))
+
   ;; σ(z) = 1/(1 + e^(−z)) in place over the floats [p, end) (byte addresses, end − p a multiple
   ;; of 32; two vectors per iteration, independent, so their latencies overlap). e^t as Cephes'
   ;; expf: t clamped to [−87.3, 88.3], n = round(t·log₂e), r = t − n·ln2 (ln2 in two parts, so r
