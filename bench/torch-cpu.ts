@@ -281,7 +281,21 @@ function fmtCell(ms: number, flop: number | undefined): string {
   return flop === undefined ? fmtMs(ms) : `${fmtMs(ms)} (${(flop / ms / 1e6).toFixed(0)} GFLOP/s)`;
 }
 
+/**
+ * A warning when other work already used a core's worth of the machine before the run: under
+ * contention PyTorch's OpenMP and OpenBLAS threads (which spin while they wait for each other)
+ * slow down far more than Sumi, so the ratios then flatter Sumi.
+ */
+function loadWarning(load1: number, cores: number): string | null {
+  if (load1 < 1) return null;
+  return (
+    `load average ${load1.toFixed(1)} on ${cores} cores before the run: other work shares ` +
+    'the CPU, which slows PyTorch far more than Sumi; these ratios are not those of an idle machine'
+  );
+}
+
 async function main(o: Options): Promise<void> {
+  const loadStart = loadavg();
   if (!existsSync(o.python)) {
     throw new Error(
       `${o.python} not found: the PyTorch side needs Debian's python3 with python3-torch ` +
@@ -310,7 +324,6 @@ async function main(o: Options): Promise<void> {
       8,
       Math.max(1, Math.floor(Number(process.env.SUMI_CPU_THREADS ?? availableParallelism())) || 1),
     );
-    const loadBefore = loadavg();
     const samples = new Map(
       o.rows.map((r) => [r.id, { torch: [] as number[], sumi: [] as number[] }]),
     );
@@ -357,8 +370,10 @@ async function main(o: Options): Promise<void> {
     });
     const cpu = cpus()[0]?.model.trim() ?? 'unknown CPU';
     const load = (l: number[]) => l.map((x) => x.toFixed(1)).join(' ');
+    const warning = loadWarning(loadStart[0]!, availableParallelism());
     const lines = [
-      `# ${cpu}, ${availableParallelism()} cores; load average ${load(loadBefore)} before, ${load(loadAfter)} after`,
+      `# ${cpu}, ${availableParallelism()} cores; load average ${load(loadStart)} before, ${load(loadAfter)} after`,
+      ...(warning === null ? [] : [`# warning: ${warning}`]),
       `# PyTorch ${String(info.torch)}, ${String(info.threads)} threads, BLAS ${String(info.blas)}; ` +
         `Sumi CPU backend, ${sumiThreads} threads`,
       `# parity (mnist-small, B4, relative L2 vs Sumi): output ${Number(parity.outRelL2).toExponential(1)}, ` +
@@ -376,7 +391,8 @@ async function main(o: Options): Promise<void> {
     if (o.json !== null) {
       const doc = {
         date: new Date().toISOString(),
-        machine: { cpu, cores: availableParallelism(), loadBefore, loadAfter },
+        machine: { cpu, cores: availableParallelism(), loadBefore: loadStart, loadAfter },
+        warning,
         torch: { version: info.torch, threads: info.threads, blas: info.blas },
         sumi: { backend: 'cpu', threads: sumiThreads },
         parity,

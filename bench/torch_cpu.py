@@ -22,7 +22,13 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from torch_unet import UNet2DModel, check_parity, load_config, load_state, read_safetensors  # noqa: E402
+from torch_unet import (  # noqa: E402
+    UNet2DModel,
+    check_parity,
+    load_config,
+    load_state,
+    read_safetensors,
+)
 
 WEIGHTS = "diffusion_pytorch_model.safetensors"
 # Relative L2 that the output and the gradients must meet against Sumi's.
@@ -119,7 +125,8 @@ def serve(work, threads):
             elif cmd == "check":
                 reply = work.check(req["file"])
             elif cmd == "time":
-                reply = {"ms": work.time(req["row"], int(req["n"]), int(req["inner"]), int(req.get("warm", 0)))}
+                n, inner, warm = int(req["n"]), int(req["inner"]), int(req.get("warm", 0))
+                reply = {"ms": work.time(req["row"], n, inner, warm)}
             elif cmd == "quit":
                 return
             else:
@@ -133,7 +140,7 @@ def serve(work, threads):
 
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument("--model", required=True, help="a diffusers UNet2DModel folder (config.json + safetensors)")
+    p.add_argument("--model", required=True, help="a UNet2DModel folder (config.json, safetensors)")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--serve", action="store_true")
     p.add_argument("--iters", type=int, default=5)
@@ -150,7 +157,8 @@ def main():
         serve(work, a.threads)
         return
     print(f"# torch {torch.__version__}, {torch.get_num_threads()} threads, BLAS: {blas_library()}")
-    for row, inner in [("train", 1), ("forward", 1), ("matmul", 10), ("conv-fwd", 4), ("conv-fwdbwd", 2)]:
+    rows = [("train", 1), ("forward", 1), ("matmul", 10), ("conv-fwd", 4), ("conv-fwdbwd", 2)]
+    for row, inner in rows:
         ms = sorted(work.time(row, a.iters, inner, warm=1))
         print(f"{row:<12} {ms[len(ms) // 2]:10.3f} ms (median of {a.iters})")
 

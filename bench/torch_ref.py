@@ -41,7 +41,8 @@ p.add_argument("--model", metavar="DIR")
 p.add_argument("--device", default="cuda", help="cpu: try the script on a machine without a GPU")
 a = p.parse_args()
 if a.device == "cuda" and not torch.cuda.is_available():
-    print(f"torch_ref.py: no CUDA device (torch {torch.__version__}: torch.cuda.is_available() is False)", file=sys.stderr)
+    why = f"torch {torch.__version__}: torch.cuda.is_available() is False"
+    print(f"torch_ref.py: no CUDA device ({why})", file=sys.stderr)
     sys.exit(3)
 torch.backends.cuda.matmul.allow_tf32 = False
 torch.backends.cudnn.allow_tf32 = False
@@ -96,12 +97,12 @@ def write_json(extra=None):
 def check_mode():
     if a.model is None:
         p.error("--check needs --model DIR")
-    model = torch_unet.UNet2DModel(torch_unet.load_config(os.path.join(a.model, "config.json")))
-    weights = os.path.join(a.model, "diffusion_pytorch_model.safetensors")
-    torch_unet.load_state(model, torch_unet.read_safetensors(weights), weights)
     try:
+        model = torch_unet.UNet2DModel(torch_unet.load_config(os.path.join(a.model, "config.json")))
+        weights = os.path.join(a.model, "diffusion_pytorch_model.safetensors")
+        torch_unet.load_state(model, torch_unet.read_safetensors(weights), weights)
         r = torch_unet.check_parity(model.to(dev), a.check, 1e-5)
-    except ValueError as e:
+    except (OSError, ValueError, KeyError) as e:
         print(f"torch_ref.py: {e}", file=sys.stderr)
         sys.exit(1)
     print(json.dumps(r))
@@ -125,6 +126,12 @@ def timed_box(fn, iters, deadline, warm=1):
         fn()
     sync()
     return (time.perf_counter() - t0) / n * 1e3, n
+
+
+def share(deadline, rows_left):
+    """The deadline of the next row: an equal share of the time left."""
+    now = time.perf_counter()
+    return now + (deadline - now) / max(1, rows_left)
 
 
 def model_rows():
@@ -151,9 +158,9 @@ def model_rows():
             opt.step()
             opt.zero_grad(set_to_none=True)
 
-        left = len(plan) * 2 - len(rows)
-        ms, n = timed_box(step, a.iters, time.perf_counter() + (deadline - time.perf_counter()) / left)
-        row(f"{name} train step (AdamW)", f"B{train_b} {c}×{s}×{s}", ms, batch=train_b, id=f"{name}/train", iters=n)
+        ms, n = timed_box(step, a.iters, share(deadline, len(plan) * 2 - len(rows)))
+        shape = f"B{train_b} {c}×{s}×{s}"
+        row(f"{name} train step (AdamW)", shape, ms, batch=train_b, id=f"{name}/train", iters=n)
         del opt
         model.eval()
 
@@ -161,9 +168,10 @@ def model_rows():
             x = torch.randn(sample_b, c, s, s, device=dev)
             torch_unet.sample_dpmpp_2m(model, x, a.steps)
 
-        left = len(plan) * 2 - len(rows)
-        ms, n = timed_box(sample, a.iters, time.perf_counter() + (deadline - time.perf_counter()) / left)
-        row(f"{name} sample ({a.steps} DPM++ steps)", f"B{sample_b} {c}×{s}×{s}", ms, batch=sample_b, id=f"{name}/sample", iters=n)
+        ms, n = timed_box(sample, a.iters, share(deadline, len(plan) * 2 - len(rows)))
+        shape = f"B{sample_b} {c}×{s}×{s}"
+        label = f"{name} sample ({a.steps} DPM++ steps)"
+        row(label, shape, ms, batch=sample_b, id=f"{name}/sample", iters=n)
         del model
         if dev == "cuda":
             torch.cuda.empty_cache()

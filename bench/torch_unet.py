@@ -37,7 +37,7 @@ def read_safetensors(path):
         raise ValueError(f"{path}: too short for a safetensors file ({len(raw)} bytes)")
     (n,) = struct.unpack("<Q", raw[:8])
     if 8 + n > len(raw):
-        raise ValueError(f"{path}: header length {n} runs past the end of the file ({len(raw)} bytes)")
+        raise ValueError(f"{path}: header length {n} runs past the end ({len(raw)} bytes)")
     header = json.loads(raw[8 : 8 + n].decode("utf-8"))
     data = bytearray(raw[8 + n :])
     out = {}
@@ -55,14 +55,17 @@ def read_safetensors(path):
                 f"{path}: tensor {name}: shape {entry['shape']} {entry['dtype']} needs "
                 f"{count * item} bytes, data_offsets give [{begin}, {end}]"
             )
-        t = torch.frombuffer(data, dtype=dtype, count=count, offset=begin) if count else torch.empty(0, dtype=dtype)
-        t = t.reshape(entry["shape"]).clone()
+        if count == 0:
+            t = torch.empty(entry["shape"], dtype=dtype)
+        else:
+            t = torch.frombuffer(data, dtype=dtype, count=count, offset=begin)
+            t = t.reshape(entry["shape"]).clone()
         out[name] = t.float() if t.is_floating_point() else t
     return out
 
 
 def load_state(model, tensors, where="weights"):
-    """Copies `tensors` into the model's parameters; every missing, extra or mis-shaped one fails."""
+    """Copies `tensors` into the model's parameters; a missing, extra or mis-shaped one fails."""
     own = model.state_dict()
     missing = sorted(set(own) - set(tensors))
     extra = sorted(set(tensors) - set(own))
@@ -70,7 +73,8 @@ def load_state(model, tensors, where="weights"):
         raise ValueError(f"{where}: missing {missing[:5]}, unexpected {extra[:5]}")
     for k, v in own.items():
         if tuple(v.shape) != tuple(tensors[k].shape):
-            raise ValueError(f"{where}: {k}: expected {list(v.shape)}, found {list(tensors[k].shape)}")
+            found = list(tensors[k].shape)
+            raise ValueError(f"{where}: {k}: expected {list(v.shape)}, found {found}")
     model.load_state_dict(tensors)
 
 
@@ -172,9 +176,13 @@ class Upsample2D(nn.Module):
 class DownBlock(nn.Module):
     def __init__(self, attn, cin, cout, layers, down, r, head_dim, padding):
         super().__init__()
-        self.resnets = nn.ModuleList([ResnetBlock2D(cin if i == 0 else cout, cout, *r) for i in range(layers)])
+        self.resnets = nn.ModuleList(
+            [ResnetBlock2D(cin if i == 0 else cout, cout, *r) for i in range(layers)]
+        )
         if attn:
-            self.attentions = nn.ModuleList([Attention(cout, head_dim, r[1], r[2]) for _ in range(layers)])
+            self.attentions = nn.ModuleList(
+                [Attention(cout, head_dim, r[1], r[2]) for _ in range(layers)]
+            )
         else:
             self.attentions = None
         self.downsamplers = nn.ModuleList([Downsample2D(cout, padding)]) if down else None
@@ -197,12 +205,17 @@ class UpBlock(nn.Module):
         super().__init__()
         self.resnets = nn.ModuleList(
             [
-                ResnetBlock2D((prev if i == 0 else cout) + (cin if i == layers - 1 else cout), cout, *r)
+                # Input: the hidden state (prev, then cout) joined with one skip.
+                ResnetBlock2D(
+                    (prev if i == 0 else cout) + (cin if i == layers - 1 else cout), cout, *r
+                )
                 for i in range(layers)
             ]
         )
         if attn:
-            self.attentions = nn.ModuleList([Attention(cout, head_dim, r[1], r[2]) for _ in range(layers)])
+            self.attentions = nn.ModuleList(
+                [Attention(cout, head_dim, r[1], r[2]) for _ in range(layers)]
+            )
         else:
             self.attentions = None
         self.upsamplers = nn.ModuleList([Upsample2D(cout)]) if up else None
@@ -221,10 +234,8 @@ class MidBlock(nn.Module):
     def __init__(self, c, r, head_dim, attn_groups, add_attention):
         super().__init__()
         self.resnets = nn.ModuleList([ResnetBlock2D(c, c, *r), ResnetBlock2D(c, c, *r)])
-        scale = r[4]
-        self.attentions = (
-            nn.ModuleList([Attention(c, head_dim, attn_groups, r[2], scale)]) if add_attention else None
-        )
+        attn = Attention(c, head_dim, attn_groups, r[2], r[4])
+        self.attentions = nn.ModuleList([attn]) if add_attention else None
 
     def forward(self, h, temb):
         h = self.resnets[0](h, temb)
@@ -281,7 +292,8 @@ class UNet2DModel(nn.Module):
         self.down_blocks = nn.ModuleList(down)
         attn_groups = c.get("attn_norm_num_groups") or groups
         mid = r + (float(c.get("mid_block_scale_factor", 1)),)
-        self.mid_block = MidBlock(ch[-1], mid, head or ch[-1], attn_groups, c.get("add_attention", True))
+        add_attention = c.get("add_attention", True)
+        self.mid_block = MidBlock(ch[-1], mid, head or ch[-1], attn_groups, add_attention)
         rev = list(reversed(ch))
         up, out = [], rev[0]
         for i, kind in enumerate(c["up_block_types"]):
@@ -306,7 +318,8 @@ class UNet2DModel(nn.Module):
     def forward(self, x, t):
         t = torch.as_tensor(t, device=x.device)
         t = t.reshape(-1).expand(x.shape[0]) if t.numel() == 1 else t
-        emb = self.time_embedding(timestep_embedding(t, self.ch0, self.flip, self.shift).to(x.dtype))
+        sinusoids = timestep_embedding(t, self.ch0, self.flip, self.shift)
+        emb = self.time_embedding(sinusoids.to(x.dtype))
         h = self.conv_in(x)
         skips = [h]
         for blk in self.down_blocks:
@@ -349,11 +362,17 @@ def check_parity(model, path, tol):
     theirs = torch.cat([ref["grad." + k].reshape(-1) for k in names])
     model.zero_grad(set_to_none=True)
     model.train(was_training)
-    result = {"outRelL2": rel_l2(out.detach(), ref["output"]), "gradRelL2": rel_l2(ours, theirs), "tolerance": tol}
+    result = {
+        "outRelL2": rel_l2(out.detach(), ref["output"]),
+        "gradRelL2": rel_l2(ours, theirs),
+        "tolerance": tol,
+    }
     bad = [k for k in ("outRelL2", "gradRelL2") if not result[k] <= tol]
     if bad:
         raise ValueError(
-            "PyTorch and Sumi disagree: " + ", ".join(f"{k} = {result[k]:.3g}" for k in bad) + f" (tolerance {tol:g})"
+            "PyTorch and Sumi disagree: "
+            + ", ".join(f"{k} = {result[k]:.3g}" for k in bad)
+            + f" (tolerance {tol:g})"
         )
     return result
 
