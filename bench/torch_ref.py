@@ -25,6 +25,7 @@ import time
 
 import torch
 
+sys.dont_write_bytecode = True  # no __pycache__ in the checkout
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import torch_unet  # noqa: E402
 
