@@ -373,7 +373,7 @@ async function sampleCmd(args: Args): Promise<number> {
     });
   } catch (e) {
     if (e instanceof SamplingOptionError) {
-      throw new UsageError(`--${SETTING_OPTION[e.option]}: ${e.message}`);
+      throw new UsageError(`--${SETTING_OPTION[e.option]} ${e.problem}`);
     }
     throw e;
   }

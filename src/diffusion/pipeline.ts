@@ -440,7 +440,7 @@ export async function generateBatches(
   const n = opts.request.values.length;
   const size = opts.batchSize;
   if (!Number.isInteger(size) || size < 1) {
-    throw new SamplingOptionError('batchSize', `a batch holds at least 1 image, got ${size}`);
+    throw new SamplingOptionError('batchSize', `must be at least 1, got ${size}`);
   }
   const backend = denoiser.parameters()[0]!.backend;
   const negative = opts.request.negative ?? null;
@@ -498,11 +498,19 @@ export class SamplingOptionError extends Error {
   constructor(
     /** Which setting (the name in `SamplingSettings`). */
     readonly option: keyof SamplingSettings,
-    message: string,
+    /** What is wrong, said of the setting: "must be from 0 to 1, got 2". */
+    readonly problem: string,
   ) {
-    super(message);
+    super(`${SETTING_NAMES[option]} ${problem}`);
   }
 }
+
+const SETTING_NAMES: Record<keyof SamplingSettings, string> = {
+  eta: 'η',
+  guidanceScale: 'the guidance scale',
+  guidanceRescale: 'the guidance rescale',
+  batchSize: 'the batch size',
+};
 
 /** The largest classifier-free guidance scale accepted; far beyond it every pixel saturates. */
 export const MAX_GUIDANCE_SCALE = 100;
@@ -527,13 +535,13 @@ export function checkSamplingSettings(name: string, s: SamplingSettings): void {
       const takers = samplersTaking('eta');
       throw new SamplingOptionError(
         'eta',
-        `sampler '${name}' has no η (only ${takers.join(', ')} take${takers.length === 1 ? 's' : ''} it)`,
+        `is for ${takers.join(', ')}; sampler '${name}' has no η`,
       );
     }
     if (!(s.eta >= 0 && s.eta <= 1)) {
       throw new SamplingOptionError(
         'eta',
-        `η must be from 0 (deterministic) to 1 (DDPM-like), got ${s.eta}`,
+        `must be from 0 (deterministic) to 1 (DDPM-like), got ${s.eta}`,
       );
     }
   }
@@ -541,16 +549,16 @@ export function checkSamplingSettings(name: string, s: SamplingSettings): void {
   if (w !== undefined && !(w >= 0 && w <= MAX_GUIDANCE_SCALE)) {
     throw new SamplingOptionError(
       'guidanceScale',
-      `the guidance scale must be from 0 to ${MAX_GUIDANCE_SCALE} (1: no guidance), got ${w}`,
+      `must be from 0 to ${MAX_GUIDANCE_SCALE} (1: no guidance), got ${w}`,
     );
   }
   const phi = s.guidanceRescale;
   if (phi !== undefined && !(phi >= 0 && phi <= 1)) {
-    throw new SamplingOptionError('guidanceRescale', `the rescale must be from 0 to 1, got ${phi}`);
+    throw new SamplingOptionError('guidanceRescale', `must be from 0 to 1, got ${phi}`);
   }
   const b = s.batchSize;
   if (b !== undefined && !(Number.isInteger(b) && b >= 1)) {
-    throw new SamplingOptionError('batchSize', `a batch holds at least 1 image, got ${b}`);
+    throw new SamplingOptionError('batchSize', `must be at least 1, got ${b}`);
   }
 }
 

@@ -376,11 +376,11 @@ void describe('errors: one clear line, no stack trace, non-zero exit', () => {
     }
     const usage = '\\n\\(sumi sample --help lists the options\\)\\n$';
     const expected = [
-      /^sumi sample: --guidance: the guidance scale must be from 0 to 100 \(1: no guidance\), got 1e\+300/,
-      /^sumi sample: --eta: η must be from 0 \(deterministic\) to 1 \(DDPM-like\), got -1/,
-      /^sumi sample: --eta: sampler 'euler' has no η \(only ddim takes it\)/,
-      /^sumi sample: --batch-size: a batch holds at least 1 image, got 0/,
-      /^sumi sample: --guidance-rescale: the rescale must be from 0 to 1, got 2/,
+      /^sumi sample: --guidance must be from 0 to 100 \(1: no guidance\), got 1e\+300/,
+      /^sumi sample: --eta must be from 0 \(deterministic\) to 1 \(DDPM-like\), got -1/,
+      /^sumi sample: --eta is for ddim; sampler 'euler' has no η/,
+      /^sumi sample: --batch-size must be at least 1, got 0/,
+      /^sumi sample: --guidance-rescale must be from 0 to 1, got 2/,
     ];
     rs.forEach((r, i) => assertCleanError(r, 2, new RegExp(expected[i]!.source + usage)));
     assert.ok(!existsSync(join(dir, 'no.png')), 'no PNG written');

@@ -109,16 +109,19 @@ void describe('sampling settings', () => {
       }
     };
     assert.equal(problem('ddim', { eta: 1, guidanceScale: 7.5, batchSize: 1 }), '');
-    assert.equal(
-      problem('euler', { eta: 0 }),
-      "eta: sampler 'euler' has no η (only ddim takes it)",
-    );
+    assert.equal(problem('euler', { eta: 0 }), "eta: η is for ddim; sampler 'euler' has no η");
     assert.match(problem('ddim', { eta: -1 }), /^eta: η must be from 0 .* to 1 .*, got -1$/);
     assert.match(
       problem('ddim', { guidanceScale: 1e300 }),
       /^guidanceScale: .* from 0 to 100 .*got 1e\+300$/,
     );
-    assert.match(problem('ddim', { guidanceRescale: 2 }), /^guidanceRescale: /);
-    assert.match(problem('ddim', { batchSize: 0 }), /^batchSize: .*got 0$/);
+    assert.equal(
+      problem('ddim', { guidanceRescale: 2 }),
+      'guidanceRescale: the guidance rescale must be from 0 to 1, got 2',
+    );
+    assert.equal(
+      problem('ddim', { batchSize: 0 }),
+      'batchSize: the batch size must be at least 1, got 0',
+    );
   });
 });
