@@ -120,6 +120,16 @@ const KEYED: readonly (OptionSpec & { key: Key; zeroIsNull?: boolean })[] = [
     default: '0',
   },
   {
+    name: 'micro-batches',
+    kind: 'int',
+    arg: 'M',
+    key: 'microBatches',
+    help:
+      'split each batch into M parts whose gradients add up in order; on the CPU they run on ' +
+      'M cores at once (replicas in worker threads), with the same weights as on one',
+    default: '2 on the CPU, 1 on a GPU',
+  },
+  {
     name: 'class-cond',
     kind: 'flag',
     key: 'classCond',
