@@ -10,12 +10,12 @@ import { conv2dSpec } from '../../../src/engine/ops/conv.js';
 import type { TypedArray } from '../../../src/engine/dtype.js';
 import { cpu, randArray } from '../webgpu/setup.js';
 
-const CASES = [
+const CASES: { x: number[]; w: number[]; opts: Parameters<typeof conv2dSpec>[2] }[] = [
   { x: [3, 5, 9, 7], w: [6, 5, 3, 3], opts: { padding: 1 } },
   { x: [2, 4, 8, 8], w: [3, 4, 1, 1], opts: {} },
   { x: [2, 4, 9, 9], w: [6, 4, 3, 3], opts: { stride: 2, padding: 1 } },
   { x: [1, 4, 6, 6], w: [4, 2, 3, 3], opts: { padding: 1, groups: 2 } },
-] as const;
+];
 
 void describe('cpu conv2d with bias', () => {
   for (const c of CASES) {
@@ -36,7 +36,7 @@ void describe('cpu conv2d with bias', () => {
             2,
           ),
         );
-        const bias = arr(c.w[0], 3);
+        const bias = arr(c.w[0]!, 3);
         const fused = cpu.readSync!(cpu.conv2dBias!(x, w, cpu.fromArray(bias), spec));
         const plain = cpu.readSync!(cpu.conv2d(x, w, spec));
         const P = spec.hOut * spec.wOut;
