@@ -9,6 +9,8 @@ import {
   encodedTensors,
   EOS_TOKEN,
   loadTokenizer,
+  parseTokenizer,
+  TokenizerError,
   PAD_TOKEN,
   preTokenize,
   saveTokenizer,
@@ -234,5 +236,37 @@ void describe('WordLevelTokenizer', () => {
     await writeFile(join(ok, TOKENIZER_CONFIG_FILE), JSON.stringify(cfg));
     assert.equal((await loadTokenizer(ok)).vocabSize, tok.vocabSize);
     assert.equal(SPECIAL_TOKENS.length, 4);
+  });
+
+  void it('refuses deep nesting, a sequence length it cannot allocate, and non-UTF-8 files', async () => {
+    const tok = WordLevelTokenizer.fromTexts(captions);
+    const doc = JSON.parse(tok.tokenizerJson()) as Record<string, unknown>;
+    const cfg = JSON.parse(tok.tokenizerConfigJson()) as Record<string, unknown>;
+    const deep = `${'['.repeat(10000)}${']'.repeat(10000)}`;
+    const withDeep = JSON.stringify({ ...doc, normalizer: 0 }).replace(
+      '"normalizer":0',
+      `"normalizer":${deep}`,
+    );
+    assert.throws(
+      () => parseTokenizer(withDeep, JSON.stringify(cfg), 'tok'),
+      (e: Error) =>
+        e instanceof TokenizerError &&
+        /tok\/tokenizer\.json: nested more than 32 levels deep/.test(e.message),
+    );
+    // Consistent in both files, so only the size itself is wrong.
+    const huge = { ...doc, truncation: { ...(doc.truncation as object), max_length: 2 ** 31 } };
+    assert.throws(
+      () =>
+        parseTokenizer(
+          JSON.stringify(huge),
+          JSON.stringify({ ...cfg, model_max_length: 2 ** 31 }),
+          'tok',
+        ),
+      /tok\/tokenizer_config\.json: model_max_length: expected an integer >= 2 \(at most 65536\), found 2147483648/,
+    );
+    const dir = await mkdtemp(join(await tempDir(), 'latin1-'));
+    await writeFile(join(dir, TOKENIZER_FILE), Buffer.from([0x7b, 0xe9, 0x7d]));
+    await writeFile(join(dir, TOKENIZER_CONFIG_FILE), tok.tokenizerConfigJson());
+    await assert.rejects(loadTokenizer(dir), /tokenizer\.json: not UTF-8 text/);
   });
 });

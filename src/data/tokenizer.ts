@@ -31,6 +31,14 @@ export const EOS_TOKEN = '<|endoftext|>';
 /** The special tokens in id order (ids 0..3 of a tokenizer built here). */
 export const SPECIAL_TOKENS = [PAD_TOKEN, UNK_TOKEN, BOS_TOKEN, EOS_TOKEN] as const;
 
+/** Anything wrong with a tokenizer, its files or its input: the message says what. */
+export class TokenizerError extends Error {
+  override name = 'TokenizerError';
+}
+
+/** The longest sequence a tokenizer pads to (text encoders take a few hundred tokens). */
+export const MAX_SEQUENCE_LENGTH = 65536;
+
 export const TOKENIZER_FILE = 'tokenizer.json';
 export const TOKENIZER_CONFIG_FILE = 'tokenizer_config.json';
 
@@ -92,16 +100,19 @@ export class WordLevelTokenizer {
   constructor(vocab: readonly string[], modelMaxLength: number) {
     const ids = new Map<string, number>();
     vocab.forEach((t, id) => {
-      if (ids.has(t)) throw new Error(`tokenizer: token ${JSON.stringify(t)} appears twice`);
+      if (ids.has(t))
+        throw new TokenizerError(`tokenizer: token ${JSON.stringify(t)} appears twice`);
       ids.set(t, id);
     });
     const idOf = (t: string): number => {
       const id = ids.get(t);
-      if (id === undefined) throw new Error(`tokenizer: the vocabulary has no ${t}`);
+      if (id === undefined) throw new TokenizerError(`tokenizer: the vocabulary has no ${t}`);
       return id;
     };
-    if (!Number.isInteger(modelMaxLength) || modelMaxLength < 2) {
-      throw new Error(`tokenizer: modelMaxLength must be an integer >= 2, got ${modelMaxLength}`);
+    if (!isSequenceLength(modelMaxLength)) {
+      throw new TokenizerError(
+        `tokenizer: modelMaxLength must be an integer >= 2 (at most ${MAX_SEQUENCE_LENGTH}), got ${String(modelMaxLength)}`,
+      );
     }
     this.vocab = Object.freeze([...vocab]);
     this.#ids = ids;
@@ -119,7 +130,9 @@ export class WordLevelTokenizer {
   static fromTexts(texts: Iterable<string>, opts: BuildTokenizerOptions = {}): WordLevelTokenizer {
     const minFrequency = opts.minFrequency ?? 1;
     if (!Number.isInteger(minFrequency) || minFrequency < 1) {
-      throw new Error(`tokenizer: minFrequency must be an integer >= 1, got ${minFrequency}`);
+      throw new TokenizerError(
+        `tokenizer: minFrequency must be an integer >= 1, got ${minFrequency}`,
+      );
     }
     const counts = new Map<string, number>();
     let longest = 0;
@@ -144,7 +157,7 @@ export class WordLevelTokenizer {
     if (opts.maxVocabSize !== undefined) {
       const room = opts.maxVocabSize - SPECIAL_TOKENS.length;
       if (!Number.isInteger(room) || room < 0) {
-        throw new Error(
+        throw new TokenizerError(
           `tokenizer: maxVocabSize must be an integer >= ${SPECIAL_TOKENS.length}, got ${opts.maxVocabSize}`,
         );
       }
@@ -200,7 +213,8 @@ export class WordLevelTokenizer {
       const id = ids[k]!;
       if (skip && special.has(id)) continue;
       const t = this.vocab[id];
-      if (t === undefined) throw new Error(`tokenizer: id ${id} is not in [0, ${this.vocabSize})`);
+      if (t === undefined)
+        throw new TokenizerError(`tokenizer: id ${id} is not in [0, ${this.vocabSize})`);
       out.push(t);
     }
     return out.join(' ');
@@ -301,10 +315,14 @@ function pipelineJson(tok: WordLevelTokenizer): Record<string, unknown> {
   };
 }
 
+function isSequenceLength(n: unknown): n is number {
+  return typeof n === 'number' && Number.isInteger(n) && n >= 2 && n <= MAX_SEQUENCE_LENGTH;
+}
+
 function checkLength(maxLength: number): void {
-  if (!Number.isInteger(maxLength) || maxLength < 2) {
-    throw new Error(
-      `tokenizer: maxLength must be an integer >= 2 (room for start and end), got ${maxLength}`,
+  if (!isSequenceLength(maxLength)) {
+    throw new TokenizerError(
+      `tokenizer: maxLength must be an integer >= 2 (room for start and end; at most ${MAX_SEQUENCE_LENGTH}), got ${String(maxLength)}`,
     );
   }
 }
@@ -372,21 +390,52 @@ function jsonEqual(a: unknown, b: unknown): boolean {
   return a === b;
 }
 
-async function readJsonObject(path: string): Promise<Record<string, unknown>> {
-  let text: string;
-  try {
-    text = await readFile(path, 'utf8');
-  } catch {
-    throw new Error(`${path}: missing`);
+/** tokenizer.json nests a handful of levels; deeper input is refused before anything walks it. */
+const MAX_JSON_DEPTH = 32;
+
+function depthOf(value: unknown): number {
+  let deepest = 0;
+  const stack: [unknown, number][] = [[value, 0]];
+  while (stack.length > 0) {
+    const [v, d] = stack.pop()!;
+    if (typeof v !== 'object' || v === null) continue;
+    deepest = Math.max(deepest, d + 1);
+    if (deepest > MAX_JSON_DEPTH) break;
+    for (const child of Object.values(v)) stack.push([child, d + 1]);
   }
+  return deepest;
+}
+
+function parseJsonObject(text: string, path: string): Record<string, unknown> {
   let v: unknown;
   try {
     v = JSON.parse(text);
   } catch (e) {
-    throw new Error(`${path}: not valid JSON (${e instanceof Error ? e.message : String(e)})`);
+    throw new TokenizerError(
+      `${path}: not valid JSON (${e instanceof Error ? e.message : String(e)})`,
+    );
   }
-  if (!isObject(v)) throw new Error(`${path}: expected a JSON object`);
+  if (!isObject(v)) throw new TokenizerError(`${path}: expected a JSON object`);
+  if (depthOf(v) > MAX_JSON_DEPTH) {
+    throw new TokenizerError(`${path}: nested more than ${MAX_JSON_DEPTH} levels deep`);
+  }
   return v;
+}
+
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+async function readText(path: string): Promise<string> {
+  let bytes: Uint8Array;
+  try {
+    bytes = await readFile(path);
+  } catch {
+    throw new TokenizerError(`${path}: missing`);
+  }
+  try {
+    return utf8.decode(bytes);
+  } catch {
+    throw new TokenizerError(`${path}: not UTF-8 text`);
+  }
 }
 
 /** A special token as tokenizer_config.json gives it: a string or {content: ...}. */
@@ -396,64 +445,88 @@ function tokenContent(v: unknown): unknown {
 
 /**
  * Reads a tokenizer folder written by `saveTokenizer` (or by `tokenizers` with the same
- * pipeline). Anything Sumi would not reproduce exactly (another model type or normalizer, a
- * duplicate or missing id, ...) is an error naming the file and key.
+ * pipeline); see parseTokenizer.
  */
 export async function loadTokenizer(dir: string): Promise<WordLevelTokenizer> {
   let st;
   try {
     st = await stat(dir);
   } catch {
-    throw new Error(`${dir}: no such tokenizer folder`);
+    throw new TokenizerError(`${dir}: no such tokenizer folder`);
   }
-  if (!st.isDirectory()) throw new Error(`${dir}: not a folder (expected a tokenizer folder)`);
+  if (!st.isDirectory()) {
+    throw new TokenizerError(`${dir}: not a folder (expected a tokenizer folder)`);
+  }
   const path = join(dir, TOKENIZER_FILE);
-  const doc = await readJsonObject(path);
+  const tokenizerJson = await readText(path);
+  let configJson: string;
+  try {
+    configJson = await readText(join(dir, TOKENIZER_CONFIG_FILE));
+  } catch (e) {
+    parseJsonObject(tokenizerJson, path); // report tokenizer.json's own fault first
+    throw e;
+  }
+  return parseTokenizer(tokenizerJson, configJson, dir);
+}
+
+/**
+ * A tokenizer from the texts of tokenizer.json and tokenizer_config.json (of folder `dir`, which
+ * error messages name). Anything Sumi would not reproduce exactly (another model type or
+ * normalizer, a duplicate or missing id, ...) is a TokenizerError naming the file and key.
+ */
+export function parseTokenizer(
+  tokenizerJson: string,
+  configJson: string,
+  dir = '.',
+): WordLevelTokenizer {
+  const path = join(dir, TOKENIZER_FILE);
+  const doc = parseJsonObject(tokenizerJson, path);
   const model = doc.model;
-  if (!isObject(model)) throw new Error(`${path}: model: expected an object, found ${show(model)}`);
+  if (!isObject(model))
+    throw new TokenizerError(`${path}: model: expected an object, found ${show(model)}`);
   if (model.type !== 'WordLevel') {
-    throw new Error(
+    throw new TokenizerError(
       `${path}: model.type: expected "WordLevel", found ${show(model.type)} (Sumi reads word-level tokenizers only)`,
     );
   }
   if (!isObject(model.vocab)) {
-    throw new Error(`${path}: model.vocab: expected an object of token → id`);
+    throw new TokenizerError(`${path}: model.vocab: expected an object of token → id`);
   }
   for (const t of SPECIAL_TOKENS) {
-    if (!Object.hasOwn(model.vocab, t)) throw new Error(`${path}: model.vocab: no ${t}`);
+    if (!Object.hasOwn(model.vocab, t)) throw new TokenizerError(`${path}: model.vocab: no ${t}`);
   }
   const entries = Object.entries(model.vocab);
   const vocab = new Array<string | undefined>(entries.length);
   for (const [token, id] of entries) {
     if (typeof id !== 'number' || !Number.isInteger(id) || id < 0 || id >= entries.length) {
-      throw new Error(
+      throw new TokenizerError(
         `${path}: model.vocab[${show(token)}]: expected an id in [0, ${entries.length}), found ${show(id)}`,
       );
     }
     if (vocab[id] !== undefined) {
-      throw new Error(
+      throw new TokenizerError(
         `${path}: model.vocab: id ${id} is given to both ${show(vocab[id])} and ${show(token)}`,
       );
     }
     vocab[id] = token;
   }
   if (model.unk_token !== UNK_TOKEN) {
-    throw new Error(
+    throw new TokenizerError(
       `${path}: model.unk_token: expected ${show(UNK_TOKEN)}, found ${show(model.unk_token)}`,
     );
   }
 
   const configPath = join(dir, TOKENIZER_CONFIG_FILE);
-  const config = await readJsonObject(configPath);
+  const config = parseJsonObject(configJson, configPath);
   if (config.tokenizer_class !== 'PreTrainedTokenizerFast') {
-    throw new Error(
+    throw new TokenizerError(
       `${configPath}: tokenizer_class: expected "PreTrainedTokenizerFast", found ${show(config.tokenizer_class)}`,
     );
   }
   const maxLength = config.model_max_length;
-  if (typeof maxLength !== 'number' || !Number.isInteger(maxLength) || maxLength < 2) {
-    throw new Error(
-      `${configPath}: model_max_length: expected an integer >= 2, found ${show(maxLength)}`,
+  if (!isSequenceLength(maxLength)) {
+    throw new TokenizerError(
+      `${configPath}: model_max_length: expected an integer >= 2 (at most ${MAX_SEQUENCE_LENGTH}), found ${show(maxLength)}`,
     );
   }
   const roles: [string, string][] = [
@@ -465,14 +538,16 @@ export async function loadTokenizer(dir: string): Promise<WordLevelTokenizer> {
   for (const [key, token] of roles) {
     const found = tokenContent(config[key]);
     if (found !== token) {
-      throw new Error(`${configPath}: ${key}: expected ${show(token)}, found ${show(found)}`);
+      throw new TokenizerError(
+        `${configPath}: ${key}: expected ${show(token)}, found ${show(found)}`,
+      );
     }
   }
 
   const tok = new WordLevelTokenizer(vocab as string[], maxLength);
   for (const [key, expected] of Object.entries(pipelineJson(tok))) {
     if (!jsonEqual(doc[key], expected)) {
-      throw new Error(
+      throw new TokenizerError(
         `${path}: ${key}: Sumi implements only ${show(expected)}, found ${show(doc[key])}`,
       );
     }
@@ -481,7 +556,7 @@ export async function loadTokenizer(dir: string): Promise<WordLevelTokenizer> {
   if (trunc !== null && trunc !== undefined) {
     const expected = truncationJson(maxLength);
     if (!jsonEqual(trunc, expected)) {
-      throw new Error(
+      throw new TokenizerError(
         `${path}: truncation: expected null or ${show(expected)}, found ${show(trunc)}`,
       );
     }
@@ -494,7 +569,7 @@ export async function loadTokenizer(dir: string): Promise<WordLevelTokenizer> {
       pad.pad_token !== PAD_TOKEN ||
       pad.direction !== 'Right'
     ) {
-      throw new Error(
+      throw new TokenizerError(
         `${path}: padding: expected null or right padding with ${PAD_TOKEN} (id ${tok.padTokenId}), found ${show(pad)}`,
       );
     }

@@ -35,4 +35,23 @@ void describe('JPEG', () => {
     );
     assert.throws(() => decodeImage(new Uint8Array(0), 'empty.png'), /empty\.png: empty file/);
   });
+
+  void test('a frame header that claims more than the file holds is refused before decoding', () => {
+    const sof = bytes.findIndex((b, i) => b === 0xff && bytes[i + 1] === 0xc0);
+    const lying = Uint8Array.from(bytes); // a copy: slice() of a Buffer is a view
+    new DataView(lying.buffer).setUint16(sof + 5, 60000); // height
+    new DataView(lying.buffer).setUint16(sof + 7, 60000); // width
+    const before = process.memoryUsage().arrayBuffers;
+    assert.throws(
+      () => decodeJpeg(lying, 'big.jpg'),
+      /^ImageDecodeError: big\.jpg: corrupt JPEG \(the frame header claims more pixels than \d+ bytes can encode\)/,
+    );
+    const grown = process.memoryUsage().arrayBuffers - before;
+    assert.ok(grown < 2 ** 24, `${grown} bytes allocated for a 3.6-gigapixel claim`);
+    const sos = bytes.findIndex((b, i) => b === 0xff && bytes[i + 1] === 0xda);
+    assert.throws(
+      () => decodeJpeg(bytes.subarray(0, sos), 'cut.jpg'),
+      /cut\.jpg: corrupt JPEG \(no image data: no start-of-scan marker\)/,
+    );
+  });
 });

@@ -1,9 +1,10 @@
 /**
  * JPEG decoding through the `jpeg-js` package (baseline and progressive, 8-bit).
  *
- * Hand-written here: a walk over the markers up to the first scan that reads the frame size first,
- * because jpeg-js allocates every 8x8 block of the size the frame header claims (about 350 bytes
- * per 64 pixels) before it reads any image data, and accepts a file with no scan at all.
+ * Hand-written here, two checks jpeg-js leaves to its caller: a memory limit in proportion to the
+ * file (jpeg-js allocates every 8x8 block of the size a frame header claims before it reads any
+ * image data, up to a fixed limit of its own), and that the file has a scan at all (jpeg-js
+ * decodes a frame header alone to a blank image).
  */
 import { decode } from 'jpeg-js';
 
@@ -16,53 +17,24 @@ import { ImageDecodeError, type RawImage } from './image.js';
  */
 const MAX_PIXELS_PER_BYTE = 1024;
 const FREE_PIXELS = 2 ** 16;
+/**
+ * What jpeg-js counts per pixel while decoding, at most: 32-bit coefficients of three full-size
+ * components (12 bytes), their sample planes (3), the interleaved result (3) and our copy (3).
+ */
+const BYTES_PER_PIXEL = 24;
+/** Larger images are refused whatever the file's size (6 GB of decoding memory). */
+const MAX_PIXELS = 256e6;
 
 export function isJpeg(bytes: Uint8Array): boolean {
   return bytes.length >= 3 && bytes[0] === 0xff && bytes[1] === 0xd8 && bytes[2] === 0xff;
 }
 
-/** Start-of-frame markers: C0..CF except DHT (C4), JPG (C8) and DAC (CC). */
-function isFrameMarker(m: number): boolean {
-  return m >= 0xc0 && m <= 0xcf && m !== 0xc4 && m !== 0xc8 && m !== 0xcc;
-}
-
-/**
- * Checks the frame size against the file size before jpeg-js allocates for it, and that a scan
- * follows. Layouts this walk does not follow are left to jpeg-js, which reports them.
- */
-function checkFrame(bytes: Uint8Array, fail: (msg: string) => ImageDecodeError): void {
-  let pos = 2;
-  let size: [number, number] | null = null;
-  while (pos + 4 <= bytes.length) {
-    if (bytes[pos] !== 0xff) return; // not at a marker: left to jpeg-js
-    const m = bytes[pos + 1]!;
-    if (m === 0xff) {
-      pos++; // fill byte
-      continue;
-    }
-    if (m === 0xd8 || m === 0x01 || (m >= 0xd0 && m <= 0xd7)) {
-      pos += 2; // markers without a length
-      continue;
-    }
-    if (m === 0xd9) break;
-    if (m === 0xda) {
-      if (size === null) return; // a scan before the frame header: left to jpeg-js
-      const [width, height] = size;
-      if (width === 0 || height === 0) throw fail(`bad image size ${width}x${height}`);
-      if (width * height > FREE_PIXELS + MAX_PIXELS_PER_BYTE * bytes.length) {
-        throw fail(
-          `corrupt JPEG (the frame header claims ${width}x${height}, more than ` +
-            `${bytes.length} bytes can encode)`,
-        );
-      }
-      return;
-    }
-    if (isFrameMarker(m) && pos + 9 <= bytes.length) {
-      size = [(bytes[pos + 7]! << 8) | bytes[pos + 8]!, (bytes[pos + 5]! << 8) | bytes[pos + 6]!];
-    }
-    pos += 2 + ((bytes[pos + 2]! << 8) | bytes[pos + 3]!);
+/** Whether a start-of-scan marker (FF DA) appears after the start-of-image marker. */
+function hasScan(bytes: Uint8Array): boolean {
+  for (let i = 2; i + 1 < bytes.length; i++) {
+    if (bytes[i] === 0xff && bytes[i + 1] === 0xda) return true;
   }
-  throw fail('corrupt JPEG (no image data: the file ends before the first scan)');
+  return false;
 }
 
 /**
@@ -72,18 +44,28 @@ function checkFrame(bytes: Uint8Array, fail: (msg: string) => ImageDecodeError):
 export function decodeJpeg(bytes: Uint8Array, name = 'JPEG image'): RawImage {
   const fail = (msg: string): ImageDecodeError => new ImageDecodeError(`${name}: ${msg}`);
   if (!isJpeg(bytes)) throw fail('not a JPEG file (bad signature)');
-  checkFrame(bytes, fail);
+  if (!hasScan(bytes)) throw fail('corrupt JPEG (no image data: no start-of-scan marker)');
+  const maxPixels = FREE_PIXELS + MAX_PIXELS_PER_BYTE * bytes.length;
+  const capped = maxPixels > MAX_PIXELS; // the fixed limits apply, not the file's size
   let img: { width: number; height: number; data: Uint8Array };
   try {
     img = decode(bytes, {
       useTArray: true,
       formatAsRGBA: false,
       tolerantDecoding: false,
-      maxResolutionInMP: 256,
-      maxMemoryUsageInMB: 2048,
+      maxResolutionInMP: Math.min(maxPixels, MAX_PIXELS) / 1e6,
+      maxMemoryUsageInMB: (BYTES_PER_PIXEL * Math.min(maxPixels, MAX_PIXELS)) / 2 ** 20,
     });
   } catch (e) {
-    throw fail(`corrupt JPEG (${e instanceof Error ? e.message : String(e)})`);
+    const msg = e instanceof Error ? e.message : String(e);
+    if (/maxResolutionInMP|maxMemoryUsageInMB/.test(msg)) {
+      throw fail(
+        capped
+          ? `too large to decode (more than ${MAX_PIXELS / 1e6} megapixels)`
+          : `corrupt JPEG (the frame header claims more pixels than ${bytes.length} bytes can encode)`,
+      );
+    }
+    throw fail(`corrupt JPEG (${msg})`);
   }
   if (img.width < 1 || img.height < 1 || img.data.length !== img.width * img.height * 3) {
     throw fail(`corrupt JPEG (decoded ${img.width}x${img.height})`);

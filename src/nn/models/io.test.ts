@@ -9,7 +9,8 @@ import { fileURLToPath } from 'node:url';
 import { Generator, randn } from '../../engine/index.js';
 import { readSafetensors } from '../safetensors.js';
 import { AutoencoderKL } from './autoencoder-kl.js';
-import { createModel, loadModel, saveModel, WEIGHTS_NAME } from './io.js';
+import { ConfigError } from './config.js';
+import { createModel, loadModel, parseModelConfig, saveModel, WEIGHTS_NAME } from './io.js';
 import { UNet2DConditionModel } from './unet-2d-condition.js';
 import { UNet2DModel } from './unet-2d.js';
 
@@ -91,6 +92,52 @@ void describe('createModel', () => {
     assert.ok(
       createModel({}, { className: 'VQModel' }).className === 'VQModel',
       "createModel({}, { className: 'VQModel' }).className === 'VQModel'",
+    );
+  });
+});
+
+void describe('parseModelConfig', () => {
+  const bytes = (text: string): Uint8Array => new TextEncoder().encode(text);
+  const refused = (text: string | Uint8Array, message: RegExp): void => {
+    assert.throws(
+      () => parseModelConfig(typeof text === 'string' ? bytes(text) : text, 'm/config.json'),
+      (e: Error) => e instanceof ConfigError && message.test(e.message),
+    );
+  };
+
+  void it('checks a config against its class without building the model', () => {
+    const { className, config } = parseModelConfig(bytes(JSON.stringify(tiny)), 'm/config.json');
+    assert.equal(className, 'UNet2DModel');
+    assert.deepEqual(config.block_out_channels, [8, 16]);
+    assert.equal(config.act_fn, 'silu', 'defaults filled in');
+  });
+
+  void it('refuses what is not a config, naming the file', () => {
+    refused(Uint8Array.from([0x7b, 0xff, 0x7d]), /^m\/config\.json: not UTF-8 text/);
+    refused('{"_class_name": ', /^m\/config\.json: not valid JSON/);
+    refused('[1]', /^m\/config\.json: expected a JSON object/);
+    refused('{}', /^m\/config\.json: _class_name: missing/);
+    refused('{"_class_name": "UNet1DModel"}', /unsupported model class 'UNet1DModel'/);
+    refused(
+      '{"_class_name": "UNet2DModel", "in_channels": 0}',
+      /^UNet2DModel m\/config\.json: in_channels/,
+    );
+    // Deep enough that writing the value into an error message would overflow the stack.
+    const deep = `${'['.repeat(10000)}1${']'.repeat(10000)}`;
+    refused(
+      `{"_class_name": "UNet2DModel", "sample_size": ${deep}}`,
+      /nested more than 32 levels deep/,
+    );
+  });
+
+  void it('a size a layer refuses while building is a ConfigError too', () => {
+    assert.throws(
+      () => createModel({ ...tiny, attn_norm_num_groups: 3 }),
+      (e: Error) =>
+        e instanceof ConfigError &&
+        /^UNet2DModel config: GroupNorm: 16 channels are not divisible into 3 groups/.test(
+          e.message,
+        ),
     );
   });
 });
