@@ -84,7 +84,7 @@ export async function profileTrainingStep(argv: readonly string[]): Promise<void
     {
       model: preset.model,
       scheduler: preset.scheduler ?? {},
-      train: { data: 'mnist', batchSize: batch, steps: 1000, microBatches: micro },
+      train: { ...preset.train, data: 'mnist', batchSize: batch, steps: 1000, microBatches: micro },
     },
     dataset,
   );

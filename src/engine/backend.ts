@@ -229,6 +229,8 @@ export interface FusedKernels {
     dy: Storage,
     spec: GroupNormSpec,
   ): GroupNormGrads;
+  /** dx = dy · (Φ(x) + x φ(x)), the gradient of gelu(x) = x Φ(x). */
+  geluBackward?(x: Storage, dy: Storage): Storage;
   /** New parameter and moments after one Adam/AdamW step (inputs are not modified). */
   adamUpdate?(param: Storage, grad: Storage, m: Storage, v: Storage, spec: AdamSpec): AdamResult;
   /** conv2d(x, weight) + bias[c] over every output pixel, the bias added as the output is written. */

@@ -65,6 +65,10 @@ const unaryVjps: { [K in UnaryOp]: UnaryVjp | null } = {
   },
   // gelu = x Φ(x); d/dx = Φ(x) + x φ(x), φ(x) = e^(−x²/2)/√(2π)
   gelu: (g, x) => {
+    const be = x.backend;
+    if (be.geluBackward !== undefined && g.dtype === x.dtype && g.backend === be) {
+      return new Tensor(be.geluBackward(x.storage, g.storage), x.shape);
+    }
     const cdf = mul(add(erf(mul(x, Math.SQRT1_2)), 1), 0.5);
     const pdf = mul(exp(mul(square(x), -0.5)), SQRT_2_OVER_PI / 2);
     return mul(g, add(cdf, mul(x, pdf)));

@@ -1,13 +1,13 @@
 /**
  * Reference definitions of the optional fused kernels (FusedKernels in backend.ts): softmax over
  * rows, group normalization with an optional SiLU (forward and backward), scaled dot-product
- * attention (forward and backward) and the Adam/AdamW update. Plain loops with f64
+ * attention (forward and backward), the GELU derivative and the Adam/AdamW update. Plain loops with f64
  * accumulation; every backend's fused kernel is tested against these, and they match the
  * composite ops.
  */
 import type { AdamSpec, AttentionSpec, GroupNormSpec, SoftmaxSpec } from '../../backend.js';
 import type { TypedArray } from '../../dtype.js';
-import { sigmoid } from './math.js';
+import { normalCdf, sigmoid } from './math.js';
 import { gemm } from './matmul.js';
 import { simdRuntime } from './simd-gemm.js';
 
@@ -314,6 +314,15 @@ export function attentionBackwardKernel(
     }
     for (let i = 0; i < lk * d; i++) dk[kb + i] = scale * gk[i]!;
     dvOut.set(gv, vb);
+  }
+}
+
+/** dx = dy · (Φ(x) + x φ(x)): GELU's derivative, φ(x) = e^(−x²/2)/√(2π). */
+export function geluBackwardKernel(x: TypedArray, dy: TypedArray, dx: TypedArray): void {
+  const invSqrt2Pi = 1 / Math.sqrt(2 * Math.PI);
+  for (let i = 0; i < x.length; i++) {
+    const v = x[i]!;
+    dx[i] = dy[i]! * (normalCdf(v) + v * invSqrt2Pi * Math.exp(-0.5 * v * v));
   }
 }
 

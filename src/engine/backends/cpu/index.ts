@@ -34,12 +34,14 @@ import {
   adamKernel,
   attentionBackwardKernel,
   attentionKernel,
+  geluBackwardKernel,
   groupNormBackwardKernel,
   groupNormKernel,
   softmaxBackwardKernel,
   softmaxKernel,
 } from './fused.js';
 import { matmulKernel } from './matmul.js';
+import { geluBackwardF32, geluF32 } from './gelu-f32.js';
 import { groupNormBackwardF32, groupNormF32 } from './norm-f32.js';
 import { simdRuntime } from './simd-gemm.js';
 import { nodeProcess } from './threads.js';
@@ -179,7 +181,21 @@ export class CpuBackend implements Backend {
 
   unary(op: UnaryOp, x: Storage): Storage {
     const s = this.#make(x.dtype, x.size);
-    unaryKernel(op, this.#data(x), s.data);
+    const xd = this.#data(x);
+    if (op === 'gelu' && xd instanceof Float32Array) geluF32(xd, s.data as Float32Array);
+    else unaryKernel(op, xd, s.data);
+    return s;
+  }
+
+  geluBackward(x: Storage, dy: Storage): Storage {
+    const s = this.#make(x.dtype, x.size);
+    const xd = this.#data(x);
+    const dyd = this.#data(dy);
+    if (xd instanceof Float32Array && dyd instanceof Float32Array) {
+      geluBackwardF32(xd, dyd, s.data as Float32Array);
+    } else {
+      geluBackwardKernel(xd, dyd, s.data);
+    }
     return s;
   }
 
