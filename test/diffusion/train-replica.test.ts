@@ -1,8 +1,9 @@
 /**
  * Micro-batches and data-parallel replicas: a step split into micro-batches whose gradients
  * accumulate in order gives the same weights bit for bit whether the parts run on this thread or
- * on a replica in a worker thread, for an unconditional and a class-conditional model; and the
- * split is real (one micro-batch gives other weights).
+ * on a replica in a worker thread, for an unconditional, a class-conditional and a text-conditional
+ * model (whose text encoder trains on this thread from the replica's ∂L/∂τ_θ(y)); and the split is
+ * real (one micro-batch gives other weights).
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
@@ -13,10 +14,36 @@ import { TINY_UNET, trainFixture } from './train-setup.js';
 
 const fx = trainFixture('sumi-replica-');
 
+/** A 2-level UNet2DConditionModel with cross-attention at 4×4, and a 1-layer text encoder. */
+const TEXT = {
+  model: {
+    _class_name: 'UNet2DConditionModel',
+    block_out_channels: [8, 16],
+    layers_per_block: 1,
+    norm_num_groups: 4,
+    attention_head_dim: 2,
+    down_block_types: ['DownBlock2D', 'CrossAttnDownBlock2D'],
+    mid_block_type: 'UNetMidBlock2DCrossAttn',
+    up_block_types: ['CrossAttnUpBlock2D', 'UpBlock2D'],
+  },
+  train: {
+    textCond: true,
+    maxTokens: 8,
+    labelDropout: 0.3,
+    textEncoder: {
+      hidden_size: 8,
+      intermediate_size: 16,
+      projection_dim: 8,
+      num_hidden_layers: 1,
+      num_attention_heads: 2,
+    },
+  },
+};
+
 function config(train: Partial<TrainConfig>): TrainConfig {
   return resolveTrainConfig(
     {
-      model: TINY_UNET,
+      model: train.textCond === true ? TEXT.model : TINY_UNET,
       scheduler: {},
       train: { data: 'mnist', steps: 3, batchSize: 6, lr: 1e-3, warmupSteps: 0, ...train },
     },
@@ -35,7 +62,10 @@ async function run(
   try {
     const losses: number[] = [];
     while (trainer.step < 3) losses.push((await trainer.trainStep()).loss);
-    const weights = trainer.model.namedParameters().map(([, t]) => Float32Array.from(t.dataSync()));
+    const modules = [trainer.model, ...trainer.condition.components.map((c) => c.module)];
+    const weights = modules.flatMap((m) =>
+      m.namedParameters().map(([, t]) => Float32Array.from(t.dataSync())),
+    );
     return { weights, losses, replicas: trainer.replicaCount };
   } finally {
     await trainer.close();
@@ -70,16 +100,21 @@ void describe('micro-batches and replicas', () => {
     assert.deepEqual(microBatchRanges(1, 2), [[0, 1]]);
   });
 
-  for (const classCond of [false, true]) {
-    void test(`${classCond ? 'class-conditional' : 'unconditional'}: the same weights on one thread and with a replica`, async () => {
-      const train = { microBatches: 2, classCond };
+  const kinds: [string, Partial<TrainConfig>][] = [
+    ['unconditional', {}],
+    ['class-conditional', { classCond: true }],
+    ['text-conditional', TEXT.train],
+  ];
+  for (const [kind, cond] of kinds) {
+    void test(`${kind}: the same weights on one thread and with a replica`, async () => {
+      const train = { microBatches: 2, ...cond };
       const alone = await run(train, '1');
       const replicated = await run(train, '2');
       assert.equal(alone.replicas, 0);
       assert.equal(replicated.replicas, 1, 'no replica started');
       assert.ok(sameBits(alone.weights, replicated.weights), 'weights differ');
       assert.deepEqual(replicated.losses, alone.losses);
-      const whole = await run({ microBatches: 1, classCond }, '1');
+      const whole = await run({ microBatches: 1, ...cond }, '1');
       assert.ok(!sameBits(whole.weights, alone.weights), 'one micro-batch gave the same bits');
     });
   }

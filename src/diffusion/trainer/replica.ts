@@ -10,6 +10,9 @@
  *
  * Per step the main thread writes the parameters into shared memory, posts each replica its part
  * (x₀, ε, t and the encoded condition), and reads the replica's gradients back from shared memory.
+ * A condition source with trained modules (a text encoder τ_θ) stays on the main thread: the
+ * replica gets τ_θ(y) as a value and returns ∂L/∂τ_θ(y), through which the main thread runs the
+ * encoder's backward.
  */
 import { availableParallelism } from 'node:os';
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
@@ -34,13 +37,21 @@ export interface ReplicaSpec {
   params: { name: string; shape: number[] }[];
 }
 
-/** One micro-batch: float32 x₀ and ε [n, C, H, W], timesteps, class ids, loss weight. */
+/** One micro-batch: float32 x₀ and ε [n, C, H, W], timesteps, the condition, loss weight. */
 export interface ReplicaJob {
   shape: number[];
   x0: Float32Array;
   noise: Float32Array;
   timesteps: number[];
   classLabels: Int32Array | null;
+  /** τ_θ(y) [n, L, D] for cross-attention, and its token mask [n, L] (int32, 1 = attended). */
+  encoder: {
+    hiddenStates: Float32Array;
+    shape: number[];
+    attentionMask: Int32Array | null;
+    /** Return ∂L/∂τ_θ(y) (the encoder is trained). */
+    wantGrad: boolean;
+  } | null;
   /** The part's share of the batch: its loss is scaled by this before backward. */
   weight: number;
 }
@@ -95,19 +106,21 @@ export class Replica {
   #pending: { resolve: (loss: number) => void; reject: (e: Error) => void } | null = null;
   /** Which parameters got a gradient in the last job (the others stay without one). */
   #hasGrad: boolean[] = [];
+  #encoderGrad: Float32Array | null = null;
   #failed: Error | null = null;
 
   private constructor(worker: Worker, shared: Shared, sizes: number[]) {
     this.#worker = worker;
     this.#shared = shared;
     this.#sizes = sizes;
-    worker.on('message', (m: { loss?: number; hasGrad?: boolean[]; error?: string }) => {
+    worker.on('message', (m: ReplicaReply) => {
       const p = this.#pending;
       this.#pending = null;
       this.#worker.unref();
       if (m.error !== undefined) p?.reject(new Error(`training replica: ${m.error}`));
       else {
         this.#hasGrad = m.hasGrad!;
+        this.#encoderGrad = m.encoderGrad ?? null;
         p?.resolve(m.loss!);
       }
     });
@@ -188,9 +201,21 @@ export class Replica {
     });
   }
 
+  /** ∂L/∂τ_θ(y) of the last job [n, L, D] when it asked for it (after `run` resolved). */
+  get encoderGrad(): Float32Array | null {
+    return this.#encoderGrad;
+  }
+
   async close(): Promise<void> {
     await this.#worker.terminate();
   }
+}
+
+interface ReplicaReply {
+  loss?: number;
+  hasGrad?: boolean[];
+  encoderGrad?: Float32Array;
+  error?: string;
 }
 
 /** The worker side: builds the replica and answers jobs until terminated. */
@@ -225,11 +250,23 @@ function serve(spec: ReplicaSpec, shared: Shared): void {
         }
       });
       for (const p of params) p.zeroGrad();
+      let encoderGrad: Float32Array | undefined;
       const loss = tidy(() => {
         const x0 = tensor(job.x0, job.shape);
         const noise = tensor(job.noise, job.shape);
-        const cond: Conditioning =
-          job.classLabels === null ? {} : { classLabels: tensor(job.classLabels, [job.shape[0]!]) };
+        const n = job.shape[0]!;
+        const cond: Conditioning = {};
+        if (job.classLabels !== null) cond.classLabels = tensor(job.classLabels, [n]);
+        const enc = job.encoder;
+        if (enc !== null) {
+          const states = tensor(enc.hiddenStates, enc.shape, { requiresGrad: enc.wantGrad });
+          cond.encoderHiddenStates = states;
+          if (enc.attentionMask !== null) {
+            cond.encoderAttentionMask = tensor(enc.attentionMask, enc.shape.slice(0, 2), {
+              dtype: 'int32',
+            });
+          }
+        }
         const l = microBatchLoss(model, schedule, opts, {
           x0,
           noise,
@@ -238,6 +275,11 @@ function serve(spec: ReplicaSpec, shared: Shared): void {
           weight: job.weight,
         });
         l.backward();
+        const states = cond.encoderHiddenStates;
+        if (states?.grad) {
+          encoderGrad = Float32Array.from(states.grad.dataSync());
+          states.zeroGrad(); // a leaf's gradient is kept past the scope
+        }
         return l.dataSync()[0]!;
       });
       at = 0;
@@ -246,7 +288,8 @@ function serve(spec: ReplicaSpec, shared: Shared): void {
         if (p.grad !== null) shared.grads.set(p.grad.dataSync(), at);
         at += p.size;
       }
-      port.postMessage({ loss, hasGrad });
+      const reply: ReplicaReply = { loss, hasGrad, ...(encoderGrad ? { encoderGrad } : {}) };
+      port.postMessage(reply);
     } catch (e) {
       port.postMessage({ error: (e as Error).message });
     }

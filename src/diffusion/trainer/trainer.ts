@@ -26,11 +26,13 @@ import {
   defaultBackend,
   full,
   Generator,
+  noGrad,
   rand,
   randn,
   reshape,
   setCpuHelperThreads,
   slice,
+  tensor,
   type Tensor,
   tidy,
 } from '../../engine/index.js';
@@ -476,8 +478,8 @@ export class Trainer {
 
   /**
    * Replicas for a step of `parts` micro-batches: started on the first call where they can
-   * compute what this thread would (CPU backend, float32, a condition source with nothing to
-   * train and no active dropout), none otherwise. While replicas run, this thread's products stay
+   * compute what this thread would (CPU backend, float32, no active dropout), none otherwise. A
+   * condition source's trained modules (the text encoder) stay on this thread. While replicas run, this thread's products stay
    * on it (the other cores are the replicas').
    */
   async #replicasFor(parts: number): Promise<Replica[]> {
@@ -485,7 +487,6 @@ export class Trainer {
       this.#replicas = [];
       const eligible =
         defaultBackend().name === 'cpu' &&
-        this.condition.components.length === 0 &&
         this.#dropouts.every((d) => d.p === 0) &&
         this.model.namedParameters().every(([, t]) => t.dtype === 'float32');
       const count = eligible ? replicaCount(parts) : 0;
@@ -591,14 +592,26 @@ export class Trainer {
         r.run(
           tidy(() => {
             const p = part(k + 1);
-            const cond = p.vs === null ? {} : this.condition.encode(p.vs, x0.backend);
+            // τ_θ(y) as a value; its backward runs here once the replica returns ∂L/∂τ_θ(y).
+            const cond =
+              p.vs === null ? {} : noGrad(() => this.condition.encode(p.vs!, x0.backend));
             const x = p.rows(x0);
+            const states = cond.encoderHiddenStates;
             return {
               shape: [...x.shape],
               x0: x.dataSync() as Float32Array,
               noise: p.rows(noise).dataSync() as Float32Array,
               timesteps: p.ts,
               classLabels: (cond.classLabels?.dataSync() as Int32Array | undefined) ?? null,
+              encoder: states
+                ? {
+                    hiddenStates: states.dataSync() as Float32Array,
+                    shape: [...states.shape],
+                    attentionMask:
+                      (cond.encoderAttentionMask?.dataSync() as Int32Array | undefined) ?? null,
+                    wantGrad: this.condition.components.length > 0,
+                  }
+                : null,
               weight: p.weight,
             };
           }),
@@ -615,6 +628,15 @@ export class Trainer {
               const g = grads[j];
               if (g !== null && g !== undefined) t.accumulateGrad(g);
             });
+            const dStates = r.encoderGrad;
+            if (dStates !== null) {
+              const vs = part(i).vs!;
+              tidy(() => {
+                // The same forward as the dispatch (no dropout), now recorded for its backward.
+                const states = this.condition.encode(vs, x0.backend).encoderHiddenStates!;
+                states.backward(tensor(dStates, states.shape, { backend: x0.backend }));
+              });
+            }
             continue;
           }
           const p = part(i);
