@@ -4,7 +4,7 @@ import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 
 import { randn, type Tensor, tensor } from '../engine/index.js';
-import { readSafetensors } from '../nn/safetensors.js';
+import { readSafetensors } from '../nn/safetensors-fs.js';
 import {
   addNoise,
   coefAt,

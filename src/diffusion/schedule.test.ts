@@ -4,7 +4,7 @@ import { dirname, resolve } from 'node:path';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 
-import { readSafetensors } from '../nn/safetensors.js';
+import { readSafetensors } from '../nn/safetensors-fs.js';
 import {
   type BetaSchedule,
   betasForAlphaBar,

@@ -4,6 +4,7 @@ export * from './init.js';
 export * from './layers.js';
 export * from './attention.js';
 export * from './safetensors.js';
+export * from './safetensors-fs.js';
 export * from './optim.js';
 export * from './ema.js';
 export * from './lr-schedule.js';

@@ -7,12 +7,11 @@ import { fileURLToPath } from 'node:url';
 
 import {
   parseSafetensors,
-  readSafetensors,
   SafetensorsError,
   serializeSafetensors,
-  writeSafetensors,
   type TensorToWrite,
 } from './safetensors.js';
+import { readSafetensors, writeSafetensors } from './safetensors-fs.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 // /work/main/src/nn -> /work/shared/fixtures/diffusers

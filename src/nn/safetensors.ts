@@ -20,11 +20,7 @@
 // "__metadata__" and BOOL bytes other than 0/1 are errors here.
 //
 // This module is a pure data layer: it decodes into plain typed arrays and knows nothing of the
-// tensor engine.
-
-import { randomBytes } from 'node:crypto';
-import { open, readFile, rename, rm, type FileHandle } from 'node:fs/promises';
-import { dirname } from 'node:path';
+// tensor engine or of files (reading and writing files: safetensors-fs.ts).
 
 import { asIndex, describeJson, JsonParser, type JsonValue } from './strict-json.js';
 
@@ -422,12 +418,6 @@ function decode(
   }
 }
 
-/** Reads and parses a whole file (node:fs/promises); errors name `path`. */
-export async function readSafetensors(path: string): Promise<SafetensorsFile> {
-  const bytes = await readFile(path);
-  return parseSafetensors(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength), path);
-}
-
 // ---------------------------------------------------------------------------------------------
 // Writing
 
@@ -568,49 +558,4 @@ export function serializeSafetensors(
   const base = 8 + headerLength;
   for (const t of planned) out.set(encodeData(t), base + t.begin);
   return out;
-}
-
-/**
- * Writes a safetensors file atomically: the bytes go to `${path}.tmp-<pid>-<random>`, which is
- * fsynced and then renamed over `path`. Invalid input is rejected before the file system is
- * touched; on any failure the temporary file is removed and `path` is left as it was.
- */
-export async function writeSafetensors(
-  path: string,
-  tensors: readonly TensorToWrite[],
-  metadata?: Record<string, string>,
-): Promise<void> {
-  const bytes = serializeSafetensors(tensors, metadata);
-  const tmp = `${path}.tmp-${process.pid}-${randomBytes(6).toString('hex')}`;
-  let handle: FileHandle | undefined;
-  let created = false;
-  try {
-    handle = await open(tmp, 'wx', 0o644); // 'wx': never clobber an existing file
-    created = true;
-    await handle.writeFile(bytes);
-    await handle.sync();
-    await handle.close();
-    handle = undefined;
-    await rename(tmp, path);
-  } catch (err) {
-    try {
-      await handle?.close();
-      if (created) await rm(tmp, { force: true });
-    } catch {
-      // Best effort: the original error is the one worth reporting.
-    }
-    throw err;
-  }
-  // Persist the rename itself. Not every platform can fsync a directory (Windows), so this is
-  // best effort; the data is already durable.
-  try {
-    const dir = await open(dirname(path), 'r');
-    try {
-      await dir.sync();
-    } finally {
-      await dir.close();
-    }
-  } catch {
-    // ignore
-  }
 }

@@ -10,7 +10,7 @@ import { Attention } from './attention.js';
 import { Conv2d, GroupNorm, Linear } from './layers.js';
 import { Module, ModuleList } from './module.js';
 import { AdamW } from './optim.js';
-import { readSafetensors } from './safetensors.js';
+import { readSafetensors } from './safetensors-fs.js';
 import {
   disposeAll,
   loadModule,

@@ -1,6 +1,7 @@
 /** Reading a fixture's `.safetensors` into the run's dtype and backend, and results back out. */
 import { type Tensor, tensor } from '../../engine/index.js';
-import { readSafetensors, type SafetensorsEntry } from '../../nn/safetensors.js';
+import type { SafetensorsEntry } from '../../nn/safetensors.js';
+import { readSafetensors } from '../../nn/safetensors-fs.js';
 import type { FixtureCandidate, RunContext } from './kinds.js';
 
 /** The tensors of one fixture, by name. */

@@ -7,7 +7,7 @@ import { after, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 
 import { Generator, randn } from '../../engine/index.js';
-import { readSafetensors } from '../safetensors.js';
+import { readSafetensors } from '../safetensors-fs.js';
 import { AutoencoderKL } from './autoencoder-kl.js';
 import { ConfigError } from './config.js';
 import { createModel, loadModel, parseModelConfig, saveModel, WEIGHTS_NAME } from './io.js';

@@ -12,7 +12,7 @@ import { after, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 
 import { CONFIG_NAME, loadModel, saveModel, WEIGHTS_NAME } from '../../../src/nn/models/io.js';
-import { readSafetensors } from '../../../src/nn/safetensors.js';
+import { readSafetensors } from '../../../src/nn/safetensors-fs.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const FIXTURES = resolve(here, '../../../../shared/fixtures/diffusers');
