@@ -248,6 +248,102 @@ void describe('inpainting', () => {
     assert.deepEqual(out.dataSync(), plain.dataSync());
   });
 
+  /**
+   * Runs DDIM inpainting with a model that records the kept half of every input, and a noise
+   * source that records every draw; returns both and the schedule.
+   */
+  const recordedInpaint = (
+    knownNoise: 'fresh' | 'fixed',
+    resample: number,
+  ): {
+    inputs: { t: number; kept: Float32Array }[];
+    draws: Float32Array[];
+    acp: Float64Array | Float32Array;
+  } => {
+    const inputs: { t: number; kept: Float32Array }[] = [];
+    const draws: Float32Array[] = [];
+    const source = noiseOf(5, 2);
+    const scheduler = createSampler('ddim', SCHEDULE);
+    const model: DenoiseModel = (x, t) => {
+      const v = x.dataSync();
+      inputs.push({
+        t,
+        kept: Float32Array.from({ length: 64 }, (_, k) => v[(k >> 5) * 64 + (k & 31)]!),
+      });
+      return tinyModel(x, t);
+    };
+    inpaint(model, scheduler, tinyImages(), {
+      mask,
+      numInferenceSteps: 6,
+      jumpLength: 2,
+      resample,
+      knownNoise,
+      noise: () => {
+        const d = source();
+        draws.push(Float32Array.from(d.dataSync()));
+        return d;
+      },
+    }).dispose();
+    return { inputs, draws, acp: scheduler.alphasCumprod };
+  };
+
+  /** The kept half (rows 0–3 of both images) of √ᾱ_t x_0 + √(1 − ᾱ_t) ε. */
+  const forwardKept = (eps: Float32Array, t: number, acp: ArrayLike<number>): Float32Array => {
+    const x0 = tinyImages().dataSync();
+    const a = acp[t]!;
+    return Float32Array.from({ length: 64 }, (_, k) => {
+      const i = (k >> 5) * 64 + (k & 31);
+      return Math.sqrt(a) * x0[i]! + Math.sqrt(1 - a) * eps[i]!;
+    });
+  };
+
+  const maxDiff = (a: ArrayLike<number>, b: ArrayLike<number>): number => {
+    let m = 0;
+    for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]! - b[i]!));
+    return m;
+  };
+
+  void test("knownNoise: the kept region is noised with a fresh ε each step, or x_T's ε ('fixed')", () => {
+    const fresh = recordedInpaint('fresh', 1);
+    const fixed = recordedInpaint('fixed', 1);
+    // DDIM with η = 0 draws nothing itself: x_T is draw 0, and with 'fresh' the blend after step
+    // i − 1 (which the model sees at step i) is draw i.
+    assert.equal(fresh.draws.length, 6, 'x_T and one draw per blend');
+    assert.equal(fixed.draws.length, 1, 'x_T only');
+    assert.deepEqual(fixed.draws[0], fresh.draws[0]);
+    assert.equal(fresh.inputs.length, 6);
+    for (let i = 1; i < 6; i++) {
+      const { t } = fresh.inputs[i]!;
+      assert.equal(fixed.inputs[i]!.t, t);
+      const byFresh = forwardKept(fresh.draws[i]!, t, fresh.acp);
+      const byFixed = forwardKept(fixed.draws[0]!, t, fixed.acp);
+      assert.ok(maxDiff(fresh.inputs[i]!.kept, byFresh) < 1e-5, `fresh, step ${i}`);
+      assert.ok(maxDiff(fixed.inputs[i]!.kept, byFixed) < 1e-5, `fixed, step ${i}`);
+      assert.ok(maxDiff(byFresh, byFixed) > 1e-3, `the two differ at step ${i}`);
+    }
+  });
+
+  void test("knownNoise 'fixed' with resampling: every blend uses x_T's ε, the jumps fresh draws", () => {
+    const { inputs, draws, acp } = recordedInpaint('fixed', 2);
+    const states = repaintSchedule(6, 2, 2);
+    // The model runs at state a of each denoising transition a → a + 1; its input was blended when
+    // the state before it was reached by a denoising step too.
+    let blended = 0;
+    let call = 0;
+    for (let k = 1; k < states.length; k++) {
+      if (states[k]! < states[k - 1]!) continue;
+      const input = inputs[call++]!;
+      const fromStep = k >= 2 && states[k - 1]! > states[k - 2]!;
+      const atFixed = maxDiff(input.kept, forwardKept(draws[0]!, input.t, acp)) < 1e-5;
+      assert.equal(atFixed, fromStep, `model call ${call} (state ${states[k - 1]})`);
+      if (fromStep) blended++;
+    }
+    assert.equal(call, inputs.length);
+    assert.ok(blended >= 5, `${blended} blended inputs checked`);
+    const jumps = states.filter((s, k) => k > 0 && s < states[k - 1]!).length;
+    assert.equal(draws.length, 1 + jumps, 'x_T, then one draw per jump back up');
+  });
+
   void test('resampling refuses samplers whose step is not a function of its timestep', () => {
     for (const sampler of ['euler', 'heun', 'dpmpp-2m', 'pndm']) {
       assert.throws(

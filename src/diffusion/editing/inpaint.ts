@@ -6,10 +6,12 @@
  *
  *   x_t' ← m ⊙ x_t' + (1 − m) ⊙ addNoise(x_0, ε, t'),   and ← m ⊙ x + (1 − m) ⊙ x_0 after the last,
  *
- * so the known pixels of the result are the input's exactly. The sampler only sees the known
- * region through the noise, so the two parts can disagree; RePaint's resampling (§4.3) lets them
- * harmonize: at every j-th state from the end, the sample goes back up j steps by the forward
- * process between the two timesteps,
+ * so the known pixels of the result are the input's exactly. ε is a fresh draw at every step
+ * (RePaint) or, with `knownNoise: 'fixed'`, the ε of x_T throughout (diffusers' pipelines): then
+ * the known region follows one forward trajectory instead of an independent sample per step.
+ * The sampler only sees the known region through the noise, so the two parts can disagree;
+ * RePaint's resampling (§4.3) lets them harmonize: at every j-th state from the end, the sample
+ * goes back up j steps by the forward process between the two timesteps,
  *
  *   x_b = √(ᾱ_b/ᾱ_a) x_a + √(1 − ᾱ_b/ᾱ_a) ε      (q(x_b | x_a), ᾱ_b < ᾱ_a),
  *
@@ -33,7 +35,14 @@ export interface InpaintOptions extends EditSamplingOptions {
   jumpLength?: number;
   /** RePaint's r: times each resampling point is passed (1: plain mask blending). */
   resample?: number;
+  /**
+   * The ε of the known region's forward process: a fresh draw at every step ('fresh', RePaint),
+   * or the starting noise x_T throughout ('fixed', diffusers' inpainting pipelines). Default fresh.
+   */
+  knownNoise?: KnownNoise;
 }
+
+export type KnownNoise = 'fresh' | 'fixed';
 
 /** The samplers whose step is a function of its timestep alone, which resampling needs. */
 export const RESAMPLING_SAMPLERS: readonly string[] = ['DDPMScheduler', 'DDIMScheduler'];
@@ -131,13 +140,16 @@ export function inpaint(
         );
       }
       const xT = eps.mul(scheduler.initNoiseSigma);
+      const knownNoise = opts.knownNoise ?? 'fresh';
+      if (knownNoise !== 'fresh' && knownNoise !== 'fixed') {
+        throw new EditInputError(
+          `knownNoise must be 'fresh' or 'fixed', got '${String(knownNoise)}'`,
+        );
+      }
+      const known = knownNoise === 'fixed' ? () => eps : opts.noise;
       // The known region at the timestep of index i of the schedule (x_0 past its end).
       const blend = (x: Tensor, i: number): Tensor =>
-        where(
-          opts.mask,
-          x,
-          i < ts.length ? scheduler.addNoise(image, opts.noise(), at(ts[i]!)) : image,
-        );
+        where(opts.mask, x, i < ts.length ? scheduler.addNoise(image, known(), at(ts[i]!)) : image);
       if (resample === 1) {
         return runSteps(scheduler, model, xT, {
           from: 0,
