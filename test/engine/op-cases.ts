@@ -585,6 +585,11 @@ const nnCases: OpCase[] = [
     (a) => E.layerNorm(a, 2),
   ),
   c(
+    'layerNorm/two-dims-affine',
+    (r) => [r.uniform([2, 3, 4]), r.uniform([3, 4]), r.uniform([3, 4])],
+    (a, w, b) => E.layerNorm(a, 2, w, b),
+  ),
+  c(
     'groupNorm/affine',
     (r) => [r.uniform([2, 4, 3, 3]), r.uniform([4]), r.uniform([4])],
     (a, w, b) => E.groupNorm(a, 2, w, b),

@@ -53,6 +53,25 @@ export function layerNorm(
   eps = 1e-5,
 ): Tensor {
   const axes = Array.from({ length: normalizedDims }, (_, i) => x.rank - normalizedDims + i);
+  // Over the trailing D = Π normalized dims, layer norm of the rows of x as [R, D] is group norm
+  // with one group, D channels and no spatial extent (the affine map per channel = per feature),
+  // so the backend's fused group-norm kernels serve it when weight and bias are D-vectors.
+  const d = sizeOf(x.shape.slice(x.rank - normalizedDims));
+  const vector = (t?: Tensor | null): boolean => !t || t.size === d;
+  if (
+    normalizedDims >= 1 &&
+    normalizedDims <= x.rank &&
+    d > 0 &&
+    vector(weight) &&
+    vector(bias) &&
+    canFuseGroupNorm(x, weight, bias)
+  ) {
+    return composite(() => {
+      const flat = (t?: Tensor | null): Tensor | null => (t ? reshape(t, [d]) : null);
+      const rows = reshape(x, [x.size / d, d]);
+      return reshape(groupNormFused(rows, 1, flat(weight), flat(bias), eps), x.shape);
+    });
+  }
   return composite(() => {
     const mu = mean(x, axes, true);
     const xc = sub(x, mu);
