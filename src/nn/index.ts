@@ -8,4 +8,5 @@ export * from './safetensors-fs.js';
 export * from './optim.js';
 export * from './ema.js';
 export * from './lr-schedule.js';
+export * from './lora.js';
 export * from './state-io.js';
