@@ -22,6 +22,12 @@ export interface AcquiredDevice {
 /** Dawn's GPU object stays referenced so the instance lives as long as the process. */
 let nodeGpu: GPU | null = null;
 
+/**
+ * The package of Dawn's Node bindings. Imported through a variable marked for bundlers to leave
+ * alone: the import runs in Node only, and a browser bundle must not try to include Dawn.
+ */
+const DAWN_PACKAGE = 'webgpu';
+
 async function gpuEntry(): Promise<GPU | null> {
   const nav = (globalThis as { navigator?: { gpu?: GPU } }).navigator;
   if (nav?.gpu !== undefined) return nav.gpu;
@@ -29,7 +35,7 @@ async function gpuEntry(): Promise<GPU | null> {
   if (nodeGpu === null) {
     let mod: { create: (options: string[]) => GPU };
     try {
-      mod = await import('webgpu');
+      mod = (await import(/* @vite-ignore */ /* webpackIgnore: true */ DAWN_PACKAGE)) as typeof mod;
     } catch {
       return null;
     }
