@@ -1,0 +1,394 @@
+/**
+ * `sumi train` killed with SIGKILL at random instants and resumed each time ends with the same
+ * checkpoint, bit for bit, as a run never interrupted (a script, not part of the test suite):
+ *
+ *   npx tsx scripts/kill-resume.ts [--kills 20] [--steps 1000] [--save-every 2] [--seed 1]
+ *                                  [--min-delay S] [--max-delay S] [--work DIR] [--keep]
+ *
+ * 1. The reference: a tiny U-Net (two levels of 8 and 16 channels) trained on 8×8 MNIST for
+ *    --steps on the CPU backend, uninterrupted, with a checkpoint every --save-every steps.
+ * 2. The same command with --resume appended, started --kills times in a fresh output folder at
+ *    the same path, each time killed with SIGKILL after a random delay drawn uniformly from
+ *    [--min-delay, --max-delay] seconds (seeded by --seed). By default the range is
+ *    [3S/4, S + 2E/kills], S being the reference's start-up time and E its training time, so that
+ *    most kills land in training steps and saves and some in start-up. After each kill the
+ *    checkpoint a reader takes (findCheckpoint) must load for resuming (setUpTraining) and for
+ *    sampling (loadPipeline), and its step must not be lower than after the kill before.
+ * 3. The command with --resume once more, to the end.
+ *
+ * Then: the two output folders hold the same entries; every file of the two checkpoints is the
+ * same byte for byte (trainer_state.json apart from its elapsedSeconds); the metrics logs hold
+ * each step once and agree on every field but the timings. Exit 0 when all of it holds, 1 when
+ * anything does not, 2 for a usage mistake.
+ */
+import { spawn } from 'node:child_process';
+import { mkdir, mkdtemp, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, relative } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+
+import {
+  CHECKPOINT_DIR,
+  findCheckpoint,
+  loadPipeline,
+  METRICS_FILE,
+  PREVIOUS_DIR,
+  readTrainerState,
+  setUpTraining,
+  TRAINER_STATE,
+} from '../src/diffusion/index.js';
+import { cpuBackend, setDefaultBackend } from '../src/engine/index.js';
+import { disposeAll } from '../src/nn/index.js';
+
+const BIN = fileURLToPath(new URL('../bin/sumi.js', import.meta.url));
+
+const TINY = {
+  model: {
+    _class_name: 'UNet2DModel',
+    sample_size: 8,
+    block_out_channels: [8, 16],
+    layers_per_block: 1,
+    norm_num_groups: 4,
+    down_block_types: ['DownBlock2D', 'DownBlock2D'],
+    up_block_types: ['UpBlock2D', 'UpBlock2D'],
+    add_attention: false,
+  },
+  scheduler: { num_train_timesteps: 100 },
+  train: { image_size: 8, batch_size: 8, lr: 1e-3, warmup_steps: 10 },
+};
+
+/** Fields of a metrics line that measure time, not training. */
+const TIMING_FIELDS = ['it_per_sec', 'elapsed_s'];
+
+interface Options {
+  kills: number;
+  steps: number;
+  saveEvery: number;
+  seed: number;
+  minDelay: number | null;
+  maxDelay: number | null;
+  work: string | null;
+  keep: boolean;
+}
+
+const USAGE =
+  'usage: npx tsx scripts/kill-resume.ts [--kills N] [--steps N] [--save-every N] [--seed S] ' +
+  '[--min-delay S] [--max-delay S] [--work DIR] [--keep]';
+
+function usage(message: string): never {
+  console.error(`kill-resume: ${message}`);
+  console.error(USAGE);
+  process.exit(2);
+}
+
+export function parseOptions(argv: readonly string[]): Options {
+  const o: Options = {
+    kills: 20,
+    steps: 1000,
+    saveEvery: 2,
+    seed: 1,
+    minDelay: null,
+    maxDelay: null,
+    work: null,
+    keep: false,
+  };
+  const ints = { '--kills': 'kills', '--steps': 'steps', '--save-every': 'saveEvery' } as const;
+  for (let i = 0; i < argv.length; i++) {
+    const name = argv[i]!;
+    if (name === '--keep') {
+      o.keep = true;
+      continue;
+    }
+    const value = argv[++i];
+    if (value === undefined) usage(`${name} needs a value`);
+    if (name === '--work') {
+      o.work = value;
+      continue;
+    }
+    const v = Number(value);
+    if (name in ints) {
+      if (!Number.isInteger(v) || v < 1) usage(`${name} takes a positive integer, got ${value}`);
+      o[ints[name as keyof typeof ints]] = v;
+    } else if (name === '--seed') {
+      if (!Number.isInteger(v)) usage(`--seed takes an integer, got ${value}`);
+      o.seed = v;
+    } else if (name === '--min-delay' || name === '--max-delay') {
+      if (!(v >= 0)) usage(`${name} takes seconds >= 0, got ${value}`);
+      o[name === '--min-delay' ? 'minDelay' : 'maxDelay'] = v;
+    } else {
+      usage(`unknown option ${name}`);
+    }
+  }
+  if (o.minDelay !== null && o.maxDelay !== null && o.minDelay > o.maxDelay) {
+    usage(`--min-delay ${o.minDelay} is more than --max-delay ${o.maxDelay}`);
+  }
+  return o;
+}
+
+/** mulberry32: uniforms in [0, 1) from a 32-bit seed (the kill schedule only). */
+function uniforms(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => {
+    s = (s + 0x6d2b79f5) >>> 0;
+    let t = s;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+interface Life {
+  /** Exit code when the process ended by itself before the kill; null when it was killed. */
+  code: number | null;
+  stderr: string;
+  seconds: number;
+}
+
+/** Runs `sumi train ...args`; sends SIGKILL after `killAfter` seconds unless it ended before. */
+function runSumi(args: readonly string[], killAfter: number | null): Promise<Life> {
+  return new Promise((resolve, reject) => {
+    const t0 = performance.now();
+    const child = spawn(process.execPath, [BIN, 'train', ...args], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+      env: { ...process.env, SUMI_BACKEND: 'cpu' },
+    });
+    let stderr = '';
+    child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
+    const timer =
+      killAfter === null ? null : setTimeout(() => child.kill('SIGKILL'), killAfter * 1000);
+    child.on('error', reject);
+    child.on('close', (code, signal) => {
+      if (timer !== null) clearTimeout(timer);
+      const seconds = (performance.now() - t0) / 1000;
+      if (signal === 'SIGKILL') resolve({ code: null, stderr, seconds });
+      else resolve({ code: code ?? 1, stderr, seconds });
+    });
+  });
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await stat(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Where a save was when the process died, from what is left in the output folder. */
+export async function saveState(out: string): Promise<string> {
+  const names = (await exists(out)) ? await readdir(out) : [];
+  const current = names.includes(CHECKPOINT_DIR);
+  const previous = names.includes(PREVIOUS_DIR);
+  if (names.some((n) => n.startsWith('checkpoint.tmp-'))) {
+    return current || previous ? 'in a save, writing files' : 'in the first save';
+  }
+  if (previous && !current) return 'in a save, between its renames';
+  if (previous) return 'in a save, removing the previous checkpoint';
+  return current ? 'between saves' : 'before the first save';
+}
+
+/**
+ * Loads the checkpoint a reader of `out` takes, as `sumi train --resume` does and as
+ * `sumi sample` does; returns its step, or null when there is none yet.
+ */
+export async function loadSurvivor(out: string): Promise<number | null> {
+  const dir = await findCheckpoint(out);
+  if (dir === null) return null;
+  const setup = await setUpTraining({
+    outDir: out,
+    resume: true,
+    source: null,
+    train: {},
+    scheduler: {},
+  });
+  const step = setup.trainer.step;
+  setup.trainer.dispose();
+  const p = await loadPipeline(out);
+  disposeAll(p.model.stateDict());
+  const state = await readTrainerState(dir);
+  if (state.step !== step || p.info?.step !== step) {
+    throw new Error(
+      `${dir}: trainer_state.json says step ${state.step}, the trainer ${step}, sumi.json ` +
+        `${p.info?.step}`,
+    );
+  }
+  return step;
+}
+
+async function filesUnder(root: string): Promise<string[]> {
+  const out: string[] = [];
+  const walk = async (dir: string): Promise<void> => {
+    for (const e of await readdir(dir, { withFileTypes: true })) {
+      const p = join(dir, e.name);
+      if (e.isDirectory()) await walk(p);
+      else out.push(relative(root, p));
+    }
+  };
+  await walk(root);
+  return out.sort();
+}
+
+/** metrics.jsonl as step → the line without its timing fields; repeated steps are problems. */
+async function metricsByStep(path: string, problems: string[]): Promise<Map<number, string>> {
+  const byStep = new Map<number, string>();
+  for (const line of (await readFile(path, 'utf8')).split('\n')) {
+    if (line.trim() === '') continue;
+    const rec = JSON.parse(line) as Record<string, unknown>;
+    const step = rec.step as number;
+    for (const f of TIMING_FIELDS) delete rec[f];
+    if (byStep.has(step)) problems.push(`${path}: step ${step} is logged twice`);
+    byStep.set(step, JSON.stringify(rec));
+  }
+  return byStep;
+}
+
+/**
+ * What differs between two finished output folders (empty when nothing): the entries of the
+ * folders, the checkpoint files byte for byte (trainer_state.json without elapsedSeconds), the
+ * metrics logs without their timings.
+ */
+export async function compareRuns(reference: string, resumed: string): Promise<string[]> {
+  const problems: string[] = [];
+  const top = [await readdir(reference), await readdir(resumed)].map((l) => l.sort().join(', '));
+  if (top[0] !== top[1]) problems.push(`output folders differ: [${top[0]}] vs [${top[1]}]`);
+  const a = join(reference, CHECKPOINT_DIR);
+  const b = join(resumed, CHECKPOINT_DIR);
+  const [fa, fb] = [await filesUnder(a), await filesUnder(b)];
+  for (const f of fa.filter((x) => !fb.includes(x))) problems.push(`${f}: only in ${reference}`);
+  for (const f of fb.filter((x) => !fa.includes(x))) problems.push(`${f}: only in ${resumed}`);
+  for (const f of fa.filter((x) => fb.includes(x))) {
+    const [x, y] = [await readFile(join(a, f)), await readFile(join(b, f))];
+    if (f === TRAINER_STATE) {
+      const [sx, sy] = [x, y].map((buf) => {
+        const s = JSON.parse(buf.toString('utf8')) as Record<string, unknown>;
+        delete s.elapsedSeconds;
+        return JSON.stringify(s);
+      });
+      if (sx !== sy) problems.push(`${f}: differs (elapsedSeconds aside)`);
+    } else if (!x.equals(y)) {
+      const at = x.findIndex((v, i) => v !== y[i]);
+      problems.push(
+        `${f}: differs (${x.length} vs ${y.length} bytes, first at byte ${at < 0 ? Math.min(x.length, y.length) : at})`,
+      );
+    }
+  }
+  const ma = await metricsByStep(join(reference, METRICS_FILE), problems);
+  const mb = await metricsByStep(join(resumed, METRICS_FILE), problems);
+  if (ma.size !== mb.size) problems.push(`metrics: ${ma.size} steps logged vs ${mb.size}`);
+  for (const [step, line] of ma) {
+    if (mb.get(step) !== line) {
+      problems.push(`metrics: step ${step} differs: ${line} vs ${mb.get(step) ?? 'missing'}`);
+      break;
+    }
+  }
+  return problems;
+}
+
+async function main(): Promise<void> {
+  const o = parseOptions(process.argv.slice(2));
+  setDefaultBackend(cpuBackend());
+  const work = o.work ?? (await mkdtemp(join(tmpdir(), 'sumi-kill-resume-')));
+  await mkdir(work, { recursive: true });
+  const config = join(work, 'tiny.json');
+  await writeFile(config, `${JSON.stringify(TINY, null, 2)}\n`);
+  const out = join(work, 'out');
+  const reference = join(work, 'reference');
+  for (const p of [out, reference]) await rm(p, { recursive: true, force: true });
+  const command = [
+    '--data',
+    'mnist',
+    '--config',
+    config,
+    '--steps',
+    String(o.steps),
+    '--save-every',
+    String(o.saveEvery),
+    '--sample-every',
+    '0',
+    '--log-every',
+    '1',
+    '--seed',
+    '0',
+    '--quiet',
+    '--out',
+    out,
+  ];
+  const fail = (message: string): never => {
+    console.error(`kill-resume: ${message}`);
+    console.error(`kill-resume: the runs are in ${work}`);
+    process.exit(1);
+  };
+
+  console.log(`kill-resume: ${o.kills} kills, ${o.steps} steps, a checkpoint every ${o.saveEvery}`);
+  const ref = await runSumi(command, null);
+  if (ref.code !== 0) fail(`the reference run failed (exit ${ref.code}):\n${ref.stderr}`);
+  const trainSeconds = (await readTrainerState(join(out, CHECKPOINT_DIR))).elapsedSeconds;
+  const startup = Math.max(0, ref.seconds - trainSeconds);
+  await rename(out, reference);
+  const min = o.minDelay ?? 0.75 * startup;
+  const max = Math.max(min, o.maxDelay ?? startup + (2 * trainSeconds) / o.kills);
+  console.log(
+    `reference: ${ref.seconds.toFixed(1)} s (start-up ${startup.toFixed(1)} s, training ` +
+      `${trainSeconds.toFixed(1)} s); kill delays uniform in [${min.toFixed(2)}, ${max.toFixed(2)}] s, ` +
+      `seed ${o.seed}`,
+  );
+
+  const draw = uniforms(o.seed);
+  const instants = new Map<string, number>();
+  let last = -1;
+  let kills = 0;
+  for (let i = 1; i <= o.kills; i++) {
+    const delay = min + (max - min) * draw();
+    const life = await runSumi([...command, '--resume'], delay);
+    if (life.code !== null) {
+      if (life.code !== 0) fail(`life ${i} failed (exit ${life.code}):\n${life.stderr}`);
+      console.log(`life ${i}: finished before its kill at ${delay.toFixed(2)} s; no more kills`);
+      break;
+    }
+    kills++;
+    const where = await saveState(out);
+    let step: number | null;
+    try {
+      step = await loadSurvivor(out);
+    } catch (e) {
+      return fail(
+        `after kill ${i} (${where}) the checkpoint does not load: ${e instanceof Error ? e.message : String(e)}`,
+      );
+    }
+    if ((step ?? -1) < last) {
+      fail(
+        `after kill ${i} the checkpoint is ${step === null ? 'gone' : `at step ${step}`}; ` +
+          `it was at step ${last}`,
+      );
+    }
+    // A life that leaves the folder as it found it died in start-up or before its first save.
+    const instant = where === 'between saves' && step === last ? 'before a new save' : where;
+    last = step ?? -1;
+    instants.set(instant, (instants.get(instant) ?? 0) + 1);
+    console.log(
+      `kill ${String(i).padStart(2)} at ${delay.toFixed(2)} s: ${instant}; ` +
+        `checkpoint ${step === null ? 'none yet' : `at step ${step}, loads`}`,
+    );
+  }
+  const end = await runSumi([...command, '--resume'], null);
+  if (end.code !== 0) fail(`the last resume failed (exit ${end.code}):\n${end.stderr}`);
+
+  const problems = await compareRuns(reference, out);
+  const summary = [...instants].map(([w, n]) => `${n} ${w}`).join(', ');
+  console.log(`${kills} kills: ${summary === '' ? 'none' : summary}`);
+  if (problems.length > 0) fail(`the runs differ:\n  ${problems.join('\n  ')}`);
+  const files = await filesUnder(join(out, CHECKPOINT_DIR));
+  console.log(
+    `kill-resume: the resumed run equals the reference at step ${o.steps}: ${files.length} ` +
+      'checkpoint files byte for byte (trainer_state.json apart from elapsedSeconds), ' +
+      'metrics of every step',
+  );
+  if (o.keep || o.work !== null) console.log(`kill-resume: the runs are in ${work}`);
+  else await rm(work, { recursive: true, force: true });
+}
+
+if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  await main();
+}
