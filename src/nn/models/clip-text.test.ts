@@ -12,11 +12,10 @@ import {
   CLIP_TEXT_WEIGHTS_NAME,
   CLIPTextModel,
   type CLIPTextModelInput,
-  loadCLIPTextModel,
   quickGelu,
   resolveCLIPTextConfig,
-  saveCLIPTextModel,
 } from './clip-text.js';
+import { loadCLIPTextModel, saveCLIPTextModel } from './clip-text-fs.js';
 
 const FIXTURE = resolve(
   dirname(fileURLToPath(import.meta.url)),

@@ -19,3 +19,4 @@ export * from './vq-model.js';
 export * from './classifier.js';
 export * from './io.js';
 export * from './clip-text.js';
+export * from './clip-text-fs.js';
