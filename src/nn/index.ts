@@ -9,4 +9,5 @@ export * from './optim.js';
 export * from './ema.js';
 export * from './lr-schedule.js';
 export * from './lora.js';
+export * from './lora-format.js';
 export * from './state-io.js';
