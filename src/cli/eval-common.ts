@@ -4,15 +4,21 @@
  * request from the options, progress on stderr, and plain-text tables.
  */
 import {
+  checkSamplingSettings,
   ClassifierDirError,
   createSampler,
   type LoadedPipeline,
   loadClassifier,
   loadPipeline,
+  MAX_GUIDANCE_SCALE,
   ModelDirError,
   predictionTypeOf,
   resolveSchedulerName,
+  SamplingOptionError,
+  type SamplingSettings,
+  samplersTaking,
   schedulerAliases,
+  takesStepParameter,
   type WeightsChoice,
 } from '../diffusion/index.js';
 import {
@@ -92,14 +98,20 @@ export function samplingOptions(opts: { sampler: boolean; lists: boolean }): Opt
       kind: 'flag',
       help: 'Karras sigmas (euler, heun, lms, dpmpp-2m, dpmpp-2m-sde, unipc)',
     },
-    { name: 'eta', kind: 'number', arg: 'η', help: 'DDIM noise', default: '0' },
+    {
+      name: 'eta',
+      kind: 'number',
+      arg: 'η',
+      help: `DDIM noise, 0 to 1 (samplers: ${samplersTaking('eta').join(', ')})`,
+      default: '0',
+    },
     { name: 'seed', kind: 'int', arg: 'S', help: 'seed of the sampling noise', default: '0' },
     { name: 'batch', kind: 'int', arg: 'B', help: 'images per sampling batch', default: '64' },
     {
       name: 'guidance',
       kind: opts.lists ? 'string' : 'number',
       arg: opts.lists ? 'W,..' : 'W',
-      help: 'classifier-free guidance scale w (models trained with condition dropout)',
+      help: `classifier-free guidance scale w, 0 to ${MAX_GUIDANCE_SCALE} (models trained with condition dropout)`,
       default: '1',
     },
     {
@@ -193,6 +205,44 @@ export function checkSampler(name: string, karras: boolean): string {
     throw new UsageError(e instanceof Error ? e.message : String(e));
   }
   return name;
+}
+
+/** The option of each sampling setting in the eval commands. */
+const SETTING_OPTION: Record<keyof SamplingSettings, string> = {
+  eta: 'eta',
+  guidanceScale: 'guidance',
+  guidanceRescale: 'guidance-rescale',
+  batchSize: 'batch',
+};
+
+/**
+ * --eta, every --guidance scale and --guidance-rescale, checked before any work as `sumi sample`
+ * checks them: η in [0, 1] and only when one of `samplers` has it, w in [0, 100], φ in [0, 1].
+ */
+export function checkSamplingOptions(
+  args: Args,
+  samplers: readonly string[],
+  guidances: readonly number[],
+): void {
+  const eta = args.num('eta');
+  // With a list of samplers, η is checked against the first that has it.
+  const name =
+    (eta !== undefined ? samplers.find((s) => takesStepParameter(s, 'eta')) : undefined) ??
+    samplers[0]!;
+  try {
+    for (const guidanceScale of guidances) {
+      checkSamplingSettings(name, {
+        eta,
+        guidanceScale,
+        guidanceRescale: args.num('guidance-rescale') ?? 0,
+      });
+    }
+  } catch (e) {
+    if (e instanceof SamplingOptionError) {
+      throw new UsageError(`--${SETTING_OPTION[e.option]} ${e.problem}`);
+    }
+    throw e;
+  }
 }
 
 export async function loadModelDir(args: Args): Promise<LoadedPipeline> {

@@ -21,6 +21,7 @@ import { type Args, type CommandSpec, UsageError } from './args.js';
 import { EXIT, selectBackend } from './common.js';
 import {
   checkSampler,
+  checkSamplingOptions,
   CLASSIFIER_OPTIONS,
   COMMON_TAIL,
   conditionPlan,
@@ -87,6 +88,7 @@ export async function sweepCommand(args: Args): Promise<number> {
     throw new UsageError(`--plot must name a .svg file, got '${plot}'`);
   }
   const guidance = args.num('guidance') ?? 1;
+  checkSamplingOptions(args, samplers, [guidance]);
   await selectBackend(args.str('backend'));
   const c = await loadEvalClassifier(args);
   const p = await loadModelDir(args);

@@ -39,6 +39,7 @@ import { defineCommand, EXIT, formatDuration, selectBackend } from './common.js'
 import {
   asInputErrors,
   checkSampler,
+  checkSamplingOptions,
   CLASSIFIER_OPTIONS,
   COMMON_TAIL,
   conditionPlan,
@@ -141,6 +142,7 @@ async function fdCommand(args: Args): Promise<number> {
   const kidSubsets = positiveInt(args, 'kid-subsets', SCORE_DEFAULTS.kidSubsets);
   const kidSubsetSize = positiveInt(args, 'kid-subset-size', SCORE_DEFAULTS.kidSubsetSize);
   const guidance = args.num('guidance') ?? 1;
+  checkSamplingOptions(args, [sampler], [guidance]);
   await selectBackend(args.str('backend'));
   const t0 = performance.now();
 
@@ -432,6 +434,7 @@ async function condCommand(args: Args): Promise<number> {
   const sampler = checkSampler(args.str('sampler') ?? 'dpmpp-2m', args.flag('karras') === true);
   const ws = numberList(args.str('guidance') ?? '1', 'guidance');
   const ss = numberList(args.str('classifier-scale') ?? '1', 'classifier-scale');
+  checkSamplingOptions(args, [sampler], ws);
   await selectBackend(args.str('backend'));
   const c = await loadEvalClassifier(args);
   const p = await loadModelDir(args);

@@ -273,4 +273,61 @@ void describe('sumi eval', () => {
     assert.match(c.stderr, /give --guide-classifier DIR/);
     assert.ok(!existsSync(fresh), 'nothing written');
   });
+
+  void test('sampling settings are checked before any work, as sumi sample checks them', async () => {
+    const fresh = join(dir, 'settings-cache');
+    const small = ['--model', model, '--classifier', cls, '--n', '20', '--steps', '1'];
+    const cached = [...small, '--cache-dir', fresh];
+    const cases: [string[], RegExp][] = [
+      [
+        ['fd', ...cached, '--sampler', 'euler', '--eta', '0.5'],
+        /^sumi eval fd: --eta is for ddim; sampler 'euler' has no η\n/,
+      ],
+      [
+        ['fd', ...cached, '--sampler', 'ddim', '--eta', '-1'],
+        /^sumi eval fd: --eta must be from 0 \(deterministic\) to 1 \(DDPM-like\), got -1\n/,
+      ],
+      [
+        ['fd', ...cached, '--guidance', '1e300'],
+        /^sumi eval fd: --guidance must be from 0 to 100 \(1: no guidance\), got 1e\+300\n/,
+      ],
+      [
+        ['cond', ...small, '--guidance', '1,3,1e300'],
+        /^sumi eval cond: --guidance must be from 0 to 100 \(1: no guidance\), got 1e\+300\n/,
+      ],
+      [
+        [
+          'sweep',
+          ...cached,
+          '--samplers',
+          'dpmpp-2m,euler',
+          '--eta',
+          '0.5',
+          '--out',
+          join(dir, 'no.json'),
+        ],
+        /^sumi eval sweep: --eta is for ddim; sampler 'dpmpp-2m' has no η\n/,
+      ],
+      [
+        [
+          'sweep',
+          ...cached,
+          '--samplers',
+          'euler,ddim',
+          '--eta',
+          '1.5',
+          '--out',
+          join(dir, 'no.json'),
+        ],
+        /^sumi eval sweep: --eta must be from 0 \(deterministic\) to 1 \(DDPM-like\), got 1\.5\n/,
+      ],
+    ];
+    for (const [args, message] of cases) {
+      const r = await sumi(['eval', ...args, ...plain]);
+      assert.equal(r.code, 2, `${args.join(' ')}: ${r.stderr}`);
+      assert.match(r.stderr, message);
+      assert.equal(r.stdout, '');
+      assert.ok(!existsSync(fresh), `${args.join(' ')}: nothing written before the check`);
+    }
+  });
 });
