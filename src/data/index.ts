@@ -14,3 +14,4 @@ export { parseIdx, readIdx, type IdxArray, type IdxType } from './idx.js';
 export * from './image/index.js';
 export * from './captions.js';
 export * from './tokenizer.js';
+export * from './tokenizer-fs.js';

@@ -8,18 +8,17 @@ import {
   BOS_TOKEN,
   encodedTensors,
   EOS_TOKEN,
-  loadTokenizer,
   parseTokenizer,
   TokenizerError,
   PAD_TOKEN,
   preTokenize,
-  saveTokenizer,
   SPECIAL_TOKENS,
   TOKENIZER_CONFIG_FILE,
   TOKENIZER_FILE,
   UNK_TOKEN,
   WordLevelTokenizer,
 } from './tokenizer.js';
+import { loadTokenizer, saveTokenizer } from './tokenizer-fs.js';
 
 const captions = [
   'a handwritten seven',

@@ -18,11 +18,7 @@
  * CLIPTextModel takes a config with eos_token_id == 2 for a pre-2023 CLIP checkpoint and pools at
  * the largest token id instead of at the first end token.
  */
-import { mkdir, readFile, stat } from 'node:fs/promises';
-import { join } from 'node:path';
-
 import { type Backend, tensor, type Tensor } from '../engine/index.js';
-import { writeTextAtomic } from '../nn/models/index.js';
 
 export const PAD_TOKEN = '<|pad|>';
 export const UNK_TOKEN = '<|unk|>';
@@ -352,14 +348,7 @@ export function encodedTensors(
   };
 }
 
-// ---- save and load ----------------------------------------------------------------------------
-
-/** Writes tokenizer.json and tokenizer_config.json into `dir` (created), each atomically. */
-export async function saveTokenizer(tok: WordLevelTokenizer, dir: string): Promise<void> {
-  await mkdir(dir, { recursive: true });
-  await writeTextAtomic(join(dir, TOKENIZER_FILE), tok.tokenizerJson());
-  await writeTextAtomic(join(dir, TOKENIZER_CONFIG_FILE), tok.tokenizerConfigJson());
-}
+// ---- tokenizer.json ----------------------------------------------------------------------------
 
 function show(v: unknown): string {
   const s = JSON.stringify(v);
@@ -406,7 +395,11 @@ function depthOf(value: unknown): number {
   return deepest;
 }
 
-function parseJsonObject(text: string, path: string): Record<string, unknown> {
+/**
+ * The text of tokenizer.json or tokenizer_config.json (at `path`, which errors name) as an object;
+ * a TokenizerError when it is not JSON, not an object, or nested too deep.
+ */
+export function parseTokenizerFile(text: string, path: string): Record<string, unknown> {
   let v: unknown;
   try {
     v = JSON.parse(text);
@@ -422,51 +415,14 @@ function parseJsonObject(text: string, path: string): Record<string, unknown> {
   return v;
 }
 
-const utf8 = new TextDecoder('utf-8', { fatal: true });
-
-async function readText(path: string): Promise<string> {
-  let bytes: Uint8Array;
-  try {
-    bytes = await readFile(path);
-  } catch {
-    throw new TokenizerError(`${path}: missing`);
-  }
-  try {
-    return utf8.decode(bytes);
-  } catch {
-    throw new TokenizerError(`${path}: not UTF-8 text`);
-  }
-}
-
 /** A special token as tokenizer_config.json gives it: a string or {content: ...}. */
 function tokenContent(v: unknown): unknown {
   return isObject(v) ? v.content : v;
 }
 
-/**
- * Reads a tokenizer folder written by `saveTokenizer` (or by `tokenizers` with the same
- * pipeline); see parseTokenizer.
- */
-export async function loadTokenizer(dir: string): Promise<WordLevelTokenizer> {
-  let st;
-  try {
-    st = await stat(dir);
-  } catch {
-    throw new TokenizerError(`${dir}: no such tokenizer folder`);
-  }
-  if (!st.isDirectory()) {
-    throw new TokenizerError(`${dir}: not a folder (expected a tokenizer folder)`);
-  }
-  const path = join(dir, TOKENIZER_FILE);
-  const tokenizerJson = await readText(path);
-  let configJson: string;
-  try {
-    configJson = await readText(join(dir, TOKENIZER_CONFIG_FILE));
-  } catch (e) {
-    parseJsonObject(tokenizerJson, path); // report tokenizer.json's own fault first
-    throw e;
-  }
-  return parseTokenizer(tokenizerJson, configJson, dir);
+/** `dir/name` as messages show it (`name` alone in the current folder). */
+function inDir(dir: string, name: string): string {
+  return dir === '.' || dir === '' ? name : `${dir.replace(/\/+$/, '')}/${name}`;
 }
 
 /**
@@ -479,8 +435,8 @@ export function parseTokenizer(
   configJson: string,
   dir = '.',
 ): WordLevelTokenizer {
-  const path = join(dir, TOKENIZER_FILE);
-  const doc = parseJsonObject(tokenizerJson, path);
+  const path = inDir(dir, TOKENIZER_FILE);
+  const doc = parseTokenizerFile(tokenizerJson, path);
   const model = doc.model;
   if (!isObject(model))
     throw new TokenizerError(`${path}: model: expected an object, found ${show(model)}`);
@@ -516,8 +472,8 @@ export function parseTokenizer(
     );
   }
 
-  const configPath = join(dir, TOKENIZER_CONFIG_FILE);
-  const config = parseJsonObject(configJson, configPath);
+  const configPath = inDir(dir, TOKENIZER_CONFIG_FILE);
+  const config = parseTokenizerFile(configJson, configPath);
   if (config.tokenizer_class !== 'PreTrainedTokenizerFast') {
     throw new TokenizerError(
       `${configPath}: tokenizer_class: expected "PreTrainedTokenizerFast", found ${show(config.tokenizer_class)}`,
