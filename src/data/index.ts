@@ -12,6 +12,8 @@ export { findImages, loadImageFolder, type FolderOptions } from './folder.js';
 export { ImageFileDataset, type ImageFileEntry, type ImageFileOptions } from './image-files.js';
 export { parseIdx, readIdx, type IdxArray, type IdxType } from './idx.js';
 export * from './image/index.js';
+export { readImage, readImageSync } from './image/read.js';
+export { saveGif, savePng } from './image/save.js';
 export * from './captions.js';
 export * from './tokenizer.js';
 export * from './tokenizer-fs.js';

@@ -5,7 +5,8 @@ import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 
 import { tensor } from '../../engine/index.js';
-import { gridFromValues, imageGrid, saveGif, savePng, tensorToImages } from './grid.js';
+import { gridFromValues, imageGrid, tensorToImages } from './grid.js';
+import { saveGif, savePng } from './save.js';
 import { decodePng } from './png.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'sumi-grid-'));

@@ -1,15 +1,10 @@
 /**
- * From model outputs to files: image tensors [N, C, H, W] with values in [-1, 1] (the range
- * models train on) become 8-bit images, grids of images, PNG files and animated GIFs.
+ * From model outputs to images: image tensors [N, C, H, W] with values in [-1, 1] (the range
+ * models train on) become 8-bit images and grids of images (PNG and GIF files: save.ts).
  * C is 1 (gray), 3 (RGB) or 4 (RGBA); values outside [-1, 1] are clamped, NaN shows as -1.
  */
-import { mkdir, writeFile } from 'node:fs/promises';
-import { dirname } from 'node:path';
-
-import { Tensor } from '../../engine/index.js';
-import { encodeGif, type GifOptions } from './gif.js';
+import type { Tensor } from '../../engine/index.js';
 import { type Channels, planesToImage, type RawImage, toByte } from './image.js';
-import { encodePng, type PngEncodeOptions } from './png.js';
 
 export interface GridOptions {
   /** Images per row of the grid (torchvision's `nrow`); default ceil(sqrt(N)). */
@@ -93,33 +88,4 @@ export async function tensorToImages(images: Tensor): Promise<RawImage[]> {
   return Array.from({ length: n }, (_, i) =>
     planesToImage(values.subarray(i * size, (i + 1) * size), c, h, w, [-1, 1]),
   );
-}
-
-async function writeCreatingDir(path: string, bytes: Uint8Array): Promise<void> {
-  await mkdir(dirname(path), { recursive: true });
-  await writeFile(path, bytes);
-}
-
-/** Writes an image, or a tensor of images in [-1, 1] laid out as a grid, as a PNG file. */
-export async function savePng(
-  path: string,
-  image: RawImage | Tensor,
-  opts: GridOptions & PngEncodeOptions = {},
-): Promise<void> {
-  const img = image instanceof Tensor ? await imageGrid(image, opts) : image;
-  await writeCreatingDir(path, encodePng(img, opts));
-}
-
-/**
- * Writes an animated GIF. Frames are images, or tensors of images in [-1, 1], each laid out as a
- * grid (for a denoising animation: one tensor per sampler step).
- */
-export async function saveGif(
-  path: string,
-  frames: readonly (RawImage | Tensor)[],
-  opts: GridOptions & GifOptions = {},
-): Promise<void> {
-  const images: RawImage[] = [];
-  for (const f of frames) images.push(f instanceof Tensor ? await imageGrid(f, opts) : f);
-  await writeCreatingDir(path, encodeGif(images, opts));
 }

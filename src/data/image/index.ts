@@ -1,8 +1,11 @@
-/** Image I/O: PNG (decode and encode), JPEG (decode), animated GIF (encode), grids, resizing. */
+/**
+ * Images in memory: PNG (decode and encode), JPEG (decode), animated GIF (encode), grids,
+ * resizing. Reading and writing image files: read.ts and save.ts (Node).
+ */
 export * from './image.js';
 export { decodePng, encodePng, isPng, type PngEncodeOptions } from './png.js';
 export { decodeJpeg, isJpeg } from './jpeg.js';
 export { encodeGif, type GifOptions, type QuantizeMethod } from './gif.js';
-export { decodeImage, readImage, readImageSync } from './read.js';
+export { decodeImage } from './decode.js';
 export { centerCropPlanes, flipPlanesInPlace, resizeCoverPlanes, resizePlanes } from './resize.js';
 export * from './grid.js';

@@ -4,7 +4,7 @@ import { describe, test } from 'node:test';
 import { encode } from 'jpeg-js';
 
 import { decodeJpeg } from './jpeg.js';
-import { decodeImage } from './read.js';
+import { decodeImage } from './decode.js';
 
 void describe('JPEG', () => {
   // 16x8: left half orange, right half gray, as RGBA for jpeg-js's encoder.

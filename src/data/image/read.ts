@@ -2,17 +2,8 @@
 import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 
-import { ImageDecodeError, type RawImage } from './image.js';
-import { decodeJpeg, isJpeg } from './jpeg.js';
-import { decodePng, isPng } from './png.js';
-
-/** Decodes PNG or JPEG bytes; `name` (the file) starts every error message. */
-export function decodeImage(bytes: Uint8Array, name = 'image'): RawImage {
-  if (isPng(bytes)) return decodePng(bytes, name);
-  if (isJpeg(bytes)) return decodeJpeg(bytes, name);
-  if (bytes.length === 0) throw new ImageDecodeError(`${name}: empty file`);
-  throw new ImageDecodeError(`${name}: not a PNG or JPEG file (unrecognized signature)`);
-}
+import { decodeImage } from './decode.js';
+import type { RawImage } from './image.js';
 
 export function readImageSync(path: string): RawImage {
   return decodeImage(

@@ -4,7 +4,7 @@
  * the same size (white = repaint, black = keep; Lugmayr et al. 2022 and diffusers' inpainting
  * pipelines use the same convention).
  */
-import { bitDepthOf, imageToPlanes, type RawImage } from '../../data/index.js';
+import { bitDepthOf, imageToPlanes, type RawImage } from '../../data/image/index.js';
 
 /** An image, mask or option the editing pipelines cannot take; the message names it. */
 export class EditInputError extends Error {
