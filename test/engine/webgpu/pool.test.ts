@@ -5,7 +5,11 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 
-import { BufferPool, sizeClass } from '../../../src/engine/backends/webgpu/pool.js';
+import {
+  BufferPool,
+  poolBudgetFromEnv,
+  sizeClass,
+} from '../../../src/engine/backends/webgpu/pool.js';
 
 interface FakeBuffer {
   readonly size: number;
@@ -140,7 +144,7 @@ void describe('webgpu buffer pool under memory pressure', () => {
     assert.equal(errors.length, 1);
     assert.match(
       errors[0]!.message,
-      /^webgpu: out of memory allocating 8000 bytes \(a 8192-byte buffer\) with 1024 bytes in use and 2048 pooled, after giving 2048 pooled bytes back; .* the results of the work recorded since the previous read are lost$/,
+      /^webgpu: out of memory allocating 8000 bytes \(a 8192-byte buffer\) with 1024 bytes in use and 2048 pooled, after giving 2048 pooled bytes back; .* the results of the work recorded since the previous read are lost \(SUMI_WEBGPU_BUDGET_MB below the device's memory makes the pool give memory back before it runs out\)$/,
     );
     assert.equal(pool.stats().bytesPooled, 0);
     // The failed buffer is destroyed when released, never handed out again.
@@ -150,5 +154,17 @@ void describe('webgpu buffer pool under memory pressure', () => {
     assert.equal(pool.stats().pooled, 0);
     assert.notEqual(pool.acquire(8000, false), bad);
     pool.release(kept);
+  });
+
+  void test('SUMI_WEBGPU_BUDGET_MB: megabytes; unset or empty is no budget; nonsense refused', () => {
+    assert.equal(poolBudgetFromEnv(undefined), Infinity);
+    assert.equal(poolBudgetFromEnv(''), Infinity);
+    assert.equal(poolBudgetFromEnv('1.5'), 1.5 * 2 ** 20);
+    assert.throws(
+      () => poolBudgetFromEnv('-1'),
+      /^Error: SUMI_WEBGPU_BUDGET_MB must be a number of megabytes above 0, got '-1'$/,
+    );
+    assert.throws(() => poolBudgetFromEnv('2GB'), /got '2GB'/);
+    assert.throws(() => poolBudgetFromEnv('0'), /got '0'/);
   });
 });

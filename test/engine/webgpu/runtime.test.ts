@@ -152,6 +152,21 @@ void describe('webgpu runtime', { skip }, () => {
     assert.throws(() => other.unary('exp', x), /device lost/);
   });
 
+  void test('SUMI_WEBGPU_BUDGET_MB sets the pool budget of a new backend', async () => {
+    const prev = process.env.SUMI_WEBGPU_BUDGET_MB;
+    process.env.SUMI_WEBGPU_BUDGET_MB = '64';
+    try {
+      const other = await createWebGpuBackend();
+      assert.ok(other !== null, 'a second device on the same adapter');
+      assert.equal(other.runtime.pool.budget, 64 * 2 ** 20);
+      other.device.destroy();
+    } finally {
+      if (prev === undefined) delete process.env.SUMI_WEBGPU_BUDGET_MB;
+      else process.env.SUMI_WEBGPU_BUDGET_MB = prev;
+    }
+    assert.equal(gpu!.runtime.pool.budget, Infinity, 'unset: no budget');
+  });
+
   void test('initBackend and SUMI_BACKEND select backends', async () => {
     const prev = process.env.SUMI_BACKEND;
     const prevDefault = defaultBackend();

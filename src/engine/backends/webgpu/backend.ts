@@ -62,6 +62,8 @@ export interface WebGpuBackendOptions {
   subgroups?: boolean;
   /** A name for messages, e.g. the adapter description. */
   adapterName?: string;
+  /** Bytes in use plus pooled past which the pool gives pooled buffers back (BufferPool.budget). */
+  poolBudget?: number;
 }
 
 export interface WebGpuStats extends PoolStats {
@@ -87,6 +89,7 @@ export class WebGpuBackend implements Backend {
   constructor(device: GPUDevice, opts: WebGpuBackendOptions = {}) {
     this.device = device;
     this.runtime = new Runtime(device);
+    this.runtime.pool.budget = opts.poolBudget ?? Infinity;
     this.adapterName = opts.adapterName ?? 'WebGPU device';
     this.subgroups = (opts.subgroups ?? false) && device.features.has('subgroups');
   }

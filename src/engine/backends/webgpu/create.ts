@@ -1,6 +1,7 @@
 /** Making the backend: a device from the environment (or the caller), plus a subgroup probe. */
 import { WebGpuBackend } from './backend.js';
 import { acquireDevice, type DeviceRequest } from './gpu-device.js';
+import { poolBudgetFromEnv } from './pool.js';
 
 const PROBE = `enable subgroups;
 @group(0) @binding(0) var<storage, read_write> out: array<u32>;
@@ -57,13 +58,18 @@ function envSubgroups(): boolean {
   return v !== '0';
 }
 
-/** The backend over a device the caller made (browsers: from navigator.gpu). */
+/**
+ * The backend over a device the caller made (browsers: from navigator.gpu), with the pool budget
+ * of SUMI_WEBGPU_BUDGET_MB when set.
+ */
 export async function webGpuBackendForDevice(
   device: GPUDevice,
   adapterName = 'WebGPU device',
 ): Promise<WebGpuBackend> {
+  const env = typeof process === 'undefined' ? undefined : process.env.SUMI_WEBGPU_BUDGET_MB;
+  const poolBudget = poolBudgetFromEnv(env);
   const subgroups = envSubgroups() && (await probeSubgroups(device));
-  return new WebGpuBackend(device, { subgroups, adapterName });
+  return new WebGpuBackend(device, { subgroups, adapterName, poolBudget });
 }
 
 /** The backend on the default adapter, or null when this environment has no WebGPU adapter. */

@@ -11,7 +11,10 @@
  * throws one error naming the bytes asked for, in use and pooled. WebGPU may instead report
  * out-of-memory later, through the error scope, after commands have used the invalid buffer:
  * those commands cannot be retried, so the pool gives its pooled memory back and reports the same
- * error to the runtime, which fails every later call with it.
+ * error to the runtime, which fails every later call with it. That is how Dawn reports a storage
+ * buffer it cannot allocate (createBuffer throws only for mappedAtCreation), so on a GPU the way
+ * to keep a long run alive is a budget below the device's memory (SUMI_WEBGPU_BUDGET_MB, read by
+ * `poolBudgetFromEnv`): the pool then gives pooled memory back before it asks for more.
  */
 
 /** One pooled GPU buffer. `bytes` is its size class, the buffer's real size. */
@@ -35,6 +38,19 @@ export interface PoolStats {
 /** GPUBufferUsage.STORAGE | COPY_SRC | COPY_DST (numbers, so no globals are needed). */
 export const STORAGE_USAGE = 0x80 | 0x04 | 0x08;
 const MIN_CLASS = 256;
+
+/**
+ * The pool budget in bytes from SUMI_WEBGPU_BUDGET_MB (megabytes of buffers in use plus pooled);
+ * no budget (Infinity) when unset or empty.
+ */
+export function poolBudgetFromEnv(mb: string | undefined): number {
+  if (mb === undefined || mb.trim() === '') return Infinity;
+  const v = Number(mb);
+  if (!(Number.isFinite(v) && v > 0)) {
+    throw new Error(`SUMI_WEBGPU_BUDGET_MB must be a number of megabytes above 0, got '${mb}'`);
+  }
+  return v * 2 ** 20;
+}
 
 /** The size class of a request: 256 bytes, then steps of a quarter power of two (≤ 25% waste). */
 export function sizeClass(bytes: number): number {
@@ -157,7 +173,8 @@ export class BufferPool {
     this.#onError(
       new Error(
         `${this.#oomMessage(asked, buf.bytes, inUse, pooled, freed)}; the results of the work ` +
-          'recorded since the previous read are lost',
+          'recorded since the previous read are lost (SUMI_WEBGPU_BUDGET_MB below the ' +
+          "device's memory makes the pool give memory back before it runs out)",
       ),
     );
   }
