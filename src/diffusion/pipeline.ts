@@ -1,19 +1,17 @@
 /**
- * Generating images from a trained model directory: find the denoiser's weights (EMA or not),
- * its condition source (class labels, or a tokenizer and text encoder) and the scheduler config
- * in a `sumi train` checkpoint, a diffusers pipeline folder or a bare UNet folder; build any
- * sampler over the training schedule; run the reverse process under a conditioning, with
- * classifier-free guidance through the null condition.
+ * Model folders for sampling: find the denoiser's weights (EMA or not), its condition source
+ * (class labels, or a tokenizer and text encoder) and the scheduler config in a `sumi train`
+ * checkpoint, a diffusers pipeline folder or a bare UNet folder; and write a sample-ready pipeline
+ * folder. Sampling itself (re-exported here): generate.ts.
  */
 import { mkdir, readFile, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 
-import { type Backend, noGrad, type Tensor, tidy } from '../engine/index.js';
+import type { Backend } from '../engine/index.js';
 import { saveModule } from '../nn/index.js';
 import {
   type AnyDiffusersModel,
   CONFIG_NAME,
-  type Conditioning,
   ConfigError,
   type Denoiser,
   DIFFUSERS_VERSION,
@@ -22,52 +20,17 @@ import {
   writeFileAtomic,
   writeTextAtomic,
 } from '../nn/models/index.js';
-import { guidedDenoiser } from './classifier-free.js';
 import {
   classConditioning,
   type ConditionComponent,
   type ConditionSource,
-  ConditionError,
-  type ConditionValue,
-  disposeConditioning,
   unconditional,
 } from './conditioning.js';
-import { predictedOriginalSample, type PredictionType } from './forward.js';
-import {
-  type DenoiseModel,
-  ImageNoise,
-  type Scheduler,
-  createScheduler,
-  sample,
-  samplersTaking,
-  schedulerSpec,
-  type StepInfo,
-  takesStepParameter,
-} from './samplers/index.js';
-import { loadTextConditioning, TEXT_ENCODER_DIR, TOKENIZER_DIR } from './text-conditioning.js';
+import { ModelDirError, type ModelInfo, pipelineIndex } from './generate.js';
+import { loadTextConditioning } from './text-conditioning.js';
+import { TEXT_ENCODER_DIR, TOKENIZER_DIR } from './text-source.js';
 
-/** `sumi.json`: what sampling needs beyond the diffusers files. */
-export interface ModelInfo {
-  format: 'sumi-model';
-  version: 1;
-  imageSize: number;
-  channels: number;
-  /** What the denoiser is conditioned on (absent in older files: class when numClasses is set). */
-  conditioning?: 'none' | 'class' | 'text';
-  /** Whether training dropped the condition (so classifier-free guidance can be used). */
-  conditionDropout?: number;
-  /** Classes of a class-conditional model (null: unconditional). */
-  numClasses: number | null;
-  /** Class id of "no class" (classifier-free guidance), num_classes; null when absent. */
-  nullClassId: number | null;
-  classNames?: string[];
-  data?: string;
-  /** Training step of the weights. */
-  step?: number;
-  /** The command that trained the model, and its arguments after `sumi train`. */
-  command?: string;
-  trainArgs?: string[];
-}
+export * from './generate.js';
 
 export interface ModelDirLayout {
   /** The directory holding the model (a checkpoint inside a training output dir, say). */
@@ -80,10 +43,6 @@ export interface ModelDirLayout {
   tokenizerDir: string | null;
   schedulerConfigPath: string | null;
   info: ModelInfo | null;
-}
-
-export class ModelDirError extends Error {
-  override name = 'ModelDirError';
 }
 
 async function isFile(path: string): Promise<boolean> {
@@ -306,320 +265,6 @@ async function conditionSourceOf(
 }
 
 /**
- * A sampler (CLI name or diffusers class) over the training schedule of `schedulerConfig`.
- * `karras`: Karras et al. sigmas, for the samplers that have them.
- */
-export function createSampler(
-  name: string,
-  schedulerConfig: Readonly<Record<string, unknown>>,
-  opts: { karras?: boolean } = {},
-): Scheduler {
-  const config: Record<string, unknown> = { ...schedulerConfig };
-  delete config._class_name;
-  delete config._diffusers_version;
-  if (opts.karras === true) {
-    if (!Object.hasOwn(schedulerSpec(name).defaults, 'useKarrasSigmas')) {
-      throw new Error(
-        `sampler '${name}' has no Karras sigmas (euler, heun, lms, dpmpp-2m, dpmpp-2m-sde, unipc have)`,
-      );
-    }
-    config.use_karras_sigmas = true;
-  }
-  return createScheduler(name, config);
-}
-
-export function predictionTypeOf(
-  schedulerConfig: Readonly<Record<string, unknown>>,
-): PredictionType {
-  const p = schedulerConfig.prediction_type ?? 'epsilon';
-  if (p !== 'epsilon' && p !== 'sample' && p !== 'v_prediction') {
-    throw new ModelDirError(`unsupported prediction_type ${JSON.stringify(p)}`);
-  }
-  return p;
-}
-
-export interface GenerateOptions {
-  /** Number of images. */
-  n: number;
-  seed: number;
-  /** Index of the first image within the seed's images (default 0; see `ImageNoise`). */
-  firstImage?: number;
-  numInferenceSteps: number;
-  /** DDIM's η (0 deterministic). */
-  eta?: number;
-  /** The conditioning of the n images (nothing for an unconditional model). */
-  cond?: Conditioning;
-  /** The null (or negative) conditioning, for classifier-free guidance. */
-  uncond?: Conditioning | null;
-  /** Classifier-free guidance scale w (1: none). */
-  guidanceScale?: number;
-  /** Guidance rescale φ in [0, 1] (Lin et al. 2023; 0: off). */
-  guidanceRescale?: number;
-  /** Wraps the sampler callback (classifier guidance, say) after classifier-free guidance. */
-  wrap?: (denoise: DenoiseModel) => DenoiseModel;
-  /** Called after every sampler step (see `sample`). */
-  onStep?: (info: StepInfo) => void;
-}
-
-/**
- * Runs the reverse process for images [firstImage, firstImage + n) of `seed` at the denoiser's
- * size: x_T ~ N(0, I) and every noise draw of the sampler come from each image's own noise
- * (`ImageNoise`), so image k is the same picture whatever batch it is generated in. Returns x_0
- * [n, C, H, W] in about [-1, 1]. The conditioning tensors stay the caller's.
- */
-export function generate(denoiser: Denoiser, scheduler: Scheduler, opts: GenerateOptions): Tensor {
-  const p = denoiser.parameters()[0]!;
-  const noise = new ImageNoise(opts.seed, opts.firstImage ?? 0, opts.n, denoiser.sampleShape, {
-    backend: p.backend,
-    dtype: p.dtype === 'float64' ? 'float64' : 'float32',
-  });
-  return noGrad(() =>
-    tidy(() => {
-      const guided = guidedDenoiser(denoiser, {
-        cond: opts.cond ?? {},
-        uncond: opts.uncond ?? null,
-        scale: opts.guidanceScale ?? 1,
-        rescale: opts.guidanceRescale ?? 0,
-      });
-      const xT = noise.next();
-      return sample(scheduler, opts.wrap ? opts.wrap(guided) : guided, xT, {
-        numInferenceSteps: opts.numInferenceSteps,
-        stepOptions: {
-          ...(opts.eta !== undefined ? { eta: opts.eta } : {}),
-          noise: () => noise.next(),
-        },
-        onStep: opts.onStep,
-      });
-    }),
-  );
-}
-
-/** Images per batch when the caller does not say. */
-export const DEFAULT_BATCH_SIZE = 64;
-
-/** Where a batch lies in a batched run. */
-export interface BatchInfo {
-  /** 0-based batch number, and the number of batches. */
-  index: number;
-  batches: number;
-  /** Index of the batch's first image, and its number of images. */
-  start: number;
-  size: number;
-}
-
-export interface GenerateBatchesOptions {
-  seed: number;
-  numInferenceSteps: number;
-  /** Images per batch (memory grows with it, not with the number of images). */
-  batchSize: number;
-  /** DDIM's η. */
-  eta?: number;
-  /** Encodes the conditions of each batch. */
-  condition: ConditionSource;
-  /** The condition of every image (its length is the number of images) and the guidance. */
-  request: ConditionRequest;
-  /** Guidance rescale φ in [0, 1]. */
-  guidanceRescale?: number;
-  /** Wraps each batch's sampler callback (classifier guidance, say). */
-  wrap?: (denoise: DenoiseModel, batch: BatchInfo) => DenoiseModel;
-  onStep?: (info: StepInfo, batch: BatchInfo) => void;
-  /** Receives each batch's x_0 [size, C, H, W]; it is freed once the returned promise settles. */
-  onBatch: (images: Tensor, batch: BatchInfo) => void | Promise<void>;
-}
-
-/**
- * Generates `request.values.length` images batch by batch: each batch encodes its own
- * conditions, runs `generate` for its images of the seed, hands x_0 to `onBatch` and frees it,
- * so memory stays flat in the number of images. Image k is the same as in any other batching.
- */
-export async function generateBatches(
-  denoiser: Denoiser,
-  scheduler: Scheduler,
-  opts: GenerateBatchesOptions,
-): Promise<void> {
-  const n = opts.request.values.length;
-  const size = opts.batchSize;
-  if (!Number.isInteger(size) || size < 1) {
-    throw new SamplingOptionError('batchSize', `must be at least 1, got ${size}`);
-  }
-  const backend = denoiser.parameters()[0]!.backend;
-  const negative = opts.request.negative ?? null;
-  if (negative !== null && negative.length !== n) {
-    throw new ConditionError(`${negative.length} negative conditions for ${n} images`);
-  }
-  const batches = Math.ceil(n / size);
-  for (let index = 0; index < batches; index++) {
-    const start = index * size;
-    const batch: BatchInfo = { index, batches, start, size: Math.min(size, n - start) };
-    const end = start + batch.size;
-    const conds = encodeConditions(
-      opts.condition,
-      {
-        values: opts.request.values.slice(start, end),
-        negative: negative?.slice(start, end) ?? null,
-        guidanceScale: opts.request.guidanceScale,
-      },
-      backend,
-    );
-    let images: Tensor;
-    try {
-      images = generate(denoiser, scheduler, {
-        n: batch.size,
-        seed: opts.seed,
-        firstImage: start,
-        numInferenceSteps: opts.numInferenceSteps,
-        eta: opts.eta,
-        cond: conds.cond,
-        uncond: conds.uncond,
-        guidanceScale: opts.request.guidanceScale ?? 1,
-        guidanceRescale: opts.guidanceRescale ?? 0,
-        ...(opts.wrap !== undefined
-          ? { wrap: (denoise: DenoiseModel) => opts.wrap!(denoise, batch) }
-          : {}),
-        ...(opts.onStep !== undefined
-          ? { onStep: (info: StepInfo) => opts.onStep!(info, batch) }
-          : {}),
-      });
-    } finally {
-      disposeConditioning(conds.cond);
-      if (conds.uncond !== null) disposeConditioning(conds.uncond);
-    }
-    try {
-      await opts.onBatch(images, batch);
-    } finally {
-      images.dispose();
-    }
-  }
-}
-
-/** A sampling setting outside its range, or one the sampler does not have. */
-export class SamplingOptionError extends Error {
-  override name = 'SamplingOptionError';
-  constructor(
-    /** Which setting (the name in `SamplingSettings`). */
-    readonly option: keyof SamplingSettings,
-    /** What is wrong, said of the setting: "must be from 0 to 1, got 2". */
-    readonly problem: string,
-  ) {
-    super(`${SETTING_NAMES[option]} ${problem}`);
-  }
-}
-
-const SETTING_NAMES: Record<keyof SamplingSettings, string> = {
-  eta: 'η',
-  guidanceScale: 'the guidance scale',
-  guidanceRescale: 'the guidance rescale',
-  batchSize: 'the batch size',
-};
-
-/** The largest classifier-free guidance scale accepted; far beyond it every pixel saturates. */
-export const MAX_GUIDANCE_SCALE = 100;
-
-export interface SamplingSettings {
-  eta?: number;
-  guidanceScale?: number;
-  guidanceRescale?: number;
-  batchSize?: number;
-}
-
-/**
- * Checks sampling settings against their ranges and the sampler (`name`: CLI or class name):
- * η in [0, 1] and only for the samplers that take it (past η = 1, DDIM's
- * σ_t² = η² (1−ᾱ_{t−1})/(1−ᾱ_t) (1−ᾱ_t/ᾱ_{t−1}) can exceed 1−ᾱ_{t−1}, and the direction term
- * √(1−ᾱ_{t−1}−σ_t²) is undefined), w in [0, MAX_GUIDANCE_SCALE], φ in [0, 1], a batch of at
- * least one image. Throws a SamplingOptionError naming the first problem.
- */
-export function checkSamplingSettings(name: string, s: SamplingSettings): void {
-  if (s.eta !== undefined) {
-    if (!takesStepParameter(name, 'eta')) {
-      const takers = samplersTaking('eta');
-      throw new SamplingOptionError(
-        'eta',
-        `is for ${takers.join(', ')}; sampler '${name}' has no η`,
-      );
-    }
-    if (!(s.eta >= 0 && s.eta <= 1)) {
-      throw new SamplingOptionError(
-        'eta',
-        `must be from 0 (deterministic) to 1 (DDPM-like), got ${s.eta}`,
-      );
-    }
-  }
-  const w = s.guidanceScale;
-  if (w !== undefined && !(w >= 0 && w <= MAX_GUIDANCE_SCALE)) {
-    throw new SamplingOptionError(
-      'guidanceScale',
-      `must be from 0 to ${MAX_GUIDANCE_SCALE} (1: no guidance), got ${w}`,
-    );
-  }
-  const phi = s.guidanceRescale;
-  if (phi !== undefined && !(phi >= 0 && phi <= 1)) {
-    throw new SamplingOptionError('guidanceRescale', `must be from 0 to 1, got ${phi}`);
-  }
-  const b = s.batchSize;
-  if (b !== undefined && !(Number.isInteger(b) && b >= 1)) {
-    throw new SamplingOptionError('batchSize', `must be at least 1, got ${b}`);
-  }
-}
-
-export interface ConditionRequest {
-  /** What each image is conditioned on (a class id or a prompt; null: ∅). */
-  values: readonly ConditionValue[];
-  /** What the guidance steers away from, per image (negative prompts); default ∅. */
-  negative?: readonly ConditionValue[] | null;
-  /** The guidance scale w (1: no unconditional branch is encoded). */
-  guidanceScale?: number;
-}
-
-/**
- * c and ∅ (or the negative condition) of a request, encoded by the model's condition source.
- * Throws a ConditionError for a request the model cannot take.
- */
-export function encodeConditions(
-  source: ConditionSource,
-  req: ConditionRequest,
-  backend: Backend,
-): { cond: Conditioning; uncond: Conditioning | null } {
-  const w = req.guidanceScale ?? 1;
-  const n = req.values.length;
-  const negative = req.negative ?? null;
-  if (negative !== null && negative.length !== n) {
-    throw new ConditionError(`${negative.length} negative conditions for ${n} images`);
-  }
-  if (w !== 1 && !source.hasNull) {
-    throw new ConditionError(
-      source.kind === 'none'
-        ? 'guidance needs a conditional model; this one is unconditional'
-        : 'guidance needs a model trained with condition dropout (a null condition); this one was not',
-    );
-  }
-  if (negative !== null && source.kind !== 'text') {
-    throw new ConditionError('a negative prompt needs a text-conditioned model');
-  }
-  return noGrad(() => {
-    const cond = source.encode(req.values, backend);
-    const uncond = w === 1 ? null : source.encode(negative ?? req.values.map(() => null), backend);
-    return { cond, uncond };
-  });
-}
-
-/** model_index.json of a pipeline folder: DDPMPipeline, or Sumi's text-to-image pipeline. */
-export function pipelineIndex(
-  denoiser: Denoiser,
-  condition: ConditionSource,
-): Record<string, unknown> {
-  const text = condition.kind === 'text';
-  return {
-    _class_name: text ? 'SumiTextToImagePipeline' : 'DDPMPipeline',
-    _diffusers_version: DIFFUSERS_VERSION,
-    scheduler: ['diffusers', 'DDPMScheduler'],
-    ...Object.fromEntries(condition.components.map((c) => [c.name, [...c.libraryClass]])),
-    ...(text ? { tokenizer: ['transformers', 'PreTrainedTokenizerFast'] } : {}),
-    unet: ['diffusers', denoiser.className],
-  };
-}
-
-/**
  * Writes a sample-ready pipeline folder (no trainer state): the denoiser as `unet/`, the
  * condition source's components and files (text_encoder/, tokenizer/), the scheduler config,
  * model_index.json and sumi.json, each file atomically.
@@ -666,26 +311,4 @@ export async function savePipeline(
   );
   await writeTextAtomic(join(out, 'model_index.json'), json(pipelineIndex(p.model, p.condition)));
   if (p.info !== null) await writeTextAtomic(join(out, 'sumi.json'), json(p.info));
-}
-
-/**
- * x̂_0 of a sampler step: the sampler's own prediction, or (PNDM, UniPC, which form none) the
- * model output converted at ᾱ of the nearest training timestep.
- */
-export function stepX0(
-  scheduler: Scheduler,
-  predictionType: PredictionType,
-  info: StepInfo,
-): Tensor {
-  if (info.predOriginalSample !== null) return info.predOriginalSample;
-  const acp = scheduler.alphasCumprod;
-  const i = Math.min(acp.length - 1, Math.max(0, Math.round(info.t)));
-  const a = acp[i]!;
-  return predictedOriginalSample(
-    predictionType,
-    info.modelOutput,
-    info.modelInput,
-    Math.sqrt(a),
-    Math.sqrt(1 - a),
-  );
 }

@@ -1,11 +1,8 @@
 /**
- * Text conditioning: c = τ_θ(y), the last hidden states of a CLIP-style text encoder over the
- * prompt's tokens (Rombach et al. 2022, eq. 3), read by the denoiser's cross-attention together
- * with the tokens' attention mask. The tokenizer is a word-level vocabulary built from the
- * training captions; the null condition ∅ of classifier-free guidance is the empty prompt "".
- *
- * A pipeline folder holds them as `tokenizer/` (Hugging Face tokenizers' tokenizer.json) and
- * `text_encoder/` (transformers' CLIPTextModel: config.json + model.safetensors).
+ * Text conditioning for a training run and from a pipeline folder: the tokenizer is a word-level
+ * vocabulary built from the dataset's captions, the text encoder a small CLIPTextModel sized to
+ * it; a folder's `tokenizer/` and `text_encoder/` are checked against each other and against the
+ * denoiser. The condition source itself: text-source.ts.
  */
 import { join } from 'node:path';
 
@@ -14,35 +11,17 @@ import {
   type CaptionSource,
   captionsFor,
   type Dataset,
-  encodedTensors,
   loadTokenizer,
-  TOKENIZER_CONFIG_FILE,
-  TOKENIZER_FILE,
   WordLevelTokenizer,
 } from '../data/index.js';
 import {
-  CLIP_TEXT_WEIGHTS_NAME,
   CLIPTextModel,
   clipTextConfigJson,
   loadCLIPTextModel,
   resolveCLIPTextConfig,
 } from '../nn/models/index.js';
 import { type ConditionSource, ConditionError } from './conditioning.js';
-
-export const TEXT_ENCODER_DIR = 'text_encoder';
-export const TOKENIZER_DIR = 'tokenizer';
-
-/**
- * The text encoder a run gets when its config names no other: 2 pre-LN transformer layers of
- * width 64 (4 heads, MLP 256), about 0.1M parameters besides the token embeddings.
- */
-export const SMALL_TEXT_ENCODER: Readonly<Record<string, unknown>> = {
-  hidden_size: 64,
-  intermediate_size: 256,
-  projection_dim: 64,
-  num_hidden_layers: 2,
-  num_attention_heads: 4,
-};
+import { SMALL_TEXT_ENCODER, textConditioning } from './text-source.js';
 
 export interface TextConditioningSetup {
   dataset: Dataset;
@@ -107,64 +86,6 @@ export function createTextConditioning(
     hasNull: opts.hasNull,
     maxTokens: setup.maxTokens,
   });
-}
-
-export interface TextConditioningOptions {
-  tokenizer: WordLevelTokenizer;
-  encoder: CLIPTextModel;
-  /** The training captions (training only). */
-  captions?: CaptionSource | null;
-  /** Whether the empty prompt was trained as ∅ (condition dropout). */
-  hasNull: boolean;
-  /** Tokens per prompt (default the tokenizer's model_max_length). */
-  maxTokens?: number;
-}
-
-/** The condition source of a tokenizer and text encoder. */
-export function textConditioning(opts: TextConditioningOptions): ConditionSource {
-  const { tokenizer, encoder } = opts;
-  const maxLength = opts.maxTokens ?? tokenizer.modelMaxLength;
-  const captions = opts.captions ?? null;
-  const enc = new TextEncoder();
-  return {
-    kind: 'text',
-    components: [
-      {
-        name: TEXT_ENCODER_DIR,
-        module: encoder,
-        weightsName: CLIP_TEXT_WEIGHTS_NAME,
-        libraryClass: ['transformers', 'CLIPTextModel'],
-      },
-    ],
-    hasNull: opts.hasNull,
-    files: () => [
-      { path: join(TOKENIZER_DIR, TOKENIZER_FILE), bytes: enc.encode(tokenizer.tokenizerJson()) },
-      {
-        path: join(TOKENIZER_DIR, TOKENIZER_CONFIG_FILE),
-        bytes: enc.encode(tokenizer.tokenizerConfigJson()),
-      },
-    ],
-    encode(values, backend: Backend) {
-      const texts = values.map((v) => {
-        if (typeof v === 'number') {
-          throw new ConditionError(
-            `the model is text-conditioned: give a prompt, not the class id ${v}`,
-          );
-        }
-        return v ?? '';
-      });
-      const ids = encodedTensors(tokenizer.encode(texts, { maxLength }), backend);
-      const out = encoder.forward(ids.inputIds, ids.attentionMask);
-      ids.inputIds.dispose();
-      out.pooledOutput.dispose();
-      return { encoderHiddenStates: out.lastHiddenState, encoderAttentionMask: ids.attentionMask };
-    },
-    trainingValue({ index }, u) {
-      if (captions === null) throw new ConditionError('no training captions were given');
-      const list = captions.candidates(index);
-      return list[Math.min(list.length - 1, Math.floor(u * list.length))]!;
-    },
-  };
 }
 
 /**
