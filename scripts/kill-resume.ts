@@ -176,13 +176,24 @@ async function exists(path: string): Promise<boolean> {
   }
 }
 
-/** Where a save was when the process died, from what is left in the output folder. */
-export async function saveState(out: string): Promise<string> {
-  const names = (await exists(out)) ? await readdir(out) : [];
-  const current = names.includes(CHECKPOINT_DIR);
-  const previous = names.includes(PREVIOUS_DIR);
-  if (names.some((n) => n.startsWith('checkpoint.tmp-'))) {
-    return current || previous ? 'in a save, writing files' : 'in the first save';
+/** The entries of a folder, [] when it does not exist. */
+async function entries(dir: string): Promise<string[]> {
+  return (await exists(dir)) ? await readdir(dir) : [];
+}
+
+/**
+ * Where a save was when the process died, from the entries of the output folder before the
+ * process started and after it was killed (a temporary or `checkpoint.old` left by an earlier
+ * kill stays until the next save, so only what is new counts).
+ */
+export function killInstant(before: readonly string[], after: readonly string[]): string {
+  const isTmp = (n: string): boolean => n.startsWith('checkpoint.tmp-');
+  const current = after.includes(CHECKPOINT_DIR);
+  const previous = after.includes(PREVIOUS_DIR) && !before.includes(PREVIOUS_DIR);
+  if (after.some((n) => isTmp(n) && !before.includes(n))) {
+    return current || after.includes(PREVIOUS_DIR)
+      ? 'in a save, writing files'
+      : 'in the first save';
   }
   if (previous && !current) return 'in a save, between its renames';
   if (previous) return 'in a save, removing the previous checkpoint';
@@ -341,6 +352,7 @@ async function main(): Promise<void> {
   let kills = 0;
   for (let i = 1; i <= o.kills; i++) {
     const delay = min + (max - min) * draw();
+    const before = await entries(out);
     const life = await runSumi([...command, '--resume'], delay);
     if (life.code !== null) {
       if (life.code !== 0) fail(`life ${i} failed (exit ${life.code}):\n${life.stderr}`);
@@ -348,7 +360,7 @@ async function main(): Promise<void> {
       break;
     }
     kills++;
-    const where = await saveState(out);
+    const where = killInstant(before, await entries(out));
     let step: number | null;
     try {
       step = await loadSurvivor(out);
@@ -363,8 +375,11 @@ async function main(): Promise<void> {
           `it was at step ${last}`,
       );
     }
-    // A life that leaves the folder as it found it died in start-up or before its first save.
-    const instant = where === 'between saves' && step === last ? 'before a new save' : where;
+    // A life that leaves the checkpoint as it found it died in start-up or before its first save.
+    const instant =
+      (where === 'between saves' || where === 'before the first save') && step === last
+        ? 'before a save of its own'
+        : where;
     last = step ?? -1;
     instants.set(instant, (instants.get(instant) ?? 0) + 1);
     console.log(

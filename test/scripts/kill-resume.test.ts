@@ -1,13 +1,13 @@
 // The checks of scripts/kill-resume.ts on output folders made by hand (no training): identical
-// runs compare equal, and each kind of difference the script must catch is reported; the state a
-// killed save leaves is named from the folder's entries.
+// runs compare equal, and each kind of difference the script must catch is reported; where a save
+// was when the process died is named from the folder's entries before and after.
 import assert from 'node:assert/strict';
 import { cp, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 
-import { compareRuns, saveState } from '../../scripts/kill-resume.js';
+import { compareRuns, killInstant } from '../../scripts/kill-resume.js';
 
 let dir: string;
 before(async () => {
@@ -78,18 +78,31 @@ void describe('kill-resume: comparing two runs', () => {
 });
 
 void describe('kill-resume: where a save was when the process died', () => {
-  void test('named from the checkpoint folders and temporaries left', async () => {
-    const out = join(dir, 'states');
-    assert.equal(await saveState(out), 'before the first save');
-    await mkdir(join(out, 'checkpoint.tmp-1a2b'), { recursive: true });
-    assert.equal(await saveState(out), 'in the first save');
-    await mkdir(join(out, 'checkpoint.old'));
-    assert.equal(await saveState(out), 'in a save, writing files');
-    await rm(join(out, 'checkpoint.tmp-1a2b'), { recursive: true });
-    assert.equal(await saveState(out), 'in a save, between its renames');
-    await mkdir(join(out, 'checkpoint'));
-    assert.equal(await saveState(out), 'in a save, removing the previous checkpoint');
-    await rm(join(out, 'checkpoint.old'), { recursive: true });
-    assert.equal(await saveState(out), 'between saves');
+  void test('named from what is new in the output folder', () => {
+    const tmp = 'checkpoint.tmp-1a2b';
+    const cases: [string[], string[], string][] = [
+      [[], [], 'before the first save'],
+      [[], ['metrics.jsonl', tmp], 'in the first save'],
+      [['checkpoint'], ['checkpoint', tmp], 'in a save, writing files'],
+      [['checkpoint'], ['checkpoint.old', tmp], 'in a save, writing files'],
+      [['checkpoint'], ['checkpoint.old'], 'in a save, between its renames'],
+      [
+        ['checkpoint'],
+        ['checkpoint', 'checkpoint.old'],
+        'in a save, removing the previous checkpoint',
+      ],
+      [['checkpoint'], ['checkpoint'], 'between saves'],
+      // Left by the kill before: the temporary of an unfinished save, a checkpoint.old.
+      [['checkpoint', tmp], ['checkpoint', tmp], 'between saves'],
+      [['checkpoint.old'], ['checkpoint.old'], 'before the first save'],
+      [['checkpoint.old', tmp], ['checkpoint', 'checkpoint.old'], 'between saves'],
+    ];
+    for (const [before, after, want] of cases) {
+      assert.equal(
+        killInstant(before, after),
+        want,
+        `[${before.join(', ')}] -> [${after.join(', ')}]`,
+      );
+    }
   });
 });
