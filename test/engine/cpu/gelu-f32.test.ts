@@ -6,7 +6,13 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 
-import { geluBackwardF32, geluF32 } from '../../../src/engine/backends/cpu/gelu-f32.js';
+import {
+  geluBackwardF32,
+  geluBackwardF32Simd,
+  geluF32,
+  geluF32Simd,
+} from '../../../src/engine/backends/cpu/gelu-f32.js';
+import { simdRuntime } from '../../../src/engine/backends/cpu/simd-gemm.js';
 import { geluBackwardKernel } from '../../../src/engine/backends/cpu/fused.js';
 import { gelu as geluRef } from '../../../src/engine/backends/cpu/math.js';
 import * as E from '../../../src/engine/index.js';
@@ -36,34 +42,73 @@ function check(a: Float32Array, e: Float64Array, scale: Float64Array, rtol: numb
   }
 }
 
-void describe('cpu float32 GELU', () => {
-  const x = inputs();
+type Forward = (x: Float32Array, y: Float32Array) => void;
+type Backward = (x: Float32Array, dy: Float32Array, dx: Float32Array) => void;
 
-  void test('forward within 3e-7 of x Φ(x) in f64', () => {
-    const y = new Float32Array(x.length);
-    geluF32(x, y);
-    const e = Float64Array.from(x, (v) => geluRef(v));
-    check(y, e, Float64Array.from(e, Math.abs), 3e-7, 'gelu');
-    // The tails: x Φ(x) → x above, → 0 from below (not a flush to 0 before float32 must).
-    assert.equal(y[x.indexOf(12)], 12);
-    const at = x.findIndex((v) => v === -8);
-    assert.ok(y[at]! < 0 && y[at]! > -1e-14, `gelu(−8) = ${y[at]}`);
-  });
+const rt = simdRuntime();
+const kernels: [string, Forward, Backward][] = [['JavaScript loops', geluF32, geluBackwardF32]];
+if (rt !== null) {
+  kernels.push([
+    'WebAssembly f64 lanes',
+    (x, y) => geluF32Simd(rt, x, y),
+    (x, dy, dx) => geluBackwardF32Simd(rt, x, dy, dx),
+  ]);
+}
 
-  void test('backward within 3e-7 of dy (Φ + x φ) in f64, and equal to the reference kernel', () => {
-    const dy = Float32Array.from(x, (_, i) => ((i % 7) - 3) / 2.5);
-    const dx = new Float32Array(x.length);
-    geluBackwardF32(x, dy, dx);
-    const e = new Float64Array(x.length);
-    geluBackwardKernel(Float64Array.from(x), Float64Array.from(dy), e);
-    // Φ and x φ cancel near x = −0.75: the error is relative to the terms, not to their sum.
-    const scale = Float64Array.from(x, (v, i) => {
-      const phi = Math.exp(-0.5 * v * v) / Math.sqrt(2 * Math.PI);
-      return Math.abs(dy[i]!) * (Math.abs(geluRef(v) / (v === 0 ? 1 : v)) + Math.abs(v * phi));
+for (const [name, forward, backward] of kernels) {
+  void describe(`cpu float32 GELU (${name})`, () => {
+    const x = inputs();
+
+    void test('forward within 3e-7 of x Φ(x) in f64', () => {
+      const y = new Float32Array(x.length);
+      forward(x, y);
+      const e = Float64Array.from(x, (v) => geluRef(v));
+      check(y, e, Float64Array.from(e, Math.abs), 3e-7, 'gelu');
+      // The tails: x Φ(x) → x above, → 0 from below (not a flush to 0 before float32 must).
+      assert.equal(y[x.indexOf(12)], 12);
+      const at = x.findIndex((v) => v === -8);
+      assert.ok(y[at]! < 0 && y[at]! > -1e-14, `gelu(−8) = ${y[at]}`);
     });
-    check(dx, e, scale, 3e-7, 'dgelu');
-  });
 
+    void test('backward within 3e-7 of dy (Φ + x φ) in f64, and equal to the reference kernel', () => {
+      const dy = Float32Array.from(x, (_, i) => ((i % 7) - 3) / 2.5);
+      const dx = new Float32Array(x.length);
+      backward(x, dy, dx);
+      const e = new Float64Array(x.length);
+      geluBackwardKernel(Float64Array.from(x), Float64Array.from(dy), e);
+      // Φ and x φ cancel near x = −0.75: the error is relative to the terms, not to their sum.
+      const scale = Float64Array.from(x, (v, i) => {
+        const phi = Math.exp(-0.5 * v * v) / Math.sqrt(2 * Math.PI);
+        return Math.abs(dy[i]!) * (Math.abs(geluRef(v) / (v === 0 ? 1 : v)) + Math.abs(v * phi));
+      });
+      check(dx, e, scale, 3e-7, 'dgelu');
+    });
+
+    void test('every length and offset: a tail that is not a multiple of 4, chunks past 65,536', () => {
+      for (const n of [1, 3, 5, 8, 13, 65536 + 7]) {
+        const xs = Float32Array.from({ length: n }, (_, i) => Math.sin(i * 0.37) * 6);
+        const dy = Float32Array.from({ length: n }, (_, i) => Math.cos(i * 0.11));
+        const y = new Float32Array(n);
+        const dx = new Float32Array(n);
+        forward(xs, y);
+        backward(xs, dy, dx);
+        const y0 = new Float32Array(n);
+        const dx0 = new Float32Array(n);
+        geluF32(xs, y0);
+        geluBackwardF32(xs, dy, dx0);
+        for (let i = 0; i < n; i++) {
+          assert.ok(Math.abs(y[i]! - y0[i]!) <= 6e-7 * Math.abs(y0[i]!) + 1e-30, `n=${n} y[${i}]`);
+          assert.ok(
+            Math.abs(dx[i]! - dx0[i]!) <= 1e-6 * Math.abs(dy[i]!) + 1e-30,
+            `n=${n} dx[${i}]`,
+          );
+        }
+      }
+    });
+  });
+}
+
+void describe('cpu float32 GELU op', () => {
   void test('the op takes the fused backward: float32 gradient matches float64', () => {
     const vals = [-6, -2.5, -0.7518, -0.1, 0, 0.3, 1, 4.2];
     const gradOf = (dtype: 'float32' | 'float64'): Float64Array =>

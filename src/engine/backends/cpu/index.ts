@@ -41,7 +41,7 @@ import {
   softmaxKernel,
 } from './fused.js';
 import { matmulKernel } from './matmul.js';
-import { geluBackwardF32, geluF32 } from './gelu-f32.js';
+import { geluBackwardF32, geluBackwardF32Simd, geluF32, geluF32Simd } from './gelu-f32.js';
 import { groupNormBackwardF32, groupNormF32 } from './norm-f32.js';
 import { simdRuntime } from './simd-gemm.js';
 import { nodeProcess } from './threads.js';
@@ -182,8 +182,13 @@ export class CpuBackend implements Backend {
   unary(op: UnaryOp, x: Storage): Storage {
     const s = this.#make(x.dtype, x.size);
     const xd = this.#data(x);
-    if (op === 'gelu' && xd instanceof Float32Array) geluF32(xd, s.data as Float32Array);
-    else unaryKernel(op, xd, s.data);
+    if (op === 'gelu' && xd instanceof Float32Array) {
+      const rt = simdRuntime();
+      if (rt !== null) geluF32Simd(rt, xd, s.data as Float32Array);
+      else geluF32(xd, s.data as Float32Array);
+    } else {
+      unaryKernel(op, xd, s.data);
+    }
     return s;
   }
 
@@ -192,7 +197,9 @@ export class CpuBackend implements Backend {
     const xd = this.#data(x);
     const dyd = this.#data(dy);
     if (xd instanceof Float32Array && dyd instanceof Float32Array) {
-      geluBackwardF32(xd, dyd, s.data as Float32Array);
+      const rt = simdRuntime();
+      if (rt !== null) geluBackwardF32Simd(rt, xd, dyd, s.data as Float32Array);
+      else geluBackwardF32(xd, dyd, s.data as Float32Array);
     } else {
       geluBackwardKernel(xd, dyd, s.data);
     }

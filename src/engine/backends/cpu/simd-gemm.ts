@@ -24,6 +24,10 @@ export class SimdRuntime {
   readonly kernel: KernelFn;
   /** σ in place over the floats at byte addresses [p, end), end − p a multiple of 16. */
   readonly sigmoid: (p: number, end: number) => void;
+  /** x Φ(x) in place over the floats at byte addresses [p, end), end − p a multiple of 16. */
+  readonly gelu: (p: number, end: number) => void;
+  /** dy · (Φ(x) + x φ(x)) over dy in place: x at px, dy at pdy, `bytes` a multiple of 16. */
+  readonly geluGrad: (px: number, pdy: number, bytes: number) => void;
   /** Strided row copy of the module (`copy_rows` in gemm.wat; byte addresses and strides). */
   readonly copyRows: (...args: number[]) => void;
   /** The same copy plus a float32 scalar per (a, b) (`copy_rows_bias`). */
@@ -41,6 +45,8 @@ export class SimdRuntime {
     const instance = new WebAssembly.Instance(module, { env: { memory: this.memory } });
     this.kernel = instance.exports['gemm'] as KernelFn;
     this.sigmoid = instance.exports['sigmoid'] as (p: number, end: number) => void;
+    this.gelu = instance.exports['gelu'] as (p: number, end: number) => void;
+    this.geluGrad = instance.exports['gelu_grad'] as (px: number, pdy: number, b: number) => void;
     this.copyRows = instance.exports['copy_rows'] as (...args: number[]) => void;
     this.copyRowsBias = instance.exports['copy_rows_bias'] as (...args: number[]) => void;
     this.#f32 = new Float32Array(this.memory.buffer);

@@ -274,4 +274,123 @@
         (local.set $p (i32.add (local.get $p) (i32.const 32)))
         (br $next)))
   )
+
+  ;; GELU in float64 lanes, for float32 storages. Φ(x) from the erfc fit of Numerical Recipes
+  ;; §6.2 (fractional error < 1.2e-7 for every z ≥ 0):
+  ;;   erfc z ≈ t · exp(−z² + P(t)),  t = 1/(1 + z/2),  P of degree 9,
+  ;; with z = |x|/√2 and h = erfc(z)/2 = Φ(−|x|), so Φ(x) = h for x ≤ 0 and 1 − h otherwise (the
+  ;; small side is never computed by cancellation). In f64, z² of a float32 x is exact and the
+  ;; exponential's error (~1e-9 here) is far below float32's, so the result keeps the fit's 1.2e-7.
+  ;; e^u as 2ⁿ·e^r: n = round(u·log₂e) by adding 1.5·2⁵² (n is then the low bits of the sum), r =
+  ;; u − n·ln2 with ln2 in two parts, e^r by its Taylor series to r⁸/8! (|r| ≤ ln2/2: 5e-9), and
+  ;; 2ⁿ the double with exponent bits n + 1023. u is clamped to [−700, 700] (below, 0).
+  (func $exp64 (param $u0 v128) (result v128)
+    (local $u v128) (local $j v128) (local $n v128) (local $r v128) (local $q v128)
+    (local.set $u
+      (f64x2.min (f64x2.splat (f64.const 700)) (f64x2.max (f64x2.splat (f64.const -700)) (local.get $u0))))
+    (local.set $j
+      (f64x2.add (f64x2.mul (local.get $u) (f64x2.splat (f64.const 1.4426950408889634)))
+        (f64x2.splat (f64.const 6755399441055744))))
+    (local.set $n (f64x2.sub (local.get $j) (f64x2.splat (f64.const 6755399441055744))))
+    (local.set $r
+      (f64x2.sub
+        (f64x2.sub (local.get $u) (f64x2.mul (local.get $n) (f64x2.splat (f64.const 0.6931471803691238))))
+        (f64x2.mul (local.get $n) (f64x2.splat (f64.const 1.9082149292705877e-10)))))
+    (local.set $q (f64x2.splat (f64.const 2.48015873015873e-5)))
+    (local.set $q (f64x2.add (f64x2.mul (local.get $q) (local.get $r)) (f64x2.splat (f64.const 1.984126984126984e-4))))
+    (local.set $q (f64x2.add (f64x2.mul (local.get $q) (local.get $r)) (f64x2.splat (f64.const 1.388888888888889e-3))))
+    (local.set $q (f64x2.add (f64x2.mul (local.get $q) (local.get $r)) (f64x2.splat (f64.const 8.333333333333333e-3))))
+    (local.set $q (f64x2.add (f64x2.mul (local.get $q) (local.get $r)) (f64x2.splat (f64.const 4.1666666666666664e-2))))
+    (local.set $q (f64x2.add (f64x2.mul (local.get $q) (local.get $r)) (f64x2.splat (f64.const 0.16666666666666666))))
+    (local.set $q (f64x2.add (f64x2.mul (local.get $q) (local.get $r)) (f64x2.splat (f64.const 0.5))))
+    (local.set $q (f64x2.add (f64x2.mul (local.get $q) (local.get $r)) (f64x2.splat (f64.const 1))))
+    (local.set $q (f64x2.add (f64x2.mul (local.get $q) (local.get $r)) (f64x2.splat (f64.const 1))))
+    ;; j's bits are 0x4338000000000000 + n; 2ⁿ's are (n + 1023) << 52. Below −700 the result
+    ;; is 0, so that e^(−∞) = 0 exactly (∞ · e^(−∞) is then NaN, as in the reference).
+    (v128.bitselect (f64x2.splat (f64.const 0))
+      (f64x2.mul (local.get $q)
+        (i64x2.shl
+          (i64x2.add (local.get $j) (i64x2.splat (i64.const -4843621399236967425)))
+          (i32.const 52)))
+      (f64x2.lt (local.get $u0) (f64x2.splat (f64.const -700)))))
+
+  ;; h = Φ(−|x|) = erfc(|x|/√2)/2 over two f64 lanes.
+  (func $half_erfc (param $x v128) (result v128)
+    (local $z v128) (local $t v128) (local $p v128)
+    (local.set $z (f64x2.mul (f64x2.abs (local.get $x)) (f64x2.splat (f64.const 0.7071067811865476))))
+    (local.set $t
+      (f64x2.div (f64x2.splat (f64.const 1))
+        (f64x2.add (f64x2.splat (f64.const 1)) (f64x2.mul (f64x2.splat (f64.const 0.5)) (local.get $z)))))
+    (local.set $p (f64x2.splat (f64.const 0.17087277)))
+    (local.set $p (f64x2.add (f64x2.mul (local.get $p) (local.get $t)) (f64x2.splat (f64.const -0.82215223))))
+    (local.set $p (f64x2.add (f64x2.mul (local.get $p) (local.get $t)) (f64x2.splat (f64.const 1.48851587))))
+    (local.set $p (f64x2.add (f64x2.mul (local.get $p) (local.get $t)) (f64x2.splat (f64.const -1.13520398))))
+    (local.set $p (f64x2.add (f64x2.mul (local.get $p) (local.get $t)) (f64x2.splat (f64.const 0.27886807))))
+    (local.set $p (f64x2.add (f64x2.mul (local.get $p) (local.get $t)) (f64x2.splat (f64.const -0.18628806))))
+    (local.set $p (f64x2.add (f64x2.mul (local.get $p) (local.get $t)) (f64x2.splat (f64.const 0.09678418))))
+    (local.set $p (f64x2.add (f64x2.mul (local.get $p) (local.get $t)) (f64x2.splat (f64.const 0.37409196))))
+    (local.set $p (f64x2.add (f64x2.mul (local.get $p) (local.get $t)) (f64x2.splat (f64.const 1.00002368))))
+    (local.set $p (f64x2.add (f64x2.mul (local.get $p) (local.get $t)) (f64x2.splat (f64.const -1.26551223))))
+    (f64x2.mul (f64x2.mul (f64x2.splat (f64.const 0.5)) (local.get $t))
+      (call $exp64 (f64x2.sub (local.get $p) (f64x2.mul (local.get $z) (local.get $z))))))
+
+  ;; Φ(x) over two f64 lanes (NaN stays NaN: the comparison is false and 1 − NaN is NaN).
+  (func $phi (param $x v128) (result v128)
+    (local $h v128)
+    (local.set $h (call $half_erfc (local.get $x)))
+    (v128.bitselect (local.get $h) (f64x2.sub (f64x2.splat (f64.const 1)) (local.get $h))
+      (f64x2.le (local.get $x) (f64x2.splat (f64.const 0)))))
+
+  ;; The two f64 halves of a f32x4 back as one f32x4.
+  (func $demote2 (param $lo v128) (param $hi v128) (result v128)
+    (i8x16.shuffle 0 1 2 3 4 5 6 7 16 17 18 19 20 21 22 23
+      (f32x4.demote_f64x2_zero (local.get $lo)) (f32x4.demote_f64x2_zero (local.get $hi))))
+
+  ;; y = x Φ(x) in place over the floats at byte addresses [p, end), end − p a multiple of 16.
+  (func (export "gelu") (param $p i32) (param $end i32)
+    (local $v v128) (local $lo v128) (local $hi v128)
+    (block $done
+      (loop $next
+        (br_if $done (i32.ge_u (local.get $p) (local.get $end)))
+        (local.set $v (v128.load (local.get $p)))
+        (local.set $lo (f64x2.promote_low_f32x4 (local.get $v)))
+        (local.set $hi
+          (f64x2.promote_low_f32x4
+            (i8x16.shuffle 8 9 10 11 12 13 14 15 0 1 2 3 4 5 6 7 (local.get $v) (local.get $v))))
+        (v128.store (local.get $p)
+          (call $demote2
+            (f64x2.mul (local.get $lo) (call $phi (local.get $lo)))
+            (f64x2.mul (local.get $hi) (call $phi (local.get $hi)))))
+        (local.set $p (i32.add (local.get $p) (i32.const 16)))
+        (br $next))))
+
+  ;; dx = dy · (Φ(x) + x φ(x)), φ(x) = e^(−x²/2)/√(2π), written over dy: x at byte addresses
+  ;; [px, px + bytes), dy at [pdy, pdy + bytes), bytes a multiple of 16.
+  (func $dgelu (param $x v128) (param $dy v128) (result v128)
+    (f64x2.mul (local.get $dy)
+      (f64x2.add (call $phi (local.get $x))
+        (f64x2.mul (f64x2.mul (local.get $x) (f64x2.splat (f64.const 0.3989422804014327)))
+          (call $exp64
+            (f64x2.mul (f64x2.splat (f64.const -0.5)) (f64x2.mul (local.get $x) (local.get $x))))))))
+
+  (func (export "gelu_grad") (param $px i32) (param $pdy i32) (param $bytes i32)
+    (local $end i32) (local $x v128) (local $dy v128)
+    (local.set $end (i32.add (local.get $px) (local.get $bytes)))
+    (block $done
+      (loop $next
+        (br_if $done (i32.ge_u (local.get $px) (local.get $end)))
+        (local.set $x (v128.load (local.get $px)))
+        (local.set $dy (v128.load (local.get $pdy)))
+        (v128.store (local.get $pdy)
+          (call $demote2
+            (call $dgelu (f64x2.promote_low_f32x4 (local.get $x))
+              (f64x2.promote_low_f32x4 (local.get $dy)))
+            (call $dgelu
+              (f64x2.promote_low_f32x4
+                (i8x16.shuffle 8 9 10 11 12 13 14 15 0 1 2 3 4 5 6 7 (local.get $x) (local.get $x)))
+              (f64x2.promote_low_f32x4
+                (i8x16.shuffle 8 9 10 11 12 13 14 15 0 1 2 3 4 5 6 7 (local.get $dy) (local.get $dy))))))
+        (local.set $px (i32.add (local.get $px) (i32.const 16)))
+        (local.set $pdy (i32.add (local.get $pdy) (i32.const 16)))
+        (br $next))))
 )
