@@ -3,17 +3,19 @@
  * checkpoint, bit for bit, as a run never interrupted (a script, not part of the test suite):
  *
  *   npx tsx scripts/kill-resume.ts [--kills 20] [--steps 1000] [--save-every 2] [--seed 1]
- *                                  [--min-delay S] [--max-delay S] [--work DIR] [--keep]
+ *                                  [--max-delay S] [--startup-share P] [--work DIR] [--keep]
  *
  * 1. The reference: a tiny U-Net (two levels of 8 and 16 channels) trained on 8×8 MNIST for
  *    --steps on the CPU backend, uninterrupted, with a checkpoint every --save-every steps.
  * 2. The same command with --resume appended, started --kills times in a fresh output folder at
- *    the same path, each time killed with SIGKILL after a random delay drawn uniformly from
- *    [--min-delay, --max-delay] seconds (seeded by --seed). By default the range is
- *    [3S/4, S + 2E/kills], S being the reference's start-up time and E its training time, so that
- *    most kills land in training steps and saves and some in start-up. After each kill the
- *    checkpoint a reader takes (findCheckpoint) must load for resuming (setUpTraining) and for
- *    sampling (loadPipeline), and its step must not be lower than after the kill before.
+ *    the same path, each time killed with SIGKILL at a random instant (seeded by --seed): with
+ *    probability --startup-share (default 0.2) within start-up, uniformly in [0, S] seconds after
+ *    the process starts, S being the reference's start-up time; otherwise uniformly in
+ *    [0, --max-delay] seconds after the process logs a step past any logged before (default
+ *    1.5 E / kills, E the reference's training time), so that those kills land in training steps
+ *    and saves however slow start-up is on a loaded machine. After each kill the checkpoint a
+ *    reader takes (findCheckpoint) must load for resuming (setUpTraining) and for sampling
+ *    (loadPipeline), and its step must not be lower than after the kill before.
  * 3. The command with --resume once more, to the end.
  *
  * Then: the two output folders hold the same entries; every file of the two checkpoints is the
@@ -66,15 +68,15 @@ interface Options {
   steps: number;
   saveEvery: number;
   seed: number;
-  minDelay: number | null;
   maxDelay: number | null;
+  startupShare: number;
   work: string | null;
   keep: boolean;
 }
 
 const USAGE =
   'usage: npx tsx scripts/kill-resume.ts [--kills N] [--steps N] [--save-every N] [--seed S] ' +
-  '[--min-delay S] [--max-delay S] [--work DIR] [--keep]';
+  '[--max-delay S] [--startup-share P] [--work DIR] [--keep]';
 
 function usage(message: string): never {
   console.error(`kill-resume: ${message}`);
@@ -88,8 +90,8 @@ export function parseOptions(argv: readonly string[]): Options {
     steps: 1000,
     saveEvery: 2,
     seed: 1,
-    minDelay: null,
     maxDelay: null,
+    startupShare: 0.2,
     work: null,
     keep: false,
   };
@@ -113,15 +115,15 @@ export function parseOptions(argv: readonly string[]): Options {
     } else if (name === '--seed') {
       if (!Number.isInteger(v)) usage(`--seed takes an integer, got ${value}`);
       o.seed = v;
-    } else if (name === '--min-delay' || name === '--max-delay') {
-      if (!(v >= 0)) usage(`${name} takes seconds >= 0, got ${value}`);
-      o[name === '--min-delay' ? 'minDelay' : 'maxDelay'] = v;
+    } else if (name === '--max-delay') {
+      if (!(v > 0)) usage(`--max-delay takes seconds > 0, got ${value}`);
+      o.maxDelay = v;
+    } else if (name === '--startup-share') {
+      if (!(v >= 0 && v <= 1)) usage(`--startup-share takes a number from 0 to 1, got ${value}`);
+      o.startupShare = v;
     } else {
       usage(`unknown option ${name}`);
     }
-  }
-  if (o.minDelay !== null && o.maxDelay !== null && o.minDelay > o.maxDelay) {
-    usage(`--min-delay ${o.minDelay} is more than --max-delay ${o.maxDelay}`);
   }
   return o;
 }
@@ -142,11 +144,38 @@ interface Life {
   /** Exit code when the process ended by itself before the kill; null when it was killed. */
   code: number | null;
   stderr: string;
+  /** Seconds from the start to the end (the kill). */
   seconds: number;
 }
 
-/** Runs `sumi train ...args`; sends SIGKILL after `killAfter` seconds unless it ended before. */
-function runSumi(args: readonly string[], killAfter: number | null): Promise<Life> {
+/** When to send SIGKILL: seconds after the start, or after a step past `after` is logged. */
+export type KillPlan =
+  | { from: 'start'; seconds: number }
+  | { from: 'step'; seconds: number; metrics: string; after: number };
+
+/** The step of the last complete line of a metrics log; -1 when there is none. */
+export async function lastLoggedStep(metrics: string): Promise<number> {
+  let text: string;
+  try {
+    text = await readFile(metrics, 'utf8');
+  } catch {
+    return -1;
+  }
+  const lines = text.split('\n');
+  // The text after the last newline is a line still being written.
+  for (let i = lines.length - 2; i >= 0; i--) {
+    try {
+      const step = (JSON.parse(lines[i]!) as { step?: unknown }).step;
+      if (typeof step === 'number') return step;
+    } catch {
+      // a line cut short by an earlier kill, before the resumed run truncates the log
+    }
+  }
+  return -1;
+}
+
+/** Runs `sumi train ...args`, killed with SIGKILL as `plan` says unless it ends before. */
+function runSumi(args: readonly string[], plan: KillPlan | null): Promise<Life> {
   return new Promise((resolve, reject) => {
     const t0 = performance.now();
     const child = spawn(process.execPath, [BIN, 'train', ...args], {
@@ -155,11 +184,31 @@ function runSumi(args: readonly string[], killAfter: number | null): Promise<Lif
     });
     let stderr = '';
     child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
-    const timer =
-      killAfter === null ? null : setTimeout(() => child.kill('SIGKILL'), killAfter * 1000);
+    let timer: NodeJS.Timeout | null = null;
+    let poll: NodeJS.Timeout | null = null;
+    const killIn = (seconds: number): void => {
+      timer = setTimeout(() => child.kill('SIGKILL'), seconds * 1000);
+    };
+    if (plan?.from === 'start') killIn(plan.seconds);
+    if (plan?.from === 'step') {
+      let busy = false;
+      poll = setInterval(() => {
+        if (busy) return;
+        busy = true;
+        void lastLoggedStep(plan.metrics).then((step) => {
+          busy = false;
+          if (step > plan.after && poll !== null) {
+            clearInterval(poll);
+            poll = null;
+            killIn(plan.seconds);
+          }
+        });
+      }, 20);
+    }
     child.on('error', reject);
     child.on('close', (code, signal) => {
       if (timer !== null) clearTimeout(timer);
+      if (poll !== null) clearInterval(poll);
       const seconds = (performance.now() - t0) / 1000;
       if (signal === 'SIGKILL') resolve({ code: null, stderr, seconds });
       else resolve({ code: code ?? 1, stderr, seconds });
@@ -338,25 +387,35 @@ async function main(): Promise<void> {
   const trainSeconds = (await readTrainerState(join(out, CHECKPOINT_DIR))).elapsedSeconds;
   const startup = Math.max(0, ref.seconds - trainSeconds);
   await rename(out, reference);
-  const min = o.minDelay ?? 0.75 * startup;
-  const max = Math.max(min, o.maxDelay ?? startup + (2 * trainSeconds) / o.kills);
+  const maxDelay = o.maxDelay ?? (1.5 * trainSeconds) / o.kills;
   console.log(
     `reference: ${ref.seconds.toFixed(1)} s (start-up ${startup.toFixed(1)} s, training ` +
-      `${trainSeconds.toFixed(1)} s); kill delays uniform in [${min.toFixed(2)}, ${max.toFixed(2)}] s, ` +
-      `seed ${o.seed}`,
+      `${trainSeconds.toFixed(1)} s); kills: ${Math.round(o.startupShare * 100)}% in [0, ` +
+      `${startup.toFixed(2)}] s from the start, the others in [0, ${maxDelay.toFixed(2)}] s ` +
+      `after the first new step; seed ${o.seed}`,
   );
 
   const draw = uniforms(o.seed);
+  const metrics = join(out, METRICS_FILE);
   const instants = new Map<string, number>();
   let last = -1;
   let kills = 0;
   for (let i = 1; i <= o.kills; i++) {
-    const delay = min + (max - min) * draw();
+    const inStartup = draw() < o.startupShare;
+    // Lines logged after the checkpoint by the life before stay until this one truncates the
+    // log: its own steps count once it logs past them.
+    const logged = await lastLoggedStep(metrics);
+    const plan: KillPlan = inStartup
+      ? { from: 'start', seconds: startup * draw() }
+      : { from: 'step', seconds: maxDelay * draw(), metrics, after: Math.max(last, logged) };
     const before = await entries(out);
-    const life = await runSumi([...command, '--resume'], delay);
+    const life = await runSumi([...command, '--resume'], plan);
+    const when =
+      `${life.seconds.toFixed(2)} s` +
+      (plan.from === 'step' ? ` (${plan.seconds.toFixed(2)} s after its first step)` : '');
     if (life.code !== null) {
       if (life.code !== 0) fail(`life ${i} failed (exit ${life.code}):\n${life.stderr}`);
-      console.log(`life ${i}: finished before its kill at ${delay.toFixed(2)} s; no more kills`);
+      console.log(`life ${i}: finished at ${when}, before its kill; no more kills`);
       break;
     }
     kills++;
@@ -383,7 +442,7 @@ async function main(): Promise<void> {
     last = step ?? -1;
     instants.set(instant, (instants.get(instant) ?? 0) + 1);
     console.log(
-      `kill ${String(i).padStart(2)} at ${delay.toFixed(2)} s: ${instant}; ` +
+      `kill ${String(i).padStart(2)} at ${when}: ${instant}; ` +
         `checkpoint ${step === null ? 'none yet' : `at step ${step}, loads`}`,
     );
   }

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 
-import { compareRuns, killInstant } from '../../scripts/kill-resume.js';
+import { compareRuns, killInstant, lastLoggedStep } from '../../scripts/kill-resume.js';
 
 let dir: string;
 before(async () => {
@@ -104,5 +104,18 @@ void describe('kill-resume: where a save was when the process died', () => {
         `[${before.join(', ')}] -> [${after.join(', ')}]`,
       );
     }
+  });
+});
+
+void describe('kill-resume: the last step a run logged', () => {
+  void test('the last complete line; a line still being written or cut short does not count', async () => {
+    const log = join(dir, 'log.jsonl');
+    assert.equal(await lastLoggedStep(log), -1, 'no log yet');
+    await writeFile(log, metric(1, 0.5, 1) + metric(2, 0.4, 2));
+    assert.equal(await lastLoggedStep(log), 2);
+    await writeFile(log, metric(1, 0.5, 1) + metric(2, 0.4, 2) + '{"step":3,"lo');
+    assert.equal(await lastLoggedStep(log), 2);
+    await writeFile(log, metric(1, 0.5, 1) + '{"step":2,"lo\n');
+    assert.equal(await lastLoggedStep(log), 1);
   });
 });
