@@ -117,7 +117,12 @@ export function classConditioning(opts: ClassConditionOptions): ConditionSource 
 /** [c_a; c_b]: the conditioning of a batch followed by that of another (one batched forward). */
 export function concatConditioning(a: Conditioning, b: Conditioning): Conditioning {
   const out: Conditioning = {};
-  const keys = ['classLabels', 'encoderHiddenStates', 'encoderAttentionMask'] as const;
+  const keys = [
+    'classLabels',
+    'encoderHiddenStates',
+    'encoderAttentionMask',
+    'concatImage',
+  ] as const;
   for (const key of keys) {
     const x = a[key] ?? null;
     const y = b[key] ?? null;
@@ -134,11 +139,12 @@ export function disposeConditioning(c: Conditioning): void {
   c.classLabels?.dispose();
   c.encoderHiddenStates?.dispose();
   c.encoderAttentionMask?.dispose();
+  c.concatImage?.dispose();
 }
 
 /** The tensors of a conditioning (to keep them alive across memory scopes). */
 export function conditioningTensors(c: Conditioning): Tensor[] {
-  return [c.classLabels, c.encoderHiddenStates, c.encoderAttentionMask].filter(
+  return [c.classLabels, c.encoderHiddenStates, c.encoderAttentionMask, c.concatImage].filter(
     (t): t is Tensor => t !== null && t !== undefined,
   );
 }

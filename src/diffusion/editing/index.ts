@@ -1,6 +1,7 @@
-/** Editing pipelines: img2img (SDEdit), inpainting with RePaint resampling, DDIM inversion. */
+/** Editing pipelines: img2img (SDEdit), inpainting with RePaint resampling, DDIM inversion, SR3 upscaling. */
 export * from './inputs.js';
 export * from './loop.js';
 export * from './img2img.js';
 export * from './inpaint.js';
 export * from './invert.js';
+export * from './upscale.js';

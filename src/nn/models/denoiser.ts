@@ -5,7 +5,7 @@
  * states τ_θ(y) that cross-attention reads (Rombach et al. 2022, eq. 3), with an optional mask
  * over their tokens.
  */
-import type { Tensor } from '../../engine/index.js';
+import { concat, type Tensor } from '../../engine/index.js';
 import type { Module } from '../module.js';
 import type { TimestepInput } from './embeddings.js';
 
@@ -16,6 +16,12 @@ export interface Conditioning {
   encoderHiddenStates?: Tensor | null;
   /** [B, L]: 1 where a token is attended to, 0 where it is padding. */
   encoderAttentionMask?: Tensor | null;
+  /**
+   * An image [B, C', H, W] joined to x_t [B, C, H, W] on the channels before the first
+   * convolution, so the model's in_channels is C + C' (SR3's upsampled low-resolution image,
+   * Saharia et al. 2021).
+   */
+  concatImage?: Tensor | null;
 }
 
 /** What a denoiser can be conditioned on. */
@@ -47,4 +53,43 @@ export function sampleShapeOf(config: {
   if (s === null) throw new Error('the model config has no sample_size');
   const [h, w] = typeof s === 'number' ? [s, s] : s;
   return [config.in_channels, h, w];
+}
+
+/**
+ * The first convolution's input: x_t [B, C, H, W], joined on the channels with the conditioning's
+ * `concatImage` [B, C', H, W] when there is one; C (+ C') must be the model's in_channels.
+ */
+export function denoiserInput(
+  sample: Tensor,
+  cond: Conditioning,
+  inChannels: number,
+  model: string,
+): Tensor {
+  const img = cond.concatImage ?? null;
+  const c = sample.shape[1]!;
+  if (img === null) {
+    if (sample.rank === 4 && c !== inChannels) {
+      throw new Error(
+        `${model}: x_t [${sample.shape.join(', ')}] for a model of ${inChannels} input channels` +
+          (c < inChannels
+            ? `; the other ${inChannels - c} are an image joined to it (concatImage)`
+            : ''),
+      );
+    }
+    return sample;
+  }
+  const [b, , h, w] = sample.shape;
+  if (img.rank !== 4 || img.shape[0] !== b || img.shape[2] !== h || img.shape[3] !== w) {
+    throw new Error(
+      `${model}: the concatenated image is [${img.shape.join(', ')}]; x_t is ` +
+        `[${sample.shape.join(', ')}], and the two must agree in batch, height and width`,
+    );
+  }
+  if (c + img.shape[1]! !== inChannels) {
+    throw new Error(
+      `${model}: x_t (${c} channels) and the concatenated image (${img.shape[1]}) make ` +
+        `${c + img.shape[1]!} channels; the model takes ${inChannels}`,
+    );
+  }
+  return concat([sample, img], 1);
 }

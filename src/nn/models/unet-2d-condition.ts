@@ -46,6 +46,7 @@ import {
   type Conditioning,
   type ConditioningInputs,
   type Denoiser,
+  denoiserInput,
   sampleShapeOf,
 } from './denoiser.js';
 import { TimestepEmbedding, type TimestepInput, Timesteps, timestepsTensor } from './embeddings.js';
@@ -571,9 +572,10 @@ export class UNet2DConditionModel
     };
   }
 
-  /** The Denoiser call: class labels and/or encoder hidden states (+ their mask). */
+  /** The Denoiser call: class labels and/or encoder hidden states (+ their mask), a concatenated image. */
   denoise(sample: Tensor, timestep: TimestepInput, cond: Conditioning = {}): Tensor {
-    return this.forward(sample, timestep, cond.encoderHiddenStates ?? null, {
+    const x = denoiserInput(sample, cond, this.config.in_channels, 'UNet2DConditionModel');
+    return this.forward(x, timestep, cond.encoderHiddenStates ?? null, {
       classLabels: cond.classLabels ?? null,
       encoderAttentionMask: cond.encoderAttentionMask ?? null,
     });

@@ -31,6 +31,7 @@ import {
   type Conditioning,
   type ConditioningInputs,
   type Denoiser,
+  denoiserInput,
   sampleShapeOf,
 } from './denoiser.js';
 import { TimestepEmbedding, type TimestepInput, Timesteps, timestepsTensor } from './embeddings.js';
@@ -386,11 +387,12 @@ export class UNet2DModel extends DiffusersModel<UNet2DModelConfig> implements De
     };
   }
 
-  /** The Denoiser call: class labels only (a UNet2DModel has no cross-attention). */
+  /** The Denoiser call: class labels and a concatenated image (a UNet2DModel has no cross-attention). */
   denoise(sample: Tensor, timestep: TimestepInput, cond: Conditioning = {}): Tensor {
     if ((cond.encoderHiddenStates ?? null) !== null) {
       throw new Error('UNet2DModel: has no cross-attention; encoder hidden states given');
     }
-    return this.forward(sample, timestep, { classLabels: cond.classLabels ?? null });
+    const x = denoiserInput(sample, cond, this.config.in_channels, 'UNet2DModel');
+    return this.forward(x, timestep, { classLabels: cond.classLabels ?? null });
   }
 }
