@@ -249,7 +249,10 @@ async function measureInversion(argv: readonly string[]): Promise<unknown> {
         psnrSe: stderr(db),
         xTStd: Math.sqrt(Array.from(z).reduce((a, v) => a + v * v, 0) / z.length),
       });
-      console.error(`invert: ${steps} steps, ${k} fixed-point iterations: ${since(t0)}`);
+      console.error(
+        `invert: ${steps} steps, ${k} fixed-point iterations: RMSE ${mean(errs).toFixed(4)}, ` +
+          `${since(t0)}`,
+      );
       xT.dispose();
       back.dispose();
     }
@@ -342,6 +345,11 @@ async function measureInpainting(argv: readonly string[]): Promise<unknown> {
       maxKeptChange: maxAbsDiff(v, d.values, n, 0, HALF),
     });
     if (baseline) blending = h;
+    const r = rows[rows.length - 1]!;
+    console.error(
+      `inpaint: ${name}: class kept ${pct(r.accuracy)} ± ${pct(r.standardError)}, ` +
+        `RMSE in the repainted half ${r.rmseRepainted.toFixed(3)}`,
+    );
   };
   score('the original digits', d.x, null);
   score('lower half erased (no inpainting)', erased, null);
@@ -445,7 +453,11 @@ async function measureImg2img(argv: readonly string[]): Promise<unknown> {
       source: hits(predicted, d.labels),
       psnr: rmsePerImage(out.dataSync(), d.values, n).map(psnr),
     });
-    console.error(`img2img: strength ${strength}: ${since(t0)}`);
+    const last = rows[rows.length - 1]!;
+    console.error(
+      `img2img: strength ${strength}: target ${pctSe(last.target)}, source ${pctSe(last.source)}, ` +
+        `PSNR ${dbSe(last.psnr)} dB, ${since(t0)}`,
+    );
     out.dispose();
   }
   dispose();
