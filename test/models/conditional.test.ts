@@ -1,6 +1,6 @@
 /**
  * The conditional models and classifiers shipped in models/: models/mnist-cond (class-conditional,
- * classifier-free guidance), models/mnist-eval (the clean evaluation classifier) and
+ * classifier-free guidance), models/mnist-text (prompts through cross-attention), models/mnist-eval (the clean evaluation classifier) and
  * models/mnist-classifier (the noise-aware classifier of classifier guidance). Each loads, records
  * its training command, and does its job on real digits: the evaluation classifier labels the
  * digits it was not trained on, the noise-aware one still labels slightly noisy ones, and guided
@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { describe, test } from 'node:test';
 
 import { REPO_ROOT } from '../../src/cli/common.js';
-import { loadMnist } from '../../src/data/index.js';
+import { classPrompt, loadMnist } from '../../src/data/index.js';
 import {
   addNoise,
   createSampler,
@@ -52,6 +52,7 @@ void describe('shipped conditional models', () => {
   void test('each records the command that trained it', () => {
     for (const [name, pattern] of [
       ['mnist-cond', /^sumi train .*--class-cond/],
+      ['mnist-text', /^sumi train .*--preset mnist-text/],
       ['mnist-eval', /^sumi train-classifier .*--clean/],
       ['mnist-classifier', /^sumi train-classifier .*--noise-aware/],
     ] as const) {
@@ -101,5 +102,29 @@ void describe('shipped conditional models', () => {
     if (uncond !== null) disposeConditioning(uncond);
     const acc = noGrad(() => accuracy(evalClf.forward(images, 0), labels));
     assert.ok(acc >= 0.8, `${acc * 10} of 10 guided samples classified as asked`);
+  });
+
+  void test('models/mnist-text: guided samples show the digit the prompt names', async () => {
+    const p = await loadPipeline(models('mnist-text'));
+    assert.equal(p.condition.kind, 'text');
+    const evalClf = (await loadClassifier(models('mnist-eval'))).classifier;
+    const labels = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9];
+    const { cond, uncond } = encodeConditions(
+      p.condition,
+      { values: labels.map((c) => classPrompt('mnist', c)), guidanceScale: 3 },
+      cpuBackend(),
+    );
+    const images = generate(p.model, createSampler('dpmpp-2m', p.schedulerConfig), {
+      n: labels.length,
+      seed: 0,
+      numInferenceSteps: 12,
+      cond,
+      uncond,
+      guidanceScale: 3,
+    });
+    disposeConditioning(cond);
+    if (uncond !== null) disposeConditioning(uncond);
+    const acc = noGrad(() => accuracy(evalClf.forward(images, 0), labels));
+    assert.ok(acc >= 0.8, `${acc * 10} of 10 prompted samples classified as asked`);
   });
 });
