@@ -1,4 +1,12 @@
-/** `sumi train`: trains a UNet2DModel on a dataset, with checkpoints that resume bit for bit. */
+/**
+ * `sumi train`: trains a UNet2DModel on a dataset, with checkpoints that resume bit for bit; with
+ * --lora-rank and --base, LoRA adapters on a frozen base model.
+ */
+import { createHash } from 'node:crypto';
+import { copyFile, readFile, rename } from 'node:fs/promises';
+import { join } from 'node:path';
+
+import { DEFAULT_LORA_TARGETS, LORA_WEIGHTS_NAME } from '../nn/index.js';
 import {
   checkTrainValues,
   parseBetaSchedule,
@@ -13,8 +21,12 @@ import {
   type TrainConfigSource,
   TrainRequestError,
   type TrainSetup,
+  resolveModelDir,
   resolveSchedulerName,
+  type Trainer,
+  trainCommand as trainCommandLine,
 } from '../diffusion/index.js';
+import { WEIGHTS_NAME, writeTextAtomic } from '../nn/models/index.js';
 import { type Args, type CommandSpec, type OptionSpec, UsageError } from './args.js';
 import { BACKEND_HELP, defineCommand, EXIT, formatDuration, selectBackend } from './common.js';
 import { loadConfigSource, loadPreset, presetNames } from './presets.js';
@@ -287,6 +299,26 @@ export const trainSpec: CommandSpec = {
       default: '1000',
     },
     ...KEYED,
+    {
+      name: 'base',
+      kind: 'string',
+      arg: 'DIR',
+      help: "the model a LoRA run fine-tunes (frozen); its config is the run's model config",
+    },
+    {
+      name: 'lora-rank',
+      kind: 'int',
+      arg: 'R',
+      help: 'train LoRA adapters of rank R on --base instead of every weight',
+    },
+    { name: 'lora-alpha', kind: 'number', arg: 'A', help: 'LoRA α (scale α/R)', default: 'R' },
+    {
+      name: 'lora-targets',
+      kind: 'string',
+      arg: 'NAMES',
+      help: 'comma-separated module names to adapt (a path or its last components)',
+      default: DEFAULT_LORA_TARGETS.join(','),
+    },
     { name: 'quiet', kind: 'flag', help: 'no progress output' },
   ],
   notes: [
@@ -296,6 +328,10 @@ export const trainSpec: CommandSpec = {
       'named with both values (except --steps and the reporting options). Randomness depends only\n' +
       'on (--seed, step), so N steps in one go and N/2 then --resume give bit-identical weights on\n' +
       'the same backend.',
+    'LoRA: --lora-rank R --base DIR trains only adapters on the attention projections of the base\n' +
+      "model's denoiser (no gradients and no optimizer state for its weights; one thread, as the\n" +
+      'worker replicas do not carry adapters) and writes --out/pytorch_lora_weights.safetensors\n' +
+      "(diffusers' LoRA file) with --out/lora_config.json at each checkpoint. See docs/adapters.md.",
     'Exit codes: 0 done, 1 error, 2 usage, 3 the loss became NaN/Inf (the last good checkpoint is\n' +
       'kept), 130 interrupted (Ctrl-C saves a checkpoint first).',
   ],
@@ -405,12 +441,50 @@ export function recordedArgs(argv: readonly string[], steps: number): string[] {
   return [...out, '--steps', String(steps)];
 }
 
+/** The LoRA settings of --lora-rank, --lora-alpha, --lora-targets and --base (null: none). */
+function loraOptions(args: Args): TrainConfig['lora'] {
+  const rank = args.num('lora-rank');
+  const base = args.str('base');
+  const alpha = args.num('lora-alpha');
+  const targets = args.str('lora-targets');
+  if (rank === undefined) {
+    if (base !== undefined) {
+      throw new UsageError('--base fine-tunes through LoRA adapters: give --lora-rank too');
+    }
+    if (alpha !== undefined || targets !== undefined) {
+      throw new UsageError(
+        `--${alpha !== undefined ? 'lora-alpha' : 'lora-targets'} needs --lora-rank`,
+      );
+    }
+    return null;
+  }
+  if (base === undefined) throw new UsageError('--lora-rank needs --base <model dir>');
+  if (rank < 1) throw new UsageError(`--lora-rank must be at least 1, got ${rank}`);
+  if (alpha !== undefined && !(alpha > 0)) {
+    throw new UsageError(`--lora-alpha must be positive, got ${alpha}`);
+  }
+  const names = (targets ?? DEFAULT_LORA_TARGETS.join(','))
+    .split(',')
+    .map((t) => t.trim())
+    .filter((t) => t !== '');
+  if (names.length === 0) throw new UsageError('--lora-targets names no module');
+  return { base, rank, alpha: alpha ?? rank, targets: names };
+}
+
 /** The config source named by --preset or --config (null when neither is given). */
-function configSource(args: Args): { label: string; config: TrainConfigSource } | null {
+async function configSource(
+  args: Args,
+  lora: TrainConfig['lora'],
+): Promise<{ label: string; config: TrainConfigSource } | null> {
   const preset = args.str('preset');
   const file = args.str('config');
   if (preset !== undefined && file !== undefined) {
     throw new UsageError('give --preset or --config, not both');
+  }
+  if (lora && preset === undefined && file === undefined) {
+    // The base model's own folder: its denoiser config, scheduler config and text encoder.
+    const root = (await resolveModelDir(lora.base)).root;
+    return { label: `base model ${lora.base}`, config: loadConfigSource(root) };
   }
   if (preset !== undefined) return { label: `preset ${preset}`, config: loadPreset(preset) };
   if (file !== undefined) return { label: file, config: loadConfigSource(file) };
@@ -447,7 +521,9 @@ async function train(args: Args, argv: readonly string[]): Promise<number> {
   if (out === undefined) throw new UsageError('--out <dir> is required');
   const stopAt = args.num('stop-at');
   const given = optionValues(args);
-  const source = configSource(args);
+  const lora = loraOptions(args);
+  if (lora) given.train.lora = lora;
+  const source = await configSource(args, lora);
   const backend = await selectBackend(args.str('backend'));
   const resume = args.flag('resume') === true;
   let setup: TrainSetup;
@@ -500,6 +576,14 @@ async function train(args: Args, argv: readonly string[]): Promise<number> {
     console.log(`${out}: already at step ${trainer.step} of ${stopAt ?? cfg.steps}; nothing to do`);
     return EXIT.ok;
   }
+  if (trainer.lora !== null) {
+    const l = cfg.lora!;
+    say(
+      `LoRA rank ${l.rank} (α ${l.alpha}) on ${trainer.lora.adapters.size} layers of ${l.base}; ` +
+        `its ${trainer.model.numParameters().toLocaleString('en-US')} parameters frozen; ` +
+        `micro-batches on this thread (the worker replicas carry no adapters)`,
+    );
+  }
   say(
     `training ${trainer.numParameters().toLocaleString('en-US')} parameters on ${trainer.dataset.name} ` +
       `(${trainer.dataset.length} images, ${cfg.channels}x${cfg.imageSize}x${cfg.imageSize}) ` +
@@ -516,6 +600,8 @@ async function train(args: Args, argv: readonly string[]): Promise<number> {
     controller.abort();
   };
   process.on('SIGINT', onSigint);
+  let pending: Promise<void> = Promise.resolve();
+  const base = trainer.lora !== null ? await baseWeightsOf(cfg.lora!.base) : null;
   const t0 = performance.now();
   try {
     const result = await runTraining(trainer, {
@@ -525,9 +611,16 @@ async function train(args: Args, argv: readonly string[]): Promise<number> {
       signal: controller.signal,
       trainArgs,
       onProgress: quiet ? undefined : (p) => progress.update(p, stopAt ?? cfg.steps),
-      onCheckpoint: (c) => say(`checkpoint: step ${c.step} -> ${c.dir} (${c.seconds.toFixed(2)}s)`),
+      onCheckpoint: (c) => {
+        say(`checkpoint: step ${c.step} -> ${c.dir} (${c.seconds.toFixed(2)}s)`);
+        if (base !== null) {
+          const { dir, step } = c;
+          pending = pending.then(() => exportLora(trainer, base, { dir, step }, out, trainArgs));
+        }
+      },
       onSample: (s) => say(`samples: step ${s.step} -> ${s.path}`),
     });
+    await pending;
     progress.finish();
     const secs = (performance.now() - t0) / 1000;
     const loss = result.lastLoss === null ? '' : `, last loss ${result.lastLoss.toFixed(4)}`;
@@ -535,14 +628,92 @@ async function train(args: Args, argv: readonly string[]): Promise<number> {
       `${result.reason === 'aborted' ? 'interrupted' : 'trained'} to step ${result.step}/${cfg.steps} in ${formatDuration(secs)}${loss}; ` +
         `checkpoint ${result.checkpoint ?? '(none)'}`,
     );
-    if (result.reason === 'done')
+    if (result.reason === 'done' && trainer.lora !== null) {
+      console.log(
+        `sample it: sumi sample --model ${cfg.lora!.base} --lora ${join(out, LORA_WEIGHTS_NAME)} --out samples.png`,
+      );
+    } else if (result.reason === 'done') {
       console.log(`sample it: sumi sample --model ${out} --out samples.png`);
+    }
     return result.reason === 'aborted' ? EXIT.interrupted : EXIT.ok;
   } finally {
     progress.finish();
     process.off('SIGINT', onSigint);
     trainer.dispose();
   }
+}
+
+/** What `lora_config.json` beside a LoRA run's file records. */
+export interface LoraRunInfo {
+  format: 'sumi-lora';
+  version: 1;
+  /** The LoRA file beside it (diffusers' pytorch_lora_weights.safetensors). */
+  file: string;
+  /** The base model folder, the weights file it was trained against and that file's sha256. */
+  base: string;
+  baseWeights: string;
+  baseSha256: string;
+  rank: number;
+  alpha: number;
+  targets: string[];
+  /** The adapted layers (module paths of the denoiser). */
+  modules: string[];
+  parameters: number;
+  /** 'ema' when the file holds the adapters' EMA. */
+  weights: 'ema' | 'model';
+  step: number;
+  data: string;
+  command: string;
+}
+
+/** sha256 (hex) of a file. */
+async function sha256(path: string): Promise<string> {
+  return createHash('sha256')
+    .update(await readFile(path))
+    .digest('hex');
+}
+
+/** The weights file a base model folder's denoiser loads from (EMA first), and its sha256. */
+async function baseWeightsOf(dir: string): Promise<{ path: string; sha256: string }> {
+  const layout = await resolveModelDir(dir);
+  const path = join(layout.emaDir ?? layout.unetDir, WEIGHTS_NAME);
+  return { path, sha256: await sha256(path) };
+}
+
+/**
+ * Copies a checkpoint's LoRA file to the output folder and writes lora_config.json beside it
+ * (each atomically: a temporary name, then a rename).
+ */
+async function exportLora(
+  trainer: Trainer,
+  base: { path: string; sha256: string },
+  checkpoint: { dir: string; step: number },
+  out: string,
+  trainArgs: readonly string[],
+): Promise<void> {
+  const l = trainer.config.lora!;
+  const info: LoraRunInfo = {
+    format: 'sumi-lora',
+    version: 1,
+    file: LORA_WEIGHTS_NAME,
+    base: l.base,
+    baseWeights: base.path,
+    baseSha256: base.sha256,
+    rank: l.rank,
+    alpha: l.alpha,
+    targets: l.targets,
+    modules: [...trainer.lora!.adapters.keys()],
+    parameters: trainer.lora!.numParameters(),
+    weights: trainer.ema !== null ? 'ema' : 'model',
+    step: checkpoint.step,
+    data: trainer.config.data,
+    command: trainCommandLine(trainArgs),
+  };
+  const tmp = `.tmp-${process.pid}`;
+  const file = join(out, LORA_WEIGHTS_NAME);
+  await copyFile(join(checkpoint.dir, LORA_WEIGHTS_NAME), file + tmp);
+  await rename(file + tmp, file);
+  await writeTextAtomic(join(out, 'lora_config.json'), `${JSON.stringify(info, null, 2)}\n`);
 }
 
 export const trainCommand = defineCommand(trainSpec, (args) => train(args, args.parsed.argv));

@@ -50,39 +50,6 @@ function listSome(items: readonly string[], n = 4): string {
   return items.length > n ? `${shown} and ${items.length - n} more` : shown;
 }
 
-/** The most frequent value (the first of equals in order of appearance). */
-function mostCommon(values: readonly number[]): number {
-  const counts = new Map<number, number>();
-  for (const v of values) counts.set(v, (counts.get(v) ?? 0) + 1);
-  let best = values[0]!;
-  for (const [v, c] of counts) if (c > counts.get(best)!) best = v;
-  return best;
-}
-
-/** peft LoraConfig fields for a network's adapters (r and α as most common, others as patterns). */
-export function loraConfigOf(net: LoraNetwork): Record<string, unknown> {
-  const adapters = [...net.adapters];
-  if (adapters.length === 0) throw new LoraError('the LoRA network has no adapters');
-  const r = mostCommon(adapters.map(([, a]) => a.rank));
-  const alpha = mostCommon(adapters.map(([, a]) => a.alpha));
-  return {
-    r,
-    lora_alpha: alpha,
-    target_modules: adapters.map(([p]) => p),
-    rank_pattern: Object.fromEntries(
-      adapters.filter(([, a]) => a.rank !== r).map(([p, a]) => [p, a.rank]),
-    ),
-    alpha_pattern: Object.fromEntries(
-      adapters.filter(([, a]) => a.alpha !== alpha).map(([p, a]) => [p, a.alpha]),
-    ),
-    lora_dropout: 0,
-    bias: 'none',
-    init_lora_weights: true,
-    use_rslora: false,
-    use_dora: false,
-  };
-}
-
 export interface LoraWriteOptions {
   /** How A and B are stored (default F32). */
   dtype?: 'F32' | 'F16';
@@ -96,7 +63,7 @@ export async function loraFileContents(
   opts: LoraWriteOptions = {},
 ): Promise<{ tensors: TensorToWrite[]; metadata: Record<string, string> }> {
   const prefix = opts.prefix ?? UNET_PREFIX;
-  const config = loraConfigOf(net);
+  const config = net.peftConfig();
   const tensors: TensorToWrite[] = [];
   for (const [name, t] of net.namedParameters()) {
     const data = await t.data();

@@ -123,6 +123,15 @@ export interface LoraAdapterSpec {
   alpha: number;
 }
 
+/** The most frequent value (the first of equals in order of appearance). */
+function mostCommon(values: readonly number[]): number {
+  const counts = new Map<number, number>();
+  for (const v of values) counts.set(v, (counts.get(v) ?? 0) + 1);
+  let best = values[0]!;
+  for (const [v, c] of counts) if (c > counts.get(best)!) best = v;
+  return best;
+}
+
 /** A module that only groups children, so the network's tree can mirror the model's paths. */
 class LoraBranch extends Module {
   add<M extends Module>(name: string, m: M): M {
@@ -249,6 +258,38 @@ export class LoraNetwork extends LoraBranch {
     this.#foldInto(s, sub);
     this.#merged = null;
     return this;
+  }
+
+  /**
+   * The peft LoraConfig fields of the network: r and α as their most common values, the others
+   * as rank_pattern / alpha_pattern by module path; target_modules the adapted paths.
+   */
+  peftConfig(): Record<string, unknown> {
+    const adapters = [...this.adapters];
+    if (adapters.length === 0) throw new LoraError('the LoRA network has no adapters');
+    const r = mostCommon(adapters.map(([, a]) => a.rank));
+    const alpha = mostCommon(adapters.map(([, a]) => a.alpha));
+    const pattern = (key: 'rank' | 'alpha', common: number): Record<string, number> =>
+      Object.fromEntries(
+        adapters.filter(([, a]) => a[key] !== common).map(([p, a]) => [p, a[key]]),
+      );
+    return {
+      r,
+      lora_alpha: alpha,
+      target_modules: adapters.map(([p]) => p),
+      rank_pattern: pattern('rank', r),
+      alpha_pattern: pattern('alpha', alpha),
+      lora_dropout: 0,
+      bias: 'none',
+      init_lora_weights: true,
+      use_rslora: false,
+      use_dora: false,
+    };
+  }
+
+  /** peftConfig() as JSON text (peft's adapter_config.json fields). */
+  configJson(): string {
+    return `${JSON.stringify(this.peftConfig(), null, 2)}\n`;
   }
 
   #foldInto(s: number, op: (a: Tensor, b: Tensor) => Tensor): void {

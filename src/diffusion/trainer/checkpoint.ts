@@ -13,6 +13,10 @@
  *   checkpoint/optimizer.safetensors                     AdamW moments and per-parameter steps
  *   checkpoint/trainer_state.json                        step, config, EMA step, RNG and data position
  *
+ * A LoRA run's checkpoint holds `unet_lora/` (and `unet_lora_ema/`) with the adapters instead of
+ * `unet/`, and `pytorch_lora_weights.safetensors` (diffusers' LoRA file) instead of
+ * model_index.json and sumi.json.
+ *
  * Saving (`writeCheckpointDir`): every file goes into a fresh `checkpoint.tmp-*` directory and is
  * fsynced; then the current `checkpoint` is renamed to `checkpoint.old`, the new directory renamed
  * to `checkpoint`, and only then is `checkpoint.old` removed. A directory named `checkpoint` or
@@ -30,6 +34,10 @@ const TMP_PREFIX = 'checkpoint.tmp-';
 
 export const UNET_DIR = 'unet';
 export const EMA_DIR = 'unet_ema';
+/** The adapters of a LoRA run (its checkpoint holds no unet/: the base model stays where it is). */
+export const UNET_LORA_DIR = 'unet_lora';
+/** The adapters' file inside it (peft's name; parameter names without the `unet.` prefix). */
+export const LORA_ADAPTER_FILE = 'adapter_model.safetensors';
 export const SCHEDULER_CONFIG = join('scheduler', 'scheduler_config.json');
 export const MODEL_INDEX = 'model_index.json';
 export const SUMI_INFO = 'sumi.json';

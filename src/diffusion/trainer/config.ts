@@ -11,6 +11,7 @@
  * special token ids come from the captions' tokenizer).
  */
 import type { EmaWarmup, ScheduleName } from '../../nn/index.js';
+import type { UpscaleSettings } from '../editing/upscale.js';
 import type { PredictionType } from '../forward.js';
 import type { BetaSchedule } from '../schedule.js';
 import type { ModelVarType } from '../vlb.js';
@@ -37,6 +38,12 @@ export interface TrainConfig {
   textEncoder: Record<string, unknown> | null;
   /** Tokens per caption, start and end tokens included. */
   maxTokens: number;
+  /**
+   * SR3 super-resolution (editing/upscale.ts): the model learns x given its low resolution
+   * (factor × factor block means, bicubic-upsampled and joined to x_t: in_channels 2C), noised at
+   * level σ_a. Absent or null: the model generates from nothing but its condition.
+   */
+  upscale?: UpscaleSettings | null;
   /** diffusers UNet2DModel config (resolved: every key). */
   model: Record<string, unknown>;
   /** diffusers DDPMScheduler config: beta schedule, prediction_type, ... (resolved). */
@@ -69,6 +76,22 @@ export interface TrainConfig {
    * (read as 1: whole batches).
    */
   microBatches?: number;
+  /**
+   * LoRA fine-tuning (Hu et al. 2021) of a base model: its denoiser is loaded and frozen, and
+   * only the adapters train (absent or null: every weight trains, from initial weights).
+   */
+  lora?: LoraTrainConfig | null;
+}
+
+/** What a LoRA run adapts and how. */
+export interface LoraTrainConfig {
+  /** The base model folder (as `sumi sample --model` takes it). */
+  base: string;
+  rank: number;
+  /** α; the adapters' product is scaled by α/r. */
+  alpha: number;
+  /** Target module names (peft's rule: a path or its last components). */
+  targets: string[];
 }
 
 /** How a run reports and saves; may change between a run and its resumption. */
@@ -175,6 +198,16 @@ const CHECKS: Record<keyof TrainConfig | keyof RunSettings, Check> = {
   textCond: isBool,
   textEncoder: orNull((v) => (isObject(v) ? null : 'an object')),
   maxTokens: isInt(3),
+  upscale: orNull((v) =>
+    isObject(v) &&
+    Object.keys(v).every((k) => k === 'factor' || k === 'noiseAugmentation') &&
+    (v.factor === 2 || v.factor === 4) &&
+    typeof v.noiseAugmentation === 'number' &&
+    v.noiseAugmentation >= 0 &&
+    v.noiseAugmentation < 1
+      ? null
+      : '{ factor: 2 or 4, noiseAugmentation: a number in [0, 1) }',
+  ),
   model: (v) => (isObject(v) ? null : 'an object'),
   scheduler: (v) => (isObject(v) ? null : 'an object'),
   steps: isInt(1),
@@ -197,6 +230,17 @@ const CHECKS: Record<keyof TrainConfig | keyof RunSettings, Check> = {
   emaInvGamma: isPos,
   emaUpdateAfterStep: isInt(0),
   microBatches: isInt(1),
+  lora: orNull((v) =>
+    isObject(v) &&
+    isStr(v.base) === null &&
+    isInt(1)(v.rank) === null &&
+    isPos(v.alpha) === null &&
+    Array.isArray(v.targets) &&
+    v.targets.length > 0 &&
+    v.targets.every((t) => isStr(t) === null)
+      ? null
+      : '{ base, rank ≥ 1, alpha > 0, targets: [names] }',
+  ),
   seed: (v) =>
     typeof v === 'number' && Number.isSafeInteger(v) && v >= 0 ? null : 'an integer in [0, 2^53)',
   saveEvery: isInt(0),

@@ -7,11 +7,14 @@
  * step count and the reporting settings may change.
  */
 import { type Dataset, ImageFileDataset, loadDataset } from '../../data/index.js';
+import type { AnyDiffusersModel, Denoiser } from '../../nn/models/index.js';
+import { loadPipeline } from '../pipeline.js';
 import { findCheckpoint } from './checkpoint.js';
 import {
   defaultRunSettings,
   type RunSettings,
   type TrainConfig,
+  TrainConfigError,
   type TrainConfigSource,
 } from './config.js';
 import {
@@ -86,6 +89,41 @@ export function loadTrainingData(spec: string, size?: number, channels?: 1 | 3):
   const ds = loadDataset(spec, { size, channels });
   if (ds instanceof ImageFileDataset) ds.preload();
   return ds;
+}
+
+/**
+ * The base denoiser of a LoRA run, loaded (EMA weights when the folder has them) and checked
+ * against the run's resolved model config; undefined for a run that trains every weight.
+ */
+export async function loadLoraBase(
+  config: TrainConfig,
+): Promise<(AnyDiffusersModel & Denoiser) | undefined> {
+  const lora = config.lora;
+  if (!lora) return undefined;
+  if (config.textCond) {
+    throw new TrainConfigError(
+      "LoRA training of text-conditioned models is not supported (the base text encoder and tokenizer would have to replace the data's)",
+    );
+  }
+  const base = await loadPipeline(lora.base);
+  const model = base.model as AnyDiffusersModel & Denoiser;
+  const have = JSON.parse(model.configJson()) as Record<string, unknown>;
+  const keys = [...new Set([...Object.keys(have), ...Object.keys(config.model)])].sort();
+  const differ = keys.filter(
+    (k) =>
+      k !== '_diffusers_version' && JSON.stringify(have[k]) !== JSON.stringify(config.model[k]),
+  );
+  if (differ.length > 0) {
+    throw new TrainConfigError(
+      `the base model ${lora.base} does not fit this run: ` +
+        differ
+          .map(
+            (k) => `${k}: base ${JSON.stringify(have[k])}, run ${JSON.stringify(config.model[k])}`,
+          )
+          .join('; '),
+    );
+  }
+  return model;
 }
 
 const isRunKey = (k: string): boolean => (RUN_SETTING_KEYS as readonly string[]).includes(k);
@@ -206,8 +244,9 @@ export async function setUpTraining(req: TrainRequest): Promise<TrainSetup> {
     };
     const shape = datasetShapeFor(input);
     const ds = loadTrainingData(data, shape.size, shape.channels);
+    const config = resolveTrainConfig(input, ds);
     return {
-      trainer: new Trainer(resolveTrainConfig(input, ds), ds),
+      trainer: new Trainer(config, ds, await loadLoraBase(config)),
       run: { ...defaultRunSettings, ...fromSource.run, ...settings.run },
       resumed: null,
       stepsChanged: null,
@@ -254,7 +293,7 @@ export async function setUpTraining(req: TrainRequest): Promise<TrainSetup> {
   }
   if (differences.length > 0) refuse(differences);
   const steps = settings.config.steps ?? fromSource.config.steps ?? stored.steps;
-  const trainer = new Trainer({ ...stored, steps }, ds);
+  const trainer = new Trainer({ ...stored, steps }, ds, await loadLoraBase(stored));
   try {
     await trainer.loadCheckpoint(existing, state);
   } catch (e) {

@@ -10,7 +10,8 @@
  * shuffle and flips from (that seed, epoch)); the classifier trainer adds 'augment' (random
  * translations), 'holdout' (the held-out split) and 'eval' (the noise of held-out evaluation);
  * text conditioning adds 'captions' (which caption of a sample a step uses) and
- * 'text_encoder_init' (the text encoder's initial weights).
+ * 'text_encoder_init' (the text encoder's initial weights); LoRA fine-tuning adds 'lora_init'
+ * (the adapters' A matrices).
  */
 
 export type StreamPurpose =
@@ -25,7 +26,8 @@ export type StreamPurpose =
   | 'holdout'
   | 'eval'
   | 'captions'
-  | 'text_encoder_init';
+  | 'text_encoder_init'
+  | 'lora_init';
 
 const PURPOSE_TAG: Record<StreamPurpose, bigint> = {
   noise: 1n,
@@ -40,6 +42,7 @@ const PURPOSE_TAG: Record<StreamPurpose, bigint> = {
   eval: 10n,
   captions: 11n,
   text_encoder_init: 12n,
+  lora_init: 13n,
 };
 
 const MASK64 = (1n << 64n) - 1n;

@@ -16,6 +16,10 @@
  * encoder) train jointly with the denoiser. Dropout layers draw from their own streams at
  * offsets fixed by s. A non-finite loss or gradient norm stops before the update
  * (NonFiniteError); a checkpoint is never written from non-finite weights.
+ *
+ * LoRA runs (config.lora) fine-tune a base model: its denoiser is frozen (no gradients, no
+ * optimizer state) and only the adapters on the target layers train; they are what the
+ * checkpoint holds, beside `pytorch_lora_weights.safetensors` in diffusers' format.
  */
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -42,10 +46,15 @@ import {
   disposeAll,
   Dropout,
   EMA,
+  freezeParameters,
   getLrSchedule,
+  injectLora,
+  LORA_WEIGHTS_NAME,
+  type LoraNetwork,
   loadModule,
   loadTensors,
   type LrSchedule,
+  serializeLora,
   serializeSafetensors,
   type TensorToWrite,
 } from '../../nn/index.js';
@@ -95,7 +104,9 @@ import {
   SCHEDULER_CONFIG,
   SUMI_INFO,
   TRAINER_STATE,
+  LORA_ADAPTER_FILE,
   UNET_DIR,
+  UNET_LORA_DIR,
 } from './checkpoint.js';
 import {
   defaultTrainConfig,
@@ -283,8 +294,9 @@ export function resolveTrainConfig(input: TrainConfigInput, dataset: Dataset): T
   const resolvedModel = JSON.parse(configToJson(className, unet)) as Record<string, unknown>;
   return {
     ...defaultTrainConfig,
-    // Two micro-batches on the CPU, computed on two cores (replica.ts); one on a GPU.
-    microBatches: defaultBackend().name === 'cpu' ? 2 : 1,
+    // Two micro-batches on the CPU, computed on two cores (replica.ts); one on a GPU, and for
+    // LoRA runs, whose adapters the replicas do not carry.
+    microBatches: defaultBackend().name === 'cpu' && !t.lora ? 2 : 1,
     ...t,
     imageSize: dataset.height,
     channels: dataset.channels,
@@ -367,8 +379,10 @@ export class Trainer {
   /** What the denoiser is conditioned on; its modules train with the denoiser. */
   readonly condition: ConditionSource;
   readonly optimizer: AdamW;
-  /** The EMA of the denoiser's weights. */
+  /** The EMA of the trained weights: the denoiser's, or the LoRA adapters'. */
   readonly ema: EMA | null;
+  /** The adapters a LoRA run trains (null: the denoiser itself trains). */
+  readonly lora: LoraNetwork | null;
   readonly loader: DataLoaderType;
   readonly schedule: NoiseSchedule;
   readonly predictionType: PredictionType;
@@ -391,9 +405,11 @@ export class Trainer {
 
   /**
    * A fresh trainer (initial weights from stream (seed, 'init')) for a resolved config. Parameters,
-   * optimizer state and batches live on the default backend (set it first).
+   * optimizer state and batches live on the default backend (set it first). A LoRA run takes its
+   * loaded base denoiser (whose config must be config.model) and adapters from stream
+   * (seed, 'lora_init').
    */
-  constructor(config: TrainConfig, dataset: Dataset) {
+  constructor(config: TrainConfig, dataset: Dataset, base?: AnyDiffusersModel & Denoiser) {
     if (dataset.height !== config.imageSize || dataset.channels !== config.channels) {
       throw new TrainConfigError(
         `${dataset.name}: images are ${dataset.channels}x${dataset.height}x${dataset.width}, ` +
@@ -412,15 +428,28 @@ export class Trainer {
       );
     }
     const s = config.seed;
-    const model = createModel(config.model, {
-      generator: new Generator(streamSeed(s, 'init')),
-      dropoutSeed: streamSeed(s, 'dropout') % 2 ** 32,
-    });
+    if ((base !== undefined) !== Boolean(config.lora)) {
+      throw new TrainConfigError('a base model goes with a LoRA config, and only with one');
+    }
+    const model =
+      base ??
+      createModel(config.model, {
+        generator: new Generator(streamSeed(s, 'init')),
+        dropoutSeed: streamSeed(s, 'dropout') % 2 ** 32,
+      });
     if (!('denoise' in model)) {
       throw new TrainConfigError(`a ${model.className} is not a denoiser`);
     }
     this.model = model;
     this.condition = conditionSourceFor(config, dataset);
+    this.lora = null;
+    if (config.lora) {
+      freezeParameters(model);
+      for (const c of this.condition.components) freezeParameters(c.module);
+      const { rank, alpha, targets } = config.lora;
+      const generator = new Generator(streamSeed(s, 'lora_init'));
+      this.lora = injectLora(model, { rank, alpha, targets, generator });
+    }
     const emaOf = (m: Module): EMA | null =>
       config.emaDecay === null
         ? null
@@ -431,16 +460,33 @@ export class Trainer {
             invGamma: config.emaInvGamma,
             updateAfterStep: config.emaUpdateAfterStep,
           });
-    this.#components = [
-      { name: UNET_DIR, module: model, weightsName: WEIGHTS_NAME, ema: emaOf(model), prefix: '' },
-      ...this.condition.components.map((c) => ({
-        name: c.name,
-        module: c.module,
-        weightsName: c.weightsName,
-        ema: emaOf(c.module),
-        prefix: `${c.name}.`,
-      })),
-    ];
+    const lora = this.lora;
+    this.#components = lora
+      ? [
+          {
+            name: UNET_LORA_DIR,
+            module: lora,
+            weightsName: LORA_ADAPTER_FILE,
+            ema: emaOf(lora),
+            prefix: '',
+          },
+        ]
+      : [
+          {
+            name: UNET_DIR,
+            module: model,
+            weightsName: WEIGHTS_NAME,
+            ema: emaOf(model),
+            prefix: '',
+          },
+          ...this.condition.components.map((c) => ({
+            name: c.name,
+            module: c.module,
+            weightsName: c.weightsName,
+            ema: emaOf(c.module),
+            prefix: `${c.name}.`,
+          })),
+        ];
     this.ema = this.#components[0]!.ema;
     this.#dropouts = this.#components
       .flatMap((c) => c.module.namedModules())
@@ -487,6 +533,7 @@ export class Trainer {
       this.#replicas = [];
       const eligible =
         defaultBackend().name === 'cpu' &&
+        this.lora === null &&
         this.#dropouts.every((d) => d.p === 0) &&
         this.model.namedParameters().every(([, t]) => t.dtype === 'float32');
       const count = eligible ? replicaCount(parts) : 0;
@@ -792,11 +839,36 @@ export class Trainer {
       ...this.condition.files(),
       { path: OPTIMIZER_FILE, bytes: serializeSafetensors(optEntries, { format: 'pt' }) },
       { path: SCHEDULER_CONFIG, bytes: jsonBytes(this.config.scheduler) },
-      { path: MODEL_INDEX, bytes: jsonBytes(pipelineIndex(this.model, this.condition)) },
-      { path: SUMI_INFO, bytes: jsonBytes(this.modelInfo(meta.trainArgs)) },
-      { path: TRAINER_STATE, bytes: jsonBytes(this.state(meta)) },
     );
+    if (this.lora === null) {
+      files.push(
+        { path: MODEL_INDEX, bytes: jsonBytes(pipelineIndex(this.model, this.condition)) },
+        { path: SUMI_INFO, bytes: jsonBytes(this.modelInfo(meta.trainArgs)) },
+      );
+    } else {
+      files.push({ path: LORA_WEIGHTS_NAME, bytes: await this.loraFileBytes() });
+    }
+    files.push({ path: TRAINER_STATE, bytes: jsonBytes(this.state(meta)) });
     return files;
+  }
+
+  /**
+   * The adapters of a LoRA run as a diffusers `pytorch_lora_weights.safetensors` (the EMA weights
+   * when there are, as sampling uses).
+   */
+  async loraFileBytes(): Promise<Uint8Array> {
+    const lora = this.lora;
+    if (lora === null) throw new TrainConfigError('not a LoRA run');
+    const ema = this.ema;
+    if (ema !== null) {
+      ema.store(lora);
+      ema.copyTo(lora);
+    }
+    try {
+      return await serializeLora(lora);
+    } finally {
+      if (ema !== null) ema.restore(lora);
+    }
   }
 
   state(meta: CheckpointMeta = {}): TrainerState {
@@ -909,6 +981,10 @@ export class Trainer {
     for (const c of this.#components) {
       c.ema?.dispose();
       disposeAll(c.module.stateDict());
+    }
+    if (this.lora !== null) {
+      this.lora.detach();
+      disposeAll(this.model.stateDict());
     }
   }
 }
