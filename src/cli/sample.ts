@@ -1,4 +1,5 @@
 /** `sumi sample`: images from a trained model, as a PNG grid, optionally with the trajectory. */
+import { readFile } from 'node:fs/promises';
 import { extname } from 'node:path';
 
 import { concat, keep, slice, type Tensor, tidy } from '../engine/index.js';
@@ -30,6 +31,7 @@ import { gridFromValues, type RawImage, savePng, saveGif } from '../data/index.j
 import { checkEmptyOrAbsent, SampleFolderWriter } from '../eval/index.js';
 import { type Args, CliError, type CommandSpec, UsageError } from './args.js';
 import { BACKEND_HELP, defineCommand, EXIT, formatDuration, selectBackend } from './common.js';
+import { applyLoras, describeLoras, LORA_OPTION, loraSpecs } from './lora.js';
 
 const SAMPLERS = Object.keys(schedulerAliases);
 
@@ -109,6 +111,12 @@ export const sampleSpec: CommandSpec = {
       help: 'the prompt of every image (text-conditioned models)',
     },
     {
+      name: 'prompt-file',
+      kind: 'string',
+      arg: 'FILE',
+      help: 'one prompt per line: a row of --n images per prompt (text-conditioned models)',
+    },
+    {
       name: 'negative-prompt',
       kind: 'string',
       arg: 'TEXT',
@@ -151,6 +159,7 @@ export const sampleSpec: CommandSpec = {
       help: 'auto (EMA when the checkpoint has it), ema, or model',
       default: 'auto',
     },
+    LORA_OPTION,
     { name: 'backend', kind: 'string', arg: 'B', help: BACKEND_HELP, default: 'cpu' },
     { name: 'quiet', kind: 'flag', help: 'print nothing but errors' },
   ],
@@ -268,14 +277,50 @@ interface ImageConditions {
   nrow: number | undefined;
 }
 
+/** The non-empty lines of --prompt-file (undefined without it). */
+async function promptLines(file: string | undefined): Promise<string[] | undefined> {
+  if (file === undefined) return undefined;
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (e) {
+    throw new CliError(`--prompt-file ${file}: ${e instanceof Error ? e.message : String(e)}`);
+  }
+  return text
+    .split(/\r?\n/)
+    .map((l) => l.trim())
+    .filter((l) => l !== '');
+}
+
 /** One condition per image (and classifier labels), from --class / --prompt / --classifier. */
 export function imageConditions(
   p: LoadedPipeline,
   n: number,
-  opts: { cls?: string; prompt?: string; classifier?: LoadedClassifier | null },
+  opts: {
+    cls?: string;
+    prompt?: string;
+    /** One row of n images per prompt (--prompt-file). */
+    prompts?: readonly string[];
+    classifier?: LoadedClassifier | null;
+  },
 ): ImageConditions {
   const kind = p.condition.kind;
-  const { cls, prompt } = opts;
+  const { cls, prompt, prompts } = opts;
+  if (prompts !== undefined) {
+    if (prompt !== undefined) throw new UsageError('give --prompt or --prompt-file, not both');
+    if (kind !== 'text') {
+      throw new CliError('--prompt-file: the model is not text-conditioned; it takes no prompt');
+    }
+    if (prompts.length === 0) throw new CliError('--prompt-file: no prompts (no non-empty line)');
+    if (cls !== undefined || (opts.classifier ?? null) !== null) {
+      throw new UsageError('--prompt-file makes its own rows: drop --class and --classifier');
+    }
+    return {
+      values: prompts.flatMap((q) => Array.from({ length: n }, () => q)),
+      guideLabels: null,
+      nrow: n,
+    };
+  }
   const guide = opts.classifier ?? null;
   if (prompt !== undefined && kind !== 'text') {
     throw new CliError(
@@ -396,7 +441,9 @@ async function sampleCmd(args: Args): Promise<number> {
       throw new CliError(e instanceof Error ? e.message : String(e));
     }
   }
+  const loraList = loraSpecs(args);
   const p = await loadPipeline(dir, { weights });
+  const loras = await applyLoras(p.model, loraList);
   const scheduler = createSampler(samplerName, p.schedulerConfig, { karras });
   const guide = classifierDir === undefined ? null : await loadClassifier(classifierDir);
   if (guide !== null) {
@@ -417,6 +464,7 @@ async function sampleCmd(args: Args): Promise<number> {
   } = imageConditions(p, n, {
     cls: args.str('class'),
     prompt: args.str('prompt'),
+    prompts: await promptLines(args.str('prompt-file')),
     classifier: guide,
   });
   const total = values.length;
@@ -531,7 +579,9 @@ async function sampleCmd(args: Args): Promise<number> {
   if (!quiet) {
     console.log(
       `${[grid, outDir].filter((o) => o !== null && o !== undefined).join(' and ')}: ${total} images, ${samplerName} ${steps} steps, ${p.weights === 'ema' ? 'EMA' : 'model'} weights ` +
-        `of ${p.layout.root}, on ${backend.name} in ${formatDuration(secs)}` +
+        `of ${p.layout.root}` +
+        (loras.length > 0 ? ` with LoRA ${describeLoras(loraList, loras)}` : '') +
+        `, on ${backend.name} in ${formatDuration(secs)}` +
         (traj !== undefined ? `; trajectory ${traj}` : ''),
     );
   }

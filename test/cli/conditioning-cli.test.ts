@@ -175,9 +175,42 @@ void describe('sumi sample with conditioning', () => {
     assert.ok(existsSync(png), 'the grid is written');
   });
 
+  void test('a text model: --prompt-file gives a row of --n images per prompt', async () => {
+    const png = out('prompts.png');
+    await writeFile(out('prompts.txt'), 'a handwritten one\n\n  a handwritten seven  \n');
+    const r = await sumi([
+      'sample',
+      '--model',
+      out('text'),
+      '--prompt-file',
+      out('prompts.txt'),
+      '--n',
+      '3',
+      '--steps',
+      '2',
+      '--out',
+      png,
+      '--quiet',
+    ]);
+    assert.equal(r.code, 0, r.stderr);
+    const img = decodePng(readFileSync(png));
+    // Two rows (the blank line skipped) of three 8-pixel images, with the grid's padding.
+    assert.ok(img.height > 2 * 8 && img.height < 2 * 8 + 3 * 4, `height ${img.height}`);
+    assert.ok(img.width > 3 * 8 && img.width < 3 * 8 + 4 * 4, `width ${img.width}`);
+  });
+
   void test('each mistake is one line, a non-zero exit, and nothing written', async () => {
     const png = out('never.png');
+    await writeFile(out('empty.txt'), '\n \n');
     const cases: [string[], number, RegExp][] = [
+      [['--model', out('text'), '--prompt-file', out('empty.txt')], 1, /no prompts/],
+      [['--model', out('text'), '--prompt-file', out('missing.txt')], 1, /--prompt-file/],
+      [['--model', out('class'), '--prompt-file', out('empty.txt')], 1, /not text-conditioned/],
+      [
+        ['--model', out('text'), '--prompt', 'x', '--prompt-file', out('empty.txt')],
+        2,
+        /--prompt or --prompt-file/,
+      ],
       [['--model', out('class'), '--class', '12'], 1, /--class 12: not one of the classes 0\.\.9/],
       [
         ['--model', out('class'), '--prompt', 'a seven'],
