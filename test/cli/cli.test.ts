@@ -32,12 +32,12 @@ const SAMPLERS = [
   'unipc',
 ];
 
-/** `node bin/sumi.js ...args` in the repository root. */
-function sumi(args: readonly string[]): Promise<Result> {
+/** `node bin/sumi.js ...args` in the repository root, with `env` added to the environment. */
+function sumi(args: readonly string[], env: Record<string, string> = {}): Promise<Result> {
   return new Promise((resolve, reject) => {
     const p = spawn(process.execPath, [join(ROOT, 'bin', 'sumi.js'), ...args], {
       cwd: ROOT,
-      env: { ...process.env, SUMI_BACKEND: 'cpu' },
+      env: { ...process.env, SUMI_BACKEND: 'cpu', ...env },
     });
     let stdout = '';
     let stderr = '';
@@ -416,6 +416,39 @@ void describe('errors: one clear line, no stack trace, non-zero exit', () => {
         1,
         /^sumi sample: backend webgpu: no WebGPU adapter \(no Vulkan loader\); install a Vulkan driver: sudo bash \.\.\/shared\/tools\/install-vulkan-cpu\.sh .*mesa-vulkan-drivers.*\n$/,
       );
+    },
+  );
+
+  void test(
+    '--backend webgpu with a Vulkan loader but no driver: the last line names the fix',
+    {
+      skip:
+        process.platform === 'linux' && vulkanLoaderFound()
+          ? false
+          : 'needs the Vulkan loader on Linux (the test above runs without one)',
+    },
+    async () => {
+      // The loader finds no driver when its driver list names a file that does not exist.
+      const none = join(dir, 'no-such-driver.json');
+      const r = await sumi(
+        [
+          'sample',
+          '--model',
+          join(ROOT, 'models', 'mnist-small'),
+          '--backend',
+          'webgpu',
+          '--out',
+          join(dir, 'never.png'),
+        ],
+        { VK_ICD_FILENAMES: none, VK_DRIVER_FILES: none },
+      );
+      assert.equal(r.code, 1, r.stderr);
+      const last = r.stderr.trimEnd().split('\n').at(-1)!;
+      assert.match(
+        last,
+        /^sumi sample: backend webgpu: .*no WebGPU adapter.*; install a Vulkan driver: sudo bash \.\.\/shared\/tools\/install-vulkan-cpu\.sh .*mesa-vulkan-drivers and libvulkan1 packages$/,
+      );
+      assert.ok(!existsSync(join(dir, 'never.png')), 'no PNG written');
     },
   );
 
