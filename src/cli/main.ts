@@ -5,6 +5,7 @@ import { demoCommand } from './demo.js';
 import { editCommand } from './edit.js';
 import { evalCommand } from './eval.js';
 import { exportCommand } from './export.js';
+import { loraCommand } from './lora.js';
 import { sampleCommand } from './sample.js';
 import { trainCommand } from './train.js';
 import { trainClassifierCommand } from './train-classifier.js';
@@ -23,6 +24,7 @@ const commands: Command[] = [
   demoCommand,
   exportCommand,
   evalCommand,
+  loraCommand,
 ];
 
 function version(): string {
