@@ -14,6 +14,7 @@ import {
   type ConditionValue,
   disposeConditioning,
 } from './conditioning.js';
+import type { UpscaleSettings } from './editing/upscale.js';
 import { predictedOriginalSample, type PredictionType } from './forward.js';
 import {
   type DenoiseModel,
@@ -37,6 +38,11 @@ export interface ModelInfo {
   conditioning?: 'none' | 'class' | 'text';
   /** Whether training dropped the condition (so classifier-free guidance can be used). */
   conditionDropout?: number;
+  /**
+   * An SR3 upscaler's settings (`sumi train --task upscale`): the model takes x_t joined with
+   * the upsampled low-resolution image, and samples with `sumi edit upscale` only.
+   */
+  upscale?: UpscaleSettings;
   /** Classes of a class-conditional model (null: unconditional). */
   numClasses: number | null;
   /** Class id of "no class" (classifier-free guidance), num_classes; null when absent. */

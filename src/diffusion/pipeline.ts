@@ -155,9 +155,27 @@ export interface LoadedPipeline {
 /** Loads a model directory for sampling (see `resolveModelDir`); EMA weights when present. */
 export async function loadPipeline(
   dir: string,
-  opts: { weights?: WeightsChoice; backend?: Backend } = {},
+  opts: {
+    weights?: WeightsChoice;
+    backend?: Backend;
+    /** Load an SR3 upscaler (sumi.json `upscale`); refused, and others refused, otherwise. */
+    upscaler?: boolean;
+  } = {},
 ): Promise<LoadedPipeline> {
   const layout = await resolveModelDir(dir);
+  const up = layout.info?.upscale;
+  if (up !== undefined && opts.upscaler !== true) {
+    throw new ModelDirError(
+      `${layout.root}: an SR3 upscaler (×${up.factor}, sumi.json "upscale"): it takes a ` +
+        "low-resolution image; use 'sumi edit upscale'",
+    );
+  }
+  if (up === undefined && opts.upscaler === true) {
+    throw new ModelDirError(
+      `${layout.root}: not an upscaler (no "upscale" in sumi.json); train one with ` +
+        "'sumi train --task upscale'",
+    );
+  }
   const choice = opts.weights ?? 'auto';
   if (choice === 'ema' && layout.emaDir === null) {
     throw new ModelDirError(

@@ -60,6 +60,7 @@ import {
 } from '../../nn/index.js';
 import {
   type AnyDiffusersModel,
+  type Conditioning,
   configToJson,
   createModel,
   type Denoiser,
@@ -93,7 +94,8 @@ import {
   resolveTextEncoderConfig,
   type TextConditioningSetup,
 } from '../text-conditioning.js';
-import { createScheduler } from '../samplers/index.js';
+import { downsampleBox, upscale, upscaleCondition } from '../editing/upscale.js';
+import { createScheduler, ImageNoise, type Scheduler } from '../samplers/index.js';
 import { makeSchedule, type NoiseSchedule } from '../schedule.js';
 import type { ModelVarType } from '../vlb.js';
 import {
@@ -245,7 +247,8 @@ export function resolveTrainConfig(input: TrainConfigInput, dataset: Dataset): T
     ...input.model,
     _class_name: className,
     sample_size: dataset.height,
-    in_channels: dataset.channels,
+    // SR3 joins the upsampled low resolution (C channels) to x_t.
+    in_channels: t.upscale ? 2 * dataset.channels : dataset.channels,
     out_channels: learned ? 2 * dataset.channels : dataset.channels,
   };
   if (classCond) {
@@ -289,6 +292,12 @@ export function resolveTrainConfig(input: TrainConfigInput, dataset: Dataset): T
   if (dataset.height % 2 ** (levels - 1) !== 0) {
     throw new TrainConfigError(
       `image size ${dataset.height} is not divisible by ${2 ** (levels - 1)} (the model has ${levels} levels)`,
+    );
+  }
+  const factor = t.upscale?.factor ?? 1;
+  if (dataset.height % factor !== 0) {
+    throw new TrainConfigError(
+      `image size ${dataset.height} is not divisible by the upscaling factor ${factor}`,
     );
   }
   const resolvedModel = JSON.parse(configToJson(className, unet)) as Record<string, unknown>;
@@ -534,6 +543,7 @@ export class Trainer {
       const eligible =
         defaultBackend().name === 'cpu' &&
         this.lora === null &&
+        !this.config.upscale &&
         this.#dropouts.every((d) => d.p === 0) &&
         this.model.namedParameters().every(([, t]) => t.dtype === 'float32');
       const count = eligible ? replicaCount(parts) : 0;
@@ -626,6 +636,7 @@ export class Trainer {
         dtype: x0.dtype,
         backend: x0.backend,
       });
+      const lowRes = this.#lowResolution(x0, s);
       // Micro-batch i (rows [lo, hi), loss weighted by its share of the batch) runs on replica
       // i − 1 when there is one, here otherwise; gradients accumulate in part order either way.
       const part = (i: number) => {
@@ -689,7 +700,8 @@ export class Trainer {
           const p = part(i);
           losses.push(
             tidy(() => {
-              const cond = p.vs === null ? {} : this.condition.encode(p.vs, x0.backend);
+              const encoded = p.vs === null ? {} : this.condition.encode(p.vs, x0.backend);
+              const cond = lowRes === null ? encoded : { ...encoded, concatImage: p.rows(lowRes) };
               const loss = microBatchLoss(this.model, this.schedule, lossOpts, {
                 x0: p.rows(x0),
                 noise: p.rows(noise),
@@ -708,6 +720,7 @@ export class Trainer {
         }
       } finally {
         noise.dispose();
+        lowRes?.dispose();
       }
       const gradNorm = tidy(() =>
         cfg.maxGradNorm === null ? null : clipGradNorm(this.#namedParameters(), cfg.maxGradNorm),
@@ -779,6 +792,61 @@ export class Trainer {
     );
   }
 
+  /**
+   * SR3's condition for step s's batch (null unless config.upscale): the block means of x_0,
+   * bicubic-upsampled back and noised at σ_a with ε_c from stream (seed, 'augment', s).
+   */
+  #lowResolution(x0: Tensor, s: number): Tensor | null {
+    const up = this.config.upscale;
+    if (!up) return null;
+    const { dtype, backend } = x0;
+    return noGrad(() =>
+      tidy(() => {
+        const eps =
+          up.noiseAugmentation > 0
+            ? randn(x0.shape, { seed: streamSeed(this.config.seed, 'augment', s), dtype, backend })
+            : null;
+        return upscaleCondition(downsampleBox(x0, up.factor), up, eps);
+      }),
+    );
+  }
+
+  /** SR3 previews: n images spread over the dataset, brought to the low resolution, upscaled. */
+  #previewUpscaled(n: number, steps: number, scheduler: Scheduler, cond: Conditioning): Tensor {
+    const up = this.config.upscale!;
+    const { channels: c, imageSize: size } = this.config;
+    const x = new Float32Array(n * c * size * size);
+    for (let i = 0; i < n; i++) {
+      const img = this.dataset.get(Math.floor((i * this.dataset.length) / n)).image;
+      for (let j = 0; j < img.length; j++) x[i * img.length + j] = img[j]! * 2 - 1;
+    }
+    const w = this.model.parameters()[0]!;
+    const opts = {
+      backend: w.backend,
+      dtype: w.dtype === 'float64' ? 'float64' : 'float32',
+    } as const;
+    const noise = new ImageNoise(
+      streamSeed(this.config.seed, 'preview'),
+      0,
+      n,
+      [c, size, size],
+      opts,
+    );
+    return tidy(() =>
+      upscale(
+        this.model,
+        scheduler,
+        downsampleBox(tensor(x, [n, c, size, size], opts), up.factor),
+        {
+          ...up,
+          numInferenceSteps: steps,
+          noise: () => noise.next(),
+          cond,
+        },
+      ),
+    );
+  }
+
   /** What `sumi.json` says about the model. */
   modelInfo(trainArgs?: readonly string[]): ModelInfo {
     return {
@@ -791,6 +859,7 @@ export class Trainer {
       numClasses: this.classes?.numClasses ?? null,
       nullClassId: this.classes?.nullClassId ?? null,
       ...(this.classes?.names ? { classNames: this.classes.names } : {}),
+      ...(this.config.upscale ? { upscale: this.config.upscale } : {}),
       data: this.config.data,
       step: this.step,
       ...(trainArgs !== undefined
@@ -945,6 +1014,7 @@ export class Trainer {
     const backend = this.model.parameters()[0]!.backend;
     const { cond } = encodeConditions(this.condition, { values: this.previewValues(n) }, backend);
     try {
+      if (this.config.upscale) return this.#previewUpscaled(n, steps, scheduler, cond);
       return generate(this.model, scheduler, {
         n,
         seed: streamSeed(this.config.seed, 'preview'),
