@@ -40,7 +40,7 @@ import {
   setUpTraining,
   TRAINER_STATE,
 } from '../src/diffusion/index.js';
-import { cpuBackend, setDefaultBackend } from '../src/engine/index.js';
+import { cpuBackend, rand, setDefaultBackend } from '../src/engine/index.js';
 import { disposeAll } from '../src/nn/index.js';
 
 const BIN = fileURLToPath(new URL('../bin/sumi.js', import.meta.url));
@@ -113,7 +113,7 @@ export function parseOptions(argv: readonly string[]): Options {
       if (!Number.isInteger(v) || v < 1) usage(`${name} takes a positive integer, got ${value}`);
       o[ints[name as keyof typeof ints]] = v;
     } else if (name === '--seed') {
-      if (!Number.isInteger(v)) usage(`--seed takes an integer, got ${value}`);
+      if (!Number.isSafeInteger(v) || v < 0) usage(`--seed takes an integer >= 0, got ${value}`);
       o.seed = v;
     } else if (name === '--max-delay') {
       if (!(v > 0)) usage(`--max-delay takes seconds > 0, got ${value}`);
@@ -126,18 +126,6 @@ export function parseOptions(argv: readonly string[]): Options {
     }
   }
   return o;
-}
-
-/** mulberry32: uniforms in [0, 1) from a 32-bit seed (the kill schedule only). */
-function uniforms(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 interface Life {
@@ -395,7 +383,11 @@ async function main(): Promise<void> {
       `after the first new step; seed ${o.seed}`,
   );
 
-  const draw = uniforms(o.seed);
+  // Two uniforms per kill from the Philox stream of --seed: start-up or not, and the delay.
+  const u = rand([2 * o.kills], { seed: o.seed, dtype: 'float64' });
+  const us = Array.from(u.dataSync());
+  u.dispose();
+  const draw = (): number => us.shift()!;
   const metrics = join(out, METRICS_FILE);
   const instants = new Map<string, number>();
   let last = -1;
