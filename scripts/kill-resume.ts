@@ -443,7 +443,7 @@ async function main(): Promise<void> {
 
   const problems = await compareRuns(reference, out);
   const summary = [...instants].map(([w, n]) => `${n} ${w}`).join(', ');
-  console.log(`${kills} kills: ${summary === '' ? 'none' : summary}`);
+  console.log(`${kills} kill${kills === 1 ? '' : 's'}: ${summary === '' ? 'none' : summary}`);
   if (problems.length > 0) fail(`the runs differ:\n  ${problems.join('\n  ')}`);
   const files = await filesUnder(join(out, CHECKPOINT_DIR));
   console.log(
