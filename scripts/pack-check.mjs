@@ -1,8 +1,8 @@
 // The package as a user gets it: `npm pack` (which builds dist/ through `prepare`), installed
 // offline into a fresh project, then imported from Node (ESM) as 'sumi' and 'sumi/node' with a
-// tiny model built and sampled, the `sumi` command run from dist/ without tsx, the declarations
-// type-checked from a consumer, and a browser bundle of 'sumi' made with esbuild (Vite when it is
-// installed). Prints each figure and a JSON summary; exit 1 when a check fails.
+// tiny model built and sampled, an op on WebGPU where there is an adapter, the `sumi` command run
+// from dist/ without tsx, the declarations type-checked from a consumer, and a browser bundle of
+// 'sumi' made with esbuild (Vite when it is installed). Prints each figure and a JSON summary; exit 1 when a check fails.
 // Usage: node scripts/pack-check.mjs [--keep] [--json FILE] [--runs N] [--tarball FILE]
 // (--tarball: check a tarball made before instead of packing; --keep: leave the temporary folder)
 import { spawnSync } from 'node:child_process';
@@ -189,6 +189,26 @@ summary.smoke = smoke;
 console.log(`Node ESM: ${JSON.stringify(smoke)}`);
 check(smoke.shape.join(',') === '2,1,8,8' && smoke.finite, 'one DDIM step of a small UNet');
 check(smoke.reloaded === 'UNet2DModel', 'saved with sumi/node and loaded back by loadPipeline');
+
+// ---- WebGPU through Dawn (the `webgpu` package, found from the installed sumi) ------------------
+writeFileSync(
+  join(app, 'gpu.mjs'),
+  `import { add, initBackend, tensor } from 'sumi';
+let b;
+try {
+  b = await initBackend('webgpu');
+} catch (e) {
+  console.log(JSON.stringify({ adapter: null, message: e.message }));
+  process.exit(0);
+}
+const x = tensor([1, 2, 3], [3], { backend: b });
+console.log(JSON.stringify({ adapter: b.name, values: Array.from(await add(x, x).data()) }));
+`,
+);
+const gpu = JSON.parse(run(process.execPath, ['gpu.mjs'], { cwd: app }).trim().split('\n').at(-1));
+summary.webgpu = gpu;
+if (gpu.adapter === null) console.log(`WebGPU: skipped (${gpu.message})`);
+else check(gpu.values.join(',') === '2,4,6', 'an op on the WebGPU backend (Dawn) from the package');
 
 // ---- the CLI from dist/ -------------------------------------------------------------------------
 const bin = join(app, 'node_modules', '.bin', 'sumi');
