@@ -8,8 +8,10 @@ import { mkdir } from 'node:fs/promises';
 import { dirname, extname } from 'node:path';
 
 import {
+  checkSamplingSettings,
   ConditionError,
   type ConditionValue,
+  createSampler,
   type DenoiseModel,
   disposeConditioning,
   EditInputError,
@@ -22,6 +24,8 @@ import {
   MAX_GUIDANCE_SCALE,
   maskFromImage,
   resolveSchedulerName,
+  SamplingOptionError,
+  samplersTaking,
   schedulerAliases,
 } from '../diffusion/index.js';
 import { encodePng, planesToImage, readImage } from '../data/index.js';
@@ -135,12 +139,82 @@ export function guidanceOf(args: Args): number {
   return w;
 }
 
-/** The model of --model. */
-export async function loadEditModel(args: Args): Promise<LoadedPipeline> {
+/** --sampler, --steps, --karras, --eta, --seed. */
+export const SAMPLING_OPTIONS: readonly OptionSpec[] = [
+  {
+    name: 'sampler',
+    kind: 'string',
+    arg: 'S',
+    help: `one of ${SAMPLERS.join(', ')}`,
+    default: 'ddim',
+  },
+  { name: 'steps', kind: 'int', help: 'sampler steps of the whole schedule', default: '50' },
+  {
+    name: 'karras',
+    kind: 'flag',
+    help: 'Karras sigmas (euler, heun, lms, dpmpp-2m, dpmpp-2m-sde, unipc)',
+  },
+  {
+    name: 'eta',
+    kind: 'number',
+    arg: 'η',
+    help: `DDIM noise, 0 to 1 (samplers: ${samplersTaking('eta').join(', ')})`,
+    default: '0',
+  },
+  { name: 'seed', kind: 'int', arg: 'S', help: 'seed of the noise', default: '0' },
+];
+
+/** The sampler settings of the subcommands that sample: name, steps, η, guidance, Karras. */
+export function samplingSettings(args: Args): {
+  sampler: string;
+  steps: number;
+  eta: number | undefined;
+  guidance: number;
+  karras: boolean;
+  seed: number;
+} {
+  const sampler = samplerOf(args);
+  const steps = stepsOf(args, 50);
+  const eta = args.num('eta');
+  const guidance = guidanceOf(args);
+  const karras = args.flag('karras') === true;
+  try {
+    checkSamplingSettings(sampler, { eta, guidanceScale: guidance });
+  } catch (e) {
+    if (!(e instanceof SamplingOptionError)) throw e;
+    throw new UsageError(`--${e.option === 'eta' ? 'eta' : 'guidance'}: ${e.message}`);
+  }
+  try {
+    createSampler(sampler, {}, { karras });
+  } catch (e) {
+    throw new UsageError(`--karras: ${e instanceof Error ? e.message : String(e)}`);
+  }
+  return { sampler, steps, eta, guidance, karras, seed: args.num('seed') ?? 0 };
+}
+
+export const OUT_OPTION: OptionSpec = {
+  name: 'out',
+  kind: 'string',
+  arg: 'FILE',
+  help: 'the edited image (PNG)',
+};
+
+/** --NAME FILE, required. */
+export function requiredFile(args: Args, name: string): string {
+  const v = args.str(name);
+  if (v === undefined) throw new UsageError(`--${name} FILE is required`);
+  return v;
+}
+
+/** The model of --model (an SR3 upscaler only when `upscaler` is set). */
+export async function loadEditModel(
+  args: Args,
+  opts: { upscaler?: boolean } = {},
+): Promise<LoadedPipeline> {
   const dir = args.str('model');
   if (dir === undefined) throw new UsageError('--model <dir> is required');
   const weights = (args.str('weights') ?? 'auto') as 'auto' | 'ema' | 'model';
-  return loadPipeline(dir, { weights });
+  return loadPipeline(dir, { weights, upscaler: opts.upscaler === true });
 }
 
 /**

@@ -3,23 +3,21 @@
  *   img2img      SDEdit: noise the image to strength·T, sample back (any sampler);
  *   inpaint      repaint where a mask is white, with RePaint resampling (--jumps, --resample);
  *   invert       DDIM inversion to the noise x_T (safetensors), optionally reconstructed;
- *   reconstruct  DDIM sampling from an inverted noise file, under its condition or another.
+ *   reconstruct  DDIM sampling from an inverted noise file, under its condition or another;
+ *   upscale      SR3 super-resolution with a model trained by `sumi train --task upscale`.
  * The pipelines are in src/diffusion/editing; docs/editing.md shows and measures them.
  */
 import {
   checkResampling,
   checkResamplingSampler,
-  checkSamplingSettings,
   createSampler,
   img2img,
   img2imgStartIndex,
   inpaint,
   repaintModelCalls,
   repaintSchedule,
-  SamplingOptionError,
-  samplersTaking,
 } from '../diffusion/index.js';
-import { type Args, type CommandSpec, type OptionSpec, UsageError } from './args.js';
+import { type Args, type CommandSpec, UsageError } from './args.js';
 import { defineCommand, EXIT, formatDuration, selectBackend } from './common.js';
 import {
   asEditInputErrors,
@@ -27,7 +25,6 @@ import {
   editCondition,
   editDenoiser,
   editNoise,
-  guidanceOf,
   IMAGE_OPTION,
   loadEditModel,
   MODEL_OPTION,
@@ -35,46 +32,16 @@ import {
   progressLine,
   readEditImage,
   readEditMask,
-  samplerOf,
-  SAMPLERS,
-  stepsOf,
+  OUT_OPTION,
+  requiredFile,
+  SAMPLING_OPTIONS,
+  samplingSettings,
   TAIL_OPTIONS,
   writeEditPng,
 } from './edit-common.js';
 import { invertCommand, reconstructCommand } from './edit-invert.js';
+import { upscaleCommand } from './edit-upscale.js';
 import type { Command } from './main.js';
-
-/** --sampler, --steps, --karras, --eta, --seed. */
-const SAMPLING_OPTIONS: readonly OptionSpec[] = [
-  {
-    name: 'sampler',
-    kind: 'string',
-    arg: 'S',
-    help: `one of ${SAMPLERS.join(', ')}`,
-    default: 'ddim',
-  },
-  { name: 'steps', kind: 'int', help: 'sampler steps of the whole schedule', default: '50' },
-  {
-    name: 'karras',
-    kind: 'flag',
-    help: 'Karras sigmas (euler, heun, lms, dpmpp-2m, dpmpp-2m-sde, unipc)',
-  },
-  {
-    name: 'eta',
-    kind: 'number',
-    arg: 'η',
-    help: `DDIM noise, 0 to 1 (samplers: ${samplersTaking('eta').join(', ')})`,
-    default: '0',
-  },
-  { name: 'seed', kind: 'int', arg: 'S', help: 'seed of the noise', default: '0' },
-];
-
-const OUT_OPTION: OptionSpec = {
-  name: 'out',
-  kind: 'string',
-  arg: 'FILE',
-  help: 'the edited image (PNG)',
-};
 
 const img2imgSpec: CommandSpec = {
   name: 'edit img2img',
@@ -145,40 +112,6 @@ const inpaintSpec: CommandSpec = {
     ...TAIL_OPTIONS,
   ],
 };
-
-/** The sampler settings of the subcommands that sample: name, steps, η, guidance, Karras. */
-function samplingSettings(args: Args): {
-  sampler: string;
-  steps: number;
-  eta: number | undefined;
-  guidance: number;
-  karras: boolean;
-  seed: number;
-} {
-  const sampler = samplerOf(args);
-  const steps = stepsOf(args, 50);
-  const eta = args.num('eta');
-  const guidance = guidanceOf(args);
-  const karras = args.flag('karras') === true;
-  try {
-    checkSamplingSettings(sampler, { eta, guidanceScale: guidance });
-  } catch (e) {
-    if (!(e instanceof SamplingOptionError)) throw e;
-    throw new UsageError(`--${e.option === 'eta' ? 'eta' : 'guidance'}: ${e.message}`);
-  }
-  try {
-    createSampler(sampler, {}, { karras });
-  } catch (e) {
-    throw new UsageError(`--karras: ${e instanceof Error ? e.message : String(e)}`);
-  }
-  return { sampler, steps, eta, guidance, karras, seed: args.num('seed') ?? 0 };
-}
-
-function requiredFile(args: Args, name: string): string {
-  const v = args.str(name);
-  if (v === undefined) throw new UsageError(`--${name} FILE is required`);
-  return v;
-}
 
 async function img2imgCmd(args: Args): Promise<number> {
   const out = outputPath(args, 'out', ['.png']);
@@ -301,11 +234,12 @@ const subcommands: Record<string, Command> = {
   inpaint: defineCommand(inpaintSpec, (a) => asEditInputErrors(() => inpaintCmd(a))),
   invert: invertCommand,
   reconstruct: reconstructCommand,
+  upscale: upscaleCommand,
 };
 
 function usage(): string {
   return [
-    'usage: sumi edit <img2img|inpaint|invert|reconstruct> [options]',
+    'usage: sumi edit <img2img|inpaint|invert|reconstruct|upscale> [options]',
     '',
     'Edit an existing image with a trained model (docs/editing.md):',
     ...Object.entries(subcommands).map(([name, c]) => `  ${name.padEnd(12)} ${c.summary}`),
@@ -316,7 +250,7 @@ function usage(): string {
 
 export const editCommand: Command = {
   name: 'edit',
-  summary: 'Edit an image: img2img (SDEdit), inpainting (RePaint), DDIM inversion.',
+  summary: 'Edit an image: img2img (SDEdit), inpainting (RePaint), DDIM inversion, SR3 upscaling.',
   async run(argv: string[]): Promise<number> {
     const [sub, ...rest] = argv;
     if (sub === '--help' || sub === '-h' || sub === 'help') {

@@ -298,6 +298,32 @@ export const trainSpec: CommandSpec = {
       help: 'diffusion steps T of the training schedule',
       default: '1000',
     },
+    {
+      name: 'task',
+      kind: 'string',
+      arg: 'T',
+      choices: ['generate', 'upscale'],
+      help:
+        'generate (images from noise), or upscale (SR3: the image from its low resolution, ' +
+        'bicubic-upsampled and joined to x_t; sample with sumi edit upscale)',
+      default: 'generate',
+    },
+    {
+      name: 'factor',
+      kind: 'int',
+      arg: 'F',
+      help: 'upscale: the low resolution is the mean of each F×F block (2 or 4)',
+      default: '2',
+    },
+    {
+      name: 'noise-aug',
+      kind: 'number',
+      arg: 'σ',
+      help:
+        'upscale: the low-resolution condition is √(1 − σ²)·bicubic + σ·ε in training and ' +
+        'sampling (Gaussian conditioning augmentation; 0: none)',
+      default: '0',
+    },
     ...KEYED,
     {
       name: 'base',
@@ -356,6 +382,24 @@ function spelled<T>(option: string, parse: () => T): T {
   }
 }
 
+/** The SR3 settings of --task upscale, --factor and --noise-aug (undefined: not given). */
+function upscaleOptions(args: Args): TrainConfig['upscale'] | undefined {
+  const task = args.str('task');
+  const upscaling = task === 'upscale';
+  for (const o of ['factor', 'noise-aug']) {
+    if (args.has(o) && !upscaling) throw new UsageError(`--${o} is a setting of --task upscale`);
+  }
+  if (task === undefined) return undefined;
+  if (!upscaling) return null;
+  const factor = args.num('factor') ?? 2;
+  const noiseAugmentation = args.num('noise-aug') ?? 0;
+  if (factor !== 2 && factor !== 4) throw new UsageError(`--factor must be 2 or 4, got ${factor}`);
+  if (!(noiseAugmentation >= 0 && noiseAugmentation < 1)) {
+    throw new UsageError(`--noise-aug must be in [0, 1), got ${noiseAugmentation}`);
+  }
+  return { factor, noiseAugmentation };
+}
+
 /** The TrainConfig / RunSettings values and scheduler settings the options set, checked. */
 function optionValues(args: Args): {
   train: Partial<TrainConfig & RunSettings>;
@@ -403,6 +447,8 @@ function optionValues(args: Args): {
   }
   const zeroSnr = args.flag('rescale-zero-snr');
   if (zeroSnr !== undefined) scheduler.rescale_betas_zero_snr = zeroSnr;
+  const upscale = upscaleOptions(args);
+  if (upscale !== undefined) train.upscale = upscale;
   return { train: train as Partial<TrainConfig & RunSettings>, scheduler };
 }
 

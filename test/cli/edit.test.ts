@@ -336,8 +336,8 @@ void describe('sumi edit', () => {
       /wrong-shape\.safetensors: noise of shape \[1, 1, 4, 4\]; the model takes \[1, 1, 8, 8\]/,
       out,
     );
-    const sub = await sumi(['edit', 'upscale']);
+    const sub = await sumi(['edit', 'outpaint']);
     assert.equal(sub.code, 2);
-    assert.match(sub.stderr, /unknown subcommand 'upscale'/);
+    assert.match(sub.stderr, /unknown subcommand 'outpaint'/);
   });
 });

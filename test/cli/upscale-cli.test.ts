@@ -1,0 +1,180 @@
+/**
+ * `sumi train --task upscale` and `sumi edit upscale` on a tiny 8×8 model: training records the
+ * factor and σ_a in sumi.json; `edit upscale` turns a 4×4 image into an 8×8 one; the other
+ * commands refuse the upscaler, and `edit upscale` refuses a model that is not one. Bad inputs
+ * (the image's size, --factor without --task upscale, guidance) are one line, exit 2, nothing
+ * written.
+ */
+import assert from 'node:assert/strict';
+import { existsSync, readFileSync } from 'node:fs';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+
+import { decodePng, encodePng } from '../../src/data/index.js';
+import { writeTinyModel } from '../../src/eval/test-models.js';
+import { assertCleanError, type Result, sumiInProcess as sumi } from './run-sumi.js';
+
+let dir = '';
+const file = (name: string): string => join(dir, name);
+
+const TINY = {
+  model: {
+    _class_name: 'UNet2DModel',
+    sample_size: 8,
+    block_out_channels: [8, 16],
+    layers_per_block: 1,
+    norm_num_groups: 4,
+    down_block_types: ['DownBlock2D', 'DownBlock2D'],
+    up_block_types: ['UpBlock2D', 'UpBlock2D'],
+    add_attention: false,
+  },
+  scheduler: { num_train_timesteps: 100 },
+};
+
+function assertInputError(r: Result, message: RegExp, out: string): void {
+  assertCleanError(r, 2, message);
+  assert.equal(r.stderr.trim().split('\n').length, 1, `one line: ${r.stderr}`);
+  assert.equal(existsSync(out), false, `${out} is not written`);
+}
+
+async function grayPng(name: string, size: number): Promise<string> {
+  const data = Uint8Array.from({ length: size * size }, (_, i) => (i * 53) % 256);
+  await writeFile(file(name), encodePng({ width: size, height: size, channels: 1, data }));
+  return file(name);
+}
+
+before(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'sumi-upscale-'));
+  await writeFile(file('tiny.json'), JSON.stringify(TINY));
+});
+
+after(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+void describe('sumi train --task upscale, sumi edit upscale', () => {
+  void test('trains an upscaler, which upscales 4x4 to 8x8 and nothing else takes', async () => {
+    const model = file('sr');
+    const t = await sumi([
+      'train',
+      '--data',
+      'mnist',
+      '--config',
+      file('tiny.json'),
+      '--task',
+      'upscale',
+      '--factor',
+      '2',
+      '--noise-aug',
+      '0.1',
+      '--steps',
+      '2',
+      '--batch',
+      '4',
+      '--save-every',
+      '0',
+      '--sample-every',
+      '0',
+      '--quiet',
+      '--out',
+      model,
+    ]);
+    assert.equal(t.code, 0, t.stderr);
+    const info = JSON.parse(readFileSync(join(model, 'checkpoint', 'sumi.json'), 'utf8')) as {
+      upscale?: unknown;
+      imageSize: number;
+    };
+    assert.deepEqual(info.upscale, { factor: 2, noiseAugmentation: 0.1 });
+    assert.equal(info.imageSize, 8);
+
+    const small = await grayPng('small.png', 4);
+    const out = file('up.png');
+    const r = await sumi([
+      'edit',
+      'upscale',
+      '--model',
+      model,
+      '--image',
+      small,
+      '--steps',
+      '3',
+      '--out',
+      out,
+    ]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /\(4x4\) upscaled ×2 to 8x8, ddim 3 steps, σ_a 0\.1, seed 0/);
+    const img = decodePng(readFileSync(out), out);
+    assert.deepEqual([img.width, img.height, img.channels], [8, 8, 1]);
+
+    const big = await grayPng('big.png', 8);
+    const bad = file('bad.png');
+    assertInputError(
+      await sumi(['edit', 'upscale', '--model', model, '--image', big, '--out', bad]),
+      /big\.png: 8x8 pixels; the model takes 4x4 images/,
+      bad,
+    );
+    assertCleanError(
+      await sumi([
+        'edit',
+        'upscale',
+        '--model',
+        model,
+        '--image',
+        small,
+        '--guidance',
+        '2',
+        '--out',
+        bad,
+      ]),
+      2,
+      /--guidance 2: an upscaler samples without guidance/,
+    );
+    assert.equal(existsSync(bad), false, 'nothing written');
+    const s = await sumi(['sample', '--model', model, '--n', '1', '--out', bad]);
+    assert.notEqual(s.code, 0, 'sumi sample refuses an upscaler');
+    assert.match(s.stderr, /an SR3 upscaler \(×2, sumi\.json "upscale"\).*'sumi edit upscale'/);
+    assert.equal(existsSync(bad), false, 'nothing written');
+  });
+
+  void test('edit upscale refuses a model that is not an upscaler; --factor needs --task upscale', async () => {
+    const plain = await writeTinyModel(file('plain'), { classes: null });
+    const small = await grayPng('small2.png', 4);
+    const out = file('never.png');
+    const r = await sumi(['edit', 'upscale', '--model', plain, '--image', small, '--out', out]);
+    assert.notEqual(r.code, 0);
+    assert.match(
+      r.stderr,
+      /not an upscaler \(no "upscale" in sumi\.json\); train one with 'sumi train --task upscale'/,
+    );
+    assert.equal(existsSync(out), false);
+    const t = await sumi([
+      'train',
+      '--data',
+      'mnist',
+      '--config',
+      file('tiny.json'),
+      '--factor',
+      '4',
+      '--out',
+      file('never'),
+    ]);
+    assertCleanError(t, 2, /--factor is a setting of --task upscale/);
+    const u = await sumi([
+      'train',
+      '--data',
+      'mnist',
+      '--config',
+      file('tiny.json'),
+      '--task',
+      'upscale',
+      '--noise-aug',
+      '1',
+      '--out',
+      file('never'),
+    ]);
+    assertCleanError(u, 2, /--noise-aug must be in \[0, 1\), got 1/);
+    assert.equal(existsSync(file('never')), false);
+  });
+});
