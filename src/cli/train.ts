@@ -354,10 +354,11 @@ export const trainSpec: CommandSpec = {
       'named with both values (except --steps and the reporting options). Randomness depends only\n' +
       'on (--seed, step), so N steps in one go and N/2 then --resume give bit-identical weights on\n' +
       'the same backend.',
-    'LoRA: --lora-rank R --base DIR trains only adapters on the attention projections of the base\n' +
-      "model's denoiser (no gradients and no optimizer state for its weights; one thread, as the\n" +
-      'worker replicas do not carry adapters) and writes --out/pytorch_lora_weights.safetensors\n' +
-      "(diffusers' LoRA file) with --out/lora_config.json at each checkpoint. See docs/adapters.md.",
+    'LoRA: --lora-rank R --base DIR trains only adapters on the attention projections (or\n' +
+      "--lora-targets) of the base model's denoiser: no gradients and no optimizer state for its\n" +
+      'weights; the micro-batches run on this thread, as the worker replicas carry no adapters.\n' +
+      "Each checkpoint also writes --out/pytorch_lora_weights.safetensors (diffusers' LoRA file)\n" +
+      'and --out/lora_config.json. See docs/adapters.md.',
     'Exit codes: 0 done, 1 error, 2 usage, 3 the loss became NaN/Inf (the last good checkpoint is\n' +
       'kept), 130 interrupted (Ctrl-C saves a checkpoint first).',
   ],
