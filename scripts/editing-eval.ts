@@ -283,7 +283,7 @@ async function measureInversion(argv: readonly string[]): Promise<unknown> {
       ]),
     ]),
   );
-  return { model, digits: n, results: rows };
+  return { model, modelStep: p.info?.step ?? null, digits: n, results: rows };
 }
 
 async function measureInpainting(argv: readonly string[]): Promise<unknown> {
@@ -403,6 +403,8 @@ async function measureInpainting(argv: readonly string[]): Promise<unknown> {
   );
   return {
     model,
+    // The training step of the weights: a retrained model shows here.
+    modelStep: p.info?.step ?? null,
     digits: n,
     sampler,
     steps,
@@ -484,6 +486,8 @@ async function measureImg2img(argv: readonly string[]): Promise<unknown> {
   );
   return {
     model,
+    // The training step of the weights: a retrained model shows here.
+    modelStep: p.info?.step ?? null,
     digits: n,
     steps,
     guidance,
