@@ -679,6 +679,10 @@ async function train(args: Args, argv: readonly string[]): Promise<number> {
       console.log(
         `sample it: sumi sample --model ${cfg.lora!.base} --lora ${join(out, LORA_WEIGHTS_NAME)} --out samples.png`,
       );
+    } else if (result.reason === 'done' && cfg.upscale) {
+      console.log(
+        `upscale with it: sumi edit upscale --model ${out} --image small.png --out big.png`,
+      );
     } else if (result.reason === 'done') {
       console.log(`sample it: sumi sample --model ${out} --out samples.png`);
     }

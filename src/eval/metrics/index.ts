@@ -1,4 +1,4 @@
-/** Evaluation metrics over feature matrices, class labels and the variational bound. */
+/** Evaluation metrics over feature matrices, class labels and the variational bound; PSNR and SSIM. */
 export * from './features.js';
 export * from './eigh.js';
 export * from './frechet.js';
@@ -7,3 +7,4 @@ export * from './precision-recall.js';
 export * from './classes.js';
 export * from './stats-cache.js';
 export * from './nll.js';
+export * from './image-quality.js';
