@@ -8,6 +8,7 @@
  *           [--steps 10,20,50] [--fixed-point 0,1,2]
  *   npx tsx scripts/editing-eval.ts inpaint [--model models/mnist-cond] [--n 100] [--sampler ddim]
  *           [--steps 20] [--guidance 3] [--jumps 5] [--resample 1,2] [--known-noise fresh,fixed]
+ *           [--eta 0]
  *   npx tsx scripts/editing-eval.ts img2img [--model models/mnist-cond] [--n 100] [--steps 20]
  *           [--guidance 3] [--strengths 0.3,0.5,0.7,0.9]
  *   npx tsx scripts/editing-eval.ts upscale --model DIR [--n 100] [--steps 50] [--sampler ddim]
@@ -301,6 +302,9 @@ async function measureInpainting(argv: readonly string[]): Promise<unknown> {
   const resamples = numbers(option(argv, 'resample', '1,2'), 'resample');
   const seed = Number(option(argv, 'seed', '0'));
   const sampler = option(argv, 'sampler', 'ddim');
+  // DDIM's η (null: the sampler's default; 1 makes DDIM's steps as noisy as DDPM's).
+  const etaArg = option(argv, 'eta', '');
+  const eta = etaArg === '' ? null : Number(etaArg);
   const knownNoises = option(argv, 'known-noise', 'fresh').split(',');
   for (const k of knownNoises) {
     if (k !== 'fresh' && k !== 'fixed')
@@ -368,6 +372,7 @@ async function measureInpainting(argv: readonly string[]): Promise<unknown> {
         jumpLength: jumps,
         resample: r,
         knownNoise,
+        ...(eta !== null ? { stepOptions: { eta } } : {}),
         noise: noise(seed, n),
       });
       const calls = repaintModelCalls(repaintSchedule(steps, jumps, r)) * (w !== 1 ? 2 : 1);
@@ -382,7 +387,7 @@ async function measureInpainting(argv: readonly string[]): Promise<unknown> {
   dispose();
   console.log(
     `${model}${conditional ? `, the true class, guidance ${w}` : ''}; ${n} digits, lower half ` +
-      `repainted, ${sampler} ${steps} steps, known region noised with ` +
+      `repainted, ${sampler}${eta !== null ? ` (η = ${eta})` : ''} ${steps} steps, known region noised with ` +
       `${knownNoises.map((k) => (k === 'fresh' ? 'a fresh ε every step' : 'the ε of x_T')).join(' / ')}\n`,
   );
   console.log(
@@ -413,6 +418,7 @@ async function measureInpainting(argv: readonly string[]): Promise<unknown> {
     modelStep: p.info?.step ?? null,
     digits: n,
     sampler,
+    eta,
     steps,
     knownNoise: knownNoises,
     guidance: w,

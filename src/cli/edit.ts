@@ -61,7 +61,7 @@ const img2imgSpec: CommandSpec = {
       name: 'strength',
       kind: 'number',
       arg: 'S',
-      help: 'how much of the schedule runs, in (0, 1] (near 0: the image, 1: a new sample)',
+      help: 'how much of the schedule runs, in [0, 1] (0: the image, 1: a new sample)',
       default: '0.8',
     },
     ...SAMPLING_OPTIONS,
@@ -148,7 +148,9 @@ async function img2imgCmd(args: Args): Promise<number> {
   } finally {
     edited.dispose();
   }
-  if (!quiet) {
+  if (!quiet && strength === 0) {
+    console.log(`${out}: ${imagePath} at strength 0: the image itself (no step runs)`);
+  } else if (!quiet) {
     const ran = scheduler.timesteps.length - from;
     console.log(
       `${out}: ${imagePath} at strength ${strength}: ${ran} of ${scheduler.timesteps.length} ${s.sampler} ` +

@@ -1,9 +1,9 @@
 /**
- * `sumi edit` on tiny random models: img2img at strength 1 is the image `sumi sample` draws for
- * the seed; inpainting keeps the black region of the mask pixel for pixel; invert writes x_T and
- * reconstructs, and `reconstruct` gives the same picture from the file. Every bad input (image
- * size or channels, mask size, channels or values, strength, sampler, files) is one line, exit 2,
- * and writes nothing.
+ * `sumi edit` on tiny random models: img2img at strength 0 is the input, at strength 1 the image
+ * `sumi sample` draws for the seed; inpainting keeps the black region of the mask pixel for pixel;
+ * invert writes x_T and reconstructs, and `reconstruct` gives the same picture from the file.
+ * Every bad input (image size or channels, mask size, channels or values, strength, sampler,
+ * files) is one line, exit 2, and writes nothing.
  */
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
@@ -66,6 +66,25 @@ after(async () => {
 });
 
 void describe('sumi edit', () => {
+  void test('img2img at strength 0 writes the image itself', async () => {
+    const out = file('i2i-0.png');
+    const r = await sumi([
+      'edit',
+      'img2img',
+      '--model',
+      uncond,
+      '--image',
+      file('in.png'),
+      '--strength',
+      '0',
+      '--out',
+      out,
+    ]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /at strength 0: the image itself \(no step runs\)/);
+    assert.deepEqual(pixels(out), pixels(file('in.png')));
+  });
+
   void test('img2img at strength 1 is the image sumi sample draws for the seed', async () => {
     const out = file('i2i-1.png');
     const r = await sumi([
@@ -242,10 +261,10 @@ void describe('sumi edit', () => {
       /missing\.png: cannot read/,
       out,
     );
-    for (const s of ['0', '1.5', '-1']) {
+    for (const s of ['1.5', '-1']) {
       assertInputError(
         await img2img('--image', file('in.png'), '--strength', s),
-        /strength must be in \(0, 1\]/,
+        /strength must be in \[0, 1\]/,
         out,
       );
     }

@@ -95,14 +95,25 @@ void describe('img2img', () => {
     assert.equal(img2imgStartIndex(10, 0.75, 2), 6);
     assert.equal(img2imgStartIndex(20, 1), 0);
     assert.equal(img2imgStartIndex(20, 0.05), 19);
-    for (const s of [0, -0.5, 1.01, Number.NaN]) {
-      assert.throws(() => img2imgStartIndex(20, s), /strength must be in \(0, 1\]/);
+    assert.equal(img2imgStartIndex(20, 0), 20, 'strength 0: past the end, no step');
+    for (const s of [-0.5, 1.01, Number.NaN]) {
+      assert.throws(() => img2imgStartIndex(20, s), /strength must be in \[0, 1\]/);
     }
     assert.throws(() => img2imgStartIndex(20, 0.04), EditInputError);
     assert.throws(() => img2imgStartIndex(20, 0.04), /runs no step.*at least 1\/20/);
   });
 
   for (const sampler of ['ddim', 'ddpm', 'euler', 'euler-a', 'heun', 'dpmpp-2m', 'dpmpp-2m-sde']) {
+    void test(`${sampler}: strength 0 is the image itself`, () => {
+      const image = tinyImages();
+      const out = img2img(tinyModel, createSampler(sampler, SCHEDULE), image, {
+        strength: 0,
+        numInferenceSteps: 10,
+        noise: noiseOf(0, 2),
+      });
+      assert.deepEqual(Array.from(out.dataSync()), Array.from(image.dataSync()));
+    });
+
     void test(`${sampler}: strength 1 is plain sampling from the same noise`, () => {
       const x0 = tinyImages();
       const edited = img2img(tinyModel, createSampler(sampler, SCHEDULE), x0, {

@@ -10,7 +10,9 @@
  * `addNoise` is x_0 + σ ε, the scale their loop expects). At strength 1 the start is
  * ε · initNoiseSigma, exactly plain sampling from ε (diffusers' inpainting pipelines do the same
  * at strength 1): the forward process at the first timestep would keep a trace √ᾱ_t x_0 of the
- * image. Strength near 0 keeps the image, 1 ignores it.
+ * image. Strength near 0 keeps the image, 1 ignores it; at 0 no step runs and the result is the
+ * image itself (a strength above 0 that runs no step, ⌊n · strength⌋ = 0, is refused as a likely
+ * mistake).
  */
 import { mul, noGrad, type Tensor, tidy } from '../../engine/index.js';
 import type { DenoiseModel, Scheduler } from '../samplers/index.js';
@@ -18,28 +20,29 @@ import { EditInputError } from './inputs.js';
 import { type EditSamplingOptions, runSteps, withNoise } from './loop.js';
 
 export interface Img2ImgOptions extends EditSamplingOptions {
-  /** How much of the schedule runs, in (0, 1]. */
+  /** How much of the schedule runs, in [0, 1] (0: the image itself). */
   strength: number;
 }
 
-/** Throws unless strength is in (0, 1]. */
+/** Throws unless strength is in [0, 1]. */
 export function checkStrength(strength: number): void {
-  if (!(strength > 0 && strength <= 1)) {
+  if (!(strength >= 0 && strength <= 1)) {
     throw new EditInputError(
-      `strength must be in (0, 1] (near 0: keep the image, 1: ignore it), got ${strength}`,
+      `strength must be in [0, 1] (0: keep the image, 1: ignore it), got ${strength}`,
     );
   }
 }
 
 /**
  * The index into `scheduler.timesteps` where SDEdit starts: t_start · order, with
- * t_start = n − min(⌊n · strength⌋, n). Throws when no step would run.
+ * t_start = n − min(⌊n · strength⌋, n) (n · order at strength 0: past the end). Throws when a
+ * strength above 0 would run no step.
  */
 export function img2imgStartIndex(numInferenceSteps: number, strength: number, order = 1): number {
   checkStrength(strength);
   const n = numInferenceSteps;
   const init = Math.min(Math.floor(n * strength), n);
-  if (init === 0) {
+  if (init === 0 && strength > 0) {
     throw new EditInputError(
       `strength ${strength} with ${n} steps runs no step (⌊${n} · ${strength}⌋ = 0): ` +
         `use a strength of at least 1/${n}, or more steps`,
@@ -59,6 +62,7 @@ export function img2img(
   opts: Img2ImgOptions,
 ): Tensor {
   const from = img2imgStartIndex(opts.numInferenceSteps, opts.strength, scheduler.order);
+  if (opts.strength === 0) return image.alias();
   return noGrad(() =>
     tidy(() => {
       scheduler.setTimesteps(opts.numInferenceSteps);
