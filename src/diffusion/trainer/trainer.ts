@@ -533,9 +533,10 @@ export class Trainer {
 
   /**
    * Replicas for a step of `parts` micro-batches: started on the first call where they can
-   * compute what this thread would (CPU backend, float32, no active dropout), none otherwise. A
-   * condition source's trained modules (the text encoder) stay on this thread. While replicas run, this thread's products stay
-   * on it (the other cores are the replicas').
+   * compute what this thread would (CPU backend, float32, no active dropout, no LoRA adapters, no
+   * low-resolution image to concatenate), none otherwise. A condition source's trained modules
+   * (the text encoder) stay on this thread. While replicas run, this thread's products stay on it
+   * (the other cores are the replicas').
    */
   async #replicasFor(parts: number): Promise<Replica[]> {
     if (this.#replicas === null) {
