@@ -48,6 +48,38 @@ function accuracy(logits: Tensor, labels: readonly number[]): number {
   return labels.filter((y, i) => pred[i] === y).length / labels.length;
 }
 
+const DIGITS = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9];
+
+/**
+ * The share of images drawn for `values` (one per digit 0–9, in order) at guidance 3 with 12
+ * DPM-Solver++ steps that models/mnist-eval classifies as that digit.
+ */
+async function guidedAccuracy(
+  name: string,
+  kind: 'class' | 'text',
+  values: readonly (number | string)[],
+): Promise<number> {
+  const p = await loadPipeline(models(name));
+  assert.equal(p.condition.kind, kind);
+  const evalClf = (await loadClassifier(models('mnist-eval'))).classifier;
+  const { cond, uncond } = encodeConditions(
+    p.condition,
+    { values: [...values], guidanceScale: 3 },
+    cpuBackend(),
+  );
+  const images = generate(p.model, createSampler('dpmpp-2m', p.schedulerConfig), {
+    n: values.length,
+    seed: 0,
+    numInferenceSteps: 12,
+    cond,
+    uncond,
+    guidanceScale: 3,
+  });
+  disposeConditioning(cond);
+  if (uncond !== null) disposeConditioning(uncond);
+  return noGrad(() => accuracy(evalClf.forward(images, 0), DIGITS));
+}
+
 void describe('shipped conditional models', () => {
   void test('each records the command that trained it', () => {
     for (const [name, pattern] of [
@@ -81,50 +113,13 @@ void describe('shipped conditional models', () => {
   });
 
   void test('models/mnist-cond: guided samples show the class asked for', async () => {
-    const p = await loadPipeline(models('mnist-cond'));
-    assert.equal(p.condition.kind, 'class');
-    const evalClf = (await loadClassifier(models('mnist-eval'))).classifier;
-    const labels = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9];
-    const { cond, uncond } = encodeConditions(
-      p.condition,
-      { values: labels, guidanceScale: 3 },
-      cpuBackend(),
-    );
-    const images = generate(p.model, createSampler('dpmpp-2m', p.schedulerConfig), {
-      n: labels.length,
-      seed: 0,
-      numInferenceSteps: 12,
-      cond,
-      uncond,
-      guidanceScale: 3,
-    });
-    disposeConditioning(cond);
-    if (uncond !== null) disposeConditioning(uncond);
-    const acc = noGrad(() => accuracy(evalClf.forward(images, 0), labels));
+    const acc = await guidedAccuracy('mnist-cond', 'class', DIGITS);
     assert.ok(acc >= 0.8, `${acc * 10} of 10 guided samples classified as asked`);
   });
 
   void test('models/mnist-text: guided samples show the digit the prompt names', async () => {
-    const p = await loadPipeline(models('mnist-text'));
-    assert.equal(p.condition.kind, 'text');
-    const evalClf = (await loadClassifier(models('mnist-eval'))).classifier;
-    const labels = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9];
-    const { cond, uncond } = encodeConditions(
-      p.condition,
-      { values: labels.map((c) => classPrompt('mnist', c)), guidanceScale: 3 },
-      cpuBackend(),
-    );
-    const images = generate(p.model, createSampler('dpmpp-2m', p.schedulerConfig), {
-      n: labels.length,
-      seed: 0,
-      numInferenceSteps: 12,
-      cond,
-      uncond,
-      guidanceScale: 3,
-    });
-    disposeConditioning(cond);
-    if (uncond !== null) disposeConditioning(uncond);
-    const acc = noGrad(() => accuracy(evalClf.forward(images, 0), labels));
+    const prompts = DIGITS.map((c) => classPrompt('mnist', c));
+    const acc = await guidedAccuracy('mnist-text', 'text', prompts);
     assert.ok(acc >= 0.8, `${acc * 10} of 10 prompted samples classified as asked`);
   });
 });
