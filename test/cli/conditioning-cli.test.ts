@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 
 import { decodePng } from '../../src/data/index.js';
-import { TINY_UNET } from '../diffusion/train-setup.js';
+import { TINY_TEXT_ENCODER, TINY_TEXT_UNET, TINY_UNET } from '../diffusion/train-setup.js';
 import { assertCleanError, type Result, sumiInProcess as sumi } from './run-sumi.js';
 
 const TRAIN = { image_size: 8, batch_size: 4, lr: 1e-3, warmup_steps: 1, sample_every: 0 };
@@ -22,24 +22,9 @@ const CLASS_CONFIG = {
   train: { ...TRAIN, class_cond: true },
 };
 const TEXT_CONFIG = {
-  model: {
-    _class_name: 'UNet2DConditionModel',
-    block_out_channels: [8, 16],
-    layers_per_block: 1,
-    norm_num_groups: 4,
-    attention_head_dim: 2,
-    down_block_types: ['DownBlock2D', 'CrossAttnDownBlock2D'],
-    mid_block_type: 'UNetMidBlock2DCrossAttn',
-    up_block_types: ['CrossAttnUpBlock2D', 'UpBlock2D'],
-  },
+  model: TINY_TEXT_UNET,
   scheduler: { num_train_timesteps: 100 },
-  text_encoder: {
-    hidden_size: 8,
-    intermediate_size: 16,
-    projection_dim: 8,
-    num_hidden_layers: 1,
-    num_attention_heads: 2,
-  },
+  text_encoder: TINY_TEXT_ENCODER,
   train: { ...TRAIN, text_cond: true, max_tokens: 8 },
 };
 

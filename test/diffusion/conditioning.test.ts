@@ -45,28 +45,9 @@ import {
   type UNet2DConditionModel,
   type UNet2DModel,
 } from '../../src/nn/models/index.js';
-import { TINY_UNET, trainFixture } from './train-setup.js';
+import { TINY_TEXT_ENCODER, TINY_TEXT_UNET, TINY_UNET, trainFixture } from './train-setup.js';
 
 const fx = trainFixture('sumi-cond-');
-
-/** A 2-level UNet2DConditionModel with cross-attention at the lower level, 8×8. */
-const TINY_TEXT_UNET = {
-  _class_name: 'UNet2DConditionModel',
-  block_out_channels: [8, 16],
-  layers_per_block: 1,
-  norm_num_groups: 4,
-  attention_head_dim: 2,
-  down_block_types: ['DownBlock2D', 'CrossAttnDownBlock2D'],
-  mid_block_type: 'UNetMidBlock2DCrossAttn',
-  up_block_types: ['CrossAttnUpBlock2D', 'UpBlock2D'],
-};
-const TINY_TEXT_ENCODER = {
-  hidden_size: 8,
-  intermediate_size: 16,
-  projection_dim: 8,
-  num_hidden_layers: 1,
-  num_attention_heads: 2,
-};
 
 function maxAbsDiff(a: Tensor, b: Tensor): number {
   const x = a.dataSync();

@@ -46,7 +46,7 @@ import {
   type UNet2DConditionModel,
   type UNet2DModel,
 } from '../../src/nn/models/index.js';
-import { TINY_UNET } from './train-setup.js';
+import { TINY_TEXT_UNET, TINY_UNET } from './train-setup.js';
 
 setDefaultBackend(cpuBackend());
 
@@ -446,14 +446,7 @@ void describe('a text-conditioned denoiser under guidance', () => {
   const unet = (
     createModel(
       {
-        _class_name: 'UNet2DConditionModel',
-        block_out_channels: [8, 16],
-        layers_per_block: 1,
-        norm_num_groups: 4,
-        attention_head_dim: 2,
-        down_block_types: ['DownBlock2D', 'CrossAttnDownBlock2D'],
-        mid_block_type: 'UNetMidBlock2DCrossAttn',
-        up_block_types: ['CrossAttnUpBlock2D', 'UpBlock2D'],
+        ...TINY_TEXT_UNET,
         sample_size: 8,
         in_channels: 1,
         out_channels: 1,

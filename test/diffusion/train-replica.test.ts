@@ -10,40 +10,22 @@ import { describe, test } from 'node:test';
 
 import { microBatchRanges } from '../../src/diffusion/trainer/replica.js';
 import { resolveTrainConfig, type TrainConfig, Trainer } from '../../src/diffusion/index.js';
-import { TINY_UNET, trainFixture } from './train-setup.js';
+import { TINY_TEXT_ENCODER, TINY_TEXT_UNET, TINY_UNET, trainFixture } from './train-setup.js';
 
 const fx = trainFixture('sumi-replica-');
 
-/** A 2-level UNet2DConditionModel with cross-attention at 4×4, and a 1-layer text encoder. */
-const TEXT = {
-  model: {
-    _class_name: 'UNet2DConditionModel',
-    block_out_channels: [8, 16],
-    layers_per_block: 1,
-    norm_num_groups: 4,
-    attention_head_dim: 2,
-    down_block_types: ['DownBlock2D', 'CrossAttnDownBlock2D'],
-    mid_block_type: 'UNetMidBlock2DCrossAttn',
-    up_block_types: ['CrossAttnUpBlock2D', 'UpBlock2D'],
-  },
-  train: {
-    textCond: true,
-    maxTokens: 8,
-    labelDropout: 0.3,
-    textEncoder: {
-      hidden_size: 8,
-      intermediate_size: 16,
-      projection_dim: 8,
-      num_hidden_layers: 1,
-      num_attention_heads: 2,
-    },
-  },
+/** The text-conditional runs' training settings (the text encoder trains with the U-Net). */
+const TEXT_TRAIN = {
+  textCond: true,
+  maxTokens: 8,
+  labelDropout: 0.3,
+  textEncoder: TINY_TEXT_ENCODER,
 };
 
 function config(train: Partial<TrainConfig>): TrainConfig {
   return resolveTrainConfig(
     {
-      model: train.textCond === true ? TEXT.model : TINY_UNET,
+      model: train.textCond === true ? TINY_TEXT_UNET : TINY_UNET,
       scheduler: {},
       train: { data: 'mnist', steps: 3, batchSize: 6, lr: 1e-3, warmupSteps: 0, ...train },
     },
@@ -103,7 +85,7 @@ void describe('micro-batches and replicas', () => {
   const kinds: [string, Partial<TrainConfig>][] = [
     ['unconditional', {}],
     ['class-conditional', { classCond: true }],
-    ['text-conditional', TEXT.train],
+    ['text-conditional', TEXT_TRAIN],
   ];
   for (const [kind, cond] of kinds) {
     void test(`${kind}: the same weights on one thread and with a replica`, async () => {

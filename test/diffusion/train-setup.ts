@@ -1,4 +1,7 @@
-/** What the trainer tests share: a tiny U-Net, and 8×8 MNIST on the CPU with a scratch folder. */
+/**
+ * What the trainer tests share: a tiny U-Net, a tiny text-conditioned U-Net and text encoder, and
+ * 8×8 MNIST on the CPU with a scratch folder.
+ */
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -15,6 +18,27 @@ export const TINY_UNET = {
   down_block_types: ['DownBlock2D', 'DownBlock2D'],
   up_block_types: ['UpBlock2D', 'UpBlock2D'],
   add_attention: false,
+};
+
+/** A 2-level UNet2DConditionModel with cross-attention at the lower level. */
+export const TINY_TEXT_UNET = {
+  _class_name: 'UNet2DConditionModel',
+  block_out_channels: [8, 16],
+  layers_per_block: 1,
+  norm_num_groups: 4,
+  attention_head_dim: 2,
+  down_block_types: ['DownBlock2D', 'CrossAttnDownBlock2D'],
+  mid_block_type: 'UNetMidBlock2DCrossAttn',
+  up_block_types: ['CrossAttnUpBlock2D', 'UpBlock2D'],
+};
+
+/** A 1-layer CLIPTextModel of width 8 (the text encoder of TINY_TEXT_UNET's models). */
+export const TINY_TEXT_ENCODER = {
+  hidden_size: 8,
+  intermediate_size: 16,
+  projection_dim: 8,
+  num_hidden_layers: 1,
+  num_attention_heads: 2,
 };
 
 export interface TrainFixture {
