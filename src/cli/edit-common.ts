@@ -51,8 +51,8 @@ export const IMAGE_OPTION: OptionSpec = {
   help: "PNG or JPEG of exactly the model's size and channels (gray for 1, RGB for 3)",
 };
 
-/** --class / --prompt / --guidance. */
-export const CONDITION_OPTIONS: readonly OptionSpec[] = [
+/** --class / --prompt. */
+export const CLASS_PROMPT_OPTIONS: readonly OptionSpec[] = [
   {
     name: 'class',
     kind: 'string',
@@ -65,6 +65,11 @@ export const CONDITION_OPTIONS: readonly OptionSpec[] = [
     arg: 'TEXT',
     help: 'the prompt (text-conditioned models; default: the empty prompt ∅)',
   },
+];
+
+/** --class / --prompt / --guidance. */
+export const CONDITION_OPTIONS: readonly OptionSpec[] = [
+  ...CLASS_PROMPT_OPTIONS,
   {
     name: 'guidance',
     kind: 'number',
@@ -288,16 +293,17 @@ function modelTensor(p: LoadedPipeline, values: Float32Array, shape: readonly nu
   return tensor(values, shape, { dtype: w.dtype, backend: w.backend });
 }
 
-/** The image of --image as [1, C, H, W] in [−1, 1], checked against the model. */
-export async function readEditImage(p: LoadedPipeline, path: string): Promise<Tensor> {
-  const [c, h, w] = p.model.sampleShape;
+/**
+ * The image of --image as [1, C, H, W] in [−1, 1], checked against `shape` [C, H, W] (default:
+ * the model's sample shape).
+ */
+export async function readEditImage(
+  p: LoadedPipeline,
+  path: string,
+  shape: readonly [number, number, number] = p.model.sampleShape,
+): Promise<Tensor> {
   try {
-    return modelTensor(p, imageToSample(await readImage(path), p.model.sampleShape, path), [
-      1,
-      c,
-      h,
-      w,
-    ]);
+    return modelTensor(p, imageToSample(await readImage(path), shape, path), [1, ...shape]);
   } catch (e) {
     return inputError(e);
   }
@@ -313,10 +319,17 @@ export async function readEditMask(p: LoadedPipeline, path: string): Promise<Ten
   }
 }
 
-/** The Gaussian draws of image 0 of `seed` at the model's size (as `sumi sample` draws them). */
-export function editNoise(p: LoadedPipeline, seed: number): () => Tensor {
+/**
+ * The Gaussian draws of image 0 of `seed` (as `sumi sample` draws them) of `shape` [C, H, W]
+ * (default: the model's sample shape).
+ */
+export function editNoise(
+  p: LoadedPipeline,
+  seed: number,
+  shape: readonly [number, number, number] = p.model.sampleShape,
+): () => Tensor {
   const w = p.model.parameters()[0]!;
-  const noise = new ImageNoise(seed, 0, 1, p.model.sampleShape, {
+  const noise = new ImageNoise(seed, 0, 1, shape, {
     backend: w.backend,
     dtype: w.dtype === 'float64' ? 'float64' : 'float32',
   });

@@ -8,23 +8,21 @@ import {
   createSampler,
   disposeConditioning,
   EditInputError,
-  ImageNoise,
-  imageToSample,
   upscale,
 } from '../diffusion/index.js';
-import { readImage } from '../data/index.js';
-import { type Tensor, tensor } from '../engine/index.js';
-import { type Args, type CommandSpec, UsageError } from './args.js';
+import type { Tensor } from '../engine/index.js';
+import type { Args, CommandSpec } from './args.js';
 import { defineCommand, EXIT, formatDuration, selectBackend } from './common.js';
 import {
   asEditInputErrors,
-  CONDITION_OPTIONS,
+  CLASS_PROMPT_OPTIONS,
   editCondition,
-  inputError,
+  editNoise,
   loadEditModel,
   OUT_OPTION,
   outputPath,
   progressLine,
+  readEditImage,
   requiredFile,
   SAMPLING_OPTIONS,
   samplingSettings,
@@ -57,7 +55,7 @@ const upscaleSpec: CommandSpec = {
       help: "PNG or JPEG of the model's size / factor",
     },
     ...SAMPLING_OPTIONS,
-    ...CONDITION_OPTIONS,
+    ...CLASS_PROMPT_OPTIONS,
     OUT_OPTION,
     ...TAIL_OPTIONS,
   ],
@@ -66,10 +64,8 @@ const upscaleSpec: CommandSpec = {
 async function upscaleCmd(args: Args): Promise<number> {
   const out = outputPath(args, 'out', ['.png']);
   const imagePath = requiredFile(args, 'image');
+  // An upscaler samples without guidance: there is no --guidance, so w is 1.
   const s = samplingSettings(args);
-  if (s.guidance !== 1) {
-    throw new UsageError(`--guidance ${s.guidance}: an upscaler samples without guidance`);
-  }
   const quiet = args.flag('quiet') === true;
   const backend = await selectBackend(args.str('backend'));
   const p = await loadEditModel(args, { upscaler: true });
@@ -84,22 +80,10 @@ async function upscaleCmd(args: Args): Promise<number> {
     );
   }
   const f = settings.factor;
-  const w = p.model.parameters()[0]!;
-  const opts = { dtype: w.dtype, backend: w.backend };
-  let low: Tensor;
-  try {
-    const planes = imageToSample(await readImage(imagePath), [c, H / f, W / f], imagePath);
-    low = tensor(planes, [1, c, H / f, W / f], opts);
-  } catch (e) {
-    return inputError(e);
-  }
+  const low = await readEditImage(p, imagePath, [c, H / f, W / f]);
   const value = editCondition(p, { cls: args.str('class'), prompt: args.str('prompt') });
-  const cond = p.condition.encode([value], w.backend);
+  const cond = p.condition.encode([value], low.backend);
   const scheduler = createSampler(s.sampler, p.schedulerConfig, { karras: s.karras });
-  const noise = new ImageNoise(s.seed, 0, 1, [c, H, W], {
-    backend: w.backend,
-    dtype: w.dtype === 'float64' ? 'float64' : 'float32',
-  });
   const t0 = performance.now();
   const progress = progressLine(quiet, 'upscale');
   let high: Tensor;
@@ -107,7 +91,7 @@ async function upscaleCmd(args: Args): Promise<number> {
     high = upscale(p.model, scheduler, low, {
       ...settings,
       numInferenceSteps: s.steps,
-      noise: () => noise.next(),
+      noise: editNoise(p, s.seed, [c, H, W]),
       stepOptions: s.eta !== undefined ? { eta: s.eta } : {},
       cond,
       onStep: (info) => progress.tick(info.i + 1, scheduler.timesteps.length),
