@@ -6,7 +6,8 @@
  * Runs each configuration in its own process, since the kernels are chosen once per process:
  * `js` (SUMI_CPU_SIMD=0: the plain TypeScript gemm, f64 accumulation), `simd1` (the WebAssembly
  * SIMD gemm on one thread) and `simd` (SIMD with one worker thread per core). Figures: matmul,
- * a 3×3 convolution forward and forward+backward, and the mnist-small U-Net's training step
+ * a 3×3 convolution forward and forward+backward, GELU forward+backward (the JavaScript loops
+ * under `js`, the WebAssembly kernels otherwise), and the mnist-small U-Net's training step
  * (batch 32, AdamW) and forward pass (batch 64, as in sampling), median of N.
  */
 import { spawnSync } from 'node:child_process';
@@ -93,6 +94,18 @@ async function child(iters: number): Promise<void> {
   );
   rows.push(
     `conv 3×3 B32 C64 16², fwd+bwd: ${((3 * flops) / all / 1e6).toFixed(1)} GFLOP/s (${all.toFixed(1)} ms)`,
+  );
+
+  // GELU over the activations of a GEGLU feed-forward (batch 32, 7×7 tokens, width 4·64).
+  const ng = 32 * 49 * 256;
+  const gx = cpu.fromArray(rand(ng, 5).map((v) => v * 8));
+  const gdy = cpu.fromArray(rand(ng, 6));
+  const geluMs = timeIt(() => {
+    cpu.unary('gelu', gx);
+    cpu.geluBackward!(gx, gdy);
+  }, iters);
+  rows.push(
+    `gelu fwd+bwd, ${ng} floats: ${((geluMs * 1e6) / ng).toFixed(1)} ns/float (${geluMs.toFixed(1)} ms)`,
   );
 
   const preset = loadPreset('mnist-small');
