@@ -15,7 +15,12 @@ import { after, before, describe, test } from 'node:test';
 import { decodePng, encodePng, type RawImage } from '../../src/data/index.js';
 import { writeTinyModel } from '../../src/eval/test-models.js';
 import { writeSafetensors } from '../../src/nn/index.js';
-import { assertCleanError, type Result, sumiInProcess as sumi } from './run-sumi.js';
+import {
+  assertCleanError,
+  assertInputError,
+  type Result,
+  sumiInProcess as sumi,
+} from './run-sumi.js';
 
 let dir = '';
 let uncond = '';
@@ -38,13 +43,6 @@ async function png(name: string, img: RawImage): Promise<string> {
 
 function pixels(path: string): Uint8Array {
   return decodePng(readFileSync(path), path).data as Uint8Array;
-}
-
-/** Exit 2, one line naming the problem, no stack trace, and `out` not written. */
-function assertInputError(r: Result, message: RegExp, out: string): void {
-  assertCleanError(r, 2, message);
-  assert.equal(r.stderr.trim().split('\n').length, 1, `one line: ${r.stderr}`);
-  assert.equal(existsSync(out), false, `${out} is not written`);
 }
 
 before(async () => {

@@ -23,7 +23,7 @@ import {
   serializeSafetensors,
 } from '../../src/nn/index.js';
 import { parseLoraSpec } from '../../src/cli/lora.js';
-import { assertCleanError, type Result, sumiInProcess as sumi } from './run-sumi.js';
+import { assertCleanError, assertInputError, sumiInProcess as sumi } from './run-sumi.js';
 
 let dir = '';
 let tiny = '';
@@ -32,13 +32,6 @@ const file = (name: string): string => join(dir, name);
 
 function pixels(path: string): Uint8Array {
   return decodePng(readFileSync(path), path).data as Uint8Array;
-}
-
-/** Exit 2, one line naming the problem, no stack trace, and `out` not written. */
-function assertInputError(r: Result, message: RegExp, out: string): void {
-  assertCleanError(r, 2, message);
-  assert.equal(r.stderr.trim().split('\n').length, 1, `one line: ${r.stderr}`);
-  assert.equal(existsSync(out), false, `${out} is not written`);
 }
 
 const SAMPLE = ['--n', '4', '--steps', '3', '--seed', '7', '--quiet'];

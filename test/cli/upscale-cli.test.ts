@@ -14,30 +14,16 @@ import { after, before, describe, test } from 'node:test';
 
 import { decodePng, encodePng } from '../../src/data/index.js';
 import { writeTinyModel } from '../../src/eval/test-models.js';
-import { assertCleanError, type Result, sumiInProcess as sumi } from './run-sumi.js';
+import { TINY_UNET } from '../diffusion/train-setup.js';
+import { assertCleanError, assertInputError, sumiInProcess as sumi } from './run-sumi.js';
 
 let dir = '';
 const file = (name: string): string => join(dir, name);
 
 const TINY = {
-  model: {
-    _class_name: 'UNet2DModel',
-    sample_size: 8,
-    block_out_channels: [8, 16],
-    layers_per_block: 1,
-    norm_num_groups: 4,
-    down_block_types: ['DownBlock2D', 'DownBlock2D'],
-    up_block_types: ['UpBlock2D', 'UpBlock2D'],
-    add_attention: false,
-  },
+  model: { _class_name: 'UNet2DModel', sample_size: 8, ...TINY_UNET },
   scheduler: { num_train_timesteps: 100 },
 };
-
-function assertInputError(r: Result, message: RegExp, out: string): void {
-  assertCleanError(r, 2, message);
-  assert.equal(r.stderr.trim().split('\n').length, 1, `one line: ${r.stderr}`);
-  assert.equal(existsSync(out), false, `${out} is not written`);
-}
 
 async function grayPng(name: string, size: number): Promise<string> {
   const data = Uint8Array.from({ length: size * size }, (_, i) => (i * 53) % 256);
