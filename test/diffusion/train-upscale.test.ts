@@ -24,6 +24,7 @@ import {
   upscaleCondition,
 } from '../../src/diffusion/index.js';
 import { noGrad, randn, type Tensor, tensor } from '../../src/engine/index.js';
+import { assertClose } from '../../src/engine/testing.js';
 import type { Conditioning } from '../../src/nn/models/index.js';
 import { TINY_UNET, trainFixture } from './train-setup.js';
 
@@ -89,13 +90,7 @@ void describe('upscale training (SR3)', () => {
       const eps = randn(x0.shape, { seed: streamSeed(trainer.config.seed, 'augment', s) });
       const want = upscaleCondition(downsampleBox(x0, 2), UP, eps).dataSync();
       const got = Float32Array.from([...seen[2 * s]!, ...seen[2 * s + 1]!]);
-      assert.equal(got.length, want.length, `step ${s}: one condition per image`);
-      for (let i = 0; i < want.length; i++) {
-        assert.ok(
-          Math.abs(got[i]! - want[i]!) < 1e-6,
-          `step ${s}, value ${i}: ${got[i]} vs ${want[i]}`,
-        );
-      }
+      assertClose(got, want, { atol: 1e-6, rtol: 0 }, `step ${s}: the condition of each image`);
     }
     assert.equal(trainer.replicaCount, 0, 'the worker replicas take no concatenated image');
     trainer.dispose();

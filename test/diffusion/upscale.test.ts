@@ -31,17 +31,11 @@ import {
   type Tensor,
   tensor,
 } from '../../src/engine/index.js';
+import { assertClose } from '../../src/engine/testing.js';
 import { createModel, type UNet2DModel } from '../../src/nn/models/index.js';
 import { TINY_UNET } from './train-setup.js';
 
 setDefaultBackend(cpuBackend());
-
-const close = (a: ArrayLike<number>, b: ArrayLike<number>, tol: number, what: string): void => {
-  assert.equal(a.length, b.length, `${what}: lengths`);
-  for (let i = 0; i < a.length; i++) {
-    assert.ok(Math.abs(a[i]! - b[i]!) <= tol, `${what}[${i}]: ${a[i]} vs ${b[i]}`);
-  }
-};
 
 /** A tiny 8×8 U-Net taking x_t (1 channel) and the condition (1 channel). */
 const sr = (
@@ -55,24 +49,24 @@ void describe('bicubic resampling', () => {
   void test("rows are PyTorch's ×2 weights (−0.0352, 0.2617, 0.8789, −0.1055) and sum to 1", () => {
     const m = bicubicMatrix(6, 2); // [12, 6]
     // Output 4 sits at source 1.75: taps at 0..3 with weights W(1.75), W(0.75), W(0.25), W(1.25).
-    close(
+    assertClose(
       m.subarray(4 * 6, 5 * 6),
       [-0.03515625, 0.26171875, 0.87890625, -0.10546875, 0, 0],
-      1e-7,
+      { atol: 1e-7, rtol: 0 },
       'row 4',
     );
     // Output 5 at source 2.25: the mirror image, one pixel on.
-    close(
+    assertClose(
       m.subarray(5 * 6, 6 * 6),
       [0, -0.10546875, 0.87890625, 0.26171875, -0.03515625, 0],
-      1e-7,
+      { atol: 1e-7, rtol: 0 },
       'row 5',
     );
     // Output 0 at source −0.25: the taps at −2 and −1 are clamped onto pixel 0.
-    close(
+    assertClose(
       m.subarray(0, 6),
       [-0.03515625 + 0.26171875 + 0.87890625, -0.10546875, 0, 0, 0, 0],
-      1e-7,
+      { atol: 1e-7, rtol: 0 },
       'row 0',
     );
     for (const f of [2, 4]) {
@@ -104,12 +98,12 @@ void describe('bicubic resampling', () => {
         }
       }
     }
-    close(y.dataSync(), want, 1e-5, 'upsampled');
+    assertClose(y.dataSync(), want, { atol: 1e-5, rtol: 0 }, 'upsampled');
     // A constant stays constant (edges included).
-    close(
+    assertClose(
       bicubicUpsample(tensor(new Float32Array(9).fill(0.3), [1, 1, 3, 3]), 4).dataSync(),
       new Float32Array(144).fill(0.3),
-      1e-6,
+      { atol: 1e-6, rtol: 0 },
       'constant',
     );
   });
@@ -119,8 +113,13 @@ void describe('bicubic resampling', () => {
       Float32Array.from({ length: 16 }, (_, i) => i),
       [1, 1, 4, 4],
     );
-    close(downsampleBox(x, 2).dataSync(), [2.5, 4.5, 10.5, 12.5], 1e-6, 'box 2');
-    close(downsampleBox(x, 4).dataSync(), [7.5], 1e-6, 'box 4');
+    assertClose(
+      downsampleBox(x, 2).dataSync(),
+      [2.5, 4.5, 10.5, 12.5],
+      { atol: 1e-6, rtol: 0 },
+      'box 2',
+    );
+    assertClose(downsampleBox(x, 4).dataSync(), [7.5], { atol: 1e-6, rtol: 0 }, 'box 4');
     assert.throws(() => downsampleBox(randn([1, 1, 6, 6], { seed: 2 }), 4), EditInputError);
   });
 });
@@ -130,18 +129,18 @@ void describe('the SR3 condition', () => {
     const low = randn([2, 1, 4, 4], { seed: 3 });
     const eps = randn([2, 1, 8, 8], { seed: 4 });
     const up = bicubicUpsample(low, 2).dataSync();
-    close(
+    assertClose(
       upscaleCondition(low, { factor: 2, noiseAugmentation: 0 }, null).dataSync(),
       up,
-      0,
+      { atol: 0, rtol: 0 },
       'σ 0',
     );
     const a = 0.3;
     const e = eps.dataSync();
-    close(
+    assertClose(
       upscaleCondition(low, { factor: 2, noiseAugmentation: a }, eps).dataSync(),
       up.map((u, i) => Math.sqrt(1 - a * a) * u + a * e[i]!),
-      1e-6,
+      { atol: 1e-6, rtol: 0 },
       'σ 0.3',
     );
     assert.throws(
@@ -165,7 +164,7 @@ void describe('a denoiser with a concatenated image', () => {
     const got = noGrad(() => sr.denoise(x, [10, 20], { concatImage: c }));
     const want = noGrad(() => sr.forward(concat([x, c], 1), [10, 20]));
     assert.deepEqual(got.shape, [2, 1, 8, 8]);
-    close(got.dataSync(), want.dataSync(), 0, 'output');
+    assertClose(got.dataSync(), want.dataSync(), { atol: 0, rtol: 0 }, 'output');
     assert.throws(
       () => sr.denoise(x, 10),
       /x_t \[2, 1, 8, 8\] for a model of 2 input channels; the other 1 are an image joined to it/,
@@ -210,7 +209,7 @@ void describe('upscale', () => {
         }),
       );
       assert.deepEqual(got.shape, [2, 1, 8, 8]);
-      close(got.dataSync(), want.dataSync(), 1e-6, 'upscaled');
+      assertClose(got.dataSync(), want.dataSync(), { atol: 1e-6, rtol: 0 }, 'upscaled');
     });
   }
 
