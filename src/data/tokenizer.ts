@@ -19,6 +19,7 @@
  * the largest token id instead of at the first end token.
  */
 import { type Backend, tensor, type Tensor } from '../engine/index.js';
+import { parseJsonObject } from '../nn/json-object.js';
 
 export const PAD_TOKEN = '<|pad|>';
 export const UNK_TOKEN = '<|unk|>';
@@ -379,40 +380,12 @@ function jsonEqual(a: unknown, b: unknown): boolean {
   return a === b;
 }
 
-/** tokenizer.json nests a handful of levels; deeper input is refused before anything walks it. */
-const MAX_JSON_DEPTH = 32;
-
-function depthOf(value: unknown): number {
-  let deepest = 0;
-  const stack: [unknown, number][] = [[value, 0]];
-  while (stack.length > 0) {
-    const [v, d] = stack.pop()!;
-    if (typeof v !== 'object' || v === null) continue;
-    deepest = Math.max(deepest, d + 1);
-    if (deepest > MAX_JSON_DEPTH) break;
-    for (const child of Object.values(v)) stack.push([child, d + 1]);
-  }
-  return deepest;
-}
-
 /**
  * The text of tokenizer.json or tokenizer_config.json (at `path`, which errors name) as an object;
  * a TokenizerError when it is not JSON, not an object, or nested too deep.
  */
 export function parseTokenizerFile(text: string, path: string): Record<string, unknown> {
-  let v: unknown;
-  try {
-    v = JSON.parse(text);
-  } catch (e) {
-    throw new TokenizerError(
-      `${path}: not valid JSON (${e instanceof Error ? e.message : String(e)})`,
-    );
-  }
-  if (!isObject(v)) throw new TokenizerError(`${path}: expected a JSON object`);
-  if (depthOf(v) > MAX_JSON_DEPTH) {
-    throw new TokenizerError(`${path}: nested more than ${MAX_JSON_DEPTH} levels deep`);
-  }
-  return v;
+  return parseJsonObject(text, path, TokenizerError);
 }
 
 /** A special token as tokenizer_config.json gives it: a string or {content: ...}. */

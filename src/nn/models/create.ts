@@ -3,6 +3,7 @@
  * checked against the class's schema), from bytes: no files, so it runs in a browser too. The
  * same from model folders on disk: io.ts.
  */
+import { parseJsonObject } from '../json-object.js';
 import { loadModuleFromBytes } from '../state-dict.js';
 import { AUTOENCODER_KL_SCHEMA, AutoencoderKL } from './autoencoder-kl.js';
 import { ENCODER_CLASSIFIER_SCHEMA, EncoderClassifierModel } from './classifier.js';
@@ -81,28 +82,11 @@ export function createModel(
   }
 }
 
-/** Config files nest a few levels; deeper input is refused before anything walks it. */
-const MAX_CONFIG_DEPTH = 32;
-
-function depthOf(value: unknown): number {
-  let deepest = 0;
-  const stack: [unknown, number][] = [[value, 0]];
-  while (stack.length > 0) {
-    const [v, d] = stack.pop()!;
-    if (typeof v !== 'object' || v === null) continue;
-    deepest = Math.max(deepest, d + 1);
-    if (deepest > MAX_CONFIG_DEPTH) break;
-    for (const child of Object.values(v)) stack.push([child, d + 1]);
-  }
-  return deepest;
-}
-
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
 /**
  * The JSON object of a config file's bytes (diffusers' config.json, or another library's config
- * read through this loader). As in Python's json module, the last of duplicate keys wins.
- * Errors are ConfigErrors naming `path`.
+ * read through this loader); see parseJsonObject. Errors are ConfigErrors naming `path`.
  */
 export function parseConfigJson(bytes: Uint8Array, path: string): Record<string, unknown> {
   let text: string;
@@ -111,21 +95,7 @@ export function parseConfigJson(bytes: Uint8Array, path: string): Record<string,
   } catch {
     throw new ConfigError(`${path}: not UTF-8 text`);
   }
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch (e) {
-    throw new ConfigError(
-      `${path}: not valid JSON (${e instanceof Error ? e.message : String(e)})`,
-    );
-  }
-  if (json === null || typeof json !== 'object' || Array.isArray(json)) {
-    throw new ConfigError(`${path}: expected a JSON object`);
-  }
-  if (depthOf(json) > MAX_CONFIG_DEPTH) {
-    throw new ConfigError(`${path}: nested more than ${MAX_CONFIG_DEPTH} levels deep`);
-  }
-  return json as Record<string, unknown>;
+  return parseJsonObject(text, path, ConfigError);
 }
 
 /**
