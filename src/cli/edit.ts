@@ -14,6 +14,7 @@ import {
   img2img,
   img2imgStartIndex,
   inpaint,
+  type KnownNoise,
   repaintModelCalls,
   repaintSchedule,
 } from '../diffusion/index.js';
@@ -76,7 +77,8 @@ const inpaintSpec: CommandSpec = {
   summary: 'Repaint where a mask is white, keeping the rest of the image exactly (any model).',
   usage:
     'sumi edit inpaint --model <dir> --image in.png --mask mask.png [--jumps J --resample R] ' +
-    '[--class K | --prompt TEXT] [--sampler S] [--steps N] [--seed S] --out out.png',
+    '[--known-noise fresh|fixed] [--class K | --prompt TEXT] [--sampler S] [--steps N] [--seed S] ' +
+    '--out out.png',
   notes: [
     'After every step the kept region is the image noised to the new timestep (mask blending). ' +
       'With --resample R > 1 (RePaint), every J-th step from the end goes back up J steps and ' +
@@ -106,6 +108,15 @@ const inpaintSpec: CommandSpec = {
       arg: 'R',
       help: 'RePaint: passes through each resampling point (1: plain mask blending)',
       default: '1',
+    },
+    {
+      name: 'known-noise',
+      kind: 'string',
+      choices: ['fresh', 'fixed'],
+      help:
+        "the ε that noises the kept region at each step: a fresh draw (RePaint's) or x_T's " +
+        "throughout (diffusers' inpainting pipelines)",
+      default: 'fresh',
     },
     ...CONDITION_OPTIONS,
     OUT_OPTION,
@@ -168,6 +179,7 @@ async function inpaintCmd(args: Args): Promise<number> {
   const s = samplingSettings(args);
   const resample = args.num('resample') ?? 1;
   const jumps = args.num('jumps') ?? 10;
+  const knownNoise = (args.str('known-noise') ?? 'fresh') as KnownNoise;
   if (args.has('jumps') && resample === 1) {
     throw new UsageError('--jumps sets RePaint resampling: give --resample R (R > 1) with it');
   }
@@ -200,6 +212,7 @@ async function inpaintCmd(args: Args): Promise<number> {
       mask,
       jumpLength: jumps,
       resample,
+      knownNoise,
       numInferenceSteps: s.steps,
       noise: editNoise(p, s.seed),
       stepOptions: s.eta !== undefined ? { eta: s.eta } : {},
@@ -224,6 +237,7 @@ async function inpaintCmd(args: Args): Promise<number> {
         (resample > 1
           ? `, RePaint jumps ${jumps} × resample ${resample} (${calls} model calls)`
           : '') +
+        (knownNoise === 'fixed' ? ", kept region noised with x_T's ε" : '') +
         `, seed ${s.seed}, ${p.weights === 'ema' ? 'EMA' : 'model'} weights of ${p.layout.root}, ` +
         `on ${backend.name} in ${formatDuration((performance.now() - t0) / 1000)}`,
     );

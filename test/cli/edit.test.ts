@@ -154,7 +154,12 @@ void describe('sumi edit', () => {
   });
 
   void test('inpaint keeps the black region of the mask pixel for pixel', async () => {
-    for (const extra of [[], ['--sampler', 'ddpm', '--jumps', '2', '--resample', '3']]) {
+    const runs = [
+      [],
+      ['--sampler', 'ddpm', '--jumps', '2', '--resample', '3'],
+      ['--known-noise', 'fixed'],
+    ];
+    for (const extra of runs) {
       const out = file(`inpainted-${extra.length}.png`);
       const r = await sumi([
         'edit',
@@ -173,11 +178,18 @@ void describe('sumi edit', () => {
       ]);
       assert.equal(r.code, 0, r.stderr);
       assert.match(r.stdout, /32 of 64 pixels/);
+      if (extra.includes('fixed')) assert.match(r.stdout, /kept region noised with x_T's ε/);
       const input = pixels(file('in.png'));
       const result = pixels(out);
       assert.deepEqual(result.subarray(0, 32), input.subarray(0, 32));
       assert.notDeepEqual(result.subarray(32), input.subarray(32));
     }
+    // x_T's ε for the kept region (diffusers') instead of a fresh draw each step (RePaint's): the
+    // model sees other inputs, so the repainted half differs from the first run's.
+    assert.notDeepEqual(
+      pixels(file('inpainted-2.png')).subarray(32),
+      pixels(file('inpainted-0.png')).subarray(32),
+    );
   });
 
   void test('invert writes x_T and its reconstruction; reconstruct samples the same from the file', async () => {
