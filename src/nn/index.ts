@@ -10,4 +10,5 @@ export * from './ema.js';
 export * from './lr-schedule.js';
 export * from './lora.js';
 export * from './lora-format.js';
+export * from './state-dict.js';
 export * from './state-io.js';

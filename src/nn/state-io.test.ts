@@ -11,14 +11,8 @@ import { Conv2d, GroupNorm, Linear } from './layers.js';
 import { Module, ModuleList } from './module.js';
 import { AdamW } from './optim.js';
 import { readSafetensors } from './safetensors-fs.js';
-import {
-  disposeAll,
-  loadModule,
-  loadTensors,
-  saveModule,
-  saveTensors,
-  tensorsFromSafetensors,
-} from './state-io.js';
+import { disposeAll, tensorsFromSafetensors } from './state-dict.js';
+import { loadModule, loadTensors, saveModule, saveTensors } from './state-io.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 // <repo>/src/nn -> <repo>/../shared/fixtures/diffusers

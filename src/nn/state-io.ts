@@ -7,9 +7,12 @@
 import type { Tensor } from '../engine/index.js';
 import type { LoadOptions, Module } from './module.js';
 import { readSafetensors, writeSafetensors } from './safetensors-fs.js';
-import { tensorsFromSafetensors, tensorsToWrite, type TensorLoadOptions } from './state-dict.js';
-
-export * from './state-dict.js';
+import {
+  disposeAll,
+  tensorsFromSafetensors,
+  tensorsToWrite,
+  type TensorLoadOptions,
+} from './state-dict.js';
 
 export interface SaveOptions {
   /** How floating-point tensors are stored (default: each tensor's own, F32 or F64). */
@@ -59,6 +62,6 @@ export async function loadModule(
   try {
     await module.loadStateDict(tensors, { ...opts, source: path });
   } finally {
-    for (const t of tensors.values()) t.dispose();
+    disposeAll(tensors);
   }
 }

@@ -13,7 +13,7 @@ import { dirname, join } from 'node:path';
 import { keep, mul, noGrad, sum, type Tensor, tidy } from '../../engine/index.js';
 import { createScheduler, sample } from '../../diffusion/index.js';
 import { AutoencoderKL } from '../../nn/models/autoencoder-kl.js';
-import { createModel, WEIGHTS_NAME, CONFIG_NAME } from '../../nn/models/io.js';
+import { createModel, WEIGHTS_NAME, CONFIG_NAME } from '../../nn/models/create.js';
 import { UNet2DConditionModel } from '../../nn/models/unet-2d-condition.js';
 import { UNet2DModel } from '../../nn/models/unet-2d.js';
 import { loadModule } from '../../nn/state-io.js';

@@ -12,7 +12,8 @@ import {
   ENCODER_CLASSIFIER_DEFAULTS,
 } from './classifier.js';
 import { ConfigError } from './config.js';
-import { createModel, loadModel, saveModel } from './io.js';
+import { createModel } from './create.js';
+import { loadModel, saveModel } from './io.js';
 
 const tiny: EncoderClassifierModelInput = {
   sample_size: 8,

@@ -6,6 +6,7 @@ import { mkdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 
 import { Generator } from '../../engine/index.js';
+import { disposeAll } from '../state-dict.js';
 import { loadTensors, saveModule } from '../state-io.js';
 import {
   CLIP_TEXT_WEIGHTS_NAME,
@@ -71,7 +72,7 @@ export async function loadCLIPTextModel(
     tensors.delete(POSITION_IDS);
     await model.loadStateDict(tensors, { source: path });
   } finally {
-    for (const t of tensors.values()) t.dispose();
+    disposeAll(tensors);
   }
   return model.eval();
 }

@@ -10,7 +10,8 @@ import { Generator, randn } from '../../engine/index.js';
 import { readSafetensors } from '../safetensors-fs.js';
 import { AutoencoderKL } from './autoencoder-kl.js';
 import { ConfigError } from './config.js';
-import { createModel, loadModel, parseModelConfig, saveModel, WEIGHTS_NAME } from './io.js';
+import { createModel, parseModelConfig, WEIGHTS_NAME } from './create.js';
+import { loadModel, saveModel } from './io.js';
 import { UNet2DConditionModel } from './unet-2d-condition.js';
 import { UNet2DModel } from './unet-2d.js';
 

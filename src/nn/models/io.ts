@@ -2,6 +2,7 @@
  * Models in diffusers' folder layout: `config.json` (the resolved config, `_class_name` first)
  * and `diffusion_pytorch_model.safetensors` (F32 under diffusers' parameter names, metadata
  * {format: pt}), so a folder Sumi writes loads with diffusers' `from_pretrained` and the reverse.
+ * Building a model from its config, or from the bytes of its files: create.ts.
  */
 import { randomBytes } from 'node:crypto';
 import { mkdir, open, readFile, rename, rm, stat } from 'node:fs/promises';
@@ -16,8 +17,6 @@ import {
   parseConfigJson,
   WEIGHTS_NAME,
 } from './create.js';
-
-export * from './create.js';
 
 /** Reads and parses `<dir>/config.json` (see parseConfigJson). */
 export async function readModelConfig(dir: string): Promise<Record<string, unknown>> {

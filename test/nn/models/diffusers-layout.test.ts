@@ -11,7 +11,8 @@ import { dirname, join, resolve } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 
-import { CONFIG_NAME, loadModel, saveModel, WEIGHTS_NAME } from '../../../src/nn/models/io.js';
+import { CONFIG_NAME, WEIGHTS_NAME } from '../../../src/nn/models/create.js';
+import { loadModel, saveModel } from '../../../src/nn/models/io.js';
 import { readSafetensors } from '../../../src/nn/safetensors-fs.js';
 
 const here = dirname(fileURLToPath(import.meta.url));

@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url';
 
 import { Generator, noGrad, randn } from '../../../src/engine/index.js';
 import { AutoencoderKL } from '../../../src/nn/models/autoencoder-kl.js';
-import { createModel } from '../../../src/nn/models/io.js';
+import { createModel } from '../../../src/nn/models/create.js';
 import { UNet2DModel } from '../../../src/nn/models/unet-2d.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
