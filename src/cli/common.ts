@@ -12,12 +12,50 @@ import {
   initDefaultBackend,
   setDefaultBackend,
 } from '../engine/index.js';
-import { NonFiniteError } from '../diffusion/index.js';
-import { Args, CliError, type CommandSpec, helpText, parseArgs, UsageError } from './args.js';
+import { NonFiniteError, samplersTaking, schedulerAliases } from '../diffusion/index.js';
+import {
+  Args,
+  CliError,
+  type CommandSpec,
+  helpText,
+  type OptionSpec,
+  parseArgs,
+  UsageError,
+} from './args.js';
 import type { Command } from './main.js';
 
 /** The repository root (presets/ and models/ live there). */
 export const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
+
+/** The names --sampler takes: the registry's aliases. */
+export const SAMPLERS = Object.keys(schedulerAliases);
+
+/** --sampler S, `fallback` when not given. */
+export function samplerOption(fallback: string): OptionSpec {
+  return {
+    name: 'sampler',
+    kind: 'string',
+    arg: 'S',
+    help: `one of ${SAMPLERS.join(', ')}`,
+    default: fallback,
+  };
+}
+
+/** --karras. */
+export const KARRAS_OPTION: OptionSpec = {
+  name: 'karras',
+  kind: 'flag',
+  help: 'Karras sigmas (euler, heun, lms, dpmpp-2m, dpmpp-2m-sde, unipc)',
+};
+
+/** --eta η. */
+export const ETA_OPTION: OptionSpec = {
+  name: 'eta',
+  kind: 'number',
+  arg: 'η',
+  help: `DDIM noise, 0 to 1 (0: deterministic, 1: DDPM-like; samplers: ${samplersTaking('eta').join(', ')})`,
+  default: '0',
+};
 
 /** Exit codes: 0 ok, 1 error, 2 usage, 3 training diverged (NaN/Inf), 130 interrupted. */
 export const EXIT = { ok: 0, error: 1, usage: 2, nonFinite: 3, interrupted: 130 } as const;

@@ -25,17 +25,21 @@ import {
   maskFromImage,
   resolveSchedulerName,
   SamplingOptionError,
-  samplersTaking,
-  schedulerAliases,
 } from '../diffusion/index.js';
 import { encodePng, planesToImage, readImage } from '../data/index.js';
 import { type Tensor, tensor } from '../engine/index.js';
 import { writeFileAtomic } from '../nn/models/index.js';
 import { type Args, CliError, type OptionSpec, UsageError } from './args.js';
-import { BACKEND_HELP, EXIT, formatDuration } from './common.js';
+import {
+  BACKEND_HELP,
+  ETA_OPTION,
+  EXIT,
+  formatDuration,
+  KARRAS_OPTION,
+  samplerOption,
+  SAMPLERS,
+} from './common.js';
 import { classChoice } from './sample.js';
-
-export const SAMPLERS = Object.keys(schedulerAliases);
 
 export const MODEL_OPTION: OptionSpec = {
   name: 'model',
@@ -146,26 +150,10 @@ export function guidanceOf(args: Args): number {
 
 /** --sampler, --steps, --karras, --eta, --seed. */
 export const SAMPLING_OPTIONS: readonly OptionSpec[] = [
-  {
-    name: 'sampler',
-    kind: 'string',
-    arg: 'S',
-    help: `one of ${SAMPLERS.join(', ')}`,
-    default: 'ddim',
-  },
+  samplerOption('ddim'),
   { name: 'steps', kind: 'int', help: 'sampler steps of the whole schedule', default: '50' },
-  {
-    name: 'karras',
-    kind: 'flag',
-    help: 'Karras sigmas (euler, heun, lms, dpmpp-2m, dpmpp-2m-sde, unipc)',
-  },
-  {
-    name: 'eta',
-    kind: 'number',
-    arg: 'η',
-    help: `DDIM noise, 0 to 1 (samplers: ${samplersTaking('eta').join(', ')})`,
-    default: '0',
-  },
+  KARRAS_OPTION,
+  ETA_OPTION,
   { name: 'seed', kind: 'int', arg: 'S', help: 'seed of the noise', default: '0' },
 ];
 

@@ -16,8 +16,6 @@ import {
   resolveSchedulerName,
   SamplingOptionError,
   type SamplingSettings,
-  samplersTaking,
-  schedulerAliases,
   takesStepParameter,
   type WeightsChoice,
 } from '../diffusion/index.js';
@@ -34,9 +32,14 @@ import {
   type SampleRequest,
 } from '../eval/index.js';
 import { type Args, CliError, type OptionSpec, UsageError } from './args.js';
-import { BACKEND_HELP, formatDuration } from './common.js';
-
-export const SAMPLERS = Object.keys(schedulerAliases);
+import {
+  BACKEND_HELP,
+  ETA_OPTION,
+  formatDuration,
+  KARRAS_OPTION,
+  samplerOption,
+  SAMPLERS,
+} from './common.js';
 
 export const MODEL_OPTIONS: readonly OptionSpec[] = [
   {
@@ -83,28 +86,12 @@ export function samplingOptions(opts: { sampler: boolean; lists: boolean }): Opt
   return [
     ...(opts.sampler
       ? [
-          {
-            name: 'sampler',
-            kind: 'string',
-            arg: 'S',
-            help: `one of ${SAMPLERS.join(', ')}`,
-            default: 'dpmpp-2m',
-          } as const,
+          samplerOption('dpmpp-2m'),
           { name: 'steps', kind: 'int', help: 'sampler steps', default: '20' } as const,
         ]
       : []),
-    {
-      name: 'karras',
-      kind: 'flag',
-      help: 'Karras sigmas (euler, heun, lms, dpmpp-2m, dpmpp-2m-sde, unipc)',
-    },
-    {
-      name: 'eta',
-      kind: 'number',
-      arg: 'η',
-      help: `DDIM noise, 0 to 1 (samplers: ${samplersTaking('eta').join(', ')})`,
-      default: '0',
-    },
+    KARRAS_OPTION,
+    ETA_OPTION,
     { name: 'seed', kind: 'int', arg: 'S', help: 'seed of the sampling noise', default: '0' },
     { name: 'batch', kind: 'int', arg: 'B', help: 'images per sampling batch', default: '64' },
     {

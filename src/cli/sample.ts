@@ -23,17 +23,23 @@ import {
   resolveSchedulerName,
   SamplingOptionError,
   type SamplingSettings,
-  samplersTaking,
-  schedulerAliases,
   stepX0,
 } from '../diffusion/index.js';
 import { gridFromValues, type RawImage, savePng, saveGif } from '../data/index.js';
 import { checkEmptyOrAbsent, SampleFolderWriter } from '../eval/index.js';
 import { type Args, CliError, type CommandSpec, UsageError } from './args.js';
-import { BACKEND_HELP, defineCommand, EXIT, formatDuration, selectBackend } from './common.js';
+import {
+  BACKEND_HELP,
+  defineCommand,
+  ETA_OPTION,
+  EXIT,
+  formatDuration,
+  KARRAS_OPTION,
+  samplerOption,
+  SAMPLERS,
+  selectBackend,
+} from './common.js';
 import { applyLoras, describeLoras, LORA_OPTION, loraSpecs } from './lora.js';
-
-const SAMPLERS = Object.keys(schedulerAliases);
 
 export const sampleSpec: CommandSpec = {
   name: 'sample',
@@ -47,26 +53,10 @@ export const sampleSpec: CommandSpec = {
       arg: 'DIR',
       help: "a 'sumi train' output or checkpoint, or a diffusers DDPMPipeline / UNet2DModel folder",
     },
-    {
-      name: 'sampler',
-      kind: 'string',
-      arg: 'S',
-      help: `one of ${SAMPLERS.join(', ')}`,
-      default: 'ddim',
-    },
+    samplerOption('ddim'),
     { name: 'steps', kind: 'int', help: 'sampler steps', default: '50' },
-    {
-      name: 'karras',
-      kind: 'flag',
-      help: 'Karras sigmas (euler, heun, lms, dpmpp-2m, dpmpp-2m-sde, unipc)',
-    },
-    {
-      name: 'eta',
-      kind: 'number',
-      arg: 'η',
-      help: `DDIM noise, 0 to 1 (0: deterministic, 1: DDPM-like; samplers: ${samplersTaking('eta').join(', ')})`,
-      default: '0',
-    },
+    KARRAS_OPTION,
+    ETA_OPTION,
     { name: 'n', kind: 'int', help: 'number of images', default: '64' },
     {
       name: 'batch-size',
