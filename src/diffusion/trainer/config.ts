@@ -11,7 +11,7 @@
  * special token ids come from the captions' tokenizer).
  */
 import type { EmaWarmup, ScheduleName } from '../../nn/index.js';
-import type { UpscaleSettings } from '../editing/upscale.js';
+import { UPSCALE_FACTORS, type UpscaleSettings } from '../editing/upscale.js';
 import type { PredictionType } from '../forward.js';
 import type { BetaSchedule } from '../schedule.js';
 import type { ModelVarType } from '../vlb.js';
@@ -201,12 +201,13 @@ const CHECKS: Record<keyof TrainConfig | keyof RunSettings, Check> = {
   upscale: orNull((v) =>
     isObject(v) &&
     Object.keys(v).every((k) => k === 'factor' || k === 'noiseAugmentation') &&
-    (v.factor === 2 || v.factor === 4) &&
+    typeof v.factor === 'number' &&
+    UPSCALE_FACTORS.includes(v.factor) &&
     typeof v.noiseAugmentation === 'number' &&
     v.noiseAugmentation >= 0 &&
     v.noiseAugmentation < 1
       ? null
-      : '{ factor: 2 or 4, noiseAugmentation: a number in [0, 1) }',
+      : `{ factor: ${UPSCALE_FACTORS.join(' or ')}, noiseAugmentation: a number in [0, 1) }`,
   ),
   model: (v) => (isObject(v) ? null : 'an object'),
   scheduler: (v) => (isObject(v) ? null : 'an object'),
