@@ -16,15 +16,7 @@ import { performance } from 'node:perf_hooks';
 import { loadDataset } from '../src/data/index.js';
 import { resolveTrainConfig, Trainer } from '../src/diffusion/index.js';
 import { type Backend, cpuBackend, setDefaultBackend, Tensor } from '../src/engine/index.js';
-
-const TINY_UNET = {
-  block_out_channels: [8, 16],
-  layers_per_block: 1,
-  norm_num_groups: 4,
-  down_block_types: ['DownBlock2D', 'DownBlock2D'],
-  up_block_types: ['UpBlock2D', 'UpBlock2D'],
-  add_attention: false,
-};
+import { TINY_UNET } from '../src/eval/test-models.js';
 
 const WARMUP = 10;
 

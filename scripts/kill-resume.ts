@@ -24,7 +24,7 @@
  * anything does not, 2 for a usage mistake.
  */
 import { spawn } from 'node:child_process';
-import { mkdir, mkdtemp, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -41,21 +41,13 @@ import {
   TRAINER_STATE,
 } from '../src/diffusion/index.js';
 import { cpuBackend, rand, setDefaultBackend } from '../src/engine/index.js';
+import { TINY_UNET } from '../src/eval/test-models.js';
 import { disposeAll } from '../src/nn/index.js';
 
 const BIN = fileURLToPath(new URL('../bin/sumi.js', import.meta.url));
 
 const TINY = {
-  model: {
-    _class_name: 'UNet2DModel',
-    sample_size: 8,
-    block_out_channels: [8, 16],
-    layers_per_block: 1,
-    norm_num_groups: 4,
-    down_block_types: ['DownBlock2D', 'DownBlock2D'],
-    up_block_types: ['UpBlock2D', 'UpBlock2D'],
-    add_attention: false,
-  },
+  model: { _class_name: 'UNet2DModel', sample_size: 8, ...TINY_UNET },
   scheduler: { num_train_timesteps: 100 },
   train: { image_size: 8, batch_size: 8, lr: 1e-3, warmup_steps: 10 },
 };
@@ -204,18 +196,9 @@ function runSumi(args: readonly string[], plan: KillPlan | null): Promise<Life> 
   });
 }
 
-async function exists(path: string): Promise<boolean> {
-  try {
-    await stat(path);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 /** The entries of a folder, [] when it does not exist. */
 async function entries(dir: string): Promise<string[]> {
-  return (await exists(dir)) ? await readdir(dir) : [];
+  return readdir(dir).catch(() => []);
 }
 
 /**

@@ -2,13 +2,26 @@
  * Tiny random models for the evaluation tests: classifier folders as `sumi train-classifier`
  * writes them (classifier/ + sumi.json, optionally scheduler/ for a noise-aware one) and diffusion
  * model folders as `sumi train` writes them (unet/ + scheduler/ + sumi.json), 8×8 gray, built with
- * createModel from fixed seeds. Used by the tests only; not exported from the eval index.
+ * createModel from fixed seeds. For tests and scripts; not exported from the eval index.
  */
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
 import { Generator } from '../engine/index.js';
 import { createModel, saveModel } from '../nn/models/index.js';
+
+/**
+ * The U-Net of the tiny models, as a config without its class, size and channels: 2 levels of 8
+ * and 16 channels, one resnet each, no attention (~40K parameters on 8×8 gray images).
+ */
+export const TINY_UNET = {
+  block_out_channels: [8, 16],
+  layers_per_block: 1,
+  norm_num_groups: 4,
+  down_block_types: ['DownBlock2D', 'DownBlock2D'],
+  up_block_types: ['UpBlock2D', 'UpBlock2D'],
+  add_attention: false,
+};
 
 export interface ClassifierFixture {
   /** Classes (default 10). */
@@ -93,12 +106,7 @@ export async function writeTinyModel(dir: string, f: ModelFixture = {}): Promise
       sample_size: size,
       in_channels: 1,
       out_channels: 1,
-      block_out_channels: [8, 16],
-      layers_per_block: 1,
-      norm_num_groups: 4,
-      down_block_types: ['DownBlock2D', 'DownBlock2D'],
-      up_block_types: ['UpBlock2D', 'UpBlock2D'],
-      add_attention: false,
+      ...TINY_UNET,
       num_class_embeds: k === null ? null : k + 1,
     },
     { generator: new Generator(5 + size) },

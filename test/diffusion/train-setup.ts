@@ -10,15 +10,7 @@ import { after, before } from 'node:test';
 import { type Dataset, loadDataset } from '../../src/data/index.js';
 import { cpuBackend, setDefaultBackend } from '../../src/engine/index.js';
 
-/** 2 levels of 8 and 16 channels, one resnet each, no attention: ~40K parameters. */
-export const TINY_UNET = {
-  block_out_channels: [8, 16],
-  layers_per_block: 1,
-  norm_num_groups: 4,
-  down_block_types: ['DownBlock2D', 'DownBlock2D'],
-  up_block_types: ['UpBlock2D', 'UpBlock2D'],
-  add_attention: false,
-};
+export { TINY_UNET } from '../../src/eval/test-models.js';
 
 /** A 2-level UNet2DConditionModel with cross-attention at the lower level. */
 export const TINY_TEXT_UNET = {
