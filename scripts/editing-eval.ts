@@ -27,9 +27,7 @@ import {
   createSampler,
   ddimInvert,
   type DenoiseModel,
-  disposeConditioning,
-  encodeConditions,
-  guidedDenoiser,
+  conditionedModel,
   holdoutSplit,
   ImageNoise,
   img2img,
@@ -119,22 +117,6 @@ function predict(c: EvalClassifier, x: Tensor): Int32Array {
   const col = new FeatureCollector(c);
   col.add(x, 'the edited digits');
   return col.finish().predicted;
-}
-
-/** The guided sampler callback for one condition per image (null: ∅ or unconditional). */
-function denoiserFor(
-  p: LoadedPipeline,
-  values: readonly ConditionValue[],
-  guidance: number,
-): { model: DenoiseModel; dispose: () => void } {
-  const conds = encodeConditions(p.condition, { values, guidanceScale: guidance }, cpuBackend());
-  return {
-    model: guidedDenoiser(p.model, { cond: conds.cond, uncond: conds.uncond, scale: guidance }),
-    dispose: () => {
-      disposeConditioning(conds.cond);
-      if (conds.uncond !== null) disposeConditioning(conds.uncond);
-    },
-  };
 }
 
 /**
@@ -231,8 +213,9 @@ async function measureInversion(argv: readonly string[]): Promise<unknown> {
   const ks = numbers(option(argv, 'fixed-point', '0,1,2'), 'fixed-point');
   const p = await loadPipeline(model);
   const d = heldOutDigits(n);
-  const { model: denoise, dispose } = denoiserFor(
-    p,
+  const { model: denoise, dispose } = conditionedModel(
+    p.model,
+    p.condition,
     d.labels.map(() => null),
     1,
   );
@@ -335,8 +318,9 @@ async function measureInpainting(argv: readonly string[]): Promise<unknown> {
   const d = heldOutDigits(n);
   const conditional = p.condition.kind === 'class';
   const w = conditional ? guidance : 1;
-  const { model: denoise, dispose } = denoiserFor(
-    p,
+  const { model: denoise, dispose } = conditionedModel(
+    p.model,
+    p.condition,
     d.labels.map((y) => (conditional ? y : null)),
     w,
   );
@@ -464,7 +448,7 @@ async function measureImg2img(argv: readonly string[]): Promise<unknown> {
   const d = heldOutDigits(n);
   // Every other class in turn as the target.
   const targets = d.labels.map((y, i) => (y + 1 + (i % 9)) % 10);
-  const { model: denoise, dispose } = denoiserFor(p, targets, guidance);
+  const { model: denoise, dispose } = conditionedModel(p.model, p.condition, targets, guidance);
   interface Row {
     strength: number;
     modelCalls: number;
@@ -657,7 +641,7 @@ async function figures(argv: readonly string[]): Promise<void> {
     w: number,
     f: (m: DenoiseModel) => T,
   ): T => {
-    const g = denoiserFor(p, values, w);
+    const g = conditionedModel(p.model, p.condition, values, w);
     try {
       return f(g.model);
     } finally {

@@ -10,13 +10,11 @@ import { dirname, extname } from 'node:path';
 import {
   checkSamplingSettings,
   ConditionError,
+  conditionedModel,
   type ConditionValue,
   createSampler,
   type DenoiseModel,
-  disposeConditioning,
   EditInputError,
-  encodeConditions,
-  guidedDenoiser,
   ImageNoise,
   imageToSample,
   type LoadedPipeline,
@@ -261,19 +259,7 @@ export function editDenoiser(
   value: ConditionValue,
   guidance: number,
 ): { model: DenoiseModel; dispose: () => void } {
-  const backend = p.model.parameters()[0]!.backend;
-  const conds = encodeConditions(
-    p.condition,
-    { values: [value], guidanceScale: guidance },
-    backend,
-  );
-  return {
-    model: guidedDenoiser(p.model, { cond: conds.cond, uncond: conds.uncond, scale: guidance }),
-    dispose: () => {
-      disposeConditioning(conds.cond);
-      if (conds.uncond !== null) disposeConditioning(conds.uncond);
-    },
-  };
+  return conditionedModel(p.model, p.condition, [value], guidance);
 }
 
 function modelTensor(p: LoadedPipeline, values: Float32Array, shape: readonly number[]): Tensor {

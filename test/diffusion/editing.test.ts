@@ -13,6 +13,9 @@ import { describe, test } from 'node:test';
 import { REPO_ROOT } from '../../src/cli/common.js';
 import { loadMnist, type RawImage } from '../../src/data/index.js';
 import {
+  classConditioning,
+  ConditionError,
+  conditionedModel,
   createSampler,
   ddimInvert,
   type DenoiseModel,
@@ -41,6 +44,7 @@ import {
   type Tensor,
   tensor,
 } from '../../src/engine/index.js';
+import { assertClose } from '../../src/engine/testing.js';
 import {
   createModel,
   type UNet2DConditionModel,
@@ -501,6 +505,45 @@ void describe('a text-conditioned denoiser under guidance', () => {
     );
     const err = rmse(back.dataSync(), input);
     assert.ok(err < 0.01, `guided inversion, reconstruction RMSE ${err}`);
+  });
+});
+
+void describe('conditionedModel', () => {
+  void test('is guidedDenoiser under the encoded conditions: c per image, ∅ only when w ≠ 1', () => {
+    const unet = (
+      createModel(
+        {
+          ...TINY_UNET,
+          _class_name: 'UNet2DModel',
+          sample_size: 8,
+          in_channels: 1,
+          out_channels: 1,
+          num_class_embeds: 3,
+        },
+        { generator: new Generator(6) },
+      ) as UNet2DModel
+    ).eval();
+    const classes = classConditioning({ numClasses: 2, nullClassId: 2 });
+    const labels = (ids: number[]) => ({ classLabels: tensor(Int32Array.from(ids), [2]) });
+    const x = randn([2, 1, 8, 8], { seed: 8 });
+    const guided = conditionedModel(unet, classes, [0, 1], 3);
+    const want = guidedDenoiser(unet, { cond: labels([0, 1]), uncond: labels([2, 2]), scale: 3 });
+    assertClose(
+      noGrad(() => guided.model(x, 30)),
+      noGrad(() => want(x, 30)),
+      { atol: 0, rtol: 0 },
+    );
+    guided.dispose();
+    const plain = conditionedModel(unet, classes, [1, 0], 1);
+    assertClose(
+      noGrad(() => plain.model(x, 30)),
+      noGrad(() => unet.denoise(x, 30, labels([1, 0]))),
+      { atol: 0, rtol: 0 },
+    );
+    plain.dispose();
+    assert.throws(() => conditionedModel(unet, classes, [0, 2], 1), ConditionError);
+    const noNull = classConditioning({ numClasses: 2, nullClassId: null });
+    assert.throws(() => conditionedModel(unet, noNull, [0, 1], 3), /condition dropout/);
   });
 });
 

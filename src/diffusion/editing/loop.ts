@@ -1,10 +1,14 @@
 /**
- * What the editing pipelines share: where their Gaussian noise comes from, and the sampling loop
- * run over part of the schedule with a hook between steps (diffusers' img2img and inpainting
- * loops). Each step is `sampleStep`, the body of `sample`, so a run over the whole schedule from
+ * What the editing pipelines share: where their Gaussian noise comes from, the sampler callback
+ * of a denoiser under one condition per image (guided or not), and the sampling loop run over part
+ * of the schedule with a hook between steps (diffusers' img2img and inpainting loops). Each step is `sampleStep`, the body of `sample`, so a run over the whole schedule from
  * the same x_T is plain sampling.
  */
 import { type Tensor, tidy } from '../../engine/index.js';
+import type { Denoiser } from '../../nn/models/index.js';
+import { guidedDenoiser } from '../classifier-free.js';
+import { type ConditionSource, type ConditionValue, disposeConditioning } from '../conditioning.js';
+import { encodeConditions } from '../generate.js';
 import {
   type DenoiseModel,
   type Scheduler,
@@ -67,4 +71,27 @@ export function runSteps(
 /** Step options with the run's noise as the source of the steps' draws. */
 export function withNoise(opts: EditSamplingOptions): StepOptions {
   return { ...opts.stepOptions, noise: opts.noise };
+}
+
+/**
+ * The sampler callback of `denoiser` under one condition per image (null: ∅, or none for an
+ * unconditional model) with classifier-free guidance at w (1: none, and ∅ is not encoded), and a
+ * function that frees the encoded conditioning. Throws a ConditionError for conditions the model
+ * cannot take.
+ */
+export function conditionedModel(
+  denoiser: Denoiser,
+  source: ConditionSource,
+  values: readonly ConditionValue[],
+  guidanceScale: number,
+): { model: DenoiseModel; dispose: () => void } {
+  const backend = denoiser.parameters()[0]!.backend;
+  const { cond, uncond } = encodeConditions(source, { values, guidanceScale }, backend);
+  return {
+    model: guidedDenoiser(denoiser, { cond, uncond, scale: guidanceScale }),
+    dispose: () => {
+      disposeConditioning(cond);
+      if (uncond !== null) disposeConditioning(uncond);
+    },
+  };
 }
