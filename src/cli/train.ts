@@ -2,8 +2,7 @@
  * `sumi train`: trains a UNet2DModel on a dataset, with checkpoints that resume bit for bit; with
  * --lora-rank and --base, LoRA adapters on a frozen base model.
  */
-import { createHash } from 'node:crypto';
-import { copyFile, readFile, rename } from 'node:fs/promises';
+import { copyFile, rename } from 'node:fs/promises';
 import { join } from 'node:path';
 
 import { DEFAULT_LORA_TARGETS, LORA_WEIGHTS_NAME } from '../nn/index.js';
@@ -26,7 +25,7 @@ import {
   type Trainer,
   trainCommand as trainCommandLine,
 } from '../diffusion/index.js';
-import { WEIGHTS_NAME, writeTextAtomic } from '../nn/models/index.js';
+import { writeTextAtomic } from '../nn/models/index.js';
 import { type Args, type CommandSpec, type OptionSpec, UsageError } from './args.js';
 import { BACKEND_HELP, defineCommand, EXIT, formatDuration, selectBackend } from './common.js';
 import { loadConfigSource, loadPreset, presetNames } from './presets.js';
@@ -648,7 +647,6 @@ async function train(args: Args, argv: readonly string[]): Promise<number> {
   };
   process.on('SIGINT', onSigint);
   let pending: Promise<void> = Promise.resolve();
-  const base = trainer.lora !== null ? await baseWeightsOf(cfg.lora!.base) : null;
   const t0 = performance.now();
   try {
     const result = await runTraining(trainer, {
@@ -660,9 +658,9 @@ async function train(args: Args, argv: readonly string[]): Promise<number> {
       onProgress: quiet ? undefined : (p) => progress.update(p, stopAt ?? cfg.steps),
       onCheckpoint: (c) => {
         say(`checkpoint: step ${c.step} -> ${c.dir} (${c.seconds.toFixed(2)}s)`);
-        if (base !== null) {
+        if (trainer.lora !== null) {
           const { dir, step } = c;
-          pending = pending.then(() => exportLora(trainer, base, { dir, step }, out, trainArgs));
+          pending = pending.then(() => exportLora(trainer, { dir, step }, out, trainArgs));
         }
       },
       onSample: (s) => say(`samples: step ${s.step} -> ${s.path}`),
@@ -717,32 +715,18 @@ export interface LoraRunInfo {
   command: string;
 }
 
-/** sha256 (hex) of a file. */
-async function sha256(path: string): Promise<string> {
-  return createHash('sha256')
-    .update(await readFile(path))
-    .digest('hex');
-}
-
-/** The weights file a base model folder's denoiser loads from (EMA first), and its sha256. */
-async function baseWeightsOf(dir: string): Promise<{ path: string; sha256: string }> {
-  const layout = await resolveModelDir(dir);
-  const path = join(layout.emaDir ?? layout.unetDir, WEIGHTS_NAME);
-  return { path, sha256: await sha256(path) };
-}
-
 /**
  * Copies a checkpoint's LoRA file to the output folder and writes lora_config.json beside it
  * (each atomically: a temporary name, then a rename).
  */
 async function exportLora(
   trainer: Trainer,
-  base: { path: string; sha256: string },
   checkpoint: { dir: string; step: number },
   out: string,
   trainArgs: readonly string[],
 ): Promise<void> {
   const l = trainer.config.lora!;
+  const base = trainer.baseWeights!;
   const info: LoraRunInfo = {
     format: 'sumi-lora',
     version: 1,

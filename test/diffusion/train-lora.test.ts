@@ -4,13 +4,15 @@
  * and a base that does not fit the run is named key by key.
  */
 import assert from 'node:assert/strict';
-import { readFile, stat } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { cp, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 
 import {
   findCheckpoint,
   loadPipeline,
+  readTrainerState,
   resolveTrainConfig,
   runTraining,
   setUpTraining,
@@ -179,6 +181,33 @@ void describe('LoRA training', () => {
       'the checkpoint holds no optimizer state for the base',
     );
     for (const t of opt.values()) t.dispose();
+  });
+
+  void test("refuses to resume on a base whose weights file changed, naming both sha256's", async () => {
+    const base = join(fx.dir, 'base-copy');
+    await cp(join(fx.dir, 'base'), base, { recursive: true });
+    const out = join(fx.dir, 'moved');
+    (await run(request(out, base), 2)).dispose();
+    const weights = join(base, 'checkpoint', 'unet_ema', 'diffusion_pytorch_model.safetensors');
+    const sha = async (): Promise<string> =>
+      createHash('sha256')
+        .update(await readFile(weights))
+        .digest('hex');
+    const was = await sha();
+    const state = await readTrainerState(join(out, 'checkpoint'));
+    assert.deepEqual(state.baseWeights, { path: weights, sha256: was });
+    // One bit of the last weight's lowest mantissa byte: a base that still loads and fits.
+    const bytes = await readFile(weights);
+    bytes[bytes.length - 4]! ^= 1;
+    await writeFile(weights, bytes);
+    const now = await sha();
+    await assert.rejects(
+      () => setUpTraining(request(out, base, { resume: true })),
+      (e: unknown) =>
+        e instanceof Error &&
+        e.message.includes(`(sha256 ${was})`) &&
+        e.message.includes(`(sha256 ${now})`),
+    );
   });
 
   void test('names what differs when the base does not fit the run', async () => {

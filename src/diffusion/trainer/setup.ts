@@ -6,8 +6,13 @@
  * gives that differ from the checkpoint's are refused, each named with both values. The total
  * step count and the reporting settings may change.
  */
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { join } from 'node:path';
+
 import { type Dataset, ImageFileDataset, loadDataset } from '../../data/index.js';
-import type { AnyDiffusersModel, Denoiser } from '../../nn/models/index.js';
+import { disposeAll } from '../../nn/index.js';
+import { type AnyDiffusersModel, type Denoiser, WEIGHTS_NAME } from '../../nn/models/index.js';
 import { loadPipeline } from '../pipeline.js';
 import { findCheckpoint } from './checkpoint.js';
 import {
@@ -18,7 +23,9 @@ import {
   type TrainConfigSource,
 } from './config.js';
 import {
+  type BaseWeights,
   datasetShapeFor,
+  type LoraBase,
   readTrainerState,
   resolveTrainConfig,
   Trainer,
@@ -91,13 +98,19 @@ export function loadTrainingData(spec: string, size?: number, channels?: 1 | 3):
   return ds;
 }
 
+/** sha256 (hex) of a file, read in chunks. */
+async function sha256File(path: string): Promise<string> {
+  const hash = createHash('sha256');
+  for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
+  return hash.digest('hex');
+}
+
 /**
- * The base denoiser of a LoRA run, loaded (EMA weights when the folder has them) and checked
- * against the run's resolved model config; undefined for a run that trains every weight.
+ * The base of a LoRA run: its denoiser, loaded (EMA weights when the folder has them) and checked
+ * against the run's resolved model config, and the weights file with its sha256; undefined for a
+ * run that trains every weight.
  */
-export async function loadLoraBase(
-  config: TrainConfig,
-): Promise<(AnyDiffusersModel & Denoiser) | undefined> {
+export async function loadLoraBase(config: TrainConfig): Promise<LoraBase | undefined> {
   const lora = config.lora;
   if (!lora) return undefined;
   if (config.textCond) {
@@ -123,7 +136,27 @@ export async function loadLoraBase(
           .join('; '),
     );
   }
-  return model;
+  const dir = base.weights === 'ema' ? base.layout.emaDir! : base.layout.unetDir;
+  const path = join(dir, WEIGHTS_NAME);
+  return { model, weights: { path, sha256: await sha256File(path) } };
+}
+
+/**
+ * A resumed LoRA run's base, refused when its weights file is not the one the checkpoint's
+ * adapters were trained on (a checkpoint that records none is taken as it is).
+ */
+async function loadResumedLoraBase(state: TrainerState): Promise<LoraBase | undefined> {
+  const base = await loadLoraBase(state.config);
+  const was: BaseWeights | undefined = state.baseWeights;
+  if (base !== undefined && was !== undefined && was.sha256 !== base.weights.sha256) {
+    disposeAll(base.model.stateDict());
+    throw new TrainConfigError(
+      `the checkpoint's adapters were trained on ${was.path} (sha256 ${was.sha256}); ` +
+        `the base ${state.config.lora!.base} now loads ${base.weights.path} (sha256 ` +
+        `${base.weights.sha256}): resuming would continue on other weights`,
+    );
+  }
+  return base;
 }
 
 const isRunKey = (k: string): boolean => (RUN_SETTING_KEYS as readonly string[]).includes(k);
@@ -293,7 +326,7 @@ export async function setUpTraining(req: TrainRequest): Promise<TrainSetup> {
   }
   if (differences.length > 0) refuse(differences);
   const steps = settings.config.steps ?? fromSource.config.steps ?? stored.steps;
-  const trainer = new Trainer({ ...stored, steps }, ds, await loadLoraBase(stored));
+  const trainer = new Trainer({ ...stored, steps }, ds, await loadResumedLoraBase(state));
   try {
     await trainer.loadCheckpoint(existing, state);
   } catch (e) {

@@ -170,6 +170,22 @@ export interface TrainerState {
   run?: RunSettings;
   /** `sumi train` arguments that retrain this model from scratch. */
   trainArgs?: string[];
+  /** A LoRA run's base: the weights file it trains against and that file's sha256. */
+  baseWeights?: BaseWeights;
+}
+
+/** A weights file and its sha256 (hex). */
+export interface BaseWeights {
+  path: string;
+  sha256: string;
+}
+
+/** The frozen base of a LoRA run (setup.ts `loadLoraBase`). */
+export interface LoraBase {
+  /** Its denoiser, loaded; the run's config.model is its config. */
+  model: AnyDiffusersModel & Denoiser;
+  /** The file its weights were loaded from. */
+  weights: BaseWeights;
 }
 
 /** What a checkpoint records besides the training state proper. */
@@ -392,6 +408,8 @@ export class Trainer {
   readonly ema: EMA | null;
   /** The adapters a LoRA run trains (null: the denoiser itself trains). */
   readonly lora: LoraNetwork | null;
+  /** The weights file of a LoRA run's base (null: not a LoRA run). */
+  readonly baseWeights: BaseWeights | null;
   readonly loader: DataLoaderType;
   readonly schedule: NoiseSchedule;
   readonly predictionType: PredictionType;
@@ -415,10 +433,10 @@ export class Trainer {
   /**
    * A fresh trainer (initial weights from stream (seed, 'init')) for a resolved config. Parameters,
    * optimizer state and batches live on the default backend (set it first). A LoRA run takes its
-   * loaded base denoiser (whose config must be config.model) and adapters from stream
+   * loaded base (whose denoiser's config must be config.model) and adapters from stream
    * (seed, 'lora_init').
    */
-  constructor(config: TrainConfig, dataset: Dataset, base?: AnyDiffusersModel & Denoiser) {
+  constructor(config: TrainConfig, dataset: Dataset, base?: LoraBase) {
     if (dataset.height !== config.imageSize || dataset.channels !== config.channels) {
       throw new TrainConfigError(
         `${dataset.name}: images are ${dataset.channels}x${dataset.height}x${dataset.width}, ` +
@@ -440,8 +458,9 @@ export class Trainer {
     if ((base !== undefined) !== Boolean(config.lora)) {
       throw new TrainConfigError('a base model goes with a LoRA config, and only with one');
     }
+    this.baseWeights = base?.weights ?? null;
     const model =
-      base ??
+      base?.model ??
       createModel(config.model, {
         generator: new Generator(streamSeed(s, 'init')),
         dropoutSeed: streamSeed(s, 'dropout') % 2 ** 32,
@@ -966,6 +985,7 @@ export class Trainer {
       backend: this.model.parameters()[0]!.backend.name,
       ...(meta.run !== undefined ? { run: meta.run } : {}),
       ...(meta.trainArgs !== undefined ? { trainArgs: meta.trainArgs } : {}),
+      ...(this.baseWeights !== null ? { baseWeights: this.baseWeights } : {}),
     };
   }
 
