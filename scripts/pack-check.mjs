@@ -2,7 +2,8 @@
 // offline into a fresh project, then imported from Node (ESM) as 'sumi' and 'sumi/node' with a
 // tiny model built and sampled, an op on WebGPU where there is an adapter, the `sumi` command run
 // from dist/ without tsx, the declarations type-checked from a consumer, and a browser bundle of
-// 'sumi' made with esbuild (Vite when it is installed). Prints each figure and a JSON summary; exit 1 when a check fails.
+// 'sumi' made with esbuild (Vite when it is installed). Prints each figure and a JSON summary;
+// exit 1 when a check fails.
 // Usage: node scripts/pack-check.mjs [--keep] [--json FILE] [--runs N] [--tarball FILE]
 // (--tarball: check a tarball made before instead of packing; --keep: leave the temporary folder)
 import { spawnSync } from 'node:child_process';
@@ -153,13 +154,8 @@ check(
 );
 
 // ---- Node ESM -----------------------------------------------------------------------------------
-const modelDir = join(work, 'tiny-unet');
-writeFileSync(
-  join(app, 'smoke.mjs'),
-  `import { createModel, createScheduler, generate } from 'sumi';
-import { loadPipeline, saveModel } from 'sumi/node';
-
-const model = createModel({
+/** The small UNet the consumer's scripts build and sample (8×8 gray, two levels of 8 and 16). */
+const TINY_UNET = JSON.stringify({
   _class_name: 'UNet2DModel',
   sample_size: 8,
   in_channels: 1,
@@ -170,6 +166,13 @@ const model = createModel({
   layers_per_block: 1,
   norm_num_groups: 4,
 });
+const modelDir = join(work, 'tiny-unet');
+writeFileSync(
+  join(app, 'smoke.mjs'),
+  `import { createModel, createScheduler, generate } from 'sumi';
+import { loadPipeline, saveModel } from 'sumi/node';
+
+const model = createModel(${TINY_UNET});
 const x0 = generate(model, createScheduler('ddim'), { n: 2, seed: 1, numInferenceSteps: 1 });
 const values = await x0.data();
 await saveModel(model, ${JSON.stringify(modelDir)});
@@ -306,9 +309,7 @@ check(r.status === 0, `types of 'sumi/node' check in a Node project ${r.stdout.s
 writeFileSync(
   join(app, 'page.js'),
   `import { createModel, createScheduler, generate, encodePng, imageGrid } from 'sumi';
-const m = createModel({ _class_name: 'UNet2DModel', sample_size: 8, block_out_channels: [8, 16],
-  down_block_types: ['DownBlock2D', 'DownBlock2D'], up_block_types: ['UpBlock2D', 'UpBlock2D'],
-  norm_num_groups: 4, in_channels: 1, out_channels: 1 });
+const m = createModel(${TINY_UNET});
 const x = generate(m, createScheduler('ddim'), { n: 1, seed: 0, numInferenceSteps: 1 });
 export const png = imageGrid(x).then(encodePng);
 `,
