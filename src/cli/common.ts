@@ -64,6 +64,30 @@ function message(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
 }
 
+/** The value of `--task` in raw argv (`--task T` or `--task=T`), or undefined. */
+function taskIn(argv: readonly string[]): string | undefined {
+  const i = argv.indexOf('--task');
+  if (i >= 0) return argv[i + 1];
+  return argv.find((a) => a.startsWith('--task='))?.slice('--task='.length);
+}
+
+/**
+ * A command whose `--task` selects another command with its own options (the sequence tasks:
+ * `sumi train --task forecast` has options an image run has not); any other task, or none, runs
+ * `images`. Each task command accepts `--task` itself.
+ */
+export function withTasks(images: Command, tasks: Readonly<Record<string, Command>>): Command {
+  return {
+    name: images.name,
+    summary: images.summary,
+    run(argv: string[]): Promise<number> {
+      const task = taskIn(argv);
+      const command = task !== undefined && Object.hasOwn(tasks, task) ? tasks[task]! : images;
+      return command.run(argv);
+    },
+  };
+}
+
 /**
  * A Command from a spec and a body: `--help` prints the help, errors print as one line
  * `sumi <name>: <message>` (with the stack under --verbose).

@@ -38,6 +38,7 @@ import {
   samplerOption,
   SAMPLERS,
   selectBackend,
+  withTasks,
 } from './common.js';
 import { applyLoras, describeLoras, LORA_OPTION, loraSpecs } from './lora.js';
 
@@ -578,4 +579,5 @@ async function sampleCmd(args: Args): Promise<number> {
   return EXIT.ok;
 }
 
-export const sampleCommand = defineCommand(sampleSpec, sampleCmd);
+/** `sumi sample`; `--task` values with their own command (and options) are in the map. */
+export const sampleCommand = withTasks(defineCommand(sampleSpec, sampleCmd), {});

@@ -27,7 +27,14 @@ import {
 } from '../diffusion/index.js';
 import { writeTextAtomic } from '../nn/models/index.js';
 import { type Args, type CommandSpec, type OptionSpec, UsageError } from './args.js';
-import { BACKEND_HELP, defineCommand, EXIT, formatDuration, selectBackend } from './common.js';
+import {
+  BACKEND_HELP,
+  defineCommand,
+  EXIT,
+  formatDuration,
+  selectBackend,
+  withTasks,
+} from './common.js';
 import { loadConfigSource, loadPreset, presetNames } from './presets.js';
 import { ProgressReporter } from './progress.js';
 
@@ -751,4 +758,8 @@ async function exportLora(
   await writeTextAtomic(join(out, 'lora_config.json'), `${JSON.stringify(info, null, 2)}\n`);
 }
 
-export const trainCommand = defineCommand(trainSpec, (args) => train(args, args.parsed.argv));
+/** `sumi train`; `--task` values with their own command (and options) are in the map. */
+export const trainCommand = withTasks(
+  defineCommand(trainSpec, (args) => train(args, args.parsed.argv)),
+  {},
+);
