@@ -10,28 +10,17 @@ import {
   parseLoraFile,
   serializeLora,
 } from './lora-format.js';
-import { UNet2DModel, type UNet2DModelInput } from './models/unet-2d.js';
+import { UNet2DModel } from './models/unet-2d.js';
+import { TINY_UNET } from './models/testing.js';
 import { parseSafetensors, serializeSafetensors, type TensorToWrite } from './safetensors.js';
-
-const tiny: UNet2DModelInput = {
-  sample_size: 8,
-  in_channels: 1,
-  out_channels: 1,
-  block_out_channels: [8, 16],
-  down_block_types: ['DownBlock2D', 'AttnDownBlock2D'],
-  up_block_types: ['AttnUpBlock2D', 'UpBlock2D'],
-  layers_per_block: 1,
-  norm_num_groups: 4,
-  attention_head_dim: 4,
-};
 
 let seed = 900;
 const rnd = (shape: readonly number[]): Tensor => randn(shape, { seed: seed++ });
 
 /** Two models with the same weights (the second loads the first's state dict). */
 async function twins(): Promise<[UNet2DModel, UNet2DModel]> {
-  const a = new UNet2DModel(tiny);
-  const b = new UNet2DModel(tiny);
+  const a = new UNet2DModel(TINY_UNET);
+  const b = new UNet2DModel(TINY_UNET);
   await b.loadStateDict(a.stateDict());
   return [a, b];
 }
@@ -127,7 +116,7 @@ void describe('LoRA files (diffusers pytorch_lora_weights.safetensors)', () => {
   });
 
   void it('store F16 on request (within half-precision rounding)', async () => {
-    const m = new UNet2DModel(tiny);
+    const m = new UNet2DModel(TINY_UNET);
     const net = injectLora(m, { rank: 2, generator: new Generator(1) });
     randomizeB(net);
     const file = parse(await serializeLora(net, { dtype: 'F16' }));
@@ -183,7 +172,7 @@ void describe('LoRA files (diffusers pytorch_lora_weights.safetensors)', () => {
   });
 
   void it('name the keys that match no layer, mis-shaped keys and rank mismatches in one line', async () => {
-    const m = new UNet2DModel(tiny);
+    const m = new UNet2DModel(TINY_UNET);
     const fails = async (bytes: Uint8Array, re: RegExp): Promise<void> => {
       await assert.rejects(
         () => loraNetworkFromFile(m, parse(bytes), 'bad.safetensors'),

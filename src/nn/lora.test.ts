@@ -28,24 +28,13 @@ import {
   type LoraTargetLayer,
   matchesLoraTarget,
 } from './lora.js';
-import { UNet2DModel, type UNet2DModelInput } from './models/unet-2d.js';
+import { UNet2DModel } from './models/unet-2d.js';
+import { TINY_UNET } from './models/testing.js';
 
 const f64 = { dtype: 'float64' as const };
 let seed = 300;
 const rnd = (shape: readonly number[], dtype: 'float32' | 'float64' = 'float64'): Tensor =>
   randn(shape, { seed: seed++, dtype });
-
-const tinyUnet: UNet2DModelInput = {
-  sample_size: 8,
-  in_channels: 1,
-  out_channels: 1,
-  block_out_channels: [8, 16],
-  down_block_types: ['DownBlock2D', 'AttnDownBlock2D'],
-  up_block_types: ['AttnUpBlock2D', 'UpBlock2D'],
-  layers_per_block: 1,
-  norm_num_groups: 4,
-  attention_head_dim: 4,
-};
 
 /** A model holding one layer at path 'l'. */
 class Holder extends Module {
@@ -94,7 +83,7 @@ void describe('LoRA adapters', () => {
   });
 
   void it("find the U-Net's attention projections by default, under diffusers' names", () => {
-    const m = new UNet2DModel(tinyUnet);
+    const m = new UNet2DModel(TINY_UNET);
     const paths = findLoraTargets(m).map(([p]) => p);
     assert.deepEqual(DEFAULT_LORA_TARGETS, ['to_q', 'to_k', 'to_v', 'to_out.0']);
     // One attention in down_blocks.1, one in the mid block, two in up_blocks.0.
@@ -117,7 +106,7 @@ void describe('LoRA adapters', () => {
   });
 
   void it('refuse targets that are not Linear/Conv2d, and targets that match nothing', () => {
-    const m = new UNet2DModel(tinyUnet);
+    const m = new UNet2DModel(TINY_UNET);
     assert.throws(() => findLoraTargets(m, ['to_out']), /to_out' is a ModuleList/);
     assert.throws(() => findLoraTargets(m, ['to_z']), /no module of the model matches .*to_z/);
     assert.throws(
@@ -131,7 +120,7 @@ void describe('LoRA adapters', () => {
   });
 
   void it('leave the output bit-exactly unchanged when injected (B = 0)', () => {
-    const m = new UNet2DModel({ ...tinyUnet, num_class_embeds: 3 });
+    const m = new UNet2DModel({ ...TINY_UNET, num_class_embeds: 3 });
     const x = rnd([2, 1, 8, 8], 'float32');
     const before = m.forward(x, [3, 700], { classLabels: [0, 2] });
     const net = injectLora(m, { rank: 4, alpha: 8, targets: [...DEFAULT_LORA_TARGETS, 'conv_in'] });
@@ -284,7 +273,7 @@ void describe('LoRA adapters', () => {
   });
 
   void it('name a second adapter on one path', () => {
-    const m = new UNet2DModel(tinyUnet);
+    const m = new UNet2DModel(TINY_UNET);
     assert.throws(
       () =>
         createLoraNetwork(m, [

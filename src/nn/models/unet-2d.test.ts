@@ -5,18 +5,9 @@ import { Generator, mean, randn, square, tensor } from '../../engine/index.js';
 import { Embedding } from '../layers.js';
 import { ConfigError } from './config.js';
 import { UNet2DModel, type UNet2DModelInput } from './unet-2d.js';
+import { TINY_UNET } from './testing.js';
 
-const tiny: UNet2DModelInput = {
-  sample_size: 8,
-  in_channels: 2,
-  out_channels: 2,
-  block_out_channels: [8, 16],
-  down_block_types: ['DownBlock2D', 'AttnDownBlock2D'],
-  up_block_types: ['AttnUpBlock2D', 'UpBlock2D'],
-  layers_per_block: 1,
-  norm_num_groups: 4,
-  attention_head_dim: 4,
-};
+const tiny = { ...TINY_UNET, in_channels: 2, out_channels: 2 };
 const g = new Generator(11);
 
 void describe('UNet2DModel', () => {
