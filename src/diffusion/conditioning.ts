@@ -122,6 +122,7 @@ export function concatConditioning(a: Conditioning, b: Conditioning): Conditioni
     'encoderHiddenStates',
     'encoderAttentionMask',
     'concatImage',
+    'controlnetCond',
   ] as const;
   for (const key of keys) {
     const x = a[key] ?? null;
@@ -140,11 +141,16 @@ export function disposeConditioning(c: Conditioning): void {
   c.encoderHiddenStates?.dispose();
   c.encoderAttentionMask?.dispose();
   c.concatImage?.dispose();
+  c.controlnetCond?.dispose();
 }
 
 /** The tensors of a conditioning (to keep them alive across memory scopes). */
 export function conditioningTensors(c: Conditioning): Tensor[] {
-  return [c.classLabels, c.encoderHiddenStates, c.encoderAttentionMask, c.concatImage].filter(
-    (t): t is Tensor => t !== null && t !== undefined,
-  );
+  return [
+    c.classLabels,
+    c.encoderHiddenStates,
+    c.encoderAttentionMask,
+    c.concatImage,
+    c.controlnetCond,
+  ].filter((t): t is Tensor => t !== null && t !== undefined);
 }

@@ -5,7 +5,7 @@
  * states τ_θ(y) that cross-attention reads (Rombach et al. 2022, eq. 3), with an optional mask
  * over their tokens.
  */
-import { concat, type Tensor } from '../../engine/index.js';
+import { add, concat, type Tensor } from '../../engine/index.js';
 import type { Module } from '../module.js';
 import type { TimestepInput } from './embeddings.js';
 
@@ -22,6 +22,58 @@ export interface Conditioning {
    * Saharia et al. 2021).
    */
   concatImage?: Tensor | null;
+  /**
+   * ControlNet's condition image [B, C', H', W'] (diffusers' `controlnet_cond`, values in [0, 1]):
+   * read by a ControlledDenoiser, refused by a plain U-Net.
+   */
+  controlnetCond?: Tensor | null;
+}
+
+/**
+ * What a ControlNet adds to a U-Net (diffusers' `down_block_additional_residuals` and
+ * `mid_block_additional_residual`): one tensor per skip, in the order the down path makes them
+ * (conv_in's output first), and one for the mid block's output.
+ */
+export interface AdditionalResiduals {
+  downBlockAdditionalResiduals?: readonly Tensor[] | null;
+  midBlockAdditionalResidual?: Tensor | null;
+}
+
+/** The encoder half of a U-Net: the mid block's output and the skips (conv_in's output first). */
+export interface EncoderOutput {
+  hidden: Tensor;
+  skips: Tensor[];
+}
+
+/** skip_i + r_i and mid + r_mid (diffusers' ControlNet path); `enc` as it is without residuals. */
+export function addResiduals(
+  enc: EncoderOutput,
+  residuals: AdditionalResiduals,
+  model: string,
+): EncoderOutput {
+  const down = residuals.downBlockAdditionalResiduals ?? null;
+  const mid = residuals.midBlockAdditionalResidual ?? null;
+  if (down !== null && down.length !== enc.skips.length) {
+    throw new Error(
+      `${model}: ${down.length} down block residuals for ${enc.skips.length} skip connections`,
+    );
+  }
+  const shapeCheck = (r: Tensor, h: Tensor, what: string): void => {
+    if (!r.sameShape(h)) {
+      throw new Error(
+        `${model}: ${what} residual is [${r.shape.join(', ')}], the U-Net's is [${h.shape.join(', ')}]`,
+      );
+    }
+  };
+  const skips =
+    down === null
+      ? enc.skips
+      : enc.skips.map((h, i) => {
+          shapeCheck(down[i]!, h, `down block ${i}`);
+          return add(h, down[i]!);
+        });
+  if (mid !== null) shapeCheck(mid, enc.hidden, 'the mid block');
+  return { hidden: mid === null ? enc.hidden : add(enc.hidden, mid), skips };
 }
 
 /** What a denoiser can be conditioned on. */
@@ -65,6 +117,9 @@ export function denoiserInput(
   inChannels: number,
   model: string,
 ): Tensor {
+  if ((cond.controlnetCond ?? null) !== null) {
+    throw new Error(`${model}: a ControlNet condition image given to a model without a ControlNet`);
+  }
   const img = cond.concatImage ?? null;
   const c = sample.shape[1]!;
   if (img === null) {

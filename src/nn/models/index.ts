@@ -21,3 +21,4 @@ export * from './create.js';
 export * from './io.js';
 export * from './clip-text.js';
 export * from './clip-text-fs.js';
+export * from './controlnet.js';

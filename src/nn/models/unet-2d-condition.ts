@@ -43,10 +43,13 @@ import {
 } from './cross-attn-blocks.js';
 import { DiffusersModel } from './diffusers-model.js';
 import {
+  type AdditionalResiduals,
+  addResiduals,
   type Conditioning,
   type ConditioningInputs,
   type Denoiser,
   denoiserInput,
+  type EncoderOutput,
   sampleShapeOf,
 } from './denoiser.js';
 import { TimestepEmbedding, type TimestepInput, Timesteps, timestepsTensor } from './embeddings.js';
@@ -277,7 +280,7 @@ export type UNet2DConditionModelInput = Partial<UNet2DConditionModelConfig> & {
   [meta: `_${string}`]: unknown;
 };
 
-export interface UNet2DConditionForwardOptions {
+export interface UNet2DConditionForwardOptions extends AdditionalResiduals {
   /** Class ids, one per sample, when the model has a class embedding (num_class_embeds). */
   classLabels?: Tensor | readonly number[] | null;
   /** [B, L]: 1 for tokens of the encoder hidden states to attend to, 0 for padding. */
@@ -509,6 +512,34 @@ export class UNet2DConditionModel
   }
 
   /**
+   * The encoder half: conv_in (+ `hint`, ControlNet's embedded condition), the down blocks and
+   * the mid block, attending to `encoderHiddenStates` with the additive mask `bias`. Returns the
+   * mid block's output and the skips (conv_in's output first).
+   */
+  encode(
+    x: Tensor,
+    emb: Tensor,
+    encoderHiddenStates: Tensor | null,
+    bias: Tensor | null,
+    hint: Tensor | null = null,
+  ): EncoderOutput {
+    const h0 = this.convIn.forward(x);
+    let hdn = hint === null ? h0 : add(h0, hint);
+    const skips: Tensor[] = [hdn];
+    for (const blk of this.downBlocks.items) {
+      const out = blk.forward(hdn, emb, encoderHiddenStates, bias);
+      hdn = out.hidden;
+      skips.push(...out.skips);
+    }
+    if (this.midBlock instanceof UNetMidBlock2DCrossAttn) {
+      hdn = this.midBlock.forward(hdn, emb, encoderHiddenStates, bias);
+    } else if (this.midBlock) {
+      hdn = this.midBlock.forward(hdn, emb);
+    }
+    return { hidden: hdn, skips };
+  }
+
+  /**
    * The prediction for a noisy batch [B, C, H, W] at `timestep`, attending to
    * `encoderHiddenStates` [B, L, cross_attention_dim].
    */
@@ -534,18 +565,13 @@ export class UNet2DConditionModel
     const x = this.config.center_input_sample ? sub(mul(sample, 2), 1) : sample;
     const emb = this.embed(timestep, b, opts.classLabels);
     const bias = attentionMaskBias(opts.encoderAttentionMask ?? null, encoderHiddenStates);
-    let hdn = this.convIn.forward(x);
-    const skips: Tensor[] = [hdn];
-    for (const blk of this.downBlocks.items) {
-      const out = blk.forward(hdn, emb, encoderHiddenStates, bias);
-      hdn = out.hidden;
-      skips.push(...out.skips);
-    }
-    if (this.midBlock instanceof UNetMidBlock2DCrossAttn) {
-      hdn = this.midBlock.forward(hdn, emb, encoderHiddenStates, bias);
-    } else if (this.midBlock) {
-      hdn = this.midBlock.forward(hdn, emb);
-    }
+    const enc = addResiduals(
+      this.encode(x, emb, encoderHiddenStates, bias),
+      opts,
+      'UNet2DConditionModel',
+    );
+    let hdn = enc.hidden;
+    const skips = enc.skips;
     this.upBlocks.items.forEach((blk, i) => {
       const n = blk.resnets.length;
       const mine = skips.splice(skips.length - n, n);
@@ -572,10 +598,19 @@ export class UNet2DConditionModel
     };
   }
 
-  /** The Denoiser call: class labels and/or encoder hidden states (+ their mask), a concatenated image. */
-  denoise(sample: Tensor, timestep: TimestepInput, cond: Conditioning = {}): Tensor {
+  /**
+   * The Denoiser call: class labels and/or encoder hidden states (+ their mask), a concatenated
+   * image, with a ControlNet's residuals when given.
+   */
+  denoise(
+    sample: Tensor,
+    timestep: TimestepInput,
+    cond: Conditioning = {},
+    residuals: AdditionalResiduals = {},
+  ): Tensor {
     const x = denoiserInput(sample, cond, this.config.in_channels, 'UNet2DConditionModel');
     return this.forward(x, timestep, cond.encoderHiddenStates ?? null, {
+      ...residuals,
       classLabels: cond.classLabels ?? null,
       encoderAttentionMask: cond.encoderAttentionMask ?? null,
     });

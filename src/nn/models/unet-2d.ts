@@ -28,10 +28,13 @@ import {
 } from './config.js';
 import { DiffusersModel } from './diffusers-model.js';
 import {
+  type AdditionalResiduals,
+  addResiduals,
   type Conditioning,
   type ConditioningInputs,
   type Denoiser,
   denoiserInput,
+  type EncoderOutput,
   sampleShapeOf,
 } from './denoiser.js';
 import { TimestepEmbedding, type TimestepInput, Timesteps, timestepsTensor } from './embeddings.js';
@@ -176,7 +179,7 @@ export const UNET_2D_SCHEMA: ConfigSchema<UNet2DModelConfig> = {
 
 export type UNet2DModelInput = Partial<UNet2DModelConfig> & { [meta: `_${string}`]: unknown };
 
-export interface UNet2DForwardOptions {
+export interface UNet2DForwardOptions extends AdditionalResiduals {
   /** Class ids (int32 tensor or numbers), one per sample: needed when the model has a class embedding. */
   classLabels?: Tensor | readonly number[] | null;
 }
@@ -349,6 +352,23 @@ export class UNet2DModel extends DiffusersModel<UNet2DModelConfig> implements De
     return add(emb, cast(classEmb, w.dtype));
   }
 
+  /**
+   * The encoder half: conv_in (+ `hint`, ControlNet's embedded condition), the down blocks and
+   * the mid block. Returns the mid block's output and the skips (conv_in's output first).
+   */
+  encode(x: Tensor, emb: Tensor, hint: Tensor | null = null): EncoderOutput {
+    const h0 = this.convIn.forward(x);
+    let hdn = hint === null ? h0 : add(h0, hint);
+    const skips: Tensor[] = [hdn];
+    for (const blk of this.downBlocks.items) {
+      const out = blk.forward(hdn, emb);
+      hdn = out.hidden;
+      skips.push(...out.skips);
+    }
+    if (this.midBlock) hdn = this.midBlock.forward(hdn, emb);
+    return { hidden: hdn, skips };
+  }
+
   /** ε (or whatever the model was trained to predict) for a noisy batch [B, C, H, W] at `timestep`. */
   forward(sample: Tensor, timestep: TimestepInput, opts: UNet2DForwardOptions = {}): Tensor {
     const [b, , h, w] = sample.shape as [number, number, number, number];
@@ -361,14 +381,9 @@ export class UNet2DModel extends DiffusersModel<UNet2DModelConfig> implements De
     }
     const x = this.config.center_input_sample ? sub(mul(sample, 2), 1) : sample;
     const emb = this.embed(timestep, b, opts.classLabels);
-    let hdn = this.convIn.forward(x);
-    const skips: Tensor[] = [hdn];
-    for (const blk of this.downBlocks.items) {
-      const out = blk.forward(hdn, emb);
-      hdn = out.hidden;
-      skips.push(...out.skips);
-    }
-    if (this.midBlock) hdn = this.midBlock.forward(hdn, emb);
+    const enc = addResiduals(this.encode(x, emb), opts, 'UNet2DModel');
+    let hdn = enc.hidden;
+    const skips = enc.skips;
     for (const blk of this.upBlocks.items) {
       const n = blk.resnets.length;
       hdn = blk.forward(hdn, skips.splice(skips.length - n, n), emb);
@@ -387,12 +402,20 @@ export class UNet2DModel extends DiffusersModel<UNet2DModelConfig> implements De
     };
   }
 
-  /** The Denoiser call: class labels and a concatenated image (a UNet2DModel has no cross-attention). */
-  denoise(sample: Tensor, timestep: TimestepInput, cond: Conditioning = {}): Tensor {
+  /**
+   * The Denoiser call: class labels and a concatenated image (a UNet2DModel has no
+   * cross-attention), with a ControlNet's residuals when given.
+   */
+  denoise(
+    sample: Tensor,
+    timestep: TimestepInput,
+    cond: Conditioning = {},
+    residuals: AdditionalResiduals = {},
+  ): Tensor {
     if ((cond.encoderHiddenStates ?? null) !== null) {
       throw new Error('UNet2DModel: has no cross-attention; encoder hidden states given');
     }
     const x = denoiserInput(sample, cond, this.config.in_channels, 'UNet2DModel');
-    return this.forward(x, timestep, { classLabels: cond.classLabels ?? null });
+    return this.forward(x, timestep, { ...residuals, classLabels: cond.classLabels ?? null });
   }
 }
