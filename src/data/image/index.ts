@@ -9,3 +9,10 @@ export { encodeGif, type GifOptions, type QuantizeMethod } from './gif.js';
 export { decodeImage } from './decode.js';
 export { centerCropPlanes, flipPlanesInPlace, resizeCoverPlanes, resizePlanes } from './resize.js';
 export * from './grid.js';
+export {
+  EDGE_THRESHOLD,
+  type EdgeAgreement,
+  edgeAgreement,
+  sobelEdges,
+  sobelMagnitude,
+} from './edges.js';
