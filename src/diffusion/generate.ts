@@ -4,7 +4,14 @@
  * model folder carries (sumi.json, model_index.json). Loading and saving model folders:
  * pipeline.ts.
  */
-import { type Backend, noGrad, type Tensor, tidy } from '../engine/index.js';
+import {
+  type Backend,
+  type Disposable,
+  keep,
+  noGrad,
+  ownScope,
+  type Tensor,
+} from '../engine/index.js';
 import { DIFFUSERS_VERSION } from '../nn/models/config.js';
 import type { Conditioning, Denoiser } from '../nn/models/index.js';
 import { guidedDenoiser } from './classifier-free.js';
@@ -21,7 +28,7 @@ import {
   ImageNoise,
   type Scheduler,
   createScheduler,
-  sample,
+  SamplingLoop,
   samplersTaking,
   schedulerSpec,
   type StepInfo,
@@ -123,30 +130,153 @@ export interface GenerateOptions {
  * [n, C, H, W] in about [-1, 1]. The conditioning tensors stay the caller's.
  */
 export function generate(denoiser: Denoiser, scheduler: Scheduler, opts: GenerateOptions): Tensor {
-  const p = denoiser.parameters()[0]!;
-  const noise = new ImageNoise(opts.seed, opts.firstImage ?? 0, opts.n, denoiser.sampleShape, {
-    backend: p.backend,
-    dtype: p.dtype === 'float64' ? 'float64' : 'float32',
+  const run = new GenerationRun(denoiser, scheduler, opts);
+  try {
+    while (!run.done) run.step();
+  } catch (e) {
+    run.dispose();
+    throw e;
+  }
+  return run.finish();
+}
+
+/** Where an asynchronous generation is, after each sampler step. */
+export interface GenerateProgress {
+  /** Steps taken (1 to total). */
+  step: number;
+  total: number;
+  /** The timestep of the step just taken. */
+  t: number;
+  /**
+   * x̂_0 [n, C, H, W] of the step just taken (see `stepX0`) when `preview` was asked for, else
+   * null. Freed once onProgress returns (or the promise it returns settles).
+   */
+  preview: Tensor | null;
+}
+
+export interface GenerateAsyncOptions extends GenerateOptions {
+  /** Cancels the run between two steps: the promise rejects with `signal.reason`. */
+  signal?: AbortSignal;
+  /** Called after every step; a returned promise is awaited before the next step. */
+  onProgress?: (progress: GenerateProgress) => void | Promise<void>;
+  /** Hand onProgress the step's x̂_0 (one more tensor per step). */
+  preview?: boolean;
+}
+
+/**
+ * `generate` one step at a time, yielding to the event loop between steps so that a page stays
+ * responsive: the same images for the same options (the same loop runs). After every step it
+ * reports progress (and x̂_0 when `preview` is set). When `signal` aborts, the run stops before
+ * its next step, frees every tensor it made (x_t, the noise, the guidance's conditioning, the
+ * scheduler's history) and rejects with `signal.reason` (a DOMException named 'AbortError'
+ * unless the caller gave another reason); the conditioning tensors stay the caller's.
+ */
+export async function generateAsync(
+  denoiser: Denoiser,
+  scheduler: Scheduler,
+  opts: GenerateAsyncOptions,
+): Promise<Tensor> {
+  opts.signal?.throwIfAborted();
+  let preview: Tensor | null = null;
+  const predictionType = scheduler.config.predictionType as PredictionType;
+  const run = new GenerationRun(denoiser, scheduler, {
+    ...opts,
+    onStep: (info) => {
+      opts.onStep?.(info);
+      if (opts.preview === true) preview = keep(stepX0(scheduler, predictionType, info).alias());
+    },
   });
-  return noGrad(() =>
-    tidy(() => {
-      const guided = guidedDenoiser(denoiser, {
-        cond: opts.cond ?? {},
-        uncond: opts.uncond ?? null,
-        scale: opts.guidanceScale ?? 1,
-        rescale: opts.guidanceRescale ?? 0,
-      });
-      const xT = noise.next();
-      return sample(scheduler, opts.wrap ? opts.wrap(guided) : guided, xT, {
-        numInferenceSteps: opts.numInferenceSteps,
-        stepOptions: {
-          ...(opts.eta !== undefined ? { eta: opts.eta } : {}),
-          noise: () => noise.next(),
-        },
-        onStep: opts.onStep,
-      });
-    }),
-  );
+  try {
+    while (!run.done) {
+      await yieldToEventLoop();
+      opts.signal?.throwIfAborted();
+      const t = scheduler.timesteps[run.index]!;
+      run.step();
+      try {
+        await opts.onProgress?.({ step: run.index, total: run.total, t, preview });
+      } finally {
+        (preview as Tensor | null)?.dispose();
+        preview = null;
+      }
+    }
+  } catch (e) {
+    run.dispose();
+    throw e;
+  }
+  return run.finish();
+}
+
+/** Lets the event loop run (rendering, input, timers) before the caller goes on. */
+function yieldToEventLoop(): Promise<void> {
+  const s = (globalThis as { scheduler?: { yield?: () => Promise<void> } }).scheduler;
+  if (typeof s?.yield === 'function') return s.yield();
+  return new Promise((resolve) => setTimeout(resolve, 0));
+}
+
+/**
+ * One generation, stepped by its caller: the noise of the images, the guided sampler callback
+ * and the sampling loop, with every tensor they hold owned here (none is left to a scope, so the
+ * run lives across awaits). `generate` and `generateAsync` drive it.
+ */
+class GenerationRun {
+  readonly #loop: SamplingLoop;
+  /** What setting up made and still holds: x_T, the guidance's joined conditioning. */
+  readonly #made: Disposable[];
+
+  constructor(denoiser: Denoiser, scheduler: Scheduler, opts: GenerateOptions) {
+    const p = denoiser.parameters()[0]!;
+    const noise = new ImageNoise(opts.seed, opts.firstImage ?? 0, opts.n, denoiser.sampleShape, {
+      backend: p.backend,
+      dtype: p.dtype === 'float64' ? 'float64' : 'float32',
+    });
+    const setup = ownScope(() =>
+      noGrad(() => {
+        const guided = guidedDenoiser(denoiser, {
+          cond: opts.cond ?? {},
+          uncond: opts.uncond ?? null,
+          scale: opts.guidanceScale ?? 1,
+          rescale: opts.guidanceRescale ?? 0,
+        });
+        const xT = noise.next();
+        return new SamplingLoop(scheduler, opts.wrap ? opts.wrap(guided) : guided, xT, {
+          numInferenceSteps: opts.numInferenceSteps,
+          stepOptions: {
+            ...(opts.eta !== undefined ? { eta: opts.eta } : {}),
+            noise: () => noise.next(),
+          },
+          onStep: opts.onStep,
+        });
+      }),
+    );
+    this.#loop = setup.result;
+    this.#made = setup.made.filter((t) => t !== this.#loop.sample);
+  }
+
+  get index(): number {
+    return this.#loop.index;
+  }
+  get total(): number {
+    return this.#loop.total;
+  }
+  get done(): boolean {
+    return this.#loop.done;
+  }
+
+  step(): void {
+    noGrad(() => this.#loop.step());
+  }
+
+  /** x_0, which the caller now owns; frees the rest. */
+  finish(): Tensor {
+    for (const t of this.#made) t.dispose();
+    return this.#loop.sample;
+  }
+
+  /** Frees everything (a cancelled or failed run). */
+  dispose(): void {
+    for (const t of this.#made) t.dispose();
+    this.#loop.dispose();
+  }
 }
 
 /** Images per batch when the caller does not say. */

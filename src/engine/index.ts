@@ -4,7 +4,7 @@ export { type Shape, fmtShape, fmtShapeOf, sizeOf } from './shape.js';
 export type { Backend, Storage } from './backend.js';
 export { Tensor, type TensorLike, type NestedArray } from './tensor.js';
 export { enableGrad, noGrad, isGradEnabled } from './autograd.js';
-export { tidy, keep } from './scope.js';
+export { tidy, keep, ownScope, type Disposable } from './scope.js';
 export {
   cpuBackend,
   defaultBackend,

@@ -53,20 +53,7 @@ export function tidy<T>(fn: () => T): T {
  * refers to. An exception disposes everything fn made.
  */
 export function tidyIf<T>(fn: () => T, free: (result: T) => boolean): T {
-  const scope = new Set<Disposable>();
-  stack.push(scope);
-  let result: T;
-  try {
-    result = fn();
-  } catch (e) {
-    stack.pop();
-    for (const t of scope) t.dispose();
-    throw e;
-  }
-  stack.pop();
-  if (result instanceof Promise) {
-    throw new Error('tidy(fn): fn must be synchronous; await outside and tidy the sync parts');
-  }
+  const { result, scope } = inScope(fn, 'tidy');
   const parent = stack[stack.length - 1];
   if (!free(result)) {
     if (parent !== undefined) for (const t of scope) parent.add(t);
@@ -79,4 +66,36 @@ export function tidyIf<T>(fn: () => T, free: (result: T) => boolean): T {
     else t.dispose();
   }
   return result;
+}
+
+/** Runs fn in a new innermost scope; an exception or a promise disposes what fn made. */
+function inScope<T>(fn: () => T, caller: string): { result: T; scope: Set<Disposable> } {
+  const scope = new Set<Disposable>();
+  stack.push(scope);
+  let result: T;
+  try {
+    result = fn();
+  } catch (e) {
+    stack.pop();
+    for (const t of scope) t.dispose();
+    throw e;
+  }
+  stack.pop();
+  if (result instanceof Promise) {
+    for (const t of scope) t.dispose();
+    throw new Error(
+      `${caller}(fn): fn must be synchronous; await outside and ${caller} the sync parts`,
+    );
+  }
+  return { result, scope };
+}
+
+/**
+ * Runs fn in a scope of its own and hands the caller every tensor fn made that is still alive,
+ * tracked by no enclosing scope: state that outlives any `tidy` (held across an `await`), which
+ * the caller disposes when done. An exception disposes everything fn made.
+ */
+export function ownScope<T>(fn: () => T): { result: T; made: Disposable[] } {
+  const { result, scope } = inScope(fn, 'ownScope');
+  return { result, made: [...scope].filter((t) => !t.isDisposed) };
 }

@@ -51,20 +51,67 @@ export function sample(
   xT: Tensor,
   opts: SampleOptions,
 ): Tensor {
-  scheduler.setTimesteps(opts.numInferenceSteps);
-  const stepOptions: StepOptions = { ...opts.stepOptions };
-  if (opts.generator !== undefined) stepOptions.generator = opts.generator;
-  let x = mul(xT, scheduler.initNoiseSigma);
-  for (let i = 0; i < scheduler.timesteps.length; i++) {
+  const loop = new SamplingLoop(scheduler, model, xT, opts);
+  while (!loop.done) loop.step();
+  return loop.sample;
+}
+
+/**
+ * The loop of `sample`, one step per call, for callers that do something between steps (yield to
+ * the event loop, check for a cancel). Owns its running sample: `sample` hands it over, and
+ * `dispose` frees it with the scheduler's history (by resetting its timesteps).
+ */
+export class SamplingLoop {
+  #x: Tensor;
+  #i = 0;
+  readonly #stepOptions: StepOptions;
+
+  constructor(
+    readonly scheduler: Scheduler,
+    readonly model: DenoiseModel,
+    xT: Tensor,
+    readonly opts: SampleOptions,
+  ) {
+    scheduler.setTimesteps(opts.numInferenceSteps);
+    this.#stepOptions = { ...opts.stepOptions };
+    if (opts.generator !== undefined) this.#stepOptions.generator = opts.generator;
+    this.#x = mul(xT, scheduler.initNoiseSigma);
+  }
+
+  /** Steps taken, and the number of steps of the run. */
+  get index(): number {
+    return this.#i;
+  }
+  get total(): number {
+    return this.scheduler.timesteps.length;
+  }
+  get done(): boolean {
+    return this.#i >= this.total;
+  }
+
+  /** The running sample (x_0 once `done`); the loop's own until `dispose`. */
+  get sample(): Tensor {
+    return this.#x;
+  }
+
+  /** Takes the next step; `onStep` sees it. */
+  step(): void {
+    const i = this.#i;
     const next = tidy(() => {
-      const info = sampleStep(scheduler, model, x, i, stepOptions);
-      opts.onStep?.(info);
+      const info = sampleStep(this.scheduler, this.model, this.#x, i, this.#stepOptions);
+      this.opts.onStep?.(info);
       return info.sample;
     });
-    x.dispose();
-    x = next;
+    this.#x.dispose();
+    this.#x = next;
+    this.#i = i + 1;
   }
-  return x;
+
+  /** Frees the running sample and the scheduler's history (a cancelled or failed run). */
+  dispose(): void {
+    this.#x.dispose();
+    this.scheduler.setTimesteps(this.opts.numInferenceSteps);
+  }
 }
 
 /**
