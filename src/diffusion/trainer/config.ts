@@ -12,6 +12,7 @@
  */
 import type { EmaWarmup, ScheduleName } from '../../nn/index.js';
 import { UPSCALE_FACTORS, type UpscaleSettings } from '../editing/upscale.js';
+import { CONTROL_KINDS, type ControlKind } from '../control.js';
 import type { PredictionType } from '../forward.js';
 import type { BetaSchedule } from '../schedule.js';
 import type { ModelVarType } from '../vlb.js';
@@ -81,6 +82,22 @@ export interface TrainConfig {
    * only the adapters train (absent or null: every weight trains, from initial weights).
    */
   lora?: LoraTrainConfig | null;
+  /**
+   * ControlNet training (Zhang et al. 2023) on a base model: its denoiser is loaded and frozen,
+   * and a ControlNet copied from its encoder trains on condition images computed from the data
+   * (absent or null: no ControlNet).
+   */
+  controlnet?: ControlNetTrainConfig | null;
+}
+
+/** What a ControlNet run conditions on and how its condition embedding is shaped. */
+export interface ControlNetTrainConfig {
+  /** The base model folder (as `sumi sample --model` takes it). */
+  base: string;
+  /** The condition image computed from each training image (diffusion/control.ts). */
+  control: ControlKind;
+  /** Channels of the condition embedding's blocks (each after the first halves the size). */
+  conditioningEmbeddingOutChannels: number[];
 }
 
 /** What a LoRA run adapts and how. */
@@ -241,6 +258,16 @@ const CHECKS: Record<keyof TrainConfig | keyof RunSettings, Check> = {
     v.targets.every((t) => isStr(t) === null)
       ? null
       : '{ base, rank ≥ 1, alpha > 0, targets: [names] }',
+  ),
+  controlnet: orNull((v) =>
+    isObject(v) &&
+    isStr(v.base) === null &&
+    (CONTROL_KINDS as readonly unknown[]).includes(v.control) &&
+    Array.isArray(v.conditioningEmbeddingOutChannels) &&
+    v.conditioningEmbeddingOutChannels.length > 0 &&
+    v.conditioningEmbeddingOutChannels.every((n) => isInt(1)(n) === null)
+      ? null
+      : `{ base, control: ${CONTROL_KINDS.join(' | ')}, conditioningEmbeddingOutChannels: [n ≥ 1] }`,
   ),
   seed: (v) =>
     typeof v === 'number' && Number.isSafeInteger(v) && v >= 0 ? null : 'an integer in [0, 2^53)',

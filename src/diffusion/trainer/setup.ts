@@ -106,16 +106,16 @@ async function sha256File(path: string): Promise<string> {
 }
 
 /**
- * The base of a LoRA run: its denoiser, loaded (EMA weights when the folder has them) and checked
- * against the run's resolved model config, and the weights file with its sha256; undefined for a
- * run that trains every weight.
+ * The base of a LoRA or ControlNet run: its denoiser, loaded (EMA weights when the folder has
+ * them) and checked against the run's resolved model config, and the weights file with its
+ * sha256; undefined for a run that trains every weight.
  */
 export async function loadLoraBase(config: TrainConfig): Promise<LoraBase | undefined> {
-  const lora = config.lora;
+  const lora = config.lora ?? config.controlnet;
   if (!lora) return undefined;
   if (config.textCond) {
     throw new TrainConfigError(
-      "LoRA training of text-conditioned models is not supported (the base text encoder and tokenizer would have to replace the data's)",
+      `${config.lora ? 'LoRA' : 'ControlNet'} training of text-conditioned models is not supported (the base text encoder and tokenizer would have to replace the data's)`,
     );
   }
   const base = await loadPipeline(lora.base);
@@ -152,7 +152,7 @@ async function loadResumedLoraBase(state: TrainerState): Promise<LoraBase | unde
     disposeAll(base.model.stateDict());
     throw new TrainConfigError(
       `the checkpoint's adapters were trained on ${was.path} (sha256 ${was.sha256}); ` +
-        `the base ${state.config.lora!.base} now loads ${base.weights.path} (sha256 ` +
+        `the base ${(state.config.lora ?? state.config.controlnet)!.base} now loads ${base.weights.path} (sha256 ` +
         `${base.weights.sha256}): resuming would continue on other weights`,
     );
   }
