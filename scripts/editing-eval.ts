@@ -536,7 +536,7 @@ async function measureUpscaling(argv: readonly string[]): Promise<unknown> {
   const steps = count(argv, 'steps', '50');
   const sampler = option(argv, 'sampler', 'ddim');
   const seed = Number(option(argv, 'seed', '0'));
-  const p = await loadPipeline(model, { upscaler: true });
+  const p = await loadPipeline(model, { tasks: ['upscale'] });
   const settings = p.info!.upscale!;
   if (p.model.sampleShape.join() !== [2, 28, 28].join())
     throw new UsageError(`${model}: not an upscaler of 28x28 gray digits`);

@@ -12,7 +12,12 @@ import {
   initDefaultBackend,
   setDefaultBackend,
 } from '../engine/index.js';
-import { NonFiniteError, samplersTaking, schedulerAliases } from '../diffusion/index.js';
+import {
+  ModelTaskError,
+  NonFiniteError,
+  samplersTaking,
+  schedulerAliases,
+} from '../diffusion/index.js';
 import {
   Args,
   CliError,
@@ -119,6 +124,9 @@ export function defineCommand(spec: CommandSpec, body: (args: Args) => Promise<n
         if (verbose && e instanceof Error && e.stack !== undefined) console.error(e.stack);
         else console.error(`sumi ${spec.name}: ${message(e)}`);
         if (e instanceof NonFiniteError) return EXIT.nonFinite;
+        // A model for another task (an upscaler to sample from, an inpainting model without a
+        // mask) is bad input.
+        if (e instanceof ModelTaskError) return EXIT.usage;
         return e instanceof CliError ? e.exitCode : EXIT.error;
       }
     },

@@ -17,10 +17,12 @@ import {
   EditInputError,
   ImageNoise,
   imageToSample,
+  inpaintingChannels,
   type LoadedPipeline,
   loadPipeline,
   MAX_GUIDANCE_SCALE,
   maskFromImage,
+  type ModelTask,
   resolveSchedulerName,
   SamplingOptionError,
 } from '../diffusion/index.js';
@@ -197,15 +199,31 @@ export function requiredFile(args: Args, name: string): string {
   return v;
 }
 
-/** The model of --model (an SR3 upscaler only when `upscaler` is set). */
+/** The model of --model, refused unless its task is one of `tasks` (default: generate). */
 export async function loadEditModel(
   args: Args,
-  opts: { upscaler?: boolean } = {},
+  tasks: readonly ModelTask[] = ['generate'],
 ): Promise<LoadedPipeline> {
   const dir = args.str('model');
   if (dir === undefined) throw new UsageError('--model <dir> is required');
   const weights = (args.str('weights') ?? 'auto') as 'auto' | 'ema' | 'model';
-  return loadPipeline(dir, { weights, upscaler: opts.upscaler === true });
+  return loadPipeline(dir, { weights, tasks });
+}
+
+/**
+ * [C, H, W] of an inpainting model's images: x_t's channels C of its 2C + 1 input channels (x_t,
+ * the masked image, the mask).
+ */
+export function inpaintingImageShape(p: LoadedPipeline): [number, number, number] {
+  const [inCh, h, w] = p.model.sampleShape;
+  const c = p.info?.channels ?? (inCh - 1) / 2;
+  if (inpaintingChannels(c) !== inCh) {
+    throw new EditInputError(
+      `${p.layout.root}: the model takes ${inCh} input channels; an inpainting model of ` +
+        `${c}-channel images takes ${inpaintingChannels(c)} (x_t, the masked image, the mask)`,
+    );
+  }
+  return [c, h, w];
 }
 
 /**

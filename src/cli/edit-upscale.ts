@@ -68,7 +68,7 @@ async function upscaleCmd(args: Args): Promise<number> {
   const s = samplingSettings(args);
   const quiet = args.flag('quiet') === true;
   const backend = await selectBackend(args.str('backend'));
-  const p = await loadEditModel(args, { upscaler: true });
+  const p = await loadEditModel(args, ['upscale']);
   const settings = p.info!.upscale!;
   checkUpscaleSettings(settings);
   const [inCh, H, W] = p.model.sampleShape;

@@ -56,7 +56,8 @@ async function exportCmd(args: Args): Promise<number> {
     return EXIT.ok;
   }
   const weights = (args.str('weights') ?? 'auto') as 'auto' | 'ema' | 'model';
-  const p = await loadPipeline(dir, { weights });
+  // Any model: an upscaler or an inpainting model is exported like one that generates.
+  const p = await loadPipeline(dir, { weights, tasks: ['generate', 'upscale', 'inpaint'] });
   await savePipeline(p, out, { dtype });
   console.log(`${out}: ${p.weights === 'ema' ? 'EMA' : 'model'} weights of ${p.layout.root}`);
   return EXIT.ok;

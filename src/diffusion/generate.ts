@@ -21,6 +21,7 @@ import {
   type ConditionValue,
   disposeConditioning,
 } from './conditioning.js';
+import type { InpaintSettings } from './editing/inpaint-model.js';
 import type { UpscaleSettings } from './editing/upscale.js';
 import { predictedOriginalSample, type PredictionType } from './forward.js';
 import {
@@ -50,6 +51,11 @@ export interface ModelInfo {
    * the upsampled low-resolution image, and samples with `sumi edit upscale` only.
    */
   upscale?: UpscaleSettings;
+  /**
+   * An inpainting model's training masks (`sumi train --task inpaint`): the model takes x_t joined
+   * with the masked image and the mask, and samples with `sumi edit inpaint` only.
+   */
+  inpaint?: InpaintSettings;
   /** Classes of a class-conditional model (null: unconditional). */
   numClasses: number | null;
   /** Class id of "no class" (classifier-free guidance), num_classes; null when absent. */

@@ -152,30 +152,61 @@ export interface LoadedPipeline {
   layout: ModelDirLayout;
 }
 
+/**
+ * What a model does, by its sumi.json: generate from noise (and its condition), upscale a
+ * low-resolution image (SR3, `upscale`), or fill the masked region of an image (`inpaint`).
+ */
+export type ModelTask = 'generate' | 'upscale' | 'inpaint';
+
+export function modelTaskOf(info: ModelInfo | null): ModelTask {
+  if (info?.upscale !== undefined) return 'upscale';
+  if (info?.inpaint !== undefined) return 'inpaint';
+  return 'generate';
+}
+
+/** A model loaded for a task it does not do (an upscaler for sampling, say): a usage error. */
+export class ModelTaskError extends ModelDirError {
+  override name = 'ModelTaskError';
+}
+
+/** Throws a ModelTaskError, naming the command that takes the model, unless its task is one of `tasks`. */
+function checkModelTask(root: string, info: ModelInfo | null, tasks: readonly ModelTask[]): void {
+  const task = modelTaskOf(info);
+  if (tasks.includes(task)) return;
+  if (task === 'upscale') {
+    throw new ModelTaskError(
+      `${root}: an SR3 upscaler (×${info!.upscale!.factor}, sumi.json "upscale"): it takes a ` +
+        "low-resolution image; use 'sumi edit upscale'",
+    );
+  }
+  if (task === 'inpaint') {
+    throw new ModelTaskError(
+      `${root}: an inpainting model (sumi.json "inpaint"): it needs an image and a mask; use ` +
+        "'sumi edit inpaint --image IMG --mask MASK'",
+    );
+  }
+  const wanted = tasks.includes('upscale') ? 'an upscaler' : 'an inpainting model';
+  const flag = tasks.includes('upscale') ? 'upscale' : 'inpaint';
+  throw new ModelTaskError(
+    `${root}: not ${wanted} (no "${flag}" in sumi.json); train one with 'sumi train --task ${flag}'`,
+  );
+}
+
 /** Loads a model directory for sampling (see `resolveModelDir`); EMA weights when present. */
 export async function loadPipeline(
   dir: string,
   opts: {
     weights?: WeightsChoice;
     backend?: Backend;
-    /** Load an SR3 upscaler (sumi.json `upscale`); refused, and others refused, otherwise. */
-    upscaler?: boolean;
+    /**
+     * The tasks the caller runs (default: generate): a model that does another (an SR3 upscaler,
+     * an inpainting model; sumi.json `upscale`, `inpaint`) is refused with a ModelTaskError.
+     */
+    tasks?: readonly ModelTask[];
   } = {},
 ): Promise<LoadedPipeline> {
   const layout = await resolveModelDir(dir);
-  const up = layout.info?.upscale;
-  if (up !== undefined && opts.upscaler !== true) {
-    throw new ModelDirError(
-      `${layout.root}: an SR3 upscaler (×${up.factor}, sumi.json "upscale"): it takes a ` +
-        "low-resolution image; use 'sumi edit upscale'",
-    );
-  }
-  if (up === undefined && opts.upscaler === true) {
-    throw new ModelDirError(
-      `${layout.root}: not an upscaler (no "upscale" in sumi.json); train one with ` +
-        "'sumi train --task upscale'",
-    );
-  }
+  checkModelTask(layout.root, layout.info, opts.tasks ?? ['generate']);
   const choice = opts.weights ?? 'auto';
   if (choice === 'ema' && layout.emaDir === null) {
     throw new ModelDirError(

@@ -117,7 +117,7 @@ void describe('upscale training (SR3)', () => {
       loadPipeline(out),
       /an SR3 upscaler \(×2, sumi.json "upscale"\).*sumi edit upscale/,
     );
-    const p = await loadPipeline(out, { upscaler: true });
+    const p = await loadPipeline(out, { tasks: ['upscale'] });
     assert.deepEqual(p.info?.upscale, UP);
     const noise = new ImageNoise(0, 0, 2, [1, 8, 8]);
     const low = downsampleBox(digits(2), 2);

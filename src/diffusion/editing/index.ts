@@ -1,7 +1,8 @@
-/** Editing pipelines: img2img (SDEdit), inpainting with RePaint resampling, DDIM inversion, SR3 upscaling. */
+/** Editing pipelines: img2img (SDEdit), inpainting with RePaint resampling or an inpainting-trained model, DDIM inversion, SR3 upscaling. */
 export * from './inputs.js';
 export * from './loop.js';
 export * from './img2img.js';
 export * from './inpaint.js';
+export * from './inpaint-model.js';
 export * from './invert.js';
 export * from './upscale.js';
