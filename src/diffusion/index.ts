@@ -9,3 +9,4 @@ export * from './classifier-free.js';
 export * from './guidance.js';
 export * from './classifier-dir.js';
 export * from './editing/index.js';
+export * from './control.js';

@@ -36,6 +36,8 @@ export const UNET_DIR = 'unet';
 export const EMA_DIR = 'unet_ema';
 /** The adapters of a LoRA run (its checkpoint holds no unet/: the base model stays where it is). */
 export const UNET_LORA_DIR = 'unet_lora';
+/** A ControlNet run's ControlNet (diffusers' ControlNet folder; the base stays where it is). */
+export const CONTROLNET_DIR = 'controlnet';
 /** The adapters' file inside it (peft's name; parameter names without the `unet.` prefix). */
 export const LORA_ADAPTER_FILE = 'adapter_model.safetensors';
 export const SCHEDULER_CONFIG = join('scheduler', 'scheduler_config.json');

@@ -20,6 +20,11 @@
  * LoRA runs (config.lora) fine-tune a base model: its denoiser is frozen (no gradients, no
  * optimizer state) and only the adapters on the target layers train; they are what the
  * checkpoint holds, beside `pytorch_lora_weights.safetensors` in diffusers' format.
+ *
+ * ControlNet runs (config.controlnet) freeze the base likewise and train a ControlNetModel copied
+ * from its encoder; each batch's condition images are computed from x_0 (control.ts), and the
+ * loss is the base's under the ControlNet's residuals. The checkpoint holds `controlnet/`
+ * (diffusers' ControlNet folder) instead of `unet/`.
  */
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -66,13 +71,18 @@ import {
   type Denoiser,
   DIFFUSERS_VERSION,
   resolveConfig,
+  ControlledDenoiser,
+  ControlNetModel,
   UNET_2D_CONDITION_SCHEMA,
   UNET_2D_SCHEMA,
+  UNet2DConditionModel,
+  UNet2DModel,
   WEIGHTS_NAME,
 } from '../../nn/models/index.js';
 import type { Module } from '../../nn/index.js';
 import type { Batch, DataLoader as DataLoaderType, Dataset } from '../../data/index.js';
 import { DataLoader } from '../../data/index.js';
+import { controlImages, controlOfPlanes } from '../control.js';
 import type { PredictionType } from '../forward.js';
 import {
   classConditioning,
@@ -109,6 +119,7 @@ import {
   LORA_ADAPTER_FILE,
   UNET_DIR,
   UNET_LORA_DIR,
+  CONTROLNET_DIR,
 } from './checkpoint.js';
 import {
   defaultTrainConfig,
@@ -321,7 +332,7 @@ export function resolveTrainConfig(input: TrainConfigInput, dataset: Dataset): T
     ...defaultTrainConfig,
     // Two micro-batches on the CPU, computed on two cores (replica.ts); one on a GPU, and for
     // LoRA runs, whose adapters the replicas do not carry.
-    microBatches: defaultBackend().name === 'cpu' && !t.lora ? 2 : 1,
+    microBatches: defaultBackend().name === 'cpu' && !t.lora && !t.controlnet ? 2 : 1,
     ...t,
     imageSize: dataset.height,
     channels: dataset.channels,
@@ -408,6 +419,10 @@ export class Trainer {
   readonly ema: EMA | null;
   /** The adapters a LoRA run trains (null: the denoiser itself trains). */
   readonly lora: LoraNetwork | null;
+  /** The ControlNet a ControlNet run trains (null: not a ControlNet run). */
+  readonly controlnet: ControlNetModel | null;
+  /** What the loss and previews run: the denoiser, or the base steered by the ControlNet. */
+  readonly #denoiser: Denoiser;
   /** The weights file of a LoRA run's base (null: not a LoRA run). */
   readonly baseWeights: BaseWeights | null;
   readonly loader: DataLoaderType;
@@ -455,8 +470,10 @@ export class Trainer {
       );
     }
     const s = config.seed;
-    if ((base !== undefined) !== Boolean(config.lora)) {
-      throw new TrainConfigError('a base model goes with a LoRA config, and only with one');
+    if ((base !== undefined) !== Boolean(config.lora || config.controlnet)) {
+      throw new TrainConfigError(
+        'a base model goes with a LoRA or ControlNet config, and only with one',
+      );
     }
     this.baseWeights = base?.weights ?? null;
     const model =
@@ -478,6 +495,22 @@ export class Trainer {
       const generator = new Generator(streamSeed(s, 'lora_init'));
       this.lora = injectLora(model, { rank, alpha, targets, generator });
     }
+    this.controlnet = null;
+    if (config.controlnet) {
+      if (!(model instanceof UNet2DModel || model instanceof UNet2DConditionModel)) {
+        throw new TrainConfigError(
+          `a ${(model as Denoiser).className} has no encoder for a ControlNet`,
+        );
+      }
+      freezeParameters(model);
+      this.controlnet = ControlNetModel.fromUNet(model, {
+        conditioningChannels: 1,
+        conditioningEmbeddingOutChannels: config.controlnet.conditioningEmbeddingOutChannels,
+        generator: new Generator(streamSeed(s, 'init')),
+      });
+    }
+    this.#denoiser =
+      this.controlnet === null ? model : new ControlledDenoiser(model, this.controlnet);
     const emaOf = (m: Module): EMA | null =>
       config.emaDecay === null
         ? null
@@ -489,32 +522,43 @@ export class Trainer {
             updateAfterStep: config.emaUpdateAfterStep,
           });
     const lora = this.lora;
-    this.#components = lora
+    const cnet = this.controlnet;
+    this.#components = cnet
       ? [
           {
-            name: UNET_LORA_DIR,
-            module: lora,
-            weightsName: LORA_ADAPTER_FILE,
-            ema: emaOf(lora),
+            name: CONTROLNET_DIR,
+            module: cnet,
+            weightsName: WEIGHTS_NAME,
+            ema: emaOf(cnet),
             prefix: '',
           },
         ]
-      : [
-          {
-            name: UNET_DIR,
-            module: model,
-            weightsName: WEIGHTS_NAME,
-            ema: emaOf(model),
-            prefix: '',
-          },
-          ...this.condition.components.map((c) => ({
-            name: c.name,
-            module: c.module,
-            weightsName: c.weightsName,
-            ema: emaOf(c.module),
-            prefix: `${c.name}.`,
-          })),
-        ];
+      : lora
+        ? [
+            {
+              name: UNET_LORA_DIR,
+              module: lora,
+              weightsName: LORA_ADAPTER_FILE,
+              ema: emaOf(lora),
+              prefix: '',
+            },
+          ]
+        : [
+            {
+              name: UNET_DIR,
+              module: model,
+              weightsName: WEIGHTS_NAME,
+              ema: emaOf(model),
+              prefix: '',
+            },
+            ...this.condition.components.map((c) => ({
+              name: c.name,
+              module: c.module,
+              weightsName: c.weightsName,
+              ema: emaOf(c.module),
+              prefix: `${c.name}.`,
+            })),
+          ];
     this.ema = this.#components[0]!.ema;
     this.#dropouts = this.#components
       .flatMap((c) => c.module.namedModules())
@@ -563,6 +607,7 @@ export class Trainer {
       const eligible =
         defaultBackend().name === 'cpu' &&
         this.lora === null &&
+        this.controlnet === null &&
         !this.config.upscale &&
         this.#dropouts.every((d) => d.p === 0) &&
         this.model.namedParameters().every(([, t]) => t.dtype === 'float32');
@@ -649,6 +694,8 @@ export class Trainer {
       varianceType: this.varianceType,
       snrGamma: cfg.snrGamma,
     };
+    const control =
+      cfg.controlnet && this.controlnet ? await controlImages(cfg.controlnet.control, x0) : null;
     let out: { losses: Tensor[]; gradNorm: Tensor | null };
     try {
       const noise = randn(x0.shape, {
@@ -722,11 +769,11 @@ export class Trainer {
             tidy(() => {
               const encoded = p.vs === null ? {} : this.condition.encode(p.vs, x0.backend);
               const cond = lowRes === null ? encoded : { ...encoded, concatImage: p.rows(lowRes) };
-              const loss = microBatchLoss(this.model, this.schedule, lossOpts, {
+              const loss = microBatchLoss(this.#denoiser, this.schedule, lossOpts, {
                 x0: p.rows(x0),
                 noise: p.rows(noise),
                 timesteps: p.ts,
-                cond,
+                cond: control === null ? cond : { ...cond, controlnetCond: p.rows(control) },
                 weight: p.weight,
               });
               loss.backward();
@@ -749,6 +796,7 @@ export class Trainer {
     } finally {
       x0.dispose();
       batch.labels?.dispose();
+      control?.dispose();
     }
     // One readback for all scalars (each read waits for the device); tidy frees the views.
     const scalars = tidy(() =>
@@ -829,6 +877,33 @@ export class Trainer {
         return upscaleCondition(downsampleBox(x0, up.factor), up, eps);
       }),
     );
+  }
+
+  /** ControlNet previews: the base steered by the condition images of n dataset images. */
+  #previewControlled(n: number, steps: number, scheduler: Scheduler, cond: Conditioning): Tensor {
+    const { channels: c, imageSize: size } = this.config;
+    const kind = this.config.controlnet!.control;
+    const maps = new Float32Array(n * size * size);
+    for (let i = 0; i < n; i++) {
+      const img = this.dataset.get(Math.floor((i * this.dataset.length) / n)).image;
+      maps.set(controlOfPlanes(kind, img, c, size, size), i * size * size);
+    }
+    const w = this.model.parameters()[0]!;
+    const f64 = w.dtype === 'float64';
+    const controlnetCond = tensor(f64 ? Float64Array.from(maps) : maps, [n, 1, size, size], {
+      backend: w.backend,
+      dtype: f64 ? 'float64' : 'float32',
+    });
+    try {
+      return generate(this.#denoiser, scheduler, {
+        n,
+        seed: streamSeed(this.config.seed, 'preview'),
+        numInferenceSteps: steps,
+        cond: { ...cond, controlnetCond },
+      });
+    } finally {
+      controlnetCond.dispose();
+    }
   }
 
   /** SR3 previews: n images spread over the dataset, brought to the low resolution, upscaled. */
@@ -929,12 +1004,12 @@ export class Trainer {
       { path: OPTIMIZER_FILE, bytes: serializeSafetensors(optEntries, { format: 'pt' }) },
       { path: SCHEDULER_CONFIG, bytes: jsonBytes(this.config.scheduler) },
     );
-    if (this.lora === null) {
+    if (this.lora === null && this.controlnet === null) {
       files.push(
         { path: MODEL_INDEX, bytes: jsonBytes(pipelineIndex(this.model, this.condition)) },
         { path: SUMI_INFO, bytes: jsonBytes(this.modelInfo(meta.trainArgs)) },
       );
-    } else {
+    } else if (this.lora !== null) {
       files.push({ path: LORA_WEIGHTS_NAME, bytes: await this.loraFileBytes() });
     }
     files.push({ path: TRAINER_STATE, bytes: jsonBytes(this.state(meta)) });
@@ -1036,6 +1111,7 @@ export class Trainer {
     const { cond } = encodeConditions(this.condition, { values: this.previewValues(n) }, backend);
     try {
       if (this.config.upscale) return this.#previewUpscaled(n, steps, scheduler, cond);
+      if (this.controlnet !== null) return this.#previewControlled(n, steps, scheduler, cond);
       return generate(this.model, scheduler, {
         n,
         seed: streamSeed(this.config.seed, 'preview'),
@@ -1077,6 +1153,7 @@ export class Trainer {
       this.lora.detach();
       disposeAll(this.model.stateDict());
     }
+    if (this.controlnet !== null) disposeAll(this.model.stateDict());
   }
 }
 

@@ -1,0 +1,53 @@
+/**
+ * Condition images a ControlNet is trained and sampled with, computed from an image: 'edges',
+ * the Sobel edge map of its grey level (the mean of its channels) thresholded at EDGE_THRESHOLD
+ * (data/image/edges.ts). Values are in [0, 1], one channel, the image's size.
+ */
+import { EDGE_THRESHOLD, sobelEdges } from '../data/index.js';
+import { tensor, type Tensor } from '../engine/index.js';
+
+export const CONTROL_KINDS = ['edges'] as const;
+export type ControlKind = (typeof CONTROL_KINDS)[number];
+
+/** The condition image [h, w] of one image given as planes [c, h, w] with values in [0, 1]. */
+export function controlOfPlanes(
+  kind: ControlKind,
+  planes: ArrayLike<number>,
+  c: number,
+  h: number,
+  w: number,
+): Float32Array {
+  if (planes.length !== c * h * w) {
+    throw new Error(`controlOfPlanes: ${planes.length} values for a ${c}x${h}x${w} image`);
+  }
+  const grey = new Float32Array(h * w);
+  for (let k = 0; k < c; k++) {
+    for (let i = 0; i < h * w; i++) grey[i] = grey[i]! + planes[k * h * w + i]! / c;
+  }
+  switch (kind) {
+    case 'edges':
+      return sobelEdges(grey, h, w, EDGE_THRESHOLD);
+    default:
+      throw new Error(`unknown control kind '${String(kind satisfies never)}'`);
+  }
+}
+
+/**
+ * The condition images [B, 1, H, W] of a batch x_0 [B, C, H, W] with values in [−1, 1] (the
+ * trainer's), on x_0's backend and dtype.
+ */
+export async function controlImages(kind: ControlKind, x0: Tensor): Promise<Tensor> {
+  const [b, c, h, w] = x0.shape as [number, number, number, number];
+  const x = await x0.data();
+  const out = new Float32Array(b * h * w);
+  const planes = new Float32Array(c * h * w);
+  for (let i = 0; i < b; i++) {
+    for (let j = 0; j < planes.length; j++) planes[j] = (x[i * planes.length + j]! + 1) / 2;
+    out.set(controlOfPlanes(kind, planes, c, h, w), i * h * w);
+  }
+  const dtype = x0.dtype === 'float64' ? 'float64' : 'float32';
+  return tensor(dtype === 'float64' ? Float64Array.from(out) : out, [b, 1, h, w], {
+    dtype,
+    backend: x0.backend,
+  });
+}

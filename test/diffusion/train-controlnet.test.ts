@@ -1,0 +1,145 @@
+/**
+ * ControlNet runs: the base keeps every bit and gets no gradient or optimizer state, the ControlNet
+ * trains away from its zero convolutions, the checkpoint holds diffusers' ControlNet folder, and
+ * resuming is exact.
+ */
+import assert from 'node:assert/strict';
+import { readFile, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { describe, test } from 'node:test';
+
+import {
+  findCheckpoint,
+  resolveTrainConfig,
+  runTraining,
+  setUpTraining,
+  type TrainConfig,
+  Trainer,
+  type TrainRequest,
+} from '../../src/diffusion/index.js';
+import { loadTensors, readSafetensors } from '../../src/nn/index.js';
+import { TINY_UNET, trainFixture } from './train-setup.js';
+
+const SCHEDULER = { num_train_timesteps: 100 };
+const fx = trainFixture('sumi-controlnet-');
+
+/** A base model folder: a 2-step unconditional run. */
+async function makeBase(out: string): Promise<void> {
+  const config: TrainConfig = resolveTrainConfig(
+    {
+      model: TINY_UNET,
+      scheduler: SCHEDULER,
+      train: { data: 'mnist', steps: 2, batchSize: 4, warmupSteps: 0, emaDecay: null },
+    },
+    fx.mnist8,
+  );
+  const t = new Trainer(config, fx.mnist8);
+  try {
+    await runTraining(t, { outDir: out, settings: { saveEvery: 0, sampleEvery: 0 } });
+  } finally {
+    t.dispose();
+  }
+}
+
+function request(out: string, base: string, extra: Partial<TrainRequest> = {}): TrainRequest {
+  return {
+    outDir: out,
+    resume: false,
+    source: {
+      label: 'base',
+      config: { model: { ...TINY_UNET, sample_size: 8 }, scheduler: SCHEDULER, train: {} },
+    },
+    train: {
+      data: 'mnist',
+      steps: 4,
+      batchSize: 4,
+      lr: 5e-3,
+      warmupSteps: 0,
+      emaDecay: 0.9,
+      controlnet: { base, control: 'edges', conditioningEmbeddingOutChannels: [4] },
+    },
+    scheduler: SCHEDULER,
+    ...extra,
+  };
+}
+
+async function run(req: TrainRequest, stopAt?: number): Promise<Trainer> {
+  const { trainer } = await setUpTraining(req);
+  await runTraining(trainer, {
+    outDir: req.outDir,
+    stopAt,
+    settings: { saveEvery: 0, sampleEvery: 0 },
+  });
+  return trainer;
+}
+
+void describe('ControlNet training', () => {
+  void test('trains the ControlNet only and saves it as a diffusers ControlNet folder', async () => {
+    const base = join(fx.dir, 'base');
+    await makeBase(base);
+    const baseFile = join(base, 'checkpoint', 'unet', 'diffusion_pytorch_model.safetensors');
+    const before = await readSafetensors(baseFile);
+    const out = join(fx.dir, 'cn');
+    const trainer = await run(request(out, base));
+    try {
+      assert.equal(trainer.step, 4);
+      const cn = trainer.controlnet!;
+      assert.equal(trainer.numParameters(), cn.numParameters());
+      for (const [name, p] of trainer.model.namedParameters()) {
+        const want = before.tensors.get(name)!.data;
+        const got = p.dataSync();
+        assert.ok(
+          want.length === got.length && want.every((v, i) => v === got[i]),
+          `${name} unchanged`,
+        );
+        assert.ok(!p.requiresGrad && p.grad === null, `${name} frozen`);
+      }
+      const zero = cn.controlnetMidBlock.weight.dataSync();
+      assert.ok(
+        zero.some((v) => v !== 0),
+        'the mid block zero convolution trained away from 0',
+      );
+      const ckpt = (await findCheckpoint(out))!;
+      const config = JSON.parse(
+        await readFile(join(ckpt, 'controlnet', 'config.json'), 'utf8'),
+      ) as Record<string, unknown>;
+      assert.equal(config._class_name, 'ControlNetModel');
+      assert.equal(config.unet_class_name, 'UNet2DModel');
+      assert.equal(config.conditioning_channels, 1);
+      const file = await readSafetensors(
+        join(ckpt, 'controlnet', 'diffusion_pytorch_model.safetensors'),
+      );
+      assert.ok(file.tensors.has('controlnet_down_blocks.0.weight'), 'diffusers keys');
+      assert.ok(file.tensors.has('controlnet_cond_embedding.conv_out.bias'), 'diffusers keys');
+      await stat(join(ckpt, 'controlnet_ema', 'diffusion_pytorch_model.safetensors'));
+      await assert.rejects(() => stat(join(ckpt, 'unet')), 'no unet/ in a ControlNet checkpoint');
+      const opt = await loadTensors(join(ckpt, 'optimizer.safetensors'));
+      assert.equal(opt.size > 0, true, 'optimizer state');
+      assert.ok(
+        [...opt.keys()].every((k) => /^(controlnet_|conv_in|time_|down_blocks|mid_block)/.test(k)),
+        'optimizer state only for the ControlNet',
+      );
+      for (const t of opt.values()) t.dispose();
+    } finally {
+      trainer.dispose();
+    }
+  });
+
+  void test('resumes exactly: 2 steps, a checkpoint, 2 more = 4 in one go', async () => {
+    const base = join(fx.dir, 'base');
+    const whole = join(fx.dir, 'whole');
+    const parts = join(fx.dir, 'parts');
+    (await run(request(whole, base))).dispose();
+    (await run(request(parts, base), 2)).dispose();
+    (await run(request(parts, base, { resume: true }))).dispose();
+    for (const f of [
+      'controlnet/diffusion_pytorch_model.safetensors',
+      'controlnet_ema/diffusion_pytorch_model.safetensors',
+      'optimizer.safetensors',
+    ]) {
+      const a = await readFile(join(whole, 'checkpoint', f));
+      const b = await readFile(join(parts, 'checkpoint', f));
+      assert.ok(a.equals(b), `${f} identical`);
+    }
+  });
+});
