@@ -3,7 +3,7 @@
  * the Sobel edge map of its grey level (the mean of its channels) thresholded at EDGE_THRESHOLD
  * (data/image/edges.ts). Values are in [0, 1], one channel, the image's size.
  */
-import { EDGE_THRESHOLD, sobelEdges } from '../data/index.js';
+import { EDGE_THRESHOLD, sobelEdges } from '../data/image/edges.js';
 import { tensor, type Tensor } from '../engine/index.js';
 
 export const CONTROL_KINDS = ['edges'] as const;
