@@ -1,0 +1,204 @@
+/**
+ * The playground page: the controls, the progress bar and the grid. Loading and sampling run in
+ * a Web Worker (worker.ts), so the page stays responsive; every step's x̂_0 grid is kept as a
+ * frame of the denoising animation. `document.body.dataset.state` says where the page is
+ * (loading, ready, sampling, done, cancelled, error), for people and for the browser tests.
+ */
+import {
+  type BackendChoice,
+  type Frame,
+  MODELS,
+  type ModelSummary,
+  type Reply,
+  type Request,
+} from './protocol.js';
+
+function el<T extends HTMLElement>(id: string): T {
+  const e = document.getElementById(id);
+  if (e === null) throw new Error(`playground: no element #${id}`);
+  return e as T;
+}
+
+const ui = {
+  model: el<HTMLSelectElement>('model'),
+  backend: el<HTMLSelectElement>('backend'),
+  sampler: el<HTMLSelectElement>('sampler'),
+  steps: el<HTMLInputElement>('steps'),
+  n: el<HTMLInputElement>('n'),
+  seed: el<HTMLInputElement>('seed'),
+  guidance: el<HTMLInputElement>('guidance'),
+  classId: el<HTMLSelectElement>('class'),
+  prompt: el<HTMLInputElement>('prompt'),
+  form: el<HTMLFormElement>('controls'),
+  sample: el<HTMLButtonElement>('sample'),
+  cancel: el<HTMLButtonElement>('cancel'),
+  progress: el<HTMLProgressElement>('progress'),
+  status: el<HTMLParagraphElement>('status'),
+  grid: el<HTMLCanvasElement>('grid'),
+  animation: el<HTMLDivElement>('animation'),
+  frame: el<HTMLInputElement>('frame'),
+  frameLabel: el<HTMLSpanElement>('frame-label'),
+  play: el<HTMLButtonElement>('play'),
+  download: el<HTMLAnchorElement>('download'),
+};
+
+const worker = new Worker(new URL('./worker.ts', import.meta.url), { type: 'module' });
+const send = (req: Request): void => worker.postMessage(req);
+
+let model: ModelSummary | null = null;
+let frames: Frame[] = [];
+let playing: number | null = null;
+
+function setState(state: string, message: string, error = false): void {
+  document.body.dataset.state = state;
+  ui.status.textContent = message;
+  ui.status.classList.toggle('error', error);
+  const busy = state === 'loading' || state === 'sampling';
+  ui.sample.disabled = busy || model === null;
+  ui.cancel.disabled = state !== 'sampling';
+  ui.model.disabled = busy;
+  ui.backend.disabled = busy;
+}
+
+function draw(frame: Frame): void {
+  const { width, height, channels, data } = frame;
+  const rgba = new Uint8ClampedArray(width * height * 4);
+  for (let i = 0; i < width * height; i++) {
+    const px = data.subarray(i * channels, (i + 1) * channels);
+    const gray = channels < 3;
+    rgba[i * 4] = px[0]!;
+    rgba[i * 4 + 1] = gray ? px[0]! : px[1]!;
+    rgba[i * 4 + 2] = gray ? px[0]! : px[2]!;
+    rgba[i * 4 + 3] = channels === 2 ? px[1]! : channels === 4 ? px[3]! : 255;
+  }
+  ui.grid.width = width;
+  ui.grid.height = height;
+  ui.grid.getContext('2d')!.putImageData(new ImageData(rgba, width, height), 0, 0);
+}
+
+function showFrame(i: number): void {
+  const f = frames[i];
+  if (f === undefined) return;
+  draw(f);
+  ui.frame.value = String(i);
+  ui.frameLabel.textContent = `${i + 1} / ${frames.length}`;
+}
+
+function stopPlaying(): void {
+  if (playing !== null) clearInterval(playing);
+  playing = null;
+  ui.play.textContent = 'Play';
+}
+
+function showControls(m: ModelSummary): void {
+  for (const e of document.querySelectorAll<HTMLElement>('.cond')) e.hidden = !m.hasNull;
+  for (const e of document.querySelectorAll<HTMLElement>('.class-only')) {
+    e.hidden = m.conditioning !== 'class';
+  }
+  for (const e of document.querySelectorAll<HTMLElement>('.text-only')) {
+    e.hidden = m.conditioning !== 'text';
+  }
+  ui.classId.replaceChildren(
+    new Option('each class in turn', '-1'),
+    ...m.classNames.map((name, i) => new Option(name, String(i))),
+  );
+}
+
+function loadModel(): void {
+  model = null;
+  stopPlaying();
+  setState('loading', `Loading ${ui.model.value}…`);
+  const name = ui.model.value;
+  const url = new URL(`models/${name}`, document.baseURI).href;
+  send({ type: 'load', model: name, url, backend: ui.backend.value as BackendChoice });
+}
+
+worker.onmessage = (e: MessageEvent<Reply>) => {
+  const r = e.data;
+  switch (r.type) {
+    case 'loaded':
+      model = r.model;
+      showControls(r.model);
+      setState(
+        'ready',
+        `${r.model.name}: ${(r.model.parameters / 1e6).toFixed(2)} M parameters on ` +
+          `${r.model.backend}, loaded in ${Math.round(r.model.loadMs)} ms`,
+      );
+      break;
+    case 'progress':
+      frames.push(r.frame);
+      draw(r.frame);
+      ui.progress.max = r.total;
+      ui.progress.value = r.step;
+      ui.status.textContent = `Step ${r.step} of ${r.total} (t = ${Math.round(r.t)})`;
+      document.body.dataset.step = String(r.step);
+      break;
+    case 'done': {
+      frames.push(r.frame);
+      ui.frame.max = String(frames.length - 1);
+      showFrame(frames.length - 1);
+      ui.animation.hidden = false;
+      URL.revokeObjectURL(ui.download.href);
+      ui.download.href = URL.createObjectURL(new Blob([r.png as BlobPart], { type: 'image/png' }));
+      setState(
+        'done',
+        `Done in ${(r.ms / 1000).toFixed(2)} s (${Math.round(r.msPerStep)} ms a step on ` +
+          `${model?.backend ?? '?'})`,
+      );
+      break;
+    }
+    case 'cancelled':
+      setState('cancelled', 'Cancelled.');
+      break;
+    case 'error':
+      setState('error', r.message, true);
+      break;
+  }
+};
+
+worker.onerror = (e) => setState('error', `the worker failed: ${e.message}`, true);
+
+ui.form.addEventListener('submit', (e) => {
+  e.preventDefault();
+  stopPlaying();
+  frames = [];
+  ui.animation.hidden = true;
+  ui.progress.value = 0;
+  document.body.dataset.step = '0';
+  setState('sampling', 'Starting…');
+  send({
+    type: 'sample',
+    settings: {
+      sampler: ui.sampler.value,
+      steps: ui.steps.valueAsNumber,
+      seed: ui.seed.valueAsNumber,
+      n: ui.n.valueAsNumber,
+      guidance: ui.guidance.valueAsNumber,
+      classId: Number(ui.classId.value || '-1'),
+      prompt: ui.prompt.value,
+    },
+  });
+});
+
+ui.cancel.addEventListener('click', () => send({ type: 'cancel' }));
+ui.model.addEventListener('change', loadModel);
+ui.backend.addEventListener('change', loadModel);
+ui.frame.addEventListener('input', () => {
+  stopPlaying();
+  showFrame(ui.frame.valueAsNumber);
+});
+ui.play.addEventListener('click', () => {
+  if (playing !== null) return stopPlaying();
+  let i = 0;
+  ui.play.textContent = 'Stop';
+  playing = window.setInterval(() => {
+    showFrame(i);
+    if (++i >= frames.length) stopPlaying();
+  }, 120);
+});
+
+const params = new URLSearchParams(location.search);
+for (const m of MODELS) ui.model.append(new Option(m.label, m.name));
+ui.model.value = params.get('model') ?? 'mnist-small';
+ui.backend.value = params.get('backend') ?? 'auto';
+loadModel();

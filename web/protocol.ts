@@ -1,0 +1,63 @@
+/** Messages between the playground page (main.ts) and its sampling worker (worker.ts). */
+
+/** The models the playground offers: folders of the repository's models/, served at /models/. */
+export const MODELS = [
+  { name: 'mnist-small', label: 'MNIST digits (unconditional)' },
+  { name: 'mnist-cond', label: 'MNIST digits by class' },
+  { name: 'mnist-text', label: 'MNIST digits from a prompt' },
+] as const;
+
+export type BackendChoice = 'auto' | 'webgpu' | 'cpu';
+
+export interface SampleSettings {
+  sampler: string;
+  steps: number;
+  seed: number;
+  n: number;
+  /** Classifier-free guidance scale w (1: none). */
+  guidance: number;
+  /** Class id, -1 for "each class in turn" (class models). */
+  classId: number;
+  /** The prompt (text models). */
+  prompt: string;
+}
+
+/** An 8-bit grid of images, `channels` bytes per pixel. */
+export interface Frame {
+  width: number;
+  height: number;
+  channels: number;
+  data: Uint8Array;
+}
+
+export type Request =
+  /** `url`: the model folder's absolute URL. */
+  | { type: 'load'; model: string; url: string; backend: BackendChoice }
+  | { type: 'sample'; settings: SampleSettings }
+  | { type: 'cancel' };
+
+export interface ModelSummary {
+  name: string;
+  conditioning: 'none' | 'class' | 'text';
+  hasNull: boolean;
+  classNames: string[];
+  imageSize: number;
+  parameters: number;
+  backend: string;
+  /** Fetching and building the model, in ms. */
+  loadMs: number;
+}
+
+export type Reply =
+  | { type: 'loaded'; model: ModelSummary }
+  | { type: 'progress'; step: number; total: number; t: number; frame: Frame }
+  | {
+      type: 'done';
+      frame: Frame;
+      png: Uint8Array;
+      /** Sampling time (x_T to x_0), and the mean step after the first, in ms. */
+      ms: number;
+      msPerStep: number;
+    }
+  | { type: 'cancelled' }
+  | { type: 'error'; message: string };
