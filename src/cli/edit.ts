@@ -1,7 +1,8 @@
 /**
  * `sumi edit`: applications of a trained model to an existing image. Subcommands:
  *   img2img      SDEdit: noise the image to strength·T, sample back (any sampler);
- *   inpaint      repaint where a mask is white, with RePaint resampling (--jumps, --resample);
+ *   inpaint      repaint where a mask is white: any model by mask blending with RePaint
+ *                resampling (--jumps, --resample), or a model trained with --task inpaint;
  *   invert       DDIM inversion to the noise x_T (safetensors), optionally reconstructed;
  *   reconstruct  DDIM sampling from an inverted noise file, under its condition or another;
  *   upscale      SR3 super-resolution with a model trained by `sumi train --task upscale`.
@@ -11,10 +12,14 @@ import {
   checkResampling,
   checkResamplingSampler,
   createSampler,
+  disposeConditioning,
+  encodeConditions,
   img2img,
   img2imgStartIndex,
   inpaint,
+  inpaintWithModel,
   type KnownNoise,
+  modelTaskOf,
   repaintModelCalls,
   repaintSchedule,
 } from '../diffusion/index.js';
@@ -27,6 +32,7 @@ import {
   editDenoiser,
   editNoise,
   IMAGE_OPTION,
+  inpaintingImageShape,
   loadEditModel,
   MODEL_OPTION,
   outputPath,
@@ -74,13 +80,16 @@ const img2imgSpec: CommandSpec = {
 
 const inpaintSpec: CommandSpec = {
   name: 'edit inpaint',
-  summary: 'Repaint where a mask is white, keeping the rest of the image exactly (any model).',
+  summary: 'Repaint where a mask is white, keeping the rest of the image exactly.',
   usage:
     'sumi edit inpaint --model <dir> --image in.png --mask mask.png [--jumps J --resample R] ' +
     '[--known-noise fresh|fixed] [--class K | --prompt TEXT] [--sampler S] [--steps N] [--seed S] ' +
     '--out out.png',
   notes: [
-    'After every step the kept region is the image noised to the new timestep (mask blending). ' +
+    "A model trained with 'sumi train --task inpaint' sees the masked image and the mask and " +
+      'fills in the rest itself (no mask blending: --jumps, --resample and --known-noise are not ' +
+      'its settings).',
+    'Any other model: after every step the kept region is the image noised to the new timestep (mask blending). ' +
       'With --resample R > 1 (RePaint), every J-th step from the end goes back up J steps and ' +
       'down again, R − 1 times, which lets the repainted region agree with the kept one; it ' +
       'needs the ddpm or ddim sampler and costs about R times the model calls.',
@@ -189,8 +198,19 @@ async function inpaintCmd(args: Args): Promise<number> {
   });
   const quiet = args.flag('quiet') === true;
   const backend = await selectBackend(args.str('backend'));
-  const p = await loadEditModel(args);
-  const image = await readEditImage(p, imagePath);
+  const p = await loadEditModel(args, ['generate', 'inpaint']);
+  const trained = modelTaskOf(p.info) === 'inpaint';
+  if (trained) {
+    const blending = ['jumps', 'resample', 'known-noise'].find((o) => args.has(o));
+    if (blending !== undefined) {
+      throw new UsageError(
+        `--${blending} is a setting of mask blending; ${p.layout.root} is an inpainting model, ` +
+          'which sees the mask itself',
+      );
+    }
+  }
+  const shape = trained ? inpaintingImageShape(p) : p.model.sampleShape;
+  const image = await readEditImage(p, imagePath, shape);
   let mask;
   try {
     mask = await readEditMask(p, maskPath);
@@ -205,21 +225,43 @@ async function inpaintCmd(args: Args): Promise<number> {
   const t0 = performance.now();
   const progress = progressLine(quiet, 'inpaint');
   let done = 0;
-  const { model, dispose } = await asEditInputErrors(() => editDenoiser(p, value, s.guidance));
+  const sampling = {
+    numInferenceSteps: s.steps,
+    noise: editNoise(p, s.seed, shape),
+    stepOptions: s.eta !== undefined ? { eta: s.eta } : {},
+    onStep: () => progress.tick(++done, calls ?? scheduler.timesteps.length),
+  };
   let result;
   try {
-    result = inpaint(model, scheduler, image, {
-      mask,
-      jumpLength: jumps,
-      resample,
-      knownNoise,
-      numInferenceSteps: s.steps,
-      noise: editNoise(p, s.seed),
-      stepOptions: s.eta !== undefined ? { eta: s.eta } : {},
-      onStep: () => progress.tick(++done, calls ?? scheduler.timesteps.length),
-    });
+    if (trained) {
+      const { cond, uncond } = await asEditInputErrors(() =>
+        encodeConditions(p.condition, { values: [value], guidanceScale: s.guidance }, backend),
+      );
+      try {
+        result = inpaintWithModel(p.model, scheduler, image, {
+          ...sampling,
+          mask,
+          guidance: { cond, uncond, scale: s.guidance },
+        });
+      } finally {
+        disposeConditioning(cond);
+        if (uncond !== null) disposeConditioning(uncond);
+      }
+    } else {
+      const { model, dispose } = await asEditInputErrors(() => editDenoiser(p, value, s.guidance));
+      try {
+        result = inpaint(model, scheduler, image, {
+          ...sampling,
+          mask,
+          jumpLength: jumps,
+          resample,
+          knownNoise,
+        });
+      } finally {
+        dispose();
+      }
+    }
   } finally {
-    dispose();
     image.dispose();
     mask.dispose();
   }
@@ -230,10 +272,11 @@ async function inpaintCmd(args: Args): Promise<number> {
     result.dispose();
   }
   if (!quiet) {
-    const [, h, w] = p.model.sampleShape;
+    const [, h, w] = shape;
     console.log(
       `${out}: ${imagePath} repainted where ${maskPath} is white (${repainted} of ${h * w} pixels), ` +
         `${s.sampler} ${s.steps} steps` +
+        (trained ? ', inpainting model' : '') +
         (resample > 1
           ? `, RePaint jumps ${jumps} × resample ${resample} (${calls} model calls)`
           : '') +

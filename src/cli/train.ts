@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { DEFAULT_LORA_TARGETS, LORA_WEIGHTS_NAME } from '../nn/index.js';
 import {
   checkTrainValues,
+  DEFAULT_INPAINT_SETTINGS,
   parseBetaSchedule,
   parsePredictionType,
   parseVarianceType,
@@ -308,10 +309,12 @@ export const trainSpec: CommandSpec = {
       name: 'task',
       kind: 'string',
       arg: 'T',
-      choices: ['generate', 'upscale'],
+      choices: ['generate', 'upscale', 'inpaint'],
       help:
-        'generate (images from noise), or upscale (SR3: the image from its low resolution, ' +
-        'bicubic-upsampled and joined to x_t; sample with sumi edit upscale)',
+        'generate (images from noise), upscale (SR3: the image from its low resolution, ' +
+        'bicubic-upsampled and joined to x_t; sample with sumi edit upscale), or inpaint (the ' +
+        'image from its masked copy and a random rectangle or brush mask, joined to x_t; sample ' +
+        'with sumi edit inpaint)',
       default: 'generate',
     },
     {
@@ -389,6 +392,14 @@ function spelled<T>(option: string, parse: () => T): T {
   }
 }
 
+/**
+ * The settings of --task inpaint (undefined for any other task: checkpoints from before the task
+ * lack the key, and a resumed run compares what is given with what was saved).
+ */
+function inpaintOptions(args: Args): TrainConfig['inpaint'] | undefined {
+  return args.str('task') === 'inpaint' ? DEFAULT_INPAINT_SETTINGS : undefined;
+}
+
 /** The SR3 settings of --task upscale, --factor and --noise-aug (undefined: not given). */
 function upscaleOptions(args: Args): TrainConfig['upscale'] | undefined {
   const task = args.str('task');
@@ -456,6 +467,8 @@ function optionValues(args: Args): {
   if (zeroSnr !== undefined) scheduler.rescale_betas_zero_snr = zeroSnr;
   const upscale = upscaleOptions(args);
   if (upscale !== undefined) train.upscale = upscale;
+  const inpaint = inpaintOptions(args);
+  if (inpaint !== undefined) train.inpaint = inpaint;
   return { train: train as Partial<TrainConfig & RunSettings>, scheduler };
 }
 
@@ -687,6 +700,10 @@ async function train(args: Args, argv: readonly string[]): Promise<number> {
     } else if (result.reason === 'done' && cfg.upscale) {
       console.log(
         `upscale with it: sumi edit upscale --model ${out} --image small.png --out big.png`,
+      );
+    } else if (result.reason === 'done' && cfg.inpaint) {
+      console.log(
+        `inpaint with it: sumi edit inpaint --model ${out} --image in.png --mask mask.png --out out.png`,
       );
     } else if (result.reason === 'done') {
       console.log(`sample it: sumi sample --model ${out} --out samples.png`);

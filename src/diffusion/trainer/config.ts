@@ -11,6 +11,11 @@
  * special token ids come from the captions' tokenizer).
  */
 import type { EmaWarmup, ScheduleName } from '../../nn/index.js';
+import {
+  checkInpaintSettings,
+  type InpaintSettings,
+  MASK_KINDS,
+} from '../editing/inpaint-model.js';
 import { UPSCALE_FACTORS, type UpscaleSettings } from '../editing/upscale.js';
 import { CONTROL_KINDS, type ControlKind } from '../control.js';
 import type { PredictionType } from '../forward.js';
@@ -45,6 +50,11 @@ export interface TrainConfig {
    * level σ_a. Absent or null: the model generates from nothing but its condition.
    */
   upscale?: UpscaleSettings | null;
+  /**
+   * Inpainting (editing/inpaint-model.ts): the model learns x given x ⊙ (1 − m) and a random mask
+   * m of the listed kinds per image, joined to x_t (in_channels 2C + 1). Absent or null: no mask.
+   */
+  inpaint?: InpaintSettings | null;
   /** diffusers UNet2DModel config (resolved: every key). */
   model: Record<string, unknown>;
   /** diffusers DDPMScheduler config: beta schedule, prediction_type, ... (resolved). */
@@ -226,6 +236,16 @@ const CHECKS: Record<keyof TrainConfig | keyof RunSettings, Check> = {
       ? null
       : `{ factor: ${UPSCALE_FACTORS.join(' or ')}, noiseAugmentation: a number in [0, 1) }`,
   ),
+  inpaint: orNull((v) => {
+    const shape = `{ masks: one or more of ${MASK_KINDS.join(', ')} }`;
+    if (!isObject(v) || !Object.keys(v).every((k) => k === 'masks')) return shape;
+    try {
+      checkInpaintSettings(v as unknown as InpaintSettings);
+      return null;
+    } catch {
+      return shape;
+    }
+  }),
   model: (v) => (isObject(v) ? null : 'an object'),
   scheduler: (v) => (isObject(v) ? null : 'an object'),
   steps: isInt(1),

@@ -11,7 +11,7 @@
  * translations), 'holdout' (the held-out split) and 'eval' (the noise of held-out evaluation);
  * text conditioning adds 'captions' (which caption of a sample a step uses) and
  * 'text_encoder_init' (the text encoder's initial weights); LoRA fine-tuning adds 'lora_init'
- * (the adapters' A matrices).
+ * (the adapters' A matrices); inpainting adds 'masks' (the random training masks).
  */
 
 export type StreamPurpose =
@@ -27,7 +27,8 @@ export type StreamPurpose =
   | 'eval'
   | 'captions'
   | 'text_encoder_init'
-  | 'lora_init';
+  | 'lora_init'
+  | 'masks';
 
 const PURPOSE_TAG: Record<StreamPurpose, bigint> = {
   noise: 1n,
@@ -43,6 +44,7 @@ const PURPOSE_TAG: Record<StreamPurpose, bigint> = {
   captions: 11n,
   text_encoder_init: 12n,
   lora_init: 13n,
+  masks: 14n,
 };
 
 const MASK64 = (1n << 64n) - 1n;

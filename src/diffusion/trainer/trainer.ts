@@ -30,6 +30,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
 import {
+  type Backend,
   concat,
   cpuBackend,
   defaultBackend,
@@ -104,6 +105,13 @@ import {
   resolveTextEncoderConfig,
   type TextConditioningSetup,
 } from '../text-conditioning.js';
+import {
+  inpaintingChannels,
+  inpaintingCondition,
+  inpaintWithModel,
+  MASK_DRAWS,
+  randomMask,
+} from '../editing/inpaint-model.js';
 import { downsampleBox, upscale, upscaleCondition } from '../editing/upscale.js';
 import { createScheduler, ImageNoise, type Scheduler } from '../samplers/index.js';
 import { makeSchedule, type NoiseSchedule } from '../schedule.js';
@@ -224,7 +232,9 @@ export interface TrainConfigInput {
 export function datasetShapeFor(input: TrainConfigInput): { size?: number; channels?: 1 | 3 } {
   const m = input.model;
   const sampleSize = typeof m.sample_size === 'number' ? m.sample_size : undefined;
-  const inCh = m.in_channels === 1 || m.in_channels === 3 ? m.in_channels : undefined;
+  // An upscaler's or inpainting model's in_channels also count the image joined to x_t.
+  const joined = (input.train.upscale ?? null) !== null || (input.train.inpaint ?? null) !== null;
+  const inCh = !joined && (m.in_channels === 1 || m.in_channels === 3) ? m.in_channels : undefined;
   return { size: input.train.imageSize ?? sampleSize, channels: input.train.channels ?? inCh };
 }
 
@@ -268,14 +278,22 @@ export function resolveTrainConfig(input: TrainConfigInput, dataset: Dataset): T
         'train v_prediction (or sample) with it',
     );
   }
+  if (t.upscale && t.inpaint) {
+    throw new TrainConfigError('a model either upscales or inpaints, not both');
+  }
   // A learned Σ_θ adds C output channels: [mean part; variance part].
   const learned = trainedVarianceType(scheduler.variance_type) === 'learned_range';
   const model: Record<string, unknown> = {
     ...input.model,
     _class_name: className,
     sample_size: dataset.height,
-    // SR3 joins the upsampled low resolution (C channels) to x_t.
-    in_channels: t.upscale ? 2 * dataset.channels : dataset.channels,
+    // SR3 joins the upsampled low resolution (C channels) to x_t; inpainting the masked image
+    // and the mask (C + 1).
+    in_channels: t.upscale
+      ? 2 * dataset.channels
+      : t.inpaint
+        ? inpaintingChannels(dataset.channels)
+        : dataset.channels,
     out_channels: learned ? 2 * dataset.channels : dataset.channels,
   };
   if (classCond) {
@@ -597,7 +615,7 @@ export class Trainer {
   /**
    * Replicas for a step of `parts` micro-batches: started on the first call where they can
    * compute what this thread would (CPU backend, float32, no active dropout, no LoRA adapters, no
-   * low-resolution image to concatenate), none otherwise. A condition source's trained modules
+   * low-resolution or masked image to concatenate), none otherwise. A condition source's trained modules
    * (the text encoder) stay on this thread. While replicas run, this thread's products stay on it
    * (the other cores are the replicas').
    */
@@ -609,6 +627,7 @@ export class Trainer {
         this.lora === null &&
         this.controlnet === null &&
         !this.config.upscale &&
+        !this.config.inpaint &&
         this.#dropouts.every((d) => d.p === 0) &&
         this.model.namedParameters().every(([, t]) => t.dtype === 'float32');
       const count = eligible ? replicaCount(parts) : 0;
@@ -703,7 +722,7 @@ export class Trainer {
         dtype: x0.dtype,
         backend: x0.backend,
       });
-      const lowRes = this.#lowResolution(x0, s);
+      const joined = this.#lowResolution(x0, s) ?? (await this.#maskedImages(x0, s));
       // Micro-batch i (rows [lo, hi), loss weighted by its share of the batch) runs on replica
       // i − 1 when there is one, here otherwise; gradients accumulate in part order either way.
       const part = (i: number) => {
@@ -768,7 +787,7 @@ export class Trainer {
           losses.push(
             tidy(() => {
               const encoded = p.vs === null ? {} : this.condition.encode(p.vs, x0.backend);
-              const cond = lowRes === null ? encoded : { ...encoded, concatImage: p.rows(lowRes) };
+              const cond = joined === null ? encoded : { ...encoded, concatImage: p.rows(joined) };
               const loss = microBatchLoss(this.#denoiser, this.schedule, lossOpts, {
                 x0: p.rows(x0),
                 noise: p.rows(noise),
@@ -787,7 +806,7 @@ export class Trainer {
         }
       } finally {
         noise.dispose();
-        lowRes?.dispose();
+        joined?.dispose();
       }
       const gradNorm = tidy(() =>
         cfg.maxGradNorm === null ? null : clipGradNorm(this.#namedParameters(), cfg.maxGradNorm),
@@ -879,6 +898,81 @@ export class Trainer {
     );
   }
 
+  /**
+   * The inpainting condition of step s's batch (null unless config.inpaint): [x_0 ⊙ (1 − m); m]
+   * with a random mask per image from the uniforms of stream (seed, 'masks', s), MASK_DRAWS each.
+   */
+  async #maskedImages(x0: Tensor, s: number): Promise<Tensor | null> {
+    const kinds = this.config.inpaint?.masks;
+    if (kinds === undefined) return null;
+    const [b, , h, w] = x0.shape as [number, number, number, number];
+    const u = rand([b * MASK_DRAWS], {
+      seed: streamSeed(this.config.seed, 'masks', s),
+      dtype: 'float64',
+      backend: cpuBackend(),
+    });
+    const draws = (await u.data()) as Float64Array;
+    u.dispose();
+    const m = new Float32Array(b * h * w);
+    for (let i = 0; i < b; i++) {
+      m.set(
+        randomMask(draws.subarray(i * MASK_DRAWS, (i + 1) * MASK_DRAWS), h, w, kinds),
+        i * h * w,
+      );
+    }
+    return noGrad(() =>
+      tidy(() =>
+        inpaintingCondition(x0, tensor(m, [b, 1, h, w], { dtype: x0.dtype, backend: x0.backend })),
+      ),
+    );
+  }
+
+  /** Inpainting previews: n images spread over the dataset with their lower half repainted. */
+  #previewInpainted(n: number, steps: number, scheduler: Scheduler, cond: Conditioning): Tensor {
+    const { channels: c, imageSize: size } = this.config;
+    const opts = this.#previewTensorOptions();
+    const mask = tensor(
+      Float32Array.from({ length: size * size }, (_, i) => (i >= (size * size) / 2 ? 1 : 0)),
+      [1, 1, size, size],
+      opts,
+    );
+    const noise = new ImageNoise(
+      streamSeed(this.config.seed, 'preview'),
+      0,
+      n,
+      [c, size, size],
+      opts,
+    );
+    return tidy(() =>
+      inpaintWithModel(this.model, scheduler, this.#previewDatasetImages(n, opts), {
+        mask,
+        numInferenceSteps: steps,
+        noise: () => noise.next(),
+        guidance: { cond },
+      }),
+    );
+  }
+
+  /** The dtype and backend of preview tensors: the model's (float32 unless it is float64). */
+  #previewTensorOptions(): { backend: Backend; dtype: 'float32' | 'float64' } {
+    const w = this.model.parameters()[0]!;
+    return { backend: w.backend, dtype: w.dtype === 'float64' ? 'float64' : 'float32' };
+  }
+
+  /** n dataset images spread over the dataset, in [−1, 1]: [n, C, S, S]. */
+  #previewDatasetImages(
+    n: number,
+    opts: { backend: Backend; dtype: 'float32' | 'float64' },
+  ): Tensor {
+    const { channels: c, imageSize: size } = this.config;
+    const x = new Float32Array(n * c * size * size);
+    for (let i = 0; i < n; i++) {
+      const img = this.dataset.get(Math.floor((i * this.dataset.length) / n)).image;
+      for (let j = 0; j < img.length; j++) x[i * img.length + j] = img[j]! * 2 - 1;
+    }
+    return tensor(x, [n, c, size, size], opts);
+  }
+
   /** ControlNet previews: the base steered by the condition images of n dataset images. */
   #previewControlled(n: number, steps: number, scheduler: Scheduler, cond: Conditioning): Tensor {
     const { channels: c, imageSize: size } = this.config;
@@ -910,16 +1004,7 @@ export class Trainer {
   #previewUpscaled(n: number, steps: number, scheduler: Scheduler, cond: Conditioning): Tensor {
     const up = this.config.upscale!;
     const { channels: c, imageSize: size } = this.config;
-    const x = new Float32Array(n * c * size * size);
-    for (let i = 0; i < n; i++) {
-      const img = this.dataset.get(Math.floor((i * this.dataset.length) / n)).image;
-      for (let j = 0; j < img.length; j++) x[i * img.length + j] = img[j]! * 2 - 1;
-    }
-    const w = this.model.parameters()[0]!;
-    const opts = {
-      backend: w.backend,
-      dtype: w.dtype === 'float64' ? 'float64' : 'float32',
-    } as const;
+    const opts = this.#previewTensorOptions();
     const noise = new ImageNoise(
       streamSeed(this.config.seed, 'preview'),
       0,
@@ -931,7 +1016,7 @@ export class Trainer {
       upscale(
         this.model,
         scheduler,
-        downsampleBox(tensor(x, [n, c, size, size], opts), up.factor),
+        downsampleBox(this.#previewDatasetImages(n, opts), up.factor),
         {
           ...up,
           numInferenceSteps: steps,
@@ -955,6 +1040,7 @@ export class Trainer {
       nullClassId: this.classes?.nullClassId ?? null,
       ...(this.classes?.names ? { classNames: this.classes.names } : {}),
       ...(this.config.upscale ? { upscale: this.config.upscale } : {}),
+      ...(this.config.inpaint ? { inpaint: this.config.inpaint } : {}),
       data: this.config.data,
       step: this.step,
       ...(trainArgs !== undefined
@@ -1112,6 +1198,7 @@ export class Trainer {
     try {
       if (this.config.upscale) return this.#previewUpscaled(n, steps, scheduler, cond);
       if (this.controlnet !== null) return this.#previewControlled(n, steps, scheduler, cond);
+      if (this.config.inpaint) return this.#previewInpainted(n, steps, scheduler, cond);
       return generate(this.model, scheduler, {
         n,
         seed: streamSeed(this.config.seed, 'preview'),
