@@ -9,6 +9,7 @@
  *   npx tsx scripts/editing-eval.ts inpaint [--model models/mnist-cond] [--n 100] [--sampler ddim]
  *           [--steps 20] [--guidance 3] [--jumps 5] [--resample 1,2] [--known-noise fresh,fixed]
  *           [--eta 0] [--ddim-eps clipped|model]
+ *           (a model trained with --task inpaint: one row, sampled under the mask, no blending)
  *   npx tsx scripts/editing-eval.ts img2img [--model models/mnist-cond] [--n 100] [--steps 20]
  *           [--guidance 3] [--strengths 0.3,0.5,0.7,0.9] [--ddim-eps clipped|model]
  *   npx tsx scripts/editing-eval.ts upscale --model DIR [--n 100] [--steps 50] [--sampler ddim]
@@ -29,9 +30,13 @@ import {
   type DenoiseModel,
   conditionedModel,
   holdoutSplit,
+  disposeConditioning,
+  encodeConditions,
   ImageNoise,
   img2img,
   inpaint,
+  inpaintWithModel,
+  modelTaskOf,
   inversionSchedulerConfig,
   type KnownNoise,
   type LoadedPipeline,
@@ -313,7 +318,9 @@ async function measureInpainting(argv: readonly string[]): Promise<unknown> {
     if (k !== 'fresh' && k !== 'fixed')
       throw new UsageError(`--known-noise: fresh or fixed, not ${k}`);
   }
-  const p = await loadPipeline(model);
+  const p = await loadPipeline(model, { tasks: ['generate', 'inpaint'] });
+  // A model trained to inpaint (sumi train --task inpaint) sees the mask; no blending, no resampling.
+  const trained = modelTaskOf(p.info) === 'inpaint';
   const c = await judge();
   const d = heldOutDigits(n);
   const conditional = p.condition.kind === 'class';
@@ -367,7 +374,28 @@ async function measureInpainting(argv: readonly string[]): Promise<unknown> {
   };
   score('the original digits', d.x, null);
   score('lower half erased (no inpainting)', erased, null);
-  for (const knownNoise of knownNoises as KnownNoise[]) {
+  if (trained) {
+    const t0 = performance.now();
+    const values = d.labels.map((y) => (conditional ? y : null));
+    const { cond, uncond } = encodeConditions(
+      p.condition,
+      { values, guidanceScale: w },
+      cpuBackend(),
+    );
+    const out = inpaintWithModel(p.model, createSampler(sampler, p.schedulerConfig), d.x, {
+      mask,
+      numInferenceSteps: steps,
+      stepOptions: { ...ddimOptions, ...(eta !== null ? { eta } : {}) },
+      noise: noise(seed, n),
+      guidance: { cond, uncond, scale: w },
+    });
+    disposeConditioning(cond);
+    if (uncond !== null) disposeConditioning(uncond);
+    score('inpainting model', out, steps * (w !== 1 ? 2 : 1), true);
+    console.error(`inpaint: inpainting model: ${since(t0)}`);
+    out.dispose();
+  }
+  for (const knownNoise of (trained ? [] : knownNoises) as KnownNoise[]) {
     for (const r of resamples) {
       const t0 = performance.now();
       const out = inpaint(denoise, createSampler(sampler, p.schedulerConfig), d.x, {
@@ -391,8 +419,10 @@ async function measureInpainting(argv: readonly string[]): Promise<unknown> {
   dispose();
   console.log(
     `${model}${conditional ? `, the true class, guidance ${w}` : ''}; ${n} digits, lower half ` +
-      `repainted, ${sampler}${eta !== null ? ` (η = ${eta})` : ''} ${steps} steps, known region noised with ` +
-      `${knownNoises.map((k) => (k === 'fresh' ? 'a fresh ε every step' : 'the ε of x_T')).join(' / ')}\n`,
+      `repainted, ${sampler}${eta !== null ? ` (η = ${eta})` : ''} ${steps} steps, ` +
+      (trained
+        ? 'a model trained to inpaint (no blending)\n'
+        : `known region noised with ${knownNoises.map((k) => (k === 'fresh' ? 'a fresh ε every step' : 'the ε of x_T')).join(' / ')}\n`),
   );
   console.log(
     table([
