@@ -5,6 +5,7 @@ import { demoCommand } from './demo.js';
 import { editCommand } from './edit.js';
 import { evalCommand } from './eval.js';
 import { exportCommand } from './export.js';
+import { forecastCommand } from './forecast.js';
 import { loraCommand } from './lora.js';
 import { sampleCommand } from './sample.js';
 import { trainCommand } from './train.js';
@@ -20,6 +21,7 @@ const commands: Command[] = [
   trainCommand,
   trainClassifierCommand,
   sampleCommand,
+  forecastCommand,
   editCommand,
   demoCommand,
   exportCommand,

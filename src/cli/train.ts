@@ -38,6 +38,7 @@ import {
 } from './common.js';
 import { loadConfigSource, loadPreset, presetNames } from './presets.js';
 import { ProgressReporter } from './progress.js';
+import { trainForecastCommand } from './train-forecast.js';
 
 type Key = keyof TrainConfig | keyof RunSettings;
 
@@ -778,5 +779,5 @@ async function exportLora(
 /** `sumi train`; `--task` values with their own command (and options) are in the map. */
 export const trainCommand = withTasks(
   defineCommand(trainSpec, (args) => train(args, args.parsed.argv)),
-  {},
+  { forecast: trainForecastCommand },
 );
