@@ -40,6 +40,7 @@ import {
   selectBackend,
   withTasks,
 } from './common.js';
+import { CONTROLNET_OPTIONS, withControlNet } from './controlnet.js';
 import { applyLoras, describeLoras, LORA_OPTION, loraSpecs } from './lora.js';
 
 export const sampleSpec: CommandSpec = {
@@ -151,6 +152,7 @@ export const sampleSpec: CommandSpec = {
       default: 'auto',
     },
     LORA_OPTION,
+    ...CONTROLNET_OPTIONS,
     { name: 'backend', kind: 'string', arg: 'B', help: BACKEND_HELP, default: 'cpu' },
     { name: 'quiet', kind: 'flag', help: 'print nothing but errors' },
   ],
@@ -435,6 +437,7 @@ async function sampleCmd(args: Args): Promise<number> {
   const loraList = loraSpecs(args);
   const p = await loadPipeline(dir, { weights });
   const loras = await applyLoras(p.model, loraList);
+  const model = await withControlNet(p.model, args);
   const scheduler = createSampler(samplerName, p.schedulerConfig, { karras });
   const guide = classifierDir === undefined ? null : await loadClassifier(classifierDir);
   if (guide !== null) {
@@ -474,7 +477,7 @@ async function sampleCmd(args: Args): Promise<number> {
   const t0 = performance.now();
   const stepsPerBatch = (): number => scheduler.timesteps.length;
   try {
-    await generateBatches(p.model, scheduler, {
+    await generateBatches(model, scheduler, {
       seed,
       numInferenceSteps: steps,
       batchSize,
@@ -572,6 +575,9 @@ async function sampleCmd(args: Args): Promise<number> {
       `${[grid, outDir].filter((o) => o !== null && o !== undefined).join(' and ')}: ${total} images, ${samplerName} ${steps} steps, ${p.weights === 'ema' ? 'EMA' : 'model'} weights ` +
         `of ${p.layout.root}` +
         (loras.length > 0 ? ` with LoRA ${describeLoras(loraList, loras)}` : '') +
+        (model !== p.model
+          ? ` with ControlNet ${args.str('controlnet')} on ${args.str('control-image')} (scale ${args.num('control-scale') ?? 1})`
+          : '') +
         `, on ${backend.name} in ${formatDuration(secs)}` +
         (traj !== undefined ? `; trajectory ${traj}` : ''),
     );

@@ -2,11 +2,14 @@
  * `sumi train`: trains a UNet2DModel on a dataset, with checkpoints that resume bit for bit; with
  * --lora-rank and --base, LoRA adapters on a frozen base model.
  */
-import { copyFile, rename } from 'node:fs/promises';
+import { copyFile, mkdir, rename } from 'node:fs/promises';
 import { join } from 'node:path';
 
 import { DEFAULT_LORA_TARGETS, LORA_WEIGHTS_NAME } from '../nn/index.js';
 import {
+  CONTROL_KINDS,
+  type ControlKind,
+  CONTROLNET_DIR,
   checkTrainValues,
   DEFAULT_INPAINT_SETTINGS,
   parseBetaSchedule,
@@ -26,7 +29,7 @@ import {
   type Trainer,
   trainCommand as trainCommandLine,
 } from '../diffusion/index.js';
-import { writeTextAtomic } from '../nn/models/index.js';
+import { WEIGHTS_NAME, writeTextAtomic } from '../nn/models/index.js';
 import { type Args, type CommandSpec, type OptionSpec, UsageError } from './args.js';
 import {
   BACKEND_HELP,
@@ -339,7 +342,29 @@ export const trainSpec: CommandSpec = {
       name: 'base',
       kind: 'string',
       arg: 'DIR',
-      help: "the model a LoRA run fine-tunes (frozen); its config is the run's model config",
+      help: "the model a LoRA or ControlNet run adapts (frozen); its config is the run's model config",
+    },
+    {
+      name: 'controlnet',
+      kind: 'flag',
+      help: 'train a ControlNet on --base (its encoder copied, the base frozen), conditioned on --control',
+    },
+    {
+      name: 'control',
+      kind: 'string',
+      arg: 'KIND',
+      choices: CONTROL_KINDS,
+      help: "ControlNet: the condition image computed from each image ('edges': its Sobel edge map)",
+      default: 'edges',
+    },
+    {
+      name: 'control-channels',
+      kind: 'string',
+      arg: 'LIST',
+      help:
+        "ControlNet: the condition embedding's block widths; each after the first halves the " +
+        'size, so the condition image is the sample size × 2^(blocks − 1)',
+      default: '16',
     },
     {
       name: 'lora-rank',
@@ -369,6 +394,10 @@ export const trainSpec: CommandSpec = {
       'weights; the micro-batches run on this thread, as the worker replicas carry no adapters.\n' +
       "Each checkpoint also writes --out/pytorch_lora_weights.safetensors (diffusers' LoRA file)\n" +
       'and --out/lora_config.json. See docs/adapters.md.',
+    'ControlNet: --controlnet --base DIR --control edges trains a ControlNet copied from the base\n' +
+      "model's encoder on the edge maps of the data, the base frozen; each checkpoint also writes\n" +
+      "--out/controlnet/ (diffusers' ControlNet folder: config.json and the EMA weights when the\n" +
+      'run keeps an EMA). See docs/adapters.md.',
     'Exit codes: 0 done, 1 error, 2 usage, 3 the loss became NaN/Inf (the last good checkpoint is\n' +
       'kept), 130 interrupted (Ctrl-C saves a checkpoint first).',
   ],
@@ -515,7 +544,7 @@ function loraOptions(args: Args): TrainConfig['lora'] {
   const alpha = args.num('lora-alpha');
   const targets = args.str('lora-targets');
   if (rank === undefined) {
-    if (base !== undefined) {
+    if (base !== undefined && args.flag('controlnet') !== true) {
       throw new UsageError('--base fine-tunes through LoRA adapters: give --lora-rank too');
     }
     if (alpha !== undefined || targets !== undefined) {
@@ -538,10 +567,38 @@ function loraOptions(args: Args): TrainConfig['lora'] {
   return { base, rank, alpha: alpha ?? rank, targets: names };
 }
 
+/** The ControlNet settings of --controlnet, --control, --control-channels and --base (null: none). */
+function controlnetOptions(args: Args): TrainConfig['controlnet'] {
+  const base = args.str('base');
+  const control = args.str('control');
+  const channels = args.str('control-channels');
+  if (args.flag('controlnet') !== true) {
+    if (control !== undefined || channels !== undefined) {
+      throw new UsageError(
+        `--${control !== undefined ? 'control' : 'control-channels'} needs --controlnet`,
+      );
+    }
+    return null;
+  }
+  if (args.num('lora-rank') !== undefined) {
+    throw new UsageError('--controlnet and --lora-rank train different things: give one');
+  }
+  if (base === undefined) throw new UsageError('--controlnet needs --base <model dir>');
+  const widths = (channels ?? '16').split(',').map((s) => Number(s.trim()));
+  if (widths.length === 0 || widths.some((n) => !Number.isInteger(n) || n < 1)) {
+    throw new UsageError(`--control-channels: '${channels}' is not a list of positive integers`);
+  }
+  return {
+    base,
+    control: (control ?? 'edges') as ControlKind,
+    conditioningEmbeddingOutChannels: widths,
+  };
+}
+
 /** The config source named by --preset or --config (null when neither is given). */
 async function configSource(
   args: Args,
-  lora: TrainConfig['lora'],
+  lora: { base: string } | null | undefined,
 ): Promise<{ label: string; config: TrainConfigSource } | null> {
   const preset = args.str('preset');
   const file = args.str('config');
@@ -590,7 +647,9 @@ async function train(args: Args, argv: readonly string[]): Promise<number> {
   const given = optionValues(args);
   const lora = loraOptions(args);
   if (lora) given.train.lora = lora;
-  const source = await configSource(args, lora);
+  const controlnet = controlnetOptions(args);
+  if (controlnet) given.train.controlnet = controlnet;
+  const source = await configSource(args, lora ?? controlnet);
   const backend = await selectBackend(args.str('backend'));
   const resume = args.flag('resume') === true;
   let setup: TrainSetup;
@@ -651,6 +710,14 @@ async function train(args: Args, argv: readonly string[]): Promise<number> {
         `micro-batches on this thread (the worker replicas carry no adapters)`,
     );
   }
+  if (trainer.controlnet !== null) {
+    const c = cfg.controlnet!;
+    say(
+      `ControlNet on '${c.control}' condition images, copied from ${c.base}; its ` +
+        `${trainer.model.numParameters().toLocaleString('en-US')} parameters frozen; ` +
+        `micro-batches on this thread`,
+    );
+  }
   say(
     `training ${trainer.numParameters().toLocaleString('en-US')} parameters on ${trainer.dataset.name} ` +
       `(${trainer.dataset.length} images, ${cfg.channels}x${cfg.imageSize}x${cfg.imageSize}) ` +
@@ -683,6 +750,10 @@ async function train(args: Args, argv: readonly string[]): Promise<number> {
           const { dir, step } = c;
           pending = pending.then(() => exportLora(trainer, { dir, step }, out, trainArgs));
         }
+        if (trainer.controlnet !== null) {
+          const { dir } = c;
+          pending = pending.then(() => exportControlNet(trainer, dir, out));
+        }
       },
       onSample: (s) => say(`samples: step ${s.step} -> ${s.path}`),
     });
@@ -694,7 +765,11 @@ async function train(args: Args, argv: readonly string[]): Promise<number> {
       `${result.reason === 'aborted' ? 'interrupted' : 'trained'} to step ${result.step}/${cfg.steps} in ${formatDuration(secs)}${loss}; ` +
         `checkpoint ${result.checkpoint ?? '(none)'}`,
     );
-    if (result.reason === 'done' && trainer.lora !== null) {
+    if (result.reason === 'done' && trainer.controlnet !== null) {
+      console.log(
+        `sample it: sumi sample --model ${cfg.controlnet!.base} --controlnet ${join(out, CONTROLNET_DIR)} --control-image edges.png --out samples.png`,
+      );
+    } else if (result.reason === 'done' && trainer.lora !== null) {
       console.log(
         `sample it: sumi sample --model ${cfg.lora!.base} --lora ${join(out, LORA_WEIGHTS_NAME)} --out samples.png`,
       );
@@ -774,6 +849,21 @@ async function exportLora(
   await copyFile(join(checkpoint.dir, LORA_WEIGHTS_NAME), file + tmp);
   await rename(file + tmp, file);
   await writeTextAtomic(join(out, 'lora_config.json'), `${JSON.stringify(info, null, 2)}\n`);
+}
+
+/**
+ * Copies a checkpoint's ControlNet (its EMA weights when the run keeps an EMA) to --out/controlnet/
+ * as diffusers' ControlNet folder, each file atomically (a temporary name, then a rename).
+ */
+async function exportControlNet(trainer: Trainer, checkpoint: string, out: string): Promise<void> {
+  const from = join(checkpoint, trainer.ema !== null ? `${CONTROLNET_DIR}_ema` : CONTROLNET_DIR);
+  const to = join(out, CONTROLNET_DIR);
+  await mkdir(to, { recursive: true });
+  const tmp = `.tmp-${process.pid}`;
+  for (const f of ['config.json', WEIGHTS_NAME]) {
+    await copyFile(join(from, f), join(to, f) + tmp);
+    await rename(join(to, f) + tmp, join(to, f));
+  }
 }
 
 /** `sumi train`; `--task` values with their own command (and options) are in the map. */

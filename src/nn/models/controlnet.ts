@@ -645,14 +645,17 @@ export class ControlNetModel extends DiffusersModel<ControlNetModelConfig> {
 
 /**
  * A U-Net steered by a ControlNet: the Denoiser that reads the condition image from the
- * conditioning's `controlnetCond` (one image for the whole batch, or one per sample), runs the
- * ControlNet on x_t and hands its residuals, scaled by `conditioningScale`, to the U-Net.
+ * conditioning's `controlnetCond`, or else uses its own `controlImage` (one image for the whole
+ * batch, or one per sample), runs the ControlNet on x_t and hands its residuals, scaled by
+ * `conditioningScale`, to the U-Net.
  */
 export class ControlledDenoiser extends Module implements Denoiser {
   constructor(
     readonly unet: ControlNetBase,
     readonly controlnet: ControlNetModel,
     public conditioningScale = 1,
+    /** The condition image [1 or B, C', H', W'] when the conditioning gives none. */
+    public controlImage: Tensor | null = null,
   ) {
     super();
     const bad = controlNetMismatch(controlnet, unet);
@@ -680,7 +683,7 @@ export class ControlledDenoiser extends Module implements Denoiser {
   }
 
   denoise(sample: Tensor, timestep: TimestepInput, cond: Conditioning = {}): Tensor {
-    const image = cond.controlnetCond ?? null;
+    const image = cond.controlnetCond ?? this.controlImage;
     if (image === null) {
       throw new Error('ControlledDenoiser: no condition image (controlnetCond) for the ControlNet');
     }

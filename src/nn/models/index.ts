@@ -22,3 +22,4 @@ export * from './io.js';
 export * from './clip-text.js';
 export * from './clip-text-fs.js';
 export * from './controlnet.js';
+export * from './controlnet-fs.js';
