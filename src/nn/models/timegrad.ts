@@ -140,9 +140,26 @@ export function timeGradInputSize(c: TimeGradConfig): number {
 const leakyRelu = (x: Tensor): Tensor => maximum(x, mul(x, 0.4));
 
 /**
- * A 1-D convolution over [B, C, L] (PyTorch's Conv1d, zero padding), weight [out, in, k], run as
- * conv2d on [B, C, 1, L].
+ * A 1-D convolution (PyTorch's conv1d, zero padding): x [B, C, L], weight [O, C, k], bias [O], run
+ * as conv2d on [B, C, 1, L] with a [O, C, 1, k] kernel.
  */
+export function conv1d(
+  x: Tensor,
+  weight: Tensor,
+  bias: Tensor | null,
+  padding = 0,
+  dilation = 1,
+): Tensor {
+  const [b, c, l] = x.shape as [number, number, number];
+  const [o, i, k] = weight.shape as [number, number, number];
+  const y = conv2d(reshape(x, [b, c, 1, l]), reshape(weight, [o, i, 1, k]), bias, {
+    padding: [0, padding],
+    dilation: [1, dilation],
+  });
+  return reshape(y, [b, o, y.shape[3]!]);
+}
+
+/** PyTorch's Conv1d module over conv1d; weight [out, in, k]. */
 export class Conv1d extends Module {
   readonly weight: Tensor;
   readonly bias: Tensor;
@@ -166,21 +183,36 @@ export class Conv1d extends Module {
     );
   }
   forward(x: Tensor): Tensor {
-    const [b, c, l] = x.shape as [number, number, number];
-    const w = reshape(this.weight, [this.outChannels, this.inChannels, 1, this.kernelSize]);
-    const y = conv2d(reshape(x, [b, c, 1, l]), w, this.bias, {
-      padding: [0, this.opts.padding ?? 0],
-      dilation: [1, this.opts.dilation ?? 1],
-    });
-    return reshape(y, [b, this.outChannels, y.shape[3]!]);
+    return conv1d(x, this.weight, this.bias, this.opts.padding ?? 0, this.opts.dilation ?? 1);
   }
 }
 
 /**
- * A multi-layer GRU (PyTorch's nn.GRU), per layer and step:
+ * One GRU cell step (PyTorch's equations; weights [3H, I] and [3H, H] with the gates in the order
+ * r, z, n):
  *   r = σ(W_ir x + b_ir + W_hr h + b_hr),  z = σ(W_iz x + b_iz + W_hz h + b_hz),
  *   n = tanh(W_in x + b_in + r ⊙ (W_hn h + b_hn)),  h' = (1 − z) ⊙ n + z ⊙ h.
- * The sequence is a list of [B, I] steps (slicing one [B, T, ·] tensor per step would make each
+ */
+export function gruCell(
+  x: Tensor,
+  h: Tensor,
+  weightIh: Tensor,
+  weightHh: Tensor,
+  biasIh: Tensor,
+  biasHh: Tensor,
+): Tensor {
+  const [B, H] = h.shape as [number, number];
+  const gx = linear(x, weightIh, biasIh);
+  const gh = linear(h, weightHh, biasHh);
+  const rz = sigmoid(add(slice(gx, [0, 0], [B, 2 * H]), slice(gh, [0, 0], [B, 2 * H])));
+  const r = slice(rz, [0, 0], [B, H]);
+  const z = slice(rz, [0, H], [B, 2 * H]);
+  const n = tanh(add(slice(gx, [0, 2 * H], [B, 3 * H]), mul(r, slice(gh, [0, 2 * H], [B, 3 * H]))));
+  return add(n, mul(z, sub(h, n))); // (1 − z) n + z h
+}
+
+/**
+ * A multi-layer GRU (PyTorch's nn.GRU; gruCell per layer and step). The sequence is a list of [B, I] steps (slicing one [B, T, ·] tensor per step would make each
  * step's gradient a tensor of the whole sequence).
  */
 export class GRU extends Module {
@@ -208,24 +240,12 @@ export class GRU extends Module {
 
   /** One step of every layer: input [B, I] and the layers' states → the new states. */
   step(x: Tensor, state: readonly Tensor[]): Tensor[] {
-    const H = this.hiddenSize;
-    const B = x.shape[0]!;
     const out: Tensor[] = [];
     let input = x;
     for (let l = 0; l < this.numLayers; l++) {
       const w = this.weights[l]!;
-      const h = state[l]!;
-      const gx = linear(input, w.ih, w.bih);
-      const gh = linear(h, w.hh, w.bhh);
-      const rz = sigmoid(add(slice(gx, [0, 0], [B, 2 * H]), slice(gh, [0, 0], [B, 2 * H])));
-      const r = slice(rz, [0, 0], [B, H]);
-      const z = slice(rz, [0, H], [B, 2 * H]);
-      const n = tanh(
-        add(slice(gx, [0, 2 * H], [B, 3 * H]), mul(r, slice(gh, [0, 2 * H], [B, 3 * H]))),
-      );
-      const next = add(n, mul(z, sub(h, n))); // (1 − z) n + z h
-      out.push(next);
-      input = next;
+      input = gruCell(input, state[l]!, w.ih, w.hh, w.bih, w.bhh);
+      out.push(input);
     }
     return out;
   }
