@@ -2,8 +2,9 @@
  * Micro-batches and data-parallel replicas: a step split into micro-batches whose gradients
  * accumulate in order gives the same weights bit for bit whether the parts run on this thread or
  * on a replica in a worker thread, for an unconditional, a class-conditional and a text-conditional
- * model (whose text encoder trains on this thread from the replica's ∂L/∂τ_θ(y)); and the split is
- * real (one micro-batch gives other weights).
+ * model (whose text encoder trains on this thread from the replica's ∂L/∂τ_θ(y)), an SR3 upscaler
+ * and an inpainting model (whose replica gets the image joined to x_t); and the split is real (one
+ * micro-batch gives other weights).
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
@@ -86,6 +87,8 @@ void describe('micro-batches and replicas', () => {
     ['unconditional', {}],
     ['class-conditional', { classCond: true }],
     ['text-conditional', TEXT_TRAIN],
+    ['SR3 upscaler', { upscale: { factor: 2, noiseAugmentation: 0.1 } }],
+    ['inpainting', { inpaint: { masks: ['rectangle', 'brush'] } }],
   ];
   for (const [kind, cond] of kinds) {
     void test(`${kind}: the same weights on one thread and with a replica`, async () => {

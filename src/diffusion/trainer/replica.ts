@@ -52,6 +52,8 @@ export interface ReplicaJob {
     /** Return ∂L/∂τ_θ(y) (the encoder is trained). */
     wantGrad: boolean;
   } | null;
+  /** An image [n, C', H, W] joined to x_t on the channels (SR3's, an inpainting model's). */
+  concatImage: { data: Float32Array; shape: number[] } | null;
   /** The part's share of the batch: its loss is scaled by this before backward. */
   weight: number;
 }
@@ -257,6 +259,9 @@ function serve(spec: ReplicaSpec, shared: Shared): void {
         const n = job.shape[0]!;
         const cond: Conditioning = {};
         if (job.classLabels !== null) cond.classLabels = tensor(job.classLabels, [n]);
+        if (job.concatImage !== null) {
+          cond.concatImage = tensor(job.concatImage.data, job.concatImage.shape);
+        }
         const enc = job.encoder;
         if (enc !== null) {
           const states = tensor(enc.hiddenStates, enc.shape, { requiresGrad: enc.wantGrad });

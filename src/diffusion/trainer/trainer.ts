@@ -139,6 +139,11 @@ import {
 import { dropoutOffset, streamSeed } from './streams.js';
 import { microBatchLoss, microBatchRanges, Replica, replicaCount } from './replica.js';
 
+/** A float32 image tensor's values and shape, as a replica job carries them. */
+function hostImage(x: Tensor): { data: Float32Array; shape: number[] } {
+  return { data: x.dataSync() as Float32Array, shape: [...x.shape] };
+}
+
 /** The loss, a gradient norm or the weights became NaN or infinite. */
 export class NonFiniteError extends Error {
   override name = 'NonFiniteError';
@@ -615,8 +620,8 @@ export class Trainer {
   /**
    * Replicas for a step of `parts` micro-batches: started on the first call where they can
    * compute what this thread would (CPU backend, float32, no active dropout, no LoRA adapters, no
-   * low-resolution or masked image to concatenate), none otherwise. A condition source's trained modules
-   * (the text encoder) stay on this thread. While replicas run, this thread's products stay on it
+   * ControlNet), none otherwise. A condition source's trained modules (the text encoder) stay on
+   * this thread. While replicas run, this thread's products stay on it
    * (the other cores are the replicas').
    */
   async #replicasFor(parts: number): Promise<Replica[]> {
@@ -626,8 +631,6 @@ export class Trainer {
         defaultBackend().name === 'cpu' &&
         this.lora === null &&
         this.controlnet === null &&
-        !this.config.upscale &&
-        !this.config.inpaint &&
         this.#dropouts.every((d) => d.p === 0) &&
         this.model.namedParameters().every(([, t]) => t.dtype === 'float32');
       const count = eligible ? replicaCount(parts) : 0;
@@ -747,6 +750,7 @@ export class Trainer {
               noise: p.rows(noise).dataSync() as Float32Array,
               timesteps: p.ts,
               classLabels: (cond.classLabels?.dataSync() as Int32Array | undefined) ?? null,
+              concatImage: joined === null ? null : hostImage(p.rows(joined)),
               encoder: states
                 ? {
                     hiddenStates: states.dataSync() as Float32Array,
