@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the project needs, as root on a bare Debian machine.
 #   dataset-fashion-mnist: Fashion-MNIST IDX files in /usr/share/datasets/fashion-mnist/
+#   chromium: the headless browser of the playground tests (test/web/, through playwright-core)
 #   fortunes: the fortune files in /usr/share/games/fortunes/ (BSD licence), the text corpus
 set -euo pipefail
 
@@ -11,4 +12,4 @@ fi
 
 export DEBIAN_FRONTEND=noninteractive
 apt-get update
-apt-get install -y --no-install-recommends dataset-fashion-mnist fortunes
+apt-get install -y --no-install-recommends dataset-fashion-mnist chromium fortunes

@@ -212,11 +212,31 @@ export async function generateAsync(
   return run.finish();
 }
 
-/** Lets the event loop run (rendering, input, timers) before the caller goes on. */
+/**
+ * Lets the event loop run a task (rendering, input, a worker's incoming message, timers) before
+ * the caller goes on: setImmediate in Node, a MessageChannel message in browsers (no 4 ms
+ * clamp, unlike nested timeouts). Not `scheduler.yield()`, whose continuation runs ahead of the
+ * queued tasks, so a worker would never see the message that cancels it.
+ */
 function yieldToEventLoop(): Promise<void> {
-  const s = (globalThis as { scheduler?: { yield?: () => Promise<void> } }).scheduler;
-  if (typeof s?.yield === 'function') return s.yield();
-  return new Promise((resolve) => setTimeout(resolve, 0));
+  return new Promise((resolve) => {
+    if (typeof setImmediate === 'function') {
+      setImmediate(resolve);
+    } else if (typeof MessageChannel === 'function') {
+      // The DOM's MessageChannel (Node's types describe its worker_threads twin).
+      const channel = new MessageChannel() as unknown as {
+        port1: { onmessage: (() => void) | null; close(): void };
+        port2: { postMessage(message: null): void };
+      };
+      channel.port1.onmessage = () => {
+        channel.port1.close();
+        resolve();
+      };
+      channel.port2.postMessage(null);
+    } else {
+      setTimeout(resolve, 0);
+    }
+  });
 }
 
 /**

@@ -1,0 +1,121 @@
+// The playground in headless Chromium (Debian's package, through playwright-core): the built page
+// loads mnist-small on the CPU backend (WebAssembly in a Web Worker) and samples a grid equal to
+// Node's for the same model, seed and sampler; cancel stops a run; a model file that fails to
+// load shows its message. Skipped, saying why, where Chromium is not installed.
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+
+import type { Page } from 'playwright-core';
+
+import { decodePng, gridFromValues } from '../../src/data/image/index.js';
+import { createSampler, generate, loadPipeline } from '../../src/diffusion/index.js';
+import { cpuBackend, setDefaultBackend } from '../../src/engine/index.js';
+import {
+  canvasPixels,
+  chromiumMissing,
+  downloadedPng,
+  pageStep,
+  type Playground,
+  startPlayground,
+  waitForState,
+} from '../../web/harness.js';
+
+const skip = chromiumMissing() ?? false;
+if (skip !== false) console.log(`# skipped: ${skip}`);
+
+/** The grid Node samples for the page's settings (DDIM, seed 0, 4 images, 2 per row). */
+async function nodeGrid(steps: number): Promise<Uint8Array> {
+  setDefaultBackend(cpuBackend());
+  const p = await loadPipeline('models/mnist-small');
+  const x0 = generate(p.model, createSampler('ddim', p.schedulerConfig), {
+    n: 4,
+    seed: 0,
+    numInferenceSteps: steps,
+  });
+  const grid = gridFromValues(x0.dataSync(), x0.shape, { nrow: 2 });
+  x0.dispose();
+  return grid.data as Uint8Array;
+}
+
+void describe('playground in Chromium', { skip }, () => {
+  let pg: Playground;
+  // One page for sampling and cancelling (loading the model once).
+  let page: Page;
+  let errors: string[];
+  before(async () => {
+    pg = await startPlayground();
+    ({ page, errors } = await pg.open('model=mnist-small&backend=cpu'));
+  });
+  after(async () => {
+    await pg?.close();
+  });
+
+  void test('samples mnist-small on the CPU backend: the grid Node samples', async () => {
+    assert.equal(
+      await waitForState(page, ['ready', 'error']),
+      'ready',
+      (await page.textContent('#status')) ?? '',
+    );
+    assert.match((await page.textContent('#status')) ?? '', /on cpu/);
+    await page.selectOption('#sampler', 'ddim');
+    await page.fill('#steps', '2');
+    await page.fill('#n', '4');
+    await page.click('#sample');
+    assert.equal(
+      await waitForState(page, ['done', 'error']),
+      'done',
+      (await page.textContent('#status')) ?? '',
+    );
+    // The PNG behind the download link, and the canvas drawn from the same frame.
+    const img = decodePng(await downloadedPng(page));
+    assert.deepEqual([img.width, img.height, img.channels], [62, 62, 1]);
+    const canvas = await canvasPixels(page);
+    assert.deepEqual([canvas.width, canvas.height], [62, 62]);
+    assert.deepEqual(canvas.red, [...img.data], 'the canvas shows the PNG');
+    const levels = new Set(img.data);
+    assert.ok(levels.size > 50, `a non-blank grid: ${levels.size} gray levels`);
+    // Same model, seed and sampler in Node: the same picture within one gray level of rounding.
+    const expected = await nodeGrid(2);
+    let worst = 0;
+    for (let i = 0; i < expected.length; i++) {
+      worst = Math.max(worst, Math.abs(expected[i]! - img.data[i]!));
+    }
+    assert.ok(worst <= 1, `browser and Node grids differ by ${worst} gray levels`);
+    // Two frames were shown: x̂_0 after step 1, then x_0.
+    assert.equal(await page.getAttribute('#frame', 'max'), '2');
+    assert.deepEqual(errors, []);
+  });
+
+  void test('cancel stops a run between steps, and the page samples again', async () => {
+    await page.fill('#steps', '1000');
+    await page.fill('#n', '1');
+    await page.click('#sample');
+    await page.waitForFunction('Number(document.body.dataset.step) >= 2', null, {
+      timeout: 30_000,
+    });
+    await page.click('#cancel');
+    assert.equal(await waitForState(page, ['cancelled', 'done', 'error']), 'cancelled');
+    const step = await pageStep(page);
+    assert.ok(step >= 2 && step < 1000, `stopped after step ${step} of 1000`);
+    assert.equal(await page.isDisabled('#cancel'), true);
+    await page.fill('#steps', '1');
+    await page.click('#sample');
+    assert.equal(await waitForState(page, ['done', 'error']), 'done');
+    assert.deepEqual(errors, []);
+  });
+
+  void test('a model file that fails to load shows its message', async () => {
+    const page = await pg.browser.newPage();
+    await page.route('**/models/mnist-small/unet/config.json', (r) =>
+      r.fulfill({ status: 404, body: 'missing' }),
+    );
+    await page.goto(`${pg.url}?model=mnist-small&backend=cpu`);
+    assert.equal(await waitForState(page, ['ready', 'error']), 'error');
+    assert.match(
+      (await page.textContent('#status')) ?? '',
+      /models\/mnist-small\/unet\/config\.json: HTTP 404/,
+    );
+    assert.equal(await page.isDisabled('#sample'), true);
+    await page.close();
+  });
+});
