@@ -62,6 +62,15 @@ export const ETA_OPTION: OptionSpec = {
   default: '0',
 };
 
+/** --seed S: the seed of the sampling noise (Philox streams; the same images on every backend). */
+export const SEED_OPTION: OptionSpec = {
+  name: 'seed',
+  kind: 'int',
+  arg: 'S',
+  help: 'seed of the noise',
+  default: '0',
+};
+
 /** Exit codes: 0 ok, 1 error, 2 usage, 3 training diverged (NaN/Inf), 130 interrupted. */
 export const EXIT = { ok: 0, error: 1, usage: 2, nonFinite: 3, interrupted: 130 } as const;
 

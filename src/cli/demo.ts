@@ -7,7 +7,7 @@ import { join } from 'node:path';
 
 import type { ModelInfo } from '../diffusion/index.js';
 import { type Args, CliError, type CommandSpec } from './args.js';
-import { BACKEND_HELP, defineCommand, EXIT, REPO_ROOT } from './common.js';
+import { BACKEND_HELP, defineCommand, EXIT, REPO_ROOT, SEED_OPTION } from './common.js';
 import { sampleCommand } from './sample.js';
 import { trainCommand } from './train.js';
 
@@ -49,7 +49,7 @@ export const demoSpec: CommandSpec = {
       help: 'draw each pixel as an N×N block in the grid',
       default: String(DEMO_SCALE),
     },
-    { name: 'seed', kind: 'int', arg: 'S', help: 'seed of the noise', default: '0' },
+    SEED_OPTION,
     {
       name: 'model',
       kind: 'string',

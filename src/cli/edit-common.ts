@@ -38,6 +38,7 @@ import {
   KARRAS_OPTION,
   samplerOption,
   SAMPLERS,
+  SEED_OPTION,
 } from './common.js';
 import { classChoice } from './sample.js';
 
@@ -154,7 +155,7 @@ export const SAMPLING_OPTIONS: readonly OptionSpec[] = [
   { name: 'steps', kind: 'int', help: 'sampler steps of the whole schedule', default: '50' },
   KARRAS_OPTION,
   ETA_OPTION,
-  { name: 'seed', kind: 'int', arg: 'S', help: 'seed of the noise', default: '0' },
+  SEED_OPTION,
 ];
 
 /** The sampler settings of the subcommands that sample: name, steps, η, guidance, Karras. */

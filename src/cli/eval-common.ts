@@ -39,6 +39,7 @@ import {
   KARRAS_OPTION,
   samplerOption,
   SAMPLERS,
+  SEED_OPTION,
 } from './common.js';
 
 export const MODEL_OPTIONS: readonly OptionSpec[] = [
@@ -92,7 +93,7 @@ export function samplingOptions(opts: { sampler: boolean; lists: boolean }): Opt
       : []),
     KARRAS_OPTION,
     ETA_OPTION,
-    { name: 'seed', kind: 'int', arg: 'S', help: 'seed of the sampling noise', default: '0' },
+    SEED_OPTION,
     { name: 'batch', kind: 'int', arg: 'B', help: 'images per sampling batch', default: '64' },
     {
       name: 'guidance',

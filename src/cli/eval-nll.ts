@@ -3,7 +3,7 @@ import { classPrompt } from '../data/index.js';
 import type { ConditionValue, ModelVarType } from '../diffusion/index.js';
 import { EvalInputError, loadDataFor, modelNll, spreadIndices } from '../eval/index.js';
 import type { Args, CommandSpec } from './args.js';
-import { EXIT, formatDuration, selectBackend } from './common.js';
+import { EXIT, formatDuration, SEED_OPTION, selectBackend } from './common.js';
 import {
   COMMON_TAIL,
   loadModelDir,
@@ -44,7 +44,7 @@ export const nllSpec: CommandSpec = {
       default: '1',
     },
     { name: 'batch', kind: 'int', arg: 'B', help: 'images per batch', default: '50' },
-    { name: 'seed', kind: 'int', arg: 'S', help: 'seed of the noise', default: '0' },
+    SEED_OPTION,
     {
       name: 'null-condition',
       kind: 'flag',

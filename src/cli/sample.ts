@@ -37,6 +37,7 @@ import {
   KARRAS_OPTION,
   samplerOption,
   SAMPLERS,
+  SEED_OPTION,
   selectBackend,
   withTasks,
 } from './common.js';
@@ -74,7 +75,7 @@ export const sampleSpec: CommandSpec = {
       help: 'draw each pixel as an N×N block in the grid',
       default: '1',
     },
-    { name: 'seed', kind: 'int', arg: 'S', help: 'seed of the noise', default: '0' },
+    SEED_OPTION,
     { name: 'out', kind: 'string', arg: 'FILE', help: 'PNG grid to write', default: 'samples.png' },
     {
       name: 'out-dir',
