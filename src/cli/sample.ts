@@ -43,6 +43,7 @@ import {
 } from './common.js';
 import { CONTROLNET_OPTIONS, withControlNet } from './controlnet.js';
 import { applyLoras, describeLoras, LORA_OPTION, loraSpecs } from './lora.js';
+import { sampleTextCommand } from './sample-text.js';
 
 export const sampleSpec: CommandSpec = {
   name: 'sample',
@@ -587,4 +588,6 @@ async function sampleCmd(args: Args): Promise<number> {
 }
 
 /** `sumi sample`; `--task` values with their own command (and options) are in the map. */
-export const sampleCommand = withTasks(defineCommand(sampleSpec, sampleCmd), {});
+export const sampleCommand = withTasks(defineCommand(sampleSpec, sampleCmd), {
+  text: sampleTextCommand,
+});

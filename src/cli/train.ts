@@ -42,6 +42,7 @@ import {
 import { loadConfigSource, loadPreset, presetNames } from './presets.js';
 import { ProgressReporter } from './progress.js';
 import { trainForecastCommand } from './train-forecast.js';
+import { trainTextCommand } from './train-text.js';
 
 type Key = keyof TrainConfig | keyof RunSettings;
 
@@ -869,5 +870,5 @@ async function exportControlNet(trainer: Trainer, checkpoint: string, out: strin
 /** `sumi train`; `--task` values with their own command (and options) are in the map. */
 export const trainCommand = withTasks(
   defineCommand(trainSpec, (args) => train(args, args.parsed.argv)),
-  { forecast: trainForecastCommand },
+  { text: trainTextCommand, forecast: trainForecastCommand },
 );

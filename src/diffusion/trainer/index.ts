@@ -11,6 +11,8 @@ export * from './setup.js';
 export * from './classifier-config.js';
 export * from './classifier-trainer.js';
 export * from './classifier-run.js';
+export * from './text-trainer.js';
+export * from './text-run.js';
 // The sampling pipeline (loading model directories, generating) rides along so that the diffusion
 // layer's index needs one line for both.
 export * from '../pipeline.js';

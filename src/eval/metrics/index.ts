@@ -8,3 +8,4 @@ export * from './classes.js';
 export * from './stats-cache.js';
 export * from './nll.js';
 export * from './image-quality.js';
+export * from './text.js';

@@ -22,4 +22,5 @@ export * from './io.js';
 export * from './clip-text.js';
 export * from './clip-text-fs.js';
 export * from './controlnet.js';
+export * from './diffusion-lm.js';
 export * from './controlnet-fs.js';
