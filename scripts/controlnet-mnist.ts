@@ -11,8 +11,8 @@
  *       [--grid FILE.png]
  *     For n held-out digits (spread over the classes): their Sobel edge maps as condition
  *     images, one sample each from the base alone and from the base under the ControlNet (the
- *     same noise), and the edge agreement (precision, recall, F1 at 1 pixel tolerance) of each
- *     sample's edge map with the condition. --grid writes rows of condition, ControlNet sample,
+ *     same noise), and the edge agreement (precision, recall, F1 at 1 and 0 pixels tolerance) of
+ *     each sample's edge map with the condition, averaged over the images. --grid writes rows of condition, ControlNet sample,
  *     base sample.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -108,12 +108,18 @@ async function evaluate(): Promise<void> {
     }
     return out;
   };
-  const score = (samples: Float32Array): Scores => {
+  const score = (samples: Float32Array, tolerance: number): Scores => {
     const s = { precision: 0, recall: 0, f1: 0 };
     for (let i = 0; i < n; i++) {
       const at = i * side * side;
       const edges = sobelEdges(samples.subarray(at, at + side * side), side, side);
-      const a = edgeAgreement(edges, controls.subarray(at, at + side * side), side, side, 1);
+      const a = edgeAgreement(
+        edges,
+        controls.subarray(at, at + side * side),
+        side,
+        side,
+        tolerance,
+      );
       s.precision += a.precision / n;
       s.recall += a.recall / n;
       s.f1 += a.f1 / n;
@@ -131,9 +137,11 @@ async function evaluate(): Promise<void> {
     steps,
     seed,
     conditioningScale: scale,
-    tolerance: 1,
-    controlnetScores: score(withCn),
-    baseScores: score(plain),
+    // Mean over the images of each sample's agreement with its condition, at 1 and 0 pixels.
+    scores: {
+      controlnet: { tolerance1: score(withCn, 1), tolerance0: score(withCn, 0) },
+      base: { tolerance1: score(plain, 1), tolerance0: score(plain, 0) },
+    },
   };
   const text = `${JSON.stringify(result, null, 2)}\n`;
   process.stdout.write(text);
