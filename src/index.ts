@@ -41,12 +41,14 @@ export * from './nn/models/autoencoder-kl.js';
 export * from './nn/models/vq-model.js';
 export * from './nn/models/classifier.js';
 export * from './nn/models/clip-text.js';
+export * from './nn/models/diffusion-lm.js';
 export * from './nn/models/create.js';
 
 export * from './data/dataset.js';
 export * from './data/loader.js';
 export * from './data/image/index.js';
 export * from './data/tokenizer.js';
+export * from './data/text-corpus.js';
 
 export * from './diffusion/schedule.js';
 export * from './diffusion/forward.js';
@@ -57,6 +59,8 @@ export * from './diffusion/classifier-free.js';
 export * from './diffusion/guidance.js';
 export * from './diffusion/editing/index.js';
 export * from './diffusion/text-source.js';
+export * from './diffusion/text-diffusion.js';
+export * from './diffusion/text-lm.js';
 export * from './diffusion/generate.js';
 export * from './diffusion/trainer/config.js';
 export * from './diffusion/trainer/streams.js';

@@ -57,6 +57,7 @@ import {
 } from '../../data/index.js';
 import { textDiffusionLoss, textSchedule, textSchedulerConfig } from '../text-diffusion.js';
 import { createTextLm, lmLoss, lmPerplexity } from '../text-lm.js';
+import { TOKENIZER_DIR } from '../text-source.js';
 import type { NoiseSchedule } from '../schedule.js';
 import {
   type CheckpointFile,
@@ -182,7 +183,6 @@ export function checkTextTrainConfig(c: TextTrainConfig): TextTrainConfig {
 
 export const TEXT_MODEL_DIR = 'model';
 export const TEXT_WEIGHTS_NAME = 'model.safetensors';
-export const TOKENIZER_DIR = 'tokenizer';
 /** The un-averaged weights of a checkpoint with EMA. */
 export const RAW_WEIGHTS_FILE = 'model_raw.safetensors';
 
