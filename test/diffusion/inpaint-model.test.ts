@@ -28,7 +28,7 @@ import {
 import { cpuBackend, noGrad, rand, type Tensor, tensor } from '../../src/engine/index.js';
 import type { Conditioning } from '../../src/nn/models/index.js';
 import type { TimestepInput } from '../../src/nn/models/embeddings.js';
-import { TINY_UNET, trainFixture } from './train-setup.js';
+import { firstImages, TINY_UNET, trainFixture } from './train-setup.js';
 
 const fx = trainFixture('sumi-train-inpaint-');
 
@@ -45,16 +45,7 @@ function config(train: Partial<TrainConfig> = {}): TrainConfig {
   );
 }
 
-/** The first n 8×8 digits as [n, 1, 8, 8] in [−1, 1]. */
-function digits(n: number): Tensor {
-  const v = new Float32Array(n * 64);
-  for (let i = 0; i < n; i++)
-    v.set(
-      fx.mnist8.get(i).image.map((p) => p * 2 - 1),
-      i * 64,
-    );
-  return tensor(v, [n, 1, 8, 8]);
-}
+const digits = (n: number): Tensor => firstImages(fx.mnist8, n);
 
 /** MASK_DRAWS uniforms of seed `seed`. */
 function uniforms(seed: number): Float64Array {

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { after, before } from 'node:test';
 
 import { type Dataset, loadDataset } from '../../src/data/index.js';
-import { cpuBackend, setDefaultBackend } from '../../src/engine/index.js';
+import { cpuBackend, setDefaultBackend, type Tensor, tensor } from '../../src/engine/index.js';
 
 export { TINY_UNET } from '../../src/eval/test-models.js';
 
@@ -54,4 +54,16 @@ export function trainFixture(prefix: string): TrainFixture {
     await rm(fx.dir, { recursive: true, force: true });
   });
   return fx;
+}
+
+/** The first n images of a dataset as [n, C, H, W] in [−1, 1]. */
+export function firstImages(ds: Dataset, n: number): Tensor {
+  const size = ds.channels * ds.height * ds.width;
+  const v = new Float32Array(n * size);
+  for (let i = 0; i < n; i++)
+    v.set(
+      ds.get(i).image.map((p) => p * 2 - 1),
+      i * size,
+    );
+  return tensor(v, [n, ds.channels, ds.height, ds.width]);
 }

@@ -23,10 +23,11 @@ import {
   upscale,
   upscaleCondition,
 } from '../../src/diffusion/index.js';
-import { noGrad, randn, type Tensor, tensor } from '../../src/engine/index.js';
+import { noGrad, randn, type Tensor } from '../../src/engine/index.js';
 import { assertClose } from '../../src/engine/testing.js';
 import type { Conditioning } from '../../src/nn/models/index.js';
-import { TINY_UNET, trainFixture } from './train-setup.js';
+import type { TimestepInput } from '../../src/nn/models/embeddings.js';
+import { firstImages, TINY_UNET, trainFixture } from './train-setup.js';
 
 const fx = trainFixture('sumi-train-upscale-');
 
@@ -43,16 +44,7 @@ function config(train: Partial<TrainConfig> = {}): TrainConfig {
   );
 }
 
-/** The first n 8×8 digits as [n, 1, 8, 8] in [−1, 1]. */
-function digits(n: number): Tensor {
-  const v = new Float32Array(n * 64);
-  for (let i = 0; i < n; i++)
-    v.set(
-      fx.mnist8.get(i).image.map((p) => p * 2 - 1),
-      i * 64,
-    );
-  return tensor(v, [n, 1, 8, 8]);
-}
+const digits = (n: number): Tensor => firstImages(fx.mnist8, n);
 
 const mean = (xs: readonly number[]): number => xs.reduce((a, b) => a + b, 0) / xs.length;
 
@@ -78,7 +70,7 @@ void describe('upscale training (SR3)', () => {
     const trainer = new Trainer(config({ microBatches: 1 }), fx.mnist8);
     const seen: Float32Array[] = [];
     const denoise = trainer.model.denoise.bind(trainer.model);
-    trainer.model.denoise = (x, t, cond: Conditioning = {}) => {
+    trainer.model.denoise = (x: Tensor, t: TimestepInput, cond: Conditioning = {}) => {
       seen.push(Float32Array.from(cond.concatImage!.dataSync()));
       return denoise(x, t, cond);
     };
