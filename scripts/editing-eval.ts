@@ -14,6 +14,8 @@
  *           [--guidance 3] [--strengths 0.3,0.5,0.7,0.9] [--ddim-eps clipped|model]
  *   npx tsx scripts/editing-eval.ts upscale --model DIR [--n 100] [--steps 50] [--sampler ddim]
  *   npx tsx scripts/editing-eval.ts figures [--out docs/img] [--n 10]
+ *   npx tsx scripts/editing-eval.ts trained-figures [--out docs/img] [--n 10] [--upscaler DIR]
+ *           [--inpainter DIR]
  *
  * Each measurement prints a Markdown table; --json FILE also writes the numbers. Sampling is DDIM
  * (η = 0; ε recomputed from the clipped x̂_0, see ddimStepOptions) with the noise of seed --seed
@@ -36,7 +38,10 @@ import {
   img2img,
   inpaint,
   inpaintWithModel,
+  MASK_DRAWS,
+  type MaskKind,
   modelTaskOf,
+  randomMask,
   inversionSchedulerConfig,
   type KnownNoise,
   type LoadedPipeline,
@@ -49,7 +54,14 @@ import {
   repaintSchedule,
   sample,
 } from '../src/diffusion/index.js';
-import { cpuBackend, noGrad, setDefaultBackend, type Tensor, tensor } from '../src/engine/index.js';
+import {
+  cpuBackend,
+  noGrad,
+  rand,
+  setDefaultBackend,
+  type Tensor,
+  tensor,
+} from '../src/engine/index.js';
 import {
   type EvalClassifier,
   evalClassifier,
@@ -803,6 +815,91 @@ async function figures(argv: readonly string[]): Promise<void> {
   console.error(`inversion RMSE per digit: ${rmse.map((e) => e.toFixed(3)).join(' ')}`);
 }
 
+/**
+ * The figures of the trained editing models: the training masks of `--task inpaint` (no model
+ * needed), and with --upscaler DIR / --inpainter DIR their results on held-out digits.
+ */
+async function trainedFigures(argv: readonly string[]): Promise<void> {
+  const out = option(argv, 'out', 'docs/img');
+  const n = count(argv, 'n', '10');
+  const upscaler = option(argv, 'upscaler', '');
+  const inpainter = option(argv, 'inpainter', '');
+  const d = heldOutDigits(n);
+  const values = (x: Tensor): Float32Array => {
+    const v = Float32Array.from(x.dataSync(), (u) => Math.min(1, Math.max(-1, u)));
+    x.dispose();
+    return v;
+  };
+
+  // Training masks: n of each kind from seed 0's uniforms, and the digits as the model sees them.
+  const u = rand([2 * n * MASK_DRAWS], { seed: 0, dtype: 'float64' }).dataSync();
+  const masks = (kind: MaskKind, from: number): Float32Array => {
+    const m = new Float32Array(n * SIZE);
+    for (let k = 0; k < n; k++) {
+      const at = (from + k) * MASK_DRAWS;
+      m.set(randomMask(u.subarray(at, at + MASK_DRAWS), 28, 28, [kind]), k * SIZE);
+    }
+    return m;
+  };
+  const rect = masks('rectangle', 0);
+  const brush = masks('brush', n);
+  // Masks shown white on black ([0, 1] → [−1, 1]); masked digits with the hole at 0 (gray).
+  const shown = (m: Float32Array): Float32Array => m.map((v) => 2 * v - 1);
+  const masked = (m: Float32Array): Float32Array => d.values.map((v, i) => (m[i] === 1 ? 0 : v));
+  await writeRows(join(out, 'editing-training-masks.png'), [
+    shown(rect),
+    masked(rect),
+    shown(brush),
+    masked(brush),
+  ]);
+
+  if (upscaler !== '') {
+    const p = await loadPipeline(upscaler, { tasks: ['upscale'] });
+    const settings = p.info!.upscale!;
+    const f = settings.factor;
+    const low = downsampleBox(d.x, f);
+    const lowValues = low.dataSync();
+    // The low resolution shown at full size, each pixel an f×f block.
+    const blocks = d.values.map((_, i) => {
+      const k = Math.floor(i / SIZE);
+      const y = Math.floor((i % SIZE) / 28 / f);
+      const x = Math.floor((i % 28) / f);
+      const side = 28 / f;
+      return lowValues[k * side * side + y * side + x]!;
+    });
+    const bicubic = values(bicubicUpsample(low, f));
+    const sr = values(
+      upscale(p.model, createSampler('ddim', p.schedulerConfig), low, {
+        ...settings,
+        numInferenceSteps: 50,
+        noise: noise(0, n),
+      }),
+    );
+    low.dispose();
+    await writeRows(join(out, 'editing-upscale.png'), [d.values, blocks, bicubic, sr]);
+  }
+
+  if (inpainter !== '') {
+    const p = await loadPipeline(inpainter, { tasks: ['inpaint'] });
+    const completed = (m: Float32Array): Float32Array =>
+      values(
+        inpaintWithModel(p.model, createSampler('ddim', p.schedulerConfig), d.x, {
+          mask: tensor(m, [n, 1, 28, 28]),
+          numInferenceSteps: 20,
+          noise: noise(0, n),
+        }),
+      );
+    const half = Float32Array.from({ length: n * SIZE }, (_, i) => (i % SIZE >= SIZE / 2 ? 1 : 0));
+    await writeRows(join(out, 'editing-inpaint-model.png'), [
+      d.values,
+      masked(half),
+      completed(half),
+      masked(brush),
+      completed(brush),
+    ]);
+  }
+}
+
 // ---- main --------------------------------------------------------------------------------------
 
 async function main(what: string, argv: readonly string[]): Promise<unknown> {
@@ -818,9 +915,12 @@ async function main(what: string, argv: readonly string[]): Promise<unknown> {
     case 'figures':
       await figures(argv);
       return null;
+    case 'trained-figures':
+      await trainedFigures(argv);
+      return null;
     default:
       throw new UsageError(
-        'usage: npx tsx scripts/editing-eval.ts invert|inpaint|img2img|upscale|figures [options]',
+        'usage: npx tsx scripts/editing-eval.ts invert|inpaint|img2img|upscale|figures|trained-figures [options]',
       );
   }
 }
