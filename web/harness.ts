@@ -48,8 +48,13 @@ export async function startPlayground(): Promise<Playground> {
     });
     const url = server.resolvedUrls?.local[0];
     if (url === undefined) throw new Error('vite preview gave no address');
-    // As root (CI containers) Chromium refuses to start without --no-sandbox.
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });
+    // As root (CI containers) Chromium refuses to start without --no-sandbox; headless Chromium
+    // on Linux offers WebGPU (SwiftShader's software adapter where there is no GPU) only with
+    // --enable-unsafe-webgpu.
+    browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      args: ['--no-sandbox', '--enable-unsafe-webgpu'],
+    });
     const b = browser;
     const s = server;
     return {

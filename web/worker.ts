@@ -103,12 +103,13 @@ async function sample(s: SampleSettings): Promise<void> {
       signal: ac.signal,
       preview: true,
       onProgress: async (pr) => {
-        if (pr.step === 1) t1 = performance.now(); // the first step includes warming up
         const grid = gridFromValues(await pr.preview!.data(), pr.preview!.shape, { nrow });
         const frame = frameOf(grid);
         post({ type: 'progress', step: pr.step, total: pr.total, t: pr.t, frame }, [
           frame.data.buffer,
         ]);
+        // The first step includes warming up (WebGPU compiles its pipelines); its x̂_0 is read.
+        if (pr.step === 1) t1 = performance.now();
       },
     });
     const total = scheduler.timesteps.length;

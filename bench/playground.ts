@@ -1,0 +1,77 @@
+/**
+ * The playground in headless Chromium (never run as tests):
+ *
+ *   npm run bench:playground [-- --backend cpu|webgpu --steps 20 --n 16 --screenshot FILE]
+ *
+ * Builds the static site, serves it, and for mnist-small measures the page load (navigation to
+ * the model loaded in the worker), then the first sample (DPM-Solver++ 2M, seed 0) and the mean
+ * step after the first, as the page reports them, and the longest main-thread task while
+ * sampling (PerformanceObserver 'longtask': tasks over 50 ms). With --screenshot, samples
+ * mnist-cond (each class in turn, guidance 3) and saves a screenshot of the page.
+ */
+import { loadavg } from 'node:os';
+
+import { pageStep, startPlayground, waitForState } from '../web/harness.js';
+
+const argv = process.argv.slice(2);
+const arg = (name: string, dflt: string): string =>
+  argv.includes(name) ? argv[argv.indexOf(name) + 1]! : dflt;
+const backend = arg('--backend', 'cpu');
+const steps = arg('--steps', '20');
+const n = arg('--n', '16');
+const screenshot = arg('--screenshot', '');
+
+const LONG_TASKS = `window.__longest = 0;
+new PerformanceObserver((list) => {
+  for (const e of list.getEntries()) window.__longest = Math.max(window.__longest, e.duration);
+}).observe({ type: 'longtask' });`;
+
+async function main(): Promise<void> {
+  const pg = await startPlayground();
+  try {
+    console.log(
+      `build: ${Math.round(pg.buildMs)} ms; load average ${loadavg()
+        .map((x) => x.toFixed(2))
+        .join(' / ')}`,
+    );
+    const t0 = performance.now();
+    const { page, errors } = await pg.open(`model=mnist-small&backend=${backend}`);
+    const state = await waitForState(page, ['ready', 'error']);
+    const loadMs = performance.now() - t0;
+    const status = await page.textContent('#status');
+    if (state !== 'ready') throw new Error(`the page did not load the model: ${status}`);
+    console.log(`page load to model ready: ${Math.round(loadMs)} ms (${status})`);
+    await page.evaluate(LONG_TASKS);
+    await page.fill('#steps', steps);
+    await page.fill('#n', n);
+    const t1 = performance.now();
+    await page.click('#sample');
+    if ((await waitForState(page, ['done', 'error'], 600_000)) !== 'done') {
+      throw new Error(`sampling failed: ${await page.textContent('#status')}`);
+    }
+    const wall = performance.now() - t1;
+    const longest = await page.evaluate<number>('window.__longest');
+    console.log(
+      `first sample, ${n} images × ${steps} steps (dpmpp-2m): ${Math.round(wall)} ms from the ` +
+        `click; the page says "${await page.textContent('#status')}"; ${await pageStep(page)} ` +
+        `preview frames; longest main-thread task while sampling: ${Math.round(longest)} ms`,
+    );
+    if (errors.length > 0) throw new Error(`page errors: ${errors.join('; ')}`);
+    await page.close();
+    if (screenshot !== '') {
+      const shot = await pg.open(`model=mnist-cond&backend=${backend}`);
+      await waitForState(shot.page, ['ready']);
+      await shot.page.fill('#steps', steps);
+      await shot.page.fill('#n', n);
+      await shot.page.fill('#guidance', '3');
+      await shot.page.click('#sample');
+      await waitForState(shot.page, ['done'], 600_000);
+      await shot.page.screenshot({ path: screenshot });
+      console.log(`screenshot: ${screenshot} (${await shot.page.textContent('#status')})`);
+    }
+  } finally {
+    await pg.close();
+  }
+}
+
+await main();
