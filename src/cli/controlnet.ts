@@ -13,7 +13,8 @@ import {
   UNet2DConditionModel,
   UNet2DModel,
 } from '../nn/models/index.js';
-import { type Args, type OptionSpec, UsageError } from './args.js';
+import { type Args, CliError, type OptionSpec, UsageError } from './args.js';
+import { EXIT } from './common.js';
 
 export const CONTROLNET_OPTIONS: readonly OptionSpec[] = [
   {
@@ -38,8 +39,9 @@ export const CONTROLNET_OPTIONS: readonly OptionSpec[] = [
 ];
 
 /**
- * The model steered by --controlnet with --control-image (the model itself without them); bad
- * input is a UsageError naming the option, the file and what differs.
+ * The model steered by --controlnet with --control-image (the model itself without them). Options
+ * without their partner are UsageErrors; a bad ControlNet or image is one line naming the option,
+ * the file and what differs (exit 2).
  */
 export async function withControlNet(model: Denoiser, args: Args): Promise<Denoiser> {
   const dir = args.str('controlnet');
@@ -58,32 +60,43 @@ export async function withControlNet(model: Denoiser, args: Args): Promise<Denoi
     throw new UsageError(`--control-scale must be a number, got ${scale}`);
   }
   if (!(model instanceof UNet2DModel || model instanceof UNet2DConditionModel)) {
-    throw new UsageError(`--controlnet: a ${model.className} has no encoder for a ControlNet`);
+    throw new CliError(
+      `--controlnet: a ${model.className} has no encoder for a ControlNet`,
+      EXIT.usage,
+    );
   }
   let cn;
   try {
     cn = await loadControlNet(dir);
   } catch (e) {
-    throw new UsageError(`--controlnet ${dir}: ${e instanceof Error ? e.message : String(e)}`);
+    throw new CliError(
+      `--controlnet ${dir}: ${e instanceof Error ? e.message : String(e)}`,
+      EXIT.usage,
+    );
   }
   const bad = controlNetMismatch(cn, model);
   if (bad.length > 0) {
-    throw new UsageError(
+    throw new CliError(
       `--controlnet ${dir} does not fit the ${model.className}: ${bad.join('; ')}`,
+      EXIT.usage,
     );
   }
   let img;
   try {
     img = await readImage(file);
   } catch (e) {
-    throw new UsageError(`--control-image: ${e instanceof Error ? e.message : String(e)}`);
+    throw new CliError(
+      `--control-image: ${e instanceof Error ? e.message : String(e)}`,
+      EXIT.usage,
+    );
   }
   const [, h, w] = model.sampleShape;
   const [c, ch, cw] = cn.conditionShape(h, w);
   if (img.height !== ch || img.width !== cw) {
-    throw new UsageError(
+    throw new CliError(
       `--control-image ${file} is ${img.width}x${img.height}; the ControlNet takes ${cw}x${ch} ` +
         `condition images (for the model's ${w}x${h} samples)`,
+      EXIT.usage,
     );
   }
   const max = img.data instanceof Uint16Array ? 65535 : 255;
