@@ -17,11 +17,12 @@ Run with Debian's python3 and python3-torch: /usr/bin/python3 scripts/ref/contro
 import json
 import math
 import os
-import struct
 import sys
 
 import torch
 import torch.nn.functional as F
+
+from clip_text_ref import write_safetensors
 
 torch.set_num_threads(1)
 torch.manual_seed(20261203)
@@ -186,30 +187,6 @@ def controlnet_forward(c, w, sample, t, cond, labels, scale):
     h = resnet(h, emb, w, "mid_block.resnets.0", c)
     down = [scale * conv2d(s, w, f"controlnet_down_blocks.{i}") for i, s in enumerate(skips)]
     return down, scale * conv2d(h, w, "controlnet_mid_block")
-
-
-def write_safetensors(path, tensors):
-    """The safetensors layout: u64 header size, JSON header (space-padded to 8 bytes), data."""
-    names = {torch.float32: "F32", torch.float64: "F64", torch.int32: "I32"}
-    header = {"__metadata__": {"format": "pt"}}
-    blobs = []
-    offset = 0
-    for name, t in tensors.items():
-        data = t.contiguous().numpy().astype(t.numpy().dtype.newbyteorder("<")).tobytes()
-        header[name] = {
-            "dtype": names[t.dtype],
-            "shape": list(t.shape),
-            "data_offsets": [offset, offset + len(data)],
-        }
-        blobs.append(data)
-        offset += len(data)
-    text = json.dumps(header, separators=(",", ":")).encode()
-    text += b" " * (-len(text) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(text)))
-        f.write(text)
-        for blob in blobs:
-            f.write(blob)
 
 
 def main():
