@@ -42,7 +42,7 @@ export const sampleTextSpec: CommandSpec = {
       help: 'a sumi train --task text output folder, checkpoint or export',
     },
     { name: 'n', kind: 'int', arg: 'N', help: 'sentences (also -n)', default: '8' },
-    { name: 'steps', kind: 'int', arg: 'K', help: 'sampler steps', default: '200' },
+    { name: 'steps', kind: 'int', arg: 'K', help: 'sampler steps (default 200, at most T)' },
     samplerOption('ddpm'),
     ETA_OPTION,
     {
@@ -155,7 +155,6 @@ async function sampleText(args: Args): Promise<number> {
   const modelDir = args.str('model');
   if (modelDir === undefined) throw new UsageError('--model <dir> is required');
   const n = args.num('n') ?? 8;
-  const steps = args.num('steps') ?? 200;
   const batch = args.num('batch') ?? 128;
   const seed = args.num('seed') ?? 0;
   if (n < 1) throw new UsageError(`--n must be at least 1, got ${n}`);
@@ -172,6 +171,7 @@ async function sampleText(args: Args): Promise<number> {
   const tok = folder.tokenizer;
   const L = folder.info.seqLength;
   const T = Number(folder.schedulerConfig.num_train_timesteps);
+  const steps = args.num('steps') ?? Math.min(200, T);
   if (steps < 1 || steps > T) throw new UsageError(`--steps must be in 1..${T}, got ${steps}`);
   const samplerName = args.str('sampler') ?? 'ddpm';
   let scheduler;
