@@ -107,6 +107,12 @@ export async function pageStep(page: Page): Promise<number> {
   return Number(await page.evaluate<string>('document.body.dataset.step ?? "0"'));
 }
 
+/** The worker's live tensors once it is idle again (after the load or sample under way). */
+export async function idleTensors(page: Page, timeout = 60_000): Promise<number> {
+  await page.waitForFunction('document.body.dataset.liveTensors !== undefined', null, { timeout });
+  return Number(await page.evaluate<string>('document.body.dataset.liveTensors'));
+}
+
 /** The bytes of the PNG behind the page's download link. */
 export async function downloadedPng(page: Page): Promise<Uint8Array> {
   const bytes = await page.evaluate<number[]>(

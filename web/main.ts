@@ -2,7 +2,8 @@
  * The playground page: the controls, the progress bar and the grid. Loading and sampling run in
  * a Web Worker (worker.ts), so the page stays responsive; every step's x̂_0 grid is kept as a
  * frame of the denoising animation. `document.body.dataset.state` says where the page is
- * (loading, ready, sampling, done, cancelled, error), for people and for the browser tests.
+ * (loading, ready, sampling, done, cancelled, error), for people and for the browser tests, and
+ * `dataset.liveTensors` the worker's live tensors once it is idle (after each load or sample).
  */
 import {
   type BackendChoice,
@@ -108,6 +109,7 @@ function loadModel(): void {
   model = null;
   stopPlaying();
   setState('loading', `Loading ${ui.model.value}…`);
+  delete document.body.dataset.liveTensors;
   const name = ui.model.value;
   const url = new URL(`models/${name}`, document.baseURI).href;
   send({ type: 'load', model: name, url, backend: ui.backend.value as BackendChoice });
@@ -150,6 +152,9 @@ worker.onmessage = (e: MessageEvent<Reply>) => {
     case 'cancelled':
       setState('cancelled', 'Cancelled.');
       break;
+    case 'idle':
+      document.body.dataset.liveTensors = String(r.liveTensors);
+      break;
     case 'error':
       setState('error', r.message, true);
       break;
@@ -165,6 +170,7 @@ ui.form.addEventListener('submit', (e) => {
   ui.animation.hidden = true;
   ui.progress.value = 0;
   document.body.dataset.step = '0';
+  delete document.body.dataset.liveTensors;
   setState('sampling', 'Starting…');
   send({
     type: 'sample',

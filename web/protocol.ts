@@ -60,4 +60,6 @@ export type Reply =
       msPerStep: number;
     }
   | { type: 'cancelled' }
+  /** After every load or sample, however it ended: the tensors alive in the worker. */
+  | { type: 'idle'; liveTensors: number }
   | { type: 'error'; message: string };

@@ -14,6 +14,7 @@ import {
   gridFromValues,
   initDefaultBackend,
   type RawImage,
+  Tensor,
 } from '../src/index.js';
 import { type BrowserPipeline, loadBrowserPipeline } from './load-model.js';
 import type { BackendChoice, Frame, Reply, Request, SampleSettings } from './protocol.js';
@@ -138,8 +139,10 @@ scope.onmessage = (e) => {
     return;
   }
   const job = req.type === 'load' ? load(req.model, req.url, req.backend) : sample(req.settings);
-  job.catch((err: unknown) => {
-    if (err instanceof Error && err.name === 'AbortError') post({ type: 'cancelled' });
-    else post({ type: 'error', message: err instanceof Error ? err.message : String(err) });
-  });
+  job
+    .catch((err: unknown) => {
+      if (err instanceof Error && err.name === 'AbortError') post({ type: 'cancelled' });
+      else post({ type: 'error', message: err instanceof Error ? err.message : String(err) });
+    })
+    .finally(() => post({ type: 'idle', liveTensors: Tensor.liveCount() }));
 };

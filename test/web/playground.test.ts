@@ -14,6 +14,7 @@ import {
   canvasPixels,
   chromiumMissing,
   downloadedPng,
+  idleTensors,
   pageStep,
   type Playground,
   startPlayground,
@@ -42,6 +43,8 @@ void describe('playground in Chromium', { skip }, () => {
   // One page for sampling and cancelling (loading the model once).
   let page: Page;
   let errors: string[];
+  /** The worker's live tensors with the model loaded (its parameters). */
+  let loaded = 0;
   before(async () => {
     pg = await startPlayground();
     ({ page, errors } = await pg.open('model=mnist-small&backend=cpu'));
@@ -57,6 +60,7 @@ void describe('playground in Chromium', { skip }, () => {
       (await page.textContent('#status')) ?? '',
     );
     assert.match((await page.textContent('#status')) ?? '', /on cpu/);
+    loaded = await idleTensors(page);
     await page.selectOption('#sampler', 'ddim');
     await page.fill('#steps', '2');
     await page.fill('#n', '4');
@@ -83,10 +87,12 @@ void describe('playground in Chromium', { skip }, () => {
     assert.ok(worst <= 1, `browser and Node grids differ by ${worst} gray levels`);
     // Two frames were shown: x̂_0 after step 1, then x_0.
     assert.equal(await page.getAttribute('#frame', 'max'), '2');
+    assert.equal(await idleTensors(page), loaded, 'tensors left in the worker after sampling');
     assert.deepEqual(errors, []);
   });
 
-  void test('cancel stops a run between steps, and the page samples again', async () => {
+  void test('cancel stops a run between steps, freeing its tensors, and the page samples again', async () => {
+    await page.selectOption('#sampler', 'dpmpp-2m'); // a sampler that holds a history
     await page.fill('#steps', '1000');
     await page.fill('#n', '1');
     await page.click('#sample');
@@ -98,6 +104,7 @@ void describe('playground in Chromium', { skip }, () => {
     const step = await pageStep(page);
     assert.ok(step >= 2 && step < 1000, `stopped after step ${step} of 1000`);
     assert.equal(await page.isDisabled('#cancel'), true);
+    assert.equal(await idleTensors(page), loaded, 'tensors left in the worker after the cancel');
     await page.fill('#steps', '1');
     await page.click('#sample');
     assert.equal(await waitForState(page, ['done', 'error']), 'done');
