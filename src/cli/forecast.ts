@@ -54,6 +54,13 @@ export const forecastSpec: CommandSpec = {
     },
     { name: 'evaluate', kind: 'flag', help: 'score the test part against the baselines' },
     { name: 'metrics', kind: 'string', arg: 'FILE', help: 'with --evaluate: the scores as JSON' },
+    {
+      name: 'baseline-steps',
+      kind: 'int',
+      arg: 'N',
+      help: 'with --evaluate: training steps of the Gaussian MLP baseline',
+      default: '1500',
+    },
     { name: 'backend', kind: 'string', arg: 'B', help: BACKEND_HELP },
   ],
 };
@@ -138,7 +145,7 @@ async function forecastCmd(args: Args): Promise<number> {
   try {
     f = await loadForecaster(dir);
   } catch (e) {
-    if (e instanceof ForecastError) throw new UsageError(e.message);
+    if (e instanceof ForecastError) throw new CliError(e.message, EXIT.usage);
     throw e;
   }
   const { model, schedulerConfig, info } = f;
@@ -150,17 +157,22 @@ async function forecastCmd(args: Args): Promise<number> {
     fill: info.fill,
   });
   if (s.targets.length !== c.target_dim) {
-    throw new UsageError(
+    throw new CliError(
       `${s.name}: ${s.targets.length} target columns, the model forecasts ${c.target_dim}`,
+      EXIT.usage,
     );
   }
   if (s.freq !== c.freq) {
-    throw new UsageError(`${s.name}: ${s.freq} rows, the model was trained on ${c.freq} rows`);
+    throw new CliError(
+      `${s.name}: ${s.freq} rows, the model was trained on ${c.freq} rows`,
+      EXIT.usage,
+    );
   }
   const need = c.context_length + Math.max(...c.lags_seq);
   if (seriesLength(s) < need) {
-    throw new UsageError(
+    throw new CliError(
       `${s.name}: ${seriesLength(s)} rows; the model reads ${need} before a forecast (context ${c.context_length}, lags up to ${Math.max(...c.lags_seq)})`,
+      EXIT.usage,
     );
   }
   const samples = args.num('samples') ?? 100;
@@ -187,7 +199,7 @@ async function forecastCmd(args: Args): Promise<number> {
       numInferenceSteps: steps,
       seed,
       split,
-      gaussian: { hidden: 64, steps: 1500, batchSize: 64, lr: 1e-3 },
+      gaussian: { hidden: 64, steps: args.num('baseline-steps') ?? 1500, batchSize: 64, lr: 1e-3 },
       onProgress: (what) => console.error(what),
     });
     console.log(

@@ -3,13 +3,13 @@
  * real dataset), with checkpoints that resume, and writes the forecaster folder.
  */
 import { loadSeries, namedSeriesNames, NAMED_SERIES } from '../data/series-fs.js';
-import { SeriesError, seasonLength, type TimeSeries } from '../data/series.js';
+import { SeriesError, seasonLength, splitByTime, type TimeSeries } from '../data/series.js';
 import {
   ForecastError,
   type ForecastTrainConfig,
   trainForecaster,
 } from '../diffusion/forecast-trainer.js';
-import { type Args, type CommandSpec, shellQuote, UsageError } from './args.js';
+import { type Args, CliError, type CommandSpec, shellQuote, UsageError } from './args.js';
 import { BACKEND_HELP, defineCommand, EXIT, formatDuration, selectBackend } from './common.js';
 
 /** The options that read a series, shared with `sumi forecast`. */
@@ -142,7 +142,7 @@ export async function seriesFromArgs(
       fill: (args.str('fill') ?? fallback.fill ?? 'none') as 'none' | 'forward',
     });
   } catch (e) {
-    if (e instanceof SeriesError) throw new UsageError(e.message);
+    if (e instanceof SeriesError) throw new CliError(e.message, EXIT.usage);
     throw e;
   }
 }
@@ -187,6 +187,13 @@ async function trainForecast(args: Args): Promise<number> {
       cond_channels: positive(args, 'cond-channels', 1),
     },
   };
+  try {
+    // Checked before anything is printed or written (trainForecaster checks it again).
+    splitByTime(s, { context: config.context, horizon: config.horizon, lags: config.lags });
+  } catch (e) {
+    if (e instanceof SeriesError) throw new CliError(e.message, EXIT.usage);
+    throw e;
+  }
   const started = performance.now();
   console.error(
     `sumi train: ${s.name} (${s.targets.join(', ')}; ${s.timestamps.length} ${s.freq} rows), context ${config.context}, horizon ${config.horizon}, lags ${config.lags.join(',')}`,
@@ -209,7 +216,9 @@ async function trainForecast(args: Args): Promise<number> {
       `${out}: TimeGrad forecaster, ${r.step} steps, train loss ${r.trainLoss.toFixed(4)}, validation loss ${r.validationLoss.toFixed(4)}`,
     );
   } catch (e) {
-    if (e instanceof SeriesError || e instanceof ForecastError) throw new UsageError(e.message);
+    if (e instanceof SeriesError || e instanceof ForecastError) {
+      throw new CliError(e.message, EXIT.usage);
+    }
     throw e;
   }
   return EXIT.ok;

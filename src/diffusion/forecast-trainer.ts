@@ -149,6 +149,30 @@ export interface TrainForecasterOptions {
   signal?: AbortSignal;
 }
 
+/**
+ * What differs between the run of a checkpoint and a new one, other than the number of steps:
+ * the resolved model config and every other setting, each as `key: was → now`.
+ */
+function runDifferences(
+  s: TimeSeries,
+  was: ForecastTrainConfig,
+  now: ForecastTrainConfig,
+): string[] {
+  const flat = (c: ForecastTrainConfig): Record<string, string> => {
+    const out: Record<string, string> = {};
+    for (const [k, v] of Object.entries(c)) {
+      if (k !== 'model' && k !== 'steps') out[k] = JSON.stringify(v);
+    }
+    for (const [k, v] of Object.entries(forecastModelConfig(s, c))) out[k] = JSON.stringify(v);
+    return out;
+  };
+  const a = flat(was);
+  const b = flat(now);
+  return [...new Set([...Object.keys(a), ...Object.keys(b)])]
+    .filter((k) => a[k] !== b[k])
+    .map((k) => `${k}: ${a[k] ?? 'unset'} → ${b[k] ?? 'unset'}`);
+}
+
 /** B training origins of step s, uniformly over the training part (with replacement). */
 function batchOrigins(origins: readonly number[], B: number, seed: number, step: number): number[] {
   const g = new Generator(streamSeed(seed, 'data', step));
@@ -222,10 +246,10 @@ export async function trainForecaster(
     if (st.format !== 'sumi-forecast-trainer-state') {
       throw new ForecastError(`${ckpt}: not a forecaster checkpoint (format ${String(st.format)})`);
     }
-    const was = JSON.stringify({ ...st.config, steps: 0 });
-    if (was !== JSON.stringify({ ...config, steps: 0 })) {
+    const diff = runDifferences(s, st.config, config);
+    if (diff.length > 0) {
       throw new ForecastError(
-        `${ckpt}: the checkpoint is of another run (${was}); use another --out or the same options`,
+        `${ckpt}: the checkpoint is of another run (${diff.join('; ')}); use another --out or the same options`,
       );
     }
     await loadModule(model, join(ckpt, MODEL_WEIGHTS));

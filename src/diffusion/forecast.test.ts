@@ -90,7 +90,7 @@ void describe('TimeGrad forecasting', () => {
     assert.ok(w(whole).equals(w(parts)), 'same weights bytes');
     await assert.rejects(
       trainForecaster(s, { ...CONFIG, lr: 0.5 }, parts),
-      /the checkpoint is of another run/,
+      /the checkpoint is of another run \(lr: 0.01 → 0.5\)/,
     );
   });
 
