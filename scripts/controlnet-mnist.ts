@@ -149,16 +149,20 @@ async function evaluate(): Promise<void> {
   if (json !== undefined) writeFileSync(json, text);
   const grid = arg('grid');
   if (grid !== undefined) {
-    // Columns: up to 10 digits; rows: condition, ControlNet sample, base sample.
+    // Columns: up to 10 digits; rows: condition, ControlNet sample, base sample; 3x pixels.
     const cols = Math.min(10, n);
-    const w = cols * side;
-    const data = new Float32Array(3 * side * w);
+    const z = 3;
+    const w = cols * side * z;
+    const data = new Uint8Array(3 * side * z * w);
     const put = (src: Float32Array, row: number): void => {
       for (let c = 0; c < cols; c++) {
         const i = Math.floor((c * n) / cols);
-        for (let y = 0; y < side; y++) {
-          for (let x = 0; x < side; x++) {
-            data[(row * side + y) * w + c * side + x] = src[i * side * side + y * side + x]!;
+        for (let y = 0; y < side * z; y++) {
+          for (let x = 0; x < side * z; x++) {
+            const v = src[i * side * side + Math.floor(y / z) * side + Math.floor(x / z)]!;
+            data[(row * side * z + y) * w + c * side * z + x] = Math.round(
+              255 * Math.min(1, Math.max(0, v)),
+            );
           }
         }
       }
@@ -166,15 +170,7 @@ async function evaluate(): Promise<void> {
     put(controls, 0);
     put(withCn, 1);
     put(plain, 2);
-    writeFileSync(
-      grid,
-      encodePng({
-        width: w,
-        height: 3 * side,
-        channels: 1,
-        data: Uint8Array.from(data, (v) => Math.round(255 * Math.min(1, Math.max(0, v)))),
-      }),
-    );
+    writeFileSync(grid, encodePng({ width: w, height: 3 * side * z, channels: 1, data }));
   }
 }
 

@@ -1,15 +1,17 @@
-"""Reference outputs of a ControlNetModel for src/nn/models/controlnet-parity.test.ts.
+"""Reference outputs of ControlNetModel for src/nn/models/controlnet-parity.test.ts.
 
-A plain-PyTorch ControlNet under diffusers' parameter names and semantics (ControlNetModel with a
-DownBlock2D, an AttnDownBlock2D and the single-resnet UNetMidBlock2D; ControlNetConditioningEmbedding
-with one stride-2 block; a class embedding), with a small config and random weights, the zero
-convolutions included (so that the residuals are not 0). Writes test/fixtures/controlnet/:
+A plain-PyTorch ControlNet under diffusers' parameter names and semantics, with small configs and
+random weights, the zero convolutions included (so that the residuals are not 0):
 
-  config.json                          diffusers' ControlNetModel keys (the others at their defaults)
-  diffusion_pytorch_model.safetensors  the weights (F32)
-  io.safetensors                       sample, controlnet_cond (F32), timesteps, class_labels (I32),
-                                       down_0 ... down_3, mid (F64, computed in float64 from the
-                                       float32 weights, conditioning_scale 0.7)
+  test/fixtures/controlnet/          diffusers' ControlNetModel: a DownBlock2D, an AttnDownBlock2D,
+                                     the single-resnet UNetMidBlock2D, a class embedding, a
+                                     condition embedding with one stride-2 block
+  test/fixtures/controlnet-unet2d/   a UNet2DModel base (unet_class_name): the same down blocks,
+                                     UNet2DModel's mid block (resnet, attention, resnet), 1 channel
+
+each with config.json, diffusion_pytorch_model.safetensors (F32) and io.safetensors: sample,
+controlnet_cond (F32), timesteps, class_labels (I32), down_0 ... down_3 and mid (F64, computed in
+float64 from the float32 weights, conditioning_scale 0.7).
 
 Run with Debian's python3 and python3-torch: /usr/bin/python3 scripts/ref/controlnet_ref.py
 """
@@ -43,7 +45,30 @@ CONFIG = {
     "num_class_embeds": 3,
     "conditioning_embedding_out_channels": [4, 8],
 }
+# A UNet2DModel base (Sumi's extension): 1 channel, no class embedding, a condition embedding
+# without downsampling, and UNet2DModel's mid block (resnet, attention, resnet).
+CONFIG_UNET2D = {
+    "_class_name": "ControlNetModel",
+    "_diffusers_version": "0.40.0.dev0",
+    "in_channels": 1,
+    "conditioning_channels": 1,
+    "down_block_types": ["DownBlock2D", "AttnDownBlock2D"],
+    "mid_block_type": "UNetMidBlock2D",
+    "block_out_channels": [8, 16],
+    "layers_per_block": 1,
+    "norm_num_groups": 4,
+    "norm_eps": 1e-5,
+    "attention_head_dim": 8,
+    "num_class_embeds": None,
+    "conditioning_embedding_out_channels": [4],
+    "unet_class_name": "UNet2DModel",
+}
 SCALE = 0.7
+
+
+def unet2d_mid(c):
+    """UNet2DModel's mid block: resnet, attention, resnet (else diffusers' ControlNet's: a resnet)."""
+    return c.get("unet_class_name") == "UNet2DModel"
 
 
 def random_weights(c):
@@ -77,7 +102,8 @@ def random_weights(c):
     conv("conv_in", c["in_channels"], ch[0], 3)
     linear("time_embedding.linear_1", ch[0], temb)
     linear("time_embedding.linear_2", temb, temb)
-    w["class_embedding.weight"] = torch.randn(c["num_class_embeds"], temb)
+    if c["num_class_embeds"] is not None:
+        w["class_embedding.weight"] = torch.randn(c["num_class_embeds"], temb)
     e = c["conditioning_embedding_out_channels"]
     conv("controlnet_cond_embedding.conv_in", c["conditioning_channels"], e[0], 3)
     for i in range(len(e) - 1):
@@ -104,6 +130,11 @@ def random_weights(c):
             conv(f"controlnet_down_blocks.{zero}", n_out, n_out, 1)
         n_in = n_out
     resnet("mid_block.resnets.0", ch[-1], ch[-1])
+    if unet2d_mid(c):
+        norm("mid_block.attentions.0.group_norm", ch[-1])
+        for p in ("to_q", "to_k", "to_v", "to_out.0"):
+            linear(f"mid_block.attentions.0.{p}", ch[-1], ch[-1])
+        resnet("mid_block.resnets.1", ch[-1], ch[-1])
     conv("controlnet_mid_block", ch[-1], ch[-1], 1)
     return {k: v.float() for k, v in w.items()}
 
@@ -166,7 +197,8 @@ def controlnet_forward(c, w, sample, t, cond, labels, scale):
     ch = c["block_out_channels"]
     emb = timestep_embedding(t, ch[0])
     emb = linear(F.silu(linear(emb, w, "time_embedding.linear_1")), w, "time_embedding.linear_2")
-    emb = emb + w["class_embedding.weight"][labels.long()]
+    if labels is not None:
+        emb = emb + w["class_embedding.weight"][labels.long()]
     e = conv2d(cond, w, "controlnet_cond_embedding.conv_in")
     e = F.silu(e)
     for i in range(len(c["conditioning_embedding_out_channels"]) - 1):
@@ -185,40 +217,48 @@ def controlnet_forward(c, w, sample, t, cond, labels, scale):
             h = conv2d(h, w, f"down_blocks.{i}.downsamplers.0.conv", stride=2)
             skips.append(h)
     h = resnet(h, emb, w, "mid_block.resnets.0", c)
+    if unet2d_mid(c):
+        h = attention(h, w, "mid_block.attentions.0", c, c["attention_head_dim"])
+        h = resnet(h, emb, w, "mid_block.resnets.1", c)
     down = [scale * conv2d(s, w, f"controlnet_down_blocks.{i}") for i, s in enumerate(skips)]
     return down, scale * conv2d(h, w, "controlnet_mid_block")
 
 
-def main():
-    root = os.path.dirname(os.path.abspath(__file__))
-    out = os.path.normpath(os.path.join(root, "..", "..", "test", "fixtures", "controlnet"))
-    if len(sys.argv) > 1:
-        out = sys.argv[1]
+def write_fixture(out, c, labels):
     os.makedirs(out, exist_ok=True)
-    c = CONFIG
     w32 = random_weights(c)
     sample = torch.randn(2, c["in_channels"], 8, 8)
-    cond = torch.rand(2, c["conditioning_channels"], 16, 16)
+    f = 2 ** (len(c["conditioning_embedding_out_channels"]) - 1)
+    cond = torch.rand(2, c["conditioning_channels"], 8 * f, 8 * f)
     timesteps = torch.tensor([10, 900], dtype=torch.int32)
-    labels = torch.tensor([0, 2], dtype=torch.int32)
     w64 = {k: v.double() for k, v in w32.items()}
     with torch.no_grad():
         down, mid = controlnet_forward(c, w64, sample.double(), timesteps, cond.double(), labels, SCALE)
-    with open(os.path.join(out, "config.json"), "w") as f:
-        f.write(json.dumps(c, indent=2) + "\n")
+    with open(os.path.join(out, "config.json"), "w") as fh:
+        fh.write(json.dumps(c, indent=2) + "\n")
     write_safetensors(os.path.join(out, "diffusion_pytorch_model.safetensors"), w32)
     io = {
         "sample": sample,
         "controlnet_cond": cond,
         "timesteps": timesteps,
-        "class_labels": labels,
         "conditioning_scale": torch.tensor([SCALE], dtype=torch.float64),
     }
+    if labels is not None:
+        io["class_labels"] = labels
     for i, d in enumerate(down):
         io[f"down_{i}"] = d
     io["mid"] = mid
     write_safetensors(os.path.join(out, "io.safetensors"), io)
     print(f"wrote {out}: {len(down)} down residuals, mid {list(mid.shape)}, |mid| max {mid.abs().max():.3f}")
+
+
+def main():
+    root = os.path.dirname(os.path.abspath(__file__))
+    out = os.path.normpath(os.path.join(root, "..", "..", "test", "fixtures"))
+    if len(sys.argv) > 1:
+        out = sys.argv[1]
+    write_fixture(os.path.join(out, "controlnet"), CONFIG, torch.tensor([0, 2], dtype=torch.int32))
+    write_fixture(os.path.join(out, "controlnet-unet2d"), CONFIG_UNET2D, None)
 
 
 if __name__ == "__main__":
