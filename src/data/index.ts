@@ -17,5 +17,7 @@ export { saveGif, savePng } from './image/save.js';
 export * from './captions.js';
 export * from './tokenizer.js';
 export * from './tokenizer-fs.js';
+export * from './series.js';
+export * from './series-fs.js';
 export * from './text-corpus.js';
 export * from './text-corpus-fs.js';

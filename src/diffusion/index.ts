@@ -9,6 +9,8 @@ export * from './classifier-free.js';
 export * from './guidance.js';
 export * from './classifier-dir.js';
 export * from './editing/index.js';
+export * from './forecast.js';
+export * from './forecast-trainer.js';
 export * from './text-diffusion.js';
 export * from './text-lm.js';
 export * from './control.js';

@@ -6,3 +6,6 @@ export * from './evaluate.js';
 export * from './sample-folder.js';
 export * from './sweep.js';
 export * from './svg-chart.js';
+export * from './fan-chart.js';
+export * from './forecast-baselines.js';
+export * from './forecast-eval.js';

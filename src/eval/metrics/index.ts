@@ -8,4 +8,5 @@ export * from './classes.js';
 export * from './stats-cache.js';
 export * from './nll.js';
 export * from './image-quality.js';
+export * from './forecast.js';
 export * from './text.js';

@@ -17,6 +17,7 @@ export * from './vae.js';
 export * from './autoencoder-kl.js';
 export * from './vq-model.js';
 export * from './classifier.js';
+export * from './timegrad.js';
 export * from './create.js';
 export * from './io.js';
 export * from './clip-text.js';
