@@ -309,9 +309,9 @@ export async function trainForecaster(
     opts.onStep?.({ step, loss });
     if (step % config.saveEvery === 0 || step === config.steps) await save();
   }
-  if (step < config.steps) {
-    await save();
-  }
+  if (step < config.steps) await save();
+  // A run resumed at its last step trains nothing: its validation loss is measured here.
+  if (Number.isNaN(vloss)) vloss = validationLoss(model.eval(), schedule, s, split, config.seed);
   const recent = losses.slice(-50);
   const trainLoss = recent.reduce((a, b) => a + b, 0) / Math.max(1, recent.length);
   for (const f of await modelFiles(model)) await writeFileAtomic(join(out, f.path), f.bytes);
