@@ -4,7 +4,8 @@
  * conditioned on (its classes, or tokenizer/ and text_encoder/).
  */
 import {
-  CLIPTextModel,
+  checkedTextConditioning,
+  clipTextModelFromBytes,
   classConditioning,
   type ConditionSource,
   type Denoiser,
@@ -12,7 +13,6 @@ import {
   type ModelInfo,
   parseConfigJson,
   parseTokenizer,
-  textConditioning,
   unconditional,
 } from '../src/index.js';
 
@@ -56,26 +56,38 @@ export async function loadBrowserPipeline(base: string): Promise<BrowserPipeline
   }
   const model: Denoiser = unet;
   const hasNull = (info.conditionDropout ?? 0) > 0;
+  // What the denoiser takes decides the condition source, as loadPipeline does in Node.
+  const inputs = model.conditioningInputs;
   let condition: ConditionSource;
-  if (info.conditioning === 'text') {
+  if (inputs.crossAttentionDim !== null) {
     const tokenizer = parseTokenizer(
       text(await fetchBytes(`${base}/tokenizer/tokenizer.json`)),
       text(await fetchBytes(`${base}/tokenizer/tokenizer_config.json`)),
       `${base}/tokenizer`,
     );
-    const encoder = await modelFromBytes(
+    const encoder = await clipTextModelFromBytes(
       await fetchBytes(`${base}/text_encoder/config.json`),
       await fetchBytes(`${base}/text_encoder/model.safetensors`),
       `${base}/text_encoder`,
     );
-    if (!(encoder instanceof CLIPTextModel)) {
-      throw new Error(`${base}/text_encoder/config.json: expected a CLIPTextModel`);
+    condition = checkedTextConditioning({
+      tokenizer,
+      encoder,
+      crossAttentionDim: inputs.crossAttentionDim,
+      hasNull,
+      encoderConfig: `${base}/text_encoder/config.json`,
+      tokenizerDir: `${base}/tokenizer`,
+    });
+  } else if (inputs.numClassEmbeds !== null) {
+    if (info.numClasses === null || info.numClasses === undefined) {
+      throw new Error(
+        `${base}/sumi.json: the model is class-conditional but sumi.json does not give its classes`,
+      );
     }
-    condition = textConditioning({ tokenizer, encoder, hasNull });
-  } else if (info.numClasses !== null && info.numClasses !== undefined) {
     condition = classConditioning({
       numClasses: info.numClasses,
-      nullClassId: hasNull ? info.nullClassId : null,
+      // Without a recorded dropout the null class is taken to be trained (as loadPipeline does).
+      nullClassId: info.conditionDropout === 0 ? null : (info.nullClassId ?? null),
       ...(info.classNames ? { classNames: info.classNames } : {}),
     });
   } else {

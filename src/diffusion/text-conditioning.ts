@@ -20,8 +20,8 @@ import {
   loadCLIPTextModel,
   resolveCLIPTextConfig,
 } from '../nn/models/index.js';
-import { type ConditionSource, ConditionError } from './conditioning.js';
-import { SMALL_TEXT_ENCODER, textConditioning } from './text-source.js';
+import type { ConditionSource } from './conditioning.js';
+import { checkedTextConditioning, SMALL_TEXT_ENCODER, textConditioning } from './text-source.js';
 
 export interface TextConditioningSetup {
   dataset: Dataset;
@@ -101,24 +101,12 @@ export async function loadTextConditioning(opts: {
 }): Promise<ConditionSource> {
   const tokenizer = await loadTokenizer(opts.tokenizerDir);
   const encoder = await loadCLIPTextModel(opts.encoderDir, { backend: opts.backend });
-  const c = encoder.config;
-  if (c.hidden_size !== opts.crossAttentionDim) {
-    throw new ConditionError(
-      `${join(opts.encoderDir, 'config.json')}: hidden_size ${c.hidden_size} does not match the ` +
-        `denoiser's cross_attention_dim ${opts.crossAttentionDim}`,
-    );
-  }
-  if (c.vocab_size !== tokenizer.vocab.length) {
-    throw new ConditionError(
-      `${join(opts.encoderDir, 'config.json')}: vocab_size ${c.vocab_size} does not match the ` +
-        `tokenizer's ${tokenizer.vocab.length} tokens (${opts.tokenizerDir})`,
-    );
-  }
-  if (c.max_position_embeddings < tokenizer.modelMaxLength) {
-    throw new ConditionError(
-      `${join(opts.encoderDir, 'config.json')}: max_position_embeddings ${c.max_position_embeddings} ` +
-        `is below the tokenizer's model_max_length ${tokenizer.modelMaxLength}`,
-    );
-  }
-  return textConditioning({ tokenizer, encoder, hasNull: opts.hasNull });
+  return checkedTextConditioning({
+    tokenizer,
+    encoder,
+    crossAttentionDim: opts.crossAttentionDim,
+    hasNull: opts.hasNull,
+    encoderConfig: join(opts.encoderDir, 'config.json'),
+    tokenizerDir: opts.tokenizerDir,
+  });
 }

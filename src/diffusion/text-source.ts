@@ -45,6 +45,42 @@ export interface TextConditioningOptions {
   maxTokens?: number;
 }
 
+/**
+ * The condition source of a pipeline folder's tokenizer and text encoder, checked against each
+ * other and against the denoiser's cross-attention width; `encoderConfig` (the encoder's
+ * config.json) and `tokenizerDir` name them in the ConditionErrors.
+ */
+export function checkedTextConditioning(opts: {
+  tokenizer: WordLevelTokenizer;
+  encoder: CLIPTextModel;
+  crossAttentionDim: number;
+  hasNull: boolean;
+  encoderConfig: string;
+  tokenizerDir: string;
+}): ConditionSource {
+  const { tokenizer, encoder } = opts;
+  const c = encoder.config;
+  if (c.hidden_size !== opts.crossAttentionDim) {
+    throw new ConditionError(
+      `${opts.encoderConfig}: hidden_size ${c.hidden_size} does not match the ` +
+        `denoiser's cross_attention_dim ${opts.crossAttentionDim}`,
+    );
+  }
+  if (c.vocab_size !== tokenizer.vocab.length) {
+    throw new ConditionError(
+      `${opts.encoderConfig}: vocab_size ${c.vocab_size} does not match the ` +
+        `tokenizer's ${tokenizer.vocab.length} tokens (${opts.tokenizerDir})`,
+    );
+  }
+  if (c.max_position_embeddings < tokenizer.modelMaxLength) {
+    throw new ConditionError(
+      `${opts.encoderConfig}: max_position_embeddings ${c.max_position_embeddings} ` +
+        `is below the tokenizer's model_max_length ${tokenizer.modelMaxLength}`,
+    );
+  }
+  return textConditioning({ tokenizer, encoder, hasNull: opts.hasNull });
+}
+
 /** The condition source of a tokenizer and text encoder. */
 export function textConditioning(opts: TextConditioningOptions): ConditionSource {
   const { tokenizer, encoder } = opts;

@@ -3,10 +3,17 @@
  * checked against the class's schema), from bytes: no files, so it runs in a browser too. The
  * same from model folders on disk: io.ts.
  */
+import { Generator } from '../../engine/index.js';
 import { parseJsonObject } from '../json-object.js';
 import { loadModuleFromBytes } from '../state-dict.js';
 import { AUTOENCODER_KL_SCHEMA, AutoencoderKL } from './autoencoder-kl.js';
 import { ENCODER_CLASSIFIER_SCHEMA, EncoderClassifierModel } from './classifier.js';
+import {
+  CLIP_TEXT_WEIGHTS_NAME,
+  CLIPTextModel,
+  type CLIPTextModelInput,
+  resolveCLIPTextConfig,
+} from './clip-text.js';
 import type { ModelInitOptions } from './common.js';
 import { ConfigError, resolveConfig } from './config.js';
 import { UNET_2D_CONDITION_SCHEMA, UNet2DConditionModel } from './unet-2d-condition.js';
@@ -124,4 +131,26 @@ export async function modelFromBytes(
   const model = createModel(parseConfigJson(config, `${source}/${CONFIG_NAME}`), opts);
   await loadModuleFromBytes(model, weights, `${source}/${WEIGHTS_NAME}`);
   return model.eval();
+}
+
+/**
+ * A text encoder from the bytes of transformers' config.json (no `_class_name`: the CLIPTextConfig
+ * keys) and model.safetensors; `source` (the text_encoder/ folder) names them in errors. Eval
+ * mode, as from `from_pretrained`. (`loadCLIPTextModel` reads the folder from files.)
+ */
+export async function clipTextModelFromBytes(
+  config: Uint8Array,
+  weights: Uint8Array,
+  source: string,
+  opts: ModelInitOptions = {},
+): Promise<CLIPTextModel> {
+  const path = `${source}/${CONFIG_NAME}`;
+  const model = new CLIPTextModel(
+    resolveCLIPTextConfig(parseConfigJson(config, path), path) as CLIPTextModelInput,
+    // The initial weights are overwritten: a private stream leaves the shared one untouched.
+    { generator: new Generator(0), ...opts },
+  );
+  await loadModuleFromBytes(model, weights, `${source}/${CLIP_TEXT_WEIGHTS_NAME}`);
+  model.eval();
+  return model;
 }
