@@ -44,6 +44,12 @@ export const forecastSpec: CommandSpec = {
       arg: 'N',
       help: "sampler steps per forecast row (default: the model's diffusion steps, 100)",
     },
+    {
+      name: 'clip-sample',
+      kind: 'number',
+      arg: 'R',
+      help: "clip each step's x̂_0 to [−R, R] in the model's scaled units (diffusers' clip_sample; ddpm, ddim); default: no clipping",
+    },
     { name: 'seed', kind: 'int', arg: 'S', help: 'seed of the sample paths', default: '0' },
     { name: 'out', kind: 'string', arg: 'FILE', help: 'the fan chart, .png or .svg' },
     {
@@ -178,9 +184,16 @@ async function forecastCmd(args: Args): Promise<number> {
   const samples = args.num('samples') ?? 100;
   if (samples < 2) throw new UsageError(`--samples must be at least 2, got ${samples}`);
   const sampler = args.str('sampler') ?? 'ddpm';
+  const clip = args.num('clip-sample');
+  if (clip !== undefined && !(clip > 0))
+    throw new UsageError(`--clip-sample must be positive, got ${clip}`);
+  const samplerConfig =
+    clip === undefined
+      ? schedulerConfig
+      : { ...schedulerConfig, clip_sample: true, clip_sample_range: clip };
   let scheduler;
   try {
-    scheduler = createSampler(sampler, schedulerConfig);
+    scheduler = createSampler(sampler, samplerConfig);
   } catch (e) {
     throw new UsageError(`--sampler ${sampler}: ${e instanceof Error ? e.message : String(e)}`);
   }
@@ -221,6 +234,7 @@ async function forecastCmd(args: Args): Promise<number> {
         samples,
         sampler,
         steps,
+        clipSample: clip ?? null,
         seed,
         windows: ev.origins.length,
         horizon: H,
