@@ -19,13 +19,10 @@ import {
   gather,
   Generator,
   keep,
-  mean,
   noGrad,
   rand,
   randn,
   reshape,
-  square,
-  sub,
   type Tensor,
   tensor,
   tidy,
@@ -41,6 +38,7 @@ import {
 import type { TimeGradConfig, TimeGradModel } from '../nn/models/timegrad.js';
 import { timeGradInputSize } from '../nn/models/timegrad.js';
 import { addNoise } from './forward.js';
+import { simpleLoss } from './losses.js';
 import { sample, type Scheduler } from './samplers/index.js';
 import type { NoiseSchedule } from './schedule.js';
 
@@ -191,7 +189,7 @@ export function forecastLoss(
   if (picked !== null)
     h = gather(h, 0, tensor(picked, [N], { dtype: 'int32', backend: like.backend }));
   const eps = model.denoise(xk, ks, h);
-  return mean(square(sub(eps, noise)));
+  return simpleLoss(eps, noise);
 }
 
 export interface ForecastOptions {
