@@ -64,6 +64,7 @@ export * from './diffusion/text-source.js';
 export * from './diffusion/text-diffusion.js';
 export * from './diffusion/text-lm.js';
 export * from './diffusion/generate.js';
+export * from './diffusion/train-step.js';
 export * from './diffusion/forecast.js';
 export * from './diffusion/trainer/config.js';
 export * from './diffusion/trainer/streams.js';

@@ -20,10 +20,10 @@ import { isMainThread, parentPort, Worker, workerData } from 'node:worker_thread
 import { noGrad, tensor, tidy, type Tensor } from '../../engine/index.js';
 import { createModel, type Denoiser } from '../../nn/models/index.js';
 import type { Conditioning } from '../../nn/models/denoiser.js';
-import { addNoise, type PredictionType } from '../forward.js';
-import { trainingLoss } from '../losses.js';
+import type { PredictionType } from '../forward.js';
 import { createScheduler } from '../samplers/index.js';
-import { makeSchedule, type NoiseSchedule } from '../schedule.js';
+import { makeSchedule } from '../schedule.js';
+import { microBatchLoss } from '../train-step.js';
 import type { ModelVarType } from '../vlb.js';
 
 /** What a replica needs to build its model and loss. */
@@ -61,23 +61,6 @@ export interface ReplicaJob {
 interface Shared {
   params: Float32Array;
   grads: Float32Array;
-}
-
-/** The loss of one micro-batch, weighted (the caller runs backward). */
-export function microBatchLoss(
-  model: Denoiser,
-  schedule: NoiseSchedule,
-  opts: { predictionType: PredictionType; varianceType: ModelVarType; snrGamma: number | null },
-  part: { x0: Tensor; noise: Tensor; timesteps: number[]; cond: Conditioning; weight: number },
-): Tensor {
-  const xt = addNoise(schedule, part.x0, part.noise, part.timesteps);
-  const modelOutput = model.denoise(xt, part.timesteps, part.cond);
-  const loss = trainingLoss(
-    schedule,
-    { x0: part.x0, noise: part.noise, timesteps: part.timesteps, modelOutput, xt },
-    opts,
-  );
-  return part.weight === 1 ? loss : loss.mul(part.weight);
 }
 
 /** Rows [lo, hi) of each of `parts` micro-batches of a batch of B. */

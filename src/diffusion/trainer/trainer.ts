@@ -137,25 +137,15 @@ import {
   trainedVarianceType,
 } from './config.js';
 import { dropoutOffset, streamSeed } from './streams.js';
-import { microBatchLoss, microBatchRanges, Replica, replicaCount } from './replica.js';
+import { microBatchRanges, Replica, replicaCount } from './replica.js';
+import { microBatchLoss, NonFiniteError, trainingTimesteps } from '../train-step.js';
 
 /** A float32 image tensor's values and shape, as a replica job carries them. */
 function hostImage(x: Tensor): { data: Float32Array; shape: number[] } {
   return { data: x.dataSync() as Float32Array, shape: [...x.shape] };
 }
 
-/** The loss, a gradient norm or the weights became NaN or infinite. */
-export class NonFiniteError extends Error {
-  override name = 'NonFiniteError';
-  constructor(
-    /** The step (0-based) whose computation produced it. */
-    readonly step: number,
-    readonly what: string,
-    readonly value: number,
-  ) {
-    super(`${what} is ${value} at step ${step + 1}`);
-  }
-}
+export { NonFiniteError };
 
 export interface StepStats {
   /** Steps completed (the step just taken is step − 1, 0-based). */
@@ -703,10 +693,7 @@ export class Trainer {
     this.optimizer.lr = lr;
     const batch = this.loader.batchAt(s);
     const B = batch.x.shape[0]!;
-    const host = { dtype: 'float64' as const, backend: cpuBackend() };
-    const uT = rand([B], { seed: streamSeed(seed, 'timesteps', s), ...host });
-    const timesteps = Array.from(uT.dataSync(), (u) => Math.min(T - 1, Math.floor(u * T)));
-    uT.dispose();
+    const timesteps = trainingTimesteps(seed, s, B, T);
     const values = await this.#conditionValues(batch, s);
     const x0 = batch.x;
     const parts = microBatchRanges(B, this.#microBatches);
