@@ -5,6 +5,7 @@
  * (loading, ready, sampling, done, cancelled, error), for people and for the browser tests, and
  * `dataset.liveTensors` the worker's live tensors once it is idle (after each load or sample).
  */
+import { drawFrame, modelLoaded } from './lab.js';
 import {
   type BackendChoice,
   type Frame,
@@ -62,19 +63,7 @@ function setState(state: string, message: string, error = false): void {
 }
 
 function draw(frame: Frame): void {
-  const { width, height, channels, data } = frame;
-  const rgba = new Uint8ClampedArray(width * height * 4);
-  for (let i = 0; i < width * height; i++) {
-    const px = data.subarray(i * channels, (i + 1) * channels);
-    const gray = channels < 3;
-    rgba[i * 4] = px[0]!;
-    rgba[i * 4 + 1] = gray ? px[0]! : px[1]!;
-    rgba[i * 4 + 2] = gray ? px[0]! : px[2]!;
-    rgba[i * 4 + 3] = channels === 2 ? px[1]! : channels === 4 ? px[3]! : 255;
-  }
-  ui.grid.width = width;
-  ui.grid.height = height;
-  ui.grid.getContext('2d')!.putImageData(new ImageData(rgba, width, height), 0, 0);
+  drawFrame(ui.grid, frame);
 }
 
 function showFrame(i: number): void {
@@ -121,6 +110,7 @@ worker.onmessage = (e: MessageEvent<Reply>) => {
     case 'loaded':
       model = r.model;
       showControls(r.model);
+      modelLoaded(r.model);
       setState(
         'ready',
         `${r.model.name}: ${(r.model.parameters / 1e6).toFixed(2)} M parameters on ` +

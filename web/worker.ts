@@ -60,6 +60,7 @@ async function load(name: string, url: string, choice: BackendChoice): Promise<v
       hasNull: p.condition.hasNull,
       classNames: p.info.classNames ?? [],
       imageSize: p.info.imageSize,
+      scheduler: p.schedulerConfig,
       parameters: p.model.parameters().reduce((a, t) => a + t.size, 0),
       backend: backend.name,
       loadMs: performance.now() - t0,

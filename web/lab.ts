@@ -1,0 +1,319 @@
+/**
+ * The playground's forward-process and live-training panels; the work runs in the lab worker
+ * (lab-worker.ts). `document.body.dataset.trainState` is `idle`, `training`, `stopped` or
+ * `error`, `dataset.trainStep` the last step, and `globalThis.playgroundLosses` every step's loss
+ * (for people and the browser tests); `dataset.forwardT` the t of the x_t shown.
+ */
+import {
+  type BackendChoice,
+  DIGITS,
+  type Frame,
+  type LabReply,
+  type LabRequest,
+  type ModelSummary,
+} from './protocol.js';
+
+declare global {
+  var playgroundLosses: number[];
+}
+
+function el<T extends Element>(id: string): T {
+  const e = document.getElementById(id);
+  if (e === null) throw new Error(`playground: no element #${id}`);
+  return e as unknown as T;
+}
+
+/** Draws an 8-bit frame (gray, gray + alpha, RGB or RGBA) on a canvas at its own size. */
+export function drawFrame(canvas: HTMLCanvasElement, frame: Frame): void {
+  const { width, height, channels, data } = frame;
+  const rgba = new Uint8ClampedArray(width * height * 4);
+  for (let i = 0; i < width * height; i++) {
+    const px = data.subarray(i * channels, (i + 1) * channels);
+    const gray = channels < 3;
+    rgba[i * 4] = px[0]!;
+    rgba[i * 4 + 1] = gray ? px[0]! : px[1]!;
+    rgba[i * 4 + 2] = gray ? px[0]! : px[2]!;
+    rgba[i * 4 + 3] = channels === 2 ? px[1]! : channels === 4 ? px[3]! : 255;
+  }
+  canvas.width = width;
+  canvas.height = height;
+  canvas.getContext('2d')!.putImageData(new ImageData(rgba, width, height), 0, 0);
+}
+
+const ui = {
+  digit: el<HTMLSelectElement>('fwd-digit'),
+  file: el<HTMLInputElement>('fwd-file'),
+  seed: el<HTMLInputElement>('fwd-seed'),
+  t: el<HTMLInputElement>('fwd-t'),
+  tLabel: el<HTMLSpanElement>('fwd-t-label'),
+  x0: el<HTMLCanvasElement>('fwd-x0'),
+  xt: el<HTMLCanvasElement>('fwd-xt'),
+  xtCaption: el<HTMLElement>('fwd-xt-caption'),
+  plot: el<SVGSVGElement>('fwd-plot'),
+  backend: el<HTMLSelectElement>('backend'),
+  batch: el<HTMLInputElement>('train-batch'),
+  lr: el<HTMLInputElement>('train-lr'),
+  trainSeed: el<HTMLInputElement>('train-seed'),
+  every: el<HTMLInputElement>('train-every'),
+  start: el<HTMLButtonElement>('train-start'),
+  stop: el<HTMLButtonElement>('train-stop'),
+  status: el<HTMLParagraphElement>('train-status'),
+  lossPlot: el<SVGSVGElement>('loss-plot'),
+  grid: el<HTMLCanvasElement>('train-grid'),
+  gridCaption: el<HTMLElement>('train-grid-caption'),
+};
+
+const lab = new Worker(new URL('./lab-worker.ts', import.meta.url), { type: 'module' });
+const send = (req: LabRequest, transfer: Transferable[] = []): void =>
+  lab.postMessage(req, transfer);
+
+let digits: Uint8Array | null = null;
+/** The model whose schedule the forward panel uses, and x_0 at its size in [−1, 1]. */
+let scheduler: Record<string, unknown> | null = null;
+let side: number = DIGITS.side;
+let x0: Float32Array | null = null;
+/** The uploaded image, kept to resize when the model changes. */
+let uploaded: ImageBitmap | null = null;
+let plotted: Float64Array | null = null;
+globalThis.playgroundLosses = [];
+
+const SVG = 'http://www.w3.org/2000/svg';
+function svgEl(name: string, attrs: Record<string, string | number>, text?: string): SVGElement {
+  const e = document.createElementNS(SVG, name);
+  for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, String(v));
+  if (text !== undefined) e.textContent = text;
+  return e;
+}
+
+/** A polyline of (x, y) in a plot box of 40..340 × 20..150. */
+function line(xs: ArrayLike<number>, ys: ArrayLike<number>, color: string): SVGElement {
+  const pts: string[] = [];
+  for (let i = 0; i < xs.length; i++) pts.push(`${xs[i]!.toFixed(1)},${ys[i]!.toFixed(1)}`);
+  return svgEl('polyline', {
+    points: pts.join(' '),
+    fill: 'none',
+    stroke: color,
+    'stroke-width': 1.5,
+  });
+}
+
+function axes(svg: SVGSVGElement, xLabel: string): void {
+  svg.replaceChildren(
+    svgEl('rect', { x: 40, y: 20, width: 300, height: 130, fill: 'none', stroke: '#bbb' }),
+    svgEl('text', { x: 190, y: 172, 'text-anchor': 'middle' }, xLabel),
+  );
+}
+
+/** ᾱ_t (left axis, 0..1) and log SNR = log(ᾱ_t / (1 − ᾱ_t)) (right axis) over t, a marker at t. */
+function plotSchedule(acp: Float64Array, t: number): void {
+  const T = acp.length;
+  const X = (s: number): number => 40 + (300 * s) / Math.max(1, T - 1);
+  const logSnr = Array.from(acp, (a) => Math.log(a / (1 - a)));
+  const finite = logSnr.filter(Number.isFinite);
+  const lo = Math.floor(Math.min(...finite));
+  const hi = Math.ceil(Math.max(...finite));
+  const xs = Array.from(acp, (_, s) => X(s));
+  const clamp = (v: number): number => Math.min(hi, Math.max(lo, Number.isFinite(v) ? v : lo));
+  axes(ui.plot, `t (0 … ${T - 1})`);
+  ui.plot.append(
+    line(
+      xs,
+      Array.from(acp, (a) => 150 - 130 * a),
+      '#1565c0',
+    ),
+    line(
+      xs,
+      logSnr.map((v) => 150 - (130 * (clamp(v) - lo)) / (hi - lo)),
+      '#c62828',
+    ),
+    svgEl('line', { x1: X(t), x2: X(t), y1: 20, y2: 150, stroke: '#333', 'stroke-dasharray': 3 }),
+    svgEl('text', { x: 36, y: 24, 'text-anchor': 'end', fill: '#1565c0' }, '1'),
+    svgEl('text', { x: 36, y: 150, 'text-anchor': 'end', fill: '#1565c0' }, '0'),
+    svgEl('text', { x: 44, y: 14, fill: '#1565c0' }, 'ᾱ_t'),
+    svgEl('text', { x: 344, y: 24, fill: '#c62828' }, String(hi)),
+    svgEl('text', { x: 344, y: 150, fill: '#c62828' }, String(lo)),
+    svgEl('text', { x: 336, y: 14, 'text-anchor': 'end', fill: '#c62828' }, 'log SNR'),
+  );
+}
+
+/** x_0 from the picked digit or the uploaded image, as gray values in [−1, 1] at side × side. */
+function sourceImage(): Float32Array | null {
+  const c = new OffscreenCanvas(side, side);
+  const g = c.getContext('2d')!;
+  if (uploaded !== null) {
+    g.drawImage(uploaded, 0, 0, side, side);
+  } else if (digits !== null) {
+    const px = DIGITS.side * DIGITS.side;
+    const at = Number(ui.digit.value) * DIGITS.perDigit * px;
+    const rgba = new Uint8ClampedArray(px * 4);
+    for (let i = 0; i < px; i++) {
+      rgba.fill(digits[at + i]!, i * 4, i * 4 + 3);
+      rgba[i * 4 + 3] = 255;
+    }
+    const d = new OffscreenCanvas(DIGITS.side, DIGITS.side);
+    d.getContext('2d')!.putImageData(new ImageData(rgba, DIGITS.side, DIGITS.side), 0, 0);
+    g.drawImage(d, 0, 0, side, side);
+  } else {
+    return null;
+  }
+  const rgba = g.getImageData(0, 0, side, side).data;
+  // Luma (ITU-R BT.601) of each pixel, mapped from [0, 255] to [−1, 1].
+  return Float32Array.from({ length: side * side }, (_, i) => {
+    const y = 0.299 * rgba[i * 4]! + 0.587 * rgba[i * 4 + 1]! + 0.114 * rgba[i * 4 + 2]!;
+    return (y / 255) * 2 - 1;
+  });
+}
+
+function showX0(): void {
+  x0 = sourceImage();
+  if (x0 === null) return;
+  const bytes = Uint8Array.from(x0, (v) => Math.round(((v + 1) / 2) * 255));
+  drawFrame(ui.x0, { width: side, height: side, channels: 1, data: bytes });
+  requestForward();
+}
+
+function requestForward(): void {
+  if (scheduler === null || x0 === null) return;
+  send({
+    type: 'forward',
+    scheduler,
+    image: x0.slice(),
+    side,
+    t: ui.t.valueAsNumber,
+    seed: ui.seed.valueAsNumber || 0,
+  });
+}
+
+/** The sampling model changed: its schedule and size for the forward panel. */
+export function modelLoaded(m: ModelSummary): void {
+  scheduler = m.scheduler;
+  side = m.imageSize;
+  const T = Number(m.scheduler.num_train_timesteps ?? 1000);
+  ui.t.max = String(T - 1);
+  plotted = null;
+  showX0();
+}
+
+function plotLosses(): void {
+  const losses = globalThis.playgroundLosses;
+  axes(ui.lossPlot, `step (1 … ${losses.length})`);
+  if (losses.length === 0) return;
+  const top = Math.max(...losses.slice(0, 20));
+  const X = (i: number): number => 40 + (300 * i) / Math.max(1, losses.length - 1);
+  const Y = (v: number): number => 150 - (130 * Math.min(v, top)) / top;
+  // The loss of each step, and its mean over the last 20 steps.
+  const avg = losses.map((_, i) => {
+    const w = losses.slice(Math.max(0, i - 19), i + 1);
+    return w.reduce((a, b) => a + b, 0) / w.length;
+  });
+  const xs = losses.map((_, i) => X(i));
+  ui.lossPlot.append(
+    line(xs, losses.map(Y), '#90a4ae'),
+    line(xs, avg.map(Y), '#c62828'),
+    svgEl('text', { x: 36, y: 24, 'text-anchor': 'end' }, top.toFixed(2)),
+    svgEl('text', { x: 36, y: 150, 'text-anchor': 'end' }, '0'),
+    svgEl('text', { x: 44, y: 14 }, 'loss (gray: each step; red: mean of the last 20)'),
+  );
+}
+
+function setTrainState(state: string, message: string): void {
+  document.body.dataset.trainState = state;
+  ui.status.textContent = message;
+  ui.status.classList.toggle('error', state === 'error');
+  ui.start.disabled = state === 'training' || digits === null;
+  ui.stop.disabled = state !== 'training';
+}
+
+let trainInfo = '';
+lab.onmessage = (e: MessageEvent<LabReply>) => {
+  const r = e.data;
+  switch (r.type) {
+    case 'forward': {
+      drawFrame(ui.xt, r.frame);
+      const a = r.alphasCumprod[r.t]!;
+      ui.xtCaption.textContent = `x_t, t = ${r.t}`;
+      ui.tLabel.textContent = `${r.t}: ᾱ_t = ${a.toFixed(4)}, log SNR = ${Math.log(a / (1 - a)).toFixed(2)}`;
+      if (plotted !== r.alphasCumprod) plotted = r.alphasCumprod;
+      plotSchedule(plotted, r.t);
+      document.body.dataset.forwardT = String(r.t);
+      break;
+    }
+    case 'train-started':
+      trainInfo = `${(r.parameters / 1e3).toFixed(0)} K parameters on ${r.backend}`;
+      setTrainState('training', `Training: ${trainInfo}`);
+      break;
+    case 'train-step':
+      globalThis.playgroundLosses.push(r.loss);
+      document.body.dataset.trainStep = String(r.step);
+      ui.status.textContent =
+        `Step ${r.step}: loss ${r.loss.toFixed(4)}, ${Math.round(r.msPerStep)} ms a step ` +
+        `(${trainInfo})`;
+      if (r.step % 5 === 0 || r.step < 5) plotLosses();
+      break;
+    case 'train-sample':
+      drawFrame(ui.grid, r.frame);
+      ui.gridCaption.textContent = `samples after ${r.step} steps`;
+      break;
+    case 'train-stopped':
+      plotLosses();
+      if (document.body.dataset.trainState !== 'error') {
+        setTrainState('stopped', `Stopped after ${r.step} steps (${trainInfo}).`);
+      }
+      break;
+    case 'lab-error':
+      setTrainState('error', r.message);
+      break;
+  }
+};
+lab.onerror = (e) => setTrainState('error', `the lab worker failed: ${e.message}`);
+
+ui.start.addEventListener('click', () => {
+  if (digits === null) return;
+  globalThis.playgroundLosses = [];
+  document.body.dataset.trainStep = '0';
+  setTrainState('training', 'Starting…');
+  send({
+    type: 'train',
+    settings: {
+      seed: ui.trainSeed.valueAsNumber || 0,
+      batch: ui.batch.valueAsNumber,
+      lr: ui.lr.valueAsNumber,
+      sampleEvery: Math.max(1, ui.every.valueAsNumber),
+      backend: ui.backend.value as BackendChoice,
+    },
+    digits: digits.slice(),
+  });
+});
+ui.stop.addEventListener('click', () => send({ type: 'stop' }));
+ui.t.addEventListener('input', requestForward);
+ui.seed.addEventListener('input', requestForward);
+ui.digit.addEventListener('change', () => {
+  uploaded = null;
+  ui.file.value = '';
+  showX0();
+});
+ui.file.addEventListener('change', () => {
+  const f = ui.file.files?.[0];
+  if (f === undefined) return;
+  createImageBitmap(f)
+    .then((b) => {
+      uploaded = b;
+      showX0();
+    })
+    .catch((err: unknown) => {
+      ui.tLabel.textContent = `${f.name}: not an image the browser decodes (${String(err)})`;
+    });
+});
+
+for (let d = 0; d < 10; d++) ui.digit.append(new Option(`a ${d}`, String(d)));
+setTrainState('idle', 'Loading the digits…');
+fetch(new URL(DIGITS.url, document.baseURI))
+  .then(async (res) => {
+    if (!res.ok) throw new Error(`${res.url}: HTTP ${res.status} ${res.statusText}`);
+    digits = new Uint8Array(await res.arrayBuffer());
+    setTrainState('idle', `${digits.length / (DIGITS.side * DIGITS.side)} digits loaded.`);
+    showX0();
+  })
+  .catch((err: unknown) =>
+    setTrainState('error', err instanceof Error ? err.message : String(err)),
+  );
