@@ -1,7 +1,8 @@
 // The playground in headless Chromium (Debian's package, through playwright-core): the built page
 // loads mnist-small on the CPU backend (WebAssembly in a Web Worker) and samples a grid equal to
 // Node's for the same model, seed and sampler; cancel stops a run; a model file that fails to
-// load shows its message. Skipped, saying why, where Chromium is not installed.
+// load shows its message; the forward panel noises a digit; live training lowers the loss.
+// Skipped, saying why, where Chromium is not installed.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 
@@ -108,6 +109,52 @@ void describe('playground in Chromium', { skip }, () => {
     await page.fill('#steps', '1');
     await page.click('#sample');
     assert.equal(await waitForState(page, ['done', 'error']), 'done');
+    assert.deepEqual(errors, []);
+  });
+
+  void test("the forward panel noises a digit by q(x_t | x_0) on the model's schedule", async () => {
+    await page.waitForFunction('document.body.dataset.forwardT !== undefined');
+    /** Mean |x_t − x_0| in gray levels with the slider at t. */
+    const meanDiff = async (t: number): Promise<number> => {
+      await page.evaluate(`(() => {
+        const s = document.getElementById('fwd-t');
+        s.value = '${t}';
+        s.dispatchEvent(new Event('input'));
+      })()`);
+      await page.waitForFunction(`document.body.dataset.forwardT === '${t}'`);
+      return page.evaluate<number>(`(() => {
+        const px = (id) => { const c = document.getElementById(id); return c.getContext('2d').getImageData(0, 0, c.width, c.height).data; };
+        const a = px('fwd-x0'), b = px('fwd-xt');
+        let d = 0;
+        for (let i = 0; i < a.length; i += 4) d += Math.abs(a[i] - b[i]);
+        return d / (a.length / 4);
+      })()`);
+    };
+    // √(1 − ᾱ_0) = 0.01: x_t is x_0 within a gray level or two; at t = 999 it is mostly noise.
+    const near = await meanDiff(0);
+    assert.ok(near < 2, `x_0 and x_t differ by ${near} gray levels on average at t = 0`);
+    const far = await meanDiff(999);
+    assert.ok(far > 40, `x_0 and x_t differ by ${far} gray levels on average at t = 999`);
+    assert.match((await page.textContent('#fwd-t-label')) ?? '', /^999: ᾱ_t = 0\.0000/);
+    assert.deepEqual(errors, []);
+  });
+
+  void test('live training on the CPU backend: the loss falls over 12 steps', async () => {
+    await page.waitForSelector('#train-start:not([disabled])', { state: 'attached' });
+    await page.fill('#train-every', '1000'); // no sample grid within the test's steps
+    await page.click('#train-start');
+    await page.waitForFunction('Number(document.body.dataset.trainStep) >= 12', null, {
+      timeout: 60_000,
+    });
+    await page.click('#train-stop');
+    await page.waitForSelector('body[data-train-state=stopped]', { state: 'attached' });
+    assert.match((await page.textContent('#train-status')) ?? '', /on cpu/);
+    const losses = (await page.evaluate<number[]>('globalThis.playgroundLosses')).slice(0, 12);
+    assert.equal(losses.length, 12);
+    const mean = (a: number[]): number => a.reduce((p, c) => p + c, 0) / a.length;
+    const first = mean(losses.slice(0, 4));
+    const last = mean(losses.slice(-4));
+    assert.ok(last < 0.6 * first, `mean loss of steps 1–4 ${first}, of steps 9–12 ${last}`);
     assert.deepEqual(errors, []);
   });
 
