@@ -6,6 +6,9 @@
  *     OUT/train/<digit>/NNNN.png: every MNIST digit but each 10th of its class (9,000 images);
  *     OUT/heldout/<digit>/NNNN.png: each 10th (1,000), never seen in training.
  *
+ *   npx tsx scripts/controlnet-mnist.ts edges IMAGE OUT.png
+ *     The condition image of an image file: its Sobel edge map (controlOfPlanes 'edges').
+ *
  *   npx tsx scripts/controlnet-mnist.ts eval --base DIR --controlnet DIR --heldout OUT/heldout
  *       [--n 200] [--steps 20] [--sampler dpmpp-2m] [--seed 1] [--scale 1] [--json FILE]
  *       [--grid FILE.png]
@@ -18,7 +21,14 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
-import { edgeAgreement, encodePng, loadDataset, loadMnist, sobelEdges } from '../src/data/index.js';
+import {
+  edgeAgreement,
+  encodePng,
+  loadDataset,
+  loadMnist,
+  readImage,
+  sobelEdges,
+} from '../src/data/index.js';
 import { controlOfPlanes, createSampler, generate, loadPipeline } from '../src/diffusion/index.js';
 import { tensor } from '../src/engine/index.js';
 import { ControlledDenoiser, loadControlNet, type UNet2DModel } from '../src/nn/models/index.js';
@@ -174,12 +184,29 @@ async function evaluate(): Promise<void> {
   }
 }
 
+async function edges(input: string, out: string): Promise<void> {
+  const img = await readImage(input);
+  const [c, h, w] = [img.channels >= 3 ? 3 : 1, img.height, img.width];
+  const max = img.data instanceof Uint16Array ? 65535 : 255;
+  const planes = new Float32Array(c * h * w);
+  for (let k = 0; k < c; k++) {
+    for (let i = 0; i < h * w; i++) planes[k * h * w + i] = img.data[i * img.channels + k]! / max;
+  }
+  const e = controlOfPlanes('edges', planes, c, h, w);
+  writeFileSync(
+    out,
+    encodePng({ width: w, height: h, channels: 1, data: Uint8Array.from(e, (v) => 255 * v) }),
+  );
+}
+
 const cmd = process.argv[2];
 if (cmd === 'split' && process.argv[3] !== undefined) split(process.argv[3]);
-else if (cmd === 'eval') await evaluate();
+else if (cmd === 'edges' && process.argv[4] !== undefined) {
+  await edges(process.argv[3]!, process.argv[4]);
+} else if (cmd === 'eval') await evaluate();
 else {
   console.error(
-    'usage: npx tsx scripts/controlnet-mnist.ts split OUT | eval --base DIR --controlnet DIR --heldout DIR',
+    'usage: npx tsx scripts/controlnet-mnist.ts split OUT | edges IMAGE OUT.png | eval --base DIR --controlnet DIR --heldout DIR',
   );
   process.exit(2);
 }
