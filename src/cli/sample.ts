@@ -477,7 +477,6 @@ async function sampleCmd(args: Args): Promise<number> {
   const k = Math.min(total, traj !== undefined && extname(traj).toLowerCase() === '.png' ? 8 : 16);
   const tty = !quiet && process.stderr.isTTY === true;
   const t0 = performance.now();
-  const stepsPerBatch = (): number => scheduler.timesteps.length;
   try {
     await generateBatches(model, scheduler, {
       seed,
@@ -511,16 +510,15 @@ async function sampleCmd(args: Args): Promise<number> {
             keep(slice(stepX0(scheduler, predictionType, info), [0], [upto])),
           );
         }
-        if (tty) {
-          const done = batch.index * stepsPerBatch() + info.i + 1;
-          const all = batch.batches * stepsPerBatch();
-          const elapsed = (performance.now() - t0) / 1000;
-          const left = formatDuration((elapsed / done) * (all - done));
-          const of = batch.batches > 1 ? `batch ${batch.index + 1}/${batch.batches}, ` : '';
-          process.stderr.write(
-            `\r\x1b[2Ksampling: ${of}step ${info.i + 1}/${stepsPerBatch()}, ETA ${left}`,
-          );
-        }
+      },
+      onProgress: (pr, batch) => {
+        if (!tty) return;
+        const done = batch.index * pr.total + pr.step;
+        const all = batch.batches * pr.total;
+        const elapsed = (performance.now() - t0) / 1000;
+        const left = formatDuration((elapsed / done) * (all - done));
+        const of = batch.batches > 1 ? `batch ${batch.index + 1}/${batch.batches}, ` : '';
+        process.stderr.write(`\r\x1b[2Ksampling: ${of}step ${pr.step}/${pr.total}, ETA ${left}`);
       },
       onBatch: async (images, batch) => {
         const v = Float32Array.from(await images.data());

@@ -334,13 +334,18 @@ export interface GenerateBatchesOptions {
   /** Wraps each batch's sampler callback (classifier guidance, say). */
   wrap?: (denoise: DenoiseModel, batch: BatchInfo) => DenoiseModel;
   onStep?: (info: StepInfo, batch: BatchInfo) => void;
+  /** After every step of every batch (`generateAsync`'s progress, and the batch). */
+  onProgress?: (progress: GenerateProgress, batch: BatchInfo) => void | Promise<void>;
+  /** Cancels between two steps (see `generateAsync`). */
+  signal?: AbortSignal;
   /** Receives each batch's x_0 [size, C, H, W]; it is freed once the returned promise settles. */
   onBatch: (images: Tensor, batch: BatchInfo) => void | Promise<void>;
 }
 
 /**
  * Generates `request.values.length` images batch by batch: each batch encodes its own
- * conditions, runs `generate` for its images of the seed, hands x_0 to `onBatch` and frees it,
+ * conditions, runs `generateAsync` for its images of the seed (reporting each step to
+ * `onProgress`), hands x_0 to `onBatch` and frees it,
  * so memory stays flat in the number of images. Image k is the same as in any other batching.
  */
 export async function generateBatches(
@@ -374,7 +379,7 @@ export async function generateBatches(
     );
     let images: Tensor;
     try {
-      images = generate(denoiser, scheduler, {
+      images = await generateAsync(denoiser, scheduler, {
         n: batch.size,
         seed: opts.seed,
         firstImage: start,
@@ -390,6 +395,10 @@ export async function generateBatches(
         ...(opts.onStep !== undefined
           ? { onStep: (info: StepInfo) => opts.onStep!(info, batch) }
           : {}),
+        ...(opts.onProgress !== undefined
+          ? { onProgress: (pr: GenerateProgress) => opts.onProgress!(pr, batch) }
+          : {}),
+        ...(opts.signal !== undefined ? { signal: opts.signal } : {}),
       });
     } finally {
       disposeConditioning(conds.cond);

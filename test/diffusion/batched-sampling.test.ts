@@ -74,6 +74,30 @@ void describe('batched generation', () => {
   }
 });
 
+void test('onProgress reports every step of every batch; an abort stops between steps', async () => {
+  const seen: string[] = [];
+  const ac = new AbortController();
+  let batches = 0;
+  const run = generateBatches(model, createSampler('ddim', { num_train_timesteps: 100 }), {
+    seed: 11,
+    numInferenceSteps: 3,
+    batchSize: 2,
+    condition: unconditional(),
+    request: { values: Array.from({ length: 5 }, () => null) },
+    signal: ac.signal,
+    onProgress: (pr, batch) => {
+      seen.push(`${batch.index}/${batch.batches}:${pr.step}/${pr.total}`);
+      if (batch.index === 1 && pr.step === 2) ac.abort();
+    },
+    onBatch: () => {
+      batches++;
+    },
+  });
+  await assert.rejects(run, { name: 'AbortError' });
+  assert.deepEqual(seen, ['0/3:1/3', '0/3:2/3', '0/3:3/3', '1/3:1/3', '1/3:2/3']);
+  assert.equal(batches, 1, 'only the first batch was finished');
+});
+
 void describe('ImageNoise', () => {
   void test('draw 0 is randn([n, C, H, W], { seed }) when C·H·W is a multiple of 4', () => {
     tidy(() => {
