@@ -2,12 +2,16 @@
  * The playground in headless Chromium (never run as tests):
  *
  *   npm run bench:playground [-- --backend cpu|webgpu --steps 20 --n 16 --screenshot FILE]
+ *                            [--train STEPS --train-screenshot FILE]
  *
  * Builds the static site, serves it, and for mnist-small measures the page load (navigation to
  * the model loaded in the worker), then the first sample (DPM-Solver++ 2M, seed 0) and the mean
  * step after the first, as the page reports them, and the longest main-thread task while
  * sampling (PerformanceObserver 'longtask': tasks over 50 ms). With --screenshot, samples
- * mnist-cond (each class in turn, guidance 3) and saves a screenshot of the page.
+ * mnist-cond (each class in turn, guidance 3) and saves a screenshot of the page. With --train,
+ * trains the live-training panel's model for STEPS steps (batch 8, seed 0) and measures its
+ * steps per second (from step 1 to step STEPS, before the one sample grid at STEPS) and the
+ * longest main-thread task meanwhile; --train-screenshot saves those two panels after the grid.
  */
 import { loadavg } from 'node:os';
 
@@ -20,6 +24,8 @@ const backend = arg('--backend', 'cpu');
 const steps = arg('--steps', '20');
 const n = arg('--n', '16');
 const screenshot = arg('--screenshot', '');
+const trainSteps = Number(arg('--train', '0'));
+const trainShot = arg('--train-screenshot', '');
 
 const LONG_TASKS = `window.__longest = 0;
 new PerformanceObserver((list) => {
@@ -68,6 +74,57 @@ async function main(): Promise<void> {
       await waitForState(shot.page, ['done'], 600_000);
       await shot.page.screenshot({ path: screenshot });
       console.log(`screenshot: ${screenshot} (${await shot.page.textContent('#status')})`);
+    }
+    if (trainSteps > 0) {
+      const lab = await pg.open(`model=mnist-small&backend=${backend}`);
+      const p = lab.page;
+      await waitForState(p, ['ready']);
+      await p.waitForSelector('#train-start:not([disabled])', { state: 'attached' });
+      await p.evaluate(LONG_TASKS);
+      await p.fill('#train-every', String(trainSteps));
+      await p.click('#train-start');
+      const atStep = async (k: number): Promise<number> => {
+        await p.waitForFunction(`Number(document.body.dataset.trainStep) >= ${k}`, null, {
+          timeout: 600_000,
+          polling: 20,
+        });
+        return performance.now();
+      };
+      const t1 = await atStep(1);
+      const tN = await atStep(trainSteps);
+      await p.waitForFunction(
+        `/after ${trainSteps} steps/.test(document.getElementById('train-grid-caption').textContent)`,
+        null,
+        { timeout: 120_000 },
+      );
+      const tGrid = performance.now();
+      await p.click('#train-stop');
+      await p.waitForSelector('body[data-train-state=stopped]', { state: 'attached' });
+      const losses = await p.evaluate<number[]>('globalThis.playgroundLosses');
+      const mean = (a: number[]): number => a.reduce((x, y) => x + y, 0) / a.length;
+      const longest = await p.evaluate<number>('window.__longest');
+      console.log(
+        `live training (${backend}): ${((trainSteps - 1) / ((tN - t1) / 1000)).toFixed(2)} ` +
+          `steps/s over steps 2..${trainSteps}; the sample grid (16 images, 10 DDIM steps) ` +
+          `${Math.round(tGrid - tN)} ms; mean loss of the first 20 steps ` +
+          `${mean(losses.slice(0, 20)).toFixed(4)}, of steps ${trainSteps - 19}..${trainSteps} ` +
+          `${mean(losses.slice(trainSteps - 20, trainSteps)).toFixed(4)}; longest main-thread ` +
+          `task: ${Math.round(longest)} ms`,
+      );
+      if (trainShot !== '') {
+        // The forward-process and training panels, below the sampling controls.
+        const top = await p.evaluate<number>(
+          `document.getElementById('forward-panel').getBoundingClientRect().top + scrollY`,
+        );
+        const height = await p.evaluate<number>('document.documentElement.scrollHeight');
+        await p.screenshot({
+          path: trainShot,
+          fullPage: true,
+          clip: { x: 0, y: top, width: 1100, height: height - top },
+        });
+        console.log(`screenshot: ${trainShot}`);
+      }
+      if (lab.errors.length > 0) throw new Error(`page errors: ${lab.errors.join('; ')}`);
     }
   } finally {
     await pg.close();
