@@ -21,7 +21,6 @@ import {
   type NoiseSchedule,
   rand,
   randn,
-  type RawImage,
   tensor,
   type Tensor,
   tidy,
@@ -29,29 +28,17 @@ import {
 } from '../src/index.js';
 import {
   DIGITS,
-  type Frame,
+  frameOf,
   type LabReply,
   type LabRequest,
   type TrainSettings,
+  type WorkerScope,
 } from './protocol.js';
 
-interface WorkerScope {
-  onmessage: ((e: MessageEvent<LabRequest>) => void) | null;
-  postMessage(message: LabReply, transfer?: Transferable[]): void;
-}
-const scope = self as unknown as WorkerScope;
+const scope = self as unknown as WorkerScope<LabRequest, LabReply>;
 
 function post(reply: LabReply, transfer: Transferable[] = []): void {
   scope.postMessage(reply, transfer);
-}
-
-function frameOf(img: RawImage): Frame {
-  return {
-    width: img.width,
-    height: img.height,
-    channels: img.channels,
-    data: img.data as Uint8Array,
-  };
 }
 
 /** The training schedule (β, ᾱ) of a scheduler config, as the Trainer builds it. */

@@ -17,7 +17,8 @@ declare global {
   var playgroundLosses: number[];
 }
 
-function el<T extends Element>(id: string): T {
+/** The page's element #id (an error naming it when the page lacks it). */
+export function el<T extends Element>(id: string): T {
   const e = document.getElementById(id);
   if (e === null) throw new Error(`playground: no element #${id}`);
   return e as unknown as T;

@@ -5,7 +5,7 @@
  * (loading, ready, sampling, done, cancelled, error), for people and for the browser tests, and
  * `dataset.liveTensors` the worker's live tensors once it is idle (after each load or sample).
  */
-import { drawFrame, modelLoaded } from './lab.js';
+import { drawFrame, el, modelLoaded } from './lab.js';
 import {
   type BackendChoice,
   type Frame,
@@ -14,12 +14,6 @@ import {
   type Reply,
   type Request,
 } from './protocol.js';
-
-function el<T extends HTMLElement>(id: string): T {
-  const e = document.getElementById(id);
-  if (e === null) throw new Error(`playground: no element #${id}`);
-  return e as T;
-}
 
 const ui = {
   model: el<HTMLSelectElement>('model'),

@@ -1,4 +1,5 @@
-/** Messages between the playground page (main.ts) and its sampling worker (worker.ts). */
+/** Messages between the playground page (main.ts, lab.ts) and its workers (worker.ts, lab-worker.ts). */
+import type { RawImage } from '../src/index.js';
 
 /** The models the playground offers: folders of the repository's models/, served at /models/. */
 export const MODELS = [
@@ -28,6 +29,22 @@ export interface Frame {
   height: number;
   channels: number;
   data: Uint8Array;
+}
+
+/** An 8-bit image as a Frame (its pixels are transferred with the message). */
+export function frameOf(img: RawImage): Frame {
+  return {
+    width: img.width,
+    height: img.height,
+    channels: img.channels,
+    data: img.data as Uint8Array,
+  };
+}
+
+/** A worker's global scope, typed by the requests it takes and the replies it posts. */
+export interface WorkerScope<In, Out> {
+  onmessage: ((e: MessageEvent<In>) => void) | null;
+  postMessage(message: Out, transfer?: Transferable[]): void;
 }
 
 export type Request =

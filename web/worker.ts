@@ -13,32 +13,25 @@ import {
   generateAsync,
   gridFromValues,
   initDefaultBackend,
-  type RawImage,
   Tensor,
 } from '../src/index.js';
 import { type BrowserPipeline, loadBrowserPipeline } from './load-model.js';
-import type { BackendChoice, Frame, Reply, Request, SampleSettings } from './protocol.js';
+import {
+  type BackendChoice,
+  frameOf,
+  type Reply,
+  type Request,
+  type SampleSettings,
+  type WorkerScope,
+} from './protocol.js';
 
-interface WorkerScope {
-  onmessage: ((e: MessageEvent<Request>) => void) | null;
-  postMessage(message: Reply, transfer?: Transferable[]): void;
-}
-const scope = self as unknown as WorkerScope;
+const scope = self as unknown as WorkerScope<Request, Reply>;
 
 let pipeline: BrowserPipeline | null = null;
 let running: AbortController | null = null;
 
 function post(reply: Reply, transfer: Transferable[] = []): void {
   scope.postMessage(reply, transfer);
-}
-
-function frameOf(img: RawImage): Frame {
-  return {
-    width: img.width,
-    height: img.height,
-    channels: img.channels,
-    data: img.data as Uint8Array,
-  };
 }
 
 async function load(name: string, url: string, choice: BackendChoice): Promise<void> {
