@@ -100,7 +100,19 @@ function digitsTensor(bytes: Uint8Array): Tensor {
   );
 }
 
+/** The page's settings, or one line naming the one out of range. */
+function checkTrainSettings(s: TrainSettings): void {
+  if (!Number.isInteger(s.batch) || s.batch < 1 || s.batch > 64) {
+    throw new Error(`Batch must be a whole number from 1 to 64, got ${s.batch}`);
+  }
+  if (!(s.lr > 0 && s.lr < 1)) throw new Error(`Learning rate must be in (0, 1), got ${s.lr}`);
+  if (!Number.isInteger(s.seed) || s.seed < 0) {
+    throw new Error(`Seed must be a whole number ≥ 0, got ${s.seed}`);
+  }
+}
+
 async function train(s: TrainSettings, digits: Uint8Array): Promise<void> {
+  checkTrainSettings(s);
   const gpu = (navigator as Navigator & { gpu?: unknown }).gpu !== undefined;
   const backend = await initDefaultBackend(
     s.backend === 'auto' ? (gpu ? 'webgpu' : 'cpu') : s.backend,

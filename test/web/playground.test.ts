@@ -141,6 +141,15 @@ void describe('playground in Chromium', { skip }, () => {
 
   void test('live training on the CPU backend: the loss falls over 12 steps', async () => {
     await page.waitForSelector('#train-start:not([disabled])', { state: 'attached' });
+    // A batch out of range is one line on the page, and nothing runs.
+    await page.fill('#train-batch', '0');
+    await page.click('#train-start');
+    await page.waitForSelector('body[data-train-state=error]', { state: 'attached' });
+    assert.equal(
+      await page.textContent('#train-status'),
+      'Batch must be a whole number from 1 to 64, got 0',
+    );
+    await page.fill('#train-batch', '8');
     await page.fill('#train-every', '1000'); // no sample grid within the test's steps
     await page.click('#train-start');
     await page.waitForFunction('Number(document.body.dataset.trainStep) >= 12', null, {
