@@ -59,6 +59,7 @@ void describe('the op table', () => {
     'noGrad',
     'ones',
     'onesLike',
+    'ownScope',
     'rand',
     'randn',
     'registerBackend',
