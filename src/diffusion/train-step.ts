@@ -9,7 +9,7 @@
  *          backward; clip the global gradient norm; the optimizer's step.
  */
 import { concat, cpuBackend, randn, rand, reshape, type Tensor, tidy } from '../engine/index.js';
-import { clipGradNorm, type Optimizer } from '../nn/index.js';
+import { clipGradNorm, type Optimizer } from '../nn/optim.js';
 import type { Conditioning, Denoiser } from '../nn/models/index.js';
 import { addNoise, type PredictionType } from './forward.js';
 import { trainingLoss } from './losses.js';
