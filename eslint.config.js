@@ -7,6 +7,7 @@ export default tseslint.config(
       'node_modules/',
       '.gpu/',
       'dist/',
+      'out/',
       'web/dist/',
       'models/',
       '**/*.mjs',
