@@ -10,7 +10,8 @@ import {
   CONTROLNET_SCHEMA,
 } from './controlnet.js';
 import { resolveConfig } from './config.js';
-import { UNet2DConditionModel, type UNet2DConditionModelInput } from './unet-2d-condition.js';
+import { UNet2DConditionModel } from './unet-2d-condition.js';
+import { TINY_COND_UNET } from './testing.js';
 import { UNet2DModel, type UNet2DModelInput } from './unet-2d.js';
 
 const tinyUNet: UNet2DModelInput = {
@@ -26,24 +27,11 @@ const tinyUNet: UNet2DModelInput = {
   num_class_embeds: 3,
 };
 
-const tinyCond: UNet2DConditionModelInput = {
-  sample_size: 8,
-  in_channels: 4,
-  out_channels: 4,
-  block_out_channels: [8, 16],
-  down_block_types: ['CrossAttnDownBlock2D', 'DownBlock2D'],
-  up_block_types: ['UpBlock2D', 'CrossAttnUpBlock2D'],
-  layers_per_block: 1,
-  norm_num_groups: 4,
-  cross_attention_dim: 6,
-  attention_head_dim: 2,
-};
-
 const maxAbs = async (t: Tensor): Promise<number> => (await max(abs(t)).data())[0]!;
 
 void describe('ControlNetModel', () => {
   void it("has diffusers' key names: the encoder's, the condition embedding, one zero conv per skip", () => {
-    const unet = new UNet2DConditionModel(tinyCond, { generator: new Generator(1) });
+    const unet = new UNet2DConditionModel(TINY_COND_UNET, { generator: new Generator(1) });
     const cn = ControlNetModel.fromUNet(unet, { conditioningEmbeddingOutChannels: [4, 8] });
     const names = new Map(cn.namedParameters().map(([n, p]) => [n, p.shape]));
     // conv_in + (1 resnet + 1 downsampler) + (1 resnet) = 4 skips.
@@ -89,7 +77,7 @@ void describe('ControlNetModel', () => {
   void it('a fresh ControlNet leaves the U-Net output unchanged; trained zero convs change it', async () => {
     for (const build of [
       () => new UNet2DModel(tinyUNet, { generator: new Generator(2) }),
-      () => new UNet2DConditionModel(tinyCond, { generator: new Generator(3) }),
+      () => new UNet2DConditionModel(TINY_COND_UNET, { generator: new Generator(3) }),
     ]) {
       const unet = build();
       const plainUNet = unet instanceof UNet2DModel;

@@ -1,5 +1,6 @@
 /** Model configs for tests: small enough that a forward and backward take milliseconds. */
 import type { UNet2DModelInput } from './unet-2d.js';
+import type { UNet2DConditionModelInput } from './unet-2d-condition.js';
 
 /**
  * An 8×8 gray UNet2DModel with one plain and one attention level (8 and 16 channels, heads of
@@ -15,4 +16,21 @@ export const TINY_UNET: Readonly<UNet2DModelInput> = {
   layers_per_block: 1,
   norm_num_groups: 4,
   attention_head_dim: 4,
+};
+
+/**
+ * An 8×8, 4-channel UNet2DConditionModel with cross-attention (to 6-wide tokens, heads of 2) at
+ * the first level and a plain second level.
+ */
+export const TINY_COND_UNET: Readonly<UNet2DConditionModelInput> = {
+  sample_size: 8,
+  in_channels: 4,
+  out_channels: 4,
+  block_out_channels: [8, 16],
+  down_block_types: ['CrossAttnDownBlock2D', 'DownBlock2D'],
+  up_block_types: ['UpBlock2D', 'CrossAttnUpBlock2D'],
+  layers_per_block: 1,
+  norm_num_groups: 4,
+  cross_attention_dim: 6,
+  attention_head_dim: 2,
 };

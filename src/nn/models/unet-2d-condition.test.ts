@@ -3,24 +3,13 @@ import { describe, it } from 'node:test';
 
 import { Generator, mean, randn, square } from '../../engine/index.js';
 import { UNet2DConditionModel, type UNet2DConditionModelInput } from './unet-2d-condition.js';
+import { TINY_COND_UNET } from './testing.js';
 
-const tiny: UNet2DConditionModelInput = {
-  sample_size: 8,
-  in_channels: 4,
-  out_channels: 4,
-  block_out_channels: [8, 16],
-  down_block_types: ['CrossAttnDownBlock2D', 'DownBlock2D'],
-  up_block_types: ['UpBlock2D', 'CrossAttnUpBlock2D'],
-  layers_per_block: 1,
-  norm_num_groups: 4,
-  cross_attention_dim: 6,
-  attention_head_dim: 2,
-};
 const g = new Generator(5);
 
 void describe('UNet2DConditionModel', () => {
   void it("reads attention_head_dim as the number of heads, with diffusers' names", () => {
-    const m = new UNet2DConditionModel(tiny);
+    const m = new UNet2DConditionModel(TINY_COND_UNET);
     const t = m.downBlocks.at(0) as unknown as {
       attentions: {
         at(i: number): {
@@ -53,7 +42,7 @@ void describe('UNet2DConditionModel', () => {
   });
 
   void it('maps sample + encoder states to the output, with gradients to both', () => {
-    const m = new UNet2DConditionModel(tiny);
+    const m = new UNet2DConditionModel(TINY_COND_UNET);
     const x = randn([2, 4, 8, 8], { generator: g }).requireGrad();
     const ctx = randn([2, 3, 6], { generator: g }).requireGrad();
     const y = m.forward(x, [1, 999], ctx);
@@ -68,7 +57,7 @@ void describe('UNet2DConditionModel', () => {
   });
 
   void it('uses linear projections when asked, and resizes for sizes the upsamplers cannot double', () => {
-    const m = new UNet2DConditionModel({ ...tiny, use_linear_projection: true });
+    const m = new UNet2DConditionModel({ ...TINY_COND_UNET, use_linear_projection: true });
     const names = new Map(m.namedParameters().map(([n, p]) => [n, p.shape]));
     assert.deepEqual(names.get('down_blocks.0.attentions.0.proj_in.weight'), [8, 8]);
     const ctx = randn([1, 3, 6], { generator: g });
@@ -77,7 +66,7 @@ void describe('UNet2DConditionModel', () => {
 
   void it('supports per-block lists, class labels and a plain mid block', () => {
     const m = new UNet2DConditionModel({
-      ...tiny,
+      ...TINY_COND_UNET,
       attention_head_dim: [2, 4],
       layers_per_block: [1, 2],
       transformer_layers_per_block: [2, 1],
@@ -102,7 +91,7 @@ void describe('UNet2DConditionModel', () => {
     assert.throws(
       () =>
         new UNet2DConditionModel({
-          ...tiny,
+          ...TINY_COND_UNET,
           num_attention_heads: 4,
         } as unknown as UNet2DConditionModelInput),
       /num_attention_heads: only null/,
@@ -110,7 +99,7 @@ void describe('UNet2DConditionModel', () => {
     assert.throws(
       () =>
         new UNet2DConditionModel({
-          ...tiny,
+          ...TINY_COND_UNET,
           addition_embed_type: 'text_time',
         } as unknown as UNet2DConditionModelInput),
       /addition_embed_type/,
@@ -118,7 +107,7 @@ void describe('UNet2DConditionModel', () => {
     assert.throws(
       () =>
         new UNet2DConditionModel({
-          ...tiny,
+          ...TINY_COND_UNET,
           down_block_types: ['SimpleCrossAttnDownBlock2D', 'DownBlock2D'],
         } as unknown as UNet2DConditionModelInput),
       /is not supported/,
