@@ -16,7 +16,7 @@
  */
 import { mul, noGrad, type Tensor, tidy } from '../../engine/index.js';
 import type { DenoiseModel, Scheduler } from '../samplers/index.js';
-import { EditInputError } from './inputs.js';
+import { EditInputError, startNoise } from './inputs.js';
 import { type EditSamplingOptions, runSteps, withNoise } from './loop.js';
 
 export interface Img2ImgOptions extends EditSamplingOptions {
@@ -66,12 +66,7 @@ export function img2img(
   return noGrad(() =>
     tidy(() => {
       scheduler.setTimesteps(opts.numInferenceSteps);
-      const eps = opts.noise();
-      if (!eps.sameShape(image)) {
-        throw new Error(
-          `img2img: noise of shape [${eps.shape.join(', ')}] for images of [${image.shape.join(', ')}]`,
-        );
-      }
+      const eps = startNoise(opts.noise, image.shape, 'img2img');
       const t = scheduler.timesteps[from]!;
       const x =
         opts.strength === 1

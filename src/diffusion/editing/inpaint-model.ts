@@ -17,7 +17,7 @@ import { concat, expand, noGrad, type Tensor, tidy, where } from '../../engine/i
 import type { Conditioning, Denoiser } from '../../nn/models/index.js';
 import { guidedDenoiser, type GuidanceOptions } from '../classifier-free.js';
 import type { Scheduler } from '../samplers/index.js';
-import { EditInputError } from './inputs.js';
+import { EditInputError, startNoise } from './inputs.js';
 import { type EditSamplingOptions, runSteps, withNoise } from './loop.js';
 
 /** The kinds of training mask. */
@@ -189,12 +189,7 @@ export function inpaintWithModel(
   return noGrad(() =>
     tidy(() => {
       scheduler.setTimesteps(opts.numInferenceSteps);
-      const eps = opts.noise();
-      if (!eps.sameShape(image)) {
-        throw new Error(
-          `inpaintWithModel: noise of shape [${eps.shape.join(', ')}] for images of [${image.shape.join(', ')}]`,
-        );
-      }
+      const eps = startNoise(opts.noise, image.shape, 'inpaintWithModel');
       const concatImage = inpaintingCondition(image, opts.mask);
       const g = opts.guidance ?? { cond: {} };
       const withImage = (cond: Conditioning): Conditioning => ({ ...cond, concatImage });

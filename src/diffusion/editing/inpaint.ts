@@ -25,7 +25,7 @@ import {
   type Scheduler,
   type StepOptions,
 } from '../samplers/index.js';
-import { EditInputError } from './inputs.js';
+import { EditInputError, startNoise } from './inputs.js';
 import { type EditSamplingOptions, runSteps, withNoise } from './loop.js';
 
 export interface InpaintOptions extends EditSamplingOptions {
@@ -133,12 +133,7 @@ export function inpaint(
       scheduler.setTimesteps(n);
       const ts = scheduler.timesteps;
       const stepOptions = withNoise(opts);
-      const eps = opts.noise();
-      if (!eps.sameShape(image)) {
-        throw new Error(
-          `inpaint: noise of shape [${eps.shape.join(', ')}] for images of [${image.shape.join(', ')}]`,
-        );
-      }
+      const eps = startNoise(opts.noise, image.shape, 'inpaint');
       const xT = eps.mul(scheduler.initNoiseSigma);
       const knownNoise = opts.knownNoise ?? 'fresh';
       if (knownNoise !== 'fresh' && knownNoise !== 'fixed') {

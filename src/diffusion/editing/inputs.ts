@@ -5,10 +5,25 @@
  * pipelines use the same convention).
  */
 import { bitDepthOf, imageToPlanes, type RawImage } from '../../data/image/index.js';
+import type { Tensor } from '../../engine/index.js';
 
 /** An image, mask or option the editing pipelines cannot take; the message names it. */
 export class EditInputError extends Error {
   override name = 'EditInputError';
+}
+
+/**
+ * The pipeline's starting noise ε from its `noise` option, which must have the images' shape
+ * (an error naming the pipeline `owner` and both shapes otherwise).
+ */
+export function startNoise(noise: () => Tensor, shape: readonly number[], owner: string): Tensor {
+  const eps = noise();
+  if (eps.shape.join() !== shape.join()) {
+    throw new Error(
+      `${owner}: noise of shape [${eps.shape.join(', ')}] for images of [${shape.join(', ')}]`,
+    );
+  }
+  return eps;
 }
 
 /** A mask pixel is black (keep) at most this fraction of full scale, white (repaint) at least 1 − it. */

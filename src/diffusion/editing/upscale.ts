@@ -15,7 +15,7 @@
 import { avgPool2d, matmul, noGrad, type Tensor, tensor, tidy } from '../../engine/index.js';
 import type { Conditioning, Denoiser } from '../../nn/models/index.js';
 import type { Scheduler } from '../samplers/index.js';
-import { EditInputError } from './inputs.js';
+import { EditInputError, startNoise } from './inputs.js';
 import { type EditSamplingOptions, runSteps, withNoise } from './loop.js';
 
 /** The upscaling factors `sumi train --task upscale` offers. */
@@ -145,12 +145,7 @@ export function upscale(
   return noGrad(() =>
     tidy(() => {
       scheduler.setTimesteps(opts.numInferenceSteps);
-      const eps = opts.noise();
-      if (eps.shape.join() !== [b, c, H, W].join()) {
-        throw new Error(
-          `upscale: noise of shape [${eps.shape.join(', ')}] for images of [${[b, c, H, W].join(', ')}]`,
-        );
-      }
+      const eps = startNoise(opts.noise, [b, c, H, W], 'upscale');
       const cond: Conditioning = {
         ...opts.cond,
         concatImage: upscaleCondition(low, opts, opts.noiseAugmentation > 0 ? opts.noise() : null),
