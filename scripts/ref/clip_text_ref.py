@@ -1,4 +1,4 @@
-"""Reference outputs of a CLIP text encoder for src/nn/models/clip-text.test.ts.
+"""Reference outputs of a CLIP text encoder for test/nn/models/clip-text.test.ts.
 
 A plain-PyTorch CLIP text transformer under transformers' parameter names and semantics
 (CLIPTextEmbeddings, pre-LN CLIPEncoderLayer, quick_gelu, the causal mask plus the padding mask,

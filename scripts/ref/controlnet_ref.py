@@ -1,4 +1,4 @@
-"""Reference outputs of ControlNetModel for src/nn/models/controlnet-parity.test.ts.
+"""Reference outputs of ControlNetModel for test/nn/models/controlnet-parity.test.ts.
 
 A plain-PyTorch ControlNet under diffusers' parameter names and semantics, with small configs and
 random weights, the zero convolutions included (so that the residuals are not 0):

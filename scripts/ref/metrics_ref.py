@@ -5,7 +5,7 @@ Writes test/fixtures/metrics/metrics_ref.json. Usage (numpy only, no scipy):
     python3 scripts/ref/metrics_ref.py && npx prettier --write test/fixtures/metrics
 
 The inputs are not stored: both this script and the tests rebuild them from the same integer
-hash (`hash_normal` here, `hashNormal` in src/eval/metrics/test-data.ts). Scales and shifts are dyadic, so every input
+hash (`hash_normal` here, `hashNormal` in test/eval/metrics/test-data.ts). Scales and shifts are dyadic, so every input
 value is a multiple of 2^-21 of magnitude below 2^9, computed exactly in float64 in any order:
 both sides hold the same bits. The fixture records sums of the inputs to confirm it.
 """

@@ -26,7 +26,7 @@ import {
   translateImages,
 } from '../../src/diffusion/index.js';
 import { tensor } from '../../src/engine/index.js';
-import { assertClose } from '../../src/engine/testing.js';
+import { assertClose } from '../engine/testing.js';
 import { trainFixture } from './train-setup.js';
 
 const fx = trainFixture('sumi-classifier-');

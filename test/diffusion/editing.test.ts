@@ -44,7 +44,7 @@ import {
   type Tensor,
   tensor,
 } from '../../src/engine/index.js';
-import { assertClose } from '../../src/engine/testing.js';
+import { assertClose } from '../engine/testing.js';
 import {
   createModel,
   type UNet2DConditionModel,

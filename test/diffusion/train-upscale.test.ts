@@ -24,7 +24,7 @@ import {
   upscaleCondition,
 } from '../../src/diffusion/index.js';
 import { noGrad, randn, type Tensor } from '../../src/engine/index.js';
-import { assertClose } from '../../src/engine/testing.js';
+import { assertClose } from '../engine/testing.js';
 import type { Conditioning } from '../../src/nn/models/index.js';
 import type { TimestepInput } from '../../src/nn/models/embeddings.js';
 import { firstImages, TINY_UNET, trainFixture } from './train-setup.js';

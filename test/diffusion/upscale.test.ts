@@ -31,7 +31,7 @@ import {
   type Tensor,
   tensor,
 } from '../../src/engine/index.js';
-import { assertClose } from '../../src/engine/testing.js';
+import { assertClose } from '../engine/testing.js';
 import { createModel, type UNet2DModel } from '../../src/nn/models/index.js';
 import { TINY_UNET } from './train-setup.js';
 

@@ -5,7 +5,7 @@ import { describe, test } from 'node:test';
 import * as E from '../../src/engine/index.js';
 import type { Tensor } from '../../src/engine/index.js';
 import { record } from '../../src/engine/tensor.js';
-import { assertClose } from '../../src/engine/testing.js';
+import { assertClose } from './testing.js';
 
 const f64 = { dtype: 'float64' } as const;
 const leaf = (data: number[]): Tensor =>

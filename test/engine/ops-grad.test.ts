@@ -7,7 +7,7 @@ import { describe, test } from 'node:test';
 
 import * as E from '../../src/engine/index.js';
 import { record, type Tensor } from '../../src/engine/tensor.js';
-import { assertClose, gradcheck } from '../../src/engine/testing.js';
+import { assertClose, gradcheck } from './testing.js';
 import { gradInputs, makeInputs, opCases } from './op-cases.js';
 
 const SEEDS = [1, 2];
