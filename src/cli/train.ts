@@ -381,6 +381,24 @@ export const trainSpec: CommandSpec = {
       help: 'comma-separated module names to adapt (a path or its last components)',
       default: DEFAULT_LORA_TARGETS.join(','),
     },
+    {
+      name: 'vae',
+      kind: 'string',
+      arg: 'DIR',
+      help:
+        'latent diffusion: train the denoiser on the latents of this autoencoder (a diffusers ' +
+        "AutoencoderKL or VQModel folder with scaling_factor, as 'sumi train-vae' writes); the " +
+        "U-Net's in_channels must be its latent channels",
+    },
+    {
+      name: 'latent-cache',
+      kind: 'string',
+      arg: 'FILE',
+      help:
+        'latent runs: where the encoded images are kept (a stale cache there is refused, not ' +
+        'overwritten)',
+      default: '<out>/latents.safetensors',
+    },
     { name: 'quiet', kind: 'flag', help: 'no progress output' },
   ],
   notes: [
@@ -399,6 +417,11 @@ export const trainSpec: CommandSpec = {
       "model's encoder on the edge maps of the data, the base frozen; each checkpoint also writes\n" +
       "--out/controlnet/ (diffusers' ControlNet folder: config.json and the EMA weights when the\n" +
       'run keeps an EMA). See docs/adapters.md.',
+    'Latent diffusion: --vae DIR encodes the images once into a latent cache (posterior mean and\n' +
+      'log-variance of an AutoencoderKL, or the unquantized latents of a VQModel; re-encoded when\n' +
+      'the data or the vae changed) and trains the U-Net on scaling_factor · (z − shift_factor),\n' +
+      'z drawn afresh every step. The checkpoint is a pipeline folder with vae/; sumi sample decodes\n' +
+      'through it. See docs/latent.md.',
     'Exit codes: 0 done, 1 error, 2 usage, 3 the loss became NaN/Inf (the last good checkpoint is\n' +
       'kept), 130 interrupted (Ctrl-C saves a checkpoint first).',
   ],
@@ -653,6 +676,13 @@ async function train(args: Args, argv: readonly string[]): Promise<number> {
   const source = await configSource(args, lora ?? controlnet);
   const backend = await selectBackend(args.str('backend'));
   const resume = args.flag('resume') === true;
+  const quietSetup = args.flag('quiet') === true;
+  const vae = args.str('vae');
+  const latentCache = args.str('latent-cache');
+  if (latentCache !== undefined && vae === undefined && !resume) {
+    throw new UsageError('--latent-cache is a setting of latent runs: give --vae DIR too');
+  }
+  const tty = !quietSetup && process.stderr.isTTY === true;
   let setup: TrainSetup;
   try {
     setup = await setUpTraining({
@@ -661,6 +691,15 @@ async function train(args: Args, argv: readonly string[]): Promise<number> {
       source,
       train: given.train,
       scheduler: given.scheduler,
+      ...(vae !== undefined ? { vae } : {}),
+      ...(latentCache !== undefined ? { latentCache } : {}),
+      onMessage: (line) => {
+        if (!quietSetup) console.error(line);
+      },
+      onEncodeProgress: (p) => {
+        if (tty) process.stderr.write(`\r\x1b[2Kencoding: ${p.done}/${p.total} images`);
+        if (tty && p.done === p.total) process.stderr.write('\r\x1b[2K');
+      },
     });
   } catch (e) {
     if (e instanceof TrainRequestError) throw requestError(e, out, source?.label ?? null);
@@ -719,9 +758,12 @@ async function train(args: Args, argv: readonly string[]): Promise<number> {
         `micro-batches on this thread`,
     );
   }
+  const latent = cfg.latent
+    ? `, as ${cfg.latent.shape.join('x')} latents of ${cfg.latent.vae} (${cfg.latent.vaeClass}, scaling ${cfg.latent.scalingFactor})`
+    : '';
   say(
     `training ${trainer.numParameters().toLocaleString('en-US')} parameters on ${trainer.dataset.name} ` +
-      `(${trainer.dataset.length} images, ${cfg.channels}x${cfg.imageSize}x${cfg.imageSize}) ` +
+      `(${trainer.dataset.length} images, ${cfg.channels}x${cfg.imageSize}x${cfg.imageSize}${latent}) ` +
       `on ${backend.name}: batch ${cfg.batchSize}, lr ${cfg.lr}, ${String(cfg.scheduler.prediction_type)} prediction` +
       (trainer.varianceType === 'learned_range' ? ', learned variance (L_hybrid)' : ''),
   );

@@ -23,6 +23,7 @@ import {
 } from './conditioning.js';
 import type { InpaintSettings } from './editing/inpaint-model.js';
 import type { UpscaleSettings } from './editing/upscale.js';
+import type { LatentSettings } from './latent/vae.js';
 import { predictedOriginalSample, type PredictionType } from './forward.js';
 import {
   type DenoiseModel,
@@ -56,6 +57,11 @@ export interface ModelInfo {
    * with the masked image and the mask, and samples with `sumi edit inpaint` only.
    */
   inpaint?: InpaintSettings;
+  /**
+   * A latent model's autoencoder settings and latent shape (`sumi train --vae`): the denoiser
+   * samples latents, which the pipeline's vae/ decodes to imageSize × imageSize × channels.
+   */
+  latent?: LatentSettings;
   /** Classes of a class-conditional model (null: unconditional). */
   numClasses: number | null;
   /** Class id of "no class" (classifier-free guidance), num_classes; null when absent. */
@@ -523,19 +529,26 @@ export function encodeConditions(
   });
 }
 
-/** model_index.json of a pipeline folder: DDPMPipeline, or Sumi's text-to-image pipeline. */
+/**
+ * model_index.json of a pipeline folder: DDPMPipeline, or Sumi's text-to-image pipeline; with a
+ * vae (its class: AutoencoderKL or VQModel) a latent pipeline listing `vae`.
+ */
 export function pipelineIndex(
   denoiser: Denoiser,
   condition: ConditionSource,
+  vaeClass?: string,
 ): Record<string, unknown> {
   const text = condition.kind === 'text';
+  const name = text ? 'SumiTextToImagePipeline' : 'DDPMPipeline';
   return {
-    _class_name: text ? 'SumiTextToImagePipeline' : 'DDPMPipeline',
+    _class_name:
+      vaeClass === undefined ? name : text ? 'SumiLatentTextToImagePipeline' : 'SumiLatentPipeline',
     _diffusers_version: DIFFUSERS_VERSION,
     scheduler: ['diffusers', 'DDPMScheduler'],
     ...Object.fromEntries(condition.components.map((c) => [c.name, [...c.libraryClass]])),
     ...(text ? { tokenizer: ['transformers', 'PreTrainedTokenizerFast'] } : {}),
     unet: ['diffusers', denoiser.className],
+    ...(vaeClass !== undefined ? { vae: ['diffusers', vaeClass] } : {}),
   };
 }
 

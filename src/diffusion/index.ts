@@ -15,3 +15,4 @@ export * from './forecast-trainer.js';
 export * from './text-diffusion.js';
 export * from './text-lm.js';
 export * from './control.js';
+export * from './latent/index.js';

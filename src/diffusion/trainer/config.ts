@@ -21,13 +21,17 @@ import { CONTROL_KINDS, type ControlKind } from '../control.js';
 import type { PredictionType } from '../forward.js';
 import type { BetaSchedule } from '../schedule.js';
 import type { ModelVarType } from '../vlb.js';
+import type { LatentSettings } from '../latent/vae.js';
 
 export interface TrainConfig {
   /** Dataset: 'mnist', 'fashion-mnist', 'emoji' or the path of a folder of images. */
   data: string;
-  /** Image side in pixels (resolved: the model's sample_size). */
+  /**
+   * Image side in pixels (resolved: the model's sample_size; a latent run's images are
+   * downsampling factor × the latents' side).
+   */
   imageSize: number;
-  /** 1 or 3 (resolved: the model's in_channels). */
+  /** 1 or 3: the images' channels (resolved: the model's in_channels, or the vae's). */
   channels: 1 | 3;
   /** Random horizontal flips. */
   flip: boolean;
@@ -55,6 +59,12 @@ export interface TrainConfig {
    * m of the listed kinds per image, joined to x_t (in_channels 2C + 1). Absent or null: no mask.
    */
   inpaint?: InpaintSettings | null;
+  /**
+   * Latent diffusion (Rombach et al. 2022): the denoiser trains on scaling_factor · (z − shift)
+   * of the images' latents under the run's autoencoder (`--vae`), whose copy the checkpoint
+   * carries in vae/. Absent or null: the denoiser trains on pixels.
+   */
+  latent?: LatentSettings | null;
   /** diffusers UNet2DModel config (resolved: every key). */
   model: Record<string, unknown>;
   /** diffusers DDPMScheduler config: beta schedule, prediction_type, ... (resolved). */
@@ -246,6 +256,19 @@ const CHECKS: Record<keyof TrainConfig | keyof RunSettings, Check> = {
       return shape;
     }
   }),
+  latent: orNull((v) =>
+    isObject(v) &&
+    isStr(v.vae) === null &&
+    (v.kind === 'kl' || v.kind === 'vq') &&
+    isPos(v.scalingFactor) === null &&
+    (v.shiftFactor === null || typeof v.shiftFactor === 'number') &&
+    isStr(v.vaeSha256) === null &&
+    Array.isArray(v.shape) &&
+    v.shape.length === 3 &&
+    v.shape.every((n) => isInt(1)(n) === null)
+      ? null
+      : '{ vae, kind: kl | vq, vaeClass, scalingFactor > 0, shiftFactor, vaeSha256, shape: [c, h, w] }',
+  ),
   model: (v) => (isObject(v) ? null : 'an object'),
   scheduler: (v) => (isObject(v) ? null : 'an object'),
   steps: isInt(1),

@@ -15,6 +15,9 @@ import { disposeAll } from '../../nn/index.js';
 import { type AnyDiffusersModel, type Denoiser, WEIGHTS_NAME } from '../../nn/models/index.js';
 import { loadPipeline } from '../pipeline.js';
 import { findCheckpoint } from './checkpoint.js';
+import type { EncodeProgress } from '../latent/cache.js';
+import { LATENT_CACHE_FILE, openLatentCache } from '../latent/cache-fs.js';
+import { type LoadedVae, loadVae, LATENT_VAE_DIR } from '../latent/vae-fs.js';
 import {
   defaultRunSettings,
   type RunSettings,
@@ -26,6 +29,7 @@ import {
   type BaseWeights,
   datasetShapeFor,
   type LoraBase,
+  type LatentSource,
   readTrainerState,
   resolveTrainConfig,
   Trainer,
@@ -53,6 +57,17 @@ export interface TrainRequest {
   train: Partial<TrainConfig & RunSettings>;
   /** diffusers scheduler config keys given on top of the source's. */
   scheduler: Readonly<Record<string, unknown>>;
+  /**
+   * Latent diffusion: the autoencoder folder (AutoencoderKL or VQModel). A resumed latent run
+   * loads the copy in its checkpoint; a folder given then must hold the same weights.
+   */
+  vae?: string;
+  /** Where the latent cache is (default `<outDir>/latents.safetensors`; see cache-fs.ts). */
+  latentCache?: string;
+  /** Messages about the latent cache (found, stale, encoding), one line each. */
+  onMessage?: (line: string) => void;
+  /** Progress of encoding the images into latents. */
+  onEncodeProgress?: (p: EncodeProgress) => void;
 }
 
 /** A setting the request gives that differs from the checkpoint's. */
@@ -96,6 +111,25 @@ export function loadTrainingData(spec: string, size?: number, channels?: 1 | 3):
   const ds = loadDataset(spec, { size, channels });
   if (ds instanceof ImageFileDataset) ds.preload();
   return ds;
+}
+
+/** The latents of a run's images under `vae`: its cache, read or encoded now. */
+async function openLatentSource(
+  req: TrainRequest,
+  vae: LoadedVae,
+  ds: Dataset,
+  config: TrainConfig,
+): Promise<LatentSource> {
+  const cache = await openLatentCache({
+    path: req.latentCache ?? join(req.outDir, LATENT_CACHE_FILE),
+    explicit: req.latentCache !== undefined,
+    vae,
+    dataset: ds,
+    flip: config.flip,
+    onMessage: req.onMessage,
+    onProgress: req.onEncodeProgress,
+  });
+  return { vae, cache };
 }
 
 /** sha256 (hex) of a file, read in chunks. */
@@ -157,6 +191,48 @@ async function loadResumedLoraBase(state: TrainerState): Promise<LoraBase | unde
     );
   }
   return base;
+}
+
+/**
+ * The autoencoder of a resumed latent run: the copy in its checkpoint (vae/), which must hold the
+ * weights the run started with; a `--vae` folder given again must hold them too. Null for a pixel
+ * run (which refuses a vae).
+ */
+async function resumedVae(
+  checkpoint: string,
+  stored: TrainConfig,
+  given: string | undefined,
+): Promise<LoadedVae | null> {
+  const latent = stored.latent ?? null;
+  if (latent === null) {
+    if (given !== undefined) {
+      throw new TrainRequestError(
+        'differs',
+        'the checkpoint is a pixel model; --vae would make a latent one',
+        [{ key: 'latent', from: 'setting', checkpoint: null, given }],
+      );
+    }
+    return null;
+  }
+  const vae = await loadVae(join(checkpoint, LATENT_VAE_DIR));
+  if (vae.sha256 !== latent.vaeSha256) {
+    throw new TrainConfigError(
+      `${join(checkpoint, LATENT_VAE_DIR)}: weights sha256 ${vae.sha256}, the run started with ${latent.vaeSha256}`,
+    );
+  }
+  if (given !== undefined) {
+    const other = await loadVae(given);
+    disposeAll(other.vae.stateDict());
+    if (other.sha256 !== latent.vaeSha256) {
+      throw new TrainRequestError(
+        'differs',
+        `the checkpoint trains on the latents of ${latent.vae} (weights sha256 ${latent.vaeSha256}); ` +
+          `${given} holds other weights (sha256 ${other.sha256})`,
+        [{ key: 'latent.vae', from: 'setting', checkpoint: latent.vae, given }],
+      );
+    }
+  }
+  return vae;
 }
 
 const isRunKey = (k: string): boolean => (RUN_SETTING_KEYS as readonly string[]).includes(k);
@@ -275,11 +351,17 @@ export async function setUpTraining(req: TrainRequest): Promise<TrainSetup> {
       scheduler: { ...req.source.config.scheduler, ...req.scheduler },
       train: { ...fromSource.config, ...settings.config, data },
     };
-    const shape = datasetShapeFor(input);
+    const vae = req.vae === undefined ? null : await loadVae(req.vae);
+    const shape = datasetShapeFor(input, vae?.spec);
     const ds = loadTrainingData(data, shape.size, shape.channels);
-    const config = resolveTrainConfig(input, ds);
+    const config = resolveTrainConfig(
+      input,
+      ds,
+      vae === null ? undefined : { ...vae, dir: req.vae! },
+    );
+    const latent = vae === null ? undefined : await openLatentSource(req, vae, ds, config);
     return {
-      trainer: new Trainer(config, ds, await loadLoraBase(config)),
+      trainer: new Trainer(config, ds, await loadLoraBase(config), latent),
       run: { ...defaultRunSettings, ...fromSource.run, ...settings.run },
       resumed: null,
       stepsChanged: null,
@@ -298,6 +380,7 @@ export async function setUpTraining(req: TrainRequest): Promise<TrainSetup> {
     );
   };
   const plain = resumeDifferences(stored, req);
+  const vae = await resumedVae(existing, stored, req.vae);
   const ds = loadTrainingData(stored.data, stored.imageSize, stored.channels);
   if (ds.name !== state.data.name || ds.length !== state.data.length) {
     throw new Error(
@@ -316,6 +399,7 @@ export async function setUpTraining(req: TrainRequest): Promise<TrainSetup> {
           train: { ...fromSource.config, ...settings.config, data: stored.data },
         },
         ds,
+        vae === null ? undefined : { ...vae, dir: stored.latent!.vae },
       );
     } catch (e) {
       // Settings that cannot even make a config: the plain differences say why, when there are.
@@ -326,7 +410,8 @@ export async function setUpTraining(req: TrainRequest): Promise<TrainSetup> {
   }
   if (differences.length > 0) refuse(differences);
   const steps = settings.config.steps ?? fromSource.config.steps ?? stored.steps;
-  const trainer = new Trainer({ ...stored, steps }, ds, await loadResumedLoraBase(state));
+  const latent = vae === null ? undefined : await openLatentSource(req, vae, ds, stored);
+  const trainer = new Trainer({ ...stored, steps }, ds, await loadResumedLoraBase(state), latent);
   try {
     await trainer.loadCheckpoint(existing, state);
   } catch (e) {

@@ -11,7 +11,8 @@
  * translations), 'holdout' (the held-out split) and 'eval' (the noise of held-out evaluation);
  * text conditioning adds 'captions' (which caption of a sample a step uses) and
  * 'text_encoder_init' (the text encoder's initial weights); LoRA fine-tuning adds 'lora_init'
- * (the adapters' A matrices); inpainting adds 'masks' (the random training masks).
+ * (the adapters' A matrices); inpainting adds 'masks' (the random training masks); latent
+ * diffusion adds 'latent' (ε of the posterior sample z = μ + σ·ε of each step's latents).
  */
 
 export type StreamPurpose =
@@ -28,7 +29,8 @@ export type StreamPurpose =
   | 'captions'
   | 'text_encoder_init'
   | 'lora_init'
-  | 'masks';
+  | 'masks'
+  | 'latent';
 
 const PURPOSE_TAG: Record<StreamPurpose, bigint> = {
   noise: 1n,
@@ -45,6 +47,7 @@ const PURPOSE_TAG: Record<StreamPurpose, bigint> = {
   text_encoder_init: 12n,
   lora_init: 13n,
   masks: 14n,
+  latent: 15n,
 };
 
 const MASK64 = (1n << 64n) - 1n;

@@ -79,6 +79,7 @@ import {
   UNet2DConditionModel,
   UNet2DModel,
   WEIGHTS_NAME,
+  CONFIG_NAME,
 } from '../../nn/models/index.js';
 import type { Module } from '../../nn/index.js';
 import type { Batch, DataLoader as DataLoaderType, Dataset } from '../../data/index.js';
@@ -116,6 +117,7 @@ import { downsampleBox, upscale, upscaleCondition } from '../editing/upscale.js'
 import { createScheduler, ImageNoise, type Scheduler } from '../samplers/index.js';
 import { makeSchedule, type NoiseSchedule } from '../schedule.js';
 import type { ModelVarType } from '../vlb.js';
+import type { LatentSettings } from '../latent/vae.js';
 import {
   type CheckpointFile,
   jsonBytes,
@@ -137,6 +139,9 @@ import {
   trainedVarianceType,
 } from './config.js';
 import { dropoutOffset, streamSeed } from './streams.js';
+import type { LatentCache } from '../latent/cache.js';
+import { decodeLatents, type LatentSpec } from '../latent/vae.js';
+import { LATENT_VAE_DIR, type LoadedVae } from '../latent/vae-fs.js';
 import { microBatchRanges, Replica, replicaCount } from './replica.js';
 import { microBatchLoss, NonFiniteError, trainingTimesteps } from '../train-step.js';
 
@@ -202,6 +207,12 @@ export interface LoraBase {
   weights: BaseWeights;
 }
 
+/** A latent run's autoencoder and the latents of its images (setup.ts `openLatentSource`). */
+export interface LatentSource {
+  vae: LoadedVae;
+  cache: LatentCache;
+}
+
 /** What a checkpoint records besides the training state proper. */
 export interface CheckpointMeta {
   trainArgs?: string[];
@@ -223,10 +234,25 @@ export interface TrainConfigInput {
   train: Partial<TrainConfig> & { data: string };
 }
 
-/** Image size and channels to load the dataset with (undefined: the dataset's own). */
-export function datasetShapeFor(input: TrainConfigInput): { size?: number; channels?: 1 | 3 } {
+/**
+ * Image size and channels to load the dataset with (undefined: the dataset's own). A latent run
+ * (`vae`) loads images of the vae's channels at sample_size × its downsampling factor.
+ */
+export function datasetShapeFor(
+  input: TrainConfigInput,
+  vae?: LatentSpec,
+): { size?: number; channels?: 1 | 3 } {
   const m = input.model;
   const sampleSize = typeof m.sample_size === 'number' ? m.sample_size : undefined;
+  if (vae !== undefined) {
+    const ch = vae.imageChannels === 1 || vae.imageChannels === 3 ? vae.imageChannels : undefined;
+    return {
+      size:
+        input.train.imageSize ??
+        (sampleSize === undefined ? undefined : sampleSize * vae.downsampleFactor),
+      channels: input.train.channels ?? ch,
+    };
+  }
   // An upscaler's or inpainting model's in_channels also count the image joined to x_t.
   const joined = (input.train.upscale ?? null) !== null || (input.train.inpaint ?? null) !== null;
   const inCh = !joined && (m.in_channels === 1 || m.in_channels === 3) ? m.in_channels : undefined;
@@ -240,7 +266,11 @@ export function datasetShapeFor(input: TrainConfigInput): { size?: number; chann
  * config (vocabulary size from the captions' tokenizer), the scheduler config resolved as a
  * DDPMScheduler's.
  */
-export function resolveTrainConfig(input: TrainConfigInput, dataset: Dataset): TrainConfig {
+export function resolveTrainConfig(
+  input: TrainConfigInput,
+  dataset: Dataset,
+  vae?: LatentVaeInput,
+): TrainConfig {
   const t = input.train;
   if (dataset.height !== dataset.width) {
     throw new TrainConfigError(
@@ -278,18 +308,32 @@ export function resolveTrainConfig(input: TrainConfigInput, dataset: Dataset): T
   }
   // A learned Σ_θ adds C output channels: [mean part; variance part].
   const learned = trainedVarianceType(scheduler.variance_type) === 'learned_range';
+  const latent = vae === undefined ? null : latentSettingsFor(input, dataset, vae);
+  const given = input.model.in_channels;
+  if (
+    latent === null &&
+    !t.upscale &&
+    !t.inpaint &&
+    typeof given === 'number' &&
+    given !== dataset.channels
+  ) {
+    throw new TrainConfigError(
+      `the model's in_channels is ${given} but ${dataset.name} images have ${dataset.channels} ` +
+        `channel${dataset.channels === 1 ? '' : 's'}: a pixel model takes the images' channels; ` +
+        `for a latent model of ${given} channels pass --vae DIR (an AutoencoderKL or VQModel folder)`,
+    );
+  }
+  // A latent run's denoiser sees c × h × w latents; a pixel run's the images.
+  const [c, side] =
+    latent === null ? [dataset.channels, dataset.height] : [latent.shape[0], latent.shape[1]];
   const model: Record<string, unknown> = {
     ...input.model,
     _class_name: className,
-    sample_size: dataset.height,
+    sample_size: side,
     // SR3 joins the upsampled low resolution (C channels) to x_t; inpainting the masked image
     // and the mask (C + 1).
-    in_channels: t.upscale
-      ? 2 * dataset.channels
-      : t.inpaint
-        ? inpaintingChannels(dataset.channels)
-        : dataset.channels,
-    out_channels: learned ? 2 * dataset.channels : dataset.channels,
+    in_channels: t.upscale ? 2 * c : t.inpaint ? inpaintingChannels(c) : c,
+    out_channels: learned ? 2 * c : c,
   };
   if (classCond) {
     if (dataset.numClasses === undefined) {
@@ -329,9 +373,9 @@ export function resolveTrainConfig(input: TrainConfigInput, dataset: Dataset): T
       ? resolveConfig(UNET_2D_SCHEMA, model, 'model config').config
       : resolveConfig(UNET_2D_CONDITION_SCHEMA, model, 'model config').config;
   const levels = unet.block_out_channels.length;
-  if (dataset.height % 2 ** (levels - 1) !== 0) {
+  if (side % 2 ** (levels - 1) !== 0) {
     throw new TrainConfigError(
-      `image size ${dataset.height} is not divisible by ${2 ** (levels - 1)} (the model has ${levels} levels)`,
+      `${latent === null ? 'image' : 'latent'} size ${side} is not divisible by ${2 ** (levels - 1)} (the model has ${levels} levels)`,
     );
   }
   const factor = t.upscale?.factor ?? 1;
@@ -347,6 +391,7 @@ export function resolveTrainConfig(input: TrainConfigInput, dataset: Dataset): T
     // LoRA runs, whose adapters the replicas do not carry.
     microBatches: defaultBackend().name === 'cpu' && !t.lora && !t.controlnet ? 2 : 1,
     ...t,
+    ...(latent !== null ? { latent } : {}),
     imageSize: dataset.height,
     channels: dataset.channels,
     classCond,
@@ -354,6 +399,72 @@ export function resolveTrainConfig(input: TrainConfigInput, dataset: Dataset): T
     textEncoder,
     model: resolvedModel,
     scheduler,
+  };
+}
+
+/** What `resolveTrainConfig` needs of a latent run's autoencoder. */
+export interface LatentVaeInput {
+  /** The folder as given. */
+  dir: string;
+  spec: LatentSpec;
+  /** sha256 of its weights file. */
+  sha256: string;
+}
+
+/**
+ * The latent settings of a run on `vae`: its images must have the vae's channels and a side its
+ * downsampling factor divides; a model config that gives in_channels must give the latents'.
+ * Upscaling, inpainting, LoRA and ControlNet runs stay in pixel space.
+ */
+function latentSettingsFor(
+  input: TrainConfigInput,
+  dataset: Dataset,
+  vae: LatentVaeInput,
+): LatentSettings {
+  const t = input.train;
+  const what = t.upscale
+    ? 'an upscaler (--task upscale)'
+    : t.inpaint
+      ? 'an inpainting model (--task inpaint)'
+      : t.lora
+        ? 'LoRA adapters'
+        : t.controlnet
+          ? 'a ControlNet'
+          : null;
+  if (what !== null) {
+    throw new TrainConfigError(
+      `--vae: latent diffusion does not train ${what}; those run on pixels`,
+    );
+  }
+  const s = vae.spec;
+  if (dataset.channels !== s.imageChannels) {
+    throw new TrainConfigError(
+      `the vae ${vae.dir} encodes ${s.imageChannels}-channel images; ${dataset.name} is loaded with ${dataset.channels}`,
+    );
+  }
+  const f = s.downsampleFactor;
+  if (dataset.height % f !== 0) {
+    throw new TrainConfigError(
+      `image size ${dataset.height} is not divisible by the vae's downsampling factor ${f}`,
+    );
+  }
+  const given = input.model.in_channels;
+  const latentName = s.kind === 'vq' ? 'vq_embed_dim' : 'latent_channels';
+  if (typeof given === 'number' && given !== s.latentChannels) {
+    throw new TrainConfigError(
+      `the U-Net's in_channels is ${given} but the vae ${vae.dir} makes ${s.latentChannels}-channel latents ` +
+        `(its ${latentName}): they must be equal`,
+    );
+  }
+  const side = dataset.height / f;
+  return {
+    vae: vae.dir,
+    kind: s.kind,
+    vaeClass: s.vaeClass,
+    scalingFactor: s.scalingFactor,
+    shiftFactor: s.shiftFactor,
+    vaeSha256: vae.sha256,
+    shape: [s.latentChannels, side, side],
   };
 }
 
@@ -438,6 +549,8 @@ export class Trainer {
   readonly #denoiser: Denoiser;
   /** The weights file of a LoRA run's base (null: not a LoRA run). */
   readonly baseWeights: BaseWeights | null;
+  /** A latent run's autoencoder and cached latents (null: the denoiser trains on pixels). */
+  readonly latent: LatentSource | null;
   readonly loader: DataLoaderType;
   readonly schedule: NoiseSchedule;
   readonly predictionType: PredictionType;
@@ -464,18 +577,19 @@ export class Trainer {
    * loaded base (whose denoiser's config must be config.model) and adapters from stream
    * (seed, 'lora_init').
    */
-  constructor(config: TrainConfig, dataset: Dataset, base?: LoraBase) {
+  constructor(config: TrainConfig, dataset: Dataset, base?: LoraBase, latent?: LatentSource) {
     if (dataset.height !== config.imageSize || dataset.channels !== config.channels) {
       throw new TrainConfigError(
         `${dataset.name}: images are ${dataset.channels}x${dataset.height}x${dataset.width}, ` +
           `the config wants ${config.channels}x${config.imageSize}x${config.imageSize}`,
       );
     }
+    this.latent = checkLatentSource(config, dataset, latent);
     this.config = config;
     this.dataset = dataset;
     this.varianceType = trainedVarianceType(config.scheduler.variance_type);
-    const outChannels =
-      this.varianceType === 'learned_range' ? 2 * config.channels : config.channels;
+    const c = config.latent ? config.latent.shape[0] : config.channels;
+    const outChannels = this.varianceType === 'learned_range' ? 2 * c : c;
     if (config.model.out_channels !== outChannels) {
       throw new TrainConfigError(
         `variance_type ${String(config.scheduler.variance_type)} needs out_channels ${outChannels}, ` +
@@ -691,7 +805,10 @@ export class Trainer {
     for (const d of this.#dropouts) d.generator.offset = dropoutOffset(s);
     const lr = this.#lr(s);
     this.optimizer.lr = lr;
-    const batch = this.loader.batchAt(s);
+    const batch =
+      this.latent === null
+        ? this.loader.batchAt(s)
+        : this.latent.cache.batchAt(this.loader, seed, s);
     const B = batch.x.shape[0]!;
     const timesteps = trainingTimesteps(seed, s, B, T);
     const values = await this.#conditionValues(batch, s);
@@ -1032,6 +1149,7 @@ export class Trainer {
       ...(this.classes?.names ? { classNames: this.classes.names } : {}),
       ...(this.config.upscale ? { upscale: this.config.upscale } : {}),
       ...(this.config.inpaint ? { inpaint: this.config.inpaint } : {}),
+      ...(this.config.latent ? { latent: this.config.latent } : {}),
       data: this.config.data,
       step: this.step,
       ...(trainArgs !== undefined
@@ -1081,9 +1199,19 @@ export class Trainer {
       { path: OPTIMIZER_FILE, bytes: serializeSafetensors(optEntries, { format: 'pt' }) },
       { path: SCHEDULER_CONFIG, bytes: jsonBytes(this.config.scheduler) },
     );
-    if (this.lora === null && this.controlnet === null) {
+    if (this.latent !== null) {
       files.push(
-        { path: MODEL_INDEX, bytes: jsonBytes(pipelineIndex(this.model, this.condition)) },
+        { path: join(LATENT_VAE_DIR, CONFIG_NAME), bytes: this.latent.vae.files.config },
+        { path: join(LATENT_VAE_DIR, WEIGHTS_NAME), bytes: this.latent.vae.files.weights },
+      );
+    }
+    if (this.lora === null && this.controlnet === null) {
+      const vaeClass = this.config.latent?.vaeClass;
+      files.push(
+        {
+          path: MODEL_INDEX,
+          bytes: jsonBytes(pipelineIndex(this.model, this.condition, vaeClass)),
+        },
         { path: SUMI_INFO, bytes: jsonBytes(this.modelInfo(meta.trainArgs)) },
       );
     } else if (this.lora !== null) {
@@ -1190,12 +1318,18 @@ export class Trainer {
       if (this.config.upscale) return this.#previewUpscaled(n, steps, scheduler, cond);
       if (this.controlnet !== null) return this.#previewControlled(n, steps, scheduler, cond);
       if (this.config.inpaint) return this.#previewInpainted(n, steps, scheduler, cond);
-      return generate(this.model, scheduler, {
+      const x0 = generate(this.model, scheduler, {
         n,
         seed: streamSeed(this.config.seed, 'preview'),
         numInferenceSteps: steps,
         cond,
       });
+      if (this.latent === null) return x0;
+      try {
+        return decodeLatents(this.latent.vae.vae, this.latent.vae.spec, x0);
+      } finally {
+        x0.dispose();
+      }
     } finally {
       disposeConditioning(cond);
       this.#setTraining(true);
@@ -1232,7 +1366,45 @@ export class Trainer {
       disposeAll(this.model.stateDict());
     }
     if (this.controlnet !== null) disposeAll(this.model.stateDict());
+    if (this.latent !== null) disposeAll(this.latent.vae.vae.stateDict());
   }
+}
+
+/**
+ * The latent source of a run, checked against its config: present exactly when config.latent is,
+ * with the vae whose weights the config records and latents of the config's shape.
+ */
+function checkLatentSource(
+  config: TrainConfig,
+  dataset: Dataset,
+  latent: LatentSource | undefined,
+): LatentSource | null {
+  const want = config.latent ?? null;
+  if (want === null) {
+    if (latent !== undefined)
+      throw new TrainConfigError('a latent source goes with a latent config');
+    return null;
+  }
+  if (latent === undefined) {
+    throw new TrainConfigError('a latent run needs its vae and latent cache');
+  }
+  if (latent.vae.sha256 !== want.vaeSha256) {
+    throw new TrainConfigError(
+      `the run's vae weights have sha256 ${want.vaeSha256}; ${latent.vae.dir} has ${latent.vae.sha256}`,
+    );
+  }
+  const shape = latent.cache.latentShape;
+  if (JSON.stringify(shape) !== JSON.stringify(want.shape)) {
+    throw new TrainConfigError(
+      `the latent cache holds ${shape.join('x')} latents; the run wants ${want.shape.join('x')}`,
+    );
+  }
+  if (latent.cache.data.header.dataset.length !== dataset.length) {
+    throw new TrainConfigError(
+      `the latent cache holds ${latent.cache.data.header.dataset.length} images; ${dataset.name} has ${dataset.length}`,
+    );
+  }
+  return latent;
 }
 
 /** Reads and checks `trainer_state.json` of a checkpoint directory. */

@@ -1,0 +1,140 @@
+/**
+ * Reading a diffusers vae folder (AutoencoderKL or VQModel: config.json and
+ * diffusion_pytorch_model.safetensors) for latent diffusion, with the sha256 of its weights and
+ * the files' bytes (a latent run's checkpoint carries a copy of the folder).
+ */
+import { createHash } from 'node:crypto';
+import { readFile, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+
+import type { Backend } from '../../engine/index.js';
+import {
+  AutoencoderKL,
+  CONFIG_NAME,
+  ConfigError,
+  modelFromBytes,
+  parseConfigJson,
+  VQModel,
+  WEIGHTS_NAME,
+} from '../../nn/models/index.js';
+import {
+  LatentDecoder,
+  LatentError,
+  type LatentSpec,
+  latentSpecOf,
+  type LatentVae,
+} from './vae.js';
+
+/** The folder a latent pipeline keeps its autoencoder in. */
+export const LATENT_VAE_DIR = 'vae';
+
+/** A vae folder, loaded. */
+export interface LoadedVae {
+  dir: string;
+  vae: LatentVae;
+  spec: LatentSpec;
+  /** config.json as read (every key the file has). */
+  config: Record<string, unknown>;
+  /** sha256 (hex) of the weights file. */
+  sha256: string;
+  /** The folder's two files, as read. */
+  files: { config: Uint8Array; weights: Uint8Array };
+}
+
+/** sha256 (hex) of bytes. */
+export function sha256Hex(...parts: readonly Uint8Array[]): string {
+  const h = createHash('sha256');
+  for (const p of parts) h.update(p);
+  return h.digest('hex');
+}
+
+async function readBytes(path: string, what: string): Promise<Uint8Array> {
+  try {
+    return new Uint8Array(await readFile(path));
+  } catch (e) {
+    const code = (e as { code?: string }).code;
+    throw new LatentError(
+      `${path}: ${code === 'ENOENT' ? `no ${what}` : `cannot read (${e instanceof Error ? e.message : String(e)})`}`,
+    );
+  }
+}
+
+async function isFile(path: string): Promise<boolean> {
+  try {
+    return (await stat(path)).isFile();
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * The folder holding the autoencoder's config.json: `dir` itself, its vae/ (a pipeline folder),
+ * or checkpoint/vae/ (a 'sumi train-vae' or latent 'sumi train' output folder).
+ */
+async function vaeFolder(dir: string): Promise<string> {
+  try {
+    if (!(await stat(dir)).isDirectory()) throw new Error('not a folder');
+  } catch {
+    throw new LatentError(`vae folder '${dir}' does not exist`);
+  }
+  for (const d of [dir, join(dir, LATENT_VAE_DIR), join(dir, 'checkpoint', LATENT_VAE_DIR)]) {
+    if (await isFile(join(d, CONFIG_NAME))) return d;
+  }
+  return dir;
+}
+
+/**
+ * Loads the autoencoder of `dir` (or of its vae/ or checkpoint/vae/) (eval mode) on `backend`. A folder that is not an AutoencoderKL
+ * or VQModel, or whose config.json has no scaling_factor, is a LatentError naming the file.
+ */
+export async function loadVae(given: string, opts: { backend?: Backend } = {}): Promise<LoadedVae> {
+  const dir = await vaeFolder(given);
+  const configPath = join(dir, CONFIG_NAME);
+  const configBytes = await readBytes(
+    configPath,
+    `${CONFIG_NAME} (a vae folder holds config.json and ${WEIGHTS_NAME})`,
+  );
+  let config: Record<string, unknown>;
+  try {
+    config = parseConfigJson(configBytes, configPath);
+  } catch (e) {
+    if (e instanceof ConfigError) throw new LatentError(e.message);
+    throw e;
+  }
+  const cls = config._class_name;
+  if (cls !== 'AutoencoderKL' && cls !== 'VQModel') {
+    throw new LatentError(
+      `${configPath}: a ${JSON.stringify(cls)}; latent diffusion needs an AutoencoderKL or a VQModel`,
+    );
+  }
+  if (config.scaling_factor === undefined) {
+    throw new LatentError(
+      `${configPath}: no scaling_factor (latent diffusion trains on scaling_factor · z; set it to ` +
+        '1 / std of the encoded latents, as sumi train-vae does)',
+    );
+  }
+  const weights = await readBytes(join(dir, WEIGHTS_NAME), WEIGHTS_NAME);
+  let model;
+  try {
+    model = await modelFromBytes(configBytes, weights, dir);
+  } catch (e) {
+    throw new LatentError(e instanceof Error ? e.message : String(e));
+  }
+  if (!(model instanceof AutoencoderKL || model instanceof VQModel)) {
+    throw new LatentError(`${configPath}: not an autoencoder`);
+  }
+  if (opts.backend !== undefined) await model.to({ backend: opts.backend });
+  return {
+    dir,
+    vae: model,
+    spec: latentSpecOf(model, config, configPath),
+    config,
+    sha256: sha256Hex(weights),
+    files: { config: configBytes, weights },
+  };
+}
+
+/** The decoder of a loaded vae folder. */
+export function vaeDecoder(v: LoadedVae): LatentDecoder {
+  return new LatentDecoder(v.vae, v.spec);
+}
