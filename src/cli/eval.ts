@@ -59,6 +59,7 @@ import {
   toJson,
 } from './eval-common.js';
 import { nllCommand, nllSpec } from './eval-nll.js';
+import { reconCommand, reconSpec } from './eval-recon.js';
 import { sweepCommand, sweepSpec } from './eval-sweep.js';
 import type { Command } from './main.js';
 
@@ -530,11 +531,12 @@ const subcommands: Record<string, Command> = {
   cond: defineCommand(condSpec, (a) => asInputErrors(() => condCommand(a))),
   nll: defineCommand(nllSpec, (a) => asInputErrors(() => nllCommand(a))),
   sweep: defineCommand(sweepSpec, (a) => asInputErrors(() => sweepCommand(a))),
+  recon: defineCommand(reconSpec, (a) => asInputErrors(() => reconCommand(a))),
 };
 
 function usage(): string {
   return [
-    'usage: sumi eval <fd|cond|nll|sweep> [options]',
+    'usage: sumi eval <fd|cond|nll|sweep|recon> [options]',
     '',
     'How good a model is (docs/quality.md):',
     ...Object.entries(subcommands).map(([name, c]) => `  ${name.padEnd(6)} ${c.summary}`),

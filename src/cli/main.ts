@@ -10,6 +10,7 @@ import { loraCommand } from './lora.js';
 import { sampleCommand } from './sample.js';
 import { trainCommand } from './train.js';
 import { trainClassifierCommand } from './train-classifier.js';
+import { trainVaeCommand } from './train-vae.js';
 
 export interface Command {
   name: string;
@@ -20,6 +21,7 @@ export interface Command {
 const commands: Command[] = [
   trainCommand,
   trainClassifierCommand,
+  trainVaeCommand,
   sampleCommand,
   forecastCommand,
   editCommand,

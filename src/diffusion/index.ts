@@ -2,6 +2,7 @@
 export * from './schedule.js';
 export * from './forward.js';
 export * from './losses.js';
+export * from './autoencoder-losses.js';
 export * from './train-step.js';
 export * from './samplers/index.js';
 export * from './trainer/index.js';

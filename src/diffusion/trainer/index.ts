@@ -13,6 +13,10 @@ export * from './classifier-trainer.js';
 export * from './classifier-run.js';
 export * from './text-trainer.js';
 export * from './text-run.js';
+export * from './run-loop.js';
+export * from './vae-config.js';
+export * from './vae-eval.js';
+export * from './vae-trainer.js';
 // The sampling pipeline (loading model directories, generating) rides along so that the diffusion
 // layer's index needs one line for both.
 export * from '../pipeline.js';

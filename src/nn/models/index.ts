@@ -25,3 +25,4 @@ export * from './clip-text-fs.js';
 export * from './controlnet.js';
 export * from './diffusion-lm.js';
 export * from './controlnet-fs.js';
+export * from './patch-discriminator.js';

@@ -8,6 +8,7 @@ import {
   add,
   argmax,
   clamp,
+  cpuBackend,
   div,
   exp,
   type Generator,
@@ -24,6 +25,7 @@ import {
   sub,
   sum,
   type Tensor,
+  tensor,
 } from '../../engine/index.js';
 import { uniform } from '../init.js';
 import { Conv2d, Embedding, GroupNorm } from '../layers.js';
@@ -350,5 +352,125 @@ export class VectorQuantizer extends Module {
       reshape(this.embedding.forward(indices), [b, h, w, this.embedDim]),
       [0, 3, 1, 2],
     );
+  }
+}
+
+/**
+ * The EMA codebook of VQ-VAE (van den Oord et al. 2017, Appendix A.1): instead of a gradient
+ * step, each codebook row follows the running mean of the encoder outputs assigned to it. With
+ * n_k the assignments of row k in a batch and s_k the sum of their vectors, per update:
+ *
+ *   N_k ← γ N_k + (1 − γ) n_k,   M_k ← γ M_k + (1 − γ) s_k,
+ *   Ñ_k = (N_k + ε) / (Σ_j N_j + K ε) · Σ_j N_j           (Laplace smoothing)
+ *   e_k = M_k / Ñ_k
+ *
+ * N starts at 1 and M at the initial rows, as if each row had seen itself once, so rows never
+ * assigned drift only through the smoothing instead of collapsing to zero. The running sums are
+ * float64 on the host and belong in a checkpoint (`stateDict`) for an exact resume.
+ */
+export class CodebookEma {
+  /** N_k [K]. */
+  readonly clusterSize: Float64Array;
+  /** M_k [K, D], row-major. */
+  readonly embedSum: Float64Array;
+
+  constructor(
+    readonly quantizer: VectorQuantizer,
+    readonly decay: number,
+    readonly epsilon = 1e-5,
+  ) {
+    if (!(decay > 0 && decay < 1))
+      throw new Error(`CodebookEma: decay must be in (0, 1), got ${decay}`);
+    this.clusterSize = new Float64Array(quantizer.numEmbeddings).fill(1);
+    this.embedSum = Float64Array.from(quantizer.embedding.weight.dataSync());
+  }
+
+  /**
+   * Folds a batch in: `z` holds N vectors of width D (row-major), `indices` their rows. Then
+   * moves every row whose N_k is below `deadThreshold` onto the vector `z[floor(u_k · N)]`
+   * (N_k = 1, M_k = that vector), u from `uniforms` (K numbers in [0, 1)). Writes the new rows
+   * into the codebook; returns the number of rows restarted.
+   */
+  update(
+    z: ArrayLike<number>,
+    indices: ArrayLike<number>,
+    dead?: { threshold: number; uniforms: ArrayLike<number> },
+  ): number {
+    const K = this.quantizer.numEmbeddings;
+    const D = this.quantizer.embedDim;
+    const n = indices.length;
+    if (z.length !== n * D) {
+      throw new Error(`CodebookEma: ${z.length} values for ${n} vectors of width ${D}`);
+    }
+    const counts = new Float64Array(K);
+    const sums = new Float64Array(K * D);
+    for (let i = 0; i < n; i++) {
+      const k = indices[i]!;
+      counts[k]!++;
+      for (let d = 0; d < D; d++) sums[k * D + d]! += z[i * D + d]!;
+    }
+    const g = this.decay;
+    for (let k = 0; k < K; k++) {
+      this.clusterSize[k] = g * this.clusterSize[k]! + (1 - g) * counts[k]!;
+      for (let d = 0; d < D; d++) {
+        const j = k * D + d;
+        this.embedSum[j] = g * this.embedSum[j]! + (1 - g) * sums[j]!;
+      }
+    }
+    let restarted = 0;
+    if (dead !== undefined && n > 0) {
+      for (let k = 0; k < K; k++) {
+        if (this.clusterSize[k]! >= dead.threshold) continue;
+        const i = Math.min(n - 1, Math.floor(dead.uniforms[k]! * n));
+        this.clusterSize[k] = 1;
+        for (let d = 0; d < D; d++) this.embedSum[k * D + d] = z[i * D + d]!;
+        restarted++;
+      }
+    }
+    this.#write();
+    return restarted;
+  }
+
+  #write(): void {
+    const K = this.quantizer.numEmbeddings;
+    const D = this.quantizer.embedDim;
+    let total = 0;
+    for (let k = 0; k < K; k++) total += this.clusterSize[k]!;
+    const rows = new Float64Array(K * D);
+    for (let k = 0; k < K; k++) {
+      const smoothed = ((this.clusterSize[k]! + this.epsilon) / (total + K * this.epsilon)) * total;
+      for (let d = 0; d < D; d++) rows[k * D + d] = this.embedSum[k * D + d]! / smoothed;
+    }
+    const w = this.quantizer.embedding.weight;
+    const t = tensor(rows, [K, D], { dtype: w.dtype, backend: w.backend });
+    w.setData(t);
+    t.dispose();
+  }
+
+  /** The running sums as named float64 tensors on the CPU (`cluster_size`, `embed_sum`). */
+  stateDict(): Map<string, Tensor> {
+    const K = this.quantizer.numEmbeddings;
+    const D = this.quantizer.embedDim;
+    const cpu = { dtype: 'float64', backend: cpuBackend() } as const;
+    return new Map([
+      ['cluster_size', tensor(this.clusterSize, [K], cpu)],
+      ['embed_sum', tensor(this.embedSum, [K, D], cpu)],
+    ]);
+  }
+
+  /** Restores the running sums (the codebook rows themselves come with the model's weights). */
+  loadStateDict(sd: ReadonlyMap<string, Tensor>, source = 'codebook EMA state'): void {
+    const K = this.quantizer.numEmbeddings;
+    const D = this.quantizer.embedDim;
+    const n = sd.get('cluster_size');
+    const m = sd.get('embed_sum');
+    if (n?.size !== K || m?.size !== K * D) {
+      throw new Error(
+        `${source}: expected cluster_size [${K}] and embed_sum [${K}, ${D}], found ` +
+          `${n ? `[${n.shape.join(', ')}]` : 'no cluster_size'} and ${m ? `[${m.shape.join(', ')}]` : 'no embed_sum'}`,
+      );
+    }
+    this.clusterSize.set(n.dataSync());
+    this.embedSum.set(m.dataSync());
   }
 }

@@ -1,0 +1,169 @@
+/**
+ * What the training commands share (`sumi train-classifier`, `sumi train --task text`,
+ * `sumi train-vae`): the options that set a trainer's config or run-settings key (steps, batch,
+ * learning rate and its schedule, weight decay, clipping, seed, the reporting intervals), the run
+ * controls (--resume, --stop-at, --backend, --quiet), reading them into config keys, and Ctrl-C
+ * handling (the first stops after the current step with a checkpoint, the second quits).
+ */
+import { readFileSync } from 'node:fs';
+
+import type { Args, OptionSpec } from './args.js';
+import { UsageError } from './args.js';
+import { BACKEND_HELP, EXIT } from './common.js';
+
+/** An option that sets a config or run-settings key directly (0 means "off" for nullable ones). */
+export interface KeyedOption<K extends string = string> extends OptionSpec {
+  key: K;
+  zeroIsNull?: boolean;
+}
+
+const SHARED = {
+  steps: { kind: 'int', key: 'steps', help: 'total optimizer steps' },
+  batch: { kind: 'int', arg: 'B', key: 'batchSize', help: 'batch size' },
+  lr: { kind: 'number', arg: 'LR', key: 'lr', help: 'peak learning rate (AdamW)' },
+  'lr-schedule': {
+    kind: 'string',
+    arg: 'NAME',
+    key: 'lrSchedule',
+    choices: ['cosine', 'constant', 'constant_with_warmup', 'linear'],
+    help: 'learning-rate schedule: cosine, constant, constant_with_warmup, linear',
+  },
+  warmup: { kind: 'int', key: 'warmupSteps', help: 'linear warmup steps' },
+  'min-lr': { kind: 'number', arg: 'LR', key: 'minLr', help: 'floor of the decay' },
+  'weight-decay': { kind: 'number', arg: 'W', key: 'weightDecay', help: 'AdamW weight decay' },
+  'grad-clip': {
+    kind: 'number',
+    arg: 'G',
+    key: 'maxGradNorm',
+    zeroIsNull: true,
+    help: 'clip the global gradient norm at G (0: off)',
+  },
+  flip: { kind: 'flag', key: 'flip', help: 'random horizontal flips' },
+  seed: { kind: 'int', arg: 'S', key: 'seed', help: 'seed of every random stream' },
+  'save-every': {
+    kind: 'int',
+    key: 'saveEvery',
+    help: 'checkpoint every N steps (0: only at the end)',
+  },
+  'eval-every': {
+    kind: 'int',
+    key: 'evalEvery',
+    help: 'held-out score every N steps (0: only at the end)',
+  },
+  'log-every': { kind: 'int', key: 'logEvery', help: 'metrics line every N steps' },
+} as const satisfies Record<string, Omit<KeyedOption, 'name'>>;
+
+export type SharedOptionName = keyof typeof SHARED;
+
+/**
+ * The shared option `name` with this command's default (undefined: none shown) and, where the
+ * command differs, its own key or help.
+ */
+export function trainOption<K extends string>(
+  name: SharedOptionName,
+  defaultValue: string | undefined,
+  over: { key?: K; help?: string } = {},
+): KeyedOption<K> {
+  const base = SHARED[name] as Omit<KeyedOption, 'name'>;
+  return {
+    name,
+    ...base,
+    key: (over.key ?? base.key) as K,
+    ...(over.help !== undefined ? { help: over.help } : {}),
+    ...(defaultValue !== undefined ? { default: defaultValue } : {}),
+  };
+}
+
+/** The keys of the run settings (they may change on resume). */
+export const RUN_KEYS: readonly string[] = ['saveEvery', 'evalEvery', 'logEvery'];
+
+/** --resume, --stop-at, --backend, --quiet. */
+export const RUN_CONTROL_OPTIONS: readonly OptionSpec[] = [
+  { name: 'resume', kind: 'flag', help: 'continue the checkpoint in --out up to --steps' },
+  {
+    name: 'stop-at',
+    kind: 'int',
+    arg: 'K',
+    help: "stop (with a checkpoint) after step K, keeping --steps' schedule",
+  },
+  { name: 'backend', kind: 'string', arg: 'B', help: BACKEND_HELP, default: 'cpu' },
+  { name: 'quiet', kind: 'flag', help: 'no progress output' },
+];
+
+/** The values of the keyed options given on the command line, by key. */
+export function keyedValues<K extends string>(
+  keyed: readonly KeyedOption<K>[],
+  args: Args,
+): Partial<Record<K, unknown>> {
+  const out: Partial<Record<K, unknown>> = {};
+  for (const o of keyed) {
+    if (!args.has(o.name)) continue;
+    const v =
+      o.kind === 'flag'
+        ? args.flag(o.name)
+        : o.kind === 'string'
+          ? args.str(o.name)
+          : args.num(o.name);
+    out[o.key] = o.zeroIsNull === true && v === 0 ? null : v;
+  }
+  return out;
+}
+
+/** Splits option values into config keys and run-settings keys. */
+export function splitRunValues(values: Readonly<Record<string, unknown>>): {
+  config: Record<string, unknown>;
+  run: Record<string, unknown>;
+} {
+  const config: Record<string, unknown> = {};
+  const run: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(values)) (RUN_KEYS.includes(k) ? run : config)[k] = v;
+  return { config, run };
+}
+
+/** A JSON object from a file named by an option (`what`, e.g. '--config'); else a UsageError. */
+export function readJsonOption(path: string, what: string): Record<string, unknown> {
+  let json: unknown;
+  try {
+    json = JSON.parse(readFileSync(path, 'utf8'));
+  } catch (e) {
+    throw new UsageError(`${what} ${path}: ${e instanceof Error ? e.message : String(e)}`);
+  }
+  if (json === null || typeof json !== 'object' || Array.isArray(json)) {
+    throw new UsageError(`${what} ${path}: expected a JSON object`);
+  }
+  return json as Record<string, unknown>;
+}
+
+/** argv without the given options and their values (options that do not change the training). */
+export function withoutOptions(argv: readonly string[], names: readonly string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const name = argv[i]!.split('=')[0]!;
+    if (names.includes(name)) {
+      if (!argv[i]!.includes('=')) i++;
+      continue;
+    }
+    out.push(argv[i]!);
+  }
+  return out;
+}
+
+/**
+ * Ctrl-C while training: the first aborts the returned signal (the run saves a checkpoint after
+ * the current step), the second exits at once. `dispose` removes the handler.
+ */
+export function interruptOnSigint(say: (line: string) => void): {
+  signal: AbortSignal;
+  dispose: () => void;
+} {
+  const controller = new AbortController();
+  let interrupts = 0;
+  const onSigint = (): void => {
+    interrupts++;
+    if (interrupts > 1) process.exit(EXIT.interrupted);
+    say('interrupted: saving a checkpoint after this step (Ctrl-C again to quit now)');
+    controller.abort();
+  };
+  process.on('SIGINT', onSigint);
+  return { signal: controller.signal, dispose: () => process.off('SIGINT', onSigint) };
+}

@@ -1,0 +1,472 @@
+/**
+ * `sumi train-vae`: trains the autoencoder of latent diffusion, an AutoencoderKL (`--kind kl`) or
+ * a VQModel (`--kind vq`), with checkpoints that resume bit for bit, held-out PSNR / SSIM, and
+ * the latent scaling factor measured at every checkpoint. `<out>/checkpoint/vae/` is a diffusers
+ * folder that `sumi train --vae`, `sumi reconstruct` and diffusers' `from_pretrained` load.
+ */
+import { statSync } from 'node:fs';
+
+import { type Dataset, ImageFileDataset, loadDataset } from '../data/index.js';
+import {
+  AUTOENCODER_KINDS,
+  configDifferences,
+  defaultVaeRunSettings,
+  findCheckpoint,
+  parseTrainConfigSource,
+  readVaeTrainerState,
+  resolveVaeConfig,
+  runLoop,
+  type VaeConfigInput,
+  type VaeHeldOut,
+  type VaeRunSettings,
+  type VaeStepStats,
+  type VaeTrainConfig,
+  VaeTrainer,
+  type VaeTrainerState,
+  VAE_DIR,
+} from '../diffusion/index.js';
+import { type Args, CliError, type CommandSpec, shellQuote, UsageError } from './args.js';
+import { defineCommand, EXIT, formatDuration, selectBackend } from './common.js';
+import { imageQuality } from './eval-recon.js';
+import { loadConfigSource, loadPreset } from './presets.js';
+import { ProgressReporter } from './progress.js';
+import { recordedArgs } from './train.js';
+import {
+  interruptOnSigint,
+  type KeyedOption,
+  keyedValues,
+  readJsonOption,
+  RUN_CONTROL_OPTIONS,
+  splitRunValues,
+  trainOption,
+} from './train-options.js';
+
+type Key = keyof VaeTrainConfig | keyof VaeRunSettings;
+
+const KEYED: readonly KeyedOption<Key>[] = [
+  trainOption<Key>('steps', '5000'),
+  trainOption<Key>('batch', '16'),
+  trainOption<Key>('lr', '1e-3'),
+  trainOption<Key>('lr-schedule', 'cosine'),
+  trainOption<Key>('warmup', '100'),
+  trainOption<Key>('min-lr', '0'),
+  trainOption<Key>('weight-decay', '0'),
+  trainOption<Key>('grad-clip', '1'),
+  trainOption<Key>('flip', undefined),
+  {
+    name: 'l1-weight',
+    kind: 'number',
+    arg: 'W',
+    key: 'l1Weight',
+    help: 'weight of the mean absolute reconstruction error',
+    default: '1',
+  },
+  {
+    name: 'mse-weight',
+    kind: 'number',
+    arg: 'W',
+    key: 'mseWeight',
+    help: 'weight of the mean squared reconstruction error',
+    default: '1',
+  },
+  {
+    name: 'kl-weight',
+    kind: 'number',
+    arg: 'W',
+    key: 'klWeight',
+    help: 'kl: weight of KL(q(z|x) ‖ N(0, I)), summed over the latent, averaged over the batch',
+    default: '1e-6',
+  },
+  {
+    name: 'vq-beta',
+    kind: 'number',
+    arg: 'β',
+    key: 'vqBeta',
+    help: 'vq: weight of the commitment term',
+    default: '0.25',
+  },
+  {
+    name: 'ema-codebook',
+    kind: 'number',
+    arg: 'DECAY',
+    key: 'emaCodebook',
+    zeroIsNull: true,
+    help: 'vq: the codebook follows an EMA of its assigned latents (decay, e.g. 0.99; 0: gradient)',
+  },
+  {
+    name: 'dead-code',
+    kind: 'number',
+    arg: 'N',
+    key: 'deadCodeThreshold',
+    zeroIsNull: true,
+    help: 'vq with --ema-codebook: move entries whose EMA count falls below N onto batch latents',
+  },
+  {
+    name: 'usage-window',
+    kind: 'int',
+    arg: 'N',
+    key: 'usageWindow',
+    help: 'vq: codebook usage and perplexity over the last N batches',
+    default: '100',
+  },
+  {
+    name: 'disc-start',
+    kind: 'int',
+    arg: 'N',
+    key: 'discStart',
+    help: 'train a patch discriminator (hinge loss) from step N on (default: none)',
+  },
+  {
+    name: 'disc-weight',
+    kind: 'number',
+    arg: 'W',
+    key: 'discWeight',
+    help: "weight of the discriminator's loss for the autoencoder",
+    default: '0.1',
+  },
+  {
+    name: 'disc-lr',
+    kind: 'number',
+    arg: 'LR',
+    key: 'discLr',
+    help: "the discriminator's learning rate (AdamW, β = (0.5, 0.9))",
+    default: '2e-4',
+  },
+  {
+    name: 'holdout',
+    kind: 'number',
+    arg: 'F',
+    key: 'holdout',
+    help: 'keep a fraction F of the images out of training for PSNR / SSIM',
+    default: '0.05',
+  },
+  {
+    name: 'eval-images',
+    kind: 'int',
+    arg: 'N',
+    key: 'evalImages',
+    help: 'held-out images measured at most (0: all)',
+    default: '0',
+  },
+  {
+    name: 'scaling-batches',
+    kind: 'int',
+    arg: 'K',
+    key: 'scalingBatches',
+    help: 'the scaling factor is 1/std of the latents of the first K training batches',
+    default: '8',
+  },
+  trainOption<Key>('seed', '0'),
+  trainOption<Key>('save-every', '500'),
+  trainOption<Key>('eval-every', '0', {
+    help: 'held-out PSNR / SSIM every N steps (0: only at the end)',
+  }),
+  trainOption<Key>('log-every', '50'),
+];
+
+/** The options that choose the model and the data (compared on --resume). */
+const MODEL_OPTIONS = ['kind', 'preset', 'config', 'size', 'channels', 'disc-layers'];
+
+export const trainVaeSpec: CommandSpec = {
+  name: 'train-vae',
+  summary: 'Train the autoencoder of latent diffusion (AutoencoderKL or VQModel).',
+  usage:
+    'sumi train-vae --kind kl|vq --data <dataset> --out <dir> [--preset P | --config F] [options]',
+  options: [
+    {
+      name: 'kind',
+      kind: 'string',
+      arg: 'K',
+      choices: AUTOENCODER_KINDS,
+      help: "kl (AutoencoderKL) or vq (VQModel); default: the config's class, else kl",
+    },
+    {
+      name: 'data',
+      kind: 'string',
+      arg: 'D',
+      help: 'mnist, fashion-mnist, emoji, or a folder of PNG/JPEG images',
+    },
+    { name: 'size', kind: 'int', arg: 'S', help: 'resize images to S×S' },
+    { name: 'channels', kind: 'int', arg: 'C', help: '1 or 3' },
+    {
+      name: 'preset',
+      kind: 'string',
+      arg: 'NAME',
+      help: 'the autoencoder config (and train.json defaults) of presets/NAME (vae-emoji, vq-emoji)',
+    },
+    {
+      name: 'config',
+      kind: 'string',
+      arg: 'FILE',
+      help: 'an AutoencoderKL / VQModel config.json, or a folder like a preset',
+    },
+    {
+      name: 'out',
+      kind: 'string',
+      arg: 'DIR',
+      help: 'output: checkpoint/ (vae/, optimizer, sumi.json, ...), metrics.jsonl',
+    },
+    ...KEYED,
+    {
+      name: 'disc-layers',
+      kind: 'int',
+      arg: 'N',
+      help: 'stride-2 layers of the patch discriminator (default 2)',
+    },
+    ...RUN_CONTROL_OPTIONS,
+  ],
+  notes: [
+    'The checkpoint holds vae/ (config.json with the measured scaling_factor, weights: a\n' +
+      "diffusers folder), the optimizer's state (and the discriminator's), sumi.json (held-out\n" +
+      'PSNR / SSIM, the command) and trainer_state.json.',
+    'With --resume the settings come from the checkpoint; options that would change them are\n' +
+      'refused (except --steps and the reporting options). N steps in one go and N/2 then --resume\n' +
+      'give bit-identical weights on the same backend.',
+  ],
+};
+
+function message(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}
+
+/** Runs fn; any error it throws is a mistake in the input (exit code 2). */
+function asUsage<T>(fn: () => T): T {
+  try {
+    return fn();
+  } catch (e) {
+    throw e instanceof UsageError ? e : new UsageError(message(e));
+  }
+}
+
+function loadData(spec: string, size: number | undefined, channels: 1 | 3 | undefined): Dataset {
+  return asUsage(() => {
+    const ds = loadDataset(spec, { size, channels });
+    if (ds instanceof ImageFileDataset) ds.preload();
+    return ds;
+  });
+}
+
+/** The model config and train defaults of --preset or --config (empty without either). */
+function configSource(args: Args): {
+  model: Record<string, unknown>;
+  train: Record<string, unknown>;
+  from: string | null;
+} {
+  const preset = args.str('preset');
+  const file = args.str('config');
+  if (preset !== undefined && file !== undefined) {
+    throw new UsageError('give --preset or --config, not both');
+  }
+  if (preset === undefined && file === undefined) return { model: {}, train: {}, from: null };
+  if (file !== undefined && !isDirectory(file)) {
+    // A JSON file: an autoencoder config.json, or {"model": {...}, "train": {...}}.
+    const json = readJsonOption(file, '--config');
+    if (json.model === undefined) return { model: json, train: {}, from: file };
+    const src = asUsage(() => parseTrainConfigSource(json, file));
+    return { model: { ...src.model }, train: { ...src.train }, from: file };
+  }
+  const src = asUsage(() => (preset !== undefined ? loadPreset(preset) : loadConfigSource(file!)));
+  const from = preset !== undefined ? `preset ${preset}` : file!;
+  return { model: { ...src.model }, train: { ...src.train }, from };
+}
+
+function isDirectory(path: string): boolean {
+  try {
+    return statSync(path).isDirectory();
+  } catch {
+    return false;
+  }
+}
+
+function formatHeldOut(r: VaeHeldOut): string {
+  const parts = [
+    r.psnr !== null ? `PSNR ${r.psnr.toFixed(2)} ± ${r.psnrStderr!.toFixed(2)} dB` : null,
+    r.ssim !== null ? `SSIM ${r.ssim.toFixed(4)}` : null,
+    `L1 ${r.l1.toFixed(4)}`,
+    r.codebookUsage !== null
+      ? `codebook ${(100 * r.codebookUsage).toFixed(1)}% used, perplexity ${r.perplexity!.toFixed(1)}`
+      : null,
+  ].filter((p) => p !== null);
+  return `held-out (${r.count} images, step ${r.step}): ${parts.join(', ')}`;
+}
+
+/** The config and dataset that --kind, --data, --preset/--config and the other options ask for. */
+function configFromOptions(
+  args: Args,
+  flags: Record<string, unknown>,
+): { config: VaeTrainConfig; dataset: Dataset } {
+  const data = args.str('data');
+  if (data === undefined) throw new UsageError('--data is required');
+  const channels = args.num('channels');
+  if (channels !== undefined && channels !== 1 && channels !== 3) {
+    throw new UsageError(`--channels must be 1 or 3, got ${channels}`);
+  }
+  const src = configSource(args);
+  const train: Record<string, unknown> = { ...src.train, ...flags, data };
+  const kind = args.str('kind');
+  if (kind !== undefined) train.kind = kind;
+  const layers = args.num('disc-layers');
+  if (layers !== undefined) train.discriminator = { numLayers: layers };
+  const dataset = loadData(data, args.num('size'), channels);
+  const input = { model: src.model, train } as VaeConfigInput;
+  const config = asUsage(() => {
+    try {
+      return resolveVaeConfig(input, dataset);
+    } catch (e) {
+      throw new UsageError(src.from !== null ? `${src.from}: ${message(e)}` : message(e));
+    }
+  });
+  return { config, dataset };
+}
+
+async function trainVae(args: Args, argv: readonly string[]): Promise<number> {
+  const out = args.str('out');
+  if (out === undefined) throw new UsageError('--out <dir> is required');
+  const stopAt = args.num('stop-at');
+  const { config: flags, run: runFlags } = splitRunValues(keyedValues(KEYED, args));
+  const existing = await findCheckpoint(out);
+  const notes: string[] = [];
+  let config: VaeTrainConfig;
+  let dataset: Dataset;
+  let run: VaeRunSettings;
+  let trainArgs: string[];
+  let state: VaeTrainerState | null = null;
+  if (existing !== null && args.flag('resume') !== true) {
+    throw new UsageError(
+      `${out} already holds a checkpoint; pass --resume to continue it or choose another --out`,
+    );
+  }
+  if (existing !== null) {
+    state = await readVaeTrainerState(existing).catch((e: unknown) => {
+      throw new UsageError(message(e));
+    });
+    const stored = state.config;
+    // The same command with --resume: everything it asks for must be what the checkpoint has.
+    const asked = args.has('data') ? configFromOptions(args, flags) : null;
+    for (const o of MODEL_OPTIONS) {
+      if (asked === null && args.has(o)) {
+        throw new UsageError(`--resume: --${o} needs --data (or drop it: the checkpoint has it)`);
+      }
+    }
+    const wanted: Record<string, unknown> = { ...(asked?.config ?? flags) };
+    delete wanted.steps;
+    const problems = configDifferences(stored as unknown as Record<string, unknown>, wanted);
+    if (problems.length > 0) {
+      throw new UsageError(
+        `--resume continues under the checkpoint's settings; these differ: ${problems.join('; ')}`,
+      );
+    }
+    const steps = typeof flags.steps === 'number' ? flags.steps : stored.steps;
+    if (
+      steps !== stored.steps &&
+      stored.lrSchedule !== 'constant' &&
+      stored.lrSchedule !== 'constant_with_warmup'
+    ) {
+      notes.push(
+        `note: --steps changed from ${stored.steps} to ${steps}; the ${stored.lrSchedule} schedule now spans ${steps} steps`,
+      );
+    }
+    config = { ...stored, steps };
+    dataset = asked?.dataset ?? loadData(config.data, config.imageSize, config.channels);
+    if (dataset.name !== state.data.name || dataset.length !== state.data.length) {
+      throw new CliError(
+        `the checkpoint was trained on ${state.data.name} (${state.data.length} images); ${config.data} now gives ${dataset.name} (${dataset.length} images)`,
+      );
+    }
+    run = { ...defaultVaeRunSettings, ...state.run, ...runFlags };
+    trainArgs = recordedArgs(state.trainArgs ?? [...argv], steps);
+    notes.push(`resuming ${existing} at step ${state.step} of ${steps}`);
+  } else {
+    if (args.flag('resume') === true) notes.push(`no checkpoint in ${out}; starting from step 0`);
+    ({ config, dataset } = configFromOptions(args, flags));
+    run = { ...defaultVaeRunSettings, ...runFlags };
+    trainArgs = recordedArgs([...argv], config.steps);
+  }
+  if (stopAt !== undefined && (stopAt < 1 || stopAt > config.steps)) {
+    throw new UsageError(`--stop-at must be in 1..${config.steps}`);
+  }
+  if (config.discStart !== null && config.discStart >= config.steps) {
+    notes.push(
+      `note: --disc-start ${config.discStart} is not before step ${config.steps}; no discriminator steps`,
+    );
+  }
+
+  const backend = await selectBackend(args.str('backend'));
+  const trainer = asUsage(() => new VaeTrainer(config, dataset, { measure: imageQuality }));
+  const quiet = args.flag('quiet') === true;
+  const progress = new ProgressReporter({ every: run.logEvery });
+  const say = (line: string): void => {
+    if (!quiet) progress.message(line);
+  };
+  const interrupt = interruptOnSigint(say);
+  try {
+    if (state !== null) await trainer.loadCheckpoint(existing!, state);
+    for (const n of notes) say(n);
+    const end = stopAt ?? config.steps;
+    if (trainer.step >= end) {
+      console.log(`${out}: already at step ${trainer.step} of ${end}; nothing to train`);
+      return EXIT.ok;
+    }
+    const f = 2 ** ((config.model.block_out_channels as number[]).length - 1);
+    const latent = `${config.model.latent_channels as number}x${config.imageSize / f}x${config.imageSize / f}`;
+    say(
+      `training ${trainer.model.className === 'AutoencoderKL' ? 'an' : 'a'} ${trainer.model.className} of ${trainer.model.numParameters().toLocaleString('en-US')} ` +
+        `parameters on ${dataset.name} (${trainer.trainSet.length} images for training, ` +
+        `${trainer.heldOutSet?.length ?? 0} held out, ${config.channels}x${config.imageSize}x${config.imageSize} -> ${latent}) ` +
+        `on ${backend.name}: batch ${config.batchSize}, lr ${config.lr}`,
+    );
+    const t0 = performance.now();
+    const vq = config.kind === 'vq';
+    const result = await runLoop<VaeStepStats, VaeHeldOut, VaeRunSettings>(trainer, {
+      outDir: out,
+      settings: run,
+      stopAt,
+      signal: interrupt.signal,
+      trainArgs,
+      command: ['sumi', 'train-vae', ...trainArgs].map(shellQuote).join(' '),
+      averaged: (s) => ({
+        loss: s.loss,
+        rec: s.rec,
+        ...(s.kl !== null ? { kl: s.kl } : {}),
+        ...(s.vq !== null ? { vq: s.vq } : {}),
+        ...(s.gLoss !== null ? { g_loss: s.gLoss } : {}),
+        ...(s.dLoss !== null ? { d_loss: s.dLoss } : {}),
+      }),
+      logged: vq
+        ? (s) => ({ codebook_usage: s.codebookUsage, perplexity: s.perplexity })
+        : undefined,
+      onProgress: quiet
+        ? undefined
+        : (p) =>
+            progress.update(
+              {
+                ...p.stats,
+                total: p.total,
+                smoothLoss: p.smooth.loss!,
+                itPerSec: p.itPerSec,
+                etaSeconds: p.etaSeconds,
+                elapsedSeconds: p.elapsedSeconds,
+                emaDecay: null,
+              },
+              end,
+            ),
+      onEval: (r) => say(formatHeldOut(r)),
+      onCheckpoint: (c) => say(`checkpoint: step ${c.step} -> ${c.dir} (${c.seconds.toFixed(2)}s)`),
+    });
+    progress.finish();
+    const secs = (performance.now() - t0) / 1000;
+    console.log(
+      `${result.reason === 'aborted' ? 'interrupted' : 'trained'} to step ${result.step}/${config.steps} ` +
+        `in ${formatDuration(secs)}; autoencoder ${result.checkpoint === null ? '(none)' : `${result.checkpoint}/${VAE_DIR}`}`,
+    );
+    return result.reason === 'aborted' ? EXIT.interrupted : EXIT.ok;
+  } finally {
+    progress.finish();
+    interrupt.dispose();
+    trainer.dispose();
+  }
+}
+
+export const trainVaeCommand = defineCommand(trainVaeSpec, (args) =>
+  trainVae(args, args.parsed.argv),
+);

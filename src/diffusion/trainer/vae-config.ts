@@ -1,0 +1,273 @@
+/**
+ * The autoencoder trainer's configuration: plain JSON (camelCase), saved in every checkpoint's
+ * `trainer_state.json` so that a resumed run continues under exactly its settings. The
+ * autoencoder itself is a diffusers config (AutoencoderKL for `kind: 'kl'`, VQModel for
+ * `kind: 'vq'`) nested inside it, every key resolved.
+ */
+import type { ScheduleName } from '../../nn/index.js';
+import {
+  AUTOENCODER_KL_SCHEMA,
+  checkPatchDiscriminator,
+  configToJson,
+  PATCH_DISCRIMINATOR_DEFAULTS,
+  type PatchDiscriminatorConfig,
+  resolveConfig,
+  VQ_MODEL_SCHEMA,
+} from '../../nn/models/index.js';
+import type { Dataset } from '../../data/index.js';
+import { TrainConfigError } from './config.js';
+import type { LoopSettings } from './run-loop.js';
+
+/** The autoencoder's folder inside a checkpoint (diffusers' name in a pipeline folder). */
+export const VAE_DIR = 'vae';
+/** The discriminator's weights and optimizer inside a checkpoint (not part of the autoencoder). */
+export const DISCRIMINATOR_FILE = 'discriminator.safetensors';
+export const DISCRIMINATOR_OPTIMIZER_FILE = 'discriminator_optimizer.safetensors';
+/** The EMA codebook's running cluster sizes and sums. */
+export const CODEBOOK_EMA_FILE = 'codebook_ema.safetensors';
+
+export type AutoencoderKind = 'kl' | 'vq';
+export const AUTOENCODER_KINDS: readonly AutoencoderKind[] = ['kl', 'vq'];
+
+/** The diffusers class each kind trains. */
+export const AUTOENCODER_CLASS: Record<AutoencoderKind, 'AutoencoderKL' | 'VQModel'> = {
+  kl: 'AutoencoderKL',
+  vq: 'VQModel',
+};
+
+export interface VaeTrainConfig {
+  kind: AutoencoderKind;
+  /** Dataset: 'mnist', 'fashion-mnist', 'emoji' or a folder of images. */
+  data: string;
+  imageSize: number;
+  channels: 1 | 3;
+  /** AutoencoderKL or VQModel config (resolved: every key). */
+  model: Record<string, unknown>;
+  steps: number;
+  batchSize: number;
+  lr: number;
+  lrSchedule: ScheduleName;
+  warmupSteps: number;
+  minLr: number;
+  weightDecay: number;
+  adamBetas: [number, number];
+  adamEps: number;
+  /** Global gradient-norm clipping of the autoencoder (null: off). */
+  maxGradNorm: number | null;
+  /** Random horizontal flips. */
+  flip: boolean;
+  /** Weights of the mean absolute and mean squared reconstruction errors. */
+  l1Weight: number;
+  mseWeight: number;
+  /** KL kind: weight of KL(q(z|x) ‖ N(0, I)) (summed over the latent, averaged over the batch). */
+  klWeight: number;
+  /** VQ kind: β of the commitment term. */
+  vqBeta: number;
+  /** VQ kind: the codebook follows an EMA of its assigned encoder outputs (decay), or null. */
+  emaCodebook: number | null;
+  /**
+   * VQ kind with an EMA codebook: entries whose running cluster size falls below this are moved
+   * onto a random encoder output of the batch (null: never).
+   */
+  deadCodeThreshold: number | null;
+  /** VQ kind: codebook usage is counted over this many recent batches. */
+  usageWindow: number;
+  /** Step at which the patch discriminator and the adversarial loss start (null: never). */
+  discStart: number | null;
+  /** Weight of the generator's hinge loss once the discriminator is on. */
+  discWeight: number;
+  /** The discriminator's AdamW learning rate (constant). */
+  discLr: number;
+  discriminator: PatchDiscriminatorConfig;
+  /** Fraction of the images kept out of training for the held-out metrics (0: none). */
+  holdout: number;
+  /** Images of the held-out split measured at most (0: all). */
+  evalImages: number;
+  /** The scaling factor is 1/std of the latents of the first this many training batches. */
+  scalingBatches: number;
+  seed: number;
+}
+
+/** The input of `resolveVaeConfig`: model keys and settings; the rest comes from the data. */
+export interface VaeConfigInput {
+  model?: Record<string, unknown>;
+  train: Partial<Omit<VaeTrainConfig, 'model'>> & { data: string };
+}
+
+/**
+ * The default coder of both kinds (the `vae-emoji` / `vq-emoji` presets): widths 32/64/64, three
+ * levels (×4 downsampling), 4 latent channels, GroupNorm of 8 groups.
+ */
+export const DEFAULT_AUTOENCODER_MODEL: Readonly<Record<string, unknown>> = {
+  block_out_channels: [32, 64, 64],
+  down_block_types: ['DownEncoderBlock2D', 'DownEncoderBlock2D', 'DownEncoderBlock2D'],
+  up_block_types: ['UpDecoderBlock2D', 'UpDecoderBlock2D', 'UpDecoderBlock2D'],
+  layers_per_block: 1,
+  latent_channels: 4,
+  norm_num_groups: 8,
+  scaling_factor: 1,
+};
+
+export const defaultVaeTrainConfig: Omit<
+  VaeTrainConfig,
+  'kind' | 'data' | 'imageSize' | 'channels' | 'model'
+> = {
+  steps: 5000,
+  batchSize: 16,
+  lr: 1e-3,
+  lrSchedule: 'cosine',
+  warmupSteps: 100,
+  minLr: 0,
+  weightDecay: 0,
+  adamBetas: [0.9, 0.999],
+  adamEps: 1e-8,
+  maxGradNorm: 1,
+  flip: false,
+  l1Weight: 1,
+  mseWeight: 1,
+  klWeight: 1e-6,
+  vqBeta: 0.25,
+  emaCodebook: null,
+  deadCodeThreshold: null,
+  usageWindow: 100,
+  discStart: null,
+  discWeight: 0.1,
+  discLr: 2e-4,
+  discriminator: { ...PATCH_DISCRIMINATOR_DEFAULTS, numLayers: 2 },
+  holdout: 0.05,
+  evalImages: 0,
+  scalingBatches: 8,
+  seed: 0,
+};
+
+function checkSettings(c: VaeTrainConfig): void {
+  const problems: string[] = [];
+  const int = (k: keyof VaeTrainConfig, v: number, min: number): void => {
+    if (!Number.isInteger(v) || v < min)
+      problems.push(`${k} must be an integer >= ${min}, got ${v}`);
+  };
+  int('steps', c.steps, 1);
+  int('batchSize', c.batchSize, 1);
+  int('warmupSteps', c.warmupSteps, 0);
+  int('usageWindow', c.usageWindow, 1);
+  int('scalingBatches', c.scalingBatches, 1);
+  int('evalImages', c.evalImages, 0);
+  if (!Number.isSafeInteger(c.seed) || c.seed < 0)
+    problems.push(`seed must be an integer in [0, 2^53), got ${c.seed}`);
+  for (const k of ['lr', 'minLr', 'weightDecay', 'l1Weight', 'mseWeight', 'klWeight'] as const) {
+    if (!(c[k] >= 0)) problems.push(`${k} must be >= 0, got ${c[k]}`);
+  }
+  if (!(c.discLr > 0)) problems.push(`discLr must be > 0, got ${c.discLr}`);
+  if (!(c.discWeight >= 0)) problems.push(`discWeight must be >= 0, got ${c.discWeight}`);
+  if (!(c.l1Weight + c.mseWeight > 0)) problems.push('l1Weight + mseWeight must be > 0');
+  if (!(c.vqBeta >= 0)) problems.push(`vqBeta must be >= 0, got ${c.vqBeta}`);
+  if (!(c.holdout >= 0 && c.holdout < 1))
+    problems.push(`holdout must be in [0, 1), got ${c.holdout}`);
+  if (c.maxGradNorm !== null && !(c.maxGradNorm > 0)) {
+    problems.push(`maxGradNorm must be > 0 or null, got ${c.maxGradNorm}`);
+  }
+  if (c.emaCodebook !== null && !(c.emaCodebook > 0 && c.emaCodebook < 1)) {
+    problems.push(`emaCodebook must be a decay in (0, 1) or null, got ${c.emaCodebook}`);
+  }
+  if (c.deadCodeThreshold !== null && !(c.deadCodeThreshold > 0)) {
+    problems.push(`deadCodeThreshold must be > 0 or null, got ${c.deadCodeThreshold}`);
+  }
+  if (c.kind === 'kl' && (c.emaCodebook !== null || c.deadCodeThreshold !== null)) {
+    problems.push('emaCodebook and deadCodeThreshold are for the vq kind');
+  }
+  if (c.deadCodeThreshold !== null && c.emaCodebook === null) {
+    problems.push('deadCodeThreshold needs an EMA codebook (emaCodebook)');
+  }
+  if (c.discStart !== null) {
+    int('discStart', c.discStart, 0);
+    problems.push(
+      ...checkPatchDiscriminator(c.discriminator, c.imageSize).map((p) => `discriminator: ${p}`),
+    );
+  }
+  if (problems.length > 0) throw new TrainConfigError(problems.join('; '));
+}
+
+/**
+ * The complete config for a dataset: the model's class from the kind, its sample_size and
+ * channels from the data, every key resolved. A model config of the other kind (or not an
+ * autoencoder at all) is an error naming both.
+ */
+export function resolveVaeConfig(input: VaeConfigInput, dataset: Dataset): VaeTrainConfig {
+  const t = input.train;
+  const raw = { ...input.model };
+  const given =
+    raw._class_name === undefined
+      ? undefined
+      : typeof raw._class_name === 'string'
+        ? raw._class_name
+        : JSON.stringify(raw._class_name);
+  const kind: AutoencoderKind =
+    t.kind ?? (given === 'VQModel' ? 'vq' : given === 'AutoencoderKL' ? 'kl' : 'kl');
+  if (!AUTOENCODER_KINDS.includes(kind)) {
+    throw new TrainConfigError(`unknown autoencoder kind '${String(kind)}': expected kl or vq`);
+  }
+  const className = AUTOENCODER_CLASS[kind];
+  if (given !== undefined && given !== className) {
+    const what =
+      given === 'AutoencoderKL' || given === 'VQModel'
+        ? `the ${kind} kind trains ${article(className)} ${className}`
+        : 'train-vae trains an AutoencoderKL (--kind kl) or a VQModel (--kind vq)';
+    throw new TrainConfigError(`the model config is ${article(given)} ${given}; ${what}`);
+  }
+  if (dataset.height !== dataset.width) {
+    throw new TrainConfigError(
+      `${dataset.name}: images are ${dataset.height}x${dataset.width}; square images only`,
+    );
+  }
+  delete raw._class_name;
+  delete raw._diffusers_version;
+  const modelIn: Record<string, unknown> = {
+    ...DEFAULT_AUTOENCODER_MODEL,
+    ...raw,
+    sample_size: dataset.height,
+    in_channels: dataset.channels,
+    out_channels: dataset.channels,
+  };
+  const where = `${className} config`;
+  const resolved =
+    kind === 'kl'
+      ? resolveConfig(AUTOENCODER_KL_SCHEMA, modelIn, where).config
+      : resolveConfig(VQ_MODEL_SCHEMA, modelIn, where).config;
+  const factor = 2 ** (resolved.block_out_channels.length - 1);
+  if (dataset.height % factor !== 0) {
+    throw new TrainConfigError(
+      `${dataset.name}: ${dataset.height}x${dataset.width} images do not divide by the ` +
+        `autoencoder's downsampling factor ${factor} (${resolved.block_out_channels.length} levels)`,
+    );
+  }
+  const model = JSON.parse(configToJson(className, resolved)) as Record<string, unknown>;
+  const config: VaeTrainConfig = {
+    ...defaultVaeTrainConfig,
+    ...t,
+    discriminator: {
+      ...defaultVaeTrainConfig.discriminator,
+      ...t.discriminator,
+      inChannels: dataset.channels,
+    },
+    kind,
+    imageSize: dataset.height,
+    channels: dataset.channels,
+    model,
+  };
+  checkSettings(config);
+  return config;
+}
+
+/** The article of a class name (an AutoencoderKL, a UNet2DModel, a VQModel). */
+function article(word: string): string {
+  return /^[AEIO]/i.test(word) ? 'an' : 'a';
+}
+
+/** Settings of a run that may change on resume. */
+export type VaeRunSettings = LoopSettings;
+
+export const defaultVaeRunSettings: VaeRunSettings = {
+  saveEvery: 500,
+  evalEvery: 0,
+  logEvery: 50,
+};
