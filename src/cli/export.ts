@@ -57,7 +57,11 @@ async function exportCmd(args: Args): Promise<number> {
   }
   const weights = (args.str('weights') ?? 'auto') as 'auto' | 'ema' | 'model';
   // Any model: an upscaler or an inpainting model is exported like one that generates.
-  const p = await loadPipeline(dir, { weights, tasks: ['generate', 'upscale', 'inpaint'] });
+  const p = await loadPipeline(dir, {
+    weights,
+    tasks: ['generate', 'upscale', 'inpaint'],
+    latent: true,
+  });
   await savePipeline(p, out, { dtype });
   console.log(`${out}: ${p.weights === 'ema' ? 'EMA' : 'model'} weights of ${p.layout.root}`);
   return EXIT.ok;

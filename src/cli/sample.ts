@@ -437,7 +437,13 @@ async function sampleCmd(args: Args): Promise<number> {
     }
   }
   const loraList = loraSpecs(args);
-  const p = await loadPipeline(dir, { weights });
+  const p = await loadPipeline(dir, { weights, latent: true });
+  const vae = p.vae;
+  if (vae !== null && classifierDir !== undefined) {
+    throw new CliError(
+      `--classifier: ${p.layout.root} is a latent model; classifier guidance needs a pixel model`,
+    );
+  }
   const loras = await applyLoras(p.model, loraList);
   const model = await withControlNet(p.model, args);
   const scheduler = createSampler(samplerName, p.schedulerConfig, { karras });
@@ -466,8 +472,11 @@ async function sampleCmd(args: Args): Promise<number> {
   const total = values.length;
   const seed = args.num('seed') ?? 0;
   const predictionType = predictionTypeOf(p.schedulerConfig);
-  const [c, h, w] = p.model.sampleShape;
+  // A latent model's samples are decoded to images of the vae's shape.
+  const [c, h, w] = vae !== null ? vae.imageShape(p.model.sampleShape) : p.model.sampleShape;
   const size = c * h * w;
+  const frame = (t: Tensor, upto: number): Tensor =>
+    keep(tidy(() => (vae !== null ? vae.decode(slice(t, [0], [upto])) : slice(t, [0], [upto]))));
   // Only the finished images (C·H·W floats each) grow with --n; a batch is freed once read.
   const pixels = grid !== null ? new Float32Array(total * size) : null;
   const classes = guideLabels ?? values.map((v) => (typeof v === 'number' ? v : null));
@@ -490,6 +499,7 @@ async function sampleCmd(args: Args): Promise<number> {
         guidanceScale: guidance,
       },
       guidanceRescale: rescale,
+      ...(vae !== null ? { decode: (z: Tensor) => vae.decode(z) } : {}),
       ...(guide !== null && guideLabels !== null
         ? {
             wrap: (denoise: DenoiseModel, batch) =>
@@ -505,10 +515,8 @@ async function sampleCmd(args: Args): Promise<number> {
       onStep: (info, batch) => {
         if (traj !== undefined && batch.start < k) {
           const upto = Math.min(batch.size, k - batch.start);
-          (frames.xt[info.i] ??= []).push(keep(slice(info.sample, [0], [upto])));
-          (frames.x0[info.i] ??= []).push(
-            keep(slice(stepX0(scheduler, predictionType, info), [0], [upto])),
-          );
+          (frames.xt[info.i] ??= []).push(frame(info.sample, upto));
+          (frames.x0[info.i] ??= []).push(frame(stepX0(scheduler, predictionType, info), upto));
         }
       },
       onProgress: (pr, batch) => {
@@ -574,6 +582,7 @@ async function sampleCmd(args: Args): Promise<number> {
     console.log(
       `${[grid, outDir].filter((o) => o !== null && o !== undefined).join(' and ')}: ${total} images, ${samplerName} ${steps} steps, ${p.weights === 'ema' ? 'EMA' : 'model'} weights ` +
         `of ${p.layout.root}` +
+        (vae !== null ? ` decoded by its ${vae.spec.vaeClass}` : '') +
         (loras.length > 0 ? ` with LoRA ${describeLoras(loraList, loras)}` : '') +
         (model !== p.model
           ? ` with ControlNet ${args.str('controlnet')} on ${args.str('control-image')} (scale ${args.num('control-scale') ?? 1})`

@@ -344,6 +344,11 @@ export interface GenerateBatchesOptions {
   onProgress?: (progress: GenerateProgress, batch: BatchInfo) => void | Promise<void>;
   /** Cancels between two steps (see `generateAsync`). */
   signal?: AbortSignal;
+  /**
+   * Maps each batch's x_0 before onBatch: a latent pipeline's decoder (`LoadedPipeline.vae`),
+   * which turns latents into images.
+   */
+  decode?: (x0: Tensor) => Tensor;
   /** Receives each batch's x_0 [size, C, H, W]; it is freed once the returned promise settles. */
   onBatch: (images: Tensor, batch: BatchInfo) => void | Promise<void>;
 }
@@ -409,6 +414,14 @@ export async function generateBatches(
     } finally {
       disposeConditioning(conds.cond);
       if (conds.uncond !== null) disposeConditioning(conds.uncond);
+    }
+    if (opts.decode !== undefined) {
+      const latents = images;
+      try {
+        images = opts.decode(latents);
+      } finally {
+        latents.dispose();
+      }
     }
     try {
       await opts.onBatch(images, batch);

@@ -28,6 +28,8 @@ import {
 } from './conditioning.js';
 import { ModelDirError, type ModelInfo, pipelineIndex } from './generate.js';
 import { loadTextConditioning } from './text-conditioning.js';
+import { LatentError, type LatentDecoder } from './latent/vae.js';
+import { LATENT_VAE_DIR, loadVae, vaeDecoder } from './latent/vae-fs.js';
 import { TEXT_ENCODER_DIR, TOKENIZER_DIR } from './text-source.js';
 
 export * from './generate.js';
@@ -41,6 +43,8 @@ export interface ModelDirLayout {
   textEncoderDir: string | null;
   textEncoderEmaDir: string | null;
   tokenizerDir: string | null;
+  /** `vae/` of a latent pipeline (the autoencoder its samples are decoded by). */
+  vaeDir: string | null;
   schedulerConfigPath: string | null;
   info: ModelInfo | null;
 }
@@ -132,6 +136,7 @@ export async function resolveModelDir(dir: string): Promise<ModelDirLayout> {
     textEncoderDir: await dirIn(TEXT_ENCODER_DIR),
     textEncoderEmaDir: await dirIn(`${TEXT_ENCODER_DIR}_ema`),
     tokenizerDir: await dirIn(TOKENIZER_DIR),
+    vaeDir: await dirIn(LATENT_VAE_DIR),
     schedulerConfigPath,
     info,
   };
@@ -150,6 +155,11 @@ export interface LoadedPipeline {
   /** Which weights were loaded. */
   weights: 'ema' | 'model';
   layout: ModelDirLayout;
+  /**
+   * A latent pipeline's autoencoder (vae/): the denoiser samples latents, which it decodes to
+   * images (null: the denoiser samples pixels).
+   */
+  vae: LatentDecoder | null;
 }
 
 /**
@@ -203,10 +213,22 @@ export async function loadPipeline(
      * an inpainting model; sumi.json `upscale`, `inpaint`) is refused with a ModelTaskError.
      */
     tasks?: readonly ModelTask[];
+    /**
+     * The caller decodes latents (sumi sample, export): a latent pipeline (vae/) loads with its
+     * autoencoder. Otherwise (the default) one is refused with a ModelTaskError, as the caller
+     * would run the denoiser on pixels.
+     */
+    latent?: boolean;
   } = {},
 ): Promise<LoadedPipeline> {
   const layout = await resolveModelDir(dir);
   checkModelTask(layout.root, layout.info, opts.tasks ?? ['generate']);
+  if (layout.vaeDir !== null && opts.latent !== true) {
+    throw new ModelTaskError(
+      `${layout.root}: a latent diffusion model (vae/): its denoiser works on latents; ` +
+        "'sumi sample' and 'sumi export' take it, this command runs on pixels",
+    );
+  }
   const choice = opts.weights ?? 'auto';
   if (choice === 'ema' && layout.emaDir === null) {
     throw new ModelDirError(
@@ -248,7 +270,30 @@ export async function loadPipeline(
     info: layout.info,
     weights: useEma ? 'ema' : 'model',
     layout,
+    vae: layout.vaeDir === null ? null : await latentDecoderOf(layout.vaeDir, model, opts.backend),
   };
+}
+
+/** The autoencoder of a latent pipeline, checked against its denoiser's channels. */
+async function latentDecoderOf(
+  vaeDir: string,
+  model: Denoiser,
+  backend: Backend | undefined,
+): Promise<LatentDecoder> {
+  let decoder: LatentDecoder;
+  try {
+    decoder = vaeDecoder(await loadVae(vaeDir, { backend }));
+  } catch (e) {
+    if (e instanceof LatentError) throw new ModelDirError(e.message);
+    throw e;
+  }
+  const c = model.sampleShape[0];
+  if (c !== decoder.spec.latentChannels) {
+    throw new ModelDirError(
+      `${vaeDir}: the vae's latents have ${decoder.spec.latentChannels} channels, the U-Net's samples ${c}`,
+    );
+  }
+  return decoder;
 }
 
 /** labelDropout of the trainer state in a checkpoint folder (undefined without one). */
@@ -314,7 +359,8 @@ async function conditionSourceOf(
 }
 
 /**
- * Writes a sample-ready pipeline folder (no trainer state): the denoiser as `unet/`, the
+ * Writes a sample-ready pipeline folder (no trainer state): the denoiser as `unet/`, a latent
+ * pipeline's autoencoder as `vae/`, the
  * condition source's components and files (text_encoder/, tokenizer/), the scheduler config,
  * model_index.json and sumi.json, each file atomically.
  */
@@ -358,6 +404,17 @@ export async function savePipeline(
       ...p.schedulerConfig,
     }),
   );
-  await writeTextAtomic(join(out, 'model_index.json'), json(pipelineIndex(p.model, p.condition)));
+  if (p.vae !== null) {
+    await mkdir(join(out, LATENT_VAE_DIR), { recursive: true });
+    await saveModule(p.vae.vae, join(out, LATENT_VAE_DIR, WEIGHTS_NAME), {
+      dtype,
+      metadata: { format: 'pt' },
+    });
+    await writeTextAtomic(join(out, LATENT_VAE_DIR, CONFIG_NAME), p.vae.vae.configJson());
+  }
+  await writeTextAtomic(
+    join(out, 'model_index.json'),
+    json(pipelineIndex(p.model, p.condition, p.vae?.spec.vaeClass)),
+  );
   if (p.info !== null) await writeTextAtomic(join(out, 'sumi.json'), json(p.info));
 }

@@ -309,13 +309,17 @@ export function resolveTrainConfig(
   // A learned Σ_θ adds C output channels: [mean part; variance part].
   const learned = trainedVarianceType(scheduler.variance_type) === 'learned_range';
   const latent = vae === undefined ? null : latentSettingsFor(input, dataset, vae);
+  // A pixel model's in_channels are its images' (a gray model may be given --channels 3, which
+  // then sets them); any other count is a latent model's, and is never quietly changed.
   const given = input.model.in_channels;
+  const imageChannels = given === 1 || given === 3;
   if (
     latent === null &&
     !t.upscale &&
     !t.inpaint &&
     typeof given === 'number' &&
-    given !== dataset.channels
+    given !== dataset.channels &&
+    !(imageChannels && t.channels !== undefined)
   ) {
     throw new TrainConfigError(
       `the model's in_channels is ${given} but ${dataset.name} images have ${dataset.channels} ` +
