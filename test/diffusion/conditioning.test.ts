@@ -37,7 +37,6 @@ import {
   slice,
   sqrt,
   tensor,
-  type Tensor,
   variance,
 } from '../../src/engine/index.js';
 import {
@@ -46,17 +45,9 @@ import {
   type UNet2DModel,
 } from '../../src/nn/models/index.js';
 import { TINY_TEXT_ENCODER, TINY_TEXT_UNET, TINY_UNET, trainFixture } from './train-setup.js';
+import { maxAbsDiff } from '../engine/testing.js';
 
 const fx = trainFixture('sumi-cond-');
-
-function maxAbsDiff(a: Tensor, b: Tensor): number {
-  const x = a.dataSync();
-  const y = b.dataSync();
-  assert.equal(x.length, y.length, 'same sizes');
-  let m = 0;
-  for (let i = 0; i < x.length; i++) m = Math.max(m, Math.abs(x[i]! - y[i]!));
-  return m;
-}
 
 function textConfig(train: Partial<TrainConfig> = {}): TrainConfig {
   return resolveTrainConfig(

@@ -44,7 +44,7 @@ import {
   type Tensor,
   tensor,
 } from '../../src/engine/index.js';
-import { assertClose } from '../engine/testing.js';
+import { assertClose, maxAbsDiff } from '../engine/testing.js';
 import {
   createModel,
   type UNet2DConditionModel,
@@ -312,12 +312,6 @@ void describe('inpainting', () => {
     });
   };
 
-  const maxDiff = (a: ArrayLike<number>, b: ArrayLike<number>): number => {
-    let m = 0;
-    for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]! - b[i]!));
-    return m;
-  };
-
   void test("knownNoise: the kept region is noised with a fresh ε each step, or x_T's ε ('fixed')", () => {
     const fresh = recordedInpaint('fresh', 1);
     const fixed = recordedInpaint('fixed', 1);
@@ -332,9 +326,9 @@ void describe('inpainting', () => {
       assert.equal(fixed.inputs[i]!.t, t);
       const byFresh = forwardKept(fresh.draws[i]!, t, fresh.acp);
       const byFixed = forwardKept(fixed.draws[0]!, t, fixed.acp);
-      assert.ok(maxDiff(fresh.inputs[i]!.kept, byFresh) < 1e-5, `fresh, step ${i}`);
-      assert.ok(maxDiff(fixed.inputs[i]!.kept, byFixed) < 1e-5, `fixed, step ${i}`);
-      assert.ok(maxDiff(byFresh, byFixed) > 1e-3, `the two differ at step ${i}`);
+      assert.ok(maxAbsDiff(fresh.inputs[i]!.kept, byFresh) < 1e-5, `fresh, step ${i}`);
+      assert.ok(maxAbsDiff(fixed.inputs[i]!.kept, byFixed) < 1e-5, `fixed, step ${i}`);
+      assert.ok(maxAbsDiff(byFresh, byFixed) > 1e-3, `the two differ at step ${i}`);
     }
   });
 
@@ -349,7 +343,7 @@ void describe('inpainting', () => {
       if (states[k]! < states[k - 1]!) continue;
       const input = inputs[call++]!;
       const fromStep = k >= 2 && states[k - 1]! > states[k - 2]!;
-      const atFixed = maxDiff(input.kept, forwardKept(draws[0]!, input.t, acp)) < 1e-5;
+      const atFixed = maxAbsDiff(input.kept, forwardKept(draws[0]!, input.t, acp)) < 1e-5;
       assert.equal(atFixed, fromStep, `model call ${call} (state ${states[k - 1]})`);
       if (fromStep) blended++;
     }

@@ -19,6 +19,7 @@ import {
   makeSchedule,
   type NoiseSchedule,
 } from '../../src/diffusion/schedule.js';
+import { maxAbsDiff, relL2 } from '../engine/testing.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const FIXTURES = resolve(here, '../..', '../shared/fixtures/diffusers');
@@ -29,23 +30,6 @@ const PER = 2 * 3 * 3;
 
 function vals(t: Tensor): Float64Array {
   return t.dataSync() as Float64Array;
-}
-
-function maxAbs(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  assert.equal(a.length, b.length);
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]! - b[i]!));
-  return m;
-}
-
-function relL2(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  let num = 0;
-  let den = 0;
-  for (let i = 0; i < a.length; i++) {
-    num += (a[i]! - b[i]!) ** 2;
-    den += b[i]! ** 2;
-  }
-  return Math.sqrt(num / den);
 }
 
 /** out[i] = fn(x0[i], eps[i], t of the batch element of i). */
@@ -88,14 +72,14 @@ void describe('q(x_t | x_0)', () => {
         TS,
         (x, e, t) => Math.sqrt(ab[t]!) * e - Math.sqrt(1 - ab[t]!) * x,
       );
-      assert.ok(maxAbs(vals(xt), wantXt) < 1e-15, 'maxAbs(vals(xt), wantXt) < 1e-15');
-      assert.ok(maxAbs(vals(v), wantV) < 1e-15, 'maxAbs(vals(v), wantV) < 1e-15');
+      assert.ok(maxAbsDiff(vals(xt), wantXt) < 1e-15, 'maxAbsDiff(vals(xt), wantXt) < 1e-15');
+      assert.ok(maxAbsDiff(vals(v), wantV) < 1e-15, 'maxAbsDiff(vals(v), wantV) < 1e-15');
       // At t = 0 x_t is almost x_0; at the end of the cosine schedule almost pure noise.
       const x0v = vals(x0);
       const first = vals(xt).subarray(0, PER);
       assert.ok(
-        maxAbs(first, x0v.subarray(0, PER)) < 0.05,
-        'maxAbs(first, x0v.subarray(0, PER)) < 0.05',
+        maxAbsDiff(first, x0v.subarray(0, PER)) < 0.05,
+        'maxAbsDiff(first, x0v.subarray(0, PER)) < 0.05',
       );
     });
   }
@@ -148,10 +132,10 @@ void describe('ε / x0 / v conversions', () => {
         const epshat = predictedEpsilon(type, out, xt, alpha, sigma);
         // ε → x_0 divides by √ᾱ (0.016 at t = 998 of the cosine schedule): allow for that.
         assert.ok(
-          maxAbs(vals(x0hat), vals(x0)) < 1e-12,
-          `${type} x0 ${maxAbs(vals(x0hat), vals(x0))}`,
+          maxAbsDiff(vals(x0hat), vals(x0)) < 1e-12,
+          `${type} x0 ${maxAbsDiff(vals(x0hat), vals(x0))}`,
         );
-        assert.ok(maxAbs(vals(epshat), vals(eps)) < 1e-12, `${type} eps`);
+        assert.ok(maxAbsDiff(vals(epshat), vals(eps)) < 1e-12, `${type} eps`);
         // And back: the output recomputed from x̂_0 and ε̂ by the definition of each type.
         const vBack = vals(x0hat).map((x, i) => {
           const t = ts[Math.floor(i / PER)]!;
@@ -159,7 +143,7 @@ void describe('ε / x0 / v conversions', () => {
           const e = vals(epshat)[i]!;
           return type === 'epsilon' ? e : type === 'sample' ? x : a * e - sg * x;
         });
-        assert.ok(maxAbs(vBack, vals(out)) < 1e-12, 'maxAbs(vBack, vals(out)) < 1e-12');
+        assert.ok(maxAbsDiff(vBack, vals(out)) < 1e-12, 'maxAbsDiff(vBack, vals(out)) < 1e-12');
       });
     }
   }
@@ -237,7 +221,7 @@ void describe('q(x_{t−1} | x_t, x_0)', () => {
       const xt = addNoise(s, x0, tensor(zeros, SHAPE, f64), ts);
       const m = vals(posteriorMean(s, x0, xt, ts));
       const want = direct(x0, x0, ts, (x, _e, t) => Math.sqrt(s.alphasCumprodPrev[t]!) * x);
-      assert.ok(maxAbs(m, want) < 1e-11, 'maxAbs(m, want) < 1e-11');
+      assert.ok(maxAbsDiff(m, want) < 1e-11, 'maxAbsDiff(m, want) < 1e-11');
     });
   }
 

@@ -54,6 +54,7 @@ import {
 import { modelNll, spreadIndices } from '../../src/eval/index.js';
 import { createModel, type UNet2DModel } from '../../src/nn/models/index.js';
 import { TINY_UNET, trainFixture } from './train-setup.js';
+import { assertClose, maxAbsDiff } from '../engine/testing.js';
 
 const fx = trainFixture('sumi-lv-');
 const T = 100;
@@ -182,13 +183,11 @@ void describe('training a learned variance', () => {
       const vb = vbTermBpd(s, x0, xt, ts, dist);
       return mean(add(perSampleMse(mp, noise), mul(vb, lambda * T)));
     });
-    const maxDiff = (a: number[], b: number[]) =>
-      a.reduce((d, v, i) => Math.max(d, Math.abs(v - b[i]!)), 0);
     const scale = Math.max(...simple.mean.map(Math.abs));
     assert.ok(scale > 0, 'the MSE reaches the mean row');
     assert.ok(
-      maxDiff(hybrid.mean, simple.mean) <= 1e-12 * scale,
-      `mean row: hybrid vs L_simple differ by ${maxDiff(hybrid.mean, simple.mean)}`,
+      maxAbsDiff(hybrid.mean, simple.mean) <= 1e-12 * scale,
+      `mean row: hybrid vs L_simple differ by ${maxAbsDiff(hybrid.mean, simple.mean)}`,
     );
     assert.ok(
       simple.variance.every((g) => g === 0),
@@ -199,7 +198,7 @@ void describe('training a learned variance', () => {
       'the VLB term trains the variance row',
     );
     assert.ok(
-      maxDiff(leaky.mean, simple.mean) > 1e3 * 1e-12 * scale,
+      maxAbsDiff(leaky.mean, simple.mean) > 1e3 * 1e-12 * scale,
       'without the stop-gradient the VLB term would reach the mean row',
     );
     m.zeroGrad();
@@ -262,14 +261,22 @@ void describe('sampling a learned variance', () => {
       );
     const full = (x: Tensor, t: number) => m.denoise(x, t);
     const meanPart = (x: Tensor, t: number) => meanPartOf(m.denoise(x, t), 1);
-    const close = (a: number[], b: number[], what: string) =>
-      a.forEach((v, i) => assert.ok(Math.abs(v - b[i]!) < 1e-9, `${what}: ${v} vs ${b[i]}`));
     pinVariance(m, -1);
     const small = run('learned_range', full);
-    close(small, run('fixed_small', meanPart), 'v = −1 vs fixed_small');
+    assertClose(
+      small,
+      run('fixed_small', meanPart),
+      { rtol: 0, atol: 1e-9 },
+      'v = −1 vs fixed_small',
+    );
     pinVariance(m, 1);
     const large = run('learned_range', full);
-    close(large, run('fixed_large', meanPart), 'v = +1 vs fixed_large');
+    assertClose(
+      large,
+      run('fixed_large', meanPart),
+      { rtol: 0, atol: 1e-9 },
+      'v = +1 vs fixed_large',
+    );
     assert.ok(
       small.some((v, i) => Math.abs(v - large[i]!) > 1e-3),
       'the variance output changes the samples',

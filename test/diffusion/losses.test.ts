@@ -21,6 +21,7 @@ import {
   vbTermBpd,
 } from '../../src/diffusion/losses.js';
 import { defaultScheduleConfig, makeSchedule } from '../../src/diffusion/schedule.js';
+import { assertRelClose } from '../engine/testing.js';
 
 const f64 = { dtype: 'float64' } as const;
 const s = makeSchedule(defaultScheduleConfig);
@@ -30,10 +31,6 @@ const TYPES: PredictionType[] = ['epsilon', 'sample', 'v_prediction'];
 
 function vals(t: Tensor): Float64Array {
   return t.dataSync() as Float64Array;
-}
-
-function close(a: number, b: number, rel = 1e-12, what = ''): void {
-  assert.ok(Math.abs(a - b) <= rel * Math.max(1, Math.abs(b)), `${what} ${a} vs ${b}`);
 }
 
 /** Per-sample mean of (a − b)². */
@@ -69,11 +66,15 @@ void describe('L_simple', () => {
   void it('is the mean over all elements, or the weighted mean of per-sample means', () => {
     const out = randn(SHAPE, { seed: 3, ...f64 });
     const per = perSample(out, noise);
-    close(simpleLoss(out, noise).itemSync(), mean(per));
+    assertRelClose(simpleLoss(out, noise).itemSync(), mean(per), 1e-12);
     const w = [0.5, 2, 0, 1.25];
     const want = mean(per.map((p, i) => p * w[i]!));
-    close(simpleLoss(out, noise, w).itemSync(), want);
-    close(simpleLoss(out, noise, tensor(Float64Array.from(w), [4], f64)).itemSync(), want);
+    assertRelClose(simpleLoss(out, noise, w).itemSync(), want, 1e-12);
+    assertRelClose(
+      simpleLoss(out, noise, tensor(Float64Array.from(w), [4], f64)).itemSync(),
+      want,
+      1e-12,
+    );
     assert.throws(() => simpleLoss(out, noise, [1, 2]), /2 loss weights for a batch of 4/);
   });
 
@@ -95,7 +96,7 @@ void describe('L_simple', () => {
         { x0, noise, timesteps: ts, modelOutput: out, xt },
         { predictionType: type },
       );
-      close(got.itemSync(), mean(perSample(out, exact)), 1e-12, type);
+      assertRelClose(got.itemSync(), mean(perSample(out, exact)), 1e-12, type);
     }
   });
 
@@ -126,7 +127,9 @@ void describe('min-SNR-γ weighting', () => {
   const snr = computeSnr(s, ts);
 
   void it('SNR_t = ᾱ_t / (1 − ᾱ_t)', () => {
-    ts.forEach((t, i) => close(snr[i]!, s.alphasCumprod[t]! / (1 - s.alphasCumprod[t]!)));
+    ts.forEach((t, i) =>
+      assertRelClose(snr[i]!, s.alphasCumprod[t]! / (1 - s.alphasCumprod[t]!), 1e-12),
+    );
     assert.ok(snr[0]! > 5 && snr[4]! < 5, 'the timesteps straddle γ = 5');
   });
 
@@ -136,9 +139,9 @@ void describe('min-SNR-γ weighting', () => {
     const x0w = minSnrWeights(s, ts, g, 'sample');
     const vw = minSnrWeights(s, ts, g, 'v_prediction');
     snr.forEach((r, i) => {
-      close(eps[i]!, Math.min(r, g) / r);
-      close(x0w[i]!, Math.min(r, g));
-      close(vw[i]!, Math.min(r, g) / (r + 1));
+      assertRelClose(eps[i]!, Math.min(r, g) / r, 1e-12);
+      assertRelClose(x0w[i]!, Math.min(r, g), 1e-12);
+      assertRelClose(vw[i]!, Math.min(r, g) / (r + 1), 1e-12);
     });
     // Above γ the ε weight is γ/SNR < 1; below it, exactly 1.
     assert.ok(eps[0]! < 1 && eps[4] === 1, 'eps[0]! < 1 && eps[4] === 1');
@@ -169,8 +172,8 @@ void describe('min-SNR-γ weighting', () => {
         { predictionType: type, snrGamma: 5 },
       ).itemSync(),
     );
-    close(losses[0]!, losses[1]!, 1e-10, 'ε vs x0');
-    close(losses[2]!, losses[1]!, 1e-10, 'v vs x0');
+    assertRelClose(losses[0]!, losses[1]!, 1e-10, 'ε vs x0');
+    assertRelClose(losses[2]!, losses[1]!, 1e-10, 'v vs x0');
     // And without weighting they differ (the test can fail).
     const plain = TYPES.map((type) =>
       trainingLoss(
@@ -228,13 +231,13 @@ void describe('hybrid loss (learned variance)', () => {
       const vb = vals(vbTermBpd(s, x0, xt, ts, dist));
       assert.deepEqual([...vals(r.vb!)], [...vb]);
       // λ = 0.001 and T = 1000: the vb term enters with weight 1 (improved DDPM's RESCALED_MSE).
-      close(r.loss.itemSync(), mean(mse.map((m, i) => m + vb[i]!)), 1e-12);
+      assertRelClose(r.loss.itemSync(), mean(mse.map((m, i) => m + vb[i]!)), 1e-12);
       const half = trainingLossTerms(
         s,
         { x0, noise, timesteps: ts, modelOutput: out },
         { varianceType, vlbWeight: 0.0005 },
       );
-      close(half.loss.itemSync(), mean(mse.map((m, i) => m + 0.5 * vb[i]!)), 1e-12);
+      assertRelClose(half.loss.itemSync(), mean(mse.map((m, i) => m + 0.5 * vb[i]!)), 1e-12);
       // Where t > 0 the vb term is the KL to the true posterior, in bits/dim.
       const kl = vals(
         normalKl(
@@ -250,7 +253,7 @@ void describe('hybrid loss (learned variance)', () => {
       for (let b = 1; b < 4; b++) {
         let acc = 0;
         for (let i = b * PER; i < (b + 1) * PER; i++) acc += kl[i]!;
-        close(vb[b]!, acc / PER / Math.LN2, 1e-12, `kl ${b}`);
+        assertRelClose(vb[b]!, acc / PER / Math.LN2, 1e-12, `kl ${b}`);
       }
     });
   }
@@ -313,7 +316,11 @@ void describe('hybrid loss (learned variance)', () => {
       vb.every((v) => v > 0),
       'vb.every((v) => v > 0)',
     );
-    close(r.loss.itemSync(), mean([...vals(r.mse)].map((m, i) => m + 0.1 * vb[i]!)), 1e-12);
+    assertRelClose(
+      r.loss.itemSync(),
+      mean([...vals(r.mse)].map((m, i) => m + 0.1 * vb[i]!)),
+      1e-12,
+    );
   });
 
   void it('runs in float32 and agrees with float64', () => {
@@ -333,7 +340,7 @@ void describe('hybrid loss (learned variance)', () => {
       opts,
     );
     assert.equal(got.dtype, 'float32', 'dtype');
-    close(got.itemSync(), want, 1e-5, 'f32 vs f64');
+    assertRelClose(got.itemSync(), want, 1e-5, 'f32 vs f64');
   });
 
   void it('min-SNR weights and per-sample weights apply to the hybrid loss too', () => {
@@ -350,7 +357,7 @@ void describe('hybrid loss (learned variance)', () => {
       { varianceType: 'learned_range', weights: w },
     );
     const vb = vals(base.vb!);
-    close(
+    assertRelClose(
       weighted.itemSync(),
       mean([...vb].map((v, i) => (vals(base.mse)[i]! + v) * w[i]!)),
       1e-12,

@@ -15,6 +15,7 @@ import {
   rescaleZeroTerminalSnr,
   type ScheduleConfig,
 } from '../../src/diffusion/schedule.js';
+import { assertClose } from '../engine/testing.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 // The repository root is two levels up; the fixtures sit beside it in ../shared.
@@ -25,20 +26,9 @@ function cfg(over: Partial<ScheduleConfig>): ScheduleConfig {
   return { ...defaultScheduleConfig, ...over };
 }
 
-/** max_i |a_i − b_i| / |b_i| (b_i = 0 compared absolutely). */
-function maxRel(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  assert.equal(a.length, b.length, 'length');
-  let m = 0;
-  for (let i = 0; i < a.length; i++) {
-    const d = Math.abs(a[i]! - b[i]!);
-    m = Math.max(m, b[i] === 0 ? d : d / Math.abs(b[i]!));
-  }
-  return m;
-}
-
-function assertClose(a: ArrayLike<number>, b: ArrayLike<number>, rel: number, what: string) {
-  const e = maxRel(a, b);
-  assert.ok(e <= rel, `${what}: max relative error ${e} > ${rel}`);
+/** |a_i − b_i| ≤ rel·|b_i| for every i (b_i = 0 compared absolutely). */
+function assertRelEach(a: ArrayLike<number>, b: ArrayLike<number>, rel: number, what: string) {
+  assertClose(a, b, { bound: (i) => (b[i] === 0 ? rel : rel * Math.abs(b[i]!)) }, what);
 }
 
 function assertIncreasing(x: ArrayLike<number>, what: string, strict = true) {
@@ -58,7 +48,7 @@ void describe('beta schedules', () => {
       assert.equal(b[0], 1e-4);
       assert.equal(b[T - 1], 0.02);
       const want = Array.from({ length: T }, (_, i) => 1e-4 + (i * (0.02 - 1e-4)) / (T - 1));
-      assertClose(b, want, 1e-14, `linear T=${T}`);
+      assertRelEach(b, want, 1e-14, `linear T=${T}`);
       assertIncreasing(b, 'linear');
     }
   });
@@ -75,7 +65,7 @@ void describe('beta schedules', () => {
       { length: T },
       (_, i) => (Math.sqrt(s) + (i * (Math.sqrt(e) - Math.sqrt(s))) / (T - 1)) ** 2,
     );
-    assertClose(b, want, 1e-14, 'scaled_linear');
+    assertRelEach(b, want, 1e-14, 'scaled_linear');
     assertIncreasing(b, 'scaled_linear');
     // Second differences of √β vanish (√β is affine in i).
     const r = b.map(Math.sqrt);
@@ -92,7 +82,7 @@ void describe('beta schedules', () => {
         { length: T - 1 },
         (_, t) => cosineAlphaBar((t + 1) / T) / cosineAlphaBar(0),
       );
-      assertClose(s.alphasCumprod.subarray(0, T - 1), want, 1e-12, `cosine ᾱ T=${T}`);
+      assertRelEach(s.alphasCumprod.subarray(0, T - 1), want, 1e-12, `cosine ᾱ T=${T}`);
       assert.equal(s.betas[T - 1], 0.999, 'cap');
       assert.ok(
         s.betas.every((b) => b > 0 && b <= 0.999),
@@ -112,7 +102,7 @@ void describe('beta schedules', () => {
     const b = betasForAlphaBar(10, (t) => 1 - t, 0.3);
     // 1 − ᾱ((i+1)/T)/ᾱ(i/T) = 1/(T − i): capped at 0.3 from i = 7 on.
     const want = Array.from({ length: 10 }, (_, i) => Math.min(1 / (10 - i), 0.3));
-    assertClose(b, want, 1e-14, 'capped betas');
+    assertRelEach(b, want, 1e-14, 'capped betas');
   });
 
   void it('sigmoid: β = σ(x)(β_end − β_start) + β_start over x = linspace(−6, 6), symmetric', () => {
@@ -210,10 +200,7 @@ void describe('NoiseSchedule derived arrays', () => {
         const prev = acp;
         acp *= 1 - b;
         const close = (got: number, want: number, what: string) =>
-          assert.ok(
-            Math.abs(got - want) <= 1e-13 * Math.abs(want) + 1e-300,
-            `${what}[${t}] = ${got}, want ${want}`,
-          );
+          assertClose(got, want, { rtol: 1e-13, atol: 1e-300 }, `${what}[${t}]`);
         close(s.alphas[t]!, 1 - b, 'alphas');
         close(s.alphasCumprod[t]!, acp, 'alphasCumprod');
         close(s.alphasCumprodPrev[t]!, prev, 'alphasCumprodPrev');
@@ -277,8 +264,8 @@ void describe('diffusers fixtures', () => {
       const betas = f.tensors.get('betas')!;
       const acp = f.tensors.get('alphas_cumprod')!;
       assert.equal(betas.dtype, 'F64');
-      assertClose(s.betas, betas.data, 1e-12, `${name} betas`);
-      assertClose(s.alphasCumprod, acp.data, 1e-12, `${name} alphas_cumprod`);
+      assertRelEach(s.betas, betas.data, 1e-12, `${name} betas`);
+      assertRelEach(s.alphasCumprod, acp.data, 1e-12, `${name} alphas_cumprod`);
     });
   }
 });

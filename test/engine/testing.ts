@@ -1,11 +1,12 @@
 /**
- * Test utilities for the engine and the layers above it: `assertClose` compares numbers with a
- * message that names the worst element, and `gradcheck` compares autograd with central finite
- * differences computed in float64 on the CPU backend.
+ * Test utilities for the engine and the layers above it. One set of numeric comparisons:
+ * `assertClose` compares numbers element-wise with a message that names the worst element,
+ * `assertRelClose` compares two scalars relative to max(1, |expected|), and `maxAbs`,
+ * `maxAbsDiff` and `relL2` measure a difference for tests that bound it themselves. `gradcheck`
+ * compares autograd with central finite differences computed in float64 on the CPU backend.
  */
 import { isGradEnabled, noGrad } from '../../src/engine/autograd.js';
 import { cpuBackend } from '../../src/engine/device.js';
-import type { TypedArray } from '../../src/engine/dtype.js';
 import { tensor } from '../../src/engine/ops/creation.js';
 import { mul } from '../../src/engine/ops/elementwise.js';
 import { sum } from '../../src/engine/ops/reduce.js';
@@ -18,9 +19,13 @@ export interface Tolerance {
   rtol?: number;
   /** Absolute tolerance (default 1e-9). */
   atol?: number;
+  /** Allowed error in float32 ulps of the expected value, added to the others (default 0). */
+  ulps?: number;
+  /** Per-element absolute bound; when given, rtol, atol and ulps are not used. */
+  bound?: (i: number) => number;
 }
 
-export type Numbers = Tensor | TypedArray | readonly number[] | number;
+export type Numbers = Tensor | ArrayLike<number> | number;
 
 function toValues(v: Numbers): { values: ArrayLike<number>; shape: Shape | null } {
   if (v instanceof Tensor) return { values: v.dataSync(), shape: v.shape };
@@ -34,6 +39,21 @@ function fmtIndex(i: number, shape: Shape | null): string {
   return `[${st.map((s, k) => Math.floor(i / s) % shape[k]!).join(', ')}]`;
 }
 
+/** Unit in the last place of v as a float32. */
+export function ulp(v: number): number {
+  const a = Math.abs(Math.fround(v));
+  if (a < 1.1754943508222875e-38) return 1.401298464324817e-45;
+  if (!Number.isFinite(a)) return Infinity;
+  const e = Math.floor(Math.log2(a));
+  return 2 ** (e - 23);
+}
+
+/** The tolerance's terms, for a failure message: "atol 1e-9, rtol 1e-6". */
+function fmtTolerance(tol: Tolerance, rtol: number, atol: number): string {
+  if (tol.bound) return 'per-element bound';
+  return `atol ${atol}, rtol ${rtol}` + (tol.ulps ? `, ulps ${tol.ulps}` : '');
+}
+
 /**
  * The failure message for `actual` vs `expected` (same length), or null when they are close.
  * Names the worst element: its index in `shape`, both values, the error and the tolerance there.
@@ -42,9 +62,14 @@ function mismatch(
   actual: ArrayLike<number>,
   expected: ArrayLike<number>,
   shape: Shape | null,
-  rtol: number,
-  atol: number,
+  tol: Tolerance,
+  scalar: boolean,
 ): string | null {
+  const rtol = tol.rtol ?? 1e-6;
+  const atol = tol.atol ?? 1e-9;
+  const ulps = tol.ulps ?? 0;
+  const allowed = (i: number, y: number): number =>
+    tol.bound?.(i) ?? ulps * ulp(y) + rtol * Math.abs(y) + atol;
   let worst = -1;
   let worstExcess = 0;
   let bad = 0;
@@ -54,7 +79,7 @@ function mismatch(
     let excess: number;
     if (Number.isNaN(y) || Number.isNaN(x)) excess = Number.isNaN(x) === Number.isNaN(y) ? 0 : 1;
     else if (!Number.isFinite(y) || !Number.isFinite(x)) excess = x === y ? 0 : 1;
-    else excess = Math.abs(x - y) - (atol + rtol * Math.abs(y));
+    else excess = Math.abs(x - y) - allowed(i, y);
     if (excess > 0) {
       bad++;
       if (worst < 0 || excess > worstExcess) {
@@ -66,17 +91,20 @@ function mismatch(
   if (worst < 0) return null;
   const x = actual[worst]!;
   const y = expected[worst]!;
+  const where = scalar
+    ? ''
+    : `${bad} of ${expected.length} values differ; worst at ${fmtIndex(worst, shape)}: `;
   return (
-    `${bad} of ${expected.length} values differ; worst at ${fmtIndex(worst, shape)}: ` +
-    `actual ${x}, expected ${y}, |error| ${Math.abs(x - y)} > tolerance ` +
-    `${atol + rtol * Math.abs(y)} (atol ${atol}, rtol ${rtol})`
+    `${where}actual ${x}, expected ${y}, |error| ${Math.abs(x - y)} > tolerance ` +
+    `${allowed(worst, y)} (${fmtTolerance(tol, rtol, atol)})`
   );
 }
 
 /**
- * Asserts |actual − expected| ≤ atol + rtol·|expected| element-wise. NaN matches only NaN and an
- * infinity only the same infinity. Tensors (read with dataSync, so CPU) must have equal shapes.
- * The error names the worst element: index, both values, the error and the tolerance there.
+ * Asserts |actual − expected| ≤ atol + rtol·|expected| (+ ulps float32 ulps of expected, or
+ * bound(i) alone when given) element-wise. NaN matches only NaN and an infinity only the same
+ * infinity. Tensors (read with dataSync, so CPU) must have equal shapes. The error names the
+ * worst element: index, both values, the error and the tolerance there.
  */
 export function assertClose(
   actual: Numbers,
@@ -95,11 +123,66 @@ export function assertClose(
         (a.shape ? ` (actual shape ${fmtShape(a.shape)})` : ''),
     );
   }
-  const m = mismatch(a.values, e.values, a.shape ?? e.shape, tol.rtol ?? 1e-6, tol.atol ?? 1e-9);
+  const scalar = typeof actual === 'number' && typeof expected === 'number';
+  const m = mismatch(a.values, e.values, a.shape ?? e.shape, tol, scalar);
   if (m !== null) throw new Error(`${message}: ${m}`);
 }
 
-export interface GradcheckOptions extends Tolerance {
+/**
+ * Asserts |actual − expected| ≤ rel·max(1, |expected|): a relative tolerance for values above 1
+ * and an absolute one below, for scalars whose size a test does not fix in advance.
+ */
+export function assertRelClose(
+  actual: number,
+  expected: number,
+  rel: number,
+  message = 'assertRelClose',
+): void {
+  const bound = rel * Math.max(1, Math.abs(expected));
+  if (!(Math.abs(actual - expected) <= bound)) {
+    throw new Error(
+      `${message}: actual ${actual}, expected ${expected}, |error| ` +
+        `${Math.abs(actual - expected)} > ${rel}·max(1, |expected|) = ${bound}`,
+    );
+  }
+}
+
+function pairOf(a: Numbers, b: Numbers, what: string): [ArrayLike<number>, ArrayLike<number>] {
+  const x = toValues(a).values;
+  const y = toValues(b).values;
+  if (x.length !== y.length) throw new Error(`${what}: ${x.length} values against ${y.length}`);
+  return [x, y];
+}
+
+/** max_i |a_i| (0 for no values). */
+export function maxAbs(a: Numbers): number {
+  const x = toValues(a).values;
+  let m = 0;
+  for (let i = 0; i < x.length; i++) m = Math.max(m, Math.abs(x[i]!));
+  return m;
+}
+
+/** max_i |a_i − b_i|; a and b must have as many values. */
+export function maxAbsDiff(a: Numbers, b: Numbers): number {
+  const [x, y] = pairOf(a, b, 'maxAbsDiff');
+  let m = 0;
+  for (let i = 0; i < x.length; i++) m = Math.max(m, Math.abs(x[i]! - y[i]!));
+  return m;
+}
+
+/** ‖a − b‖₂ / ‖b‖₂: the error of a relative to the reference b. */
+export function relL2(a: Numbers, b: Numbers): number {
+  const [x, y] = pairOf(a, b, 'relL2');
+  let num = 0;
+  let den = 0;
+  for (let i = 0; i < x.length; i++) {
+    num += (x[i]! - y[i]!) ** 2;
+    den += y[i]! ** 2;
+  }
+  return Math.sqrt(num / den);
+}
+
+export interface GradcheckOptions extends Pick<Tolerance, 'rtol' | 'atol'> {
   /** Finite-difference step (default 1e-6). */
   eps?: number;
   /** Indices of the inputs to check (default: every floating-point input). */
@@ -212,7 +295,7 @@ export function gradcheck(
       }
       checked += data.length;
       const shape = host[inputIndex]!.shape;
-      const m = mismatch(analytic[k]!, numeric, shape, tol.rtol, tol.atol);
+      const m = mismatch(analytic[k]!, numeric, shape, tol, false);
       if (m !== null) {
         throw new Error(
           `${name}: gradient of input ${inputIndex} ${fmtShape(shape)} (autograd vs central ` +

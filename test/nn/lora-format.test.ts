@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 
 import { Generator, randn, type Tensor, tidy } from '../../src/engine/index.js';
-import { assertClose } from '../engine/testing.js';
+import { assertClose, maxAbsDiff } from '../engine/testing.js';
 import { createLoraNetwork, injectLora, LoraError, type LoraNetwork } from '../../src/nn/lora.js';
 import {
   LORA_METADATA_KEY,
@@ -112,10 +112,7 @@ void describe('LoRA files (diffusers pytorch_lora_weights.safetensors)', () => {
     assertClose(m2.forward(x, [5, 900]), y1, { rtol: 0, atol: 0 });
     back.detach();
     const plain = m2.forward(x, [5, 900]);
-    let moved = 0;
-    const p = plain.dataSync();
-    const q = y1.dataSync();
-    for (let i = 0; i < p.length; i++) moved = Math.max(moved, Math.abs(p[i]! - q[i]!));
+    const moved = maxAbsDiff(plain, y1);
     assert.ok(moved > 1e-3, `the adapters change the output (max ${moved})`);
   });
 

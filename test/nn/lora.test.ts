@@ -11,7 +11,7 @@ import {
   type Tensor,
   tidy,
 } from '../../src/engine/index.js';
-import { assertClose, gradcheck } from '../engine/testing.js';
+import { assertClose, gradcheck, maxAbsDiff } from '../engine/testing.js';
 import { Attention } from '../../src/nn/attention.js';
 import { Conv2d, Linear } from '../../src/nn/layers.js';
 import { Module } from '../../src/nn/module.js';
@@ -181,8 +181,7 @@ void describe('LoRA adapters', () => {
       assertClose(layer.forward(x), adapted, { rtol: 1e-5, atol: 1e-5 });
       const delta = net.adapters.get('l')!.weightDelta().dataSync();
       const merged = layer.weight.dataSync();
-      let moved = 0;
-      for (let i = 0; i < w0.length; i++) moved = Math.max(moved, Math.abs(merged[i]! - w0[i]!));
+      const moved = maxAbsDiff(merged, w0);
       assert.ok(moved > 0.1, `merge moved the weights (max ${moved})`);
       net.unmerge();
       assert.throws(() => net.unmerge(), /not merged/);

@@ -8,13 +8,10 @@ import {
   type RawImage,
   to8Bit,
 } from '../../../src/data/image/image.js';
+import { assertClose } from '../../engine/testing.js';
 
-function close(a: ArrayLike<number>, b: ArrayLike<number>, tol = 1e-6): void {
-  assert.equal(a.length, b.length);
-  for (let i = 0; i < a.length; i++) {
-    assert.ok(Math.abs(a[i]! - b[i]!) <= tol, `element ${i}: ${a[i]} vs ${b[i]}`);
-  }
-}
+/** float32 planes: to 1e-6 absolute. */
+const TOL = { rtol: 0, atol: 1e-6 };
 
 void describe('imageToPlanes', () => {
   const rgba: RawImage = {
@@ -25,21 +22,21 @@ void describe('imageToPlanes', () => {
   };
 
   void test('RGBA over a background, planar', () => {
-    close(imageToPlanes(rgba, 3), [1, 1, 0, 1, 0, 1]); // the transparent pixel shows white
-    close(imageToPlanes(rgba, 3, [0, 0.5, 0]), [1, 0, 0, 0.5, 0, 0]);
+    assertClose(imageToPlanes(rgba, 3), [1, 1, 0, 1, 0, 1], TOL); // the transparent pixel shows white
+    assertClose(imageToPlanes(rgba, 3, [0, 0.5, 0]), [1, 0, 0, 0.5, 0, 0], TOL);
   });
 
   void test('gray <-> RGB, 16-bit, gray+alpha half transparent', () => {
-    close(imageToPlanes(rgba, 1, [0, 0, 0]), [0.299, 0]);
+    assertClose(imageToPlanes(rgba, 1, [0, 0, 0]), [0.299, 0], TOL);
     const gray16: RawImage = {
       width: 2,
       height: 1,
       channels: 1,
       data: Uint16Array.from([0, 65535]),
     };
-    close(imageToPlanes(gray16, 3), [0, 1, 0, 1, 0, 1]);
+    assertClose(imageToPlanes(gray16, 3), [0, 1, 0, 1, 0, 1], TOL);
     const ga: RawImage = { width: 1, height: 1, channels: 2, data: Uint8Array.from([0, 51]) };
-    close(imageToPlanes(ga, 1), [0.8]); // 0 * 0.2 + 1 * 0.8
+    assertClose(imageToPlanes(ga, 1), [0.8], TOL); // 0 * 0.2 + 1 * 0.8
   });
 
   void test('planesToImage rounds, clamps and maps a range', () => {

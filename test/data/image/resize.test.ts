@@ -7,25 +7,22 @@ import {
   resizeCoverPlanes,
   resizePlanes,
 } from '../../../src/data/image/resize.js';
+import { assertClose } from '../../engine/testing.js';
 
-function close(a: ArrayLike<number>, b: ArrayLike<number>, tol = 1e-6): void {
-  assert.equal(a.length, b.length);
-  for (let i = 0; i < a.length; i++) {
-    assert.ok(Math.abs(a[i]! - b[i]!) <= tol, `element ${i}: ${a[i]} vs ${b[i]}`);
-  }
-}
+/** float32 planes: to 1e-6 absolute. */
+const TOL = { rtol: 0, atol: 1e-6 };
 
 const mean = (a: Float32Array): number => a.reduce((s, v) => s + v, 0) / a.length;
 
 void describe('resizePlanes', () => {
   void test('integer shrink averages blocks (area filter)', () => {
     const src = Float32Array.from({ length: 16 }, (_, i) => i); // 4x4
-    close(resizePlanes(src, 1, 4, 4, 2, 2), [2.5, 4.5, 10.5, 12.5]);
+    assertClose(resizePlanes(src, 1, 4, 4, 2, 2), [2.5, 4.5, 10.5, 12.5], TOL);
   });
 
   void test('fractional shrink weights partial coverage and keeps the mean', () => {
     // 1 row of 3 -> 2: outputs cover [0, 1.5) and [1.5, 3).
-    close(resizePlanes(Float32Array.from([0, 3, 6]), 1, 1, 3, 1, 2), [1, 5]);
+    assertClose(resizePlanes(Float32Array.from([0, 3, 6]), 1, 1, 3, 1, 2), [1, 5], TOL);
     const src = Float32Array.from({ length: 2 * 7 * 5 }, (_, i) => Math.sin(i) + 1);
     const out = resizePlanes(src, 2, 7, 5, 3, 4);
     for (let c = 0; c < 2; c++) {
@@ -38,8 +35,8 @@ void describe('resizePlanes', () => {
   });
 
   void test('enlarging is bilinear with half-pixel centres and clamped edges', () => {
-    close(resizePlanes(Float32Array.from([0, 1]), 1, 1, 2, 1, 4), [0, 0.25, 0.75, 1]);
-    close(resizePlanes(Float32Array.from([0, 1]), 1, 2, 1, 4, 1), [0, 0.25, 0.75, 1]);
+    assertClose(resizePlanes(Float32Array.from([0, 1]), 1, 1, 2, 1, 4), [0, 0.25, 0.75, 1], TOL);
+    assertClose(resizePlanes(Float32Array.from([0, 1]), 1, 2, 1, 4, 1), [0, 0.25, 0.75, 1], TOL);
   });
 
   void test('same size copies; mixed directions per axis', () => {
@@ -48,7 +45,7 @@ void describe('resizePlanes', () => {
     assert.deepEqual(same, src);
     assert.notEqual(same, src);
     // 2x3 -> 4x1: rows enlarge (bilinear), columns shrink (area).
-    close(resizePlanes(src, 1, 2, 3, 4, 1), [1, 1.75, 3.25, 4]);
+    assertClose(resizePlanes(src, 1, 2, 3, 4, 1), [1, 1.75, 3.25, 4], TOL);
   });
 
   void test('constant images stay constant', () => {
@@ -80,9 +77,9 @@ void describe('cropping and flipping', () => {
   void test('resizeCoverPlanes scales the short side to fit, then crops the long one', () => {
     // 2x4 to 1x1: scale 1/2 -> 1x2, crop the left of the two middle... the window at left = 0.
     const src = Float32Array.from([0, 0, 4, 4, 0, 0, 4, 4]);
-    close(resizeCoverPlanes(src, 1, 2, 4, 1, 1), [0]);
+    assertClose(resizeCoverPlanes(src, 1, 2, 4, 1, 1), [0], TOL);
     // 2x4 to 2x2: no scaling, the middle two columns.
-    close(resizeCoverPlanes(src, 1, 2, 4, 2, 2), [0, 4, 0, 4]);
+    assertClose(resizeCoverPlanes(src, 1, 2, 4, 2, 2), [0, 4, 0, 4], TOL);
     // 3x6 to 4x4: scale 4/3 -> 4x8, crop columns 2..5.
     assert.equal(resizeCoverPlanes(new Float32Array(18), 1, 3, 6, 4, 4).length, 16);
   });

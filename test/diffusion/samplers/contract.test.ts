@@ -9,6 +9,7 @@ import type { PredictionType } from '../../../src/diffusion/forward.js';
 import { createScheduler } from '../../../src/diffusion/samplers/registry.js';
 import { sample } from '../../../src/diffusion/samplers/sample.js';
 import type { Scheduler, StepOptions } from '../../../src/diffusion/samplers/common.js';
+import { maxAbsDiff } from '../../engine/testing.js';
 
 interface Case {
   name: string;
@@ -175,12 +176,6 @@ function run(c: Case, type: PredictionType, n: number, seed = 1): Float64Array {
   return v;
 }
 
-const maxDiff = (a: ArrayLike<number>, b: ArrayLike<number>): number => {
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]! - b[i]!));
-  return m;
-};
-
 for (const c of cases) {
   void describe(`scheduler contract: ${c.name}`, () => {
     void it('has a non-increasing schedule of the expected length', () => {
@@ -250,7 +245,7 @@ for (const c of cases) {
         };
         const a = once(1);
         assert.deepEqual(once(1), a);
-        const d = maxDiff(once(2), a);
+        const d = maxAbsDiff(once(2), a);
         assert.ok(d > 1e-6, `seeds 1 and 2 differ by ${d}`);
       });
     }
@@ -263,13 +258,13 @@ for (const c of cases) {
         const eps = run(c, 'epsilon', 8);
         for (const type of c.types ?? (['sample', 'v_prediction'] as const)) {
           const other = run(c, type, 8);
-          assert.ok(maxDiff(other, eps) < 1e-9, `${type}: ${maxDiff(other, eps)}`);
+          assert.ok(maxAbsDiff(other, eps) < 1e-9, `${type}: ${maxAbsDiff(other, eps)}`);
         }
       });
 
       void it('lands on the data with an exact denoiser', () => {
         const out = run(c, 'epsilon', 10);
-        const err = maxDiff(
+        const err = maxAbsDiff(
           out,
           out.map(() => C),
         );

@@ -7,6 +7,7 @@ import { Generator, randn, type Tensor, tensor } from '../../../src/engine/index
 import type { Scheduler, StepOptions } from '../../../src/diffusion/samplers/common.js';
 import { createScheduler } from '../../../src/diffusion/samplers/registry.js';
 import { sample } from '../../../src/diffusion/samplers/sample.js';
+import { maxAbs, maxAbsDiff } from '../../engine/testing.js';
 
 const SHAPE = [2, 2, 3, 3];
 const model = (x: Tensor, t: number): Tensor =>
@@ -29,15 +30,9 @@ function run(
   return Float64Array.from(out.dataSync());
 }
 
-function maxRelDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  let num = 0;
-  let den = 0;
-  for (let i = 0; i < a.length; i++) {
-    num = Math.max(num, Math.abs(a[i]! - b[i]!));
-    den = Math.max(den, Math.abs(b[i]!));
-  }
-  return num / den;
-}
+/** max |a − b| relative to the largest |b|. */
+const maxRelDiff = (a: ArrayLike<number>, b: ArrayLike<number>): number =>
+  maxAbsDiff(a, b) / maxAbs(b);
 
 void describe('sampler identities', () => {
   void it('DDIM with η = 1 is DDPM with the posterior variance (same noise)', () => {

@@ -11,12 +11,7 @@ import { sigmoid } from '../../../src/engine/backends/cpu/math.js';
 import { simdRuntime } from '../../../src/engine/backends/cpu/simd-gemm.js';
 import type { TypedArray } from '../../../src/engine/dtype.js';
 import { assertNear, cpu, randArray } from '../webgpu/setup.js';
-
-function maxAbs(a: TypedArray): number {
-  let m = 0;
-  for (const v of a) m = Math.max(m, Math.abs(v));
-  return m;
-}
+import { maxAbs } from '../testing.js';
 
 /** Within 1e-5 relative, or 4e-6 of the largest value (cancellation in dx). */
 function near(actual: TypedArray, expected: TypedArray, what: string): void {

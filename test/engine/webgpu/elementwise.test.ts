@@ -23,14 +23,15 @@ import { describe, test } from 'node:test';
 
 import type { BinaryOp, UnaryOp } from '../../../src/engine/backend.js';
 import { broadcastShapes, broadcastStrides, sizeOf } from '../../../src/engine/shape.js';
-import { assertNear, both, cpu, randArray, randInts, setupGpu, type Tol } from './setup.js';
+import type { Tolerance } from '../testing.js';
+import { assertNear, both, cpu, randArray, randInts, setupGpu } from './setup.js';
 
 const gpu = await setupGpu();
 const skip = gpu === null;
 
 const SIZES = [0, 1, 3, 7, 64, 257, 1031];
 
-const unaryTol: Record<UnaryOp, Tol> = {
+const unaryTol: Record<UnaryOp, Tolerance> = {
   neg: {},
   abs: {},
   sign: {},
@@ -160,7 +161,7 @@ void describe('webgpu element-wise', { skip }, () => {
     [[0, 3], [3]],
   ];
 
-  const binaryTol: Record<BinaryOp, Tol> = {
+  const binaryTol: Record<BinaryOp, Tolerance> = {
     add: {},
     sub: {},
     mul: {},
@@ -191,7 +192,7 @@ void describe('webgpu element-wise', { skip }, () => {
         if (['eq', 'ne', 'le', 'ge', 'maximum', 'minimum'].includes(op) && b.length > 0) {
           a = a.map((v, i) => (i % 3 === 0 ? b[i % b.length]! : v)); // some ties
         }
-        const tol: Tol = op === 'pow' ? { ulps: 40, atol: 1e-37 } : binaryTol[op];
+        const tol: Tolerance = op === 'pow' ? { ulps: 40, atol: 1e-37 } : binaryTol[op];
         const { g, c } = await both(gpu!, [a, b], (bk, [x, y]) => bk.binary(op, x!, y!, spec));
         assertNear(g, c, tol, `${op} ${JSON.stringify([sa, sb])}`);
       }

@@ -4,8 +4,6 @@
  * instead: CI has lavapipe, so no adapter there means a broken install, not a GPU-less laptop.
  * Also deterministic inputs and an ulp-based comparison.
  */
-import assert from 'node:assert/strict';
-
 import type { Backend, Storage } from '../../../src/engine/backend.js';
 import {
   createWebGpuBackend,
@@ -13,6 +11,7 @@ import {
 } from '../../../src/engine/backends/webgpu/index.js';
 import type { TypedArray } from '../../../src/engine/dtype.js';
 import { cpuBackend } from '../../../src/engine/index.js';
+import { assertClose, type Tolerance } from '../testing.js';
 
 export const cpu: Backend = cpuBackend();
 
@@ -51,53 +50,17 @@ export function randInts(n: number, seed: number, lo: number, hi: number): Int32
   return Int32Array.from({ length: n }, () => lo + Math.floor((hi - lo) * r()));
 }
 
-/** Unit in the last place of v as a float32. */
-export function ulp(v: number): number {
-  const a = Math.abs(Math.fround(v));
-  if (a < 1.1754943508222875e-38) return 1.401298464324817e-45;
-  if (!Number.isFinite(a)) return Infinity;
-  const e = Math.floor(Math.log2(a));
-  return 2 ** (e - 23);
-}
-
-export interface Tol {
-  /** Allowed error in float32 ulps of the reference value. */
-  ulps?: number;
-  rtol?: number;
-  atol?: number;
-  /** Per-element absolute bound (overrides the others when given). */
-  bound?: (i: number) => number;
-}
-
-/** Asserts every element is within tolerance; NaN matches NaN, ±inf the same inf. */
-export function assertNear(actual: TypedArray, expected: TypedArray, tol: Tol, what: string) {
-  assert.equal(actual.length, expected.length, `${what}: length`);
-  let bad = 0;
-  let worst = -1;
-  let worstExcess = 0;
-  for (let i = 0; i < expected.length; i++) {
-    const x = actual[i]!;
-    const y = expected[i]!;
-    let excess: number;
-    if (Number.isNaN(y) || Number.isNaN(x)) excess = Number.isNaN(x) === Number.isNaN(y) ? 0 : 1;
-    else if (!Number.isFinite(y) || !Number.isFinite(x)) excess = x === y ? 0 : 1;
-    else {
-      const allowed =
-        tol.bound?.(i) ??
-        (tol.ulps ?? 0) * ulp(y) + (tol.rtol ?? 0) * Math.abs(y) + (tol.atol ?? 0);
-      excess = Math.abs(x - y) - allowed;
-    }
-    if (excess > 0) {
-      bad++;
-      if (worst < 0 || excess > worstExcess) [worst, worstExcess] = [i, excess];
-    }
-  }
-  if (bad > 0) {
-    assert.fail(
-      `${what}: ${bad}/${expected.length} elements out of tolerance; worst [${worst}] ` +
-        `actual ${actual[worst]} expected ${expected[worst]} (excess ${worstExcess})`,
-    );
-  }
+/**
+ * Asserts every element is within tolerance (`assertClose` with nothing allowed beyond what `tol`
+ * names); NaN matches NaN, ±inf the same inf.
+ */
+export function assertNear(
+  actual: TypedArray,
+  expected: TypedArray,
+  tol: Tolerance,
+  what: string,
+): void {
+  assertClose(actual, expected, { rtol: 0, atol: 0, ...tol }, what);
 }
 
 /** Runs `op` on both backends from the same host inputs and returns both results. */

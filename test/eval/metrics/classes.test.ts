@@ -2,19 +2,19 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 
 import { classDistribution, conditionalAccuracy } from '../../../src/eval/metrics/classes.js';
+import { assertClose } from '../../engine/testing.js';
 
-function close(a: number, b: number, what: string): void {
-  assert.ok(Math.abs(a - b) < 1e-14, `${what}: ${a} vs ${b}`);
-}
+/** Entropies and accuracies of a few terms: to 1e-14 absolute. */
+const TOL = { rtol: 0, atol: 1e-14 };
 
 void describe('classDistribution', () => {
   void it('uniform over K classes: H = ln K nats = log₂ K bits, normalized 1', () => {
     const labels = Array.from({ length: 40 }, (_, i) => i % 10);
     const r = classDistribution(labels, 10);
     assert.deepEqual(Array.from(r.counts), new Array<number>(10).fill(4), 'counts');
-    close(r.entropyNats, Math.log(10), 'nats');
-    close(r.entropyBits, Math.log2(10), 'bits');
-    close(r.normalizedEntropy, 1, 'normalized');
+    assertClose(r.entropyNats, Math.log(10), TOL, 'nats');
+    assertClose(r.entropyBits, Math.log2(10), TOL, 'bits');
+    assertClose(r.normalizedEntropy, 1, TOL, 'normalized');
   });
 
   void it('a single class has zero entropy; absent classes count as 0 ln 0 = 0', () => {
@@ -27,9 +27,9 @@ void describe('classDistribution', () => {
   void it('a skewed histogram against −Σ p ln p by hand', () => {
     // p = (1/2, 1/4, 1/4, 0): H = ½ ln 2 + ½ ln 4 = 1.5 ln 2 nats = 1.5 bits.
     const r = classDistribution([0, 0, 1, 2, 0, 0, 1, 2], 4);
-    close(r.entropyNats, 1.5 * Math.LN2, 'nats');
-    close(r.entropyBits, 1.5, 'bits');
-    close(r.normalizedEntropy, 0.75, 'H / ln 4');
+    assertClose(r.entropyNats, 1.5 * Math.LN2, TOL, 'nats');
+    assertClose(r.entropyBits, 1.5, TOL, 'bits');
+    assertClose(r.normalizedEntropy, 0.75, TOL, 'H / ln 4');
     assert.ok(Number.isNaN(classDistribution([0, 0], 1).normalizedEntropy), 'K = 1: NaN');
   });
 
@@ -46,8 +46,8 @@ void describe('conditionalAccuracy', () => {
     const predicted = [0, 0, 0, 1, 1, 1, 0, 2, 2, 2];
     const r = conditionalAccuracy(predicted, requested, 4);
     assert.equal(r.correct, 7, 'correct');
-    close(r.accuracy, 0.7, 'accuracy');
-    close(r.standardError, Math.sqrt((0.7 * 0.3) / 10), '√(p(1−p)/n)');
+    assertClose(r.accuracy, 0.7, TOL, 'accuracy');
+    assertClose(r.standardError, Math.sqrt((0.7 * 0.3) / 10), TOL, '√(p(1−p)/n)');
     assert.deepEqual(Array.from(r.perClassCount), [4, 4, 2, 0], 'requested per class');
     assert.deepEqual(Array.from(r.perClass.slice(0, 3)), [0.75, 0.5, 1], 'per class');
     assert.ok(Number.isNaN(r.perClass[3]!), 'never requested: NaN');

@@ -3,6 +3,7 @@ import { describe, it } from 'node:test';
 
 import { eigh } from '../../../src/eval/metrics/eigh.js';
 import { hashNormal } from './test-data.js';
+import { maxAbs } from '../../engine/testing.js';
 
 /** Random n×n orthogonal matrix: a product of n Householder reflectors of hash-normal vectors. */
 function randomOrthogonal(n: number, stream: number): Float64Array {
@@ -37,12 +38,6 @@ function withSpectrum(lambda: readonly number[], stream: number): Float64Array {
   // Exactly symmetric, as a covariance would be.
   for (let i = 0; i < n; i++) for (let j = 0; j < i; j++) a[i * n + j] = a[j * n + i]!;
   return a;
-}
-
-function maxAbs(a: ArrayLike<number>): number {
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]!));
-  return m;
 }
 
 /** max |V Λ Vᵀ − A| and max |Vᵀ V − I|. */

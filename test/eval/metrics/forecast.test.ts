@@ -9,6 +9,10 @@ import {
   seasonalNaive,
   sortedQuantile,
 } from '../../../src/eval/metrics/forecast.js';
+import { assertClose } from '../../engine/testing.js';
+
+/** Scores of a few values: to 1e-12 absolute. */
+const ABS = { rtol: 0, atol: 1e-12 };
 
 /** E|X − y| − ½ E|X − X'| by the double sum, the definition the sorted form must equal. */
 function crpsBruteForce(x: readonly number[], y: number): number {
@@ -22,17 +26,14 @@ function crpsBruteForce(x: readonly number[], y: number): number {
   return a / n - b / (2 * n * n);
 }
 
-const close = (a: number, b: number, tol = 1e-12): void =>
-  assert.ok(Math.abs(a - b) <= tol, `${a} vs ${b}`);
-
 void describe('forecast metrics', () => {
   void it('CRPS of a point forecast is its absolute error, in both forms', () => {
-    close(crpsSamples([3, 3, 3], 5), 2);
-    close(crpsQuantileLoss([3, 3, 3], 5), 2);
-    close(crpsQuantileLoss([7], 5), 2);
+    assertClose(crpsSamples([3, 3, 3], 5), 2, ABS);
+    assertClose(crpsQuantileLoss([3, 3, 3], 5), 2, ABS);
+    assertClose(crpsQuantileLoss([7], 5), 2, ABS);
   });
   void it('CRPS of two samples {0, 1} at 0 is 1/2 − 1/4', () => {
-    close(crpsSamples([1, 0], 0), 0.25);
+    assertClose(crpsSamples([1, 0], 0), 0.25, ABS);
   });
   void it('the sorted CRPS equals the double sum', () => {
     let s = 7;
@@ -40,27 +41,27 @@ void describe('forecast metrics', () => {
     for (let k = 0; k < 5; k++) {
       const x = Array.from({ length: 37 }, rnd);
       const y = rnd();
-      close(crpsSamples(x, y), crpsBruteForce(x, y), 1e-9);
+      assertClose(crpsSamples(x, y), crpsBruteForce(x, y), { rtol: 0, atol: 1e-9 });
     }
   });
   void it('quantiles interpolate linearly between order statistics', () => {
-    close(sortedQuantile([0, 10], 0.25), 2.5);
-    close(sortedQuantile([1, 2, 3, 4, 5], 0.5), 3);
+    assertClose(sortedQuantile([0, 10], 0.25), 2.5, ABS);
+    assertClose(sortedQuantile([1, 2, 3, 4, 5], 0.5), 3, ABS);
   });
   void it('seasonal naive repeats the last season; its MASE scale is the in-sample seasonal MAE', () => {
     assert.deepEqual([...seasonalNaive([1, 2, 3, 4, 5, 6, 7, 8, 9, 10], 3, 5)], [8, 9, 10, 8, 9]);
-    close(seasonalError([1, 2, 4, 7], 1), 2);
-    close(seasonalError([0, 5, 1, 6, 2, 7], 2), 1);
+    assertClose(seasonalError([1, 2, 4, 7], 1), 2, ABS);
+    assertClose(seasonalError([0, 5, 1, 6, 2, 7], 2), 1, ABS);
   });
   void it('scores MAE, MASE and the coverage of the central intervals', () => {
     const samples = Array.from({ length: 101 }, (_, i) => [i, i]); // q_p = 100 p
     const m = forecastMetrics([{ samples, truth: [50, 97], scale: 4 }]);
     // Median 50: errors 0 and 47. 50 is inside both intervals; 97 is above q0.95 = 95.
-    close(m.mae, 23.5);
-    close(m.mase, 23.5 / 4);
-    close(m.coverage50, 0.5);
-    close(m.coverage90, 0.5);
-    close(
+    assertClose(m.mae, 23.5, ABS);
+    assertClose(m.mase, 23.5 / 4, ABS);
+    assertClose(m.coverage50, 0.5, ABS);
+    assertClose(m.coverage90, 0.5, ABS);
+    assertClose(
       m.crps,
       (crpsBruteForce(
         samples.map((p) => p[0]!),
@@ -71,7 +72,7 @@ void describe('forecast metrics', () => {
           97,
         )) /
         2,
-      1e-9,
+      { rtol: 0, atol: 1e-9 },
     );
     assert.equal(m.count, 2);
   });

@@ -9,6 +9,7 @@ import {
   frechetDistanceOfFeatures,
 } from '../../../src/eval/metrics/frechet.js';
 import { gaussianSample, hashNormal, type SampleSpec, sumOf } from './test-data.js';
+import { assertRelClose } from '../../engine/testing.js';
 
 interface FrechetRef {
   distance: number;
@@ -28,10 +29,6 @@ const ref = JSON.parse(
   };
 };
 
-function close(a: number, b: number, rel: number, what: string): void {
-  assert.ok(Math.abs(a - b) <= rel * Math.max(1, Math.abs(b)), `${what}: ${a} vs ${b}`);
-}
-
 void describe('Fréchet distance vs numpy (eigh-based reference)', () => {
   const x = gaussianSample(ref.frechet.x);
   const y = gaussianSample(ref.frechet.y);
@@ -43,12 +40,12 @@ void describe('Fréchet distance vs numpy (eigh-based reference)', () => {
 
   void it('FD of two correlated 20-dim Gaussian samples', () => {
     const stats = featureStats(x);
-    close(stats.cov[0]!, ref.frechet.full.cov00, 1e-13, 'Σ[0, 0] (unbiased)');
-    close(stats.cov[1]!, ref.frechet.full.cov01, 1e-13, 'Σ[0, 1]');
+    assertRelClose(stats.cov[0]!, ref.frechet.full.cov00, 1e-13, 'Σ[0, 0] (unbiased)');
+    assertRelClose(stats.cov[1]!, ref.frechet.full.cov01, 1e-13, 'Σ[0, 1]');
     const r = frechetDistanceOfFeatures(x, y);
-    close(r.distance, ref.frechet.full.distance, 1e-11, 'FD');
-    close(r.meanTerm, ref.frechet.full.meanTerm, 1e-12, '‖μ₁ − μ₂‖²');
-    close(r.traceSqrtProduct, ref.frechet.full.traceSqrtProduct, 1e-11, 'tr √(…)');
+    assertRelClose(r.distance, ref.frechet.full.distance, 1e-11, 'FD');
+    assertRelClose(r.meanTerm, ref.frechet.full.meanTerm, 1e-12, '‖μ₁ − μ₂‖²');
+    assertRelClose(r.traceSqrtProduct, ref.frechet.full.traceSqrtProduct, 1e-11, 'tr √(…)');
     assert.equal(r.clamped.sigma1.count, 0, 'a full-rank Σ₁ has no negative eigenvalue');
   });
 
@@ -58,8 +55,8 @@ void describe('Fréchet distance vs numpy (eigh-based reference)', () => {
     const r = frechetDistanceOfFeatures(x12, y);
     // Σ₁ has rank 11, so 9 eigenvalues of the product are zero up to rounding δ ≈ 1e-15, and
     // each enters the trace as √δ ≈ 3e-8 on either side: agreement is to ~√ε, not ε.
-    close(r.distance, ref.frechet.singular.distance, 1e-6, 'FD');
-    close(r.traceSqrtProduct, ref.frechet.singular.traceSqrtProduct, 1e-6, 'tr √(…)');
+    assertRelClose(r.distance, ref.frechet.singular.distance, 1e-6, 'FD');
+    assertRelClose(r.traceSqrtProduct, ref.frechet.singular.traceSqrtProduct, 1e-6, 'tr √(…)');
     const { sigma1, product } = r.clamped;
     assert.ok(sigma1.relative < 1e-13 && product.relative < 1e-13, 'only rounding-sized negatives');
     assert.ok(sigma1.mostNegative <= 0 && product.mostNegative <= 0, 'reported as ≤ 0');
@@ -94,8 +91,8 @@ void describe('Fréchet distance: analytic cases', () => {
     );
     let m = 0;
     for (let i = 0; i < d; i++) m += (mu1[i]! - mu2[i]!) ** 2;
-    close(r.distance, m + d * (s1 - s2) ** 2, 1e-14, 'FD');
-    close(r.traceSqrtProduct, d * s1 * s2, 1e-14, 'tr √(σ₁² σ₂² I)');
+    assertRelClose(r.distance, m + d * (s1 - s2) ** 2, 1e-14, 'FD');
+    assertRelClose(r.traceSqrtProduct, d * s1 * s2, 1e-14, 'tr √(σ₁² σ₂² I)');
   });
 
   void it('2×2 non-commuting covariances: tr √(Σ₁^½ Σ₂ Σ₁^½) = √(tr Σ₁Σ₂ + 2 √(det Σ₁ det Σ₂))', () => {
@@ -106,8 +103,8 @@ void describe('Fréchet distance: analytic cases', () => {
     const trAB = a[0]! * b[0]! + a[1]! * b[2]! + a[2]! * b[1]! + a[3]! * b[3]!;
     const det = (m: Float64Array) => m[0]! * m[3]! - m[1]! * m[2]!;
     const want = Math.sqrt(trAB + 2 * Math.sqrt(det(a) * det(b)));
-    close(r.traceSqrtProduct, want, 1e-14, 'tr √(…)');
-    close(r.distance, 3 + 3.5 - 2 * want, 1e-14, 'FD');
+    assertRelClose(r.traceSqrtProduct, want, 1e-14, 'tr √(…)');
+    assertRelClose(r.distance, 3 + 3.5 - 2 * want, 1e-14, 'FD');
   });
 
   void it('two-pass statistics survive a large common offset; float32 input reads the same', () => {
@@ -119,9 +116,10 @@ void describe('Fréchet distance: analytic cases', () => {
     );
     const s0 = featureStats(base);
     const s1 = featureStats(shifted);
-    for (let i = 0; i < 36; i++) close(s1.cov[i]!, s0.cov[i]!, 1e-9, `Σ[${i}] with offset 1e6`);
+    for (let i = 0; i < 36; i++)
+      assertRelClose(s1.cov[i]!, s0.cov[i]!, 1e-9, `Σ[${i}] with offset 1e6`);
     for (let i = 0; i < 6; i++)
-      close(s1.mean[i]! - 1e6, s0.mean[i]!, 1e-9, `μ[${i}] with offset 1e6`);
+      assertRelClose(s1.mean[i]! - 1e6, s0.mean[i]!, 1e-9, `μ[${i}] with offset 1e6`);
     const f32 = featureMatrix(Float32Array.from(base.data), 40, 6);
     const f64 = featureMatrix(Float64Array.from(f32.data), 40, 6);
     assert.deepEqual(featureStats(f32), featureStats(f64), 'float32 rows are widened exactly');

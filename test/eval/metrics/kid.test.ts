@@ -11,6 +11,7 @@ import {
   sampleWithoutReplacement,
 } from '../../../src/eval/metrics/kid.js';
 import { gaussianSample, type SampleSpec, sumOf } from './test-data.js';
+import { assertRelClose } from '../../engine/testing.js';
 
 const ref = JSON.parse(
   readFileSync(new URL('../../../test/fixtures/metrics/metrics_ref.json', import.meta.url), 'utf8'),
@@ -26,10 +27,6 @@ const ref = JSON.parse(
   };
 };
 
-function close(a: number, b: number, rel: number, what: string): void {
-  assert.ok(Math.abs(a - b) <= rel * Math.max(1, Math.abs(b)), `${what}: ${a} vs ${b}`);
-}
-
 const range = (n: number) => Array.from({ length: n }, (_, i) => i);
 
 void describe('KID vs a direct numpy unbiased MMD²', () => {
@@ -43,11 +40,11 @@ void describe('KID vs a direct numpy unbiased MMD²', () => {
 
   void it('MMD² per fixed subset, their mean and (population) std', () => {
     const r = kidFromSubsets(x, y, ref.kid.subsets);
-    ref.kid.values.forEach((v, i) => close(r.values[i]!, v, 1e-12, `subset ${i}`));
-    close(r.kid, ref.kid.mean, 1e-12, 'mean');
-    close(r.std, ref.kid.std, 1e-11, 'std');
+    ref.kid.values.forEach((v, i) => assertRelClose(r.values[i]!, v, 1e-12, `subset ${i}`));
+    assertRelClose(r.kid, ref.kid.mean, 1e-12, 'mean');
+    assertRelClose(r.std, ref.kid.std, 1e-11, 'std');
     assert.equal(r.subsetSize, 20, 'subset size');
-    close(
+    assertRelClose(
       polynomialMmd2(x, y, { x: range(x.rows), y: range(y.rows) }),
       ref.kid.allRows,
       1e-12,
@@ -76,7 +73,7 @@ void describe('KID: analytic and behavioural checks', () => {
     }
     const want = (2 / n) * (off / (n * (n - 1)) - diag / n);
     const all = polynomialMmd2(x, x, { x: range(n), y: range(n) });
-    close(all, want, 1e-12, 'MMD²_u(X, X)');
+    assertRelClose(all, want, 1e-12, 'MMD²_u(X, X)');
     assert.ok(Math.abs(all) < (2 / n) * (diag / n), `|MMD²_u(X, X)| = ${all} is O(1/n)`);
   });
 

@@ -5,6 +5,7 @@ import { concat, cpuBackend, full, randn, type Tensor, tensor } from '../../../s
 import { makeSchedule, type VlbModel } from '../../../src/diffusion/index.js';
 import { datasetNll, nllNoiseOffset } from '../../../src/eval/metrics/nll.js';
 import { hashUniform } from './test-data.js';
+import { assertClose } from '../../engine/testing.js';
 
 const f64 = { dtype: 'float64' } as const;
 const LN2 = Math.LN2;
@@ -78,10 +79,6 @@ function klBits(t: number, x: Float64Array, x0Hat: Float64Array): number {
   return kl / D / LN2;
 }
 
-function close(a: number, b: number, tol: number, what: string): void {
-  assert.ok(Math.abs(a - b) <= tol, `${what}: ${a} vs ${b}`);
-}
-
 const images = [gridImage(1), gridImage(2), gridImage(3)];
 const zeros = new Float64Array(D);
 
@@ -104,16 +101,23 @@ void describe('datasetNll: a zero-output x_0 model (x̂_0 = 0) against its close
     assert.equal(r.estimator, 'exact', 'stride 1 is the exact bound');
     assert.equal(r.modelCallsPerImage, T, 'T calls per image');
     const want = images.map(closedForm);
-    want.forEach((w, i) => close(r.perImage[i]!, w.total, 1e-9, `image ${i}`));
+    want.forEach((w, i) =>
+      assertClose(r.perImage[i]!, w.total, { rtol: 0, atol: 1e-9 }, `image ${i}`),
+    );
     for (let t = 0; t < T; t++) {
       const m = want.reduce((acc, w) => acc + w.terms[t]!, 0) / 3;
-      close(r.termMeans![t]!, m, 1e-9, `term ${t}`);
+      assertClose(r.termMeans![t]!, m, { rtol: 0, atol: 1e-9 }, `term ${t}`);
     }
     const mean = want.reduce((acc, w) => acc + w.total, 0) / 3;
     const sd = Math.sqrt(want.reduce((acc, w) => acc + (w.total - mean) ** 2, 0) / 2);
-    close(r.bitsPerDim, mean, 1e-9, 'mean');
-    close(r.standardError, sd / Math.sqrt(3), 1e-9, 'standard error');
-    close(r.prior + r.kl + r.decoder, r.bitsPerDim, 1e-12, 'the parts add up');
+    assertClose(r.bitsPerDim, mean, { rtol: 0, atol: 1e-9 }, 'mean');
+    assertClose(r.standardError, sd / Math.sqrt(3), { rtol: 0, atol: 1e-9 }, 'standard error');
+    assertClose(
+      r.prior + r.kl + r.decoder,
+      r.bitsPerDim,
+      { rtol: 0, atol: 1e-12 },
+      'the parts add up',
+    );
   });
 
   void it('a learned_range output of v = −1 is β̃_t itself: the same bound', async () => {
@@ -125,7 +129,9 @@ void describe('datasetNll: a zero-output x_0 model (x̂_0 = 0) against its close
       varianceType: 'learned_range',
     });
     data[0]!.dispose();
-    a.perImage.forEach((v, i) => close(b.perImage[i]!, v, 1e-12, `image ${i}`));
+    a.perImage.forEach((v, i) =>
+      assertClose(b.perImage[i]!, v, { rtol: 0, atol: 1e-12 }, `image ${i}`),
+    );
   });
 
   void it('learned_range outputs v = ±1: the bounds at Σ = β̃_t and at Σ = β_t, in closed form', async () => {
@@ -155,7 +161,9 @@ void describe('datasetNll: a zero-output x_0 model (x̂_0 = 0) against its close
         varianceType: 'learned_range',
       });
       got[v] = r.perImage;
-      images.forEach((x, i) => close(r.perImage[i]!, bound(x, v), 1e-9, `v = ${v}, image ${i}`));
+      images.forEach((x, i) =>
+        assertClose(r.perImage[i]!, bound(x, v), { rtol: 0, atol: 1e-9 }, `v = ${v}, image ${i}`),
+      );
     }
     data[0]!.dispose();
     assert.ok(
@@ -178,8 +186,8 @@ void describe('datasetNll: a zero-output x_0 model (x̂_0 = 0) against its close
       assert.equal(r.estimator, 'stratified', 'stated as an estimate');
       assert.equal(r.modelCallsPerImage, 1 + 3, 'L_0 and one call per stratum of 4 of t = 1…9');
       assert.equal(r.termMeans, null, 'no per-term means');
-      close(r.prior, exact.prior, 1e-12, 'L_T is exact');
-      close(r.decoder, exact.decoder, 1e-12, 'L_0 is exact');
+      assertClose(r.prior, exact.prior, { rtol: 0, atol: 1e-12 }, 'L_T is exact');
+      assertClose(r.decoder, exact.decoder, { rtol: 0, atol: 1e-12 }, 'L_0 is exact');
       est.push(r.bitsPerDim);
     }
     data[0]!.dispose();
@@ -210,8 +218,8 @@ void describe('datasetNll: optimal denoisers', () => {
     const want = priorBits(xs) + decoderBits(xs, xs);
     for (const stride of [1, 3]) {
       const r = await datasetNll(s, oracle, [x0], { timestepStride: stride, seed: 5 });
-      close(r.perImage[0]!, want, 1e-9, `stride ${stride}: bound`);
-      close(r.kl, 0, 1e-10, `stride ${stride}: Σ KL`);
+      assertClose(r.perImage[0]!, want, { rtol: 0, atol: 1e-9 }, `stride ${stride}: bound`);
+      assertClose(r.kl, 0, { rtol: 0, atol: 1e-10 }, `stride ${stride}: Σ KL`);
       assert.ok(r.n === 1 && Number.isNaN(r.standardError), 'one image: no standard error');
     }
     x0.dispose();
@@ -262,11 +270,11 @@ void describe('datasetNll: optimal denoisers', () => {
         const x0Hat = posteriorMean(xt, t);
         total += t === 0 ? decoderBits(x, x0Hat) : klBits(t, x, x0Hat);
       }
-      close(together.perImage[i]!, total, 1e-9, `image ${i}`);
-      close(
+      assertClose(together.perImage[i]!, total, { rtol: 0, atol: 1e-9 }, `image ${i}`);
+      assertClose(
         apart.perImage[i]!,
         together.perImage[i]!,
-        1e-13,
+        { rtol: 0, atol: 1e-13 },
         `image ${i}: batching does not matter`,
       );
     });
