@@ -7,6 +7,7 @@ import { evalCommand } from './eval.js';
 import { exportCommand } from './export.js';
 import { forecastCommand } from './forecast.js';
 import { loraCommand } from './lora.js';
+import { reconstructCommand } from './reconstruct.js';
 import { sampleCommand } from './sample.js';
 import { trainCommand } from './train.js';
 import { trainClassifierCommand } from './train-classifier.js';
@@ -28,6 +29,7 @@ const commands: Command[] = [
   demoCommand,
   exportCommand,
   evalCommand,
+  reconstructCommand,
   loraCommand,
 ];
 
