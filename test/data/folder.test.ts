@@ -56,7 +56,7 @@ void describe('image folders', () => {
       assert.equal(img.length, 48);
       assert.ok(
         img.every((v) => v >= 0 && v <= 1),
-        'img.every((v) => v >= 0 && v <= 1)',
+        `image ${i}: values in [0, 1]`,
       );
       return [img[5]!, img[16 + 5]!, img[32 + 5]!];
     };
@@ -65,7 +65,7 @@ void describe('image folders', () => {
     const green = pixel(2); // JPEG is lossy
     assert.ok(
       Math.abs(green[0]!) < 0.03 && Math.abs(green[1]! - 200 / 255) < 0.03 && green[2]! < 0.03,
-      'Math.abs(green[0]!) < 0.03 && Math.abs(green[1]! - 200 / 255) < 0.03 && green[2]! < 0.03',
+      `green pixel ${green.join(', ')}`,
     );
     assert.deepEqual(pixel(3), [1, 1, 1]); // 16-bit gray white, 3x5 enlarged to 4x(6.67) and cropped
     assert.deepEqual(
@@ -81,10 +81,7 @@ void describe('image folders', () => {
     const ds = loadImageFolder(labelled, { size: [2, 3], channels: 1, background: [0, 0, 0] });
     assert.deepEqual([ds.channels, ds.height, ds.width], [1, 2, 3]);
     assert.deepEqual([...ds.get(1).image], [0, 0, 0, 0, 0, 0]); // transparent over black
-    assert.ok(
-      Math.abs(ds.get(0).image[0]! - 0.298) < 0.003,
-      'Math.abs(ds.get(0).image[0]! - 0.298) < 0.003',
-    ); // red's luma
+    assert.ok(Math.abs(ds.get(0).image[0]! - 0.298) < 0.003, `red's luma ${ds.get(0).image[0]}`); // red's luma
   });
 
   void test('no labels when images sit in the root', () => {

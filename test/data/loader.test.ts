@@ -61,7 +61,7 @@ void describe('DataLoader', () => {
         b.indices.forEach((idx, k) => {
           const want = expectedImage(ds, idx, b.flipped[k]!);
           want.forEach((v, j) =>
-            assert.ok(Math.abs(x[k * 18 + j]! - v) < 1e-6, 'Math.abs(x[k * 18 + j]! - v) < 1e-6'),
+            assert.ok(Math.abs(x[k * 18 + j]! - v) < 1e-6, `batch element ${k}, value ${j}`),
           );
         });
         seen.push(...b.indices);
@@ -94,7 +94,7 @@ void describe('DataLoader', () => {
     assert.deepEqual(plain.batchAt(3).indices, [...Array(50).keys()]);
     assert.ok(
       plain.batchAt(3).flipped.every((f) => !f),
-      'plain.batchAt(3).flipped.every((f) => !f)',
+      'nothing flipped by default',
     );
   });
 

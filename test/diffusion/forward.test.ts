@@ -72,15 +72,12 @@ void describe('q(x_t | x_0)', () => {
         TS,
         (x, e, t) => Math.sqrt(ab[t]!) * e - Math.sqrt(1 - ab[t]!) * x,
       );
-      assert.ok(maxAbsDiff(vals(xt), wantXt) < 1e-15, 'maxAbsDiff(vals(xt), wantXt) < 1e-15');
-      assert.ok(maxAbsDiff(vals(v), wantV) < 1e-15, 'maxAbsDiff(vals(v), wantV) < 1e-15');
+      assert.ok(maxAbsDiff(vals(xt), wantXt) < 1e-15, 'x_t against the direct loop');
+      assert.ok(maxAbsDiff(vals(v), wantV) < 1e-15, 'v against the direct loop');
       // At t = 0 x_t is almost x_0; at the end of the cosine schedule almost pure noise.
       const x0v = vals(x0);
       const first = vals(xt).subarray(0, PER);
-      assert.ok(
-        maxAbsDiff(first, x0v.subarray(0, PER)) < 0.05,
-        'maxAbsDiff(first, x0v.subarray(0, PER)) < 0.05',
-      );
+      assert.ok(maxAbsDiff(first, x0v.subarray(0, PER)) < 0.05, 'x_t at t = 0 is almost x_0');
     });
   }
 
@@ -143,7 +140,10 @@ void describe('ε / x0 / v conversions', () => {
           const e = vals(epshat)[i]!;
           return type === 'epsilon' ? e : type === 'sample' ? x : a * e - sg * x;
         });
-        assert.ok(maxAbsDiff(vBack, vals(out)) < 1e-12, 'maxAbsDiff(vBack, vals(out)) < 1e-12');
+        assert.ok(
+          maxAbsDiff(vBack, vals(out)) < 1e-12,
+          `${type}: v recovered from the model output`,
+        );
       });
     }
   }
@@ -159,13 +159,13 @@ void describe('ε / x0 / v conversions', () => {
       const [a, sg] = [s.sqrtAlphasCumprod[t]!, s.sqrtOneMinusAlphasCumprod[t]!];
       assert.ok(
         Math.abs(a * xt[i]! - sg * v[i]! - vals(x0)[i]!) < 1e-14,
-        'Math.abs(a * xt[i]! - sg * v[i]! - vals(x0)[i]!) < 1e-14',
+        `x_0 = √ᾱ·x_t − √(1−ᾱ)·v at ${i}`,
       );
       assert.ok(
         Math.abs(sg * xt[i]! + a * v[i]! - vals(eps)[i]!) < 1e-14,
-        'Math.abs(sg * xt[i]! + a * v[i]! - vals(eps)[i]!) < 1e-14',
+        `ε = √(1−ᾱ)·x_t + √ᾱ·v at ${i}`,
       );
-      assert.ok(Math.abs(a * a + sg * sg - 1) < 1e-15, 'Math.abs(a * a + sg * sg - 1) < 1e-15');
+      assert.ok(Math.abs(a * a + sg * sg - 1) < 1e-15, `ᾱ + (1 − ᾱ) = 1 at t = ${t}`);
     }
   });
 
@@ -221,7 +221,7 @@ void describe('q(x_{t−1} | x_t, x_0)', () => {
       const xt = addNoise(s, x0, tensor(zeros, SHAPE, f64), ts);
       const m = vals(posteriorMean(s, x0, xt, ts));
       const want = direct(x0, x0, ts, (x, _e, t) => Math.sqrt(s.alphasCumprodPrev[t]!) * x);
-      assert.ok(maxAbsDiff(m, want) < 1e-11, 'maxAbsDiff(m, want) < 1e-11');
+      assert.ok(maxAbsDiff(m, want) < 1e-11, 'posterior mean with ε = 0 against the direct loop');
     });
   }
 
@@ -229,7 +229,7 @@ void describe('q(x_{t−1} | x_t, x_0)', () => {
     const s = schedules[0]![1];
     assert.ok(
       Math.abs(s.posteriorMeanCoef1[0]! - 1) < 1e-12,
-      'Math.abs(s.posteriorMeanCoef1[0]! - 1) < 1e-12',
+      `coef1 at t = 0: ${s.posteriorMeanCoef1[0]}`,
     );
     assert.equal(s.posteriorMeanCoef2[0], 0);
   });

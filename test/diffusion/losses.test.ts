@@ -59,7 +59,7 @@ void describe('L_simple', () => {
       const want =
         Math.sqrt(s.alphasCumprod[t]!) * vals(noise)[i]! -
         Math.sqrt(1 - s.alphasCumprod[t]!) * vals(x0)[i]!;
-      assert.ok(Math.abs(got - want) < 1e-15, 'Math.abs(got - want) < 1e-15');
+      assert.ok(Math.abs(got - want) < 1e-15, `target at ${i}: ${got} vs ${want}`);
     });
   });
 
@@ -109,7 +109,7 @@ void describe('L_simple', () => {
     const N = SHAPE.reduce((a, b) => a * b);
     g.forEach((gi, i) => {
       const want = (2 * w[Math.floor(i / PER)]! * (vals(out)[i]! - vals(noise)[i]!)) / N;
-      assert.ok(Math.abs(gi - want) < 1e-15, 'Math.abs(gi - want) < 1e-15');
+      assert.ok(Math.abs(gi - want) < 1e-15, `gradient at ${i}: ${gi} vs ${want}`);
     });
   });
 
@@ -144,7 +144,7 @@ void describe('min-SNR-γ weighting', () => {
       assertRelClose(vw[i]!, Math.min(r, g) / (r + 1), 1e-12);
     });
     // Above γ the ε weight is γ/SNR < 1; below it, exactly 1.
-    assert.ok(eps[0]! < 1 && eps[4] === 1, 'eps[0]! < 1 && eps[4] === 1');
+    assert.ok(eps[0]! < 1 && eps[4] === 1, `ε weights ${eps[0]} (above γ), ${eps[4]} (below)`);
     assert.throws(() => minSnrWeights(s, ts, 0, 'epsilon'), /positive/);
   });
 
@@ -184,7 +184,7 @@ void describe('min-SNR-γ weighting', () => {
     );
     assert.ok(
       Math.abs(plain[0]! - plain[1]!) > 0.1 * plain[1]!,
-      'Math.abs(plain[0]! - plain[1]!) > 0.1 * plain[1]!',
+      `the weighting changes the loss: ${plain[0]} vs ${plain[1]}`,
     );
   });
 
@@ -225,7 +225,7 @@ void describe('hybrid loss (learned variance)', () => {
       const mse = perSample(meanPart, noise);
       assert.ok(
         vals(r.mse).every((m, i) => Math.abs(m - mse[i]!) < 1e-14),
-        'vals(r.mse).every((m, i) => Math.abs(m - mse[i]!) < 1e-14)',
+        `${varianceType}: per-sample MSE of the mean part`,
       );
       const dist = modelDistributionFromParts(s, meanPart, varPart, xt, ts, { varianceType });
       const vb = vals(vbTermBpd(s, x0, xt, ts, dist));
@@ -314,7 +314,7 @@ void describe('hybrid loss (learned variance)', () => {
     const vb = vals(r.vb!);
     assert.ok(
       vb.every((v) => v > 0),
-      'vb.every((v) => v > 0)',
+      'every L_vlb term is positive',
     );
     assertRelClose(
       r.loss.itemSync(),

@@ -59,7 +59,7 @@ void describe('beta schedules', () => {
     const b = makeBetas(cfg({ betaSchedule: 'scaled_linear', betaStart: s, betaEnd: e }));
     assert.ok(
       Math.abs(b[0]! - s) <= 1e-18 && Math.abs(b[T - 1]! - e) <= 1e-17,
-      'Math.abs(b[0]! - s) <= 1e-18 && Math.abs(b[T - 1]! - e) <= 1e-17',
+      `endpoints ${b[0]}, ${b[T - 1]}`,
     );
     const want = Array.from(
       { length: T },
@@ -86,15 +86,12 @@ void describe('beta schedules', () => {
       assert.equal(s.betas[T - 1], 0.999, 'cap');
       assert.ok(
         s.betas.every((b) => b > 0 && b <= 0.999),
-        's.betas.every((b) => b > 0 && b <= 0.999)',
+        'every β in (0, 0.999]',
       );
       assertIncreasing(s.betas, 'cosine betas');
       // First beta from the formula directly.
       const b0 = 1 - cosineAlphaBar(1 / T) / cosineAlphaBar(0);
-      assert.ok(
-        Math.abs(s.betas[0]! - b0) <= 1e-15 * b0,
-        'Math.abs(s.betas[0]! - b0) <= 1e-15 * b0',
-      );
+      assert.ok(Math.abs(s.betas[0]! - b0) <= 1e-15 * b0, `β_0 = ${s.betas[0]}, want ${b0}`);
     }
   });
 
@@ -110,14 +107,8 @@ void describe('beta schedules', () => {
     const [s, e] = [1e-4, 0.02];
     const b = makeBetas(cfg({ betaSchedule: 'sigmoid', betaStart: s, betaEnd: e }));
     const sig = (x: number) => 1 / (1 + Math.exp(-x));
-    assert.ok(
-      Math.abs(b[0]! - (s + (e - s) * sig(-6))) < 1e-17,
-      'Math.abs(b[0]! - (s + (e - s) * sig(-6))) < 1e-17',
-    );
-    assert.ok(
-      Math.abs(b[T - 1]! - (s + (e - s) * sig(6))) < 1e-17,
-      'Math.abs(b[T - 1]! - (s + (e - s) * sig(6))) < 1e-17',
-    );
+    assert.ok(Math.abs(b[0]! - (s + (e - s) * sig(-6))) < 1e-17, `β_0 = ${b[0]}`);
+    assert.ok(Math.abs(b[T - 1]! - (s + (e - s) * sig(6))) < 1e-17, `β_T = ${b[T - 1]}`);
     assertIncreasing(b, 'sigmoid');
     // σ(x) + σ(−x) = 1 and the grid is symmetric, so β_i + β_{T−1−i} = β_start + β_end.
     for (let i = 0; i < T; i++) {
@@ -164,7 +155,7 @@ void describe('rescale to zero terminal SNR', () => {
       assert.ok(Math.abs(res.betas[T - 1]! - 1) < 1e-15, 'β_T = 1');
       assert.ok(
         Math.abs(res.alphasCumprod[0]! - orig.alphasCumprod[0]!) <= 1e-15,
-        'Math.abs(res.alphasCumprod[0]! - orig.alphasCumprod[0]!) <= 1e-15',
+        `ᾱ_0 = ${res.alphasCumprod[0]}, was ${orig.alphasCumprod[0]}`,
       );
       // √ᾱ'_t = (√ᾱ_t − √ᾱ_T) √ᾱ_0 / (√ᾱ_0 − √ᾱ_T) (Lin et al. 2024, Algorithm 1).
       const [a0, aT] = [orig.sqrtAlphasCumprod[0]!, orig.sqrtAlphasCumprod[T - 1]!];
@@ -174,7 +165,7 @@ void describe('rescale to zero terminal SNR', () => {
       }
       assert.ok(
         res.betas.every((b) => b >= 0 && b <= 1),
-        'res.betas.every((b) => b >= 0 && b <= 1)',
+        'every β in [0, 1]',
       );
     });
   }
@@ -224,7 +215,7 @@ void describe('NoiseSchedule derived arrays', () => {
       assert.equal(s.alphasCumprodPrev[0], 1);
       // β̃_t ≤ β_t: the posterior is narrower than one forward step.
       for (let t = 0; t < T; t++)
-        assert.ok(s.posteriorVariance[t]! <= s.betas[t]!, 's.posteriorVariance[t]! <= s.betas[t]!');
+        assert.ok(s.posteriorVariance[t]! <= s.betas[t]!, `β̃ ≤ β at ${t}`);
       assertIncreasing(
         s.alphasCumprod.map((a) => -a),
         'ᾱ decreasing',
@@ -234,13 +225,10 @@ void describe('NoiseSchedule derived arrays', () => {
 
   void it('accepts explicit betas', () => {
     const s = makeSchedule(Float64Array.from([0.1, 0.5]));
-    assert.ok(
-      Math.abs(s.alphasCumprod[1]! - 0.45) < 1e-16,
-      'Math.abs(s.alphasCumprod[1]! - 0.45) < 1e-16',
-    );
+    assert.ok(Math.abs(s.alphasCumprod[1]! - 0.45) < 1e-16, `ᾱ_1 = ${s.alphasCumprod[1]}`);
     assert.ok(
       Math.abs(s.posteriorVariance[1]! - (0.5 * 0.1) / 0.55) < 1e-16,
-      'Math.abs(s.posteriorVariance[1]! - (0.5 * 0.1) / 0.55) < 1e-16',
+      `β̃_1 = ${s.posteriorVariance[1]}`,
     );
   });
 });

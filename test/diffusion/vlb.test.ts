@@ -95,15 +95,12 @@ void describe('normalKl', () => {
     const klNum = vals(normalKl(m1, -0.7, m2, 1.3));
     for (let i = 0; i < 50; i++) {
       const [a, b, c, d] = [vals(m1)[i]!, vals(lv1)[i]!, vals(m2)[i]!, vals(lv2)[i]!];
-      assert.ok(
-        Math.abs(kl[i]! - closed(a, b, c, d)) < 1e-13,
-        'Math.abs(kl[i]! - closed(a, b, c, d)) < 1e-13',
-      );
+      assert.ok(Math.abs(kl[i]! - closed(a, b, c, d)) < 1e-13, `element ${i}: ${kl[i]}`);
       assert.ok(
         Math.abs(klNum[i]! - closed(a, -0.7, c, 1.3)) < 1e-13,
-        'Math.abs(klNum[i]! - closed(a, -0.7, c, 1.3)) < 1e-13',
+        `numeric log-variances, element ${i}: ${klNum[i]}`,
       );
-      assert.ok(kl[i]! >= 0, 'kl[i]! >= 0');
+      assert.ok(kl[i]! >= 0, `KL ≥ 0 at ${i}: ${kl[i]}`);
     }
   });
 
@@ -112,15 +109,15 @@ void describe('normalKl', () => {
     const lv = randn([20], { seed: 6, ...f64 });
     assert.ok(
       vals(normalKl(m, lv, m, lv)).every((v) => v === 0),
-      'vals(normalKl(m, lv, m, lv)).every((v) => v === 0)',
+      'KL of a distribution with itself is 0',
     );
     const kl = vals(normalKl(t64([0]), 0, t64([1]), 0))[0]!;
-    assert.ok(Math.abs(kl - 0.5) < 1e-16, 'Math.abs(kl - 0.5) < 1e-16');
+    assert.ok(Math.abs(kl - 0.5) < 1e-16, `KL(N(0, 1) ‖ N(1, 1)) = ${kl}`);
     // KL(N(0, σ1²) ‖ N(0, σ2²)) = ln(σ2/σ1) + σ1²/(2σ2²) − ½.
     const kv = vals(normalKl(t64([0]), Math.log(0.25), t64([0]), Math.log(4)))[0]!;
     assert.ok(
       Math.abs(kv - (Math.log(2 / 0.5) + 0.25 / 8 - 0.5)) < 1e-15,
-      'Math.abs(kv - (Math.log(2 / 0.5) + 0.25 / 8 - 0.5)) < 1e-15',
+      `KL(N(0, ¼) ‖ N(0, 4)) = ${kv}`,
     );
   });
 
@@ -181,7 +178,7 @@ void describe('standardNormalCdf', () => {
     const x = t64(xs).requireGrad();
     const y = standardNormalCdf(x);
     const yv = vals(y);
-    for (let i = 1; i < xs.length; i++) assert.ok(yv[i]! >= yv[i - 1]!, 'yv[i]! >= yv[i - 1]!');
+    for (let i = 1; i < xs.length; i++) assert.ok(yv[i]! >= yv[i - 1]!, `non-decreasing at ${i}`);
     y.sum().backward();
     const g = vals(x.grad!);
     xs.forEach((v, i) => {
@@ -205,7 +202,7 @@ void describe('discretizedGaussianLogLikelihood', () => {
         assert.ok(Math.abs(total - 1) < 1e-9, `mean ${m} scale ${sc}: Σ = ${total}`);
         assert.ok(
           ll.every((v) => v <= 1e-15),
-          'll.every((v) => v <= 1e-15)',
+          `mean ${m} scale ${sc}: every log-likelihood ≤ 0`,
         );
       }
     }
@@ -231,10 +228,7 @@ void describe('discretizedGaussianLogLikelihood', () => {
     });
     // The default floor of 1e-12 caps the −113 case.
     const floored = vals(discretizedGaussianLogLikelihood(x, m, ls));
-    assert.ok(
-      Math.abs(floored[1]! - Math.log(1e-12)) < 1e-12,
-      'Math.abs(floored[1]! - Math.log(1e-12)) < 1e-12',
-    );
+    assert.ok(Math.abs(floored[1]! - Math.log(1e-12)) < 1e-12, `floored: ${floored[1]}`);
   });
 
   void it('has finite gradients that match finite differences (f64)', () => {
@@ -268,14 +262,8 @@ void describe('discretizedGaussianLogLikelihood', () => {
     const ll = vals(gaussianLogLikelihood(t64([0.3, -1]), t64([0.1, 0]), t64([Math.log(0.5), 0])));
     const want = (x: number, m: number, s: number) =>
       -0.5 * Math.log(2 * Math.PI * s * s) - ((x - m) * (x - m)) / (2 * s * s);
-    assert.ok(
-      Math.abs(ll[0]! - want(0.3, 0.1, 0.5)) < 1e-15,
-      'Math.abs(ll[0]! - want(0.3, 0.1, 0.5)) < 1e-15',
-    );
-    assert.ok(
-      Math.abs(ll[1]! - want(-1, 0, 1)) < 1e-15,
-      'Math.abs(ll[1]! - want(-1, 0, 1)) < 1e-15',
-    );
+    assert.ok(Math.abs(ll[0]! - want(0.3, 0.1, 0.5)) < 1e-15, `ll[0] = ${ll[0]}`);
+    assert.ok(Math.abs(ll[1]! - want(-1, 0, 1)) < 1e-15, `ll[1] = ${ll[1]}`);
   });
 });
 
@@ -317,7 +305,7 @@ void describe('p_θ(x_{t−1} | x_t)', () => {
               : alpha[b]! * x - sigma[b]! * o;
         assert.ok(
           Math.abs(v - want0) < 1e-12 * (1 + Math.abs(want0)),
-          'Math.abs(v - want0) < 1e-12 * (1 + Math.abs(want0))',
+          `sample ${b}: ${v} vs ${want0}`,
         );
       });
     });
@@ -331,12 +319,9 @@ void describe('p_θ(x_{t−1} | x_t)', () => {
     const x0 = vals(d.predOriginalSample);
     assert.ok(
       x0.every((v) => v >= -1 && v <= 1),
-      'x0.every((v) => v >= -1 && v <= 1)',
+      'x̂_0 clipped to [−1, 1]',
     );
-    assert.ok(
-      x0.some((v) => v === 1) && x0.some((v) => v === -1),
-      'x0.some((v) => v === 1) && x0.some((v) => v === -1)',
-    );
+    assert.ok(x0.some((v) => v === 1) && x0.some((v) => v === -1), 'the clip reaches both ends');
   });
 
   void it('learned_range interpolates log β̃ (v = −1) to log β (v = 1) from the second C channels', () => {
@@ -553,7 +538,7 @@ void describe('variational bound: Gaussian data, closed form', () => {
     for (let b = 0; b < B; b++)
       assert.ok(
         Math.abs(analytic[b]! - nll[b]!) < 1e-10,
-        'Math.abs(analytic[b]! - nll[b]!) < 1e-10',
+        `sample ${b}: ${analytic[b]} vs ${nll[b]}`,
       );
     const totals: Float64Array[] = [];
     for (const type of ['sample', 'v_prediction'] as PredictionType[]) {
@@ -584,7 +569,7 @@ void describe('variational bound: Gaussian data, closed form', () => {
       for (let b = 0; b < B; b++)
         assert.ok(
           Math.abs(tot[b]! - totals[0]![b]!) < 1e-9,
-          'Math.abs(tot[b]! - totals[0]![b]!) < 1e-9',
+          `sample ${b}: ${tot[b]} vs ${totals[0]![b]}`,
         );
     }
     // ε-prediction has no x̂_0 at ᾱ_T = 0.
@@ -628,7 +613,7 @@ void describe('variational bound: Gaussian data, closed form', () => {
     for (let b = 0; b < B; b++)
       assert.ok(
         Math.abs(r.prior[b]! - expected[b]![T]!) < 1e-12,
-        'Math.abs(r.prior[b]! - expected[b]![T]!) < 1e-12',
+        `prior of sample ${b}: ${r.prior[b]}`,
       );
     for (let t = 0; t < T; t++) {
       const diff = r.terms[t]!.map((v, b) => v - expected[b]![t]!);
@@ -680,7 +665,7 @@ void describe('variational bound: Gaussian data, closed form', () => {
       const priorKl = 0.5 * (vT + aT * MU0 * MU0 - 1 - Math.log(vT));
       assert.ok(
         gaps.every((g) => g > -1e-12),
-        'gaps.every((g) => g > -1e-12)',
+        `gaps ${gaps.join(', ')}`,
       );
       assert.ok(Math.abs(gaps[2]! - priorKl) < 1e-9, `exact reverse gap ${gaps[2]} vs ${priorKl}`);
       assert.ok(Math.abs(zeroGap) < 1e-9, `zero-SNR exact gap ${zeroGap}`);
@@ -732,7 +717,7 @@ void describe('variational bound: the oracle model', () => {
         );
         assert.ok(
           r.x0Mse[t]!.every((v) => v < 1e-20),
-          'r.x0Mse[t]!.every((v) => v < 1e-20)',
+          `t=${t}: x̂_0 MSE ${Math.max(...r.x0Mse[t]!)}`,
         );
       }
       const x0v = vals(x0);
@@ -754,10 +739,13 @@ void describe('variational bound: the oracle model', () => {
         assert.ok(Math.abs(r.prior[b]! - prior / D / LN2) < 1e-13, 'prior');
         assert.ok(Math.abs(r.terms[0]![b]! - dec / D / LN2) < 1e-9, `decoder ${r.terms[0]![b]}`);
         const tot = r.prior[b]! + r.terms.reduce((acc, term) => acc + term[b]!, 0);
-        assert.ok(Math.abs(r.total[b]! - tot) < 1e-12, 'Math.abs(r.total[b]! - tot) < 1e-12');
+        assert.ok(
+          Math.abs(r.total[b]! - tot) < 1e-12,
+          `total of sample ${b}: ${r.total[b]} vs ${tot}`,
+        );
       }
       const nll = await nllBitsPerDim(s, oracle, x0, { predictionType: type, seed: 1 });
-      assert.ok(Math.abs(nll - meanOf(r.total)) < 1e-12, 'Math.abs(nll - meanOf(r.total)) < 1e-12');
+      assert.ok(Math.abs(nll - meanOf(r.total)) < 1e-12, `NLL ${nll}`);
     });
   }
 
@@ -777,17 +765,17 @@ void describe('variational bound: the oracle model', () => {
       const one = vals(vbTermBpd(s, pick(x0), pick(xt), ts, db))[0]!;
       assert.ok(Math.abs(both[b]! - one) < 1e-12, `element ${b}`);
     }
-    assert.ok(both[0]! > 0 && both[1]! > 0, 'both[0]! > 0 && both[1]! > 0');
+    assert.ok(both[0]! > 0 && both[1]! > 0, `both positive: ${both[0]}, ${both[1]}`);
   });
 
   void it('priorBpd is zero with zero terminal SNR and positive otherwise', () => {
     assert.ok(
       vals(priorBpd(linearSchedule(40, true), x0)).every((v) => Math.abs(v) < 1e-15),
-      'vals(priorBpd(linearSchedule(40, true), x0)).every((v) => Math.abs(v) < 1e-15)',
+      'zero terminal SNR: prior 0',
     );
     assert.ok(
       vals(priorBpd(s, x0)).every((v) => v > 0),
-      'vals(priorBpd(s, x0)).every((v) => v > 0)',
+      'prior positive',
     );
   });
 });

@@ -24,16 +24,10 @@ void describe('tidy and keep', () => {
     assert.equal(inner!.isDisposed, true);
     assert.equal(out.c.isDisposed, false);
     assert.equal(out.label, 'x');
-    assert.ok(
-      Math.abs(out.c.itemSync() - 12 * Math.E) < 1e-4,
-      'Math.abs(out.c.itemSync() - 12 * Math.E) < 1e-4',
-    );
+    assert.ok(Math.abs(out.c.itemSync() - 12 * Math.E) < 1e-4, `c = ${out.c.itemSync()}`);
     const [b, [negC]] = out.list as [Tensor, [Tensor]];
     assert.equal(b.isDisposed, false);
-    assert.ok(
-      Math.abs(negC.itemSync() + 12 * Math.E) < 1e-4,
-      'Math.abs(negC.itemSync() + 12 * Math.E) < 1e-4',
-    );
+    assert.ok(Math.abs(negC.itemSync() + 12 * Math.E) < 1e-4, `−c = ${negC.itemSync()}`);
     out.c.dispose();
     b.dispose();
     negC.dispose();

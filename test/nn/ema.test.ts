@@ -59,7 +59,7 @@ void describe('emaDecay', () => {
     // @crowsonkb's note: power 2/3 reaches 0.999 at ~31.6K steps.
     assert.ok(
       Math.abs(emaDecay(31_624) - 0.999) < 1e-6,
-      'Math.abs(emaDecay(31_624) - 0.999) < 1e-6',
+      `decay at 31,624 steps: ${emaDecay(31_624)}`,
     );
   });
 

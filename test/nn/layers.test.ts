@@ -258,7 +258,7 @@ void describe('Dropout', () => {
     assert.ok(Math.abs(kept.length - 0.7 * n) < 5 * Math.sqrt(n * p * (1 - p)), `${kept.length}`);
     assert.ok(
       kept.every((v) => v === Math.fround(1 / (1 - p))),
-      'kept.every((v) => v === Math.fround(1 / (1 - p)))',
+      'every kept value scaled by 1/(1 − p)',
     );
     const again = vals(d.forward(x));
     assert.notDeepEqual(again, y, 'a new mask each call');

@@ -59,10 +59,7 @@ void describe('learning-rate schedules', () => {
     assertClose(cosineWithWarmupLr(60, o), 1e-4 + 0.9e-3 / 2, { rtol: 1e-12 });
     assertClose(cosineWithWarmupLr(110, o), 1e-4, { rtol: 1e-12 });
     for (let s = 10; s <= 110; s++)
-      assert.ok(
-        cosineWithWarmupLr(s, o) >= 1e-4 - 1e-18,
-        'cosineWithWarmupLr(s, o) >= 1e-4 - 1e-18',
-      );
+      assert.ok(cosineWithWarmupLr(s, o) >= 1e-4 - 1e-18, `step ${s}: never below the floor`);
   });
 
   void it('linear with warmup', () => {

@@ -60,7 +60,7 @@ void describe('Module', () => {
     assert.equal(net.namedParameters()[0]![1], net.embed.weight);
     assert.ok(
       net.parameters().every((p) => p.requiresGrad),
-      'net.parameters().every((p) => p.requiresGrad)',
+      'every parameter requires grad',
     );
   });
 
@@ -119,12 +119,12 @@ void describe('Module', () => {
     const net = new Net();
     assert.ok(
       net.namedModules().every(([, m]) => m.training),
-      'net.namedModules().every(([, m]) => m.training)',
+      'every module training',
     );
     net.eval();
     assert.ok(
       net.namedModules().every(([, m]) => !m.training),
-      'net.namedModules().every(([, m]) => !m.training)',
+      'no module training',
     );
     assert.equal(net.blocks.at(1).drop.training, false);
     net.blocks.train();
@@ -133,7 +133,7 @@ void describe('Module', () => {
     net.train();
     assert.ok(
       net.namedModules().every(([, m]) => m.training),
-      'net.namedModules().every(([, m]) => m.training)',
+      'every module training again',
     );
   });
 
@@ -144,7 +144,7 @@ void describe('Module', () => {
     net.zeroGrad();
     assert.ok(
       net.parameters().every((p) => p.grad === null),
-      'net.parameters().every((p) => p.grad === null)',
+      'every gradient cleared',
     );
   });
 });
@@ -159,7 +159,7 @@ void describe('loadStateDict', () => {
     for (const [n, p] of b.namedParameters()) {
       assert.deepEqual(p.dataSync(), a.stateDict().get(n)!.dataSync(), n);
     }
-    assert.ok(b.embed.weight.requiresGrad, 'b.embed.weight.requiresGrad');
+    assert.ok(b.embed.weight.requiresGrad, 'the loaded weight still requires grad');
   });
 
   void it('casts to the parameter dtype', async () => {
@@ -219,7 +219,7 @@ void describe('to()', () => {
     after.forEach((p, i) => {
       assert.equal(p, before[i], 'same object');
       assert.equal(p.dtype, 'float64');
-      assert.ok(p.requiresGrad, 'p.requiresGrad');
+      assert.ok(p.requiresGrad, `parameter ${i} requires grad`);
       assert.deepEqual([...p.dataSync()], values[i]);
     });
     assert.equal(net.embed.weight.grad, null, 'a gradient of the old dtype is dropped');

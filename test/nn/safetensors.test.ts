@@ -83,10 +83,7 @@ void describe('safetensors round trip', () => {
       assert.equal(e.dtype, t.dtype ?? (t.data instanceof Int32Array ? 'I32' : 'F32'));
     }
     assert.deepEqual(file.tensors.get('w')!.data, tensors[0]!.data);
-    assert.ok(
-      Object.is(file.tensors.get('w')!.data[4], -0),
-      "Object.is(file.tensors.get('w')!.data[4], -0)",
-    );
+    assert.ok(Object.is(file.tensors.get('w')!.data[4], -0), '−0 keeps its sign');
     assert.deepEqual(file.tensors.get('scalar')!.data, new Float32Array([42.5]));
     assert.deepEqual(file.tensors.get('empty')!.data, new Float32Array(0));
     assert.deepEqual(file.tensors.get('f64')!.data, tensors[3]!.data);
@@ -257,7 +254,7 @@ void describe('safetensors F16 / BF16', () => {
     ];
     const header = `{"h":${entryJson('F16', [bits.length], 0, bits.length * 2)}}`;
     const e = parseSafetensors(rawFile(header, u16le(bits))).tensors.get('h')!;
-    assert.ok(e.data instanceof Float32Array, 'e.data instanceof Float32Array');
+    assert.ok(e.data instanceof Float32Array, `F16 read into a ${e.data.constructor.name}`);
     assert.deepEqual(Array.from(e.data), expected);
     assert.equal(e.data[3], 5.960464477539063e-8);
   });
@@ -278,7 +275,7 @@ void describe('safetensors F16 / BF16', () => {
     ];
     const header = `{"b":${entryJson('BF16', [bits.length], 0, bits.length * 2)}}`;
     const e = parseSafetensors(rawFile(header, u16le(bits))).tensors.get('b')!;
-    assert.ok(e.data instanceof Float32Array, 'e.data instanceof Float32Array');
+    assert.ok(e.data instanceof Float32Array, `BF16 read into a ${e.data.constructor.name}`);
     assert.deepEqual(Array.from(e.data), expected);
   });
 
@@ -557,7 +554,7 @@ void describe('safetensors malformed files', () => {
       const path = join(dir, 'broken.safetensors');
       await writeFile(path, new Uint8Array(3));
       await assert.rejects(readSafetensors(path), (err: unknown) => {
-        assert.ok(err instanceof SafetensorsError, 'err instanceof SafetensorsError');
+        assert.ok(err instanceof SafetensorsError, String(err));
         assert.ok(err.message.startsWith(`${path}: file is 3 bytes`), err.message);
         return true;
       });
@@ -691,15 +688,15 @@ void describe('safetensors real diffusers files', () => {
     assert.ok(w, 'conv_in.weight is present');
     assert.equal(w.dtype, 'F32');
     assert.deepEqual(w.shape, [32, 3, 3, 3]);
-    assert.ok(w.data instanceof Float32Array, 'w.data instanceof Float32Array');
+    assert.ok(w.data instanceof Float32Array, `F32 read into a ${w.data.constructor.name}`);
     assert.equal(w.data.length, 32 * 3 * 3 * 3);
-    assert.ok(w.data.every(Number.isFinite), 'w.data.every(Number.isFinite)');
+    assert.ok(w.data.every(Number.isFinite), 'every weight finite');
     assert.ok(
       w.data.some((v) => v !== 0),
-      'w.data.some((v) => v !== 0)',
+      'some weight non-zero',
     );
     assert.equal(file.metadata.format, 'pt');
-    assert.ok(file.tensors.size > 100, 'file.tensors.size > 100');
+    assert.ok(file.tensors.size > 100, `${file.tensors.size} tensors`);
 
     // Re-serializing what we read and parsing it again preserves every tensor.
     const again = parseSafetensors(
@@ -717,17 +714,17 @@ void describe('safetensors real diffusers files', () => {
     assert.ok(a, 'alphas_cumprod is present');
     assert.equal(a.dtype, 'F64');
     assert.deepEqual(a.shape, [1000]);
-    assert.ok(a.data instanceof Float64Array, 'a.data instanceof Float64Array');
+    assert.ok(a.data instanceof Float64Array, `F64 read into a ${a.data.constructor.name}`);
     // A cumulative product of alphas in (0, 1): strictly decreasing, within (0, 1).
-    assert.ok(a.data[0]! < 1 && a.data[0]! > 0.99, 'a.data[0]! < 1 && a.data[0]! > 0.99');
+    assert.ok(a.data[0]! < 1 && a.data[0]! > 0.99, `ᾱ_0 = ${a.data[0]}`);
     for (let i = 1; i < a.data.length; i++)
       assert.ok(
         a.data[i]! < a.data[i - 1]! && a.data[i]! > 0,
-        'a.data[i]! < a.data[i - 1]! && a.data[i]! > 0',
+        `ᾱ at ${i}: ${a.data[i]} after ${a.data[i - 1]}`,
       );
     const steps = file.tensors.get('native/n10/timesteps');
     assert.ok(steps, 'native/n10/timesteps is present');
     assert.equal(steps.dtype, 'I64');
-    assert.ok(steps.data instanceof Int32Array, 'steps.data instanceof Int32Array');
+    assert.ok(steps.data instanceof Int32Array, `I64 read into a ${steps.data.constructor.name}`);
   });
 });

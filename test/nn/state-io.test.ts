@@ -97,7 +97,7 @@ void describe('saveModule / loadModule', () => {
     const file = await readSafetensors(path);
     assert.ok(
       [...file.tensors.values()].every((e) => e.dtype === 'F16'),
-      "[...file.tensors.values()].every((e) => e.dtype === 'F16')",
+      'every tensor saved as F16',
     );
     const b = new Net(4);
     await loadModule(b, path);
@@ -157,7 +157,7 @@ void describe('saveModule / loadModule', () => {
     });
     const missing = join(dir, 'does-not-exist.safetensors');
     await assert.rejects(loadModule(new Net(12), missing), (e) => {
-      assert.ok((e as Error).message.includes(missing), '(e as Error).message.includes(missing)');
+      assert.ok((e as Error).message.includes(missing), (e as Error).message);
       return true;
     });
   });

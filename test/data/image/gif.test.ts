@@ -106,7 +106,7 @@ void describe('encodeGif', () => {
       ['fixed', 13],
     ] as const) {
       const gif = decodeGif(encodeGif([frame, frame], { palette }));
-      assert.ok(gif.palette.length <= 256, 'gif.palette.length <= 256');
+      assert.ok(gif.palette.length <= 256, `${gif.palette.length} palette entries`);
       let err = 0;
       gif.frames[1]!.pixels.forEach((px, i) =>
         px.forEach((v, c) => (err += Math.abs(v - want[i]![c]!))),

@@ -196,7 +196,7 @@ void describe('PNG decode of files from other encoders', () => {
     );
     const img = decodePng(file);
     assert.equal(img.channels, 4);
-    assert.ok(img.data instanceof Uint16Array, 'img.data instanceof Uint16Array');
+    assert.ok(img.data instanceof Uint16Array, `16-bit data in a ${img.data.constructor.name}`);
     assert.deepEqual([...img.data], [0x1234, 0x5678, 0x9abc, 0, 0, 0, 0, 65535]);
   });
 

@@ -62,7 +62,7 @@ void describe('diffusers scheduler configs', () => {
       solverOrder: 3,
       prediction_type: 'v_prediction',
     });
-    assert.ok(s instanceof DPMSolverMultistepScheduler, 's instanceof DPMSolverMultistepScheduler');
+    assert.ok(s instanceof DPMSolverMultistepScheduler, `created a ${s.constructor.name}`);
     assert.equal(s.config['lambdaMinClipped'], -Infinity);
     assert.equal(s.config['solverOrder'], 3);
     assert.equal(s.toDiffusersConfig()['lambda_min_clipped'], '-inf');
@@ -120,7 +120,7 @@ void describe('diffusers scheduler configs', () => {
   void it('knows the CLI names', () => {
     assert.ok(
       createScheduler('euler-a') instanceof EulerAncestralDiscreteScheduler,
-      "createScheduler('euler-a') instanceof EulerAncestralDiscreteScheduler",
+      "'euler-a' names Euler ancestral",
     );
     const sde = createScheduler('dpmpp-2m-sde', { algorithm_type: 'dpmsolver++' });
     assert.equal(sde.config['algorithmType'], 'sde-dpmsolver++');

@@ -102,19 +102,19 @@ void describe('sampler identities', () => {
     const large = stepWith('fixed_large', eps);
     assert.ok(
       maxRelDiff(stepWith('learned_range', split(1)), large) < 1e-12,
-      "maxRelDiff(stepWith('learned_range', split(1)), large) < 1e-12",
+      'learned_range at v = 1 is fixed_large',
     );
     assert.ok(
       maxRelDiff(stepWith('learned_range', split(-1)), small) < 1e-12,
-      "maxRelDiff(stepWith('learned_range', split(-1)), small) < 1e-12",
+      'learned_range at v = −1 is fixed_small',
     );
     const s = createScheduler('ddpm');
     const acp = s.alphasCumprod;
     const tilde = ((1 - acp[400]!) / (1 - acp[500]!)) * (1 - acp[500]! / acp[400]!);
     assert.ok(
       maxRelDiff(stepWith('learned', split(tilde)), small) < 1e-12,
-      "maxRelDiff(stepWith('learned', split(tilde)), small) < 1e-12",
+      'learned with log β̃ is fixed_small',
     );
-    assert.ok(maxRelDiff(small, large) > 1e-6, 'maxRelDiff(small, large) > 1e-6');
+    assert.ok(maxRelDiff(small, large) > 1e-6, 'fixed_small and fixed_large differ');
   });
 });

@@ -24,7 +24,7 @@ void describe('sampling loop', () => {
         numInferenceSteps: 5,
         onStep: ({ i, t, sample: x, predOriginalSample }) => {
           assert.deepEqual(x.shape, [1, 2, 2, 2]);
-          assert.ok(predOriginalSample !== null, 'predOriginalSample !== null');
+          assert.ok(predOriginalSample !== null, `step ${i}: predOriginalSample`);
           seen.push({ i, t });
         },
       },
@@ -54,7 +54,7 @@ void describe('sampling loop', () => {
       (v) => (v * s.initNoiseSigma) / Math.sqrt(sigma * sigma + 1),
     );
     first.forEach((v, k) =>
-      assert.ok(Math.abs(v - expected[k]!) < 1e-14, 'Math.abs(v - expected[k]!) < 1e-14'),
+      assert.ok(Math.abs(v - expected[k]!) < 1e-14, `element ${k}: ${v} vs ${expected[k]}`),
     );
   });
 

@@ -25,7 +25,7 @@ void describe('UniPC pieces', () => {
     assert.deepEqual(R, [[1]]);
     assert.ok(
       Math.abs(b[0]! - (Math.expm1(hh) / hh - 1) / Math.expm1(hh)) < 1e-15,
-      'Math.abs(b[0]! - (Math.expm1(hh) / hh - 1) / Math.expm1(hh)) < 1e-15',
+      `b[0] = ${b[0]}`,
     );
     assert.equal(unipcCoefficients(hh, [1], 1, 'bh1').Bh, hh);
   });

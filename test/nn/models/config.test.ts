@@ -56,7 +56,7 @@ void describe('resolveConfig', () => {
     assert.throws(
       () => resolveConfig(schema, { width: 0, kind: 'c', extra: 3, bogus: 1, other: 2 }),
       (e: unknown) => {
-        assert.ok(e instanceof ConfigError, 'e instanceof ConfigError');
+        assert.ok(e instanceof ConfigError, String(e));
         const m = e.message;
         for (const s of [
           'bogus: unknown key',

@@ -49,7 +49,7 @@ void describe('diffusers model fixtures', () => {
         );
         assert.ok(
           records.some((r) => r.name === 'output' || r.name === 'decode/output'),
-          "records.some((r) => r.name === 'output' || r.name === 'decode/output')",
+          `${c.name}: the output is compared`,
         );
       });
     }

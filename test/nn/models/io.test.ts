@@ -47,7 +47,7 @@ void describe('saveModel / loadModel', () => {
     assert.deepEqual(file.metadata, { format: 'pt' });
     assert.ok(
       [...file.tensors.values()].every((e) => e.dtype === 'F32'),
-      "[...file.tensors.values()].every((e) => e.dtype === 'F32')",
+      'every tensor saved as F32',
     );
     assert.equal(file.tensors.size, m.namedParameters().length);
 
@@ -92,7 +92,7 @@ void describe('createModel', () => {
     assert.throws(() => createModel({}), /no _class_name/);
     assert.ok(
       createModel({}, { className: 'VQModel' }).className === 'VQModel',
-      "createModel({}, { className: 'VQModel' }).className === 'VQModel'",
+      'the class name comes from the options',
     );
   });
 });

@@ -49,7 +49,7 @@ void describe('ResnetBlock2D', () => {
     a.parameters().forEach((p, i) => bp[i]!.setData(p));
     const y2 = b.forward(x, temb).dataSync();
     y.dataSync().forEach((v, i) =>
-      assert.ok(Math.abs(v / 2 - y2[i]!) < 1e-6, 'Math.abs(v / 2 - y2[i]!) < 1e-6'),
+      assert.ok(Math.abs(v / 2 - y2[i]!) < 1e-6, `element ${i}: output scale 1/2`),
     );
     assert.throws(() => a.forward(x), /needs a time embedding/);
   });
@@ -85,7 +85,7 @@ void describe('Downsample2D / Upsample2D', () => {
     const d = x.dataSync();
     assert.ok(
       Math.abs(pooled.dataSync()[0]! - (d[0]! + d[1]! + d[8]! + d[9]!) / 4) < 1e-6,
-      'Math.abs(pooled.dataSync()[0]! - (d[0]! + d[1]! + d[8]! + d[9]!) / 4) < 1e-6',
+      `pooled ${pooled.dataSync()[0]}`,
     );
     assert.deepEqual(
       new Downsample2D(4, { useConv: true }).namedParameters().map(([n]) => n),

@@ -29,19 +29,10 @@ void describe('UNet2DConditionModel', () => {
     assert.deepEqual(names.get(`${a}.transformer_blocks.0.attn2.to_k.weight`), [8, 6]);
     assert.deepEqual(names.get(`${a}.transformer_blocks.0.ff.net.0.proj.weight`), [64, 8]);
     assert.deepEqual(names.get(`${a}.transformer_blocks.0.ff.net.2.weight`), [8, 32]);
-    assert.ok(
-      names.has(`${a}.transformer_blocks.0.norm3.bias`),
-      'names.has(`${a}.transformer_blocks.0.norm3.bias`)',
-    );
+    assert.ok(names.has(`${a}.transformer_blocks.0.norm3.bias`), `${a}: norm3`);
     assert.ok(!names.has(`${a}.transformer_blocks.0.attn1.to_q.bias`), 'no q/k/v bias');
-    assert.ok(
-      names.has('mid_block.attentions.0.proj_out.weight'),
-      "names.has('mid_block.attentions.0.proj_out.weight')",
-    );
-    assert.ok(
-      names.has('up_blocks.1.attentions.1.norm.weight'),
-      "names.has('up_blocks.1.attentions.1.norm.weight')",
-    );
+    assert.ok(names.has('mid_block.attentions.0.proj_out.weight'), 'the mid block proj_out');
+    assert.ok(names.has('up_blocks.1.attentions.1.norm.weight'), 'the up block attention norm');
   });
 
   void it('maps sample + encoder states to the output, with gradients to both', () => {
@@ -51,11 +42,11 @@ void describe('UNet2DConditionModel', () => {
     const y = m.forward(x, [1, 999], ctx);
     assert.deepEqual(y.shape, [2, 4, 8, 8]);
     mean(square(y)).backward();
-    assert.ok(x.grad && ctx.grad, 'x.grad && ctx.grad');
+    assert.ok(x.grad && ctx.grad, 'gradients reach the input and the context');
     assert.throws(() => m.forward(x, 1, null), /pass encoderHiddenStates/);
     assert.ok(
       m.parameters().every((p) => p.grad !== null),
-      'm.parameters().every((p) => p.grad !== null)',
+      'every parameter has a gradient',
     );
   });
 

@@ -35,12 +35,9 @@ void describe('UNet2DModel', () => {
     }
     assert.ok(
       !names.some((n) => n.startsWith('down_blocks.1.downsamplers')),
-      "!names.some((n) => n.startsWith('down_blocks.1.downsamplers'))",
+      'no downsampler in the last down block',
     );
-    assert.ok(
-      !names.some((n) => n.startsWith('class_embedding')),
-      "!names.some((n) => n.startsWith('class_embedding'))",
-    );
+    assert.ok(!names.some((n) => n.startsWith('class_embedding')), 'no class embedding');
   });
 
   void it('maps [B, C, H, W] and timesteps to the output shape; trains end to end', () => {

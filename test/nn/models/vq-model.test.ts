@@ -15,7 +15,7 @@ void describe('VectorQuantizer', () => {
     const e = q.embedding.weight.dataSync();
     assert.ok(
       [...e].every((v) => Math.abs(v) <= 1 / 5),
-      '[...e].every((v) => Math.abs(v) <= 1 / 5)',
+      'codebook within ±1/5',
     );
     const { quantized, indices } = q.forward(z);
     assert.deepEqual(quantized.shape, [2, 3, 2, 2]);
@@ -35,7 +35,7 @@ void describe('VectorQuantizer', () => {
         [0, 1, 2].forEach((c) =>
           assert.ok(
             Math.abs(qv[b * 12 + c * 4 + p]! - e[best * 3 + c]!) < 1e-6,
-            'Math.abs(qv[b * 12 + c * 4 + p]! - e[best * 3 + c]!) < 1e-6',
+            `position ${b}/${p}, channel ${c}`,
           ),
         );
       }
@@ -51,14 +51,14 @@ void describe('VectorQuantizer', () => {
     const mse = sq / zv.length;
     assert.ok(
       Math.abs(loss.dataSync()[0]! - 1.25 * mse) < 1e-5 * mse,
-      'Math.abs(loss.dataSync()[0]! - 1.25 * mse) < 1e-5 * mse',
+      `loss ${loss.dataSync()[0]}, 1.25 · MSE ${1.25 * mse}`,
     );
     const r = randn([2, 3, 2, 2], { generator: g });
     z.zeroGrad();
     sum(mul(quantized, r)).backward();
     const gz = z.grad!.dataSync();
     r.dataSync().forEach((v, i) =>
-      assert.ok(Math.abs(gz[i]! - v) < 1e-6, 'Math.abs(gz[i]! - v) < 1e-6'),
+      assert.ok(Math.abs(gz[i]! - v) < 1e-6, `gradient ${i}: ${gz[i]} vs ${v}`),
     );
     q.forward(z).loss.backward();
     assert.ok(q.embedding.weight.grad !== null, 'the codebook loss reaches the codebook');
