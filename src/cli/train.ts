@@ -528,6 +528,10 @@ function optionValues(args: Args): {
 
 /** A setting that differs from the checkpoint's: the option (or source key) that gave it, both values. */
 function differenceLine(d: SettingDifference, sourceLabel: string | null): string {
+  if (d.key === 'latent') return `--vae: the checkpoint is a pixel model, given ${String(d.given)}`;
+  if (d.key === 'latent.vae') {
+    return `--vae: the checkpoint trains on the latents of ${String(d.checkpoint)}; ${String(d.given)} holds other weights`;
+  }
   const option =
     d.from === 'setting'
       ? d.key.startsWith('scheduler.')
