@@ -10,10 +10,9 @@ export default tseslint.config(
       'out/',
       'web/dist/',
       'models/',
-      '**/*.mjs',
-      'bin/',
       '**/*-tmp.ts',
       '**/*.tmp.ts',
+      '**/*.tmp.mjs',
     ],
   },
   js.configs.recommended,
@@ -24,7 +23,10 @@ export default tseslint.config(
     },
     rules: {
       '@typescript-eslint/no-explicit-any': 'error',
-      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_' }],
+      '@typescript-eslint/no-unused-vars': [
+        'error',
+        { argsIgnorePattern: '^_', varsIgnorePattern: '^_' },
+      ],
       '@typescript-eslint/switch-exhaustiveness-check': 'error',
       'no-console': ['error', { allow: ['warn', 'error'] }],
       eqeqeq: ['error', 'always'],
@@ -45,7 +47,32 @@ export default tseslint.config(
     rules: { 'no-console': 'off' },
   },
   {
-    files: ['eslint.config.js'],
+    // Plain JavaScript run by Node (scripts/*.mjs, bin/sumi.js, this file): no type information,
+    // so the type-checked rules are off and Node's globals are declared.
+    files: ['**/*.js', '**/*.mjs'],
     extends: [tseslint.configs.disableTypeChecked],
+    languageOptions: {
+      globals: Object.fromEntries(
+        [
+          'AbortController',
+          'Buffer',
+          'URL',
+          'URLSearchParams',
+          'TextDecoder',
+          'TextEncoder',
+          'clearInterval',
+          'clearTimeout',
+          'console',
+          'fetch',
+          'performance',
+          'process',
+          'queueMicrotask',
+          'setImmediate',
+          'setInterval',
+          'setTimeout',
+          'structuredClone',
+        ].map((name) => [name, 'readonly']),
+      ),
+    },
   },
 );
