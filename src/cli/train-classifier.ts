@@ -3,7 +3,7 @@
  * a diffusion model's schedule) or of the evaluation metrics (clean images), with checkpoints
  * that resume bit for bit and a held-out accuracy.
  */
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 
 import { type Dataset, ImageFileDataset, loadDataset } from '../data/index.js';
@@ -23,67 +23,36 @@ import {
   resolveModelDir,
   runClassifierTraining,
 } from '../diffusion/index.js';
-import {
-  type Args,
-  CliError,
-  type CommandSpec,
-  type OptionSpec,
-  shellQuote,
-  UsageError,
-} from './args.js';
-import { BACKEND_HELP, defineCommand, EXIT, formatDuration, selectBackend } from './common.js';
+import { type Args, CliError, type CommandSpec, shellQuote, UsageError } from './args.js';
+import { defineCommand, EXIT, formatDuration, selectBackend } from './common.js';
 import { ProgressReporter } from './progress.js';
 import { recordedArgs } from './train.js';
+import {
+  interruptOnSigint,
+  type KeyedOption,
+  keyedValues,
+  readJsonOption,
+  RUN_CONTROL_OPTIONS,
+  splitRunValues,
+  trainOption,
+  withoutOptions,
+} from './train-options.js';
 
 type Key = keyof ClassifierTrainConfig | keyof ClassifierRunSettings;
 
 /** Options that set a config or run-settings key directly (0 means "off" for the nullable one). */
-const KEYED: readonly (OptionSpec & { key: Key; zeroIsNull?: boolean })[] = [
-  { name: 'steps', kind: 'int', key: 'steps', help: 'total optimizer steps', default: '2000' },
-  { name: 'batch', kind: 'int', arg: 'B', key: 'batchSize', help: 'batch size', default: '64' },
-  {
-    name: 'lr',
-    kind: 'number',
-    arg: 'LR',
-    key: 'lr',
-    help: 'peak learning rate (AdamW)',
-    default: '1e-3',
-  },
-  {
-    name: 'lr-schedule',
-    kind: 'string',
-    arg: 'NAME',
-    key: 'lrSchedule',
-    choices: ['cosine', 'constant', 'constant_with_warmup', 'linear'],
-    help: 'learning-rate schedule: cosine, constant, constant_with_warmup, linear',
-    default: 'cosine',
-  },
-  { name: 'warmup', kind: 'int', key: 'warmupSteps', help: 'linear warmup steps', default: '100' },
-  {
-    name: 'min-lr',
-    kind: 'number',
-    arg: 'LR',
-    key: 'minLr',
-    help: 'floor of the decay',
-    default: '0',
-  },
-  {
-    name: 'weight-decay',
-    kind: 'number',
-    arg: 'W',
-    key: 'weightDecay',
-    help: 'AdamW weight decay',
-    default: '0.05',
-  },
-  {
-    name: 'grad-clip',
-    kind: 'number',
-    arg: 'G',
-    key: 'maxGradNorm',
-    zeroIsNull: true,
-    help: 'clip the global gradient norm at G (0: off)',
-    default: '1',
-  },
+/** Options that do not change how the classifier is trained (left out of the recorded command). */
+const EXPORT_OPTIONS = ['--export', '--export-dtype'];
+
+const KEYED: readonly KeyedOption<Key>[] = [
+  trainOption<Key>('steps', '2000'),
+  trainOption<Key>('batch', '64'),
+  trainOption<Key>('lr', '1e-3'),
+  trainOption<Key>('lr-schedule', 'cosine'),
+  trainOption<Key>('warmup', '100'),
+  trainOption<Key>('min-lr', '0'),
+  trainOption<Key>('weight-decay', '0.05'),
+  trainOption<Key>('grad-clip', '1'),
   {
     name: 'label-smoothing',
     kind: 'number',
@@ -116,7 +85,7 @@ const KEYED: readonly (OptionSpec & { key: Key; zeroIsNull?: boolean })[] = [
     help: 'random scaling about the centre by a factor in [1 − Z, 1 + Z], Z < 1 (augmentation)',
     default: '0',
   },
-  { name: 'flip', kind: 'flag', key: 'flip', help: 'random horizontal flips' },
+  trainOption<Key>('flip', undefined),
   {
     name: 'holdout',
     kind: 'number',
@@ -125,38 +94,13 @@ const KEYED: readonly (OptionSpec & { key: Key; zeroIsNull?: boolean })[] = [
     help: 'keep a fraction F of every class out of training and report its accuracy',
     default: '0',
   },
-  {
-    name: 'seed',
-    kind: 'int',
-    arg: 'S',
-    key: 'seed',
-    help: 'seed of every random stream',
-    default: '0',
-  },
-  {
-    name: 'save-every',
-    kind: 'int',
-    key: 'saveEvery',
-    help: 'checkpoint every N steps (0: only at the end)',
-    default: '500',
-  },
-  {
-    name: 'eval-every',
-    kind: 'int',
-    key: 'evalEvery',
+  trainOption<Key>('seed', '0'),
+  trainOption<Key>('save-every', '500'),
+  trainOption<Key>('eval-every', '0', {
     help: 'held-out accuracy every N steps (0: only at the end)',
-    default: '0',
-  },
-  {
-    name: 'log-every',
-    kind: 'int',
-    key: 'logEvery',
-    help: 'metrics line every N steps',
-    default: '50',
-  },
+  }),
+  trainOption<Key>('log-every', '50'),
 ];
-
-const RUN_KEYS: readonly Key[] = ['saveEvery', 'evalEvery', 'logEvery'];
 
 export const trainClassifierSpec: CommandSpec = {
   name: 'train-classifier',
@@ -209,13 +153,6 @@ export const trainClassifierSpec: CommandSpec = {
       help: 'timesteps of the held-out accuracy (default 0,T/4,T/2,3T/4; clean: 0)',
     },
     ...KEYED,
-    { name: 'resume', kind: 'flag', help: 'continue the checkpoint in --out up to --steps' },
-    {
-      name: 'stop-at',
-      kind: 'int',
-      arg: 'K',
-      help: "stop (with a checkpoint) after step K, keeping --steps' schedule",
-    },
     {
       name: 'export',
       kind: 'string',
@@ -230,8 +167,7 @@ export const trainClassifierSpec: CommandSpec = {
       help: 'storage of the exported weights',
       default: 'f32',
     },
-    { name: 'backend', kind: 'string', arg: 'B', help: BACKEND_HELP, default: 'cpu' },
-    { name: 'quiet', kind: 'flag', help: 'no progress output' },
+    ...RUN_CONTROL_OPTIONS,
   ],
   notes: [
     'Guidance loads <out>/checkpoint (or an --export folder): classifier/ (config.json + weights),\n' +
@@ -256,17 +192,7 @@ function asUsage<T>(fn: () => T): T {
 }
 
 function optionValues(args: Args): Partial<Record<Key, unknown>> {
-  const out: Partial<Record<Key, unknown>> = {};
-  for (const o of KEYED) {
-    if (!args.has(o.name)) continue;
-    const v =
-      o.kind === 'flag'
-        ? args.flag(o.name)
-        : o.kind === 'string'
-          ? args.str(o.name)
-          : args.num(o.name);
-    out[o.key] = o.zeroIsNull === true && v === 0 ? null : v;
-  }
+  const out = keyedValues(KEYED, args);
   const evalT = args.str('eval-t');
   if (evalT !== undefined) {
     const ts = evalT.split(',').map((s) => Number(s.trim()));
@@ -284,30 +210,6 @@ function optionValues(args: Args): Partial<Record<Key, unknown>> {
   return out;
 }
 
-function splitRun(values: Partial<Record<Key, unknown>>): {
-  config: Record<string, unknown>;
-  run: Partial<ClassifierRunSettings>;
-} {
-  const config: Record<string, unknown> = {};
-  const run: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(values))
-    ((RUN_KEYS as readonly string[]).includes(k) ? run : config)[k] = v;
-  return { config, run };
-}
-
-function readJsonFile(path: string, what: string): Record<string, unknown> {
-  let json: unknown;
-  try {
-    json = JSON.parse(readFileSync(path, 'utf8'));
-  } catch (e) {
-    throw new UsageError(`${what} ${path}: ${message(e)}`);
-  }
-  if (json === null || typeof json !== 'object' || Array.isArray(json)) {
-    throw new UsageError(`${what} ${path}: expected a JSON object`);
-  }
-  return json as Record<string, unknown>;
-}
-
 /** The schedule, image size and channels of a diffusion model folder. */
 async function scheduleFrom(dir: string): Promise<{
   scheduler: Record<string, unknown>;
@@ -318,7 +220,7 @@ async function scheduleFrom(dir: string): Promise<{
   const layout = await resolveModelDir(dir).catch((e: unknown) => {
     throw new UsageError(`--schedule-from: ${message(e)}`);
   });
-  const unet = readJsonFile(join(layout.unetDir, 'config.json'), '--schedule-from');
+  const unet = readJsonOption(join(layout.unetDir, 'config.json'), '--schedule-from');
   const size = typeof unet.sample_size === 'number' ? unet.sample_size : undefined;
   const ch = unet.in_channels === 1 || unet.in_channels === 3 ? unet.in_channels : undefined;
   if (layout.schedulerConfigPath === null) {
@@ -330,7 +232,7 @@ async function scheduleFrom(dir: string): Promise<{
     };
   }
   return {
-    scheduler: readJsonFile(layout.schedulerConfigPath, '--schedule-from'),
+    scheduler: readJsonOption(layout.schedulerConfigPath, '--schedule-from'),
     size,
     channels: ch,
     note: null,
@@ -372,7 +274,7 @@ async function configFromOptions(
     throw new UsageError(`--channels must be 1 or 3, got ${channels}`);
   }
   const cfgPath = args.str('config');
-  const model = cfgPath === undefined ? {} : readJsonFile(cfgPath, '--config');
+  const model = cfgPath === undefined ? {} : readJsonOption(cfgPath, '--config');
   const widths = args.str('widths');
   if (widths !== undefined) {
     const ch = widths.split(',').map((w) => Number(w.trim()));
@@ -399,7 +301,7 @@ async function trainClassifier(args: Args, argv: readonly string[]): Promise<num
     throw new UsageError(`--export: ${exportDir} is not empty`);
   }
   const given = optionValues(args);
-  const { config: flags, run: runFlags } = splitRun(given);
+  const { config: flags, run: runFlags } = splitRunValues(given);
   const existing = await findCheckpoint(out);
   const notes: string[] = [];
   let config: ClassifierTrainConfig;
@@ -453,13 +355,13 @@ async function trainClassifier(args: Args, argv: readonly string[]): Promise<num
       );
     }
     run = { ...defaultClassifierRunSettings, ...state.run, ...runFlags };
-    trainArgs = recordedArgs(state.trainArgs ?? withoutExport(argv), steps);
+    trainArgs = recordedArgs(state.trainArgs ?? withoutOptions(argv, EXPORT_OPTIONS), steps);
     notes.push(`resuming ${existing} at step ${state.step} of ${steps}`);
   } else {
     if (args.flag('resume') === true) notes.push(`no checkpoint in ${out}; starting from step 0`);
     ({ config, dataset } = await configFromOptions(args, flags, given.noiseAware !== false, notes));
     run = { ...defaultClassifierRunSettings, ...runFlags };
-    trainArgs = recordedArgs(withoutExport(argv), config.steps);
+    trainArgs = recordedArgs(withoutOptions(argv, EXPORT_OPTIONS), config.steps);
   }
   if (stopAt !== undefined && (stopAt < 1 || stopAt > config.steps)) {
     throw new UsageError(`--stop-at must be in 1..${config.steps}`);
@@ -472,15 +374,7 @@ async function trainClassifier(args: Args, argv: readonly string[]): Promise<num
   const say = (line: string): void => {
     if (!quiet) progress.message(line);
   };
-  const controller = new AbortController();
-  let interrupts = 0;
-  const onSigint = (): void => {
-    interrupts++;
-    if (interrupts > 1) process.exit(EXIT.interrupted);
-    say('interrupted: saving a checkpoint after this step (Ctrl-C again to quit now)');
-    controller.abort();
-  };
-  process.on('SIGINT', onSigint);
+  const interrupt = interruptOnSigint(say);
   try {
     if (state !== null) await trainer.loadCheckpoint(existing!, state);
     for (const n of notes) say(n);
@@ -500,7 +394,7 @@ async function trainClassifier(args: Args, argv: readonly string[]): Promise<num
         outDir: out,
         settings: run,
         stopAt,
-        signal: controller.signal,
+        signal: interrupt.signal,
         trainArgs,
         command: ['sumi', 'train-classifier', ...trainArgs].map(shellQuote).join(' '),
         onProgress: quiet ? undefined : (p) => progress.update({ ...p, emaDecay: null }, end),
@@ -524,23 +418,9 @@ async function trainClassifier(args: Args, argv: readonly string[]): Promise<num
     return EXIT.ok;
   } finally {
     progress.finish();
-    process.off('SIGINT', onSigint);
+    interrupt.dispose();
     trainer.dispose();
   }
-}
-
-/** argv without the export options (they are not part of how the classifier was trained). */
-function withoutExport(argv: readonly string[]): string[] {
-  const out: string[] = [];
-  for (let i = 0; i < argv.length; i++) {
-    const name = argv[i]!.split('=')[0]!;
-    if (name === '--export' || name === '--export-dtype') {
-      if (!argv[i]!.includes('=')) i++;
-      continue;
-    }
-    out.push(argv[i]!);
-  }
-  return out;
 }
 
 export const trainClassifierCommand = defineCommand(trainClassifierSpec, (args) =>

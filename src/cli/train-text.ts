@@ -3,7 +3,7 @@
  * file or a folder), or with `--lm` the small autoregressive LM that `sumi sample --task text
  * --lm` scores samples with; checkpoints resume bit for bit.
  */
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 
 import {
   EmptyCorpusError,
@@ -25,58 +25,31 @@ import {
   TextTrainer,
   TrainConfigError,
 } from '../diffusion/index.js';
-import {
-  type Args,
-  CliError,
-  type CommandSpec,
-  type OptionSpec,
-  shellQuote,
-  UsageError,
-} from './args.js';
-import { BACKEND_HELP, defineCommand, EXIT, formatDuration, selectBackend } from './common.js';
+import { type Args, CliError, type CommandSpec, shellQuote, UsageError } from './args.js';
+import { defineCommand, EXIT, formatDuration, selectBackend } from './common.js';
 import { ProgressReporter } from './progress.js';
 import { recordedArgs } from './train.js';
+import {
+  interruptOnSigint,
+  type KeyedOption,
+  keyedValues,
+  readJsonOption,
+  RUN_CONTROL_OPTIONS,
+  splitRunValues,
+  trainOption,
+  withoutOptions,
+} from './train-options.js';
 
 type Key = keyof TextTrainConfig | keyof TextRunSettings;
 
-const KEYED: readonly (OptionSpec & { key: Key; zeroIsNull?: boolean })[] = [
-  { name: 'steps', kind: 'int', key: 'steps', help: 'total optimizer steps', default: '3000' },
-  { name: 'batch', kind: 'int', arg: 'B', key: 'batchSize', help: 'batch size', default: '64' },
-  {
-    name: 'lr',
-    kind: 'number',
-    arg: 'LR',
-    key: 'lr',
-    help: 'peak learning rate (AdamW)',
-    default: '1e-3',
-  },
-  {
-    name: 'lr-schedule',
-    kind: 'string',
-    arg: 'NAME',
-    key: 'lrSchedule',
-    choices: ['cosine', 'constant', 'constant_with_warmup', 'linear'],
-    help: 'learning-rate schedule',
-    default: 'cosine',
-  },
-  { name: 'warmup', kind: 'int', key: 'warmupSteps', help: 'linear warmup steps', default: '100' },
-  {
-    name: 'weight-decay',
-    kind: 'number',
-    arg: 'W',
-    key: 'weightDecay',
-    help: 'AdamW weight decay',
-    default: '0',
-  },
-  {
-    name: 'grad-clip',
-    kind: 'number',
-    arg: 'G',
-    key: 'maxGradNorm',
-    zeroIsNull: true,
-    help: 'clip the global gradient norm at G (0: off)',
-    default: '1',
-  },
+const KEYED: readonly KeyedOption<Key>[] = [
+  trainOption<Key>('steps', '3000'),
+  trainOption<Key>('batch', '64'),
+  trainOption<Key>('lr', '1e-3'),
+  trainOption<Key>('lr-schedule', 'cosine'),
+  trainOption<Key>('warmup', '100'),
+  trainOption<Key>('weight-decay', '0'),
+  trainOption<Key>('grad-clip', '1'),
   {
     name: 'ema',
     kind: 'number',
@@ -125,38 +98,11 @@ const KEYED: readonly (OptionSpec & { key: Key; zeroIsNull?: boolean })[] = [
     help: 'T of the sqrt noise schedule',
     default: '2000',
   },
-  {
-    name: 'seed',
-    kind: 'int',
-    arg: 'S',
-    key: 'seed',
-    help: 'seed of every random stream',
-    default: '0',
-  },
-  {
-    name: 'save-every',
-    kind: 'int',
-    key: 'saveEvery',
-    help: 'checkpoint every N steps (0: only at the end)',
-    default: '500',
-  },
-  {
-    name: 'eval-every',
-    kind: 'int',
-    key: 'evalEvery',
-    help: 'held-out score every N steps (0: only at the end)',
-    default: '0',
-  },
-  {
-    name: 'log-every',
-    kind: 'int',
-    key: 'logEvery',
-    help: 'metrics line every N steps',
-    default: '50',
-  },
+  trainOption<Key>('seed', '0'),
+  trainOption<Key>('save-every', '500'),
+  trainOption<Key>('eval-every', '0'),
+  trainOption<Key>('log-every', '50'),
 ];
-
-const RUN_KEYS: readonly Key[] = ['saveEvery', 'evalEvery', 'logEvery'];
 
 export const trainTextSpec: CommandSpec = {
   name: 'train',
@@ -183,21 +129,13 @@ export const trainTextSpec: CommandSpec = {
       help: 'model config keys (JSON) over the built-in small model',
     },
     ...KEYED,
-    { name: 'resume', kind: 'flag', help: 'continue the checkpoint in --out up to --steps' },
-    {
-      name: 'stop-at',
-      kind: 'int',
-      arg: 'K',
-      help: "stop (with a checkpoint) after step K, keeping --steps' schedule",
-    },
     {
       name: 'export',
       kind: 'string',
       arg: 'DIR',
       help: 'when done, write a sample-ready copy to DIR',
     },
-    { name: 'backend', kind: 'string', arg: 'B', help: BACKEND_HELP, default: 'cpu' },
-    { name: 'quiet', kind: 'flag', help: 'no progress output' },
+    ...RUN_CONTROL_OPTIONS,
   ],
   notes: [
     'sumi sample --task text --model <out> reads <out>/checkpoint (or an --export folder):\n' +
@@ -212,26 +150,10 @@ function message(e: unknown): string {
 }
 
 function optionValues(args: Args): Partial<Record<Key, unknown>> {
-  const out: Partial<Record<Key, unknown>> = {};
-  for (const o of KEYED) {
-    if (!args.has(o.name)) continue;
-    const v = o.kind === 'string' ? args.str(o.name) : args.num(o.name);
-    out[o.key] = o.zeroIsNull === true && v === 0 ? null : v;
-  }
+  const out = keyedValues(KEYED, args);
   if (args.has('lm')) out.objective = args.flag('lm') === true ? 'causal-lm' : 'diffusion-lm';
   const cfg = args.str('config');
-  if (cfg !== undefined) {
-    let json: unknown;
-    try {
-      json = JSON.parse(readFileSync(cfg, 'utf8'));
-    } catch (e) {
-      throw new UsageError(`--config ${cfg}: ${message(e)}`);
-    }
-    if (json === null || typeof json !== 'object' || Array.isArray(json)) {
-      throw new UsageError(`--config ${cfg}: expected a JSON object`);
-    }
-    out.model = json;
-  }
+  if (cfg !== undefined) out.model = readJsonOption(cfg, '--config');
   return out;
 }
 
@@ -256,11 +178,7 @@ async function trainText(args: Args, argv: readonly string[]): Promise<number> {
   }
   const stopAt = args.num('stop-at');
   const given = optionValues(args);
-  const flags: Record<string, unknown> = {};
-  const runFlags: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(given)) {
-    ((RUN_KEYS as readonly string[]).includes(k) ? runFlags : flags)[k] = v;
-  }
+  const { config: flags, run: runFlags } = splitRunValues(given);
   const existing = await findCheckpoint(out);
   if (existing !== null && args.flag('resume') !== true) {
     throw new UsageError(
@@ -301,7 +219,7 @@ async function trainText(args: Args, argv: readonly string[]): Promise<number> {
       throw new UsageError('--data is required (fortunes, a text file or a folder)');
     config = { ...defaultTextTrainConfig, ...(flags as Partial<TextTrainConfig>), data };
     run = { ...defaultTextRunSettings, ...(runFlags as Partial<TextRunSettings>) };
-    trainArgs = recordedArgs(withoutExport(argv), config.steps);
+    trainArgs = recordedArgs(withoutOptions(argv, ['--export']), config.steps);
   }
   if (stopAt !== undefined && (stopAt < 1 || stopAt > config.steps)) {
     throw new UsageError(`--stop-at must be in 1..${config.steps}`);
@@ -329,15 +247,7 @@ async function trainText(args: Args, argv: readonly string[]): Promise<number> {
   const say = (line: string): void => {
     if (!quiet) progress.message(line);
   };
-  const controller = new AbortController();
-  let interrupts = 0;
-  const onSigint = (): void => {
-    interrupts++;
-    if (interrupts > 1) process.exit(EXIT.interrupted);
-    say('interrupted: saving a checkpoint after this step (Ctrl-C again to quit now)');
-    controller.abort();
-  };
-  process.on('SIGINT', onSigint);
+  const interrupt = interruptOnSigint(say);
   try {
     if (state !== null) await trainer.loadCheckpoint(existing!, state);
     for (const n of notes) say(n);
@@ -358,7 +268,7 @@ async function trainText(args: Args, argv: readonly string[]): Promise<number> {
         outDir: out,
         settings: run,
         stopAt,
-        signal: controller.signal,
+        signal: interrupt.signal,
         trainArgs,
         command: ['sumi', 'train', ...trainArgs].map(shellQuote).join(' '),
         onProgress: quiet ? undefined : (p) => progress.update({ ...p, emaDecay: null }, end),
@@ -385,23 +295,9 @@ async function trainText(args: Args, argv: readonly string[]): Promise<number> {
     return EXIT.ok;
   } finally {
     progress.finish();
-    process.off('SIGINT', onSigint);
+    interrupt.dispose();
     trainer.dispose();
   }
-}
-
-/** argv without the export option (not part of how the model was trained). */
-function withoutExport(argv: readonly string[]): string[] {
-  const out: string[] = [];
-  for (let i = 0; i < argv.length; i++) {
-    const name = argv[i]!.split('=')[0]!;
-    if (name === '--export') {
-      if (!argv[i]!.includes('=')) i++;
-      continue;
-    }
-    out.push(argv[i]!);
-  }
-  return out;
 }
 
 export const trainTextCommand = defineCommand(trainTextSpec, (args) =>
