@@ -313,6 +313,7 @@ export class VaeTrainer {
     const D = this.discriminator;
     const adversarial = D !== null && cfg.discStart !== null && s >= cfg.discStart;
     const clip = cfg.maxGradNorm;
+    await this.codebookEma?.start();
     let out: { scalars: Tensor; indices: Tensor | null; latents: Tensor | null };
     try {
       out = tidy(() => {
@@ -581,6 +582,7 @@ export class VaeTrainer {
       );
     }
     if (this.codebookEma !== null) {
+      await this.codebookEma.start();
       const sd = this.codebookEma.stateDict();
       const entries = await tensorsToWrite(sd, 'F64');
       disposeAll(sd);

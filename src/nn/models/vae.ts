@@ -364,9 +364,9 @@ export class VectorQuantizer extends Module {
  *   Ñ_k = (N_k + ε) / (Σ_j N_j + K ε) · Σ_j N_j           (Laplace smoothing)
  *   e_k = M_k / Ñ_k
  *
- * N starts at 1 and M at the initial rows, as if each row had seen itself once, so rows never
- * assigned drift only through the smoothing instead of collapsing to zero. The running sums are
- * float64 on the host and belong in a checkpoint (`stateDict`) for an exact resume.
+ * N starts at 1 and M at the initial rows (`start`), as if each row had seen itself once, so rows
+ * never assigned drift only through the smoothing instead of collapsing to zero. The running sums
+ * are float64 on the host and belong in a checkpoint (`stateDict`) for an exact resume.
  */
 export class CodebookEma {
   /** N_k [K]. */
@@ -382,7 +382,16 @@ export class CodebookEma {
     if (!(decay > 0 && decay < 1))
       throw new Error(`CodebookEma: decay must be in (0, 1), got ${decay}`);
     this.clusterSize = new Float64Array(quantizer.numEmbeddings).fill(1);
-    this.embedSum = Float64Array.from(quantizer.embedding.weight.dataSync());
+    this.embedSum = new Float64Array(quantizer.numEmbeddings * quantizer.embedDim);
+  }
+
+  #started = false;
+
+  /** Starts M at the codebook's current rows (read from any backend); once, before `update`. */
+  async start(): Promise<void> {
+    if (this.#started) return;
+    this.embedSum.set(await this.quantizer.embedding.weight.data());
+    this.#started = true;
   }
 
   /**
@@ -396,6 +405,7 @@ export class CodebookEma {
     indices: ArrayLike<number>,
     dead?: { threshold: number; uniforms: ArrayLike<number> },
   ): number {
+    if (!this.#started) throw new Error('CodebookEma: call start() (or loadStateDict) first');
     const K = this.quantizer.numEmbeddings;
     const D = this.quantizer.embedDim;
     const n = indices.length;
@@ -449,6 +459,7 @@ export class CodebookEma {
 
   /** The running sums as named float64 tensors on the CPU (`cluster_size`, `embed_sum`). */
   stateDict(): Map<string, Tensor> {
+    if (!this.#started) throw new Error('CodebookEma: no state before start()');
     const K = this.quantizer.numEmbeddings;
     const D = this.quantizer.embedDim;
     const cpu = { dtype: 'float64', backend: cpuBackend() } as const;
@@ -472,5 +483,6 @@ export class CodebookEma {
     }
     this.clusterSize.set(n.dataSync());
     this.embedSum.set(m.dataSync());
+    this.#started = true;
   }
 }

@@ -79,10 +79,12 @@ void describe('PatchDiscriminator', () => {
 });
 
 void describe('CodebookEma', () => {
-  void it('follows N ← γN + (1−γ)n, M ← γM + (1−γ)s, e = M / Laplace-smoothed N', () => {
+  void it('follows N ← γN + (1−γ)n, M ← γM + (1−γ)s, e = M / Laplace-smoothed N', async () => {
     const q = new VectorQuantizer(3, 2, 0.25);
     q.embedding.weight.setData(tensor([1, 0, 0, 1, -1, -1], [3, 2]));
     const ema = new CodebookEma(q, 0.5, 0.1);
+    assert.throws(() => ema.update([0, 0], [0]), /call start\(\)/);
+    await ema.start();
     // four vectors: three to row 0, one to row 2, none to row 1
     const z = [2, 0, 4, 0, 0, 2, -3, -1];
     ema.update(z, [0, 0, 0, 2]);
@@ -101,9 +103,10 @@ void describe('CodebookEma', () => {
     assertClose(q.embedding.weight, want, { rtol: 1e-6 });
   });
 
-  void it('moves dead rows onto batch vectors and restores its sums from a state dict', () => {
+  void it('moves dead rows onto batch vectors and restores its sums from a state dict', async () => {
     const q = new VectorQuantizer(4, 2, 0.25, new BuildContext({ generator: new Generator(7) }));
     const ema = new CodebookEma(q, 0.5);
+    await ema.start();
     const z = [5, 5, 6, 6];
     // rows 1..3 unused: N = 0.5 < 0.6 → restarted onto z[floor(u · 2)]
     const n = ema.update(z, [0, 0], { threshold: 0.6, uniforms: [0, 0.1, 0.9, 0.4] });
