@@ -1403,6 +1403,9 @@ function checkLatentSource(
       `the latent cache holds ${shape.join('x')} latents; the run wants ${want.shape.join('x')}`,
     );
   }
+  if (config.flip && !latent.cache.data.header.flip) {
+    throw new TrainConfigError('the run flips images; its latent cache holds no mirrored images');
+  }
   if (latent.cache.data.header.dataset.length !== dataset.length) {
     throw new TrainConfigError(
       `the latent cache holds ${latent.cache.data.header.dataset.length} images; ${dataset.name} has ${dataset.length}`,
