@@ -252,6 +252,27 @@ void describe('VaeTrainer', () => {
     assert.ok(model.config.scaling_factor !== 1, 'model.config.scaling_factor !== 1');
   });
 
+  void test('an aborted run (Ctrl-C) stops after the current step with a checkpoint', async () => {
+    const out = join(fx.dir, 'abort');
+    const trainer = new VaeTrainer(config('kl'), images());
+    const controller = new AbortController();
+    const r = await runLoop<VaeStepStats, VaeHeldOut, VaeRunSettings>(trainer, {
+      outDir: out,
+      settings: RUN,
+      signal: controller.signal,
+      averaged: (s) => ({ loss: s.loss }),
+      onProgress: (p) => {
+        if (p.stats.step === 2) controller.abort();
+      },
+    });
+    assert.equal(r.reason, 'aborted');
+    assert.equal(r.step, 2);
+    assert.equal(r.heldOut, null, 'no held-out measurement when interrupted');
+    const state = await readVaeTrainerState(join(out, 'checkpoint'));
+    assert.equal(state.step, 2);
+    trainer.dispose();
+  });
+
   void test('a non-finite loss stops the run and keeps the last good checkpoint', async () => {
     const ds = images();
     let poison = false;
