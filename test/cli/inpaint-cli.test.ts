@@ -7,60 +7,26 @@
  */
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 
-import { decodePng, encodePng } from '../../src/data/index.js';
-import { TINY_UNET } from '../diffusion/train-setup.js';
-import { assertCleanError, assertInputError, sumiInProcess as sumi } from './run-sumi.js';
+import { decodePng } from '../../src/data/index.js';
+import {
+  assertCleanError,
+  assertInputError,
+  cliFixture,
+  grayPng,
+  sumiInProcess as sumi,
+  trainTiny,
+} from './run-sumi.js';
 
-let dir = '';
-const file = (name: string): string => join(dir, name);
-
-const TINY = {
-  model: { _class_name: 'UNet2DModel', sample_size: 8, ...TINY_UNET },
-  scheduler: { num_train_timesteps: 100 },
-};
-
-async function png(name: string, data: Uint8Array): Promise<string> {
-  await writeFile(file(name), encodePng({ width: 8, height: 8, channels: 1, data }));
-  return file(name);
-}
-
-before(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'sumi-inpaint-'));
-  await writeFile(file('tiny.json'), JSON.stringify(TINY));
-});
-
-after(async () => {
-  await rm(dir, { recursive: true, force: true });
-});
+const fx = cliFixture('sumi-inpaint-');
+const { file } = fx;
 
 void describe('sumi train --task inpaint, sumi edit inpaint', () => {
   void test('trains an inpainting model, which repaints the masked half and nothing else runs', async () => {
     const model = file('inpaint');
-    const t = await sumi([
-      'train',
-      '--data',
-      'mnist',
-      '--config',
-      file('tiny.json'),
-      '--task',
-      'inpaint',
-      '--steps',
-      '2',
-      '--batch',
-      '4',
-      '--save-every',
-      '0',
-      '--sample-every',
-      '0',
-      '--quiet',
-      '--out',
-      model,
-    ]);
+    const t = await trainTiny(fx, model, ['--task', 'inpaint']);
     assert.equal(t.code, 0, t.stderr);
     assert.match(t.stdout, /inpaint with it: sumi edit inpaint --model/);
     const ckpt = join(model, 'checkpoint');
@@ -75,9 +41,10 @@ void describe('sumi train --task inpaint, sumi edit inpaint', () => {
     assert.deepEqual([config.in_channels, config.out_channels], [3, 1]);
 
     const pixels = Uint8Array.from({ length: 64 }, (_, i) => (i * 53) % 256);
-    const image = await png('in.png', pixels);
-    const mask = await png(
-      'mask.png',
+    const image = await grayPng(file('in.png'), 8, pixels);
+    const mask = await grayPng(
+      file('mask.png'),
+      8,
       Uint8Array.from({ length: 64 }, (_, i) => (i >= 32 ? 255 : 0)),
     );
     const out = file('out.png');

@@ -1,8 +1,18 @@
-/** What the CLI tests share: `main(args)` in this process with its output captured, and the check of a clean error. */
+/**
+ * What the CLI tests share: `main(args)` in this process with its output captured, the check of
+ * a clean error, and a scratch folder with a tiny model config that `sumi train` trains in
+ * seconds.
+ */
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before } from 'node:test';
 
 import { main } from '../../src/cli/main.js';
+import { encodePng } from '../../src/data/index.js';
+import { TINY_UNET } from '../diffusion/train-setup.js';
 
 export interface Result {
   code: number | null;
@@ -39,4 +49,69 @@ export function assertInputError(r: Result, message: RegExp, out: string): void 
   assertCleanError(r, 2, message);
   assert.equal(r.stderr.trim().split('\n').length, 1, `one line: ${r.stderr}`);
   assert.equal(existsSync(out), false, `${out} is not written`);
+}
+
+/** An 8×8 UNet2DModel (TINY_UNET) with 100 training timesteps: a `sumi train --config`. */
+export const TINY_CONFIG = {
+  model: { _class_name: 'UNet2DModel', sample_size: 8, ...TINY_UNET },
+  scheduler: { num_train_timesteps: 100 },
+};
+
+export interface CliFixture {
+  /** A path in the scratch folder. */
+  file: (name: string) => string;
+  /** TINY_CONFIG, written to tiny.json in the scratch folder. */
+  config: string;
+}
+
+/**
+ * Registers the test file's `before` and `after` hooks: a scratch folder named from `prefix`,
+ * holding tiny.json, removed after the file's tests. Paths are valid once `before` has run.
+ */
+export function cliFixture(prefix: string): CliFixture {
+  let dir = '';
+  const file = (name: string): string => join(dir, name);
+  const fx: CliFixture = { file, config: '' };
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), prefix));
+    fx.config = file('tiny.json');
+    await writeFile(fx.config, JSON.stringify(TINY_CONFIG));
+  });
+  after(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+  return fx;
+}
+
+/**
+ * `sumi train` of tiny.json on MNIST for 2 steps of batch 4 into `out`, quietly, with no
+ * checkpoints or samples on the way; `options` come before --out.
+ */
+export function trainTiny(fx: CliFixture, out: string, options: string[]): Promise<Result> {
+  return sumiInProcess([
+    'train',
+    '--data',
+    'mnist',
+    '--config',
+    fx.config,
+    ...options,
+    '--steps',
+    '2',
+    '--batch',
+    '4',
+    '--save-every',
+    '0',
+    '--sample-every',
+    '0',
+    '--quiet',
+    '--out',
+    out,
+  ]);
+}
+
+/** Writes a size×size 8-bit gray PNG to `path`: `data`, or the pattern (i·53) mod 256. */
+export async function grayPng(path: string, size: number, data?: Uint8Array): Promise<string> {
+  const pixels = data ?? Uint8Array.from({ length: size * size }, (_, i) => (i * 53) % 256);
+  await writeFile(path, encodePng({ width: size, height: size, channels: 1, data: pixels }));
+  return path;
 }

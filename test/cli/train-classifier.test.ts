@@ -9,35 +9,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 
-import { main } from '../../src/cli/main.js';
 import { loadClassifier } from '../../src/diffusion/index.js';
-
-interface Result {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-/** main(args) in this process, with console output captured. */
-async function sumi(args: string[]): Promise<Result> {
-  const { log, error } = console;
-  let stdout = '';
-  let stderr = '';
-  console.log = (...a: unknown[]) => void (stdout += `${a.join(' ')}\n`);
-  console.error = (...a: unknown[]) => void (stderr += `${a.join(' ')}\n`);
-  try {
-    return { code: await main(args), stdout, stderr };
-  } finally {
-    console.log = log;
-    console.error = error;
-  }
-}
-
-function assertUsage(r: Result, message: RegExp): void {
-  assert.equal(r.code, 2, `exit code 2 (stderr: ${r.stderr})`);
-  assert.match(r.stderr, message);
-  assert.doesNotMatch(r.stderr, /\n\s+at /, 'no stack trace');
-}
+import { assertCleanError, sumiInProcess as sumi } from './run-sumi.js';
 
 let dir: string;
 let config: string;
@@ -64,38 +37,46 @@ void describe('sumi train-classifier', () => {
   void test('bad input: one line, exit code 2, nothing written', async () => {
     const out = join(dir, 'never');
     const base = ['train-classifier', '--out', out, '--quiet'];
-    assertUsage(await sumi([...base]), /^sumi train-classifier: --data is required\n/);
-    assertUsage(await sumi([...base, '--data', 'nope']), /unknown dataset 'nope'/);
-    assertUsage(
+    assertCleanError(await sumi([...base]), 2, /^sumi train-classifier: --data is required\n/);
+    assertCleanError(await sumi([...base, '--data', 'nope']), 2, /unknown dataset 'nope'/);
+    assertCleanError(
       await sumi([...base, '--data', 'mnist', '--clean', '--noise-aware']),
+      2,
       /give --noise-aware or --clean, not both/,
     );
-    assertUsage(
+    assertCleanError(
       await sumi([...base, '--data', 'mnist', '--holdout', '1.5']),
+      2,
       /holdout must be in \[0, 1\), got 1\.5/,
     );
-    assertUsage(
+    assertCleanError(
       await sumi([...base, '--data', 'mnist', '--rotate', '200', '--zoom', '1']),
+      2,
       /rotate must be in \[0, 180\], got 200; zoom must be in \[0, 1\), got 1/,
     );
-    assertUsage(
+    assertCleanError(
       await sumi([...base, '--data', 'mnist', '--zoom', 'ten']),
+      2,
       /--zoom expects a number, got 'ten'/,
     );
-    assertUsage(
+    assertCleanError(
       await sumi([...base, '--data', 'mnist', '--schedule-from', join(dir, 'none')]),
+      2,
       /--schedule-from: model directory .* does not exist/,
     );
-    assertUsage(
+    assertCleanError(
       await sumi([...base, '--data', 'mnist', '--clean', '--schedule-from', 'models/mnist-small']),
+      2,
       /drop it with --clean/,
     );
-    assertUsage(
+    assertCleanError(
       await sumi([...base, '--data', 'mnist', '--eval-t', '0,1000']),
+      2,
       /evaluation timestep 1000 must be an integer in 0\.\.999/,
     );
-    assertUsage(
+    assertCleanError(
       await sumi([...base, '--data', 'mnist', '--config', join(dir, 'missing.json')]),
+      2,
       /--config .*missing\.json/,
     );
     assert.ok(!existsSync(out), 'no output folder for bad input');
@@ -131,17 +112,20 @@ void describe('sumi train-classifier', () => {
     ];
     const r = await sumi([...args, '--stop-at', '2']);
     assert.equal(r.code, 0, r.stderr);
-    assertUsage(await sumi(args), /already holds a checkpoint; pass --resume/);
-    assertUsage(
+    assertCleanError(await sumi(args), 2, /already holds a checkpoint; pass --resume/);
+    assertCleanError(
       await sumi([...args, '--resume', '--lr', '0.5']),
+      2,
       /settings; these differ: lr: checkpoint has 0\.001, asked for 0\.5/,
     );
-    assertUsage(
+    assertCleanError(
       await sumi([...args, '--image-size', '12', '--resume']),
+      2,
       /these differ: imageSize: checkpoint has 8, asked for 12/,
     );
-    assertUsage(
+    assertCleanError(
       await sumi(['train-classifier', '--out', out, '--resume', '--config', config]),
+      2,
       /--config needs --data/,
     );
     const done = await sumi([

@@ -7,65 +7,33 @@
  */
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 
-import { decodePng, encodePng } from '../../src/data/index.js';
+import { decodePng } from '../../src/data/index.js';
 import { writeTinyModel } from '../../src/eval/test-models.js';
-import { TINY_UNET } from '../diffusion/train-setup.js';
-import { assertCleanError, assertInputError, sumiInProcess as sumi } from './run-sumi.js';
+import {
+  assertCleanError,
+  assertInputError,
+  cliFixture,
+  grayPng,
+  sumiInProcess as sumi,
+  trainTiny,
+} from './run-sumi.js';
 
-let dir = '';
-const file = (name: string): string => join(dir, name);
-
-const TINY = {
-  model: { _class_name: 'UNet2DModel', sample_size: 8, ...TINY_UNET },
-  scheduler: { num_train_timesteps: 100 },
-};
-
-async function grayPng(name: string, size: number): Promise<string> {
-  const data = Uint8Array.from({ length: size * size }, (_, i) => (i * 53) % 256);
-  await writeFile(file(name), encodePng({ width: size, height: size, channels: 1, data }));
-  return file(name);
-}
-
-before(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'sumi-upscale-'));
-  await writeFile(file('tiny.json'), JSON.stringify(TINY));
-});
-
-after(async () => {
-  await rm(dir, { recursive: true, force: true });
-});
+const fx = cliFixture('sumi-upscale-');
+const { file } = fx;
 
 void describe('sumi train --task upscale, sumi edit upscale', () => {
   void test('trains an upscaler, which upscales 4x4 to 8x8 and nothing else takes', async () => {
     const model = file('sr');
-    const t = await sumi([
-      'train',
-      '--data',
-      'mnist',
-      '--config',
-      file('tiny.json'),
+    const t = await trainTiny(fx, model, [
       '--task',
       'upscale',
       '--factor',
       '2',
       '--noise-aug',
       '0.1',
-      '--steps',
-      '2',
-      '--batch',
-      '4',
-      '--save-every',
-      '0',
-      '--sample-every',
-      '0',
-      '--quiet',
-      '--out',
-      model,
     ]);
     assert.equal(t.code, 0, t.stderr);
     const info = JSON.parse(readFileSync(join(model, 'checkpoint', 'sumi.json'), 'utf8')) as {
@@ -75,7 +43,7 @@ void describe('sumi train --task upscale, sumi edit upscale', () => {
     assert.deepEqual(info.upscale, { factor: 2, noiseAugmentation: 0.1 });
     assert.equal(info.imageSize, 8);
 
-    const small = await grayPng('small.png', 4);
+    const small = await grayPng(file('small.png'), 4);
     const out = file('up.png');
     const r = await sumi([
       'edit',
@@ -94,7 +62,7 @@ void describe('sumi train --task upscale, sumi edit upscale', () => {
     const img = decodePng(readFileSync(out), out);
     assert.deepEqual([img.width, img.height, img.channels], [8, 8, 1]);
 
-    const big = await grayPng('big.png', 8);
+    const big = await grayPng(file('big.png'), 8);
     const bad = file('bad.png');
     assertInputError(
       await sumi(['edit', 'upscale', '--model', model, '--image', big, '--out', bad]),
@@ -126,7 +94,7 @@ void describe('sumi train --task upscale, sumi edit upscale', () => {
 
   void test('edit upscale refuses a model that is not an upscaler; --factor needs --task upscale', async () => {
     const plain = await writeTinyModel(file('plain'), { classes: null });
-    const small = await grayPng('small2.png', 4);
+    const small = await grayPng(file('small2.png'), 4);
     const out = file('never.png');
     const r = await sumi(['edit', 'upscale', '--model', plain, '--image', small, '--out', out]);
     assert.notEqual(r.code, 0);
@@ -140,7 +108,7 @@ void describe('sumi train --task upscale, sumi edit upscale', () => {
       '--data',
       'mnist',
       '--config',
-      file('tiny.json'),
+      fx.config,
       '--factor',
       '4',
       '--out',
@@ -152,7 +120,7 @@ void describe('sumi train --task upscale, sumi edit upscale', () => {
       '--data',
       'mnist',
       '--config',
-      file('tiny.json'),
+      fx.config,
       '--task',
       'upscale',
       '--noise-aug',

@@ -11,24 +11,12 @@ import {
   checkSamplingSettings,
   SamplingOptionError,
 } from '../../src/diffusion/index.js';
-import { cpuBackend, Generator, randn, setDefaultBackend, tidy } from '../../src/engine/index.js';
-import { createModel, type UNet2DModel } from '../../src/nn/models/index.js';
-import { TINY_UNET } from './train-setup.js';
+import { cpuBackend, randn, setDefaultBackend, tidy } from '../../src/engine/index.js';
+import { tinyUNet } from './train-setup.js';
 
 setDefaultBackend(cpuBackend());
 
-const model = (
-  createModel(
-    {
-      ...TINY_UNET,
-      _class_name: 'UNet2DModel',
-      sample_size: 8,
-      in_channels: 1,
-      out_channels: 1,
-    },
-    { generator: new Generator(3) },
-  ) as UNet2DModel
-).eval();
+const model = tinyUNet(3).eval();
 
 /** The images of a run of n images in batches of `batchSize`, one Float32Array per image. */
 async function images(

@@ -39,12 +39,14 @@ import {
   tensor,
   variance,
 } from '../../src/engine/index.js';
+import { createModel, type UNet2DConditionModel } from '../../src/nn/models/index.js';
 import {
-  createModel,
-  type UNet2DConditionModel,
-  type UNet2DModel,
-} from '../../src/nn/models/index.js';
-import { TINY_TEXT_ENCODER, TINY_TEXT_UNET, TINY_UNET, trainFixture } from './train-setup.js';
+  TINY_TEXT_ENCODER,
+  TINY_TEXT_UNET,
+  TINY_UNET,
+  tinyUNet,
+  trainFixture,
+} from './train-setup.js';
 import { maxAbsDiff } from '../engine/testing.js';
 
 const fx = trainFixture('sumi-cond-');
@@ -74,17 +76,7 @@ function textConfig(train: Partial<TrainConfig> = {}): TrainConfig {
 
 void describe('the denoiser interface', () => {
   void test('UNet2DModel.denoise is forward with the class labels; cross-attention inputs are refused', () => {
-    const m = createModel(
-      {
-        ...TINY_UNET,
-        _class_name: 'UNet2DModel',
-        sample_size: 8,
-        in_channels: 1,
-        out_channels: 1,
-        num_class_embeds: 3,
-      },
-      { generator: new Generator(1) },
-    ) as UNet2DModel;
+    const m = tinyUNet(1, { num_class_embeds: 3 });
     assert.deepEqual(m.sampleShape, [1, 8, 8]);
     assert.deepEqual(m.conditioningInputs, { numClassEmbeds: 3, crossAttentionDim: null });
     noGrad(() => {
@@ -138,17 +130,7 @@ void describe('the denoiser interface', () => {
 });
 
 void describe('classifier-free guidance', () => {
-  const m = createModel(
-    {
-      ...TINY_UNET,
-      _class_name: 'UNet2DModel',
-      sample_size: 8,
-      in_channels: 1,
-      out_channels: 1,
-      num_class_embeds: 4,
-    },
-    { generator: new Generator(7) },
-  ) as UNet2DModel;
+  const m = tinyUNet(7, { num_class_embeds: 4 });
   const source = classConditioning({ numClasses: 3, nullClassId: 3 });
   const cpu = cpuBackend();
 

@@ -45,23 +45,14 @@ import {
   tensor,
 } from '../../src/engine/index.js';
 import { assertClose, maxAbsDiff } from '../engine/testing.js';
-import {
-  createModel,
-  type UNet2DConditionModel,
-  type UNet2DModel,
-} from '../../src/nn/models/index.js';
-import { TINY_TEXT_UNET, TINY_UNET } from './train-setup.js';
+import { createModel, type UNet2DConditionModel } from '../../src/nn/models/index.js';
+import { TINY_TEXT_UNET, tinyUNet } from './train-setup.js';
 
 setDefaultBackend(cpuBackend());
 
 const SCHEDULE = { num_train_timesteps: 100 };
 
-const tiny = (
-  createModel(
-    { ...TINY_UNET, _class_name: 'UNet2DModel', sample_size: 8, in_channels: 1, out_channels: 1 },
-    { generator: new Generator(3) },
-  ) as UNet2DModel
-).eval();
+const tiny = tinyUNet(3).eval();
 const tinyModel: DenoiseModel = (x, t) => tiny.denoise(x, t);
 
 /** Two 8x8 "images" in [−1, 1]. */
@@ -504,19 +495,7 @@ void describe('a text-conditioned denoiser under guidance', () => {
 
 void describe('conditionedModel', () => {
   void test('is guidedDenoiser under the encoded conditions: c per image, ∅ only when w ≠ 1', () => {
-    const unet = (
-      createModel(
-        {
-          ...TINY_UNET,
-          _class_name: 'UNet2DModel',
-          sample_size: 8,
-          in_channels: 1,
-          out_channels: 1,
-          num_class_embeds: 3,
-        },
-        { generator: new Generator(6) },
-      ) as UNet2DModel
-    ).eval();
+    const unet = tinyUNet(6, { num_class_embeds: 3 }).eval();
     const classes = classConditioning({ numClasses: 2, nullClassId: 2 });
     const labels = (ids: number[]) => ({ classLabels: tensor(Int32Array.from(ids), [2]) });
     const x = randn([2, 1, 8, 8], { seed: 8 });

@@ -13,26 +13,13 @@ import {
   generateAsync,
   type GenerateOptions,
 } from '../../src/diffusion/index.js';
-import { cpuBackend, Generator, setDefaultBackend, Tensor } from '../../src/engine/index.js';
-import { createModel, type UNet2DModel } from '../../src/nn/models/index.js';
-import { TINY_UNET } from './train-setup.js';
+import { cpuBackend, setDefaultBackend, Tensor } from '../../src/engine/index.js';
+import { tinyUNet } from './train-setup.js';
 
 const cpu = cpuBackend();
 setDefaultBackend(cpu);
 
-const model = (
-  createModel(
-    {
-      ...TINY_UNET,
-      _class_name: 'UNet2DModel',
-      sample_size: 8,
-      in_channels: 1,
-      out_channels: 1,
-      num_class_embeds: 4,
-    },
-    { generator: new Generator(5) },
-  ) as UNet2DModel
-).eval();
+const model = tinyUNet(5, { num_class_embeds: 4 }).eval();
 
 const schedule = { num_train_timesteps: 100 };
 const { cond, uncond } = encodeConditions(

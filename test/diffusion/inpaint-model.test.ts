@@ -19,16 +19,19 @@ import {
   MASK_DRAWS,
   randomMask,
   resolveTrainConfig,
-  runTraining,
   streamSeed,
   type TrainConfig,
   Trainer,
   TrainConfigError,
 } from '../../src/diffusion/index.js';
 import { cpuBackend, noGrad, rand, type Tensor, tensor } from '../../src/engine/index.js';
-import type { Conditioning } from '../../src/nn/models/index.js';
-import type { TimestepInput } from '../../src/nn/models/embeddings.js';
-import { firstImages, TINY_UNET, trainFixture } from './train-setup.js';
+import {
+  assertLossHalves,
+  firstImages,
+  recordConcatImages,
+  TINY_UNET,
+  trainFixture,
+} from './train-setup.js';
 
 const fx = trainFixture('sumi-train-inpaint-');
 
@@ -144,12 +147,7 @@ void describe('inpaint training', () => {
   void test("step s conditions on [x_0 ⊙ (1 − m); m] with masks from stream (seed, 'masks', s)", async () => {
     // One micro-batch, so that every denoiser call is on this thread.
     const trainer = new Trainer(config({ microBatches: 1 }), fx.mnist8);
-    const seen: Float32Array[] = [];
-    const denoise = trainer.model.denoise.bind(trainer.model);
-    trainer.model.denoise = (x: Tensor, t: TimestepInput, cond: Conditioning = {}) => {
-      seen.push(Float32Array.from(cond.concatImage!.dataSync()));
-      return denoise(x, t, cond);
-    };
+    const seen = recordConcatImages(trainer.model);
     await trainer.trainStep();
     await trainer.trainStep();
     assert.equal(seen.length, 2, 'a denoiser call per step');
@@ -174,18 +172,10 @@ void describe('inpaint training', () => {
   void test('the loss falls; the checkpoint loads only as an inpainting model, which keeps the known pixels', async () => {
     const out = join(fx.dir, 'inpaint');
     const trainer = new Trainer(config({ steps: 60, lr: 3e-3, warmupSteps: 5 }), fx.mnist8);
-    const losses: number[] = [];
-    await runTraining(trainer, {
-      outDir: out,
-      settings: { saveEvery: 0, sampleEvery: 0, logEvery: 1 },
-      afterStep: (_, st) => losses.push(st.loss),
-    });
+    await assertLossHalves(trainer, out);
     const preview = noGrad(() => trainer.previewImages(2, 3, 'ddim'));
     assert.deepEqual(preview.shape, [2, 1, 8, 8]);
     trainer.dispose();
-    const first = mean(losses.slice(0, 10));
-    const last = mean(losses.slice(-10));
-    assert.ok(last < first / 2, `average loss: first 10 steps ${first}, last 10 ${last}`);
 
     await assert.rejects(
       loadPipeline(out),
@@ -199,12 +189,7 @@ void describe('inpaint training', () => {
       Float32Array.from({ length: 64 }, (_, i) => (i >= 32 ? 1 : 0)),
       [1, 1, 8, 8],
     );
-    const seenImages: Float32Array[] = [];
-    const denoise = p.model.denoise.bind(p.model);
-    p.model.denoise = (xt: Tensor, t: TimestepInput, cond: Conditioning = {}) => {
-      seenImages.push(Float32Array.from(cond.concatImage!.dataSync()));
-      return denoise(xt, t, cond);
-    };
+    const seenImages = recordConcatImages(p.model);
     const run = (m: Tensor): Float32Array => {
       const noise = new ImageNoise(0, 0, 2, [1, 8, 8]);
       return inpaintWithModel(p.model, createSampler('ddim', p.schedulerConfig), x, {

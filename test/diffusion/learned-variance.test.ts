@@ -52,8 +52,8 @@ import {
   tensor,
 } from '../../src/engine/index.js';
 import { modelNll, spreadIndices } from '../../src/eval/index.js';
-import { createModel, type UNet2DModel } from '../../src/nn/models/index.js';
-import { TINY_UNET, trainFixture } from './train-setup.js';
+import { type UNet2DModel } from '../../src/nn/models/index.js';
+import { TINY_UNET, tinyUNet, trainFixture } from './train-setup.js';
 import { assertClose, maxAbsDiff } from '../engine/testing.js';
 
 const fx = trainFixture('sumi-lv-');
@@ -65,19 +65,6 @@ function lvConfig(train: Partial<TrainConfig> = {}, scheduler: Record<string, un
     { model: TINY_UNET, scheduler, train: { data: 'mnist', batchSize: 8, ...train } },
     fx.mnist8,
   );
-}
-
-/** A tiny 8×8 U-Net with `out` output channels (1 input channel). */
-function tinyUNet(out: number, seed: number, extra: Record<string, unknown> = {}): UNet2DModel {
-  const config = {
-    ...TINY_UNET,
-    _class_name: 'UNet2DModel',
-    sample_size: 8,
-    in_channels: 1,
-    out_channels: out,
-    ...extra,
-  };
-  return createModel(config, { generator: new Generator(seed) }) as UNet2DModel;
 }
 
 function param(m: UNet2DModel, name: string): Tensor {
@@ -101,7 +88,7 @@ function pinVariance(m: UNet2DModel, v: number): void {
 
 /** The same network with only its mean channel (conv_out's first row): a fixed-variance model. */
 async function meanOnly(m: UNet2DModel): Promise<UNet2DModel> {
-  const c = tinyUNet(1, 99);
+  const c = tinyUNet(99);
   await c.to({ dtype: param(m, 'conv_out.bias').dtype });
   const sd = new Map(m.namedParameters());
   const w = sd.get('conv_out.weight')!;
@@ -143,7 +130,7 @@ void describe('training a learned variance', () => {
   });
 
   void test("the VLB term's gradient reaches the variance channels only (U-Net, float64)", async () => {
-    const m = tinyUNet(2, 5);
+    const m = tinyUNet(5, { out_channels: 2 });
     await m.to({ dtype: 'float64' });
     const s = makeSchedule(Float64Array.from({ length: T }, (_, t) => 1e-3 + (0.1 * t) / T));
     const pixels = [0, 1, 2, 3].flatMap((i) =>
@@ -236,7 +223,7 @@ void describe('training a learned variance', () => {
 
 void describe('sampling a learned variance', () => {
   void test('ddpm, ddim, euler and dpmpp-2m return C channels', () => {
-    const m = tinyUNet(2, 7).eval();
+    const m = tinyUNet(7, { out_channels: 2 }).eval();
     for (const name of ['ddpm', 'ddim', 'euler', 'dpmpp-2m']) {
       const scheduler = createSampler(name, LEARNED);
       const x = generate(m, scheduler, { n: 2, seed: 1, numInferenceSteps: 4 });
@@ -247,7 +234,7 @@ void describe('sampling a learned variance', () => {
   });
 
   void test('DDPM samples with Σ_θ: v = −1 is β̃_t, v = +1 is β_t', async () => {
-    const m = tinyUNet(2, 8).eval();
+    const m = tinyUNet(8, { out_channels: 2 }).eval();
     await m.to({ dtype: 'float64' });
     const xT = randn([2, 1, 8, 8], { seed: 4, dtype: 'float64' });
     const run = (variance: string, model: (x: Tensor, t: number) => Tensor): number[] =>
@@ -284,7 +271,7 @@ void describe('sampling a learned variance', () => {
   });
 
   void test('the other samplers ignore the variance half: the mean part alone, exactly', () => {
-    const m = tinyUNet(2, 9).eval();
+    const m = tinyUNet(9, { out_channels: 2 }).eval();
     const xT = randn([2, 1, 8, 8], { seed: 5 });
     for (const name of ['ddim', 'euler', 'dpmpp-2m', 'euler-a', 'unipc']) {
       const run = (model: (x: Tensor, t: number) => Tensor): number[] =>
@@ -305,7 +292,7 @@ void describe('sampling a learned variance', () => {
 
 void describe('classifier-free guidance of a learned variance', () => {
   void test('guides the mean part, keeps the conditional variance part (hand computation)', () => {
-    const m = tinyUNet(2, 10, { num_class_embeds: 4 });
+    const m = tinyUNet(10, { out_channels: 2, num_class_embeds: 4 });
     const source = classConditioning({ numClasses: 3, nullClassId: 3 });
     noGrad(() => {
       const x = randn([3, 1, 8, 8], { generator: new Generator(11) });
@@ -352,7 +339,7 @@ void describe('classifier-free guidance of a learned variance', () => {
 
 void describe('the NLL bound of a learned variance', () => {
   void test('modelNll reads variance_type: v = −1 is the fixed_small bound, v = +1 fixed_large but L_0', async () => {
-    const lv = tinyUNet(2, 12).eval();
+    const lv = tinyUNet(12, { out_channels: 2 }).eval();
     const indices = spreadIndices(fx.mnist8.length, 4);
     const nll = (model: UNet2DModel, variance: string) =>
       modelNll({

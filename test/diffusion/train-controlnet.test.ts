@@ -8,38 +8,21 @@ import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 
-import {
-  findCheckpoint,
-  resolveTrainConfig,
-  runTraining,
-  setUpTraining,
-  type TrainConfig,
-  Trainer,
-  type TrainRequest,
-} from '../../src/diffusion/index.js';
+import { findCheckpoint, type TrainRequest } from '../../src/diffusion/index.js';
 import { loadTensors, readSafetensors } from '../../src/nn/index.js';
-import { TINY_UNET, trainFixture } from './train-setup.js';
+import {
+  assertResumesExactly,
+  TINY_UNET,
+  trainBase,
+  trainFixture,
+  trainRequest,
+} from './train-setup.js';
 
 const SCHEDULER = { num_train_timesteps: 100 };
 const fx = trainFixture('sumi-controlnet-');
 
 /** A base model folder: a 2-step unconditional run. */
-async function makeBase(out: string): Promise<void> {
-  const config: TrainConfig = resolveTrainConfig(
-    {
-      model: TINY_UNET,
-      scheduler: SCHEDULER,
-      train: { data: 'mnist', steps: 2, batchSize: 4, warmupSteps: 0, emaDecay: null },
-    },
-    fx.mnist8,
-  );
-  const t = new Trainer(config, fx.mnist8);
-  try {
-    await runTraining(t, { outDir: out, settings: { saveEvery: 0, sampleEvery: 0 } });
-  } finally {
-    t.dispose();
-  }
-}
+const makeBase = (out: string): Promise<void> => trainBase(fx, out, TINY_UNET, { emaDecay: null });
 
 function request(out: string, base: string, extra: Partial<TrainRequest> = {}): TrainRequest {
   return {
@@ -63,16 +46,6 @@ function request(out: string, base: string, extra: Partial<TrainRequest> = {}): 
   };
 }
 
-async function run(req: TrainRequest, stopAt?: number): Promise<Trainer> {
-  const { trainer } = await setUpTraining(req);
-  await runTraining(trainer, {
-    outDir: req.outDir,
-    stopAt,
-    settings: { saveEvery: 0, sampleEvery: 0 },
-  });
-  return trainer;
-}
-
 void describe('ControlNet training', () => {
   void test('trains the ControlNet only and saves it as a diffusers ControlNet folder', async () => {
     const base = join(fx.dir, 'base');
@@ -80,7 +53,7 @@ void describe('ControlNet training', () => {
     const baseFile = join(base, 'checkpoint', 'unet', 'diffusion_pytorch_model.safetensors');
     const before = await readSafetensors(baseFile);
     const out = join(fx.dir, 'cn');
-    const trainer = await run(request(out, base));
+    const trainer = await trainRequest(request(out, base));
     try {
       assert.equal(trainer.step, 2);
       const cn = trainer.controlnet!;
@@ -127,19 +100,16 @@ void describe('ControlNet training', () => {
 
   void test('resumes exactly: 1 step, a checkpoint, 1 more = 2 in one go', async () => {
     const base = join(fx.dir, 'base');
-    const whole = join(fx.dir, 'whole');
-    const parts = join(fx.dir, 'parts');
-    (await run(request(whole, base))).dispose();
-    (await run(request(parts, base), 1)).dispose();
-    (await run(request(parts, base, { resume: true }))).dispose();
-    for (const f of [
-      'controlnet/diffusion_pytorch_model.safetensors',
-      'controlnet_ema/diffusion_pytorch_model.safetensors',
-      'optimizer.safetensors',
-    ]) {
-      const a = await readFile(join(whole, 'checkpoint', f));
-      const b = await readFile(join(parts, 'checkpoint', f));
-      assert.ok(a.equals(b), `${f} identical`);
-    }
+    await assertResumesExactly(
+      (out, extra) => request(out, base, extra),
+      join(fx.dir, 'whole'),
+      join(fx.dir, 'parts'),
+      1,
+      [
+        'controlnet/diffusion_pytorch_model.safetensors',
+        'controlnet_ema/diffusion_pytorch_model.safetensors',
+        'optimizer.safetensors',
+      ],
+    );
   });
 });

@@ -13,11 +13,7 @@ import {
   findCheckpoint,
   loadPipeline,
   readTrainerState,
-  resolveTrainConfig,
-  runTraining,
   setUpTraining,
-  type TrainConfig,
-  Trainer,
   type TrainRequest,
 } from '../../src/diffusion/index.js';
 import { randn, tensor } from '../../src/engine/index.js';
@@ -27,7 +23,7 @@ import {
   loraNetworkFromFile,
   readSafetensors,
 } from '../../src/nn/index.js';
-import { trainFixture } from './train-setup.js';
+import { assertResumesExactly, trainBase, trainFixture, trainRequest } from './train-setup.js';
 
 /** A tiny class-conditional U-Net with attention at 4×4 (8 attention projections). */
 const MODEL = {
@@ -43,22 +39,7 @@ const SCHEDULER = { num_train_timesteps: 100 };
 const fx = trainFixture('sumi-lora-');
 
 /** A base model folder: a 2-step class-conditional run. */
-async function makeBase(out: string): Promise<void> {
-  const config: TrainConfig = resolveTrainConfig(
-    {
-      model: MODEL,
-      scheduler: SCHEDULER,
-      train: { data: 'mnist', steps: 2, batchSize: 4, classCond: true, warmupSteps: 0 },
-    },
-    fx.mnist8,
-  );
-  const t = new Trainer(config, fx.mnist8);
-  try {
-    await runTraining(t, { outDir: out, settings: { saveEvery: 0, sampleEvery: 0 } });
-  } finally {
-    t.dispose();
-  }
-}
+const makeBase = (out: string): Promise<void> => trainBase(fx, out, MODEL, { classCond: true });
 
 function request(out: string, base: string, extra: Partial<TrainRequest> = {}): TrainRequest {
   return {
@@ -83,16 +64,6 @@ function request(out: string, base: string, extra: Partial<TrainRequest> = {}): 
   };
 }
 
-async function run(req: TrainRequest, stopAt?: number): Promise<Trainer> {
-  const { trainer } = await setUpTraining(req);
-  await runTraining(trainer, {
-    outDir: req.outDir,
-    stopAt,
-    settings: { saveEvery: 0, sampleEvery: 0 },
-  });
-  return trainer;
-}
-
 void describe('LoRA training', () => {
   void test('trains only the adapters: the base keeps every bit, no gradients, no optimizer state', async () => {
     const base = join(fx.dir, 'base');
@@ -100,7 +71,7 @@ void describe('LoRA training', () => {
     const baseFile = join(base, 'checkpoint', 'unet_ema', 'diffusion_pytorch_model.safetensors');
     const before = await readSafetensors(baseFile);
     const out = join(fx.dir, 'lora');
-    const trainer = await run(request(out, base));
+    const trainer = await trainRequest(request(out, base));
     try {
       assert.equal(trainer.step, 4);
       const lora = trainer.lora!;
@@ -162,19 +133,13 @@ void describe('LoRA training', () => {
   void test('resumes exactly: 2 steps, a checkpoint, 2 more = 4 in one go', async () => {
     const base = join(fx.dir, 'base');
     const whole = join(fx.dir, 'whole');
-    const parts = join(fx.dir, 'parts');
-    (await run(request(whole, base))).dispose();
-    (await run(request(parts, base), 2)).dispose();
-    (await run(request(parts, base, { resume: true }))).dispose();
-    for (const f of [
-      'unet_lora/adapter_model.safetensors',
-      'optimizer.safetensors',
-      LORA_WEIGHTS_NAME,
-    ]) {
-      const a = await readFile(join(whole, 'checkpoint', f));
-      const b = await readFile(join(parts, 'checkpoint', f));
-      assert.ok(a.equals(b), `${f} identical`);
-    }
+    await assertResumesExactly(
+      (out, extra) => request(out, base, extra),
+      whole,
+      join(fx.dir, 'parts'),
+      2,
+      ['unet_lora/adapter_model.safetensors', 'optimizer.safetensors', LORA_WEIGHTS_NAME],
+    );
     const opt = await loadTensors(join(whole, 'checkpoint', 'optimizer.safetensors'));
     assert.ok(
       [...opt.keys()].every((k) => k.includes('lora_')),
@@ -187,7 +152,7 @@ void describe('LoRA training', () => {
     const base = join(fx.dir, 'base-copy');
     await cp(join(fx.dir, 'base'), base, { recursive: true });
     const out = join(fx.dir, 'moved');
-    (await run(request(out, base), 2)).dispose();
+    (await trainRequest(request(out, base), 2)).dispose();
     const weights = join(base, 'checkpoint', 'unet_ema', 'diffusion_pytorch_model.safetensors');
     const sha = async (): Promise<string> =>
       createHash('sha256')

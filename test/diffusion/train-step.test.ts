@@ -10,23 +10,15 @@ import {
   makeSchedule,
   NonFiniteError,
 } from '../../src/diffusion/index.js';
-import { Generator, tensor } from '../../src/engine/index.js';
+import { tensor } from '../../src/engine/index.js';
 import { AdamW } from '../../src/nn/index.js';
-import { createModel, type UNet2DModel } from '../../src/nn/models/index.js';
-import { firstImages, TINY_UNET, trainFixture } from './train-setup.js';
+import { firstImages, tinyUNet, trainFixture } from './train-setup.js';
 
 const fx = trainFixture('sumi-train-step-');
 const schedule = makeSchedule(defaultScheduleConfig);
 
-function tinyModel(): UNet2DModel {
-  return createModel(
-    { _class_name: 'UNet2DModel', ...TINY_UNET, sample_size: 8, in_channels: 1, out_channels: 1 },
-    { generator: new Generator(7) },
-  ) as UNet2DModel;
-}
-
 async function losses(seed: number, steps: number): Promise<number[]> {
-  const model = tinyModel();
+  const model = tinyUNet(7);
   const opt = new AdamW(model, { lr: 3e-3 });
   const x0 = firstImages(fx.mnist8, 8);
   const out: number[] = [];
@@ -50,7 +42,7 @@ void test('the loss falls over 20 steps, and the same seed gives the same losses
 });
 
 void test('a non-finite loss throws NonFiniteError and leaves the weights unchanged', async () => {
-  const model = tinyModel();
+  const model = tinyUNet(7);
   const opt = new AdamW(model, { lr: 1e-2 });
   const before = model.parameters().map((p) => Float32Array.from(p.dataSync()));
   const x0 = tensor(new Float32Array(2 * 64).fill(Number.NaN), [2, 1, 8, 8]);

@@ -24,7 +24,6 @@ import {
 import {
   concat,
   cpuBackend,
-  Generator,
   noGrad,
   randn,
   setDefaultBackend,
@@ -32,18 +31,12 @@ import {
   tensor,
 } from '../../src/engine/index.js';
 import { assertClose } from '../engine/testing.js';
-import { createModel, type UNet2DModel } from '../../src/nn/models/index.js';
-import { TINY_UNET } from './train-setup.js';
+import { tinyUNet } from './train-setup.js';
 
 setDefaultBackend(cpuBackend());
 
 /** A tiny 8×8 U-Net taking x_t (1 channel) and the condition (1 channel). */
-const sr = (
-  createModel(
-    { ...TINY_UNET, _class_name: 'UNet2DModel', sample_size: 8, in_channels: 2, out_channels: 1 },
-    { generator: new Generator(5) },
-  ) as UNet2DModel
-).eval();
+const sr = tinyUNet(5, { in_channels: 2 }).eval();
 
 void describe('bicubic resampling', () => {
   void test("rows are PyTorch's ×2 weights (−0.0352, 0.2617, 0.8789, −0.1055) and sum to 1", () => {
