@@ -31,6 +31,9 @@ const COUNTS: Record<string, number> = {
   'mnist-tiny': 686_769,
   'latent-small': 1_164_836,
   'vae-small': 954_567,
+  'vae-emoji': 954_567,
+  'vq-emoji': 954_255,
+  'emoji-ldm': 3_918_532,
 };
 
 void describe('presets', () => {
