@@ -160,8 +160,9 @@ export interface GenerateProgress {
   /** The timestep of the step just taken. */
   t: number;
   /**
-   * x̂_0 [n, C, H, W] of the step just taken (see `stepX0`) when `preview` was asked for, else
-   * null. Freed once onProgress returns (or the promise it returns settles).
+   * x̂_0 [n, C, H, W] of the step just taken (see `stepX0`; decoded by `decode` when given) when
+   * `preview` was asked for, else null. Freed once onProgress returns (or the promise it returns
+   * settles).
    */
   preview: Tensor | null;
 }
@@ -173,12 +174,17 @@ export interface GenerateAsyncOptions extends GenerateOptions {
   onProgress?: (progress: GenerateProgress) => void | Promise<void>;
   /** Hand onProgress the step's x̂_0 (one more tensor per step). */
   preview?: boolean;
+  /**
+   * A latent pipeline's decoder (`LoadedPipeline.vae`): maps the result, and each preview, from
+   * the denoiser's samples to images. The sampling itself is unchanged.
+   */
+  decode?: (x0: Tensor) => Tensor;
 }
 
 /**
  * `generate` one step at a time, yielding to the event loop between steps so that a page stays
- * responsive: the same images for the same options (the same loop runs). After every step it
- * reports progress (and x̂_0 when `preview` is set). When `signal` aborts, the run stops before
+ * responsive: the same images for the same options (the same loop runs), decoded by `decode`
+ * when given. After every step it reports progress (and x̂_0 when `preview` is set). When `signal` aborts, the run stops before
  * its next step, frees every tensor it made (x_t, the noise, the guidance's conditioning, the
  * scheduler's history) and rejects with `signal.reason` (a DOMException named 'AbortError'
  * unless the caller gave another reason); the conditioning tensors stay the caller's.
@@ -191,11 +197,14 @@ export async function generateAsync(
   opts.signal?.throwIfAborted();
   let preview: Tensor | null = null;
   const predictionType = scheduler.config.predictionType as PredictionType;
+  const decode = opts.decode;
   const run = new GenerationRun(denoiser, scheduler, {
     ...opts,
     onStep: (info) => {
       opts.onStep?.(info);
-      if (opts.preview === true) preview = keep(stepX0(scheduler, predictionType, info).alias());
+      if (opts.preview !== true) return;
+      const x0 = stepX0(scheduler, predictionType, info);
+      preview = keep(decode !== undefined ? decode(x0) : x0.alias());
     },
   });
   try {
@@ -215,7 +224,13 @@ export async function generateAsync(
     run.dispose();
     throw e;
   }
-  return run.finish();
+  const x0 = run.finish();
+  if (decode === undefined) return x0;
+  try {
+    return decode(x0);
+  } finally {
+    x0.dispose();
+  }
 }
 
 /**
@@ -346,7 +361,7 @@ export interface GenerateBatchesOptions {
   signal?: AbortSignal;
   /**
    * Maps each batch's x_0 before onBatch: a latent pipeline's decoder (`LoadedPipeline.vae`),
-   * which turns latents into images.
+   * which turns latents into images (`generateAsync`'s `decode`).
    */
   decode?: (x0: Tensor) => Tensor;
   /** Receives each batch's x_0 [size, C, H, W]; it is freed once the returned promise settles. */
@@ -410,18 +425,11 @@ export async function generateBatches(
           ? { onProgress: (pr: GenerateProgress) => opts.onProgress!(pr, batch) }
           : {}),
         ...(opts.signal !== undefined ? { signal: opts.signal } : {}),
+        ...(opts.decode !== undefined ? { decode: opts.decode } : {}),
       });
     } finally {
       disposeConditioning(conds.cond);
       if (conds.uncond !== null) disposeConditioning(conds.uncond);
-    }
-    if (opts.decode !== undefined) {
-      const latents = images;
-      try {
-        images = opts.decode(latents);
-      } finally {
-        latents.dispose();
-      }
     }
     try {
       await opts.onBatch(images, batch);

@@ -12,14 +12,16 @@
  * at strength 1): the forward process at the first timestep would keep a trace √ᾱ_t x_0 of the
  * image. Strength near 0 keeps the image, 1 ignores it; at 0 no step runs and the result is the
  * image itself (a strength above 0 that runs no step, ⌊n · strength⌋ = 0, is refused as a likely
- * mistake).
+ * mistake). On a latent model (`vae`) the same runs on the image's encoding and the result is
+ * decoded (latent.ts); strength 0 is still the image itself, which no encoding round trip blurs.
  */
 import { mul, noGrad, type Tensor, tidy } from '../../engine/index.js';
 import type { DenoiseModel, Scheduler } from '../samplers/index.js';
 import { EditInputError, startNoise } from './inputs.js';
+import { aroundVae, type EditLatentOptions } from './latent.js';
 import { type EditSamplingOptions, runSteps, withNoise } from './loop.js';
 
-export interface Img2ImgOptions extends EditSamplingOptions {
+export interface Img2ImgOptions extends EditSamplingOptions, EditLatentOptions {
   /** How much of the schedule runs, in [0, 1] (0: the image itself). */
   strength: number;
 }
@@ -53,7 +55,8 @@ export function img2imgStartIndex(numInferenceSteps: number, strength: number, o
 
 /**
  * SDEdit from `image` [B, C, H, W] in [−1, 1]: the forward process to the start timestep, then
- * the sampler to x_0. Returns the edited images.
+ * the sampler to x_0 (with `vae`: in its latent space, the noise draws of the latents' shape).
+ * Returns the edited images.
  */
 export function img2img(
   model: DenoiseModel,
@@ -63,20 +66,22 @@ export function img2img(
 ): Tensor {
   const from = img2imgStartIndex(opts.numInferenceSteps, opts.strength, scheduler.order);
   if (opts.strength === 0) return image.alias();
-  return noGrad(() =>
-    tidy(() => {
-      scheduler.setTimesteps(opts.numInferenceSteps);
-      const eps = startNoise(opts.noise, image.shape, 'img2img');
-      const t = scheduler.timesteps[from]!;
-      const x =
-        opts.strength === 1
-          ? mul(eps, scheduler.initNoiseSigma)
-          : scheduler.addNoise(image, eps, new Array<number>(image.shape[0]!).fill(t));
-      return runSteps(scheduler, model, x, {
-        from,
-        stepOptions: withNoise(opts),
-        onStep: opts.onStep,
-      });
-    }),
+  return aroundVae(image, opts, (x0) =>
+    noGrad(() =>
+      tidy(() => {
+        scheduler.setTimesteps(opts.numInferenceSteps);
+        const eps = startNoise(opts.noise, x0.shape, 'img2img');
+        const t = scheduler.timesteps[from]!;
+        const x =
+          opts.strength === 1
+            ? mul(eps, scheduler.initNoiseSigma)
+            : scheduler.addNoise(x0, eps, new Array<number>(x0.shape[0]!).fill(t));
+        return runSteps(scheduler, model, x, {
+          from,
+          stepOptions: withNoise(opts),
+          onStep: opts.onStep,
+        });
+      }),
+    ),
   );
 }

@@ -16,7 +16,8 @@
  *   x_b = √(ᾱ_b/ᾱ_a) x_a + √(1 − ᾱ_b/ᾱ_a) ε      (q(x_b | x_a), ᾱ_b < ᾱ_a),
  *
  * and is denoised again, r − 1 times per such state (`repaintSchedule`). Going back and forth
- * needs a sampler whose step depends on its timestep only: DDPM (RePaint's) or DDIM.
+ * needs a sampler whose step depends on its timestep only: DDPM (RePaint's) or DDIM. On a latent
+ * model all of this runs on the image's latents under the latents' mask (latent.ts), unchanged.
  */
 import { noGrad, type Tensor, tidy, where } from '../../engine/index.js';
 import {
@@ -26,11 +27,17 @@ import {
   type StepOptions,
 } from '../samplers/index.js';
 import { EditInputError, startNoise } from './inputs.js';
+import { aroundVae, type EditLatentOptions, latentMask } from './latent.js';
 import { type EditSamplingOptions, runSteps, withNoise } from './loop.js';
 
-export interface InpaintOptions extends EditSamplingOptions {
-  /** 1 where the image is repainted, 0 where it is kept: broadcastable to the images. */
+export interface InpaintOptions extends EditSamplingOptions, EditLatentOptions {
+  /**
+   * 1 where the image is repainted, 0 where it is kept: broadcastable to the images (with `vae`:
+   * [B or 1, 1, H, W] of the images' size).
+   */
   mask: Tensor;
+  /** With `vae`: the kept pixels of the decoded result are the input's (default true). */
+  pasteKnown?: boolean;
   /** RePaint's jump length j: states between two resampling points (used when resample > 1). */
   jumpLength?: number;
   /** RePaint's r: times each resampling point is passed (1: plain mask blending). */
@@ -113,7 +120,10 @@ export function checkResamplingSampler(scheduler: Scheduler): void {
 
 /**
  * Inpaints `image` [B, C, H, W] in [−1, 1] where `mask` is 1 (see the module comment). Without
- * resampling any sampler works; with it, DDPM or DDIM. Returns the completed images.
+ * resampling any sampler works; with it, DDPM or DDIM. With `vae` (a latent model) the blending
+ * runs on the image's latents under `latentMask` and the result is decoded; the autoencoder
+ * cannot keep pixels exactly, so the kept pixels are then pasted back (`pasteKnown`, default on).
+ * Returns the completed images.
  */
 export function inpaint(
   model: DenoiseModel,
@@ -123,29 +133,59 @@ export function inpaint(
 ): Tensor {
   const n = opts.numInferenceSteps;
   const resample = opts.resample ?? 1;
-  const jumpLength = opts.jumpLength ?? 1;
-  const states = repaintSchedule(n, jumpLength, resample);
+  const states = repaintSchedule(n, opts.jumpLength ?? 1, resample);
   if (resample > 1) checkResamplingSampler(scheduler);
-  const batch = image.shape[0]!;
+  const knownNoise = opts.knownNoise ?? 'fresh';
+  if (knownNoise !== 'fresh' && knownNoise !== 'fixed') {
+    throw new EditInputError(`knownNoise must be 'fresh' or 'fixed', got '${String(knownNoise)}'`);
+  }
+  const vae = opts.vae ?? null;
+  if (vae === null) return blended(model, scheduler, image, opts.mask, states, opts);
+  const [b, , h, w] = image.shape as [number, number, number, number];
+  const m = opts.mask;
+  if (
+    m.rank !== 4 ||
+    (m.shape[0] !== 1 && m.shape[0] !== b) ||
+    m.shape[2] !== h ||
+    m.shape[3] !== w
+  ) {
+    throw new EditInputError(
+      `the mask is [${m.shape.join(', ')}]; the images are [${image.shape.join(', ')}], and ` +
+        `a mask is [${b} or 1, 1, ${h}, ${w}]`,
+    );
+  }
+  return noGrad(() =>
+    tidy(() => {
+      const cells = latentMask(m, vae.spec.downsampleFactor);
+      const x = aroundVae(image, opts, (x0) => blended(model, scheduler, x0, cells, states, opts));
+      return opts.pasteKnown === false ? x : where(m, x, image);
+    }),
+  );
+}
+
+/** Mask blending of x_0 (pixels or latents) under `mask` over the RePaint `states`. */
+function blended(
+  model: DenoiseModel,
+  scheduler: Scheduler,
+  x0: Tensor,
+  mask: Tensor,
+  states: readonly number[],
+  opts: InpaintOptions,
+): Tensor {
+  const batch = x0.shape[0]!;
   const at = (t: number): number[] => new Array<number>(batch).fill(t);
   return noGrad(() =>
     tidy(() => {
-      scheduler.setTimesteps(n);
+      scheduler.setTimesteps(opts.numInferenceSteps);
       const ts = scheduler.timesteps;
       const stepOptions = withNoise(opts);
-      const eps = startNoise(opts.noise, image.shape, 'inpaint');
+      const eps = startNoise(opts.noise, x0.shape, 'inpaint');
       const xT = eps.mul(scheduler.initNoiseSigma);
-      const knownNoise = opts.knownNoise ?? 'fresh';
-      if (knownNoise !== 'fresh' && knownNoise !== 'fixed') {
-        throw new EditInputError(
-          `knownNoise must be 'fresh' or 'fixed', got '${String(knownNoise)}'`,
-        );
-      }
-      const known = knownNoise === 'fixed' ? () => eps : opts.noise;
+      const known = opts.knownNoise === 'fixed' ? () => eps : opts.noise;
       // The known region at the timestep of index i of the schedule (x_0 past its end).
       const blend = (x: Tensor, i: number): Tensor =>
-        where(opts.mask, x, i < ts.length ? scheduler.addNoise(image, known(), at(ts[i]!)) : image);
-      if (resample === 1) {
+        where(mask, x, i < ts.length ? scheduler.addNoise(x0, known(), at(ts[i]!)) : x0);
+      if ((opts.resample ?? 1) === 1) {
         return runSteps(scheduler, model, xT, {
           from: 0,
           stepOptions,

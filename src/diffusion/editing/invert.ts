@@ -17,12 +17,14 @@
  * starts past the end of the chain (ᾱ_s = 1 with `set_alpha_to_one`: x_s is the image) and the
  * last ends at timesteps[0]. Clipping x̂_0 loses what it cuts off, so neither the inversion nor
  * the sampling that reconstructs from it clips (`inversionSchedulerConfig`). Other samplers
- * (stochastic, multistep, or in σ) are not inverted.
+ * (stochastic, multistep, or in σ) are not inverted. On a latent model (`vae`) the image's
+ * encoding is inverted (latent.ts), and x_T is a latent.
  */
 import { type Tensor, tidy, noGrad } from '../../engine/index.js';
 import { predictedEpsilon } from '../forward.js';
 import { DDIMScheduler, type DenoiseModel, meanPartOf, type Scheduler } from '../samplers/index.js';
 import { EditInputError } from './inputs.js';
+import { type EditLatentOptions, encodeLatents } from './latent.js';
 
 export interface InversionStep {
   /** Index into `scheduler.timesteps` of the timestep reached (counting down to 0). */
@@ -32,7 +34,7 @@ export interface InversionStep {
   sample: Tensor;
 }
 
-export interface InvertOptions {
+export interface InvertOptions extends EditLatentOptions {
   numInferenceSteps: number;
   /** Fixed-point refinements of each step (0: the plain mirrored step; see the module comment). */
   fixedPointIterations?: number;
@@ -52,7 +54,8 @@ export function invertibleScheduler(scheduler: Scheduler): DDIMScheduler {
 
 /**
  * x at `timesteps[0]` of an n-step DDIM schedule whose DDIM sampling (η = 0, x̂_0 unclipped) gives
- * back `image` [B, C, H, W] in [−1, 1] (see the module comment). The scheduler must be a
+ * back `image` [B, C, H, W] in [−1, 1] (see the module comment; with `vae`, whose decoding of
+ * that sampling gives back the image up to the autoencoder's error). The scheduler must be a
  * DDIMScheduler; its clipping and thresholding are not applied.
  */
 export function ddimInvert(
@@ -68,13 +71,15 @@ export function ddimInvert(
   }
   const type = ddim.config.predictionType;
   const acp = ddim.alphasCumprod;
-  const channels = image.shape[1]!;
+  const vae = opts.vae ?? null;
   return noGrad(() =>
     tidy(() => {
+      const start = vae === null ? image : encodeLatents(vae, image, opts.posteriorNoise);
+      const channels = start.shape[1]!;
       ddim.setTimesteps(opts.numInferenceSteps);
       const ts = ddim.timesteps;
       const stride = Math.floor(ddim.config.numTrainTimesteps / opts.numInferenceSteps);
-      let x = image;
+      let x = start;
       for (let i = ts.length - 1; i >= 0; i--) {
         const t = ts[i]!;
         const s = t - stride;
@@ -92,7 +97,7 @@ export function ddimInvert(
           opts.onStep?.({ i, t, sample: y });
           return y;
         });
-        if (xS !== image) xS.dispose();
+        if (xS !== start) xS.dispose();
       }
       return x === image ? image.alias() : x;
     }),
