@@ -46,7 +46,7 @@ type Key = keyof VaeTrainConfig | keyof VaeRunSettings;
 const KEYED: readonly KeyedOption<Key>[] = [
   trainOption<Key>('steps', '5000'),
   trainOption<Key>('batch', '16'),
-  trainOption<Key>('lr', '1e-3'),
+  trainOption<Key>('lr', '3e-4'),
   trainOption<Key>('lr-schedule', 'cosine'),
   trainOption<Key>('warmup', '100'),
   trainOption<Key>('min-lr', '0'),

@@ -114,7 +114,7 @@ export const defaultVaeTrainConfig: Omit<
 > = {
   steps: 5000,
   batchSize: 16,
-  lr: 1e-3,
+  lr: 3e-4,
   lrSchedule: 'cosine',
   warmupSteps: 100,
   minLr: 0,
