@@ -1,7 +1,7 @@
 /**
  * What the `sumi edit` subcommands share: their common options, the model and its one condition,
- * the input image (and mask) checked against the model, the image's noise, and writing the
- * result. Input errors (image, mask, ranges) exit 2 with one line; nothing is written before the
+ * the input image (and mask) checked against the model (against its vae's image size on a latent
+ * model), the image's noise (and its latents' posterior noise), and writing the result. Input errors (image, mask, ranges) exit 2 with one line; nothing is written before the
  * run has finished.
  */
 import { mkdir } from 'node:fs/promises';
@@ -25,6 +25,7 @@ import {
   type ModelTask,
   resolveSchedulerName,
   SamplingOptionError,
+  streamSeed,
 } from '../diffusion/index.js';
 import { encodePng, planesToImage, readImage } from '../data/index.js';
 import { type Tensor, tensor } from '../engine/index.js';
@@ -46,7 +47,9 @@ export const MODEL_OPTION: OptionSpec = {
   name: 'model',
   kind: 'string',
   arg: 'DIR',
-  help: "a 'sumi train' output or checkpoint, or a diffusers DDPMPipeline / UNet2DModel folder",
+  help:
+    "a 'sumi train' output or checkpoint (a latent one too), or a diffusers DDPMPipeline / " +
+    'UNet2DModel folder',
 };
 
 export const IMAGE_OPTION: OptionSpec = {
@@ -200,15 +203,62 @@ export function requiredFile(args: Args, name: string): string {
   return v;
 }
 
-/** The model of --model, refused unless its task is one of `tasks` (default: generate). */
+/**
+ * The model of --model, refused unless its task is one of `tasks` (default: generate); a latent
+ * model (vae/) is loaded with its autoencoder when the subcommand takes one (`latent`), else
+ * refused.
+ */
 export async function loadEditModel(
   args: Args,
   tasks: readonly ModelTask[] = ['generate'],
+  opts: { latent?: boolean } = {},
 ): Promise<LoadedPipeline> {
   const dir = args.str('model');
   if (dir === undefined) throw new UsageError('--model <dir> is required');
   const weights = (args.str('weights') ?? 'auto') as 'auto' | 'ema' | 'model';
-  return loadPipeline(dir, { weights, tasks });
+  return loadPipeline(dir, { weights, tasks, latent: opts.latent === true });
+}
+
+/** [C, H, W] of the images the model edits: its sample shape, or its vae's images of it. */
+export function editImageShape(p: LoadedPipeline): readonly [number, number, number] {
+  return p.vae !== null ? p.vae.imageShape(p.model.sampleShape) : p.model.sampleShape;
+}
+
+/** --posterior (img2img, inpaint, invert of a latent model). */
+export function posteriorOption(fallback: 'mean' | 'sample'): OptionSpec {
+  return {
+    name: 'posterior',
+    kind: 'string',
+    choices: ['mean', 'sample'],
+    help:
+      "a latent model with an AutoencoderKL: encode the image as its posterior's mean, or a " +
+      "sample of it (ε from stream (seed, 'latent'))",
+    default: fallback,
+  };
+}
+
+/**
+ * The ε source of the latents' posterior sample (--posterior sample): image 0 of the stream
+ * (seed, 'latent') at the latents' shape, apart from the seed's sampling noise; undefined for the
+ * mean. --posterior is refused for a pixel model and for a VQModel, which has no posterior.
+ */
+export function posteriorNoise(
+  p: LoadedPipeline,
+  args: Args,
+  seed: number,
+  fallback: 'mean' | 'sample',
+): (() => Tensor) | undefined {
+  if (p.vae === null || p.vae.spec.kind !== 'kl') {
+    if (args.has('posterior')) {
+      throw new EditInputError(
+        `--posterior: ${p.layout.root} ${p.vae === null ? 'is a pixel model' : 'has a VQModel, which has no posterior'}; ` +
+          'it is for a latent model with an AutoencoderKL',
+      );
+    }
+    return undefined;
+  }
+  if ((args.str('posterior') ?? fallback) === 'mean') return undefined;
+  return editNoise(p, streamSeed(seed, 'latent'));
 }
 
 /**
@@ -288,12 +338,12 @@ function modelTensor(p: LoadedPipeline, values: Float32Array, shape: readonly nu
 
 /**
  * The image of --image as [1, C, H, W] in [−1, 1], checked against `shape` [C, H, W] (default:
- * the model's sample shape).
+ * the images the model edits, `editImageShape`).
  */
 export async function readEditImage(
   p: LoadedPipeline,
   path: string,
-  shape: readonly [number, number, number] = p.model.sampleShape,
+  shape: readonly [number, number, number] = editImageShape(p),
 ): Promise<Tensor> {
   try {
     return modelTensor(p, imageToSample(await readImage(path), shape, path), [1, ...shape]);
@@ -302,9 +352,9 @@ export async function readEditImage(
   }
 }
 
-/** The mask of --mask as [1, 1, H, W] (1: repaint), checked against the model's size. */
+/** The mask of --mask as [1, 1, H, W] (1: repaint), checked against the images' size. */
 export async function readEditMask(p: LoadedPipeline, path: string): Promise<Tensor> {
-  const [, h, w] = p.model.sampleShape;
+  const [, h, w] = editImageShape(p);
   try {
     return modelTensor(p, maskFromImage(await readImage(path), [h, w], path), [1, 1, h, w]);
   } catch (e) {
@@ -336,6 +386,18 @@ export async function writeEditPng(path: string, x: Tensor): Promise<void> {
   if (c !== 1 && c !== 3) throw new CliError(`cannot write a ${c}-channel image as PNG`);
   await mkdir(dirname(path), { recursive: true });
   await writeFileAtomic(path, encodePng(planesToImage(values, c, h, w, [-1, 1])));
+}
+
+/** `, through its AutoencoderKL (posterior sample)` of a latent model; '' of a pixel one. */
+export function latentNote(p: LoadedPipeline, posterior: (() => Tensor) | undefined): string {
+  if (p.vae === null) return '';
+  const how =
+    p.vae.spec.kind !== 'kl'
+      ? ''
+      : posterior !== undefined
+        ? ' (posterior sample)'
+        : ' (posterior mean)';
+  return `, through its ${p.vae.spec.vaeClass}${how}`;
 }
 
 /** A progress line on a terminal: `label: step i/n, ETA …`. */

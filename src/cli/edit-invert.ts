@@ -2,13 +2,16 @@
  * `sumi edit invert` and `sumi edit reconstruct`: DDIM inversion of an image to the noise x_T that
  * DDIM sampling (η = 0) turns back into it, written as safetensors with what reconstructing needs
  * in its metadata (steps, condition, guidance); and DDIM sampling from such a file, under its own
- * condition or another one (an edit).
+ * condition or another one (an edit). On a latent model the image's latents (its vae's posterior
+ * mean) are inverted, x_T is a latent, and the reconstruction is decoded: its error is the
+ * autoencoder's and the inversion's together, so the autoencoder's alone is printed beside it.
  */
 import {
   type ConditionValue,
   createSampler,
   ddimInvert,
   EditInputError,
+  encodeLatents,
   inversionSchedulerConfig,
   invertibleScheduler,
   type LoadedPipeline,
@@ -27,6 +30,7 @@ import {
   guidanceOf,
   IMAGE_OPTION,
   inputError,
+  latentNote,
   loadEditModel,
   MODEL_OPTION,
   outputPath,
@@ -53,6 +57,8 @@ const invertSpec: CommandSpec = {
       'refined by --fixed-point iterations (one model call each): 0 is the plain inversion ' +
       'of diffusers, whose reconstruction error is larger (docs/editing.md). x̂0 is not clipped, ' +
       'in the inversion or the reconstruction.',
+    "A latent model inverts the image's latents (an AutoencoderKL's posterior mean) and writes " +
+      'x_T of the latent shape; --reconstruct decodes, and prints the error of the vae alone too.',
   ],
   options: [
     MODEL_OPTION,
@@ -123,7 +129,23 @@ function reconstructionError(a: ArrayLike<number>, b: ArrayLike<number>): string
   return `RMSE ${rmse.toFixed(4)}, PSNR ${(20 * Math.log10(2 / rmse)).toFixed(1)} dB`;
 }
 
-/** DDIM sampling (η = 0, unclipped) from x_T under one condition. */
+/** RMSE and PSNR of the vae's round trip D(E(x)) of `image` (the posterior mean). */
+async function vaeError(p: LoadedPipeline, image: Tensor): Promise<string> {
+  const vae = p.vae!;
+  const u = encodeLatents(vae, image);
+  try {
+    const back = vae.decode(u);
+    try {
+      return reconstructionError(await back.data(), await image.data());
+    } finally {
+      back.dispose();
+    }
+  } finally {
+    u.dispose();
+  }
+}
+
+/** DDIM sampling (η = 0, unclipped) from x_T under one condition, decoded on a latent model. */
 function sampleBack(
   p: LoadedPipeline,
   xT: Tensor,
@@ -134,12 +156,19 @@ function sampleBack(
 ): Tensor {
   const scheduler = createSampler('ddim', inversionSchedulerConfig(p.schedulerConfig));
   const { model, dispose } = editDenoiser(p, value, guidance);
+  let x: Tensor;
   try {
-    return noGrad(() =>
+    x = noGrad(() =>
       sample(scheduler, model, xT, { numInferenceSteps: steps, stepOptions: { eta: 0 }, onStep }),
     );
   } finally {
     dispose();
+  }
+  if (p.vae === null) return x;
+  try {
+    return p.vae.decode(x);
+  } finally {
+    x.dispose();
   }
 }
 
@@ -167,7 +196,7 @@ async function invertCmd(args: Args): Promise<number> {
   const guidance = guidanceOf(args);
   const quiet = args.flag('quiet') === true;
   const backend = await selectBackend(args.str('backend'));
-  const p = await loadEditModel(args);
+  const p = await loadEditModel(args, ['generate'], { latent: true });
   const image = await readEditImage(p, imagePath);
   const value = editCondition(p, { cls: args.str('class'), prompt: args.str('prompt') });
   const scheduler = invertibleScheduler(
@@ -184,6 +213,7 @@ async function invertCmd(args: Args): Promise<number> {
       numInferenceSteps: steps,
       fixedPointIterations: iterations,
       onStep: () => progress.tick((done += iterations + 1), total),
+      vae: p.vae,
     });
   } finally {
     dispose();
@@ -195,6 +225,7 @@ async function invertCmd(args: Args): Promise<number> {
     if (recon !== null) {
       rebuilt = sampleBack(p, xT, value, guidance, steps, () => progress.tick(++done, total));
       error = reconstructionError(await rebuilt.data(), await image.data());
+      if (p.vae !== null) error += ` (the vae alone: ${await vaeError(p, image)})`;
     }
     progress.clear();
     const data = Float32Array.from(await xT.data());
@@ -209,6 +240,7 @@ async function invertCmd(args: Args): Promise<number> {
       fixed_point_iterations: String(iterations),
       condition: JSON.stringify(value),
       guidance: String(guidance),
+      ...(p.vae !== null ? { latent: p.vae.spec.vaeClass } : {}),
     });
     if (rebuilt !== null && recon !== null) await writeEditPng(recon, rebuilt);
   } finally {
@@ -221,7 +253,8 @@ async function invertCmd(args: Args): Promise<number> {
       `${out}: x_T at t = ${timestep} of ${steps} DDIM steps (${iterations} fixed-point ` +
         `iteration${iterations === 1 ? '' : 's'} per step) from ${imagePath}` +
         (recon !== null ? `; reconstructed in ${recon}: ${error}` : '') +
-        `; ${p.weights === 'ema' ? 'EMA' : 'model'} weights of ${p.layout.root}, on ${backend.name} ` +
+        `${latentNote(p, undefined)}; ${p.weights === 'ema' ? 'EMA' : 'model'} weights of ` +
+        `${p.layout.root}, on ${backend.name} ` +
         `in ${formatDuration((performance.now() - t0) / 1000)}`,
     );
   }
@@ -281,7 +314,7 @@ async function reconstructCmd(args: Args): Promise<number> {
   const guidanceArg = args.has('guidance') ? guidanceOf(args) : null;
   const quiet = args.flag('quiet') === true;
   const backend = await selectBackend(args.str('backend'));
-  const p = await loadEditModel(args);
+  const p = await loadEditModel(args, ['generate'], { latent: true });
   const inv = await readInversion(noisePath, p);
   const given = args.has('class') || args.has('prompt');
   const value = given
@@ -307,6 +340,7 @@ async function reconstructCmd(args: Args): Promise<number> {
     console.log(
       `${out}: ${inv.steps} DDIM steps from ${noisePath} under ${JSON.stringify(value)}` +
         (guidance !== 1 ? ` (guidance ${guidance})` : '') +
+        (p.vae !== null ? `, decoded by its ${p.vae.spec.vaeClass}` : '') +
         `, ${p.weights === 'ema' ? 'EMA' : 'model'} weights of ${p.layout.root}, on ${backend.name} ` +
         `in ${formatDuration((performance.now() - t0) / 1000)}`,
     );

@@ -6,6 +6,8 @@
  *   invert       DDIM inversion to the noise x_T (safetensors), optionally reconstructed;
  *   reconstruct  DDIM sampling from an inverted noise file, under its condition or another;
  *   upscale      SR3 super-resolution with a model trained by `sumi train --task upscale`.
+ * img2img, inpaint (by mask blending), invert and reconstruct take a latent model too: the image
+ * is encoded by its vae/ and the result decoded.
  * The pipelines are in src/diffusion/editing; docs/editing.md shows and measures them.
  */
 import {
@@ -13,15 +15,18 @@ import {
   checkResamplingSampler,
   createSampler,
   disposeConditioning,
+  EditInputError,
   encodeConditions,
   img2img,
   img2imgStartIndex,
   inpaint,
   inpaintWithModel,
   type KnownNoise,
+  latentMask,
   modelTaskOf,
   repaintModelCalls,
   repaintSchedule,
+  resolveModelDir,
 } from '../diffusion/index.js';
 import { type Args, type CommandSpec, UsageError } from './args.js';
 import { defineCommand, EXIT, formatDuration, selectBackend } from './common.js';
@@ -30,9 +35,11 @@ import {
   CONDITION_OPTIONS,
   editCondition,
   editDenoiser,
+  editImageShape,
   editNoise,
   IMAGE_OPTION,
   inpaintingImageShape,
+  latentNote,
   loadEditModel,
   MODEL_OPTION,
   outputPath,
@@ -40,6 +47,8 @@ import {
   readEditImage,
   readEditMask,
   OUT_OPTION,
+  posteriorNoise,
+  posteriorOption,
   requiredFile,
   SAMPLING_OPTIONS,
   samplingSettings,
@@ -60,6 +69,8 @@ const img2imgSpec: CommandSpec = {
     'Of the N-step schedule the last ⌊N·strength⌋ steps run, from the image pushed through the ' +
       'forward process to their first timestep (as diffusers). Strength 1 is plain sampling from ' +
       'the seed: the same image as `sumi sample --n 1 --seed S` with the same settings.',
+    'A latent model runs on the image encoded by its vae/ (an AutoencoderKL: a posterior sample, ' +
+      'as diffusers, or --posterior mean) and decodes the result.',
   ],
   options: [
     MODEL_OPTION,
@@ -73,6 +84,7 @@ const img2imgSpec: CommandSpec = {
     },
     ...SAMPLING_OPTIONS,
     ...CONDITION_OPTIONS,
+    posteriorOption('sample'),
     OUT_OPTION,
     ...TAIL_OPTIONS,
   ],
@@ -93,6 +105,10 @@ const inpaintSpec: CommandSpec = {
       'With --resample R > 1 (RePaint), every J-th step from the end goes back up J steps and ' +
       'down again, R − 1 times, which lets the repainted region agree with the kept one; it ' +
       'needs the ddpm or ddim sampler and costs about R times the model calls.',
+    'A latent model blends its latents: a latent cell is repainted where any pixel of its block ' +
+      'is, and the kept pixels of the decoded image are pasted back from the input ' +
+      '(--no-paste-known: the decoded image as it is). Inpainting-trained latent models are not ' +
+      'supported.',
   ],
   options: [
     MODEL_OPTION,
@@ -127,6 +143,13 @@ const inpaintSpec: CommandSpec = {
         "throughout (diffusers' inpainting pipelines)",
       default: 'fresh',
     },
+    {
+      name: 'paste-known',
+      kind: 'flag',
+      help: "a latent model: the kept pixels of the result are the input's (its vae cannot keep them exactly)",
+      default: 'on',
+    },
+    posteriorOption('sample'),
     ...CONDITION_OPTIONS,
     OUT_OPTION,
     ...TAIL_OPTIONS,
@@ -141,7 +164,8 @@ async function img2imgCmd(args: Args): Promise<number> {
   await asEditInputErrors(() => img2imgStartIndex(s.steps, strength));
   const quiet = args.flag('quiet') === true;
   const backend = await selectBackend(args.str('backend'));
-  const p = await loadEditModel(args);
+  const p = await loadEditModel(args, ['generate'], { latent: true });
+  const posterior = posteriorNoise(p, args, s.seed, 'sample');
   const image = await readEditImage(p, imagePath);
   const value = editCondition(p, { cls: args.str('class'), prompt: args.str('prompt') });
   const scheduler = createSampler(s.sampler, p.schedulerConfig, { karras: s.karras });
@@ -157,6 +181,8 @@ async function img2imgCmd(args: Args): Promise<number> {
       noise: editNoise(p, s.seed),
       stepOptions: s.eta !== undefined ? { eta: s.eta } : {},
       onStep: (info) => progress.tick(info.i - from + 1, scheduler.timesteps.length - from),
+      vae: p.vae,
+      ...(posterior !== undefined ? { posteriorNoise: posterior } : {}),
     });
   } finally {
     dispose();
@@ -174,7 +200,8 @@ async function img2imgCmd(args: Args): Promise<number> {
     const ran = scheduler.timesteps.length - from;
     console.log(
       `${out}: ${imagePath} at strength ${strength}: ${ran} of ${scheduler.timesteps.length} ${s.sampler} ` +
-        `steps from t = ${scheduler.timesteps[from]}, seed ${s.seed}, ${p.weights === 'ema' ? 'EMA' : 'model'} ` +
+        `steps from t = ${scheduler.timesteps[from]}, seed ${s.seed}${latentNote(p, posterior)}, ` +
+        `${p.weights === 'ema' ? 'EMA' : 'model'} ` +
         `weights of ${p.layout.root}, on ${backend.name} in ${formatDuration((performance.now() - t0) / 1000)}`,
     );
   }
@@ -198,8 +225,22 @@ async function inpaintCmd(args: Args): Promise<number> {
   });
   const quiet = args.flag('quiet') === true;
   const backend = await selectBackend(args.str('backend'));
-  const p = await loadEditModel(args, ['generate', 'inpaint']);
+  const dir = args.str('model');
+  const layout = dir === undefined ? null : await resolveModelDir(dir);
+  if (layout !== null && layout.vaeDir !== null && modelTaskOf(layout.info) === 'inpaint') {
+    throw new EditInputError(
+      `${layout.root}: an inpainting-trained latent model (in_channels 2c + 1 of its latents) is ` +
+        'not supported; a latent model trained to generate inpaints by mask blending',
+    );
+  }
+  const p = await loadEditModel(args, ['generate', 'inpaint'], { latent: true });
   const trained = modelTaskOf(p.info) === 'inpaint';
+  if (args.has('paste-known') && p.vae === null) {
+    throw new EditInputError(
+      `--paste-known is for latent models; ${p.layout.root} works on pixels and keeps them exactly`,
+    );
+  }
+  const posterior = posteriorNoise(p, args, s.seed, 'sample');
   if (trained) {
     const blending = ['jumps', 'resample', 'known-noise'].find((o) => args.has(o));
     if (blending !== undefined) {
@@ -209,7 +250,7 @@ async function inpaintCmd(args: Args): Promise<number> {
       );
     }
   }
-  const shape = trained ? inpaintingImageShape(p) : p.model.sampleShape;
+  const shape = trained ? inpaintingImageShape(p) : editImageShape(p);
   const image = await readEditImage(p, imagePath, shape);
   let mask;
   try {
@@ -219,6 +260,11 @@ async function inpaintCmd(args: Args): Promise<number> {
     throw e;
   }
   const repainted = Array.from(await mask.data()).reduce((a, b) => a + b, 0);
+  const f = p.vae?.spec.downsampleFactor ?? 1;
+  const cells = p.vae === null ? null : latentMask(mask, f);
+  const repaintedCells =
+    cells === null ? 0 : Array.from(await cells.data()).reduce((a, b) => a + b, 0);
+  cells?.dispose();
   const value = editCondition(p, { cls: args.str('class'), prompt: args.str('prompt') });
   const scheduler = createSampler(s.sampler, p.schedulerConfig, { karras: s.karras });
   const calls = resample > 1 ? repaintModelCalls(repaintSchedule(s.steps, jumps, resample)) : null;
@@ -227,7 +273,7 @@ async function inpaintCmd(args: Args): Promise<number> {
   let done = 0;
   const sampling = {
     numInferenceSteps: s.steps,
-    noise: editNoise(p, s.seed, shape),
+    noise: editNoise(p, s.seed, trained ? shape : p.model.sampleShape),
     stepOptions: s.eta !== undefined ? { eta: s.eta } : {},
     onStep: () => progress.tick(++done, calls ?? scheduler.timesteps.length),
   };
@@ -256,6 +302,9 @@ async function inpaintCmd(args: Args): Promise<number> {
           jumpLength: jumps,
           resample,
           knownNoise,
+          vae: p.vae,
+          pasteKnown: args.flag('paste-known') !== false,
+          ...(posterior !== undefined ? { posteriorNoise: posterior } : {}),
         });
       } finally {
         dispose();
@@ -281,7 +330,13 @@ async function inpaintCmd(args: Args): Promise<number> {
           ? `, RePaint jumps ${jumps} × resample ${resample} (${calls} model calls)`
           : '') +
         (knownNoise === 'fixed' ? ", kept region noised with x_T's ε" : '') +
-        `, seed ${s.seed}, ${p.weights === 'ema' ? 'EMA' : 'model'} weights of ${p.layout.root}, ` +
+        (p.vae !== null
+          ? `, ${repaintedCells} of ${(h / f) * (w / f)} latent cells repainted (any pixel of ` +
+            `their ${f}x${f} block)` +
+            (args.flag('paste-known') === false ? '' : ', kept pixels pasted back')
+          : '') +
+        `, seed ${s.seed}${latentNote(p, posterior)}, ` +
+        `${p.weights === 'ema' ? 'EMA' : 'model'} weights of ${p.layout.root}, ` +
         `on ${backend.name} in ${formatDuration((performance.now() - t0) / 1000)}`,
     );
   }
