@@ -7,7 +7,8 @@
  * decoder quantizes.
  */
 import { add, clamp, mul, noGrad, type Tensor, tidy } from '../../engine/index.js';
-import { AutoencoderKL, VQModel } from '../../nn/models/index.js';
+import { AutoencoderKL } from '../../nn/models/autoencoder-kl.js';
+import { VQModel } from '../../nn/models/vq-model.js';
 
 /** 'kl': an AutoencoderKL (posterior mean and log-variance); 'vq': a VQModel (unquantized h). */
 export type LatentKind = 'kl' | 'vq';
