@@ -47,7 +47,8 @@ export const imageQuality: ImageQualityMeasure = (original, reconstruction, [c, 
 export const reconSpec: CommandSpec = {
   name: 'eval recon',
   summary: "PSNR, SSIM and codebook usage of an autoencoder's reconstructions.",
-  usage: 'sumi eval recon --vae <dir> [--data D] [--size S] [--holdout F] [--n N] [--grid out.png]',
+  usage:
+    'sumi eval recon --vae <dir> [--data D] [--image-size S] [--holdout F] [--n N] [--grid out.png]',
   options: [
     {
       name: 'vae',
@@ -61,7 +62,7 @@ export const reconSpec: CommandSpec = {
       arg: 'D',
       help: "mnist, fashion-mnist, emoji or a folder (default: the autoencoder's training data)",
     },
-    { name: 'size', kind: 'int', arg: 'S', help: "image size (must be the autoencoder's)" },
+    { name: 'image-size', kind: 'int', arg: 'S', help: "image size (must be the autoencoder's)" },
     {
       name: 'holdout',
       kind: 'number',
@@ -115,8 +116,10 @@ export async function reconCommand(args: Args): Promise<number> {
   const size = model.config.sample_size;
   const side = typeof size === 'number' ? size : size[0];
   const channels = model.config.in_channels;
-  if (args.num('size') !== undefined && args.num('size') !== side) {
-    throw new UsageError(`--size ${args.num('size')}: ${dir} works on ${side}x${side} images`);
+  if (args.num('image-size') !== undefined && args.num('image-size') !== side) {
+    throw new UsageError(
+      `--image-size ${args.num('image-size')}: ${dir} works on ${side}x${side} images`,
+    );
   }
   if (channels !== 1 && channels !== 3) {
     throw new CliError(`${dir}: in_channels ${channels}; images have 1 or 3 channels`, EXIT.usage);

@@ -165,7 +165,7 @@ const KEYED: readonly KeyedOption<Key>[] = [
 ];
 
 /** The options that choose the model and the data (compared on --resume). */
-const MODEL_OPTIONS = ['kind', 'preset', 'config', 'size', 'channels', 'disc-layers'];
+const MODEL_OPTIONS = ['kind', 'preset', 'config', 'image-size', 'channels', 'disc-layers'];
 
 export const trainVaeSpec: CommandSpec = {
   name: 'train-vae',
@@ -186,7 +186,7 @@ export const trainVaeSpec: CommandSpec = {
       arg: 'D',
       help: 'mnist, fashion-mnist, emoji, or a folder of PNG/JPEG images',
     },
-    { name: 'size', kind: 'int', arg: 'S', help: 'resize images to S×S' },
+    { name: 'image-size', kind: 'int', arg: 'S', help: 'resize images to S×S' },
     { name: 'channels', kind: 'int', arg: 'C', help: '1 or 3' },
     {
       name: 'preset',
@@ -307,7 +307,7 @@ function configFromOptions(
   if (kind !== undefined) train.kind = kind;
   const layers = args.num('disc-layers');
   if (layers !== undefined) train.discriminator = { numLayers: layers };
-  const dataset = loadData(data, args.num('size'), channels);
+  const dataset = loadData(data, args.num('image-size'), channels);
   const input = { model: src.model, train } as VaeConfigInput;
   const config = asUsage(() => {
     try {

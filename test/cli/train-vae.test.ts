@@ -47,7 +47,7 @@ const tiny = (config: string, out: string, ...more: string[]): string[] => [
   'train-vae',
   '--data',
   'mnist',
-  '--size',
+  '--image-size',
   '8',
   '--config',
   config,
@@ -66,7 +66,7 @@ const tiny = (config: string, out: string, ...more: string[]): string[] => [
 ];
 
 void describe('sumi train-vae: bad input', () => {
-  const M = ['--data', 'mnist', '--size', '8'];
+  const M = ['--data', 'mnist', '--image-size', '8'];
   const cases: [string, string[], RegExp][] = [
     ['an unknown kind', [...M, '--kind', 'foo'], /--kind: 'foo' is not one of kl, vq/],
     [
@@ -76,7 +76,7 @@ void describe('sumi train-vae: bad input', () => {
     ],
     [
       'a KL preset for the vq kind',
-      ['--data', 'mnist', '--size', '32', '--kind', 'vq', '--preset', 'vae-emoji'],
+      ['--data', 'mnist', '--image-size', '32', '--kind', 'vq', '--preset', 'vae-emoji'],
       /preset vae-emoji: the model config is an AutoencoderKL; the vq kind trains a VQModel/,
     ],
     [
@@ -94,7 +94,7 @@ void describe('sumi train-vae: bad input', () => {
     ['an unknown dataset', ['--data', 'nope'], /unknown dataset 'nope'/],
     ['an unknown preset', [...M, '--preset', 'nope'], /unknown preset 'nope'/],
     ['a stop past the end', [...M, '--stop-at', '9'], /--stop-at must be in 1\.\.4/],
-    ['no --data', ['--size', '8'], /--data is required/],
+    ['no --data', ['--image-size', '8'], /--data is required/],
   ];
   for (const [what, extra, message] of cases) {
     void test(what, async () => {
@@ -148,7 +148,7 @@ void describe('sumi train-vae: a tiny run', () => {
       scalingFactor: number;
       heldOut: { psnr: number };
     };
-    assert.match(info.command, /^sumi train-vae --data mnist --size 8 .* --steps 4$/);
+    assert.match(info.command, /^sumi train-vae --data mnist --image-size 8 .* --steps 4$/);
     assert.ok(info.heldOut.psnr > 0, 'held-out PSNR recorded');
     const cfg = JSON.parse(readFileSync(join(a, 'checkpoint', 'vae', 'config.json'), 'utf8')) as {
       scaling_factor: number;
