@@ -60,6 +60,7 @@ export * from './diffusion/conditioning.js';
 export * from './diffusion/classifier-free.js';
 export * from './diffusion/guidance.js';
 export * from './diffusion/editing/index.js';
+export * from './diffusion/latent/vae.js';
 export * from './diffusion/text-source.js';
 export * from './diffusion/text-diffusion.js';
 export * from './diffusion/text-lm.js';

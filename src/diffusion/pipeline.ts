@@ -28,7 +28,7 @@ import {
 } from './conditioning.js';
 import { ModelDirError, type ModelInfo, pipelineIndex } from './generate.js';
 import { loadTextConditioning } from './text-conditioning.js';
-import { LatentError, type LatentDecoder } from './latent/vae.js';
+import { checkLatentDenoiser, LatentError, type LatentDecoder } from './latent/vae.js';
 import { LATENT_VAE_DIR, loadVae, vaeDecoder } from './latent/vae-fs.js';
 import { TEXT_ENCODER_DIR, TOKENIZER_DIR } from './text-source.js';
 
@@ -280,20 +280,14 @@ async function latentDecoderOf(
   model: Denoiser,
   backend: Backend | undefined,
 ): Promise<LatentDecoder> {
-  let decoder: LatentDecoder;
   try {
-    decoder = vaeDecoder(await loadVae(vaeDir, { backend }));
+    const decoder = vaeDecoder(await loadVae(vaeDir, { backend }));
+    checkLatentDenoiser(decoder.spec, model, vaeDir);
+    return decoder;
   } catch (e) {
     if (e instanceof LatentError) throw new ModelDirError(e.message);
     throw e;
   }
-  const c = model.sampleShape[0];
-  if (c !== decoder.spec.latentChannels) {
-    throw new ModelDirError(
-      `${vaeDir}: the vae's latents have ${decoder.spec.latentChannels} channels, the U-Net's samples ${c}`,
-    );
-  }
-  return decoder;
 }
 
 /** labelDropout of the trainer state in a checkpoint folder (undefined without one). */

@@ -8,25 +8,18 @@ import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 
 import type { Backend } from '../../engine/index.js';
+import { CONFIG_NAME, WEIGHTS_NAME } from '../../nn/models/index.js';
 import {
-  AutoencoderKL,
-  CONFIG_NAME,
-  ConfigError,
-  modelFromBytes,
-  parseConfigJson,
-  VQModel,
-  WEIGHTS_NAME,
-} from '../../nn/models/index.js';
-import {
+  LATENT_VAE_DIR,
   LatentDecoder,
   LatentError,
   type LatentSpec,
-  latentSpecOf,
   type LatentVae,
+  parseVaeConfig,
+  vaeFromBytes,
 } from './vae.js';
 
-/** The folder a latent pipeline keeps its autoencoder in. */
-export const LATENT_VAE_DIR = 'vae';
+export { LATENT_VAE_DIR };
 
 /** A vae folder, loaded. */
 export interface LoadedVae {
@@ -94,40 +87,14 @@ export async function loadVae(given: string, opts: { backend?: Backend } = {}): 
     configPath,
     `${CONFIG_NAME} (a vae folder holds config.json and ${WEIGHTS_NAME})`,
   );
-  let config: Record<string, unknown>;
-  try {
-    config = parseConfigJson(configBytes, configPath);
-  } catch (e) {
-    if (e instanceof ConfigError) throw new LatentError(e.message);
-    throw e;
-  }
-  const cls = config._class_name;
-  if (cls !== 'AutoencoderKL' && cls !== 'VQModel') {
-    throw new LatentError(
-      `${configPath}: a ${JSON.stringify(cls)}; latent diffusion needs an AutoencoderKL or a VQModel`,
-    );
-  }
-  if (config.scaling_factor === undefined) {
-    throw new LatentError(
-      `${configPath}: no scaling_factor (latent diffusion trains on scaling_factor · z; set it to ` +
-        '1 / std of the encoded latents, as sumi train-vae does)',
-    );
-  }
+  parseVaeConfig(configBytes, dir); // the config's errors before a missing weights file's
   const weights = await readBytes(join(dir, WEIGHTS_NAME), WEIGHTS_NAME);
-  let model;
-  try {
-    model = await modelFromBytes(configBytes, weights, dir);
-  } catch (e) {
-    throw new LatentError(e instanceof Error ? e.message : String(e));
-  }
-  if (!(model instanceof AutoencoderKL || model instanceof VQModel)) {
-    throw new LatentError(`${configPath}: not an autoencoder`);
-  }
-  if (opts.backend !== undefined) await model.to({ backend: opts.backend });
+  const { vae, spec, config } = await vaeFromBytes(configBytes, weights, dir);
+  if (opts.backend !== undefined) await vae.to({ backend: opts.backend });
   return {
     dir,
-    vae: model,
-    spec: latentSpecOf(model, config, configPath),
+    vae,
+    spec,
     config,
     sha256: sha256Hex(weights),
     files: { config: configBytes, weights },

@@ -8,7 +8,12 @@
  */
 import { add, clamp, mul, noGrad, type Tensor, tidy } from '../../engine/index.js';
 import { AutoencoderKL } from '../../nn/models/autoencoder-kl.js';
+import { ConfigError } from '../../nn/models/config.js';
+import { CONFIG_NAME, modelFromBytes, parseConfigJson } from '../../nn/models/create.js';
 import { VQModel } from '../../nn/models/vq-model.js';
+
+/** The folder a latent pipeline keeps its autoencoder in. */
+export const LATENT_VAE_DIR = 'vae';
 
 /** 'kl': an AutoencoderKL (posterior mean and log-variance); 'vq': a VQModel (unquantized h). */
 export type LatentKind = 'kl' | 'vq';
@@ -133,5 +138,86 @@ export class LatentDecoder {
   imageShape(latent: readonly number[]): [number, number, number] {
     const f = this.spec.downsampleFactor;
     return [this.vae.config.out_channels, latent[1]! * f, latent[2]! * f];
+  }
+}
+
+/** An autoencoder built from its files' bytes: the model (eval mode), its spec, its config. */
+export interface VaeFromBytes {
+  vae: LatentVae;
+  spec: LatentSpec;
+  /** config.json as read (every key the file has). */
+  config: Record<string, unknown>;
+}
+
+/**
+ * A vae folder's config.json (bytes; `source` the folder), checked to be an AutoencoderKL or a
+ * VQModel with a scaling_factor: otherwise a LatentError naming the file.
+ */
+export function parseVaeConfig(configBytes: Uint8Array, source: string): Record<string, unknown> {
+  const configPath = `${source}/${CONFIG_NAME}`;
+  let config: Record<string, unknown>;
+  try {
+    config = parseConfigJson(configBytes, configPath);
+  } catch (e) {
+    if (e instanceof ConfigError) throw new LatentError(e.message);
+    throw e;
+  }
+  const cls = config._class_name;
+  if (cls !== 'AutoencoderKL' && cls !== 'VQModel') {
+    throw new LatentError(
+      `${configPath}: a ${JSON.stringify(cls)}; latent diffusion needs an AutoencoderKL or a VQModel`,
+    );
+  }
+  if (config.scaling_factor === undefined) {
+    throw new LatentError(
+      `${configPath}: no scaling_factor (latent diffusion trains on scaling_factor · z; set it to ` +
+        '1 / std of the encoded latents, as sumi train-vae does)',
+    );
+  }
+  return config;
+}
+
+/**
+ * A latent pipeline's autoencoder from the bytes of its config.json and
+ * diffusion_pytorch_model.safetensors (fetched, say; `loadVae` reads a folder); `source` (the vae
+ * folder) names them in errors. A config that `parseVaeConfig` refuses, or weights that do not
+ * fit it, are a LatentError naming the file.
+ */
+export async function vaeFromBytes(
+  configBytes: Uint8Array,
+  weights: Uint8Array,
+  source: string,
+): Promise<VaeFromBytes> {
+  const configPath = `${source}/${CONFIG_NAME}`;
+  const config = parseVaeConfig(configBytes, source);
+  let model;
+  try {
+    model = await modelFromBytes(configBytes, weights, source);
+  } catch (e) {
+    const message = e instanceof Error ? e.message : String(e);
+    // Config errors name the class, not the file: add the file.
+    const named = e instanceof ConfigError && !message.includes(source);
+    throw new LatentError(named ? `${configPath}: ${message}` : message);
+  }
+  if (!(model instanceof AutoencoderKL || model instanceof VQModel)) {
+    throw new LatentError(`${configPath}: not an autoencoder`);
+  }
+  return { vae: model, spec: latentSpecOf(model, config, configPath), config };
+}
+
+/**
+ * Checks that a denoiser's samples [C, H, W] are the autoencoder's latents (C its latent
+ * channels): a LatentError naming `source` (the vae folder) and both counts.
+ */
+export function checkLatentDenoiser(
+  spec: LatentSpec,
+  denoiser: { readonly sampleShape: readonly number[] },
+  source: string,
+): void {
+  const c = denoiser.sampleShape[0];
+  if (c !== spec.latentChannels) {
+    throw new LatentError(
+      `${source}: the vae's latents have ${spec.latentChannels} channels, the U-Net's samples ${c}`,
+    );
   }
 }
