@@ -11,6 +11,7 @@ import {
   noGrad,
   ownScope,
   type Tensor,
+  tidy,
 } from '../engine/index.js';
 import { DIFFUSERS_VERSION } from '../nn/models/config.js';
 import type { Conditioning, Denoiser } from '../nn/models/index.js';
@@ -543,11 +544,15 @@ export function encodeConditions(
   if (negative !== null && source.kind !== 'text') {
     throw new ConditionError('a negative prompt needs a text-conditioned model');
   }
-  return noGrad(() => {
-    const cond = source.encode(req.values, backend);
-    const uncond = w === 1 ? null : source.encode(negative ?? req.values.map(() => null), backend);
-    return { cond, uncond };
-  });
+  // The encoder's intermediates (a text encoder's layers) are freed here: only the result stays.
+  return noGrad(() =>
+    tidy(() => {
+      const cond = source.encode(req.values, backend);
+      const uncond =
+        w === 1 ? null : source.encode(negative ?? req.values.map(() => null), backend);
+      return { cond, uncond };
+    }),
+  );
 }
 
 /**
