@@ -2,7 +2,7 @@
  * Parameter initialization, PyTorch's defaults, drawn from the engine's Philox stream so a seed
  * gives the same initial weights on every backend.
  */
-import { add, Generator, mul, rand, randn, type Tensor } from '../engine/index.js';
+import { add, Generator, mul, rand, randn, type Tensor, tidy } from '../engine/index.js';
 
 let initGenerator = new Generator(0);
 
@@ -21,13 +21,16 @@ export function uniform(
   bound: number,
   generator = initGenerator,
 ): Tensor {
-  return add(mul(rand(shape, { generator }), 2 * bound), -bound);
+  // The draw and the scaled draw are freed: only the weights stay alive.
+  return tidy(() => add(mul(rand(shape, { generator }), 2 * bound), -bound));
 }
 
 /** N(0, std²). */
 export function normal(shape: readonly number[], std = 1, generator = initGenerator): Tensor {
-  const z = randn(shape, { generator });
-  return std === 1 ? z : mul(z, std);
+  return tidy(() => {
+    const z = randn(shape, { generator });
+    return std === 1 ? z : mul(z, std);
+  });
 }
 
 /**
