@@ -7,13 +7,13 @@
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 
 import { type Browser, chromium, type Page } from 'playwright-core';
 import { build, preview, type PreviewServer } from 'vite';
 
+import { type PlaygroundOptions, playgroundConfig } from './vite.config.js';
+
 export const CHROMIUM = process.env.SUMI_CHROMIUM ?? '/usr/bin/chromium';
-const CONFIG = fileURLToPath(new URL('./vite.config.ts', import.meta.url));
 
 /** Why the browser checks cannot run here, or null when they can. */
 export function chromiumMissing(): string | null {
@@ -32,18 +32,26 @@ export interface Playground {
   close(): Promise<void>;
 }
 
-export async function startPlayground(): Promise<Playground> {
+/** The site built with `opts` (default: the repository's models), served and opened in Chromium. */
+export async function startPlayground(opts: PlaygroundOptions = {}): Promise<Playground> {
   const outDir = mkdtempSync(join(tmpdir(), 'sumi-playground-'));
+  const config = playgroundConfig(opts);
   const t0 = performance.now();
-  await build({ configFile: CONFIG, logLevel: 'error', build: { outDir, emptyOutDir: true } });
+  await build({
+    ...config,
+    configFile: false,
+    logLevel: 'error',
+    build: { ...config.build, outDir, emptyOutDir: true },
+  });
   const buildMs = performance.now() - t0;
   let server: PreviewServer | null = null;
   let browser: Browser | null = null;
   try {
     server = await preview({
-      configFile: CONFIG,
+      ...config,
+      configFile: false,
       logLevel: 'error',
-      build: { outDir },
+      build: { ...config.build, outDir },
       preview: { host: '127.0.0.1', port: 0, strictPort: false },
     });
     const url = server.resolvedUrls?.local[0];

@@ -50,6 +50,7 @@ const ui = {
   x0: el<HTMLCanvasElement>('fwd-x0'),
   xt: el<HTMLCanvasElement>('fwd-xt'),
   xtCaption: el<HTMLElement>('fwd-xt-caption'),
+  note: el<HTMLParagraphElement>('fwd-note'),
   plot: el<SVGSVGElement>('fwd-plot'),
   backend: el<HTMLSelectElement>('backend'),
   batch: el<HTMLInputElement>('train-batch'),
@@ -191,6 +192,14 @@ export function modelLoaded(m: ModelSummary): void {
   side = m.imageSize;
   const T = Number(m.scheduler.num_train_timesteps ?? 1000);
   ui.t.max = String(T - 1);
+  // The panel stays in pixel space: a latent model's x_t are latents, which it does not show.
+  ui.note.hidden = m.latent === null;
+  if (m.latent !== null) {
+    ui.note.textContent =
+      `${m.name} is a latent model: it denoises the ${m.latent.shape.join('×')} latents of its ` +
+      `${m.latent.vaeClass} on this schedule. This panel applies the same q(x_t | x_0) to ` +
+      `pixels (gray, ${m.imageSize}×${m.imageSize}), not to those latents.`;
+  }
   plotted = null;
   showX0();
 }

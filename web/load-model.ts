@@ -1,19 +1,26 @@
 /**
  * A shipped model folder fetched over HTTP and built with Sumi's bytes API: the denoiser from
- * unet/ (config.json + safetensors), the scheduler config, sumi.json, and what the denoiser is
- * conditioned on (its classes, or tokenizer/ and text_encoder/).
+ * unet/ (config.json + safetensors), the scheduler config, sumi.json, what the denoiser is
+ * conditioned on (its classes, or tokenizer/ and text_encoder/), and a latent model's
+ * autoencoder (vae/), which decodes its samples.
  */
 import {
   checkedTextConditioning,
+  checkLatentDenoiser,
   clipTextModelFromBytes,
   classConditioning,
   type ConditionSource,
+  CONFIG_NAME,
   type Denoiser,
+  LATENT_VAE_DIR,
+  LatentDecoder,
   modelFromBytes,
   type ModelInfo,
   parseConfigJson,
   parseTokenizer,
   unconditional,
+  vaeFromBytes,
+  WEIGHTS_NAME,
 } from '../src/index.js';
 
 export interface BrowserPipeline {
@@ -21,22 +28,34 @@ export interface BrowserPipeline {
   condition: ConditionSource;
   schedulerConfig: Record<string, unknown>;
   info: ModelInfo;
+  /** A latent model's autoencoder (sumi.json `latent`): decodes the denoiser's samples. */
+  vae: LatentDecoder | null;
+}
+
+/** The body of a response to `url`; a failed request is an error naming it. */
+async function bytesOf(res: Response, url: string): Promise<Uint8Array> {
+  if (!res.ok) throw new Error(`${url}: HTTP ${res.status} ${res.statusText}`);
+  return new Uint8Array(await res.arrayBuffer());
 }
 
 /** The bytes at `url`; a missing file is an error naming it. */
 async function fetchBytes(url: string): Promise<Uint8Array> {
-  const res = await fetch(url);
-  if (!res.ok) throw new Error(`${url}: HTTP ${res.status} ${res.statusText}`);
-  return new Uint8Array(await res.arrayBuffer());
+  return bytesOf(await fetch(url), url);
 }
 
 const text = (bytes: Uint8Array): string => new TextDecoder().decode(bytes);
 
 export async function loadBrowserPipeline(base: string): Promise<BrowserPipeline> {
-  const info = parseConfigJson(
-    await fetchBytes(`${base}/sumi.json`),
-    `${base}/sumi.json`,
-  ) as unknown as ModelInfo;
+  const infoUrl = `${base}/sumi.json`;
+  const infoRes = await fetch(infoUrl);
+  if (infoRes.status === 404) {
+    const name = base.slice(base.lastIndexOf('/') + 1);
+    throw new Error(
+      `${infoUrl}: HTTP 404: this site has no ${name} (models/${name}/ was not in the ` +
+        'repository when the site was built or served)',
+    );
+  }
+  const info = parseConfigJson(await bytesOf(infoRes, infoUrl), infoUrl) as unknown as ModelInfo;
   if (info.format !== 'sumi-model') {
     throw new Error(
       `${base}/sumi.json: format: expected "sumi-model", found ${String(info.format)}`,
@@ -93,5 +112,18 @@ export async function loadBrowserPipeline(base: string): Promise<BrowserPipeline
   } else {
     condition = unconditional();
   }
-  return { model, condition, schedulerConfig, info };
+  // A latent model (sumi.json `latent`, as 'sumi train --vae' and 'sumi export' write it) samples
+  // latents, which its vae/ decodes; the vae's latent channels must be the U-Net's.
+  let vae: LatentDecoder | null = null;
+  if (info.latent !== undefined) {
+    const dir = `${base}/${LATENT_VAE_DIR}`;
+    const v = await vaeFromBytes(
+      await fetchBytes(`${dir}/${CONFIG_NAME}`),
+      await fetchBytes(`${dir}/${WEIGHTS_NAME}`),
+      dir,
+    );
+    checkLatentDenoiser(v.spec, model, dir);
+    vae = new LatentDecoder(v.vae, v.spec);
+  }
+  return { model, condition, schedulerConfig, info, vae };
 }

@@ -3,7 +3,9 @@
  * a Web Worker (worker.ts), so the page stays responsive; every step's x̂_0 grid is kept as a
  * frame of the denoising animation. `document.body.dataset.state` says where the page is
  * (loading, ready, sampling, done, cancelled, error), for people and for the browser tests, and
- * `dataset.liveTensors` the worker's live tensors once it is idle (after each load or sample).
+ * `dataset.liveTensors` the worker's live tensors once it is idle (after each load or sample). A
+ * latent model's frames arrive decoded (the worker decodes x̂_0 through the model's vae); the page
+ * says so.
  */
 import { drawFrame, el, modelLoaded } from './lab.js';
 import {
@@ -30,6 +32,7 @@ const ui = {
   cancel: el<HTMLButtonElement>('cancel'),
   progress: el<HTMLProgressElement>('progress'),
   status: el<HTMLParagraphElement>('status'),
+  latentNote: el<HTMLParagraphElement>('latent-note'),
   grid: el<HTMLCanvasElement>('grid'),
   animation: el<HTMLDivElement>('animation'),
   frame: el<HTMLInputElement>('frame'),
@@ -44,6 +47,10 @@ const send = (req: Request): void => worker.postMessage(req);
 let model: ModelSummary | null = null;
 let frames: Frame[] = [];
 let playing: number | null = null;
+/** The prompt the last model offered (replaced by the next model's while left as it was). */
+let offeredPrompt = ui.prompt.value;
+/** The models this build of the site holds (web/vite.config.ts). */
+const built = new Set(__SUMI_MODELS__);
 
 function setState(state: string, message: string, error = false): void {
   document.body.dataset.state = state;
@@ -86,6 +93,19 @@ function showControls(m: ModelSummary): void {
     new Option('each class in turn', '-1'),
     ...m.classNames.map((name, i) => new Option(name, String(i))),
   );
+  const prompt = MODELS.find((e) => e.name === m.name)?.prompt;
+  if (m.conditioning === 'text' && prompt !== undefined && ui.prompt.value === offeredPrompt) {
+    ui.prompt.value = prompt;
+    offeredPrompt = prompt;
+  }
+  ui.latentNote.hidden = m.latent === null;
+  if (m.latent !== null) {
+    const [c, h, w] = m.latent.shape;
+    ui.latentNote.textContent =
+      `A latent diffusion model: the sampler works on ${c}×${h}×${w} latents, and every frame ` +
+      `shown (x̂_0 after each step, then x_0) is decoded by its ${m.latent.vaeClass} to ` +
+      `${m.channels === 3 ? 'RGB' : `${m.channels}-channel`} ${m.imageSize}×${m.imageSize} images.`;
+  }
 }
 
 function loadModel(): void {
@@ -94,6 +114,16 @@ function loadModel(): void {
   setState('loading', `Loading ${ui.model.value}…`);
   delete document.body.dataset.liveTensors;
   const name = ui.model.value;
+  ui.latentNote.hidden = true;
+  if (!built.has(name)) {
+    setState(
+      'error',
+      `${name} is not in this build of the playground: models/${name}/ was not in the ` +
+        'repository when the site was built or served',
+      true,
+    );
+    return;
+  }
   const url = new URL(`models/${name}`, document.baseURI).href;
   send({ type: 'load', model: name, url, backend: ui.backend.value as BackendChoice });
 }
@@ -116,7 +146,9 @@ worker.onmessage = (e: MessageEvent<Reply>) => {
       draw(r.frame);
       ui.progress.max = r.total;
       ui.progress.value = r.step;
-      ui.status.textContent = `Step ${r.step} of ${r.total} (t = ${Math.round(r.t)})`;
+      ui.status.textContent =
+        `Step ${r.step} of ${r.total} (t = ${Math.round(r.t)})` +
+        (model?.latent ? ': x̂_0 decoded' : '');
       document.body.dataset.step = String(r.step);
       break;
     case 'done': {
@@ -188,7 +220,10 @@ ui.play.addEventListener('click', () => {
 });
 
 const params = new URLSearchParams(location.search);
-for (const m of MODELS) ui.model.append(new Option(m.label, m.name));
+for (const m of MODELS) {
+  const label = built.has(m.name) ? m.label : `${m.label}: not in this build`;
+  ui.model.append(new Option(label, m.name));
+}
 ui.model.value = params.get('model') ?? 'mnist-small';
 ui.backend.value = params.get('backend') ?? 'auto';
 loadModel();

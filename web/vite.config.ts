@@ -1,31 +1,47 @@
 /**
  * The playground's Vite config: the page and its worker are built from web/ (TypeScript straight
  * from src/), and the shipped models in ../models are served at /models/ in development and
- * copied into the build.
+ * copied into the build. A model of the list whose folder is missing is left out, and the page is
+ * told which are there (`__SUMI_MODELS__`), so that it says so instead of failing to fetch.
  */
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, relative, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-import { defineConfig, type Plugin } from 'vite';
+import { defineConfig, type Plugin, type UserConfig } from 'vite';
 
 import { loadMnist } from '../src/data/mnist.js';
-import { DIGITS, MODELS } from './protocol.js';
+import { DIGITS, MODELS } from './catalog.js';
 
 const ROOT = fileURLToPath(new URL('.', import.meta.url));
 const MODELS_DIR = resolve(ROOT, '..', 'models');
 
-/** Every file of the playground's models, as paths relative to models/. */
-function modelFiles(): string[] {
-  const out: string[] = [];
-  const walk = (dir: string): void => {
-    for (const name of readdirSync(dir)) {
-      const p = join(dir, name);
-      if (statSync(p).isDirectory()) walk(p);
-      else out.push(relative(MODELS_DIR, p).split(sep).join('/'));
+export interface PlaygroundOptions {
+  /** Folders served as models/<name>/ in place of ../models/<name>/ (the browser tests' fixtures). */
+  modelDirs?: Readonly<Record<string, string>>;
+}
+
+/** The folder of each listed model that exists, by name. */
+function modelFolders(opts: PlaygroundOptions): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const m of MODELS) {
+    const dir = opts.modelDirs?.[m.name] ?? join(MODELS_DIR, m.name);
+    if (existsSync(dir) && statSync(dir).isDirectory()) out.set(m.name, dir);
+  }
+  return out;
+}
+
+/** Every file of the playground's models: its path under models/ and on disk. */
+function modelFiles(folders: Map<string, string>): Map<string, string> {
+  const out = new Map<string, string>();
+  const walk = (name: string, root: string, dir: string): void => {
+    for (const entry of readdirSync(dir)) {
+      const p = join(dir, entry);
+      if (statSync(p).isDirectory()) walk(name, root, p);
+      else out.set(`${name}/${relative(root, p).split(sep).join('/')}`, p);
     }
   };
-  for (const m of MODELS) walk(join(MODELS_DIR, m.name));
+  for (const [name, dir] of folders) walk(name, dir, dir);
   return out;
 }
 
@@ -49,41 +65,45 @@ function digitBytes(): Uint8Array {
   return out;
 }
 
-function shippedModels(): Plugin {
+function shippedModels(folders: Map<string, string>): Plugin {
   let digits: Uint8Array | null = null;
   const digitsOnce = (): Uint8Array => (digits ??= digitBytes());
   return {
     name: 'sumi-models',
     configureServer(server) {
-      const files = new Set(modelFiles());
+      const files = modelFiles(folders);
       server.middlewares.use(`/${DIGITS.url}`, (_req, res) => {
         res.setHeader('Content-Type', 'application/octet-stream');
         res.end(digitsOnce());
       });
       server.middlewares.use('/models/', (req, res, next) => {
         const path = decodeURIComponent((req.url ?? '').split('?')[0]!.replace(/^\//, ''));
-        if (!files.has(path)) return next();
+        const file = files.get(path);
+        if (file === undefined) return next();
         res.setHeader('Content-Type', 'application/octet-stream');
-        res.end(readFileSync(join(MODELS_DIR, path)));
+        res.end(readFileSync(file));
       });
     },
     generateBundle() {
       this.emitFile({ type: 'asset', fileName: DIGITS.url, source: digitsOnce() });
-      for (const path of modelFiles()) {
-        this.emitFile({
-          type: 'asset',
-          fileName: `models/${path}`,
-          source: readFileSync(join(MODELS_DIR, path)),
-        });
+      for (const [path, file] of modelFiles(folders)) {
+        this.emitFile({ type: 'asset', fileName: `models/${path}`, source: readFileSync(file) });
       }
     },
   };
 }
 
-export default defineConfig({
-  root: ROOT,
-  base: './',
-  plugins: [shippedModels()],
-  worker: { format: 'es' },
-  build: { outDir: 'dist', emptyOutDir: true, target: 'es2022' },
-});
+/** The config, with the models of `opts` (the default: the repository's models/). */
+export function playgroundConfig(opts: PlaygroundOptions = {}): UserConfig {
+  const folders = modelFolders(opts);
+  return {
+    root: ROOT,
+    base: './',
+    plugins: [shippedModels(folders)],
+    define: { __SUMI_MODELS__: JSON.stringify([...folders.keys()]) },
+    worker: { format: 'es' },
+    build: { outDir: 'dist', emptyOutDir: true, target: 'es2022' },
+  };
+}
+
+export default defineConfig(playgroundConfig());

@@ -1,7 +1,9 @@
 /**
  * The playground's sampling worker: loads a model, samples with `generateAsync` and posts a grid
  * of x̂_0 after every step, so the page never waits on the model. `generateAsync` yields between
- * steps, which is when a 'cancel' message arrives and aborts the run.
+ * steps, which is when a 'cancel' message arrives and aborts the run. A latent model's result and
+ * every step's x̂_0 are decoded by its vae (`decode`) before they are posted: the page only ever
+ * sees pixels.
  */
 import {
   checkSamplingSettings,
@@ -19,6 +21,7 @@ import { type BrowserPipeline, loadBrowserPipeline } from './load-model.js';
 import {
   type BackendChoice,
   frameOf,
+  type ModelSummary,
   type Reply,
   type Request,
   type SampleSettings,
@@ -39,7 +42,11 @@ async function load(name: string, url: string, choice: BackendChoice): Promise<v
   const gpu = (navigator as Navigator & { gpu?: unknown }).gpu !== undefined;
   const backend = await initDefaultBackend(choice === 'auto' ? (gpu ? 'webgpu' : 'cpu') : choice);
   if (pipeline !== null) {
-    const modules = [pipeline.model, ...pipeline.condition.components.map((c) => c.module)];
+    const modules = [
+      pipeline.model,
+      ...pipeline.condition.components.map((c) => c.module),
+      ...(pipeline.vae !== null ? [pipeline.vae.vae] : []),
+    ];
     for (const m of modules) for (const t of m.parameters()) t.dispose();
     pipeline = null;
   }
@@ -52,13 +59,26 @@ async function load(name: string, url: string, choice: BackendChoice): Promise<v
       conditioning: p.condition.kind,
       hasNull: p.condition.hasNull,
       classNames: p.info.classNames ?? [],
-      imageSize: p.info.imageSize,
+      ...imageOf(p),
       scheduler: p.schedulerConfig,
       parameters: p.model.parameters().reduce((a, t) => a + t.size, 0),
       backend: backend.name,
       loadMs: performance.now() - t0,
     },
   });
+}
+
+/** The images' size, and a latent model's latents: what the page shows. */
+function imageOf(p: BrowserPipeline): Pick<ModelSummary, 'imageSize' | 'channels' | 'latent'> {
+  if (p.vae === null) {
+    return { imageSize: p.info.imageSize, channels: p.model.sampleShape[0], latent: null };
+  }
+  const [channels, imageSize] = p.vae.imageShape(p.model.sampleShape);
+  return {
+    imageSize,
+    channels,
+    latent: { shape: [...p.model.sampleShape], vaeClass: p.vae.spec.vaeClass },
+  };
 }
 
 /** The condition of image i under the settings. */
@@ -83,6 +103,7 @@ async function sample(s: SampleSettings): Promise<void> {
     backend,
   );
   const nrow = Math.ceil(Math.sqrt(s.n));
+  const vae = p.vae;
   const ac = new AbortController();
   running = ac;
   const start = performance.now();
@@ -97,6 +118,7 @@ async function sample(s: SampleSettings): Promise<void> {
       guidanceScale: guidance,
       signal: ac.signal,
       preview: true,
+      ...(vae !== null ? { decode: (z: Tensor) => vae.decode(z) } : {}),
       onProgress: async (pr) => {
         const grid = gridFromValues(await pr.preview!.data(), pr.preview!.shape, { nrow });
         const frame = frameOf(grid);
