@@ -18,7 +18,6 @@
  * training, chosen by stream (seed, 'holdout'); its accuracy is measured at each of `evalTimesteps`
  * with fixed noise from stream (seed, 'eval', batch).
  */
-import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
 import {
@@ -37,17 +36,12 @@ import {
   tidy,
 } from '../../engine/index.js';
 import {
-  AdamW,
+  type AdamW,
   clipGradNorm,
   disposeAll,
   Dropout,
-  firstNonFinite,
-  getLrSchedule,
   loadModule,
-  loadTensors,
   type LrSchedule,
-  serializeSafetensors,
-  tensorsToWrite,
 } from '../../nn/index.js';
 import { EncoderClassifierModel, WEIGHTS_NAME } from '../../nn/models/index.js';
 import { type Dataset, DataLoader, subsetDataset } from '../../data/index.js';
@@ -62,6 +56,19 @@ import {
   SUMI_INFO,
   TRAINER_STATE,
 } from './checkpoint.js';
+import {
+  createOptimizer,
+  dataPosition,
+  finiteWeights,
+  loadOptimizerState,
+  modelFolderFiles,
+  optimizerStateBytes,
+  readStateFile,
+  rngState,
+  runInfo,
+  type RunRecord,
+  runState,
+} from './checkpoint-parts.js';
 import {
   CLASSIFIER_DIR,
   type ClassifierRunSettings,
@@ -275,13 +282,7 @@ export interface ClassifierTrainerState {
   command?: string;
 }
 
-export interface ClassifierCheckpointMeta {
-  elapsedSeconds?: number;
-  run?: ClassifierRunSettings;
-  trainArgs?: string[];
-  /** The command line that retrains the classifier from scratch. */
-  command?: string;
-}
+export type ClassifierCheckpointMeta = RunRecord<ClassifierRunSettings>;
 
 const EVAL_BATCH = 250;
 
@@ -331,12 +332,7 @@ export class ClassifierTrainer {
       .namedModules()
       .map(([, m]) => m)
       .filter((m): m is Dropout => m instanceof Dropout);
-    this.optimizer = new AdamW(this.model, {
-      lr: config.lr,
-      betas: config.adamBetas,
-      eps: config.adamEps,
-      weightDecay: config.weightDecay,
-    });
+    ({ optimizer: this.optimizer, lr: this.#lr } = createOptimizer(this.model, config));
     this.loader = new DataLoader(this.trainSet, {
       batchSize: config.batchSize,
       seed: streamSeed(s, 'data'),
@@ -346,12 +342,6 @@ export class ClassifierTrainer {
       config.scheduler === null
         ? null
         : makeSchedule(Float64Array.from(createScheduler('DDPMScheduler', config.scheduler).betas));
-    this.#lr = getLrSchedule(config.lrSchedule, {
-      lr: config.lr,
-      warmupSteps: config.warmupSteps,
-      trainingSteps: config.steps,
-      minLr: config.minLr,
-    });
   }
 
   lrAt(step: number): number {
@@ -542,37 +532,28 @@ export class ClassifierTrainer {
       step: this.step,
       parameters: this.model.numParameters(),
       heldOut: this.heldOut === null ? null : { fraction: c.holdout, ...this.heldOut },
-      ...(meta.elapsedSeconds !== undefined
-        ? { seconds: Number(meta.elapsedSeconds.toFixed(1)) }
-        : {}),
-      ...(meta.command !== undefined ? { command: meta.command } : {}),
-      ...(meta.trainArgs !== undefined ? { trainArgs: [...meta.trainArgs] } : {}),
+      ...runInfo(meta),
     };
   }
 
   state(meta: ClassifierCheckpointMeta = {}): ClassifierTrainerState {
-    const spe = this.loader.stepsPerEpoch;
     return {
       format: 'sumi-classifier-trainer-state',
       version: 1,
       step: this.step,
       config: this.config,
-      rng: { generator: 'philox4x32-10', seed: this.config.seed, nextStep: this.step },
+      rng: rngState(this.config.seed, this.step),
       data: {
         name: this.dataset.name,
         length: this.dataset.length,
         trainLength: this.trainSet.length,
         heldOutLength: this.heldOutSet?.length ?? 0,
-        stepsPerEpoch: spe,
-        epoch: Math.floor(this.step / spe),
-        position: (this.step % spe) * this.config.batchSize,
+        ...dataPosition(this.step, this.loader.stepsPerEpoch, this.config.batchSize),
       },
       heldOut: this.heldOut,
       elapsedSeconds: meta.elapsedSeconds ?? this.elapsedBefore,
       backend: this.model.convIn.weight.backend.name,
-      ...(meta.run !== undefined ? { run: meta.run } : {}),
-      ...(meta.trainArgs !== undefined ? { trainArgs: meta.trainArgs } : {}),
-      ...(meta.command !== undefined ? { command: meta.command } : {}),
+      ...runState(meta),
     };
   }
 
@@ -582,23 +563,13 @@ export class ClassifierTrainer {
    * weight is NaN or infinite.
    */
   async checkpointFiles(meta: ClassifierCheckpointMeta = {}): Promise<CheckpointFile[]> {
-    const weights = await tensorsToWrite(this.model.namedParameters(), 'F32');
-    const bad = firstNonFinite(weights);
-    if (bad !== null) throw new NonFiniteError(this.step - 1, `the weight '${bad}'`, NaN);
-    const opt = this.optimizer.stateDict();
-    const optEntries = await tensorsToWrite(opt, 'F32');
-    disposeAll(opt);
-    const enc = new TextEncoder();
+    const weights = await finiteWeights(this.model.namedParameters(), this.step);
     return [
-      { path: join(CLASSIFIER_DIR, 'config.json'), bytes: enc.encode(this.model.configJson()) },
-      {
-        path: join(CLASSIFIER_DIR, WEIGHTS_NAME),
-        bytes: serializeSafetensors(weights, { format: 'pt' }),
-      },
+      ...modelFolderFiles(CLASSIFIER_DIR, this.model.configJson(), WEIGHTS_NAME, weights),
       ...(this.config.scheduler === null
         ? []
         : [{ path: SCHEDULER_CONFIG, bytes: jsonBytes(this.config.scheduler) }]),
-      { path: OPTIMIZER_FILE, bytes: serializeSafetensors(optEntries, { format: 'pt' }) },
+      { path: OPTIMIZER_FILE, bytes: await optimizerStateBytes(this.optimizer) },
       { path: SUMI_INFO, bytes: jsonBytes(this.info(meta)) },
       { path: TRAINER_STATE, bytes: jsonBytes(this.state(meta)) },
     ];
@@ -607,13 +578,7 @@ export class ClassifierTrainer {
   /** Loads weights, optimizer state, step and the last held-out score from a checkpoint. */
   async loadCheckpoint(dir: string, state: ClassifierTrainerState): Promise<void> {
     await loadModule(this.model, join(dir, CLASSIFIER_DIR, WEIGHTS_NAME));
-    const optPath = join(dir, OPTIMIZER_FILE);
-    const osd = await loadTensors(optPath, { backend: this.model.convIn.weight.backend });
-    try {
-      await this.optimizer.loadStateDict(osd, { source: optPath });
-    } finally {
-      disposeAll(osd);
-    }
+    await loadOptimizerState(this.optimizer, join(dir, OPTIMIZER_FILE));
     this.step = state.step;
     this.elapsedBefore = state.elapsedSeconds;
     this.heldOut = state.heldOut;
@@ -639,27 +604,11 @@ function countCorrect(logits: ArrayLike<number>, labels: ArrayLike<number>, k: n
 
 /** Reads and checks `trainer_state.json` of a classifier checkpoint. */
 export async function readClassifierTrainerState(dir: string): Promise<ClassifierTrainerState> {
-  const path = join(dir, TRAINER_STATE);
-  let json: unknown;
-  try {
-    json = JSON.parse(await readFile(path, 'utf8'));
-  } catch (e) {
-    throw new TrainConfigError(
-      `${path}: cannot read (${e instanceof Error ? e.message : String(e)})`,
-    );
-  }
-  const st = json as Partial<ClassifierTrainerState> | null;
-  if (st?.format !== 'sumi-classifier-trainer-state' || st.version !== 1 || !st.config) {
-    throw new TrainConfigError(
-      `${path}: not a Sumi classifier trainer state (version 1)` +
-        ((json as { format?: unknown } | null)?.format === 'sumi-trainer-state'
-          ? '; it belongs to a diffusion model (sumi train)'
-          : ''),
-    );
-  }
+  const st = (await readStateFile(dir, {
+    format: 'sumi-classifier-trainer-state',
+    what: 'Sumi classifier trainer state',
+    named: ['sumi-trainer-state'],
+  })) as unknown as ClassifierTrainerState;
   // Keys added since the checkpoint was written take their defaults.
-  return {
-    ...st,
-    config: { ...defaultClassifierTrainConfig, ...st.config },
-  } as ClassifierTrainerState;
+  return { ...st, config: { ...defaultClassifierTrainConfig, ...st.config } };
 }

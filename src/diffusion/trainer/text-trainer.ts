@@ -33,15 +33,12 @@ import {
   tidy,
 } from '../../engine/index.js';
 import {
-  AdamW,
+  type AdamW,
   clipGradNorm,
   disposeAll,
   Dropout,
   EMA,
-  firstNonFinite,
-  getLrSchedule,
   loadModule,
-  loadTensors,
   type LrSchedule,
   serializeSafetensors,
   tensorsToWrite,
@@ -68,6 +65,18 @@ import {
   SUMI_INFO,
   TRAINER_STATE,
 } from './checkpoint.js';
+import {
+  createOptimizer,
+  finiteWeights,
+  loadOptimizerState,
+  modelFolderFiles,
+  optimizerStateBytes,
+  readStateFile,
+  rngState,
+  runInfo,
+  type RunRecord,
+  runState,
+} from './checkpoint-parts.js';
 import { TrainConfigError } from './config.js';
 import { dropoutOffset, streamSeed } from './streams.js';
 import { NonFiniteError } from './trainer.js';
@@ -231,12 +240,7 @@ export interface TextTrainerState {
   command?: string;
 }
 
-export interface TextCheckpointMeta {
-  elapsedSeconds?: number;
-  run?: TextRunSettings;
-  trainArgs?: string[];
-  command?: string;
-}
+export type TextCheckpointMeta = RunRecord<TextRunSettings>;
 
 export interface TextStepStats {
   step: number;
@@ -291,15 +295,9 @@ export class TextTrainer {
       this.model = createTextLm(V, L, config.model, init);
       this.schedule = null;
     }
-    this.optimizer = new AdamW(this.model, { lr: config.lr, weightDecay: config.weightDecay });
+    ({ optimizer: this.optimizer, lr: this.#lr } = createOptimizer(this.model, config));
     this.ema =
       config.emaDecay > 0 ? new EMA(this.model, { decay: config.emaDecay, warmup: 'none' }) : null;
-    this.#lr = getLrSchedule(config.lrSchedule, {
-      lr: config.lr,
-      warmupSteps: config.warmupSteps,
-      trainingSteps: config.steps,
-      minLr: config.minLr,
-    });
   }
 
   get tokenizer(): WordLevelTokenizer {
@@ -462,10 +460,8 @@ export class TextTrainer {
       parameters: this.model.numParameters(),
       weights: this.ema !== null ? 'ema' : 'model',
       heldOut: this.heldOut,
-      ...(meta.elapsedSeconds !== undefined
-        ? { seconds: Number(meta.elapsedSeconds.toFixed(1)) }
-        : {}),
-      ...(meta.command !== undefined ? { command: meta.command } : {}),
+      // The command alone: a text model's sumi.json has never listed its arguments apart.
+      ...runInfo({ ...meta, trainArgs: undefined }),
     };
   }
 
@@ -475,7 +471,7 @@ export class TextTrainer {
       version: 1,
       step: this.step,
       config: this.config,
-      rng: { generator: 'philox4x32-10', seed: this.config.seed, nextStep: this.step },
+      rng: rngState(this.config.seed, this.step),
       data: {
         name: this.corpus.name,
         trainSentences: this.corpus.train.length,
@@ -485,31 +481,20 @@ export class TextTrainer {
       ema: this.ema === null ? null : { optimizationStep: this.ema.optimizationStep },
       heldOut: this.heldOut,
       elapsedSeconds: meta.elapsedSeconds ?? this.elapsedBefore,
-      ...(meta.run !== undefined ? { run: meta.run } : {}),
-      ...(meta.trainArgs !== undefined ? { trainArgs: meta.trainArgs } : {}),
-      ...(meta.command !== undefined ? { command: meta.command } : {}),
+      ...runState(meta),
     };
   }
 
   /** The files of a checkpoint (see the module comment); trainer_state.json last. */
   async checkpointFiles(meta: TextCheckpointMeta = {}): Promise<CheckpointFile[]> {
-    const raw = await tensorsToWrite(this.model.namedParameters(), 'F32');
-    const bad = firstNonFinite(raw);
-    if (bad !== null) throw new NonFiniteError(this.step - 1, `the weight '${bad}'`, NaN);
+    const raw = await finiteWeights(this.model.namedParameters(), this.step);
     const saved =
       this.ema === null
         ? raw
         : await this.withAveraged(() => tensorsToWrite(this.model.namedParameters(), 'F32'));
-    const opt = this.optimizer.stateDict();
-    const optEntries = await tensorsToWrite(opt, 'F32');
-    disposeAll(opt);
     const enc = new TextEncoder();
     const files: CheckpointFile[] = [
-      { path: join(TEXT_MODEL_DIR, 'config.json'), bytes: enc.encode(this.model.configJson()) },
-      {
-        path: join(TEXT_MODEL_DIR, TEXT_WEIGHTS_NAME),
-        bytes: serializeSafetensors(saved, { format: 'pt' }),
-      },
+      ...modelFolderFiles(TEXT_MODEL_DIR, this.model.configJson(), TEXT_WEIGHTS_NAME, saved),
       {
         path: join(TOKENIZER_DIR, 'tokenizer.json'),
         bytes: enc.encode(this.tokenizer.tokenizerJson()),
@@ -529,7 +514,7 @@ export class TextTrainer {
       files.push({ path: RAW_WEIGHTS_FILE, bytes: serializeSafetensors(raw, { format: 'pt' }) });
     }
     files.push(
-      { path: OPTIMIZER_FILE, bytes: serializeSafetensors(optEntries, { format: 'pt' }) },
+      { path: OPTIMIZER_FILE, bytes: await optimizerStateBytes(this.optimizer) },
       { path: SUMI_INFO, bytes: jsonBytes(this.info(meta)) },
       { path: TRAINER_STATE, bytes: jsonBytes(this.state(meta)) },
     );
@@ -552,13 +537,7 @@ export class TextTrainer {
     } else {
       await loadModule(this.model, averaged);
     }
-    const optPath = join(dir, OPTIMIZER_FILE);
-    const osd = await loadTensors(optPath, { backend: this.model.parameters()[0]!.backend });
-    try {
-      await this.optimizer.loadStateDict(osd, { source: optPath });
-    } finally {
-      disposeAll(osd);
-    }
+    await loadOptimizerState(this.optimizer, join(dir, OPTIMIZER_FILE));
     this.step = state.step;
     this.elapsedBefore = state.elapsedSeconds;
     this.heldOut = state.heldOut;
@@ -573,20 +552,11 @@ export class TextTrainer {
 
 /** Reads and checks `trainer_state.json` of a text checkpoint. */
 export async function readTextTrainerState(dir: string): Promise<TextTrainerState> {
-  const path = join(dir, TRAINER_STATE);
-  let json: unknown;
-  try {
-    json = JSON.parse(await readFile(path, 'utf8'));
-  } catch (e) {
-    throw new TrainConfigError(
-      `${path}: cannot read (${e instanceof Error ? e.message : String(e)})`,
-    );
-  }
-  const st = json as Partial<TextTrainerState> | null;
-  if (st?.format !== 'sumi-text-trainer-state' || st.version !== 1 || !st.config) {
-    throw new TrainConfigError(`${path}: not a Sumi text trainer state (version 1)`);
-  }
-  return { ...st, config: { ...defaultTextTrainConfig, ...st.config } } as TextTrainerState;
+  const st = (await readStateFile(dir, {
+    format: 'sumi-text-trainer-state',
+    what: 'Sumi text trainer state',
+  })) as unknown as TextTrainerState;
+  return { ...st, config: { ...defaultTextTrainConfig, ...st.config } };
 }
 
 /** A trained text model: the model, its tokenizer, and what sumi.json says. */

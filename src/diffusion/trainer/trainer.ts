@@ -26,7 +26,6 @@
  * loss is the base's under the ControlNet's residuals. The checkpoint holds `controlnet/`
  * (diffusers' ControlNet folder) instead of `unet/`.
  */
-import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
 import {
@@ -47,13 +46,12 @@ import {
   tidy,
 } from '../../engine/index.js';
 import {
-  AdamW,
+  type AdamW,
   clipGradNorm,
   disposeAll,
   Dropout,
   EMA,
   freezeParameters,
-  getLrSchedule,
   injectLora,
   LORA_WEIGHTS_NAME,
   type LoraNetwork,
@@ -61,8 +59,7 @@ import {
   loadTensors,
   type LrSchedule,
   serializeLora,
-  serializeSafetensors,
-  type TensorToWrite,
+  tensorsToWrite,
 } from '../../nn/index.js';
 import {
   type AnyDiffusersModel,
@@ -131,6 +128,17 @@ import {
   UNET_LORA_DIR,
   CONTROLNET_DIR,
 } from './checkpoint.js';
+import {
+  createOptimizer,
+  dataPosition,
+  finiteWeights,
+  loadOptimizerState,
+  modelFolderFiles,
+  optimizerStateBytes,
+  readStateFile,
+  rngState,
+  runState,
+} from './checkpoint-parts.js';
 import {
   defaultTrainConfig,
   type RunSettings,
@@ -486,25 +494,6 @@ function prepareText(
   return { encoderConfig, hiddenSize };
 }
 
-function entriesOf(tensors: Iterable<[string, Tensor]>): Promise<TensorToWrite[]> {
-  return Promise.all(
-    [...tensors].map(async ([name, t]) => ({
-      name,
-      shape: t.shape,
-      data: await t.data(),
-      dtype: t.dtype === 'int32' ? ('I32' as const) : ('F32' as const),
-    })),
-  );
-}
-
-function firstNonFinite(entries: readonly TensorToWrite[]): string | null {
-  for (const e of entries) {
-    if (e.dtype === 'I32') continue;
-    for (let i = 0; i < e.data.length; i++) if (!Number.isFinite(e.data[i]!)) return e.name;
-  }
-  return null;
-}
-
 /** A trained part of the pipeline: the denoiser ('unet') or a condition source's module. */
 interface Component {
   readonly name: string;
@@ -695,12 +684,10 @@ export class Trainer {
       .flatMap((c) => c.module.namedModules())
       .map(([, m]) => m)
       .filter((m): m is Dropout => m instanceof Dropout);
-    this.optimizer = new AdamW(this.#namedParameters(), {
-      lr: config.lr,
-      betas: config.adamBetas,
-      eps: config.adamEps,
-      weightDecay: config.weightDecay,
-    });
+    ({ optimizer: this.optimizer, lr: this.#lr } = createOptimizer(
+      this.#namedParameters(),
+      config,
+    ));
     this.loader = new DataLoader(dataset, {
       batchSize: config.batchSize,
       seed: streamSeed(s, 'data'),
@@ -717,12 +704,6 @@ export class Trainer {
         }
       : null;
     this.#microBatches = config.microBatches ?? 1;
-    this.#lr = getLrSchedule(config.lrSchedule, {
-      lr: config.lr,
-      warmupSteps: config.warmupSteps,
-      trainingSteps: config.steps,
-      minLr: config.minLr,
-    });
   }
 
   /**
@@ -1169,38 +1150,19 @@ export class Trainer {
   async checkpointFiles(meta: CheckpointMeta = {}): Promise<CheckpointFile[]> {
     const files: CheckpointFile[] = [];
     for (const c of this.#components) {
-      const weights = await entriesOf(c.module.namedParameters());
-      const bad = firstNonFinite(weights);
-      if (bad !== null) {
-        throw new NonFiniteError(this.step - 1, `the weight '${c.prefix}${bad}'`, NaN);
-      }
-      const config = new TextEncoder().encode(c.module.configJson());
-      files.push(
-        { path: join(c.name, 'config.json'), bytes: config },
-        {
-          path: join(c.name, c.weightsName),
-          bytes: serializeSafetensors(weights, { format: 'pt' }),
-        },
-      );
+      const weights = await finiteWeights(c.module.namedParameters(), this.step, c.prefix);
+      const config = c.module.configJson();
+      files.push(...modelFolderFiles(c.name, config, c.weightsName, weights));
       if (c.ema !== null) {
         const sd = c.ema.stateDict();
-        const entries = await entriesOf(sd);
+        const entries = await tensorsToWrite(sd, 'F32');
         disposeAll(sd);
-        files.push(
-          { path: join(`${c.name}_ema`, 'config.json'), bytes: config },
-          {
-            path: join(`${c.name}_ema`, c.weightsName),
-            bytes: serializeSafetensors(entries, { format: 'pt' }),
-          },
-        );
+        files.push(...modelFolderFiles(`${c.name}_ema`, config, c.weightsName, entries));
       }
     }
-    const opt = this.optimizer.stateDict();
-    const optEntries = await entriesOf(opt);
-    disposeAll(opt);
     files.push(
       ...this.condition.files(),
-      { path: OPTIMIZER_FILE, bytes: serializeSafetensors(optEntries, { format: 'pt' }) },
+      { path: OPTIMIZER_FILE, bytes: await optimizerStateBytes(this.optimizer) },
       { path: SCHEDULER_CONFIG, bytes: jsonBytes(this.config.scheduler) },
     );
     if (this.latent !== null) {
@@ -1245,7 +1207,6 @@ export class Trainer {
   }
 
   state(meta: CheckpointMeta = {}): TrainerState {
-    const spe = this.loader.stepsPerEpoch;
     return {
       format: 'sumi-trainer-state',
       version: 1,
@@ -1255,20 +1216,17 @@ export class Trainer {
         this.ema === null
           ? null
           : { optimizationStep: this.ema.optimizationStep, decay: this.ema.curDecay },
-      rng: { generator: 'philox4x32-10', seed: this.config.seed, nextStep: this.step },
+      rng: rngState(this.config.seed, this.step),
       data: {
         name: this.dataset.name,
         length: this.dataset.length,
         batchSize: this.config.batchSize,
-        stepsPerEpoch: spe,
-        epoch: Math.floor(this.step / spe),
-        position: (this.step % spe) * this.config.batchSize,
+        ...dataPosition(this.step, this.loader.stepsPerEpoch, this.config.batchSize),
       },
       classes: this.classes,
       elapsedSeconds: meta.elapsedSeconds ?? this.elapsedBefore,
       backend: this.model.parameters()[0]!.backend.name,
-      ...(meta.run !== undefined ? { run: meta.run } : {}),
-      ...(meta.trainArgs !== undefined ? { trainArgs: meta.trainArgs } : {}),
+      ...runState({ run: meta.run, trainArgs: meta.trainArgs }),
       ...(this.baseWeights !== null ? { baseWeights: this.baseWeights } : {}),
     };
   }
@@ -1292,13 +1250,7 @@ export class Trainer {
       }
       c.ema.curDecay = state.ema.decay;
     }
-    const optPath = join(dir, OPTIMIZER_FILE);
-    const osd = await loadTensors(optPath, { backend });
-    try {
-      await this.optimizer.loadStateDict(osd, { source: optPath });
-    } finally {
-      disposeAll(osd);
-    }
+    await loadOptimizerState(this.optimizer, join(dir, OPTIMIZER_FILE));
     this.step = state.step;
     this.elapsedBefore = state.elapsedSeconds;
   }
@@ -1416,23 +1368,10 @@ function checkLatentSource(
 
 /** Reads and checks `trainer_state.json` of a checkpoint directory. */
 export async function readTrainerState(dir: string): Promise<TrainerState> {
-  const path = join(dir, TRAINER_STATE);
-  let json: unknown;
-  try {
-    json = JSON.parse(await readFile(path, 'utf8'));
-  } catch (e) {
-    throw new TrainConfigError(
-      `${path}: cannot read (${e instanceof Error ? e.message : String(e)})`,
-    );
-  }
-  const st = json as Partial<TrainerState> | null;
-  if (
-    st?.format !== 'sumi-trainer-state' ||
-    st.version !== 1 ||
-    typeof st.step !== 'number' ||
-    !st.config
-  ) {
-    throw new TrainConfigError(`${path}: not a Sumi trainer state (version 1)`);
-  }
-  return st as TrainerState;
+  const st = await readStateFile(dir, {
+    format: 'sumi-trainer-state',
+    what: 'Sumi trainer state',
+    check: (s) => typeof s.step === 'number',
+  });
+  return st as unknown as TrainerState;
 }

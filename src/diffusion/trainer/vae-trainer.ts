@@ -23,7 +23,6 @@
  * the first `scalingBatches` training batches under the current weights (posterior samples for
  * KL, the unquantized latents after quant_conv for VQ), as Stable Diffusion's 0.18215 was found.
  */
-import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
 import {
@@ -43,8 +42,6 @@ import {
   AdamW,
   clipGradNorm,
   disposeAll,
-  firstNonFinite,
-  getLrSchedule,
   loadModule,
   loadTensors,
   type LrSchedule,
@@ -75,6 +72,18 @@ import {
   SUMI_INFO,
   TRAINER_STATE,
 } from './checkpoint.js';
+import {
+  createOptimizer,
+  dataPosition,
+  finiteWeights,
+  loadOptimizerState,
+  modelFolderFiles,
+  optimizerStateBytes,
+  readStateFile,
+  rngState,
+  runInfo,
+  runState,
+} from './checkpoint-parts.js';
 import { TrainConfigError } from './config.js';
 import type { LoopCheckpointMeta } from './run-loop.js';
 import { streamSeed } from './streams.js';
@@ -257,12 +266,7 @@ export class VaeTrainer {
     const trained = this.model
       .namedParameters()
       .filter(([n]) => ema === null || n !== CODEBOOK_PARAM);
-    this.optimizer = new AdamW(trained, {
-      lr: config.lr,
-      betas: config.adamBetas,
-      eps: config.adamEps,
-      weightDecay: config.weightDecay,
-    });
+    ({ optimizer: this.optimizer, lr: this.#lr } = createOptimizer(trained, config));
     this.codebookEma =
       ema !== null && this.model instanceof VQModel
         ? new CodebookEma(this.model.quantize, ema)
@@ -287,12 +291,6 @@ export class VaeTrainer {
       batchSize: config.batchSize,
       seed: streamSeed(s, 'data'),
       flip: config.flip,
-    });
-    this.#lr = getLrSchedule(config.lrSchedule, {
-      lr: config.lr,
-      warmupSteps: config.warmupSteps,
-      trainingSteps: config.steps,
-      minLr: config.minLr,
     });
   }
 
@@ -522,38 +520,29 @@ export class VaeTrainer {
       step: this.step,
       parameters: this.model.numParameters(),
       heldOut: this.heldOut === null ? null : { fraction: c.holdout, ...this.heldOut },
-      ...(meta.elapsedSeconds !== undefined
-        ? { seconds: Number(meta.elapsedSeconds.toFixed(1)) }
-        : {}),
-      ...(meta.command !== undefined ? { command: meta.command } : {}),
-      ...(meta.trainArgs !== undefined ? { trainArgs: [...meta.trainArgs] } : {}),
+      ...runInfo(meta),
     };
   }
 
   state(scalingFactor: number, meta: VaeCheckpointMeta = {}): VaeTrainerState {
-    const spe = this.loader.stepsPerEpoch;
     return {
       format: 'sumi-vae-trainer-state',
       version: 1,
       step: this.step,
       config: this.config,
-      rng: { generator: 'philox4x32-10', seed: this.config.seed, nextStep: this.step },
+      rng: rngState(this.config.seed, this.step),
       data: {
         name: this.dataset.name,
         length: this.dataset.length,
         trainLength: this.trainSet.length,
         heldOutLength: this.heldOutSet?.length ?? 0,
-        stepsPerEpoch: spe,
-        epoch: Math.floor(this.step / spe),
-        position: (this.step % spe) * this.config.batchSize,
+        ...dataPosition(this.step, this.loader.stepsPerEpoch, this.config.batchSize),
       },
       heldOut: this.heldOut,
       scalingFactor,
       elapsedSeconds: meta.elapsedSeconds ?? this.elapsedBefore,
       backend: this.model.parameters()[0]!.backend.name,
-      ...(meta.run !== undefined ? { run: meta.run } : {}),
-      ...(meta.trainArgs !== undefined ? { trainArgs: meta.trainArgs } : {}),
-      ...(meta.command !== undefined ? { command: meta.command } : {}),
+      ...runState(meta),
     };
   }
 
@@ -564,21 +553,20 @@ export class VaeTrainer {
    * infinite.
    */
   async checkpointFiles(meta: VaeCheckpointMeta = {}): Promise<CheckpointFile[]> {
-    const weights = await tensorsToWrite(this.model.namedParameters(), 'F32');
-    const bad = firstNonFinite(weights);
-    if (bad !== null) throw new NonFiniteError(this.step - 1, `the weight '${bad}'`, NaN);
+    const weights = await finiteWeights(this.model.namedParameters(), this.step);
     const scalingFactor = await this.latentScalingFactor();
-    const enc = new TextEncoder();
     const files: CheckpointFile[] = [
-      { path: join(VAE_DIR, 'config.json'), bytes: enc.encode(this.vaeConfigJson(scalingFactor)) },
-      { path: join(VAE_DIR, WEIGHTS_NAME), bytes: serializeSafetensors(weights, { format: 'pt' }) },
-      { path: OPTIMIZER_FILE, bytes: await optimizerBytes(this.optimizer) },
+      ...modelFolderFiles(VAE_DIR, this.vaeConfigJson(scalingFactor), WEIGHTS_NAME, weights),
+      { path: OPTIMIZER_FILE, bytes: await optimizerStateBytes(this.optimizer) },
     ];
     if (this.discriminator !== null) {
       const d = await tensorsToWrite(this.discriminator.namedParameters(), 'F32');
       files.push(
         { path: DISCRIMINATOR_FILE, bytes: serializeSafetensors(d, { format: 'pt' }) },
-        { path: DISCRIMINATOR_OPTIMIZER_FILE, bytes: await optimizerBytes(this.discOptimizer!) },
+        {
+          path: DISCRIMINATOR_OPTIMIZER_FILE,
+          bytes: await optimizerStateBytes(this.discOptimizer!),
+        },
       );
     }
     if (this.codebookEma !== null) {
@@ -598,10 +586,10 @@ export class VaeTrainer {
   /** Loads weights, optimizer states, step and the last held-out scores from a checkpoint. */
   async loadCheckpoint(dir: string, state: VaeTrainerState): Promise<void> {
     await loadModule(this.model, join(dir, VAE_DIR, WEIGHTS_NAME));
-    await loadOptimizer(this.optimizer, join(dir, OPTIMIZER_FILE));
+    await loadOptimizerState(this.optimizer, join(dir, OPTIMIZER_FILE));
     if (this.discriminator !== null) {
       await loadModule(this.discriminator, join(dir, DISCRIMINATOR_FILE));
-      await loadOptimizer(this.discOptimizer!, join(dir, DISCRIMINATOR_OPTIMIZER_FILE));
+      await loadOptimizerState(this.discOptimizer!, join(dir, DISCRIMINATOR_OPTIMIZER_FILE));
     }
     if (this.codebookEma !== null) {
       const path = join(dir, CODEBOOK_EMA_FILE);
@@ -626,45 +614,14 @@ export class VaeTrainer {
   }
 }
 
-async function optimizerBytes(opt: AdamW): Promise<Uint8Array> {
-  const sd = opt.stateDict();
-  const entries = await tensorsToWrite(sd, 'F32');
-  disposeAll(sd);
-  return serializeSafetensors(entries, { format: 'pt' });
-}
-
-async function loadOptimizer(opt: AdamW, path: string): Promise<void> {
-  const backend = opt.params[0]![1].backend;
-  const sd = await loadTensors(path, { backend });
-  try {
-    await opt.loadStateDict(sd, { source: path });
-  } finally {
-    disposeAll(sd);
-  }
-}
-
 /** Reads and checks `trainer_state.json` of an autoencoder checkpoint. */
 export async function readVaeTrainerState(dir: string): Promise<VaeTrainerState> {
-  const path = join(dir, TRAINER_STATE);
-  let json: unknown;
-  try {
-    json = JSON.parse(await readFile(path, 'utf8'));
-  } catch (e) {
-    throw new TrainConfigError(
-      `${path}: cannot read (${e instanceof Error ? e.message : String(e)})`,
-    );
-  }
-  const st = json as Partial<VaeTrainerState> | null;
-  if (st?.format !== 'sumi-vae-trainer-state' || st.version !== 1 || !st.config) {
-    const format = (json as { format?: unknown } | null)?.format;
-    const owner =
-      format === 'sumi-trainer-state'
-        ? '; it belongs to a diffusion model (sumi train)'
-        : format === 'sumi-classifier-trainer-state'
-          ? '; it belongs to a classifier (sumi train-classifier)'
-          : '';
-    throw new TrainConfigError(`${path}: not a Sumi autoencoder trainer state (version 1)${owner}`);
-  }
+  const st = (await readStateFile(dir, {
+    format: 'sumi-vae-trainer-state',
+    what: 'Sumi autoencoder trainer state',
+    named: ['sumi-trainer-state', 'sumi-classifier-trainer-state'],
+  })) as unknown as VaeTrainerState;
+  // Keys added since the checkpoint was written take their defaults.
   return {
     ...st,
     config: {
@@ -672,5 +629,5 @@ export async function readVaeTrainerState(dir: string): Promise<VaeTrainerState>
       ...st.config,
       discriminator: { ...defaultVaeTrainConfig.discriminator, ...st.config.discriminator },
     },
-  } as VaeTrainerState;
+  };
 }

@@ -1,0 +1,213 @@
+/**
+ * What every trainer's checkpoint holds besides its models, written and read one way: the
+ * optimizer's state (`optimizer.safetensors`), a model folder (config.json + weights, refused
+ * when a weight is NaN or infinite), the records of `trainer_state.json` and `sumi.json` (random
+ * streams, data position, the run's settings and command), and `trainer_state.json` read back
+ * and checked. The optimizer and its learning-rate schedule are set up here too, from the keys
+ * every trainer's config shares.
+ */
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+
+import type { Backend, Tensor } from '../../engine/index.js';
+import {
+  AdamW,
+  disposeAll,
+  firstNonFinite,
+  getLrSchedule,
+  loadTensors,
+  type LrSchedule,
+  type ParamsInput,
+  type ScheduleName,
+  serializeSafetensors,
+  type TensorToWrite,
+  tensorsToWrite,
+} from '../../nn/index.js';
+import { type CheckpointFile, TRAINER_STATE } from './checkpoint.js';
+import { TrainConfigError } from './config.js';
+import { NonFiniteError } from '../train-step.js';
+
+/** The config keys of AdamW and its learning-rate schedule (betas and eps: AdamW's defaults). */
+export interface OptimizerSettings {
+  steps: number;
+  lr: number;
+  lrSchedule: ScheduleName;
+  warmupSteps: number;
+  minLr: number;
+  weightDecay: number;
+  adamBetas?: [number, number];
+  adamEps?: number;
+}
+
+/** AdamW over `params` at the config's peak rate, and the schedule that sets its rate each step. */
+export function createOptimizer(
+  params: ParamsInput,
+  c: OptimizerSettings,
+): { optimizer: AdamW; lr: LrSchedule } {
+  const optimizer = new AdamW(params, {
+    lr: c.lr,
+    betas: c.adamBetas,
+    eps: c.adamEps,
+    weightDecay: c.weightDecay,
+  });
+  const lr = getLrSchedule(c.lrSchedule, {
+    lr: c.lr,
+    warmupSteps: c.warmupSteps,
+    trainingSteps: c.steps,
+    minLr: c.minLr,
+  });
+  return { optimizer, lr };
+}
+
+/** The bytes of `optimizer.safetensors`: an optimizer's state as F32 tensors. */
+export async function optimizerStateBytes(opt: AdamW): Promise<Uint8Array> {
+  const sd = opt.stateDict();
+  const entries = await tensorsToWrite(sd, 'F32');
+  disposeAll(sd);
+  return serializeSafetensors(entries, { format: 'pt' });
+}
+
+/** Loads an optimizer's state from a file onto the backend of its parameters. */
+export async function loadOptimizerState(opt: AdamW, path: string): Promise<void> {
+  const backend: Backend = opt.params[0]![1].backend;
+  const sd = await loadTensors(path, { backend });
+  try {
+    await opt.loadStateDict(sd, { source: path });
+  } finally {
+    disposeAll(sd);
+  }
+}
+
+/**
+ * Named weights as F32 safetensors entries; a NaN or infinite one stops the save with a
+ * NonFiniteError of the step that made it (`step` is the steps completed), named with `prefix`.
+ */
+export async function finiteWeights(
+  named: Iterable<readonly [string, Tensor]>,
+  step: number,
+  prefix = '',
+): Promise<TensorToWrite[]> {
+  const weights = await tensorsToWrite(named, 'F32');
+  const bad = firstNonFinite(weights);
+  if (bad !== null) throw new NonFiniteError(step - 1, `the weight '${prefix}${bad}'`, NaN);
+  return weights;
+}
+
+/** A diffusers model folder inside a checkpoint: `dir/config.json` and `dir/<weightsName>`. */
+export function modelFolderFiles(
+  dir: string,
+  configJson: string,
+  weightsName: string,
+  weights: readonly TensorToWrite[],
+): CheckpointFile[] {
+  return [
+    { path: join(dir, 'config.json'), bytes: new TextEncoder().encode(configJson) },
+    { path: join(dir, weightsName), bytes: serializeSafetensors(weights, { format: 'pt' }) },
+  ];
+}
+
+/** What a checkpoint records about the run that wrote it (every key optional). */
+export interface RunRecord<R> {
+  elapsedSeconds?: number;
+  run?: R;
+  trainArgs?: readonly string[];
+  /** The command line that trains the model from scratch. */
+  command?: string;
+}
+
+/** The counter-based streams of `trainer_state.json`: every draw of step s is keyed by (seed, purpose, s). */
+export function rngState(
+  seed: number,
+  step: number,
+): { generator: 'philox4x32-10'; seed: number; nextStep: number } {
+  return { generator: 'philox4x32-10', seed, nextStep: step };
+}
+
+/** Where the data loader stands after `step` steps of `batchSize` samples. */
+export function dataPosition(
+  step: number,
+  stepsPerEpoch: number,
+  batchSize: number,
+): { stepsPerEpoch: number; epoch: number; position: number } {
+  return {
+    stepsPerEpoch,
+    epoch: Math.floor(step / stepsPerEpoch),
+    position: (step % stepsPerEpoch) * batchSize,
+  };
+}
+
+/** The run settings, arguments and command that `trainer_state.json` ends with (those given). */
+export function runState<R>(meta: RunRecord<R>): {
+  run?: R;
+  trainArgs?: string[];
+  command?: string;
+} {
+  return {
+    ...(meta.run !== undefined ? { run: meta.run } : {}),
+    ...(meta.trainArgs !== undefined ? { trainArgs: [...meta.trainArgs] } : {}),
+    ...(meta.command !== undefined ? { command: meta.command } : {}),
+  };
+}
+
+/** The seconds of training, command and arguments that `sumi.json` ends with (those given). */
+export function runInfo(meta: RunRecord<unknown>): {
+  seconds?: number;
+  command?: string;
+  trainArgs?: string[];
+} {
+  return {
+    ...(meta.elapsedSeconds !== undefined
+      ? { seconds: Number(meta.elapsedSeconds.toFixed(1)) }
+      : {}),
+    ...(meta.command !== undefined ? { command: meta.command } : {}),
+    ...(meta.trainArgs !== undefined ? { trainArgs: [...meta.trainArgs] } : {}),
+  };
+}
+
+/** The `trainer_state.json` formats and the trainers that write them (named in refusals). */
+export const TRAINER_STATE_OWNERS: Readonly<Record<string, string>> = {
+  'sumi-trainer-state': 'a diffusion model (sumi train)',
+  'sumi-classifier-trainer-state': 'a classifier (sumi train-classifier)',
+  'sumi-text-trainer-state': 'a text model (sumi train --task text)',
+  'sumi-vae-trainer-state': 'an autoencoder (sumi train-vae)',
+};
+
+export interface StateFormat {
+  /** The `format` key this trainer writes. */
+  format: string;
+  /** How refusals name it: 'Sumi classifier trainer state'. */
+  what: string;
+  /** Foreign formats whose owner a refusal names. */
+  named?: readonly string[];
+  /** Further checks of a state of this format (false: refused). */
+  check?: (state: Record<string, unknown>) => boolean;
+}
+
+/**
+ * Reads `trainer_state.json` of a checkpoint directory and checks its format, version 1 and a
+ * config; anything else is a TrainConfigError naming the file (and, for a state of another
+ * trainer named in `f.named`, which one wrote it).
+ */
+export async function readStateFile(
+  dir: string,
+  f: StateFormat,
+): Promise<Record<string, unknown> & { config: Record<string, unknown> }> {
+  const path = join(dir, TRAINER_STATE);
+  let json: unknown;
+  try {
+    json = JSON.parse(await readFile(path, 'utf8'));
+  } catch (e) {
+    throw new TrainConfigError(
+      `${path}: cannot read (${e instanceof Error ? e.message : String(e)})`,
+    );
+  }
+  const st = json as Record<string, unknown> | null;
+  if (st?.format !== f.format || st.version !== 1 || !st.config || f.check?.(st) === false) {
+    const format = typeof st?.format === 'string' ? st.format : '';
+    const owner = f.named?.includes(format) === true ? TRAINER_STATE_OWNERS[format] : undefined;
+    throw new TrainConfigError(
+      `${path}: not a ${f.what} (version 1)${owner !== undefined ? `; it belongs to ${owner}` : ''}`,
+    );
+  }
+  return st as Record<string, unknown> & { config: Record<string, unknown> };
+}
