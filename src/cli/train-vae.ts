@@ -15,11 +15,10 @@ import {
   parseTrainConfigSource,
   readVaeTrainerState,
   resolveVaeConfig,
-  runLoop,
+  runVaeTraining,
   type VaeConfigInput,
   type VaeHeldOut,
   type VaeRunSettings,
-  type VaeStepStats,
   type VaeTrainConfig,
   VaeTrainer,
   type VaeTrainerState,
@@ -416,40 +415,14 @@ async function trainVae(args: Args, argv: readonly string[]): Promise<number> {
         `on ${backend.name}: batch ${config.batchSize}, lr ${config.lr}`,
     );
     const t0 = performance.now();
-    const vq = config.kind === 'vq';
-    const result = await runLoop<VaeStepStats, VaeHeldOut, VaeRunSettings>(trainer, {
+    const result = await runVaeTraining(trainer, {
       outDir: out,
       settings: run,
       stopAt,
       signal: interrupt.signal,
       trainArgs,
       command: ['sumi', 'train-vae', ...trainArgs].map(shellQuote).join(' '),
-      averaged: (s) => ({
-        loss: s.loss,
-        rec: s.rec,
-        ...(s.kl !== null ? { kl: s.kl } : {}),
-        ...(s.vq !== null ? { vq: s.vq } : {}),
-        ...(s.gLoss !== null ? { g_loss: s.gLoss } : {}),
-        ...(s.dLoss !== null ? { d_loss: s.dLoss } : {}),
-      }),
-      logged: vq
-        ? (s) => ({ codebook_usage: s.codebookUsage, perplexity: s.perplexity })
-        : undefined,
-      onProgress: quiet
-        ? undefined
-        : (p) =>
-            progress.update(
-              {
-                ...p.stats,
-                total: p.total,
-                smoothLoss: p.smooth.loss!,
-                itPerSec: p.itPerSec,
-                etaSeconds: p.etaSeconds,
-                elapsedSeconds: p.elapsedSeconds,
-                emaDecay: null,
-              },
-              end,
-            ),
+      onProgress: quiet ? undefined : (p) => progress.update({ ...p, emaDecay: null }, end),
       onEval: (r) => say(formatHeldOut(r)),
       onCheckpoint: (c) => say(`checkpoint: step ${c.step} -> ${c.dir} (${c.seconds.toFixed(2)}s)`),
     });

@@ -43,6 +43,7 @@ import { loadConfigSource, loadPreset, presetNames } from './presets.js';
 import { ProgressReporter } from './progress.js';
 import { trainForecastCommand } from './train-forecast.js';
 import { trainTextCommand } from './train-text.js';
+import { interruptOnSigint } from './train-options.js';
 
 type Key = keyof TrainConfig | keyof RunSettings;
 
@@ -772,15 +773,7 @@ async function train(args: Args, argv: readonly string[]): Promise<number> {
       (trainer.varianceType === 'learned_range' ? ', learned variance (L_hybrid)' : ''),
   );
 
-  const controller = new AbortController();
-  let interrupts = 0;
-  const onSigint = (): void => {
-    interrupts++;
-    if (interrupts > 1) process.exit(EXIT.interrupted);
-    say('interrupted: saving a checkpoint after this step (Ctrl-C again to quit now)');
-    controller.abort();
-  };
-  process.on('SIGINT', onSigint);
+  const interrupt = interruptOnSigint(say);
   let pending: Promise<void> = Promise.resolve();
   const t0 = performance.now();
   try {
@@ -788,7 +781,7 @@ async function train(args: Args, argv: readonly string[]): Promise<number> {
       outDir: out,
       settings: run,
       stopAt,
-      signal: controller.signal,
+      signal: interrupt.signal,
       trainArgs,
       onProgress: quiet ? undefined : (p) => progress.update(p, stopAt ?? cfg.steps),
       onCheckpoint: (c) => {
@@ -834,7 +827,7 @@ async function train(args: Args, argv: readonly string[]): Promise<number> {
     return result.reason === 'aborted' ? EXIT.interrupted : EXIT.ok;
   } finally {
     progress.finish();
-    process.off('SIGINT', onSigint);
+    interrupt.dispose();
     trainer.dispose();
   }
 }

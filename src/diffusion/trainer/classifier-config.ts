@@ -14,6 +14,7 @@ import {
 import type { Dataset } from '../../data/index.js';
 import { createScheduler } from '../samplers/index.js';
 import { TrainConfigError } from './config.js';
+import type { LoopSettings } from './run-loop.js';
 
 /** The classifier's folder inside a checkpoint or an exported model. */
 export const CLASSIFIER_DIR = 'classifier';
@@ -196,15 +197,8 @@ export function resolveClassifierConfig(
   return config;
 }
 
-/** Settings of a run that may change on resume. */
-export interface ClassifierRunSettings {
-  /** Checkpoint every this many steps (0: only at the end). */
-  saveEvery: number;
-  /** Held-out accuracy every this many steps (0: only at the end). */
-  evalEvery: number;
-  /** Metrics line every this many steps. */
-  logEvery: number;
-}
+/** Settings of a run that may change on resume (evalEvery: the held-out accuracy). */
+export type ClassifierRunSettings = Required<LoopSettings>;
 
 export const defaultClassifierRunSettings: ClassifierRunSettings = {
   saveEvery: 500,

@@ -1,6 +1,6 @@
 /**
- * A classifier training run: steps up to the config's total (or `stopAt`), a metrics log
- * (`metrics.jsonl`: a line every `logEvery` steps, and one per held-out measurement), the held-out
+ * A classifier training run on the shared run loop (run-loop.ts): a metrics line
+ * (`metrics.jsonl`) every `logEvery` steps with the window's loss and accuracy, the held-out
  * accuracy every `evalEvery` steps and at the end, checkpoints every `saveEvery` steps and at the
  * end (the last one carries the held-out accuracy of its step in sumi.json). Progress reaches the
  * caller through callbacks; nothing is printed.
@@ -11,7 +11,7 @@ import type {
   ClassifierTrainer,
   HeldOutResult,
 } from './classifier-trainer.js';
-import { runLoop } from './run-loop.js';
+import { type LoopResult, runLoop, stepProgress, type TrainerRunOptions } from './run-loop.js';
 
 export interface ClassifierProgress extends ClassifierStepStats {
   total: number;
@@ -23,32 +23,15 @@ export interface ClassifierProgress extends ClassifierStepStats {
   elapsedSeconds: number;
 }
 
-export interface ClassifierRunOptions {
-  outDir: string;
-  settings?: Partial<ClassifierRunSettings>;
-  /** Stop with a checkpoint once this step is done, keeping the schedule of `config.steps`. */
-  stopAt?: number;
-  /** Stops after the current step, with a checkpoint. */
-  signal?: AbortSignal;
-  trainArgs?: string[];
-  command?: string;
-  onProgress?: (p: ClassifierProgress) => void;
-  onEval?: (r: HeldOutResult) => void;
-  onCheckpoint?: (c: { step: number; dir: string; seconds: number }) => void;
-}
+export type ClassifierRunOptions = TrainerRunOptions<
+  ClassifierProgress,
+  HeldOutResult,
+  ClassifierRunSettings
+>;
 
-export interface ClassifierRunResult {
-  step: number;
-  reason: 'done' | 'stopped' | 'aborted';
-  checkpoint: string | null;
-  heldOut: HeldOutResult | null;
-}
+export type ClassifierRunResult = LoopResult<HeldOutResult>;
 
-/**
- * Runs `trainer` from its current step on the shared run loop (run-loop.ts): a metrics line
- * (`metrics.jsonl`) every `logEvery` steps, the held-out accuracy every `evalEvery` steps and at
- * the end of the run, a checkpoint every `saveEvery` steps and at the end. Nothing is printed.
- */
+/** Runs `trainer` from its current step (see the module comment). */
 export async function runClassifierTraining(
   trainer: ClassifierTrainer,
   opts: ClassifierRunOptions,
@@ -63,13 +46,9 @@ export async function runClassifierTraining(
       onProgress &&
       ((p) =>
         onProgress({
-          ...p.stats,
-          total: p.total,
+          ...stepProgress(p),
           smoothLoss: p.smooth.loss!,
           smoothAccuracy: p.smooth.accuracy!,
-          itPerSec: p.itPerSec,
-          etaSeconds: p.etaSeconds,
-          elapsedSeconds: p.elapsedSeconds,
         })),
   });
 }

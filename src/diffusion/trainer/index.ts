@@ -17,6 +17,7 @@ export * from './run-loop.js';
 export * from './vae-config.js';
 export * from './vae-eval.js';
 export * from './vae-trainer.js';
+export * from './vae-run.js';
 // The sampling pipeline (loading model directories, generating) rides along so that the diffusion
 // layer's index needs one line for both.
 export * from '../pipeline.js';

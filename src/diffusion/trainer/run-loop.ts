@@ -1,18 +1,25 @@
 /**
- * The run loop the classifier, text and autoencoder trainers share: steps up to the config's total
- * (or `stopAt`), a metrics log (`metrics.jsonl`: a line every `logEvery` steps with the window's
- * averages, and one per held-out measurement), the held-out measurement every `evalEvery` steps
- * and at the end, checkpoints every `saveEvery` steps and at the end (the last one carries the
- * held-out result of its own step), and a stop after the current step when the signal aborts.
- * A non-finite loss stops the run with a NonFiniteError that names the checkpoint kept on disk.
- * Progress reaches the caller through callbacks; nothing is printed.
+ * The run loop every trainer shares (diffusion, classifier, text, autoencoder): steps up to the
+ * config's total (or `stopAt`), a metrics log (`metrics.jsonl`: a line every `logEvery` steps with
+ * the window's averages, and one per held-out measurement), the held-out measurement every
+ * `evalEvery` steps and at the end, checkpoints every `saveEvery` steps and at the end (the last
+ * one carries the held-out result of its own step), and a stop after the current step when the
+ * signal aborts. A non-finite loss stops the run with a NonFiniteError that names the checkpoint
+ * kept on disk. Progress reaches the caller through callbacks; nothing is printed.
  */
-import { appendFile, mkdir } from 'node:fs/promises';
+import { appendFile, mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
-import { type CheckpointFile, findCheckpoint, writeCheckpointDir } from './checkpoint.js';
-import { METRICS_FILE, truncateMetrics } from './run.js';
-import { NonFiniteError } from './trainer.js';
+import { writeTextAtomic } from '../../nn/models/index.js';
+import { NonFiniteError } from '../train-step.js';
+import {
+  type CheckpointFile,
+  findCheckpoint,
+  writeCheckpointDir,
+  type WriteCheckpointOptions,
+} from './checkpoint.js';
+
+export const METRICS_FILE = 'metrics.jsonl';
 
 /** What every trainer's step reports. */
 export interface LoopStepStats {
@@ -21,6 +28,8 @@ export interface LoopStepStats {
   lr: number;
   /** The global gradient norm before clipping (null when clipping is off). */
   gradNorm: number | null;
+  /** The decay of a warming-up EMA of the weights, for trainers that report it (`ema_decay`). */
+  emaDecay?: number | null;
   epoch: number;
 }
 
@@ -28,8 +37,8 @@ export interface LoopStepStats {
 export interface LoopSettings {
   /** Checkpoint every this many steps (0: only at the end). */
   saveEvery: number;
-  /** Held-out measurement every this many steps (0: only at the end). */
-  evalEvery: number;
+  /** Held-out measurement every this many steps (0 or absent: only at the end). */
+  evalEvery?: number;
   /** Metrics line every this many steps. */
   logEvery: number;
 }
@@ -43,7 +52,10 @@ export interface LoopCheckpointMeta<R extends LoopSettings> {
   command?: string;
 }
 
-/** A trainer the loop can run: one step at a time, a held-out measurement, checkpoint files. */
+/**
+ * A trainer the loop can run: one step at a time, checkpoint files, and (for trainers with a
+ * held-out set) a held-out measurement.
+ */
 export interface LoopTrainer<S extends LoopStepStats, E, R extends LoopSettings> {
   readonly config: { readonly steps: number };
   /** Optimizer steps completed. */
@@ -51,12 +63,14 @@ export interface LoopTrainer<S extends LoopStepStats, E, R extends LoopSettings>
   /** Seconds spent in earlier runs of this training. */
   readonly elapsedBefore: number;
   /** The last held-out measurement (null before the first, or without a held-out set). */
-  readonly heldOut: (E & { step: number }) | null;
+  readonly heldOut?: (E & { step: number }) | null;
   /** Runs one optimizer step; throws NonFiniteError before a bad update. */
   trainStep(): Promise<S>;
   /** Measures the held-out set (null without one), leaving the training state as it was. */
-  evaluateHeldOut(): Promise<E | null> | E | null;
+  evaluateHeldOut?(): Promise<E | null> | E | null;
   checkpointFiles(meta: LoopCheckpointMeta<R>): Promise<CheckpointFile[]>;
+  /** Stops helpers the trainer started (worker threads), once the last checkpoint is written. */
+  close?(): Promise<void>;
 }
 
 export interface LoopProgress<S> {
@@ -79,15 +93,57 @@ export interface LoopOptions<S extends LoopStepStats, E, R extends LoopSettings>
   signal?: AbortSignal;
   trainArgs?: string[];
   command?: string;
+  /** How checkpoints are written (tests simulate a crash in the middle of a save). */
+  checkpoint?: WriteCheckpointOptions;
   /** The values of a step that a metrics line averages over its window, by key (`loss` first). */
   averaged: (stats: S) => Record<string, number>;
   /** Values of the step a metrics line ends with, after the averages (e.g. codebook usage). */
   logged?: (stats: S) => Record<string, unknown>;
   /** What a held-out measurement's metrics line holds besides the step (default `heldout: r`). */
   heldOutLine?: (r: E) => Record<string, unknown>;
+  /** Called after each step, before anything is logged or saved (tests inject faults here). */
+  afterStep?: (stats: S) => void;
+  /**
+   * Work of each step after its metrics line and before its checkpoint (the diffusion run's
+   * sample grids); a NonFiniteError it throws names the checkpoint kept, as a step's does.
+   */
+  everyStep?: (step: number) => Promise<void>;
   onProgress?: (p: LoopProgress<S>) => void;
   onEval?: (r: E) => void;
   onCheckpoint?: (c: { step: number; dir: string; seconds: number }) => void;
+}
+
+/** A run function's options: the loop's, with the trainer's own progress report. */
+export interface TrainerRunOptions<P, E, R> {
+  outDir: string;
+  settings?: Partial<R>;
+  /** Stop with a checkpoint once this step is done, keeping the schedule of `config.steps`. */
+  stopAt?: number;
+  /** Stops after the current step, with a checkpoint. */
+  signal?: AbortSignal;
+  /** The arguments recorded in the checkpoint (trainer_state.json and sumi.json). */
+  trainArgs?: string[];
+  /** The command line that trains the model from scratch. */
+  command?: string;
+  onProgress?: (p: P) => void;
+  onEval?: (r: E) => void;
+  onCheckpoint?: (c: { step: number; dir: string; seconds: number }) => void;
+}
+
+/** A progress report as one object: the step's stats with the run's figures. */
+export function stepProgress<S>(p: LoopProgress<S>): S & {
+  total: number;
+  itPerSec: number;
+  etaSeconds: number;
+  elapsedSeconds: number;
+} {
+  return {
+    ...p.stats,
+    total: p.total,
+    itPerSec: p.itPerSec,
+    etaSeconds: p.etaSeconds,
+    elapsedSeconds: p.elapsedSeconds,
+  };
 }
 
 export interface LoopResult<E> {
@@ -125,7 +181,7 @@ export async function runLoop<S extends LoopStepStats, E, R extends LoopSettings
       trainArgs: opts.trainArgs,
       command: opts.command,
     });
-    checkpoint = await writeCheckpointDir(out, files);
+    checkpoint = await writeCheckpointDir(out, files, opts.checkpoint);
     savedStep = trainer.step;
     opts.onCheckpoint?.({
       step: trainer.step,
@@ -135,7 +191,7 @@ export async function runLoop<S extends LoopStepStats, E, R extends LoopSettings
   };
   const heldOutLine = opts.heldOutLine ?? ((r: E) => ({ heldout: r }));
   const evaluate = async (): Promise<boolean> => {
-    const r = await trainer.evaluateHeldOut();
+    const r = (await trainer.evaluateHeldOut?.()) ?? null;
     if (r === null) return false;
     const line = { step: trainer.step, ...heldOutLine(r) };
     await appendFile(metricsPath, `${JSON.stringify(line)}\n`);
@@ -158,6 +214,7 @@ export async function runLoop<S extends LoopStepStats, E, R extends LoopSettings
     let stats: S;
     try {
       stats = await trainer.trainStep();
+      opts.afterStep?.(stats);
     } catch (e) {
       throw noted(e);
     }
@@ -192,6 +249,7 @@ export async function runLoop<S extends LoopStepStats, E, R extends LoopSettings
         ...opts.logged?.(stats),
         lr: stats.lr,
         grad_norm: stats.gradNorm,
+        ...(stats.emaDecay !== undefined ? { ema_decay: stats.emaDecay } : {}),
         epoch: stats.epoch,
         it_per_sec: Number(itPerSec.toFixed(3)),
         elapsed_s: Number(elapsed().toFixed(3)),
@@ -199,8 +257,10 @@ export async function runLoop<S extends LoopStepStats, E, R extends LoopSettings
       await appendFile(metricsPath, `${JSON.stringify(line)}\n`);
       window = {};
     }
+    const evalEvery = settings.evalEvery ?? 0;
     try {
-      if (settings.evalEvery > 0 && step % settings.evalEvery === 0 && step < end) await evaluate();
+      await opts.everyStep?.(step);
+      if (evalEvery > 0 && step % evalEvery === 0 && step < end) await evaluate();
       if (settings.saveEvery > 0 && step % settings.saveEvery === 0 && step < end) await save();
     } catch (e) {
       throw noted(e);
@@ -213,8 +273,31 @@ export async function runLoop<S extends LoopStepStats, E, R extends LoopSettings
     if (trainer.step !== savedStep || fresh) await save();
   } catch (e) {
     throw noted(e);
+  } finally {
+    await trainer.close?.();
   }
-  return { step: trainer.step, reason, checkpoint, heldOut: trainer.heldOut };
+  return { step: trainer.step, reason, checkpoint, heldOut: trainer.heldOut ?? null };
+}
+
+/** Drops metrics lines of steps after `step` (written by a run that died after its checkpoint). */
+export async function truncateMetrics(path: string, step: number): Promise<void> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch {
+    return;
+  }
+  const keep = text.split('\n').filter((line) => {
+    if (line.trim() === '') return false;
+    try {
+      const s = (JSON.parse(line) as { step?: unknown }).step;
+      return typeof s !== 'number' || s <= step;
+    } catch {
+      return false; // a line cut short by a kill
+    }
+  });
+  const out = keep.length > 0 ? `${keep.join('\n')}\n` : '';
+  if (out !== text) await writeTextAtomic(path, out);
 }
 
 /** The error with a note of the checkpoint kept on disk. */

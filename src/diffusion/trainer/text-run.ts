@@ -1,10 +1,10 @@
 /**
- * A text training run: steps up to the config's total (or `stopAt`), a metrics log
- * (`metrics.jsonl`: a line every `logEvery` steps, and one per held-out score), the held-out
- * score every `evalEvery` steps and at the end, checkpoints every `saveEvery` steps and at the end.
- * Progress reaches the caller through callbacks; nothing is printed.
+ * A text training run on the shared run loop (run-loop.ts): a metrics line (`metrics.jsonl`)
+ * every `logEvery` steps, the held-out score every `evalEvery` steps and at the end, checkpoints
+ * every `saveEvery` steps and at the end. Progress reaches the caller through callbacks; nothing
+ * is printed.
  */
-import { runLoop } from './run-loop.js';
+import { type LoopResult, runLoop, stepProgress, type TrainerRunOptions } from './run-loop.js';
 import {
   defaultTextRunSettings,
   type TextHeldOut,
@@ -22,27 +22,11 @@ export interface TextProgress extends TextStepStats {
   elapsedSeconds: number;
 }
 
-export interface TextRunOptions {
-  outDir: string;
-  settings?: Partial<TextRunSettings>;
-  /** Stop with a checkpoint once this step is done, keeping the schedule of `config.steps`. */
-  stopAt?: number;
-  signal?: AbortSignal;
-  trainArgs?: string[];
-  command?: string;
-  onProgress?: (p: TextProgress) => void;
-  onEval?: (r: TextHeldOut) => void;
-  onCheckpoint?: (c: { step: number; dir: string; seconds: number }) => void;
-}
+export type TextRunOptions = TrainerRunOptions<TextProgress, TextHeldOut, TextRunSettings>;
 
-export interface TextRunResult {
-  step: number;
-  reason: 'done' | 'stopped' | 'aborted';
-  checkpoint: string | null;
-  heldOut: TextHeldOut | null;
-}
+export type TextRunResult = LoopResult<TextHeldOut>;
 
-/** Runs `trainer` from its current step on the shared run loop (see the module comment). */
+/** Runs `trainer` from its current step (see the module comment). */
 export async function runTextTraining(
   trainer: TextTrainer,
   opts: TextRunOptions,
@@ -53,15 +37,6 @@ export async function runTextTraining(
     settings: { ...defaultTextRunSettings, ...opts.settings },
     averaged: (s) => ({ loss: s.loss }),
     onProgress:
-      onProgress &&
-      ((p) =>
-        onProgress({
-          ...p.stats,
-          total: p.total,
-          smoothLoss: p.smooth.loss!,
-          itPerSec: p.itPerSec,
-          etaSeconds: p.etaSeconds,
-          elapsedSeconds: p.elapsedSeconds,
-        })),
+      onProgress && ((p) => onProgress({ ...stepProgress(p), smoothLoss: p.smooth.loss! })),
   });
 }

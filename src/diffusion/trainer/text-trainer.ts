@@ -78,6 +78,7 @@ import {
   runState,
 } from './checkpoint-parts.js';
 import { TrainConfigError } from './config.js';
+import type { LoopSettings } from './run-loop.js';
 import { dropoutOffset, streamSeed } from './streams.js';
 import { NonFiniteError } from './trainer.js';
 
@@ -130,11 +131,8 @@ export const defaultTextTrainConfig: TextTrainConfig = {
   seed: 0,
 };
 
-export interface TextRunSettings {
-  saveEvery: number;
-  logEvery: number;
-  evalEvery: number;
-}
+/** Settings of a run that may change on resume. */
+export type TextRunSettings = Required<LoopSettings>;
 
 export const defaultTextRunSettings: TextRunSettings = {
   saveEvery: 500,

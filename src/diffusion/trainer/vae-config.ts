@@ -264,7 +264,7 @@ function article(word: string): string {
 }
 
 /** Settings of a run that may change on resume. */
-export type VaeRunSettings = LoopSettings;
+export type VaeRunSettings = Required<LoopSettings>;
 
 export const defaultVaeRunSettings: VaeRunSettings = {
   saveEvery: 500,
