@@ -11,17 +11,18 @@ import type {
   ClassifierTrainer,
   HeldOutResult,
 } from './classifier-trainer.js';
-import { type LoopResult, runLoop, stepProgress, type TrainerRunOptions } from './run-loop.js';
+import {
+  type LoopResult,
+  runLoop,
+  type RunProgress,
+  runProgress,
+  type TrainerRunOptions,
+} from './run-loop.js';
 
-export interface ClassifierProgress extends ClassifierStepStats {
-  total: number;
-  /** Exponential moving averages (α = 0.05, bias-corrected) of the loss and the accuracy. */
-  smoothLoss: number;
+export type ClassifierProgress = RunProgress<ClassifierStepStats> & {
+  /** Exponential moving average of the accuracy (α = 0.05, bias-corrected). */
   smoothAccuracy: number;
-  itPerSec: number;
-  etaSeconds: number;
-  elapsedSeconds: number;
-}
+};
 
 export type ClassifierRunOptions = TrainerRunOptions<
   ClassifierProgress,
@@ -43,12 +44,6 @@ export async function runClassifierTraining(
     averaged: (s) => ({ loss: s.loss, accuracy: s.accuracy }),
     heldOutLine: (r) => ({ heldout: r.scores }),
     onProgress:
-      onProgress &&
-      ((p) =>
-        onProgress({
-          ...stepProgress(p),
-          smoothLoss: p.smooth.loss!,
-          smoothAccuracy: p.smooth.accuracy!,
-        })),
+      onProgress && ((p) => onProgress({ ...runProgress(p), smoothAccuracy: p.smooth.accuracy! })),
   });
 }

@@ -130,16 +130,24 @@ export interface TrainerRunOptions<P, E, R> {
   onCheckpoint?: (c: { step: number; dir: string; seconds: number }) => void;
 }
 
-/** A progress report as one object: the step's stats with the run's figures. */
-export function stepProgress<S>(p: LoopProgress<S>): S & {
+/** A run function's progress report: the step's stats with the run's figures. */
+export type RunProgress<S> = S & {
   total: number;
+  /** Exponential moving average of the loss (α = 0.05, bias-corrected). */
+  smoothLoss: number;
+  /** Steps per second over the last few steps. */
   itPerSec: number;
   etaSeconds: number;
+  /** Seconds of training so far, earlier runs included. */
   elapsedSeconds: number;
-} {
+};
+
+/** The loop's progress report as a run function's (the loop must average `loss`). */
+export function runProgress<S>(p: LoopProgress<S>): RunProgress<S> {
   return {
     ...p.stats,
     total: p.total,
+    smoothLoss: p.smooth.loss!,
     itPerSec: p.itPerSec,
     etaSeconds: p.etaSeconds,
     elapsedSeconds: p.elapsedSeconds,

@@ -10,21 +10,12 @@ import { join } from 'node:path';
 import { savePng } from '../../data/index.js';
 import type { WriteCheckpointOptions } from './checkpoint.js';
 import { defaultRunSettings, type RunSettings } from './config.js';
-import { runLoop, stepProgress, type TrainerRunOptions } from './run-loop.js';
+import { runLoop, type RunProgress, runProgress, type TrainerRunOptions } from './run-loop.js';
 import type { StepStats, Trainer } from './trainer.js';
 
 export const SAMPLES_DIR = 'samples';
 
-export interface Progress extends StepStats {
-  total: number;
-  /** Exponential moving average of the loss (α = 0.05, bias-corrected). */
-  smoothLoss: number;
-  /** Steps per second over the last few steps. */
-  itPerSec: number;
-  etaSeconds: number;
-  /** Seconds of training so far, earlier runs included. */
-  elapsedSeconds: number;
-}
+export type Progress = RunProgress<StepStats>;
 
 export interface RunOptions extends TrainerRunOptions<Progress, never, RunSettings> {
   onSample?: (s: { step: number; path: string }) => void;
@@ -71,8 +62,7 @@ export async function runTraining(trainer: Trainer, opts: RunOptions): Promise<R
     everyStep: async (step) => {
       if (settings.sampleEvery > 0 && step % settings.sampleEvery === 0) await writeSamples(step);
     },
-    onProgress:
-      onProgress && ((p) => onProgress({ ...stepProgress(p), smoothLoss: p.smooth.loss! })),
+    onProgress: onProgress && ((p) => onProgress(runProgress(p))),
   });
   return { step: r.step, reason: r.reason, checkpoint: r.checkpoint, lastLoss };
 }

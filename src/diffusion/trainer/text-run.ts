@@ -4,7 +4,13 @@
  * every `saveEvery` steps and at the end. Progress reaches the caller through callbacks; nothing
  * is printed.
  */
-import { type LoopResult, runLoop, stepProgress, type TrainerRunOptions } from './run-loop.js';
+import {
+  type LoopResult,
+  runLoop,
+  type RunProgress,
+  runProgress,
+  type TrainerRunOptions,
+} from './run-loop.js';
 import {
   defaultTextRunSettings,
   type TextHeldOut,
@@ -13,14 +19,7 @@ import {
   type TextTrainer,
 } from './text-trainer.js';
 
-export interface TextProgress extends TextStepStats {
-  total: number;
-  /** Exponential moving average (α = 0.05, bias-corrected) of the loss. */
-  smoothLoss: number;
-  itPerSec: number;
-  etaSeconds: number;
-  elapsedSeconds: number;
-}
+export type TextProgress = RunProgress<TextStepStats>;
 
 export type TextRunOptions = TrainerRunOptions<TextProgress, TextHeldOut, TextRunSettings>;
 
@@ -36,7 +35,6 @@ export async function runTextTraining(
     ...opts,
     settings: { ...defaultTextRunSettings, ...opts.settings },
     averaged: (s) => ({ loss: s.loss }),
-    onProgress:
-      onProgress && ((p) => onProgress({ ...stepProgress(p), smoothLoss: p.smooth.loss! })),
+    onProgress: onProgress && ((p) => onProgress(runProgress(p))),
   });
 }

@@ -6,18 +6,17 @@
  * end; checkpoints every `saveEvery` steps and at the end. Progress reaches the caller through
  * callbacks; nothing is printed.
  */
-import { type LoopResult, runLoop, stepProgress, type TrainerRunOptions } from './run-loop.js';
+import {
+  type LoopResult,
+  runLoop,
+  type RunProgress,
+  runProgress,
+  type TrainerRunOptions,
+} from './run-loop.js';
 import { defaultVaeRunSettings, type VaeRunSettings } from './vae-config.js';
 import type { VaeHeldOut, VaeStepStats, VaeTrainer } from './vae-trainer.js';
 
-export interface VaeProgress extends VaeStepStats {
-  total: number;
-  /** Exponential moving average (α = 0.05, bias-corrected) of the loss. */
-  smoothLoss: number;
-  itPerSec: number;
-  etaSeconds: number;
-  elapsedSeconds: number;
-}
+export type VaeProgress = RunProgress<VaeStepStats>;
 
 export type VaeRunOptions = TrainerRunOptions<VaeProgress, VaeHeldOut, VaeRunSettings>;
 
@@ -44,7 +43,6 @@ export async function runVaeTraining(
       trainer.config.kind === 'vq'
         ? (s) => ({ codebook_usage: s.codebookUsage, perplexity: s.perplexity })
         : undefined,
-    onProgress:
-      onProgress && ((p) => onProgress({ ...stepProgress(p), smoothLoss: p.smooth.loss! })),
+    onProgress: onProgress && ((p) => onProgress(runProgress(p))),
   });
 }
