@@ -74,7 +74,8 @@ export const SEED_OPTION: OptionSpec = {
 /** Exit codes: 0 ok, 1 error, 2 usage, 3 training diverged (NaN/Inf), 130 interrupted. */
 export const EXIT = { ok: 0, error: 1, usage: 2, nonFinite: 3, interrupted: 130 } as const;
 
-function message(e: unknown): string {
+/** What an error says (a thrown value that is not an Error, as text). */
+export function message(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
 }
 

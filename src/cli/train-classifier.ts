@@ -6,53 +6,52 @@
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 
-import { type Dataset, ImageFileDataset, loadDataset } from '../data/index.js';
+import type { Dataset } from '../data/index.js';
 import {
   type ClassifierConfigInput,
   type ClassifierRunSettings,
   type ClassifierTrainConfig,
   ClassifierTrainer,
   type ClassifierTrainerState,
-  configDifferences,
+  checkSameImages,
   defaultClassifierRunSettings,
+  defaultClassifierTrainConfig,
   exportClassifier,
-  findCheckpoint,
   type HeldOutResult,
   readClassifierTrainerState,
   resolveClassifierConfig,
   resolveModelDir,
   runClassifierTraining,
 } from '../diffusion/index.js';
-import { type Args, CliError, type CommandSpec, shellQuote, UsageError } from './args.js';
-import { defineCommand, EXIT, formatDuration, selectBackend } from './common.js';
-import { ProgressReporter } from './progress.js';
-import { recordedArgs } from './train.js';
+import { type Args, type CommandSpec, shellQuote, UsageError } from './args.js';
+import { defineCommand, message, selectBackend } from './common.js';
 import {
-  interruptOnSigint,
+  asUsage,
   type KeyedOption,
   keyedValues,
+  loadData,
+  planRun,
   readJsonOption,
+  RESUME_NOTE,
   RUN_CONTROL_OPTIONS,
+  runTrainCommand,
   splitRunValues,
-  trainOption,
+  trainOptions,
   withoutOptions,
 } from './train-options.js';
 
 type Key = keyof ClassifierTrainConfig | keyof ClassifierRunSettings;
 
-/** Options that set a config or run-settings key directly (0 means "off" for the nullable one). */
 /** Options that do not change how the classifier is trained (left out of the recorded command). */
 const EXPORT_OPTIONS = ['--export', '--export-dtype'];
 
+const DEFAULTS = { ...defaultClassifierTrainConfig, ...defaultClassifierRunSettings };
+
 const KEYED: readonly KeyedOption<Key>[] = [
-  trainOption<Key>('steps', '2000'),
-  trainOption<Key>('batch', '64'),
-  trainOption<Key>('lr', '1e-3'),
-  trainOption<Key>('lr-schedule', 'cosine'),
-  trainOption<Key>('warmup', '100'),
-  trainOption<Key>('min-lr', '0'),
-  trainOption<Key>('weight-decay', '0.05'),
-  trainOption<Key>('grad-clip', '1'),
+  ...trainOptions<Key>(
+    ['steps', 'batch', 'lr', 'lr-schedule', 'warmup', 'min-lr', 'weight-decay', 'grad-clip'],
+    DEFAULTS,
+  ),
   {
     name: 'label-smoothing',
     kind: 'number',
@@ -85,7 +84,7 @@ const KEYED: readonly KeyedOption<Key>[] = [
     help: 'random scaling about the centre by a factor in [1 − Z, 1 + Z], Z < 1 (augmentation)',
     default: '0',
   },
-  trainOption<Key>('flip', undefined),
+  ...trainOptions<Key>(['flip'], DEFAULTS),
   {
     name: 'holdout',
     kind: 'number',
@@ -94,12 +93,9 @@ const KEYED: readonly KeyedOption<Key>[] = [
     help: 'keep a fraction F of every class out of training and report its accuracy',
     default: '0',
   },
-  trainOption<Key>('seed', '0'),
-  trainOption<Key>('save-every', '500'),
-  trainOption<Key>('eval-every', '0', {
-    help: 'held-out accuracy every N steps (0: only at the end)',
+  ...trainOptions<Key>(['seed', 'save-every', 'eval-every', 'log-every'], DEFAULTS, {
+    'eval-every': 'held-out accuracy every N steps (0: only at the end)',
   }),
-  trainOption<Key>('log-every', '50'),
 ];
 
 export const trainClassifierSpec: CommandSpec = {
@@ -172,24 +168,9 @@ export const trainClassifierSpec: CommandSpec = {
   notes: [
     'Guidance loads <out>/checkpoint (or an --export folder): classifier/ (config.json + weights),\n' +
       'scheduler/ (noise-aware) and sumi.json (classes, image size, held-out accuracy, the command).',
-    'With --resume the settings come from the checkpoint; options that would change them are\n' +
-      'refused (except --steps and the reporting options). N steps in one go and N/2 then --resume\n' +
-      'give bit-identical weights on the same backend.',
+    RESUME_NOTE,
   ],
 };
-
-function message(e: unknown): string {
-  return e instanceof Error ? e.message : String(e);
-}
-
-/** Runs fn; any error it throws is a mistake in the input (exit code 2). */
-function asUsage<T>(fn: () => T): T {
-  try {
-    return fn();
-  } catch (e) {
-    throw e instanceof UsageError ? e : new UsageError(message(e));
-  }
-}
 
 function optionValues(args: Args): Partial<Record<Key, unknown>> {
   const out = keyedValues(KEYED, args);
@@ -239,14 +220,6 @@ async function scheduleFrom(dir: string): Promise<{
   };
 }
 
-function loadData(spec: string, size: number | undefined, channels: 1 | 3 | undefined): Dataset {
-  return asUsage(() => {
-    const ds = loadDataset(spec, { size, channels });
-    if (ds instanceof ImageFileDataset) ds.preload();
-    return ds;
-  });
-}
-
 function formatHeldOut(r: HeldOutResult): string {
   const scores = r.scores.map((s) => `t=${s.t} ${(100 * s.accuracy).toFixed(2)}%`).join(', ');
   return `held-out accuracy (${r.count} images, step ${r.step}): ${scores}`;
@@ -258,7 +231,7 @@ async function configFromOptions(
   flags: Record<string, unknown>,
   noiseAware: boolean,
   notes: string[],
-): Promise<{ config: ClassifierTrainConfig; dataset: Dataset }> {
+): Promise<{ config: ClassifierTrainConfig; data: Dataset }> {
   const data = args.str('data');
   if (data === undefined) throw new UsageError('--data is required');
   const from = args.str('schedule-from');
@@ -289,7 +262,7 @@ async function configFromOptions(
     train: { ...(flags as Partial<ClassifierTrainConfig>), data, noiseAware },
   };
   const dataset = loadData(data, args.num('image-size') ?? sched?.size, channels);
-  return { config: asUsage(() => resolveClassifierConfig(input, dataset)), dataset };
+  return { config: asUsage(() => resolveClassifierConfig(input, dataset)), data: dataset };
 }
 
 async function trainClassifier(args: Args, argv: readonly string[]): Promise<number> {
@@ -302,125 +275,71 @@ async function trainClassifier(args: Args, argv: readonly string[]): Promise<num
   }
   const given = optionValues(args);
   const { config: flags, run: runFlags } = splitRunValues(given);
-  const existing = await findCheckpoint(out);
-  const notes: string[] = [];
-  let config: ClassifierTrainConfig;
-  let dataset: Dataset;
-  let run: ClassifierRunSettings;
-  let trainArgs: string[];
-  let state: ClassifierTrainerState | null = null;
-
-  if (existing !== null && args.flag('resume') !== true) {
-    throw new UsageError(
-      `${out} already holds a checkpoint; pass --resume to continue it or choose another --out`,
-    );
-  }
-  if (existing !== null) {
-    state = await readClassifierTrainerState(existing).catch((e: unknown) => {
-      throw new UsageError(message(e));
-    });
-    const stored = state.config;
-    // The same command with --resume: everything it asks for must be what the checkpoint has.
-    const asked = args.has('data')
-      ? await configFromOptions(args, flags, given.noiseAware !== false, [])
-      : null;
-    for (const o of ['config', 'widths', 'schedule-from', 'image-size', 'channels']) {
-      if (asked === null && args.has(o)) {
-        throw new UsageError(`--resume: --${o} needs --data (or drop it: the checkpoint has it)`);
-      }
-    }
-    const wanted: Record<string, unknown> = { ...(asked?.config ?? flags) };
-    delete wanted.steps;
-    const problems = configDifferences(stored as unknown as Record<string, unknown>, wanted);
-    if (problems.length > 0) {
-      throw new UsageError(
-        `--resume continues under the checkpoint's settings; these differ: ${problems.join('; ')}`,
-      );
-    }
-    const steps = typeof flags.steps === 'number' ? flags.steps : stored.steps;
-    if (
-      steps !== stored.steps &&
-      stored.lrSchedule !== 'constant' &&
-      stored.lrSchedule !== 'constant_with_warmup'
-    ) {
-      notes.push(
-        `note: --steps changed from ${stored.steps} to ${steps}; the ${stored.lrSchedule} schedule now spans ${steps} steps`,
-      );
-    }
-    config = { ...stored, steps };
-    dataset = asked?.dataset ?? loadData(config.data, config.imageSize, config.channels);
-    if (dataset.name !== state.data.name || dataset.length !== state.data.length) {
-      throw new CliError(
-        `the checkpoint was trained on ${state.data.name} (${state.data.length} images); ${config.data} now gives ${dataset.name} (${dataset.length} images)`,
-      );
-    }
-    run = { ...defaultClassifierRunSettings, ...state.run, ...runFlags };
-    trainArgs = recordedArgs(state.trainArgs ?? withoutOptions(argv, EXPORT_OPTIONS), steps);
-    notes.push(`resuming ${existing} at step ${state.step} of ${steps}`);
-  } else {
-    if (args.flag('resume') === true) notes.push(`no checkpoint in ${out}; starting from step 0`);
-    ({ config, dataset } = await configFromOptions(args, flags, given.noiseAware !== false, notes));
-    run = { ...defaultClassifierRunSettings, ...runFlags };
-    trainArgs = recordedArgs(withoutOptions(argv, EXPORT_OPTIONS), config.steps);
-  }
+  const noiseAware = given.noiseAware !== false;
+  const plan = await planRun<
+    ClassifierTrainConfig,
+    ClassifierRunSettings,
+    ClassifierTrainerState,
+    Dataset
+  >({
+    args,
+    out,
+    argv: withoutOptions(argv, EXPORT_OPTIONS),
+    readState: readClassifierTrainerState,
+    given: flags,
+    run: runFlags,
+    defaultRun: defaultClassifierRunSettings,
+    fresh: (notes) => configFromOptions(args, flags, noiseAware, notes),
+    asked: () => (args.has('data') ? configFromOptions(args, flags, noiseAware, []) : null),
+    modelOptions: ['config', 'widths', 'schedule-from', 'image-size', 'channels'],
+  });
+  const { config, run, trainArgs, notes, resumed } = plan;
+  const dataset = plan.data ?? loadData(config.data, config.imageSize, config.channels);
+  if (resumed !== null) checkSameImages(resumed.state.data, config.data, dataset);
   if (stopAt !== undefined && (stopAt < 1 || stopAt > config.steps)) {
     throw new UsageError(`--stop-at must be in 1..${config.steps}`);
   }
 
   const backend = await selectBackend(args.str('backend'));
   const trainer = asUsage(() => new ClassifierTrainer(config, dataset));
-  const quiet = args.flag('quiet') === true;
-  const progress = new ProgressReporter({ every: run.logEvery });
-  const say = (line: string): void => {
-    if (!quiet) progress.message(line);
-  };
-  const interrupt = interruptOnSigint(say);
-  try {
-    if (state !== null) await trainer.loadCheckpoint(existing!, state);
-    for (const n of notes) say(n);
-    const end = stopAt ?? config.steps;
-    if (trainer.step >= end) {
-      console.log(`${out}: already at step ${trainer.step} of ${end}; nothing to train`);
-    } else {
-      say(
-        `training a ${config.noiseAware ? 'noise-aware' : 'clean'} classifier of ` +
-          `${trainer.model.numParameters().toLocaleString('en-US')} parameters on ${dataset.name} ` +
-          `(${trainer.trainSet.length} images for training, ${trainer.heldOutSet?.length ?? 0} held out, ` +
-          `${config.numClasses} classes, ${config.channels}x${config.imageSize}x${config.imageSize}) on ` +
-          `${backend.name}: batch ${config.batchSize}, lr ${config.lr}`,
-      );
-      const t0 = performance.now();
-      const result = await runClassifierTraining(trainer, {
+  return runTrainCommand({
+    trainer,
+    out,
+    quiet: args.flag('quiet') === true,
+    logEvery: run.logEvery,
+    end: stopAt ?? config.steps,
+    steps: config.steps,
+    load: resumed === null ? undefined : () => trainer.loadCheckpoint(resumed.dir, resumed.state),
+    notes,
+    describe: () =>
+      `training a ${config.noiseAware ? 'noise-aware' : 'clean'} classifier of ` +
+      `${trainer.model.numParameters().toLocaleString('en-US')} parameters on ${dataset.name} ` +
+      `(${trainer.trainSet.length} images for training, ${trainer.heldOutSet?.length ?? 0} held out, ` +
+      `${config.numClasses} classes, ${config.channels}x${config.imageSize}x${config.imageSize}) on ` +
+      `${backend.name}: batch ${config.batchSize}, lr ${config.lr}`,
+    train: (s) =>
+      runClassifierTraining(trainer, {
         outDir: out,
         settings: run,
         stopAt,
-        signal: interrupt.signal,
+        signal: s.signal,
         trainArgs,
         command: ['sumi', 'train-classifier', ...trainArgs].map(shellQuote).join(' '),
-        onProgress: quiet ? undefined : (p) => progress.update({ ...p, emaDecay: null }, end),
-        onEval: (r) => say(formatHeldOut(r)),
+        onProgress: s.progress && ((p) => s.progress!({ ...p, emaDecay: null })),
+        onEval: (r) => s.say(formatHeldOut(r)),
         onCheckpoint: (c) =>
-          say(`checkpoint: step ${c.step} -> ${c.dir} (${c.seconds.toFixed(2)}s)`),
-      });
-      progress.finish();
-      const secs = (performance.now() - t0) / 1000;
-      console.log(
-        `${result.reason === 'aborted' ? 'interrupted' : 'trained'} to step ${result.step}/${config.steps} ` +
-          `in ${formatDuration(secs)}; checkpoint ${result.checkpoint ?? '(none)'}`,
-      );
-      if (result.reason === 'aborted') return EXIT.interrupted;
-    }
-    if (exportDir !== undefined) {
-      const dtype = args.str('export-dtype') === 'f16' ? 'F16' : 'F32';
-      await exportClassifier(out, exportDir, { dtype });
-      console.log(`${exportDir}: the classifier of ${out} (${dtype} weights)`);
-    }
-    return EXIT.ok;
-  } finally {
-    progress.finish();
-    interrupt.dispose();
-    trainer.dispose();
-  }
+          s.say(`checkpoint: step ${c.step} -> ${c.dir} (${c.seconds.toFixed(2)}s)`),
+      }),
+    existing: resumed?.dir ?? null,
+    after:
+      exportDir === undefined
+        ? undefined
+        : async () => {
+            const dtype = args.str('export-dtype') === 'f16' ? 'F16' : 'F32';
+            await exportClassifier(out, exportDir, { dtype });
+            console.log(`${exportDir}: the classifier of ${out} (${dtype} weights)`);
+          },
+  });
 }
 
 export const trainClassifierCommand = defineCommand(trainClassifierSpec, (args) =>

@@ -12,44 +12,41 @@ import {
   TokenizerError,
 } from '../data/index.js';
 import {
-  configDifferences,
   defaultTextRunSettings,
   defaultTextTrainConfig,
   exportTextModel,
-  findCheckpoint,
   readTextTrainerState,
   runTextTraining,
   textCorpusOptions,
   type TextRunSettings,
   type TextTrainConfig,
   TextTrainer,
+  type TextTrainerState,
   TrainConfigError,
 } from '../diffusion/index.js';
 import { type Args, CliError, type CommandSpec, shellQuote, UsageError } from './args.js';
-import { defineCommand, EXIT, formatDuration, selectBackend } from './common.js';
-import { ProgressReporter } from './progress.js';
-import { recordedArgs } from './train.js';
+import { defineCommand, EXIT, message, selectBackend } from './common.js';
 import {
-  interruptOnSigint,
   type KeyedOption,
   keyedValues,
+  planRun,
   readJsonOption,
   RUN_CONTROL_OPTIONS,
+  runTrainCommand,
   splitRunValues,
-  trainOption,
+  trainOptions,
   withoutOptions,
 } from './train-options.js';
 
 type Key = keyof TextTrainConfig | keyof TextRunSettings;
 
+const DEFAULTS = { ...defaultTextTrainConfig, ...defaultTextRunSettings };
+
 const KEYED: readonly KeyedOption<Key>[] = [
-  trainOption<Key>('steps', '3000'),
-  trainOption<Key>('batch', '64'),
-  trainOption<Key>('lr', '1e-3'),
-  trainOption<Key>('lr-schedule', 'cosine'),
-  trainOption<Key>('warmup', '100'),
-  trainOption<Key>('weight-decay', '0'),
-  trainOption<Key>('grad-clip', '1'),
+  ...trainOptions<Key>(
+    ['steps', 'batch', 'lr', 'lr-schedule', 'warmup', 'weight-decay', 'grad-clip'],
+    DEFAULTS,
+  ),
   {
     name: 'ema',
     kind: 'number',
@@ -98,10 +95,7 @@ const KEYED: readonly KeyedOption<Key>[] = [
     help: 'T of the sqrt noise schedule',
     default: '2000',
   },
-  trainOption<Key>('seed', '0'),
-  trainOption<Key>('save-every', '500'),
-  trainOption<Key>('eval-every', '0'),
-  trainOption<Key>('log-every', '50'),
+  ...trainOptions<Key>(['seed', 'save-every', 'eval-every', 'log-every'], DEFAULTS),
 ];
 
 export const trainTextSpec: CommandSpec = {
@@ -145,10 +139,6 @@ export const trainTextSpec: CommandSpec = {
   ],
 };
 
-function message(e: unknown): string {
-  return e instanceof Error ? e.message : String(e);
-}
-
 function optionValues(args: Args): Partial<Record<Key, unknown>> {
   const out = keyedValues(KEYED, args);
   if (args.has('lm')) out.objective = args.flag('lm') === true ? 'causal-lm' : 'diffusion-lm';
@@ -177,56 +167,40 @@ async function trainText(args: Args, argv: readonly string[]): Promise<number> {
     throw new UsageError(`--export: ${exportDir} is not empty`);
   }
   const stopAt = args.num('stop-at');
-  const given = optionValues(args);
-  const { config: flags, run: runFlags } = splitRunValues(given);
-  const existing = await findCheckpoint(out);
-  if (existing !== null && args.flag('resume') !== true) {
-    throw new UsageError(
-      `${out} already holds a checkpoint; pass --resume to continue it or choose another --out`,
-    );
-  }
-  const notes: string[] = [];
-  let config: TextTrainConfig;
-  let run: TextRunSettings;
-  let trainArgs: string[];
-  const state =
-    existing === null
-      ? null
-      : await readTextTrainerState(existing).catch((e: unknown) => {
-          throw new UsageError(message(e));
-        });
-  if (state !== null) {
-    const wanted: Record<string, unknown> = { ...flags };
-    delete wanted.steps;
-    if (args.has('data')) wanted.data = args.str('data');
-    const problems = configDifferences(state.config as unknown as Record<string, unknown>, wanted);
-    if (problems.length > 0) {
-      throw new UsageError(
-        `--resume continues under the checkpoint's settings; these differ: ${problems.join('; ')}`,
-      );
-    }
-    const steps = typeof flags.steps === 'number' ? flags.steps : state.config.steps;
-    config = { ...state.config, steps };
-    run = { ...defaultTextRunSettings, ...state.run, ...runFlags };
-    trainArgs = recordedArgs(
-      state.trainArgs ?? argv.filter((a) => !a.startsWith('--export')),
-      steps,
-    );
-    notes.push(`resuming ${existing} at step ${state.step} of ${steps}`);
-  } else {
-    const data = args.str('data');
-    if (data === undefined)
-      throw new UsageError('--data is required (fortunes, a text file or a folder)');
-    config = { ...defaultTextTrainConfig, ...(flags as Partial<TextTrainConfig>), data };
-    run = { ...defaultTextRunSettings, ...(runFlags as Partial<TextRunSettings>) };
-    trainArgs = recordedArgs(withoutOptions(argv, ['--export']), config.steps);
-  }
+  const { config: flags, run: runFlags } = splitRunValues(optionValues(args));
+  const data = args.str('data');
+  const { config, run, trainArgs, notes, resumed } = await planRun<
+    TextTrainConfig,
+    TextRunSettings,
+    TextTrainerState,
+    null
+  >({
+    args,
+    out,
+    argv: withoutOptions(argv, ['--export']),
+    readState: readTextTrainerState,
+    given: flags,
+    run: runFlags,
+    defaultRun: defaultTextRunSettings,
+    fresh: () => {
+      if (data === undefined) {
+        throw new UsageError('--data is required (fortunes, a text file or a folder)');
+      }
+      return {
+        config: { ...defaultTextTrainConfig, ...(flags as Partial<TextTrainConfig>), data },
+        data: null,
+      };
+    },
+    // The settings given, as given: the corpus options resolve nothing.
+    asked: () => ({ config: data !== undefined ? { ...flags, data } : flags, data: null }),
+  });
   if (stopAt !== undefined && (stopAt < 1 || stopAt > config.steps)) {
     throw new UsageError(`--stop-at must be in 1..${config.steps}`);
   }
   const corpus = await loadCorpus(config);
+  const state = resumed?.state;
   if (
-    state !== null &&
+    state !== undefined &&
     (corpus.train.length !== state.data.trainSentences || corpus.name !== state.data.name)
   ) {
     throw new UsageError(
@@ -242,62 +216,48 @@ async function trainText(args: Args, argv: readonly string[]): Promise<number> {
       throw new UsageError(message(e));
     throw e;
   }
-  const quiet = args.flag('quiet') === true;
-  const progress = new ProgressReporter({ every: run.logEvery });
-  const say = (line: string): void => {
-    if (!quiet) progress.message(line);
-  };
-  const interrupt = interruptOnSigint(say);
-  try {
-    if (state !== null) await trainer.loadCheckpoint(existing!, state);
-    for (const n of notes) say(n);
-    const end = stopAt ?? config.steps;
-    let checkpoint = existing;
-    if (trainer.step >= end) {
-      console.log(`${out}: already at step ${trainer.step} of ${end}; nothing to train`);
-    } else {
-      say(
-        `training a ${config.objective === 'diffusion-lm' ? 'Diffusion-LM' : 'causal LM'} of ` +
-          `${trainer.model.numParameters().toLocaleString('en-US')} parameters on ${corpus.name} ` +
-          `(${corpus.train.length} sentences for training, ${corpus.heldOut.length} held out, ` +
-          `${corpus.tokenizer.vocabSize} words, L = ${corpus.seqLength}) on ${backend.name}: ` +
-          `batch ${config.batchSize}, lr ${config.lr}`,
-      );
-      const t0 = performance.now();
-      const result = await runTextTraining(trainer, {
+  return runTrainCommand({
+    trainer,
+    out,
+    quiet: args.flag('quiet') === true,
+    logEvery: run.logEvery,
+    end: stopAt ?? config.steps,
+    steps: config.steps,
+    load: resumed === null ? undefined : () => trainer.loadCheckpoint(resumed.dir, resumed.state),
+    notes,
+    describe: () =>
+      `training a ${config.objective === 'diffusion-lm' ? 'Diffusion-LM' : 'causal LM'} of ` +
+      `${trainer.model.numParameters().toLocaleString('en-US')} parameters on ${corpus.name} ` +
+      `(${corpus.train.length} sentences for training, ${corpus.heldOut.length} held out, ` +
+      `${corpus.tokenizer.vocabSize} words, L = ${corpus.seqLength}) on ${backend.name}: ` +
+      `batch ${config.batchSize}, lr ${config.lr}`,
+    train: (s) =>
+      runTextTraining(trainer, {
         outDir: out,
         settings: run,
         stopAt,
-        signal: interrupt.signal,
+        signal: s.signal,
         trainArgs,
         command: ['sumi', 'train', ...trainArgs].map(shellQuote).join(' '),
-        onProgress: quiet ? undefined : (p) => progress.update({ ...p, emaDecay: null }, end),
+        onProgress: s.progress && ((p) => s.progress!({ ...p, emaDecay: null })),
         onEval: (r) =>
-          say(
+          s.say(
             `held-out (${r.sentences} sentences, step ${r.step}): loss ${r.loss.toFixed(4)}` +
               (r.perplexity !== undefined ? `, perplexity ${r.perplexity.toFixed(2)}` : ''),
           ),
         onCheckpoint: (c) =>
-          say(`checkpoint: step ${c.step} -> ${c.dir} (${c.seconds.toFixed(2)}s)`),
-      });
-      progress.finish();
-      checkpoint = result.checkpoint;
-      console.log(
-        `${result.reason === 'aborted' ? 'interrupted' : 'trained'} to step ${result.step}/${config.steps} ` +
-          `in ${formatDuration((performance.now() - t0) / 1000)}; checkpoint ${result.checkpoint ?? '(none)'}`,
-      );
-      if (result.reason === 'aborted') return EXIT.interrupted;
-    }
-    if (exportDir !== undefined && checkpoint !== null) {
-      await exportTextModel(checkpoint, exportDir);
-      console.log(`${exportDir}: the text model of ${out}`);
-    }
-    return EXIT.ok;
-  } finally {
-    progress.finish();
-    interrupt.dispose();
-    trainer.dispose();
-  }
+          s.say(`checkpoint: step ${c.step} -> ${c.dir} (${c.seconds.toFixed(2)}s)`),
+      }),
+    existing: resumed?.dir ?? null,
+    after:
+      exportDir === undefined
+        ? undefined
+        : async (checkpoint) => {
+            if (checkpoint === null) return;
+            await exportTextModel(checkpoint, exportDir);
+            console.log(`${exportDir}: the text model of ${out}`);
+          },
+  });
 }
 
 export const trainTextCommand = defineCommand(trainTextSpec, (args) =>

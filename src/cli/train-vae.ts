@@ -6,12 +6,12 @@
  */
 import { statSync } from 'node:fs';
 
-import { type Dataset, ImageFileDataset, loadDataset } from '../data/index.js';
+import type { Dataset } from '../data/index.js';
 import {
   AUTOENCODER_KINDS,
-  configDifferences,
+  checkSameImages,
   defaultVaeRunSettings,
-  findCheckpoint,
+  defaultVaeTrainConfig,
   parseTrainConfigSource,
   readVaeTrainerState,
   resolveVaeConfig,
@@ -24,34 +24,43 @@ import {
   type VaeTrainerState,
   VAE_DIR,
 } from '../diffusion/index.js';
-import { type Args, CliError, type CommandSpec, shellQuote, UsageError } from './args.js';
-import { defineCommand, EXIT, formatDuration, selectBackend } from './common.js';
+import { type Args, type CommandSpec, shellQuote, UsageError } from './args.js';
+import { defineCommand, message, selectBackend } from './common.js';
 import { imageQuality } from './eval-recon.js';
 import { loadConfigSource, loadPreset } from './presets.js';
-import { ProgressReporter } from './progress.js';
-import { recordedArgs } from './train.js';
 import {
-  interruptOnSigint,
+  asUsage,
   type KeyedOption,
   keyedValues,
+  loadData,
+  planRun,
   readJsonOption,
+  RESUME_NOTE,
   RUN_CONTROL_OPTIONS,
+  runTrainCommand,
   splitRunValues,
-  trainOption,
+  trainOptions,
 } from './train-options.js';
 
 type Key = keyof VaeTrainConfig | keyof VaeRunSettings;
 
+const DEFAULTS = { ...defaultVaeTrainConfig, ...defaultVaeRunSettings };
+
 const KEYED: readonly KeyedOption<Key>[] = [
-  trainOption<Key>('steps', '5000'),
-  trainOption<Key>('batch', '16'),
-  trainOption<Key>('lr', '3e-4'),
-  trainOption<Key>('lr-schedule', 'cosine'),
-  trainOption<Key>('warmup', '100'),
-  trainOption<Key>('min-lr', '0'),
-  trainOption<Key>('weight-decay', '0'),
-  trainOption<Key>('grad-clip', '1'),
-  trainOption<Key>('flip', undefined),
+  ...trainOptions<Key>(
+    [
+      'steps',
+      'batch',
+      'lr',
+      'lr-schedule',
+      'warmup',
+      'min-lr',
+      'weight-decay',
+      'grad-clip',
+      'flip',
+    ],
+    DEFAULTS,
+  ),
   {
     name: 'l1-weight',
     kind: 'number',
@@ -155,12 +164,9 @@ const KEYED: readonly KeyedOption<Key>[] = [
     help: 'the scaling factor is 1/std of the latents of the first K training batches',
     default: '8',
   },
-  trainOption<Key>('seed', '0'),
-  trainOption<Key>('save-every', '500'),
-  trainOption<Key>('eval-every', '0', {
-    help: 'held-out PSNR / SSIM every N steps (0: only at the end)',
+  ...trainOptions<Key>(['seed', 'save-every', 'eval-every', 'log-every'], DEFAULTS, {
+    'eval-every': 'held-out PSNR / SSIM every N steps (0: only at the end)',
   }),
-  trainOption<Key>('log-every', '50'),
 ];
 
 /** The options that choose the model and the data (compared on --resume). */
@@ -218,32 +224,9 @@ export const trainVaeSpec: CommandSpec = {
     'The checkpoint holds vae/ (config.json with the measured scaling_factor, weights: a\n' +
       "diffusers folder), the optimizer's state (and the discriminator's), sumi.json (held-out\n" +
       'PSNR / SSIM, the command) and trainer_state.json.',
-    'With --resume the settings come from the checkpoint; options that would change them are\n' +
-      'refused (except --steps and the reporting options). N steps in one go and N/2 then --resume\n' +
-      'give bit-identical weights on the same backend.',
+    RESUME_NOTE,
   ],
 };
-
-function message(e: unknown): string {
-  return e instanceof Error ? e.message : String(e);
-}
-
-/** Runs fn; any error it throws is a mistake in the input (exit code 2). */
-function asUsage<T>(fn: () => T): T {
-  try {
-    return fn();
-  } catch (e) {
-    throw e instanceof UsageError ? e : new UsageError(message(e));
-  }
-}
-
-function loadData(spec: string, size: number | undefined, channels: 1 | 3 | undefined): Dataset {
-  return asUsage(() => {
-    const ds = loadDataset(spec, { size, channels });
-    if (ds instanceof ImageFileDataset) ds.preload();
-    return ds;
-  });
-}
 
 /** The model config and train defaults of --preset or --config (empty without either). */
 function configSource(args: Args): {
@@ -293,7 +276,7 @@ function formatHeldOut(r: VaeHeldOut): string {
 function configFromOptions(
   args: Args,
   flags: Record<string, unknown>,
-): { config: VaeTrainConfig; dataset: Dataset } {
+): { config: VaeTrainConfig; data: Dataset } {
   const data = args.str('data');
   if (data === undefined) throw new UsageError('--data is required');
   const channels = args.num('channels');
@@ -315,7 +298,7 @@ function configFromOptions(
       throw new UsageError(src.from !== null ? `${src.from}: ${message(e)}` : message(e));
     }
   });
-  return { config, dataset };
+  return { config, data: dataset };
 }
 
 async function trainVae(args: Args, argv: readonly string[]): Promise<number> {
@@ -323,64 +306,21 @@ async function trainVae(args: Args, argv: readonly string[]): Promise<number> {
   if (out === undefined) throw new UsageError('--out <dir> is required');
   const stopAt = args.num('stop-at');
   const { config: flags, run: runFlags } = splitRunValues(keyedValues(KEYED, args));
-  const existing = await findCheckpoint(out);
-  const notes: string[] = [];
-  let config: VaeTrainConfig;
-  let dataset: Dataset;
-  let run: VaeRunSettings;
-  let trainArgs: string[];
-  let state: VaeTrainerState | null = null;
-  if (existing !== null && args.flag('resume') !== true) {
-    throw new UsageError(
-      `${out} already holds a checkpoint; pass --resume to continue it or choose another --out`,
-    );
-  }
-  if (existing !== null) {
-    state = await readVaeTrainerState(existing).catch((e: unknown) => {
-      throw new UsageError(message(e));
-    });
-    const stored = state.config;
-    // The same command with --resume: everything it asks for must be what the checkpoint has.
-    const asked = args.has('data') ? configFromOptions(args, flags) : null;
-    for (const o of MODEL_OPTIONS) {
-      if (asked === null && args.has(o)) {
-        throw new UsageError(`--resume: --${o} needs --data (or drop it: the checkpoint has it)`);
-      }
-    }
-    const wanted: Record<string, unknown> = { ...(asked?.config ?? flags) };
-    delete wanted.steps;
-    const problems = configDifferences(stored as unknown as Record<string, unknown>, wanted);
-    if (problems.length > 0) {
-      throw new UsageError(
-        `--resume continues under the checkpoint's settings; these differ: ${problems.join('; ')}`,
-      );
-    }
-    const steps = typeof flags.steps === 'number' ? flags.steps : stored.steps;
-    if (
-      steps !== stored.steps &&
-      stored.lrSchedule !== 'constant' &&
-      stored.lrSchedule !== 'constant_with_warmup'
-    ) {
-      notes.push(
-        `note: --steps changed from ${stored.steps} to ${steps}; the ${stored.lrSchedule} schedule now spans ${steps} steps`,
-      );
-    }
-    config = { ...stored, steps };
-    dataset = asked?.dataset ?? loadData(config.data, config.imageSize, config.channels);
-    if (dataset.name !== state.data.name || dataset.length !== state.data.length) {
-      throw new CliError(
-        `the checkpoint was trained on ${state.data.name} (${state.data.length} images); ${config.data} now gives ${dataset.name} (${dataset.length} images)`,
-      );
-    }
-    run = { ...defaultVaeRunSettings, ...state.run, ...runFlags };
-    trainArgs = recordedArgs(state.trainArgs ?? [...argv], steps);
-    notes.push(`resuming ${existing} at step ${state.step} of ${steps}`);
-  } else {
-    if (args.flag('resume') === true) notes.push(`no checkpoint in ${out}; starting from step 0`);
-    ({ config, dataset } = configFromOptions(args, flags));
-    run = { ...defaultVaeRunSettings, ...runFlags };
-    trainArgs = recordedArgs([...argv], config.steps);
-  }
+  const plan = await planRun<VaeTrainConfig, VaeRunSettings, VaeTrainerState, Dataset>({
+    args,
+    out,
+    argv,
+    readState: readVaeTrainerState,
+    given: flags,
+    run: runFlags,
+    defaultRun: defaultVaeRunSettings,
+    fresh: () => configFromOptions(args, flags),
+    asked: () => (args.has('data') ? configFromOptions(args, flags) : null),
+    modelOptions: MODEL_OPTIONS,
+  });
+  const { config, run, trainArgs, notes, resumed } = plan;
+  const dataset = plan.data ?? loadData(config.data, config.imageSize, config.channels);
+  if (resumed !== null) checkSameImages(resumed.state.data, config.data, dataset);
   if (stopAt !== undefined && (stopAt < 1 || stopAt > config.steps)) {
     throw new UsageError(`--stop-at must be in 1..${config.steps}`);
   }
@@ -392,52 +332,39 @@ async function trainVae(args: Args, argv: readonly string[]): Promise<number> {
 
   const backend = await selectBackend(args.str('backend'));
   const trainer = asUsage(() => new VaeTrainer(config, dataset, { measure: imageQuality }));
-  const quiet = args.flag('quiet') === true;
-  const progress = new ProgressReporter({ every: run.logEvery });
-  const say = (line: string): void => {
-    if (!quiet) progress.message(line);
-  };
-  const interrupt = interruptOnSigint(say);
-  try {
-    if (state !== null) await trainer.loadCheckpoint(existing!, state);
-    for (const n of notes) say(n);
-    const end = stopAt ?? config.steps;
-    if (trainer.step >= end) {
-      console.log(`${out}: already at step ${trainer.step} of ${end}; nothing to train`);
-      return EXIT.ok;
-    }
-    const f = 2 ** ((config.model.block_out_channels as number[]).length - 1);
-    const latent = `${config.model.latent_channels as number}x${config.imageSize / f}x${config.imageSize / f}`;
-    say(
-      `training ${trainer.model.className === 'AutoencoderKL' ? 'an' : 'a'} ${trainer.model.className} of ${trainer.model.numParameters().toLocaleString('en-US')} ` +
-        `parameters on ${dataset.name} (${trainer.trainSet.length} images for training, ` +
-        `${trainer.heldOutSet?.length ?? 0} held out, ${config.channels}x${config.imageSize}x${config.imageSize} -> ${latent}) ` +
-        `on ${backend.name}: batch ${config.batchSize}, lr ${config.lr}`,
-    );
-    const t0 = performance.now();
-    const result = await runVaeTraining(trainer, {
-      outDir: out,
-      settings: run,
-      stopAt,
-      signal: interrupt.signal,
-      trainArgs,
-      command: ['sumi', 'train-vae', ...trainArgs].map(shellQuote).join(' '),
-      onProgress: quiet ? undefined : (p) => progress.update({ ...p, emaDecay: null }, end),
-      onEval: (r) => say(formatHeldOut(r)),
-      onCheckpoint: (c) => say(`checkpoint: step ${c.step} -> ${c.dir} (${c.seconds.toFixed(2)}s)`),
-    });
-    progress.finish();
-    const secs = (performance.now() - t0) / 1000;
-    console.log(
-      `${result.reason === 'aborted' ? 'interrupted' : 'trained'} to step ${result.step}/${config.steps} ` +
-        `in ${formatDuration(secs)}; autoencoder ${result.checkpoint === null ? '(none)' : `${result.checkpoint}/${VAE_DIR}`}`,
-    );
-    return result.reason === 'aborted' ? EXIT.interrupted : EXIT.ok;
-  } finally {
-    progress.finish();
-    interrupt.dispose();
-    trainer.dispose();
-  }
+  const f = 2 ** ((config.model.block_out_channels as number[]).length - 1);
+  const latent = `${config.model.latent_channels as number}x${config.imageSize / f}x${config.imageSize / f}`;
+  const className = trainer.model.className;
+  return runTrainCommand({
+    trainer,
+    out,
+    quiet: args.flag('quiet') === true,
+    logEvery: run.logEvery,
+    end: stopAt ?? config.steps,
+    steps: config.steps,
+    load: resumed === null ? undefined : () => trainer.loadCheckpoint(resumed.dir, resumed.state),
+    notes,
+    describe: () =>
+      `training ${className === 'AutoencoderKL' ? 'an' : 'a'} ${className} of ${trainer.model.numParameters().toLocaleString('en-US')} ` +
+      `parameters on ${dataset.name} (${trainer.trainSet.length} images for training, ` +
+      `${trainer.heldOutSet?.length ?? 0} held out, ${config.channels}x${config.imageSize}x${config.imageSize} -> ${latent}) ` +
+      `on ${backend.name}: batch ${config.batchSize}, lr ${config.lr}`,
+    train: (s) =>
+      runVaeTraining(trainer, {
+        outDir: out,
+        settings: run,
+        stopAt,
+        signal: s.signal,
+        trainArgs,
+        command: ['sumi', 'train-vae', ...trainArgs].map(shellQuote).join(' '),
+        onProgress: s.progress && ((p) => s.progress!({ ...p, emaDecay: null })),
+        onEval: (r) => s.say(formatHeldOut(r)),
+        onCheckpoint: (c) =>
+          s.say(`checkpoint: step ${c.step} -> ${c.dir} (${c.seconds.toFixed(2)}s)`),
+      }),
+    saved: (c) => `autoencoder ${c === null ? '(none)' : `${c}/${VAE_DIR}`}`,
+    existing: resumed?.dir ?? null,
+  });
 }
 
 export const trainVaeCommand = defineCommand(trainVaeSpec, (args) =>

@@ -12,6 +12,8 @@ import {
   CONTROLNET_DIR,
   checkTrainValues,
   DEFAULT_INPAINT_SETTINGS,
+  defaultRunSettings,
+  defaultTrainConfig,
   parseBetaSchedule,
   parsePredictionType,
   parseVarianceType,
@@ -30,7 +32,7 @@ import {
   trainCommand as trainCommandLine,
 } from '../diffusion/index.js';
 import { WEIGHTS_NAME, writeTextAtomic } from '../nn/models/index.js';
-import { type Args, type CommandSpec, type OptionSpec, UsageError } from './args.js';
+import { type Args, type CommandSpec, UsageError } from './args.js';
 import {
   BACKEND_HELP,
   defineCommand,
@@ -43,12 +45,20 @@ import { loadConfigSource, loadPreset, presetNames } from './presets.js';
 import { ProgressReporter } from './progress.js';
 import { trainForecastCommand } from './train-forecast.js';
 import { trainTextCommand } from './train-text.js';
-import { interruptOnSigint } from './train-options.js';
+import {
+  interruptOnSigint,
+  type KeyedOption,
+  keyedValue,
+  recordedArgs,
+  trainOptions,
+} from './train-options.js';
 
 type Key = keyof TrainConfig | keyof RunSettings;
 
+const DEFAULTS = { ...defaultTrainConfig, ...defaultRunSettings };
+
 /** Options that set a TrainConfig / RunSettings key directly (0 means "off" for the nullable ones). */
-const KEYED: readonly (OptionSpec & { key: Key; zeroIsNull?: boolean })[] = [
+const KEYED: readonly KeyedOption<Key>[] = [
   {
     name: 'data',
     kind: 'string',
@@ -56,59 +66,20 @@ const KEYED: readonly (OptionSpec & { key: Key; zeroIsNull?: boolean })[] = [
     key: 'data',
     help: 'mnist, fashion-mnist, emoji, or a folder of PNG/JPEG images',
   },
-  { name: 'steps', kind: 'int', key: 'steps', help: 'total optimizer steps', default: '1000' },
-  { name: 'batch', kind: 'int', arg: 'B', key: 'batchSize', help: 'batch size', default: '64' },
-  {
-    name: 'lr',
-    kind: 'number',
-    arg: 'LR',
-    key: 'lr',
-    help: 'peak learning rate (AdamW)',
-    default: '2e-4',
-  },
-  {
-    name: 'seed',
-    kind: 'int',
-    arg: 'S',
-    key: 'seed',
-    help: 'seed of every random stream',
-    default: '0',
-  },
-  {
-    name: 'lr-schedule',
-    kind: 'string',
-    arg: 'NAME',
-    key: 'lrSchedule',
-    choices: ['cosine', 'constant', 'constant_with_warmup', 'linear'],
-    help: 'learning-rate schedule: cosine, constant, constant_with_warmup, linear',
-    default: 'cosine',
-  },
-  { name: 'warmup', kind: 'int', key: 'warmupSteps', help: 'linear warmup steps', default: '100' },
-  {
-    name: 'min-lr',
-    kind: 'number',
-    arg: 'LR',
-    key: 'minLr',
-    help: 'floor of the decay',
-    default: '0',
-  },
-  {
-    name: 'weight-decay',
-    kind: 'number',
-    arg: 'W',
-    key: 'weightDecay',
-    help: 'AdamW weight decay',
-    default: '0',
-  },
-  {
-    name: 'grad-clip',
-    kind: 'number',
-    arg: 'G',
-    key: 'maxGradNorm',
-    zeroIsNull: true,
-    help: 'clip the global gradient norm at G (0: off)',
-    default: '1',
-  },
+  ...trainOptions<Key>(
+    [
+      'steps',
+      'batch',
+      'lr',
+      'seed',
+      'lr-schedule',
+      'warmup',
+      'min-lr',
+      'weight-decay',
+      'grad-clip',
+    ],
+    DEFAULTS,
+  ),
   {
     name: 'ema-decay',
     kind: 'number',
@@ -182,7 +153,7 @@ const KEYED: readonly (OptionSpec & { key: Key; zeroIsNull?: boolean })[] = [
     help: 'probability of training on the null condition (null class, empty caption)',
     default: '0.1',
   },
-  { name: 'flip', kind: 'flag', key: 'flip', help: 'random horizontal flips' },
+  ...trainOptions<Key>(['flip'], DEFAULTS),
   {
     name: 'image-size',
     kind: 'int',
@@ -197,13 +168,7 @@ const KEYED: readonly (OptionSpec & { key: Key; zeroIsNull?: boolean })[] = [
     key: 'channels',
     help: "1 or 3 (default: the model's in_channels)",
   },
-  {
-    name: 'save-every',
-    kind: 'int',
-    key: 'saveEvery',
-    help: 'checkpoint every N steps (0: only at the end)',
-    default: '500',
-  },
+  ...trainOptions<Key>(['save-every'], DEFAULTS),
   {
     name: 'sample-every',
     kind: 'int',
@@ -233,13 +198,7 @@ const KEYED: readonly (OptionSpec & { key: Key; zeroIsNull?: boolean })[] = [
     help: 'sampler of the grids',
     default: 'ddim',
   },
-  {
-    name: 'log-every',
-    kind: 'int',
-    key: 'logEvery',
-    help: 'metrics line every N steps',
-    default: '50',
-  },
+  ...trainOptions<Key>(['log-every'], DEFAULTS),
 ];
 
 export const trainSpec: CommandSpec = {
@@ -481,13 +440,7 @@ function optionValues(args: Args): {
   const train: Partial<Record<Key, unknown>> = {};
   for (const o of KEYED) {
     if (!args.has(o.name)) continue;
-    const raw =
-      o.kind === 'flag'
-        ? args.flag(o.name)
-        : o.kind === 'string'
-          ? args.str(o.name)
-          : args.num(o.name);
-    const v = o.zeroIsNull === true && raw === 0 ? null : raw;
+    const v = keyedValue(o, args);
     try {
       checkTrainValues({ [o.key]: v }, `--${o.name}`);
     } catch (e) {
@@ -546,24 +499,6 @@ function differenceLine(d: SettingDifference, sourceLabel: string | null): strin
   const where =
     option !== undefined ? `--${option}` : `${d.key} (${sourceLabel ?? 'the given settings'})`;
   return `${where}: checkpoint ${shown(d.checkpoint)}, given ${shown(d.given)}`;
-}
-
-/** The arguments that retrain from scratch: these minus run-control options, with --steps N. */
-export function recordedArgs(argv: readonly string[], steps: number): string[] {
-  const drop = new Set(['--resume', '--verbose', '--quiet', '--no-resume']);
-  const dropWithValue = new Set(['--stop-at', '--backend', '--steps']);
-  const out: string[] = [];
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]!;
-    const name = a.split('=')[0]!;
-    if (drop.has(name)) continue;
-    if (dropWithValue.has(name)) {
-      if (!a.includes('=')) i++;
-      continue;
-    }
-    out.push(a);
-  }
-  return [...out, '--steps', String(steps)];
 }
 
 /** The LoRA settings of --lora-rank, --lora-alpha, --lora-targets and --base (null: none). */

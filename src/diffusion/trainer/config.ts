@@ -469,18 +469,3 @@ export function trainedVarianceType(variance: unknown): ModelVarType {
       );
   }
 }
-
-/** The settings of `a` that differ from `b` (for refusing a resume under other settings). */
-export function configDifferences(
-  stored: Readonly<Record<string, unknown>>,
-  wanted: Readonly<Record<string, unknown>>,
-): string[] {
-  const out: string[] = [];
-  for (const [k, v] of Object.entries(wanted)) {
-    if (v === undefined) continue;
-    if (JSON.stringify(stored[k]) !== JSON.stringify(v)) {
-      out.push(`${k}: checkpoint has ${JSON.stringify(stored[k])}, asked for ${JSON.stringify(v)}`);
-    }
-  }
-  return out;
-}

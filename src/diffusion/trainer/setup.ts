@@ -113,6 +113,23 @@ export function loadTrainingData(spec: string, size?: number, channels?: 1 | 3):
   return ds;
 }
 
+/**
+ * Refuses a dataset that is not the one the checkpoint was trained on (its name or size
+ * changed: another folder, images added or removed).
+ */
+export function checkSameImages(
+  recorded: { name: string; length: number },
+  data: string,
+  dataset: Dataset,
+): void {
+  if (dataset.name !== recorded.name || dataset.length !== recorded.length) {
+    throw new Error(
+      `the checkpoint was trained on ${recorded.name} (${recorded.length} images); ` +
+        `${data} now gives ${dataset.name} (${dataset.length} images)`,
+    );
+  }
+}
+
 /** The latents of a run's images under `vae`: its cache, read or encoded now. */
 async function openLatentSource(
   req: TrainRequest,
@@ -382,12 +399,7 @@ export async function setUpTraining(req: TrainRequest): Promise<TrainSetup> {
   const plain = resumeDifferences(stored, req);
   const vae = await resumedVae(existing, stored, req.vae);
   const ds = loadTrainingData(stored.data, stored.imageSize, stored.channels);
-  if (ds.name !== state.data.name || ds.length !== state.data.length) {
-    throw new Error(
-      `the checkpoint was trained on ${state.data.name} (${state.data.length} images); ` +
-        `${stored.data} now gives ${ds.name} (${ds.length} images)`,
-    );
-  }
+  checkSameImages(state.data, stored.data, ds);
   let differences = plain;
   if (req.source !== null) {
     let fresh: TrainConfig;
