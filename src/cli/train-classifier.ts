@@ -23,22 +23,21 @@ import {
   resolveModelDir,
   runClassifierTraining,
 } from '../diffusion/index.js';
-import { type Args, type CommandSpec, shellQuote, UsageError } from './args.js';
+import { type Args, type CommandSpec, UsageError } from './args.js';
 import { defineCommand, message, selectBackend } from './common.js';
 import {
   asUsage,
   type KeyedOption,
   keyedValues,
   loadData,
-  planRun,
   readJsonOption,
   RESUME_NOTE,
   RUN_CONTROL_OPTIONS,
-  runTrainCommand,
   splitRunValues,
   trainOptions,
   withoutOptions,
 } from './train-options.js';
+import { planRun, runTrainCommand } from './train-command.js';
 
 type Key = keyof ClassifierTrainConfig | keyof ClassifierRunSettings;
 
@@ -268,7 +267,6 @@ async function configFromOptions(
 async function trainClassifier(args: Args, argv: readonly string[]): Promise<number> {
   const out = args.str('out');
   if (out === undefined) throw new UsageError('--out <dir> is required');
-  const stopAt = args.num('stop-at');
   const exportDir = args.str('export');
   if (exportDir !== undefined && existsSync(exportDir) && readdirSync(exportDir).length > 0) {
     throw new UsageError(`--export: ${exportDir} is not empty`);
@@ -293,44 +291,26 @@ async function trainClassifier(args: Args, argv: readonly string[]): Promise<num
     asked: () => (args.has('data') ? configFromOptions(args, flags, noiseAware, []) : null),
     modelOptions: ['config', 'widths', 'schedule-from', 'image-size', 'channels'],
   });
-  const { config, run, trainArgs, notes, resumed } = plan;
+  const { config, resumed } = plan;
   const dataset = plan.data ?? loadData(config.data, config.imageSize, config.channels);
   if (resumed !== null) checkSameImages(resumed.state.data, config.data, dataset);
-  if (stopAt !== undefined && (stopAt < 1 || stopAt > config.steps)) {
-    throw new UsageError(`--stop-at must be in 1..${config.steps}`);
-  }
 
   const backend = await selectBackend(args.str('backend'));
   const trainer = asUsage(() => new ClassifierTrainer(config, dataset));
   return runTrainCommand({
-    trainer,
+    args,
     out,
-    quiet: args.flag('quiet') === true,
-    logEvery: run.logEvery,
-    end: stopAt ?? config.steps,
-    steps: config.steps,
-    load: resumed === null ? undefined : () => trainer.loadCheckpoint(resumed.dir, resumed.state),
-    notes,
+    command: 'train-classifier',
+    plan,
+    trainer,
     describe: () =>
       `training a ${config.noiseAware ? 'noise-aware' : 'clean'} classifier of ` +
       `${trainer.model.numParameters().toLocaleString('en-US')} parameters on ${dataset.name} ` +
       `(${trainer.trainSet.length} images for training, ${trainer.heldOutSet?.length ?? 0} held out, ` +
       `${config.numClasses} classes, ${config.channels}x${config.imageSize}x${config.imageSize}) on ` +
       `${backend.name}: batch ${config.batchSize}, lr ${config.lr}`,
-    train: (s) =>
-      runClassifierTraining(trainer, {
-        outDir: out,
-        settings: run,
-        stopAt,
-        signal: s.signal,
-        trainArgs,
-        command: ['sumi', 'train-classifier', ...trainArgs].map(shellQuote).join(' '),
-        onProgress: s.progress && ((p) => s.progress!({ ...p, emaDecay: null })),
-        onEval: (r) => s.say(formatHeldOut(r)),
-        onCheckpoint: (c) =>
-          s.say(`checkpoint: step ${c.step} -> ${c.dir} (${c.seconds.toFixed(2)}s)`),
-      }),
-    existing: resumed?.dir ?? null,
+    train: (opts, say) =>
+      runClassifierTraining(trainer, { ...opts, onEval: (r) => say(formatHeldOut(r)) }),
     after:
       exportDir === undefined
         ? undefined

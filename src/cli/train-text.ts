@@ -24,19 +24,18 @@ import {
   type TextTrainerState,
   TrainConfigError,
 } from '../diffusion/index.js';
-import { type Args, CliError, type CommandSpec, shellQuote, UsageError } from './args.js';
+import { type Args, CliError, type CommandSpec, UsageError } from './args.js';
 import { defineCommand, EXIT, message, selectBackend } from './common.js';
 import {
   type KeyedOption,
   keyedValues,
-  planRun,
   readJsonOption,
   RUN_CONTROL_OPTIONS,
-  runTrainCommand,
   splitRunValues,
   trainOptions,
   withoutOptions,
 } from './train-options.js';
+import { planRun, runTrainCommand } from './train-command.js';
 
 type Key = keyof TextTrainConfig | keyof TextRunSettings;
 
@@ -166,15 +165,9 @@ async function trainText(args: Args, argv: readonly string[]): Promise<number> {
   if (exportDir !== undefined && existsSync(exportDir) && readdirSync(exportDir).length > 0) {
     throw new UsageError(`--export: ${exportDir} is not empty`);
   }
-  const stopAt = args.num('stop-at');
   const { config: flags, run: runFlags } = splitRunValues(optionValues(args));
   const data = args.str('data');
-  const { config, run, trainArgs, notes, resumed } = await planRun<
-    TextTrainConfig,
-    TextRunSettings,
-    TextTrainerState,
-    null
-  >({
+  const plan = await planRun<TextTrainConfig, TextRunSettings, TextTrainerState, null>({
     args,
     out,
     argv: withoutOptions(argv, ['--export']),
@@ -194,9 +187,7 @@ async function trainText(args: Args, argv: readonly string[]): Promise<number> {
     // The settings given, as given: the corpus options resolve nothing.
     asked: () => ({ config: data !== undefined ? { ...flags, data } : flags, data: null }),
   });
-  if (stopAt !== undefined && (stopAt < 1 || stopAt > config.steps)) {
-    throw new UsageError(`--stop-at must be in 1..${config.steps}`);
-  }
+  const { config, resumed } = plan;
   const corpus = await loadCorpus(config);
   const state = resumed?.state;
   if (
@@ -217,38 +208,26 @@ async function trainText(args: Args, argv: readonly string[]): Promise<number> {
     throw e;
   }
   return runTrainCommand({
-    trainer,
+    args,
     out,
-    quiet: args.flag('quiet') === true,
-    logEvery: run.logEvery,
-    end: stopAt ?? config.steps,
-    steps: config.steps,
-    load: resumed === null ? undefined : () => trainer.loadCheckpoint(resumed.dir, resumed.state),
-    notes,
+    command: 'train',
+    plan,
+    trainer,
     describe: () =>
       `training a ${config.objective === 'diffusion-lm' ? 'Diffusion-LM' : 'causal LM'} of ` +
       `${trainer.model.numParameters().toLocaleString('en-US')} parameters on ${corpus.name} ` +
       `(${corpus.train.length} sentences for training, ${corpus.heldOut.length} held out, ` +
       `${corpus.tokenizer.vocabSize} words, L = ${corpus.seqLength}) on ${backend.name}: ` +
       `batch ${config.batchSize}, lr ${config.lr}`,
-    train: (s) =>
+    train: (opts, say) =>
       runTextTraining(trainer, {
-        outDir: out,
-        settings: run,
-        stopAt,
-        signal: s.signal,
-        trainArgs,
-        command: ['sumi', 'train', ...trainArgs].map(shellQuote).join(' '),
-        onProgress: s.progress && ((p) => s.progress!({ ...p, emaDecay: null })),
+        ...opts,
         onEval: (r) =>
-          s.say(
+          say(
             `held-out (${r.sentences} sentences, step ${r.step}): loss ${r.loss.toFixed(4)}` +
               (r.perplexity !== undefined ? `, perplexity ${r.perplexity.toFixed(2)}` : ''),
           ),
-        onCheckpoint: (c) =>
-          s.say(`checkpoint: step ${c.step} -> ${c.dir} (${c.seconds.toFixed(2)}s)`),
       }),
-    existing: resumed?.dir ?? null,
     after:
       exportDir === undefined
         ? undefined

@@ -24,7 +24,7 @@ import {
   type VaeTrainerState,
   VAE_DIR,
 } from '../diffusion/index.js';
-import { type Args, type CommandSpec, shellQuote, UsageError } from './args.js';
+import { type Args, type CommandSpec, UsageError } from './args.js';
 import { defineCommand, message, selectBackend } from './common.js';
 import { imageQuality } from './eval-recon.js';
 import { loadConfigSource, loadPreset } from './presets.js';
@@ -33,14 +33,13 @@ import {
   type KeyedOption,
   keyedValues,
   loadData,
-  planRun,
   readJsonOption,
   RESUME_NOTE,
   RUN_CONTROL_OPTIONS,
-  runTrainCommand,
   splitRunValues,
   trainOptions,
 } from './train-options.js';
+import { planRun, runTrainCommand } from './train-command.js';
 
 type Key = keyof VaeTrainConfig | keyof VaeRunSettings;
 
@@ -304,7 +303,6 @@ function configFromOptions(
 async function trainVae(args: Args, argv: readonly string[]): Promise<number> {
   const out = args.str('out');
   if (out === undefined) throw new UsageError('--out <dir> is required');
-  const stopAt = args.num('stop-at');
   const { config: flags, run: runFlags } = splitRunValues(keyedValues(KEYED, args));
   const plan = await planRun<VaeTrainConfig, VaeRunSettings, VaeTrainerState, Dataset>({
     args,
@@ -318,14 +316,11 @@ async function trainVae(args: Args, argv: readonly string[]): Promise<number> {
     asked: () => (args.has('data') ? configFromOptions(args, flags) : null),
     modelOptions: MODEL_OPTIONS,
   });
-  const { config, run, trainArgs, notes, resumed } = plan;
+  const { config, resumed } = plan;
   const dataset = plan.data ?? loadData(config.data, config.imageSize, config.channels);
   if (resumed !== null) checkSameImages(resumed.state.data, config.data, dataset);
-  if (stopAt !== undefined && (stopAt < 1 || stopAt > config.steps)) {
-    throw new UsageError(`--stop-at must be in 1..${config.steps}`);
-  }
   if (config.discStart !== null && config.discStart >= config.steps) {
-    notes.push(
+    plan.notes.push(
       `note: --disc-start ${config.discStart} is not before step ${config.steps}; no discriminator steps`,
     );
   }
@@ -336,34 +331,19 @@ async function trainVae(args: Args, argv: readonly string[]): Promise<number> {
   const latent = `${config.model.latent_channels as number}x${config.imageSize / f}x${config.imageSize / f}`;
   const className = trainer.model.className;
   return runTrainCommand({
-    trainer,
+    args,
     out,
-    quiet: args.flag('quiet') === true,
-    logEvery: run.logEvery,
-    end: stopAt ?? config.steps,
-    steps: config.steps,
-    load: resumed === null ? undefined : () => trainer.loadCheckpoint(resumed.dir, resumed.state),
-    notes,
+    command: 'train-vae',
+    plan,
+    trainer,
     describe: () =>
       `training ${className === 'AutoencoderKL' ? 'an' : 'a'} ${className} of ${trainer.model.numParameters().toLocaleString('en-US')} ` +
       `parameters on ${dataset.name} (${trainer.trainSet.length} images for training, ` +
       `${trainer.heldOutSet?.length ?? 0} held out, ${config.channels}x${config.imageSize}x${config.imageSize} -> ${latent}) ` +
       `on ${backend.name}: batch ${config.batchSize}, lr ${config.lr}`,
-    train: (s) =>
-      runVaeTraining(trainer, {
-        outDir: out,
-        settings: run,
-        stopAt,
-        signal: s.signal,
-        trainArgs,
-        command: ['sumi', 'train-vae', ...trainArgs].map(shellQuote).join(' '),
-        onProgress: s.progress && ((p) => s.progress!({ ...p, emaDecay: null })),
-        onEval: (r) => s.say(formatHeldOut(r)),
-        onCheckpoint: (c) =>
-          s.say(`checkpoint: step ${c.step} -> ${c.dir} (${c.seconds.toFixed(2)}s)`),
-      }),
+    train: (opts, say) =>
+      runVaeTraining(trainer, { ...opts, onEval: (r) => say(formatHeldOut(r)) }),
     saved: (c) => `autoencoder ${c === null ? '(none)' : `${c}/${VAE_DIR}`}`,
-    existing: resumed?.dir ?? null,
   });
 }
 
