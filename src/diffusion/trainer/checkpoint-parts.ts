@@ -18,26 +18,20 @@ import {
   loadTensors,
   type LrSchedule,
   type ParamsInput,
-  type ScheduleName,
   serializeSafetensors,
   type TensorToWrite,
   tensorsToWrite,
 } from '../../nn/index.js';
 import { type CheckpointFile, TRAINER_STATE } from './checkpoint.js';
-import { TrainConfigError } from './config.js';
+import { type OptimizerConfig, TrainConfigError } from './config.js';
 import { NonFiniteError } from '../train-step.js';
 
-/** The config keys of AdamW and its learning-rate schedule (betas and eps: AdamW's defaults). */
-export interface OptimizerSettings {
-  steps: number;
-  lr: number;
-  lrSchedule: ScheduleName;
-  warmupSteps: number;
-  minLr: number;
-  weightDecay: number;
-  adamBetas?: [number, number];
-  adamEps?: number;
-}
+/** The config keys of AdamW and its learning-rate schedule (without betas and eps: AdamW's). */
+export type OptimizerSettings = Pick<
+  OptimizerConfig,
+  'steps' | 'lr' | 'lrSchedule' | 'warmupSteps' | 'minLr' | 'weightDecay'
+> &
+  Partial<Pick<OptimizerConfig, 'adamBetas' | 'adamEps'>>;
 
 /** AdamW over `params` at the config's peak rate, and the schedule that sets its rate each step. */
 export function createOptimizer(

@@ -4,7 +4,6 @@
  * (an EncoderClassifierModel config.json) and the diffusion schedule it learns to see through
  * (a DDPMScheduler scheduler_config.json) are diffusers configs nested inside it.
  */
-import type { ScheduleName } from '../../nn/index.js';
 import {
   configToJson,
   ENCODER_CLASSIFIER_CLASS,
@@ -13,13 +12,13 @@ import {
 } from '../../nn/models/index.js';
 import type { Dataset } from '../../data/index.js';
 import { createScheduler } from '../samplers/index.js';
-import { TrainConfigError } from './config.js';
+import { type OptimizerConfig, TrainConfigError } from './config.js';
 import type { LoopSettings } from './run-loop.js';
 
 /** The classifier's folder inside a checkpoint or an exported model. */
 export const CLASSIFIER_DIR = 'classifier';
 
-export interface ClassifierTrainConfig {
+export interface ClassifierTrainConfig extends OptimizerConfig {
   /** Dataset: 'mnist', 'fashion-mnist', 'emoji' or a folder of images (with class labels). */
   data: string;
   imageSize: number;
@@ -31,17 +30,6 @@ export interface ClassifierTrainConfig {
   model: Record<string, unknown>;
   /** The diffusion model's DDPMScheduler config (resolved), for noise-aware training; else null. */
   scheduler: Record<string, unknown> | null;
-  steps: number;
-  batchSize: number;
-  lr: number;
-  lrSchedule: ScheduleName;
-  warmupSteps: number;
-  minLr: number;
-  weightDecay: number;
-  adamBetas: [number, number];
-  adamEps: number;
-  /** Global gradient-norm clipping (null: off). */
-  maxGradNorm: number | null;
   /** λ of label smoothing (0: plain cross-entropy). */
   labelSmoothing: number;
   /** Largest random translation in pixels (0: none). */
@@ -56,7 +44,6 @@ export interface ClassifierTrainConfig {
   holdout: number;
   /** Timesteps at which the held-out accuracy is measured. */
   evalTimesteps: number[];
-  seed: number;
 }
 
 /** The input of `resolveClassifierConfig`: model keys and settings; the rest comes from the data. */

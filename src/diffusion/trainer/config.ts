@@ -23,7 +23,29 @@ import type { BetaSchedule } from '../schedule.js';
 import type { ModelVarType } from '../vlb.js';
 import type { LatentSettings } from '../latent/vae.js';
 
-export interface TrainConfig {
+/**
+ * The optimization settings every trainer's config holds: the step count and batch, AdamW and its
+ * learning-rate schedule (warmup, then the decay to minLr), gradient clipping, and the seed of
+ * every random stream.
+ */
+export interface OptimizerConfig {
+  /** Total optimizer steps. */
+  steps: number;
+  batchSize: number;
+  /** The peak learning rate. */
+  lr: number;
+  lrSchedule: ScheduleName;
+  warmupSteps: number;
+  minLr: number;
+  weightDecay: number;
+  adamBetas: [number, number];
+  adamEps: number;
+  /** Global gradient-norm clipping (null: off). */
+  maxGradNorm: number | null;
+  seed: number;
+}
+
+export interface TrainConfig extends OptimizerConfig {
   /** Dataset: 'mnist', 'fashion-mnist', 'emoji' or the path of a folder of images. */
   data: string;
   /**
@@ -69,18 +91,6 @@ export interface TrainConfig {
   model: Record<string, unknown>;
   /** diffusers DDPMScheduler config: beta schedule, prediction_type, ... (resolved). */
   scheduler: Record<string, unknown>;
-  /** Total optimizer steps. */
-  steps: number;
-  batchSize: number;
-  lr: number;
-  lrSchedule: ScheduleName;
-  warmupSteps: number;
-  minLr: number;
-  weightDecay: number;
-  adamBetas: [number, number];
-  adamEps: number;
-  /** Global gradient-norm clipping (null: off). */
-  maxGradNorm: number | null;
   /** Min-SNR-γ loss weighting (null: plain L_simple). */
   snrGamma: number | null;
   /** Maximum EMA decay (null: no EMA). */
@@ -89,7 +99,6 @@ export interface TrainConfig {
   emaPower: number;
   emaInvGamma: number;
   emaUpdateAfterStep: number;
-  seed: number;
   /**
    * Micro-batches per step: the batch is split into this many parts whose gradients accumulate
    * in order, computed side by side on CPU cores by replicas of the model where they can be

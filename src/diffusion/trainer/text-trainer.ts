@@ -77,14 +77,15 @@ import {
   type RunRecord,
   runState,
 } from './checkpoint-parts.js';
-import { TrainConfigError } from './config.js';
+import { type OptimizerConfig, TrainConfigError } from './config.js';
 import type { LoopSettings } from './run-loop.js';
 import { dropoutOffset, streamSeed } from './streams.js';
 import { NonFiniteError } from './trainer.js';
 
 export type TextObjective = 'diffusion-lm' | 'causal-lm';
 
-export interface TextTrainConfig {
+/** A text run's config (AdamW's betas and eps are its defaults). */
+export interface TextTrainConfig extends Omit<OptimizerConfig, 'adamBetas' | 'adamEps'> {
   objective: TextObjective;
   /** The corpus (`fortunes`, a file or a folder). */
   data: string;
@@ -96,18 +97,8 @@ export interface TextTrainConfig {
   model: Record<string, unknown>;
   /** T of the diffusion schedule. */
   numTrainTimesteps: number;
-  steps: number;
-  batchSize: number;
-  lr: number;
-  lrSchedule: 'cosine' | 'constant' | 'constant_with_warmup' | 'linear';
-  warmupSteps: number;
-  minLr: number;
-  weightDecay: number;
-  /** null: no clipping. */
-  maxGradNorm: number | null;
   /** EMA decay of the saved weights (0: none). */
   emaDecay: number;
-  seed: number;
 }
 
 export const defaultTextTrainConfig: TextTrainConfig = {

@@ -4,7 +4,6 @@
  * autoencoder itself is a diffusers config (AutoencoderKL for `kind: 'kl'`, VQModel for
  * `kind: 'vq'`) nested inside it, every key resolved.
  */
-import type { ScheduleName } from '../../nn/index.js';
 import {
   AUTOENCODER_KL_SCHEMA,
   checkPatchDiscriminator,
@@ -15,7 +14,7 @@ import {
   VQ_MODEL_SCHEMA,
 } from '../../nn/models/index.js';
 import type { Dataset } from '../../data/index.js';
-import { TrainConfigError } from './config.js';
+import { type OptimizerConfig, TrainConfigError } from './config.js';
 import type { LoopSettings } from './run-loop.js';
 
 /** The autoencoder's folder inside a checkpoint (diffusers' name in a pipeline folder). */
@@ -35,7 +34,7 @@ export const AUTOENCODER_CLASS: Record<AutoencoderKind, 'AutoencoderKL' | 'VQMod
   vq: 'VQModel',
 };
 
-export interface VaeTrainConfig {
+export interface VaeTrainConfig extends OptimizerConfig {
   kind: AutoencoderKind;
   /** Dataset: 'mnist', 'fashion-mnist', 'emoji' or a folder of images. */
   data: string;
@@ -43,17 +42,6 @@ export interface VaeTrainConfig {
   channels: 1 | 3;
   /** AutoencoderKL or VQModel config (resolved: every key). */
   model: Record<string, unknown>;
-  steps: number;
-  batchSize: number;
-  lr: number;
-  lrSchedule: ScheduleName;
-  warmupSteps: number;
-  minLr: number;
-  weightDecay: number;
-  adamBetas: [number, number];
-  adamEps: number;
-  /** Global gradient-norm clipping of the autoencoder (null: off). */
-  maxGradNorm: number | null;
   /** Random horizontal flips. */
   flip: boolean;
   /** Weights of the mean absolute and mean squared reconstruction errors. */
@@ -85,7 +73,6 @@ export interface VaeTrainConfig {
   evalImages: number;
   /** The scaling factor is 1/std of the latents of the first this many training batches. */
   scalingBatches: number;
-  seed: number;
 }
 
 /** The input of `resolveVaeConfig`: model keys and settings; the rest comes from the data. */
