@@ -99,17 +99,32 @@ export const RESUME_NOTE =
   'refused (except --steps and the reporting options). N steps in one go and N/2 then --resume\n' +
   'give bit-identical weights on the same backend.';
 
+export const RESUME_OPTION: OptionSpec = {
+  name: 'resume',
+  kind: 'flag',
+  help: 'continue the checkpoint in --out up to --steps',
+};
+export const STOP_AT_OPTION: OptionSpec = {
+  name: 'stop-at',
+  kind: 'int',
+  arg: 'K',
+  help: "stop (with a checkpoint) after step K, keeping --steps' schedule",
+};
+export const BACKEND_OPTION: OptionSpec = {
+  name: 'backend',
+  kind: 'string',
+  arg: 'B',
+  help: BACKEND_HELP,
+  default: 'cpu',
+};
+export const QUIET_OPTION: OptionSpec = { name: 'quiet', kind: 'flag', help: 'no progress output' };
+
 /** --resume, --stop-at, --backend, --quiet. */
 export const RUN_CONTROL_OPTIONS: readonly OptionSpec[] = [
-  { name: 'resume', kind: 'flag', help: 'continue the checkpoint in --out up to --steps' },
-  {
-    name: 'stop-at',
-    kind: 'int',
-    arg: 'K',
-    help: "stop (with a checkpoint) after step K, keeping --steps' schedule",
-  },
-  { name: 'backend', kind: 'string', arg: 'B', help: BACKEND_HELP, default: 'cpu' },
-  { name: 'quiet', kind: 'flag', help: 'no progress output' },
+  RESUME_OPTION,
+  STOP_AT_OPTION,
+  BACKEND_OPTION,
+  QUIET_OPTION,
 ];
 
 /** The value a keyed option gives its key (null for 0 when it means "off"). */

@@ -33,23 +33,21 @@ import {
 } from '../diffusion/index.js';
 import { WEIGHTS_NAME, writeTextAtomic } from '../nn/models/index.js';
 import { type Args, type CommandSpec, UsageError } from './args.js';
-import {
-  BACKEND_HELP,
-  defineCommand,
-  EXIT,
-  formatDuration,
-  selectBackend,
-  withTasks,
-} from './common.js';
+import { defineCommand, EXIT, formatDuration, selectBackend, withTasks } from './common.js';
 import { loadConfigSource, loadPreset, presetNames } from './presets.js';
 import { ProgressReporter } from './progress.js';
 import { trainForecastCommand } from './train-forecast.js';
 import { trainTextCommand } from './train-text.js';
+import { stepsChangedNote } from './train-command.js';
 import {
+  BACKEND_OPTION,
   interruptOnSigint,
   type KeyedOption,
   keyedValue,
+  QUIET_OPTION,
   recordedArgs,
+  RESUME_OPTION,
+  STOP_AT_OPTION,
   trainOptions,
 } from './train-options.js';
 
@@ -225,14 +223,9 @@ export const trainSpec: CommandSpec = {
       arg: 'DIR',
       help: 'output: checkpoint/, metrics.jsonl, samples/',
     },
-    { name: 'resume', kind: 'flag', help: 'continue the checkpoint in --out up to --steps' },
-    {
-      name: 'stop-at',
-      kind: 'int',
-      arg: 'K',
-      help: "stop (with a checkpoint) after step K, keeping --steps' schedule",
-    },
-    { name: 'backend', kind: 'string', arg: 'B', help: BACKEND_HELP, default: 'cpu' },
+    RESUME_OPTION,
+    STOP_AT_OPTION,
+    BACKEND_OPTION,
     {
       name: 'prediction-type',
       kind: 'string',
@@ -359,7 +352,7 @@ export const trainSpec: CommandSpec = {
         'overwritten)',
       default: '<out>/latents.safetensors',
     },
-    { name: 'quiet', kind: 'flag', help: 'no progress output' },
+    QUIET_OPTION,
   ],
   notes: [
     'Precedence: built-in defaults < the preset/config\'s "train" section < options. With --resume\n' +
@@ -649,17 +642,8 @@ async function train(args: Args, argv: readonly string[]): Promise<number> {
   const notes: string[] = [];
   let trainArgs: string[];
   if (resumed !== null) {
-    const stored = resumed.state.config;
-    const changed = setup.stepsChanged;
-    if (
-      changed !== null &&
-      stored.lrSchedule !== 'constant' &&
-      stored.lrSchedule !== 'constant_with_warmup'
-    ) {
-      notes.push(
-        `note: --steps changed from ${changed.from} to ${changed.to}; the ${stored.lrSchedule} learning-rate schedule now spans ${changed.to} steps`,
-      );
-    }
+    const note = stepsChangedNote(setup.stepsChanged, resumed.state.config.lrSchedule);
+    if (note !== null) notes.push(note);
     const steps = trainer.config.steps;
     trainArgs = recordedArgs(resumed.state.trainArgs ?? argv, steps);
     notes.push(`resuming ${resumed.dir} at step ${resumed.state.step} of ${steps}`);

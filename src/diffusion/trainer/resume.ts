@@ -1,13 +1,40 @@
 /**
- * Resuming a classifier, text or autoencoder run (setup.ts does the same for the diffusion
- * trainer's richer requests: config sources, LoRA bases, latent caches). The checkpoint in the
- * output folder is continued only when resuming is asked for; the run continues under the
- * checkpoint's config, of which only the step count may change (the schedule then spans the new
- * count), and every other setting given must be the checkpoint's; the reporting settings given
- * override the checkpoint's.
+ * Continuing the checkpoint in a run's output folder, one way for every trainer. It is continued
+ * only when resuming is asked for; the run continues under the checkpoint's config, of which only
+ * the step count may change (the schedule then spans the new count), every other setting given
+ * must be the checkpoint's (those that differ are refused together, a TrainRequestError naming
+ * each), and the reporting settings given override the checkpoint's. The diffusion trainer's
+ * requests (setup.ts) compare more: config sources and the nested model, scheduler and text
+ * encoder configs.
  */
 import { findCheckpoint } from './checkpoint.js';
-import { type SettingDifference, TrainRequestError } from './setup.js';
+
+/** A setting the request gives that differs from the checkpoint's. */
+export interface SettingDifference {
+  /** A config key ('lr'), or a key of its model, scheduler or text encoder config. */
+  key: string;
+  /** Where the given value comes from: the request's own settings, or its config source. */
+  from: 'setting' | 'source';
+  checkpoint: unknown;
+  given: unknown;
+}
+
+export type TrainRequestProblem = 'checkpoint-exists' | 'no-source' | 'no-data' | 'differs';
+
+/** A request that cannot be run as asked (a usage mistake rather than a failure). */
+export class TrainRequestError extends Error {
+  override name = 'TrainRequestError';
+  constructor(
+    readonly problem: TrainRequestProblem,
+    message: string,
+    /** For 'differs': every setting that differs. */
+    readonly differences: readonly SettingDifference[] = [],
+    /** For 'checkpoint-exists': the checkpoint's step. */
+    readonly checkpointStep: number | null = null,
+  ) {
+    super(message);
+  }
+}
 
 /** The checkpoint in `outDir` and its state, or null when there is none. */
 export interface Resumable<St> {

@@ -25,6 +25,7 @@ import {
   TrainConfigError,
   type TrainConfigSource,
 } from './config.js';
+import { resumedSettings, type SettingDifference, TrainRequestError } from './resume.js';
 import {
   type BaseWeights,
   datasetShapeFor,
@@ -68,33 +69,6 @@ export interface TrainRequest {
   onMessage?: (line: string) => void;
   /** Progress of encoding the images into latents. */
   onEncodeProgress?: (p: EncodeProgress) => void;
-}
-
-/** A setting the request gives that differs from the checkpoint's. */
-export interface SettingDifference {
-  /** A TrainConfig key ('lr'), or a key of its model, scheduler or text encoder config. */
-  key: string;
-  /** Where the given value comes from: the request's own settings, or its config source. */
-  from: 'setting' | 'source';
-  checkpoint: unknown;
-  given: unknown;
-}
-
-export type TrainRequestProblem = 'checkpoint-exists' | 'no-source' | 'no-data' | 'differs';
-
-/** A request that cannot be run as asked (a usage mistake rather than a failure). */
-export class TrainRequestError extends Error {
-  override name = 'TrainRequestError';
-  constructor(
-    readonly problem: TrainRequestProblem,
-    message: string,
-    /** For 'differs': every setting that differs. */
-    readonly differences: readonly SettingDifference[] = [],
-    /** For 'checkpoint-exists': the checkpoint's step. */
-    readonly checkpointStep: number | null = null,
-  ) {
-    super(message);
-  }
 }
 
 export interface TrainSetup {
@@ -421,9 +395,14 @@ export async function setUpTraining(req: TrainRequest): Promise<TrainSetup> {
     differences = resumeDifferences(stored, req, fresh);
   }
   if (differences.length > 0) refuse(differences);
-  const steps = settings.config.steps ?? fromSource.config.steps ?? stored.steps;
+  const resumed = resumedSettings(state, {
+    config: {},
+    steps: settings.config.steps ?? fromSource.config.steps,
+    run: { ...fromSource.run, ...settings.run },
+    defaultRun: defaultRunSettings,
+  });
   const latent = vae === null ? undefined : await openLatentSource(req, vae, ds, stored);
-  const trainer = new Trainer({ ...stored, steps }, ds, await loadResumedLoraBase(state), latent);
+  const trainer = new Trainer(resumed.config, ds, await loadResumedLoraBase(state), latent);
   try {
     await trainer.loadCheckpoint(existing, state);
   } catch (e) {
@@ -432,8 +411,8 @@ export async function setUpTraining(req: TrainRequest): Promise<TrainSetup> {
   }
   return {
     trainer,
-    run: { ...defaultRunSettings, ...state.run, ...fromSource.run, ...settings.run },
+    run: resumed.run,
     resumed: { dir: existing, state },
-    stepsChanged: steps !== stored.steps ? { from: stored.steps, to: steps } : null,
+    stepsChanged: resumed.stepsChanged,
   };
 }
