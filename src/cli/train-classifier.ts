@@ -27,6 +27,8 @@ import { type Args, type CommandSpec, UsageError } from './args.js';
 import { defineCommand, message, selectBackend } from './common.js';
 import {
   asUsage,
+  channelsOption,
+  IMAGE_OPTIONS,
   type KeyedOption,
   keyedValues,
   loadData,
@@ -139,8 +141,7 @@ export const trainClassifierSpec: CommandSpec = {
       arg: 'C,..',
       help: 'channels of the levels (block_out_channels; default 32,64,64)',
     },
-    { name: 'image-size', kind: 'int', arg: 'S', help: 'resize images to S×S' },
-    { name: 'channels', kind: 'int', arg: 'C', help: '1 or 3' },
+    ...IMAGE_OPTIONS,
     {
       name: 'eval-t',
       kind: 'string',
@@ -241,10 +242,7 @@ async function configFromOptions(
   }
   const sched = from === undefined ? null : await scheduleFrom(from);
   if (sched?.note) notes.push(sched.note);
-  const channels = args.num('channels') ?? sched?.channels;
-  if (channels !== undefined && channels !== 1 && channels !== 3) {
-    throw new UsageError(`--channels must be 1 or 3, got ${channels}`);
-  }
+  const channels = channelsOption(args, sched?.channels);
   const cfgPath = args.str('config');
   const model = cfgPath === undefined ? {} : readJsonOption(cfgPath, '--config');
   const widths = args.str('widths');

@@ -93,6 +93,21 @@ export function trainOptions<K extends string>(
 /** The keys of the run settings (they may change on resume). */
 export const RUN_KEYS: readonly string[] = ['saveEvery', 'evalEvery', 'logEvery'];
 
+/** --image-size and --channels of the images loaded. */
+export const IMAGE_OPTIONS: readonly OptionSpec[] = [
+  { name: 'image-size', kind: 'int', arg: 'S', help: 'resize images to S×S' },
+  { name: 'channels', kind: 'int', arg: 'C', help: '1 or 3' },
+];
+
+/** --channels (else `fallback`): 1 or 3. */
+export function channelsOption(args: Args, fallback?: 1 | 3): 1 | 3 | undefined {
+  const channels = args.num('channels') ?? fallback;
+  if (channels !== undefined && channels !== 1 && channels !== 3) {
+    throw new UsageError(`--channels must be 1 or 3, got ${channels}`);
+  }
+  return channels;
+}
+
 /** The help note of a command whose runs resume bit for bit. */
 export const RESUME_NOTE =
   'With --resume the settings come from the checkpoint; options that would change them are\n' +

@@ -30,6 +30,8 @@ import { imageQuality } from './eval-recon.js';
 import { loadConfigSource, loadPreset } from './presets.js';
 import {
   asUsage,
+  channelsOption,
+  IMAGE_OPTIONS,
   type KeyedOption,
   keyedValues,
   loadData,
@@ -190,8 +192,7 @@ export const trainVaeSpec: CommandSpec = {
       arg: 'D',
       help: 'mnist, fashion-mnist, emoji, or a folder of PNG/JPEG images',
     },
-    { name: 'image-size', kind: 'int', arg: 'S', help: 'resize images to S×S' },
-    { name: 'channels', kind: 'int', arg: 'C', help: '1 or 3' },
+    ...IMAGE_OPTIONS,
     {
       name: 'preset',
       kind: 'string',
@@ -278,10 +279,7 @@ function configFromOptions(
 ): { config: VaeTrainConfig; data: Dataset } {
   const data = args.str('data');
   if (data === undefined) throw new UsageError('--data is required');
-  const channels = args.num('channels');
-  if (channels !== undefined && channels !== 1 && channels !== 3) {
-    throw new UsageError(`--channels must be 1 or 3, got ${channels}`);
-  }
+  const channels = channelsOption(args);
   const src = configSource(args);
   const train: Record<string, unknown> = { ...src.train, ...flags, data };
   const kind = args.str('kind');

@@ -9,6 +9,7 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
+import type { DataLoader, Dataset } from '../../data/index.js';
 import type { Backend, Tensor } from '../../engine/index.js';
 import {
   AdamW,
@@ -127,6 +128,36 @@ export function dataPosition(
     stepsPerEpoch,
     epoch: Math.floor(step / stepsPerEpoch),
     position: (step % stepsPerEpoch) * batchSize,
+  };
+}
+
+/** The data record of a trainer on an image dataset split into training and held-out images. */
+export interface SplitDataState {
+  name: string;
+  length: number;
+  trainLength: number;
+  heldOutLength: number;
+  stepsPerEpoch: number;
+  epoch: number;
+  /** Index of the next training image within the epoch's order. */
+  position: number;
+}
+
+/** The data record of a trainer on a split image dataset after `step` steps. */
+export function splitDataState(t: {
+  readonly dataset: Dataset;
+  readonly trainSet: Dataset;
+  readonly heldOutSet: Dataset | null;
+  readonly loader: DataLoader;
+  readonly step: number;
+  readonly config: { readonly batchSize: number };
+}): SplitDataState {
+  return {
+    name: t.dataset.name,
+    length: t.dataset.length,
+    trainLength: t.trainSet.length,
+    heldOutLength: t.heldOutSet?.length ?? 0,
+    ...dataPosition(t.step, t.loader.stepsPerEpoch, t.config.batchSize),
   };
 }
 

@@ -58,7 +58,6 @@ import {
 } from './checkpoint.js';
 import {
   createOptimizer,
-  dataPosition,
   finiteWeights,
   loadOptimizerState,
   modelFolderFiles,
@@ -68,6 +67,8 @@ import {
   runInfo,
   type RunRecord,
   runState,
+  type SplitDataState,
+  splitDataState,
 } from './checkpoint-parts.js';
 import {
   CLASSIFIER_DIR,
@@ -265,15 +266,7 @@ export interface ClassifierTrainerState {
   step: number;
   config: ClassifierTrainConfig;
   rng: { generator: 'philox4x32-10'; seed: number; nextStep: number };
-  data: {
-    name: string;
-    length: number;
-    trainLength: number;
-    heldOutLength: number;
-    stepsPerEpoch: number;
-    epoch: number;
-    position: number;
-  };
+  data: SplitDataState;
   heldOut: HeldOutResult | null;
   elapsedSeconds: number;
   backend: string;
@@ -543,13 +536,7 @@ export class ClassifierTrainer {
       step: this.step,
       config: this.config,
       rng: rngState(this.config.seed, this.step),
-      data: {
-        name: this.dataset.name,
-        length: this.dataset.length,
-        trainLength: this.trainSet.length,
-        heldOutLength: this.heldOutSet?.length ?? 0,
-        ...dataPosition(this.step, this.loader.stepsPerEpoch, this.config.batchSize),
-      },
+      data: splitDataState(this),
       heldOut: this.heldOut,
       elapsedSeconds: meta.elapsedSeconds ?? this.elapsedBefore,
       backend: this.model.convIn.weight.backend.name,

@@ -84,36 +84,7 @@ export interface LoopProgress<S> {
   elapsedSeconds: number;
 }
 
-export interface LoopOptions<S extends LoopStepStats, E, R extends LoopSettings> {
-  outDir: string;
-  settings: R;
-  /** Stop with a checkpoint once this step is done, keeping the schedule of `config.steps`. */
-  stopAt?: number;
-  /** Stops after the current step, with a checkpoint. */
-  signal?: AbortSignal;
-  trainArgs?: string[];
-  command?: string;
-  /** How checkpoints are written (tests simulate a crash in the middle of a save). */
-  checkpoint?: WriteCheckpointOptions;
-  /** The values of a step that a metrics line averages over its window, by key (`loss` first). */
-  averaged: (stats: S) => Record<string, number>;
-  /** Values of the step a metrics line ends with, after the averages (e.g. codebook usage). */
-  logged?: (stats: S) => Record<string, unknown>;
-  /** What a held-out measurement's metrics line holds besides the step (default `heldout: r`). */
-  heldOutLine?: (r: E) => Record<string, unknown>;
-  /** Called after each step, before anything is logged or saved (tests inject faults here). */
-  afterStep?: (stats: S) => void;
-  /**
-   * Work of each step after its metrics line and before its checkpoint (the diffusion run's
-   * sample grids); a NonFiniteError it throws names the checkpoint kept, as a step's does.
-   */
-  everyStep?: (step: number) => Promise<void>;
-  onProgress?: (p: LoopProgress<S>) => void;
-  onEval?: (r: E) => void;
-  onCheckpoint?: (c: { step: number; dir: string; seconds: number }) => void;
-}
-
-/** A run function's options: the loop's, with the trainer's own progress report. */
+/** A run function's options (the loop's, with the trainer's own progress report). */
 export interface TrainerRunOptions<P, E, R> {
   outDir: string;
   settings?: Partial<R>;
@@ -128,6 +99,28 @@ export interface TrainerRunOptions<P, E, R> {
   onProgress?: (p: P) => void;
   onEval?: (r: E) => void;
   onCheckpoint?: (c: { step: number; dir: string; seconds: number }) => void;
+}
+
+export interface LoopOptions<S extends LoopStepStats, E, R extends LoopSettings> extends Omit<
+  TrainerRunOptions<LoopProgress<S>, E, R>,
+  'settings'
+> {
+  settings: R;
+  /** How checkpoints are written (tests simulate a crash in the middle of a save). */
+  checkpoint?: WriteCheckpointOptions;
+  /** The values of a step that a metrics line averages over its window, by key (`loss` first). */
+  averaged: (stats: S) => Record<string, number>;
+  /** Values of the step a metrics line gives after the averages (e.g. codebook usage). */
+  logged?: (stats: S) => Record<string, unknown>;
+  /** What a held-out measurement's metrics line holds besides the step (default `heldout: r`). */
+  heldOutLine?: (r: E) => Record<string, unknown>;
+  /** Called after each step, before anything is logged or saved (tests inject faults here). */
+  afterStep?: (stats: S) => void;
+  /**
+   * Work of each step after its metrics line and before its checkpoint (the diffusion run's
+   * sample grids); a NonFiniteError it throws names the checkpoint kept, as a step's does.
+   */
+  everyStep?: (step: number) => Promise<void>;
 }
 
 /** A run function's progress report: the step's stats with the run's figures. */

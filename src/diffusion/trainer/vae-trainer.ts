@@ -74,7 +74,6 @@ import {
 } from './checkpoint.js';
 import {
   createOptimizer,
-  dataPosition,
   finiteWeights,
   loadOptimizerState,
   modelFolderFiles,
@@ -83,6 +82,8 @@ import {
   rngState,
   runInfo,
   runState,
+  type SplitDataState,
+  splitDataState,
 } from './checkpoint-parts.js';
 import { TrainConfigError } from './config.js';
 import type { LoopCheckpointMeta } from './run-loop.js';
@@ -191,15 +192,7 @@ export interface VaeTrainerState {
   step: number;
   config: VaeTrainConfig;
   rng: { generator: 'philox4x32-10'; seed: number; nextStep: number };
-  data: {
-    name: string;
-    length: number;
-    trainLength: number;
-    heldOutLength: number;
-    stepsPerEpoch: number;
-    epoch: number;
-    position: number;
-  };
+  data: SplitDataState;
   heldOut: VaeHeldOut | null;
   scalingFactor: number;
   elapsedSeconds: number;
@@ -531,13 +524,7 @@ export class VaeTrainer {
       step: this.step,
       config: this.config,
       rng: rngState(this.config.seed, this.step),
-      data: {
-        name: this.dataset.name,
-        length: this.dataset.length,
-        trainLength: this.trainSet.length,
-        heldOutLength: this.heldOutSet?.length ?? 0,
-        ...dataPosition(this.step, this.loader.stepsPerEpoch, this.config.batchSize),
-      },
+      data: splitDataState(this),
       heldOut: this.heldOut,
       scalingFactor,
       elapsedSeconds: meta.elapsedSeconds ?? this.elapsedBefore,
