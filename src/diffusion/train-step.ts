@@ -30,6 +30,22 @@ export class NonFiniteError extends Error {
   }
 }
 
+/**
+ * Throws a NonFiniteError for the first of a step's values (by name, in order; null: not
+ * measured) that is NaN or infinite, after `drop` (which drops the step's gradients, so that no
+ * update follows from them).
+ */
+export function throwIfNonFinite(
+  step: number,
+  values: Readonly<Record<string, number | null>>,
+  drop: () => void,
+): void {
+  const bad = Object.entries(values).find(([, v]) => v !== null && !Number.isFinite(v));
+  if (bad === undefined) return;
+  drop();
+  throw new NonFiniteError(step, bad[0], bad[1]!);
+}
+
 /** The timesteps of step s's batch of B: t_b = ⌊u_b T⌋, u from stream (seed, 'timesteps', s). */
 export function trainingTimesteps(seed: number, step: number, batch: number, T: number): number[] {
   const u = rand([batch], {
@@ -124,11 +140,9 @@ export async function denoiserTrainStep(
   scalars.dispose();
   const loss = read[0]!;
   const gradNorm = maxGradNorm === null ? null : read[1]!;
-  if (!Number.isFinite(loss) || (gradNorm !== null && !Number.isFinite(gradNorm))) {
-    optimizer.zeroGrad();
-    if (!Number.isFinite(loss)) throw new NonFiniteError(o.step, 'the loss', loss);
-    throw new NonFiniteError(o.step, 'the gradient norm', gradNorm!);
-  }
+  throwIfNonFinite(o.step, { 'the loss': loss, 'the gradient norm': gradNorm }, () =>
+    optimizer.zeroGrad(),
+  );
   optimizer.step();
   optimizer.zeroGrad();
   return { loss, gradNorm };

@@ -78,7 +78,7 @@ import {
 } from './classifier-config.js';
 import { TrainConfigError } from './config.js';
 import { dropoutOffset, streamSeed } from './streams.js';
-import { NonFiniteError } from './trainer.js';
+import { throwIfNonFinite } from '../train-step.js';
 
 /**
  * Splits a labelled dataset into training and held-out indices (each ascending): of the n_c
@@ -436,11 +436,9 @@ export class ClassifierTrainer {
     out.loss.dispose();
     out.logits.dispose();
     out.gradNorm?.dispose();
-    if (!Number.isFinite(loss) || (gradNorm !== null && !Number.isFinite(gradNorm))) {
-      this.model.zeroGrad();
-      if (!Number.isFinite(loss)) throw new NonFiniteError(s, 'the loss', loss);
-      throw new NonFiniteError(s, 'the gradient norm', gradNorm!);
-    }
+    throwIfNonFinite(s, { 'the loss': loss, 'the gradient norm': gradNorm }, () =>
+      this.model.zeroGrad(),
+    );
     this.optimizer.step();
     this.optimizer.zeroGrad();
     this.step = s + 1;

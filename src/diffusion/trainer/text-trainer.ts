@@ -80,7 +80,7 @@ import {
 import { type OptimizerConfig, TrainConfigError } from './config.js';
 import type { LoopSettings } from './run-loop.js';
 import { dropoutOffset, streamSeed } from './streams.js';
-import { NonFiniteError } from './trainer.js';
+import { throwIfNonFinite } from '../train-step.js';
 
 export type TextObjective = 'diffusion-lm' | 'causal-lm';
 
@@ -372,11 +372,9 @@ export class TextTrainer {
     const gradNorm = out.gradNorm === null ? null : (await out.gradNorm.data())[0]!;
     out.loss.dispose();
     out.gradNorm?.dispose();
-    if (!Number.isFinite(loss) || (gradNorm !== null && !Number.isFinite(gradNorm))) {
-      this.model.zeroGrad();
-      if (!Number.isFinite(loss)) throw new NonFiniteError(s, 'the loss', loss);
-      throw new NonFiniteError(s, 'the gradient norm', gradNorm!);
-    }
+    throwIfNonFinite(s, { 'the loss': loss, 'the gradient norm': gradNorm }, () =>
+      this.model.zeroGrad(),
+    );
     this.optimizer.step();
     this.optimizer.zeroGrad();
     this.ema?.step(this.model);

@@ -151,7 +151,12 @@ import type { LatentCache } from '../latent/cache.js';
 import { decodeLatents, type LatentSpec } from '../latent/vae.js';
 import { LATENT_VAE_DIR, type LoadedVae } from '../latent/vae-fs.js';
 import { microBatchRanges, Replica, replicaCount } from './replica.js';
-import { microBatchLoss, NonFiniteError, trainingTimesteps } from '../train-step.js';
+import {
+  throwIfNonFinite,
+  microBatchLoss,
+  NonFiniteError,
+  trainingTimesteps,
+} from '../train-step.js';
 
 /** A float32 image tensor's values and shape, as a replica job carries them. */
 function hostImage(x: Tensor): { data: Float32Array; shape: number[] } {
@@ -924,11 +929,9 @@ export class Trainer {
     const gradNorm = out.gradNorm === null ? null : read[out.losses.length]!;
     for (const l of out.losses) l.dispose();
     out.gradNorm?.dispose();
-    if (!Number.isFinite(loss) || (gradNorm !== null && !Number.isFinite(gradNorm))) {
-      this.optimizer.zeroGrad();
-      if (!Number.isFinite(loss)) throw new NonFiniteError(s, 'the loss', loss);
-      throw new NonFiniteError(s, 'the gradient norm', gradNorm!);
-    }
+    throwIfNonFinite(s, { 'the loss': loss, 'the gradient norm': gradNorm }, () =>
+      this.optimizer.zeroGrad(),
+    );
     this.optimizer.step();
     this.optimizer.zeroGrad();
     for (const c of this.#components) c.ema?.step(c.module);

@@ -88,7 +88,7 @@ import {
 import { TrainConfigError } from './config.js';
 import type { LoopCheckpointMeta } from './run-loop.js';
 import { streamSeed } from './streams.js';
-import { NonFiniteError } from './trainer.js';
+import { throwIfNonFinite, NonFiniteError } from '../train-step.js';
 import {
   AUTOENCODER_CLASS,
   CODEBOOK_EMA_FILE,
@@ -354,20 +354,17 @@ export class VaeTrainer {
     const gLoss = adversarial ? read[3]! : null;
     const dLoss = adversarial ? read[4]! : null;
     const gradNorm = clip === null ? null : read[read.length - 1]!;
-    const bad: [string, number] | null = !Number.isFinite(loss)
-      ? ['the loss', loss]
-      : gradNorm !== null && !Number.isFinite(gradNorm)
-        ? ['the gradient norm', gradNorm]
-        : dLoss !== null && !Number.isFinite(dLoss)
-          ? ["the discriminator's loss", dLoss]
-          : null;
-    if (bad !== null) {
+    const measured = {
+      'the loss': loss,
+      'the gradient norm': gradNorm,
+      "the discriminator's loss": dLoss,
+    };
+    throwIfNonFinite(s, measured, () => {
       out.indices?.dispose();
       out.latents?.dispose();
       this.model.zeroGrad();
       D?.zeroGrad();
-      throw new NonFiniteError(s, bad[0], bad[1]);
-    }
+    });
     this.optimizer.step();
     this.optimizer.zeroGrad();
     if (adversarial) {
