@@ -4,11 +4,11 @@
  * seconds.
  */
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, before } from 'node:test';
+import { after } from 'node:test';
 
 import { main } from '../../src/cli/main.js';
 import { encodePng } from '../../src/data/index.js';
@@ -65,18 +65,15 @@ export interface CliFixture {
 }
 
 /**
- * Registers the test file's `before` and `after` hooks: a scratch folder named from `prefix`,
- * holding tiny.json, removed after the file's tests. Paths are valid once `before` has run.
+ * A scratch folder named from `prefix`, holding tiny.json, made when called (not in a `before`
+ * hook: Node runs a file's top-level `before` hooks without waiting for one another, so a later
+ * hook could see the paths unset); an `after` hook removes it.
  */
 export function cliFixture(prefix: string): CliFixture {
-  let dir = '';
+  const dir = mkdtempSync(join(tmpdir(), prefix));
   const file = (name: string): string => join(dir, name);
-  const fx: CliFixture = { file, config: '' };
-  before(async () => {
-    dir = await mkdtemp(join(tmpdir(), prefix));
-    fx.config = file('tiny.json');
-    await writeFile(fx.config, JSON.stringify(TINY_CONFIG));
-  });
+  const fx: CliFixture = { file, config: file('tiny.json') };
+  writeFileSync(fx.config, JSON.stringify(TINY_CONFIG));
   after(async () => {
     await rm(dir, { recursive: true, force: true });
   });

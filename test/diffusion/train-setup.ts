@@ -3,10 +3,11 @@
  * text-conditioned U-Net and text encoder, and 8×8 MNIST on the CPU with a scratch folder.
  */
 import assert from 'node:assert/strict';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtempSync } from 'node:fs';
+import { readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, before } from 'node:test';
+import { after } from 'node:test';
 
 import { type Dataset, loadDataset } from '../../src/data/index.js';
 import {
@@ -73,16 +74,16 @@ export interface TrainFixture {
 }
 
 /**
- * Registers the test file's `before` and `after` hooks: the CPU backend as default, 8×8 MNIST
- * and a scratch folder named from `prefix`. The fields are set once `before` has run.
+ * The CPU backend as default, 8×8 MNIST and a scratch folder named from `prefix`, set up when
+ * called (not in a `before` hook: Node runs a file's top-level `before` hooks without waiting for
+ * one another, so a later hook could see the fields unset); an `after` hook removes the folder.
  */
 export function trainFixture(prefix: string): TrainFixture {
-  const fx: TrainFixture = { mnist8: undefined as unknown as Dataset, dir: '' };
-  before(async () => {
-    setDefaultBackend(cpuBackend());
-    fx.mnist8 = loadDataset('mnist', { size: 8 });
-    fx.dir = await mkdtemp(join(tmpdir(), prefix));
-  });
+  setDefaultBackend(cpuBackend());
+  const fx: TrainFixture = {
+    mnist8: loadDataset('mnist', { size: 8 }),
+    dir: mkdtempSync(join(tmpdir(), prefix)),
+  };
   after(async () => {
     await rm(fx.dir, { recursive: true, force: true });
   });
