@@ -29,7 +29,7 @@ import {
 import { ModelDirError, type ModelInfo, pipelineIndex } from './generate.js';
 import { loadTextConditioning } from './text-conditioning.js';
 import { checkLatentDenoiser, LatentError, type LatentDecoder } from './latent/vae.js';
-import { LATENT_VAE_DIR, loadVae, vaeDecoder } from './latent/vae-fs.js';
+import { LATENT_VAE_DIR, loadVae, sha256Hex, vaeDecoder } from './latent/vae-fs.js';
 import { TEXT_ENCODER_DIR, TOKENIZER_DIR } from './text-source.js';
 
 export * from './generate.js';
@@ -398,17 +398,24 @@ export async function savePipeline(
       ...p.schedulerConfig,
     }),
   );
+  let info = p.info;
   if (p.vae !== null) {
     await mkdir(join(out, LATENT_VAE_DIR), { recursive: true });
-    await saveModule(p.vae.vae, join(out, LATENT_VAE_DIR, WEIGHTS_NAME), {
-      dtype,
-      metadata: { format: 'pt' },
-    });
+    const vaeWeights = join(out, LATENT_VAE_DIR, WEIGHTS_NAME);
+    await saveModule(p.vae.vae, vaeWeights, { dtype, metadata: { format: 'pt' } });
     await writeTextAtomic(join(out, LATENT_VAE_DIR, CONFIG_NAME), p.vae.vae.configJson());
+    // sumi.json names the vae by the sha256 of its weights file: the one written here (f16 bytes
+    // when exported as f16), not the training run's.
+    if (info?.latent) {
+      info = {
+        ...info,
+        latent: { ...info.latent, vaeSha256: sha256Hex(await readFile(vaeWeights)) },
+      };
+    }
   }
   await writeTextAtomic(
     join(out, 'model_index.json'),
     json(pipelineIndex(p.model, p.condition, p.vae?.spec.vaeClass)),
   );
-  if (p.info !== null) await writeTextAtomic(join(out, 'sumi.json'), json(p.info));
+  if (info !== null) await writeTextAtomic(join(out, 'sumi.json'), json(info));
 }

@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 
 import { decodePng } from '../../src/data/index.js';
+import { sha256Hex } from '../../src/diffusion/index.js';
 import { TINY_LATENT_UNET, writeImageFolder, writeTinyKlVae } from '../diffusion/latent-setup.js';
 import { assertCleanError, sumiInProcess as sumi } from './run-sumi.js';
 
@@ -104,6 +105,19 @@ void describe('sumi train --vae, sumi sample of a latent model', () => {
     // A 2×2 grid of 8×8 images with 2-pixel borders.
     assert.deepEqual([png.width, png.height], [22, 22]);
     assert.ok(existsSync(file('t.gif')), 'the decoded trajectory');
+    // An f16 export names its own vae bytes in sumi.json, not the f32 file the run trained on.
+    const exported = file('exported');
+    const e = await sumi(['export', '--model', out, '--out', exported, '--dtype', 'f16']);
+    assert.equal(e.code, 0, e.stderr);
+    const info = JSON.parse(await readFile(join(exported, 'sumi.json'), 'utf8')) as {
+      latent: { vaeSha256: string };
+    };
+    const vaeBytes = await readFile(join(exported, 'vae', 'diffusion_pytorch_model.safetensors'));
+    const trained = JSON.parse(await readFile(join(out, 'checkpoint', 'sumi.json'), 'utf8')) as {
+      latent: { vaeSha256: string };
+    };
+    assert.equal(info.latent.vaeSha256, sha256Hex(vaeBytes));
+    assert.notEqual(info.latent.vaeSha256, trained.latent.vaeSha256, 'f16 bytes differ from f32');
     const other = await sumi([...base, '--resume', '--vae', file('vae-b'), '--steps', '4']);
     assertCleanError(
       other,
