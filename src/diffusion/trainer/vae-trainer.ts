@@ -533,8 +533,8 @@ export class VaeTrainer {
   /**
    * The files of a checkpoint: vae/ (config.json with the scaling factor, weights), the
    * optimizer's state, the discriminator and its optimizer (when configured), the EMA codebook's
-   * sums, sumi.json, trainer_state.json last. Throws NonFiniteError when any weight is NaN or
-   * infinite.
+   * sums, sumi.json, trainer_state.json last. Throws NonFiniteError when any weight (the
+   * discriminator's too) is NaN or infinite.
    */
   async checkpointFiles(meta: VaeCheckpointMeta = {}): Promise<CheckpointFile[]> {
     const weights = await finiteWeights(this.model.namedParameters(), this.step);
@@ -544,7 +544,8 @@ export class VaeTrainer {
       { path: OPTIMIZER_FILE, bytes: await optimizerStateBytes(this.optimizer) },
     ];
     if (this.discriminator !== null) {
-      const d = await tensorsToWrite(this.discriminator.namedParameters(), 'F32');
+      const named = this.discriminator.namedParameters();
+      const d = await finiteWeights(named, this.step, 'discriminator.');
       files.push(
         { path: DISCRIMINATOR_FILE, bytes: serializeSafetensors(d, { format: 'pt' }) },
         {
