@@ -26,7 +26,6 @@ import {
   modelTaskOf,
   repaintModelCalls,
   repaintSchedule,
-  resolveModelDir,
 } from '../diffusion/index.js';
 import { type Args, type CommandSpec, UsageError } from './args.js';
 import { defineCommand, EXIT, formatDuration, selectBackend } from './common.js';
@@ -225,14 +224,6 @@ async function inpaintCmd(args: Args): Promise<number> {
   });
   const quiet = args.flag('quiet') === true;
   const backend = await selectBackend(args.str('backend'));
-  const dir = args.str('model');
-  const layout = dir === undefined ? null : await resolveModelDir(dir);
-  if (layout !== null && layout.vaeDir !== null && modelTaskOf(layout.info) === 'inpaint') {
-    throw new EditInputError(
-      `${layout.root}: an inpainting-trained latent model (in_channels 2c + 1 of its latents) is ` +
-        'not supported; a latent model trained to generate inpaints by mask blending',
-    );
-  }
   const p = await loadEditModel(args, ['generate', 'inpaint'], { latent: true });
   const trained = modelTaskOf(p.info) === 'inpaint';
   if (args.has('paste-known') && p.vae === null) {

@@ -202,6 +202,30 @@ function checkModelTask(root: string, info: ModelInfo | null, tasks: readonly Mo
   );
 }
 
+/**
+ * A latent pipeline (vae/) loads for a caller that decodes latents (`latent`), and only as a
+ * generating model: an inpainting-trained one (in_channels 2c + 1 of the latents) is refused by
+ * name rather than by its channels.
+ */
+function checkLatentTask(layout: ModelDirLayout, latent: boolean): void {
+  if (!latent) {
+    throw new ModelTaskError(
+      `${layout.root}: a latent diffusion model (vae/): its denoiser works on latents; ` +
+        "'sumi sample', 'sumi export' and 'sumi edit' take it, this command runs on pixels",
+    );
+  }
+  const task = modelTaskOf(layout.info);
+  if (task !== 'generate') {
+    throw new ModelTaskError(
+      `${layout.root}: ${task === 'inpaint' ? 'an inpainting-trained' : 'an upscaling'} latent ` +
+        `model (vae/ and sumi.json "${task}") is not supported` +
+        (task === 'inpaint'
+          ? '; a latent model trained to generate inpaints by mask blending'
+          : ''),
+    );
+  }
+}
+
 /** Loads a model directory for sampling (see `resolveModelDir`); EMA weights when present. */
 export async function loadPipeline(
   dir: string,
@@ -223,12 +247,7 @@ export async function loadPipeline(
 ): Promise<LoadedPipeline> {
   const layout = await resolveModelDir(dir);
   checkModelTask(layout.root, layout.info, opts.tasks ?? ['generate']);
-  if (layout.vaeDir !== null && opts.latent !== true) {
-    throw new ModelTaskError(
-      `${layout.root}: a latent diffusion model (vae/): its denoiser works on latents; ` +
-        "'sumi sample' and 'sumi export' take it, this command runs on pixels",
-    );
-  }
+  if (layout.vaeDir !== null) checkLatentTask(layout, opts.latent === true);
   const choice = opts.weights ?? 'auto';
   if (choice === 'ema' && layout.emaDir === null) {
     throw new ModelDirError(
