@@ -1,7 +1,8 @@
 /**
  * The model presets under presets/<name>/config.json: each builds, its file is exactly the config
  * Sumi would write (every key, diffusers' layout), the parameter counts are pinned (ddpm-cifar10
- * against diffusers' own count), and the small ones run forward at their sample size.
+ * against diffusers' own count), the small ones run forward at their sample size, and the latent
+ * ones fit their autoencoder's latents.
  */
 import assert from 'node:assert/strict';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
@@ -9,10 +10,12 @@ import { dirname, join, resolve } from 'node:path';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 
-import { Generator, noGrad, randn } from '../../../src/engine/index.js';
+import { Generator, noGrad, randn, type Tensor } from '../../../src/engine/index.js';
 import { AutoencoderKL } from '../../../src/nn/models/autoencoder-kl.js';
 import { createModel } from '../../../src/nn/models/create.js';
 import { UNet2DModel } from '../../../src/nn/models/unet-2d.js';
+import { UNet2DConditionModel } from '../../../src/nn/models/unet-2d-condition.js';
+import { VQModel } from '../../../src/nn/models/vq-model.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const PRESETS = resolve(here, '../../../presets');
@@ -107,6 +110,35 @@ void describe('presets', () => {
       assert.equal(s / vae.downsampleFactor, unet.config.sample_size);
       assert.deepEqual(unet.forward(z, 10).shape, z.shape);
       assert.deepEqual(vae.decode(z).shape, [1, vae.config.out_channels, s, s]);
+    });
+  });
+
+  void it('vae-emoji and vq-emoji take 3x32x32 images to 4x8x8 latents and back; emoji-ldm works on them', () => {
+    const unet = createModel(read('emoji-ldm')) as UNet2DConditionModel;
+    noGrad(() => {
+      for (const name of ['vae-emoji', 'vq-emoji']) {
+        const vae = createModel(read(name), { generator: new Generator(1) });
+        const x = randn([1, 3, 32, 32], { generator: new Generator(2) });
+        let z: Tensor;
+        let back: Tensor;
+        if (vae instanceof AutoencoderKL) {
+          assert.equal(vae.config.scaling_factor, 1, `${name}: scaling_factor 1 until trained`);
+          z = vae.encode(x).mode();
+          back = vae.decode(z);
+        } else if (vae instanceof VQModel) {
+          assert.equal(vae.config.scaling_factor, 1, `${name}: scaling_factor 1 until trained`);
+          z = vae.encode(x);
+          back = vae.decode(z).sample;
+        } else {
+          assert.fail(`${name} is a ${vae.className}`);
+        }
+        assert.deepEqual(z.shape, [1, 4, 8, 8], `${name}: latents`);
+        assert.deepEqual(back.shape, [1, 3, 32, 32], `${name}: decoded`);
+        const text = randn([1, 16, unet.config.cross_attention_dim as number], {
+          generator: new Generator(3),
+        });
+        assert.deepEqual(unet.forward(z, 10, text).shape, z.shape, `emoji-ldm on ${name}`);
+      }
     });
   });
 });
