@@ -17,32 +17,16 @@ import {
 } from '../data/index.js';
 import {
   evaluateReconstruction,
-  type ImageQualityMeasure,
   imageHoldoutSplit,
   loadAutoencoder,
   readVaeTrainerState,
   type VaeTrainerState,
 } from '../diffusion/index.js';
 import { tensor } from '../engine/index.js';
-import { psnr, ssim } from '../eval/index.js';
+import { imageQuality, SSIM_WINDOW } from '../eval/index.js';
 import { type Args, CliError, type CommandSpec, UsageError } from './args.js';
 import { EXIT, selectBackend } from './common.js';
 import { COMMON_TAIL, Progress, toJson } from './eval-common.js';
-
-/** The SSIM window's side: smaller images get PSNR only. */
-const SSIM_WINDOW = 11;
-
-/** PSNR (range 2, values in [−1, 1]) and SSIM averaged over the channels of one image. */
-export const imageQuality: ImageQualityMeasure = (original, reconstruction, [c, h, w]) => {
-  const p = psnr(reconstruction, original, 2);
-  if (h < SSIM_WINDOW || w < SSIM_WINDOW) return { psnr: p, ssim: null };
-  let s = 0;
-  for (let k = 0; k < c; k++) {
-    const plane = (a: Float32Array): Float32Array => a.subarray(k * h * w, (k + 1) * h * w);
-    s += ssim(plane(reconstruction), plane(original), h, w, 2);
-  }
-  return { psnr: p, ssim: s / c };
-};
 
 export const reconSpec: CommandSpec = {
   name: 'eval recon',

@@ -9,9 +9,9 @@ import { existsSync } from 'node:fs';
 import { imageToPlanes, planesToImage, readImage, savePng } from '../data/index.js';
 import { loadAutoencoder, reconstruct } from '../diffusion/index.js';
 import { tensor } from '../engine/index.js';
+import { imageQuality } from '../eval/index.js';
 import { CliError, type CommandSpec, UsageError } from './args.js';
 import { defineCommand, EXIT, selectBackend } from './common.js';
-import { imageQuality } from './eval-recon.js';
 
 export const reconstructSpec: CommandSpec = {
   name: 'reconstruct',

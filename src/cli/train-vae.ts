@@ -24,9 +24,9 @@ import {
   type VaeTrainerState,
   VAE_DIR,
 } from '../diffusion/index.js';
+import { imageQuality } from '../eval/index.js';
 import { type Args, type CommandSpec, UsageError } from './args.js';
 import { defineCommand, message, selectBackend } from './common.js';
-import { imageQuality } from './eval-recon.js';
 import { loadConfigSource, loadPreset } from './presets.js';
 import {
   asUsage,

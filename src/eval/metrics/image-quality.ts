@@ -21,7 +21,9 @@ export function psnr(a: ArrayLike<number>, b: ArrayLike<number>, range: number):
   return 10 * Math.log10((range * range) / (se / a.length));
 }
 
-const WINDOW = 11;
+/** The SSIM window's side: smaller planes have no SSIM. */
+export const SSIM_WINDOW = 11;
+const WINDOW = SSIM_WINDOW;
 const SIGMA = 1.5;
 
 /** The 1-D Gaussian taps of the window (the 2-D window is their outer product), summing to 1. */
@@ -80,4 +82,25 @@ export function ssim(
     }
   }
   return total / count;
+}
+
+/**
+ * PSNR (range 2) and SSIM averaged over the channels of one image: planes (C, H, W) in [−1, 1];
+ * `ssim` null when the image is smaller than the SSIM window. The measure of an autoencoder's
+ * reconstructions (`evaluateReconstruction`, `sumi reconstruct`, `sumi eval recon`, the
+ * autoencoder trainer's held-out scores).
+ */
+export function imageQuality(
+  original: Float32Array,
+  reconstruction: Float32Array,
+  [c, h, w]: readonly [number, number, number],
+): { psnr: number; ssim: number | null } {
+  const p = psnr(reconstruction, original, 2);
+  if (h < WINDOW || w < WINDOW) return { psnr: p, ssim: null };
+  let s = 0;
+  for (let k = 0; k < c; k++) {
+    const plane = (a: Float32Array): Float32Array => a.subarray(k * h * w, (k + 1) * h * w);
+    s += ssim(plane(reconstruction), plane(original), h, w, 2);
+  }
+  return { psnr: p, ssim: s / c };
 }
