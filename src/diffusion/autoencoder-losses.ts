@@ -12,18 +12,8 @@
  *
  * and the straight-through estimator z_e + sg[e − z_e]: the value of e, the gradient of z_e.
  */
-import {
-  abs,
-  add,
-  exp,
-  maximum,
-  mean,
-  mul,
-  square,
-  sub,
-  sum,
-  type Tensor,
-} from '../engine/index.js';
+import { abs, add, maximum, mean, mul, square, sub, type Tensor } from '../engine/index.js';
+import type { DiagonalGaussianDistribution } from '../nn/models/index.js';
 
 export interface ReconstructionWeights {
   /** Weight of the mean absolute error. */
@@ -45,13 +35,11 @@ export function reconstructionLoss(
 }
 
 /**
- * KL(N(μ, σ²) ‖ N(0, I)) of a diagonal Gaussian posterior from its mean and log-variance
- * [B, C, H, W]: summed over the latent dimensions, averaged over the batch.
+ * KL(q(z|x) ‖ N(0, I)) of a diagonal Gaussian posterior: summed over the latent dimensions
+ * (`DiagonalGaussianDistribution.kl`), averaged over the batch.
  */
-export function klLoss(mu: Tensor, logvar: Tensor): Tensor {
-  const b = mu.shape[0]!;
-  const terms = sub(sub(add(square(mu), exp(logvar)), 1), logvar);
-  return mul(sum(terms), 0.5 / b);
+export function klLoss(posterior: DiagonalGaussianDistribution): Tensor {
+  return mean(posterior.kl());
 }
 
 /**

@@ -58,19 +58,28 @@ void describe('reconstructionLoss', () => {
 });
 
 void describe('klLoss', () => {
-  void it('is DiagonalGaussianDistribution.kl() summed over the latent and averaged over the batch', () => {
+  void it('is ½ Σ (μ² + σ² − 1 − log σ²) over the latent, averaged over the batch', () => {
     const params = f64([3, 8, 2, 2]);
-    const q = new DiagonalGaussianDistribution(params);
-    const perSample = q.kl().dataSync();
-    const want = (perSample[0]! + perSample[1]! + perSample[2]!) / 3;
-    assertClose(klLoss(q.mean, q.logvar).dataSync()[0]!, want, { rtol: 1e-12 });
+    const v = params.dataSync();
+    // params [B, 2C, H, W]: the first C channels are μ, the last C log σ² (C·H·W = 16 each)
+    let want = 0;
+    for (let b = 0; b < 3; b++) {
+      for (let i = 0; i < 16; i++) {
+        const mu = v[b * 32 + i]!;
+        const logvar = v[b * 32 + 16 + i]!;
+        want += 0.5 * (mu * mu + Math.exp(logvar) - 1 - logvar);
+      }
+    }
+    want /= 3;
+    const got = klLoss(new DiagonalGaussianDistribution(params)).dataSync()[0]!;
+    assertClose(got, want, { rtol: 1e-12 });
     // zero exactly at the prior
-    const zero = tensor(new Float64Array(8), [1, 4, 1, 2], { dtype: 'float64' });
-    assert.equal(klLoss(zero, zero).dataSync()[0], 0);
+    const prior = new DiagonalGaussianDistribution(tensor(new Float64Array(8), [1, 4, 1, 2]));
+    assert.equal(klLoss(prior).dataSync()[0], 0);
   });
 
   void it('has the gradient of its central differences in μ and log σ²', () => {
-    gradcheck((mu, logvar) => klLoss(mu, logvar), [f64([2, 3, 2, 2]), f64([2, 3, 2, 2])], {
+    gradcheck((params) => klLoss(new DiagonalGaussianDistribution(params)), [f64([2, 6, 2, 2])], {
       name: 'kl',
     });
   });

@@ -316,7 +316,7 @@ export class VaeTrainer {
           const posterior = model.encode(x);
           const z = posterior.sample(new Generator(streamSeed(cfg.seed, 'noise', s)));
           xhat = model.decode(z);
-          reg = klLoss(posterior.mean, posterior.logvar);
+          reg = klLoss(posterior);
         } else {
           const ze = model.encode(x);
           const [b, c, h, w] = ze.shape as [number, number, number, number];
