@@ -11,10 +11,10 @@ import {
   createSampler,
   ddimInvert,
   EditInputError,
-  encodeLatents,
   inversionSchedulerConfig,
   invertibleScheduler,
   type LoadedPipeline,
+  reconstruct,
   resolveSchedulerName,
   sample,
 } from '../diffusion/index.js';
@@ -131,17 +131,12 @@ function reconstructionError(a: ArrayLike<number>, b: ArrayLike<number>): string
 
 /** RMSE and PSNR of the vae's round trip D(E(x)) of `image` (the posterior mean). */
 async function vaeError(p: LoadedPipeline, image: Tensor): Promise<string> {
-  const vae = p.vae!;
-  const u = encodeLatents(vae, image);
+  const r = reconstruct(p.vae!.vae, image);
   try {
-    const back = vae.decode(u);
-    try {
-      return reconstructionError(await back.data(), await image.data());
-    } finally {
-      back.dispose();
-    }
+    return reconstructionError(await r.images.data(), await image.data());
   } finally {
-    u.dispose();
+    r.images.dispose();
+    r.indices?.dispose();
   }
 }
 
