@@ -12,10 +12,10 @@ import {
   type RunProgress,
   TrainRequestError,
 } from '../diffusion/index.js';
-import { type Args, shellQuote, UsageError } from './args.js';
+import { type Args, UsageError } from './args.js';
 import { EXIT, formatDuration, message } from './common.js';
 import { ProgressReporter } from './progress.js';
-import { interruptOnSigint, recordedArgs } from './train-options.js';
+import { interruptOnSigint, recordedArgs, recordedCommand } from './train-options.js';
 
 /** The note of a resumed run whose step count changed (a constant rate is unaffected). */
 export function stepsChangedNote(
@@ -240,7 +240,7 @@ export async function runTrainCommand<
           stopAt: plan.stopAt,
           signal: interrupt.signal,
           trainArgs: plan.trainArgs,
-          command: ['sumi', o.command, ...plan.trainArgs].map(shellQuote).join(' '),
+          command: recordedCommand(o.command, plan.trainArgs),
           onProgress: quiet
             ? undefined
             : (p) => progress.update({ ...p, emaDecay: p.emaDecay ?? null }, end),

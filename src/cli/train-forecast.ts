@@ -9,8 +9,9 @@ import {
   type ForecastTrainConfig,
   trainForecaster,
 } from '../diffusion/forecast-trainer.js';
-import { type Args, CliError, type CommandSpec, shellQuote, UsageError } from './args.js';
+import { type Args, CliError, type CommandSpec, UsageError } from './args.js';
 import { BACKEND_HELP, defineCommand, EXIT, formatDuration, selectBackend } from './common.js';
+import { recordedCommand } from './train-options.js';
 
 /** The options that read a series, shared with `sumi forecast`. */
 export const SERIES_OPTIONS: CommandSpec['options'] = [
@@ -200,7 +201,7 @@ async function trainForecast(args: Args): Promise<number> {
   );
   try {
     const r = await trainForecaster(s, config, out, {
-      command: ['sumi', 'train', ...args.parsed.argv].map(shellQuote).join(' '),
+      command: recordedCommand('train', args.parsed.argv),
       onStep: ({ step, loss }) => {
         if (step % 50 === 0 || step === config.steps) {
           const t = (performance.now() - started) / 1000;

@@ -11,7 +11,7 @@ import { readFileSync } from 'node:fs';
 import type { Dataset } from '../data/index.js';
 import { loadTrainingData } from '../diffusion/index.js';
 import type { Args, OptionSpec } from './args.js';
-import { UsageError } from './args.js';
+import { shellQuote, UsageError } from './args.js';
 import { BACKEND_HELP, EXIT, message } from './common.js';
 
 /** An option that sets a config or run-settings key directly (0 means "off" for nullable ones). */
@@ -218,6 +218,11 @@ export function recordedArgs(argv: readonly string[], steps: number): string[] {
     out.push(a);
   }
   return [...out, '--steps', String(steps)];
+}
+
+/** The command line a checkpoint records: `sumi <command> <trainArgs>`, shell-quoted. */
+export function recordedCommand(command: string, trainArgs: readonly string[]): string {
+  return ['sumi', command, ...trainArgs].map(shellQuote).join(' ');
 }
 
 /** argv without the given options and their values (options that do not change the training). */

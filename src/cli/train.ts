@@ -29,7 +29,6 @@ import {
   resolveModelDir,
   resolveSchedulerName,
   type Trainer,
-  trainCommand as trainCommandLine,
 } from '../diffusion/index.js';
 import { WEIGHTS_NAME, writeTextAtomic } from '../nn/models/index.js';
 import { type Args, type CommandSpec, UsageError } from './args.js';
@@ -46,6 +45,7 @@ import {
   keyedValue,
   QUIET_OPTION,
   recordedArgs,
+  recordedCommand,
   RESUME_OPTION,
   STOP_AT_OPTION,
   trainOptions,
@@ -692,6 +692,7 @@ async function train(args: Args, argv: readonly string[]): Promise<number> {
       (trainer.varianceType === 'learned_range' ? ', learned variance (L_hybrid)' : ''),
   );
 
+  const command = recordedCommand('train', trainArgs);
   const interrupt = interruptOnSigint(say);
   let pending: Promise<void> = Promise.resolve();
   const t0 = performance.now();
@@ -702,12 +703,13 @@ async function train(args: Args, argv: readonly string[]): Promise<number> {
       stopAt,
       signal: interrupt.signal,
       trainArgs,
+      command,
       onProgress: quiet ? undefined : (p) => progress.update(p, stopAt ?? cfg.steps),
       onCheckpoint: (c) => {
         say(`checkpoint: step ${c.step} -> ${c.dir} (${c.seconds.toFixed(2)}s)`);
         if (trainer.lora !== null) {
           const { dir, step } = c;
-          pending = pending.then(() => exportLora(trainer, { dir, step }, out, trainArgs));
+          pending = pending.then(() => exportLora(trainer, { dir, step }, out, command));
         }
         if (trainer.controlnet !== null) {
           const { dir } = c;
@@ -782,7 +784,7 @@ async function exportLora(
   trainer: Trainer,
   checkpoint: { dir: string; step: number },
   out: string,
-  trainArgs: readonly string[],
+  command: string,
 ): Promise<void> {
   const l = trainer.config.lora!;
   const base = trainer.baseWeights!;
@@ -801,7 +803,7 @@ async function exportLora(
     weights: trainer.ema !== null ? 'ema' : 'model',
     step: checkpoint.step,
     data: trainer.config.data,
-    command: trainCommandLine(trainArgs),
+    command,
   };
   const tmp = `.tmp-${process.pid}`;
   const file = join(out, LORA_WEIGHTS_NAME);

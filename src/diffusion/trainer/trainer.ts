@@ -137,6 +137,8 @@ import {
   optimizerStateBytes,
   readStateFile,
   rngState,
+  runInfo,
+  type RunRecord,
   runState,
 } from './checkpoint-parts.js';
 import {
@@ -227,18 +229,7 @@ export interface LatentSource {
 }
 
 /** What a checkpoint records besides the training state proper. */
-export interface CheckpointMeta {
-  trainArgs?: string[];
-  elapsedSeconds?: number;
-  run?: RunSettings;
-}
-
-/** `sumi train a b` as one shell-quoted line. */
-export function trainCommand(trainArgs: readonly string[]): string {
-  const q = (a: string): string =>
-    /^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`;
-  return ['sumi', 'train', ...trainArgs].map(q).join(' ');
-}
+export type CheckpointMeta = RunRecord<RunSettings>;
 
 /** Inputs of `resolveTrainConfig`: a config source with overrides merged into `train`. */
 export interface TrainConfigInput {
@@ -1123,8 +1114,8 @@ export class Trainer {
     );
   }
 
-  /** What `sumi.json` says about the model. */
-  modelInfo(trainArgs?: readonly string[]): ModelInfo {
+  /** What `sumi.json` says about the model (with the command and arguments that trained it). */
+  modelInfo(meta: Pick<CheckpointMeta, 'command' | 'trainArgs'> = {}): ModelInfo {
     return {
       format: 'sumi-model',
       version: 1,
@@ -1140,9 +1131,7 @@ export class Trainer {
       ...(this.config.latent ? { latent: this.config.latent } : {}),
       data: this.config.data,
       step: this.step,
-      ...(trainArgs !== undefined
-        ? { command: trainCommand(trainArgs), trainArgs: [...trainArgs] }
-        : {}),
+      ...runInfo({ command: meta.command, trainArgs: meta.trainArgs }),
     };
   }
 
@@ -1181,7 +1170,7 @@ export class Trainer {
           path: MODEL_INDEX,
           bytes: jsonBytes(pipelineIndex(this.model, this.condition, vaeClass)),
         },
-        { path: SUMI_INFO, bytes: jsonBytes(this.modelInfo(meta.trainArgs)) },
+        { path: SUMI_INFO, bytes: jsonBytes(this.modelInfo(meta)) },
       );
     } else if (this.lora !== null) {
       files.push({ path: LORA_WEIGHTS_NAME, bytes: await this.loraFileBytes() });
