@@ -292,6 +292,17 @@ export function resolveTrainConfig(
   const schedulerIn = { ...input.scheduler };
   delete schedulerIn._class_name;
   delete schedulerIn._diffusers_version;
+  // Latents are not in [−1, 1]: clip_sample (true by default, for pixels) would clip most of a
+  // latent x̂_0 in the DDPM and DDIM steps. A latent run samples without it, as Stable
+  // Diffusion's schedulers do; asking for it is refused rather than quietly dropped.
+  if (vae !== undefined) {
+    if (schedulerIn.clip_sample === true) {
+      throw new TrainConfigError(
+        'clip_sample clips x̂_0 to the pixel range [−1, 1]; latents are not in it: a latent run needs clip_sample false',
+      );
+    }
+    schedulerIn.clip_sample = false;
+  }
   const ddpm = createScheduler('DDPMScheduler', schedulerIn);
   const { _class_name, ...rest } = ddpm.toDiffusersConfig();
   const scheduler: Record<string, unknown> = {
