@@ -146,6 +146,15 @@ export function defineCommand(spec: CommandSpec, body: (args: Args) => Promise<n
 export const BACKEND_HELP =
   'cpu, webgpu, or auto (webgpu when an adapter exists, else cpu); also SUMI_BACKEND';
 
+/** --backend B, which selectBackend reads. */
+export const BACKEND_OPTION: OptionSpec = {
+  name: 'backend',
+  kind: 'string',
+  arg: 'B',
+  help: BACKEND_HELP,
+  default: 'cpu',
+};
+
 /** How to get a WebGPU adapter on a machine without one (Dawn runs on Vulkan on Linux). */
 export const WEBGPU_HINT =
   'install a Vulkan driver: sudo bash ../shared/tools/install-vulkan-cpu.sh (Mesa lavapipe, runs ' +

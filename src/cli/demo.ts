@@ -7,7 +7,7 @@ import { join } from 'node:path';
 
 import type { ModelInfo } from '../diffusion/index.js';
 import { type Args, CliError, type CommandSpec } from './args.js';
-import { BACKEND_HELP, defineCommand, EXIT, REPO_ROOT, SEED_OPTION } from './common.js';
+import { BACKEND_OPTION, defineCommand, EXIT, REPO_ROOT, SEED_OPTION } from './common.js';
 import { sampleCommand } from './sample.js';
 import { trainCommand } from './train.js';
 
@@ -69,7 +69,7 @@ export const demoSpec: CommandSpec = {
       help: 'where --train writes its run (resumed if interrupted)',
       default: 'out/mnist-small',
     },
-    { name: 'backend', kind: 'string', arg: 'B', help: BACKEND_HELP, default: 'cpu' },
+    BACKEND_OPTION,
   ],
   notes: [
     '--train runs `sumi train <recorded arguments> --out <train-out> --resume`, then samples from it.',

@@ -32,7 +32,7 @@ import { type Tensor, tensor } from '../engine/index.js';
 import { writeFileAtomic } from '../nn/models/index.js';
 import { type Args, CliError, type OptionSpec, UsageError } from './args.js';
 import {
-  BACKEND_HELP,
+  BACKEND_OPTION,
   ETA_OPTION,
   EXIT,
   formatDuration,
@@ -96,7 +96,7 @@ export const TAIL_OPTIONS: readonly OptionSpec[] = [
     help: 'auto (EMA when the checkpoint has it), ema, or model',
     default: 'auto',
   },
-  { name: 'backend', kind: 'string', arg: 'B', help: BACKEND_HELP, default: 'cpu' },
+  BACKEND_OPTION,
   { name: 'quiet', kind: 'flag', help: 'print nothing but errors' },
 ];
 

@@ -33,7 +33,7 @@ import {
 } from '../eval/index.js';
 import { type Args, CliError, type OptionSpec, UsageError } from './args.js';
 import {
-  BACKEND_HELP,
+  BACKEND_OPTION,
   ETA_OPTION,
   formatDuration,
   KARRAS_OPTION,
@@ -137,7 +137,7 @@ export function samplingOptions(opts: { sampler: boolean; lists: boolean }): Opt
 }
 
 export const COMMON_TAIL: readonly OptionSpec[] = [
-  { name: 'backend', kind: 'string', arg: 'B', help: BACKEND_HELP, default: 'cpu' },
+  BACKEND_OPTION,
   { name: 'json', kind: 'flag', help: 'print the results as JSON' },
   { name: 'quiet', kind: 'flag', help: 'no progress on stderr' },
 ];

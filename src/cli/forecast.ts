@@ -14,7 +14,7 @@ import { fanChartImage, fanChartSvg, type FanChartData } from '../eval/fan-chart
 import { evaluateForecaster } from '../eval/forecast-eval.js';
 import { sortedQuantile } from '../eval/metrics/forecast.js';
 import { type Args, CliError, type CommandSpec, UsageError } from './args.js';
-import { BACKEND_HELP, defineCommand, EXIT, samplerOption, selectBackend } from './common.js';
+import { BACKEND_OPTION, defineCommand, EXIT, samplerOption, selectBackend } from './common.js';
 import { seriesFromArgs, SERIES_OPTIONS } from './train-forecast.js';
 
 /** The quantile levels of the CSV and the chart. */
@@ -67,7 +67,7 @@ export const forecastSpec: CommandSpec = {
       help: 'with --evaluate: training steps of the Gaussian MLP baseline',
       default: '1500',
     },
-    { name: 'backend', kind: 'string', arg: 'B', help: BACKEND_HELP },
+    BACKEND_OPTION,
   ],
 };
 

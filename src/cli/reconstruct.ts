@@ -11,7 +11,7 @@ import { loadAutoencoder, reconstruct } from '../diffusion/index.js';
 import { tensor } from '../engine/index.js';
 import { imageQuality } from '../eval/index.js';
 import { CliError, type CommandSpec, UsageError } from './args.js';
-import { defineCommand, EXIT, selectBackend } from './common.js';
+import { BACKEND_OPTION, defineCommand, EXIT, selectBackend } from './common.js';
 
 export const reconstructSpec: CommandSpec = {
   name: 'reconstruct',
@@ -27,7 +27,7 @@ export const reconstructSpec: CommandSpec = {
     { name: 'in', kind: 'string', arg: 'IMAGE', help: 'a PNG or JPEG of the autoencoder’s size' },
     { name: 'out', kind: 'string', arg: 'PNG', help: 'where the reconstruction goes' },
     { name: 'force', kind: 'flag', help: 'overwrite --out if it exists' },
-    { name: 'backend', kind: 'string', arg: 'B', help: 'cpu, webgpu or auto', default: 'cpu' },
+    BACKEND_OPTION,
   ],
 };
 

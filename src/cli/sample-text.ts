@@ -19,7 +19,7 @@ import { textSampleMetrics } from '../eval/index.js';
 import { CLIPTextModel, DiffusionLMModel } from '../nn/models/index.js';
 import { type Args, CliError, type CommandSpec, UsageError } from './args.js';
 import {
-  BACKEND_HELP,
+  BACKEND_OPTION,
   defineCommand,
   ETA_OPTION,
   EXIT,
@@ -72,7 +72,7 @@ export const sampleTextSpec: CommandSpec = {
     },
     { name: 'out', kind: 'string', arg: 'FILE', help: 'write the sentences, one a line' },
     { name: 'metrics', kind: 'string', arg: 'FILE', help: 'write the metrics as JSON (with --lm)' },
-    { name: 'backend', kind: 'string', arg: 'B', help: BACKEND_HELP, default: 'cpu' },
+    BACKEND_OPTION,
     { name: 'quiet', kind: 'flag', help: 'print nothing but the sentences' },
   ],
   notes: [

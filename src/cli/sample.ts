@@ -29,7 +29,7 @@ import { gridFromValues, type RawImage, savePng, saveGif } from '../data/index.j
 import { checkEmptyOrAbsent, SampleFolderWriter } from '../eval/index.js';
 import { type Args, CliError, type CommandSpec, UsageError } from './args.js';
 import {
-  BACKEND_HELP,
+  BACKEND_OPTION,
   defineCommand,
   ETA_OPTION,
   EXIT,
@@ -155,7 +155,7 @@ export const sampleSpec: CommandSpec = {
     },
     LORA_OPTION,
     ...CONTROLNET_OPTIONS,
-    { name: 'backend', kind: 'string', arg: 'B', help: BACKEND_HELP, default: 'cpu' },
+    BACKEND_OPTION,
     { name: 'quiet', kind: 'flag', help: 'print nothing but errors' },
   ],
 };

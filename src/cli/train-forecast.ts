@@ -10,7 +10,7 @@ import {
   trainForecaster,
 } from '../diffusion/forecast-trainer.js';
 import { type Args, CliError, type CommandSpec, UsageError } from './args.js';
-import { BACKEND_HELP, defineCommand, EXIT, formatDuration, selectBackend } from './common.js';
+import { BACKEND_OPTION, defineCommand, EXIT, formatDuration, selectBackend } from './common.js';
 import { recordedCommand } from './train-options.js';
 
 /** The options that read a series, shared with `sumi forecast`. */
@@ -115,7 +115,7 @@ export const trainForecastSpec: CommandSpec = {
       default: '1',
     },
     { name: 'out', kind: 'string', arg: 'DIR', help: 'the forecaster folder to write' },
-    { name: 'backend', kind: 'string', arg: 'B', help: BACKEND_HELP },
+    BACKEND_OPTION,
   ],
 };
 

@@ -12,7 +12,7 @@ import type { Dataset } from '../data/index.js';
 import { loadTrainingData } from '../diffusion/index.js';
 import type { Args, OptionSpec } from './args.js';
 import { shellQuote, UsageError } from './args.js';
-import { BACKEND_HELP, EXIT, message } from './common.js';
+import { BACKEND_OPTION, EXIT, message } from './common.js';
 
 /** An option that sets a config or run-settings key directly (0 means "off" for nullable ones). */
 export interface KeyedOption<K extends string = string> extends OptionSpec {
@@ -124,13 +124,6 @@ export const STOP_AT_OPTION: OptionSpec = {
   kind: 'int',
   arg: 'K',
   help: "stop (with a checkpoint) after step K, keeping --steps' schedule",
-};
-export const BACKEND_OPTION: OptionSpec = {
-  name: 'backend',
-  kind: 'string',
-  arg: 'B',
-  help: BACKEND_HELP,
-  default: 'cpu',
 };
 export const QUIET_OPTION: OptionSpec = { name: 'quiet', kind: 'flag', help: 'no progress output' };
 

@@ -32,14 +32,20 @@ import {
 } from '../diffusion/index.js';
 import { WEIGHTS_NAME, writeTextAtomic } from '../nn/models/index.js';
 import { type Args, type CommandSpec, UsageError } from './args.js';
-import { defineCommand, EXIT, formatDuration, selectBackend, withTasks } from './common.js';
+import {
+  BACKEND_OPTION,
+  defineCommand,
+  EXIT,
+  formatDuration,
+  selectBackend,
+  withTasks,
+} from './common.js';
 import { loadConfigSource, loadPreset, presetNames } from './presets.js';
 import { ProgressReporter } from './progress.js';
 import { trainForecastCommand } from './train-forecast.js';
 import { trainTextCommand } from './train-text.js';
 import { stepsChangedNote } from './train-command.js';
 import {
-  BACKEND_OPTION,
   interruptOnSigint,
   type KeyedOption,
   keyedValue,
