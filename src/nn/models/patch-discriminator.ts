@@ -47,9 +47,10 @@ export function checkPatchDiscriminator(c: PatchDiscriminatorConfig, size: numbe
   if (problems.length > 0) return problems;
   const g = c.normNumGroups;
   if (g !== null) {
-    const bad = widths(c).find((w) => w % g !== 0);
-    if (!Number.isInteger(g) || g < 1 || bad !== undefined) {
-      problems.push(`normNumGroups ${g} must divide every inner width (${widths(c).join(', ')})`);
+    // The first convolution has no norm: the groups divide the widths after it.
+    const normed = widths(c).slice(1);
+    if (!Number.isInteger(g) || g < 1 || normed.some((w) => w % g !== 0)) {
+      problems.push(`normNumGroups ${g} must divide every normalized width (${normed.join(', ')})`);
     }
   }
   if (patchLogitSize(size, c.numLayers) < 1) {

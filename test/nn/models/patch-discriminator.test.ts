@@ -64,17 +64,33 @@ void describe('PatchDiscriminator', () => {
   });
 
   void it('refuses sizes with no patch left and groups that do not divide the widths', () => {
-    const c = { ...PATCH_DISCRIMINATOR_DEFAULTS, channels: 12, numLayers: 3, normNumGroups: 8 };
+    const c = { ...PATCH_DISCRIMINATOR_DEFAULTS, channels: 12, numLayers: 3, normNumGroups: 16 };
     const problems = checkPatchDiscriminator(c, 16);
     assert.ok(
-      problems.some((p) => /normNumGroups 8 must divide/.test(p)),
-      'problems.some((p) => /normNumGroups 8 must divide/.test(p))',
+      problems.some((p) =>
+        /normNumGroups 16 must divide every normalized width \(24, 48, 96\)/.test(p),
+      ),
+      problems.join('; '),
     );
     assert.ok(
       problems.some((p) => /3 stride-2 layers leave no patch of a 16x16 image/.test(p)),
-      'problems.some((p) => /3 stride-2 layers leave no patch of a 16x16 image/.test(p))',
+      problems.join('; '),
     );
     assert.deepEqual(checkPatchDiscriminator(PATCH_DISCRIMINATOR_DEFAULTS, 32), []);
+  });
+
+  void it('asks the groups to divide only the normalized widths (the first layer has no norm)', () => {
+    // widths 4 (no norm), 8, 16: 8 groups divide every normalized one
+    const c = { inChannels: 3, channels: 4, numLayers: 2, normNumGroups: 8 };
+    assert.deepEqual(checkPatchDiscriminator(c, 32), []);
+    const d = new PatchDiscriminator(c, { generator: new Generator(8) });
+    assert.deepEqual(
+      d.forward(randn([1, 3, 32, 32], { generator: new Generator(9) })).shape,
+      [1, 1, 6, 6],
+    );
+    assert.deepEqual(checkPatchDiscriminator({ ...c, normNumGroups: 16 }, 32), [
+      'normNumGroups 16 must divide every normalized width (8, 16)',
+    ]);
   });
 });
 
