@@ -11,6 +11,7 @@ import {
   cpuBackend,
   div,
   exp,
+  fmtShapeOf,
   type Generator,
   matmulT,
   mean,
@@ -475,10 +476,10 @@ export class CodebookEma {
     const D = this.quantizer.embedDim;
     const n = sd.get('cluster_size');
     const m = sd.get('embed_sum');
-    if (n?.size !== K || m?.size !== K * D) {
+    if (n?.shape.join() !== `${K}` || m?.shape.join() !== `${K},${D}`) {
       throw new Error(
         `${source}: expected cluster_size [${K}] and embed_sum [${K}, ${D}], found ` +
-          `${n ? `[${n.shape.join(', ')}]` : 'no cluster_size'} and ${m ? `[${m.shape.join(', ')}]` : 'no embed_sum'}`,
+          `${n ? fmtShapeOf(n) : 'no cluster_size'} and ${m ? fmtShapeOf(m) : 'no embed_sum'}`,
       );
     }
     this.clusterSize.set(n.dataSync());

@@ -138,5 +138,15 @@ void describe('CodebookEma', () => {
       () => new CodebookEma(new VectorQuantizer(5, 2), 0.5).loadStateDict(sd, 'x.safetensors'),
       /x\.safetensors: expected cluster_size \[5\] and embed_sum \[5, 2\]/,
     );
+    // as many values in the other layout are refused too, not read row by row
+    const transposed = new Map([
+      ['cluster_size', sd.get('cluster_size')!],
+      ['embed_sum', tensor(new Float64Array(8), [2, 4])],
+    ]);
+    assert.throws(
+      () => other.loadStateDict(transposed, 'y.safetensors'),
+      /y\.safetensors: expected cluster_size \[4\] and embed_sum \[4, 2\], found \[4\] and \[2, 4\]/,
+    );
+    assert.deepEqual(Array.from(other.embedSum), Array.from(ema.embedSum), 'nothing loaded');
   });
 });
