@@ -41,6 +41,22 @@ after(async () => {
 
 const TRAIN = ['--steps', '3', '--batch', '4', '--quiet', '--sample-every', '0'];
 
+/** `sumi train` of the image folder on `vae`'s latents into `out` (3 short steps). */
+function trainArgs(out: string, vae: string, config = file('tiny.json')): string[] {
+  return [
+    'train',
+    '--data',
+    file('images'),
+    '--config',
+    config,
+    '--vae',
+    vae,
+    '--out',
+    out,
+    ...TRAIN,
+  ];
+}
+
 function oneLine(stderr: string): void {
   assert.equal(stderr.trim().split('\n').length, 1, `one line: ${stderr}`);
 }
@@ -66,18 +82,7 @@ void describe('sumi train --vae, sumi sample of a latent model', () => {
 
   void test('trains, resumes and samples 8x8 pixels through vae/', async () => {
     const out = file('run');
-    const base = [
-      'train',
-      '--data',
-      file('images'),
-      '--config',
-      file('tiny.json'),
-      '--vae',
-      file('vae'),
-      '--out',
-      out,
-      ...TRAIN,
-    ];
+    const base = trainArgs(out, file('vae'));
     const a = await sumi([...base, '--stop-at', '2']);
     assert.equal(a.code, 0, a.stderr);
     assert.ok(existsSync(join(out, 'latents.safetensors')), 'the latent cache');
@@ -128,18 +133,7 @@ void describe('sumi train --vae, sumi sample of a latent model', () => {
 
   void test("a U-Net whose in_channels are not the vae's latent channels is one line", async () => {
     const out = file('wide');
-    const r = await sumi([
-      'train',
-      '--data',
-      file('images'),
-      '--config',
-      file('wide.json'),
-      '--vae',
-      file('vae'),
-      '--out',
-      out,
-      ...TRAIN,
-    ]);
+    const r = await sumi(trainArgs(out, file('vae'), file('wide.json')));
     assertCleanError(r, 1, /in_channels is 4 but the vae .* makes 2-channel latents/);
     oneLine(r.stderr);
     assert.ok(!existsSync(out), 'nothing written');
@@ -154,18 +148,7 @@ void describe('sumi train --vae, sumi sample of a latent model', () => {
     delete cfg.scaling_factor;
     await writeFile(join(vae, 'config.json'), JSON.stringify(cfg));
     const out = file('nosf');
-    const r = await sumi([
-      'train',
-      '--data',
-      file('images'),
-      '--config',
-      file('tiny.json'),
-      '--vae',
-      vae,
-      '--out',
-      out,
-      ...TRAIN,
-    ]);
+    const r = await sumi(trainArgs(out, vae));
     assertCleanError(r, 1, /config\.json: no scaling_factor/);
     oneLine(r.stderr);
     assert.ok(!existsSync(out), 'nothing written');
@@ -174,36 +157,18 @@ void describe('sumi train --vae, sumi sample of a latent model', () => {
   void test('a corrupt cache and a named cache of another vae are one line each, left as they were', async () => {
     const cache = file('named.safetensors');
     const first = await sumi([
-      'train',
-      '--data',
-      file('images'),
-      '--config',
-      file('tiny.json'),
-      '--vae',
-      file('vae'),
+      ...trainArgs(file('named-a'), file('vae')),
       '--latent-cache',
       cache,
-      '--out',
-      file('named-a'),
-      ...TRAIN,
       '--steps',
       '1',
     ]);
     assert.equal(first.code, 0, first.stderr);
     const bytes = await readFile(cache);
     const other = await sumi([
-      'train',
-      '--data',
-      file('images'),
-      '--config',
-      file('tiny.json'),
-      '--vae',
-      file('vae-b'),
+      ...trainArgs(file('named-b'), file('vae-b')),
       '--latent-cache',
       cache,
-      '--out',
-      file('named-b'),
-      ...TRAIN,
     ]);
     assertCleanError(
       other,
@@ -213,20 +178,7 @@ void describe('sumi train --vae, sumi sample of a latent model', () => {
     oneLine(other.stderr);
     assert.ok((await readFile(cache)).equals(bytes), 'the named cache is unchanged');
     await writeFile(cache, bytes.subarray(0, bytes.length - 100));
-    const cut = await sumi([
-      'train',
-      '--data',
-      file('images'),
-      '--config',
-      file('tiny.json'),
-      '--vae',
-      file('vae'),
-      '--latent-cache',
-      cache,
-      '--out',
-      file('named-c'),
-      ...TRAIN,
-    ]);
+    const cut = await sumi([...trainArgs(file('named-c'), file('vae')), '--latent-cache', cache]);
     assertCleanError(cut, 1, /not a usable latent cache/);
     oneLine(cut.stderr);
     assert.equal((await readFile(cache)).length, bytes.length - 100, 'the cut cache is unchanged');

@@ -191,96 +191,42 @@ void describe('sumi edit on a latent model', () => {
 
   void test('bad input is one line, exit 2, nothing written', async () => {
     const out = file('bad.png');
-    const img = (image: string, extra: string[] = []): Promise<Result> =>
-      sumi([
-        'edit',
-        'img2img',
-        '--model',
-        ldm,
-        '--image',
-        image,
-        '--steps',
-        '2',
-        ...extra,
-        '--out',
-        out,
-      ]);
+    /** `sumi edit <command>` of `model` on `image`, written to `out`. */
+    const edit = (
+      command: string,
+      model: string,
+      extra: string[] = [],
+      image = file('in.png'),
+    ): Promise<Result> =>
+      sumi(['edit', command, '--model', model, '--image', image, ...extra, '--out', out]);
+    const mask = ['--mask', file('mask.png')];
     assertInputError(
-      await img(file('big.png')),
+      await edit('img2img', ldm, ['--steps', '2'], file('big.png')),
       /big\.png: 12x12 pixels; the model takes 8x8 images/,
       out,
     );
     assertInputError(
-      await sumi([
-        'edit',
-        'inpaint',
-        '--model',
-        ldm,
-        '--image',
-        file('in.png'),
-        '--mask',
-        file('mask4.png'),
-        '--out',
-        out,
-      ]),
+      await edit('inpaint', ldm, ['--mask', file('mask4.png')]),
       /mask4\.png: 4x4 pixels; the image is 8x8, and the mask must match it/,
       out,
     );
     const trained = await writeLatentPipeline(file('ldm-inpaint'), { inpaint: true });
     assertInputError(
-      await sumi([
-        'edit',
-        'inpaint',
-        '--model',
-        trained,
-        '--image',
-        file('in.png'),
-        '--mask',
-        file('mask.png'),
-        '--out',
-        out,
-      ]),
+      await edit('inpaint', trained, mask),
       /an inpainting-trained latent model .* is not supported/,
       out,
     );
     const pixel = await writeTinyModel(file('pixel'), { classes: null });
     assertInputError(
-      await sumi([
-        'edit',
-        'img2img',
-        '--model',
-        pixel,
-        '--image',
-        file('in.png'),
-        '--posterior',
-        'mean',
-        '--out',
-        out,
-      ]),
+      await edit('img2img', pixel, ['--posterior', 'mean']),
       /--posterior: .* is a pixel model; it is for a latent model with an AutoencoderKL/,
       out,
     );
     assertInputError(
-      await sumi([
-        'edit',
-        'inpaint',
-        '--model',
-        pixel,
-        '--image',
-        file('in.png'),
-        '--mask',
-        file('mask.png'),
-        '--no-paste-known',
-        '--out',
-        out,
-      ]),
+      await edit('inpaint', pixel, [...mask, '--no-paste-known']),
       /--paste-known is for latent models/,
       out,
     );
-    assertInputError(
-      await sumi(['edit', 'upscale', '--model', ldm, '--image', file('in.png'), '--out', out]),
-      /not an upscaler/,
-      out,
-    );
+    assertInputError(await edit('upscale', ldm), /not an upscaler/, out);
   });
 });

@@ -8,6 +8,7 @@ import { join } from 'node:path';
 
 import { encodePng } from '../../src/data/index.js';
 import { Generator } from '../../src/engine/index.js';
+import { TINY_UNET } from '../../src/eval/test-models.js';
 import { AutoencoderKL, type CoderConfig, saveModel, VQModel } from '../../src/nn/models/index.js';
 
 const CODER: Partial<CoderConfig> = {
@@ -57,16 +58,11 @@ export async function writeImageFolder(dir: string, n = 16, salt = 0): Promise<s
   return dir;
 }
 
-/** A 2-level UNet2DModel config for 2×4×4 latents (no attention). */
+/** The tiny models' 2-level UNet2DModel (no attention) on 2×4×4 latents. */
 export const TINY_LATENT_UNET = {
   _class_name: 'UNet2DModel',
   sample_size: 4,
   in_channels: 2,
   out_channels: 2,
-  block_out_channels: [8, 16],
-  layers_per_block: 1,
-  norm_num_groups: 4,
-  down_block_types: ['DownBlock2D', 'DownBlock2D'],
-  up_block_types: ['UpBlock2D', 'UpBlock2D'],
-  add_attention: false,
+  ...TINY_UNET,
 };
