@@ -8,6 +8,7 @@ import { test } from 'node:test';
 import { cpuBackend, Generator, setDefaultBackend, Tensor } from '../../src/engine/index.js';
 import { normal, uniform } from '../../src/nn/init.js';
 import { createModel } from '../../src/nn/models/index.js';
+import { TINY_UNET } from './models/testing.js';
 
 void test('uniform and normal leave one tensor each; a built model only its parameters', () => {
   setDefaultBackend(cpuBackend());
@@ -23,17 +24,7 @@ void test('uniform and normal leave one tensor each; a built model only its para
   u.dispose();
   n.dispose();
   const unet = createModel(
-    {
-      _class_name: 'UNet2DModel',
-      sample_size: 8,
-      in_channels: 1,
-      out_channels: 1,
-      block_out_channels: [8, 16],
-      layers_per_block: 1,
-      norm_num_groups: 4,
-      down_block_types: ['DownBlock2D', 'AttnDownBlock2D'],
-      up_block_types: ['AttnUpBlock2D', 'UpBlock2D'],
-    },
+    { _class_name: 'UNet2DModel', ...TINY_UNET },
     { generator: new Generator(0) },
   );
   assert.equal(Tensor.liveCount() - before, unet.parameters().length);
