@@ -76,7 +76,7 @@ import {
   type ClassifierTrainConfig,
   defaultClassifierTrainConfig,
 } from './classifier-config.js';
-import { TrainConfigError } from './config.js';
+import { checkImageShape, TrainConfigError } from './config.js';
 import { dropoutOffset, streamSeed } from './streams.js';
 import { throwIfNonFinite } from '../train-step.js';
 
@@ -300,12 +300,7 @@ export class ClassifierTrainer {
 
   /** A fresh trainer (initial weights from stream (seed, 'init')) on the default backend. */
   constructor(config: ClassifierTrainConfig, dataset: Dataset) {
-    if (dataset.height !== config.imageSize || dataset.channels !== config.channels) {
-      throw new TrainConfigError(
-        `${dataset.name}: images are ${dataset.channels}x${dataset.height}x${dataset.width}, ` +
-          `the config wants ${config.channels}x${config.imageSize}x${config.imageSize}`,
-      );
-    }
+    checkImageShape(dataset, config);
     if (dataset.numClasses !== config.numClasses) {
       throw new TrainConfigError(
         `${dataset.name} has ${dataset.numClasses ?? 'no'} classes, the config ${config.numClasses}`,

@@ -10,6 +10,7 @@
  * model adds `"text_encoder": {...}` (transformers' CLIPTextConfig keys; vocabulary size and
  * special token ids come from the captions' tokenizer).
  */
+import type { Dataset } from '../../data/index.js';
 import type { EmaWarmup, ScheduleName } from '../../nn/index.js';
 import {
   checkInpaintSettings,
@@ -199,6 +200,19 @@ export interface TrainConfigSource {
 
 export class TrainConfigError extends Error {
   override name = 'TrainConfigError';
+}
+
+/** Refuses a dataset whose images are not the config's channels × imageSize × imageSize. */
+export function checkImageShape(
+  dataset: Pick<Dataset, 'name' | 'channels' | 'height' | 'width'>,
+  config: { readonly imageSize: number; readonly channels: number },
+): void {
+  if (dataset.height !== config.imageSize || dataset.channels !== config.channels) {
+    throw new TrainConfigError(
+      `${dataset.name}: images are ${dataset.channels}x${dataset.height}x${dataset.width}, ` +
+        `the config wants ${config.channels}x${config.imageSize}x${config.imageSize}`,
+    );
+  }
 }
 
 function isObject(v: unknown): v is Record<string, unknown> {

@@ -142,6 +142,7 @@ import {
   runState,
 } from './checkpoint-parts.js';
 import {
+  checkImageShape,
   defaultTrainConfig,
   type RunSettings,
   type TrainConfig,
@@ -578,12 +579,7 @@ export class Trainer {
    * (seed, 'lora_init').
    */
   constructor(config: TrainConfig, dataset: Dataset, base?: LoraBase, latent?: LatentSource) {
-    if (dataset.height !== config.imageSize || dataset.channels !== config.channels) {
-      throw new TrainConfigError(
-        `${dataset.name}: images are ${dataset.channels}x${dataset.height}x${dataset.width}, ` +
-          `the config wants ${config.channels}x${config.imageSize}x${config.imageSize}`,
-      );
-    }
+    checkImageShape(dataset, config);
     this.latent = checkLatentSource(config, dataset, latent);
     this.config = config;
     this.dataset = dataset;

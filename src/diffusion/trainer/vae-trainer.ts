@@ -85,7 +85,7 @@ import {
   type SplitDataState,
   splitDataState,
 } from './checkpoint-parts.js';
-import { TrainConfigError } from './config.js';
+import { checkImageShape } from './config.js';
 import type { LoopCheckpointMeta } from './run-loop.js';
 import { streamSeed } from './streams.js';
 import { throwIfNonFinite, NonFiniteError } from '../train-step.js';
@@ -237,12 +237,7 @@ export class VaeTrainer {
 
   /** A fresh trainer (initial weights from stream (seed, 'init')) on the default backend. */
   constructor(config: VaeTrainConfig, dataset: Dataset, opts: VaeTrainerOptions = {}) {
-    if (dataset.height !== config.imageSize || dataset.channels !== config.channels) {
-      throw new TrainConfigError(
-        `${dataset.name}: images are ${dataset.channels}x${dataset.height}x${dataset.width}, ` +
-          `the config wants ${config.channels}x${config.imageSize}x${config.imageSize}`,
-      );
-    }
+    checkImageShape(dataset, config);
     this.config = config;
     this.dataset = dataset;
     this.#measure = opts.measure;
