@@ -12,7 +12,7 @@ const fx = trainFixture('sumi-shape-');
 
 void describe('checkImageShape', () => {
   void test('passes the config shape and names both shapes otherwise', () => {
-    const ds = { name: 'dots', channels: 3, height: 16, width: 16 };
+    const ds = { name: 'dots', channels: 3 as const, height: 16, width: 16 };
     checkImageShape(ds, { imageSize: 16, channels: 3 });
     assert.throws(
       () => checkImageShape(ds, { imageSize: 8, channels: 3 }),
