@@ -12,7 +12,7 @@ import {
 } from '../../nn/models/index.js';
 import type { Dataset } from '../../data/index.js';
 import { createScheduler } from '../samplers/index.js';
-import { type OptimizerConfig, TrainConfigError } from './config.js';
+import { type OptimizerConfig, optimizerProblems, TrainConfigError } from './config.js';
 import type { LoopSettings } from './run-loop.js';
 
 /** The classifier's folder inside a checkpoint or an exported model. */
@@ -88,27 +88,15 @@ export const defaultClassifierTrainConfig: Omit<
 };
 
 function checkSettings(c: ClassifierTrainConfig): void {
-  const problems: string[] = [];
-  const int = (k: keyof ClassifierTrainConfig, v: number, min: number): void => {
-    if (!Number.isInteger(v) || v < min)
-      problems.push(`${k} must be an integer >= ${min}, got ${v}`);
-  };
-  int('steps', c.steps, 1);
-  int('batchSize', c.batchSize, 1);
-  int('warmupSteps', c.warmupSteps, 0);
-  int('shift', c.shift, 0);
-  if (!Number.isSafeInteger(c.seed) || c.seed < 0)
-    problems.push(`seed must be an integer in [0, 2^53), got ${c.seed}`);
-  if (!(c.lr >= 0)) problems.push(`lr must be >= 0, got ${c.lr}`);
-  if (!(c.weightDecay >= 0)) problems.push(`weightDecay must be >= 0, got ${c.weightDecay}`);
+  const problems = optimizerProblems(c);
+  if (!Number.isInteger(c.shift) || c.shift < 0) {
+    problems.push(`shift must be an integer >= 0, got ${c.shift}`);
+  }
   if (!(c.labelSmoothing >= 0 && c.labelSmoothing < 1)) {
     problems.push(`labelSmoothing must be in [0, 1), got ${c.labelSmoothing}`);
   }
   if (!(c.holdout >= 0 && c.holdout < 1))
     problems.push(`holdout must be in [0, 1), got ${c.holdout}`);
-  if (c.maxGradNorm !== null && !(c.maxGradNorm > 0)) {
-    problems.push(`maxGradNorm must be > 0 or null, got ${c.maxGradNorm}`);
-  }
   if (!(c.rotate >= 0 && c.rotate <= 180))
     problems.push(`rotate must be in [0, 180], got ${c.rotate}`);
   if (!(c.zoom >= 0 && c.zoom < 1)) problems.push(`zoom must be in [0, 1), got ${c.zoom}`);

@@ -202,6 +202,33 @@ export class TrainConfigError extends Error {
   override name = 'TrainConfigError';
 }
 
+/**
+ * What is wrong with the OptimizerConfig keys of a trainer's config, one line each (none: an
+ * empty list); the trainer adds the problems of its own keys.
+ */
+export function optimizerProblems(c: OptimizerConfig): string[] {
+  const problems: string[] = [];
+  for (const [k, min] of [
+    ['steps', 1],
+    ['batchSize', 1],
+    ['warmupSteps', 0],
+  ] as const) {
+    if (!Number.isInteger(c[k]) || c[k] < min) {
+      problems.push(`${k} must be an integer >= ${min}, got ${c[k]}`);
+    }
+  }
+  if (!Number.isSafeInteger(c.seed) || c.seed < 0) {
+    problems.push(`seed must be an integer in [0, 2^53), got ${c.seed}`);
+  }
+  for (const k of ['lr', 'minLr', 'weightDecay'] as const) {
+    if (!(c[k] >= 0)) problems.push(`${k} must be >= 0, got ${c[k]}`);
+  }
+  if (c.maxGradNorm !== null && !(c.maxGradNorm > 0)) {
+    problems.push(`maxGradNorm must be > 0 or null, got ${c.maxGradNorm}`);
+  }
+  return problems;
+}
+
 /** Refuses a dataset whose images are not the config's channels × imageSize × imageSize. */
 export function checkImageShape(
   dataset: Pick<Dataset, 'name' | 'channels' | 'height' | 'width'>,

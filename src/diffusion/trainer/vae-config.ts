@@ -14,7 +14,7 @@ import {
   VQ_MODEL_SCHEMA,
 } from '../../nn/models/index.js';
 import type { Dataset } from '../../data/index.js';
-import { type OptimizerConfig, TrainConfigError } from './config.js';
+import { type OptimizerConfig, optimizerProblems, TrainConfigError } from './config.js';
 import type { LoopSettings } from './run-loop.js';
 
 /** The autoencoder's folder inside a checkpoint (diffusers' name in a pipeline folder). */
@@ -128,20 +128,15 @@ export const defaultVaeTrainConfig: Omit<
 };
 
 function checkSettings(c: VaeTrainConfig): void {
-  const problems: string[] = [];
+  const problems = optimizerProblems(c);
   const int = (k: keyof VaeTrainConfig, v: number, min: number): void => {
     if (!Number.isInteger(v) || v < min)
       problems.push(`${k} must be an integer >= ${min}, got ${v}`);
   };
-  int('steps', c.steps, 1);
-  int('batchSize', c.batchSize, 1);
-  int('warmupSteps', c.warmupSteps, 0);
   int('usageWindow', c.usageWindow, 1);
   int('scalingBatches', c.scalingBatches, 1);
   int('evalImages', c.evalImages, 0);
-  if (!Number.isSafeInteger(c.seed) || c.seed < 0)
-    problems.push(`seed must be an integer in [0, 2^53), got ${c.seed}`);
-  for (const k of ['lr', 'minLr', 'weightDecay', 'l1Weight', 'mseWeight', 'klWeight'] as const) {
+  for (const k of ['l1Weight', 'mseWeight', 'klWeight'] as const) {
     if (!(c[k] >= 0)) problems.push(`${k} must be >= 0, got ${c[k]}`);
   }
   if (!(c.discLr > 0)) problems.push(`discLr must be > 0, got ${c.discLr}`);
@@ -150,9 +145,6 @@ function checkSettings(c: VaeTrainConfig): void {
   if (!(c.vqBeta >= 0)) problems.push(`vqBeta must be >= 0, got ${c.vqBeta}`);
   if (!(c.holdout >= 0 && c.holdout < 1))
     problems.push(`holdout must be in [0, 1), got ${c.holdout}`);
-  if (c.maxGradNorm !== null && !(c.maxGradNorm > 0)) {
-    problems.push(`maxGradNorm must be > 0 or null, got ${c.maxGradNorm}`);
-  }
   if (c.emaCodebook !== null && !(c.emaCodebook > 0 && c.emaCodebook < 1)) {
     problems.push(`emaCodebook must be a decay in (0, 1) or null, got ${c.emaCodebook}`);
   }
