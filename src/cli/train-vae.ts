@@ -12,6 +12,7 @@ import {
   checkSameImages,
   defaultVaeRunSettings,
   defaultVaeTrainConfig,
+  loadVae,
   parseTrainConfigSource,
   readVaeTrainerState,
   resolveVaeConfig,
@@ -171,7 +172,7 @@ const KEYED: readonly KeyedOption<Key>[] = [
 ];
 
 /** The options that choose the model and the data (compared on --resume). */
-const MODEL_OPTIONS = ['kind', 'preset', 'config', 'image-size', 'channels', 'disc-layers'];
+const MODEL_OPTIONS = ['kind', 'preset', 'config', 'init', 'image-size', 'channels', 'disc-layers'];
 
 export const trainVaeSpec: CommandSpec = {
   name: 'train-vae',
@@ -206,6 +207,12 @@ export const trainVaeSpec: CommandSpec = {
       help: 'an AutoencoderKL / VQModel config.json, or a folder like a preset',
     },
     {
+      name: 'init',
+      kind: 'string',
+      arg: 'DIR',
+      help: "fine-tune the autoencoder of DIR (a vae folder, a pipeline, a train-vae output): its config and weights, a fresh optimizer",
+    },
+    {
       name: 'out',
       kind: 'string',
       arg: 'DIR',
@@ -228,16 +235,27 @@ export const trainVaeSpec: CommandSpec = {
   ],
 };
 
-/** The model config and train defaults of --preset or --config (empty without either). */
-function configSource(args: Args): {
+/**
+ * The model config and train defaults of --preset, --config or --init (empty without any); with
+ * --init, the folder it names.
+ */
+async function configSource(args: Args): Promise<{
   model: Record<string, unknown>;
   train: Record<string, unknown>;
   from: string | null;
-} {
+}> {
   const preset = args.str('preset');
   const file = args.str('config');
-  if (preset !== undefined && file !== undefined) {
-    throw new UsageError('give --preset or --config, not both');
+  const init = args.str('init');
+  const given = [preset, file, init].filter((v) => v !== undefined).length;
+  if (given > 1) throw new UsageError('give one of --preset, --config and --init');
+  if (init !== undefined) {
+    const v = await loadVae(init);
+    return {
+      model: { ...v.config },
+      train: { init: { vae: v.dir, sha256: v.sha256 } },
+      from: `--init ${v.dir}`,
+    };
   }
   if (preset === undefined && file === undefined) return { model: {}, train: {}, from: null };
   if (file !== undefined && !isDirectory(file)) {
@@ -273,14 +291,14 @@ function formatHeldOut(r: VaeHeldOut): string {
 }
 
 /** The config and dataset that --kind, --data, --preset/--config and the other options ask for. */
-function configFromOptions(
+async function configFromOptions(
   args: Args,
   flags: Record<string, unknown>,
-): { config: VaeTrainConfig; data: Dataset } {
+): Promise<{ config: VaeTrainConfig; data: Dataset }> {
   const data = args.str('data');
   if (data === undefined) throw new UsageError('--data is required');
   const channels = channelsOption(args);
-  const src = configSource(args);
+  const src = await configSource(args);
   const train: Record<string, unknown> = { ...src.train, ...flags, data };
   const kind = args.str('kind');
   if (kind !== undefined) train.kind = kind;
@@ -325,6 +343,10 @@ async function trainVae(args: Args, argv: readonly string[]): Promise<number> {
 
   const backend = await selectBackend(args.str('backend'));
   const trainer = asUsage(() => new VaeTrainer(config, dataset, { measure: imageQuality }));
+  if (resumed === null && config.init !== null) {
+    await trainer.loadInitialWeights(await loadVae(config.init.vae, { backend }));
+    plan.notes.push(`fine-tuning the weights of ${config.init.vae}`);
+  }
   const f = 2 ** ((config.model.block_out_channels as number[]).length - 1);
   const latent = `${config.model.latent_channels as number}x${config.imageSize / f}x${config.imageSize / f}`;
   const className = trainer.model.className;

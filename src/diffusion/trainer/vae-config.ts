@@ -73,6 +73,19 @@ export interface VaeTrainConfig extends OptimizerConfig {
   evalImages: number;
   /** The scaling factor is 1/std of the latents of the first this many training batches. */
   scalingBatches: number;
+  /**
+   * The autoencoder folder whose weights the run started from (fine-tuning; its config is the
+   * model's), with the sha256 of its weights file; null: weights from stream (seed, 'init').
+   */
+  init: VaeInit | null;
+}
+
+/** Where a fine-tuning run's starting weights came from. */
+export interface VaeInit {
+  /** The folder holding config.json and the weights. */
+  vae: string;
+  /** sha256 (hex) of its diffusion_pytorch_model.safetensors. */
+  sha256: string;
 }
 
 /** The input of `resolveVaeConfig`: model keys and settings; the rest comes from the data. */
@@ -124,6 +137,7 @@ export const defaultVaeTrainConfig: Omit<
   holdout: 0.05,
   evalImages: 0,
   scalingBatches: 8,
+  init: null,
   seed: 0,
 };
 
@@ -156,6 +170,9 @@ function checkSettings(c: VaeTrainConfig): void {
   }
   if (c.deadCodeThreshold !== null && c.emaCodebook === null) {
     problems.push('deadCodeThreshold needs an EMA codebook (emaCodebook)');
+  }
+  if (c.init !== null && !/^[0-9a-f]{64}$/.test(c.init.sha256)) {
+    problems.push(`init.sha256 must be 64 hex digits, got ${JSON.stringify(c.init.sha256)}`);
   }
   if (c.discStart !== null) {
     int('discStart', c.discStart, 0);

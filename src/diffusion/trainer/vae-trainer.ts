@@ -85,7 +85,8 @@ import {
   type SplitDataState,
   splitDataState,
 } from './checkpoint-parts.js';
-import { checkImageShape } from './config.js';
+import { checkImageShape, TrainConfigError } from './config.js';
+import type { LoadedVae } from '../latent/vae-fs.js';
 import type { LoopCheckpointMeta } from './run-loop.js';
 import { streamSeed } from './streams.js';
 import { throwIfNonFinite, NonFiniteError } from '../train-step.js';
@@ -564,6 +565,29 @@ export class VaeTrainer {
   }
 
   /** Loads weights, optimizer states, step and the last held-out scores from a checkpoint. */
+  /**
+   * Starts a fine-tuning run from `v`'s weights (the folder `config.init` names; its sha256 must
+   * match): before the first step only, and the autoencoder's config must be the folder's.
+   */
+  async loadInitialWeights(v: Pick<LoadedVae, 'dir' | 'vae' | 'sha256'>): Promise<void> {
+    const init = this.config.init;
+    if (init === null) throw new Error('loadInitialWeights: the config names no init folder');
+    if (this.step !== 0) {
+      throw new Error(`loadInitialWeights: the run is at step ${this.step}; only before step 1`);
+    }
+    if (v.sha256 !== init.sha256) {
+      throw new TrainConfigError(
+        `${v.dir}: the weights' sha256 is ${v.sha256}, the config records ${init.sha256}`,
+      );
+    }
+    if (v.vae.className !== this.model.className) {
+      throw new TrainConfigError(
+        `${v.dir}: the folder's autoencoder (${v.vae.className}) is not the run's (${this.model.className})`,
+      );
+    }
+    await this.model.loadStateDict(v.vae.stateDict(), { source: v.dir });
+  }
+
   async loadCheckpoint(dir: string, state: VaeTrainerState): Promise<void> {
     await loadModule(this.model, join(dir, VAE_DIR, WEIGHTS_NAME));
     await loadOptimizerState(this.optimizer, join(dir, OPTIMIZER_FILE));
