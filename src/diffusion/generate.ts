@@ -29,6 +29,7 @@ import { predictedOriginalSample, type PredictionType } from './forward.js';
 import {
   type DenoiseModel,
   ImageNoise,
+  pipelineStepOptions,
   type Scheduler,
   createScheduler,
   SamplingLoop,
@@ -122,6 +123,10 @@ export interface GenerateOptions {
   numInferenceSteps: number;
   /** DDIM's η (0 deterministic). */
   eta?: number;
+  /**
+   * DDIM: ε̂ from the clipped x̂_0 (default: when the scheduler clips; see `pipelineStepOptions`).
+   */
+  useClippedModelOutput?: boolean;
   /** The conditioning of the n images (nothing for an unconditional model). */
   cond?: Conditioning;
   /** The null (or negative) conditioning, for classifier-free guidance. */
@@ -288,10 +293,13 @@ class GenerationRun {
         const xT = noise.next();
         return new SamplingLoop(scheduler, opts.wrap ? opts.wrap(guided) : guided, xT, {
           numInferenceSteps: opts.numInferenceSteps,
-          stepOptions: {
+          stepOptions: pipelineStepOptions(scheduler, {
             ...(opts.eta !== undefined ? { eta: opts.eta } : {}),
+            ...(opts.useClippedModelOutput !== undefined
+              ? { useClippedModelOutput: opts.useClippedModelOutput }
+              : {}),
             noise: () => noise.next(),
-          },
+          }),
           onStep: opts.onStep,
         });
       }),

@@ -178,7 +178,7 @@ function blended(
     tidy(() => {
       scheduler.setTimesteps(opts.numInferenceSteps);
       const ts = scheduler.timesteps;
-      const stepOptions = withNoise(opts);
+      const stepOptions = withNoise(opts, scheduler);
       const eps = startNoise(opts.noise, x0.shape, 'inpaint');
       const xT = eps.mul(scheduler.initNoiseSigma);
       const known = opts.knownNoise === 'fixed' ? () => eps : opts.noise;

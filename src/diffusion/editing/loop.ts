@@ -11,6 +11,7 @@ import { type ConditionSource, type ConditionValue, disposeConditioning } from '
 import { encodeConditions } from '../generate.js';
 import {
   type DenoiseModel,
+  pipelineStepOptions,
   type Scheduler,
   sampleStep,
   type StepInfo,
@@ -68,9 +69,9 @@ export function runSteps(
   return cur === x ? x.alias() : cur;
 }
 
-/** Step options with the run's noise as the source of the steps' draws. */
-export function withNoise(opts: EditSamplingOptions): StepOptions {
-  return { ...opts.stepOptions, noise: opts.noise };
+/** The pipeline's step options (`pipelineStepOptions`) with the run's noise as their draws. */
+export function withNoise(opts: EditSamplingOptions, scheduler: Scheduler): StepOptions {
+  return pipelineStepOptions(scheduler, { ...opts.stepOptions, noise: opts.noise });
 }
 
 /**
