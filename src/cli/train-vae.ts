@@ -210,7 +210,7 @@ export const trainVaeSpec: CommandSpec = {
       name: 'init',
       kind: 'string',
       arg: 'DIR',
-      help: "fine-tune the autoencoder of DIR (a vae folder, a pipeline, a train-vae output): its config and weights, a fresh optimizer",
+      help: 'fine-tune the autoencoder of DIR (a vae folder, a pipeline, a train-vae output): its config and weights, a fresh optimizer',
     },
     {
       name: 'out',
