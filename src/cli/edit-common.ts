@@ -35,7 +35,6 @@ import {
   BACKEND_OPTION,
   ETA_OPTION,
   EXIT,
-  formatDuration,
   KARRAS_OPTION,
   samplerOption,
   SAMPLERS,
@@ -398,27 +397,4 @@ export function latentNote(p: LoadedPipeline, posterior: (() => Tensor) | undefi
         ? ' (posterior sample)'
         : ' (posterior mean)';
   return `, through its ${p.vae.spec.vaeClass}${how}`;
-}
-
-/** A progress line on a terminal: `label: step i/n, ETA …`. */
-export function progressLine(
-  quiet: boolean,
-  label: string,
-): {
-  tick: (done: number, total: number) => void;
-  clear: () => void;
-} {
-  const tty = !quiet && process.stderr.isTTY === true;
-  const t0 = performance.now();
-  return {
-    tick: (done, total) => {
-      if (!tty) return;
-      const elapsed = (performance.now() - t0) / 1000;
-      const left = formatDuration((elapsed / done) * (total - done));
-      process.stderr.write(`\r\x1b[2K${label}: step ${done}/${total}, ETA ${left}`);
-    },
-    clear: () => {
-      if (tty) process.stderr.write('\r\x1b[2K');
-    },
-  };
 }

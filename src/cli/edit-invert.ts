@@ -34,12 +34,12 @@ import {
   loadEditModel,
   MODEL_OPTION,
   outputPath,
-  progressLine,
   readEditImage,
   stepsOf,
   TAIL_OPTIONS,
   writeEditPng,
 } from './edit-common.js';
+import { Progress } from './progress.js';
 
 /** `format` in the metadata of an inversion file. */
 export const INVERSION_FORMAT = 'sumi-ddim-inversion';
@@ -199,7 +199,7 @@ async function invertCmd(args: Args): Promise<number> {
   );
   const t0 = performance.now();
   const total = steps * (iterations + 1) + (recon !== null ? steps : 0);
-  const progress = progressLine(quiet, 'invert');
+  const progress = new Progress(quiet);
   let done = 0;
   const { model, dispose } = editDenoiser(p, value, guidance);
   let xT: Tensor;
@@ -207,7 +207,7 @@ async function invertCmd(args: Args): Promise<number> {
     xT = ddimInvert(model, scheduler, image, {
       numInferenceSteps: steps,
       fixedPointIterations: iterations,
-      onStep: () => progress.tick((done += iterations + 1), total),
+      onStep: () => progress.update('invert', (done += iterations + 1), total),
       vae: p.vae,
     });
   } finally {
@@ -218,7 +218,9 @@ async function invertCmd(args: Args): Promise<number> {
   let error = '';
   try {
     if (recon !== null) {
-      rebuilt = sampleBack(p, xT, value, guidance, steps, () => progress.tick(++done, total));
+      rebuilt = sampleBack(p, xT, value, guidance, steps, () =>
+        progress.update('invert', ++done, total),
+      );
       error = reconstructionError(await rebuilt.data(), await image.data());
       if (p.vae !== null) error += ` (the vae alone: ${await vaeError(p, image)})`;
     }
@@ -317,11 +319,13 @@ async function reconstructCmd(args: Args): Promise<number> {
     : inv.value;
   const guidance = guidanceArg ?? inv.guidance;
   const t0 = performance.now();
-  const progress = progressLine(quiet, 'reconstruct');
+  const progress = new Progress(quiet);
   let done = 0;
   let x: Tensor;
   try {
-    x = sampleBack(p, inv.xT, value, guidance, inv.steps, () => progress.tick(++done, inv.steps));
+    x = sampleBack(p, inv.xT, value, guidance, inv.steps, () =>
+      progress.update('reconstruct', ++done, inv.steps),
+    );
   } finally {
     inv.xT.dispose();
   }

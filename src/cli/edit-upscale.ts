@@ -21,7 +21,6 @@ import {
   loadEditModel,
   OUT_OPTION,
   outputPath,
-  progressLine,
   readEditImage,
   requiredFile,
   SAMPLING_OPTIONS,
@@ -29,6 +28,7 @@ import {
   TAIL_OPTIONS,
   writeEditPng,
 } from './edit-common.js';
+import { Progress } from './progress.js';
 
 const upscaleSpec: CommandSpec = {
   name: 'edit upscale',
@@ -85,7 +85,7 @@ async function upscaleCmd(args: Args): Promise<number> {
   const cond = p.condition.encode([value], low.backend);
   const scheduler = createSampler(s.sampler, p.schedulerConfig, { karras: s.karras });
   const t0 = performance.now();
-  const progress = progressLine(quiet, 'upscale');
+  const progress = new Progress(quiet);
   let high: Tensor;
   try {
     high = upscale(p.model, scheduler, low, {
@@ -94,7 +94,7 @@ async function upscaleCmd(args: Args): Promise<number> {
       noise: editNoise(p, s.seed, [c, H, W]),
       stepOptions: s.eta !== undefined ? { eta: s.eta } : {},
       cond,
-      onStep: (info) => progress.tick(info.i + 1, scheduler.timesteps.length),
+      onStep: (info) => progress.update('upscale', info.i + 1, scheduler.timesteps.length),
     });
   } finally {
     low.dispose();

@@ -42,7 +42,6 @@ import {
   loadEditModel,
   MODEL_OPTION,
   outputPath,
-  progressLine,
   readEditImage,
   readEditMask,
   OUT_OPTION,
@@ -54,6 +53,7 @@ import {
   TAIL_OPTIONS,
   writeEditPng,
 } from './edit-common.js';
+import { Progress } from './progress.js';
 import { invertCommand, reconstructCommand } from './edit-invert.js';
 import { upscaleCommand } from './edit-upscale.js';
 import type { Command } from './main.js';
@@ -170,7 +170,7 @@ async function img2imgCmd(args: Args): Promise<number> {
   const scheduler = createSampler(s.sampler, p.schedulerConfig, { karras: s.karras });
   const from = img2imgStartIndex(s.steps, strength, scheduler.order);
   const t0 = performance.now();
-  const progress = progressLine(quiet, 'img2img');
+  const progress = new Progress(quiet);
   const { model, dispose } = await asEditInputErrors(() => editDenoiser(p, value, s.guidance));
   let edited;
   try {
@@ -179,7 +179,8 @@ async function img2imgCmd(args: Args): Promise<number> {
       numInferenceSteps: s.steps,
       noise: editNoise(p, s.seed),
       stepOptions: s.eta !== undefined ? { eta: s.eta } : {},
-      onStep: (info) => progress.tick(info.i - from + 1, scheduler.timesteps.length - from),
+      onStep: (info) =>
+        progress.update('img2img', info.i - from + 1, scheduler.timesteps.length - from),
       vae: p.vae,
       ...(posterior !== undefined ? { posteriorNoise: posterior } : {}),
     });
@@ -260,13 +261,13 @@ async function inpaintCmd(args: Args): Promise<number> {
   const scheduler = createSampler(s.sampler, p.schedulerConfig, { karras: s.karras });
   const calls = resample > 1 ? repaintModelCalls(repaintSchedule(s.steps, jumps, resample)) : null;
   const t0 = performance.now();
-  const progress = progressLine(quiet, 'inpaint');
+  const progress = new Progress(quiet);
   let done = 0;
   const sampling = {
     numInferenceSteps: s.steps,
     noise: editNoise(p, s.seed, trained ? shape : p.model.sampleShape),
     stepOptions: s.eta !== undefined ? { eta: s.eta } : {},
-    onStep: () => progress.tick(++done, calls ?? scheduler.timesteps.length),
+    onStep: () => progress.update('inpaint', ++done, calls ?? scheduler.timesteps.length),
   };
   let result;
   try {

@@ -35,12 +35,12 @@ import { type Args, CliError, type OptionSpec, UsageError } from './args.js';
 import {
   BACKEND_OPTION,
   ETA_OPTION,
-  formatDuration,
   KARRAS_OPTION,
   samplerOption,
   SAMPLERS,
   SEED_OPTION,
 } from './common.js';
+import type { Progress } from './progress.js';
 
 export const MODEL_OPTIONS: readonly OptionSpec[] = [
   {
@@ -341,57 +341,6 @@ export async function reference(
   });
   progress.clear();
   return ref;
-}
-
-/**
- * Progress on stderr: one line redrawn in place on a terminal, otherwise a line at every tenth of
- * the work; nothing with --quiet.
- */
-export class Progress {
-  readonly #quiet: boolean;
-  readonly #tty: boolean;
-  #what = '';
-  #t0 = 0;
-  #lastTenth = -1;
-  #drawn = false;
-
-  constructor(quiet: boolean) {
-    this.#quiet = quiet;
-    this.#tty = process.stderr.isTTY === true;
-  }
-
-  update(what: string, done: number, total: number): void {
-    if (this.#quiet) return;
-    if (what !== this.#what) {
-      this.#what = what;
-      this.#t0 = performance.now();
-      this.#lastTenth = -1;
-    }
-    const secs = (performance.now() - this.#t0) / 1000;
-    const eta = done > 0 ? formatDuration((secs / done) * (total - done)) : '?';
-    const line = `${what}: ${done}/${total}, ${formatDuration(secs)}, ETA ${eta}`;
-    if (this.#tty) {
-      process.stderr.write(`\r\x1b[2K${line}`);
-      this.#drawn = true;
-    } else {
-      const tenth = Math.floor((10 * done) / total);
-      if (tenth !== this.#lastTenth) {
-        this.#lastTenth = tenth;
-        process.stderr.write(`${line}\n`);
-      }
-    }
-  }
-
-  note(line: string): void {
-    if (this.#quiet) return;
-    this.clear();
-    process.stderr.write(`${line}\n`);
-  }
-
-  clear(): void {
-    if (this.#drawn) process.stderr.write('\r\x1b[2K');
-    this.#drawn = false;
-  }
 }
 
 /** Columns padded to their widest cell, two spaces apart. */

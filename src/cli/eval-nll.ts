@@ -9,11 +9,11 @@ import {
   loadModelDir,
   MODEL_OPTIONS,
   positiveInt,
-  Progress,
   sig,
   table,
   toJson,
 } from './eval-common.js';
+import { Progress } from './progress.js';
 
 /** How p_θ(x_{t−1} | x_t)'s variance was taken, by scheduler `variance_type`. */
 const VARIANCE_TEXT: Record<ModelVarType, string> = {

@@ -26,7 +26,8 @@ import { tensor } from '../engine/index.js';
 import { imageQuality, SSIM_WINDOW } from '../eval/index.js';
 import { type Args, CliError, type CommandSpec, UsageError } from './args.js';
 import { EXIT, selectBackend } from './common.js';
-import { COMMON_TAIL, Progress, toJson } from './eval-common.js';
+import { COMMON_TAIL, toJson } from './eval-common.js';
+import { Progress } from './progress.js';
 
 export const reconSpec: CommandSpec = {
   name: 'eval recon',

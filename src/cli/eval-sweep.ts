@@ -32,7 +32,6 @@ import {
   MODEL_OPTIONS,
   numberList,
   positiveInt,
-  Progress,
   reference,
   sampleRequest,
   samplingOptions,
@@ -40,6 +39,7 @@ import {
   table,
   toJson,
 } from './eval-common.js';
+import { Progress } from './progress.js';
 
 export const sweepSpec: CommandSpec = {
   name: 'eval sweep',

@@ -50,7 +50,6 @@ import {
   MODEL_OPTIONS,
   numberList,
   positiveInt,
-  Progress,
   reference,
   sampleRequest,
   samplingOptions,
@@ -58,6 +57,7 @@ import {
   table,
   toJson,
 } from './eval-common.js';
+import { Progress } from './progress.js';
 import { nllCommand, nllSpec } from './eval-nll.js';
 import { reconCommand, reconSpec } from './eval-recon.js';
 import { sweepCommand, sweepSpec } from './eval-sweep.js';

@@ -41,6 +41,7 @@ import {
   selectBackend,
   withTasks,
 } from './common.js';
+import { Progress } from './progress.js';
 import { CONTROLNET_OPTIONS, withControlNet } from './controlnet.js';
 import { applyLoras, describeLoras, LORA_OPTION, loraSpecs } from './lora.js';
 import { sampleTextCommand } from './sample-text.js';
@@ -484,7 +485,7 @@ async function sampleCmd(args: Args): Promise<number> {
   // Trajectory frames of the first k images, one list of batch slices per step.
   const frames: Frames = { xt: [], x0: [] };
   const k = Math.min(total, traj !== undefined && extname(traj).toLowerCase() === '.png' ? 8 : 16);
-  const tty = !quiet && process.stderr.isTTY === true;
+  const progress = new Progress(quiet);
   const t0 = performance.now();
   try {
     await generateBatches(model, scheduler, {
@@ -520,13 +521,13 @@ async function sampleCmd(args: Args): Promise<number> {
         }
       },
       onProgress: (pr, batch) => {
-        if (!tty) return;
-        const done = batch.index * pr.total + pr.step;
-        const all = batch.batches * pr.total;
-        const elapsed = (performance.now() - t0) / 1000;
-        const left = formatDuration((elapsed / done) * (all - done));
-        const of = batch.batches > 1 ? `batch ${batch.index + 1}/${batch.batches}, ` : '';
-        process.stderr.write(`\r\x1b[2Ksampling: ${of}step ${pr.step}/${pr.total}, ETA ${left}`);
+        const of = batch.batches > 1 ? `batch ${batch.index + 1}/${batch.batches}` : undefined;
+        progress.update(
+          'sampling steps',
+          batch.index * pr.total + pr.step,
+          batch.batches * pr.total,
+          of,
+        );
       },
       onBatch: async (images, batch) => {
         const v = Float32Array.from(await images.data());
@@ -548,7 +549,7 @@ async function sampleCmd(args: Args): Promise<number> {
     if (e instanceof ConditionError) throw new CliError(e.message);
     throw e;
   }
-  if (tty) process.stderr.write('\r\x1b[2K');
+  progress.clear();
   const secs = (performance.now() - t0) / 1000;
   try {
     const nrow = rowLength ?? args.num('nrow');

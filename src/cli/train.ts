@@ -41,7 +41,7 @@ import {
   withTasks,
 } from './common.js';
 import { loadConfigSource, loadPreset, presetNames } from './presets.js';
-import { ProgressReporter } from './progress.js';
+import { Progress, ProgressReporter } from './progress.js';
 import { trainForecastCommand } from './train-forecast.js';
 import { trainTextCommand } from './train-text.js';
 import { stepsChangedNote } from './train-command.js';
@@ -621,7 +621,7 @@ async function train(args: Args, argv: readonly string[]): Promise<number> {
   if (latentCache !== undefined && vae === undefined && !resume) {
     throw new UsageError('--latent-cache is a setting of latent runs: give --vae DIR too');
   }
-  const tty = !quietSetup && process.stderr.isTTY === true;
+  const encoding = new Progress(quietSetup);
   let setup: TrainSetup;
   try {
     setup = await setUpTraining({
@@ -636,8 +636,8 @@ async function train(args: Args, argv: readonly string[]): Promise<number> {
         if (!quietSetup) console.error(line);
       },
       onEncodeProgress: (p) => {
-        if (tty) process.stderr.write(`\r\x1b[2Kencoding: ${p.done}/${p.total} images`);
-        if (tty && p.done === p.total) process.stderr.write('\r\x1b[2K');
+        encoding.update('encoding images', p.done, p.total);
+        if (p.done === p.total) encoding.clear();
       },
     });
   } catch (e) {
