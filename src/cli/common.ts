@@ -236,3 +236,45 @@ export function formatDuration(seconds: number): string {
   const sec = String(s % 60).padStart(2, '0');
   return h > 0 ? `${h}h${String(m).padStart(2, '0')}m${sec}s` : `${m}m${sec}s`;
 }
+
+/**
+ * A command with subcommands (`sumi edit img2img …`): `--help` lists them with their summaries;
+ * a missing or unknown one is a usage error (exit 2) followed by that list.
+ */
+export function commandGroup(o: {
+  name: string;
+  summary: string;
+  /** The paragraph above the list of subcommands. */
+  intro: string;
+  subcommands: Readonly<Record<string, Command>>;
+}): Command {
+  const names = Object.keys(o.subcommands);
+  const width = Math.max(...names.map((n) => n.length)) + 2;
+  const usage = [
+    `usage: sumi ${o.name} <${names.join('|')}> [options]`,
+    '',
+    o.intro,
+    ...Object.entries(o.subcommands).map(([n, c]) => `  ${n.padEnd(width)} ${c.summary}`),
+    '',
+    `  sumi ${o.name} <subcommand> --help   options of a subcommand`,
+  ].join('\n');
+  return {
+    name: o.name,
+    summary: o.summary,
+    async run(argv: string[]): Promise<number> {
+      const [sub, ...rest] = argv;
+      if (sub === '--help' || sub === '-h' || sub === 'help') {
+        console.log(usage);
+        return EXIT.ok;
+      }
+      const cmd =
+        sub !== undefined && Object.hasOwn(o.subcommands, sub) ? o.subcommands[sub] : undefined;
+      if (cmd === undefined) {
+        const what = sub === undefined ? 'give a subcommand' : `unknown subcommand '${sub}'`;
+        console.error(`sumi ${o.name}: ${what}\n\n${usage}`);
+        return EXIT.usage;
+      }
+      return cmd.run(rest);
+    },
+  };
+}

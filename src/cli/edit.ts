@@ -28,7 +28,7 @@ import {
   repaintSchedule,
 } from '../diffusion/index.js';
 import { type Args, type CommandSpec, UsageError } from './args.js';
-import { defineCommand, EXIT, formatDuration, selectBackend } from './common.js';
+import { commandGroup, defineCommand, EXIT, formatDuration, selectBackend } from './common.js';
 import {
   asEditInputErrors,
   CONDITION_OPTIONS,
@@ -343,35 +343,9 @@ const subcommands: Record<string, Command> = {
   upscale: upscaleCommand,
 };
 
-function usage(): string {
-  return [
-    'usage: sumi edit <img2img|inpaint|invert|reconstruct|upscale> [options]',
-    '',
-    'Edit an existing image with a trained model (docs/editing.md):',
-    ...Object.entries(subcommands).map(([name, c]) => `  ${name.padEnd(12)} ${c.summary}`),
-    '',
-    '  sumi edit <subcommand> --help   options of a subcommand',
-  ].join('\n');
-}
-
-export const editCommand: Command = {
+export const editCommand: Command = commandGroup({
   name: 'edit',
   summary: 'Edit an image: img2img (SDEdit), inpainting (RePaint), DDIM inversion, SR3 upscaling.',
-  async run(argv: string[]): Promise<number> {
-    const [sub, ...rest] = argv;
-    if (sub === '--help' || sub === '-h' || sub === 'help') {
-      console.log(usage());
-      return EXIT.ok;
-    }
-    const cmd = sub !== undefined && Object.hasOwn(subcommands, sub) ? subcommands[sub] : undefined;
-    if (cmd === undefined) {
-      console.error(
-        sub === undefined
-          ? `sumi edit: give a subcommand\n\n${usage()}`
-          : `sumi edit: unknown subcommand '${sub}'\n\n${usage()}`,
-      );
-      return EXIT.usage;
-    }
-    return cmd.run(rest);
-  },
-};
+  intro: 'Edit an existing image with a trained model (docs/editing.md):',
+  subcommands,
+});

@@ -35,7 +35,7 @@ import {
 } from '../eval/index.js';
 import { tensor } from '../engine/index.js';
 import { type Args, type CommandSpec, UsageError } from './args.js';
-import { defineCommand, EXIT, formatDuration, selectBackend } from './common.js';
+import { commandGroup, defineCommand, EXIT, formatDuration, selectBackend } from './common.js';
 import {
   asInputErrors,
   checkSampler,
@@ -534,35 +534,9 @@ const subcommands: Record<string, Command> = {
   recon: defineCommand(reconSpec, (a) => asInputErrors(() => reconCommand(a))),
 };
 
-function usage(): string {
-  return [
-    'usage: sumi eval <fd|cond|nll|sweep|recon> [options]',
-    '',
-    'How good a model is (docs/quality.md):',
-    ...Object.entries(subcommands).map(([name, c]) => `  ${name.padEnd(6)} ${c.summary}`),
-    '',
-    '  sumi eval <subcommand> --help   options of a subcommand',
-  ].join('\n');
-}
-
-export const evalCommand: Command = {
+export const evalCommand: Command = commandGroup({
   name: 'eval',
   summary: 'Measure a model: FD/KID/precision/recall, conditional accuracy, bits/dim, sweeps.',
-  async run(argv: string[]): Promise<number> {
-    const [sub, ...rest] = argv;
-    if (sub === '--help' || sub === '-h' || sub === 'help') {
-      console.log(usage());
-      return EXIT.ok;
-    }
-    const cmd = sub !== undefined && Object.hasOwn(subcommands, sub) ? subcommands[sub] : undefined;
-    if (cmd === undefined) {
-      console.error(
-        sub === undefined
-          ? `sumi eval: give a subcommand\n\n${usage()}`
-          : `sumi eval: unknown subcommand '${sub}'\n\n${usage()}`,
-      );
-      return EXIT.usage;
-    }
-    return cmd.run(rest);
-  },
-};
+  intro: 'How good a model is (docs/quality.md):',
+  subcommands,
+});

@@ -15,7 +15,7 @@ import {
   type SafetensorsFile,
 } from '../nn/index.js';
 import { type Args, CliError, type CommandSpec, type OptionSpec, UsageError } from './args.js';
-import { defineCommand, EXIT } from './common.js';
+import { commandGroup, defineCommand, EXIT } from './common.js';
 
 /** The `--lora` option of a command (read with `loraSpecs`, which takes every occurrence). */
 export const LORA_OPTION: OptionSpec = {
@@ -165,39 +165,11 @@ async function mergeCmd(args: Args): Promise<number> {
   return EXIT.ok;
 }
 
-const mergeCommand = defineCommand(loraMergeSpec, mergeCmd);
-
-function usage(): string {
-  return [
-    'usage: sumi lora <subcommand> [options]',
-    '',
-    'LoRA adapters (diffusers pytorch_lora_weights.safetensors); train them with sumi train',
-    '--lora-rank R --base DIR, apply them with sumi sample --lora FILE[:S].',
-    '',
-    'subcommands:',
-    `  merge   ${loraMergeSpec.summary}`,
-    '',
-    '  sumi lora merge --help   its options',
-  ].join('\n');
-}
-
-export const loraCommand = {
+export const loraCommand = commandGroup({
   name: 'lora',
   summary: 'LoRA adapters: merge a LoRA file into a model folder.',
-  async run(argv: string[]): Promise<number> {
-    const [sub, ...rest] = argv;
-    if (sub === '--help' || sub === '-h' || sub === 'help') {
-      console.log(usage());
-      return EXIT.ok;
-    }
-    if (sub !== 'merge') {
-      console.error(
-        sub === undefined
-          ? `sumi lora: give a subcommand\n\n${usage()}`
-          : `sumi lora: unknown subcommand '${sub}'\n\n${usage()}`,
-      );
-      return EXIT.usage;
-    }
-    return mergeCommand.run(rest);
-  },
-};
+  intro:
+    'LoRA adapters (diffusers pytorch_lora_weights.safetensors); train them with sumi train\n' +
+    '--lora-rank R --base DIR, apply them with sumi sample --lora FILE[:S].',
+  subcommands: { merge: defineCommand(loraMergeSpec, mergeCmd) },
+});
