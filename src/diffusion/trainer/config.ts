@@ -118,6 +118,29 @@ export interface TrainConfig extends OptimizerConfig {
    * (absent or null: no ControlNet).
    */
   controlnet?: ControlNetTrainConfig | null;
+  /**
+   * DreamBooth (Ruiz et al. 2022) on a text-to-image base: the images of `data` (the instance
+   * images) train with the instance prompt, class images sampled from the base with the class
+   * prompt with the prior-preservation loss, the base's tokenizer and text encoder frozen. The
+   * denoiser trains fully, or through `lora` adapters (absent or null: not a DreamBooth run).
+   */
+  dreambooth?: DreamBoothTrainConfig | null;
+}
+
+/** What a DreamBooth run trains on besides its instance images (dreambooth.ts). */
+export interface DreamBoothTrainConfig {
+  /** The base model folder (a text-to-image pipeline, as `sumi sample --model` takes it). */
+  base: string;
+  /** The prompt of the instance images, with the rare identifier ("a sks digit"). */
+  instancePrompt: string;
+  /** The prompt of the class images ("a digit"); null: no class images, no prior loss. */
+  classPrompt: string | null;
+  /** λ of L = L_instance + λ L_prior (0: no class images). */
+  priorLossWeight: number;
+  /** How many class images the base samples. */
+  numClassImages: number;
+  /** How they are sampled: a sampler (CLI name), its steps and the guidance scale. */
+  prior: { sampler: string; steps: number; guidance: number };
 }
 
 /** What a ControlNet run conditions on and how its condition embedding is shaped. */
@@ -362,6 +385,22 @@ const CHECKS: Record<keyof TrainConfig | keyof RunSettings, Check> = {
       ? null
       : `{ base, control: ${CONTROL_KINDS.join(' | ')}, conditioningEmbeddingOutChannels: [n ≥ 1] }`,
   ),
+  dreambooth: orNull((v) => {
+    const p = isObject(v) ? v.prior : undefined;
+    return isObject(v) &&
+      isStr(v.base) === null &&
+      isStr(v.instancePrompt) === null &&
+      (v.classPrompt === null || isStr(v.classPrompt) === null) &&
+      isNonNeg(v.priorLossWeight) === null &&
+      isInt(1)(v.numClassImages) === null &&
+      isObject(p) &&
+      isStr(p.sampler) === null &&
+      isInt(1)(p.steps) === null &&
+      typeof p.guidance === 'number' &&
+      p.guidance >= 0
+      ? null
+      : '{ base, instancePrompt, classPrompt (or null), priorLossWeight ≥ 0, numClassImages ≥ 1, prior: { sampler, steps ≥ 1, guidance ≥ 0 } }';
+  }),
   seed: (v) =>
     typeof v === 'number' && Number.isSafeInteger(v) && v >= 0 ? null : 'an integer in [0, 2^53)',
   saveEvery: isInt(0),

@@ -8,6 +8,7 @@ export * from './checkpoint.js';
 export * from './trainer.js';
 export * from './run.js';
 export * from './setup.js';
+export * from './dreambooth.js';
 export * from './resume.js';
 export * from './classifier-config.js';
 export * from './classifier-trainer.js';

@@ -6,12 +6,10 @@
  * gives that differ from the checkpoint's are refused, each named with both values. The total
  * step count and the reporting settings may change.
  */
-import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
 import { join } from 'node:path';
 
 import { type Dataset, ImageFileDataset, loadDataset } from '../../data/index.js';
-import { disposeAll } from '../../nn/index.js';
+import { disposeAll, freezeParameters } from '../../nn/index.js';
 import { type AnyDiffusersModel, type Denoiser, WEIGHTS_NAME } from '../../nn/models/index.js';
 import { loadPipeline } from '../pipeline.js';
 import { findCheckpoint } from './checkpoint.js';
@@ -25,6 +23,20 @@ import {
   TrainConfigError,
   type TrainConfigSource,
 } from './config.js';
+import {
+  baseConditionDropout,
+  checkDreamBoothBase,
+  CLASS_IMAGES_FILE,
+  ClassImageDataset,
+  classImagesKey,
+  DreamBoothInputError,
+  hasClassImages,
+  loadInstanceImages,
+  openClassImages,
+  sha256File,
+  textEncoderWeightsPath,
+  unknownWords,
+} from './dreambooth.js';
 import { resumedSettings, type SettingDifference, TrainRequestError } from './resume.js';
 import {
   type BaseWeights,
@@ -69,6 +81,8 @@ export interface TrainRequest {
   onMessage?: (line: string) => void;
   /** Progress of encoding the images into latents. */
   onEncodeProgress?: (p: EncodeProgress) => void;
+  /** Progress of sampling a DreamBooth run's class images. */
+  onClassImageProgress?: (p: { done: number; total: number }) => void;
 }
 
 export interface TrainSetup {
@@ -123,22 +137,15 @@ async function openLatentSource(
   return { vae, cache };
 }
 
-/** sha256 (hex) of a file, read in chunks. */
-async function sha256File(path: string): Promise<string> {
-  const hash = createHash('sha256');
-  for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
-  return hash.digest('hex');
-}
-
 /**
  * The base of a LoRA or ControlNet run: its denoiser, loaded (EMA weights when the folder has
  * them) and checked against the run's resolved model config, and the weights file with its
  * sha256; undefined for a run that trains every weight.
  */
 export async function loadLoraBase(config: TrainConfig): Promise<LoraBase | undefined> {
-  const lora = config.lora ?? config.controlnet;
+  const lora = config.lora ?? config.controlnet ?? config.dreambooth;
   if (!lora) return undefined;
-  if (config.textCond) {
+  if (config.textCond && !config.dreambooth) {
     throw new TrainConfigError(
       `${config.lora ? 'LoRA' : 'ControlNet'} training of text-conditioned models is not supported (the base text encoder and tokenizer would have to replace the data's)`,
     );
@@ -163,7 +170,69 @@ export async function loadLoraBase(config: TrainConfig): Promise<LoraBase | unde
   }
   const dir = base.weights === 'ema' ? base.layout.emaDir! : base.layout.unetDir;
   const path = join(dir, WEIGHTS_NAME);
-  return { model, weights: { path, sha256: await sha256File(path) } };
+  const weights = { path, sha256: await sha256File(path) };
+  if (!config.dreambooth) return { model, weights };
+  // DreamBooth: the base's tokenizer and text encoder read the prompts, and stay as they are.
+  if (base.condition.kind !== 'text') {
+    disposeAll(model.stateDict());
+    throw new DreamBoothInputError(
+      `the base ${lora.base} has a text encoder but its denoiser has no cross-attention`,
+    );
+  }
+  for (const c of base.condition.components) freezeParameters(c.module);
+  const te = textEncoderWeightsPath(base);
+  return {
+    model,
+    weights,
+    condition: base.condition,
+    conditionDropout: await baseConditionDropout(base),
+    textEncoderWeights: { path: te, sha256: await sha256File(te) },
+  };
+}
+
+/**
+ * The class images of a DreamBooth run (undefined without a class prompt or with λ = 0): the run
+ * folder's cache when it fits, else sampled from the base now (dreambooth.ts).
+ */
+async function classImagesOf(
+  req: TrainRequest,
+  config: TrainConfig,
+  base: LoraBase | undefined,
+): Promise<LoraBase['classImages']> {
+  const d = config.dreambooth;
+  if (!d || !hasClassImages(d) || base === undefined) return undefined;
+  const path = join(req.outDir, CLASS_IMAGES_FILE);
+  const key = classImagesKey(
+    { ...config, dreambooth: d },
+    { unetSha256: base.weights.sha256, textEncoderSha256: base.textEncoderWeights!.sha256 },
+  );
+  const data = await openClassImages({
+    path,
+    key,
+    base: { model: base.model, condition: base.condition! },
+    onMessage: req.onMessage,
+    onProgress: req.onClassImageProgress,
+  });
+  return { dataset: new ClassImageDataset(data, path), sha256: data.header.dataSha256 };
+}
+
+/** Notes on a DreamBooth run's prompts: words its base's tokenizer does not know. */
+async function promptNotes(req: TrainRequest, config: TrainConfig): Promise<void> {
+  const d = config.dreambooth;
+  if (!d || req.onMessage === undefined) return;
+  for (const [what, prompt] of [
+    ['instance', d.instancePrompt],
+    ['class', d.classPrompt],
+  ] as const) {
+    if (prompt === null) continue;
+    const unknown = await unknownWords(d.base, prompt);
+    if (unknown.length > 0) {
+      req.onMessage(
+        `${what} prompt '${prompt}': ${unknown.map((w) => `'${w}'`).join(', ')} not in the base's ` +
+          'vocabulary: encoded as <|unk|>',
+      );
+    }
+  }
 }
 
 /**
@@ -175,9 +244,10 @@ async function loadResumedLoraBase(state: TrainerState): Promise<LoraBase | unde
   const was: BaseWeights | undefined = state.baseWeights;
   if (base !== undefined && was !== undefined && was.sha256 !== base.weights.sha256) {
     disposeAll(base.model.stateDict());
+    const c = state.config;
     throw new TrainConfigError(
-      `the checkpoint's adapters were trained on ${was.path} (sha256 ${was.sha256}); ` +
-        `the base ${(state.config.lora ?? state.config.controlnet)!.base} now loads ${base.weights.path} (sha256 ` +
+      `the checkpoint's ${c.dreambooth && !c.lora ? 'weights' : 'adapters'} were trained on ${was.path} (sha256 ${was.sha256}); ` +
+        `the base ${(c.lora ?? c.controlnet ?? c.dreambooth)!.base} now loads ${base.weights.path} (sha256 ` +
         `${base.weights.sha256}): resuming would continue on other weights`,
     );
   }
@@ -224,6 +294,47 @@ async function resumedVae(
     }
   }
   return vae;
+}
+
+/** The size and channels of a DreamBooth run's instance images: the base's. */
+function instanceShape(shape: { size?: number; channels?: 1 | 3 }): {
+  size: number;
+  channels: 1 | 3;
+} {
+  if (shape.size === undefined || shape.channels === undefined) {
+    throw new DreamBoothInputError(
+      "the base's config gives no sample_size or in_channels of 1 or 3: DreamBooth trains on images of the base's shape",
+    );
+  }
+  return { size: shape.size, channels: shape.channels };
+}
+
+/**
+ * The trainer of a config with its base (a DreamBooth run's with its class images; `recorded`:
+ * the sha256 of those a resumed checkpoint trained on, which they must still be).
+ */
+async function trainerOn(
+  req: TrainRequest,
+  config: TrainConfig,
+  ds: Dataset,
+  base: LoraBase | undefined,
+  latent: LatentSource | undefined,
+  recorded?: TrainerState['classImages'],
+): Promise<Trainer> {
+  try {
+    const classImages = await classImagesOf(req, config, base);
+    if (recorded !== undefined && classImages?.sha256 !== recorded.sha256) {
+      throw new TrainConfigError(
+        `the checkpoint trained on class images of sha256 ${recorded.sha256}; ` +
+          `${join(req.outDir, CLASS_IMAGES_FILE)} now holds ${classImages?.sha256 ?? 'none'}: ` +
+          'resuming would train on other images',
+      );
+    }
+    return new Trainer(config, ds, base && { ...base, classImages }, latent);
+  } catch (e) {
+    if (base !== undefined) disposeAll(base.model.stateDict());
+    throw e;
+  }
 }
 
 const isRunKey = (k: string): boolean => (RUN_SETTING_KEYS as readonly string[]).includes(k);
@@ -342,17 +453,22 @@ export async function setUpTraining(req: TrainRequest): Promise<TrainSetup> {
       scheduler: { ...req.source.config.scheduler, ...req.scheduler },
       train: { ...fromSource.config, ...settings.config, data },
     };
+    const dreambooth = input.train.dreambooth;
+    if (dreambooth) await checkDreamBoothBase(dreambooth.base);
     const vae = req.vae === undefined ? null : await loadVae(req.vae);
     const shape = datasetShapeFor(input, vae?.spec);
-    const ds = loadTrainingData(data, shape.size, shape.channels);
+    const ds = dreambooth
+      ? loadInstanceImages(data, instanceShape(shape))
+      : loadTrainingData(data, shape.size, shape.channels);
     const config = resolveTrainConfig(
       input,
       ds,
       vae === null ? undefined : { ...vae, dir: req.vae! },
     );
     const latent = vae === null ? undefined : await openLatentSource(req, vae, ds, config);
+    await promptNotes(req, config);
     return {
-      trainer: new Trainer(config, ds, await loadLoraBase(config), latent),
+      trainer: await trainerOn(req, config, ds, await loadLoraBase(config), latent),
       run: { ...defaultRunSettings, ...fromSource.run, ...settings.run },
       resumed: null,
       stepsChanged: null,
@@ -372,7 +488,9 @@ export async function setUpTraining(req: TrainRequest): Promise<TrainSetup> {
   };
   const plain = resumeDifferences(stored, req);
   const vae = await resumedVae(existing, stored, req.vae);
-  const ds = loadTrainingData(stored.data, stored.imageSize, stored.channels);
+  const ds = stored.dreambooth
+    ? loadInstanceImages(stored.data, { size: stored.imageSize, channels: stored.channels })
+    : loadTrainingData(stored.data, stored.imageSize, stored.channels);
   checkSameImages(state.data, stored.data, ds);
   let differences = plain;
   if (req.source !== null) {
@@ -402,7 +520,14 @@ export async function setUpTraining(req: TrainRequest): Promise<TrainSetup> {
     defaultRun: defaultRunSettings,
   });
   const latent = vae === null ? undefined : await openLatentSource(req, vae, ds, stored);
-  const trainer = new Trainer(resumed.config, ds, await loadResumedLoraBase(state), latent);
+  const trainer = await trainerOn(
+    req,
+    resumed.config,
+    ds,
+    await loadResumedLoraBase(state),
+    latent,
+    state.classImages,
+  );
   try {
     await trainer.loadCheckpoint(existing, state);
   } catch (e) {

@@ -12,7 +12,9 @@
  * text conditioning adds 'captions' (which caption of a sample a step uses) and
  * 'text_encoder_init' (the text encoder's initial weights); LoRA fine-tuning adds 'lora_init'
  * (the adapters' A matrices); inpainting adds 'masks' (the random training masks); latent
- * diffusion adds 'latent' (ε of the posterior sample z = μ + σ·ε of each step's latents).
+ * diffusion adds 'latent' (ε of the posterior sample z = μ + σ·ε of each step's latents);
+ * DreamBooth adds 'prior' (the noise of the class images the base samples) and 'prior_data' (the
+ * class images' DataLoader seed).
  */
 
 export type StreamPurpose =
@@ -30,7 +32,9 @@ export type StreamPurpose =
   | 'text_encoder_init'
   | 'lora_init'
   | 'masks'
-  | 'latent';
+  | 'latent'
+  | 'prior'
+  | 'prior_data';
 
 const PURPOSE_TAG: Record<StreamPurpose, bigint> = {
   noise: 1n,
@@ -48,6 +52,8 @@ const PURPOSE_TAG: Record<StreamPurpose, bigint> = {
   lora_init: 13n,
   masks: 14n,
   latent: 15n,
+  prior: 16n,
+  prior_data: 17n,
 };
 
 const MASK64 = (1n << 64n) - 1n;

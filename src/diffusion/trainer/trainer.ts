@@ -25,6 +25,13 @@
  * from its encoder; each batch's condition images are computed from x_0 (control.ts), and the
  * loss is the base's under the ControlNet's residuals. The checkpoint holds `controlnet/`
  * (diffusers' ControlNet folder) instead of `unet/`.
+ *
+ * DreamBooth runs (config.dreambooth) fine-tune a text-to-image base on a few instance images:
+ * each step's batch is B instance images with the instance prompt, then B class images (sampled
+ * from the base before training) with the class prompt, and the loss is the instance half's plus
+ * λ times the class half's (dreambooth.ts). The base's text encoder is frozen; the denoiser trains
+ * fully (the checkpoint is a pipeline folder with the base's text encoder and tokenizer) or
+ * through LoRA adapters.
  */
 import { join } from 'node:path';
 
@@ -149,6 +156,7 @@ import {
   TrainConfigError,
   trainedVarianceType,
 } from './config.js';
+import { DreamBoothInputError } from './dreambooth.js';
 import { dropoutOffset, streamSeed } from './streams.js';
 import type { LatentCache } from '../latent/cache.js';
 import { decodeLatents, type LatentSpec } from '../latent/vae.js';
@@ -207,6 +215,8 @@ export interface TrainerState {
   trainArgs?: string[];
   /** A LoRA run's base: the weights file it trains against and that file's sha256. */
   baseWeights?: BaseWeights;
+  /** A DreamBooth run's class images: how many, and the sha256 of their pixels. */
+  classImages?: { count: number; sha256: string };
 }
 
 /** A weights file and its sha256 (hex). */
@@ -215,12 +225,20 @@ export interface BaseWeights {
   sha256: string;
 }
 
-/** The frozen base of a LoRA run (setup.ts `loadLoraBase`). */
+/** The frozen base of a LoRA, ControlNet or DreamBooth run (setup.ts `loadLoraBase`). */
 export interface LoraBase {
   /** Its denoiser, loaded; the run's config.model is its config. */
   model: AnyDiffusersModel & Denoiser;
   /** The file its weights were loaded from. */
   weights: BaseWeights;
+  /** DreamBooth: the base's tokenizer and text encoder (frozen), which read the prompts. */
+  condition?: ConditionSource;
+  /** DreamBooth: the condition dropout the base was trained with (its sumi.json's). */
+  conditionDropout?: number;
+  /** DreamBooth: the text encoder's weights file. */
+  textEncoderWeights?: BaseWeights;
+  /** DreamBooth: the class images sampled from the base, and the sha256 of their pixels. */
+  classImages?: { dataset: Dataset; sha256: string };
 }
 
 /** A latent run's autoencoder and the latents of its images (setup.ts `openLatentSource`). */
@@ -282,7 +300,8 @@ export function resolveTrainConfig(
       `${dataset.name}: images are ${dataset.height}x${dataset.width}; square images only`,
     );
   }
-  const textCond = t.textCond ?? false;
+  const textCond = t.textCond ?? Boolean(t.dreambooth);
+  if (t.dreambooth) checkDreamBoothSettings(t, dataset, textCond);
   const classCond = t.classCond ?? typeof input.model.num_class_embeds === 'number';
   const className = input.model._class_name ?? (textCond ? 'UNet2DConditionModel' : 'UNet2DModel');
   if (className !== 'UNet2DModel' && className !== 'UNet2DConditionModel') {
@@ -373,9 +392,14 @@ export function resolveTrainConfig(
         'text conditioning needs a UNet2DConditionModel (cross-attention); the model is a UNet2DModel',
       );
     }
-    const setup = prepareText(t, dataset);
-    textEncoder = setup.encoderConfig;
-    model.cross_attention_dim = setup.hiddenSize;
+    if (t.dreambooth) {
+      // The base's text encoder reads the prompts: its config, and the U-Net's width for it.
+      textEncoder = t.textEncoder ?? null;
+    } else {
+      const setup = prepareText(t, dataset);
+      textEncoder = setup.encoderConfig;
+      model.cross_attention_dim = setup.hiddenSize;
+    }
   } else if (className === 'UNet2DConditionModel') {
     const probe = resolveConfig(UNET_2D_CONDITION_SCHEMA, model, 'model config').config;
     const hasCross =
@@ -409,8 +433,11 @@ export function resolveTrainConfig(
     ...defaultTrainConfig,
     // Two micro-batches on the CPU, computed on two cores (replica.ts); one on a GPU, and for
     // LoRA runs, whose adapters the replicas do not carry.
-    microBatches: defaultBackend().name === 'cpu' && !t.lora && !t.controlnet ? 2 : 1,
+    microBatches:
+      defaultBackend().name === 'cpu' && !t.lora && !t.controlnet && !t.dreambooth ? 2 : 1,
     ...t,
+    // A DreamBooth batch keeps its prompts: the null prompt is the base's.
+    ...(t.dreambooth ? { labelDropout: 0 } : {}),
     ...(latent !== null ? { latent } : {}),
     imageSize: dataset.height,
     channels: dataset.channels,
@@ -450,7 +477,9 @@ function latentSettingsFor(
         ? 'LoRA adapters'
         : t.controlnet
           ? 'a ControlNet'
-          : null;
+          : t.dreambooth
+            ? 'DreamBooth'
+            : null;
   if (what !== null) {
     throw new TrainConfigError(
       `--vae: latent diffusion does not train ${what}; those run on pixels`,
@@ -486,6 +515,38 @@ function latentSettingsFor(
     vaeSha256: vae.sha256,
     shape: [s.latentChannels, side, side],
   };
+}
+
+/**
+ * Refuses DreamBooth settings the run cannot take: a batch larger than the instance images or
+ * than the class images, more than one micro-batch (the step's two parts are its instance and
+ * class halves), condition dropout, a base without a text encoder config.
+ */
+function checkDreamBoothSettings(
+  t: Partial<TrainConfig>,
+  dataset: Dataset,
+  textCond: boolean,
+): void {
+  const d = t.dreambooth!;
+  const b = t.batchSize ?? defaultTrainConfig.batchSize;
+  const problems: string[] = [];
+  if (!textCond) problems.push('DreamBooth trains a text-conditioned model (textCond)');
+  if ((t.textEncoder ?? null) === null) {
+    problems.push(`the base ${d.base} gives no text encoder config`);
+  }
+  if (b > dataset.length) {
+    problems.push(`a batch of ${b} instance images, but ${dataset.name} has ${dataset.length}`);
+  }
+  if (d.classPrompt !== null && d.priorLossWeight > 0 && d.numClassImages < b) {
+    problems.push(`a batch of ${b} class images, but only ${d.numClassImages} are sampled`);
+  }
+  if ((t.microBatches ?? 1) !== 1) {
+    problems.push('DreamBooth runs one micro-batch (its instance and class halves are the parts)');
+  }
+  if ((t.labelDropout ?? 0) !== 0) {
+    problems.push('DreamBooth keeps every prompt: no condition dropout');
+  }
+  if (problems.length > 0) throw new DreamBoothInputError(problems.join('; '));
 }
 
 /** The tokenizer and text encoder config of a text-conditioned run (no weights yet). */
@@ -550,6 +611,12 @@ export class Trainer {
   readonly #denoiser: Denoiser;
   /** The weights file of a LoRA run's base (null: not a LoRA run). */
   readonly baseWeights: BaseWeights | null;
+  /** A DreamBooth run's class images, in their own order (null: none). */
+  readonly priorLoader: DataLoaderType | null;
+  /** The sha256 of their pixels. */
+  readonly #classImagesSha256: string | null;
+  /** The condition dropout a DreamBooth run's base was trained with. */
+  readonly #baseConditionDropout: number | null;
   /** A latent run's autoencoder and cached latents (null: the denoiser trains on pixels). */
   readonly latent: LatentSource | null;
   readonly loader: DataLoaderType;
@@ -593,9 +660,19 @@ export class Trainer {
       );
     }
     const s = config.seed;
-    if ((base !== undefined) !== Boolean(config.lora || config.controlnet)) {
+    const db = config.dreambooth ?? null;
+    if ((base !== undefined) !== Boolean(config.lora || config.controlnet || db)) {
       throw new TrainConfigError(
-        'a base model goes with a LoRA or ControlNet config, and only with one',
+        'a base model goes with a LoRA, ControlNet or DreamBooth config, and only with one',
+      );
+    }
+    if (db !== null && base?.condition === undefined) {
+      throw new TrainConfigError("a DreamBooth run reads its prompts with the base's text encoder");
+    }
+    const prior = db !== null && db.classPrompt !== null && db.priorLossWeight > 0;
+    if (prior !== (base?.classImages !== undefined)) {
+      throw new TrainConfigError(
+        'class images go with a DreamBooth run that has a class prompt and λ > 0, and only with one',
       );
     }
     this.baseWeights = base?.weights ?? null;
@@ -609,7 +686,18 @@ export class Trainer {
       throw new TrainConfigError(`a ${model.className} is not a denoiser`);
     }
     this.model = model;
-    this.condition = conditionSourceFor(config, dataset);
+    // DreamBooth reads the prompts with the base's tokenizer and text encoder (frozen by setup).
+    this.condition = base?.condition ?? conditionSourceFor(config, dataset);
+    this.priorLoader =
+      base?.classImages === undefined
+        ? null
+        : new DataLoader(base.classImages.dataset, {
+            batchSize: config.batchSize,
+            seed: streamSeed(s, 'prior_data'),
+            flip: config.flip,
+          });
+    this.#classImagesSha256 = base?.classImages?.sha256 ?? null;
+    this.#baseConditionDropout = base?.conditionDropout ?? null;
     this.lora = null;
     if (config.lora) {
       freezeParameters(model);
@@ -674,7 +762,8 @@ export class Trainer {
               ema: emaOf(model),
               prefix: '',
             },
-            ...this.condition.components.map((c) => ({
+            // A DreamBooth run's text encoder is the base's, frozen: saved, never trained.
+            ...(db !== null ? [] : this.condition.components).map((c) => ({
               name: c.name,
               module: c.module,
               weightsName: c.weightsName,
@@ -682,6 +771,8 @@ export class Trainer {
               prefix: `${c.name}.`,
             })),
           ];
+    // A loaded base is in eval mode; a DreamBooth run trains its denoiser itself.
+    if (db !== null && lora === null) model.train(true);
     this.ema = this.#components[0]!.ema;
     this.#dropouts = this.#components
       .flatMap((c) => c.module.namedModules())
@@ -723,6 +814,7 @@ export class Trainer {
         defaultBackend().name === 'cpu' &&
         this.lora === null &&
         this.controlnet === null &&
+        !this.config.dreambooth &&
         this.#dropouts.every((d) => d.p === 0) &&
         this.model.namedParameters().every(([, t]) => t.dtype === 'float32');
       const count = eligible ? replicaCount(parts) : 0;
@@ -793,15 +885,14 @@ export class Trainer {
     for (const d of this.#dropouts) d.generator.offset = dropoutOffset(s);
     const lr = this.#lr(s);
     this.optimizer.lr = lr;
-    const batch =
-      this.latent === null
-        ? this.loader.batchAt(s)
-        : this.latent.cache.batchAt(this.loader, seed, s);
+    const batch = this.#batchAt(s);
     const B = batch.x.shape[0]!;
     const timesteps = trainingTimesteps(seed, s, B, T);
-    const values = await this.#conditionValues(batch, s);
+    const values = cfg.dreambooth
+      ? this.#dreamboothValues(B)
+      : await this.#conditionValues(batch, s);
     const x0 = batch.x;
-    const parts = microBatchRanges(B, this.#microBatches);
+    const parts = this.#parts(B);
     const replicas = await this.#replicasFor(parts.length);
     const lossOpts = {
       predictionType: this.predictionType,
@@ -821,11 +912,11 @@ export class Trainer {
       // Micro-batch i (rows [lo, hi), loss weighted by its share of the batch) runs on replica
       // i − 1 when there is one, here otherwise; gradients accumulate in part order either way.
       const part = (i: number) => {
-        const [lo, hi] = parts[i]!;
+        const [lo, hi, weight] = parts[i]!;
         const rows = (t: Tensor): Tensor => (parts.length === 1 ? t : slice(t, [lo], [hi]));
         const ts = timesteps.slice(lo, hi);
         const vs = values?.slice(lo, hi) ?? null;
-        return { rows, ts, vs, weight: (hi - lo) / B };
+        return { rows, ts, vs, weight };
       };
       const remote = replicas.map((r, k) =>
         r.run(
@@ -942,6 +1033,49 @@ export class Trainer {
       emaDecay: this.ema?.curDecay ?? null,
       epoch: batch.epoch,
     };
+  }
+
+  /**
+   * The images of step s: the loader's batch (as latents in a latent run); in a DreamBooth run with
+   * class images, the instance batch followed by the class images' batch of step s.
+   */
+  #batchAt(s: number): Batch {
+    if (this.latent !== null) return this.latent.cache.batchAt(this.loader, this.config.seed, s);
+    const inst = this.loader.batchAt(s);
+    if (this.priorLoader === null) return inst;
+    const prior = this.priorLoader.batchAt(s);
+    const x = concat([inst.x, prior.x], 0);
+    inst.x.dispose();
+    prior.x.dispose();
+    inst.labels?.dispose();
+    return { ...inst, x, labels: undefined, flipped: [...inst.flipped, ...prior.flipped] };
+  }
+
+  /**
+   * The parts of a batch of B as [lo, hi, weight]: micro-batches weighted by their share of the
+   * batch, so that their losses add up to the batch mean; in a DreamBooth run with class images the
+   * instance half (weight 1) and the class half (weight λ), so that they add up to
+   * L_instance + λ L_prior.
+   */
+  #parts(B: number): [number, number, number][] {
+    const db = this.config.dreambooth;
+    if (db && this.priorLoader !== null) {
+      const bi = this.loader.batchSize;
+      return [
+        [0, bi, 1],
+        [bi, B, db.priorLossWeight],
+      ];
+    }
+    return microBatchRanges(B, this.#microBatches).map(([lo, hi]) => [lo, hi, (hi - lo) / B]);
+  }
+
+  /** A DreamBooth batch's prompts: the instance prompt, then the class prompt for the class half. */
+  #dreamboothValues(B: number): ConditionValue[] {
+    const d = this.config.dreambooth!;
+    const bi = this.loader.batchSize;
+    return Array.from({ length: B }, (_, i) =>
+      i < bi || d.classPrompt === null ? d.instancePrompt : d.classPrompt,
+    );
   }
 
   /**
@@ -1129,7 +1263,10 @@ export class Trainer {
       imageSize: this.config.imageSize,
       channels: this.config.channels,
       conditioning: this.condition.kind,
-      conditionDropout: this.condition.kind === 'none' ? 0 : this.config.labelDropout,
+      conditionDropout:
+        this.condition.kind === 'none'
+          ? 0
+          : (this.#baseConditionDropout ?? this.config.labelDropout),
       numClasses: this.classes?.numClasses ?? null,
       nullClassId: this.classes?.nullClassId ?? null,
       ...(this.classes?.names ? { classNames: this.classes.names } : {}),
@@ -1157,6 +1294,13 @@ export class Trainer {
         const entries = await tensorsToWrite(sd, 'F32');
         disposeAll(sd);
         files.push(...modelFolderFiles(`${c.name}_ema`, config, c.weightsName, entries));
+      }
+    }
+    if (this.config.dreambooth && this.lora === null) {
+      // The pipeline folder of a fully fine-tuned DreamBooth model carries the base's text encoder.
+      for (const c of this.condition.components) {
+        const weights = await finiteWeights(c.module.namedParameters(), this.step, `${c.name}.`);
+        files.push(...modelFolderFiles(c.name, c.module.configJson(), c.weightsName, weights));
       }
     }
     files.push(
@@ -1227,6 +1371,14 @@ export class Trainer {
       backend: this.model.parameters()[0]!.backend.name,
       ...runState({ run: meta.run, trainArgs: meta.trainArgs }),
       ...(this.baseWeights !== null ? { baseWeights: this.baseWeights } : {}),
+      ...(this.priorLoader !== null
+        ? {
+            classImages: {
+              count: this.priorLoader.dataset.length,
+              sha256: this.#classImagesSha256!,
+            },
+          }
+        : {}),
     };
   }
 
@@ -1299,7 +1451,10 @@ export class Trainer {
   previewValues(n: number): ConditionValue[] {
     const kind = this.condition.kind;
     const k = this.classes?.numClasses;
+    const db = this.config.dreambooth;
     return Array.from({ length: n }, (_, i) => {
+      // DreamBooth: the instance prompt and the class prompt in turn.
+      if (db) return i % 2 === 1 && db.classPrompt !== null ? db.classPrompt : db.instancePrompt;
       if (kind === 'class') return i % k!;
       if (kind === 'text') {
         const index = Math.floor((i * this.dataset.length) / n);
@@ -1321,6 +1476,9 @@ export class Trainer {
       disposeAll(this.model.stateDict());
     }
     if (this.controlnet !== null) disposeAll(this.model.stateDict());
+    if (this.config.dreambooth) {
+      for (const c of this.condition.components) disposeAll(c.module.stateDict());
+    }
     if (this.latent !== null) disposeAll(this.latent.vae.vae.stateDict());
   }
 }
