@@ -45,6 +45,7 @@ import { Progress, ProgressReporter } from './progress.js';
 import { trainForecastCommand } from './train-forecast.js';
 import { trainTextCommand } from './train-text.js';
 import { stepsChangedNote } from './train-command.js';
+import { DREAMBOOTH_OPTIONS, dreamboothInputError, dreamboothOptions } from './train-dreambooth.js';
 import {
   interruptOnSigint,
   type KeyedOption,
@@ -302,7 +303,7 @@ export const trainSpec: CommandSpec = {
       name: 'base',
       kind: 'string',
       arg: 'DIR',
-      help: "the model a LoRA or ControlNet run adapts (frozen); its config is the run's model config",
+      help: "the model a LoRA, ControlNet or DreamBooth run adapts; its config is the run's model config",
     },
     {
       name: 'controlnet',
@@ -340,6 +341,7 @@ export const trainSpec: CommandSpec = {
       help: 'comma-separated module names to adapt (a path or its last components)',
       default: DEFAULT_LORA_TARGETS.join(','),
     },
+    ...DREAMBOOTH_OPTIONS,
     {
       name: 'vae',
       kind: 'string',
@@ -376,6 +378,12 @@ export const trainSpec: CommandSpec = {
       "model's encoder on the edge maps of the data, the base frozen; each checkpoint also writes\n" +
       "--out/controlnet/ (diffusers' ControlNet folder: config.json and the EMA weights when the\n" +
       'run keeps an EMA). See docs/adapters.md.',
+    'DreamBooth: --dreambooth --base DIR --instance-data DIR --instance-prompt "a sks digit"\n' +
+      '--class-prompt "a digit" fine-tunes a text-to-image model on a few images of a subject: each\n' +
+      'step trains on B instance images with the instance prompt and B class images, sampled from\n' +
+      'the base with the class prompt first and kept in --out/class_images.safetensors, with\n' +
+      'L = L_instance + λ L_prior. Every denoiser weight trains, or LoRA adapters with --lora-rank;\n' +
+      'the text encoder stays frozen. See docs/adapters.md.',
     'Latent diffusion: --vae DIR encodes the images once into a latent cache (posterior mean and\n' +
       'log-variance of an AutoencoderKL, or the unquantized latents of a VQModel; re-encoded when\n' +
       'the data or the vae changed) and trains the U-Net on scaling_factor · (z − shift_factor),\n' +
@@ -507,7 +515,11 @@ function loraOptions(args: Args): TrainConfig['lora'] {
   const alpha = args.num('lora-alpha');
   const targets = args.str('lora-targets');
   if (rank === undefined) {
-    if (base !== undefined && args.flag('controlnet') !== true) {
+    if (
+      base !== undefined &&
+      args.flag('controlnet') !== true &&
+      args.flag('dreambooth') !== true
+    ) {
       throw new UsageError('--base fine-tunes through LoRA adapters: give --lora-rank too');
     }
     if (alpha !== undefined || targets !== undefined) {
@@ -612,7 +624,13 @@ async function train(args: Args, argv: readonly string[]): Promise<number> {
   if (lora) given.train.lora = lora;
   const controlnet = controlnetOptions(args);
   if (controlnet) given.train.controlnet = controlnet;
-  const source = await configSource(args, lora ?? controlnet);
+  const dreambooth = dreamboothOptions(args);
+  if (dreambooth) {
+    given.train.dreambooth = dreambooth;
+    given.train.data = args.str('instance-data')!;
+    given.train.textCond = true;
+  }
+  const source = await configSource(args, lora ?? controlnet ?? dreambooth);
   const backend = await selectBackend(args.str('backend'));
   const resume = args.flag('resume') === true;
   const quietSetup = args.flag('quiet') === true;
@@ -635,6 +653,9 @@ async function train(args: Args, argv: readonly string[]): Promise<number> {
       onMessage: (line) => {
         if (!quietSetup) console.error(line);
       },
+      onClassImageProgress: (p) => {
+        if (!quietSetup) console.error(`class images: ${p.done}/${p.total}`);
+      },
       onEncodeProgress: (p) => {
         encoding.update('encoding images', p.done, p.total);
         if (p.done === p.total) encoding.clear();
@@ -642,7 +663,7 @@ async function train(args: Args, argv: readonly string[]): Promise<number> {
     });
   } catch (e) {
     if (e instanceof TrainRequestError) throw requestError(e, out, source?.label ?? null);
-    throw e;
+    throw dreamboothInputError(e);
   }
   const { trainer, run, resumed } = setup;
   const notes: string[] = [];
@@ -678,6 +699,16 @@ async function train(args: Args, argv: readonly string[]): Promise<number> {
       `LoRA rank ${l.rank} (α ${l.alpha}) on ${trainer.lora.adapters.size} layers of ${l.base}; ` +
         `its ${trainer.model.numParameters().toLocaleString('en-US')} parameters frozen; ` +
         `micro-batches on this thread (the worker replicas carry no adapters)`,
+    );
+  }
+  if (cfg.dreambooth) {
+    const d = cfg.dreambooth;
+    say(
+      `DreamBooth on ${d.base}: '${d.instancePrompt}' for the instance images` +
+        (trainer.priorLoader !== null
+          ? `, '${d.classPrompt}' for ${trainer.priorLoader.dataset.length} class images (λ ${d.priorLossWeight})`
+          : ', no class images') +
+        `; the text encoder frozen${trainer.lora === null ? ', every denoiser weight trained' : ''}`,
     );
   }
   if (trainer.controlnet !== null) {
@@ -737,8 +768,13 @@ async function train(args: Args, argv: readonly string[]): Promise<number> {
         `sample it: sumi sample --model ${cfg.controlnet!.base} --controlnet ${join(out, CONTROLNET_DIR)} --control-image edges.png --out samples.png`,
       );
     } else if (result.reason === 'done' && trainer.lora !== null) {
+      const prompt = cfg.dreambooth ? ` --prompt '${cfg.dreambooth.instancePrompt}'` : '';
       console.log(
-        `sample it: sumi sample --model ${cfg.lora!.base} --lora ${join(out, LORA_WEIGHTS_NAME)} --out samples.png`,
+        `sample it: sumi sample --model ${cfg.lora!.base} --lora ${join(out, LORA_WEIGHTS_NAME)}${prompt} --out samples.png`,
+      );
+    } else if (result.reason === 'done' && cfg.dreambooth) {
+      console.log(
+        `sample it: sumi sample --model ${out} --prompt '${cfg.dreambooth.instancePrompt}' --out samples.png`,
       );
     } else if (result.reason === 'done' && cfg.upscale) {
       console.log(
