@@ -3,17 +3,22 @@ import { existsSync, readdirSync } from 'node:fs';
 
 import { join } from 'node:path';
 
-import { exportClassifier, loadPipeline, savePipeline } from '../diffusion/index.js';
+import { exportClassifier, exportVae, loadPipeline, savePipeline } from '../diffusion/index.js';
 import { type Args, CliError, type CommandSpec, UsageError } from './args.js';
 import { defineCommand, EXIT } from './common.js';
 
 export const exportSpec: CommandSpec = {
   name: 'export',
   summary:
-    'Write a sample-ready pipeline folder (unet/, scheduler/, sumi.json; text_encoder/ and tokenizer/ of text models), or classifier folder, from a checkpoint.',
+    'Write a sample-ready pipeline folder (unet/, scheduler/, sumi.json; text_encoder/ and tokenizer/ of text models), classifier folder, or autoencoder folder (of sumi train-vae) from a checkpoint.',
   usage: 'sumi export --model <dir> --out <dir> [--weights auto|ema|model] [--dtype f32|f16]',
   options: [
-    { name: 'model', kind: 'string', arg: 'DIR', help: "a 'sumi train' output or checkpoint" },
+    {
+      name: 'model',
+      kind: 'string',
+      arg: 'DIR',
+      help: "a 'sumi train', 'train-classifier' or 'train-vae' output or checkpoint",
+    },
     { name: 'out', kind: 'string', arg: 'DIR', help: 'the folder to write' },
     {
       name: 'weights',
@@ -35,6 +40,14 @@ export const exportSpec: CommandSpec = {
   ],
 };
 
+/** A 'sumi train-vae' output or its checkpoint (vae/ without a denoiser). */
+function isVaeRun(dir: string): boolean {
+  const roots = [dir, join(dir, 'checkpoint')];
+  return roots.some(
+    (r) => existsSync(join(r, 'vae', 'config.json')) && !existsSync(join(r, 'unet', 'config.json')),
+  );
+}
+
 /** A 'sumi train-classifier' output, checkpoint or exported classifier folder. */
 function isClassifierDir(dir: string): boolean {
   const roots = [dir, join(dir, 'checkpoint'), join(dir, 'checkpoint.old')];
@@ -53,6 +66,11 @@ async function exportCmd(args: Args): Promise<number> {
   if (isClassifierDir(dir)) {
     const c = await exportClassifier(dir, out, { dtype });
     console.log(`${out}: the classifier of ${c.root}`);
+    return EXIT.ok;
+  }
+  if (isVaeRun(dir)) {
+    const v = await exportVae(dir, out, { dtype });
+    console.log(`${out}: the ${v.loaded.vae.className} of ${v.loaded.dir}`);
     return EXIT.ok;
   }
   const weights = (args.str('weights') ?? 'auto') as 'auto' | 'ema' | 'model';

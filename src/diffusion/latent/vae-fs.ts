@@ -4,11 +4,11 @@
  * the files' bytes (a latent run's checkpoint carries a copy of the folder).
  */
 import { createHash } from 'node:crypto';
-import { readFile, stat } from 'node:fs/promises';
-import { join } from 'node:path';
+import { mkdir, readFile, stat } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 
 import type { Backend } from '../../engine/index.js';
-import { CONFIG_NAME, WEIGHTS_NAME } from '../../nn/models/index.js';
+import { CONFIG_NAME, saveModel, WEIGHTS_NAME, writeTextAtomic } from '../../nn/models/index.js';
 import {
   LATENT_VAE_DIR,
   LatentDecoder,
@@ -104,4 +104,42 @@ export async function loadVae(given: string, opts: { backend?: Backend } = {}): 
 /** The decoder of a loaded vae folder. */
 export function vaeDecoder(v: LoadedVae): LatentDecoder {
   return new LatentDecoder(v.vae, v.spec);
+}
+
+/** The file beside a trained autoencoder's vae/ folder that describes its run. */
+const RUN_INFO = 'sumi.json';
+
+/**
+ * Writes the autoencoder of `from` (any folder `loadVae` reads: a `sumi train-vae` output, a
+ * pipeline's vae/, a vae folder) to `to` as a standalone diffusers folder, config.json and the
+ * weights at its root as released autoencoders are (`AutoencoderKL.from_pretrained(to)`), in
+ * `dtype`. The training run's sumi.json, when there is one beside the vae folder, is copied with
+ * the dtype and the sha256 of the weights written. Returns the sha256.
+ */
+export async function exportVae(
+  from: string,
+  to: string,
+  opts: { dtype?: 'F32' | 'F16' } = {},
+): Promise<{ loaded: LoadedVae; sha256: string }> {
+  const loaded = await loadVae(from);
+  const dtype = opts.dtype ?? 'F32';
+  await mkdir(to, { recursive: true });
+  await saveModel(loaded.vae, to, { dtype });
+  const sha256 = sha256Hex(new Uint8Array(await readFile(join(to, WEIGHTS_NAME))));
+  const runInfo = join(dirname(loaded.dir), RUN_INFO);
+  if (await isFile(runInfo)) {
+    let info: unknown;
+    try {
+      info = JSON.parse(await readFile(runInfo, 'utf8'));
+    } catch (e) {
+      throw new LatentError(`${runInfo}: not JSON (${e instanceof Error ? e.message : String(e)})`);
+    }
+    const out = {
+      ...(info as Record<string, unknown>),
+      weightsDtype: dtype,
+      weightsSha256: sha256,
+    };
+    await writeTextAtomic(join(to, RUN_INFO), `${JSON.stringify(out, null, 2)}\n`);
+  }
+  return { loaded, sha256 };
 }
