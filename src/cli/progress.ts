@@ -4,6 +4,9 @@
  * intervals so that logs stay readable. `Progress` shows counted work (`label: done/total,
  * elapsed, ETA`), `ProgressReporter` a training run's steps with their loss; both draw through
  * one `StatusLine`. Messages printed through them appear above the line.
+ *
+ * Hand-written rather than cli-progress: the two layouts, the plain lines off a terminal and the
+ * messages above the line take 150 lines here; the library would replace only the redraw.
  */
 import type { Progress as TrainProgress } from '../diffusion/index.js';
 import { formatDuration } from './common.js';
