@@ -165,6 +165,11 @@ void describe('DreamBooth', () => {
         `step loss ${stats.loss}, L_inst + λ L_prior = ${want}`,
       );
       assert.equal(trainer.optimizer.params.length, trainer.model.parameters().length);
+      // Previews alternate the instance and the class prompt.
+      assert.deepEqual(trainer.previewValues(3), [INSTANCE, CLASS, INSTANCE]);
+      const grid = trainer.previewImages(2, 2, 'ddim');
+      assert.deepEqual(grid.shape, [2, 1, 8, 8]);
+      grid.dispose();
     } finally {
       trainer.dispose();
     }
