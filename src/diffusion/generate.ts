@@ -245,7 +245,7 @@ export async function generateAsync(
  * clamp, unlike nested timeouts). Not `scheduler.yield()`, whose continuation runs ahead of the
  * queued tasks, so a worker would never see the message that cancels it.
  */
-function yieldToEventLoop(): Promise<void> {
+export function yieldToEventLoop(): Promise<void> {
   return new Promise((resolve) => {
     if (typeof setImmediate === 'function') {
       setImmediate(resolve);

@@ -19,7 +19,8 @@
  * needs a sampler whose step depends on its timestep only: DDPM (RePaint's) or DDIM. On a latent
  * model all of this runs on the image's latents under the latents' mask (latent.ts), unchanged.
  */
-import { noGrad, type Tensor, tidy, where } from '../../engine/index.js';
+import { keep, noGrad, type Tensor, tidy, where } from '../../engine/index.js';
+import { yieldToEventLoop } from '../generate.js';
 import {
   type DenoiseModel,
   sampleStep,
@@ -27,8 +28,8 @@ import {
   type StepOptions,
 } from '../samplers/index.js';
 import { EditInputError, startNoise } from './inputs.js';
-import { aroundVae, type EditLatentOptions, latentMask } from './latent.js';
-import { type EditSamplingOptions, runSteps, withNoise } from './loop.js';
+import { aroundVae, type EditLatentOptions, encodeLatents, latentMask } from './latent.js';
+import { type EditSamplingOptions, withNoise } from './loop.js';
 
 export interface InpaintOptions extends EditSamplingOptions, EditLatentOptions {
   /**
@@ -131,18 +132,110 @@ export function inpaint(
   image: Tensor,
   opts: InpaintOptions,
 ): Tensor {
-  const n = opts.numInferenceSteps;
+  checkInpaintOptions(scheduler, opts);
+  const vae = opts.vae ?? null;
+  if (vae === null) return blended(model, scheduler, image, opts.mask, opts);
+  checkPixelMask(image, opts.mask);
+  const m = opts.mask;
+  return noGrad(() =>
+    tidy(() => {
+      const cells = latentMask(m, vae.spec.downsampleFactor);
+      const x = aroundVae(image, opts, (x0) => blended(model, scheduler, x0, cells, opts));
+      return opts.pasteKnown === false ? x : where(m, x, image);
+    }),
+  );
+}
+
+/** Where an asynchronous inpainting is, after each denoising step. */
+export interface InpaintProgress {
+  /** Denoising steps taken (model calls of the sampler, RePaint's repeated ones included). */
+  step: number;
+  total: number;
+  /** The timestep the step started from. */
+  t: number;
+}
+
+export interface InpaintAsyncOptions extends InpaintOptions {
+  /** Cancels the run between two steps: the promise rejects with `signal.reason`. */
+  signal?: AbortSignal;
+  /** Called after every denoising step; a returned promise is awaited before the next step. */
+  onProgress?: (progress: InpaintProgress) => void | Promise<void>;
+}
+
+/**
+ * `inpaint` one step (or RePaint jump) at a time, yielding to the event loop in between so that
+ * a page stays responsive and can cancel: the same images for the same options (the same run
+ * object steps in both). When `signal` aborts, the run stops before its next step, frees every
+ * tensor it made (the noise, the running sample, a latent model's encoded image and mask, the
+ * scheduler's history) and rejects with `signal.reason`; `image` and `mask` stay the caller's.
+ */
+export async function inpaintAsync(
+  model: DenoiseModel,
+  scheduler: Scheduler,
+  image: Tensor,
+  opts: InpaintAsyncOptions,
+): Promise<Tensor> {
+  opts.signal?.throwIfAborted();
+  checkInpaintOptions(scheduler, opts);
+  const vae = opts.vae ?? null;
+  if (vae !== null) checkPixelMask(image, opts.mask);
+  // A latent model blends its latents under the latent cells' mask (as `inpaint` does).
+  const made: Tensor[] = [];
+  const x0 = vae === null ? image : own(made, encodeLatents(vae, image, opts.posteriorNoise));
+  const mask =
+    vae === null ? opts.mask : own(made, latentMask(opts.mask, vae.spec.downsampleFactor));
+  try {
+    const run = new InpaintRun(model, scheduler, x0, mask, opts);
+    const total = repaintModelCalls(run.states);
+    let calls = 0;
+    try {
+      while (!run.done) {
+        await yieldToEventLoop();
+        opts.signal?.throwIfAborted();
+        const t = run.timestep;
+        if (run.step()) await opts.onProgress?.({ step: ++calls, total, t });
+      }
+    } catch (e) {
+      run.dispose();
+      throw e;
+    }
+    const x = run.finish();
+    if (vae === null) return x;
+    try {
+      return noGrad(() =>
+        tidy(() => {
+          const decoded = vae.decode(x);
+          return opts.pasteKnown === false ? decoded : where(opts.mask, decoded, image);
+        }),
+      );
+    } finally {
+      x.dispose();
+    }
+  } finally {
+    for (const t of made) t.dispose();
+  }
+}
+
+/** t, kept out of every open scope and listed in `made` (the caller frees it). */
+function own(made: Tensor[], t: Tensor): Tensor {
+  made.push(keep(t));
+  return t;
+}
+
+/** Throws unless the options (and, to resample, the sampler) make a run. */
+function checkInpaintOptions(scheduler: Scheduler, opts: InpaintOptions): void {
   const resample = opts.resample ?? 1;
-  const states = repaintSchedule(n, opts.jumpLength ?? 1, resample);
+  repaintSchedule(opts.numInferenceSteps, opts.jumpLength ?? 1, resample);
   if (resample > 1) checkResamplingSampler(scheduler);
   const knownNoise = opts.knownNoise ?? 'fresh';
   if (knownNoise !== 'fresh' && knownNoise !== 'fixed') {
     throw new EditInputError(`knownNoise must be 'fresh' or 'fixed', got '${String(knownNoise)}'`);
   }
-  const vae = opts.vae ?? null;
-  if (vae === null) return blended(model, scheduler, image, opts.mask, states, opts);
+}
+
+/** Throws unless a latent model's pixel mask is [B or 1, 1, H, W] of the images [B, C, H, W]. */
+function checkPixelMask(image: Tensor, m: Tensor): void {
   const [b, , h, w] = image.shape as [number, number, number, number];
-  const m = opts.mask;
   if (
     m.rank !== 4 ||
     (m.shape[0] !== 1 && m.shape[0] !== b) ||
@@ -154,80 +247,124 @@ export function inpaint(
         `a mask is [${b} or 1, 1, ${h}, ${w}]`,
     );
   }
-  return noGrad(() =>
-    tidy(() => {
-      const cells = latentMask(m, vae.spec.downsampleFactor);
-      const x = aroundVae(image, opts, (x0) => blended(model, scheduler, x0, cells, states, opts));
-      return opts.pasteKnown === false ? x : where(m, x, image);
-    }),
-  );
 }
 
-/** Mask blending of x_0 (pixels or latents) under `mask` over the RePaint `states`. */
+/** Mask blending of x_0 (pixels or latents) under `mask`, resampled as the options say. */
 function blended(
   model: DenoiseModel,
   scheduler: Scheduler,
   x0: Tensor,
   mask: Tensor,
-  states: readonly number[],
   opts: InpaintOptions,
 ): Tensor {
-  const batch = x0.shape[0]!;
-  const at = (t: number): number[] => new Array<number>(batch).fill(t);
-  return noGrad(() =>
-    tidy(() => {
-      scheduler.setTimesteps(opts.numInferenceSteps);
-      const ts = scheduler.timesteps;
-      const stepOptions = withNoise(opts, scheduler);
-      const eps = startNoise(opts.noise, x0.shape, 'inpaint');
-      const xT = eps.mul(scheduler.initNoiseSigma);
-      const known = opts.knownNoise === 'fixed' ? () => eps : opts.noise;
-      // The known region at the timestep of index i of the schedule (x_0 past its end).
-      const blend = (x: Tensor, i: number): Tensor =>
-        where(mask, x, i < ts.length ? scheduler.addNoise(x0, known(), at(ts[i]!)) : x0);
-      if ((opts.resample ?? 1) === 1) {
-        return runSteps(scheduler, model, xT, {
-          from: 0,
-          stepOptions,
-          onStep: opts.onStep,
-          afterStep: (x, i) => blend(x, i + 1),
-        });
-      }
-      return resampled(model, scheduler, xT, states, { stepOptions, blend, onStep: opts.onStep });
-    }),
-  );
+  const run = new InpaintRun(model, scheduler, x0, mask, opts);
+  try {
+    while (!run.done) run.step();
+  } catch (e) {
+    run.dispose();
+    throw e;
+  }
+  return run.finish();
 }
 
-/** The RePaint loop over `states` (DDPM or DDIM: state s is the sample at timesteps[s]). */
-function resampled(
-  model: DenoiseModel,
-  scheduler: Scheduler,
-  xT: Tensor,
-  states: readonly number[],
-  opts: {
-    stepOptions: StepOptions;
-    blend: (x: Tensor, i: number) => Tensor;
-    onStep?: InpaintOptions['onStep'];
-  },
-): Tensor {
-  const acp = scheduler.alphasCumprod;
-  const ts = scheduler.timesteps;
-  const draw = opts.stepOptions.noise as () => Tensor;
-  let x = xT;
-  for (let k = 1; k < states.length; k++) {
-    const a = states[k - 1]!;
-    const b = states[k]!;
-    const prev = x;
-    x = tidy(() => {
-      if (b > a) {
-        const info = sampleStep(scheduler, model, prev, a, opts.stepOptions);
-        opts.onStep?.(info);
-        return opts.blend(info.sample, b);
-      }
-      const ratio = acp[ts[b]!]! / acp[ts[a]!]!;
-      return prev.mul(Math.sqrt(ratio)).add(draw().mul(Math.sqrt(1 - ratio)));
-    });
-    if (prev !== xT) prev.dispose();
+/**
+ * One inpainting run over its `states` (state s is the sample at timesteps[s]): RePaint's
+ * schedule when resampling, else every step of the sampler's schedule once (a second-order
+ * sampler's timesteps hold its stages), stepped by its caller: a move down is a sampler step from s followed
+ * by the blend of the known region at s + 1; a move up is the forward process between the two
+ * timesteps (DDPM or DDIM). It owns the noise and x_T (kept out of every scope) and frees each
+ * sample once the next is made, so it lives across awaits. `inpaint` and `inpaintAsync` drive it.
+ */
+class InpaintRun {
+  readonly #ts: ArrayLike<number>;
+  readonly #stepOptions: StepOptions;
+  readonly #eps: Tensor;
+  readonly states: readonly number[];
+  #x: Tensor;
+  /** Moves taken: the run is at states[#k]. */
+  #k = 0;
+
+  constructor(
+    readonly model: DenoiseModel,
+    readonly scheduler: Scheduler,
+    readonly x0: Tensor,
+    readonly mask: Tensor,
+    readonly opts: InpaintOptions,
+  ) {
+    scheduler.setTimesteps(opts.numInferenceSteps);
+    this.#ts = scheduler.timesteps;
+    const n = opts.numInferenceSteps;
+    const resample = opts.resample ?? 1;
+    this.states =
+      resample > 1
+        ? repaintSchedule(n, opts.jumpLength ?? 1, resample)
+        : Array.from({ length: this.#ts.length + 1 }, (_, i) => i);
+    this.#stepOptions = withNoise(opts, scheduler);
+    // In a scope of its own: a draw can make intermediates (ImageNoise slices its block).
+    const eps = keep(tidy(() => startNoise(opts.noise, x0.shape, 'inpaint')));
+    try {
+      this.#x = keep(noGrad(() => eps.mul(scheduler.initNoiseSigma)));
+    } catch (e) {
+      eps.dispose();
+      throw e;
+    }
+    this.#eps = eps;
   }
-  return x;
+
+  get done(): boolean {
+    return this.#k >= this.states.length - 1;
+  }
+
+  /** The timestep of the state the run is at. */
+  get timestep(): number {
+    return this.#ts[Math.min(this.states[this.#k]!, this.#ts.length - 1)]!;
+  }
+
+  /** The known region at the timestep of index i of the schedule (x_0 past its end). */
+  #blend(x: Tensor, i: number): Tensor {
+    const ts = this.#ts;
+    if (i >= ts.length) return where(this.mask, x, this.x0);
+    const noise = this.opts.knownNoise === 'fixed' ? this.#eps : this.opts.noise();
+    const at = new Array<number>(this.x0.shape[0]!).fill(ts[i]!);
+    return where(this.mask, x, this.scheduler.addNoise(this.x0, noise, at));
+  }
+
+  /** Takes the next move; true when it was a denoising step (a model call). */
+  step(): boolean {
+    const a = this.states[this.#k]!;
+    const b = this.states[this.#k + 1]!;
+    const prev = this.#x;
+    const next = noGrad(() =>
+      tidy(() => {
+        if (b > a) {
+          const info = sampleStep(this.scheduler, this.model, prev, a, this.#stepOptions);
+          this.opts.onStep?.(info);
+          return this.#blend(info.sample, b);
+        }
+        const acp = this.scheduler.alphasCumprod;
+        const ratio = acp[this.#ts[b]!]! / acp[this.#ts[a]!]!;
+        const draw = this.#stepOptions.noise as () => Tensor;
+        return prev.mul(Math.sqrt(ratio)).add(draw().mul(Math.sqrt(1 - ratio)));
+      }),
+    );
+    // Like SamplingLoop's steps, the new sample goes to the caller's scope (if any): a latent
+    // `inpaint` frees its result in aroundVae's scope once decoded.
+    this.#x = next;
+    prev.dispose();
+    this.#k++;
+    return b > a;
+  }
+
+  /** The result, which the caller now owns; frees the rest. */
+  finish(): Tensor {
+    this.#eps.dispose();
+    return this.#x;
+  }
+
+  /** Frees everything (a cancelled or failed run), the scheduler's history too. */
+  dispose(): void {
+    this.#eps.dispose();
+    this.#x.dispose();
+    this.scheduler.setTimesteps(this.opts.numInferenceSteps);
+  }
 }
