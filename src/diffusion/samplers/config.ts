@@ -26,8 +26,9 @@ export interface ReadConfigResult {
   ignored: string[];
 }
 
+/** The one key converter of the config files: 'warmup_steps' (or 'warmup-steps') → 'warmupSteps'. */
 export function snakeToCamel(s: string): string {
-  return s.replace(/_([a-z0-9])/g, (_, c: string) => c.toUpperCase());
+  return s.replace(/[-_]([a-z0-9])/g, (_, c: string) => c.toUpperCase());
 }
 
 export function camelToSnake(s: string): string {

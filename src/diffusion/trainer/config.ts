@@ -23,6 +23,7 @@ import type { PredictionType } from '../forward.js';
 import type { BetaSchedule } from '../schedule.js';
 import type { ModelVarType } from '../vlb.js';
 import type { LatentSettings } from '../latent/vae.js';
+import { snakeToCamel } from '../samplers/config.js';
 
 /**
  * The optimization settings every trainer's config holds: the step count and batch, AdamW and its
@@ -269,11 +270,6 @@ function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
-/** 'warmup_steps', 'warmup-steps' → 'warmupSteps'. */
-export function camelKey(k: string): string {
-  return k.replace(/[-_]([a-z0-9])/g, (_, c: string) => c.toUpperCase());
-}
-
 type Check = (v: unknown) => string | null;
 const isInt =
   (min: number): Check =>
@@ -464,7 +460,7 @@ export function parseTrainConfigSource(json: unknown, source: string): TrainConf
   const trainRaw = json.train ?? json.training ?? {};
   if (!isObject(trainRaw)) throw new TrainConfigError(`${source}: "train" must be an object`);
   const train: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(trainRaw)) train[camelKey(k)] = v;
+  for (const [k, v] of Object.entries(trainRaw)) train[snakeToCamel(k)] = v;
   const textEncoder = json.text_encoder;
   if (textEncoder !== undefined) {
     if (!isObject(textEncoder)) {
