@@ -126,6 +126,21 @@ export interface BaseOptions {
   stepsOffset: number;
 }
 
+/**
+ * The β schedule every diffusers scheduler defaults to (DDPM's linear 1e-4 to 0.02 over 1,000
+ * steps); a scheduler with other defaults (Heun's) writes its own.
+ */
+export const BETA_DEFAULTS: Pick<
+  BaseOptions,
+  'numTrainTimesteps' | 'betaStart' | 'betaEnd' | 'betaSchedule' | 'trainedBetas'
+> = {
+  numTrainTimesteps: 1000,
+  betaStart: 0.0001,
+  betaEnd: 0.02,
+  betaSchedule: 'linear',
+  trainedBetas: null,
+};
+
 export const predictionTypes: readonly PredictionType[] = ['epsilon', 'sample', 'v_prediction'];
 
 export function checkOneOf<T extends string>(

@@ -14,6 +14,7 @@ import { add, mul, type Tensor } from '../../engine/index.js';
 import { predictedEpsilon, predictedOriginalSample } from '../forward.js';
 import { AlphaSchedulerBase } from './base.js';
 import {
+  BETA_DEFAULTS,
   type BaseOptions,
   type ClipOptions,
   clipOrThreshold,
@@ -32,11 +33,7 @@ export interface DDIMOptions extends BaseOptions, ClipOptions {
 export const ddimSpec: SchedulerSpec<DDIMOptions> = {
   className: 'DDIMScheduler',
   defaults: {
-    numTrainTimesteps: 1000,
-    betaStart: 0.0001,
-    betaEnd: 0.02,
-    betaSchedule: 'linear',
-    trainedBetas: null,
+    ...BETA_DEFAULTS,
     clipSample: true,
     setAlphaToOne: true,
     stepsOffset: 0,

@@ -15,6 +15,7 @@ import { add, exp, mul, slice, sqrt, type Tensor } from '../../engine/index.js';
 import { predictedOriginalSample } from '../forward.js';
 import { AlphaSchedulerBase } from './base.js';
 import {
+  BETA_DEFAULTS,
   type BaseOptions,
   checkOneOf,
   type ClipOptions,
@@ -44,11 +45,7 @@ export interface DDPMOptions extends BaseOptions, ClipOptions {
 export const ddpmSpec: SchedulerSpec<DDPMOptions> = {
   className: 'DDPMScheduler',
   defaults: {
-    numTrainTimesteps: 1000,
-    betaStart: 0.0001,
-    betaEnd: 0.02,
-    betaSchedule: 'linear',
-    trainedBetas: null,
+    ...BETA_DEFAULTS,
     varianceType: 'fixed_small',
     clipSample: true,
     predictionType: 'epsilon',

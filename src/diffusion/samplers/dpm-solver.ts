@@ -14,6 +14,7 @@
  */
 import { add, mul, slice, type Tensor } from '../../engine/index.js';
 import {
+  BETA_DEFAULTS,
   type BaseOptions,
   checkOneOf,
   clipOrThreshold,
@@ -50,11 +51,7 @@ export interface DPMSolverOptions extends BaseOptions {
 export const dpmSolverSpec: SchedulerSpec<DPMSolverOptions> = {
   className: 'DPMSolverMultistepScheduler',
   defaults: {
-    numTrainTimesteps: 1000,
-    betaStart: 0.0001,
-    betaEnd: 0.02,
-    betaSchedule: 'linear',
-    trainedBetas: null,
+    ...BETA_DEFAULTS,
     solverOrder: 2,
     predictionType: 'epsilon',
     thresholding: false,

@@ -9,7 +9,7 @@
  * Noise is drawn at every step, the last one included (where σ_up = 0).
  */
 import { add, div, mul, sub, type Tensor } from '../../engine/index.js';
-import { type BaseOptions, drawNoise } from './common.js';
+import { BETA_DEFAULTS, type BaseOptions, drawNoise } from './common.js';
 import type { PredictionType, StepOptions, StepResult } from './common.js';
 import type { SchedulerSpec } from './config.js';
 import { sigmaPredictedOriginal, sigmaSchedule, SigmaSchedulerBase } from './sigma-scheduler.js';
@@ -21,11 +21,7 @@ export interface EulerAncestralOptions extends BaseOptions {
 export const eulerAncestralSpec: SchedulerSpec<EulerAncestralOptions> = {
   className: 'EulerAncestralDiscreteScheduler',
   defaults: {
-    numTrainTimesteps: 1000,
-    betaStart: 0.0001,
-    betaEnd: 0.02,
-    betaSchedule: 'linear',
-    trainedBetas: null,
+    ...BETA_DEFAULTS,
     predictionType: 'epsilon',
     timestepSpacing: 'linspace',
     stepsOffset: 0,

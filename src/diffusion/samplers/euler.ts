@@ -8,7 +8,14 @@
  *   d = (x̂ − x̂_0)/σ̂;   x_{i+1} = x̂ + (σ_{i+1} − σ̂) d
  */
 import { add, div, mul, sub, type Tensor } from '../../engine/index.js';
-import { type BaseOptions, checkOneOf, drawNoise, indexForTimestep, perBatch } from './common.js';
+import {
+  BETA_DEFAULTS,
+  type BaseOptions,
+  checkOneOf,
+  drawNoise,
+  indexForTimestep,
+  perBatch,
+} from './common.js';
 import type { PredictionType, StepOptions, StepResult } from './common.js';
 import type { SchedulerSpec } from './config.js';
 import {
@@ -34,11 +41,7 @@ export interface EulerOptions extends BaseOptions {
 export const eulerSpec: SchedulerSpec<EulerOptions> = {
   className: 'EulerDiscreteScheduler',
   defaults: {
-    numTrainTimesteps: 1000,
-    betaStart: 0.0001,
-    betaEnd: 0.02,
-    betaSchedule: 'linear',
-    trainedBetas: null,
+    ...BETA_DEFAULTS,
     predictionType: 'epsilon',
     useKarrasSigmas: false,
     useExponentialSigmas: false,

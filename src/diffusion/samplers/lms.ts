@@ -10,7 +10,7 @@
  * expanded around σ_i and integrated exactly. The scheduler keeps the last `order` derivatives.
  */
 import { add, div, mul, sub, type Tensor } from '../../engine/index.js';
-import { type BaseOptions, hold, release } from './common.js';
+import { BETA_DEFAULTS, type BaseOptions, hold, release } from './common.js';
 import type { PredictionType, StepOptions, StepResult } from './common.js';
 import type { SchedulerSpec } from './config.js';
 import { sigmaPredictedOriginal, sigmaSchedule, SigmaSchedulerBase } from './sigma-scheduler.js';
@@ -23,11 +23,7 @@ export interface LMSOptions extends BaseOptions {
 export const lmsSpec: SchedulerSpec<LMSOptions> = {
   className: 'LMSDiscreteScheduler',
   defaults: {
-    numTrainTimesteps: 1000,
-    betaStart: 0.0001,
-    betaEnd: 0.02,
-    betaSchedule: 'linear',
-    trainedBetas: null,
+    ...BETA_DEFAULTS,
     useKarrasSigmas: false,
     useExponentialSigmas: false,
     predictionType: 'epsilon',

@@ -14,7 +14,7 @@
 import { add, div, mul, sub, type Tensor } from '../../engine/index.js';
 import { predictedEpsilon } from '../forward.js';
 import { AlphaSchedulerBase } from './base.js';
-import { type BaseOptions, hold, release, requireTimesteps } from './common.js';
+import { BETA_DEFAULTS, type BaseOptions, hold, release, requireTimesteps } from './common.js';
 import type { PredictionType, StepOptions, StepResult } from './common.js';
 import type { SchedulerSpec } from './config.js';
 import { discreteTimesteps } from './spacing.js';
@@ -27,11 +27,7 @@ export interface PNDMOptions extends BaseOptions {
 export const pndmSpec: SchedulerSpec<PNDMOptions> = {
   className: 'PNDMScheduler',
   defaults: {
-    numTrainTimesteps: 1000,
-    betaStart: 0.0001,
-    betaEnd: 0.02,
-    betaSchedule: 'linear',
-    trainedBetas: null,
+    ...BETA_DEFAULTS,
     skipPrkSteps: false,
     setAlphaToOne: false,
     predictionType: 'epsilon',
