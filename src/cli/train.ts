@@ -383,7 +383,7 @@ export const trainSpec: CommandSpec = {
       'step trains on B instance images with the instance prompt and B class images, sampled from\n' +
       'the base with the class prompt first and kept in --out/class_images.safetensors, with\n' +
       'L = L_instance + λ L_prior. Every denoiser weight trains, or LoRA adapters with --lora-rank;\n' +
-      'the text encoder stays frozen. See docs/adapters.md.',
+      'the text encoder stays frozen; --batch defaults to 4 instance images. See docs/adapters.md.',
     'Latent diffusion: --vae DIR encodes the images once into a latent cache (posterior mean and\n' +
       'log-variance of an AutoencoderKL, or the unquantized latents of a VQModel; re-encoded when\n' +
       'the data or the vae changed) and trains the U-Net on scaling_factor · (z − shift_factor),\n' +

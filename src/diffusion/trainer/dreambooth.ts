@@ -61,6 +61,9 @@ export async function sha256File(path: string): Promise<string> {
   return hash.digest('hex');
 }
 
+/** Instance images (and as many class images) per step unless the run gives its batch size. */
+export const DREAMBOOTH_BATCH_SIZE = 4;
+
 /** Whether a DreamBooth run draws class images: a class prompt and λ > 0. */
 export function hasClassImages(d: DreamBoothTrainConfig): boolean {
   return d.classPrompt !== null && d.priorLossWeight > 0;

@@ -156,7 +156,7 @@ import {
   TrainConfigError,
   trainedVarianceType,
 } from './config.js';
-import { DreamBoothInputError } from './dreambooth.js';
+import { DREAMBOOTH_BATCH_SIZE, DreamBoothInputError } from './dreambooth.js';
 import { dropoutOffset, streamSeed } from './streams.js';
 import type { LatentCache } from '../latent/cache.js';
 import { decodeLatents, type LatentSpec } from '../latent/vae.js';
@@ -436,8 +436,9 @@ export function resolveTrainConfig(
     microBatches:
       defaultBackend().name === 'cpu' && !t.lora && !t.controlnet && !t.dreambooth ? 2 : 1,
     ...t,
-    // A DreamBooth batch keeps its prompts: the null prompt is the base's.
-    ...(t.dreambooth ? { labelDropout: 0 } : {}),
+    // A DreamBooth batch keeps its prompts (the null prompt is the base's), and a few instance
+    // images make a small batch.
+    ...(t.dreambooth ? { labelDropout: 0, batchSize: t.batchSize ?? DREAMBOOTH_BATCH_SIZE } : {}),
     ...(latent !== null ? { latent } : {}),
     imageSize: dataset.height,
     channels: dataset.channels,
@@ -528,7 +529,7 @@ function checkDreamBoothSettings(
   textCond: boolean,
 ): void {
   const d = t.dreambooth!;
-  const b = t.batchSize ?? defaultTrainConfig.batchSize;
+  const b = t.batchSize ?? DREAMBOOTH_BATCH_SIZE;
   const problems: string[] = [];
   if (!textCond) problems.push('DreamBooth trains a text-conditioned model (textCond)');
   if ((t.textEncoder ?? null) === null) {
