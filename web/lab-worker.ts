@@ -1,8 +1,10 @@
 /**
- * The playground's lab worker: the forward process q(x_t | x_0) of a picked or uploaded image on
- * a model's schedule, and live training of a small U-Net on MNIST digits with
+ * The playground's lab worker: the forward process q(x_t | x_0) of a picked, drawn or uploaded
+ * image on a model's schedule, and live training of a small U-Net on MNIST digits with
  * `denoiserTrainStep`, posting each step's loss and a sample grid every few steps. A training
- * loop yields after every step, which is when 'stop' and 'forward' messages arrive.
+ * loop yields after every step, which is when 'stop' and 'forward' messages arrive. When a run
+ * stops, its model is posted as the files of a pipeline folder (what `savePipeline` writes: unet/,
+ * scheduler/, model_index.json, sumi.json), which the page samples from and downloads.
  */
 import {
   addNoise,
@@ -12,19 +14,24 @@ import {
   createSampler,
   createScheduler,
   denoiserTrainStep,
+  DIFFUSERS_VERSION,
   downsampleBox,
   generateAsync,
   Generator,
   gridFromValues,
   initDefaultBackend,
   makeSchedule,
+  type ModelInfo,
   type NoiseSchedule,
+  pipelineIndex,
   rand,
   randn,
+  serializeModule,
   tensor,
   type Tensor,
   tidy,
   type UNet2DModel,
+  unconditional,
 } from '../src/index.js';
 import {
   DIGITS,
@@ -53,11 +60,12 @@ function forward(req: Extract<LabRequest, { type: 'forward' }>): void {
   const t = Math.min(T - 1, Math.max(0, Math.round(req.t)));
   const backend = cpuBackend();
   const values = tidy(() => {
-    const x0 = tensor(req.image, [1, 1, req.side, req.side], { backend });
+    const x0 = tensor(req.image, [1, req.channels, req.side, req.side], { backend });
     const eps = randn(x0.shape, { seed: req.seed, backend });
     return Float32Array.from(addNoise(schedule, x0, eps, [t]).dataSync());
   });
-  const frame = frameOf(gridFromValues(values, [1, 1, req.side, req.side], { padding: 0 }));
+  const shape = [1, req.channels, req.side, req.side];
+  const frame = frameOf(gridFromValues(values, shape, { padding: 0 }));
   post({ type: 'forward', t, frame, alphasCumprod: Float64Array.from(schedule.alphasCumprod) }, [
     frame.data.buffer,
   ]);
@@ -162,11 +170,49 @@ async function train(s: TrainSettings, digits: Uint8Array): Promise<void> {
       // Let 'stop' and 'forward' messages in between steps.
       await new Promise((r) => setTimeout(r, 0));
     }
+    if (step > 0) await postModel(model, step, s);
   } finally {
     optimizer.dispose();
     for (const p of model.parameters()) p.dispose();
     post({ type: 'train-stopped', step });
   }
+}
+
+/**
+ * The model as the files of a pipeline folder, as `savePipeline` lays one out in Node (F32
+ * weights, the scheduler config it trained on, a sumi.json of an unconditional 14×14 gray model),
+ * posted to the page (the weights' bytes transferred).
+ */
+async function postModel(model: UNet2DModel, step: number, s: TrainSettings): Promise<void> {
+  const json = (v: unknown): Uint8Array =>
+    new TextEncoder().encode(`${JSON.stringify(v, null, 2)}\n`);
+  const info: ModelInfo = {
+    format: 'sumi-model',
+    version: 1,
+    imageSize: SIDE,
+    channels: 1,
+    conditioning: 'none',
+    conditionDropout: 0,
+    numClasses: null,
+    nullClassId: null,
+    data: `the playground's MNIST digits at ${SIDE}×${SIDE} (batch ${s.batch}, lr ${s.lr}, seed ${s.seed})`,
+    step,
+  };
+  const files: Record<string, Uint8Array> = {
+    'model_index.json': json(pipelineIndex(model, unconditional())),
+    'sumi.json': json(info),
+    'scheduler/scheduler_config.json': json({
+      _class_name: 'DDPMScheduler',
+      _diffusers_version: DIFFUSERS_VERSION,
+      ...SCHEDULER,
+    }),
+    'unet/config.json': new TextEncoder().encode(model.configJson()),
+    'unet/diffusion_pytorch_model.safetensors': await serializeModule(model, { dtype: 'F32' }),
+  };
+  post(
+    { type: 'train-model', step, files },
+    Object.values(files).map((b) => b.buffer as ArrayBuffer),
+  );
 }
 
 /** 16 digits in 10 DDIM steps from the same noise every time (seed), so the grids compare. */

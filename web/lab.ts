@@ -2,8 +2,13 @@
  * The playground's forward-process and live-training panels; the work runs in the lab worker
  * (lab-worker.ts). `document.body.dataset.trainState` is `idle`, `training`, `stopped` or
  * `error`, `dataset.trainStep` the last step, and `globalThis.playgroundLosses` every step's loss
- * (for people and the browser tests); `dataset.forwardT` the t of the x_t shown.
+ * (for people and the browser tests); `dataset.forwardT` the t of the x_t shown and
+ * `dataset.forwardSource` where x_0 comes from (`digit`, `drawing` or `upload`). A stopped run's
+ * model arrives as a pipeline folder's files: the page samples from it and zips it for download
+ * (`dataset.liveModel` its step).
  */
+import { zipSync } from 'fflate';
+
 import {
   type BackendChoice,
   DIGITS,
@@ -44,6 +49,9 @@ export function drawFrame(canvas: HTMLCanvasElement, frame: Frame): void {
 const ui = {
   digit: el<HTMLSelectElement>('fwd-digit'),
   file: el<HTMLInputElement>('fwd-file'),
+  draw: el<HTMLCanvasElement>('fwd-draw'),
+  drawClear: el<HTMLButtonElement>('fwd-draw-clear'),
+  drawColor: el<HTMLInputElement>('fwd-draw-color'),
   seed: el<HTMLInputElement>('fwd-seed'),
   t: el<HTMLInputElement>('fwd-t'),
   tLabel: el<HTMLSpanElement>('fwd-t-label'),
@@ -63,6 +71,10 @@ const ui = {
   lossPlot: el<SVGSVGElement>('loss-plot'),
   grid: el<HTMLCanvasElement>('train-grid'),
   gridCaption: el<HTMLElement>('train-grid-caption'),
+  live: el<HTMLDivElement>('live-model'),
+  liveSample: el<HTMLButtonElement>('live-sample'),
+  liveDownload: el<HTMLAnchorElement>('live-download'),
+  liveNote: el<HTMLSpanElement>('live-note'),
 };
 
 const lab = new Worker(new URL('./lab-worker.ts', import.meta.url), { type: 'module' });
@@ -70,12 +82,17 @@ const send = (req: LabRequest, transfer: Transferable[] = []): void =>
   lab.postMessage(req, transfer);
 
 let digits: Uint8Array | null = null;
-/** The model whose schedule the forward panel uses, and x_0 at its size in [−1, 1]. */
+/** The model whose schedule the forward panel uses, and x_0 at its size in [−1, 1] (C planes). */
 let scheduler: Record<string, unknown> | null = null;
 let side: number = DIGITS.side;
+let channels = 1;
 let x0: Float32Array | null = null;
+/** Where x_0 comes from: the picked digit, the drawing canvas or the uploaded image. */
+let source: 'digit' | 'drawing' | 'upload' = 'digit';
 /** The uploaded image, kept to resize when the model changes. */
 let uploaded: ImageBitmap | null = null;
+/** Told of every new x_0 (the inpainting panel's input). */
+const x0Listeners: (() => void)[] = [];
 let plotted: Float64Array | null = null;
 globalThis.playgroundLosses = [];
 
@@ -138,12 +155,18 @@ function plotSchedule(acp: Float64Array, t: number): void {
   );
 }
 
-/** x_0 from the picked digit or the uploaded image, as gray values in [−1, 1] at side × side. */
+/**
+ * x_0 from the picked digit, the drawing or the uploaded image, resized to side × side, as
+ * `channels` planes of values in [−1, 1]: RGB, or gray for a 1-channel model.
+ */
 function sourceImage(): Float32Array | null {
   const c = new OffscreenCanvas(side, side);
   const g = c.getContext('2d')!;
-  if (uploaded !== null) {
+  g.imageSmoothingQuality = 'high';
+  if (source === 'upload' && uploaded !== null) {
     g.drawImage(uploaded, 0, 0, side, side);
+  } else if (source === 'drawing') {
+    g.drawImage(ui.draw, 0, 0, side, side);
   } else if (digits !== null) {
     const px = DIGITS.side * DIGITS.side;
     const at = Number(ui.digit.value) * DIGITS.perDigit * px;
@@ -159,19 +182,51 @@ function sourceImage(): Float32Array | null {
     return null;
   }
   const rgba = g.getImageData(0, 0, side, side).data;
+  const px = side * side;
+  if (channels === 3) {
+    // R, G and B planes, each mapped from [0, 255] to [−1, 1].
+    return Float32Array.from({ length: 3 * px }, (_, k) => {
+      const i = k % px;
+      return (rgba[i * 4 + Math.floor(k / px)]! / 255) * 2 - 1;
+    });
+  }
   // Luma (ITU-R BT.601) of each pixel, mapped from [0, 255] to [−1, 1].
-  return Float32Array.from({ length: side * side }, (_, i) => {
+  return Float32Array.from({ length: px }, (_, i) => {
     const y = 0.299 * rgba[i * 4]! + 0.587 * rgba[i * 4 + 1]! + 0.114 * rgba[i * 4 + 2]!;
     return (y / 255) * 2 - 1;
   });
 }
 
+/** An 8-bit frame of C planes of side × side values in [−1, 1] (0 ↦ −1, 255 ↦ 1). */
+export function planesFrame(values: Float32Array, c: number, side: number): Frame {
+  const px = side * side;
+  const data = new Uint8Array(c * px);
+  for (let i = 0; i < px; i++) {
+    for (let k = 0; k < c; k++) {
+      const v = Math.min(1, Math.max(-1, values[k * px + i]!));
+      data[i * c + k] = Math.round(((v + 1) / 2) * 255);
+    }
+  }
+  return { width: side, height: side, channels: c, data };
+}
+
+/** The forward panel's x_0 (its planes, channels and side), or null before there is one. */
+export function forwardImage(): { values: Float32Array; channels: number; side: number } | null {
+  return x0 === null ? null : { values: x0, channels, side };
+}
+
+/** `fn` is called whenever x_0 changes (source, drawing, model). */
+export function onForwardImage(fn: () => void): void {
+  x0Listeners.push(fn);
+}
+
 function showX0(): void {
   x0 = sourceImage();
   if (x0 === null) return;
-  const bytes = Uint8Array.from(x0, (v) => Math.round(((v + 1) / 2) * 255));
-  drawFrame(ui.x0, { width: side, height: side, channels: 1, data: bytes });
+  document.body.dataset.forwardSource = source;
+  drawFrame(ui.x0, planesFrame(x0, channels, side));
   requestForward();
+  for (const fn of x0Listeners) fn();
 }
 
 function requestForward(): void {
@@ -180,6 +235,7 @@ function requestForward(): void {
     type: 'forward',
     scheduler,
     image: x0.slice(),
+    channels,
     side,
     t: ui.t.valueAsNumber,
     seed: ui.seed.valueAsNumber || 0,
@@ -190,6 +246,7 @@ function requestForward(): void {
 export function modelLoaded(m: ModelSummary): void {
   scheduler = m.scheduler;
   side = m.imageSize;
+  channels = m.channels === 3 ? 3 : 1;
   const T = Number(m.scheduler.num_train_timesteps ?? 1000);
   ui.t.max = String(T - 1);
   // The panel stays in pixel space: a latent model's x_t are latents, which it does not show.
@@ -198,7 +255,8 @@ export function modelLoaded(m: ModelSummary): void {
     ui.note.textContent =
       `${m.name} is a latent model: it denoises the ${m.latent.shape.join('×')} latents of its ` +
       `${m.latent.vaeClass} on this schedule. This panel applies the same q(x_t | x_0) to ` +
-      `pixels (gray, ${m.imageSize}×${m.imageSize}), not to those latents.`;
+      `pixels (${channels === 3 ? 'RGB' : 'gray'}, ${m.imageSize}×${m.imageSize}), not to ` +
+      'those latents.';
   }
   plotted = null;
   showX0();
@@ -264,6 +322,10 @@ lab.onmessage = (e: MessageEvent<LabReply>) => {
       drawFrame(ui.grid, r.frame);
       ui.gridCaption.textContent = `samples after ${r.step} steps`;
       break;
+    case 'train-model':
+      liveModel = { step: r.step, files: r.files };
+      showLiveModel();
+      break;
     case 'train-stopped':
       plotLosses();
       if (document.body.dataset.trainState !== 'error') {
@@ -295,11 +357,53 @@ ui.start.addEventListener('click', () => {
   });
 });
 ui.stop.addEventListener('click', () => send({ type: 'stop' }));
+
+/** The last stopped run's model: a pipeline folder's files by path. */
+let liveModel: { step: number; files: Record<string, Uint8Array> } | null = null;
+let useLiveModel: (() => void) | null = null;
+
+/** The folder the download holds (the zip's one top folder). */
+export const LIVE_FOLDER = 'sumi-live-model';
+
+/** The model trained in the tab (after a run stopped), or null. */
+export function liveModelFiles(): { step: number; files: Record<string, Uint8Array> } | null {
+  return liveModel;
+}
+
+/** `fn` loads the live model into the sampling panel ("Sample from it"). */
+export function onUseLiveModel(fn: () => void): void {
+  useLiveModel = fn;
+}
+
+/**
+ * The stopped run's model: "Sample from it" and a zip of its folder (stored, not deflated: the
+ * weights are float32 noise to a compressor, and fflate's zipSync is all the page needs of a zip
+ * writer).
+ */
+function showLiveModel(): void {
+  if (liveModel === null) return;
+  const entries: Record<string, Uint8Array> = {};
+  for (const [path, bytes] of Object.entries(liveModel.files)) {
+    entries[`${LIVE_FOLDER}/${path}`] = bytes;
+  }
+  const zip = zipSync(entries, { level: 0 });
+  URL.revokeObjectURL(ui.liveDownload.href);
+  ui.liveDownload.href = URL.createObjectURL(new Blob([zip], { type: 'application/zip' }));
+  ui.liveDownload.download = `${LIVE_FOLDER}-step-${liveModel.step}.zip`;
+  ui.liveNote.textContent =
+    `the model after ${liveModel.step} steps: unet/ (config.json, ` +
+    `diffusion_pytorch_model.safetensors), scheduler/, model_index.json, sumi.json; ` +
+    `${(zip.length / 1024).toFixed(0)} KB`;
+  ui.live.hidden = false;
+  document.body.dataset.liveModel = String(liveModel.step);
+}
+ui.liveSample.addEventListener('click', () => useLiveModel?.());
 ui.t.addEventListener('input', requestForward);
 ui.seed.addEventListener('input', requestForward);
 ui.digit.addEventListener('change', () => {
   uploaded = null;
   ui.file.value = '';
+  source = 'digit';
   showX0();
 });
 ui.file.addEventListener('change', () => {
@@ -308,11 +412,66 @@ ui.file.addEventListener('change', () => {
   createImageBitmap(f)
     .then((b) => {
       uploaded = b;
+      source = 'upload';
       showX0();
     })
     .catch((err: unknown) => {
       ui.tLabel.textContent = `${f.name}: not an image the browser decodes (${String(err)})`;
     });
+});
+
+// The drawing canvas: strokes in the chosen colour (white by default, as MNIST's digits) on
+// black, with the mouse, a pen or a finger; x_0 is the canvas resized to the model's size.
+const pen = ui.draw.getContext('2d')!;
+function clearDrawing(): void {
+  pen.fillStyle = '#000';
+  pen.fillRect(0, 0, ui.draw.width, ui.draw.height);
+}
+clearDrawing();
+let last: [number, number] | null = null;
+let redraw = 0;
+/** The pointer's position in the canvas's own pixels. */
+function at(e: PointerEvent): [number, number] {
+  const r = ui.draw.getBoundingClientRect();
+  return [
+    ((e.clientX - r.left) / r.width) * ui.draw.width,
+    ((e.clientY - r.top) / r.height) * ui.draw.height,
+  ];
+}
+function stroke(e: PointerEvent): void {
+  const p = at(e);
+  const from = last ?? p;
+  pen.strokeStyle = ui.drawColor.value;
+  pen.lineWidth = ui.draw.width / 10;
+  pen.lineCap = 'round';
+  pen.lineJoin = 'round';
+  pen.beginPath();
+  pen.moveTo(from[0], from[1]);
+  pen.lineTo(p[0], p[1]);
+  pen.stroke();
+  last = p;
+  source = 'drawing';
+  // One new x_0 per frame, however many pointer events arrive.
+  if (redraw === 0) {
+    redraw = requestAnimationFrame(() => {
+      redraw = 0;
+      showX0();
+    });
+  }
+}
+ui.draw.addEventListener('pointerdown', (e) => {
+  ui.draw.setPointerCapture(e.pointerId);
+  last = null;
+  stroke(e);
+});
+ui.draw.addEventListener('pointermove', (e) => {
+  if (e.buttons !== 0) stroke(e);
+});
+ui.draw.addEventListener('pointerup', () => (last = null));
+ui.drawClear.addEventListener('click', () => {
+  clearDrawing();
+  source = 'drawing';
+  showX0();
 });
 
 for (let d = 0; d < 10; d++) ui.digit.append(new Option(`a ${d}`, String(d)));

@@ -1,5 +1,6 @@
 /**
- * A shipped model folder fetched over HTTP and built with Sumi's bytes API: the denoiser from
+ * A model folder, fetched over HTTP (the shipped models) or held in memory (the model trained in
+ * the tab), built with Sumi's bytes API: the denoiser from
  * unet/ (config.json + safetensors), the scheduler config, sumi.json, what the denoiser is
  * conditioned on (its classes, or tokenizer/ and text_encoder/), and a latent model's
  * autoencoder (vae/), which decodes its samples.
@@ -38,24 +39,59 @@ async function bytesOf(res: Response, url: string): Promise<Uint8Array> {
   return new Uint8Array(await res.arrayBuffer());
 }
 
-/** The bytes at `url`; a missing file is an error naming it. */
-async function fetchBytes(url: string): Promise<Uint8Array> {
-  return bytesOf(await fetch(url), url);
-}
-
 const text = (bytes: Uint8Array): string => new TextDecoder().decode(bytes);
 
-export async function loadBrowserPipeline(base: string): Promise<BrowserPipeline> {
+/**
+ * Where a model folder's files come from: `read(path)` gives the bytes of a file of the folder
+ * (path relative to it, e.g. `unet/config.json`) or an error naming it; `base` names the folder
+ * in messages.
+ */
+export interface FolderSource {
+  base: string;
+  read(path: string): Promise<Uint8Array>;
+}
+
+/** A folder served over HTTP at `base` (a missing sumi.json: the site has no such model). */
+export function urlFolder(base: string): FolderSource {
+  return {
+    base,
+    async read(path) {
+      const url = `${base}/${path}`;
+      const res = await fetch(url);
+      if (path === 'sumi.json' && res.status === 404) {
+        const name = base.slice(base.lastIndexOf('/') + 1);
+        throw new Error(
+          `${url}: HTTP 404: this site has no ${name} (models/${name}/ was not in the ` +
+            'repository when the site was built or served)',
+        );
+      }
+      return bytesOf(res, url);
+    },
+  };
+}
+
+/** A folder held in memory as files by path (the model trained in the tab), named `base`. */
+export function memoryFolder(
+  base: string,
+  files: Readonly<Record<string, Uint8Array>>,
+): FolderSource {
+  return {
+    base,
+    read(path) {
+      const bytes = files[path];
+      return bytes !== undefined
+        ? Promise.resolve(bytes)
+        : Promise.reject(new Error(`${base}/${path}: not among the model's files`));
+    },
+  };
+}
+
+export async function loadBrowserPipeline(folder: FolderSource): Promise<BrowserPipeline> {
+  const { base } = folder;
+  // Every file is named `${base}/<path>` here, for the messages; the folder reads <path>.
+  const fetchBytes = (url: string): Promise<Uint8Array> => folder.read(url.slice(base.length + 1));
   const infoUrl = `${base}/sumi.json`;
-  const infoRes = await fetch(infoUrl);
-  if (infoRes.status === 404) {
-    const name = base.slice(base.lastIndexOf('/') + 1);
-    throw new Error(
-      `${infoUrl}: HTTP 404: this site has no ${name} (models/${name}/ was not in the ` +
-        'repository when the site was built or served)',
-    );
-  }
-  const info = parseConfigJson(await bytesOf(infoRes, infoUrl), infoUrl) as unknown as ModelInfo;
+  const info = parseConfigJson(await fetchBytes(infoUrl), infoUrl) as unknown as ModelInfo;
   if (info.format !== 'sumi-model') {
     throw new Error(
       `${base}/sumi.json: format: expected "sumi-model", found ${String(info.format)}`,

@@ -3,11 +3,19 @@
  * a Web Worker (worker.ts), so the page stays responsive; every step's x̂_0 grid is kept as a
  * frame of the denoising animation. `document.body.dataset.state` says where the page is
  * (loading, ready, sampling, done, cancelled, error), for people and for the browser tests, and
- * `dataset.liveTensors` the worker's live tensors once it is idle (after each load or sample). A
- * latent model's frames arrive decoded (the worker decodes x̂_0 through the model's vae); the page
- * says so.
+ * `dataset.liveTensors` the worker's live tensors once it is idle (after each load, sample or
+ * inpainting). A latent model's frames arrive decoded (the worker decodes x̂_0 through the model's
+ * vae); the page says so. The inpainting panel (inpaint.ts) runs in the same worker, with these
+ * controls' settings; the model trained in the tab (lab.ts) is loaded here as `live`.
  */
-import { drawFrame, el, modelLoaded } from './lab.js';
+import {
+  initInpaint,
+  inpaintReply,
+  modelChanged,
+  samplesDone,
+  setInpaintAvailable,
+} from './inpaint.js';
+import { drawFrame, el, LIVE_FOLDER, liveModelFiles, modelLoaded, onUseLiveModel } from './lab.js';
 import {
   type BackendChoice,
   type Frame,
@@ -15,6 +23,7 @@ import {
   type ModelSummary,
   type Reply,
   type Request,
+  type SampleSettings,
 } from './protocol.js';
 
 const ui = {
@@ -42,7 +51,8 @@ const ui = {
 };
 
 const worker = new Worker(new URL('./worker.ts', import.meta.url), { type: 'module' });
-const send = (req: Request): void => worker.postMessage(req);
+const send = (req: Request, transfer: Transferable[] = []): void =>
+  worker.postMessage(req, transfer);
 
 let model: ModelSummary | null = null;
 let frames: Frame[] = [];
@@ -52,15 +62,25 @@ let offeredPrompt = ui.prompt.value;
 /** The models this build of the site holds (web/vite.config.ts). */
 const built = new Set(__SUMI_MODELS__);
 
+/** The inpainting panel has a run in the worker. */
+let inpainting = false;
+
 function setState(state: string, message: string, error = false): void {
   document.body.dataset.state = state;
   ui.status.textContent = message;
   ui.status.classList.toggle('error', error);
-  const busy = state === 'loading' || state === 'sampling';
+  updateControls();
+}
+
+/** What can be clicked: nothing that needs the worker while it loads, samples or inpaints. */
+function updateControls(): void {
+  const state = document.body.dataset.state;
+  const busy = state === 'loading' || state === 'sampling' || inpainting;
   ui.sample.disabled = busy || model === null;
   ui.cancel.disabled = state !== 'sampling';
   ui.model.disabled = busy;
   ui.backend.disabled = busy;
+  setInpaintAvailable(!busy && model !== null);
 }
 
 function draw(frame: Frame): void {
@@ -115,6 +135,25 @@ function loadModel(): void {
   delete document.body.dataset.liveTensors;
   const name = ui.model.value;
   ui.latentNote.hidden = true;
+  if (name === 'live') {
+    const live = liveModelFiles();
+    if (live === null) {
+      setState(
+        'error',
+        'live: no model was trained in this tab yet (Train, then Stop, below)',
+        true,
+      );
+      return;
+    }
+    send({
+      type: 'load',
+      model: `${LIVE_FOLDER} (trained in this tab, step ${live.step})`,
+      url: LIVE_FOLDER,
+      backend: ui.backend.value as BackendChoice,
+      files: live.files,
+    });
+    return;
+  }
   if (!built.has(name)) {
     setState(
       'error',
@@ -130,11 +169,20 @@ function loadModel(): void {
 
 worker.onmessage = (e: MessageEvent<Reply>) => {
   const r = e.data;
+  const forInpainting =
+    r.type === 'inpaint-progress' ||
+    r.type === 'inpaint-done' ||
+    ((r.type === 'cancelled' || r.type === 'error') && r.job === 'inpaint');
+  if (forInpainting) {
+    inpaintReply(r);
+    return;
+  }
   switch (r.type) {
     case 'loaded':
       model = r.model;
       showControls(r.model);
       modelLoaded(r.model);
+      modelChanged();
       setState(
         'ready',
         `${r.model.name}: ${(r.model.parameters / 1e6).toFixed(2)} M parameters on ` +
@@ -158,6 +206,7 @@ worker.onmessage = (e: MessageEvent<Reply>) => {
       ui.animation.hidden = false;
       URL.revokeObjectURL(ui.download.href);
       ui.download.href = URL.createObjectURL(new Blob([r.png as BlobPart], { type: 'image/png' }));
+      samplesDone(r.images);
       setState(
         'done',
         `Done in ${(r.ms / 1000).toFixed(2)} s (${Math.round(r.msPerStep)} ms a step on ` +
@@ -188,18 +237,45 @@ ui.form.addEventListener('submit', (e) => {
   document.body.dataset.step = '0';
   delete document.body.dataset.liveTensors;
   setState('sampling', 'Starting…');
-  send({
-    type: 'sample',
-    settings: {
-      sampler: ui.sampler.value,
-      steps: ui.steps.valueAsNumber,
-      seed: ui.seed.valueAsNumber,
-      n: ui.n.valueAsNumber,
-      guidance: ui.guidance.valueAsNumber,
-      classId: Number(ui.classId.value || '-1'),
-      prompt: ui.prompt.value,
-    },
-  });
+  send({ type: 'sample', settings: sampleSettings() });
+});
+
+/** The settings of the controls (sampling, and the inpainting panel's run). */
+function sampleSettings(): SampleSettings {
+  return {
+    sampler: ui.sampler.value,
+    steps: ui.steps.valueAsNumber,
+    seed: ui.seed.valueAsNumber,
+    n: ui.n.valueAsNumber,
+    guidance: ui.guidance.valueAsNumber,
+    classId: Number(ui.classId.value || '-1'),
+    prompt: ui.prompt.value,
+  };
+}
+
+initInpaint({
+  send,
+  settings: sampleSettings,
+  setBusy(busy) {
+    inpainting = busy;
+    // Set again by the worker once the run has ended and it is idle.
+    if (busy) delete document.body.dataset.liveTensors;
+    updateControls();
+  },
+});
+
+onUseLiveModel(() => {
+  const live = liveModelFiles();
+  // While the worker loads, samples or inpaints, the model stays (as the Model menu does).
+  if (live === null || ui.model.disabled) return;
+  let option = [...ui.model.options].find((o) => o.value === 'live');
+  if (option === undefined) {
+    option = new Option('', 'live');
+    ui.model.append(option);
+  }
+  option.textContent = `Trained in this tab (step ${live.step})`;
+  ui.model.value = 'live';
+  loadModel();
 });
 
 ui.cancel.addEventListener('click', () => send({ type: 'cancel' }));

@@ -42,10 +42,44 @@ export interface WorkerScope<In, Out> {
   postMessage(message: Out, transfer?: Transferable[]): void;
 }
 
+/** RePaint's settings of an inpainting run (`inpaintAsync`). */
+export interface InpaintSettings {
+  /** r: passes through each resampling point (1: plain mask blending). */
+  resample: number;
+  /** j: steps between resampling points and the length of a jump back up. */
+  jumpLength: number;
+  /** The ε that noises the kept region: a fresh draw every step, or x_T's throughout. */
+  knownNoise: 'fresh' | 'fixed';
+}
+
+/** What the sampling worker was doing when it replied. */
+export type Job = 'load' | 'sample' | 'inpaint';
+
 export type Request =
-  /** `url`: the model folder's absolute URL. */
-  | { type: 'load'; model: string; url: string; backend: BackendChoice }
+  /**
+   * `url`: the model folder's absolute URL; with `files`, the folder's files by path (the model
+   * trained in the tab), and `url` only names it.
+   */
+  | {
+      type: 'load';
+      model: string;
+      url: string;
+      backend: BackendChoice;
+      files?: Record<string, Uint8Array>;
+    }
   | { type: 'sample'; settings: SampleSettings }
+  /**
+   * Inpaint one image (the model's [C, H, W] planes in [−1, 1]; a latent model's: pixels) where
+   * `mask` (H·W, 1: repaint) is set, with the sampler, steps, seed, guidance and condition of
+   * `settings` (image 0's condition).
+   */
+  | {
+      type: 'inpaint';
+      settings: SampleSettings;
+      inpaint: InpaintSettings;
+      image: Float32Array;
+      mask: Float32Array;
+    }
   | { type: 'cancel' };
 
 export interface ModelSummary {
@@ -76,11 +110,16 @@ export type Reply =
       /** Sampling time (x_T to x_0), and the mean step after the first, in ms. */
       ms: number;
       msPerStep: number;
+      /** The images [n, C, H, W] in [−1, 1] (decoded for a latent model), for the inpainting panel. */
+      images: { values: Float32Array; shape: number[] };
     }
-  | { type: 'cancelled' }
-  /** After every load or sample, however it ended: the tensors alive in the worker. */
+  /** After an inpainting step: x̂_0 with the kept pixels pasted (null for a latent model). */
+  | { type: 'inpaint-progress'; step: number; total: number; t: number; frame: Frame | null }
+  | { type: 'inpaint-done'; frame: Frame; ms: number; msPerStep: number }
+  | { type: 'cancelled'; job: Job }
+  /** After every load, sample or inpainting, however it ended: the tensors alive in the worker. */
   | { type: 'idle'; liveTensors: number }
-  | { type: 'error'; message: string };
+  | { type: 'error'; message: string; job: Job };
 
 export interface TrainSettings {
   seed: number;
@@ -93,11 +132,15 @@ export interface TrainSettings {
 
 /** Messages to the lab worker (lab-worker.ts): the forward process and live training. */
 export type LabRequest =
-  /** x_t of `image` (side × side, values in [−1, 1]) at t, ε from `seed`, on `scheduler`'s schedule. */
+  /**
+   * x_t of `image` (channels × side × side planes, values in [−1, 1]) at t, ε from `seed`, on
+   * `scheduler`'s schedule.
+   */
   | {
       type: 'forward';
       scheduler: Record<string, unknown>;
       image: Float32Array;
+      channels: number;
       side: number;
       t: number;
       seed: number;
@@ -116,5 +159,7 @@ export type LabReply =
     }
   | { type: 'train-step'; step: number; loss: number; msPerStep: number }
   | { type: 'train-sample'; step: number; frame: Frame }
+  /** The stopped run's model as a pipeline folder's files by path (unet/config.json, …). */
+  | { type: 'train-model'; step: number; files: Record<string, Uint8Array> }
   | { type: 'train-stopped'; step: number }
   | { type: 'lab-error'; message: string };
