@@ -3,6 +3,7 @@
  *
  *   npm run bench:playground [-- --backend cpu|webgpu --steps 20 --n 16 --screenshot FILE]
  *                            [--train STEPS --train-screenshot FILE]
+ *                            [--inpaint STEPS --inpaint-screenshot FILE]
  *
  * Builds the static site, serves it, and for mnist-small measures the page load (navigation to
  * the model loaded in the worker), then the first sample (DPM-Solver++ 2M, seed 0) and the mean
@@ -12,10 +13,14 @@
  * trains the live-training panel's model for STEPS steps (batch 8, seed 0) and measures its
  * steps per second (from step 1 to step STEPS, before the one sample grid at STEPS) and the
  * longest main-thread task meanwhile; --train-screenshot saves those two panels after the grid.
+ * With --inpaint, draws a 7 on the forward panel's canvas, masks its lower half and inpaints it
+ * with mnist-small in STEPS steps (the page's sampler, DPM-Solver++ 2M, seed 0), measuring the
+ * run from the click and the longest main-thread task; --inpaint-screenshot saves the forward and
+ * inpainting panels afterwards.
  */
 import { loadavg } from 'node:os';
 
-import { pageStep, startPlayground, waitForState } from '../web/harness.js';
+import { pageStep, type Playground, startPlayground, waitForState } from '../web/harness.js';
 
 const argv = process.argv.slice(2);
 const arg = (name: string, dflt: string): string =>
@@ -26,6 +31,8 @@ const n = arg('--n', '16');
 const screenshot = arg('--screenshot', '');
 const trainSteps = Number(arg('--train', '0'));
 const trainShot = arg('--train-screenshot', '');
+const inpaintSteps = Number(arg('--inpaint', '0'));
+const inpaintShot = arg('--inpaint-screenshot', '');
 
 const LONG_TASKS = `window.__longest = 0;
 new PerformanceObserver((list) => {
@@ -126,9 +133,70 @@ async function main(): Promise<void> {
       }
       if (lab.errors.length > 0) throw new Error(`page errors: ${lab.errors.join('; ')}`);
     }
+    if (inpaintSteps > 0) await inpaintRun(pg);
   } finally {
     await pg.close();
   }
+}
+
+/** --inpaint: a drawn 7, its lower half repainted (see the module comment). */
+async function inpaintRun(pg: Playground): Promise<void> {
+  const { page: p, errors } = await pg.open(`model=mnist-small&backend=${backend}`);
+  await waitForState(p, ['ready']);
+  const canvas = p.locator('#fwd-draw');
+  await canvas.scrollIntoViewIfNeeded();
+  const box = (await canvas.boundingBox())!;
+  const to = (x: number, y: number): Promise<void> =>
+    p.mouse.move(box.x + x * box.width, box.y + y * box.height, { steps: 8 });
+  await to(0.28, 0.25);
+  await p.mouse.down();
+  await to(0.72, 0.25);
+  await to(0.45, 0.8);
+  await p.mouse.up();
+  await p.waitForFunction('document.body.dataset.forwardSource === "drawing"');
+  // A 28-pixel brush pressed at pixel (13, 27) covers rows 14 to 27: the lower half.
+  await p.fill('#inp-brush', '28');
+  const paint = p.locator('#inp-paint');
+  await paint.scrollIntoViewIfNeeded();
+  const pb = (await paint.boundingBox())!;
+  await p.mouse.click(pb.x + (13.5 / 28) * pb.width, pb.y + (27.5 / 28) * pb.height);
+  await p.fill('#steps', String(inpaintSteps));
+  await p.evaluate(LONG_TASKS);
+  const t0 = performance.now();
+  await p.click('#inp-run');
+  await p.waitForSelector('body[data-inpaint-state=done], body[data-inpaint-state=error]', {
+    state: 'attached',
+    timeout: 600_000,
+  });
+  const wall = performance.now() - t0;
+  const status = await p.textContent('#inp-status');
+  if ((await p.evaluate<string>('document.body.dataset.inpaintState')) !== 'done') {
+    throw new Error(`inpainting failed: ${status}`);
+  }
+  const longest = await p.evaluate<number>('window.__longest');
+  console.log(
+    `inpainting (${backend}), ${inpaintSteps} steps on mnist-small: ${Math.round(wall)} ms from ` +
+      `the click; the page says "${status}"; longest main-thread task: ${Math.round(longest)} ms; ` +
+      `load average ${loadavg()
+        .map((x) => x.toFixed(2))
+        .join(' / ')}`,
+  );
+  if (inpaintShot !== '') {
+    const rect = (id: string): Promise<{ top: number; bottom: number }> =>
+      p.evaluate<{ top: number; bottom: number }>(`(() => {
+        const r = document.getElementById('${id}').getBoundingClientRect();
+        return { top: r.top + scrollY, bottom: r.bottom + scrollY };
+      })()`);
+    const top = (await rect('forward-panel')).top;
+    const bottom = (await rect('inpaint-panel')).bottom;
+    await p.screenshot({
+      path: inpaintShot,
+      fullPage: true,
+      clip: { x: 0, y: top, width: 1100, height: bottom - top + 8 },
+    });
+    console.log(`screenshot: ${inpaintShot}`);
+  }
+  if (errors.length > 0) throw new Error(`page errors: ${errors.join('; ')}`);
 }
 
 await main();
