@@ -353,6 +353,8 @@ void describe('DreamBooth', () => {
     const textBase = await makeBase(join(fx.dir, 'base'));
     const classBase = join(fx.dir, 'class-base');
     await trainBase(fx, classBase, TINY_UNET, { classCond: true });
+    const plainBase = join(fx.dir, 'plain-base');
+    await trainBase(fx, plainBase, TINY_UNET, {});
     const inst = await writeInstances(join(fx.dir, 'inst'));
     const empty = join(fx.dir, 'empty');
     await mkdir(empty, { recursive: true });
@@ -360,6 +362,7 @@ void describe('DreamBooth', () => {
     const rgb = await writeInstances(join(fx.dir, 'rgb'), 2, 8, 3);
     const cases: [string, string, string, RegExp][] = [
       ['class base', classBase, inst, /is class-conditional \(no tokenizer\/ and text_encoder\/\)/],
+      ['plain base', plainBase, inst, /is unconditional \(no tokenizer\/ and text_encoder\/\)/],
       [
         'missing',
         textBase,

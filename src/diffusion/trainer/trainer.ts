@@ -156,7 +156,7 @@ import {
   TrainConfigError,
   trainedVarianceType,
 } from './config.js';
-import { DREAMBOOTH_BATCH_SIZE, DreamBoothInputError } from './dreambooth.js';
+import { DREAMBOOTH_BATCH_SIZE, DreamBoothInputError, hasClassImages } from './dreambooth.js';
 import { dropoutOffset, streamSeed } from './streams.js';
 import type { LatentCache } from '../latent/cache.js';
 import { decodeLatents, type LatentSpec } from '../latent/vae.js';
@@ -538,7 +538,7 @@ function checkDreamBoothSettings(
   if (b > dataset.length) {
     problems.push(`a batch of ${b} instance images, but ${dataset.name} has ${dataset.length}`);
   }
-  if (d.classPrompt !== null && d.priorLossWeight > 0 && d.numClassImages < b) {
+  if (hasClassImages(d) && d.numClassImages < b) {
     problems.push(`a batch of ${b} class images, but only ${d.numClassImages} are sampled`);
   }
   if ((t.microBatches ?? 1) !== 1) {
@@ -670,7 +670,7 @@ export class Trainer {
     if (db !== null && base?.condition === undefined) {
       throw new TrainConfigError("a DreamBooth run reads its prompts with the base's text encoder");
     }
-    const prior = db !== null && db.classPrompt !== null && db.priorLossWeight > 0;
+    const prior = db !== null && hasClassImages(db);
     if (prior !== (base?.classImages !== undefined)) {
       throw new TrainConfigError(
         'class images go with a DreamBooth run that has a class prompt and λ > 0, and only with one',
