@@ -82,7 +82,7 @@ void describe('sumi train-vae: bad input', () => {
     [
       'both a preset and a config',
       [...M, '--preset', 'vae-emoji', '--config', 'x.json'],
-      /not both/,
+      /give one of --preset, --config and --init/,
     ],
     ['an EMA codebook for the kl kind', [...M, '--ema-codebook', '0.99'], /emaCodebook .* vq kind/],
     [
