@@ -24,6 +24,7 @@ import {
   type KnownNoise,
   latentMask,
   modelTaskOf,
+  pipelineStepOptions,
   repaintModelCalls,
   repaintSchedule,
 } from '../diffusion/index.js';
@@ -178,7 +179,11 @@ async function img2imgCmd(args: Args): Promise<number> {
       strength,
       numInferenceSteps: s.steps,
       noise: editNoise(p, s.seed),
-      stepOptions: s.eta !== undefined ? { eta: s.eta } : {},
+      stepOptions: pipelineStepOptions(
+        scheduler,
+        s.guidance,
+        s.eta !== undefined ? { eta: s.eta } : {},
+      ),
       onStep: (info) =>
         progress.update('img2img', info.i - from + 1, scheduler.timesteps.length - from),
       vae: p.vae,
@@ -266,7 +271,11 @@ async function inpaintCmd(args: Args): Promise<number> {
   const sampling = {
     numInferenceSteps: s.steps,
     noise: editNoise(p, s.seed, trained ? shape : p.model.sampleShape),
-    stepOptions: s.eta !== undefined ? { eta: s.eta } : {},
+    stepOptions: pipelineStepOptions(
+      scheduler,
+      s.guidance,
+      s.eta !== undefined ? { eta: s.eta } : {},
+    ),
     onStep: () => progress.update('inpaint', ++done, calls ?? scheduler.timesteps.length),
   };
   let result;

@@ -124,7 +124,8 @@ export interface GenerateOptions {
   /** DDIM's η (0 deterministic). */
   eta?: number;
   /**
-   * DDIM: ε̂ from the clipped x̂_0 (default: when the scheduler clips; see `pipelineStepOptions`).
+   * DDIM: ε̂ from the clipped x̂_0 (default: under guidance where the scheduler clips; see
+   * `pipelineStepOptions`).
    */
   useClippedModelOutput?: boolean;
   /** The conditioning of the n images (nothing for an unconditional model). */
@@ -293,7 +294,7 @@ class GenerationRun {
         const xT = noise.next();
         return new SamplingLoop(scheduler, opts.wrap ? opts.wrap(guided) : guided, xT, {
           numInferenceSteps: opts.numInferenceSteps,
-          stepOptions: pipelineStepOptions(scheduler, {
+          stepOptions: pipelineStepOptions(scheduler, opts.guidanceScale ?? 1, {
             ...(opts.eta !== undefined ? { eta: opts.eta } : {}),
             ...(opts.useClippedModelOutput !== undefined
               ? { useClippedModelOutput: opts.useClippedModelOutput }

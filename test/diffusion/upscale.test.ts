@@ -199,8 +199,6 @@ void describe('upscale', () => {
       const want = noGrad(() =>
         sample(createSampler('ddim', SCHEDULE), (x, t) => sr.forward(concat([x, cond], 1), t), xT, {
           numInferenceSteps: 5,
-          // the pipelines' DDIM re-derives ε̂ from the clipped x̂_0 (pipelineStepOptions)
-          stepOptions: { useClippedModelOutput: true },
         }),
       );
       assert.deepEqual(got.shape, [2, 1, 8, 8]);

@@ -200,7 +200,7 @@ export function inpaintWithModel(
       });
       const x = runSteps(scheduler, model, eps.mul(scheduler.initNoiseSigma), {
         from: 0,
-        stepOptions: withNoise(opts, scheduler),
+        stepOptions: withNoise(opts),
         onStep: opts.onStep,
       });
       return where(opts.mask, x, image);

@@ -11,7 +11,6 @@ import { type ConditionSource, type ConditionValue, disposeConditioning } from '
 import { encodeConditions } from '../generate.js';
 import {
   type DenoiseModel,
-  pipelineStepOptions,
   type Scheduler,
   sampleStep,
   type StepInfo,
@@ -69,9 +68,9 @@ export function runSteps(
   return cur === x ? x.alias() : cur;
 }
 
-/** The pipeline's step options (`pipelineStepOptions`) with the run's noise as their draws. */
-export function withNoise(opts: EditSamplingOptions, scheduler: Scheduler): StepOptions {
-  return pipelineStepOptions(scheduler, { ...opts.stepOptions, noise: opts.noise });
+/** Step options with the run's noise as the source of the steps' draws. */
+export function withNoise(opts: EditSamplingOptions): StepOptions {
+  return { ...opts.stepOptions, noise: opts.noise };
 }
 
 /**

@@ -153,7 +153,7 @@ export function upscale(
       const model = (x: Tensor, t: number): Tensor => denoiser.denoise(x, t, cond);
       return runSteps(scheduler, model, eps.mul(scheduler.initNoiseSigma), {
         from: 0,
-        stepOptions: withNoise(opts, scheduler),
+        stepOptions: withNoise(opts),
         onStep: opts.onStep,
       });
     }),
