@@ -160,6 +160,36 @@ interface RawEntry {
 
 const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
+/**
+ * A cache file of the project: safetensors whose metadata holds `format`, `version` and a JSON
+ * `header`. Returns the parsed file and header; any way the bytes are not such a file (not
+ * safetensors, another format or version, a header that is not JSON) is `corrupt(why)`.
+ */
+export function parseVersionedSafetensors<H>(
+  bytes: Uint8Array,
+  source: string,
+  o: { format: string; version: number; corrupt: (why: string) => never },
+): { file: SafetensorsFile; header: H } {
+  let file: SafetensorsFile;
+  try {
+    file = parseSafetensors(bytes, source);
+  } catch (e) {
+    return o.corrupt(e instanceof Error ? e.message.replace(`${source}: `, '') : String(e));
+  }
+  const meta = file.metadata;
+  if (meta.format !== o.format) return o.corrupt(`format ${JSON.stringify(meta.format)}`);
+  if (meta.version !== String(o.version)) {
+    return o.corrupt(
+      `version ${JSON.stringify(meta.version)}; this Sumi reads version ${o.version}`,
+    );
+  }
+  try {
+    return { file, header: JSON.parse(meta.header ?? '') as H };
+  } catch {
+    return o.corrupt('its header is not JSON');
+  }
+}
+
 /** Parses and validates a whole file. `source` names the file in error messages. */
 export function parseSafetensors(
   bytes: Uint8Array,

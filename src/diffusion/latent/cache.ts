@@ -23,7 +23,7 @@ import {
   type Tensor,
   tensor,
 } from '../../engine/index.js';
-import { parseSafetensors, serializeSafetensors } from '../../nn/safetensors.js';
+import { parseVersionedSafetensors, serializeSafetensors } from '../../nn/safetensors.js';
 import type { Batch, DataLoader, Dataset } from '../../data/index.js';
 import { streamSeed } from '../trainer/streams.js';
 import {
@@ -99,23 +99,11 @@ export function parseLatentCache(bytes: Uint8Array, source: string): LatentCache
       `${source}: not a usable latent cache (${why}); delete it to encode the images again`,
     );
   };
-  let file: ReturnType<typeof parseSafetensors>;
-  try {
-    file = parseSafetensors(bytes, source);
-  } catch (e) {
-    return corrupt(e instanceof Error ? e.message.replace(`${source}: `, '') : String(e));
-  }
-  const meta = file.metadata;
-  if (meta.format !== LATENT_CACHE_FORMAT) return corrupt(`format ${JSON.stringify(meta.format)}`);
-  if (meta.version !== String(LATENT_CACHE_VERSION)) {
-    return corrupt(`version ${JSON.stringify(meta.version)}; this Sumi reads version 1`);
-  }
-  let header: LatentCacheHeader;
-  try {
-    header = JSON.parse(meta.header ?? '') as LatentCacheHeader;
-  } catch {
-    return corrupt('its header is not JSON');
-  }
+  const { file, header } = parseVersionedSafetensors<LatentCacheHeader>(bytes, source, {
+    format: LATENT_CACHE_FORMAT,
+    version: LATENT_CACHE_VERSION,
+    corrupt,
+  });
   const shape = header.shape;
   const want = (name: string): Float32Array => {
     const t = file.tensors.get(name);

@@ -36,7 +36,7 @@ import {
   readImageSync,
   type Sample,
 } from '../../data/index.js';
-import { parseSafetensors, serializeSafetensors } from '../../nn/index.js';
+import { parseVersionedSafetensors, serializeSafetensors } from '../../nn/index.js';
 import { CLIP_TEXT_WEIGHTS_NAME } from '../../nn/models/clip-text.js';
 import { type Denoiser, writeFileAtomic } from '../../nn/models/index.js';
 import type { ConditionSource } from '../conditioning.js';
@@ -248,23 +248,11 @@ export function parseClassImages(bytes: Uint8Array, source: string): ClassImages
       `${source}: not a usable class-image cache (${why}); delete it to sample the class images again`,
     );
   };
-  let file: ReturnType<typeof parseSafetensors>;
-  try {
-    file = parseSafetensors(bytes, source);
-  } catch (e) {
-    return corrupt(e instanceof Error ? e.message.replace(`${source}: `, '') : String(e));
-  }
-  const meta = file.metadata;
-  if (meta.format !== CLASS_IMAGES_FORMAT) return corrupt(`format ${JSON.stringify(meta.format)}`);
-  if (meta.version !== String(CLASS_IMAGES_VERSION)) {
-    return corrupt(`version ${JSON.stringify(meta.version)}; this Sumi reads version 1`);
-  }
-  let header: ClassImagesHeader;
-  try {
-    header = JSON.parse(meta.header ?? '') as ClassImagesHeader;
-  } catch {
-    return corrupt('its header is not JSON');
-  }
+  const { file, header } = parseVersionedSafetensors<ClassImagesHeader>(bytes, source, {
+    format: CLASS_IMAGES_FORMAT,
+    version: CLASS_IMAGES_VERSION,
+    corrupt,
+  });
   const t = file.tensors.get('images');
   if (t === undefined) return corrupt("no tensor 'images'");
   if (t.dtype !== 'F32' || JSON.stringify(t.shape) !== JSON.stringify(header.shape)) {
