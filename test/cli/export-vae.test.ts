@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
@@ -13,21 +13,11 @@ import { after, describe, test } from 'node:test';
 import { decodeLatents, encodeImages, loadVae } from '../../src/diffusion/index.js';
 import { randn } from '../../src/engine/index.js';
 import { sumiInProcess as sumi } from './run-sumi.js';
+import { writeTinyCoders } from './vae-setup.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'sumi-cli-export-vae-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
-const config = join(dir, 'kl.json');
-writeFileSync(
-  config,
-  JSON.stringify({
-    _class_name: 'AutoencoderKL',
-    block_out_channels: [8, 16],
-    down_block_types: ['DownEncoderBlock2D', 'DownEncoderBlock2D'],
-    up_block_types: ['UpDecoderBlock2D', 'UpDecoderBlock2D'],
-    norm_num_groups: 4,
-    latent_channels: 2,
-  }),
-);
+const config = writeTinyCoders(dir).kl;
 const WEIGHTS = 'diffusion_pytorch_model.safetensors';
 const json = (path: string): Record<string, unknown> =>
   JSON.parse(readFileSync(path, 'utf8')) as Record<string, unknown>;

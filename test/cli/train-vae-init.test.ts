@@ -5,27 +5,17 @@
  */
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 
 import { assertCleanError, sumiInProcess as sumi } from './run-sumi.js';
+import { writeTinyCoders } from './vae-setup.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'sumi-cli-vae-init-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
-const klConfig = join(dir, 'kl.json');
-writeFileSync(
-  klConfig,
-  JSON.stringify({
-    _class_name: 'AutoencoderKL',
-    block_out_channels: [8, 16],
-    down_block_types: ['DownEncoderBlock2D', 'DownEncoderBlock2D'],
-    up_block_types: ['UpDecoderBlock2D', 'UpDecoderBlock2D'],
-    norm_num_groups: 4,
-    latent_channels: 2,
-  }),
-);
+const klConfig = writeTinyCoders(dir).kl;
 
 const COMMON = ['--data', 'mnist', '--image-size', '8', '--batch', '8', '--scaling-batches', '1'];
 const RUN = [...COMMON, '--eval-images', '8', '--quiet'];

@@ -12,6 +12,7 @@ import { after, before, describe, test } from 'node:test';
 
 import { loadDataset, planesToImage, savePng } from '../../src/data/index.js';
 import { assertCleanError, type Result, sumiInProcess as sumi } from './run-sumi.js';
+import { writeTinyCoders } from './vae-setup.js';
 
 /** Exit 2, the problem on the first line of stderr, no stack trace, and `out` not written. */
 function assertInputError(r: Result, message: RegExp, out: string): void {
@@ -24,20 +25,9 @@ let dir: string;
 let kl: string;
 let vq: string;
 
-const CODER = {
-  block_out_channels: [8, 16],
-  down_block_types: ['DownEncoderBlock2D', 'DownEncoderBlock2D'],
-  up_block_types: ['UpDecoderBlock2D', 'UpDecoderBlock2D'],
-  norm_num_groups: 4,
-  latent_channels: 2,
-};
-
 before(async () => {
   dir = await mkdtemp(join(tmpdir(), 'sumi-cli-vae-'));
-  kl = join(dir, 'kl.json');
-  vq = join(dir, 'vq.json');
-  await writeFile(kl, JSON.stringify({ _class_name: 'AutoencoderKL', ...CODER }));
-  await writeFile(vq, JSON.stringify({ _class_name: 'VQModel', ...CODER, num_vq_embeddings: 16 }));
+  ({ kl, vq } = writeTinyCoders(dir));
 });
 after(async () => {
   await rm(dir, { recursive: true, force: true });
