@@ -12,7 +12,12 @@ import {
 } from '../../nn/models/index.js';
 import type { Dataset } from '../../data/index.js';
 import { createScheduler } from '../samplers/index.js';
-import { type OptimizerConfig, optimizerProblems, TrainConfigError } from './config.js';
+import {
+  OPTIMIZER_DEFAULTS,
+  type OptimizerConfig,
+  optimizerProblems,
+  TrainConfigError,
+} from './config.js';
 import type { LoopSettings } from './run-loop.js';
 
 /** The classifier's folder inside a checkpoint or an exported model. */
@@ -71,13 +76,8 @@ export const defaultClassifierTrainConfig: Omit<
   steps: 2000,
   batchSize: 64,
   lr: 1e-3,
-  lrSchedule: 'cosine',
-  warmupSteps: 100,
-  minLr: 0,
+  ...OPTIMIZER_DEFAULTS,
   weightDecay: 0.05,
-  adamBetas: [0.9, 0.999],
-  adamEps: 1e-8,
-  maxGradNorm: 1,
   labelSmoothing: 0,
   shift: 0,
   rotate: 0,

@@ -47,6 +47,23 @@ export interface OptimizerConfig {
   seed: number;
 }
 
+/**
+ * The AdamW, schedule and clipping defaults of the diffusion, classifier and autoencoder trainers
+ * (each sets its own steps, batch and peak rate, and may override one of these).
+ */
+export const OPTIMIZER_DEFAULTS: Pick<
+  OptimizerConfig,
+  'lrSchedule' | 'warmupSteps' | 'minLr' | 'weightDecay' | 'adamBetas' | 'adamEps' | 'maxGradNorm'
+> = {
+  lrSchedule: 'cosine',
+  warmupSteps: 100,
+  minLr: 0,
+  weightDecay: 0,
+  adamBetas: [0.9, 0.999],
+  adamEps: 1e-8,
+  maxGradNorm: 1,
+};
+
 export interface TrainConfig extends OptimizerConfig {
   /** Dataset: 'mnist', 'fashion-mnist', 'emoji' or the path of a folder of images. */
   data: string;
@@ -190,13 +207,7 @@ export const defaultTrainConfig: Omit<TrainConfig, 'data' | 'imageSize' | 'chann
   steps: 1000,
   batchSize: 64,
   lr: 2e-4,
-  lrSchedule: 'cosine',
-  warmupSteps: 100,
-  minLr: 0,
-  weightDecay: 0,
-  adamBetas: [0.9, 0.999],
-  adamEps: 1e-8,
-  maxGradNorm: 1,
+  ...OPTIMIZER_DEFAULTS,
   snrGamma: null,
   emaDecay: 0.999,
   emaWarmup: 'power',

@@ -14,7 +14,12 @@ import {
   VQ_MODEL_SCHEMA,
 } from '../../nn/models/index.js';
 import type { Dataset } from '../../data/index.js';
-import { type OptimizerConfig, optimizerProblems, TrainConfigError } from './config.js';
+import {
+  OPTIMIZER_DEFAULTS,
+  type OptimizerConfig,
+  optimizerProblems,
+  TrainConfigError,
+} from './config.js';
 import type { LoopSettings } from './run-loop.js';
 
 /** The autoencoder's folder inside a checkpoint (diffusers' name in a pipeline folder). */
@@ -115,13 +120,7 @@ export const defaultVaeTrainConfig: Omit<
   steps: 5000,
   batchSize: 16,
   lr: 3e-4,
-  lrSchedule: 'cosine',
-  warmupSteps: 100,
-  minLr: 0,
-  weightDecay: 0,
-  adamBetas: [0.9, 0.999],
-  adamEps: 1e-8,
-  maxGradNorm: 1,
+  ...OPTIMIZER_DEFAULTS,
   flip: false,
   l1Weight: 1,
   mseWeight: 1,
