@@ -230,6 +230,7 @@ async function inpaintImage(req: Extract<Request, { type: 'inpaint' }>): Promise
       mask,
       numInferenceSteps: s.steps,
       noise: () => noise.next(),
+      guidanceScale: guidance,
       resample: req.inpaint.resample,
       jumpLength: req.inpaint.jumpLength,
       knownNoise: req.inpaint.knownNoise,

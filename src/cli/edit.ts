@@ -24,7 +24,6 @@ import {
   type KnownNoise,
   latentMask,
   modelTaskOf,
-  pipelineStepOptions,
   repaintModelCalls,
   repaintSchedule,
 } from '../diffusion/index.js';
@@ -179,11 +178,8 @@ async function img2imgCmd(args: Args): Promise<number> {
       strength,
       numInferenceSteps: s.steps,
       noise: editNoise(p, s.seed),
-      stepOptions: pipelineStepOptions(
-        scheduler,
-        s.guidance,
-        s.eta !== undefined ? { eta: s.eta } : {},
-      ),
+      stepOptions: s.eta !== undefined ? { eta: s.eta } : {},
+      guidanceScale: s.guidance,
       onStep: (info) =>
         progress.update('img2img', info.i - from + 1, scheduler.timesteps.length - from),
       vae: p.vae,
@@ -271,11 +267,8 @@ async function inpaintCmd(args: Args): Promise<number> {
   const sampling = {
     numInferenceSteps: s.steps,
     noise: editNoise(p, s.seed, trained ? shape : p.model.sampleShape),
-    stepOptions: pipelineStepOptions(
-      scheduler,
-      s.guidance,
-      s.eta !== undefined ? { eta: s.eta } : {},
-    ),
+    stepOptions: s.eta !== undefined ? { eta: s.eta } : {},
+    guidanceScale: s.guidance,
     onStep: () => progress.update('inpaint', ++done, calls ?? scheduler.timesteps.length),
   };
   let result;

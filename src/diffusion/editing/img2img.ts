@@ -78,7 +78,7 @@ export function img2img(
             : scheduler.addNoise(x0, eps, new Array<number>(x0.shape[0]!).fill(t));
         return runSteps(scheduler, model, x, {
           from,
-          stepOptions: withNoise(opts),
+          stepOptions: withNoise(scheduler, opts),
           onStep: opts.onStep,
         });
       }),

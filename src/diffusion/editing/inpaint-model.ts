@@ -157,7 +157,7 @@ export function inpaintingCondition(image: Tensor, mask: Tensor): Tensor {
   });
 }
 
-export interface InpaintWithModelOptions extends EditSamplingOptions {
+export interface InpaintWithModelOptions extends Omit<EditSamplingOptions, 'guidanceScale'> {
   /** 1 where the image is repainted, 0 where it is kept: [B or 1, 1, H, W]. */
   mask: Tensor;
   /**
@@ -200,7 +200,7 @@ export function inpaintWithModel(
       });
       const x = runSteps(scheduler, model, eps.mul(scheduler.initNoiseSigma), {
         from: 0,
-        stepOptions: withNoise(opts),
+        stepOptions: withNoise(scheduler, opts, opts.guidance?.scale ?? 1),
         onStep: opts.onStep,
       });
       return where(opts.mask, x, image);

@@ -299,7 +299,7 @@ class InpaintRun {
       resample > 1
         ? repaintSchedule(n, opts.jumpLength ?? 1, resample)
         : Array.from({ length: this.#ts.length + 1 }, (_, i) => i);
-    this.#stepOptions = withNoise(opts);
+    this.#stepOptions = withNoise(scheduler, opts);
     // In a scope of its own: a draw can make intermediates (ImageNoise slices its block).
     const eps = keep(tidy(() => startNoise(opts.noise, x0.shape, 'inpaint')));
     try {

@@ -11,6 +11,7 @@ import { type ConditionSource, type ConditionValue, disposeConditioning } from '
 import { encodeConditions } from '../generate.js';
 import {
   type DenoiseModel,
+  pipelineStepOptions,
   type Scheduler,
   sampleStep,
   type StepInfo,
@@ -29,6 +30,13 @@ export interface EditSamplingOptions {
   noise: NoiseDraws;
   /** Step parameters (DDIM's η, ...); the steps' noise comes from `noise`. */
   stepOptions?: Omit<StepOptions, 'noise' | 'generator'>;
+  /**
+   * The guidance scale w the model callback applies (classifier-free or classifier guidance;
+   * default 1, none). Under guidance a clipping DDIM re-derives ε̂ from the clipped x̂_0
+   * (`pipelineStepOptions`), as `generate` does, unless `stepOptions` sets
+   * `useClippedModelOutput`.
+   */
+  guidanceScale?: number;
   /** Called after every sampler step, as `sample`'s callback (the tensors are freed after it). */
   onStep?: (info: StepInfo) => void;
 }
@@ -68,9 +76,17 @@ export function runSteps(
   return cur === x ? x.alias() : cur;
 }
 
-/** Step options with the run's noise as the source of the steps' draws. */
-export function withNoise(opts: EditSamplingOptions): StepOptions {
-  return { ...opts.stepOptions, noise: opts.noise };
+/**
+ * The step options of an editing run: the pipeline's defaults under guidance scale w
+ * (`pipelineStepOptions`), the caller's `stepOptions`, and the run's noise as the source of the
+ * steps' draws.
+ */
+export function withNoise(
+  scheduler: Scheduler,
+  opts: EditSamplingOptions,
+  w: number = opts.guidanceScale ?? 1,
+): StepOptions {
+  return { ...pipelineStepOptions(scheduler, w, opts.stepOptions), noise: opts.noise };
 }
 
 /**

@@ -111,7 +111,8 @@ export function upscaleCondition(low: Tensor, s: UpscaleSettings, eps: Tensor | 
   });
 }
 
-export interface UpscaleOptions extends EditSamplingOptions, UpscaleSettings {
+export interface UpscaleOptions
+  extends Omit<EditSamplingOptions, 'guidanceScale'>, UpscaleSettings {
   /** Any other conditioning of the denoiser (class labels, ...). */
   cond?: Conditioning;
 }
@@ -153,7 +154,7 @@ export function upscale(
       const model = (x: Tensor, t: number): Tensor => denoiser.denoise(x, t, cond);
       return runSteps(scheduler, model, eps.mul(scheduler.initNoiseSigma), {
         from: 0,
-        stepOptions: withNoise(opts),
+        stepOptions: withNoise(scheduler, opts, 1),
         onStep: opts.onStep,
       });
     }),
