@@ -5,11 +5,18 @@
  * accumulates each 4×8 tile of C in f32x4 registers, and the caller copies C out. Accumulation is in float32, as on the GPU; float64 stays on the JS gemm.
  *
  * When worker threads are available the columns of C are split between this thread and helper
- * workers that share the module's memory (`threads.ts`).
+ * workers that share the module's memory (`threads.ts`). The module comes in a plain and a fused
+ * multiply-add build (relaxed SIMD); `relaxed-simd.ts` chooses one per process.
  */
+import { selectGemmKernel } from './relaxed-simd.js';
 import { GemmThreads, nodeProcess } from './threads.js';
-import { GEMM_WASM } from './wasm/gemm-wasm.js';
-import { decodeBase64, kernelArgs, type KernelFn, type Product } from './wasm/kernel.js';
+import {
+  type GemmKernel,
+  gemmModuleBytes,
+  kernelArgs,
+  type KernelFn,
+  type Product,
+} from './wasm/kernel.js';
 
 export const PANEL_M = 4;
 export const PANEL_N = 8;
@@ -18,10 +25,18 @@ const PAGE = 65536;
 /** 32-bit WebAssembly memory: 65,536 pages. */
 const MAX_BYTES = 65536 * PAGE;
 
+/** How a runtime is built: which gemm (see relaxed-simd.ts) and whether with helper threads. */
+export interface SimdRuntimeOptions {
+  kernel: GemmKernel;
+  threads: boolean;
+}
+
 /** The module's memory, the kernel, and views that follow the memory when it grows. */
 export class SimdRuntime {
   readonly memory: WebAssembly.Memory;
   readonly kernel: KernelFn;
+  /** The build of the module in use: plain or fused multiply-add. */
+  readonly kernelKind: GemmKernel;
   /** σ in place over the floats at byte addresses [p, end), end − p a multiple of 16. */
   readonly sigmoid: (p: number, end: number) => void;
   /** x Φ(x) in place over the floats at byte addresses [p, end), end − p a multiple of 16. */
@@ -36,12 +51,13 @@ export class SimdRuntime {
   #f32: Float32Array;
   #i32: Int32Array;
 
-  constructor() {
-    this.threads = GemmThreads.create();
+  constructor(options: SimdRuntimeOptions) {
+    this.kernelKind = options.kernel;
+    this.threads = options.threads ? GemmThreads.create(options.kernel) : null;
     this.memory = this.threads ? this.threads.memory : new WebAssembly.Memory({ initial: 16 });
     const module = this.threads
       ? this.threads.module
-      : new WebAssembly.Module(decodeBase64(GEMM_WASM));
+      : new WebAssembly.Module(gemmModuleBytes(options.kernel, false));
     const instance = new WebAssembly.Instance(module, { env: { memory: this.memory } });
     this.kernel = instance.exports['gemm'] as KernelFn;
     this.sigmoid = instance.exports['sigmoid'] as (p: number, end: number) => void;
@@ -94,13 +110,22 @@ export function setCpuHelperThreads(enabled: boolean): void {
   helperThreads = enabled;
 }
 
-/** The SIMD runtime, or null where WebAssembly SIMD is unavailable (then the JS gemm is used). */
+/**
+ * The SIMD runtime, or null where WebAssembly SIMD is unavailable (then the JS gemm is used). Its
+ * gemm is the plain or the fused build as SUMI_CPU_FMA and the runtime decide (relaxed-simd.ts);
+ * a bad SUMI_CPU_FMA is an error here.
+ */
 export function simdRuntime(): SimdRuntime | null {
   if (runtime === undefined) {
-    try {
-      runtime = nodeProcess()?.env['SUMI_CPU_SIMD'] === '0' ? null : new SimdRuntime();
-    } catch {
+    if (nodeProcess()?.env['SUMI_CPU_SIMD'] === '0') {
       runtime = null;
+    } else {
+      const kernel = selectGemmKernel();
+      try {
+        runtime = new SimdRuntime({ kernel, threads: true });
+      } catch {
+        runtime = null;
+      }
     }
   }
   return runtime;

@@ -8,8 +8,13 @@
  * work. `SUMI_CPU_THREADS` sets the thread count (1: no workers); the default is the number of
  * cores, at most 8.
  */
-import { GEMM_WASM_SHARED } from './wasm/gemm-wasm.js';
-import { decodeBase64, kernelArgs, type KernelFn, type Product } from './wasm/kernel.js';
+import {
+  type GemmKernel,
+  gemmModuleBytes,
+  kernelArgs,
+  type KernelFn,
+  type Product,
+} from './wasm/kernel.js';
 
 /** Control block slots (Int32). */
 const SEQ = 0; // job number, bumped by the caller; −1 asks the worker to exit
@@ -61,9 +66,10 @@ export class GemmThreads {
   readonly #controls: Int32Array[] = [];
   #seq = 0;
 
-  private constructor(workers: number, workerModule: NodeWorkerModule) {
+  private constructor(workers: number, workerModule: NodeWorkerModule, kernel: GemmKernel) {
     this.memory = new WebAssembly.Memory({ initial: 16, maximum: 65536, shared: true });
-    this.module = new WebAssembly.Module(decodeBase64(GEMM_WASM_SHARED));
+    // One compiled module for every thread: the workers run this thread's machine code.
+    this.module = new WebAssembly.Module(gemmModuleBytes(kernel, true));
     const control = new SharedArrayBuffer(workers * SLOTS * 4);
     for (let index = 0; index < workers; index++) {
       const ctl = new Int32Array(control, index * SLOTS * 4, SLOTS);
@@ -88,8 +94,11 @@ export class GemmThreads {
     return this.#controls.filter((c) => Atomics.load(c, READY) === 1).length;
   }
 
-  /** Helper threads for this process, or null (not Node, one core, or SUMI_CPU_THREADS=1). */
-  static create(): GemmThreads | null {
+  /**
+   * Helper threads for this process running the given build of the module, or null (not Node,
+   * one core, or SUMI_CPU_THREADS=1).
+   */
+  static create(kernel: GemmKernel): GemmThreads | null {
     const proc = nodeProcess();
     if (!proc?.getBuiltinModule) return null;
     const os = proc.getBuiltinModule('node:os') as { availableParallelism(): number };
@@ -99,7 +108,7 @@ export class GemmThreads {
     const threads = Math.min(8, Math.max(1, Math.floor(requested) || 1));
     if (threads < 2) return null;
     try {
-      return new GemmThreads(threads - 1, wt);
+      return new GemmThreads(threads - 1, wt, kernel);
     } catch {
       return null;
     }

@@ -1,4 +1,8 @@
 /** The interface of the gemm module (gemm.wat): its bytes and its argument list. */
+import { GEMM_WASM, GEMM_WASM_FMA, GEMM_WASM_FMA_SHARED, GEMM_WASM_SHARED } from './gemm-wasm.js';
+
+/** The gemm's multiply-add: two roundings (`plain`) or relaxed SIMD's fused one (`fma`). */
+export type GemmKernel = 'plain' | 'fma';
 
 /** The kernel's arguments, in its order (see gemm.wat); every address in bytes. */
 export interface Product {
@@ -42,4 +46,17 @@ export function decodeBase64(text: string): Uint8Array<ArrayBuffer> {
   const bytes = new Uint8Array(binary.length);
   for (let i = 0; i < binary.length; i++) bytes[i] = binary.charCodeAt(i);
   return bytes;
+}
+
+/** The gemm module's bytes: plain or fused, with private or shared memory. */
+export function gemmModuleBytes(kernel: GemmKernel, shared: boolean): Uint8Array<ArrayBuffer> {
+  const text =
+    kernel === 'fma'
+      ? shared
+        ? GEMM_WASM_FMA_SHARED
+        : GEMM_WASM_FMA
+      : shared
+        ? GEMM_WASM_SHARED
+        : GEMM_WASM;
+  return decodeBase64(text);
 }

@@ -16,6 +16,8 @@ declare namespace WebAssembly {
   class Module {
     constructor(bytes: Uint8Array);
   }
+  /** Whether the bytes are a module this runtime compiles (feature detection). */
+  function validate(bytes: Uint8Array): boolean;
   class Instance {
     constructor(module: Module, imports: Record<string, Record<string, unknown>>);
     readonly exports: Record<string, unknown>;
