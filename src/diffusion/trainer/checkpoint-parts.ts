@@ -23,7 +23,13 @@ import {
   type TensorToWrite,
   tensorsToWrite,
 } from '../../nn/index.js';
-import { type CheckpointFile, TRAINER_STATE } from './checkpoint.js';
+import {
+  type CheckpointFile,
+  jsonBytes,
+  OPTIMIZER_FILE,
+  SUMI_INFO,
+  TRAINER_STATE,
+} from './checkpoint.js';
 import { type OptimizerConfig, TrainConfigError } from './config.js';
 import { NonFiniteError } from '../train-step.js';
 
@@ -62,15 +68,41 @@ export async function optimizerStateBytes(opt: AdamW): Promise<Uint8Array> {
   return serializeSafetensors(entries, { format: 'pt' });
 }
 
-/** Loads an optimizer's state from a file onto the backend of its parameters. */
-export async function loadOptimizerState(opt: AdamW, path: string): Promise<void> {
+/**
+ * Loads an optimizer's state from `file` (`optimizer.safetensors` unless named) of a checkpoint
+ * directory onto the backend of its parameters.
+ */
+export async function loadOptimizerState(
+  opt: AdamW,
+  dir: string,
+  file = OPTIMIZER_FILE,
+): Promise<void> {
   const backend: Backend = opt.params[0]![1].backend;
+  const path = join(dir, file);
   const sd = await loadTensors(path, { backend });
   try {
     await opt.loadStateDict(sd, { source: path });
   } finally {
     disposeAll(sd);
   }
+}
+
+/**
+ * The files a checkpoint ends with: the optimizer's state, the trainer's `more` files (e.g. a
+ * second model and its optimizer), `sumi.json` (`info`), and `trainer_state.json` (`state`) last.
+ */
+export async function closingFiles(
+  optimizer: AdamW,
+  info: unknown,
+  state: unknown,
+  more: readonly CheckpointFile[] = [],
+): Promise<CheckpointFile[]> {
+  return [
+    { path: OPTIMIZER_FILE, bytes: await optimizerStateBytes(optimizer) },
+    ...more,
+    { path: SUMI_INFO, bytes: jsonBytes(info) },
+    { path: TRAINER_STATE, bytes: jsonBytes(state) },
+  ];
 }
 
 /**

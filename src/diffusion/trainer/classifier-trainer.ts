@@ -48,20 +48,13 @@ import { type Dataset, DataLoader, subsetDataset } from '../../data/index.js';
 import { addNoise } from '../forward.js';
 import { createScheduler } from '../samplers/index.js';
 import { makeSchedule, type NoiseSchedule } from '../schedule.js';
+import { type CheckpointFile, jsonBytes, SCHEDULER_CONFIG } from './checkpoint.js';
 import {
-  type CheckpointFile,
-  jsonBytes,
-  OPTIMIZER_FILE,
-  SCHEDULER_CONFIG,
-  SUMI_INFO,
-  TRAINER_STATE,
-} from './checkpoint.js';
-import {
+  closingFiles,
   createOptimizer,
   finiteWeights,
   loadOptimizerState,
   modelFolderFiles,
-  optimizerStateBytes,
   readStateFile,
   rngState,
   runInfo,
@@ -77,8 +70,8 @@ import {
   defaultClassifierTrainConfig,
 } from './classifier-config.js';
 import { checkImageShape, TrainConfigError } from './config.js';
-import { dropoutOffset, streamSeed } from './streams.js';
-import { throwIfNonFinite } from '../train-step.js';
+import { dropoutOffset, streamSeed, streamUniforms } from './streams.js';
+import { throwIfNonFinite, trainingTimesteps } from '../train-step.js';
 
 /**
  * Splits a labelled dataset into training and held-out indices (each ascending): of the n_c
@@ -100,13 +93,7 @@ export function holdoutSplit(
     if (list === undefined) byClass.set(y, (list = []));
     list.push(i);
   }
-  const u = rand([dataset.length], {
-    seed: streamSeed(seed, 'holdout'),
-    dtype: 'float64',
-    backend: cpuBackend(),
-  });
-  const uniforms = u.dataSync();
-  u.dispose();
+  const uniforms = streamUniforms(dataset.length, seed, 'holdout');
   const held = new Set<number>();
   let at = 0;
   for (const y of [...byClass.keys()].sort((a, b) => a - b)) {
@@ -378,15 +365,7 @@ export class ClassifierTrainer {
   /** The training timesteps of step s (all 0 for a clean classifier). */
   #timesteps(step: number, batch: number): number[] {
     if (this.schedule === null) return new Array<number>(batch).fill(0);
-    const T = this.schedule.numTrainTimesteps;
-    const u = rand([batch], {
-      seed: streamSeed(this.config.seed, 'timesteps', step),
-      dtype: 'float64',
-      backend: cpuBackend(),
-    });
-    const ts = Array.from(u.dataSync(), (v) => Math.min(T - 1, Math.floor(v * T)));
-    u.dispose();
-    return ts;
+    return trainingTimesteps(this.config.seed, step, batch, this.schedule.numTrainTimesteps);
   }
 
   /** Runs optimizer step `this.step` and advances. Throws NonFiniteError before a bad update. */
@@ -549,16 +528,14 @@ export class ClassifierTrainer {
       ...(this.config.scheduler === null
         ? []
         : [{ path: SCHEDULER_CONFIG, bytes: jsonBytes(this.config.scheduler) }]),
-      { path: OPTIMIZER_FILE, bytes: await optimizerStateBytes(this.optimizer) },
-      { path: SUMI_INFO, bytes: jsonBytes(this.info(meta)) },
-      { path: TRAINER_STATE, bytes: jsonBytes(this.state(meta)) },
+      ...(await closingFiles(this.optimizer, this.info(meta), this.state(meta))),
     ];
   }
 
   /** Loads weights, optimizer state, step and the last held-out score from a checkpoint. */
   async loadCheckpoint(dir: string, state: ClassifierTrainerState): Promise<void> {
     await loadModule(this.model, join(dir, CLASSIFIER_DIR, WEIGHTS_NAME));
-    await loadOptimizerState(this.optimizer, join(dir, OPTIMIZER_FILE));
+    await loadOptimizerState(this.optimizer, dir);
     this.step = state.step;
     this.elapsedBefore = state.elapsedSeconds;
     this.heldOut = state.heldOut;

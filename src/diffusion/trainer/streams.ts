@@ -16,6 +16,7 @@
  * DreamBooth adds 'prior' (the noise of the class images the base samples) and 'prior_data' (the
  * class images' DataLoader seed).
  */
+import { cpuBackend, rand } from '../../engine/index.js';
 
 export type StreamPurpose =
   | 'noise'
@@ -81,6 +82,23 @@ export function streamSeed(seed: number, purpose: StreamPurpose, step = 0): numb
   z = mix64((z ^ (PURPOSE_TAG[purpose] * golden)) & MASK64);
   z = mix64((z + BigInt(step) * golden) & MASK64);
   return Number(z >> 11n); // 53 bits
+}
+
+/** n uniforms in [0, 1) of stream (seed, purpose, step), drawn in float64 on the CPU. */
+export function streamUniforms(
+  n: number,
+  seed: number,
+  purpose: StreamPurpose,
+  step = 0,
+): Float64Array {
+  const u = rand([n], {
+    seed: streamSeed(seed, purpose, step),
+    dtype: 'float64',
+    backend: cpuBackend(),
+  });
+  const values = u.dataSync() as Float64Array;
+  u.dispose();
+  return values;
 }
 
 /**

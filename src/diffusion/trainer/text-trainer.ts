@@ -22,16 +22,7 @@
 import { copyFile, mkdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 
-import {
-  cpuBackend,
-  Generator,
-  noGrad,
-  rand,
-  randn,
-  type Tensor,
-  tensor,
-  tidy,
-} from '../../engine/index.js';
+import { Generator, noGrad, randn, type Tensor, tensor, tidy } from '../../engine/index.js';
 import {
   type AdamW,
   clipGradNorm,
@@ -60,17 +51,15 @@ import {
   type CheckpointFile,
   findCheckpoint,
   jsonBytes,
-  OPTIMIZER_FILE,
   SCHEDULER_CONFIG,
   SUMI_INFO,
-  TRAINER_STATE,
 } from './checkpoint.js';
 import {
+  closingFiles,
   createOptimizer,
   finiteWeights,
   loadOptimizerState,
   modelFolderFiles,
-  optimizerStateBytes,
   readStateFile,
   rngState,
   runInfo,
@@ -79,7 +68,7 @@ import {
 } from './checkpoint-parts.js';
 import { type OptimizerConfig, TrainConfigError } from './config.js';
 import type { LoopSettings } from './run-loop.js';
-import { dropoutOffset, streamSeed } from './streams.js';
+import { dropoutOffset, streamSeed, streamUniforms } from './streams.js';
 import { throwIfNonFinite } from '../train-step.js';
 
 export type TextObjective = 'diffusion-lm' | 'causal-lm';
@@ -326,13 +315,13 @@ export class TextTrainer {
       const d = this.model.config.embedding_dim;
       const T = this.schedule!.numTrainTimesteps;
       const p = this.model.parameters()[0]!;
-      const u = rand([B], {
-        seed: streamSeed(this.config.seed, purpose === 'noise' ? 'timesteps' : 'eval', step),
-        dtype: 'float64',
-        backend: cpuBackend(),
-      });
-      const ts = Array.from(u.dataSync(), (v) => Math.min(T - 1, Math.floor(v * T)));
-      u.dispose();
+      const u = streamUniforms(
+        B,
+        this.config.seed,
+        purpose === 'noise' ? 'timesteps' : 'eval',
+        step,
+      );
+      const ts = Array.from(u, (v) => Math.min(T - 1, Math.floor(v * T)));
       const g = new Generator(streamSeed(this.config.seed, purpose, step));
       const opts = {
         generator: g,
@@ -500,11 +489,7 @@ export class TextTrainer {
     if (this.ema !== null) {
       files.push({ path: RAW_WEIGHTS_FILE, bytes: serializeSafetensors(raw, { format: 'pt' }) });
     }
-    files.push(
-      { path: OPTIMIZER_FILE, bytes: await optimizerStateBytes(this.optimizer) },
-      { path: SUMI_INFO, bytes: jsonBytes(this.info(meta)) },
-      { path: TRAINER_STATE, bytes: jsonBytes(this.state(meta)) },
-    );
+    files.push(...(await closingFiles(this.optimizer, this.info(meta), this.state(meta))));
     return files;
   }
 
@@ -524,7 +509,7 @@ export class TextTrainer {
     } else {
       await loadModule(this.model, averaged);
     }
-    await loadOptimizerState(this.optimizer, join(dir, OPTIMIZER_FILE));
+    await loadOptimizerState(this.optimizer, dir);
     this.step = state.step;
     this.elapsedBefore = state.elapsedSeconds;
     this.heldOut = state.heldOut;

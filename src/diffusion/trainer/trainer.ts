@@ -1402,7 +1402,7 @@ export class Trainer {
       }
       c.ema.curDecay = state.ema.decay;
     }
-    await loadOptimizerState(this.optimizer, join(dir, OPTIMIZER_FILE));
+    await loadOptimizerState(this.optimizer, dir);
     this.step = state.step;
     this.elapsedBefore = state.elapsedSeconds;
   }

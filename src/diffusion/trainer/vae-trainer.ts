@@ -33,7 +33,6 @@ import {
   mul,
   noGrad,
   permute,
-  rand,
   reshape,
   type Tensor,
   tidy,
@@ -65,14 +64,9 @@ import {
   straightThrough,
   vqLoss,
 } from '../autoencoder-losses.js';
+import type { CheckpointFile } from './checkpoint.js';
 import {
-  type CheckpointFile,
-  jsonBytes,
-  OPTIMIZER_FILE,
-  SUMI_INFO,
-  TRAINER_STATE,
-} from './checkpoint.js';
-import {
+  closingFiles,
   createOptimizer,
   finiteWeights,
   loadOptimizerState,
@@ -88,7 +82,7 @@ import {
 import { checkImageShape, TrainConfigError } from './config.js';
 import type { LoadedVae } from '../latent/vae-fs.js';
 import type { LoopCheckpointMeta } from './run-loop.js';
-import { streamSeed } from './streams.js';
+import { streamSeed, streamUniforms } from './streams.js';
 import { throwIfNonFinite, NonFiniteError } from '../train-step.js';
 import {
   AUTOENCODER_CLASS,
@@ -121,13 +115,7 @@ export function imageHoldoutSplit(
   const all = Array.from({ length }, (_, i) => i);
   if (fraction === 0 || length < 2) return { train: all, heldOut: [] };
   const take = Math.min(length - 1, Math.max(1, Math.round(fraction * length)));
-  const u = rand([length], {
-    seed: streamSeed(seed, 'holdout'),
-    dtype: 'float64',
-    backend: cpuBackend(),
-  });
-  const uniforms = u.dataSync();
-  u.dispose();
+  const uniforms = streamUniforms(length, seed, 'holdout');
   const idx = [...all];
   for (let i = length - 1; i > 0; i--) {
     const j = Math.min(i, Math.floor(uniforms[i]! * (i + 1)));
@@ -376,16 +364,10 @@ export class VaeTrainer {
         const z = await out.latents.data();
         out.latents.dispose();
         const threshold = cfg.deadCodeThreshold;
-        let uniforms: Float64Array | undefined;
-        if (threshold !== null) {
-          const u = rand([this.#usageSum.length], {
-            seed: streamSeed(cfg.seed, 'augment', s),
-            dtype: 'float64',
-            backend: cpuBackend(),
-          });
-          uniforms = Float64Array.from(u.dataSync());
-          u.dispose();
-        }
+        const uniforms =
+          threshold === null
+            ? undefined
+            : streamUniforms(this.#usageSum.length, cfg.seed, 'augment', s);
         this.codebookEma.update(
           z,
           indices,
@@ -535,14 +517,11 @@ export class VaeTrainer {
   async checkpointFiles(meta: VaeCheckpointMeta = {}): Promise<CheckpointFile[]> {
     const weights = await finiteWeights(this.model.namedParameters(), this.step);
     const scalingFactor = await this.latentScalingFactor();
-    const files: CheckpointFile[] = [
-      ...modelFolderFiles(VAE_DIR, this.vaeConfigJson(scalingFactor), WEIGHTS_NAME, weights),
-      { path: OPTIMIZER_FILE, bytes: await optimizerStateBytes(this.optimizer) },
-    ];
+    const more: CheckpointFile[] = [];
     if (this.discriminator !== null) {
       const named = this.discriminator.namedParameters();
       const d = await finiteWeights(named, this.step, 'discriminator.');
-      files.push(
+      more.push(
         { path: DISCRIMINATOR_FILE, bytes: serializeSafetensors(d, { format: 'pt' }) },
         {
           path: DISCRIMINATOR_OPTIMIZER_FILE,
@@ -555,16 +534,19 @@ export class VaeTrainer {
       const sd = this.codebookEma.stateDict();
       const entries = await tensorsToWrite(sd, 'F64');
       disposeAll(sd);
-      files.push({ path: CODEBOOK_EMA_FILE, bytes: serializeSafetensors(entries) });
+      more.push({ path: CODEBOOK_EMA_FILE, bytes: serializeSafetensors(entries) });
     }
-    files.push(
-      { path: SUMI_INFO, bytes: jsonBytes(this.info(scalingFactor, meta)) },
-      { path: TRAINER_STATE, bytes: jsonBytes(this.state(scalingFactor, meta)) },
-    );
-    return files;
+    return [
+      ...modelFolderFiles(VAE_DIR, this.vaeConfigJson(scalingFactor), WEIGHTS_NAME, weights),
+      ...(await closingFiles(
+        this.optimizer,
+        this.info(scalingFactor, meta),
+        this.state(scalingFactor, meta),
+        more,
+      )),
+    ];
   }
 
-  /** Loads weights, optimizer states, step and the last held-out scores from a checkpoint. */
   /**
    * Starts a fine-tuning run from `v`'s weights (the folder `config.init` names; its sha256 must
    * match): before the first step only, and the autoencoder's config must be the folder's.
@@ -588,12 +570,13 @@ export class VaeTrainer {
     await this.model.loadStateDict(v.vae.stateDict(), { source: v.dir });
   }
 
+  /** Loads weights, optimizer states, step and the last held-out scores from a checkpoint. */
   async loadCheckpoint(dir: string, state: VaeTrainerState): Promise<void> {
     await loadModule(this.model, join(dir, VAE_DIR, WEIGHTS_NAME));
-    await loadOptimizerState(this.optimizer, join(dir, OPTIMIZER_FILE));
+    await loadOptimizerState(this.optimizer, dir);
     if (this.discriminator !== null) {
       await loadModule(this.discriminator, join(dir, DISCRIMINATOR_FILE));
-      await loadOptimizerState(this.discOptimizer!, join(dir, DISCRIMINATOR_OPTIMIZER_FILE));
+      await loadOptimizerState(this.discOptimizer!, dir, DISCRIMINATOR_OPTIMIZER_FILE);
     }
     if (this.codebookEma !== null) {
       const path = join(dir, CODEBOOK_EMA_FILE);
