@@ -1,13 +1,36 @@
 /**
- * Condition images a ControlNet is trained and sampled with, computed from an image: 'edges',
- * the Sobel edge map of its grey level (the mean of its channels) thresholded at EDGE_THRESHOLD
- * (data/image/edges.ts). Values are in [0, 1], one channel, the image's size.
+ * Condition images a ControlNet is trained and sampled with, computed from an image (its grey
+ * level is the mean of its channels):
+ *
+ * - 'edges': the Sobel edge map of the grey level thresholded at EDGE_THRESHOLD
+ *   (data/image/edges.ts), 2–3 pixels wide;
+ * - 'canny': the Canny edge map of the grey level with CANNY_DEFAULTS (data/image/canny.ts),
+ *   1 pixel wide;
+ * - 'mask': the foreground mask, pixels farther than MASK_THRESHOLD from the background colour
+ *   of the image's border (data/image/mask.ts): for MNIST, the digit's silhouette.
+ *
+ * Values are in {0, 1}, one channel, the image's size.
  */
+import { CANNY_DEFAULTS, cannyEdges } from '../data/image/canny.js';
 import { EDGE_THRESHOLD, sobelEdges } from '../data/image/edges.js';
+import { foregroundMask, MASK_THRESHOLD } from '../data/image/mask.js';
 import { tensor, type Tensor } from '../engine/index.js';
 
-export const CONTROL_KINDS = ['edges'] as const;
+export const CONTROL_KINDS = ['edges', 'canny', 'mask'] as const;
 export type ControlKind = (typeof CONTROL_KINDS)[number];
+
+/** The kinds whose condition is an edge map (scored by edge agreement). */
+export const EDGE_CONTROL_KINDS: readonly ControlKind[] = ['edges', 'canny'];
+
+/** A control kind read from a config or a command line: one of CONTROL_KINDS, else one clear error. */
+export function parseControlKind(v: unknown, source: string): ControlKind {
+  if (typeof v === 'string' && (CONTROL_KINDS as readonly string[]).includes(v)) {
+    return v as ControlKind;
+  }
+  throw new Error(
+    `${source}: unknown control kind ${JSON.stringify(v)} (expected ${CONTROL_KINDS.join(', ')})`,
+  );
+}
 
 /** The condition image [h, w] of one image given as planes [c, h, w] with values in [0, 1]. */
 export function controlOfPlanes(
@@ -20,6 +43,7 @@ export function controlOfPlanes(
   if (planes.length !== c * h * w) {
     throw new Error(`controlOfPlanes: ${planes.length} values for a ${c}x${h}x${w} image`);
   }
+  if (kind === 'mask') return foregroundMask(planes, c, h, w, MASK_THRESHOLD);
   const grey = new Float32Array(h * w);
   for (let k = 0; k < c; k++) {
     for (let i = 0; i < h * w; i++) grey[i] = grey[i]! + planes[k * h * w + i]! / c;
@@ -27,6 +51,8 @@ export function controlOfPlanes(
   switch (kind) {
     case 'edges':
       return sobelEdges(grey, h, w, EDGE_THRESHOLD);
+    case 'canny':
+      return cannyEdges(grey, h, w, CANNY_DEFAULTS);
     default:
       throw new Error(`unknown control kind '${String(kind satisfies never)}'`);
   }

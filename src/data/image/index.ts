@@ -1,6 +1,7 @@
 /**
  * Images in memory: PNG (decode and encode), JPEG (decode), animated GIF (encode), grids,
- * resizing. Reading and writing image files: read.ts and save.ts (Node).
+ * resizing, edge maps (Sobel, Canny) and foreground masks. Reading and writing image files:
+ * read.ts and save.ts (Node).
  */
 export * from './image.js';
 export { decodePng, encodePng, isPng, type PngEncodeOptions } from './png.js';
@@ -16,3 +17,13 @@ export {
   sobelEdges,
   sobelMagnitude,
 } from './edges.js';
+export {
+  CANNY_DEFAULTS,
+  type CannyOptions,
+  cannyEdges,
+  gaussianBlur,
+  hysteresis,
+  nonMaximumSuppression,
+  sobelGradients,
+} from './canny.js';
+export { backgroundColour, foregroundMask, MASK_THRESHOLD } from './mask.js';
