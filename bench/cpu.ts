@@ -1,11 +1,15 @@
 /**
  * Benchmarks of the CPU backend (never run as tests), float32.
  *
- *   npm run bench:cpu [-- [--iters N] [--only js|simd1|simd]]
+ *   npm run bench:cpu [-- [--iters N] [--only NAME[,NAME…]] [--rounds R]]
  *
  * Runs each configuration in its own process, since the kernels are chosen once per process:
  * `js` (SUMI_CPU_SIMD=0: the plain TypeScript gemm, f64 accumulation), `simd1` (the WebAssembly
- * SIMD gemm on one thread) and `simd` (SIMD with one worker thread per core). Figures: matmul,
+ * SIMD gemm on one thread) and `simd` (SIMD with one worker thread per core), and `simd1-fma`,
+ * `simd-fma`, the same with the gemm's fused multiply-add build (SUMI_CPU_FMA=1, relaxed SIMD;
+ * the others set SUMI_CPU_FMA=0). With --rounds R the selected configurations run R times in
+ * turn, and a summary gives each figure's median time and, for X-fma beside X, the median of the
+ * per-round ratios X-fma / X (paired runs, so the machine's load cancels out). Figures: matmul,
  * a 3×3 convolution forward and forward+backward, GELU forward+backward (the JavaScript loops
  * under `js`, the WebAssembly kernels otherwise), and the mnist-small U-Net's training step
  * (batch 32, AdamW) and forward pass (batch 64, as in sampling), median of N.
@@ -26,16 +30,22 @@ import {
   sub,
   tidy,
 } from '../src/engine/index.js';
+import { simdRuntime } from '../src/engine/backends/cpu/simd-gemm.js';
 import { conv2dSpec } from '../src/engine/ops/conv.js';
 import { AdamW } from '../src/nn/index.js';
 import { createModel, type UNet2DModel } from '../src/nn/models/index.js';
 import { loadPreset } from '../src/cli/presets.js';
 
-const CONFIGS = {
+const CORES = String(Math.min(8, availableParallelism()));
+const CONFIGS: Record<string, Record<string, string>> = {
   js: { SUMI_CPU_SIMD: '0', SUMI_CPU_THREADS: '1' },
-  simd1: { SUMI_CPU_SIMD: '1', SUMI_CPU_THREADS: '1' },
-  simd: { SUMI_CPU_SIMD: '1', SUMI_CPU_THREADS: String(Math.min(8, availableParallelism())) },
-} as const;
+  simd1: { SUMI_CPU_SIMD: '1', SUMI_CPU_THREADS: '1', SUMI_CPU_FMA: '0' },
+  simd: { SUMI_CPU_SIMD: '1', SUMI_CPU_THREADS: CORES, SUMI_CPU_FMA: '0' },
+  'simd1-fma': { SUMI_CPU_SIMD: '1', SUMI_CPU_THREADS: '1', SUMI_CPU_FMA: '1' },
+  'simd-fma': { SUMI_CPU_SIMD: '1', SUMI_CPU_THREADS: CORES, SUMI_CPU_FMA: '1' },
+};
+/** Run when --only is not given (the fused builds are asked for by name). */
+const DEFAULT_CONFIGS = ['js', 'simd1', 'simd'];
 
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
@@ -57,7 +67,7 @@ async function child(iters: number): Promise<void> {
   // Let the gemm workers start before timing.
   await new Promise((resolve) => setTimeout(resolve, 300));
   const cpu = cpuBackend();
-  const rows: string[] = [];
+  const rows: string[] = [`gemm build: ${simdRuntime()?.kernelKind ?? 'none (JS gemm)'}`];
   const rand = (n: number, seed: number): Float32Array =>
     Float32Array.from({ length: n }, (_, i) => Math.sin(i * 12.9898 + seed) * 0.5);
 
@@ -145,24 +155,83 @@ async function child(iters: number): Promise<void> {
   process.stdout.write(rows.join('\n') + '\n');
 }
 
+/** The milliseconds of each figure of a child's output (`label: … N ms…`). */
+function parseTimes(text: string): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const line of text.split('\n')) {
+    const m = /^(.+?): .*?([\d.]+) ms/.exec(line);
+    if (m) out.set(m[1]!, Number(m[2]));
+  }
+  return out;
+}
+
+function summary(names: string[], times: Map<string, number>[][]): string {
+  const lines = ['## summary: median ms over rounds (ratio: median of per-round X-fma / X)'];
+  const labels = [...new Set(times.flatMap((r) => r.flatMap((t) => [...t.keys()])))];
+  for (const label of labels) {
+    const cells = names.map((name, c) => {
+      const ms = times.flatMap((r) => r[c]?.get(label) ?? []);
+      return `${name} ${ms.length > 0 ? median(ms).toFixed(1) : '-'}`;
+    });
+    for (const [c, name] of names.entries()) {
+      const base = names.indexOf(name.replace(/-fma$/, ''));
+      if (!name.endsWith('-fma') || base < 0) continue;
+      const ratios = times.flatMap((r) => {
+        const f = r[c]?.get(label);
+        const p = r[base]?.get(label);
+        return f !== undefined && p !== undefined ? [f / p] : [];
+      });
+      if (ratios.length > 0) {
+        cells.push(`${name}/${names[base]} ${median(ratios).toFixed(3)} (n=${ratios.length})`);
+      }
+    }
+    lines.push(`${label}: ${cells.join(', ')}`);
+  }
+  return lines.join('\n') + '\n';
+}
+
 async function main(): Promise<void> {
   const argv = process.argv.slice(2);
-  const iters = Number(argv[argv.indexOf('--iters') + 1] ?? 5) || 5;
+  const option = (flag: string): string | undefined =>
+    argv.includes(flag) ? argv[argv.indexOf(flag) + 1] : undefined;
+  const iters = Number(option('--iters') ?? 5) || 5;
   if (argv.includes('--child')) return child(iters);
-  const only = argv.includes('--only') ? argv[argv.indexOf('--only') + 1] : undefined;
-  const script = fileURLToPath(import.meta.url);
-  for (const [name, env] of Object.entries(CONFIGS)) {
-    if (only !== undefined && only !== name) continue;
-    const r = spawnSync(
-      process.execPath,
-      ['--import', 'tsx', script, '--child', '--iters', String(iters)],
-      {
-        env: { ...process.env, ...env },
-        encoding: 'utf8',
-      },
+  const names = option('--only')?.split(',') ?? DEFAULT_CONFIGS;
+  const unknown = names.filter((n) => !(n in CONFIGS));
+  if (unknown.length > 0) {
+    process.stderr.write(
+      `bench:cpu: unknown configuration ${unknown.join(', ')} (known: ${Object.keys(CONFIGS).join(', ')})\n`,
     );
-    process.stdout.write(`## ${name} (${JSON.stringify(env)})\n${r.stdout}${r.stderr}\n`);
+    process.exit(2);
   }
+  const rounds = Number(option('--rounds') ?? 1);
+  if (!Number.isInteger(rounds) || rounds < 1) {
+    process.stderr.write(
+      `bench:cpu: --rounds must be a positive integer, not ${option('--rounds')}\n`,
+    );
+    process.exit(2);
+  }
+  const script = fileURLToPath(import.meta.url);
+  const times: Map<string, number>[][] = [];
+  for (let round = 0; round < rounds; round++) {
+    const row: Map<string, number>[] = [];
+    for (const name of names) {
+      const env = CONFIGS[name]!;
+      const r = spawnSync(
+        process.execPath,
+        ['--import', 'tsx', script, '--child', '--iters', String(iters)],
+        {
+          env: { ...process.env, ...env },
+          encoding: 'utf8',
+        },
+      );
+      const head = rounds > 1 ? `## ${name}, round ${round + 1}` : `## ${name}`;
+      process.stdout.write(`${head} (${JSON.stringify(env)})\n${r.stdout}${r.stderr}\n`);
+      row.push(parseTimes(r.stdout));
+    }
+    times.push(row);
+  }
+  if (rounds > 1) process.stdout.write(summary(names, times));
 }
 
 await main();
