@@ -17,6 +17,7 @@ import {
   NonFiniteError,
   samplersTaking,
   schedulerAliases,
+  type WeightsChoice,
 } from '../diffusion/index.js';
 import {
   Args,
@@ -70,6 +71,25 @@ export const SEED_OPTION: OptionSpec = {
   help: 'seed of the noise',
   default: '0',
 };
+
+/** --weights W: which weights of a model folder to load (auto: the EMA weights when it has them). */
+export function weightsOption(
+  help = 'auto (EMA when the checkpoint has it), ema, or model',
+): OptionSpec {
+  return {
+    name: 'weights',
+    kind: 'string',
+    arg: 'W',
+    choices: ['auto', 'ema', 'model'],
+    help,
+    default: 'auto',
+  };
+}
+
+/** The --weights choice (auto when not given). */
+export function weightsChoice(args: Args): WeightsChoice {
+  return (args.str('weights') ?? 'auto') as WeightsChoice;
+}
 
 /** Exit codes: 0 ok, 1 error, 2 usage, 3 training diverged (NaN/Inf), 130 interrupted. */
 export const EXIT = { ok: 0, error: 1, usage: 2, nonFinite: 3, interrupted: 130 } as const;

@@ -17,7 +17,6 @@ import {
   SamplingOptionError,
   type SamplingSettings,
   takesStepParameter,
-  type WeightsChoice,
 } from '../diffusion/index.js';
 import {
   type ConditionPlan,
@@ -39,6 +38,8 @@ import {
   samplerOption,
   SAMPLERS,
   SEED_OPTION,
+  weightsChoice,
+  weightsOption,
 } from './common.js';
 import type { Progress } from './progress.js';
 
@@ -49,14 +50,7 @@ export const MODEL_OPTIONS: readonly OptionSpec[] = [
     arg: 'DIR',
     help: "a 'sumi train' output or checkpoint, or a diffusers pipeline folder",
   },
-  {
-    name: 'weights',
-    kind: 'string',
-    arg: 'W',
-    choices: ['auto', 'ema', 'model'],
-    help: 'auto (EMA when the checkpoint has it), ema, or model',
-    default: 'auto',
-  },
+  weightsOption(),
 ];
 
 export const CLASSIFIER_OPTIONS: readonly OptionSpec[] = [
@@ -236,7 +230,7 @@ export function checkSamplingOptions(
 export async function loadModelDir(args: Args): Promise<LoadedPipeline> {
   const dir = args.str('model');
   if (dir === undefined) throw new UsageError('--model <dir> is required');
-  return loadPipeline(dir, { weights: (args.str('weights') ?? 'auto') as WeightsChoice });
+  return loadPipeline(dir, { weights: weightsChoice(args) });
 }
 
 export async function loadEvalClassifier(args: Args): Promise<EvalClassifier> {

@@ -450,23 +450,18 @@ async function condCommand(args: Args): Promise<number> {
   const combos: [number, number | null][] = ws.flatMap((w) =>
     guide === null ? [[w, null]] : ss.map((s): [number, number | null] => [w, s]),
   );
-  for (const [w, s] of combos) {
-    const req = sampleRequest(args, p, plan, {
+  const requestAt = (w: number, s: number | null): SampleRequest =>
+    sampleRequest(args, p, plan, {
       sampler,
       steps,
       guidance: w,
       guide: guide === null || s === null ? null : { ...guide, scale: s },
     });
-    checkSampleRequest(req);
-  }
+  // Every scale's request is checked before the first is sampled.
+  for (const [w, s] of combos) checkSampleRequest(requestAt(w, s));
   const rows = [];
   for (const [w, s] of combos) {
-    const req = sampleRequest(args, p, plan, {
-      sampler,
-      steps,
-      guidance: w,
-      guide: guide === null || s === null ? null : { ...guide, scale: s },
-    });
+    const req = requestAt(w, s);
     const collector = new FeatureCollector(c);
     const label = `guidance ${w}${s === null ? '' : `, classifier scale ${s}`}`;
     const info = await sampleBatches(

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 
 import { exportClassifier, exportVae, loadPipeline, savePipeline } from '../diffusion/index.js';
 import { type Args, CliError, type CommandSpec, UsageError } from './args.js';
-import { defineCommand, EXIT } from './common.js';
+import { defineCommand, EXIT, weightsChoice, weightsOption } from './common.js';
 
 export const exportSpec: CommandSpec = {
   name: 'export',
@@ -20,14 +20,7 @@ export const exportSpec: CommandSpec = {
       help: "a 'sumi train', 'train-classifier' or 'train-vae' output or checkpoint",
     },
     { name: 'out', kind: 'string', arg: 'DIR', help: 'the folder to write' },
-    {
-      name: 'weights',
-      kind: 'string',
-      arg: 'W',
-      choices: ['auto', 'ema', 'model'],
-      help: 'auto (EMA when present), ema, or model',
-      default: 'auto',
-    },
+    weightsOption('auto (EMA when present), ema, or model'),
     {
       name: 'dtype',
       kind: 'string',
@@ -73,7 +66,7 @@ async function exportCmd(args: Args): Promise<number> {
     console.log(`${out}: the ${v.loaded.vae.className} of ${v.loaded.dir}`);
     return EXIT.ok;
   }
-  const weights = (args.str('weights') ?? 'auto') as 'auto' | 'ema' | 'model';
+  const weights = weightsChoice(args);
   // Any model: an upscaler or an inpainting model is exported like one that generates.
   const p = await loadPipeline(dir, {
     weights,

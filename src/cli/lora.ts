@@ -15,7 +15,7 @@ import {
   type SafetensorsFile,
 } from '../nn/index.js';
 import { type Args, CliError, type CommandSpec, type OptionSpec, UsageError } from './args.js';
-import { commandGroup, defineCommand, EXIT } from './common.js';
+import { commandGroup, defineCommand, EXIT, weightsChoice, weightsOption } from './common.js';
 
 /** The `--lora` option of a command (read with `loraSpecs`, which takes every occurrence). */
 export const LORA_OPTION: OptionSpec = {
@@ -122,14 +122,7 @@ export const loraMergeSpec: CommandSpec = {
     },
     LORA_OPTION,
     { name: 'out', kind: 'string', arg: 'DIR', help: 'the merged model folder to write' },
-    {
-      name: 'weights',
-      kind: 'string',
-      arg: 'W',
-      choices: ['auto', 'ema', 'model'],
-      help: "the base's weights: auto (EMA when present), ema, or model",
-      default: 'auto',
-    },
+    weightsOption("the base's weights: auto (EMA when present), ema, or model"),
     {
       name: 'dtype',
       kind: 'string',
@@ -156,8 +149,7 @@ async function mergeCmd(args: Args): Promise<number> {
   if (existsSync(out) && readdirSync(out).length > 0 && args.flag('force') !== true) {
     throw new CliError(`${out} is not empty (pass --force to write into it)`);
   }
-  const weights = (args.str('weights') ?? 'auto') as 'auto' | 'ema' | 'model';
-  const p = await loadPipeline(dir, { weights });
+  const p = await loadPipeline(dir, { weights: weightsChoice(args) });
   const nets = await applyLoras(p.model, specs);
   for (const n of nets) n.merge().detach();
   await savePipeline(p, out, { dtype: args.str('dtype') === 'f16' ? 'F16' : 'F32' });

@@ -39,6 +39,8 @@ import {
   SAMPLERS,
   SEED_OPTION,
   selectBackend,
+  weightsChoice,
+  weightsOption,
   withTasks,
 } from './common.js';
 import { Progress } from './progress.js';
@@ -146,14 +148,7 @@ export const sampleSpec: CommandSpec = {
       help: 'classifier guidance scale s: ε̂ − s √(1−ᾱ_t) ∇ log p(y | x_t)',
       default: '1',
     },
-    {
-      name: 'weights',
-      kind: 'string',
-      arg: 'W',
-      choices: ['auto', 'ema', 'model'],
-      help: 'auto (EMA when the checkpoint has it), ema, or model',
-      default: 'auto',
-    },
+    weightsOption(),
     LORA_OPTION,
     ...CONTROLNET_OPTIONS,
     BACKEND_OPTION,
@@ -420,7 +415,7 @@ async function sampleCmd(args: Args): Promise<number> {
   }
   const quiet = args.flag('quiet') === true;
   const backend = await selectBackend(args.str('backend'));
-  const weights = (args.str('weights') ?? 'auto') as 'auto' | 'ema' | 'model';
+  const weights = weightsChoice(args);
   const negativePrompt = args.str('negative-prompt');
   if (negativePrompt !== undefined && guidance === 1) {
     throw new UsageError('--negative-prompt acts through guidance: give --guidance W (W > 1)');
