@@ -315,7 +315,9 @@ export const trainSpec: CommandSpec = {
       kind: 'string',
       arg: 'KIND',
       choices: CONTROL_KINDS,
-      help: "ControlNet: the condition image computed from each image ('edges': its Sobel edge map)",
+      help:
+        "ControlNet: the condition image computed from each image ('edges': its Sobel edge map; " +
+        "'canny': its Canny edge map, 1 px wide; 'mask': its foreground mask); kept in the run's config",
       default: 'edges',
     },
     {
@@ -374,10 +376,11 @@ export const trainSpec: CommandSpec = {
       'weights; the micro-batches run on this thread, as the worker replicas carry no adapters.\n' +
       "Each checkpoint also writes --out/pytorch_lora_weights.safetensors (diffusers' LoRA file)\n" +
       'and --out/lora_config.json. See docs/adapters.md.',
-    'ControlNet: --controlnet --base DIR --control edges trains a ControlNet copied from the base\n' +
-      "model's encoder on the edge maps of the data, the base frozen; each checkpoint also writes\n" +
-      "--out/controlnet/ (diffusers' ControlNet folder: config.json and the EMA weights when the\n" +
-      'run keeps an EMA). See docs/adapters.md.',
+    'ControlNet: --controlnet --base DIR --control edges|canny|mask trains a ControlNet copied from\n' +
+      "the base model's encoder on those condition images of the data (Sobel or Canny edge maps,\n" +
+      'foreground masks), the base frozen; each checkpoint also writes --out/controlnet/\n' +
+      "(diffusers' ControlNet folder: config.json and the EMA weights when the run keeps an EMA).\n" +
+      'See docs/adapters.md.',
     'DreamBooth: --dreambooth --base DIR --instance-data DIR --instance-prompt "a sks digit"\n' +
       '--class-prompt "a digit" fine-tunes a text-to-image model on a few images of a subject: each\n' +
       'step trains on B instance images with the instance prompt and B class images, sampled from\n' +
@@ -765,7 +768,7 @@ async function train(args: Args, argv: readonly string[]): Promise<number> {
     );
     if (result.reason === 'done' && trainer.controlnet !== null) {
       console.log(
-        `sample it: sumi sample --model ${cfg.controlnet!.base} --controlnet ${join(out, CONTROLNET_DIR)} --control-image edges.png --out samples.png`,
+        `sample it: sumi sample --model ${cfg.controlnet!.base} --controlnet ${join(out, CONTROLNET_DIR)} --control-image ${cfg.controlnet!.control}.png --out samples.png`,
       );
     } else if (result.reason === 'done' && trainer.lora !== null) {
       const prompt = cfg.dreambooth ? ` --prompt '${cfg.dreambooth.instancePrompt}'` : '';
