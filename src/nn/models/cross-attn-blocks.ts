@@ -15,11 +15,12 @@ import {
   type DownOutput,
   downPath,
   downResnets,
-  joinSkip,
+  ResampledBlock,
   resnetBlock,
   type ResnetSettings,
   type UpBlock,
   type UpBlockOptions,
+  upPath,
   upResnets,
 } from './unet-2d-blocks.js';
 
@@ -63,7 +64,7 @@ function transformer(
 }
 
 /** Residual block then transformer, per layer; then an optional ×2 downsampler. */
-export class CrossAttnDownBlock2D extends Module implements DownBlock {
+export class CrossAttnDownBlock2D extends ResampledBlock implements DownBlock {
   readonly attentions: ModuleList<Transformer2DModel>;
   readonly resnets: ModuleList<ResnetBlock2D>;
   readonly downsamplers: ModuleList<Downsample2D> | null;
@@ -75,9 +76,7 @@ export class CrossAttnDownBlock2D extends Module implements DownBlock {
       new ModuleList(resnets.map((_, i) => transformer(o.outChannels, o.attention, o.resnet, i))),
     );
     this.resnets = this.child('resnets', new ModuleList(resnets));
-    this.downsamplers = o.addDownsample
-      ? this.child('downsamplers', new ModuleList([convDownsampler(o)]))
-      : null;
+    this.downsamplers = this.resampler('downsamplers', o.addDownsample, () => convDownsampler(o));
   }
   forward(
     hidden: Tensor,
@@ -97,7 +96,7 @@ export class CrossAttnDownBlock2D extends Module implements DownBlock {
 }
 
 /** Residual block over [hidden, skip], then transformer, per layer; then a ×2 upsampler. */
-export class CrossAttnUpBlock2D extends Module implements UpBlock {
+export class CrossAttnUpBlock2D extends ResampledBlock implements UpBlock {
   readonly attentions: ModuleList<Transformer2DModel>;
   readonly resnets: ModuleList<ResnetBlock2D>;
   readonly upsamplers: ModuleList<Upsample2D> | null;
@@ -109,9 +108,7 @@ export class CrossAttnUpBlock2D extends Module implements UpBlock {
       new ModuleList(resnets.map((_, i) => transformer(o.outChannels, o.attention, o.resnet, i))),
     );
     this.resnets = this.child('resnets', new ModuleList(resnets));
-    this.upsamplers = o.addUpsample
-      ? this.child('upsamplers', new ModuleList([convUpsampler(o)]))
-      : null;
+    this.upsamplers = this.resampler('upsamplers', o.addUpsample, () => convUpsampler(o));
   }
   forward(
     hidden: Tensor,
@@ -121,13 +118,15 @@ export class CrossAttnUpBlock2D extends Module implements UpBlock {
     upsampleSize?: readonly [number, number] | null,
     contextBias?: Tensor | null,
   ): Tensor {
-    const rest = [...skips];
-    let h = hidden;
-    this.resnets.items.forEach((r, i) => {
-      h = this.attentions.at(i).forward(r.forward(joinSkip(h, rest), temb), context, contextBias);
-    });
-    if (this.upsamplers) for (const u of this.upsamplers.items) h = u.forward(h, upsampleSize);
-    return h;
+    const up = this.upsamplers?.at(0);
+    return upPath(
+      hidden,
+      skips,
+      this.resnets.length,
+      (h, i) =>
+        this.attentions.at(i).forward(this.resnets.at(i).forward(h, temb), context, contextBias),
+      up ? (h) => up.forward(h, upsampleSize) : null,
+    );
   }
 }
 

@@ -71,6 +71,34 @@ export function spatialAttention(
   });
 }
 
+/** One spatial self-attention per residual block of an AttnDownBlock2D / AttnUpBlock2D. */
+function spatialAttentions(
+  count: number,
+  o: { outChannels: number; attentionHeadDim: number; resnet: ResnetSettings },
+): ModuleList<Attention> {
+  const s = o.resnet;
+  return new ModuleList(
+    Array.from({ length: count }, () =>
+      spatialAttention(o.outChannels, o.attentionHeadDim, s.groups, s),
+    ),
+  );
+}
+
+/**
+ * A U-Net or VAE block: residual blocks (`resnets`) and, at the end, an optional ×2 resampler in
+ * diffusers' list of one (`downsamplers` / `upsamplers`).
+ */
+export abstract class ResampledBlock extends Module {
+  /** The resampler list `name` holding `make()` when `add`; null (and nothing built) otherwise. */
+  protected resampler<M extends Module>(
+    name: 'downsamplers' | 'upsamplers',
+    add: boolean,
+    make: () => M,
+  ): ModuleList<M> | null {
+    return add ? this.child(name, new ModuleList([make()])) : null;
+  }
+}
+
 /** A down block's result: the new hidden state and the skip tensors for the up path. */
 export interface DownOutput {
   hidden: Tensor;
@@ -181,15 +209,13 @@ export function downPath(
 }
 
 /** Residual blocks, then an optional ×2 downsampler; every output is a skip. */
-export class DownBlock2D extends Module implements DownBlock {
+export class DownBlock2D extends ResampledBlock implements DownBlock {
   readonly resnets: ModuleList<ResnetBlock2D>;
   readonly downsamplers: ModuleList<Downsample2D> | null;
   constructor(o: DownBlockOptions) {
     super();
     this.resnets = this.child('resnets', new ModuleList(downResnets(o)));
-    this.downsamplers = o.addDownsample
-      ? this.child('downsamplers', new ModuleList([convDownsampler(o)]))
-      : null;
+    this.downsamplers = this.resampler('downsamplers', o.addDownsample, () => convDownsampler(o));
   }
   forward(hidden: Tensor, temb: Tensor | null): DownOutput {
     const down = this.downsamplers?.at(0);
@@ -203,24 +229,18 @@ export class DownBlock2D extends Module implements DownBlock {
 }
 
 /** DownBlock2D with a spatial self-attention after each residual block. */
-export class AttnDownBlock2D extends Module implements DownBlock {
+export class AttnDownBlock2D extends ResampledBlock implements DownBlock {
   readonly attentions: ModuleList<Attention>;
   readonly resnets: ModuleList<ResnetBlock2D>;
   readonly downsamplers: ModuleList<Downsample2D | ResnetBlock2D> | null;
   constructor(o: DownBlockOptions & { attentionHeadDim: number; downsampleType: DownsampleType }) {
     super();
-    const s = o.resnet;
     const resnets = downResnets(o);
-    this.attentions = this.child(
-      'attentions',
-      new ModuleList(
-        resnets.map(() => spatialAttention(o.outChannels, o.attentionHeadDim, s.groups, s)),
-      ),
-    );
+    this.attentions = this.child('attentions', spatialAttentions(resnets.length, o));
     this.resnets = this.child('resnets', new ModuleList(resnets));
-    this.downsamplers = o.addDownsample
-      ? this.child('downsamplers', new ModuleList([makeDownsampler(o.downsampleType, o)]))
-      : null;
+    this.downsamplers = this.resampler('downsamplers', o.addDownsample, () =>
+      makeDownsampler(o.downsampleType, o),
+    );
   }
   forward(hidden: Tensor, temb: Tensor | null): DownOutput {
     const down = this.downsamplers?.at(0);
@@ -258,16 +278,31 @@ export function joinSkip(h: Tensor, skips: Tensor[]): Tensor {
   return concat([h, skip], 1);
 }
 
+/**
+ * Runs an up block: `layer(h, i)` for each residual block i, h the hidden state joined with the
+ * next of `skips` (the last first), then the upsampler when there is one.
+ */
+export function upPath(
+  hidden: Tensor,
+  skips: readonly Tensor[],
+  numLayers: number,
+  layer: (h: Tensor, i: number) => Tensor,
+  upsample: ((h: Tensor) => Tensor) | null,
+): Tensor {
+  const rest = [...skips];
+  let h = hidden;
+  for (let i = 0; i < numLayers; i++) h = layer(joinSkip(h, rest), i);
+  return upsample ? upsample(h) : h;
+}
+
 /** Residual blocks over [hidden, skip] concatenations, then an optional ×2 upsampler. */
-export class UpBlock2D extends Module implements UpBlock {
+export class UpBlock2D extends ResampledBlock implements UpBlock {
   readonly resnets: ModuleList<ResnetBlock2D>;
   readonly upsamplers: ModuleList<Upsample2D> | null;
   constructor(o: UpBlockOptions) {
     super();
     this.resnets = this.child('resnets', new ModuleList(upResnets(o)));
-    this.upsamplers = o.addUpsample
-      ? this.child('upsamplers', new ModuleList([convUpsampler(o)]))
-      : null;
+    this.upsamplers = this.resampler('upsamplers', o.addUpsample, () => convUpsampler(o));
   }
   forward(
     hidden: Tensor,
@@ -276,33 +311,30 @@ export class UpBlock2D extends Module implements UpBlock {
     _context?: Tensor | null,
     upsampleSize?: readonly [number, number] | null,
   ): Tensor {
-    const rest = [...skips];
-    let h = hidden;
-    for (const r of this.resnets.items) h = r.forward(joinSkip(h, rest), temb);
-    if (this.upsamplers) for (const u of this.upsamplers.items) h = u.forward(h, upsampleSize);
-    return h;
+    const up = this.upsamplers?.at(0);
+    return upPath(
+      hidden,
+      skips,
+      this.resnets.length,
+      (h, i) => this.resnets.at(i).forward(h, temb),
+      up ? (h) => up.forward(h, upsampleSize) : null,
+    );
   }
 }
 
 /** UpBlock2D with a spatial self-attention after each residual block. */
-export class AttnUpBlock2D extends Module implements UpBlock {
+export class AttnUpBlock2D extends ResampledBlock implements UpBlock {
   readonly attentions: ModuleList<Attention>;
   readonly resnets: ModuleList<ResnetBlock2D>;
   readonly upsamplers: ModuleList<Upsample2D | ResnetBlock2D> | null;
   constructor(o: UpBlockOptions & { attentionHeadDim: number; upsampleType: DownsampleType }) {
     super();
-    const s = o.resnet;
     const resnets = upResnets(o);
-    this.attentions = this.child(
-      'attentions',
-      new ModuleList(
-        resnets.map(() => spatialAttention(o.outChannels, o.attentionHeadDim, s.groups, s)),
-      ),
-    );
+    this.attentions = this.child('attentions', spatialAttentions(resnets.length, o));
     this.resnets = this.child('resnets', new ModuleList(resnets));
-    this.upsamplers = o.addUpsample
-      ? this.child('upsamplers', new ModuleList([makeUpsampler(o.upsampleType, o)]))
-      : null;
+    this.upsamplers = this.resampler('upsamplers', o.addUpsample, () =>
+      makeUpsampler(o.upsampleType, o),
+    );
   }
   forward(
     hidden: Tensor,
@@ -311,15 +343,14 @@ export class AttnUpBlock2D extends Module implements UpBlock {
     _context?: Tensor | null,
     upsampleSize?: readonly [number, number] | null,
   ): Tensor {
-    const rest = [...skips];
-    let h = hidden;
-    this.resnets.items.forEach((r, i) => {
-      h = this.attentions.at(i).forward(r.forward(joinSkip(h, rest), temb));
-    });
-    if (this.upsamplers) {
-      for (const u of this.upsamplers.items) h = applyResampler(u, h, temb, upsampleSize);
-    }
-    return h;
+    const up = this.upsamplers?.at(0);
+    return upPath(
+      hidden,
+      skips,
+      this.resnets.length,
+      (h, i) => this.attentions.at(i).forward(this.resnets.at(i).forward(h, temb)),
+      up ? (h) => applyResampler(up, h, temb, upsampleSize) : null,
+    );
   }
 }
 
@@ -364,15 +395,13 @@ export class UNetMidBlock2D extends Module {
 }
 
 /** The VAE encoder's block: residual blocks without a time embedding, then a downsampler. */
-export class DownEncoderBlock2D extends Module {
+export class DownEncoderBlock2D extends ResampledBlock {
   readonly resnets: ModuleList<ResnetBlock2D>;
   readonly downsamplers: ModuleList<Downsample2D> | null;
   constructor(o: DownBlockOptions) {
     super();
     this.resnets = this.child('resnets', new ModuleList(downResnets(o)));
-    this.downsamplers = o.addDownsample
-      ? this.child('downsamplers', new ModuleList([convDownsampler(o)]))
-      : null;
+    this.downsamplers = this.resampler('downsamplers', o.addDownsample, () => convDownsampler(o));
   }
   forward(hidden: Tensor): Tensor {
     let h = hidden;
@@ -383,15 +412,13 @@ export class DownEncoderBlock2D extends Module {
 }
 
 /** The VAE decoder's block: residual blocks without a time embedding, then an upsampler. */
-export class UpDecoderBlock2D extends Module {
+export class UpDecoderBlock2D extends ResampledBlock {
   readonly resnets: ModuleList<ResnetBlock2D>;
   readonly upsamplers: ModuleList<Upsample2D> | null;
   constructor(o: Omit<UpBlockOptions, 'prevOutputChannel'>) {
     super();
     this.resnets = this.child('resnets', new ModuleList(downResnets(o)));
-    this.upsamplers = o.addUpsample
-      ? this.child('upsamplers', new ModuleList([convUpsampler(o)]))
-      : null;
+    this.upsamplers = this.resampler('upsamplers', o.addUpsample, () => convUpsampler(o));
   }
   forward(hidden: Tensor): Tensor {
     let h = hidden;
