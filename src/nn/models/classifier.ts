@@ -10,7 +10,7 @@
  * Without time conditioning the residual blocks have no time projection and t is ignored: a plain
  * classifier of clean images (the feature extractor of the evaluation metrics).
  */
-import { cast, mean, type Tensor } from '../../engine/index.js';
+import { mean, type Tensor } from '../../engine/index.js';
 import { Conv2d, GroupNorm, Linear } from '../layers.js';
 import { ModuleList } from '../module.js';
 import { ACTIVATIONS, type ActivationName, BuildContext, getActivation } from './common.js';
@@ -29,14 +29,14 @@ import {
   probability,
 } from './config.js';
 import { DiffusersModel } from './diffusers-model.js';
-import { TimestepEmbedding, type TimestepInput, Timesteps, timestepsTensor } from './embeddings.js';
+import { TimestepEmbedding, type TimestepInput, Timesteps } from './embeddings.js';
 import { groupNormAct, type TimeEmbeddingNorm } from './resnet.js';
 import {
-  AttnDownBlock2D,
   type DownBlock,
-  DownBlock2D,
-  type ResnetSettings,
+  resnetSettings,
   UNetMidBlock2D,
+  unetDownBlocks,
+  unetMidBlock,
 } from './unet-2d-blocks.js';
 
 export const ENCODER_CLASSIFIER_CLASS = 'EncoderClassifierModel';
@@ -179,54 +179,13 @@ export class EncoderClassifierModel extends DiffusersModel<EncoderClassifierMode
       this.timeProj = null;
       this.timeEmbedding = null;
     }
-    const settings = (outputScaleFactor: number): ResnetSettings => ({
-      tembChannels: tembDim,
-      dropout: c.dropout,
-      eps: c.norm_eps,
-      actFn: c.act_fn,
-      groups: c.norm_num_groups,
-      timeScaleShift: c.resnet_time_scale_shift,
-      outputScaleFactor,
-      ctx,
-    });
-
-    const down: DownBlock[] = [];
-    let outCh = ch0;
-    c.down_block_types.forEach((type, i) => {
-      const inCh = outCh;
-      outCh = ch[i]!;
-      const base = {
-        numLayers: c.layers_per_block,
-        inChannels: inCh,
-        outChannels: outCh,
-        addDownsample: i < ch.length - 1,
-        downsamplePadding: c.downsample_padding,
-        resnet: settings(1),
-      };
-      down.push(
-        type === 'DownBlock2D'
-          ? new DownBlock2D(base)
-          : new AttnDownBlock2D({
-              ...base,
-              attentionHeadDim: c.attention_head_dim ?? outCh,
-              downsampleType: 'conv',
-            }),
-      );
-    });
-    this.downBlocks = this.child('down_blocks', new ModuleList(down));
-    this.midBlock =
-      c.mid_block_type === null
-        ? null
-        : this.child(
-            'mid_block',
-            new UNetMidBlock2D({
-              inChannels: last,
-              addAttention: c.add_attention,
-              attentionHeadDim: c.attention_head_dim ?? last,
-              attnGroups: c.resnet_time_scale_shift === 'default' ? c.norm_num_groups : null,
-              resnet: settings(1),
-            }),
-          );
+    const settings = resnetSettings(c, tembDim, ctx);
+    this.downBlocks = this.child(
+      'down_blocks',
+      new ModuleList(unetDownBlocks(c, settings, 'conv')),
+    );
+    const mid = unetMidBlock(c, settings);
+    this.midBlock = mid === null ? null : this.child('mid_block', mid);
     this.convNormOut = this.child(
       'conv_norm_out',
       new GroupNorm(c.norm_num_groups, last, c.norm_eps),
@@ -252,8 +211,7 @@ export class EncoderClassifierModel extends DiffusersModel<EncoderClassifierMode
       throw new Error('EncoderClassifierModel: this classifier is time-conditioned; pass t');
     }
     const w = this.timeEmbedding.linear1.weight;
-    const proj = this.timeProj.forward(timestepsTensor(timestep, batch, w.backend));
-    return this.timeEmbedding.forward(cast(proj, w.dtype));
+    return this.timeEmbedding.forward(this.timeProj.project(timestep, batch, w));
   }
 
   /** Features and logits of a batch [B, C, H, W] at timestep t (ignored without time conditioning). */

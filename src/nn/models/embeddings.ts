@@ -98,6 +98,13 @@ export class Timesteps extends Module {
       downscaleFreqShift: this.downscaleFreqShift,
     });
   }
+  /**
+   * The projection of `t` for a batch (computed in float32 on `like`'s backend), cast to `like`'s
+   * dtype: the input of the model's TimestepEmbedding, `like` being one of its weights.
+   */
+  project(t: TimestepInput, batch: number, like: Tensor): Tensor {
+    return cast(this.forward(timestepsTensor(t, batch, like.backend)), like.dtype);
+  }
 }
 
 /** diffusers' `TimestepEmbedding`: linear_1 -> act -> linear_2 (-> post_act). */

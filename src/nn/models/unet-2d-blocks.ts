@@ -22,6 +22,34 @@ export interface ResnetSettings {
   ctx: BuildContext;
 }
 
+/** The config keys (diffusers' names) a U-Net's residual blocks are built from. */
+export interface ResnetConfig {
+  dropout: number;
+  norm_eps: number;
+  act_fn: ActivationName;
+  norm_num_groups: number;
+  resnet_time_scale_shift: TimeEmbeddingNorm;
+}
+
+/** The ResnetBlock2D settings of a U-Net (or a U-Net encoder) from its config. */
+export function resnetSettings(
+  c: ResnetConfig,
+  tembChannels: number | null,
+  ctx: BuildContext,
+  outputScaleFactor = 1,
+): ResnetSettings {
+  return {
+    tembChannels,
+    dropout: c.dropout,
+    eps: c.norm_eps,
+    actFn: c.act_fn,
+    groups: c.norm_num_groups,
+    timeScaleShift: c.resnet_time_scale_shift,
+    outputScaleFactor,
+    ctx,
+  };
+}
+
 /** A residual block with the block's settings; `resample` makes it a ×2 up- or downsampler. */
 export function resnetBlock(
   s: ResnetSettings,
@@ -251,6 +279,77 @@ export class AttnDownBlock2D extends ResampledBlock implements DownBlock {
       down ? (h) => applyResampler(down, h, temb) : null,
     );
   }
+}
+
+/** The config keys (diffusers' names) of a UNet2DModel-style down path and mid block. */
+export interface EncoderConfig {
+  down_block_types: readonly ('DownBlock2D' | 'AttnDownBlock2D')[];
+  block_out_channels: readonly number[];
+  layers_per_block: number;
+  downsample_padding: number;
+  /** Channels per attention head (null: one head over all channels). */
+  attention_head_dim: number | null;
+  mid_block_type: 'UNetMidBlock2D' | null;
+  add_attention: boolean;
+  resnet_time_scale_shift: TimeEmbeddingNorm;
+  norm_num_groups: number;
+  /** GroupNorm groups of the mid block's attention (absent or null: see unetMidBlock). */
+  attn_norm_num_groups?: number | null;
+}
+
+/**
+ * The down path of a UNet2DModel-style config: a DownBlock2D or AttnDownBlock2D per entry of
+ * block_out_channels, every one but the last ending in a ×2 downsampler of `downsampleType`.
+ */
+export function unetDownBlocks(
+  c: EncoderConfig,
+  resnet: ResnetSettings,
+  downsampleType: DownsampleType,
+): DownBlock[] {
+  const ch = c.block_out_channels;
+  const down: DownBlock[] = [];
+  let outCh = ch[0]!;
+  c.down_block_types.forEach((type, i) => {
+    const inCh = outCh;
+    outCh = ch[i]!;
+    const base = {
+      numLayers: c.layers_per_block,
+      inChannels: inCh,
+      outChannels: outCh,
+      addDownsample: i < ch.length - 1,
+      downsamplePadding: c.downsample_padding,
+      resnet,
+    };
+    down.push(
+      type === 'DownBlock2D'
+        ? new DownBlock2D(base)
+        : new AttnDownBlock2D({
+            ...base,
+            attentionHeadDim: c.attention_head_dim ?? outCh,
+            downsampleType,
+          }),
+    );
+  });
+  return down;
+}
+
+/**
+ * The mid block of a UNet2DModel-style config at the last width (null when mid_block_type is);
+ * its attention's GroupNorm has attn_norm_num_groups groups, or norm_num_groups with the
+ * 'default' time embedding and none with 'scale_shift'.
+ */
+export function unetMidBlock(c: EncoderConfig, resnet: ResnetSettings): UNetMidBlock2D | null {
+  if (c.mid_block_type === null) return null;
+  const last = c.block_out_channels[c.block_out_channels.length - 1]!;
+  return new UNetMidBlock2D({
+    inChannels: last,
+    addAttention: c.add_attention,
+    attentionHeadDim: c.attention_head_dim ?? last,
+    attnGroups:
+      c.attn_norm_num_groups ??
+      (c.resnet_time_scale_shift === 'default' ? c.norm_num_groups : null),
+    resnet,
+  });
 }
 
 export interface UpBlockOptions {

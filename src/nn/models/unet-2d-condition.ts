@@ -52,7 +52,7 @@ import {
   type EncoderOutput,
   sampleShapeOf,
 } from './denoiser.js';
-import { TimestepEmbedding, type TimestepInput, Timesteps, timestepsTensor } from './embeddings.js';
+import { TimestepEmbedding, type TimestepInput, Timesteps } from './embeddings.js';
 import type { TimeEmbeddingNorm } from './resnet.js';
 import {
   AttnDownBlock2D,
@@ -60,6 +60,7 @@ import {
   type DownBlock,
   DownBlock2D,
   type ResnetSettings,
+  resnetSettings,
   type UpBlock,
   UpBlock2D,
   UNetMidBlock2D,
@@ -371,16 +372,7 @@ export class UNet2DConditionModel
       useLinearProjection: c.use_linear_projection,
       onlyCrossAttention: only,
     });
-    const settings = (osf = 1): ResnetSettings => ({
-      tembChannels: blockTemb,
-      dropout: c.dropout,
-      eps: c.norm_eps,
-      actFn: c.act_fn,
-      groups,
-      timeScaleShift: c.resnet_time_scale_shift,
-      outputScaleFactor: osf,
-      ctx,
-    });
+    const settings = (osf = 1): ResnetSettings => resnetSettings(c, blockTemb, ctx, osf);
     const resnet = settings();
 
     const down: DownBlock[] = [];
@@ -487,8 +479,7 @@ export class UNet2DConditionModel
     classLabels?: Tensor | readonly number[] | null,
   ): Tensor {
     const w = this.timeEmbedding.linear1.weight;
-    const tEmb = cast(this.timeProj.forward(timestepsTensor(timestep, batch, w.backend)), w.dtype);
-    let emb = this.timeEmbedding.forward(tEmb);
+    let emb = this.timeEmbedding.forward(this.timeProj.project(timestep, batch, w));
     const labels = classLabels ?? null;
     if (this.classEmbedding === null && labels !== null) {
       throw new Error(

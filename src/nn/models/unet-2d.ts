@@ -37,18 +37,18 @@ import {
   type EncoderOutput,
   sampleShapeOf,
 } from './denoiser.js';
-import { TimestepEmbedding, type TimestepInput, Timesteps, timestepsTensor } from './embeddings.js';
+import { TimestepEmbedding, type TimestepInput, Timesteps } from './embeddings.js';
 import { groupNormAct, type TimeEmbeddingNorm } from './resnet.js';
 import {
-  AttnDownBlock2D,
   AttnUpBlock2D,
   type DownBlock,
-  DownBlock2D,
   type DownsampleType,
-  type ResnetSettings,
+  resnetSettings,
   type UpBlock,
   UpBlock2D,
   UNetMidBlock2D,
+  unetDownBlocks,
+  unetMidBlock,
 } from './unet-2d-blocks.js';
 
 export type UNet2DDownBlockType = 'DownBlock2D' | 'AttnDownBlock2D';
@@ -184,25 +184,6 @@ export interface UNet2DForwardOptions extends AdditionalResiduals {
   classLabels?: Tensor | readonly number[] | null;
 }
 
-/** The ResnetBlock2D settings of a UNet from its config. */
-function resnetSettings(
-  c: UNet2DModelConfig,
-  temb: number,
-  ctx: BuildContext,
-  outputScaleFactor = 1,
-): ResnetSettings {
-  return {
-    tembChannels: temb,
-    dropout: c.dropout,
-    eps: c.norm_eps,
-    actFn: c.act_fn,
-    groups: c.norm_num_groups,
-    timeScaleShift: c.resnet_time_scale_shift,
-    outputScaleFactor,
-    ctx,
-  };
-}
-
 export class UNet2DModel extends DiffusersModel<UNet2DModelConfig> implements Denoiser {
   readonly convIn: Conv2d;
   readonly timeProj: Timesteps;
@@ -241,51 +222,16 @@ export class UNet2DModel extends DiffusersModel<UNet2DModelConfig> implements De
     }
 
     const settings = resnetSettings(c, tembDim, ctx);
-    const down: DownBlock[] = [];
-    let outCh = ch0;
-    c.down_block_types.forEach((type, i) => {
-      const inCh = outCh;
-      outCh = ch[i]!;
-      const base = {
-        numLayers: c.layers_per_block,
-        inChannels: inCh,
-        outChannels: outCh,
-        addDownsample: i < ch.length - 1,
-        downsamplePadding: c.downsample_padding,
-        resnet: settings,
-      };
-      down.push(
-        type === 'DownBlock2D'
-          ? new DownBlock2D(base)
-          : new AttnDownBlock2D({
-              ...base,
-              attentionHeadDim: c.attention_head_dim ?? outCh,
-              downsampleType: c.downsample_type,
-            }),
-      );
-    });
-    this.downBlocks = this.child('down_blocks', new ModuleList(down));
-
-    const last = ch[ch.length - 1]!;
-    this.midBlock =
-      c.mid_block_type === null
-        ? null
-        : this.child(
-            'mid_block',
-            new UNetMidBlock2D({
-              inChannels: last,
-              addAttention: c.add_attention,
-              attentionHeadDim: c.attention_head_dim ?? last,
-              attnGroups:
-                c.attn_norm_num_groups ??
-                (c.resnet_time_scale_shift === 'default' ? c.norm_num_groups : null),
-              resnet: resnetSettings(c, tembDim, ctx, c.mid_block_scale_factor),
-            }),
-          );
+    this.downBlocks = this.child(
+      'down_blocks',
+      new ModuleList(unetDownBlocks(c, settings, c.downsample_type)),
+    );
+    const mid = unetMidBlock(c, resnetSettings(c, tembDim, ctx, c.mid_block_scale_factor));
+    this.midBlock = mid === null ? null : this.child('mid_block', mid);
 
     const rev = [...ch].reverse();
     const up: UpBlock[] = [];
-    outCh = rev[0]!;
+    let outCh = rev[0]!;
     c.up_block_types.forEach((type, i) => {
       const prev = outCh;
       outCh = rev[i]!;
@@ -326,8 +272,7 @@ export class UNet2DModel extends DiffusersModel<UNet2DModelConfig> implements De
     classLabels?: Tensor | readonly number[] | null,
   ): Tensor {
     const w = this.timeEmbedding.linear1.weight;
-    const tEmb = cast(this.timeProj.forward(timestepsTensor(timestep, batch, w.backend)), w.dtype);
-    const emb = this.timeEmbedding.forward(tEmb);
+    const emb = this.timeEmbedding.forward(this.timeProj.project(timestep, batch, w));
     const labels = classLabels ?? null;
     const classed = this.classEmbedding !== null;
     if (classed && labels === null) {
@@ -346,9 +291,7 @@ export class UNet2DModel extends DiffusersModel<UNet2DModelConfig> implements De
     const classEmb =
       this.classEmbedding instanceof Embedding
         ? this.classEmbedding.forward(ids.dtype === 'int32' ? ids : cast(ids, 'int32'))
-        : this.classEmbedding!.forward(
-            cast(this.timeProj.forward(timestepsTensor(ids, batch, w.backend)), w.dtype),
-          );
+        : this.classEmbedding!.forward(this.timeProj.project(ids, batch, w));
     return add(emb, cast(classEmb, w.dtype));
   }
 
