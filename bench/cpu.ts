@@ -166,12 +166,16 @@ function parseTimes(text: string): Map<string, number> {
 }
 
 function summary(names: string[], times: Map<string, number>[][]): string {
-  const lines = ['## summary: median ms over rounds (ratio: median of per-round X-fma / X)'];
+  const lines = [
+    '## summary: median and fastest ms over rounds; X-fma / X: median of the per-round ratios',
+  ];
   const labels = [...new Set(times.flatMap((r) => r.flatMap((t) => [...t.keys()])))];
   for (const label of labels) {
     const cells = names.map((name, c) => {
       const ms = times.flatMap((r) => r[c]?.get(label) ?? []);
-      return `${name} ${ms.length > 0 ? median(ms).toFixed(1) : '-'}`;
+      return ms.length > 0
+        ? `${name} ${median(ms).toFixed(1)} (min ${Math.min(...ms).toFixed(1)})`
+        : `${name} -`;
     });
     for (const [c, name] of names.entries()) {
       const base = names.indexOf(name.replace(/-fma$/, ''));
