@@ -91,6 +91,49 @@ export function weightsChoice(args: Args): WeightsChoice {
   return (args.str('weights') ?? 'auto') as WeightsChoice;
 }
 
+/** --dtype T (or another name): how written weights are stored, f32 or f16. */
+export function dtypeOption(name: string, help: string): OptionSpec {
+  return { name, kind: 'string', arg: 'T', choices: ['f32', 'f16'], help, default: 'f32' };
+}
+
+/** The storage a dtypeOption names (F32 when not given). */
+export function dtypeChoice(args: Args, name: string): 'F32' | 'F16' {
+  return args.str(name) === 'f16' ? 'F16' : 'F32';
+}
+
+/**
+ * --weights, --dtype and --force of a command that writes a copy of the --model folder into the
+ * --out folder (`sumi export`, `sumi lora merge`); read with modelCopyArgs.
+ */
+export function modelCopyOptions(help: { weights: string; dtype: string }): OptionSpec[] {
+  return [
+    weightsOption(help.weights),
+    dtypeOption('dtype', help.dtype),
+    { name: 'force', kind: 'flag', help: 'write into a folder that is not empty' },
+  ];
+}
+
+/** The options of modelCopyOptions with --model and --out, both required. */
+export function modelCopyArgs(args: Args): {
+  dir: string;
+  out: string;
+  weights: WeightsChoice;
+  dtype: 'F32' | 'F16';
+} {
+  const dir = args.str('model');
+  const out = args.str('out');
+  if (dir === undefined) throw new UsageError('--model <dir> is required');
+  if (out === undefined) throw new UsageError('--out <dir> is required');
+  return { dir, out, weights: weightsChoice(args), dtype: dtypeChoice(args, 'dtype') };
+}
+
+/** Refuses to write into `out` when it is a folder that is not empty, unless --force. */
+export function checkOutFolderEmpty(args: Args, out: string): void {
+  if (existsSync(out) && readdirSync(out).length > 0 && args.flag('force') !== true) {
+    throw new CliError(`${out} is not empty (pass --force to write into it)`);
+  }
+}
+
 /** Exit codes: 0 ok, 1 error, 2 usage, 3 training diverged (NaN/Inf), 130 interrupted. */
 export const EXIT = { ok: 0, error: 1, usage: 2, nonFinite: 3, interrupted: 130 } as const;
 

@@ -1,11 +1,17 @@
 /** `sumi export`: a sample-ready model folder (one set of weights, no trainer state) from a checkpoint. */
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 
 import { join } from 'node:path';
 
 import { exportClassifier, exportVae, loadPipeline, savePipeline } from '../diffusion/index.js';
-import { type Args, CliError, type CommandSpec, UsageError } from './args.js';
-import { defineCommand, EXIT, weightsChoice, weightsOption } from './common.js';
+import type { Args, CommandSpec } from './args.js';
+import {
+  checkOutFolderEmpty,
+  defineCommand,
+  EXIT,
+  modelCopyArgs,
+  modelCopyOptions,
+} from './common.js';
 
 export const exportSpec: CommandSpec = {
   name: 'export',
@@ -20,16 +26,10 @@ export const exportSpec: CommandSpec = {
       help: "a 'sumi train', 'train-classifier' or 'train-vae' output or checkpoint",
     },
     { name: 'out', kind: 'string', arg: 'DIR', help: 'the folder to write' },
-    weightsOption('auto (EMA when present), ema, or model'),
-    {
-      name: 'dtype',
-      kind: 'string',
-      arg: 'T',
-      choices: ['f32', 'f16'],
-      help: 'storage of the weights (f16 halves the size)',
-      default: 'f32',
-    },
-    { name: 'force', kind: 'flag', help: 'write into a folder that is not empty' },
+    ...modelCopyOptions({
+      weights: 'auto (EMA when present), ema, or model',
+      dtype: 'storage of the weights (f16 halves the size)',
+    }),
   ],
 };
 
@@ -48,14 +48,8 @@ function isClassifierDir(dir: string): boolean {
 }
 
 async function exportCmd(args: Args): Promise<number> {
-  const dir = args.str('model');
-  const out = args.str('out');
-  if (dir === undefined) throw new UsageError('--model <dir> is required');
-  if (out === undefined) throw new UsageError('--out <dir> is required');
-  if (existsSync(out) && readdirSync(out).length > 0 && args.flag('force') !== true) {
-    throw new CliError(`${out} is not empty (pass --force to write into it)`);
-  }
-  const dtype = args.str('dtype') === 'f16' ? 'F16' : 'F32';
+  const { dir, out, weights, dtype } = modelCopyArgs(args);
+  checkOutFolderEmpty(args, out);
   if (isClassifierDir(dir)) {
     const c = await exportClassifier(dir, out, { dtype });
     console.log(`${out}: the classifier of ${c.root}`);
@@ -66,7 +60,6 @@ async function exportCmd(args: Args): Promise<number> {
     console.log(`${out}: the ${v.loaded.vae.className} of ${v.loaded.dir}`);
     return EXIT.ok;
   }
-  const weights = weightsChoice(args);
   // Any model: an upscaler or an inpainting model is exported like one that generates.
   const p = await loadPipeline(dir, {
     weights,

@@ -3,8 +3,6 @@
  * a model, and `sumi lora merge`, which folds adapters into a model's weights and writes the
  * merged model folder.
  */
-import { existsSync, readdirSync } from 'node:fs';
-
 import { loadPipeline, savePipeline } from '../diffusion/index.js';
 import {
   LoraError,
@@ -15,7 +13,14 @@ import {
   type SafetensorsFile,
 } from '../nn/index.js';
 import { type Args, CliError, type CommandSpec, type OptionSpec, UsageError } from './args.js';
-import { commandGroup, defineCommand, EXIT, weightsChoice, weightsOption } from './common.js';
+import {
+  checkOutFolderEmpty,
+  commandGroup,
+  defineCommand,
+  EXIT,
+  modelCopyArgs,
+  modelCopyOptions,
+} from './common.js';
 
 /** The `--lora` option of a command (read with `loraSpecs`, which takes every occurrence). */
 export const LORA_OPTION: OptionSpec = {
@@ -122,16 +127,10 @@ export const loraMergeSpec: CommandSpec = {
     },
     LORA_OPTION,
     { name: 'out', kind: 'string', arg: 'DIR', help: 'the merged model folder to write' },
-    weightsOption("the base's weights: auto (EMA when present), ema, or model"),
-    {
-      name: 'dtype',
-      kind: 'string',
-      arg: 'T',
-      choices: ['f32', 'f16'],
-      help: 'storage of the merged weights',
-      default: 'f32',
-    },
-    { name: 'force', kind: 'flag', help: 'write into a folder that is not empty' },
+    ...modelCopyOptions({
+      weights: "the base's weights: auto (EMA when present), ema, or model",
+      dtype: 'storage of the merged weights',
+    }),
   ],
   notes: [
     'The merged folder samples like the base with the same --lora options, within float rounding;\n' +
@@ -140,19 +139,14 @@ export const loraMergeSpec: CommandSpec = {
 };
 
 async function mergeCmd(args: Args): Promise<number> {
-  const dir = args.str('model');
-  const out = args.str('out');
-  if (dir === undefined) throw new UsageError('--model <dir> is required');
-  if (out === undefined) throw new UsageError('--out <dir> is required');
+  const { dir, out, weights, dtype } = modelCopyArgs(args);
   const specs = loraSpecs(args);
   if (specs.length === 0) throw new UsageError('--lora FILE[:S] is required');
-  if (existsSync(out) && readdirSync(out).length > 0 && args.flag('force') !== true) {
-    throw new CliError(`${out} is not empty (pass --force to write into it)`);
-  }
-  const p = await loadPipeline(dir, { weights: weightsChoice(args) });
+  checkOutFolderEmpty(args, out);
+  const p = await loadPipeline(dir, { weights });
   const nets = await applyLoras(p.model, specs);
   for (const n of nets) n.merge().detach();
-  await savePipeline(p, out, { dtype: args.str('dtype') === 'f16' ? 'F16' : 'F32' });
+  await savePipeline(p, out, { dtype });
   console.log(`${out}: ${p.layout.root} with ${describeLoras(specs, nets)} merged`);
   return EXIT.ok;
 }

@@ -3,7 +3,6 @@
  * a diffusion model's schedule) or of the evaluation metrics (clean images), with checkpoints
  * that resume bit for bit and a held-out accuracy.
  */
-import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 
 import type { Dataset } from '../data/index.js';
@@ -24,10 +23,11 @@ import {
   runClassifierTraining,
 } from '../diffusion/index.js';
 import { type Args, type CommandSpec, UsageError } from './args.js';
-import { defineCommand, message, selectBackend } from './common.js';
+import { defineCommand, dtypeChoice, dtypeOption, message, selectBackend } from './common.js';
 import {
   asUsage,
   channelsOption,
+  exportFolder,
   IMAGE_OPTIONS,
   type KeyedOption,
   keyedValues,
@@ -155,14 +155,7 @@ export const trainClassifierSpec: CommandSpec = {
       arg: 'DIR',
       help: 'when done, write a sample-ready copy to DIR',
     },
-    {
-      name: 'export-dtype',
-      kind: 'string',
-      arg: 'T',
-      choices: ['f32', 'f16'],
-      help: 'storage of the exported weights',
-      default: 'f32',
-    },
+    dtypeOption('export-dtype', 'storage of the exported weights'),
     ...RUN_CONTROL_OPTIONS,
   ],
   notes: [
@@ -265,10 +258,7 @@ async function configFromOptions(
 async function trainClassifier(args: Args, argv: readonly string[]): Promise<number> {
   const out = args.str('out');
   if (out === undefined) throw new UsageError('--out <dir> is required');
-  const exportDir = args.str('export');
-  if (exportDir !== undefined && existsSync(exportDir) && readdirSync(exportDir).length > 0) {
-    throw new UsageError(`--export: ${exportDir} is not empty`);
-  }
+  const exportDir = exportFolder(args);
   const given = optionValues(args);
   const { config: flags, run: runFlags } = splitRunValues(given);
   const noiseAware = given.noiseAware !== false;
@@ -313,7 +303,7 @@ async function trainClassifier(args: Args, argv: readonly string[]): Promise<num
       exportDir === undefined
         ? undefined
         : async () => {
-            const dtype = args.str('export-dtype') === 'f16' ? 'F16' : 'F32';
+            const dtype = dtypeChoice(args, 'export-dtype');
             await exportClassifier(out, exportDir, { dtype });
             console.log(`${exportDir}: the classifier of ${out} (${dtype} weights)`);
           },

@@ -6,7 +6,7 @@
  * --quiet), reading them into config keys, the arguments a checkpoint records, and Ctrl-C
  * handling (the first stops after the current step with a checkpoint, the second quits).
  */
-import { readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 
 import type { Dataset } from '../data/index.js';
 import { loadTrainingData } from '../diffusion/index.js';
@@ -179,6 +179,15 @@ export function asUsage<T>(fn: () => T): T {
 /** The images of --data (a folder's read now), any problem with them a usage error. */
 export function loadData(spec: string, size?: number, channels?: 1 | 3): Dataset {
   return asUsage(() => loadTrainingData(spec, size, channels));
+}
+
+/** The --export folder of a run (undefined without it); one that is not empty is refused. */
+export function exportFolder(args: Args): string | undefined {
+  const dir = args.str('export');
+  if (dir !== undefined && existsSync(dir) && readdirSync(dir).length > 0) {
+    throw new UsageError(`--export: ${dir} is not empty`);
+  }
+  return dir;
 }
 
 /** A JSON object from a file named by an option (`what`, e.g. '--config'); else a UsageError. */

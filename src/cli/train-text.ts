@@ -3,7 +3,6 @@
  * file or a folder), or with `--lm` the small autoregressive LM that `sumi sample --task text
  * --lm` scores samples with; checkpoints resume bit for bit.
  */
-import { existsSync, readdirSync } from 'node:fs';
 
 import {
   EmptyCorpusError,
@@ -27,6 +26,7 @@ import {
 import { type Args, CliError, type CommandSpec, UsageError } from './args.js';
 import { defineCommand, EXIT, message, selectBackend } from './common.js';
 import {
+  exportFolder,
   type KeyedOption,
   keyedValues,
   readJsonOption,
@@ -161,10 +161,7 @@ async function loadCorpus(config: TextTrainConfig): Promise<TextCorpus> {
 async function trainText(args: Args, argv: readonly string[]): Promise<number> {
   const out = args.str('out');
   if (out === undefined) throw new UsageError('--out <dir> is required');
-  const exportDir = args.str('export');
-  if (exportDir !== undefined && existsSync(exportDir) && readdirSync(exportDir).length > 0) {
-    throw new UsageError(`--export: ${exportDir} is not empty`);
-  }
+  const exportDir = exportFolder(args);
   const { config: flags, run: runFlags } = splitRunValues(optionValues(args));
   const data = args.str('data');
   const plan = await planRun<TextTrainConfig, TextRunSettings, TextTrainerState, null>({
