@@ -10,17 +10,14 @@ import { Transformer2DModel } from './transformer-2d.js';
 import {
   convDownsampler,
   convUpsampler,
-  type DownBlock,
   type DownBlockOptions,
-  type DownOutput,
-  downPath,
+  DownPathBlock,
   downResnets,
-  ResampledBlock,
+  type LayerInputs,
   resnetBlock,
   type ResnetSettings,
-  type UpBlock,
   type UpBlockOptions,
-  upPath,
+  UpPathBlock,
   upResnets,
 } from './unet-2d-blocks.js';
 
@@ -64,7 +61,7 @@ function transformer(
 }
 
 /** Residual block then transformer, per layer; then an optional ×2 downsampler. */
-export class CrossAttnDownBlock2D extends ResampledBlock implements DownBlock {
+export class CrossAttnDownBlock2D extends DownPathBlock {
   readonly attentions: ModuleList<Transformer2DModel>;
   readonly resnets: ModuleList<ResnetBlock2D>;
   readonly downsamplers: ModuleList<Downsample2D> | null;
@@ -78,25 +75,14 @@ export class CrossAttnDownBlock2D extends ResampledBlock implements DownBlock {
     this.resnets = this.child('resnets', new ModuleList(resnets));
     this.downsamplers = this.resampler('downsamplers', o.addDownsample, () => convDownsampler(o));
   }
-  forward(
-    hidden: Tensor,
-    temb: Tensor | null,
-    context?: Tensor | null,
-    contextBias?: Tensor | null,
-  ): DownOutput {
-    const down = this.downsamplers?.at(0);
-    return downPath(
-      hidden,
-      this.resnets.length,
-      (h, i) =>
-        this.attentions.at(i).forward(this.resnets.at(i).forward(h, temb), context, contextBias),
-      down ? (h) => down.forward(h) : null,
-    );
+  protected layer(h: Tensor, i: number, x: LayerInputs): Tensor {
+    const r = this.resnets.at(i).forward(h, x.temb);
+    return this.attentions.at(i).forward(r, x.context, x.contextBias);
   }
 }
 
 /** Residual block over [hidden, skip], then transformer, per layer; then a ×2 upsampler. */
-export class CrossAttnUpBlock2D extends ResampledBlock implements UpBlock {
+export class CrossAttnUpBlock2D extends UpPathBlock {
   readonly attentions: ModuleList<Transformer2DModel>;
   readonly resnets: ModuleList<ResnetBlock2D>;
   readonly upsamplers: ModuleList<Upsample2D> | null;
@@ -110,23 +96,9 @@ export class CrossAttnUpBlock2D extends ResampledBlock implements UpBlock {
     this.resnets = this.child('resnets', new ModuleList(resnets));
     this.upsamplers = this.resampler('upsamplers', o.addUpsample, () => convUpsampler(o));
   }
-  forward(
-    hidden: Tensor,
-    skips: readonly Tensor[],
-    temb: Tensor | null,
-    context?: Tensor | null,
-    upsampleSize?: readonly [number, number] | null,
-    contextBias?: Tensor | null,
-  ): Tensor {
-    const up = this.upsamplers?.at(0);
-    return upPath(
-      hidden,
-      skips,
-      this.resnets.length,
-      (h, i) =>
-        this.attentions.at(i).forward(this.resnets.at(i).forward(h, temb), context, contextBias),
-      up ? (h) => up.forward(h, upsampleSize) : null,
-    );
+  protected layer(h: Tensor, i: number, x: LayerInputs): Tensor {
+    const r = this.resnets.at(i).forward(h, x.temb);
+    return this.attentions.at(i).forward(r, x.context, x.contextBias);
   }
 }
 

@@ -213,31 +213,49 @@ function applyResampler(
   return m.forward(h);
 }
 
+/** What a U-Net block's layers see besides the hidden state. */
+export interface LayerInputs {
+  temb: Tensor | null;
+  /** The cross-attention context (encoder hidden states), and the additive mask over its tokens. */
+  context: Tensor | null;
+  contextBias: Tensor | null;
+}
+
 /**
- * Runs a down block: `layer(h, i)` for each residual block i, every output kept as a skip, then
- * the downsampler when there is one, its output a skip too.
+ * A U-Net down block: each residual block followed by what the block adds after it (nothing, a
+ * self-attention or a transformer), every output kept as a skip, then the optional ×2
+ * downsampler, its output a skip too.
  */
-export function downPath(
-  hidden: Tensor,
-  numLayers: number,
-  layer: (h: Tensor, i: number) => Tensor,
-  downsample: ((h: Tensor) => Tensor) | null,
-): DownOutput {
-  const skips: Tensor[] = [];
-  let h = hidden;
-  for (let i = 0; i < numLayers; i++) {
-    h = layer(h, i);
-    skips.push(h);
+export abstract class DownPathBlock extends ResampledBlock implements DownBlock {
+  abstract readonly resnets: ModuleList<ResnetBlock2D>;
+  abstract readonly downsamplers: ModuleList<Downsample2D | ResnetBlock2D> | null;
+
+  /** Residual block `i` on `h`, and what follows it. */
+  protected abstract layer(h: Tensor, i: number, x: LayerInputs): Tensor;
+
+  forward(
+    hidden: Tensor,
+    temb: Tensor | null,
+    context: Tensor | null = null,
+    contextBias: Tensor | null = null,
+  ): DownOutput {
+    const skips: Tensor[] = [];
+    let h = hidden;
+    for (let i = 0; i < this.resnets.length; i++) {
+      h = this.layer(h, i, { temb, context, contextBias });
+      skips.push(h);
+    }
+    const down = this.downsamplers?.at(0);
+    if (down) {
+      h = applyResampler(down, h, temb);
+      skips.push(h);
+    }
+    return { hidden: h, skips };
   }
-  if (downsample) {
-    h = downsample(h);
-    skips.push(h);
-  }
-  return { hidden: h, skips };
 }
 
 /** Residual blocks, then an optional ×2 downsampler; every output is a skip. */
-export class DownBlock2D extends ResampledBlock implements DownBlock {
+export class DownBlock2D extends DownPathBlock {
   readonly resnets: ModuleList<ResnetBlock2D>;
   readonly downsamplers: ModuleList<Downsample2D> | null;
   constructor(o: DownBlockOptions) {
@@ -245,19 +263,13 @@ export class DownBlock2D extends ResampledBlock implements DownBlock {
     this.resnets = this.child('resnets', new ModuleList(downResnets(o)));
     this.downsamplers = this.resampler('downsamplers', o.addDownsample, () => convDownsampler(o));
   }
-  forward(hidden: Tensor, temb: Tensor | null): DownOutput {
-    const down = this.downsamplers?.at(0);
-    return downPath(
-      hidden,
-      this.resnets.length,
-      (h, i) => this.resnets.at(i).forward(h, temb),
-      down ? (h) => down.forward(h) : null,
-    );
+  protected layer(h: Tensor, i: number, x: LayerInputs): Tensor {
+    return this.resnets.at(i).forward(h, x.temb);
   }
 }
 
 /** DownBlock2D with a spatial self-attention after each residual block. */
-export class AttnDownBlock2D extends ResampledBlock implements DownBlock {
+export class AttnDownBlock2D extends DownPathBlock {
   readonly attentions: ModuleList<Attention>;
   readonly resnets: ModuleList<ResnetBlock2D>;
   readonly downsamplers: ModuleList<Downsample2D | ResnetBlock2D> | null;
@@ -270,14 +282,8 @@ export class AttnDownBlock2D extends ResampledBlock implements DownBlock {
       makeDownsampler(o.downsampleType, o),
     );
   }
-  forward(hidden: Tensor, temb: Tensor | null): DownOutput {
-    const down = this.downsamplers?.at(0);
-    return downPath(
-      hidden,
-      this.resnets.length,
-      (h, i) => this.attentions.at(i).forward(this.resnets.at(i).forward(h, temb)),
-      down ? (h) => applyResampler(down, h, temb) : null,
-    );
+  protected layer(h: Tensor, i: number, x: LayerInputs): Tensor {
+    return this.attentions.at(i).forward(this.resnets.at(i).forward(h, x.temb));
   }
 }
 
@@ -370,32 +376,40 @@ export function upResnets(o: UpBlockOptions): ResnetBlock2D[] {
   });
 }
 
-/** Pops the last skip (the up path consumes them in reverse) and joins it on the channels. */
-export function joinSkip(h: Tensor, skips: Tensor[]): Tensor {
-  const skip = skips.pop();
-  if (skip === undefined) throw new Error('up block: ran out of skip connections');
-  return concat([h, skip], 1);
-}
-
 /**
- * Runs an up block: `layer(h, i)` for each residual block i, h the hidden state joined with the
- * next of `skips` (the last first), then the upsampler when there is one.
+ * A U-Net up block: each residual block takes the hidden state joined on the channels with the
+ * next skip (the down path's last first) and is followed by what the block adds after it
+ * (nothing, a self-attention or a transformer); then the optional ×2 upsampler.
  */
-export function upPath(
-  hidden: Tensor,
-  skips: readonly Tensor[],
-  numLayers: number,
-  layer: (h: Tensor, i: number) => Tensor,
-  upsample: ((h: Tensor) => Tensor) | null,
-): Tensor {
-  const rest = [...skips];
-  let h = hidden;
-  for (let i = 0; i < numLayers; i++) h = layer(joinSkip(h, rest), i);
-  return upsample ? upsample(h) : h;
+export abstract class UpPathBlock extends ResampledBlock implements UpBlock {
+  abstract readonly resnets: ModuleList<ResnetBlock2D>;
+  abstract readonly upsamplers: ModuleList<Upsample2D | ResnetBlock2D> | null;
+
+  /** Residual block `i` on `h` (hidden state and skip joined), and what follows it. */
+  protected abstract layer(h: Tensor, i: number, x: LayerInputs): Tensor;
+
+  forward(
+    hidden: Tensor,
+    skips: readonly Tensor[],
+    temb: Tensor | null,
+    context: Tensor | null = null,
+    upsampleSize: readonly [number, number] | null = null,
+    contextBias: Tensor | null = null,
+  ): Tensor {
+    const rest = [...skips];
+    let h = hidden;
+    for (let i = 0; i < this.resnets.length; i++) {
+      const skip = rest.pop();
+      if (skip === undefined) throw new Error('up block: ran out of skip connections');
+      h = this.layer(concat([h, skip], 1), i, { temb, context, contextBias });
+    }
+    const up = this.upsamplers?.at(0);
+    return up ? applyResampler(up, h, temb, upsampleSize) : h;
+  }
 }
 
 /** Residual blocks over [hidden, skip] concatenations, then an optional ×2 upsampler. */
-export class UpBlock2D extends ResampledBlock implements UpBlock {
+export class UpBlock2D extends UpPathBlock {
   readonly resnets: ModuleList<ResnetBlock2D>;
   readonly upsamplers: ModuleList<Upsample2D> | null;
   constructor(o: UpBlockOptions) {
@@ -403,26 +417,13 @@ export class UpBlock2D extends ResampledBlock implements UpBlock {
     this.resnets = this.child('resnets', new ModuleList(upResnets(o)));
     this.upsamplers = this.resampler('upsamplers', o.addUpsample, () => convUpsampler(o));
   }
-  forward(
-    hidden: Tensor,
-    skips: readonly Tensor[],
-    temb: Tensor | null,
-    _context?: Tensor | null,
-    upsampleSize?: readonly [number, number] | null,
-  ): Tensor {
-    const up = this.upsamplers?.at(0);
-    return upPath(
-      hidden,
-      skips,
-      this.resnets.length,
-      (h, i) => this.resnets.at(i).forward(h, temb),
-      up ? (h) => up.forward(h, upsampleSize) : null,
-    );
+  protected layer(h: Tensor, i: number, x: LayerInputs): Tensor {
+    return this.resnets.at(i).forward(h, x.temb);
   }
 }
 
 /** UpBlock2D with a spatial self-attention after each residual block. */
-export class AttnUpBlock2D extends ResampledBlock implements UpBlock {
+export class AttnUpBlock2D extends UpPathBlock {
   readonly attentions: ModuleList<Attention>;
   readonly resnets: ModuleList<ResnetBlock2D>;
   readonly upsamplers: ModuleList<Upsample2D | ResnetBlock2D> | null;
@@ -435,21 +436,8 @@ export class AttnUpBlock2D extends ResampledBlock implements UpBlock {
       makeUpsampler(o.upsampleType, o),
     );
   }
-  forward(
-    hidden: Tensor,
-    skips: readonly Tensor[],
-    temb: Tensor | null,
-    _context?: Tensor | null,
-    upsampleSize?: readonly [number, number] | null,
-  ): Tensor {
-    const up = this.upsamplers?.at(0);
-    return upPath(
-      hidden,
-      skips,
-      this.resnets.length,
-      (h, i) => this.attentions.at(i).forward(this.resnets.at(i).forward(h, temb)),
-      up ? (h) => applyResampler(up, h, temb, upsampleSize) : null,
-    );
+  protected layer(h: Tensor, i: number, x: LayerInputs): Tensor {
+    return this.attentions.at(i).forward(this.resnets.at(i).forward(h, x.temb));
   }
 }
 
