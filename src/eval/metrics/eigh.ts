@@ -16,6 +16,7 @@
  * the QR steps on T and about 6 n³ for their rotations of Z (vectors only). All loops run along
  * rows of the row-major arrays.
  */
+import { addRowCombination } from './dense.js';
 
 export interface EighOptions {
   /** Compute the eigenvectors too (default true); without them only the values are returned. */
@@ -155,25 +156,13 @@ function reflectorsTransposed(w: Float64Array, n: number, betas: Float64Array): 
     const start = k + 1;
     // s = vᵀ Q[start:, start:], then Q[start:, start:] −= β v sᵀ
     s.fill(0, start, n);
-    let i = start;
-    for (; i + 3 < n; i += 4) {
-      const v0 = w[row + i]!;
-      const v1 = w[row + i + 1]!;
-      const v2 = w[row + i + 2]!;
-      const v3 = w[row + i + 3]!;
-      const r0 = i * n;
-      const r1 = r0 + n;
-      const r2 = r1 + n;
-      const r3 = r2 + n;
-      for (let j = start; j < n; j++) {
-        s[j] = s[j]! + (v0 * q[r0 + j]! + v1 * q[r1 + j]! + (v2 * q[r2 + j]! + v3 * q[r3 + j]!));
-      }
-    }
-    for (; i < n; i++) {
-      const vi = w[row + i]!;
-      const ri = i * n;
-      for (let j = start; j < n; j++) s[j] = s[j]! + vi * q[ri + j]!;
-    }
+    // Rows and columns start…n−1 of Q: a view that starts at Q[start, start], rows n apart.
+    addRowCombination(
+      s.subarray(start),
+      w.subarray(row + start, row + n),
+      q.subarray(start * n + start),
+      n,
+    );
     for (let i = start; i < n; i++) {
       const f = beta * w[row + i]!;
       const ri = i * n;
@@ -197,8 +186,7 @@ function negligible(d: Float64Array, e: Float64Array, i: number): boolean {
 function tridiagonalQr(d: Float64Array, e: Float64Array, z: Float64Array | null, n: number): void {
   let hi = n - 1;
   let steps = 0;
-  const cs = new Float64Array(n);
-  const sn = new Float64Array(n);
+  const sweep: RotationSweep = { lo: 0, hi: 0, cs: new Float64Array(n), sn: new Float64Array(n) };
   while (hi > 0) {
     if (negligible(d, e, hi - 1)) {
       e[hi - 1] = 0;
@@ -212,24 +200,29 @@ function tridiagonalQr(d: Float64Array, e: Float64Array, z: Float64Array | null,
     if (++steps > MAX_STEPS) {
       throw new Error(`eigh: QR iteration did not converge for eigenvalue ${hi} of ${n}`);
     }
-    qrStep(d, e, z, n, lo, hi, cs, sn);
+    sweep.lo = lo;
+    sweep.hi = hi;
+    qrStep(d, e, sweep);
+    if (z !== null) rotateRows(z, n, sweep);
   }
 }
 
+/** The Givens rotations R_k = [[c_k, s_k], [−s_k, c_k]] on rows k, k+1 for k = lo…hi−1. */
+interface RotationSweep {
+  lo: number;
+  hi: number;
+  /** c_k at index k. */
+  cs: Float64Array;
+  /** s_k at index k. */
+  sn: Float64Array;
+}
+
 /**
- * One implicit QR step with the Wilkinson shift on the unreduced block lo…hi; its rotations are
- * recorded in cs, sn (index k for rows k, k+1) and applied to z afterwards.
+ * One implicit QR step with the Wilkinson shift on the unreduced block sweep.lo…sweep.hi; its
+ * rotations are recorded in the sweep.
  */
-function qrStep(
-  d: Float64Array,
-  e: Float64Array,
-  z: Float64Array | null,
-  n: number,
-  lo: number,
-  hi: number,
-  cs: Float64Array,
-  sn: Float64Array,
-): void {
+function qrStep(d: Float64Array, e: Float64Array, sweep: RotationSweep): void {
+  const { lo, hi, cs, sn } = sweep;
   const f = e[hi - 1]!;
   const delta = 0.5 * (d[hi - 1]! - d[hi]!);
   const mu = d[hi]! - (f * f) / (delta + (delta >= 0 ? 1 : -1) * Math.hypot(delta, f));
@@ -258,21 +251,14 @@ function qrStep(
     cs[k] = c;
     sn[k] = s;
   }
-  if (z !== null) rotateRows(z, n, lo, hi, cs, sn);
 }
 
 /**
- * Z ← R_{hi−1} ⋯ R_lo Z, with R_k = [[c_k, s_k], [−s_k, c_k]] on rows k, k+1. Two consecutive
- * rotations share one pass over rows k, k+1, k+2.
+ * Z ← R_{hi−1} ⋯ R_lo Z for the rotations of the sweep. Two consecutive rotations share one pass
+ * over rows k, k+1, k+2.
  */
-function rotateRows(
-  z: Float64Array,
-  n: number,
-  lo: number,
-  hi: number,
-  cs: Float64Array,
-  sn: Float64Array,
-): void {
+function rotateRows(z: Float64Array, n: number, sweep: RotationSweep): void {
+  const { lo, hi, cs, sn } = sweep;
   let k = lo;
   for (; k + 1 < hi; k += 2) {
     const c0 = cs[k]!;

@@ -13,6 +13,7 @@
  * FD is then accurate to about √(ε‖Σ‖) per zero eigenvalue rather than to ε (as any eigenvalue-
  * or Newton-based square root is).
  */
+import { addRowCombination } from './dense.js';
 import { eigh } from './eigh.js';
 import type { FeatureMatrix } from './features.js';
 import { checkFinite } from './features.js';
@@ -138,27 +139,7 @@ export interface FrechetOptions {
 function multiply(a: Float64Array, b: Float64Array, n: number): Float64Array {
   const out = new Float64Array(n * n);
   for (let i = 0; i < n; i++) {
-    const o = i * n;
-    let k = 0;
-    for (; k + 3 < n; k += 4) {
-      const f0 = a[o + k]!;
-      const f1 = a[o + k + 1]!;
-      const f2 = a[o + k + 2]!;
-      const f3 = a[o + k + 3]!;
-      const r0 = k * n;
-      const r1 = r0 + n;
-      const r2 = r1 + n;
-      const r3 = r2 + n;
-      for (let j = 0; j < n; j++) {
-        out[o + j] =
-          out[o + j]! + (f0 * b[r0 + j]! + f1 * b[r1 + j]! + (f2 * b[r2 + j]! + f3 * b[r3 + j]!));
-      }
-    }
-    for (; k < n; k++) {
-      const f = a[o + k]!;
-      const r = k * n;
-      for (let j = 0; j < n; j++) out[o + j] = out[o + j]! + f * b[r + j]!;
-    }
+    addRowCombination(out.subarray(i * n, (i + 1) * n), a.subarray(i * n, (i + 1) * n), b, n);
   }
   return out;
 }
