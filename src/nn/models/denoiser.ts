@@ -5,7 +5,7 @@
  * states τ_θ(y) that cross-attention reads (Rombach et al. 2022, eq. 3), with an optional mask
  * over their tokens.
  */
-import { add, concat, type Tensor } from '../../engine/index.js';
+import { add, type Backend, concat, type Tensor, tensor } from '../../engine/index.js';
 import type { Module } from '../module.js';
 import type { TimestepInput } from './embeddings.js';
 
@@ -37,6 +37,30 @@ export interface Conditioning {
 export interface AdditionalResiduals {
   downBlockAdditionalResiduals?: readonly Tensor[] | null;
   midBlockAdditionalResidual?: Tensor | null;
+}
+
+/**
+ * The class labels a model was given, checked against whether it has a class embedding: null for
+ * a model without one, the labels as a tensor otherwise (numbers become int32 on `backend`).
+ * `model` names the model in the errors.
+ */
+export function classLabelsFor(
+  model: string,
+  classConditional: boolean,
+  labels: Tensor | readonly number[] | null | undefined,
+  backend: Backend,
+): Tensor | null {
+  const given = labels ?? null;
+  if (classConditional && given === null) {
+    throw new Error(`${model}: this model is class-conditional; pass classLabels`);
+  }
+  if (!classConditional && given !== null) {
+    throw new Error(`${model}: classLabels given, but the model has no class embedding`);
+  }
+  if (given === null) return null;
+  return Array.isArray(given)
+    ? tensor(Int32Array.from(given as number[]), [given.length], { dtype: 'int32', backend })
+    : (given as Tensor);
 }
 
 /** The encoder half of a U-Net: the mid block's output and the skips (conv_in's output first). */

@@ -4,8 +4,9 @@
  * UpDecoderBlock2D, with diffusers' parameter names (`resnets.0`, `attentions.0`,
  * `downsamplers.0`, `upsamplers.0`).
  */
-import { concat, type Tensor } from '../../engine/index.js';
+import { add, concat, type Tensor } from '../../engine/index.js';
 import { Attention } from '../attention.js';
+import type { Conv2d } from '../layers.js';
 import { Module, ModuleList } from '../module.js';
 import type { ActivationName, BuildContext } from './common.js';
 import { Downsample2D, ResnetBlock2D, type TimeEmbeddingNorm, Upsample2D } from './resnet.js';
@@ -285,6 +286,45 @@ export class AttnDownBlock2D extends DownPathBlock {
   protected layer(h: Tensor, i: number, x: LayerInputs): Tensor {
     return this.attentions.at(i).forward(this.resnets.at(i).forward(h, x.temb));
   }
+}
+
+/** A U-Net mid block; one without cross-attention ignores the context. */
+export interface MidBlock extends Module {
+  forward(
+    hidden: Tensor,
+    temb: Tensor | null,
+    context?: Tensor | null,
+    contextBias?: Tensor | null,
+  ): Tensor;
+}
+
+/** The modules of a U-Net's encoder half. */
+export interface UNetEncoder {
+  readonly convIn: Conv2d;
+  readonly downBlocks: ModuleList<DownBlock>;
+  readonly midBlock: MidBlock | null;
+}
+
+/**
+ * Runs the encoder half of a U-Net: conv_in (+ `hint`, ControlNet's embedded condition), the down
+ * blocks and the mid block. Returns the mid block's output and the skips (conv_in's output first).
+ */
+export function runEncoder(
+  m: UNetEncoder,
+  x: Tensor,
+  hint: Tensor | null,
+  inputs: LayerInputs,
+): DownOutput {
+  const h0 = m.convIn.forward(x);
+  let h = hint === null ? h0 : add(h0, hint);
+  const skips: Tensor[] = [h];
+  for (const blk of m.downBlocks.items) {
+    const out = blk.forward(h, inputs.temb, inputs.context, inputs.contextBias);
+    h = out.hidden;
+    skips.push(...out.skips);
+  }
+  if (m.midBlock) h = m.midBlock.forward(h, inputs.temb, inputs.context, inputs.contextBias);
+  return { hidden: h, skips };
 }
 
 /** The config keys (diffusers' names) of a UNet2DModel-style down path and mid block. */

@@ -7,7 +7,7 @@
  * diffusers reads `attention_head_dim` as the number of heads here (its `num_attention_heads` must
  * stay unset): with attention_head_dim 8, every transformer has 8 heads of channels / 8.
  */
-import { add, cast, concat, mul, reshape, sub, tensor, type Tensor } from '../../engine/index.js';
+import { add, cast, concat, mul, reshape, sub, type Tensor } from '../../engine/index.js';
 import { Conv2d, Embedding, GroupNorm } from '../layers.js';
 import { ModuleList } from '../module.js';
 import {
@@ -45,6 +45,7 @@ import { DiffusersModel } from './diffusers-model.js';
 import {
   type AdditionalResiduals,
   addResiduals,
+  classLabelsFor,
   type Conditioning,
   type ConditioningInputs,
   type Denoiser,
@@ -61,6 +62,7 @@ import {
   DownBlock2D,
   type ResnetSettings,
   resnetSettings,
+  runEncoder,
   type UpBlock,
   UpBlock2D,
   UNetMidBlock2D,
@@ -480,23 +482,12 @@ export class UNet2DConditionModel
   ): Tensor {
     const w = this.timeEmbedding.linear1.weight;
     let emb = this.timeEmbedding.forward(this.timeProj.project(timestep, batch, w));
-    const labels = classLabels ?? null;
-    if (this.classEmbedding === null && labels !== null) {
-      throw new Error(
-        'UNet2DConditionModel: classLabels given, but the model has no class embedding',
+    const classed = this.classEmbedding !== null;
+    const ids = classLabelsFor('UNet2DConditionModel', classed, classLabels, w.backend);
+    if (this.classEmbedding !== null && ids !== null) {
+      const classEmb = this.classEmbedding.forward(
+        ids.dtype === 'int32' ? ids : cast(ids, 'int32'),
       );
-    }
-    if (this.classEmbedding !== null) {
-      if (labels === null) {
-        throw new Error('UNet2DConditionModel: this model is class-conditional; pass classLabels');
-      }
-      const ids = Array.isArray(labels)
-        ? tensor(Int32Array.from(labels as number[]), [labels.length], {
-            dtype: 'int32',
-            backend: w.backend,
-          })
-        : cast(labels as Tensor, 'int32');
-      const classEmb = this.classEmbedding.forward(ids);
       emb = this.config.class_embeddings_concat ? concat([emb, classEmb], -1) : add(emb, classEmb);
     }
     return this.timeEmbedAct ? this.timeEmbedAct(emb) : emb;
@@ -514,20 +505,11 @@ export class UNet2DConditionModel
     bias: Tensor | null,
     hint: Tensor | null = null,
   ): EncoderOutput {
-    const h0 = this.convIn.forward(x);
-    let hdn = hint === null ? h0 : add(h0, hint);
-    const skips: Tensor[] = [hdn];
-    for (const blk of this.downBlocks.items) {
-      const out = blk.forward(hdn, emb, encoderHiddenStates, bias);
-      hdn = out.hidden;
-      skips.push(...out.skips);
-    }
-    if (this.midBlock instanceof UNetMidBlock2DCrossAttn) {
-      hdn = this.midBlock.forward(hdn, emb, encoderHiddenStates, bias);
-    } else if (this.midBlock) {
-      hdn = this.midBlock.forward(hdn, emb);
-    }
-    return { hidden: hdn, skips };
+    return runEncoder(this, x, hint, {
+      temb: emb,
+      context: encoderHiddenStates,
+      contextBias: bias,
+    });
   }
 
   /**

@@ -8,7 +8,7 @@
  * output first); mid block; up blocks (each resnet takes [h, last skip] joined on channels);
  * GroupNorm -> SiLU -> conv_out.
  */
-import { add, cast, mul, silu, sub, tensor, type Tensor } from '../../engine/index.js';
+import { add, cast, mul, silu, sub, type Tensor } from '../../engine/index.js';
 import { Conv2d, Embedding, GroupNorm } from '../layers.js';
 import { ModuleList } from '../module.js';
 import { ACTIVATIONS, type ActivationName, BuildContext, type ModelInitOptions } from './common.js';
@@ -30,6 +30,7 @@ import { DiffusersModel } from './diffusers-model.js';
 import {
   type AdditionalResiduals,
   addResiduals,
+  classLabelsFor,
   type Conditioning,
   type ConditioningInputs,
   type Denoiser,
@@ -44,6 +45,7 @@ import {
   type DownBlock,
   type DownsampleType,
   resnetSettings,
+  runEncoder,
   type UpBlock,
   UpBlock2D,
   UNetMidBlock2D,
@@ -273,21 +275,9 @@ export class UNet2DModel extends DiffusersModel<UNet2DModelConfig> implements De
   ): Tensor {
     const w = this.timeEmbedding.linear1.weight;
     const emb = this.timeEmbedding.forward(this.timeProj.project(timestep, batch, w));
-    const labels = classLabels ?? null;
     const classed = this.classEmbedding !== null;
-    if (classed && labels === null) {
-      throw new Error('UNet2DModel: this model is class-conditional; pass classLabels');
-    }
-    if (!classed && labels !== null) {
-      throw new Error('UNet2DModel: classLabels given, but the model has no class embedding');
-    }
-    if (labels === null) return emb;
-    const ids = Array.isArray(labels)
-      ? tensor(Int32Array.from(labels as number[]), [labels.length], {
-          dtype: 'int32',
-          backend: w.backend,
-        })
-      : (labels as Tensor);
+    const ids = classLabelsFor('UNet2DModel', classed, classLabels, w.backend);
+    if (ids === null) return emb;
     const classEmb =
       this.classEmbedding instanceof Embedding
         ? this.classEmbedding.forward(ids.dtype === 'int32' ? ids : cast(ids, 'int32'))
@@ -300,16 +290,7 @@ export class UNet2DModel extends DiffusersModel<UNet2DModelConfig> implements De
    * the mid block. Returns the mid block's output and the skips (conv_in's output first).
    */
   encode(x: Tensor, emb: Tensor, hint: Tensor | null = null): EncoderOutput {
-    const h0 = this.convIn.forward(x);
-    let hdn = hint === null ? h0 : add(h0, hint);
-    const skips: Tensor[] = [hdn];
-    for (const blk of this.downBlocks.items) {
-      const out = blk.forward(hdn, emb);
-      hdn = out.hidden;
-      skips.push(...out.skips);
-    }
-    if (this.midBlock) hdn = this.midBlock.forward(hdn, emb);
-    return { hidden: hdn, skips };
+    return runEncoder(this, x, hint, { temb: emb, context: null, contextBias: null });
   }
 
   /** ε (or whatever the model was trained to predict) for a noisy batch [B, C, H, W] at `timestep`. */
