@@ -3,6 +3,7 @@
  * registered kind understands, and reports one line per fixture and a summary `N passed, M failed`.
  * A fixture that no kind understands counts as failed. Driven by the files, never their names.
  */
+import { existsSync } from 'node:fs';
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { basename, dirname, extname, join, relative } from 'node:path';
 import { cpuBackend } from '../../engine/index.js';
@@ -58,22 +59,13 @@ export async function findFixtures(root: string): Promise<FixtureCandidate[]> {
   for (const f of files) {
     if (extname(f) !== '.json') continue;
     const tensorsPath = join(dirname(f), `${basename(f, '.json')}.safetensors`);
-    if (!set.has(tensorsPath) && !(await exists(tensorsPath))) continue;
+    if (!set.has(tensorsPath) && !existsSync(tensorsPath)) continue;
     const json: unknown = JSON.parse(await readFile(f, 'utf8'));
     if (json === null || typeof json !== 'object' || Array.isArray(json)) continue;
     const name = relative(base, f).replace(/\.json$/, '') || basename(f, '.json');
     out.push({ jsonPath: f, tensorsPath, name, json: json as Record<string, unknown> });
   }
   return out;
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await stat(path);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 const fmt = (x: number): string => (Number.isFinite(x) ? x.toExponential(2) : String(x));
