@@ -9,7 +9,7 @@
  * the model like any diffusers checkpoint).
  */
 import { cast, keep, noGrad, sub, mul, type Tensor, tidy, transfer } from '../engine/index.js';
-import type { Module, StateDict } from './module.js';
+import { checkStateDictKeys, type Module, type StateDict } from './module.js';
 
 /**
  * How the decay warms up:
@@ -186,14 +186,8 @@ export class EMA {
         ([k, s]) =>
           `${k}: expected [${s.shape.join(', ')}], found [${sd.get(k)!.shape.join(', ')}]`,
       );
-    const problems: string[] = [];
-    if (misShaped.length > 0) problems.push(`mis-shaped: ${misShaped.join('; ')}`);
-    if (missing.length > 0) problems.push(`missing: ${missing.join(', ')}`);
-    if (unexpected.length > 0) problems.push(`unexpected: ${unexpected.join(', ')}`);
-    if (problems.length > 0) {
-      const where = opts.source !== undefined ? ` (${opts.source})` : '';
-      throw new Error(`EMA.loadStateDict${where}: ${problems.join(' | ')}`);
-    }
+    const where = opts.source !== undefined ? ` (${opts.source})` : '';
+    checkStateDictKeys(`EMA.loadStateDict${where}`, { misShaped, missing, unexpected });
     const next = new Map<string, Tensor>();
     for (const [k, s] of this.#shadow) {
       next.set(k, keep(await transfer(sd.get(k)!, s.backend, s.dtype)));

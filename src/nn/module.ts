@@ -104,15 +104,11 @@ export class Module {
       if (s && !p.sameShape(s))
         misShaped.push(`${k}: expected ${fmtShapeOf(p)}, found ${fmtShapeOf(s)}`);
     }
-    const problems: string[] = [];
-    if (misShaped.length > 0) problems.push(`mis-shaped: ${misShaped.join('; ')}`);
-    if (strict && missing.length > 0) problems.push(`missing: ${missing.join(', ')}`);
-    if (strict && unexpected.length > 0) problems.push(`unexpected: ${unexpected.join(', ')}`);
-    if (problems.length > 0) {
-      throw new Error(
-        `loadStateDict${opts.source ? ` (${opts.source})` : ''}: ${problems.join(' | ')}`,
-      );
-    }
+    checkStateDictKeys(`loadStateDict${opts.source ? ` (${opts.source})` : ''}`, {
+      misShaped,
+      missing: strict ? missing : [],
+      unexpected: strict ? unexpected : [],
+    });
     for (const [k, p] of own) {
       const s = sd.get(k);
       if (!s) continue;
@@ -150,4 +146,23 @@ export class ModuleList<M extends Module> extends Module {
       throw new Error(`ModuleList: index ${i} out of range (length ${this.items.length})`);
     return m;
   }
+}
+
+/** The keys a state-dict load found wrong, each entry a key (mis-shaped: with the shapes). */
+export interface StateDictKeyProblems {
+  misShaped: readonly string[];
+  missing: readonly string[];
+  unexpected: readonly string[];
+}
+
+/**
+ * Throws one error `${where}: …` naming every mis-shaped, missing and unexpected key of a
+ * state-dict load (in that order, each kind once); returns when there are none.
+ */
+export function checkStateDictKeys(where: string, p: StateDictKeyProblems): void {
+  const problems: string[] = [];
+  if (p.misShaped.length > 0) problems.push(`mis-shaped: ${p.misShaped.join('; ')}`);
+  if (p.missing.length > 0) problems.push(`missing: ${p.missing.join(', ')}`);
+  if (p.unexpected.length > 0) problems.push(`unexpected: ${p.unexpected.join(', ')}`);
+  if (problems.length > 0) throw new Error(`${where}: ${problems.join(' | ')}`);
 }

@@ -33,7 +33,7 @@ import {
   transfer,
   zerosLike,
 } from '../engine/index.js';
-import { Module } from './module.js';
+import { checkStateDictKeys, Module } from './module.js';
 
 /** What an optimizer optimizes: a module's parameters, named tensors, or tensors (named 0, 1, …). */
 export type ParamsInput = Module | readonly Tensor[] | readonly (readonly [string, Tensor])[];
@@ -174,14 +174,12 @@ export abstract class Optimizer {
     for (const [name, m] of found) {
       for (const key of keys) if (!m.has(key)) missing.push(`${name}.${key}`);
     }
-    const problems: string[] = [];
-    if (misShaped.length > 0) problems.push(`mis-shaped: ${misShaped.join('; ')}`);
-    if (missing.length > 0) problems.push(`missing: ${missing.join(', ')}`);
-    if (unexpected.length > 0) problems.push(`unexpected: ${unexpected.join(', ')}`);
-    if (problems.length > 0) {
-      const where = opts.source !== undefined ? ` (${opts.source})` : '';
-      throw new Error(`${this.constructor.name}.loadStateDict${where}: ${problems.join(' | ')}`);
-    }
+    const where = opts.source !== undefined ? ` (${opts.source})` : '';
+    checkStateDictKeys(`${this.constructor.name}.loadStateDict${where}`, {
+      misShaped,
+      missing,
+      unexpected,
+    });
 
     const next = new Map<string, ParamState>();
     try {
