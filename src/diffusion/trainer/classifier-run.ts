@@ -13,9 +13,9 @@ import type {
 } from './classifier-trainer.js';
 import {
   type LoopResult,
-  runLoop,
   type RunProgress,
   runProgress,
+  runTrainer,
   type TrainerRunOptions,
 } from './run-loop.js';
 
@@ -33,17 +33,13 @@ export type ClassifierRunOptions = TrainerRunOptions<
 export type ClassifierRunResult = LoopResult<HeldOutResult>;
 
 /** Runs `trainer` from its current step (see the module comment). */
-export async function runClassifierTraining(
+export function runClassifierTraining(
   trainer: ClassifierTrainer,
   opts: ClassifierRunOptions,
 ): Promise<ClassifierRunResult> {
-  const onProgress = opts.onProgress;
-  return runLoop<ClassifierStepStats, HeldOutResult, ClassifierRunSettings>(trainer, {
-    ...opts,
-    settings: { ...defaultClassifierRunSettings, ...opts.settings },
+  return runTrainer(trainer, opts, defaultClassifierRunSettings, {
     averaged: (s) => ({ loss: s.loss, accuracy: s.accuracy }),
     heldOutLine: (r) => ({ heldout: r.scores }),
-    onProgress:
-      onProgress && ((p) => onProgress({ ...runProgress(p), smoothAccuracy: p.smooth.accuracy! })),
+    progress: (p) => ({ ...runProgress(p), smoothAccuracy: p.smooth.accuracy! }),
   });
 }

@@ -280,6 +280,36 @@ export async function runLoop<S extends LoopStepStats, E, R extends LoopSettings
   return { step: trainer.step, reason, checkpoint, heldOut: trainer.heldOut ?? null };
 }
 
+/** What a trainer's run function adds to the loop: the values of its metrics lines and its progress report. */
+export type RunReport<S extends LoopStepStats, E, R extends LoopSettings, P> = Pick<
+  LoopOptions<S, E, R>,
+  'averaged' | 'logged' | 'heldOutLine'
+> & {
+  /** The run's progress report made from the loop's (`runProgress`, or more). */
+  progress: (p: LoopProgress<S>) => P;
+};
+
+/**
+ * Runs `trainer` from its current step on the loop under a run function's options: the settings
+ * given over `defaults`, the metrics of `report`, and each progress report of the loop passed to
+ * `opts.onProgress` as `report.progress` makes it.
+ */
+export function runTrainer<S extends LoopStepStats, E, R extends LoopSettings, P>(
+  trainer: LoopTrainer<S, E, NoInfer<R>>,
+  opts: TrainerRunOptions<P, E, R>,
+  defaults: R,
+  report: RunReport<S, E, R, P>,
+): Promise<LoopResult<E>> {
+  const { onProgress } = opts;
+  const { progress, ...metrics } = report;
+  return runLoop<S, E, R>(trainer, {
+    ...opts,
+    settings: { ...defaults, ...opts.settings },
+    ...metrics,
+    onProgress: onProgress && ((p) => onProgress(progress(p))),
+  });
+}
+
 /** Drops metrics lines of steps after `step` (written by a run that died after its checkpoint). */
 export async function truncateMetrics(path: string, step: number): Promise<void> {
   let text: string;

@@ -6,9 +6,9 @@
  */
 import {
   type LoopResult,
-  runLoop,
   type RunProgress,
   runProgress,
+  runTrainer,
   type TrainerRunOptions,
 } from './run-loop.js';
 import {
@@ -26,15 +26,12 @@ export type TextRunOptions = TrainerRunOptions<TextProgress, TextHeldOut, TextRu
 export type TextRunResult = LoopResult<TextHeldOut>;
 
 /** Runs `trainer` from its current step (see the module comment). */
-export async function runTextTraining(
+export function runTextTraining(
   trainer: TextTrainer,
   opts: TextRunOptions,
 ): Promise<TextRunResult> {
-  const onProgress = opts.onProgress;
-  return runLoop<TextStepStats, TextHeldOut, TextRunSettings>(trainer, {
-    ...opts,
-    settings: { ...defaultTextRunSettings, ...opts.settings },
+  return runTrainer(trainer, opts, defaultTextRunSettings, {
     averaged: (s) => ({ loss: s.loss }),
-    onProgress: onProgress && ((p) => onProgress(runProgress(p))),
+    progress: runProgress,
   });
 }

@@ -8,9 +8,9 @@
  */
 import {
   type LoopResult,
-  runLoop,
   type RunProgress,
   runProgress,
+  runTrainer,
   type TrainerRunOptions,
 } from './run-loop.js';
 import { defaultVaeRunSettings, type VaeRunSettings } from './vae-config.js';
@@ -23,14 +23,8 @@ export type VaeRunOptions = TrainerRunOptions<VaeProgress, VaeHeldOut, VaeRunSet
 export type VaeRunResult = LoopResult<VaeHeldOut>;
 
 /** Runs `trainer` from its current step (see the module comment). */
-export async function runVaeTraining(
-  trainer: VaeTrainer,
-  opts: VaeRunOptions,
-): Promise<VaeRunResult> {
-  const onProgress = opts.onProgress;
-  return runLoop<VaeStepStats, VaeHeldOut, VaeRunSettings>(trainer, {
-    ...opts,
-    settings: { ...defaultVaeRunSettings, ...opts.settings },
+export function runVaeTraining(trainer: VaeTrainer, opts: VaeRunOptions): Promise<VaeRunResult> {
+  return runTrainer(trainer, opts, defaultVaeRunSettings, {
     averaged: (s) => ({
       loss: s.loss,
       rec: s.rec,
@@ -43,6 +37,6 @@ export async function runVaeTraining(
       trainer.config.kind === 'vq'
         ? (s) => ({ codebook_usage: s.codebookUsage, perplexity: s.perplexity })
         : undefined,
-    onProgress: onProgress && ((p) => onProgress(runProgress(p))),
+    progress: runProgress,
   });
 }
