@@ -72,3 +72,33 @@ export function normAxes(axes: number | readonly number[] | undefined, rank: num
 export function fmtShapeOf(t: { readonly shape: Shape }): string {
   return fmtShape(t.shape);
 }
+
+/**
+ * An iteration over `shape` (each input stepping by its `strides`) as fewer, longer axes: drops
+ * the axes of size 1 and merges axis i into i + 1 wherever every input steps over both as one
+ * (strides[i] = strides[i+1]·shape[i+1]). [B, C, H, W] + [B, C, 1, 1] becomes [B·C, H·W] with
+ * stride 0 in the second input. With no axis left (every size 1), the result is [1] with
+ * stride 0 when `keepOne`, empty otherwise.
+ */
+export function mergeAxes(
+  shape: Shape,
+  strides: readonly (readonly number[])[],
+  keepOne: boolean,
+): { shape: number[]; strides: number[][] } {
+  const outShape: number[] = [];
+  const outStrides: number[][] = strides.map(() => []);
+  for (let ax = 0; ax < shape.length; ax++) {
+    const size = shape[ax]!;
+    if (size === 1) continue;
+    const last = outShape.length - 1;
+    if (last >= 0 && strides.every((st, j) => outStrides[j]![last] === st[ax]! * size)) {
+      outShape[last] = outShape[last]! * size;
+      strides.forEach((st, j) => (outStrides[j]![last] = st[ax]!));
+      continue;
+    }
+    outShape.push(size);
+    strides.forEach((st, j) => outStrides[j]!.push(st[ax]!));
+  }
+  if (outShape.length === 0 && keepOne) return { shape: [1], strides: strides.map(() => [0]) };
+  return { shape: outShape, strides: outStrides };
+}

@@ -1,3 +1,5 @@
+import { mergeAxes } from '../../shape.js';
+
 /**
  * Strided iteration over an output shape, row by row: calls fn with the offset of each row in
  * every input (through its strides) and the output offset. The last axis is the row, so the
@@ -34,32 +36,14 @@ export function forEachRow(
 }
 
 /**
- * The same iteration over fewer, longer rows: drops axes of size 1 and merges axis i into i + 1
- * wherever every input steps over both as one (strides[i] = strides[i+1]·shape[i+1]); the output
- * is contiguous, so it always merges. [B, C, H, W] + [B, C, 1, 1] becomes [B·C, H·W] rows with
- * stride 0 in the second input. Keeps at least one axis when the input had any.
+ * The same iteration over fewer, longer rows (mergeAxes); the output is contiguous, so its axes
+ * always merge. Keeps one axis when the input had any.
  */
 export function coalesce(
   shape: readonly number[],
   strides: readonly (readonly number[])[],
 ): { shape: number[]; strides: number[][] } {
-  const outShape: number[] = [];
-  const outStrides: number[][] = strides.map(() => []);
-  for (let ax = 0; ax < shape.length; ax++) {
-    const size = shape[ax]!;
-    if (size === 1 && shape.length > 1) continue;
-    const last = outShape.length - 1;
-    if (last >= 0 && strides.every((st, j) => outStrides[j]![last] === st[ax]! * size)) {
-      outShape[last] = outShape[last]! * size;
-      strides.forEach((st, j) => (outStrides[j]![last] = st[ax]!));
-      continue;
-    }
-    outShape.push(size);
-    strides.forEach((st, j) => outStrides[j]!.push(st[ax]!));
-  }
-  if (outShape.length === 0 && shape.length > 0) {
-    outShape.push(1);
-    strides.forEach((_, j) => outStrides[j]!.push(0));
-  }
-  return { shape: outShape, strides: outStrides };
+  // One axis stays as it is, size 1 included.
+  if (shape.length === 1) return { shape: [shape[0]!], strides: strides.map((st) => [st[0]!]) };
+  return mergeAxes(shape, strides, shape.length > 0);
 }

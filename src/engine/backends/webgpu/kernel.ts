@@ -4,6 +4,7 @@
  * used by the element-wise kernels.
  */
 import type { DType } from '../../dtype.js';
+import { mergeAxes } from '../../shape.js';
 import { ParamLayout, type ParamField } from './params.js';
 import type { BindingKind, Kernel } from './runtime.js';
 
@@ -74,30 +75,14 @@ ${body}
 }
 
 /**
- * Merges adjacent axes that every input reads contiguously (stride[i] = stride[i+1]·shape[i+1])
- * and drops size-1 axes, so most broadcasts become rank 1 or 2. Rank 0 becomes [1].
+ * The strided kernels' iteration over fewer, longer axes (mergeAxes), so most broadcasts become
+ * rank 1 or 2. Rank 0 becomes [1].
  */
 export function collapseAxes(
   shape: readonly number[],
   strides: readonly (readonly number[])[],
 ): { shape: number[]; strides: number[][] } {
-  const outShape: number[] = [];
-  const outStrides: number[][] = strides.map(() => []);
-  for (let ax = 0; ax < shape.length; ax++) {
-    const d = shape[ax]!;
-    if (d === 1) continue;
-    const last = outShape.length - 1;
-    const merge = last >= 0 && strides.every((s, j) => outStrides[j]![last] === s[ax]! * d);
-    if (merge) {
-      outShape[last]! *= d;
-      strides.forEach((s, j) => (outStrides[j]![last] = s[ax]!));
-    } else {
-      outShape.push(d);
-      strides.forEach((s, j) => outStrides[j]!.push(s[ax]!));
-    }
-  }
-  if (outShape.length === 0) return { shape: [1], strides: strides.map(() => [0]) };
-  return { shape: outShape, strides: outStrides };
+  return mergeAxes(shape, strides, true);
 }
 
 /** Largest rank a strided kernel takes after collapsing (parameter slot space). */
