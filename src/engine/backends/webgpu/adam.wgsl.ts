@@ -4,21 +4,13 @@
  * composite update in nn/optim.ts; the scalar factors are computed on the host in f64.
  */
 import type { AdamSpec } from '../../backend.js';
-import { flatMain, kernel, type LaunchContext, WG } from './kernel.js';
+import { declareBuffers, flatMain, kernel, type LaunchContext, WG } from './kernel.js';
 import type { GpuBuf } from './pool.js';
 import { grid1d, type Kernel } from './runtime.js';
 
 export function adamKernel(l2: boolean): Kernel {
   return kernel(`adam/${l2 ? 'l2' : 'decoupled'}`, () => ({
-    buffers: [
-      { name: 'p', type: 'f32', kind: 'read' },
-      { name: 'g', type: 'f32', kind: 'read' },
-      { name: 'm', type: 'f32', kind: 'read' },
-      { name: 'v', type: 'f32', kind: 'read' },
-      { name: 'po', type: 'f32', kind: 'write' },
-      { name: 'mo', type: 'f32', kind: 'write' },
-      { name: 'vo', type: 'f32', kind: 'write' },
-    ],
+    buffers: declareBuffers('f32', ['p', 'g', 'm', 'v'], ['po', 'mo', 'vo']),
     params: [
       { name: 'n', type: 'u32' },
       { name: 'decay', type: 'f32' },

@@ -22,7 +22,7 @@
  * exp and log are m_exp and m_log (math.wgsl.ts). Rows past the end read zeros and write nothing.
  */
 import type { AttentionSpec } from '../../backend.js';
-import { kernel, type LaunchContext } from './kernel.js';
+import { declareBuffers, kernel, type LaunchContext } from './kernel.js';
 import { mathWgsl } from './math.wgsl.js';
 import type { GpuBuf } from './pool.js';
 import { type Kernel, MAX_GROUPS } from './runtime.js';
@@ -238,13 +238,7 @@ export function attentionKernel(c: AttentionConfig): Kernel {
       l += p;
       for (var i = 0u; i < VS; i++) { o[i] = fma(vec4<f32>(p), Bs[j * VW + g + G * i], o[i]); }`;
   return kernel(key('fwd', c), () => ({
-    buffers: [
-      { name: 'srcQ', type: 'f32', kind: 'read' },
-      { name: 'srcA', type: 'f32', kind: 'read' },
-      { name: 'srcB', type: 'f32', kind: 'read' },
-      { name: 'out', type: 'f32', kind: 'write' },
-      { name: 'lse', type: 'f32', kind: 'write' },
-    ],
+    buffers: declareBuffers('f32', ['srcQ', 'srcA', 'srcB'], ['out', 'lse']),
     params: PARAMS,
     body: `${prelude(c, xsDecl(c, 1))}
 ${ENTRY}
@@ -287,16 +281,7 @@ export function attentionDqKernel(c: AttentionConfig): Kernel {
   const consume = `      let ds = m_exp(p_scale() * s - l) * (dp - dd);
       for (var i = 0u; i < DS; i++) { acc[i] = fma(vec4<f32>(ds), As[j * KW + g + G * i], acc[i]); }`;
   return kernel(key('dq', c), () => ({
-    buffers: [
-      { name: 'srcQ', type: 'f32', kind: 'read' },
-      { name: 'srcA', type: 'f32', kind: 'read' },
-      { name: 'srcB', type: 'f32', kind: 'read' },
-      { name: 'srcO', type: 'f32', kind: 'read' },
-      { name: 'srcG', type: 'f32', kind: 'read' },
-      { name: 'lse', type: 'f32', kind: 'read' },
-      { name: 'dq', type: 'f32', kind: 'write' },
-      { name: 'dsum', type: 'f32', kind: 'write' },
-    ],
+    buffers: declareBuffers('f32', ['srcQ', 'srcA', 'srcB', 'srcO', 'srcG', 'lse'], ['dq', 'dsum']),
     params: PARAMS,
     body: `${prelude(c, xsDecl(c, 2))}
 ${ENTRY}
@@ -346,16 +331,7 @@ ${xsDecl(c, 2)}`;
       for (var i = 0u; i < VS; i++) { gv[i] = fma(vec4<f32>(p), Bs[j * VW + g + G * i], gv[i]); }
       for (var i = 0u; i < DS; i++) { gk[i] = fma(vec4<f32>(ds), As[j * KW + g + G * i], gk[i]); }`;
   return kernel(key('dkdv', c), () => ({
-    buffers: [
-      { name: 'srcA', type: 'f32', kind: 'read' },
-      { name: 'srcK', type: 'f32', kind: 'read' },
-      { name: 'srcV', type: 'f32', kind: 'read' },
-      { name: 'srcB', type: 'f32', kind: 'read' },
-      { name: 'lse', type: 'f32', kind: 'read' },
-      { name: 'dsum', type: 'f32', kind: 'read' },
-      { name: 'dk', type: 'f32', kind: 'write' },
-      { name: 'dv', type: 'f32', kind: 'write' },
-    ],
+    buffers: declareBuffers('f32', ['srcA', 'srcK', 'srcV', 'srcB', 'lse', 'dsum'], ['dk', 'dv']),
     params: PARAMS,
     body: `${prelude(c, stats)}
 ${ENTRY}

@@ -10,6 +10,7 @@ import { sizeOf } from '../../shape.js';
 import {
   collapseAxes,
   compiledRank,
+  declareBuffers,
   flatMain,
   kernel,
   MAX_RANK,
@@ -28,10 +29,7 @@ export function stridedCopyKernel(dtype: DType, rank: number): Kernel {
   rank = compiledRank(rank);
   const t = wgslType(dtype);
   return kernel(`strided-copy/${t}/${rank}`, () => ({
-    buffers: [
-      { name: 'x', type: t, kind: 'read' },
-      { name: 'out', type: t, kind: 'write' },
-    ],
+    buffers: declareBuffers(t, ['x'], ['out']),
     params: [
       { name: 'n', type: 'u32' },
       { name: 'rank', type: 'u32' },
@@ -80,10 +78,7 @@ export function padKernel(dtype: DType): Kernel {
   }
   out[i] = select(bitcast<${t}>(p_bits()), x[select(0u, src, inside)], inside);`;
   return kernel(`pad/${t}`, () => ({
-    buffers: [
-      { name: 'x', type: t, kind: 'read' },
-      { name: 'out', type: t, kind: 'write' },
-    ],
+    buffers: declareBuffers(t, ['x'], ['out']),
     params: [
       { name: 'n', type: 'u32' },
       { name: 'rank', type: 'u32' },

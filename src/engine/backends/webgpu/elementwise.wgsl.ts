@@ -7,7 +7,14 @@
  */
 import type { BinaryOp, UnaryOp } from '../../backend.js';
 import type { DType } from '../../dtype.js';
-import { compiledRank, flatMain, kernel, stridedOffsets, wgslType } from './kernel.js';
+import {
+  compiledRank,
+  declareBuffers,
+  flatMain,
+  kernel,
+  stridedOffsets,
+  wgslType,
+} from './kernel.js';
 import { mathWgsl } from './math.wgsl.js';
 import type { Kernel } from './runtime.js';
 
@@ -116,10 +123,7 @@ export function unaryKernel(op: UnaryOp, dtype: DType): Kernel {
   if (t === 'f32') expr = unaryF32[op]('v');
   else expr = unaryI32[op]?.('v') ?? `m_f2i(${unaryF32[op]('f32(v)')})`;
   return kernel(`unary/${op}/${t}`, () => ({
-    buffers: [
-      { name: 'x', type: t, kind: 'read' },
-      { name: 'out', type: t, kind: 'write' },
-    ],
+    buffers: declareBuffers(t, ['x'], ['out']),
     params: [{ name: 'n', type: 'u32' }],
     body: mathWgsl(mathUsed(expr)) + '\n' + flatMain(`  let v = x[i];\n  out[i] = ${expr};`),
   }));
@@ -144,11 +148,7 @@ export function binaryKernel(op: BinaryOp, dtype: DType, rank: number): Kernel {
   const t = wgslType(dtype);
   const expr = (t === 'f32' ? binaryF32 : binaryI32)[op]('va', 'vb');
   return kernel(`binary/${op}/${t}/${rank}`, () => ({
-    buffers: [
-      { name: 'a', type: t, kind: 'read' },
-      { name: 'b', type: t, kind: 'read' },
-      { name: 'out', type: t, kind: 'write' },
-    ],
+    buffers: declareBuffers(t, ['a', 'b'], ['out']),
     params: stridedParams(rank, 2),
     body:
       mathWgsl(mathUsed(expr)) +

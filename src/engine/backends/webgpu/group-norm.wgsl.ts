@@ -8,7 +8,7 @@
  * (deterministic, no atomics).
  */
 import type { GroupNormSpec } from '../../backend.js';
-import { kernel, type LaunchContext, WG } from './kernel.js';
+import { declareBuffers, kernel, type LaunchContext, WG } from './kernel.js';
 import { mathWgsl } from './math.wgsl.js';
 import type { GpuBuf } from './pool.js';
 import { subgroupArgs, workgroupReduceWgsl } from './reduce.wgsl.js';
@@ -43,14 +43,7 @@ export function groupNormKernel(
   const act = silu ? 'silu' : 'none';
   return kernel(`group-norm/${subgroups ? 'sg' : 'wg'}/${+hasW}${+hasB}/${act}`, () => ({
     enable: subgroups ? ['subgroups'] : [],
-    buffers: [
-      { name: 'x', type: 'f32', kind: 'read' },
-      { name: 'w', type: 'f32', kind: 'read' },
-      { name: 'b', type: 'f32', kind: 'read' },
-      { name: 'y', type: 'f32', kind: 'write' },
-      { name: 'smean', type: 'f32', kind: 'write' },
-      { name: 'srstd', type: 'f32', kind: 'write' },
-    ],
+    buffers: declareBuffers('f32', ['x', 'w', 'b'], ['y', 'smean', 'srstd']),
     params: PARAMS,
     body: `${h.math}
 @compute @workgroup_size(${WG})
@@ -108,16 +101,7 @@ export function groupNormBackwardKernel(
   const key = `group-norm-bwd/${subgroups ? 'sg' : 'wg'}/${+hasW}${+(hasB && silu)}/${act}`;
   return kernel(key, () => ({
     enable: subgroups ? ['subgroups'] : [],
-    buffers: [
-      { name: 'x', type: 'f32', kind: 'read' },
-      { name: 'w', type: 'f32', kind: 'read' },
-      { name: 'b', type: 'f32', kind: 'read' },
-      { name: 'smean', type: 'f32', kind: 'read' },
-      { name: 'srstd', type: 'f32', kind: 'read' },
-      { name: 'dy', type: 'f32', kind: 'read' },
-      { name: 'dx', type: 'f32', kind: 'write' },
-      { name: 'pwb', type: 'f32', kind: 'write' },
-    ],
+    buffers: declareBuffers('f32', ['x', 'w', 'b', 'smean', 'srstd', 'dy'], ['dx', 'pwb']),
     params: PARAMS,
     body: `${h.math}
 ${dz}
@@ -168,11 +152,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
 /** dweight[c] = Σ_n pwb[n, c] and dbias[c] = Σ_n pwb[N + n, c], one thread per channel. */
 export function groupNormDwDbKernel(): Kernel {
   return kernel('group-norm-dwdb', () => ({
-    buffers: [
-      { name: 'pwb', type: 'f32', kind: 'read' },
-      { name: 'dw', type: 'f32', kind: 'write' },
-      { name: 'db', type: 'f32', kind: 'write' },
-    ],
+    buffers: declareBuffers('f32', ['pwb'], ['dw', 'db']),
     params: [
       { name: 'n', type: 'u32' },
       { name: 'channels', type: 'u32' },

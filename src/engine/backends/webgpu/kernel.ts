@@ -15,6 +15,21 @@ export interface BufferDecl {
   readonly kind: BindingKind;
 }
 
+/**
+ * The buffers of a kernel whose arrays share one element type, in binding order: the `read` ones,
+ * then the `write` ones.
+ */
+export function declareBuffers(
+  type: string,
+  read: readonly string[],
+  write: readonly string[],
+): BufferDecl[] {
+  return [
+    ...read.map((name) => ({ name, type, kind: 'read' as const })),
+    ...write.map((name) => ({ name, type, kind: 'write' as const })),
+  ];
+}
+
 /** Threads per workgroup of the element-wise and copy kernels. */
 export const WG = 256;
 

@@ -12,7 +12,7 @@ import {
   pickSplits,
   pickTile,
 } from './gemm.wgsl.js';
-import type { LaunchContext } from './kernel.js';
+import { declareBuffers, type LaunchContext } from './kernel.js';
 import type { GpuBuf } from './pool.js';
 import { launchReduce } from './reduce.wgsl.js';
 import { MAX_GROUPS } from './runtime.js';
@@ -22,11 +22,7 @@ export function matmulKernel(tile: GemmTile, transA: boolean, transB: boolean, c
     name: `matmul/${transA ? 'T' : 'N'}${transB ? 'T' : 'N'}`,
     tile,
     checked,
-    buffers: [
-      { name: 'A', type: 'f32', kind: 'read' },
-      { name: 'B', type: 'f32', kind: 'read' },
-      { name: 'C', type: 'f32', kind: 'write' },
-    ],
+    buffers: declareBuffers('f32', ['A', 'B'], ['C']),
     params: [
       { name: 'astride', type: 'u32' },
       { name: 'bstride', type: 'u32' },

@@ -12,7 +12,7 @@
  */
 import type { ReduceOp } from '../../backend.js';
 import type { DType } from '../../dtype.js';
-import { kernel, type LaunchContext, WG, wgslType } from './kernel.js';
+import { declareBuffers, kernel, type LaunchContext, WG, wgslType } from './kernel.js';
 import { mathWgsl } from './math.wgsl.js';
 import type { GpuBuf } from './pool.js';
 import { grid1d, type Kernel } from './runtime.js';
@@ -73,10 +73,7 @@ export function reduceRowsKernel(op: ReduceOp, dtype: DType, subgroups: boolean)
       : '';
     return {
       enable: subgroups ? ['subgroups'] : [],
-      buffers: [
-        { name: 'x', type: t, kind: 'read' },
-        { name: 'out', type: t, kind: 'write' },
-      ],
+      buffers: declareBuffers(t, ['x'], ['out']),
       params: [
         { name: 'groups', type: 'u32' },
         { name: 'size', type: 'u32' },
@@ -105,10 +102,7 @@ ${finish}
 export function reduceColsKernel(op: ReduceOp, dtype: DType): Kernel {
   const t = wgslType(dtype);
   return kernel(`reduce-cols/${op}/${t}`, () => ({
-    buffers: [
-      { name: 'x', type: t, kind: 'read' },
-      { name: 'out', type: t, kind: 'write' },
-    ],
+    buffers: declareBuffers(t, ['x'], ['out']),
     params: [
       { name: 'n', type: 'u32' },
       { name: 'size', type: 'u32' },

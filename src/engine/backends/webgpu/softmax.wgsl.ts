@@ -5,7 +5,7 @@
  * ulps of the f64 reference.
  */
 import type { SoftmaxSpec } from '../../backend.js';
-import { kernel, type LaunchContext, WG } from './kernel.js';
+import { declareBuffers, kernel, type LaunchContext, WG } from './kernel.js';
 import { mathWgsl } from './math.wgsl.js';
 import type { GpuBuf } from './pool.js';
 import { subgroupArgs, workgroupReduceWgsl } from './reduce.wgsl.js';
@@ -50,10 +50,7 @@ export function softmaxKernel(subgroups: boolean, short: boolean): Kernel {
   for (var j = li; j < p_cols(); j += ${WG}u) { y[base + j] = m_exp(p_scale() * x[base + j] - m) / s; }`;
   return kernel(key, () => ({
     enable: subgroups && !short ? ['subgroups'] : [],
-    buffers: [
-      { name: 'x', type: 'f32', kind: 'read' },
-      { name: 'y', type: 'f32', kind: 'write' },
-    ],
+    buffers: declareBuffers('f32', ['x'], ['y']),
     params: PARAMS,
     body: `${mathWgsl(['m_exp', 'm_isnan', 'm_inf', 'm_nan'])}
 ${short ? '' : workgroupReduceWgsl(subgroups)}
@@ -84,11 +81,7 @@ export function softmaxBackwardKernel(subgroups: boolean, short: boolean): Kerne
   const step = short ? '1u' : `${WG}u`;
   return kernel(key, () => ({
     enable: subgroups && !short ? ['subgroups'] : [],
-    buffers: [
-      { name: 'y', type: 'f32', kind: 'read' },
-      { name: 'dy', type: 'f32', kind: 'read' },
-      { name: 'dx', type: 'f32', kind: 'write' },
-    ],
+    buffers: declareBuffers('f32', ['y', 'dy'], ['dx']),
     params: PARAMS,
     body: `${short ? '' : mathWgsl(['m_isnan', 'm_nan']) + '\n' + workgroupReduceWgsl(subgroups)}
 @compute @workgroup_size(${WG})
