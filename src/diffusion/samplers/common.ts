@@ -248,10 +248,25 @@ export interface ClipOptions {
   sampleMaxValue: number;
 }
 
+/**
+ * diffusers' thresholding options of the schedulers that offer it (DDPM, DDIM, DPM-Solver, UniPC):
+ * off; when on, s is the 99.5th percentile of |x̂_0|, at most 1.
+ */
+export const THRESHOLDING_DEFAULTS: Pick<
+  ClipOptions,
+  'thresholding' | 'dynamicThresholdingRatio' | 'sampleMaxValue'
+> = {
+  thresholding: false,
+  dynamicThresholdingRatio: 0.995,
+  sampleMaxValue: 1.0,
+};
+
 /** Clips or thresholds x̂_0 as the config asks (thresholding wins, as in diffusers). */
 export function clipOrThreshold(x0: Tensor, o: Partial<ClipOptions>): Tensor {
   if (o.thresholding === true) {
-    return thresholdSample(x0, o.dynamicThresholdingRatio ?? 0.995, o.sampleMaxValue ?? 1);
+    const d = THRESHOLDING_DEFAULTS;
+    const ratio = o.dynamicThresholdingRatio ?? d.dynamicThresholdingRatio;
+    return thresholdSample(x0, ratio, o.sampleMaxValue ?? d.sampleMaxValue);
   }
   if (o.clipSample === true) {
     const r = o.clipSampleRange ?? 1;

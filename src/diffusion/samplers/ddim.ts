@@ -22,6 +22,7 @@ import {
   requireTimesteps,
   type StepOptions,
   type StepResult,
+  THRESHOLDING_DEFAULTS,
 } from './common.js';
 import type { SchedulerSpec } from './config.js';
 
@@ -34,14 +35,12 @@ export const ddimSpec: SchedulerSpec<DDIMOptions> = {
   className: 'DDIMScheduler',
   defaults: {
     ...BETA_DEFAULTS,
+    ...THRESHOLDING_DEFAULTS,
     clipSample: true,
     setAlphaToOne: true,
     stepsOffset: 0,
     predictionType: 'epsilon',
-    thresholding: false,
-    dynamicThresholdingRatio: 0.995,
     clipSampleRange: 1.0,
-    sampleMaxValue: 1.0,
     timestepSpacing: 'leading',
     rescaleBetasZeroSnr: false,
   },

@@ -23,6 +23,7 @@ import {
   drawNoise,
   type StepOptions,
   type StepResult,
+  THRESHOLDING_DEFAULTS,
 } from './common.js';
 import type { SchedulerSpec } from './config.js';
 
@@ -46,13 +47,11 @@ export const ddpmSpec: SchedulerSpec<DDPMOptions> = {
   className: 'DDPMScheduler',
   defaults: {
     ...BETA_DEFAULTS,
+    ...THRESHOLDING_DEFAULTS,
     varianceType: 'fixed_small',
     clipSample: true,
     predictionType: 'epsilon',
-    thresholding: false,
-    dynamicThresholdingRatio: 0.995,
     clipSampleRange: 1.0,
-    sampleMaxValue: 1.0,
     timestepSpacing: 'leading',
     stepsOffset: 0,
     rescaleBetasZeroSnr: false,

@@ -14,7 +14,6 @@
  */
 import { add, mul, slice, type Tensor } from '../../engine/index.js';
 import {
-  BETA_DEFAULTS,
   type BaseOptions,
   checkOneOf,
   clipOrThreshold,
@@ -24,7 +23,13 @@ import {
   type StepResult,
 } from './common.js';
 import type { SchedulerSpec } from './config.js';
-import { dataPrediction, MultistepSchedulerBase, noisePrediction } from './multistep.js';
+import {
+  dataPrediction,
+  MULTISTEP_DEFAULTS,
+  MULTISTEP_UNSUPPORTED,
+  MultistepSchedulerBase,
+  noisePrediction,
+} from './multistep.js';
 import type { FinalSigmasType } from './sigma-scheduler.js';
 import { alphaSigmaOf, lambdaOf } from './sigmas.js';
 
@@ -51,33 +56,15 @@ export interface DPMSolverOptions extends BaseOptions {
 export const dpmSolverSpec: SchedulerSpec<DPMSolverOptions> = {
   className: 'DPMSolverMultistepScheduler',
   defaults: {
-    ...BETA_DEFAULTS,
-    solverOrder: 2,
-    predictionType: 'epsilon',
-    thresholding: false,
-    dynamicThresholdingRatio: 0.995,
-    sampleMaxValue: 1.0,
+    ...MULTISTEP_DEFAULTS,
     algorithmType: 'dpmsolver++',
     solverType: 'midpoint',
-    lowerOrderFinal: true,
     eulerAtFinal: false,
-    useKarrasSigmas: false,
     useLuLambdas: false,
-    finalSigmasType: 'zero',
     lambdaMinClipped: -Infinity,
     varianceType: null,
-    timestepSpacing: 'linspace',
-    stepsOffset: 0,
-    rescaleBetasZeroSnr: false,
   },
-  unsupported: {
-    use_exponential_sigmas: false,
-    use_beta_sigmas: false,
-    use_flow_sigmas: false,
-    flow_shift: 1.0,
-    use_dynamic_shifting: false,
-    time_shift_type: 'exponential',
-  },
+  unsupported: MULTISTEP_UNSUPPORTED,
 };
 
 const isSde = (a: DPMAlgorithmType): boolean => a === 'sde-dpmsolver++' || a === 'sde-dpmsolver';

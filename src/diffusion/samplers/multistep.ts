@@ -9,15 +9,18 @@ import { add, mul, type Tensor } from '../../engine/index.js';
 import { predictedEpsilon, predictedOriginalSample } from '../forward.js';
 import { SchedulerBase } from './base.js';
 import {
+  BETA_DEFAULTS,
   type BaseOptions,
   checkOneOf,
+  type ClipOptions,
   hold,
   indexForTimestep,
   perBatch,
   type PredictionType,
   release,
+  THRESHOLDING_DEFAULTS,
 } from './common.js';
-import type { SchedulerSpec } from './config.js';
+import type { JsonValue, SchedulerSpec } from './config.js';
 import {
   alphaSigmaOf,
   interpAtTimesteps,
@@ -107,10 +110,45 @@ export function noisePrediction(
   return predictedEpsilon(type, modelOutput, sample, alphaT, sigmaT);
 }
 
+/**
+ * The diffusers arguments of both multistep solvers that Sumi does not implement (exponential, β
+ * and flow-matching σ schedules, dynamic shifting), each with the only value accepted: the one
+ * that leaves it off.
+ */
+export const MULTISTEP_UNSUPPORTED: Readonly<Record<string, JsonValue>> = {
+  use_exponential_sigmas: false,
+  use_beta_sigmas: false,
+  use_flow_sigmas: false,
+  flow_shift: 1.0,
+  use_dynamic_shifting: false,
+  time_shift_type: 'exponential',
+};
+
 /** The options every multistep solver has. */
 export interface MultistepOptions extends BaseOptions, MultistepScheduleOptions {
   solverOrder: number;
 }
+
+/**
+ * The defaults diffusers' DPMSolverMultistepScheduler and UniPCMultistepScheduler share: DDPM's β
+ * schedule, second order with a first-order final step, ε-prediction, thresholding off, linspace
+ * timesteps and a final σ of 0.
+ */
+export const MULTISTEP_DEFAULTS = {
+  ...BETA_DEFAULTS,
+  ...THRESHOLDING_DEFAULTS,
+  solverOrder: 2,
+  predictionType: 'epsilon',
+  lowerOrderFinal: true,
+  useKarrasSigmas: false,
+  timestepSpacing: 'linspace',
+  stepsOffset: 0,
+  finalSigmasType: 'zero',
+  rescaleBetasZeroSnr: false,
+} as const satisfies Partial<MultistepOptions & ClipOptions> & {
+  lowerOrderFinal: boolean;
+  rescaleBetasZeroSnr: boolean;
+};
 
 export abstract class MultistepSchedulerBase<O extends MultistepOptions> extends SchedulerBase<O> {
   protected stepIndex: number | null = null;

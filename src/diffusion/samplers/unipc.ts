@@ -14,7 +14,6 @@
  */
 import { add, mul, sub, type Tensor } from '../../engine/index.js';
 import {
-  BETA_DEFAULTS,
   type BaseOptions,
   checkOneOf,
   clipOrThreshold,
@@ -25,7 +24,13 @@ import {
   type StepResult,
 } from './common.js';
 import type { SchedulerSpec } from './config.js';
-import { dataPrediction, MultistepSchedulerBase, noisePrediction } from './multistep.js';
+import {
+  dataPrediction,
+  MULTISTEP_DEFAULTS,
+  MULTISTEP_UNSUPPORTED,
+  MultistepSchedulerBase,
+  noisePrediction,
+} from './multistep.js';
 import type { FinalSigmasType } from './sigma-scheduler.js';
 import { alphaSigmaOf, lambdaOf } from './sigmas.js';
 
@@ -51,32 +56,16 @@ export interface UniPCOptions extends BaseOptions {
 export const unipcSpec: SchedulerSpec<UniPCOptions> = {
   className: 'UniPCMultistepScheduler',
   defaults: {
-    ...BETA_DEFAULTS,
-    solverOrder: 2,
-    predictionType: 'epsilon',
-    thresholding: false,
-    dynamicThresholdingRatio: 0.995,
-    sampleMaxValue: 1.0,
+    ...MULTISTEP_DEFAULTS,
     predictX0: true,
     solverType: 'bh2',
-    lowerOrderFinal: true,
     disableCorrector: [],
-    useKarrasSigmas: false,
-    timestepSpacing: 'linspace',
-    stepsOffset: 0,
-    finalSigmasType: 'zero',
-    rescaleBetasZeroSnr: false,
     sigmaMin: null,
     sigmaMax: null,
   },
   unsupported: {
     solver_p: null,
-    use_exponential_sigmas: false,
-    use_beta_sigmas: false,
-    use_flow_sigmas: false,
-    flow_shift: 1.0,
-    use_dynamic_shifting: false,
-    time_shift_type: 'exponential',
+    ...MULTISTEP_UNSUPPORTED,
     shift_terminal: null,
   },
 };
