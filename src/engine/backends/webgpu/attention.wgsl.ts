@@ -118,22 +118,23 @@ var<workgroup> As: array<vec4<f32>, ${bk * lanes * ds}>;
 var<workgroup> Bs: array<vec4<f32>, ${bk * lanes * vs}>;
 ${extra}
 // Stages rows r0.. of src ([rowsTotal, width] at base) into dst (BK rows of W vec4), zero-padded.
-fn stage_a(r0: u32, rowsTotal: u32, width: u32, base: u32, li: u32) {
-  for (var e = li; e < BK * KW * 4u; e += ${NT}u) {
-    let j = e / (KW * 4u);
-    let c = e % (KW * 4u);
-    var val = 0.0;
-    if (r0 + j < rowsTotal && c < width) { val = srcA[base + (r0 + j) * width + c]; }
-    As[j * KW + (c >> 2u)][c & 3u] = val;
-  }
+${stageFn('a', 'KW')}
+${stageFn('b', 'VW')}`;
 }
-fn stage_b(r0: u32, rowsTotal: u32, width: u32, base: u32, li: u32) {
-  for (var e = li; e < BK * VW * 4u; e += ${NT}u) {
-    let j = e / (VW * 4u);
-    let c = e % (VW * 4u);
+
+/**
+ * WGSL `stage_a` / `stage_b`: all threads of the workgroup stage rows of srcA / srcB into the
+ * tile As / Bs, BK rows of `vec4s` (KW / VW) vec4 each.
+ */
+function stageFn(ab: 'a' | 'b', vec4s: 'KW' | 'VW'): string {
+  const AB = ab.toUpperCase();
+  return `fn stage_${ab}(r0: u32, rowsTotal: u32, width: u32, base: u32, li: u32) {
+  for (var e = li; e < BK * ${vec4s} * 4u; e += ${NT}u) {
+    let j = e / (${vec4s} * 4u);
+    let c = e % (${vec4s} * 4u);
     var val = 0.0;
-    if (r0 + j < rowsTotal && c < width) { val = srcB[base + (r0 + j) * width + c]; }
-    Bs[j * VW + (c >> 2u)][c & 3u] = val;
+    if (r0 + j < rowsTotal && c < width) { val = src${AB}[base + (r0 + j) * width + c]; }
+    ${AB}s[j * ${vec4s} + (c >> 2u)][c & 3u] = val;
   }
 }`;
 }
