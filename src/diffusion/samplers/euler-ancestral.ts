@@ -12,7 +12,7 @@ import { add, div, mul, sub, type Tensor } from '../../engine/index.js';
 import { BETA_DEFAULTS, type BaseOptions, drawNoise } from './common.js';
 import type { PredictionType, StepOptions, StepResult } from './common.js';
 import type { SchedulerSpec } from './config.js';
-import { sigmaPredictedOriginal, sigmaSchedule, SigmaSchedulerBase } from './sigma-scheduler.js';
+import { sigmaPredictedOriginal, SigmaSchedulerBase } from './sigma-scheduler.js';
 
 export interface EulerAncestralOptions extends BaseOptions {
   rescaleBetasZeroSnr: boolean;
@@ -59,14 +59,6 @@ export function eulerAncestralStep(
 export class EulerAncestralDiscreteScheduler extends SigmaSchedulerBase<EulerAncestralOptions> {
   constructor(options: Partial<EulerAncestralOptions> = {}) {
     super(eulerAncestralSpec, options, { zeroSnrOverride: true });
-  }
-
-  setTimesteps(numInferenceSteps: number): void {
-    const { timesteps, sigmas } = sigmaSchedule(this.alphasCumprod, this.config, numInferenceSteps);
-    this.timesteps = timesteps;
-    this.sigmas = sigmas;
-    this.numInferenceSteps = numInferenceSteps;
-    this.resetRun();
   }
 
   step(modelOutput: Tensor, timestep: number, sample: Tensor, opts?: StepOptions): StepResult {

@@ -21,7 +21,6 @@ import type { SchedulerSpec } from './config.js';
 import {
   type FinalSigmasType,
   sigmaPredictedOriginal,
-  sigmaSchedule,
   SigmaSchedulerBase,
 } from './sigma-scheduler.js';
 
@@ -88,16 +87,20 @@ export class EulerDiscreteScheduler extends SigmaSchedulerBase<EulerOptions> {
     }
   }
 
-  setTimesteps(numInferenceSteps: number): void {
-    const { timesteps, sigmas } = sigmaSchedule(this.alphasCumprod, this.config, numInferenceSteps);
+  /** With continuous timesteps and v-prediction, the timesteps are c_noise(σ) = ¼ log σ. */
+  protected override inferenceSchedule(n: number): {
+    timesteps: Float64Array;
+    sigmas: Float64Array;
+  } {
+    const { timesteps, sigmas } = super.inferenceSchedule(n);
     const c = this.config;
-    this.timesteps =
-      c.timestepType === 'continuous' && c.predictionType === 'v_prediction'
-        ? sigmas.subarray(0, numInferenceSteps).map((s) => 0.25 * Math.log(s))
-        : timesteps;
-    this.sigmas = sigmas;
-    this.numInferenceSteps = numInferenceSteps;
-    this.resetRun();
+    return {
+      timesteps:
+        c.timestepType === 'continuous' && c.predictionType === 'v_prediction'
+          ? sigmas.subarray(0, n).map((s) => 0.25 * Math.log(s))
+          : timesteps,
+      sigmas,
+    };
   }
 
   step(modelOutput: Tensor, timestep: number, sample: Tensor, opts?: StepOptions): StepResult {

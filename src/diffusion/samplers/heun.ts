@@ -14,7 +14,7 @@ import { add, clamp, div, mul, sub, type Tensor } from '../../engine/index.js';
 import { type BaseOptions, hold, release } from './common.js';
 import type { PredictionType, StepOptions, StepResult } from './common.js';
 import type { SchedulerSpec } from './config.js';
-import { sigmaPredictedOriginal, sigmaSchedule, SigmaSchedulerBase } from './sigma-scheduler.js';
+import { sigmaPredictedOriginal, SigmaSchedulerBase } from './sigma-scheduler.js';
 
 export interface HeunOptions extends BaseOptions {
   useKarrasSigmas: boolean;
@@ -100,9 +100,12 @@ export class HeunDiscreteScheduler extends SigmaSchedulerBase<HeunOptions> {
     return this.state === null;
   }
 
-  setTimesteps(numInferenceSteps: number): void {
-    const { timesteps, sigmas } = sigmaSchedule(this.alphasCumprod, this.config, numInferenceSteps);
-    const n = numInferenceSteps;
+  /** Every interval visited twice (the Euler and the correction call). */
+  protected override inferenceSchedule(n: number): {
+    timesteps: Float64Array;
+    sigmas: Float64Array;
+  } {
+    const { timesteps, sigmas } = super.inferenceSchedule(n);
     // σ_0, σ_1, σ_1, …, σ_{n−1}, σ_{n−1}, σ_n  and  t_0, t_1, t_1, …, t_{n−1}, t_{n−1}
     const s = new Float64Array(2 * n);
     const t = new Float64Array(2 * n - 1);
@@ -113,10 +116,7 @@ export class HeunDiscreteScheduler extends SigmaSchedulerBase<HeunOptions> {
       t[2 * i - 1] = t[2 * i] = timesteps[i]!;
     }
     s[2 * n - 1] = sigmas[n]!;
-    this.timesteps = t;
-    this.sigmas = s;
-    this.numInferenceSteps = n;
-    this.resetRun();
+    return { timesteps: t, sigmas: s };
   }
 
   protected override resetRun(): void {

@@ -13,7 +13,7 @@ import { add, div, mul, sub, type Tensor } from '../../engine/index.js';
 import { BETA_DEFAULTS, type BaseOptions, hold, release } from './common.js';
 import type { PredictionType, StepOptions, StepResult } from './common.js';
 import type { SchedulerSpec } from './config.js';
-import { sigmaPredictedOriginal, sigmaSchedule, SigmaSchedulerBase } from './sigma-scheduler.js';
+import { sigmaPredictedOriginal, SigmaSchedulerBase } from './sigma-scheduler.js';
 
 export interface LMSOptions extends BaseOptions {
   useKarrasSigmas: boolean;
@@ -89,14 +89,6 @@ export class LMSDiscreteScheduler extends SigmaSchedulerBase<LMSOptions> {
 
   constructor(options: Partial<LMSOptions> = {}) {
     super(lmsSpec, options);
-  }
-
-  setTimesteps(numInferenceSteps: number): void {
-    const { timesteps, sigmas } = sigmaSchedule(this.alphasCumprod, this.config, numInferenceSteps);
-    this.timesteps = timesteps;
-    this.sigmas = sigmas;
-    this.numInferenceSteps = numInferenceSteps;
-    this.resetRun();
   }
 
   protected override resetRun(): void {

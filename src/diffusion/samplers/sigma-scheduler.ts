@@ -96,6 +96,23 @@ export abstract class SigmaSchedulerBase<O extends BaseOptions> extends Schedule
     this.sigmas.set(s);
   }
 
+  /** Sets the schedule of an n-step run (`inferenceSchedule`) and starts the run afresh. */
+  setTimesteps(numInferenceSteps: number): void {
+    const { timesteps, sigmas } = this.inferenceSchedule(numInferenceSteps);
+    this.timesteps = timesteps;
+    this.sigmas = sigmas;
+    this.numInferenceSteps = numInferenceSteps;
+    this.resetRun();
+  }
+
+  /**
+   * The timesteps and σ an n-step run visits: those of `sigmaSchedule`, unless a scheduler
+   * changes them.
+   */
+  protected inferenceSchedule(n: number): { timesteps: Float64Array; sigmas: Float64Array } {
+    return sigmaSchedule(this.alphasCumprod, this.config, n);
+  }
+
   override get initNoiseSigma(): number {
     const max = this.sigmas.reduce((a, b) => Math.max(a, b), -Infinity);
     const sp = this.config.timestepSpacing;
