@@ -11,6 +11,7 @@ import { anyValue, bool, type ConfigSchema, nullable, num } from './config.js';
 import { DiffusersModel } from './diffusers-model.js';
 import {
   checkCoder,
+  CODER_DEFAULTS,
   CODER_RULES,
   type CoderConfig,
   coderOptions,
@@ -28,13 +29,7 @@ export interface AutoencoderKLConfig extends CoderConfig {
 }
 
 export const AUTOENCODER_KL_DEFAULTS: AutoencoderKLConfig = {
-  in_channels: 3,
-  out_channels: 3,
-  down_block_types: ['DownEncoderBlock2D'],
-  up_block_types: ['UpDecoderBlock2D'],
-  block_out_channels: [64],
-  layers_per_block: 1,
-  act_fn: 'silu',
+  ...CODER_DEFAULTS,
   latent_channels: 4,
   norm_num_groups: 32,
   sample_size: 32,

@@ -70,6 +70,17 @@ export interface CoderConfig {
   mid_block_add_attention: boolean;
 }
 
+/** The defaults AutoencoderKL and VQModel share (diffusers'): one level of 64 channels, RGB. */
+export const CODER_DEFAULTS = {
+  in_channels: 3,
+  out_channels: 3,
+  down_block_types: ['DownEncoderBlock2D'],
+  up_block_types: ['UpDecoderBlock2D'],
+  block_out_channels: [64],
+  layers_per_block: 1,
+  act_fn: 'silu',
+} satisfies Partial<CoderConfig>;
+
 /** The rules of the CoderConfig keys. */
 export const CODER_RULES = {
   in_channels: int(1),

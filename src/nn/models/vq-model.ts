@@ -11,6 +11,7 @@ import { bool, type ConfigSchema, int, nullable, oneOf } from './config.js';
 import { DiffusersModel } from './diffusers-model.js';
 import {
   checkCoder,
+  CODER_DEFAULTS,
   CODER_RULES,
   type CoderConfig,
   coderOptions,
@@ -28,13 +29,7 @@ export interface VQModelConfig extends CoderConfig {
 }
 
 export const VQ_MODEL_DEFAULTS: VQModelConfig = {
-  in_channels: 3,
-  out_channels: 3,
-  down_block_types: ['DownEncoderBlock2D'],
-  up_block_types: ['UpDecoderBlock2D'],
-  block_out_channels: [64],
-  layers_per_block: 1,
-  act_fn: 'silu',
+  ...CODER_DEFAULTS,
   latent_channels: 3,
   sample_size: 32,
   num_vq_embeddings: 256,
