@@ -8,7 +8,7 @@
  * (deterministic, no atomics).
  */
 import type { GroupNormSpec } from '../../backend.js';
-import { declareBuffers, kernel, type LaunchContext, WG } from './kernel.js';
+import { declareBuffers, kernel, type LaunchContext, mainWgsl, WG } from './kernel.js';
 import { mathWgsl } from './math.wgsl.js';
 import type { GpuBuf } from './pool.js';
 import { subgroupArgs, workgroupReduceWgsl } from './reduce.wgsl.js';
@@ -46,9 +46,7 @@ export function groupNormKernel(
     buffers: declareBuffers('f32', ['x', 'w', 'b'], ['y', 'smean', 'srstd']),
     params: PARAMS,
     body: `${h.math}
-@compute @workgroup_size(${WG})
-fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-        @builtin(local_invocation_index) li: u32${h.args}) {
+${mainWgsl(h.args)}
   let q = wg.y * nwg.x + wg.x;
   if (q >= p_total()) { return; }
   let g = q % p_groups();
@@ -105,9 +103,7 @@ export function groupNormBackwardKernel(
     params: PARAMS,
     body: `${h.math}
 ${dz}
-@compute @workgroup_size(${WG})
-fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-        @builtin(local_invocation_index) li: u32${h.args}) {
+${mainWgsl(h.args)}
   let q = wg.y * nwg.x + wg.x;
   if (q >= p_total()) { return; }
   let n = q / p_groups();
@@ -157,9 +153,7 @@ export function groupNormDwDbKernel(): Kernel {
       { name: 'n', type: 'u32' },
       { name: 'channels', type: 'u32' },
     ],
-    body: `@compute @workgroup_size(${WG})
-fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-        @builtin(local_invocation_index) li: u32) {
+    body: `${mainWgsl()}
   let c = (wg.y * nwg.x + wg.x) * ${WG}u + li;
   let C = p_channels();
   if (c >= C) { return; }

@@ -76,13 +76,22 @@ export function wgslType(dtype: DType): 'f32' | 'i32' {
 }
 
 /**
+ * The WGSL entry point of a kernel of WG threads a workgroup, up to its opening brace: `wg` (the
+ * workgroup id), `nwg` (the grid) and `li` (the local index), then `extraArgs` (subgroup
+ * builtins, each after a comma).
+ */
+export function mainWgsl(extraArgs = ''): string {
+  return `@compute @workgroup_size(${WG})
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+        @builtin(local_invocation_index) li: u32${extraArgs}) {`;
+}
+
+/**
  * Entry point over a flat index `i` < p_n(), one thread per element, grid from grid1d().
  * `body` uses `i`.
  */
 export function flatMain(body: string): string {
-  return `@compute @workgroup_size(${WG})
-fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-        @builtin(local_invocation_index) li: u32) {
+  return `${mainWgsl()}
   let i = (wg.y * nwg.x + wg.x) * ${WG}u + li;
   if (i >= p_n()) { return; }
 ${body}

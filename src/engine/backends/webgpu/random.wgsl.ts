@@ -7,7 +7,7 @@
  * log1p(−(1 − u1)) when u1 > √½ (1 − u1 taken exactly from the word), and cos/sin(2π u2) are
  * reduced to a quarter turn from the integer word, so the argument carries no rounding from u2.
  */
-import { kernel, WG } from './kernel.js';
+import { kernel, mainWgsl, WG } from './kernel.js';
 import { mathWgsl } from './math.wgsl.js';
 import type { GpuBuf } from './pool.js';
 import { grid1d, type Kernel, type Runtime } from './runtime.js';
@@ -88,9 +88,7 @@ export function randomKernel(kind: 'uniform' | 'normal'): Kernel {
     ],
     body: `${mathWgsl(['m_log', 'm_log1p_small', 'm_sin_poly', 'm_cos_poly'])}
 ${PHILOX}
-@compute @workgroup_size(${WG})
-fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-        @builtin(local_invocation_index) li: u32) {
+${mainWgsl()}
   let b = (wg.y * nwg.x + wg.x) * ${WG}u + li;
   if (b >= p_blocks()) { return; }
   let lo = p_offset(0u) + b;

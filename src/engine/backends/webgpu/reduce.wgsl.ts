@@ -12,7 +12,7 @@
  */
 import type { ReduceOp } from '../../backend.js';
 import type { DType } from '../../dtype.js';
-import { declareBuffers, kernel, type LaunchContext, WG, wgslType } from './kernel.js';
+import { declareBuffers, kernel, type LaunchContext, mainWgsl, WG, wgslType } from './kernel.js';
 import { mathWgsl } from './math.wgsl.js';
 import type { GpuBuf } from './pool.js';
 import { grid1d, type Kernel } from './runtime.js';
@@ -82,9 +82,7 @@ export function reduceRowsKernel(op: ReduceOp, dtype: DType, subgroups: boolean)
       ],
       body: `${combineFn(op, t)}
 var<workgroup> sh: array<${t}, ${WG}>;
-@compute @workgroup_size(${WG})
-fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-        @builtin(local_invocation_index) li: u32${sgArgs}) {
+${mainWgsl(sgArgs)}
   let g = wg.y * nwg.x + wg.x;
   if (g >= p_groups()) { return; }
   let o = g / p_segs();
@@ -111,9 +109,7 @@ export function reduceColsKernel(op: ReduceOp, dtype: DType): Kernel {
       { name: 'seglen', type: 'u32' },
     ],
     body: `${combineFn(op, t)}
-@compute @workgroup_size(${WG})
-fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-        @builtin(local_invocation_index) li: u32) {
+${mainWgsl()}
   let t = (wg.y * nwg.x + wg.x) * ${WG}u + li;
   if (t >= p_n()) { return; }
   let inner = p_inner();
@@ -213,9 +209,7 @@ export function argmaxRowsKernel(dtype: DType): Kernel {
     body: `${argPrelude(t)}
 var<workgroup> shv: array<T, ${WG}>;
 var<workgroup> shi: array<u32, ${WG}>;
-@compute @workgroup_size(${WG})
-fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-        @builtin(local_invocation_index) li: u32) {
+${mainWgsl()}
   let g = wg.y * nwg.x + wg.x;
   if (g >= p_groups()) { return; }
   let base = g * p_size();
@@ -253,9 +247,7 @@ export function argmaxColsKernel(dtype: DType): Kernel {
       { name: 'inner', type: 'u32' },
     ],
     body: `${argPrelude(t)}
-@compute @workgroup_size(${WG})
-fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-        @builtin(local_invocation_index) li: u32) {
+${mainWgsl()}
   let t = (wg.y * nwg.x + wg.x) * ${WG}u + li;
   if (t >= p_n()) { return; }
   let inner = p_inner();

@@ -5,7 +5,7 @@
  * ulps of the f64 reference.
  */
 import type { SoftmaxSpec } from '../../backend.js';
-import { declareBuffers, kernel, type LaunchContext, WG } from './kernel.js';
+import { declareBuffers, kernel, type LaunchContext, mainWgsl, WG } from './kernel.js';
 import { mathWgsl } from './math.wgsl.js';
 import type { GpuBuf } from './pool.js';
 import { subgroupArgs, workgroupReduceWgsl } from './reduce.wgsl.js';
@@ -54,9 +54,7 @@ export function softmaxKernel(subgroups: boolean, short: boolean): Kernel {
     params: PARAMS,
     body: `${mathWgsl(['m_exp', 'm_isnan', 'm_inf', 'm_nan'])}
 ${short ? '' : workgroupReduceWgsl(subgroups)}
-@compute @workgroup_size(${WG})
-fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-        @builtin(local_invocation_index) li: u32${short ? '' : sg.args}) {
+${mainWgsl(short ? '' : sg.args)}
 ${rowBody}
 }`,
   }));
@@ -84,9 +82,7 @@ export function softmaxBackwardKernel(subgroups: boolean, short: boolean): Kerne
     buffers: declareBuffers('f32', ['y', 'dy'], ['dx']),
     params: PARAMS,
     body: `${short ? '' : mathWgsl(['m_isnan', 'm_nan']) + '\n' + workgroupReduceWgsl(subgroups)}
-@compute @workgroup_size(${WG})
-fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-        @builtin(local_invocation_index) li: u32${short ? '' : sg.args}) {
+${mainWgsl(short ? '' : sg.args)}
 ${rowBody}
   for (var j = ${first}; j < p_cols(); j += ${step}) {
     dx[base + j] = p_scale() * y[base + j] * (dy[base + j] - dot);
