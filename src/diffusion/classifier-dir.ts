@@ -10,7 +10,7 @@
  * output directory (its `checkpoint/`) and a bare classifier folder (config.json + weights) load
  * too.
  */
-import { mkdir, readFile, stat } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
 import type { Backend, FloatDType } from '../engine/index.js';
@@ -26,6 +26,7 @@ import { createScheduler } from './samplers/index.js';
 import { CHECKPOINT_DIR, PREVIOUS_DIR, SCHEDULER_CONFIG, SUMI_INFO } from './trainer/checkpoint.js';
 import { CLASSIFIER_DIR } from './trainer/classifier-config.js';
 import type { ClassifierInfo } from './trainer/classifier-trainer.js';
+import { isFile } from './files.js';
 
 export class ClassifierDirError extends Error {
   override name = 'ClassifierDirError';
@@ -39,14 +40,6 @@ export interface LoadedClassifier {
   schedulerConfig: Record<string, unknown> | null;
   /** The folder the parts were found in. */
   root: string;
-}
-
-async function isFile(path: string): Promise<boolean> {
-  try {
-    return (await stat(path)).isFile();
-  } catch {
-    return false;
-  }
 }
 
 async function readJsonObject(path: string): Promise<Record<string, unknown>> {

@@ -4,7 +4,7 @@
  * checkpoint, a diffusers pipeline folder or a bare UNet folder; and write a sample-ready pipeline
  * folder. Sampling itself (re-exported here): generate.ts.
  */
-import { mkdir, readFile, stat } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 
 import type { Backend } from '../engine/index.js';
@@ -31,6 +31,7 @@ import { loadTextConditioning } from './text-conditioning.js';
 import { checkLatentDenoiser, LatentError, type LatentDecoder } from './latent/vae.js';
 import { LATENT_VAE_DIR, loadVae, sha256Hex, vaeDecoder } from './latent/vae-fs.js';
 import { TEXT_ENCODER_DIR, TOKENIZER_DIR } from './text-source.js';
+import { isDir, isFile } from './files.js';
 
 export * from './generate.js';
 
@@ -47,22 +48,6 @@ export interface ModelDirLayout {
   vaeDir: string | null;
   schedulerConfigPath: string | null;
   info: ModelInfo | null;
-}
-
-async function isFile(path: string): Promise<boolean> {
-  try {
-    return (await stat(path)).isFile();
-  } catch {
-    return false;
-  }
-}
-
-async function isDir(path: string): Promise<boolean> {
-  try {
-    return (await stat(path)).isDirectory();
-  } catch {
-    return false;
-  }
 }
 
 async function readJson(path: string): Promise<unknown> {

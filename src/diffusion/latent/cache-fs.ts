@@ -6,7 +6,7 @@
  * error; nothing is overwritten.
  */
 import { createHash } from 'node:crypto';
-import { readFile, stat } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { mkdir } from 'node:fs/promises';
 
@@ -26,6 +26,7 @@ import {
 } from './cache.js';
 import { LatentError } from './vae.js';
 import type { LoadedVae } from './vae-fs.js';
+import { isFile } from '../files.js';
 
 /** The cache's file name inside a run's output folder. */
 export const LATENT_CACHE_FILE = 'latents.safetensors';
@@ -121,13 +122,7 @@ export async function openLatentCache(opts: OpenLatentCacheOptions): Promise<Lat
   const { path, vae, dataset } = opts;
   const key = latentCacheKey(vae, dataset, opts.flip);
   const scaling = { scalingFactor: vae.spec.scalingFactor, shiftFactor: vae.spec.shiftFactor };
-  let present = false;
-  try {
-    present = (await stat(path)).isFile();
-  } catch {
-    present = false;
-  }
-  if (present) {
+  if (await isFile(path)) {
     const data = await readLatentCache(path);
     const stale = staleReasons(data.header, key);
     if (stale.length === 0) {

@@ -18,6 +18,7 @@ import {
   parseVaeConfig,
   vaeFromBytes,
 } from './vae.js';
+import { isFile } from '../files.js';
 
 export { LATENT_VAE_DIR };
 
@@ -49,14 +50,6 @@ async function readBytes(path: string, what: string): Promise<Uint8Array> {
     throw new LatentError(
       `${path}: ${code === 'ENOENT' ? `no ${what}` : `cannot read (${e instanceof Error ? e.message : String(e)})`}`,
     );
-  }
-}
-
-async function isFile(path: string): Promise<boolean> {
-  try {
-    return (await stat(path)).isFile();
-  } catch {
-    return false;
   }
 }
 

@@ -23,7 +23,7 @@
  */
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { mkdir, readFile, stat } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 
 import {
@@ -48,6 +48,7 @@ import {
 } from '../pipeline.js';
 import { type DreamBoothTrainConfig, TrainConfigError } from './config.js';
 import { streamSeed } from './streams.js';
+import { isFile } from '../files.js';
 
 /** A DreamBooth run asked of something it cannot train: a usage error (`sumi train` exits 2). */
 export class DreamBoothInputError extends TrainConfigError {
@@ -337,13 +338,7 @@ export interface OpenClassImagesOptions {
  */
 export async function openClassImages(opts: OpenClassImagesOptions): Promise<ClassImagesData> {
   const { path, key } = opts;
-  let present = false;
-  try {
-    present = (await stat(path)).isFile();
-  } catch {
-    present = false;
-  }
-  if (present) {
+  if (await isFile(path)) {
     const data = parseClassImages(new Uint8Array(await readFile(path)), path);
     const stale = classImagesStale(data.header, key);
     if (stale.length === 0) {

@@ -19,7 +19,7 @@
  *   model_raw.safetensors                         the un-averaged weights (with EMA)
  *   optimizer.safetensors, trainer_state.json     to resume
  */
-import { copyFile, mkdir, readFile, stat } from 'node:fs/promises';
+import { copyFile, mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
 import { Generator, noGrad, randn, type Tensor, tensor, tidy } from '../../engine/index.js';
@@ -70,6 +70,7 @@ import { type OptimizerConfig, TrainConfigError } from './config.js';
 import type { LoopSettings } from './run-loop.js';
 import { dropoutOffset, streamSeed, streamUniforms } from './streams.js';
 import { throwIfNonFinite } from '../train-step.js';
+import { isFile } from '../files.js';
 
 export type TextObjective = 'diffusion-lm' | 'causal-lm';
 
@@ -598,14 +599,6 @@ export async function loadTextModel(dir: string): Promise<TextModelFolder> {
     model,
     schedulerConfig,
   };
-}
-
-async function isFile(path: string): Promise<boolean> {
-  try {
-    return (await stat(path)).isFile();
-  } catch {
-    return false;
-  }
 }
 
 /** Copies the sampling files of a checkpoint (no optimizer, no trainer state) to `dest`. */
