@@ -10,11 +10,10 @@ import { BuildContext, type ModelInitOptions } from './common.js';
 import { anyValue, bool, type ConfigSchema, nullable, num } from './config.js';
 import { DiffusersModel } from './diffusers-model.js';
 import {
-  checkCoder,
   CODER_DEFAULTS,
-  CODER_RULES,
   type CoderConfig,
   coderOptions,
+  coderSchema,
   Decoder,
   DiagonalGaussianDistribution,
   Encoder,
@@ -43,19 +42,17 @@ export const AUTOENCODER_KL_DEFAULTS: AutoencoderKLConfig = {
   mid_block_add_attention: true,
 };
 
-export const AUTOENCODER_KL_SCHEMA: ConfigSchema<AutoencoderKLConfig> = {
-  className: 'AutoencoderKL',
-  defaults: AUTOENCODER_KL_DEFAULTS,
-  rules: {
-    ...CODER_RULES,
+export const AUTOENCODER_KL_SCHEMA: ConfigSchema<AutoencoderKLConfig> = coderSchema(
+  'AutoencoderKL',
+  AUTOENCODER_KL_DEFAULTS,
+  {
     shift_factor: nullable(num),
     latents_mean: anyValue,
     latents_std: anyValue,
     use_quant_conv: bool,
     use_post_quant_conv: bool,
   },
-  check: checkCoder,
-};
+);
 
 export type AutoencoderKLInput = Partial<AutoencoderKLConfig> & { [meta: `_${string}`]: unknown };
 

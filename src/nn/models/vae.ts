@@ -32,7 +32,17 @@ import { uniform } from '../init.js';
 import { Conv2d, Embedding, GroupNorm } from '../layers.js';
 import { Module, ModuleList } from '../module.js';
 import { ACTIVATIONS, type ActivationName, type BuildContext } from './common.js';
-import { bool, checkLength, either, int, listOf, oneOf, positive } from './config.js';
+import {
+  bool,
+  checkLength,
+  type ConfigSchema,
+  either,
+  int,
+  listOf,
+  oneOf,
+  positive,
+  type Rule,
+} from './config.js';
 import { groupNormAct } from './resnet.js';
 import {
   DownEncoderBlock2D,
@@ -82,7 +92,7 @@ export const CODER_DEFAULTS = {
 } satisfies Partial<CoderConfig>;
 
 /** The rules of the CoderConfig keys. */
-export const CODER_RULES = {
+const CODER_RULES = {
   in_channels: int(1),
   out_channels: int(1),
   down_block_types: listOf(oneOf(['DownEncoderBlock2D'], ['AttnDownEncoderBlock2D'])),
@@ -98,7 +108,7 @@ export const CODER_RULES = {
   mid_block_add_attention: bool,
 } as const;
 
-export function checkCoder(c: CoderConfig): string[] {
+function checkCoder(c: CoderConfig): string[] {
   const n = c.block_out_channels.length;
   const problems = [
     ...checkLength('down_block_types', c.down_block_types, n, 'block_out_channels entry'),
@@ -111,6 +121,23 @@ export function checkCoder(c: CoderConfig): string[] {
     );
   }
   return problems;
+}
+
+/**
+ * The config schema of an autoencoder (AutoencoderKL, VQModel): the rules and checks of the
+ * CoderConfig keys, then `rules` for the model's own keys.
+ */
+export function coderSchema<C extends CoderConfig>(
+  className: string,
+  defaults: C,
+  rules: { readonly [K in Exclude<keyof C, keyof CoderConfig>]: Rule },
+): ConfigSchema<C> {
+  return {
+    className,
+    defaults,
+    rules: { ...CODER_RULES, ...rules } as ConfigSchema<C>['rules'],
+    check: checkCoder,
+  };
 }
 
 /** The encoder and decoder options a config gives, all but the channels in and out. */

@@ -10,11 +10,10 @@ import { BuildContext, type ModelInitOptions } from './common.js';
 import { bool, type ConfigSchema, int, nullable, oneOf } from './config.js';
 import { DiffusersModel } from './diffusers-model.js';
 import {
-  checkCoder,
   CODER_DEFAULTS,
-  CODER_RULES,
   type CoderConfig,
   coderOptions,
+  coderSchema,
   Decoder,
   Encoder,
   VectorQuantizer,
@@ -42,18 +41,16 @@ export const VQ_MODEL_DEFAULTS: VQModelConfig = {
   force_upcast: false,
 };
 
-export const VQ_MODEL_SCHEMA: ConfigSchema<VQModelConfig> = {
-  className: 'VQModel',
-  defaults: VQ_MODEL_DEFAULTS,
-  rules: {
-    ...CODER_RULES,
+export const VQ_MODEL_SCHEMA: ConfigSchema<VQModelConfig> = coderSchema(
+  'VQModel',
+  VQ_MODEL_DEFAULTS,
+  {
     num_vq_embeddings: int(1),
     vq_embed_dim: nullable(int(1)),
     norm_type: oneOf(['group'], ['spatial']),
     lookup_from_codebook: bool,
   },
-  check: checkCoder,
-};
+);
 
 export type VQModelInput = Partial<VQModelConfig> & { [meta: `_${string}`]: unknown };
 
