@@ -8,8 +8,8 @@
  *     OUT/heldout/<digit>/NNNN.png: each 10th (1,000), never seen in training.
  *
  *   npx tsx scripts/controlnet-mnist.ts edges [--control KIND] IMAGE OUT.png
- *     The condition image of an image file (controlOfPlanes KIND; default edges: its Sobel edge
- *     map; canny: its Canny edge map; mask: its foreground mask).
+ *     The condition image of an image file (controlMap KIND, as `sumi controlnet map`; default
+ *     edges: its Sobel edge map; canny: its Canny edge map; mask: its foreground mask).
  *
  *   npx tsx scripts/controlnet-mnist.ts kinds --heldout OUT/heldout [--n 8] --out FILE.png
  *     A figure: n held-out digits (spread over the classes) in the first row, their condition
@@ -34,6 +34,7 @@ import { edgeAgreement, encodePng, loadDataset, loadMnist, readImage } from '../
 import {
   CONTROL_KINDS,
   type ControlKind,
+  controlMap,
   controlOfPlanes,
   createSampler,
   generate,
@@ -249,18 +250,7 @@ function kinds(): void {
 }
 
 async function edges(input: string, out: string, kind: ControlKind): Promise<void> {
-  const img = await readImage(input);
-  const [c, h, w] = [img.channels >= 3 ? 3 : 1, img.height, img.width];
-  const max = img.data instanceof Uint16Array ? 65535 : 255;
-  const planes = new Float32Array(c * h * w);
-  for (let k = 0; k < c; k++) {
-    for (let i = 0; i < h * w; i++) planes[k * h * w + i] = img.data[i * img.channels + k]! / max;
-  }
-  const e = controlOfPlanes(kind, planes, c, h, w);
-  writeFileSync(
-    out,
-    encodePng({ width: w, height: h, channels: 1, data: Uint8Array.from(e, (v) => 255 * v) }),
-  );
+  writeFileSync(out, encodePng(controlMap(kind, await readImage(input))));
 }
 
 const cmd = process.argv[2];

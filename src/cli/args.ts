@@ -30,6 +30,8 @@ export interface CommandSpec {
   /** Paragraphs after the option list. */
   notes?: readonly string[];
   options: readonly OptionSpec[];
+  /** The names of the arguments that are not options, all required (default: none). */
+  positionals?: readonly string[];
 }
 
 /** A mistake in how the command was called: printed with a pointer to --help, exit code 2. */

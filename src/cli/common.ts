@@ -167,7 +167,8 @@ export function withTasks(images: Command, tasks: Readonly<Record<string, Comman
 }
 
 /**
- * A Command from a spec and a body: `--help` prints the help, errors print as one line
+ * A Command from a spec and a body: `--help` prints the help, arguments other than options must
+ * be the spec's positionals (in args.parsed.positionals), errors print as one line
  * `sumi <name>: <message>` (with the stack under --verbose).
  */
 export function defineCommand(spec: CommandSpec, body: (args: Args) => Promise<number>): Command {
@@ -183,8 +184,12 @@ export function defineCommand(spec: CommandSpec, body: (args: Args) => Promise<n
           console.log(helpText(spec));
           return EXIT.ok;
         }
-        if (parsed.positionals.length > 0) {
-          throw new UsageError(`unexpected argument '${parsed.positionals[0]}'`);
+        const names = spec.positionals ?? [];
+        if (parsed.positionals.length > names.length) {
+          throw new UsageError(`unexpected argument '${parsed.positionals[names.length]}'`);
+        }
+        if (parsed.positionals.length < names.length) {
+          throw new UsageError(`missing ${names[parsed.positionals.length]}`);
         }
         return await body(new Args(parsed));
       } catch (e) {

@@ -1,9 +1,14 @@
 /**
- * A ControlNet on the command line: `--controlnet DIR --control-image FILE [--control-scale S]`
- * for `sumi sample`. The ControlNet must fit the model (its config is the one it would have as a
- * copy of the model's encoder), and the condition image must be the size the ControlNet takes.
+ * ControlNets on the command line: `--controlnet DIR --control-image FILE [--control-scale S]`
+ * for `sumi sample`, and `sumi controlnet map`, which makes the condition image of an image file.
+ * The ControlNet must fit the model (its config is the one it would have as a copy of the model's
+ * encoder), and the condition image must be the size the ControlNet takes.
  */
-import { readImage } from '../data/index.js';
+import { mkdir, stat } from 'node:fs/promises';
+import { dirname, extname } from 'node:path';
+
+import { encodePng, type RawImage, readImage } from '../data/index.js';
+import { CONTROL_KINDS, type ControlKind, controlMap } from '../diffusion/index.js';
 import { tensor } from '../engine/index.js';
 import {
   ControlledDenoiser,
@@ -12,9 +17,11 @@ import {
   loadControlNet,
   UNet2DConditionModel,
   UNet2DModel,
+  writeFileAtomic,
 } from '../nn/models/index.js';
-import { type Args, CliError, type OptionSpec, UsageError } from './args.js';
-import { EXIT } from './common.js';
+import { type Args, CliError, type CommandSpec, type OptionSpec, UsageError } from './args.js';
+import { commandGroup, defineCommand, EXIT, message } from './common.js';
+import { channelsOption } from './train-options.js';
 
 export const CONTROLNET_OPTIONS: readonly OptionSpec[] = [
   {
@@ -27,7 +34,9 @@ export const CONTROLNET_OPTIONS: readonly OptionSpec[] = [
     name: 'control-image',
     kind: 'string',
     arg: 'FILE',
-    help: 'the ControlNet condition image (PNG/JPEG; an edge map for an edge ControlNet), used for every sample',
+    help:
+      'the ControlNet condition image (PNG/JPEG; sumi controlnet map makes it from an image), ' +
+      'used for every sample',
   },
   {
     name: 'control-scale',
@@ -120,3 +129,93 @@ export async function withControlNet(model: Denoiser, args: Args): Promise<Denoi
   await cn.to({ backend: w0.backend, dtype: w0.dtype });
   return new ControlledDenoiser(model, cn, scale ?? 1, image);
 }
+
+export const controlnetMapSpec: CommandSpec = {
+  name: 'controlnet map',
+  summary: 'Make the condition image of an image file, as a ControlNet training run makes it.',
+  usage:
+    'sumi controlnet map [--control edges|canny|mask] [--channels C] [--image-size S] IN OUT.png',
+  positionals: ['IN', 'OUT.png'],
+  options: [
+    {
+      name: 'control',
+      kind: 'string',
+      arg: 'KIND',
+      choices: CONTROL_KINDS,
+      help:
+        "the kind of the ControlNet's condition images ('edges': the Sobel edge map; 'canny': " +
+        "the Canny edge map, 1 px wide; 'mask': the foreground mask)",
+      default: 'edges',
+    },
+    {
+      name: 'channels',
+      kind: 'int',
+      arg: 'C',
+      help: "the model's image channels, 1 (an RGB image's BT.601 luma) or 3 (default: the image's)",
+    },
+    {
+      name: 'image-size',
+      kind: 'int',
+      arg: 'S',
+      help: 'resize to cover S×S and centre-crop, as the training data (default: the image size)',
+    },
+  ],
+  notes: [
+    'IN is a PNG or JPEG (gray or RGB; transparent pixels over white). OUT.png gets the map that\n' +
+      'sumi train --controlnet --control KIND computes from IN as a training image of a model of C\n' +
+      'channels at size S: one gray channel, white (255) on the map, black elsewhere; it is\n' +
+      'written atomically. Use it as sumi sample --controlnet DIR --control-image OUT.png. See\n' +
+      'docs/adapters.md.',
+  ],
+};
+
+/** --image-size (≥ 1), or undefined. */
+function imageSizeOf(args: Args): number | undefined {
+  const size = args.num('image-size');
+  if (size !== undefined && size < 1) {
+    throw new UsageError(`--image-size must be at least 1, got ${size}`);
+  }
+  return size;
+}
+
+/** The image at `path`; a missing, unreadable or undecodable file is one line with exit 2. */
+async function readMapInput(path: string): Promise<RawImage> {
+  const st = await stat(path).catch(() => null);
+  if (st === null) throw new CliError(`${path}: no such file`, EXIT.usage);
+  if (st.isDirectory()) throw new CliError(`${path} is a folder, not an image`, EXIT.usage);
+  try {
+    return await readImage(path);
+  } catch (e) {
+    throw new CliError(message(e), EXIT.usage);
+  }
+}
+
+async function mapCmd(args: Args): Promise<number> {
+  const [input, out] = args.parsed.positionals as [string, string];
+  const kind = (args.str('control') ?? 'edges') as ControlKind;
+  const channels = channelsOption(args);
+  const size = imageSizeOf(args);
+  if (extname(out).toLowerCase() !== '.png') {
+    throw new UsageError(`OUT must name a .png file, got '${out}'`);
+  }
+  if ((await stat(out).catch(() => null))?.isDirectory() === true) {
+    throw new CliError(`${out} is a folder; OUT.png must name a file`, EXIT.usage);
+  }
+  const img = await readMapInput(input);
+  const map = controlMap(kind, img, { channels, size });
+  await mkdir(dirname(out), { recursive: true });
+  await writeFileAtomic(out, encodePng(map));
+  const on = map.data.reduce((n, v) => n + (v > 0 ? 1 : 0), 0);
+  const { width: w, height: h } = map;
+  console.log(`${out}: the ${kind} condition image of ${input}, ${w}x${h}, ${on} pixels white`);
+  return EXIT.ok;
+}
+
+export const controlnetCommand = commandGroup({
+  name: 'controlnet',
+  summary: 'ControlNets: make the condition image of an image file.',
+  intro:
+    'ControlNets (diffusers ControlNet folders); train them with sumi train --controlnet --base DIR\n' +
+    '--control KIND, sample with them with sumi sample --controlnet DIR --control-image FILE.',
+  subcommands: { map: defineCommand(controlnetMapSpec, mapCmd) },
+});

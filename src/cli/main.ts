@@ -1,6 +1,7 @@
 /** The `sumi` command line: dispatches to one module per command. */
 import { readFileSync } from 'node:fs';
 
+import { controlnetCommand } from './controlnet.js';
 import { demoCommand } from './demo.js';
 import { editCommand } from './edit.js';
 import { evalCommand } from './eval.js';
@@ -31,6 +32,7 @@ const commands: Command[] = [
   evalCommand,
   reconstructCommand,
   loraCommand,
+  controlnetCommand,
 ];
 
 function version(): string {

@@ -6,7 +6,7 @@
  * loader's job (see loader.ts), so datasets stay plain pixel data. Random augmentation (the
  * horizontal flip) is also the loader's, so `get` is a pure function of `i`.
  */
-import { luma } from './image/image.js';
+import { imageToPlanes, luma, type RawImage, type Rgb, toByte, WHITE } from './image/image.js';
 import { resizeCoverPlanes } from './image/resize.js';
 
 export interface Sample {
@@ -104,6 +104,36 @@ export function reshapeDataset(ds: Dataset, opts: ReshapeOptions): Dataset {
       return { ...s, image: img };
     },
   };
+}
+
+export interface ImageSampleOptions {
+  channels: 1 | 3;
+  height: number;
+  width: number;
+  /** Colour under transparent pixels, RGB in [0, 1] (default white). */
+  background?: Rgb;
+}
+
+/**
+ * An image as a dataset of image files keeps it (image-files.ts): composited over the background
+ * where it has alpha, converted to gray (BT.601 luma) or RGB, resized to cover height × width and
+ * centre-cropped, then rounded to 8 bits. Planar (channels, height, width).
+ */
+export function imageSampleBytes(img: RawImage, o: ImageSampleOptions): Uint8Array {
+  let planes = imageToPlanes(img, o.channels, o.background ?? WHITE);
+  if (img.height !== o.height || img.width !== o.width) {
+    planes = resizeCoverPlanes(planes, o.channels, img.height, img.width, o.height, o.width);
+  }
+  const out = new Uint8Array(planes.length);
+  for (let k = 0; k < planes.length; k++) out[k] = toByte(planes[k]! * 255);
+  return out;
+}
+
+/** The image of a sample from 8-bit planes: values k / 255. */
+export function sampleOfBytes(bytes: Uint8Array): Float32Array {
+  const image = new Float32Array(bytes.length);
+  for (let k = 0; k < bytes.length; k++) image[k] = bytes[k]! / 255;
+  return image;
 }
 
 /** The samples of `ds` at `indices` (or its first `n`), in that order. */

@@ -4,10 +4,15 @@
  * size and centre-cropped (see image/resize.ts: area filter to shrink, bilinear to enlarge), then
  * kept in memory as 8 bits per sample, so every `get` of an index returns the same values.
  */
-import { checkIndex, type Dataset, type Sample } from './dataset.js';
-import { imageToPlanes, type Rgb, toByte, WHITE } from './image/image.js';
+import {
+  checkIndex,
+  type Dataset,
+  imageSampleBytes,
+  type Sample,
+  sampleOfBytes,
+} from './dataset.js';
+import { type Rgb, WHITE } from './image/image.js';
 import { readImageSync } from './image/read.js';
-import { resizeCoverPlanes } from './image/resize.js';
 
 export interface ImageFileEntry {
   path: string;
@@ -68,9 +73,7 @@ export class ImageFileDataset implements Dataset {
       bytes = this.#load(entry.path);
       this.#cache[i] = bytes;
     }
-    const image = new Float32Array(bytes.length);
-    for (let k = 0; k < bytes.length; k++) image[k] = bytes[k]! / 255;
-    const sample: Sample = { image, name: entry.name ?? entry.path };
+    const sample: Sample = { image: sampleOfBytes(bytes), name: entry.name ?? entry.path };
     if (entry.label !== undefined) sample.label = entry.label;
     return sample;
   }
@@ -82,20 +85,6 @@ export class ImageFileDataset implements Dataset {
   }
 
   #load(path: string): Uint8Array {
-    const img = readImageSync(path);
-    let planes = imageToPlanes(img, this.channels, this.background);
-    if (img.height !== this.height || img.width !== this.width) {
-      planes = resizeCoverPlanes(
-        planes,
-        this.channels,
-        img.height,
-        img.width,
-        this.height,
-        this.width,
-      );
-    }
-    const out = new Uint8Array(planes.length);
-    for (let k = 0; k < planes.length; k++) out[k] = toByte(planes[k]! * 255);
-    return out;
+    return imageSampleBytes(readImageSync(path), this);
   }
 }

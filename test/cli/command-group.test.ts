@@ -1,4 +1,4 @@
-// The commands with subcommands (sumi edit, eval, lora) share one dispatcher (commandGroup):
+// The commands with subcommands (sumi edit, eval, lora, controlnet) share one dispatcher (commandGroup):
 // --help lists every subcommand with its summary, a missing or unknown one exits 2 with the list.
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
@@ -9,6 +9,7 @@ const GROUPS: [string, string[]][] = [
   ['edit', ['img2img', 'inpaint', 'invert', 'reconstruct', 'upscale']],
   ['eval', ['fd', 'cond', 'nll', 'sweep', 'recon']],
   ['lora', ['merge']],
+  ['controlnet', ['map']],
 ];
 
 void describe('commandGroup', () => {
