@@ -1,6 +1,6 @@
 /**
  * `sumi train`: trains a UNet2DModel on a dataset, with checkpoints that resume bit for bit; with
- * --lora-rank and --base, LoRA adapters on a frozen base model.
+ * --lora-rank and --base, LoRA adapters on a frozen base model; with --init, from a model's weights.
  */
 import { copyFile, mkdir, rename } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -46,6 +46,7 @@ import { trainForecastCommand } from './train-forecast.js';
 import { trainTextCommand } from './train-text.js';
 import { stepsChangedNote } from './train-command.js';
 import { DREAMBOOTH_OPTIONS, dreamboothInputError, dreamboothOptions } from './train-dreambooth.js';
+import { INIT_NOTE, INIT_OPTION, initInputError, initOption } from './train-init.js';
 import {
   interruptOnSigint,
   type KeyedOption,
@@ -210,7 +211,7 @@ export const trainSpec: CommandSpec = {
   name: 'train',
   summary: 'Train a diffusion model (DDPM, Algorithm 1) with checkpoints that resume exactly.',
   usage:
-    'sumi train --data <mnist|fashion-mnist|emoji|folder> (--preset <name> | --config <file>) --out <dir> [options]',
+    'sumi train --data <mnist|fashion-mnist|emoji|folder> (--preset <name> | --config <file> | --init <dir>) --out <dir> [options]',
   options: [
     {
       name: 'preset',
@@ -224,6 +225,7 @@ export const trainSpec: CommandSpec = {
       arg: 'FILE',
       help: 'model and training defaults from a JSON file or folder',
     },
+    INIT_OPTION,
     {
       name: 'out',
       kind: 'string',
@@ -392,6 +394,7 @@ export const trainSpec: CommandSpec = {
       'the data or the vae changed) and trains the U-Net on scaling_factor · (z − shift_factor),\n' +
       'z drawn afresh every step. The checkpoint is a pipeline folder with vae/; sumi sample decodes\n' +
       'through it. See docs/latent.md.',
+    INIT_NOTE,
     'Exit codes: 0 done, 1 error, 2 usage, 3 the loss became NaN/Inf (the last good checkpoint is\n' +
       'kept), 130 interrupted (Ctrl-C saves a checkpoint first).',
   ],
@@ -492,6 +495,12 @@ function optionValues(args: Args): {
 
 /** A setting that differs from the checkpoint's: the option (or source key) that gave it, both values. */
 function differenceLine(d: SettingDifference, sourceLabel: string | null): string {
+  if (d.key === 'init') {
+    const was = d.checkpoint as { dir: string } | null;
+    return was === null
+      ? `--init: the checkpoint's run did not start from a model's weights`
+      : `--init: the checkpoint's run started from ${was.dir}; ${(d.given as { dir: string }).dir} holds other weights`;
+  }
   if (d.key === 'latent') return `--vae: the checkpoint is a pixel model, given ${String(d.given)}`;
   if (d.key === 'latent.vae') {
     return `--vae: the checkpoint trains on the latents of ${String(d.checkpoint)}; ${String(d.given)} holds other weights`;
@@ -603,7 +612,7 @@ function requestError(e: TrainRequestError, out: string, sourceLabel: string | n
     case 'no-source': {
       const names = presetNames();
       return new UsageError(
-        `--preset <name> or --config <file> is required${names.length > 0 ? ` (presets: ${names.join(', ')})` : ''}`,
+        `--preset <name> or --config <file> is required${names.length > 0 ? ` (presets: ${names.join(', ')})` : ''}, or --init <dir> to start from a model`,
       );
     }
     case 'no-data':
@@ -623,6 +632,7 @@ async function train(args: Args, argv: readonly string[]): Promise<number> {
   if (out === undefined) throw new UsageError('--out <dir> is required');
   const stopAt = args.num('stop-at');
   const given = optionValues(args);
+  const init = initOption(args);
   const lora = loraOptions(args);
   if (lora) given.train.lora = lora;
   const controlnet = controlnetOptions(args);
@@ -639,7 +649,7 @@ async function train(args: Args, argv: readonly string[]): Promise<number> {
   const quietSetup = args.flag('quiet') === true;
   const vae = args.str('vae');
   const latentCache = args.str('latent-cache');
-  if (latentCache !== undefined && vae === undefined && !resume) {
+  if (latentCache !== undefined && vae === undefined && init === undefined && !resume) {
     throw new UsageError('--latent-cache is a setting of latent runs: give --vae DIR too');
   }
   const encoding = new Progress(quietSetup);
@@ -653,6 +663,7 @@ async function train(args: Args, argv: readonly string[]): Promise<number> {
       scheduler: given.scheduler,
       ...(vae !== undefined ? { vae } : {}),
       ...(latentCache !== undefined ? { latentCache } : {}),
+      ...(init !== undefined ? { init } : {}),
       onMessage: (line) => {
         if (!quietSetup) console.error(line);
       },
@@ -666,7 +677,7 @@ async function train(args: Args, argv: readonly string[]): Promise<number> {
     });
   } catch (e) {
     if (e instanceof TrainRequestError) throw requestError(e, out, source?.label ?? null);
-    throw dreamboothInputError(e);
+    throw initInputError(dreamboothInputError(e));
   }
   const { trainer, run, resumed } = setup;
   const notes: string[] = [];
@@ -695,6 +706,9 @@ async function train(args: Args, argv: readonly string[]): Promise<number> {
   if (trainer.step >= (stopAt ?? cfg.steps)) {
     console.log(`${out}: already at step ${trainer.step} of ${stopAt ?? cfg.steps}; nothing to do`);
     return EXIT.ok;
+  }
+  if (cfg.init && trainer.step === 0) {
+    say(`starting from the weights of ${cfg.init.dir} (and their EMA); the optimizer starts fresh`);
   }
   if (trainer.lora !== null) {
     const l = cfg.lora!;

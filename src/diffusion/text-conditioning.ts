@@ -29,6 +29,11 @@ export interface TextConditioningSetup {
   encoderConfig: Readonly<Record<string, unknown>>;
   /** Tokens per prompt, start and end tokens included. */
   maxTokens: number;
+  /**
+   * The vocabulary of a run that continues a model (`--init`): its folder's tokenizer instead of
+   * one built from the captions (words it lacks are encoded as the unknown token).
+   */
+  tokenizer?: WordLevelTokenizer;
 }
 
 interface ResolvedText {
@@ -40,14 +45,14 @@ interface ResolvedText {
 }
 
 /**
- * The tokenizer of the dataset's captions and the encoder config that fits it: vocab_size, the
+ * The tokenizer of the dataset's captions (or the one given) and the encoder config that fits it: vocab_size, the
  * special token ids and max_position_embeddings ≥ maxTokens.
  */
 export function resolveTextEncoderConfig(setup: TextConditioningSetup): ResolvedText {
   const captions = captionsFor(setup.dataset);
-  const tokenizer = WordLevelTokenizer.fromTexts(captions.all(), {
-    modelMaxLength: setup.maxTokens,
-  });
+  const tokenizer =
+    setup.tokenizer ??
+    WordLevelTokenizer.fromTexts(captions.all(), { modelMaxLength: setup.maxTokens });
   const given = { ...SMALL_TEXT_ENCODER, ...setup.encoderConfig };
   const maxPos = given.max_position_embeddings;
   const config = resolveCLIPTextConfig(

@@ -143,6 +143,21 @@ export interface TrainConfig extends OptimizerConfig {
    * denoiser trains fully, or through `lora` adapters (absent or null: not a DreamBooth run).
    */
   dreambooth?: DreamBoothTrainConfig | null;
+  /**
+   * A new run started from another model's weights (`sumi train --init DIR`, init.ts): the
+   * model, scheduler and text encoder configs are that pipeline folder's, and every trained
+   * weight (the denoiser's, its text encoder's) starts as the folder's, its EMA too; the optimizer
+   * starts fresh (absent or null: initial weights from stream (seed, 'init')).
+   */
+  init?: InitTrainConfig | null;
+}
+
+/** The model a run started from (`--init`): its folder and the weights files it was loaded from. */
+export interface InitTrainConfig {
+  /** The pipeline folder as given. */
+  dir: string;
+  /** The denoiser's weights file, then its text encoder's (a text model), with their sha256. */
+  weights: { path: string; sha256: string }[];
 }
 
 /** What a DreamBooth run trains on besides its instance images (dreambooth.ts). */
@@ -408,6 +423,15 @@ const CHECKS: Record<keyof TrainConfig | keyof RunSettings, Check> = {
       ? null
       : '{ base, instancePrompt, classPrompt (or null), priorLossWeight ≥ 0, numClassImages ≥ 1, prior: { sampler, steps ≥ 1, guidance ≥ 0 } }';
   }),
+  init: orNull((v) =>
+    isObject(v) &&
+    isStr(v.dir) === null &&
+    Array.isArray(v.weights) &&
+    v.weights.length > 0 &&
+    v.weights.every((w) => isObject(w) && isStr(w.path) === null && isStr(w.sha256) === null)
+      ? null
+      : '{ dir, weights: [{ path, sha256 }] }',
+  ),
   seed: (v) =>
     typeof v === 'number' && Number.isSafeInteger(v) && v >= 0 ? null : 'an integer in [0, 2^53)',
   saveEvery: isInt(0),

@@ -9,6 +9,7 @@ export * from './trainer.js';
 export * from './run.js';
 export * from './setup.js';
 export * from './dreambooth.js';
+export * from './init.js';
 export * from './resume.js';
 export * from './classifier-config.js';
 export * from './classifier-trainer.js';

@@ -8,13 +8,20 @@
  */
 import { join } from 'node:path';
 
-import { type Dataset, ImageFileDataset, loadDataset } from '../../data/index.js';
+import {
+  type Dataset,
+  ImageFileDataset,
+  loadDataset,
+  loadTokenizer,
+  type WordLevelTokenizer,
+} from '../../data/index.js';
 import { disposeAll, freezeParameters } from '../../nn/index.js';
 import { type AnyDiffusersModel, type Denoiser, WEIGHTS_NAME } from '../../nn/models/index.js';
 import { loadPipeline } from '../pipeline.js';
 import { findCheckpoint } from './checkpoint.js';
 import type { EncodeProgress } from '../latent/cache.js';
 import { LATENT_CACHE_FILE, openLatentCache } from '../latent/cache-fs.js';
+import { TOKENIZER_DIR } from '../text-source.js';
 import { type LoadedVae, loadVae, LATENT_VAE_DIR } from '../latent/vae-fs.js';
 import {
   defaultRunSettings,
@@ -37,6 +44,16 @@ import {
   textEncoderWeightsPath,
   unknownWords,
 } from './dreambooth.js';
+import {
+  checkInitConfig,
+  checkResumedInit,
+  configDifferences,
+  disposeInit,
+  initConfigInput,
+  InitInputError,
+  initVae,
+  loadInitModel,
+} from './init.js';
 import { resumedSettings, type SettingDifference, TrainRequestError } from './resume.js';
 import {
   type BaseWeights,
@@ -77,6 +94,11 @@ export interface TrainRequest {
   vae?: string;
   /** Where the latent cache is (default `<outDir>/latents.safetensors`; see cache-fs.ts). */
   latentCache?: string;
+  /**
+   * A new run starts from this pipeline folder's weights and model config (init.ts); `source`
+   * may then be null. A resumed run needs none, and one given then must hold the same weights.
+   */
+  init?: string;
   /** Messages about the latent cache (found, stale, encoding), one line each. */
   onMessage?: (line: string) => void;
   /** Progress of encoding the images into latents. */
@@ -153,19 +175,13 @@ export async function loadLoraBase(config: TrainConfig): Promise<LoraBase | unde
   const base = await loadPipeline(lora.base);
   const model = base.model as AnyDiffusersModel & Denoiser;
   const have = JSON.parse(model.configJson()) as Record<string, unknown>;
-  const keys = [...new Set([...Object.keys(have), ...Object.keys(config.model)])].sort();
-  const differ = keys.filter(
-    (k) =>
-      k !== '_diffusers_version' && JSON.stringify(have[k]) !== JSON.stringify(config.model[k]),
+  const differ = configDifferences(
+    { label: 'base', config: have },
+    { label: 'run', config: config.model },
   );
   if (differ.length > 0) {
     throw new TrainConfigError(
-      `the base model ${lora.base} does not fit this run: ` +
-        differ
-          .map(
-            (k) => `${k}: base ${JSON.stringify(have[k])}, run ${JSON.stringify(config.model[k])}`,
-          )
-          .join('; '),
+      `the base model ${lora.base} does not fit this run: ${differ.join('; ')}`,
     );
   }
   const dir = base.weights === 'ema' ? base.layout.emaDir! : base.layout.unetDir;
@@ -311,7 +327,8 @@ function instanceShape(shape: { size?: number; channels?: 1 | 3 }): {
 
 /**
  * The trainer of a config with its base (a DreamBooth run's with its class images; `recorded`:
- * the sha256 of those a resumed checkpoint trained on, which they must still be).
+ * the sha256 of those a resumed checkpoint trained on, which they must still be), or with the
+ * tokenizer of the model a text run continues (config.init).
  */
 async function trainerOn(
   req: TrainRequest,
@@ -319,8 +336,9 @@ async function trainerOn(
   ds: Dataset,
   base: LoraBase | undefined,
   latent: LatentSource | undefined,
-  recorded?: TrainerState['classImages'],
+  extra: { recorded?: TrainerState['classImages']; tokenizer?: WordLevelTokenizer } = {},
 ): Promise<Trainer> {
+  const { recorded, tokenizer } = extra;
   try {
     const classImages = await classImagesOf(req, config, base);
     if (recorded !== undefined && classImages?.sha256 !== recorded.sha256) {
@@ -330,7 +348,13 @@ async function trainerOn(
           'resuming would train on other images',
       );
     }
-    return new Trainer(config, ds, base && { ...base, classImages }, latent);
+    return new Trainer(
+      config,
+      ds,
+      base && { ...base, classImages },
+      latent,
+      tokenizer !== undefined ? { tokenizer } : {},
+    );
   } catch (e) {
     if (base !== undefined) disposeAll(base.model.stateDict());
     throw e;
@@ -423,6 +447,60 @@ function describe(d: SettingDifference, sourceLabel: string | null): string {
 }
 
 /**
+ * The trainer of a new run from `dir`'s weights (init.ts): its config resolved from DIR's model
+ * and the request's settings and checked against DIR before anything is written (the latent
+ * cache), then every trained weight and its EMA set to DIR's.
+ */
+async function initTrainer(
+  req: TrainRequest,
+  dir: string,
+  train: Partial<TrainConfig> & { data: string },
+): Promise<Trainer> {
+  const init = await loadInitModel(dir);
+  try {
+    const input = initConfigInput(init, {
+      dir,
+      source: req.source,
+      train,
+      scheduler: req.scheduler,
+    });
+    const vae = await initVae(init, req.vae);
+    const shape = datasetShapeFor(input, vae?.vae.spec);
+    const ds = loadTrainingData(train.data, shape.size, shape.channels);
+    let config: TrainConfig;
+    try {
+      config = resolveTrainConfig(
+        input,
+        ds,
+        vae === null ? undefined : { ...vae.vae, dir: vae.dir },
+      );
+      checkInitConfig(config, {
+        dir,
+        source: req.source,
+        scheduler: req.scheduler,
+        modelConfig: init.modelConfig,
+      });
+    } catch (e) {
+      if (vae !== null) disposeAll(vae.vae.vae.stateDict());
+      throw e;
+    }
+    const latent = vae === null ? undefined : await openLatentSource(req, vae.vae, ds, config);
+    const trainer = await trainerOn(req, config, ds, undefined, latent, {
+      ...(init.text !== undefined ? { tokenizer: init.text.tokenizer } : {}),
+    });
+    try {
+      await trainer.loadInitWeights(init.pipeline);
+    } catch (e) {
+      trainer.dispose();
+      throw e instanceof TrainConfigError ? e : new InitInputError(String((e as Error).message));
+    }
+    return trainer;
+  } finally {
+    disposeInit(init);
+  }
+}
+
+/**
  * The trainer and run settings of a request (see the module comment). Throws a
  * TrainRequestError for a request that cannot run as asked; loading errors pass through.
  */
@@ -440,7 +518,7 @@ export async function setUpTraining(req: TrainRequest): Promise<TrainSetup> {
     );
   }
   if (existing === null) {
-    if (req.source === null) {
+    if (req.source === null && req.init === undefined) {
       throw new TrainRequestError(
         'no-source',
         'a new run needs a model config (a preset or a config file)',
@@ -448,9 +526,22 @@ export async function setUpTraining(req: TrainRequest): Promise<TrainSetup> {
     }
     const data = settings.config.data ?? fromSource.config.data;
     if (data === undefined) throw new TrainRequestError('no-data', 'a new run needs a dataset');
+    if (req.init !== undefined) {
+      return {
+        trainer: await initTrainer(req, req.init, {
+          ...fromSource.config,
+          ...settings.config,
+          data,
+        }),
+        run: { ...defaultRunSettings, ...fromSource.run, ...settings.run },
+        resumed: null,
+        stepsChanged: null,
+      };
+    }
+    const source = req.source!;
     const input: TrainConfigInput = {
-      model: req.source.config.model,
-      scheduler: { ...req.source.config.scheduler, ...req.scheduler },
+      model: source.config.model,
+      scheduler: { ...source.config.scheduler, ...req.scheduler },
       train: { ...fromSource.config, ...settings.config, data },
     };
     const dreambooth = input.train.dreambooth;
@@ -486,6 +577,11 @@ export async function setUpTraining(req: TrainRequest): Promise<TrainSetup> {
       differences,
     );
   };
+  if (req.init !== undefined) {
+    const given = await loadInitModel(req.init);
+    disposeInit(given);
+    checkResumedInit(stored, given.record);
+  }
   const plain = resumeDifferences(stored, req);
   const vae = await resumedVae(existing, stored, req.vae);
   const ds = stored.dreambooth
@@ -493,7 +589,10 @@ export async function setUpTraining(req: TrainRequest): Promise<TrainSetup> {
     : loadTrainingData(stored.data, stored.imageSize, stored.channels);
   checkSameImages(state.data, stored.data, ds);
   let differences = plain;
-  if (req.source !== null) {
+  if (stored.init && req.source !== null) {
+    // The model config was the --init model's: the source's model sections are checked as then.
+    checkInitConfig(stored, { dir: stored.init.dir, source: req.source, scheduler: {} });
+  } else if (req.source !== null) {
     let fresh: TrainConfig;
     try {
       fresh = resolveTrainConfig(
@@ -520,13 +619,19 @@ export async function setUpTraining(req: TrainRequest): Promise<TrainSetup> {
     defaultRun: defaultRunSettings,
   });
   const latent = vae === null ? undefined : await openLatentSource(req, vae, ds, stored);
+  // A text run from --init reads with that model's tokenizer, which the checkpoint carries.
+  const tokenizer =
+    stored.init && stored.textCond ? await loadTokenizer(join(existing, TOKENIZER_DIR)) : undefined;
   const trainer = await trainerOn(
     req,
     resumed.config,
     ds,
     await loadResumedLoraBase(state),
     latent,
-    state.classImages,
+    {
+      recorded: state.classImages,
+      ...(tokenizer !== undefined ? { tokenizer } : {}),
+    },
   );
   try {
     await trainer.loadCheckpoint(existing, state);

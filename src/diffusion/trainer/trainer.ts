@@ -86,7 +86,12 @@ import {
   CONFIG_NAME,
 } from '../../nn/models/index.js';
 import type { Module } from '../../nn/index.js';
-import type { Batch, DataLoader as DataLoaderType, Dataset } from '../../data/index.js';
+import type {
+  Batch,
+  DataLoader as DataLoaderType,
+  Dataset,
+  WordLevelTokenizer,
+} from '../../data/index.js';
 import { DataLoader } from '../../data/index.js';
 import { controlImages, controlOfPlanes } from '../control.js';
 import type { PredictionType } from '../forward.js';
@@ -392,8 +397,8 @@ export function resolveTrainConfig(
         'text conditioning needs a UNet2DConditionModel (cross-attention); the model is a UNet2DModel',
       );
     }
-    if (t.dreambooth) {
-      // The base's text encoder reads the prompts: its config, and the U-Net's width for it.
+    if (t.dreambooth || t.init) {
+      // The base's (or the --init model's) text encoder: its config, and the U-Net's width for it.
       textEncoder = t.textEncoder ?? null;
     } else {
       const setup = prepareText(t, dataset);
@@ -574,11 +579,23 @@ interface Component {
   readonly prefix: string;
 }
 
-/** The condition source a config trains: none, the dataset's classes, or its captions. */
-function conditionSourceFor(config: TrainConfig, dataset: Dataset): ConditionSource {
+/**
+ * The condition source a config trains: none, the dataset's classes, or its captions (read with
+ * `tokenizer` when given: the vocabulary of the model a run continues).
+ */
+function conditionSourceFor(
+  config: TrainConfig,
+  dataset: Dataset,
+  tokenizer: WordLevelTokenizer | undefined,
+): ConditionSource {
   if (config.textCond) {
     return createTextConditioning(
-      { dataset, encoderConfig: config.textEncoder ?? {}, maxTokens: config.maxTokens },
+      {
+        dataset,
+        encoderConfig: config.textEncoder ?? {},
+        maxTokens: config.maxTokens,
+        ...(tokenizer !== undefined ? { tokenizer } : {}),
+      },
       {
         generator: new Generator(streamSeed(config.seed, 'text_encoder_init')),
         hasNull: config.labelDropout > 0,
@@ -644,9 +661,17 @@ export class Trainer {
    * A fresh trainer (initial weights from stream (seed, 'init')) for a resolved config. Parameters,
    * optimizer state and batches live on the default backend (set it first). A LoRA run takes its
    * loaded base (whose denoiser's config must be config.model) and adapters from stream
-   * (seed, 'lora_init').
+   * (seed, 'lora_init'). A run that continues a model (config.init) is built as a fresh one, with
+   * `opts.tokenizer` (that model's vocabulary) for a text model; `loadInitWeights` then brings in
+   * the model's weights.
    */
-  constructor(config: TrainConfig, dataset: Dataset, base?: LoraBase, latent?: LatentSource) {
+  constructor(
+    config: TrainConfig,
+    dataset: Dataset,
+    base?: LoraBase,
+    latent?: LatentSource,
+    opts: { tokenizer?: WordLevelTokenizer } = {},
+  ) {
     checkImageShape(dataset, config);
     this.latent = checkLatentSource(config, dataset, latent);
     this.config = config;
@@ -676,6 +701,11 @@ export class Trainer {
         'class images go with a DreamBooth run that has a class prompt and λ > 0, and only with one',
       );
     }
+    if (config.init && (base !== undefined || (config.textCond && opts.tokenizer === undefined))) {
+      throw new TrainConfigError(
+        'a run from --init weights has no base model, and a text one reads with its tokenizer',
+      );
+    }
     this.baseWeights = base?.weights ?? null;
     const model =
       base?.model ??
@@ -688,7 +718,7 @@ export class Trainer {
     }
     this.model = model;
     // DreamBooth reads the prompts with the base's tokenizer and text encoder (frozen by setup).
-    this.condition = base?.condition ?? conditionSourceFor(config, dataset);
+    this.condition = base?.condition ?? conditionSourceFor(config, dataset, opts.tokenizer);
     this.priorLoader =
       base?.classImages === undefined
         ? null
@@ -1405,6 +1435,30 @@ export class Trainer {
     await loadOptimizerState(this.optimizer, dir);
     this.step = state.step;
     this.elapsedBefore = state.elapsedSeconds;
+  }
+
+  /**
+   * Sets every trained weight, and its EMA, to a loaded pipeline's (config.init: the denoiser's,
+   * the text encoder's), cast to the run's dtype; the optimizer state stays fresh. Each weights
+   * file of config.init.weights names its part in the errors (a missing, unexpected or
+   * mis-shaped tensor); a part is not changed when anything in it is wrong.
+   */
+  async loadInitWeights(p: { model: Module; condition: ConditionSource }): Promise<void> {
+    const files = this.config.init?.weights ?? [];
+    if (this.step !== 0 || files.length !== this.#components.length) {
+      throw new TrainConfigError('initial weights go into a fresh run of an --init config');
+    }
+    const from = [p.model, ...p.condition.components.map((c) => c.module)];
+    if (from.length !== this.#components.length) {
+      throw new TrainConfigError(
+        `${this.config.init!.dir} has ${from.length} weighted parts; the run trains ${this.#components.length}`,
+      );
+    }
+    for (const [i, c] of this.#components.entries()) {
+      const source = files[i]!.path;
+      await c.module.loadStateDict(from[i]!.stateDict(), { source });
+      await c.ema?.loadStateDict(c.module.stateDict(), { optimizationStep: 0, source });
+    }
   }
 
   /**
