@@ -14,7 +14,6 @@
  */
 import { add, mul, slice, type Tensor } from '../../engine/index.js';
 import {
-  type BaseOptions,
   checkOneOf,
   clipOrThreshold,
   drawNoise,
@@ -28,29 +27,21 @@ import {
   MULTISTEP_DEFAULTS,
   MULTISTEP_UNSUPPORTED,
   MultistepSchedulerBase,
+  type MultistepSolverOptions,
   noisePrediction,
 } from './multistep.js';
-import type { FinalSigmasType } from './sigma-scheduler.js';
 import { alphaSigmaOf, lambdaOf } from './sigmas.js';
 
 export type DPMAlgorithmType = 'dpmsolver++' | 'sde-dpmsolver++' | 'dpmsolver' | 'sde-dpmsolver';
 export type DPMSolverType = 'midpoint' | 'heun';
 
-export interface DPMSolverOptions extends BaseOptions {
-  solverOrder: number;
-  thresholding: boolean;
-  dynamicThresholdingRatio: number;
-  sampleMaxValue: number;
+export interface DPMSolverOptions extends MultistepSolverOptions {
   algorithmType: DPMAlgorithmType;
   solverType: DPMSolverType;
-  lowerOrderFinal: boolean;
   eulerAtFinal: boolean;
-  useKarrasSigmas: boolean;
   useLuLambdas: boolean;
-  finalSigmasType: FinalSigmasType;
   lambdaMinClipped: number;
   varianceType: 'learned' | 'learned_range' | null;
-  rescaleBetasZeroSnr: boolean;
 }
 
 export const dpmSolverSpec: SchedulerSpec<DPMSolverOptions> = {

@@ -130,6 +130,20 @@ export interface MultistepOptions extends BaseOptions, MultistepScheduleOptions 
 }
 
 /**
+ * The options DPM-Solver and UniPC both declare (MULTISTEP_DEFAULTS holds their defaults):
+ * the order, dynamic thresholding of x̂_0, and the σ schedule's end and Karras spacing.
+ */
+export interface MultistepSolverOptions
+  extends
+    MultistepOptions,
+    Pick<ClipOptions, 'thresholding' | 'dynamicThresholdingRatio' | 'sampleMaxValue'> {
+  lowerOrderFinal: boolean;
+  useKarrasSigmas: boolean;
+  finalSigmasType: FinalSigmasType;
+  rescaleBetasZeroSnr: boolean;
+}
+
+/**
  * The defaults diffusers' DPMSolverMultistepScheduler and UniPCMultistepScheduler share: DDPM's β
  * schedule, second order with a first-order final step, ε-prediction, thresholding off, linspace
  * timesteps and a final σ of 0.
@@ -145,10 +159,7 @@ export const MULTISTEP_DEFAULTS = {
   stepsOffset: 0,
   finalSigmasType: 'zero',
   rescaleBetasZeroSnr: false,
-} as const satisfies Partial<MultistepOptions & ClipOptions> & {
-  lowerOrderFinal: boolean;
-  rescaleBetasZeroSnr: boolean;
-};
+} as const satisfies Partial<MultistepSolverOptions>;
 
 export abstract class MultistepSchedulerBase<O extends MultistepOptions> extends SchedulerBase<O> {
   protected stepIndex: number | null = null;

@@ -14,7 +14,6 @@
  */
 import { add, mul, sub, type Tensor } from '../../engine/index.js';
 import {
-  type BaseOptions,
   checkOneOf,
   clipOrThreshold,
   hold,
@@ -29,26 +28,18 @@ import {
   MULTISTEP_DEFAULTS,
   MULTISTEP_UNSUPPORTED,
   MultistepSchedulerBase,
+  type MultistepSolverOptions,
   noisePrediction,
 } from './multistep.js';
-import type { FinalSigmasType } from './sigma-scheduler.js';
 import { alphaSigmaOf, lambdaOf } from './sigmas.js';
 
 export type UniPCSolverType = 'bh1' | 'bh2';
 
-export interface UniPCOptions extends BaseOptions {
-  solverOrder: number;
-  thresholding: boolean;
-  dynamicThresholdingRatio: number;
-  sampleMaxValue: number;
+export interface UniPCOptions extends MultistepSolverOptions {
   predictX0: boolean;
   solverType: UniPCSolverType;
-  lowerOrderFinal: boolean;
   /** Steps (indices) after which the corrector is skipped. */
   disableCorrector: number[];
-  useKarrasSigmas: boolean;
-  finalSigmasType: FinalSigmasType;
-  rescaleBetasZeroSnr: boolean;
   sigmaMin: number | null;
   sigmaMax: number | null;
 }
