@@ -13,7 +13,7 @@
  * FD is then accurate to about √(ε‖Σ‖) per zero eigenvalue rather than to ε (as any eigenvalue-
  * or Newton-based square root is).
  */
-import { addRowCombination } from './dense.js';
+import { addRowCombination, dots4 } from './dense.js';
 import { eigh } from './eigh.js';
 import type { FeatureMatrix } from './features.js';
 import { checkFinite } from './features.js';
@@ -155,24 +155,7 @@ function multiplyTransposed(a: Float64Array, b: Float64Array, n: number): Float6
     let j = i;
     for (; j + 3 < n; j += 4) {
       const r0 = j * n;
-      const r1 = r0 + n;
-      const r2 = r1 + n;
-      const r3 = r2 + n;
-      let s0 = 0;
-      let s1 = 0;
-      let s2 = 0;
-      let s3 = 0;
-      for (let k = 0; k < n; k++) {
-        const x = a[ra + k]!;
-        s0 += x * b[r0 + k]!;
-        s1 += x * b[r1 + k]!;
-        s2 += x * b[r2 + k]!;
-        s3 += x * b[r3 + k]!;
-      }
-      out[ra + j] = s0;
-      out[ra + j + 1] = s1;
-      out[ra + j + 2] = s2;
-      out[ra + j + 3] = s3;
+      dots4(out, ra + j, a, ra, b, [r0, r0 + n, r0 + 2 * n, r0 + 3 * n], n);
     }
     for (; j < n; j++) {
       const rb = j * n;

@@ -11,6 +11,7 @@
  * subset), with the spread over subsets. The estimate is unbiased, so it can be slightly negative.
  */
 import { cpuBackend, Generator, rand } from '../../engine/index.js';
+import { dots4 } from './dense.js';
 import { checkFinite, checkPair, type FeatureMatrix } from './features.js';
 
 export interface KidOptions {
@@ -77,6 +78,7 @@ function kernelSum(
   upper: boolean,
 ): number {
   const invD = 1 / d;
+  const g = new Float64Array(4);
   let total = 0;
   for (let ib = i0; ib < i1; ib += TILE) {
     const ie = Math.min(ib + TILE, i1);
@@ -87,21 +89,9 @@ function kernelSum(
         let j = upper ? Math.max(jb, i + 1) : jb;
         for (; j + 3 < je; j += 4) {
           const b0 = j * d;
-          const b1 = b0 + d;
-          const b2 = b1 + d;
-          const b3 = b2 + d;
-          let g0 = 0;
-          let g1 = 0;
-          let g2 = 0;
-          let g3 = 0;
-          for (let c = 0; c < d; c++) {
-            const v = z[a + c]!;
-            g0 += v * z[b0 + c]!;
-            g1 += v * z[b1 + c]!;
-            g2 += v * z[b2 + c]!;
-            g3 += v * z[b3 + c]!;
-          }
-          total += cubic(g0, invD) + cubic(g1, invD) + cubic(g2, invD) + cubic(g3, invD);
+          dots4(g, 0, z, a, z, [b0, b0 + d, b0 + 2 * d, b0 + 3 * d], d);
+          total +=
+            cubic(g[0]!, invD) + cubic(g[1]!, invD) + cubic(g[2]!, invD) + cubic(g[3]!, invD);
         }
         for (; j < je; j++) {
           const b = j * d;

@@ -10,6 +10,7 @@
  * with R the real and G the generated features. Distances are exact (Σ_c (a_c − b_c)², compared
  * squared); no distance matrix is kept, so memory is O((|R| + |G|) k).
  */
+import { squaredDistances4 } from './dense.js';
 import { checkFinite, checkPair, type FeatureMatrix, squaredDistance } from './features.js';
 
 export interface PrecisionRecallOptions {
@@ -52,6 +53,7 @@ export function kthNeighbourRadii2(x: FeatureMatrix, k: number): Float64Array {
   };
   const z = x.data;
   const d = x.cols;
+  const s = new Float64Array(4);
   for (let ib = 0; ib < n; ib += TILE) {
     const ie = Math.min(ib + TILE, n);
     for (let jb = ib; jb < n; jb += TILE) {
@@ -62,32 +64,11 @@ export function kthNeighbourRadii2(x: FeatureMatrix, k: number): Float64Array {
         // Four rows j at a time share each read of row i.
         for (; j + 3 < je; j += 4) {
           const b0 = j * d;
-          const b1 = b0 + d;
-          const b2 = b1 + d;
-          const b3 = b2 + d;
-          let s0 = 0;
-          let s1 = 0;
-          let s2 = 0;
-          let s3 = 0;
-          for (let c = 0; c < d; c++) {
-            const v = z[a + c]!;
-            const u0 = v - z[b0 + c]!;
-            const u1 = v - z[b1 + c]!;
-            const u2 = v - z[b2 + c]!;
-            const u3 = v - z[b3 + c]!;
-            s0 += u0 * u0;
-            s1 += u1 * u1;
-            s2 += u2 * u2;
-            s3 += u3 * u3;
+          squaredDistances4(s, z, a, z, [b0, b0 + d, b0 + 2 * d, b0 + 3 * d], d);
+          for (let q = 0; q < 4; q++) {
+            offer(i, s[q]!);
+            offer(j + q, s[q]!);
           }
-          offer(i, s0);
-          offer(j, s0);
-          offer(i, s1);
-          offer(j + 1, s1);
-          offer(i, s2);
-          offer(j + 2, s2);
-          offer(i, s3);
-          offer(j + 3, s3);
         }
         for (; j < je; j++) {
           const v = squaredDistance(x, i, x, j);
@@ -117,6 +98,7 @@ export function fractionCovered(
   const d = ref.cols;
   const p = probe.data;
   const r = ref.data;
+  const s = new Float64Array(4);
   let covered = 0;
   for (let i = 0; i < probe.rows; i++) {
     const a = i * d;
@@ -128,26 +110,12 @@ export function fractionCovered(
       const j1 = order[q + 1]!;
       const j2 = order[q + 2]!;
       const j3 = order[q + 3]!;
-      const b0 = j0 * d;
-      const b1 = j1 * d;
-      const b2 = j2 * d;
-      const b3 = j3 * d;
-      let s0 = 0;
-      let s1 = 0;
-      let s2 = 0;
-      let s3 = 0;
-      for (let c = 0; c < d; c++) {
-        const v = p[a + c]!;
-        const u0 = v - r[b0 + c]!;
-        const u1 = v - r[b1 + c]!;
-        const u2 = v - r[b2 + c]!;
-        const u3 = v - r[b3 + c]!;
-        s0 += u0 * u0;
-        s1 += u1 * u1;
-        s2 += u2 * u2;
-        s3 += u3 * u3;
-      }
-      hit = s0 <= radii2[j0]! || s1 <= radii2[j1]! || s2 <= radii2[j2]! || s3 <= radii2[j3]!;
+      squaredDistances4(s, p, a, r, [j0 * d, j1 * d, j2 * d, j3 * d], d);
+      hit =
+        s[0]! <= radii2[j0]! ||
+        s[1]! <= radii2[j1]! ||
+        s[2]! <= radii2[j2]! ||
+        s[3]! <= radii2[j3]!;
     }
     for (; q < n && !hit; q++)
       hit = squaredDistance(probe, i, ref, order[q]!) <= radii2[order[q]!]!;
