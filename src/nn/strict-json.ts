@@ -88,17 +88,44 @@ export class JsonParser {
     if (++this.depth > MAX_JSON_DEPTH) this.syntaxError(`nesting deeper than ${MAX_JSON_DEPTH}`);
   }
 
-  private parseObject(): JsonObject {
+  /**
+   * Enters the object or array whose opening bracket is at pos; true when it is empty (the
+   * closing bracket consumed and the nesting left again).
+   */
+  private openContainer(close: '}' | ']'): boolean {
     this.enter();
-    const out: JsonObject = new Map();
-    this.pos++; // '{'
+    this.pos++; // '{' or '['
     this.skipWhitespace();
-    if (this.text[this.pos] === '}') {
-      this.pos++;
+    if (this.text[this.pos] !== close) return false;
+    this.pos++;
+    this.depth--;
+    return true;
+  }
+
+  /**
+   * After a member or element: consumes the ',' before the next one (false), or the closing
+   * bracket and leaves the nesting (true).
+   */
+  private closeAfterItem(close: '}' | ']'): boolean {
+    this.skipWhitespace();
+    const c = this.text[this.pos];
+    this.pos++;
+    if (c === close) {
       this.depth--;
-      return out;
+      return true;
     }
-    for (;;) {
+    if (c !== ',') {
+      this.pos--;
+      this.syntaxError(`expected ',' or '${close}'`);
+    }
+    this.skipWhitespace();
+    return false;
+  }
+
+  private parseObject(): JsonObject {
+    const out: JsonObject = new Map();
+    if (this.openContainer('}')) return out;
+    do {
       if (this.text[this.pos] !== '"') this.syntaxError('expected a string key');
       const keyAt = this.pos;
       const key = this.parseString();
@@ -113,43 +140,15 @@ export class JsonParser {
       this.pos++;
       this.skipWhitespace();
       out.set(key, this.parseValue());
-      this.skipWhitespace();
-      const c = this.text[this.pos];
-      this.pos++;
-      if (c === '}') break;
-      if (c !== ',') {
-        this.pos--;
-        this.syntaxError("expected ',' or '}'");
-      }
-      this.skipWhitespace();
-    }
-    this.depth--;
+    } while (!this.closeAfterItem('}'));
     return out;
   }
 
   private parseArray(): JsonValue[] {
-    this.enter();
     const out: JsonValue[] = [];
-    this.pos++; // '['
-    this.skipWhitespace();
-    if (this.text[this.pos] === ']') {
-      this.pos++;
-      this.depth--;
-      return out;
-    }
-    for (;;) {
-      out.push(this.parseValue());
-      this.skipWhitespace();
-      const c = this.text[this.pos];
-      this.pos++;
-      if (c === ']') break;
-      if (c !== ',') {
-        this.pos--;
-        this.syntaxError("expected ',' or ']'");
-      }
-      this.skipWhitespace();
-    }
-    this.depth--;
+    if (this.openContainer(']')) return out;
+    do out.push(this.parseValue());
+    while (!this.closeAfterItem(']'));
     return out;
   }
 
