@@ -58,36 +58,33 @@ export function parseIdx(bytes: Uint8Array, name = 'IDX file'): IdxArray {
       `size mismatch: header says ${shape.join('x')} ${type} (${expected} bytes), file has ${bytes.length} bytes`,
     );
   }
-  const body = bytes.subarray(headerBytes);
+  return { type, shape, data: readElements(type, bytes, view, headerBytes, count, size) };
+}
+
+/** The `count` elements from byte `start` on, each `size` bytes, big-endian (as DataView reads). */
+function readElements(
+  type: IdxType,
+  bytes: Uint8Array,
+  view: DataView,
+  start: number,
+  count: number,
+  size: number,
+): IdxArray['data'] {
+  const n = { length: count };
+  const at = (i: number): number => start + size * i;
   switch (type) {
     case 'uint8':
-      return { type, shape, data: body.slice() };
+      return bytes.slice(start);
     case 'int8':
-      return { type, shape, data: new Int8Array(body.slice().buffer) };
+      return new Int8Array(bytes.slice(start).buffer);
     case 'int16':
-      return {
-        type,
-        shape,
-        data: Int16Array.from({ length: count }, (_, i) => view.getInt16(headerBytes + 2 * i)),
-      };
+      return Int16Array.from(n, (_, i) => view.getInt16(at(i)));
     case 'int32':
-      return {
-        type,
-        shape,
-        data: Int32Array.from({ length: count }, (_, i) => view.getInt32(headerBytes + 4 * i)),
-      };
+      return Int32Array.from(n, (_, i) => view.getInt32(at(i)));
     case 'float32':
-      return {
-        type,
-        shape,
-        data: Float32Array.from({ length: count }, (_, i) => view.getFloat32(headerBytes + 4 * i)),
-      };
+      return Float32Array.from(n, (_, i) => view.getFloat32(at(i)));
     case 'float64':
-      return {
-        type,
-        shape,
-        data: Float64Array.from({ length: count }, (_, i) => view.getFloat64(headerBytes + 8 * i)),
-      };
+      return Float64Array.from(n, (_, i) => view.getFloat64(at(i)));
     default:
       return type satisfies never;
   }
