@@ -27,6 +27,41 @@ function validRange(s: Conv2dSpec, kx: number): [number, number] {
   return [lo, hi];
 }
 
+/**
+ * Walks the column matrix of image n, group g, whose kernel row `row` = (c, ky, kx) starts at
+ * base0 + row·ld: for each row and output row oy, with o the index of output column 0, calls
+ * `inside(o, lo, hi, ix)` when input row iy lies in the image (output columns [lo, hi) read it,
+ * column lo at x[ix], each next one strideW further), else `outside(o)`.
+ */
+function forEachColumnRow(
+  s: Conv2dSpec,
+  n: number,
+  g: number,
+  base0: number,
+  ld: number,
+  inside: (o: number, lo: number, hi: number, ix: number) => void,
+  outside: (o: number) => void = () => {},
+): void {
+  const cinG = s.cIn / s.groups;
+  let row = 0;
+  for (let c = 0; c < cinG; c++) {
+    const plane = (n * s.cIn + g * cinG + c) * s.h * s.w;
+    for (let ky = 0; ky < s.kh; ky++) {
+      for (let kx = 0; kx < s.kw; kx++, row++) {
+        const base = base0 + row * ld;
+        const [lo, hi] = validRange(s, kx);
+        const shift = kx * s.dilationW - s.padW;
+        for (let oy = 0; oy < s.hOut; oy++) {
+          const iy = oy * s.strideH - s.padH + ky * s.dilationH;
+          const o = base + oy * s.wOut;
+          if (iy < 0 || iy >= s.h) outside(o);
+          else inside(o, lo, hi, plane + iy * s.w + lo * s.strideW + shift);
+        }
+      }
+    }
+  }
+}
+
 /** cols[base + row·P + p] = x at kernel row `row` = (c, ky, kx) and output pixel p (0 in the padding). */
 function im2col(
   x: TypedArray,
@@ -36,32 +71,20 @@ function im2col(
   cols: Float64Array | Float32Array,
   base0 = 0,
 ): void {
-  const cinG = s.cIn / s.groups;
-  const P = s.hOut * s.wOut;
   const sw = s.strideW;
-  let row = 0;
-  for (let c = 0; c < cinG; c++) {
-    const plane = (n * s.cIn + g * cinG + c) * s.h * s.w;
-    for (let ky = 0; ky < s.kh; ky++) {
-      for (let kx = 0; kx < s.kw; kx++, row++) {
-        const base = base0 + row * P;
-        const [lo, hi] = validRange(s, kx);
-        const shift = kx * s.dilationW - s.padW;
-        for (let oy = 0; oy < s.hOut; oy++) {
-          const iy = oy * s.strideH - s.padH + ky * s.dilationH;
-          const o = base + oy * s.wOut;
-          if (iy < 0 || iy >= s.h) {
-            cols.fill(0, o, o + s.wOut);
-            continue;
-          }
-          if (lo > 0) cols.fill(0, o, o + lo);
-          let ix = plane + iy * s.w + lo * sw + shift;
-          for (let ox = lo; ox < hi; ox++, ix += sw) cols[o + ox] = x[ix]!;
-          if (hi < s.wOut) cols.fill(0, o + hi, o + s.wOut);
-        }
-      }
-    }
-  }
+  forEachColumnRow(
+    s,
+    n,
+    g,
+    base0,
+    s.hOut * s.wOut,
+    (o, lo, hi, ix) => {
+      if (lo > 0) cols.fill(0, o, o + lo);
+      for (let ox = lo; ox < hi; ox++, ix += sw) cols[o + ox] = x[ix]!;
+      if (hi < s.wOut) cols.fill(0, o + hi, o + s.wOut);
+    },
+    (o) => cols.fill(0, o, o + s.wOut),
+  );
 }
 
 /** dx += col2im(cols), where column row `row` starts at cols[base0 + row·ld]. */
@@ -74,26 +97,10 @@ function col2imAdd(
   base0 = 0,
   ld = s.hOut * s.wOut,
 ): void {
-  const cinG = s.cIn / s.groups;
   const sw = s.strideW;
-  let row = 0;
-  for (let c = 0; c < cinG; c++) {
-    const plane = (n * s.cIn + g * cinG + c) * s.h * s.w;
-    for (let ky = 0; ky < s.kh; ky++) {
-      for (let kx = 0; kx < s.kw; kx++, row++) {
-        const base = base0 + row * ld;
-        const [lo, hi] = validRange(s, kx);
-        const shift = kx * s.dilationW - s.padW;
-        for (let oy = 0; oy < s.hOut; oy++) {
-          const iy = oy * s.strideH - s.padH + ky * s.dilationH;
-          if (iy < 0 || iy >= s.h) continue;
-          const o = base + oy * s.wOut;
-          let ix = plane + iy * s.w + lo * sw + shift;
-          for (let ox = lo; ox < hi; ox++, ix += sw) dx[ix]! += cols[o + ox]!;
-        }
-      }
-    }
-  }
+  forEachColumnRow(s, n, g, base0, ld, (o, lo, hi, ix) => {
+    for (let ox = lo; ox < hi; ox++, ix += sw) dx[ix]! += cols[o + ox]!;
+  });
 }
 
 /**
