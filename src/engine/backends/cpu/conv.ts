@@ -325,6 +325,18 @@ function stride1Adjoint(s: Conv2dSpec): boolean {
 }
 
 /**
+ * The per-group gemm of the im2col path: K = cIn/groups · kh · kw rows of the column matrix,
+ * P = hOut · wOut output pixels, coutG output channels.
+ */
+function im2colDims(s: Conv2dSpec): { K: number; P: number; coutG: number } {
+  return {
+    K: (s.cIn / s.groups) * s.kh * s.kw,
+    P: s.hOut * s.wOut,
+    coutG: s.cOut / s.groups,
+  };
+}
+
+/**
  * out = conv2d(x, w) (+ bias[c], added to the rounded product, as a separate add would: the
  * fused and the composite results are the same bits).
  */
@@ -360,9 +372,7 @@ export function conv2dKernel(
   if (rt && x instanceof Float32Array && w instanceof Float32Array && out instanceof Float32Array) {
     if (stride1(s)) return conv2dRowsF32(rt, x, w, s, out);
     // float32: per group, W packed once as A; per image, im2col → B panels → SIMD gemm.
-    const K = (s.cIn / s.groups) * s.kh * s.kw;
-    const P = s.hOut * s.wOut;
-    const coutG = s.cOut / s.groups;
+    const { K, P, coutG } = im2colDims(s);
     for (let g = 0; g < s.groups; g++) {
       const p = planGemm(rt, coutG, P, K, K * P);
       packPanels(w, g * coutG * K, coutG, K, K, 1, PANEL_M, p.mem, p.aBase);
@@ -375,9 +385,7 @@ export function conv2dKernel(
     }
     return;
   }
-  const K = (s.cIn / s.groups) * s.kh * s.kw;
-  const P = s.hOut * s.wOut;
-  const coutG = s.cOut / s.groups;
+  const { K, P, coutG } = im2colDims(s);
   const cols = new Float64Array(K * P);
   const g0 = { m: coutG, n: P, k: K, transA: false, transB: false, accumulate: false };
   for (let n = 0; n < s.n; n++) {
@@ -399,9 +407,7 @@ export function conv2dGradWeightKernel(
   if (rt && x instanceof Float32Array && dy instanceof Float32Array && dw instanceof Float32Array) {
     if (stride1(s)) return conv2dGradWeightRowsF32(rt, x, dy, s, dw);
     // float32: dW_g[coutG, K] = Σ_n dY_n[coutG, P] · cols_nᵀ, accumulated in the kernel's C.
-    const K = (s.cIn / s.groups) * s.kh * s.kw;
-    const P = s.hOut * s.wOut;
-    const coutG = s.cOut / s.groups;
+    const { K, P, coutG } = im2colDims(s);
     for (let g = 0; g < s.groups; g++) {
       const p = planGemm(rt, coutG, K, P, K * P);
       for (let n = 0; n < s.n; n++) {
@@ -415,9 +421,7 @@ export function conv2dGradWeightKernel(
     }
     return;
   }
-  const K = (s.cIn / s.groups) * s.kh * s.kw;
-  const P = s.hOut * s.wOut;
-  const coutG = s.cOut / s.groups;
+  const { K, P, coutG } = im2colDims(s);
   const cols = new Float64Array(K * P);
   const acc = new Float64Array(dw.length);
   const g0 = { m: coutG, n: K, k: P, transA: false, transB: true, accumulate: true };
@@ -468,9 +472,7 @@ export function conv2dGradInputKernel(
       return conv2dRowsF32(rt, dy, flipped, adjoint, dx);
     }
     // float32: dcols[K, P] = W_gᵀ · dY_n in the kernel's C, then col2im into dx.
-    const K = (s.cIn / s.groups) * s.kh * s.kw;
-    const P = s.hOut * s.wOut;
-    const coutG = s.cOut / s.groups;
+    const { K, P, coutG } = im2colDims(s);
     dx.fill(0);
     for (let g = 0; g < s.groups; g++) {
       const p = planGemm(rt, K, P, coutG);
@@ -483,9 +485,7 @@ export function conv2dGradInputKernel(
     }
     return;
   }
-  const K = (s.cIn / s.groups) * s.kh * s.kw;
-  const P = s.hOut * s.wOut;
-  const coutG = s.cOut / s.groups;
+  const { K, P, coutG } = im2colDims(s);
   const cols = new Float64Array(K * P);
   const acc = new Float64Array(dx.length);
   const g0 = { m: K, n: P, k: coutG, transA: true, transB: false, accumulate: false };
