@@ -171,6 +171,28 @@ interface Dot {
 }
 
 /**
+ * The loop over the streamed rows (keys for the forward and dq passes, queries for dk/dv) of
+ * length `len`, BK at a time in `idx`: the tile's rows of srcA and srcB staged (then `stageMore`,
+ * lines of further loads), and overTile over the rows staged.
+ */
+function overStagedTiles(
+  c: AttentionConfig,
+  idx: string,
+  len: string,
+  dots: readonly Dot[],
+  consume: string,
+  stageMore = '',
+): string {
+  return `  for (var ${idx} = 0u; ${idx} < ${len}; ${idx} += BK) {
+    stage_a(${idx}, ${len}, p_d(), b * ${len} * p_d(), li);
+    stage_b(${idx}, ${len}, p_dv(), b * ${len} * p_dv(), li);
+${stageMore}    workgroupBarrier();
+${overTile(c, `min(BK, ${len} - ${idx})`, dots, consume)}
+    workgroupBarrier();
+  }`;
+}
+
+/**
  * For each of the `count` staged rows j, the dot products `dots` of the thread's row with row j,
  * then `consume` (which sees them by name, and j). One lane per row: the dots are computed in
  * the loop. Several: every lane's partial dots of the tile go through Xs first (slot k of a row
@@ -250,13 +272,7 @@ ${loadSlice('q', 'DS', 'srcQ', '(b * p_lq() + row) * p_d()', 'p_d()')}
   for (var i = 0u; i < VS; i++) { o[i] = vec4<f32>(0.0); }
   var m = ${NEG};
   var l = 0.0;
-  for (var j0 = 0u; j0 < p_lk(); j0 += BK) {
-    stage_a(j0, p_lk(), p_d(), b * p_lk() * p_d(), li);
-    stage_b(j0, p_lk(), p_dv(), b * p_lk() * p_dv(), li);
-    workgroupBarrier();
-${overTile(c, 'min(BK, p_lk() - j0)', dots, consume)}
-    workgroupBarrier();
-  }
+${overStagedTiles(c, 'j0', 'p_lk()', dots, consume)}
   for (var i = 0u; i < VS; i++) { o[i] /= l; }
 ${storeSlice('o', 'VS', 'out', '(b * p_lq() + row) * p_dv()', 'p_dv()')}
   if (live && g == 0u) { lse[b * p_lq() + row] = m + m_log(l); }
@@ -306,13 +322,7 @@ ${laneSum(c, 'dd')}
   if (live) { l = lse[qrow]; }
   var acc: array<vec4<f32>, DS>;
   for (var i = 0u; i < DS; i++) { acc[i] = vec4<f32>(0.0); }
-  for (var j0 = 0u; j0 < p_lk(); j0 += BK) {
-    stage_a(j0, p_lk(), p_d(), b * p_lk() * p_d(), li);
-    stage_b(j0, p_lk(), p_dv(), b * p_lk() * p_dv(), li);
-    workgroupBarrier();
-${overTile(c, 'min(BK, p_lk() - j0)', dots, consume)}
-    workgroupBarrier();
-  }
+${overStagedTiles(c, 'j0', 'p_lk()', dots, consume)}
   for (var i = 0u; i < DS; i++) { acc[i] *= p_scale(); }
 ${storeSlice('acc', 'DS', 'dq', 'qrow * p_d()', 'p_d()')}
 }`,
@@ -331,6 +341,12 @@ ${xsDecl(c, 2)}`;
       let ds = p * (dp - Dsh[j]);
       for (var i = 0u; i < VS; i++) { gv[i] = fma(vec4<f32>(p), Bs[j * VW + g + G * i], gv[i]); }
       for (var i = 0u; i < DS; i++) { gk[i] = fma(vec4<f32>(ds), As[j * KW + g + G * i], gk[i]); }`;
+  // The staged query rows' logsumexp and D, beside their q and dOut.
+  const statsLoad = `    if (li < BK && i0 + li < p_lq()) {
+      Ls[li] = lse[b * p_lq() + i0 + li];
+      Dsh[li] = dsum[b * p_lq() + i0 + li];
+    }
+`;
   return kernel(key('dkdv', c), () => ({
     buffers: declareBuffers('f32', ['srcA', 'srcK', 'srcV', 'srcB', 'lse', 'dsum'], ['dk', 'dv']),
     params: PARAMS,
@@ -345,17 +361,7 @@ ${loadSlice('vv', 'VS', 'srcV', 'krow * p_dv()', 'p_dv()')}
   for (var i = 0u; i < DS; i++) { gk[i] = vec4<f32>(0.0); }
   var gv: array<vec4<f32>, VS>;
   for (var i = 0u; i < VS; i++) { gv[i] = vec4<f32>(0.0); }
-  for (var i0 = 0u; i0 < p_lq(); i0 += BK) {
-    stage_a(i0, p_lq(), p_d(), b * p_lq() * p_d(), li);
-    stage_b(i0, p_lq(), p_dv(), b * p_lq() * p_dv(), li);
-    if (li < BK && i0 + li < p_lq()) {
-      Ls[li] = lse[b * p_lq() + i0 + li];
-      Dsh[li] = dsum[b * p_lq() + i0 + li];
-    }
-    workgroupBarrier();
-${overTile(c, 'min(BK, p_lq() - i0)', dots, consume)}
-    workgroupBarrier();
-  }
+${overStagedTiles(c, 'i0', 'p_lq()', dots, consume, statsLoad)}
   for (var i = 0u; i < DS; i++) { gk[i] *= p_scale(); }
 ${storeSlice('gk', 'DS', 'dk', 'krow * p_d()', 'p_d()')}
 ${storeSlice('gv', 'VS', 'dv', 'krow * p_dv()', 'p_dv()')}
