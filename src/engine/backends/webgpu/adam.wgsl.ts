@@ -7,21 +7,22 @@ import type { AdamSpec } from '../../backend.js';
 import { declareBuffers, flatMain, kernel, type LaunchContext, WG } from './kernel.js';
 import type { GpuBuf } from './pool.js';
 import { grid1d, type Kernel } from './runtime.js';
+import { paramFields } from './params.js';
 
 export function adamKernel(l2: boolean): Kernel {
   return kernel(`adam/${l2 ? 'l2' : 'decoupled'}`, () => ({
     buffers: declareBuffers('f32', ['p', 'g', 'm', 'v'], ['po', 'mo', 'vo']),
-    params: [
-      { name: 'n', type: 'u32' },
-      { name: 'decay', type: 'f32' },
-      { name: 'wd', type: 'f32' },
-      { name: 'omb1', type: 'f32' },
-      { name: 'b2', type: 'f32' },
-      { name: 'omb2', type: 'f32' },
-      { name: 'step', type: 'f32' },
-      { name: 'bc2', type: 'f32' },
-      { name: 'eps', type: 'f32' },
-    ],
+    params: paramFields({
+      n: 'u32',
+      decay: 'f32',
+      wd: 'f32',
+      omb1: 'f32',
+      b2: 'f32',
+      omb2: 'f32',
+      step: 'f32',
+      bc2: 'f32',
+      eps: 'f32',
+    }),
     body: flatMain(`  let theta = p[i] * p_decay();
   let gr = ${l2 ? 'g[i] + p[i] * p_wd()' : 'g[i]'};
   let mi = m[i] + (gr - m[i]) * p_omb1();

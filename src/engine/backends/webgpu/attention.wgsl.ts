@@ -26,6 +26,7 @@ import { declareBuffers, kernel, type LaunchContext } from './kernel.js';
 import { mathWgsl } from './math.wgsl.js';
 import type { GpuBuf } from './pool.js';
 import { type Kernel, MAX_GROUPS } from './runtime.js';
+import { paramFields } from './params.js';
 
 /** Threads per workgroup. */
 const NT = 128;
@@ -93,15 +94,15 @@ export function pickAttentionConfig(
   return { lanes, ds, vs, bk, rows };
 }
 
-const PARAMS = [
-  { name: 'lq', type: 'u32' as const },
-  { name: 'lk', type: 'u32' as const },
-  { name: 'd', type: 'u32' as const },
-  { name: 'dv', type: 'u32' as const },
-  { name: 'scale', type: 'f32' as const },
+const PARAMS = paramFields({
+  lq: 'u32',
+  lk: 'u32',
+  d: 'u32',
+  dv: 'u32',
+  scale: 'f32',
   /** First slice of this dispatch (more than 65535 slices take several). */
-  { name: 'b0', type: 'u32' as const },
-];
+  b0: 'u32',
+});
 
 /** Declarations shared by the three passes: constants and the staged tiles. */
 function prelude(c: AttentionConfig, extra: string): string {

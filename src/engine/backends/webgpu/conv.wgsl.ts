@@ -24,26 +24,26 @@ import {
   pickTile,
 } from './gemm.wgsl.js';
 import type { BufferDecl, LaunchContext } from './kernel.js';
-import type { ParamField } from './params.js';
+import { paramFields } from './params.js';
 import type { GpuBuf } from './pool.js';
 import { launchReduce } from './reduce.wgsl.js';
 
-const CONV_PARAMS: readonly ParamField[] = [
-  { name: 'h', type: 'u32' },
-  { name: 'w', type: 'u32' },
-  { name: 'hout', type: 'u32' },
-  { name: 'wout', type: 'u32' },
-  { name: 'cin', type: 'u32' },
-  { name: 'cout', type: 'u32' },
-  { name: 'cing', type: 'u32' },
-  { name: 'coutg', type: 'u32' },
-  { name: 'sh', type: 'u32' },
-  { name: 'sw', type: 'u32' },
-  { name: 'ph', type: 'i32' },
-  { name: 'pw', type: 'i32' },
-  { name: 'khw', type: 'u32' },
-  { name: 'cslice', type: 'u32' },
-];
+const CONV_PARAMS = paramFields({
+  h: 'u32',
+  w: 'u32',
+  hout: 'u32',
+  wout: 'u32',
+  cin: 'u32',
+  cout: 'u32',
+  cing: 'u32',
+  coutg: 'u32',
+  sh: 'u32',
+  sw: 'u32',
+  ph: 'i32',
+  pw: 'i32',
+  khw: 'u32',
+  cslice: 'u32',
+});
 
 function params(s: Conv2dSpec, cslice: number) {
   return {

@@ -20,6 +20,7 @@ import {
 } from './kernel.js';
 import type { GpuBuf } from './pool.js';
 import { grid1d, type Kernel, type Runtime } from './runtime.js';
+import { paramFields } from './params.js';
 
 function flatGrid(n: number): [number, number, number] {
   return grid1d(Math.ceil(n / WG));
@@ -30,13 +31,13 @@ export function stridedCopyKernel(dtype: DType, rank: number): Kernel {
   const t = wgslType(dtype);
   return kernel(`strided-copy/${t}/${rank}`, () => ({
     buffers: declareBuffers(t, ['x'], ['out']),
-    params: [
-      { name: 'n', type: 'u32' },
-      { name: 'rank', type: 'u32' },
-      { name: 'offset', type: 'u32' },
-      { name: 'shape', type: 'u32', count: rank },
-      { name: 's0', type: 'u32', count: rank },
-    ],
+    params: paramFields({
+      n: 'u32',
+      rank: 'u32',
+      offset: 'u32',
+      shape: { type: 'u32', count: rank },
+      s0: { type: 'u32', count: rank },
+    }),
     body: flatMain(`${stridedOffsets(rank, 1)}\n  out[i] = x[p_offset() + off0];`),
   }));
 }
@@ -79,15 +80,15 @@ export function padKernel(dtype: DType): Kernel {
   out[i] = select(bitcast<${t}>(p_bits()), x[select(0u, src, inside)], inside);`;
   return kernel(`pad/${t}`, () => ({
     buffers: declareBuffers(t, ['x'], ['out']),
-    params: [
-      { name: 'n', type: 'u32' },
-      { name: 'rank', type: 'u32' },
-      { name: 'bits', type: 'u32' },
-      { name: 'out', type: 'u32', count: MAX_RANK },
-      { name: 'in', type: 'u32', count: MAX_RANK },
-      { name: 'before', type: 'u32', count: MAX_RANK },
-      { name: 'instride', type: 'u32', count: MAX_RANK },
-    ],
+    params: paramFields({
+      n: 'u32',
+      rank: 'u32',
+      bits: 'u32',
+      out: { type: 'u32', count: MAX_RANK },
+      in: { type: 'u32', count: MAX_RANK },
+      before: { type: 'u32', count: MAX_RANK },
+      instride: { type: 'u32', count: MAX_RANK },
+    }),
     body: flatMain(body),
   }));
 }
@@ -138,12 +139,7 @@ export function launchPad(rt: Runtime, dtype: DType, x: GpuBuf, out: GpuBuf, spe
   );
 }
 
-const gatherParams = [
-  { name: 'n', type: 'u32' as const },
-  { name: 'axis', type: 'u32' as const },
-  { name: 'inner', type: 'u32' as const },
-  { name: 'nidx', type: 'u32' as const },
-];
+const gatherParams = paramFields({ n: 'u32', axis: 'u32', inner: 'u32', nidx: 'u32' });
 
 export function gatherKernel(dtype: DType): Kernel {
   const t = wgslType(dtype);

@@ -17,6 +17,7 @@ import {
 } from './kernel.js';
 import { mathWgsl } from './math.wgsl.js';
 import type { Kernel } from './runtime.js';
+import { paramFields } from './params.js';
 
 type Expr1 = (x: string) => string;
 type Expr2 = (a: string, b: string) => string;
@@ -94,10 +95,7 @@ export function fillKernel(dtype: DType): Kernel {
   const t = wgslType(dtype);
   return kernel(`fill/${t}`, () => ({
     buffers: [{ name: 'out', type: t, kind: 'write' }],
-    params: [
-      { name: 'n', type: 'u32' },
-      { name: 'bits', type: 'u32' },
-    ],
+    params: paramFields({ n: 'u32', bits: 'u32' }),
     body: flatMain(`  out[i] = bitcast<${t}>(p_bits());`),
   }));
 }
@@ -112,7 +110,7 @@ export function castKernel(from: DType, to: DType): Kernel {
       { name: 'x', type: a, kind: 'read' },
       { name: 'out', type: b, kind: 'write' },
     ],
-    params: [{ name: 'n', type: 'u32' }],
+    params: paramFields({ n: 'u32' }),
     body: mathWgsl(mathUsed(expr)) + '\n' + flatMain(`  out[i] = ${expr};`),
   }));
 }
@@ -124,7 +122,7 @@ export function unaryKernel(op: UnaryOp, dtype: DType): Kernel {
   else expr = unaryI32[op]?.('v') ?? `m_f2i(${unaryF32[op]('f32(v)')})`;
   return kernel(`unary/${op}/${t}`, () => ({
     buffers: declareBuffers(t, ['x'], ['out']),
-    params: [{ name: 'n', type: 'u32' }],
+    params: paramFields({ n: 'u32' }),
     body: mathWgsl(mathUsed(expr)) + '\n' + flatMain(`  let v = x[i];\n  out[i] = ${expr};`),
   }));
 }

@@ -15,7 +15,7 @@
  * K range and output slice; the caller sums the slices (deterministically, with reduce).
  */
 import { type BufferDecl, kernel } from './kernel.js';
-import type { ParamField } from './params.js';
+import { type ParamField, paramFields } from './params.js';
 import type { GpuBuf } from './pool.js';
 import { type Kernel, MAX_GROUPS, type Runtime } from './runtime.js';
 
@@ -88,15 +88,15 @@ export interface GemmSpec {
   readonly colOffset: (n: string) => string;
 }
 
-export const GEMM_PARAMS: readonly ParamField[] = [
-  { name: 'M', type: 'u32' },
-  { name: 'N', type: 'u32' },
-  { name: 'K', type: 'u32' },
-  { name: 'kchunk', type: 'u32' },
-  { name: 'splits', type: 'u32' },
+export const GEMM_PARAMS = paramFields({
+  M: 'u32',
+  N: 'u32',
+  K: 'u32',
+  kchunk: 'u32',
+  splits: 'u32',
   /** First column tile of this dispatch (grids wider than 65535 tiles take several). */
-  { name: 'xbase', type: 'u32' },
-];
+  xbase: 'u32',
+});
 
 function range(n: number): number[] {
   return Array.from({ length: n }, (_, i) => i);

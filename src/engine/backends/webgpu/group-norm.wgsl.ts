@@ -13,15 +13,16 @@ import { mathWgsl } from './math.wgsl.js';
 import type { GpuBuf } from './pool.js';
 import { subgroupArgs, workgroupReduceWgsl } from './reduce.wgsl.js';
 import { grid1d, type Kernel } from './runtime.js';
+import { paramFields } from './params.js';
 
-const PARAMS = [
-  { name: 'groups', type: 'u32' as const },
-  { name: 'total', type: 'u32' as const },
-  { name: 'channels', type: 'u32' as const },
-  { name: 'cg', type: 'u32' as const },
-  { name: 'spatial', type: 'u32' as const },
-  { name: 'eps', type: 'f32' as const },
-];
+const PARAMS = paramFields({
+  groups: 'u32',
+  total: 'u32',
+  channels: 'u32',
+  cg: 'u32',
+  spatial: 'u32',
+  eps: 'f32',
+});
 
 function header(subgroups: boolean): { math: string; args: string; sg: string } {
   const s = subgroupArgs(subgroups);
@@ -149,10 +150,7 @@ ${mainWgsl(h.args)}
 export function groupNormDwDbKernel(): Kernel {
   return kernel('group-norm-dwdb', () => ({
     buffers: declareBuffers('f32', ['pwb'], ['dw', 'db']),
-    params: [
-      { name: 'n', type: 'u32' },
-      { name: 'channels', type: 'u32' },
-    ],
+    params: paramFields({ n: 'u32', channels: 'u32' }),
     body: `${mainWgsl()}
   let c = (wg.y * nwg.x + wg.x) * ${WG}u + li;
   let C = p_channels();

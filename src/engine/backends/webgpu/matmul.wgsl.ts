@@ -16,6 +16,7 @@ import { declareBuffers, type LaunchContext } from './kernel.js';
 import type { GpuBuf } from './pool.js';
 import { launchReduce } from './reduce.wgsl.js';
 import { MAX_GROUPS } from './runtime.js';
+import { paramFields } from './params.js';
 
 export function matmulKernel(tile: GemmTile, transA: boolean, transB: boolean, checked: boolean) {
   return gemmKernel({
@@ -23,12 +24,7 @@ export function matmulKernel(tile: GemmTile, transA: boolean, transB: boolean, c
     tile,
     checked,
     buffers: declareBuffers('f32', ['A', 'B'], ['C']),
-    params: [
-      { name: 'astride', type: 'u32' },
-      { name: 'bstride', type: 'u32' },
-      { name: 'cslice', type: 'u32' },
-      { name: 'b0', type: 'u32' },
-    ],
+    params: paramFields({ astride: 'u32', bstride: 'u32', cslice: 'u32', b0: 'u32' }),
     aMajor: transA ? 'm' : 'k',
     bMajor: transB ? 'k' : 'n',
     prelude: `  let K = p_K();

@@ -14,6 +14,20 @@ export interface ParamField {
   readonly count?: number;
 }
 
+/** A field's type, or its type and array length. */
+export type FieldSpec = ParamType | { readonly type: ParamType; readonly count: number };
+
+/**
+ * The fields of a parameter block written as a record of name → type (or type and array
+ * length), in the record's order: `paramFields({ n: 'u32', scale: 'f32' })`. (Names are never
+ * integers, which a record would move to the front.)
+ */
+export function paramFields(spec: Readonly<Record<string, FieldSpec>>): ParamField[] {
+  return Object.entries(spec).map(([name, f]) =>
+    typeof f === 'string' ? { name, type: f } : { name, type: f.type, count: f.count },
+  );
+}
+
 export type ParamValues = Readonly<Record<string, number | readonly number[]>>;
 
 /** Bytes per parameter slot: the largest minUniformBufferOffsetAlignment WebGPU allows. */

@@ -11,6 +11,7 @@ import { kernel, mainWgsl, WG } from './kernel.js';
 import { mathWgsl } from './math.wgsl.js';
 import type { GpuBuf } from './pool.js';
 import { grid1d, type Kernel, type Runtime } from './runtime.js';
+import { paramFields } from './params.js';
 
 const TWO_POW_32 = 4294967296;
 
@@ -80,12 +81,12 @@ export function randomKernel(kind: 'uniform' | 'normal'): Kernel {
   let v = vec4<f32>(r0 * cossin_turn(w.y), r1 * cossin_turn(w.w));`;
   return kernel(`random/${kind}`, () => ({
     buffers: [{ name: 'out', type: 'f32', kind: 'write' }],
-    params: [
-      { name: 'n', type: 'u32' },
-      { name: 'blocks', type: 'u32' },
-      { name: 'seed', type: 'u32', count: 2 },
-      { name: 'offset', type: 'u32', count: 2 },
-    ],
+    params: paramFields({
+      n: 'u32',
+      blocks: 'u32',
+      seed: { type: 'u32', count: 2 },
+      offset: { type: 'u32', count: 2 },
+    }),
     body: `${mathWgsl(['m_log', 'm_log1p_small', 'm_sin_poly', 'm_cos_poly'])}
 ${PHILOX}
 ${mainWgsl()}

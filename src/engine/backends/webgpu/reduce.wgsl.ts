@@ -16,6 +16,7 @@ import { declareBuffers, kernel, type LaunchContext, mainWgsl, WG, wgslType } fr
 import { mathWgsl } from './math.wgsl.js';
 import type { GpuBuf } from './pool.js';
 import { grid1d, type Kernel } from './runtime.js';
+import { paramFields } from './params.js';
 
 /** Identity and combine of an op for a WGSL type. */
 function opWgsl(op: ReduceOp, t: 'f32' | 'i32'): { init: string; combine: string } {
@@ -74,12 +75,7 @@ export function reduceRowsKernel(op: ReduceOp, dtype: DType, subgroups: boolean)
     return {
       enable: subgroups ? ['subgroups'] : [],
       buffers: declareBuffers(t, ['x'], ['out']),
-      params: [
-        { name: 'groups', type: 'u32' },
-        { name: 'size', type: 'u32' },
-        { name: 'segs', type: 'u32' },
-        { name: 'seglen', type: 'u32' },
-      ],
+      params: paramFields({ groups: 'u32', size: 'u32', segs: 'u32', seglen: 'u32' }),
       body: `${combineFn(op, t)}
 var<workgroup> sh: array<${t}, ${WG}>;
 ${mainWgsl(sgArgs)}
@@ -101,13 +97,7 @@ export function reduceColsKernel(op: ReduceOp, dtype: DType): Kernel {
   const t = wgslType(dtype);
   return kernel(`reduce-cols/${op}/${t}`, () => ({
     buffers: declareBuffers(t, ['x'], ['out']),
-    params: [
-      { name: 'n', type: 'u32' },
-      { name: 'size', type: 'u32' },
-      { name: 'inner', type: 'u32' },
-      { name: 'segs', type: 'u32' },
-      { name: 'seglen', type: 'u32' },
-    ],
+    params: paramFields({ n: 'u32', size: 'u32', inner: 'u32', segs: 'u32', seglen: 'u32' }),
     body: `${combineFn(op, t)}
 ${mainWgsl()}
   let t = (wg.y * nwg.x + wg.x) * ${WG}u + li;
@@ -202,10 +192,7 @@ export function argmaxRowsKernel(dtype: DType): Kernel {
       { name: 'x', type: t, kind: 'read' },
       { name: 'out', type: 'i32', kind: 'write' },
     ],
-    params: [
-      { name: 'groups', type: 'u32' },
-      { name: 'size', type: 'u32' },
-    ],
+    params: paramFields({ groups: 'u32', size: 'u32' }),
     body: `${argPrelude(t)}
 var<workgroup> shv: array<T, ${WG}>;
 var<workgroup> shi: array<u32, ${WG}>;
@@ -241,11 +228,7 @@ export function argmaxColsKernel(dtype: DType): Kernel {
       { name: 'x', type: t, kind: 'read' },
       { name: 'out', type: 'i32', kind: 'write' },
     ],
-    params: [
-      { name: 'n', type: 'u32' },
-      { name: 'size', type: 'u32' },
-      { name: 'inner', type: 'u32' },
-    ],
+    params: paramFields({ n: 'u32', size: 'u32', inner: 'u32' }),
     body: `${argPrelude(t)}
 ${mainWgsl()}
   let t = (wg.y * nwg.x + wg.x) * ${WG}u + li;

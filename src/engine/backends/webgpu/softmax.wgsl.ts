@@ -10,15 +10,12 @@ import { mathWgsl } from './math.wgsl.js';
 import type { GpuBuf } from './pool.js';
 import { subgroupArgs, workgroupReduceWgsl } from './reduce.wgsl.js';
 import { grid1d, type Kernel } from './runtime.js';
+import { paramFields } from './params.js';
 
 /** Rows up to this long get one thread each. */
 const SHORT_ROW = 32;
 
-const PARAMS = [
-  { name: 'rows', type: 'u32' as const },
-  { name: 'cols', type: 'u32' as const },
-  { name: 'scale', type: 'f32' as const },
-];
+const PARAMS = paramFields({ rows: 'u32', cols: 'u32', scale: 'f32' });
 
 export function softmaxKernel(subgroups: boolean, short: boolean): Kernel {
   const key = `softmax/${short ? 'short' : subgroups ? 'sg' : 'wg'}`;
