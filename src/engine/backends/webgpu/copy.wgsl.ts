@@ -8,6 +8,7 @@ import type { GatherSpec, PadSpec, StridedCopySpec } from '../../backend.js';
 import type { DType } from '../../dtype.js';
 import { sizeOf } from '../../shape.js';
 import {
+  type BufferDecl,
   collapseAxes,
   compiledRank,
   declareBuffers,
@@ -141,15 +142,20 @@ export function launchPad(rt: Runtime, dtype: DType, x: GpuBuf, out: GpuBuf, spe
 
 const gatherParams = paramFields({ n: 'u32', axis: 'u32', inner: 'u32', nidx: 'u32' });
 
+/** Buffers of gather and scatter-add: the values, the int32 indices, the output, the status word. */
+function indexedBuffers(values: string, t: string): BufferDecl[] {
+  return [
+    { name: values, type: t, kind: 'read' },
+    { name: 'idx', type: 'i32', kind: 'read' },
+    { name: 'out', type: t, kind: 'write' },
+    { name: 'status', type: 'atomic<u32>', kind: 'write' },
+  ];
+}
+
 export function gatherKernel(dtype: DType): Kernel {
   const t = wgslType(dtype);
   return kernel(`gather/${t}`, () => ({
-    buffers: [
-      { name: 'x', type: t, kind: 'read' },
-      { name: 'idx', type: 'i32', kind: 'read' },
-      { name: 'out', type: t, kind: 'write' },
-      { name: 'status', type: 'atomic<u32>', kind: 'write' },
-    ],
+    buffers: indexedBuffers('x', t),
     params: gatherParams,
     body: flatMain(`  let inner = p_inner();
   let r = i % inner;
@@ -170,12 +176,7 @@ export function gatherKernel(dtype: DType): Kernel {
 export function scatterAddKernel(dtype: DType): Kernel {
   const t = wgslType(dtype);
   return kernel(`scatter-add/${t}`, () => ({
-    buffers: [
-      { name: 'src', type: t, kind: 'read' },
-      { name: 'idx', type: 'i32', kind: 'read' },
-      { name: 'out', type: t, kind: 'write' },
-      { name: 'status', type: 'atomic<u32>', kind: 'write' },
-    ],
+    buffers: indexedBuffers('src', t),
     params: gatherParams,
     body: flatMain(`  let inner = p_inner();
   let r = i % inner;
@@ -197,6 +198,23 @@ export function scatterAddKernel(dtype: DType): Kernel {
   }));
 }
 
+/**
+ * Records gather or scatter-add (`kernelOf`) over n outputs, nothing when n is 0; an index outside
+ * the axis sets the runtime's status word.
+ */
+function dispatchIndexed(
+  rt: Runtime,
+  kernelOf: (dtype: DType) => Kernel,
+  dtype: DType,
+  bufs: readonly [values: GpuBuf, idx: GpuBuf, out: GpuBuf],
+  spec: GatherSpec,
+  n: number,
+): void {
+  if (n === 0) return;
+  const params = { n, axis: spec.axisSize, inner: spec.inner, nidx: spec.numIndices };
+  rt.dispatch(kernelOf(dtype), [...bufs, rt.status], params, flatGrid(n));
+}
+
 export function launchGather(
   rt: Runtime,
   dtype: DType,
@@ -206,9 +224,7 @@ export function launchGather(
   spec: GatherSpec,
 ): void {
   const n = spec.outer * spec.numIndices * spec.inner;
-  if (n === 0) return;
-  const params = { n, axis: spec.axisSize, inner: spec.inner, nidx: spec.numIndices };
-  rt.dispatch(gatherKernel(dtype), [x, idx, out, rt.status], params, flatGrid(n));
+  dispatchIndexed(rt, gatherKernel, dtype, [x, idx, out], spec, n);
 }
 
 export function launchScatterAdd(
@@ -220,7 +236,5 @@ export function launchScatterAdd(
   spec: GatherSpec,
 ): void {
   const n = spec.outer * spec.axisSize * spec.inner;
-  if (n === 0) return;
-  const params = { n, axis: spec.axisSize, inner: spec.inner, nidx: spec.numIndices };
-  rt.dispatch(scatterAddKernel(dtype), [src, idx, out, rt.status], params, flatGrid(n));
+  dispatchIndexed(rt, scatterAddKernel, dtype, [src, idx, out], spec, n);
 }
