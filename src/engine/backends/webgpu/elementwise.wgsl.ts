@@ -52,6 +52,16 @@ const unaryI32: { [K in UnaryOp]?: Expr1 } = {
   floor: (x) => x,
 };
 
+type Comparison = 'lt' | 'le' | 'gt' | 'ge' | 'eq' | 'ne';
+
+/** The comparisons, each select(0, 1, a OP b) with the dtype's literals for 0 and 1. */
+function comparisons(zero: string, one: string): { [K in Comparison]: Expr2 } {
+  function cmp(op: string): Expr2 {
+    return (a, b) => `select(${zero}, ${one}, ${a} ${op} ${b})`;
+  }
+  return { lt: cmp('<'), le: cmp('<='), gt: cmp('>'), ge: cmp('>='), eq: cmp('=='), ne: cmp('!=') };
+}
+
 /** f32 expression of each binary op (port of binaryFns; NaN handling as there). */
 const binaryF32: { [K in BinaryOp]: Expr2 } = {
   add: (a, b) => `${a} + ${b}`,
@@ -61,12 +71,7 @@ const binaryF32: { [K in BinaryOp]: Expr2 } = {
   pow: (a, b) => `m_pow(${a}, ${b})`,
   maximum: (a, b) => `select(${b}, ${a}, ${a} >= ${b} || m_isnan(${a}))`,
   minimum: (a, b) => `select(${b}, ${a}, ${a} <= ${b} || m_isnan(${a}))`,
-  lt: (a, b) => `select(0.0, 1.0, ${a} < ${b})`,
-  le: (a, b) => `select(0.0, 1.0, ${a} <= ${b})`,
-  gt: (a, b) => `select(0.0, 1.0, ${a} > ${b})`,
-  ge: (a, b) => `select(0.0, 1.0, ${a} >= ${b})`,
-  eq: (a, b) => `select(0.0, 1.0, ${a} == ${b})`,
-  ne: (a, b) => `select(0.0, 1.0, ${a} != ${b})`,
+  ...comparisons('0.0', '1.0'),
 };
 
 const binaryI32: { [K in BinaryOp]: Expr2 } = {
@@ -77,12 +82,7 @@ const binaryI32: { [K in BinaryOp]: Expr2 } = {
   pow: (a, b) => `m_f2i(m_pow(f32(${a}), f32(${b})))`,
   maximum: (a, b) => `max(${a}, ${b})`,
   minimum: (a, b) => `min(${a}, ${b})`,
-  lt: (a, b) => `select(0, 1, ${a} < ${b})`,
-  le: (a, b) => `select(0, 1, ${a} <= ${b})`,
-  gt: (a, b) => `select(0, 1, ${a} > ${b})`,
-  ge: (a, b) => `select(0, 1, ${a} >= ${b})`,
-  eq: (a, b) => `select(0, 1, ${a} == ${b})`,
-  ne: (a, b) => `select(0, 1, ${a} != ${b})`,
+  ...comparisons('0', '1'),
 };
 
 /** Every m_* function an expression calls (for mathWgsl). */
