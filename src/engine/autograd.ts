@@ -19,10 +19,10 @@ export function isGradEnabled(): boolean {
   return gradEnabled;
 }
 
-/** Runs fn without recording gradients (sampling, EMA, optimizer updates). */
-export function noGrad<T>(fn: () => T): T {
+/** Runs fn with gradient recording switched on or off, restoring the previous state after. */
+function withGradEnabled<T>(enabled: boolean, fn: () => T): T {
   const prev = gradEnabled;
-  gradEnabled = false;
+  gradEnabled = enabled;
   try {
     return fn();
   } finally {
@@ -30,18 +30,17 @@ export function noGrad<T>(fn: () => T): T {
   }
 }
 
+/** Runs fn without recording gradients (sampling, EMA, optimizer updates). */
+export function noGrad<T>(fn: () => T): T {
+  return withGradEnabled(false, fn);
+}
+
 /**
  * Runs fn with gradients recorded, even inside noGrad: the inverse of noGrad, for a gradient
  * taken in the middle of sampling (classifier guidance differentiates a classifier there).
  */
 export function enableGrad<T>(fn: () => T): T {
-  const prev = gradEnabled;
-  gradEnabled = true;
-  try {
-    return fn();
-  } finally {
-    gradEnabled = prev;
-  }
+  return withGradEnabled(true, fn);
 }
 
 /** Reverse topological order of the nodes reachable from root (root first). */
