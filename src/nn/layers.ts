@@ -82,6 +82,11 @@ export class Conv2d extends Module {
   }
 }
 
+/** The size-preserving 3×3 convolution (padding 1) of diffusers' U-Net, VAE and ControlNet. */
+export function conv3x3(inChannels: number, outChannels: number, init: InitOptions = {}): Conv2d {
+  return new Conv2d(inChannels, outChannels, 3, { ...init, padding: 1 });
+}
+
 /** Group normalization over [N, C, ...] with per-channel affine (weight 1, bias 0 at init). */
 export class GroupNorm extends Module {
   readonly weight: Tensor | null;

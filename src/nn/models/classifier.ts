@@ -11,7 +11,7 @@
  * classifier of clean images (the feature extractor of the evaluation metrics).
  */
 import { mean, type Tensor } from '../../engine/index.js';
-import { Conv2d, GroupNorm, Linear } from '../layers.js';
+import { Conv2d, conv3x3, GroupNorm, Linear } from '../layers.js';
 import { ModuleList } from '../module.js';
 import { ACTIVATIONS, type ActivationName, BuildContext, getActivation } from './common.js';
 import type { ModelInitOptions } from './common.js';
@@ -168,7 +168,7 @@ export class EncoderClassifierModel extends DiffusersModel<EncoderClassifierMode
     const last = ch[ch.length - 1]!;
     const tembDim = c.time_conditioned ? (c.time_embedding_dim ?? 4 * ch0) : null;
 
-    this.convIn = this.child('conv_in', new Conv2d(c.in_channels, ch0, 3, { ...init, padding: 1 }));
+    this.convIn = this.child('conv_in', conv3x3(c.in_channels, ch0, init));
     if (tembDim !== null) {
       this.timeProj = new Timesteps(ch0, c.flip_sin_to_cos, c.freq_shift);
       this.timeEmbedding = this.child(

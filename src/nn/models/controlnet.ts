@@ -20,7 +20,7 @@
  * resnet), and `attention_head_dim` is the size of a head as in UNet2DModel.
  */
 import { concat, mean, mul, noGrad, reshape, type Tensor } from '../../engine/index.js';
-import { Conv2d } from '../layers.js';
+import { Conv2d, conv3x3 } from '../layers.js';
 import { Module, ModuleList } from '../module.js';
 import {
   getActivation,
@@ -457,19 +457,16 @@ export class ControlNetConditioningEmbedding extends Module {
     super();
     const init = { generator: opts.generator };
     const ch = blockOutChannels;
-    this.convIn = this.child(
-      'conv_in',
-      new Conv2d(conditioningChannels, ch[0]!, 3, { ...init, padding: 1 }),
-    );
+    this.convIn = this.child('conv_in', conv3x3(conditioningChannels, ch[0]!, init));
     const blocks: Conv2d[] = [];
     for (let i = 0; i < ch.length - 1; i++) {
-      blocks.push(new Conv2d(ch[i]!, ch[i]!, 3, { ...init, padding: 1 }));
+      blocks.push(conv3x3(ch[i]!, ch[i]!, init));
       blocks.push(new Conv2d(ch[i]!, ch[i + 1]!, 3, { ...init, padding: 1, stride: 2 }));
     }
     this.blocks = this.child('blocks', new ModuleList(blocks));
     this.convOut = this.child(
       'conv_out',
-      zeroModule(new Conv2d(ch[ch.length - 1]!, embeddingChannels, 3, { ...init, padding: 1 })),
+      zeroModule(conv3x3(ch[ch.length - 1]!, embeddingChannels, init)),
     );
   }
 

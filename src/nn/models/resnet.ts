@@ -17,7 +17,7 @@ import {
   type Tensor,
   upsampleNearest2d,
 } from '../../engine/index.js';
-import { Conv2d, type Dropout, GroupNorm, Linear } from '../layers.js';
+import { Conv2d, conv3x3, type Dropout, GroupNorm, Linear } from '../layers.js';
 import { Module } from '../module.js';
 import { type Activation, type ActivationName, BuildContext, getActivation } from './common.js';
 
@@ -115,10 +115,7 @@ export class Upsample2D extends Module {
     super();
     const out = opts.outChannels ?? channels;
     const init = (opts.ctx ?? new BuildContext()).init;
-    this.conv =
-      opts.useConv === true
-        ? this.child('conv', new Conv2d(channels, out, 3, { ...init, padding: 1 }))
-        : null;
+    this.conv = opts.useConv === true ? this.child('conv', conv3x3(channels, out, init)) : null;
   }
   /** `outputSize` resizes to that size instead of ×2 (UNet2DConditionModel with odd sizes). */
   forward(x: Tensor, outputSize?: readonly [number, number] | null): Tensor {
@@ -184,7 +181,7 @@ export class ResnetBlock2D extends Module {
     this.act = getActivation(o.nonLinearity ?? 'swish');
     this.resample = o.up === true ? 'up' : o.down === true ? 'down' : null;
     this.norm1 = this.child('norm1', new GroupNorm(groups, o.inChannels, eps));
-    this.conv1 = this.child('conv1', new Conv2d(o.inChannels, out, 3, { ...init, padding: 1 }));
+    this.conv1 = this.child('conv1', conv3x3(o.inChannels, out, init));
     const projOut = this.timeEmbeddingNorm === 'scale_shift' ? 2 * out : out;
     this.timeEmbProj =
       o.tembChannels === null
@@ -192,7 +189,7 @@ export class ResnetBlock2D extends Module {
         : this.child('time_emb_proj', new Linear(o.tembChannels, projOut, init));
     this.norm2 = this.child('norm2', new GroupNorm(o.groupsOut ?? groups, out, eps));
     this.dropout = this.child('dropout', ctx.dropout(o.dropout ?? 0));
-    this.conv2 = this.child('conv2', new Conv2d(out, out, 3, { ...init, padding: 1 }));
+    this.conv2 = this.child('conv2', conv3x3(out, out, init));
     const shortcut = o.useInShortcut ?? o.inChannels !== out;
     this.convShortcut = shortcut
       ? this.child(

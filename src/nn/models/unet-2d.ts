@@ -9,7 +9,7 @@
  * GroupNorm -> SiLU -> conv_out.
  */
 import { add, cast, mul, silu, sub, type Tensor } from '../../engine/index.js';
-import { Conv2d, Embedding, GroupNorm } from '../layers.js';
+import { Conv2d, conv3x3, Embedding, GroupNorm } from '../layers.js';
 import { ModuleList } from '../module.js';
 import { ACTIVATIONS, type ActivationName, BuildContext, type ModelInitOptions } from './common.js';
 import {
@@ -206,7 +206,7 @@ export class UNet2DModel extends DiffusersModel<UNet2DModelConfig> implements De
     const ch0 = ch[0]!;
     const tembDim = c.time_embedding_dim ?? 4 * ch0;
 
-    this.convIn = this.child('conv_in', new Conv2d(c.in_channels, ch0, 3, { ...init, padding: 1 }));
+    this.convIn = this.child('conv_in', conv3x3(c.in_channels, ch0, init));
     this.timeProj = new Timesteps(ch0, c.flip_sin_to_cos, c.freq_shift);
     this.timeEmbedding = this.child('time_embedding', new TimestepEmbedding(ch0, tembDim, { ctx }));
     if (c.class_embed_type === null && c.num_class_embeds !== null) {
@@ -261,10 +261,7 @@ export class UNet2DModel extends DiffusersModel<UNet2DModelConfig> implements De
       'conv_norm_out',
       new GroupNorm(c.norm_num_groups, ch0, c.norm_eps),
     );
-    this.convOut = this.child(
-      'conv_out',
-      new Conv2d(ch0, c.out_channels, 3, { ...init, padding: 1 }),
-    );
+    this.convOut = this.child('conv_out', conv3x3(ch0, c.out_channels, init));
   }
 
   /** The time (+ class) embedding [B, temb] in the model's dtype. */

@@ -29,7 +29,7 @@ import {
   tensor,
 } from '../../engine/index.js';
 import { uniform } from '../init.js';
-import { Conv2d, Embedding, GroupNorm } from '../layers.js';
+import { Conv2d, conv3x3, Embedding, GroupNorm } from '../layers.js';
 import { Module, ModuleList } from '../module.js';
 import { ACTIVATIONS, type ActivationName, type BuildContext } from './common.js';
 import {
@@ -194,10 +194,7 @@ export class Encoder extends Module {
     const init = o.ctx.init;
     const ch = o.blockOutChannels;
     const last = ch[ch.length - 1]!;
-    this.convIn = this.child(
-      'conv_in',
-      new Conv2d(o.inChannels, ch[0]!, 3, { ...init, padding: 1 }),
-    );
+    this.convIn = this.child('conv_in', conv3x3(o.inChannels, ch[0]!, init));
     const resnet = vaeResnet(o);
     this.downBlocks = this.child(
       'down_blocks',
@@ -217,10 +214,7 @@ export class Encoder extends Module {
     );
     this.midBlock = this.child('mid_block', vaeMidBlock(o, last));
     this.convNormOut = this.child('conv_norm_out', new GroupNorm(o.normNumGroups, last, 1e-6));
-    this.convOut = this.child(
-      'conv_out',
-      new Conv2d(last, o.outChannels, 3, { ...init, padding: 1 }),
-    );
+    this.convOut = this.child('conv_out', conv3x3(last, o.outChannels, init));
   }
   forward(x: Tensor): Tensor {
     let h = this.convIn.forward(x);
@@ -242,10 +236,7 @@ export class Decoder extends Module {
     const init = o.ctx.init;
     const ch = o.blockOutChannels;
     const rev = [...ch].reverse();
-    this.convIn = this.child(
-      'conv_in',
-      new Conv2d(o.inChannels, rev[0]!, 3, { ...init, padding: 1 }),
-    );
+    this.convIn = this.child('conv_in', conv3x3(o.inChannels, rev[0]!, init));
     this.midBlock = this.child('mid_block', vaeMidBlock(o, rev[0]!));
     const resnet = vaeResnet(o);
     this.upBlocks = this.child(
@@ -264,10 +255,7 @@ export class Decoder extends Module {
       ),
     );
     this.convNormOut = this.child('conv_norm_out', new GroupNorm(o.normNumGroups, ch[0]!, 1e-6));
-    this.convOut = this.child(
-      'conv_out',
-      new Conv2d(ch[0]!, o.outChannels, 3, { ...init, padding: 1 }),
-    );
+    this.convOut = this.child('conv_out', conv3x3(ch[0]!, o.outChannels, init));
   }
   forward(z: Tensor): Tensor {
     let h = this.midBlock.forward(this.convIn.forward(z), null);
