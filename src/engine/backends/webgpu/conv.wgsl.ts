@@ -27,6 +27,7 @@ import type { BufferDecl, LaunchContext } from './kernel.js';
 import { paramFields } from './params.js';
 import type { GpuBuf } from './pool.js';
 import { launchReduce } from './reduce.wgsl.js';
+import type { Kernel } from './runtime.js';
 
 const CONV_PARAMS = paramFields({
   h: 'u32',
@@ -222,21 +223,34 @@ function checkGroups(s: Conv2dSpec, splits = 1): void {
   }
 }
 
-export function launchConv2d(ctx: LaunchContext, x: GpuBuf, w: GpuBuf, out: GpuBuf, s: Conv2dSpec) {
+/**
+ * Records an implicit GEMM of M×N×K = `mnk` per group with K in one slice (conv2d, and its input
+ * gradient): operands a and b, the window table of the input (`forInput`: of dx) and `out`.
+ */
+function dispatchConvGemm(
+  ctx: LaunchContext,
+  s: Conv2dSpec,
+  [m, n, k]: readonly [number, number, number],
+  kernelOf: (tile: GemmTile, checked: boolean) => Kernel,
+  [a, b, out]: readonly [GpuBuf, GpuBuf, GpuBuf],
+  forInput: boolean,
+): void {
   checkGroups(s);
-  const m = s.cOut / s.groups;
-  const n = s.n * s.hOut * s.wOut;
-  const k = (s.cIn / s.groups) * s.kh * s.kw;
   if (m * n === 0) return;
   const tile = pickTile(m, n, s.groups, ctx.runtime.device.limits.maxComputeWorkgroupStorageSize);
   dispatchGemm(
     ctx.runtime,
-    conv2dKernel(tile, !isAligned(tile, m, n, k)),
-    [x, w, tableFor(ctx, s, false), out],
+    kernelOf(tile, !isAligned(tile, m, n, k)),
+    [a, b, tableFor(ctx, s, forInput), out],
     { M: m, N: n, K: k, kchunk: Math.max(k, 1), splits: 1, ...params(s, 0) },
     tile,
     s.groups,
   );
+}
+
+export function launchConv2d(ctx: LaunchContext, x: GpuBuf, w: GpuBuf, out: GpuBuf, s: Conv2dSpec) {
+  const mnk = [s.cOut / s.groups, s.n * s.hOut * s.wOut, (s.cIn / s.groups) * s.kh * s.kw] as const;
+  dispatchConvGemm(ctx, s, mnk, conv2dKernel, [x, w, out], false);
 }
 
 export function launchConv2dGradInput(
@@ -246,21 +260,10 @@ export function launchConv2dGradInput(
   out: GpuBuf,
   s: Conv2dSpec,
 ) {
-  checkGroups(s);
-  const m = s.cIn / s.groups;
-  const n = s.n * s.h * s.w;
-  const k = (s.cOut / s.groups) * s.kh * s.kw;
-  if (m * n === 0) return;
-  const tile = pickTile(m, n, s.groups, ctx.runtime.device.limits.maxComputeWorkgroupStorageSize);
+  const mnk = [s.cIn / s.groups, s.n * s.h * s.w, (s.cOut / s.groups) * s.kh * s.kw] as const;
   const unit = s.strideH === 1 && s.strideW === 1;
-  dispatchGemm(
-    ctx.runtime,
-    conv2dGradInputKernel(tile, !isAligned(tile, m, n, k), unit),
-    [dy, w, tableFor(ctx, s, true), out],
-    { M: m, N: n, K: k, kchunk: Math.max(k, 1), splits: 1, ...params(s, 0) },
-    tile,
-    s.groups,
-  );
+  const kernelOf = (tile: GemmTile, checked: boolean) => conv2dGradInputKernel(tile, checked, unit);
+  dispatchConvGemm(ctx, s, mnk, kernelOf, [dy, w, out], true);
 }
 
 export function launchConv2dGradWeight(
