@@ -67,6 +67,7 @@ export * from './diffusion/text-source.js';
 export * from './diffusion/text-diffusion.js';
 export * from './diffusion/text-lm.js';
 export * from './diffusion/generate.js';
+export * from './diffusion/sampling-replicas.js';
 export * from './diffusion/train-step.js';
 export * from './diffusion/forecast.js';
 export * from './diffusion/trainer/config.js';

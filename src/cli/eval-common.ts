@@ -195,6 +195,7 @@ const SETTING_OPTION: Record<keyof SamplingSettings, string> = {
   guidanceScale: 'guidance',
   guidanceRescale: 'guidance-rescale',
   batchSize: 'batch',
+  replicas: 'replicas',
 };
 
 /**

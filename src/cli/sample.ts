@@ -15,6 +15,7 @@ import {
   checkSamplingSettings,
   createSampler,
   DEFAULT_BATCH_SIZE,
+  MIN_REPLICA_BATCH,
   generateBatches,
   type LoadedPipeline,
   loadPipeline,
@@ -71,6 +72,15 @@ export const sampleSpec: CommandSpec = {
       arg: 'B',
       help: 'images generated at once (memory grows with B, not with --n; image k of a seed is the same for any B)',
       default: String(DEFAULT_BATCH_SIZE),
+    },
+    {
+      name: 'replicas',
+      kind: 'int',
+      arg: 'R',
+      help:
+        'threads computing each model call: 2 splits every batch between this thread and a ' +
+        'replica of the model in a worker thread (CPU backend; the same images as 1)',
+      default: `2 on the CPU for a batch of ${MIN_REPLICA_BATCH}+ images, else 1`,
     },
     { name: 'nrow', kind: 'int', help: 'images per grid row', default: '√n' },
     {
@@ -364,6 +374,7 @@ const SETTING_OPTION: Record<keyof SamplingSettings, string> = {
   guidanceScale: 'guidance',
   guidanceRescale: 'guidance-rescale',
   batchSize: 'batch-size',
+  replicas: 'replicas',
 };
 
 async function sampleCmd(args: Args): Promise<number> {
@@ -400,12 +411,14 @@ async function sampleCmd(args: Args): Promise<number> {
   const rescale = args.num('guidance-rescale') ?? 0;
   const eta = args.num('eta');
   const batchSize = args.num('batch-size') ?? DEFAULT_BATCH_SIZE;
+  const replicas = args.num('replicas');
   try {
     checkSamplingSettings(samplerName, {
       eta,
       guidanceScale: guidance,
       guidanceRescale: rescale,
       batchSize,
+      replicas,
     });
   } catch (e) {
     if (e instanceof SamplingOptionError) {
@@ -487,6 +500,7 @@ async function sampleCmd(args: Args): Promise<number> {
       seed,
       numInferenceSteps: steps,
       batchSize,
+      ...(replicas !== undefined ? { replicas } : {}),
       eta,
       condition: p.condition,
       request: {

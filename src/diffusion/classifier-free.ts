@@ -43,8 +43,14 @@ export function rescaleGuidance(guided: Tensor, cond: Tensor, phi: number): Tens
   return add(mul(rescaled, phi), mul(guided, 1 - phi));
 }
 
-/** The sampler callback of a denoiser under conditioning, with classifier-free guidance. */
-export function guidedDenoiser(denoiser: Denoiser, opts: GuidanceOptions): DenoiseModel {
+/**
+ * The sampler callback of a denoiser under conditioning, with classifier-free guidance. Only its
+ * `denoise` is called (a `SamplingReplicas` splitting the calls over two threads will do).
+ */
+export function guidedDenoiser(
+  denoiser: Pick<Denoiser, 'denoise'>,
+  opts: GuidanceOptions,
+): DenoiseModel {
   const w = opts.scale ?? 1;
   const phi = opts.rescale ?? 0;
   if (!Number.isFinite(w)) throw new Error(`guidance scale must be a finite number, got ${w}`);

@@ -25,6 +25,7 @@ import {
 import type { InpaintSettings } from './editing/inpaint-model.js';
 import type { UpscaleSettings } from './editing/upscale.js';
 import type { LatentSettings } from './latent/vae.js';
+import { defaultSamplingThreads, SamplingReplicas } from './sampling-replicas.js';
 import { predictedOriginalSample, type PredictionType } from './forward.js';
 import {
   type DenoiseModel,
@@ -140,6 +141,11 @@ export interface GenerateOptions {
   wrap?: (denoise: DenoiseModel) => DenoiseModel;
   /** Called after every sampler step (see `sample`). */
   onStep?: (info: StepInfo) => void;
+  /**
+   * A replica of `denoiser` (`SamplingReplicas.start`) that computes half of every model call on
+   * another thread; the images are the same bit for bit. The caller closes it.
+   */
+  replicas?: SamplingReplicas | null;
 }
 
 /**
@@ -285,7 +291,7 @@ class GenerationRun {
     });
     const setup = ownScope(() =>
       noGrad(() => {
-        const guided = guidedDenoiser(denoiser, {
+        const guided = guidedDenoiser(opts.replicas ?? denoiser, {
           cond: opts.cond ?? {},
           uncond: opts.uncond ?? null,
           scale: opts.guidanceScale ?? 1,
@@ -376,13 +382,22 @@ export interface GenerateBatchesOptions {
   decode?: (x0: Tensor) => Tensor;
   /** Receives each batch's x_0 [size, C, H, W]; it is freed once the returned promise settles. */
   onBatch: (images: Tensor, batch: BatchInfo) => void | Promise<void>;
+  /**
+   * Threads computing each model call: 1, or 2 (half of each batch on a replica of the denoiser
+   * in a worker thread, started once and stopped at the end, on error or abort; see
+   * sampling-replicas.ts). The images are the same bit for bit. Default: 2 on the CPU backend
+   * for batches of at least MIN_REPLICA_BATCH images, else 1. Models a replica cannot compute
+   * (ControlNet, LoRA, WebGPU) sample on one thread whatever is asked.
+   */
+  replicas?: number;
 }
 
 /**
  * Generates `request.values.length` images batch by batch: each batch encodes its own
  * conditions, runs `generateAsync` for its images of the seed (reporting each step to
  * `onProgress`), hands x_0 to `onBatch` and frees it,
- * so memory stays flat in the number of images. Image k is the same as in any other batching.
+ * so memory stays flat in the number of images. Image k is the same as in any other batching,
+ * and with or without a replica (`replicas`).
  */
 export async function generateBatches(
   denoiser: Denoiser,
@@ -394,11 +409,32 @@ export async function generateBatches(
   if (!Number.isInteger(size) || size < 1) {
     throw new SamplingOptionError('batchSize', `must be at least 1, got ${size}`);
   }
-  const backend = denoiser.parameters()[0]!.backend;
   const negative = opts.request.negative ?? null;
   if (negative !== null && negative.length !== n) {
     throw new ConditionError(`${negative.length} negative conditions for ${n} images`);
   }
+  const threads = opts.replicas ?? defaultSamplingThreads(Math.min(size, n));
+  if (threads !== 1 && threads !== 2) {
+    throw new SamplingOptionError('replicas', `must be 1 or 2, got ${threads}`);
+  }
+  const replicas = threads === 2 ? SamplingReplicas.start(denoiser) : null;
+  try {
+    await generateEachBatch(denoiser, scheduler, opts, replicas);
+  } finally {
+    await replicas?.close();
+  }
+}
+
+async function generateEachBatch(
+  denoiser: Denoiser,
+  scheduler: Scheduler,
+  opts: GenerateBatchesOptions,
+  replicas: SamplingReplicas | null,
+): Promise<void> {
+  const n = opts.request.values.length;
+  const size = opts.batchSize;
+  const backend = denoiser.parameters()[0]!.backend;
+  const negative = opts.request.negative ?? null;
   const batches = Math.ceil(n / size);
   for (let index = 0; index < batches; index++) {
     const start = index * size;
@@ -436,6 +472,7 @@ export async function generateBatches(
           : {}),
         ...(opts.signal !== undefined ? { signal: opts.signal } : {}),
         ...(opts.decode !== undefined ? { decode: opts.decode } : {}),
+        replicas,
       });
     } finally {
       disposeConditioning(conds.cond);
@@ -467,6 +504,7 @@ const SETTING_NAMES: Record<keyof SamplingSettings, string> = {
   guidanceScale: 'the guidance scale',
   guidanceRescale: 'the guidance rescale',
   batchSize: 'the batch size',
+  replicas: 'the number of sampling threads',
 };
 
 /** The largest classifier-free guidance scale accepted; far beyond it every pixel saturates. */
@@ -477,6 +515,8 @@ export interface SamplingSettings {
   guidanceScale?: number;
   guidanceRescale?: number;
   batchSize?: number;
+  /** Threads computing each model call (1 or 2; see `GenerateBatchesOptions.replicas`). */
+  replicas?: number;
 }
 
 /**
@@ -516,6 +556,10 @@ export function checkSamplingSettings(name: string, s: SamplingSettings): void {
   const b = s.batchSize;
   if (b !== undefined && !(Number.isInteger(b) && b >= 1)) {
     throw new SamplingOptionError('batchSize', `must be at least 1, got ${b}`);
+  }
+  const r = s.replicas;
+  if (r !== undefined && r !== 1 && r !== 2) {
+    throw new SamplingOptionError('replicas', `must be 1 or 2, got ${r}`);
   }
 }
 

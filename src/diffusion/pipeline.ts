@@ -34,6 +34,7 @@ import { TEXT_ENCODER_DIR, TOKENIZER_DIR } from './text-source.js';
 import { isDir, isFile } from './files.js';
 
 export * from './generate.js';
+export * from './sampling-replicas.js';
 
 export interface ModelDirLayout {
   /** The directory holding the model (a checkpoint inside a training output dir, say). */

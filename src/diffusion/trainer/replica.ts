@@ -14,17 +14,29 @@
  * replica gets τ_θ(y) as a value and returns ∂L/∂τ_θ(y), through which the main thread runs the
  * encoder's backward.
  */
-import { availableParallelism } from 'node:os';
-import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
-
 import { noGrad, tensor, tidy, type Tensor } from '../../engine/index.js';
-import { createModel, type Denoiser } from '../../nn/models/index.js';
-import type { Conditioning } from '../../nn/models/denoiser.js';
 import type { PredictionType } from '../forward.js';
+import {
+  deviceConditioning,
+  type HostConditioning,
+  layoutSize,
+  type NodePort,
+  type NodeWorker,
+  type ParameterLayout,
+  readParameters,
+  replicaModel,
+  replicaWorkerData,
+  startReplicaWorker,
+  writeParameters,
+} from '../replica-threads.js';
 import { createScheduler } from '../samplers/index.js';
 import { makeSchedule } from '../schedule.js';
 import { microBatchLoss } from '../train-step.js';
 import type { ModelVarType } from '../vlb.js';
+
+export { microBatchRanges, replicaCount } from '../replica-threads.js';
+
+const KIND = 'sumi-replica';
 
 /** What a replica needs to build its model and loss. */
 export interface ReplicaSpec {
@@ -34,26 +46,21 @@ export interface ReplicaSpec {
   varianceType: ModelVarType;
   snrGamma: number | null;
   /** Parameter names and sizes, in the order of the shared buffers. */
-  params: { name: string; shape: number[] }[];
+  params: ParameterLayout;
 }
 
 /** One micro-batch: float32 x₀ and ε [n, C, H, W], timesteps, the condition, loss weight. */
-export interface ReplicaJob {
+export interface ReplicaJob extends HostConditioning {
   shape: number[];
   x0: Float32Array;
   noise: Float32Array;
   timesteps: number[];
-  classLabels: Int32Array | null;
-  /** τ_θ(y) [n, L, D] for cross-attention, and its token mask [n, L] (int32, 1 = attended). */
-  encoder: {
-    hiddenStates: Float32Array;
-    shape: number[];
-    attentionMask: Int32Array | null;
-    /** Return ∂L/∂τ_θ(y) (the encoder is trained). */
-    wantGrad: boolean;
-  } | null;
-  /** An image [n, C', H, W] joined to x_t on the channels (SR3's, an inpainting model's). */
-  concatImage: { data: Float32Array; shape: number[] } | null;
+  encoder:
+    | (NonNullable<HostConditioning['encoder']> & {
+        /** Return ∂L/∂τ_θ(y) (the encoder is trained). */
+        wantGrad: boolean;
+      })
+    | null;
   /** The part's share of the batch: its loss is scaled by this before backward. */
   weight: number;
 }
@@ -63,29 +70,9 @@ interface Shared {
   grads: Float32Array;
 }
 
-/** Rows [lo, hi) of each of `parts` micro-batches of a batch of B. */
-export function microBatchRanges(batch: number, parts: number): [number, number][] {
-  const out: [number, number][] = [];
-  for (let i = 0; i < parts; i++) {
-    const lo = Math.floor((i * batch) / parts);
-    const hi = Math.floor(((i + 1) * batch) / parts);
-    if (hi > lo) out.push([lo, hi]);
-  }
-  return out;
-}
-
-/** Replicas to start: one per core beyond the first, at most parts − 1; none with one thread. */
-export function replicaCount(parts: number): number {
-  const env = (globalThis as { process?: { env: Record<string, string | undefined> } }).process
-    ?.env;
-  const requested = Number(env?.['SUMI_CPU_THREADS'] ?? availableParallelism());
-  const threads = Math.min(8, Math.max(1, Math.floor(requested) || 1));
-  return Math.max(0, Math.min(parts - 1, threads - 1));
-}
-
 /** The main thread's handle on one replica. */
 export class Replica {
-  readonly #worker: Worker;
+  readonly #worker: NodeWorker;
   readonly #shared: Shared;
   readonly #sizes: number[];
   #pending: { resolve: (loss: number) => void; reject: (e: Error) => void } | null = null;
@@ -94,7 +81,7 @@ export class Replica {
   #encoderGrad: Float32Array | null = null;
   #failed: Error | null = null;
 
-  private constructor(worker: Worker, shared: Shared, sizes: number[]) {
+  private constructor(worker: NodeWorker, shared: Shared, sizes: number[]) {
     this.#worker = worker;
     this.#shared = shared;
     this.#sizes = sizes;
@@ -119,29 +106,17 @@ export class Replica {
 
   /** Starts a replica of the model described by spec; resolves once it is ready. */
   static async start(spec: ReplicaSpec): Promise<Replica> {
-    const total = spec.params.reduce((n, p) => n + p.shape.reduce((a, d) => a * d, 1), 0);
+    const total = layoutSize(spec.params);
     const shared: Shared = {
       params: new Float32Array(new SharedArrayBuffer(total * 4)),
       grads: new Float32Array(new SharedArrayBuffer(total * 4)),
     };
-    const self = import.meta.url;
-    // Under tsx (TypeScript sources) the worker registers tsx's loader before importing.
-    const loader = self.endsWith('.ts')
-      ? `await (await import(${JSON.stringify(import.meta.resolve('tsx/esm/api'))})).register();`
-      : '';
-    const source = `${loader} await import(${JSON.stringify(self)});`;
-    const worker = new Worker(source, {
-      eval: true,
-      workerData: { kind: 'sumi-replica', spec, shared },
-      // An eval'd worker is CommonJS unless told; top-level await needs a module.
-      ...({ type: 'module' } as object),
-    });
-    await new Promise<void>((resolve, reject) => {
-      worker.once('message', (m: { ready?: boolean; error?: string }) =>
-        m.ready === true ? resolve() : reject(new Error(`training replica: ${m.error}`)),
-      );
-      worker.once('error', reject);
-    });
+    const worker = await startReplicaWorker(
+      import.meta.url,
+      KIND,
+      { spec, shared },
+      'training replica',
+    );
     const sizes = spec.params.map((p) => p.shape.reduce((a, d) => a * d, 1));
     return new Replica(worker, shared, sizes);
   }
@@ -150,12 +125,7 @@ export class Replica {
   static writeParams(replicas: readonly Replica[], params: readonly Tensor[]): void {
     if (replicas.length === 0) return;
     const dst = replicas[0]!.#shared.params;
-    let at = 0;
-    for (const p of params) {
-      const data = p.dataSync();
-      dst.set(data, at);
-      at += data.length;
-    }
+    writeParameters(dst, params);
     for (const r of replicas.slice(1)) r.#shared.params.set(dst);
   }
 
@@ -204,18 +174,9 @@ interface ReplicaReply {
 }
 
 /** The worker side: builds the replica and answers jobs until terminated. */
-function serve(spec: ReplicaSpec, shared: Shared): void {
-  const model = createModel(spec.model) as unknown as Denoiser & {
-    namedParameters(): [string, Tensor][];
-    train(mode?: boolean): unknown;
-  };
+function serve(spec: ReplicaSpec, shared: Shared, port: NodePort): void {
+  const { model, params } = replicaModel(spec.model, spec.params);
   model.train(true);
-  const named = new Map(model.namedParameters());
-  const params = spec.params.map((p) => {
-    const t = named.get(p.name);
-    if (t === undefined) throw new Error(`the replica's model has no parameter ${p.name}`);
-    return t;
-  });
   const ddpm = createScheduler('DDPMScheduler', spec.scheduler);
   const schedule = makeSchedule(Float64Array.from(ddpm.betas));
   const opts = {
@@ -223,38 +184,17 @@ function serve(spec: ReplicaSpec, shared: Shared): void {
     varianceType: spec.varianceType,
     snrGamma: spec.snrGamma,
   };
-  const port = parentPort!;
   port.on('message', (job: ReplicaJob) => {
     try {
-      let at = 0;
-      noGrad(() => {
-        for (const p of params) {
-          const n = p.size;
-          p.setData(tensor(shared.params.subarray(at, at + n), p.shape));
-          at += n;
-        }
-      });
+      noGrad(() => readParameters(shared.params, params));
       for (const p of params) p.zeroGrad();
       let encoderGrad: Float32Array | undefined;
       const loss = tidy(() => {
         const x0 = tensor(job.x0, job.shape);
         const noise = tensor(job.noise, job.shape);
-        const n = job.shape[0]!;
-        const cond: Conditioning = {};
-        if (job.classLabels !== null) cond.classLabels = tensor(job.classLabels, [n]);
-        if (job.concatImage !== null) {
-          cond.concatImage = tensor(job.concatImage.data, job.concatImage.shape);
-        }
-        const enc = job.encoder;
-        if (enc !== null) {
-          const states = tensor(enc.hiddenStates, enc.shape, { requiresGrad: enc.wantGrad });
-          cond.encoderHiddenStates = states;
-          if (enc.attentionMask !== null) {
-            cond.encoderAttentionMask = tensor(enc.attentionMask, enc.shape.slice(0, 2), {
-              dtype: 'int32',
-            });
-          }
-        }
+        const cond = deviceConditioning(job, job.shape[0]!, {
+          encoderGrad: job.encoder?.wantGrad === true,
+        });
         const l = microBatchLoss(model, schedule, opts, {
           x0,
           noise,
@@ -270,7 +210,7 @@ function serve(spec: ReplicaSpec, shared: Shared): void {
         }
         return l.dataSync()[0]!;
       });
-      at = 0;
+      let at = 0;
       const hasGrad = params.map((p) => p.grad !== null);
       for (const p of params) {
         if (p.grad !== null) shared.grads.set(p.grad.dataSync(), at);
@@ -285,11 +225,11 @@ function serve(spec: ReplicaSpec, shared: Shared): void {
   port.postMessage({ ready: true });
 }
 
-const data = workerData as { kind?: string; spec: ReplicaSpec; shared: Shared } | null;
-if (!isMainThread && data?.kind === 'sumi-replica') {
+const replica = replicaWorkerData<{ spec: ReplicaSpec; shared: Shared }>(KIND);
+if (replica !== null) {
   try {
-    serve(data.spec, data.shared);
+    serve(replica.data.spec, replica.data.shared, replica.port);
   } catch (e) {
-    parentPort!.postMessage({ error: (e as Error).message });
+    replica.port.postMessage({ error: (e as Error).message });
   }
 }
