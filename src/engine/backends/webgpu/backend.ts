@@ -38,7 +38,7 @@ import {
   unaryKernel,
   whereKernel,
 } from './elementwise.wgsl.js';
-import { collapseAxes, MAX_RANK, WG } from './kernel.js';
+import { collapseAxes, MAX_RANK, scalarBits, WG } from './kernel.js';
 import { launchMatmul } from './matmul.wgsl.js';
 import type { GpuBuf, PoolStats } from './pool.js';
 import { launchGroupNorm, launchGroupNormBackward } from './group-norm.wgsl.js';
@@ -204,11 +204,7 @@ export class WebGpuBackend implements Backend {
 
   fill(size: number, value: number, dtype: DType): Storage {
     const s = this.#out(dtype, size);
-    const bits =
-      dtype === 'int32'
-        ? new Uint32Array(new Int32Array([value]).buffer)[0]!
-        : new Uint32Array(new Float32Array([value]).buffer)[0]!;
-    this.#flat(fillKernel(dtype), [s.buf!], { bits }, size);
+    this.#flat(fillKernel(dtype), [s.buf!], { bits: scalarBits(value, dtype) }, size);
     return s;
   }
 

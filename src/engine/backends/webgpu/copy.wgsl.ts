@@ -15,6 +15,7 @@ import {
   flatMain,
   kernel,
   MAX_RANK,
+  scalarBits,
   stridedOffsets,
   WG,
   wgslType,
@@ -128,10 +129,7 @@ export function launchPad(rt: Runtime, dtype: DType, x: GpuBuf, out: GpuBuf, spe
     instride[ax] = acc;
     acc *= inD[ax]!;
   }
-  const bits =
-    dtype === 'int32'
-      ? new Uint32Array(new Int32Array([spec.value]).buffer)[0]!
-      : new Uint32Array(new Float32Array([spec.value]).buffer)[0]!;
+  const bits = scalarBits(spec.value, dtype);
   rt.dispatch(
     padKernel(dtype),
     [x, out],

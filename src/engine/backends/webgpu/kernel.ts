@@ -69,6 +69,12 @@ export function kernel(
   return k;
 }
 
+/** The bits of `value` stored as a dtype's scalar, as a u32 (read back with bitcast in WGSL). */
+export function scalarBits(value: number, dtype: DType): number {
+  const stored = dtype === 'int32' ? new Int32Array([value]) : new Float32Array([value]);
+  return new Uint32Array(stored.buffer)[0]!;
+}
+
 /** The WGSL scalar type that stores a dtype (float64 never reaches a kernel). */
 export function wgslType(dtype: DType): 'f32' | 'i32' {
   if (dtype === 'float64') throw new Error('webgpu: float64 reached a kernel');
