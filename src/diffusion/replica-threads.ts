@@ -9,8 +9,9 @@
  * in a browser (there are simply no replicas).
  */
 import { type Tensor, tensor } from '../engine/index.js';
-import { createModel, type Denoiser } from '../nn/models/index.js';
-import type { Conditioning } from '../nn/models/denoiser.js';
+// create.js, not the models' index: that one brings the file loaders (node:fs) along.
+import { createModel } from '../nn/models/create.js';
+import type { Conditioning, Denoiser } from '../nn/models/denoiser.js';
 
 /** The part of node:worker_threads the replicas use. */
 interface WorkerThreads {
