@@ -138,29 +138,25 @@ export function gemmKernel(spec: GemmSpec): Kernel {
       spec.bMajor === 'n'
         ? [`(bkl + ${(r * nt) / bn}u)`, 'bnl']
         : ['bkl', `(bnl + ${(r * nt) / bk}u)`];
+    // Register `reg` = `value`, read at row or column `at` (< `size`) and depth k; checked
+    // kernels read only inside the matrix and K slice, and leave 0 elsewhere.
+    const loadRegister = (reg: string, at: string, size: string, k: string, value: string) =>
+      ck
+        ? [`    ${reg} = 0.0;`, `    if (${at} < ${size} && ${k} < kEnd) { ${reg} = ${value}; }`]
+        : [`    ${reg} = ${value};`];
     const load = (kt: string): string[] => {
       const out: string[] = [];
       for (const r of range(la)) {
         const [ml, kl] = aIdx(r);
         const m = spec.aMajor === 'm' ? 'am' : `(m0 + ${ml})`;
         const k = `(${kt} + ${kl})`;
-        if (ck) {
-          out.push(
-            `    ra${r} = 0.0;`,
-            `    if (${m} < M && ${k} < kEnd) { ra${r} = ${spec.loadA(m, k)}; }`,
-          );
-        } else out.push(`    ra${r} = ${spec.loadA(m, k)};`);
+        out.push(...loadRegister(`ra${r}`, m, 'M', k, spec.loadA(m, k)));
       }
       for (const r of range(lb)) {
         const [kl, nl] = bIdx(r);
         const n = spec.bMajor === 'n' ? 'bn' : `(n0 + ${nl})`;
         const k = `(${kt} + ${kl})`;
-        if (ck) {
-          out.push(
-            `    rb${r} = 0.0;`,
-            `    if (${n} < N && ${k} < kEnd) { rb${r} = ${spec.loadB(k, n)}; }`,
-          );
-        } else out.push(`    rb${r} = ${spec.loadB(k, n)};`);
+        out.push(...loadRegister(`rb${r}`, n, 'N', k, spec.loadB(k, n)));
       }
       return out;
     };
