@@ -56,6 +56,15 @@ export function softmaxBackwardKernel(
 }
 
 /**
+ * The groups of a GroupNormSpec: cg channels and size = cg · spatial values each, and whether a
+ * SiLU follows the affine map.
+ */
+export function normGroups(spec: GroupNormSpec): { cg: number; size: number; silu: boolean } {
+  const cg = spec.channels / spec.groups;
+  return { cg, size: cg * spec.spatial, silu: spec.activation === 'silu' };
+}
+
+/**
  * Group norm forward: per (sample, group) of M = (C/G)·spatial values, mean μ and biased
  * variance σ², rstd = 1/√(σ² + eps), z = (x − μ)·rstd·w[c] + b[c], and y = z, or y = z·σ(z)
  * with spec.activation 'silu'. Writes mean and rstd [n, G].
@@ -70,9 +79,7 @@ export function groupNormKernel(
   rstd: TypedArray,
 ): void {
   const { n, channels, groups, spatial, eps } = spec;
-  const silu = spec.activation === 'silu';
-  const cg = channels / groups;
-  const size = cg * spatial;
+  const { cg, size, silu } = normGroups(spec);
   for (let s = 0; s < n; s++) {
     for (let g = 0; g < groups; g++) {
       const o = (s * channels + g * cg) * spatial;
@@ -119,9 +126,7 @@ export function groupNormBackwardKernel(
   dbias: TypedArray | null,
 ): void {
   const { n, channels, groups, spatial } = spec;
-  const silu = spec.activation === 'silu';
-  const cg = channels / groups;
-  const size = cg * spatial;
+  const { cg, size, silu } = normGroups(spec);
   const dw = new Float64Array(channels);
   const db = new Float64Array(channels);
   const dz = new Float64Array(size);

@@ -6,6 +6,7 @@
  * f64 reference kernels.
  */
 import type { GroupNormSpec } from '../../backend.js';
+import { normGroups } from './fused.js';
 import { type SimdRuntime } from './simd-gemm.js';
 
 /** Floats rounded up to 8: the `sigmoid` kernel takes two vectors at a time. */
@@ -32,8 +33,7 @@ export function groupNormF32(
   rstd: Float32Array,
 ): void {
   const { n, channels, groups, spatial, eps } = spec;
-  const cg = channels / groups;
-  const size = cg * spatial;
+  const { cg, size } = normGroups(spec);
   for (let s = 0; s < n; s++) {
     for (let g = 0; g < groups; g++) {
       const o = (s * channels + g * cg) * spatial;
@@ -76,9 +76,7 @@ export function groupNormBackwardF32(
   dbias: Float32Array | null,
 ): void {
   const { n, channels, groups, spatial } = spec;
-  const silu = spec.activation === 'silu';
-  const cg = channels / groups;
-  const size = cg * spatial;
+  const { cg, size, silu } = normGroups(spec);
   const dw = new Float64Array(channels);
   const db = new Float64Array(channels);
   // dz = dy, or dy·σ(z)·(1 + z·(1 − σ(z))) with the SiLU; z is recomputed into dx first.
