@@ -8,7 +8,6 @@ import { describe, test } from 'node:test';
 
 import { loadPipeline } from '../../src/diffusion/index.js';
 import { modelNll, spreadIndices } from '../../src/eval/evaluate.js';
-import { disposeAll } from '../../src/nn/index.js';
 import { TINY_UNET, trainBase, trainFixture } from '../diffusion/train-setup.js';
 
 const fx = trainFixture('sumi-nll-training-');
@@ -32,7 +31,7 @@ async function bitsPerDim(dir: string): Promise<number> {
     assert.equal(r.estimator, 'exact');
     return r.bitsPerDim;
   } finally {
-    disposeAll(p.model.parameters());
+    for (const t of p.model.parameters()) t.dispose();
   }
 }
 
