@@ -28,18 +28,20 @@ import {
   streamSeed,
 } from '../diffusion/index.js';
 import { encodePng, planesToImage, readImage } from '../data/index.js';
-import { type Tensor, tensor } from '../engine/index.js';
+import { type Backend, type Tensor, tensor } from '../engine/index.js';
 import { writeFileAtomic } from '../nn/models/index.js';
 import { type Args, CliError, type OptionSpec, UsageError } from './args.js';
 import {
   BACKEND_OPTION,
   ETA_OPTION,
   EXIT,
+  formatDuration,
   KARRAS_OPTION,
   samplerOption,
   SAMPLERS,
   SEED_OPTION,
 } from './common.js';
+import type { Progress } from './progress.js';
 import { classChoice } from './sample.js';
 
 export const MODEL_OPTION: OptionSpec = {
@@ -385,6 +387,24 @@ export async function writeEditPng(path: string, x: Tensor): Promise<void> {
   if (c !== 1 && c !== 3) throw new CliError(`cannot write a ${c}-channel image as PNG`);
   await mkdir(dirname(path), { recursive: true });
   await writeFileAtomic(path, encodePng(planesToImage(values, c, h, w, [-1, 1])));
+}
+
+/** The end of an edit: clears the progress line, writes `x` as the PNG `path` and frees it. */
+export async function saveEditResult(path: string, x: Tensor, progress: Progress): Promise<void> {
+  progress.clear();
+  try {
+    await writeEditPng(path, x);
+  } finally {
+    x.dispose();
+  }
+}
+
+/** `EMA weights of <model>, on cpu in 1.2s`: what an edit ran with, and how long since `t0`. */
+export function weightsAndTime(p: LoadedPipeline, backend: Backend, t0: number): string {
+  return (
+    `${p.weights === 'ema' ? 'EMA' : 'model'} weights of ${p.layout.root}, on ${backend.name} ` +
+    `in ${formatDuration((performance.now() - t0) / 1000)}`
+  );
 }
 
 /** `, through its AutoencoderKL (posterior sample)` of a latent model; '' of a pixel one. */

@@ -21,7 +21,7 @@ import {
 import { noGrad, type Tensor, tensor } from '../engine/index.js';
 import { readSafetensors, writeSafetensors } from '../nn/index.js';
 import { type Args, type CommandSpec, UsageError } from './args.js';
-import { defineCommand, EXIT, formatDuration, selectBackend } from './common.js';
+import { defineCommand, EXIT, selectBackend } from './common.js';
 import {
   asEditInputErrors,
   CONDITION_OPTIONS,
@@ -35,8 +35,10 @@ import {
   MODEL_OPTION,
   outputPath,
   readEditImage,
+  saveEditResult,
   stepsOf,
   TAIL_OPTIONS,
+  weightsAndTime,
   writeEditPng,
 } from './edit-common.js';
 import { Progress } from './progress.js';
@@ -250,9 +252,7 @@ async function invertCmd(args: Args): Promise<number> {
       `${out}: x_T at t = ${timestep} of ${steps} DDIM steps (${iterations} fixed-point ` +
         `iteration${iterations === 1 ? '' : 's'} per step) from ${imagePath}` +
         (recon !== null ? `; reconstructed in ${recon}: ${error}` : '') +
-        `${latentNote(p, undefined)}; ${p.weights === 'ema' ? 'EMA' : 'model'} weights of ` +
-        `${p.layout.root}, on ${backend.name} ` +
-        `in ${formatDuration((performance.now() - t0) / 1000)}`,
+        `${latentNote(p, undefined)}; ${weightsAndTime(p, backend, t0)}`,
     );
   }
   return EXIT.ok;
@@ -329,19 +329,13 @@ async function reconstructCmd(args: Args): Promise<number> {
   } finally {
     inv.xT.dispose();
   }
-  progress.clear();
-  try {
-    await writeEditPng(out, x);
-  } finally {
-    x.dispose();
-  }
+  await saveEditResult(out, x, progress);
   if (!quiet) {
     console.log(
       `${out}: ${inv.steps} DDIM steps from ${noisePath} under ${JSON.stringify(value)}` +
         (guidance !== 1 ? ` (guidance ${guidance})` : '') +
         (p.vae !== null ? `, decoded by its ${p.vae.spec.vaeClass}` : '') +
-        `, ${p.weights === 'ema' ? 'EMA' : 'model'} weights of ${p.layout.root}, on ${backend.name} ` +
-        `in ${formatDuration((performance.now() - t0) / 1000)}`,
+        `, ${weightsAndTime(p, backend, t0)}`,
     );
   }
   return EXIT.ok;

@@ -12,7 +12,7 @@ import {
 } from '../diffusion/index.js';
 import type { Tensor } from '../engine/index.js';
 import type { Args, CommandSpec } from './args.js';
-import { defineCommand, EXIT, formatDuration, selectBackend } from './common.js';
+import { defineCommand, EXIT, selectBackend } from './common.js';
 import {
   asEditInputErrors,
   CLASS_PROMPT_OPTIONS,
@@ -25,8 +25,9 @@ import {
   requiredFile,
   SAMPLING_OPTIONS,
   samplingSettings,
+  saveEditResult,
   TAIL_OPTIONS,
-  writeEditPng,
+  weightsAndTime,
 } from './edit-common.js';
 import { Progress } from './progress.js';
 
@@ -100,18 +101,12 @@ async function upscaleCmd(args: Args): Promise<number> {
     low.dispose();
     disposeConditioning(cond);
   }
-  progress.clear();
-  try {
-    await writeEditPng(out, high);
-  } finally {
-    high.dispose();
-  }
+  await saveEditResult(out, high, progress);
   if (!quiet) {
     console.log(
       `${out}: ${imagePath} (${W / f}x${H / f}) upscaled ×${f} to ${W}x${H}, ${s.sampler} ` +
         `${s.steps} steps, σ_a ${settings.noiseAugmentation}, seed ${s.seed}, ` +
-        `${p.weights === 'ema' ? 'EMA' : 'model'} weights of ${p.layout.root}, on ${backend.name} ` +
-        `in ${formatDuration((performance.now() - t0) / 1000)}`,
+        weightsAndTime(p, backend, t0),
     );
   }
   return EXIT.ok;

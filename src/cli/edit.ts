@@ -28,7 +28,7 @@ import {
   repaintSchedule,
 } from '../diffusion/index.js';
 import { type Args, type CommandSpec, UsageError } from './args.js';
-import { commandGroup, defineCommand, EXIT, formatDuration, selectBackend } from './common.js';
+import { commandGroup, defineCommand, EXIT, selectBackend } from './common.js';
 import {
   asEditInputErrors,
   CONDITION_OPTIONS,
@@ -50,8 +50,9 @@ import {
   requiredFile,
   SAMPLING_OPTIONS,
   samplingSettings,
+  saveEditResult,
   TAIL_OPTIONS,
-  writeEditPng,
+  weightsAndTime,
 } from './edit-common.js';
 import { Progress } from './progress.js';
 import { invertCommand, reconstructCommand } from './edit-invert.js';
@@ -189,12 +190,7 @@ async function img2imgCmd(args: Args): Promise<number> {
     dispose();
     image.dispose();
   }
-  progress.clear();
-  try {
-    await writeEditPng(out, edited);
-  } finally {
-    edited.dispose();
-  }
+  await saveEditResult(out, edited, progress);
   if (!quiet && strength === 0) {
     console.log(`${out}: ${imagePath} at strength 0: the image itself (no step runs)`);
   } else if (!quiet) {
@@ -202,8 +198,7 @@ async function img2imgCmd(args: Args): Promise<number> {
     console.log(
       `${out}: ${imagePath} at strength ${strength}: ${ran} of ${scheduler.timesteps.length} ${s.sampler} ` +
         `steps from t = ${scheduler.timesteps[from]}, seed ${s.seed}${latentNote(p, posterior)}, ` +
-        `${p.weights === 'ema' ? 'EMA' : 'model'} ` +
-        `weights of ${p.layout.root}, on ${backend.name} in ${formatDuration((performance.now() - t0) / 1000)}`,
+        weightsAndTime(p, backend, t0),
     );
   }
   return EXIT.ok;
@@ -308,12 +303,7 @@ async function inpaintCmd(args: Args): Promise<number> {
     image.dispose();
     mask.dispose();
   }
-  progress.clear();
-  try {
-    await writeEditPng(out, result);
-  } finally {
-    result.dispose();
-  }
+  await saveEditResult(out, result, progress);
   if (!quiet) {
     const [, h, w] = shape;
     console.log(
@@ -330,8 +320,7 @@ async function inpaintCmd(args: Args): Promise<number> {
             (args.flag('paste-known') === false ? '' : ', kept pixels pasted back')
           : '') +
         `, seed ${s.seed}${latentNote(p, posterior)}, ` +
-        `${p.weights === 'ema' ? 'EMA' : 'model'} weights of ${p.layout.root}, ` +
-        `on ${backend.name} in ${formatDuration((performance.now() - t0) / 1000)}`,
+        weightsAndTime(p, backend, t0),
     );
   }
   return EXIT.ok;
