@@ -190,6 +190,41 @@ export function parseVersionedSafetensors<H>(
   }
 }
 
+/**
+ * The bytes of a cache file of the project (see parseVersionedSafetensors): `tensors` with
+ * `format`, `version` and the JSON of `header` as metadata.
+ */
+export function serializeVersionedSafetensors(
+  tensors: readonly TensorToWrite[],
+  o: { format: string; version: number; header: unknown },
+): Uint8Array {
+  return serializeSafetensors(tensors, {
+    format: o.format,
+    version: String(o.version),
+    header: JSON.stringify(o.header),
+  });
+}
+
+/**
+ * The F32 tensor `name` of a cache file, of the `shape` its header records; a missing tensor or
+ * another dtype or shape is `corrupt(why)`.
+ */
+export function versionedTensorF32(
+  file: SafetensorsFile,
+  name: string,
+  shape: readonly number[],
+  corrupt: (why: string) => never,
+): Float32Array {
+  const t = file.tensors.get(name);
+  if (t === undefined) return corrupt(`no tensor '${name}'`);
+  if (t.dtype !== 'F32' || JSON.stringify(t.shape) !== JSON.stringify(shape)) {
+    return corrupt(
+      `'${name}' is ${t.dtype} [${t.shape.join(', ')}], the header says F32 [${String(shape)}]`,
+    );
+  }
+  return t.data as Float32Array;
+}
+
 /** Parses and validates a whole file. `source` names the file in error messages. */
 export function parseSafetensors(
   bytes: Uint8Array,

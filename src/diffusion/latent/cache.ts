@@ -23,7 +23,11 @@ import {
   type Tensor,
   tensor,
 } from '../../engine/index.js';
-import { parseVersionedSafetensors, serializeSafetensors } from '../../nn/safetensors.js';
+import {
+  parseVersionedSafetensors,
+  serializeVersionedSafetensors,
+  versionedTensorF32,
+} from '../../nn/safetensors.js';
 import type { Batch, DataLoader, Dataset } from '../../data/index.js';
 import { streamSeed } from '../trainer/streams.js';
 import {
@@ -74,18 +78,14 @@ export interface LatentCacheData {
 /** The cache file's bytes. */
 export function serializeLatentCache(c: LatentCacheData): Uint8Array {
   const shape = c.header.shape;
-  return serializeSafetensors(
+  return serializeVersionedSafetensors(
     [
       { name: 'mean', shape, data: c.mean, dtype: 'F32' },
       ...(c.logvar !== null
         ? [{ name: 'logvar', shape, data: c.logvar, dtype: 'F32' as const }]
         : []),
     ],
-    {
-      format: LATENT_CACHE_FORMAT,
-      version: String(LATENT_CACHE_VERSION),
-      header: JSON.stringify(c.header),
-    },
+    { format: LATENT_CACHE_FORMAT, version: LATENT_CACHE_VERSION, header: c.header },
   );
 }
 
@@ -104,17 +104,8 @@ export function parseLatentCache(bytes: Uint8Array, source: string): LatentCache
     version: LATENT_CACHE_VERSION,
     corrupt,
   });
-  const shape = header.shape;
-  const want = (name: string): Float32Array => {
-    const t = file.tensors.get(name);
-    if (t === undefined) return corrupt(`no tensor '${name}'`);
-    if (t.dtype !== 'F32' || JSON.stringify(t.shape) !== JSON.stringify(shape)) {
-      return corrupt(
-        `'${name}' is ${t.dtype} [${t.shape.join(', ')}], the header says F32 [${String(shape)}]`,
-      );
-    }
-    return t.data as Float32Array;
-  };
+  const want = (name: string): Float32Array =>
+    versionedTensorF32(file, name, header.shape, corrupt);
   return {
     header,
     mean: want('mean'),

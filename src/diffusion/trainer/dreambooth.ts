@@ -36,7 +36,11 @@ import {
   readImageSync,
   type Sample,
 } from '../../data/index.js';
-import { parseVersionedSafetensors, serializeSafetensors } from '../../nn/index.js';
+import {
+  parseVersionedSafetensors,
+  serializeVersionedSafetensors,
+  versionedTensorF32,
+} from '../../nn/index.js';
 import { CLIP_TEXT_WEIGHTS_NAME } from '../../nn/models/clip-text.js';
 import { type Denoiser, writeFileAtomic } from '../../nn/models/index.js';
 import type { ConditionSource } from '../conditioning.js';
@@ -232,11 +236,10 @@ function pixelsSha256(images: Float32Array): string {
 
 /** The cache file's bytes. */
 export function serializeClassImages(c: ClassImagesData): Uint8Array {
-  return serializeSafetensors([{ name: 'images', shape: c.header.shape, data: c.images }], {
-    format: CLASS_IMAGES_FORMAT,
-    version: String(CLASS_IMAGES_VERSION),
-    header: JSON.stringify(c.header),
-  });
+  return serializeVersionedSafetensors(
+    [{ name: 'images', shape: c.header.shape, data: c.images }],
+    { format: CLASS_IMAGES_FORMAT, version: CLASS_IMAGES_VERSION, header: c.header },
+  );
 }
 
 /**
@@ -254,14 +257,7 @@ export function parseClassImages(bytes: Uint8Array, source: string): ClassImages
     version: CLASS_IMAGES_VERSION,
     corrupt,
   });
-  const t = file.tensors.get('images');
-  if (t === undefined) return corrupt("no tensor 'images'");
-  if (t.dtype !== 'F32' || JSON.stringify(t.shape) !== JSON.stringify(header.shape)) {
-    return corrupt(
-      `'images' is ${t.dtype} [${t.shape.join(', ')}], the header says F32 [${String(header.shape)}]`,
-    );
-  }
-  const images = t.data as Float32Array;
+  const images = versionedTensorF32(file, 'images', header.shape, corrupt);
   if (pixelsSha256(images) !== header.dataSha256) {
     return corrupt('its pixels do not match the sha256 its header records');
   }
