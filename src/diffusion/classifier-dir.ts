@@ -10,7 +10,7 @@
  * output directory (its `checkpoint/`) and a bare classifier folder (config.json + weights) load
  * too.
  */
-import { mkdir, readFile } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 
 import type { Backend, FloatDType } from '../engine/index.js';
@@ -26,7 +26,7 @@ import { createScheduler } from './samplers/index.js';
 import { CHECKPOINT_DIR, PREVIOUS_DIR, SCHEDULER_CONFIG, SUMI_INFO } from './trainer/checkpoint.js';
 import { CLASSIFIER_DIR } from './trainer/classifier-config.js';
 import type { ClassifierInfo } from './trainer/classifier-trainer.js';
-import { isFile } from './files.js';
+import { isFile, readJsonFile } from './files.js';
 
 export class ClassifierDirError extends Error {
   override name = 'ClassifierDirError';
@@ -43,14 +43,7 @@ export interface LoadedClassifier {
 }
 
 async function readJsonObject(path: string): Promise<Record<string, unknown>> {
-  let json: unknown;
-  try {
-    json = JSON.parse(await readFile(path, 'utf8'));
-  } catch (e) {
-    throw new ClassifierDirError(
-      `${path}: cannot read (${e instanceof Error ? e.message : String(e)})`,
-    );
-  }
+  const json = await readJsonFile(path, ClassifierDirError);
   if (json === null || typeof json !== 'object' || Array.isArray(json)) {
     throw new ClassifierDirError(`${path}: expected a JSON object`);
   }

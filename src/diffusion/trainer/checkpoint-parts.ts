@@ -6,7 +6,6 @@
  * and checked. The optimizer and its learning-rate schedule are set up here too, from the keys
  * every trainer's config shares.
  */
-import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
 import type { DataLoader, Dataset } from '../../data/index.js';
@@ -31,6 +30,7 @@ import {
   TRAINER_STATE,
 } from './checkpoint.js';
 import { type OptimizerConfig, TrainConfigError } from './config.js';
+import { readJsonFile } from '../files.js';
 import { NonFiniteError } from '../train-step.js';
 
 /** The config keys of AdamW and its learning-rate schedule (without betas and eps: AdamW's). */
@@ -250,15 +250,7 @@ export async function readStateFile(
   f: StateFormat,
 ): Promise<Record<string, unknown> & { config: Record<string, unknown> }> {
   const path = join(dir, TRAINER_STATE);
-  let json: unknown;
-  try {
-    json = JSON.parse(await readFile(path, 'utf8'));
-  } catch (e) {
-    throw new TrainConfigError(
-      `${path}: cannot read (${e instanceof Error ? e.message : String(e)})`,
-    );
-  }
-  const st = json as Record<string, unknown> | null;
+  const st = (await readJsonFile(path, TrainConfigError)) as Record<string, unknown> | null;
   if (st?.format !== f.format || st.version !== 1 || !st.config || f.check?.(st) === false) {
     const format = typeof st?.format === 'string' ? st.format : '';
     const owner = f.named?.includes(format) === true ? TRAINER_STATE_OWNERS[format] : undefined;
