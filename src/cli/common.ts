@@ -142,6 +142,18 @@ export function message(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
 }
 
+/**
+ * `await read()` of what an option names (a file, a folder), any error of it exiting 2 as
+ * `<what>: <its message>`.
+ */
+export async function readOptionInput<T>(what: string, read: () => Promise<T>): Promise<T> {
+  try {
+    return await read();
+  } catch (e) {
+    throw new CliError(`${what}: ${message(e)}`, EXIT.usage);
+  }
+}
+
 /** The value of `--task` in raw argv (`--task T` or `--task=T`), or undefined. */
 function taskIn(argv: readonly string[]): string | undefined {
   const i = argv.indexOf('--task');

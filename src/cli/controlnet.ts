@@ -20,7 +20,7 @@ import {
   writeFileAtomic,
 } from '../nn/models/index.js';
 import { type Args, CliError, type CommandSpec, type OptionSpec, UsageError } from './args.js';
-import { commandGroup, defineCommand, EXIT, message } from './common.js';
+import { commandGroup, defineCommand, EXIT, message, readOptionInput } from './common.js';
 import { channelsOption } from './train-options.js';
 
 export const CONTROLNET_OPTIONS: readonly OptionSpec[] = [
@@ -74,15 +74,7 @@ export async function withControlNet(model: Denoiser, args: Args): Promise<Denoi
       EXIT.usage,
     );
   }
-  let cn;
-  try {
-    cn = await loadControlNet(dir);
-  } catch (e) {
-    throw new CliError(
-      `--controlnet ${dir}: ${e instanceof Error ? e.message : String(e)}`,
-      EXIT.usage,
-    );
-  }
+  const cn = await readOptionInput(`--controlnet ${dir}`, () => loadControlNet(dir));
   const bad = controlNetMismatch(cn, model);
   if (bad.length > 0) {
     throw new CliError(
@@ -90,15 +82,7 @@ export async function withControlNet(model: Denoiser, args: Args): Promise<Denoi
       EXIT.usage,
     );
   }
-  let img;
-  try {
-    img = await readImage(file);
-  } catch (e) {
-    throw new CliError(
-      `--control-image: ${e instanceof Error ? e.message : String(e)}`,
-      EXIT.usage,
-    );
-  }
+  const img = await readOptionInput('--control-image', () => readImage(file));
   const [, h, w] = model.sampleShape;
   const [c, ch, cw] = cn.conditionShape(h, w);
   if (img.height !== ch || img.width !== cw) {

@@ -10,7 +10,6 @@ import {
   loraNetworkFromFile,
   type Module,
   readSafetensors,
-  type SafetensorsFile,
 } from '../nn/index.js';
 import { type Args, CliError, type CommandSpec, type OptionSpec, UsageError } from './args.js';
 import {
@@ -20,6 +19,7 @@ import {
   EXIT,
   modelCopyArgs,
   modelCopyOptions,
+  readOptionInput,
 } from './common.js';
 
 /** The `--lora` option of a command (read with `loraSpecs`, which takes every occurrence). */
@@ -80,15 +80,7 @@ export async function applyLoras(
   const nets: LoraNetwork[] = [];
   try {
     for (const spec of specs) {
-      let file: SafetensorsFile;
-      try {
-        file = await readSafetensors(spec.path);
-      } catch (e) {
-        throw new CliError(
-          `--lora ${spec.path}: ${e instanceof Error ? e.message : String(e)}`,
-          EXIT.usage,
-        );
-      }
+      const file = await readOptionInput(`--lora ${spec.path}`, () => readSafetensors(spec.path));
       try {
         nets.push((await loraNetworkFromFile(model, file, spec.path)).attach(spec.scale));
       } catch (e) {
