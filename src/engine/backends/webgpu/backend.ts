@@ -297,25 +297,33 @@ export class WebGpuBackend implements Backend {
   }
 
   gather(x: Storage, indices: Storage, spec: GatherSpec): Storage {
-    const src = this.#buf(x);
-    const idx = this.#buf(indices);
-    this.#checkIndices(indices, 'gather');
-    const s = this.#out(x.dtype, spec.outer * spec.numIndices * spec.inner);
-    launchGather(this.runtime, x.dtype, src, idx, s.buf!, spec);
-    return s;
+    const size = spec.outer * spec.numIndices * spec.inner;
+    return this.#indexed('gather', x, indices, size, (src, idx, out) =>
+      launchGather(this.runtime, x.dtype, src, idx, out, spec),
+    );
   }
 
   scatterAdd(src: Storage, indices: Storage, spec: GatherSpec): Storage {
-    const b = this.#buf(src);
-    const idx = this.#buf(indices);
-    this.#checkIndices(indices, 'scatterAdd');
-    const s = this.#out(src.dtype, spec.outer * spec.axisSize * spec.inner);
-    launchScatterAdd(this.runtime, src.dtype, b, idx, s.buf!, spec);
-    return s;
+    const size = spec.outer * spec.axisSize * spec.inner;
+    return this.#indexed('scatterAdd', src, indices, size, (b, idx, out) =>
+      launchScatterAdd(this.runtime, src.dtype, b, idx, out, spec),
+    );
   }
 
-  #checkIndices(indices: Storage, what: string): void {
+  /** A kernel of values `x` and int32 `indices` writing `size` elements of x's dtype. */
+  #indexed(
+    what: string,
+    x: Storage,
+    indices: Storage,
+    size: number,
+    launch: (x: GpuBuf, indices: GpuBuf, out: GpuBuf) => void,
+  ): Storage {
+    const bx = this.#buf(x);
+    const idx = this.#buf(indices);
     if (indices.dtype !== 'int32') throw new Error(`${what}: indices must be int32`);
+    const s = this.#out(x.dtype, size);
+    launch(bx, idx, s.buf!);
+    return s;
   }
 
   // ---- products -----------------------------------------------------------------------------
@@ -324,41 +332,47 @@ export class WebGpuBackend implements Backend {
     if (dtype !== 'float32') throw new Error(`${what}: webgpu supports float32 only, got ${dtype}`);
   }
 
-  matmul(a: Storage, b: Storage, spec: MatmulSpec): Storage {
-    this.#float(a.dtype, 'matmul');
+  /** A float32 kernel of inputs `a` and `b` and one output of `size` elements. */
+  #float2(
+    what: string,
+    a: Storage,
+    b: Storage,
+    size: number,
+    launch: (a: GpuBuf, b: GpuBuf, out: GpuBuf) => void,
+  ): Storage {
+    this.#float(a.dtype, what);
     const ba = this.#buf(a);
     const bb = this.#buf(b);
-    const s = this.#out(a.dtype, spec.batch * spec.m * spec.n);
-    launchMatmul(this, ba, bb, s.buf!, spec);
+    const s = this.#out(a.dtype, size);
+    launch(ba, bb, s.buf!);
     return s;
+  }
+
+  matmul(a: Storage, b: Storage, spec: MatmulSpec): Storage {
+    return this.#float2('matmul', a, b, spec.batch * spec.m * spec.n, (ba, bb, out) =>
+      launchMatmul(this, ba, bb, out, spec),
+    );
   }
 
   conv2d(x: Storage, weight: Storage, spec: Conv2dSpec): Storage {
-    this.#float(x.dtype, 'conv2d');
-    const bx = this.#buf(x);
-    const bw = this.#buf(weight);
-    const s = this.#out(x.dtype, spec.n * spec.cOut * spec.hOut * spec.wOut);
-    launchConv2d(this, bx, bw, s.buf!, spec);
-    return s;
+    const size = spec.n * spec.cOut * spec.hOut * spec.wOut;
+    return this.#float2('conv2d', x, weight, size, (bx, bw, out) =>
+      launchConv2d(this, bx, bw, out, spec),
+    );
   }
 
   conv2dGradInput(dy: Storage, weight: Storage, spec: Conv2dSpec): Storage {
-    this.#float(dy.dtype, 'conv2dGradInput');
-    const bdy = this.#buf(dy);
-    const bw = this.#buf(weight);
-    const s = this.#out(dy.dtype, spec.n * spec.cIn * spec.h * spec.w);
-    launchConv2dGradInput(this, bdy, bw, s.buf!, spec);
-    return s;
+    const size = spec.n * spec.cIn * spec.h * spec.w;
+    return this.#float2('conv2dGradInput', dy, weight, size, (bdy, bw, out) =>
+      launchConv2dGradInput(this, bdy, bw, out, spec),
+    );
   }
 
   conv2dGradWeight(x: Storage, dy: Storage, spec: Conv2dSpec): Storage {
-    this.#float(x.dtype, 'conv2dGradWeight');
-    const bx = this.#buf(x);
-    const bdy = this.#buf(dy);
     const size = spec.cOut * (spec.cIn / spec.groups) * spec.kh * spec.kw;
-    const s = this.#out(x.dtype, size);
-    launchConv2dGradWeight(this, bx, bdy, s.buf!, spec);
-    return s;
+    return this.#float2('conv2dGradWeight', x, dy, size, (bx, bdy, out) =>
+      launchConv2dGradWeight(this, bx, bdy, out, spec),
+    );
   }
 
   // ---- fused kernels (optional in the Backend interface) ------------------------------------
@@ -372,12 +386,9 @@ export class WebGpuBackend implements Backend {
   }
 
   softmaxBackward(y: Storage, dy: Storage, spec: SoftmaxSpec): Storage {
-    this.#float(y.dtype, 'softmaxBackward');
-    const by = this.#buf(y);
-    const bdy = this.#buf(dy);
-    const s = this.#out('float32', spec.rows * spec.cols);
-    launchSoftmaxBackward(this, by, bdy, s.buf!, spec);
-    return s;
+    return this.#float2('softmaxBackward', y, dy, spec.rows * spec.cols, (by, bdy, out) =>
+      launchSoftmaxBackward(this, by, bdy, out, spec),
+    );
   }
 
   groupNorm(
