@@ -24,26 +24,55 @@ const PARAMS = paramFields({
   eps: 'f32',
 });
 
-function header(subgroups: boolean): { math: string; args: string; sg: string } {
-  const s = subgroupArgs(subgroups);
+/** Which forward or backward kernel: subgroup reductions, a weight, a bias, the SiLU. */
+export interface GroupNormVariant {
+  subgroups: boolean;
+  hasW: boolean;
+  hasB: boolean;
+  silu: boolean;
+}
+
+/** The variant a launch needs. */
+function variantOf(
+  ctx: LaunchContext,
+  w: GpuBuf | null,
+  b: GpuBuf | null,
+  spec: GroupNormSpec,
+): GroupNormVariant {
   return {
-    math: `${mathWgsl(['m_isnan', 'm_nan', 'm_sigmoid'])}\n${workgroupReduceWgsl(subgroups)}`,
+    subgroups: ctx.subgroups,
+    hasW: w !== null,
+    hasB: b !== null,
+    silu: spec.activation === 'silu',
+  };
+}
+
+/** What the forward and backward kernels of a variant share: helpers, entry arguments, key parts. */
+function header(v: GroupNormVariant): {
+  math: string;
+  args: string;
+  sg: string;
+  enable: string[];
+  mode: string;
+  act: string;
+} {
+  const s = subgroupArgs(v.subgroups);
+  return {
+    math: `${mathWgsl(['m_isnan', 'm_nan', 'm_sigmoid'])}\n${workgroupReduceWgsl(v.subgroups)}`,
     args: s.args,
     sg: s.sg,
+    enable: v.subgroups ? ['subgroups'] : [],
+    mode: v.subgroups ? 'sg' : 'wg',
+    act: v.silu ? 'silu' : 'none',
   };
 }
 
 /** Forward; an absent weight or bias is bound to a dummy buffer and not read. */
-export function groupNormKernel(
-  subgroups: boolean,
-  hasW: boolean,
-  hasB: boolean,
-  silu: boolean,
-): Kernel {
-  const h = header(subgroups);
-  const act = silu ? 'silu' : 'none';
-  return kernel(`group-norm/${subgroups ? 'sg' : 'wg'}/${+hasW}${+hasB}/${act}`, () => ({
-    enable: subgroups ? ['subgroups'] : [],
+export function groupNormKernel(v: GroupNormVariant): Kernel {
+  const { hasW, hasB, silu } = v;
+  const h = header(v);
+  return kernel(`group-norm/${h.mode}/${+hasW}${+hasB}/${h.act}`, () => ({
+    enable: h.enable,
     buffers: declareBuffers('f32', ['x', 'w', 'b'], ['y', 'smean', 'srstd']),
     params: PARAMS,
     body: `${h.math}
@@ -81,14 +110,9 @@ ${mainWgsl(h.args)}
  * Backward; writes dx, and per-sample channel sums into pwb ([n, C] of Σ dz·x̂, then [n, C] of
  * Σ dz) when there is a weight. With the SiLU, dz = dy·σ(z)(1 + z(1 − σ(z))) from z recomputed.
  */
-export function groupNormBackwardKernel(
-  subgroups: boolean,
-  hasW: boolean,
-  hasB: boolean,
-  silu: boolean,
-): Kernel {
-  const h = header(subgroups);
-  const act = silu ? 'silu' : 'none';
+export function groupNormBackwardKernel(v: GroupNormVariant): Kernel {
+  const { hasW, hasB, silu } = v;
+  const h = header(v);
   // The gradient at the affine output for element o + j of channel ch.
   const dz = silu
     ? `fn dz_at(k: u32, xh: f32, ch: u32) -> f32 {
@@ -97,9 +121,9 @@ export function groupNormBackwardKernel(
   return dy[k] * sg * (1.0 + z * (1.0 - sg));
 }`
     : `fn dz_at(k: u32, xh: f32, ch: u32) -> f32 { return dy[k]; }`;
-  const key = `group-norm-bwd/${subgroups ? 'sg' : 'wg'}/${+hasW}${+(hasB && silu)}/${act}`;
+  const key = `group-norm-bwd/${h.mode}/${+hasW}${+(hasB && silu)}/${h.act}`;
   return kernel(key, () => ({
-    enable: subgroups ? ['subgroups'] : [],
+    enable: h.enable,
     buffers: declareBuffers('f32', ['x', 'w', 'b', 'smean', 'srstd', 'dy'], ['dx', 'pwb']),
     params: PARAMS,
     body: `${h.math}
@@ -190,9 +214,8 @@ export function launchGroupNorm(
   const total = spec.n * spec.groups;
   if (total === 0) return;
   const dummy = ctx.runtime.status;
-  const silu = spec.activation === 'silu';
   ctx.runtime.dispatch(
-    groupNormKernel(ctx.subgroups, w !== null, b !== null, silu),
+    groupNormKernel(variantOf(ctx, w, b, spec)),
     [x, w ?? dummy, b ?? dummy, out.y, out.mean, out.rstd],
     params(spec),
     grid1d(total),
@@ -216,13 +239,13 @@ export function launchGroupNormBackward(
   const total = spec.n * spec.groups;
   if (total === 0) return;
   const { w, b } = affine;
-  const silu = spec.activation === 'silu';
+  const v = variantOf(ctx, w, b, spec);
   // Without a weight there are no dweight/dbias: a one-element scratch buffer stands in.
   const pwb = ctx.scratch(dwdb === null ? 1 : 2 * spec.n * spec.channels);
   const dummy = ctx.runtime.status;
   ctx.runtime.dispatch(
-    groupNormBackwardKernel(ctx.subgroups, w !== null, b !== null, silu),
-    [x, w ?? dummy, silu ? (b ?? dummy) : dummy, stats.mean, stats.rstd, dy, dx, pwb],
+    groupNormBackwardKernel(v),
+    [x, w ?? dummy, v.silu ? (b ?? dummy) : dummy, stats.mean, stats.rstd, dy, dx, pwb],
     params(spec),
     grid1d(total),
   );
