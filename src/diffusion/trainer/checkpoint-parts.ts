@@ -150,6 +150,20 @@ export function rngState(
   return { generator: 'philox4x32-10', seed, nextStep: step };
 }
 
+/** The keys `trainer_state.json` of the classifier, text and autoencoder trainers begins with. */
+export function stateHead<F extends string, C extends { readonly seed: number }>(
+  format: F,
+  t: { readonly step: number; readonly config: C },
+): { format: F; version: 1; step: number; config: C; rng: ReturnType<typeof rngState> } {
+  return {
+    format,
+    version: 1,
+    step: t.step,
+    config: t.config,
+    rng: rngState(t.config.seed, t.step),
+  };
+}
+
 /** Where the data loader stands after `step` steps of `batchSize` samples. */
 export function dataPosition(
   step: number,

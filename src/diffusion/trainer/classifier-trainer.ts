@@ -56,12 +56,12 @@ import {
   loadOptimizerState,
   modelFolderFiles,
   readStateFile,
-  rngState,
   runInfo,
   type RunRecord,
   runState,
   type SplitDataState,
   splitDataState,
+  stateHead,
 } from './checkpoint-parts.js';
 import {
   CLASSIFIER_DIR,
@@ -503,11 +503,7 @@ export class ClassifierTrainer {
 
   state(meta: ClassifierCheckpointMeta = {}): ClassifierTrainerState {
     return {
-      format: 'sumi-classifier-trainer-state',
-      version: 1,
-      step: this.step,
-      config: this.config,
-      rng: rngState(this.config.seed, this.step),
+      ...stateHead('sumi-classifier-trainer-state', this),
       data: splitDataState(this),
       heldOut: this.heldOut,
       elapsedSeconds: meta.elapsedSeconds ?? this.elapsedBefore,

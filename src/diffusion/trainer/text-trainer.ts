@@ -61,10 +61,10 @@ import {
   loadOptimizerState,
   modelFolderFiles,
   readStateFile,
-  rngState,
   runInfo,
   type RunRecord,
   runState,
+  stateHead,
 } from './checkpoint-parts.js';
 import { type OptimizerConfig, TrainConfigError } from './config.js';
 import type { LoopSettings } from './run-loop.js';
@@ -444,11 +444,7 @@ export class TextTrainer {
 
   state(meta: TextCheckpointMeta = {}): TextTrainerState {
     return {
-      format: 'sumi-text-trainer-state',
-      version: 1,
-      step: this.step,
-      config: this.config,
-      rng: rngState(this.config.seed, this.step),
+      ...stateHead('sumi-text-trainer-state', this),
       data: {
         name: this.corpus.name,
         trainSentences: this.corpus.train.length,

@@ -73,11 +73,11 @@ import {
   modelFolderFiles,
   optimizerStateBytes,
   readStateFile,
-  rngState,
   runInfo,
   runState,
   type SplitDataState,
   splitDataState,
+  stateHead,
 } from './checkpoint-parts.js';
 import { checkImageShape, TrainConfigError } from './config.js';
 import type { LoadedVae } from '../latent/vae-fs.js';
@@ -494,11 +494,7 @@ export class VaeTrainer {
 
   state(scalingFactor: number, meta: VaeCheckpointMeta = {}): VaeTrainerState {
     return {
-      format: 'sumi-vae-trainer-state',
-      version: 1,
-      step: this.step,
-      config: this.config,
-      rng: rngState(this.config.seed, this.step),
+      ...stateHead('sumi-vae-trainer-state', this),
       data: splitDataState(this),
       heldOut: this.heldOut,
       scalingFactor,
