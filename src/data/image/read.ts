@@ -13,12 +13,9 @@ export function readImageSync(path: string): RawImage {
 }
 
 export async function readImage(path: string): Promise<RawImage> {
-  let bytes: Uint8Array;
-  try {
-    bytes = await readFile(path);
-  } catch (e) {
-    throw new Error(`${path}: cannot read (${e instanceof Error ? e.message : String(e)})`);
-  }
+  const bytes = await readFile(path).catch((e: unknown) => {
+    throw cannotRead(path, e);
+  });
   return decodeImage(bytes, path);
 }
 
@@ -26,6 +23,11 @@ function readBytes(read: () => Uint8Array, path: string): Uint8Array {
   try {
     return read();
   } catch (e) {
-    throw new Error(`${path}: cannot read (${e instanceof Error ? e.message : String(e)})`);
+    throw cannotRead(path, e);
   }
+}
+
+/** The error of a file that cannot be read: `<path>: cannot read (<why>)`. */
+function cannotRead(path: string, e: unknown): Error {
+  return new Error(`${path}: cannot read (${e instanceof Error ? e.message : String(e)})`);
 }
