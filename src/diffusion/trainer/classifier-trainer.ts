@@ -282,7 +282,8 @@ export class ClassifierTrainer {
   elapsedBefore = 0;
   /** The last held-out measurement. */
   heldOut: HeldOutResult | null = null;
-  readonly #lr: LrSchedule;
+  /** The learning rate of each step. */
+  readonly lrAt: LrSchedule;
   readonly #dropouts: Dropout[];
 
   /** A fresh trainer (initial weights from stream (seed, 'init')) on the default backend. */
@@ -307,7 +308,7 @@ export class ClassifierTrainer {
       .namedModules()
       .map(([, m]) => m)
       .filter((m): m is Dropout => m instanceof Dropout);
-    ({ optimizer: this.optimizer, lr: this.#lr } = createOptimizer(this.model, config));
+    ({ optimizer: this.optimizer, lr: this.lrAt } = createOptimizer(this.model, config));
     this.loader = new DataLoader(this.trainSet, {
       batchSize: config.batchSize,
       seed: streamSeed(s, 'data'),
@@ -317,10 +318,6 @@ export class ClassifierTrainer {
       config.scheduler === null
         ? null
         : makeSchedule(Float64Array.from(createScheduler('DDPMScheduler', config.scheduler).betas));
-  }
-
-  lrAt(step: number): number {
-    return this.#lr(step);
   }
 
   /**
@@ -373,7 +370,7 @@ export class ClassifierTrainer {
     const s = this.step;
     const cfg = this.config;
     for (const d of this.#dropouts) d.generator.offset = dropoutOffset(s);
-    const lr = this.#lr(s);
+    const lr = this.lrAt(s);
     this.optimizer.lr = lr;
     const batch = this.loader.batchAt(s);
     if (batch.labels === undefined) throw new Error(`${this.dataset.name}: batch without labels`);

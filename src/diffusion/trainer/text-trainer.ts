@@ -242,7 +242,8 @@ export class TextTrainer {
   step = 0;
   elapsedBefore = 0;
   heldOut: TextHeldOut | null = null;
-  readonly #lr: LrSchedule;
+  /** The learning rate of each step. */
+  readonly lrAt: LrSchedule;
   #epoch = -1;
   #order: number[] = [];
 
@@ -274,17 +275,13 @@ export class TextTrainer {
       this.model = createTextLm(V, L, config.model, init);
       this.schedule = null;
     }
-    ({ optimizer: this.optimizer, lr: this.#lr } = createOptimizer(this.model, config));
+    ({ optimizer: this.optimizer, lr: this.lrAt } = createOptimizer(this.model, config));
     this.ema =
       config.emaDecay > 0 ? new EMA(this.model, { decay: config.emaDecay, warmup: 'none' }) : null;
   }
 
   get tokenizer(): WordLevelTokenizer {
     return this.corpus.tokenizer;
-  }
-
-  lrAt(step: number): number {
-    return this.#lr(step);
   }
 
   /** The training rows of step s: [B, L] ids. */
@@ -343,7 +340,7 @@ export class TextTrainer {
     for (const [, m] of this.model.namedModules()) {
       if (m instanceof Dropout) m.generator.offset = dropoutOffset(s);
     }
-    const lr = this.#lr(s);
+    const lr = this.lrAt(s);
     this.optimizer.lr = lr;
     const { ids, epoch } = this.#batch(s);
     let out: { loss: Tensor; gradNorm: Tensor | null };

@@ -647,7 +647,8 @@ export class Trainer {
   step = 0;
   /** Seconds spent in earlier runs of this training (from the checkpoint). */
   elapsedBefore = 0;
-  readonly #lr: LrSchedule;
+  /** The learning rate of each step. */
+  readonly lrAt: LrSchedule;
   readonly #dropouts: Dropout[];
   readonly #components: Component[];
   /** Micro-batches per step (checkpoints from before the setting ran whole batches). */
@@ -809,7 +810,7 @@ export class Trainer {
       .flatMap((c) => c.module.namedModules())
       .map(([, m]) => m)
       .filter((m): m is Dropout => m instanceof Dropout);
-    ({ optimizer: this.optimizer, lr: this.#lr } = createOptimizer(
+    ({ optimizer: this.optimizer, lr: this.lrAt } = createOptimizer(
       this.#namedParameters(),
       config,
     ));
@@ -903,10 +904,6 @@ export class Trainer {
     for (const c of this.#components) c.module.train(mode);
   }
 
-  lrAt(step: number): number {
-    return this.#lr(step);
-  }
-
   /** Runs optimizer step `this.step` and advances. Throws NonFiniteError before a bad update. */
   async trainStep(): Promise<StepStats> {
     const s = this.step;
@@ -914,7 +911,7 @@ export class Trainer {
     const seed = cfg.seed;
     const T = this.schedule.numTrainTimesteps;
     for (const d of this.#dropouts) d.generator.offset = dropoutOffset(s);
-    const lr = this.#lr(s);
+    const lr = this.lrAt(s);
     this.optimizer.lr = lr;
     const batch = this.#batchAt(s);
     const B = batch.x.shape[0]!;

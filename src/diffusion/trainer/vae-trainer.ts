@@ -218,7 +218,8 @@ export class VaeTrainer {
   elapsedBefore = 0;
   /** The last held-out measurement. */
   heldOut: VaeHeldOut | null = null;
-  readonly #lr: LrSchedule;
+  /** The learning rate of each step. */
+  readonly lrAt: LrSchedule;
   readonly #measure: ImageQualityMeasure | undefined;
   /** Codebook counts of the recent batches and their sum (VQ). */
   readonly #usage: Int32Array[] = [];
@@ -243,7 +244,7 @@ export class VaeTrainer {
     const trained = this.model
       .namedParameters()
       .filter(([n]) => ema === null || n !== CODEBOOK_PARAM);
-    ({ optimizer: this.optimizer, lr: this.#lr } = createOptimizer(trained, config));
+    ({ optimizer: this.optimizer, lr: this.lrAt } = createOptimizer(trained, config));
     this.codebookEma =
       ema !== null && this.model instanceof VQModel
         ? new CodebookEma(this.model.quantize, ema)
@@ -271,16 +272,12 @@ export class VaeTrainer {
     });
   }
 
-  lrAt(step: number): number {
-    return this.#lr(step);
-  }
-
   /** Runs optimizer step `this.step` and advances. Throws NonFiniteError before a bad update. */
   async trainStep(): Promise<VaeStepStats> {
     const s = this.step;
     const cfg = this.config;
     const model = this.model;
-    const lr = this.#lr(s);
+    const lr = this.lrAt(s);
     this.optimizer.lr = lr;
     const batch = this.loader.batchAt(s);
     batch.labels?.dispose();
