@@ -7,7 +7,7 @@ import type { Conv2dSpec } from '../../backend.js';
 import type { TypedArray } from '../../dtype.js';
 import { copyPadded, type PaddedInput, paddedInput } from './conv-padded.js';
 import { gemm } from './matmul.js';
-import { conv2dWinogradF32, winogradApplies } from './winograd.js';
+import { conv2dGradWeightWinogradF32, conv2dWinogradF32, winogradApplies } from './winograd.js';
 import {
   PANEL_M,
   PANEL_N,
@@ -350,6 +350,7 @@ export function conv2dGradWeightKernel(
 ): void {
   const rt = simdRuntime();
   if (rt && x instanceof Float32Array && dy instanceof Float32Array && dw instanceof Float32Array) {
+    if (winogradApplies(s)) return conv2dGradWeightWinogradF32(rt, x, dy, s, dw);
     if (stride1(s)) return conv2dGradWeightRowsF32(rt, x, dy, s, dw);
     // float32: dW_g[coutG, K] = Σ_n dY_n[coutG, P] · cols_nᵀ, accumulated in the kernel's C.
     const { K, P, coutG } = im2colDims(s);

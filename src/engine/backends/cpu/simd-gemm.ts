@@ -47,9 +47,10 @@ export class SimdRuntime {
   readonly copyRows: (...args: number[]) => void;
   /** The same copy plus a float32 scalar per (a, b) (`copy_rows_bias`). */
   readonly copyRowsBias: (...args: number[]) => void;
-  /** Winograd F(2×2, 3×3) input and output transforms (`winograd_in`, `winograd_out`). */
+  /** Winograd F(2×2, 3×3) transforms (`winograd_in`, `winograd_out`, `winograd_grad_out`). */
   readonly winogradIn: (...args: number[]) => void;
   readonly winogradOut: (...args: number[]) => void;
+  readonly winogradGradOut: (...args: number[]) => void;
   readonly threads: GemmThreads | null;
   #f32: Float32Array;
   #i32: Int32Array;
@@ -70,6 +71,7 @@ export class SimdRuntime {
     this.copyRowsBias = instance.exports['copy_rows_bias'] as (...args: number[]) => void;
     this.winogradIn = instance.exports['winograd_in'] as (...args: number[]) => void;
     this.winogradOut = instance.exports['winograd_out'] as (...args: number[]) => void;
+    this.winogradGradOut = instance.exports['winograd_grad_out'] as (...args: number[]) => void;
     this.#f32 = new Float32Array(this.memory.buffer);
     this.#i32 = new Int32Array(this.memory.buffer);
   }

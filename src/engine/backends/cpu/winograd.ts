@@ -1,12 +1,14 @@
 /**
  * Stride-1 3×3 float32 convolutions by Winograd's minimal filtering F(2×2, 3×3) (Lavin & Gray,
  * "Fast Algorithms for Convolutional Neural Networks", 2016): each 2×2 block of output pixels is
- *   Y = Aᵀ [ Σ_ci (G g_{co,ci} Gᵀ) ⊙ (Bᵀ d_{ci} Bᵀ) ] A
+ *   Y = Aᵀ [ Σ_ci (G g_{co,ci} Gᵀ) ⊙ (Bᵀ d_{ci} B) ] A
  * over the 4×4 input tile d around it, 16 multiplies where the direct form takes 36. The sum over
  * ci is one product per element ξ of the 4×4 tile: M_ξ[co, t] = Σ_ci U_ξ[co, ci] · V_ξ[ci, t],
  * 16 products of the SIMD gemm with k = cIn over every tile t of the batch. The transforms of the
  * input (Bᵀ d B) and of the output (Aᵀ M A) run in the wasm module (`winograd_in`, `winograd_out`
- * in gemm.wat), the filter's (G g Gᵀ) here in float64, rounded once.
+ * in gemm.wat), the filter's (G g Gᵀ) here in float64, rounded once. The input gradient is such a
+ * convolution itself (conv.ts: flipped, transposed filters); the weight gradient is the adjoint of
+ * this algorithm (conv2dGradWeightWinogradF32).
  *
  * Every tile is computed the same way whatever batch it is in and however the gemm's columns are
  * split between threads, so an image's output does not depend on the batch; which algorithm a
@@ -96,6 +98,72 @@ function packFilters(
   }
 }
 
+/** How a batch falls into tiles, and where V's rows are (floats). */
+interface Tiles {
+  /** Tile rows and columns of an image: 2×2 output pixels each. */
+  th: number;
+  tw: number;
+  /** Tiles of the batch. */
+  T: number;
+  /** The input grid, padded to cover every tile's 4×4 window. */
+  grid: PaddedInput;
+  /** V's rows: every tile, in whole panels of 8 for the forward's product. */
+  np: number;
+  ldt: number;
+  /** Floats between V's 16 matrices. */
+  vXi: number;
+}
+
+function tilesOf(s: Conv2dSpec): Tiles {
+  const th = Math.ceil(s.hOut / 2);
+  const tw = Math.ceil(s.wOut / 2);
+  const T = s.n * th * tw;
+  const Hp = 2 * th + 2;
+  const Wp = 2 * tw + 2;
+  const plane = Hp * Wp;
+  const grid: PaddedInput = { Hp, Wp, plane, cols: s.n * plane, ldb: s.n * plane };
+  const np = Math.ceil(T / PANEL_N);
+  // 16 floats more than the panels, so that the rows of a B panel (2^k apart otherwise) do not all
+  // fall into one set of the L1 cache.
+  const ldt = np * PANEL_N + 16;
+  return { th, tw, T, grid, np, ldt, vXi: s.cIn * ldt };
+}
+
+/**
+ * V[ξ][ci][t] = (Bᵀ d B)[ξ] of every input tile, at vBase: x is padded at xBase (through `stage`,
+ * x.length floats) and transformed; the columns past the last tile are zeros, not stale memory,
+ * so that no denormal slows the product.
+ */
+function transformInput(
+  rt: SimdRuntime,
+  x: Float32Array,
+  s: Conv2dSpec,
+  t: Tiles,
+  mem: Float32Array,
+  xBase: number,
+  vBase: number,
+  stage: number,
+): void {
+  copyPadded(rt, x, s, t.grid, mem, xBase, stage);
+  const g = t.grid;
+  rt.winogradIn(
+    xBase * 4,
+    vBase * 4,
+    s.cIn,
+    g.ldb * 4,
+    s.n,
+    g.plane * 4,
+    t.th,
+    t.tw,
+    g.Wp * 4,
+    t.vXi * 4,
+    t.ldt * 4,
+  );
+  for (let r = 0; r < XI * s.cIn; r++) {
+    mem.fill(0, vBase + r * t.ldt + t.T, vBase + (r + 1) * t.ldt);
+  }
+}
+
 /**
  * out = conv2d(x, w) (+ bias[co], added to the rounded result as a separate add would) for a
  * convolution that winogradApplies to, any padding.
@@ -110,58 +178,30 @@ export function conv2dWinogradF32(
 ): void {
   const { n, cIn, cOut, hOut, wOut } = s;
   if (out.length === 0) return;
-  // Tiles of 2×2 outputs; the input grid is padded to cover every tile's 4×4 window.
-  const th = Math.ceil(hOut / 2);
-  const tw = Math.ceil(wOut / 2);
-  const T = n * th * tw;
-  const Hp = 2 * th + 2;
-  const Wp = 2 * tw + 2;
-  const grid: PaddedInput = { Hp, Wp, plane: Hp * Wp, cols: n * Hp * Wp, ldb: n * Hp * Wp };
+  const t = tilesOf(s);
+  const { th, tw, ldt } = t;
   const mp = Math.ceil(cOut / PANEL_M);
-  const np = Math.ceil(T / PANEL_N);
-  // V and M rows: every tile, rounded up to whole panels of 8, and 16 floats more, so that the 64
-  // rows of a B panel (2^k apart otherwise) do not all fall into one set of the L1 cache.
-  const ldt = np * PANEL_N + 16;
   const aXi = up4(mp * PANEL_M * cIn);
-  const vXi = cIn * ldt;
   const cXi = mp * PANEL_M * ldt;
   // Memory (floats): U, tables, padded x, V, M, the 2th×2tw outputs, staging, bias.
   const aBase = 0;
   const aTables = aBase + XI * aXi;
   const bTables = up4(aTables + XI * mp * PANEL_M);
   const xBase = up4(bTables + XI * cIn);
-  const vBase = up4(xBase + cIn * grid.ldb);
-  const cBase = up4(vBase + XI * vXi);
+  const vBase = up4(xBase + cIn * t.grid.ldb);
+  const cBase = up4(vBase + XI * t.vXi);
   const yBase = up4(cBase + XI * cXi);
   const stage = up4(yBase + n * cOut * 4 * th * tw);
   const biasAt = up4(stage + Math.max(x.length, out.length));
   const { mem, ints } = rt.view(biasAt + cOut);
   if (bias !== null) mem.set(bias, biasAt);
   packFilters(w, cOut, cIn, mem, aBase, aXi);
-  copyPadded(rt, x, s, grid, mem, xBase, stage);
-  rt.winogradIn(
-    xBase * 4,
-    vBase * 4,
-    cIn,
-    grid.ldb * 4,
-    n,
-    grid.plane * 4,
-    th,
-    tw,
-    Wp * 4,
-    vXi * 4,
-    ldt * 4,
-  );
-  // Columns past the last tile: zeros, not stale memory, so that no denormal slows the product.
-  if (np * PANEL_N > T) {
-    for (let r = 0; r < XI * cIn; r++)
-      mem.fill(0, vBase + r * ldt + T, vBase + r * ldt + np * PANEL_N);
-  }
+  transformInput(rt, x, s, t, mem, xBase, vBase, stage);
   for (let xi = 0; xi < XI; xi++) {
     const aTable = aTables + xi * mp * PANEL_M;
     const bTable = bTables + xi * cIn;
     packedATable(ints, aTable, aBase + xi * aXi, mp, cIn);
-    for (let ci = 0; ci < cIn; ci++) ints[bTable + ci] = (vBase + xi * vXi + ci * ldt) * 4;
+    for (let ci = 0; ci < cIn; ci++) ints[bTable + ci] = (vBase + xi * t.vXi + ci * ldt) * 4;
     rt.run({
       aTable: aTable * 4,
       aStep: PANEL_M * 4,
@@ -169,7 +209,7 @@ export function conv2dWinogradF32(
       bPanel: PANEL_N * 4,
       c: (cBase + xi * cXi) * 4,
       mp,
-      np,
+      np: t.np,
       k: cIn,
       ldc: ldt,
       accumulate: false,
@@ -194,4 +234,116 @@ export function conv2dWinogradF32(
   if (bias === null) rt.copyRows(...rows);
   else rt.copyRowsBias(...rows, biasAt * 4, 0, 4);
   out.set(mem.subarray(stage, stage + out.length));
+}
+
+/** Steps of k (tiles) per kernel call in the weight gradient, as in conv.ts. */
+const K_CHUNK = 2048;
+
+/**
+ * The weight gradient of the same convolution, the adjoint of the forward's algorithm:
+ *   dU_ξ[co, ci] = Σ_t dM_ξ[co, t] · V_ξ[ci, t],  dM = A dY Aᵀ per tile,  dW = Gᵀ dU G,
+ * 16 products with k = the batch's tiles (computed as dU_ξᵀ = V_ξ · dM_ξᵀ: V's rows read in place,
+ * dM packed in panels of 8 output channels by `winograd_grad_out`).
+ */
+export function conv2dGradWeightWinogradF32(
+  rt: SimdRuntime,
+  x: Float32Array,
+  dy: Float32Array,
+  s: Conv2dSpec,
+  dw: Float32Array,
+): void {
+  const { n, cIn, cOut, hOut, wOut } = s;
+  const t = tilesOf(s);
+  const { th, tw, T, ldt } = t;
+  if (T === 0) {
+    dw.fill(0); // an empty batch
+    return;
+  }
+  const cp = Math.ceil(cOut / PANEL_N) * PANEL_N;
+  const np = cp / PANEL_N;
+  const mp = Math.ceil(cIn / PANEL_M);
+  const panel = T * PANEL_N; // floats between dM's panels of 8 channels
+  const dmXi = np * panel;
+  const cXi = mp * PANEL_M * cp;
+  // Memory (floats): padded x, V, dY on the tiles' grid, dM, dUᵀ, tables, scratch, staging.
+  const xBase = 0;
+  const vBase = up4(xBase + cIn * t.grid.ldb);
+  const dyBase = up4(vBase + XI * t.vXi);
+  const dmBase = up4(dyBase + n * cp * 4 * th * tw);
+  const cBase = up4(dmBase + XI * dmXi);
+  const aTable = up4(cBase + XI * cXi);
+  const bTable = up4(aTable + mp * PANEL_M);
+  const scratch = up4(bTable + K_CHUNK);
+  const stage = up4(scratch + 256);
+  const { mem, ints } = rt.view(stage + Math.max(x.length, dy.length));
+  transformInput(rt, x, s, t, mem, xBase, vBase, stage);
+  // dY as [img][cp][2th][2tw], zeros past the image and past cOut
+  mem.fill(0, dyBase, dmBase);
+  mem.set(dy, stage);
+  rt.copyRows(
+    stage * 4,
+    dyBase * 4,
+    wOut,
+    n,
+    cOut * hOut * wOut * 4,
+    cp * 4 * th * tw * 4,
+    cOut,
+    hOut * wOut * 4,
+    4 * th * tw * 4,
+    hOut,
+    wOut * 4,
+    2 * tw * 4,
+  );
+  rt.winogradGradOut(dyBase * 4, dmBase * 4, cp, n, th, tw, dmXi * 4, panel * 4, scratch * 4);
+  for (let xi = 0; xi < XI; xi++) {
+    for (let k0 = 0; k0 < T; k0 += K_CHUNK) {
+      const len = Math.min(K_CHUNK, T - k0);
+      // rows of A: V_ξ[ci] from tile k0 (rows past cIn repeat the last one; dropped)
+      for (let r = 0; r < mp * PANEL_M; r++) {
+        ints[aTable + r] = (vBase + xi * t.vXi + Math.min(r, cIn - 1) * ldt + k0) * 4;
+      }
+      for (let p = 0; p < len; p++)
+        ints[bTable + p] = (dmBase + xi * dmXi + (k0 + p) * PANEL_N) * 4;
+      rt.run({
+        aTable: aTable * 4,
+        aStep: 4,
+        bTable: bTable * 4,
+        bPanel: panel * 4,
+        c: (cBase + xi * cXi) * 4,
+        mp,
+        np,
+        k: len,
+        ldc: cp,
+        accumulate: k0 > 0,
+      });
+    }
+  }
+  // dW[co, ci] = Gᵀ dU G, dU[ξ] = C_ξ[ci, co]; Gᵀ = [1 ½ ½ 0; 0 ½ −½ 0; 0 ½ ½ 1]
+  const r = new Float64Array(12);
+  for (let co = 0; co < cOut; co++) {
+    for (let ci = 0; ci < cIn; ci++) {
+      const at = cBase + ci * cp + co;
+      // r = Gᵀ dU (3×4)
+      for (let j = 0; j < 4; j++) {
+        const u0 = mem[at + j * cXi]!;
+        const u1 = mem[at + (4 + j) * cXi]!;
+        const u2 = mem[at + (8 + j) * cXi]!;
+        const u3 = mem[at + (12 + j) * cXi]!;
+        r[j] = u0 + (u1 + u2) / 2;
+        r[4 + j] = (u1 - u2) / 2;
+        r[8 + j] = (u1 + u2) / 2 + u3;
+      }
+      // dW = r G (3×3)
+      const o = (co * cIn + ci) * 9;
+      for (let i = 0; i < 3; i++) {
+        const r0 = r[4 * i]!;
+        const r1 = r[4 * i + 1]!;
+        const r2 = r[4 * i + 2]!;
+        const r3 = r[4 * i + 3]!;
+        dw[o + 3 * i] = r0 + (r1 + r2) / 2;
+        dw[o + 3 * i + 1] = (r1 - r2) / 2;
+        dw[o + 3 * i + 2] = (r1 + r2) / 2 + r3;
+      }
+    }
+  }
 }

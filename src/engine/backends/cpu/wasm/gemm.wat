@@ -447,6 +447,123 @@
       (local.set $co (i32.add (local.get $co) (i32.const 1)))
       (br $cloop))))
 
+  ;; The adjoint of winograd_out, for the weight gradient: dM = A dY Aᵀ for every tile's 2×2 block of
+  ;; the output gradient, A = [1 0; 1 1; 1 −1; 0 −1]. dY is read as [img][cp][2th][2tw] floats at src
+  ;; (rowBytes = 8tw; zeros past the image and for channels past the real ones), cp a multiple of 8.
+  ;; dM[ξ] of channel co and tile t goes to dst + ξ·xi + (co div 8)·panel + 32t + 4(co mod 8): panels
+  ;; of 8 channels, the gemm's packed B layout. Four tiles (lanes) of four channels at a time: the
+  ;; 16 vectors of each channel go through 1 KiB at `scratch`, and a 4×4 transpose per ξ turns
+  ;; them into four channels of each tile.
+  (func (export "winograd_grad_out")
+    (param $src i32) (param $dst i32) (param $cp i32) (param $n i32) (param $th i32) (param $tw i32)
+    (param $xi i32) (param $panel i32) (param $scratch i32)
+    (local $img i32) (local $ty i32) (local $tx i32) (local $tx0 i32) (local $co i32) (local $c i32)
+    (local $r i32) (local $o i32) (local $w i32) (local $d i32) (local $e i32) (local $t i32)
+    (local $rowBytes i32) (local $plane i32)
+    (local $v0 v128) (local $v1 v128) (local $y00 v128) (local $y01 v128) (local $y10 v128) (local $y11 v128)
+    (local $q10 v128) (local $q11 v128) (local $q20 v128) (local $q21 v128) (local $q30 v128) (local $q31 v128)
+    (local.set $rowBytes (i32.shl (local.get $tw) (i32.const 3)))
+    (local.set $plane (i32.mul (i32.shl (local.get $th) (i32.const 1)) (local.get $rowBytes)))
+    (local.set $img (i32.const 0))
+    (block $ndone (loop $nloop
+      (br_if $ndone (i32.ge_u (local.get $img) (local.get $n)))
+      (local.set $ty (i32.const 0))
+      (block $ydone (loop $yloop
+        (br_if $ydone (i32.ge_u (local.get $ty) (local.get $th)))
+        (local.set $tx (i32.const 0))
+        (loop $xloop
+          (local.set $tx0
+            (select (local.get $tx) (i32.sub (local.get $tw) (i32.const 4))
+              (i32.lt_u (local.get $tx) (i32.sub (local.get $tw) (i32.const 4)))))
+          (local.set $t
+            (i32.add (i32.mul (i32.add (i32.mul (local.get $img) (local.get $th)) (local.get $ty))
+              (local.get $tw)) (local.get $tx0)))
+          (local.set $co (i32.const 0))
+          (loop $coloop
+            (local.set $c (i32.const 0))
+            (loop $cloop
+              ;; r = row 2ty, column 2tx0 of channel co + c's plane
+              (local.set $r
+                (i32.add (local.get $src)
+                  (i32.add
+                    (i32.mul
+                      (i32.add (i32.mul (local.get $img) (local.get $cp)) (i32.add (local.get $co) (local.get $c)))
+                      (local.get $plane))
+                    (i32.add (i32.mul (i32.shl (local.get $ty) (i32.const 1)) (local.get $rowBytes))
+                      (i32.shl (local.get $tx0) (i32.const 3))))))
+              (local.set $w (i32.add (local.get $scratch) (i32.shl (local.get $c) (i32.const 4))))
+              (local.set $v0 (v128.load (local.get $r)))
+              (local.set $v1 (v128.load offset=16 (local.get $r)))
+              (local.set $y00 (i8x16.shuffle 0 1 2 3 8 9 10 11 16 17 18 19 24 25 26 27 (local.get $v0) (local.get $v1)))
+              (local.set $y01 (i8x16.shuffle 4 5 6 7 12 13 14 15 20 21 22 23 28 29 30 31 (local.get $v0) (local.get $v1)))
+              (local.set $v0 (v128.load (i32.add (local.get $r) (local.get $rowBytes))))
+              (local.set $v1 (v128.load offset=16 (i32.add (local.get $r) (local.get $rowBytes))))
+              (local.set $y10 (i8x16.shuffle 0 1 2 3 8 9 10 11 16 17 18 19 24 25 26 27 (local.get $v0) (local.get $v1)))
+              (local.set $y11 (i8x16.shuffle 4 5 6 7 12 13 14 15 20 21 22 23 28 29 30 31 (local.get $v0) (local.get $v1)))
+              (local.set $q10 (f32x4.add (local.get $y00) (local.get $y10)))
+              (local.set $q11 (f32x4.add (local.get $y01) (local.get $y11)))
+              (local.set $q20 (f32x4.sub (local.get $y00) (local.get $y10)))
+              (local.set $q21 (f32x4.sub (local.get $y01) (local.get $y11)))
+              (local.set $q30 (f32x4.neg (local.get $y10)))
+              (local.set $q31 (f32x4.neg (local.get $y11)))
+              (v128.store offset=0 (local.get $w) (local.get $y00))
+              (v128.store offset=64 (local.get $w) (f32x4.add (local.get $y00) (local.get $y01)))
+              (v128.store offset=128 (local.get $w) (f32x4.sub (local.get $y00) (local.get $y01)))
+              (v128.store offset=192 (local.get $w) (f32x4.neg (local.get $y01)))
+              (v128.store offset=256 (local.get $w) (local.get $q10))
+              (v128.store offset=320 (local.get $w) (f32x4.add (local.get $q10) (local.get $q11)))
+              (v128.store offset=384 (local.get $w) (f32x4.sub (local.get $q10) (local.get $q11)))
+              (v128.store offset=448 (local.get $w) (f32x4.neg (local.get $q11)))
+              (v128.store offset=512 (local.get $w) (local.get $q20))
+              (v128.store offset=576 (local.get $w) (f32x4.add (local.get $q20) (local.get $q21)))
+              (v128.store offset=640 (local.get $w) (f32x4.sub (local.get $q20) (local.get $q21)))
+              (v128.store offset=704 (local.get $w) (f32x4.neg (local.get $q21)))
+              (v128.store offset=768 (local.get $w) (local.get $q30))
+              (v128.store offset=832 (local.get $w) (f32x4.add (local.get $q30) (local.get $q31)))
+              (v128.store offset=896 (local.get $w) (f32x4.sub (local.get $q30) (local.get $q31)))
+              (v128.store offset=960 (local.get $w) (f32x4.neg (local.get $q31)))
+              (local.set $c (i32.add (local.get $c) (i32.const 1)))
+              (br_if $cloop (i32.lt_u (local.get $c) (i32.const 4))))
+            ;; o = tile t's row of channel co's panel, at ξ = 0
+            (local.set $o
+              (i32.add (local.get $dst)
+                (i32.add (i32.mul (i32.shr_u (local.get $co) (i32.const 3)) (local.get $panel))
+                  (i32.add (i32.shl (local.get $t) (i32.const 5))
+                    (i32.shl (i32.and (local.get $co) (i32.const 7)) (i32.const 2))))))
+              ;; per ξ: the four channels' vectors (lanes = tiles) transposed to four tiles' vectors
+              ;; (lanes = channels), each stored at its tile's row of the panel
+              (local.set $w (local.get $scratch))
+              (local.set $d (local.get $o))
+              (local.set $e (i32.add (local.get $scratch) (i32.const 1024)))
+              (loop $xiloop
+                (local.set $v0 (i8x16.shuffle 0 1 2 3 16 17 18 19 4 5 6 7 20 21 22 23
+                  (v128.load (local.get $w)) (v128.load offset=16 (local.get $w))))
+                (local.set $v1 (i8x16.shuffle 8 9 10 11 24 25 26 27 12 13 14 15 28 29 30 31
+                  (v128.load (local.get $w)) (v128.load offset=16 (local.get $w))))
+                (local.set $y00 (i8x16.shuffle 0 1 2 3 16 17 18 19 4 5 6 7 20 21 22 23
+                  (v128.load offset=32 (local.get $w)) (v128.load offset=48 (local.get $w))))
+                (local.set $y01 (i8x16.shuffle 8 9 10 11 24 25 26 27 12 13 14 15 28 29 30 31
+                  (v128.load offset=32 (local.get $w)) (v128.load offset=48 (local.get $w))))
+                (v128.store (local.get $d)
+                  (i8x16.shuffle 0 1 2 3 4 5 6 7 16 17 18 19 20 21 22 23 (local.get $v0) (local.get $y00)))
+                (v128.store offset=32 (local.get $d)
+                  (i8x16.shuffle 8 9 10 11 12 13 14 15 24 25 26 27 28 29 30 31 (local.get $v0) (local.get $y00)))
+                (v128.store offset=64 (local.get $d)
+                  (i8x16.shuffle 0 1 2 3 4 5 6 7 16 17 18 19 20 21 22 23 (local.get $v1) (local.get $y01)))
+                (v128.store offset=96 (local.get $d)
+                  (i8x16.shuffle 8 9 10 11 12 13 14 15 24 25 26 27 28 29 30 31 (local.get $v1) (local.get $y01)))
+                (local.set $d (i32.add (local.get $d) (local.get $xi)))
+                (local.set $w (i32.add (local.get $w) (i32.const 64)))
+                (br_if $xiloop (i32.lt_u (local.get $w) (local.get $e))))
+            (local.set $co (i32.add (local.get $co) (i32.const 4)))
+            (br_if $coloop (i32.lt_u (local.get $co) (local.get $cp))))
+          (local.set $tx (i32.add (local.get $tx) (i32.const 4)))
+          (br_if $xloop (i32.lt_u (local.get $tx) (local.get $tw))))
+        (local.set $ty (i32.add (local.get $ty) (i32.const 1)))
+        (br $yloop)))
+      (local.set $img (i32.add (local.get $img) (i32.const 1)))
+      (br $nloop))))
+
   ;; σ(z) = 1/(1 + e^(−z)) in place over the floats [p, end) (byte addresses, end − p a multiple
   ;; of 32; two vectors per iteration, independent, so their latencies overlap). e^t as Cephes'
   ;; expf: t clamped to [−87.3, 88.3], n = round(t·log₂e), r = t − n·ln2 (ln2 in two parts, so r
