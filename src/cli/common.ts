@@ -15,6 +15,7 @@ import {
 import {
   ModelTaskError,
   NonFiniteError,
+  resolveSchedulerName,
   samplersTaking,
   schedulerAliases,
   type WeightsChoice,
@@ -35,6 +36,16 @@ export const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
 /** The names --sampler takes: the registry's aliases. */
 export const SAMPLERS = Object.keys(schedulerAliases);
+
+/** `name` when it is one of SAMPLERS; otherwise a UsageError that lists them. */
+export function checkSamplerName(name: string): string {
+  try {
+    resolveSchedulerName(name);
+  } catch {
+    throw new UsageError(`unknown sampler '${name}' (choose one of ${SAMPLERS.join(', ')})`);
+  }
+  return name;
+}
 
 /** --sampler S, `fallback` when not given. */
 export function samplerOption(fallback: string): OptionSpec {

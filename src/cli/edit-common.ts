@@ -23,7 +23,6 @@ import {
   MAX_GUIDANCE_SCALE,
   maskFromImage,
   type ModelTask,
-  resolveSchedulerName,
   SamplingOptionError,
   streamSeed,
 } from '../diffusion/index.js';
@@ -33,12 +32,12 @@ import { writeFileAtomic } from '../nn/models/index.js';
 import { type Args, CliError, type OptionSpec, UsageError } from './args.js';
 import {
   BACKEND_OPTION,
+  checkSamplerName,
   ETA_OPTION,
   EXIT,
   formatDuration,
   KARRAS_OPTION,
   samplerOption,
-  SAMPLERS,
   SEED_OPTION,
 } from './common.js';
 import type { Progress } from './progress.js';
@@ -135,13 +134,7 @@ export function stepsOf(args: Args, fallback: number): number {
 
 /** --sampler, checked against the registry. */
 export function samplerOf(args: Args): string {
-  const name = args.str('sampler') ?? 'ddim';
-  try {
-    resolveSchedulerName(name);
-  } catch {
-    throw new UsageError(`unknown sampler '${name}' (choose one of ${SAMPLERS.join(', ')})`);
-  }
-  return name;
+  return checkSamplerName(args.str('sampler') ?? 'ddim');
 }
 
 /** --guidance in [0, MAX_GUIDANCE_SCALE]. */

@@ -13,7 +13,6 @@ import {
   MAX_GUIDANCE_SCALE,
   ModelDirError,
   predictionTypeOf,
-  resolveSchedulerName,
   SamplingOptionError,
   type SamplingSettings,
   takesStepParameter,
@@ -33,10 +32,10 @@ import {
 import { type Args, CliError, type OptionSpec, UsageError } from './args.js';
 import {
   BACKEND_OPTION,
+  checkSamplerName,
   ETA_OPTION,
   KARRAS_OPTION,
   samplerOption,
-  SAMPLERS,
   SEED_OPTION,
   weightsChoice,
   weightsOption,
@@ -176,11 +175,7 @@ export function numberList(text: string, name: string, integers = false): number
 
 /** Checks a sampler name and --karras; returns the name. */
 export function checkSampler(name: string, karras: boolean): string {
-  try {
-    resolveSchedulerName(name);
-  } catch {
-    throw new UsageError(`unknown sampler '${name}' (choose one of ${SAMPLERS.join(', ')})`);
-  }
+  checkSamplerName(name);
   try {
     createSampler(name, {}, { karras });
   } catch (e) {

@@ -21,7 +21,6 @@ import {
   loadPipeline,
   MAX_GUIDANCE_SCALE,
   predictionTypeOf,
-  resolveSchedulerName,
   SamplingOptionError,
   type SamplingSettings,
   stepX0,
@@ -31,13 +30,13 @@ import { checkEmptyOrAbsent, SampleFolderWriter } from '../eval/index.js';
 import { type Args, CliError, type CommandSpec, UsageError } from './args.js';
 import {
   BACKEND_OPTION,
+  checkSamplerName,
   defineCommand,
   ETA_OPTION,
   EXIT,
   formatDuration,
   KARRAS_OPTION,
   samplerOption,
-  SAMPLERS,
   SEED_OPTION,
   selectBackend,
   weightsChoice,
@@ -382,12 +381,7 @@ async function sampleCmd(args: Args): Promise<number> {
   if (dir === undefined) throw new UsageError('--model <dir> is required');
   const scale = args.num('scale') ?? 1;
   if (scale < 1 || scale > 64) throw new UsageError(`--scale must be from 1 to 64, got ${scale}`);
-  const samplerName = args.str('sampler') ?? 'ddim';
-  try {
-    resolveSchedulerName(samplerName);
-  } catch {
-    throw new UsageError(`unknown sampler '${samplerName}' (choose one of ${SAMPLERS.join(', ')})`);
-  }
+  const samplerName = checkSamplerName(args.str('sampler') ?? 'ddim');
   const outDir = args.str('out-dir');
   const grid = outDir !== undefined && !args.has('out') ? null : (args.str('out') ?? 'samples.png');
   const out = grid ?? '';
