@@ -76,7 +76,9 @@ export async function startPlayground(opts: PlaygroundOptions = {}): Promise<Pla
         page.on('console', (m) => {
           if (m.type() === 'error') errors.push(m.text());
         });
-        await page.goto(`${url}?${query}`);
+        // Up to 2 minutes: on a loaded 2-core machine the first navigation alone can take over
+        // Playwright's default 30 s.
+        await page.goto(`${url}?${query}`, { timeout: 120_000 });
         return { page, errors };
       },
       async close() {
