@@ -1,19 +1,34 @@
 /**
- * The CPU backend's stride-1 3×3 float32 convolutions, Winograd F(2×2, 3×3) against the direct
- * product (setCpuWinograd), alternated in one process so that the machine's load falls on both
- * alike (never run as a test).
+ * The CPU backend's stride-1 3×3 float32 convolutions, Winograd against the direct product
+ * (setCpuWinograd), alternated in one process so that the machine's load falls on both alike
+ * (never run as a test).
  *
- *   npx tsx bench/cpu-conv.ts [--rounds R] [--iters N] [--shape B,C,H,W]
+ *   npx tsx bench/cpu-conv.ts [--rounds R] [--iters N] [--shape B,C,H,W] [--model]
  *
  * Each round times N calls of each pass (forward, input gradient, weight gradient, and all three)
  * with Winograd off, then on; prints the min and median per call over all rounds of the wall time
  * and of the process's CPU time (every thread's; on a loaded machine the steadier of the two).
+ * With --model the passes are bench/cpu.ts's mnist-small training step (batch 32, AdamW) and
+ * forward (batch 64) instead.
  */
 import { performance } from 'node:perf_hooks';
 
-import { cpuBackend } from '../src/engine/index.js';
+import {
+  add,
+  cpuBackend,
+  mean,
+  mul,
+  noGrad,
+  randn,
+  square,
+  sub,
+  tidy,
+} from '../src/engine/index.js';
 import { setCpuWinograd } from '../src/engine/backends/cpu/winograd.js';
 import { conv2dSpec } from '../src/engine/ops/conv.js';
+import { loadPreset } from '../src/cli/presets.js';
+import { AdamW } from '../src/nn/index.js';
+import { createModel, type UNet2DModel } from '../src/nn/models/index.js';
 
 const argv = process.argv.slice(2);
 const option = (flag: string, fallback: string): string =>
@@ -35,16 +50,47 @@ const spec = conv2dSpec([B, C, H, W], [C, C, 3, 3], { padding: 1 });
 const x = cpu.fromArray(rand(B * C * H * W, 3));
 const w = cpu.fromArray(rand(C * C * 9, 4));
 const dy = cpu.fromArray(rand(B * C * spec.hOut * spec.wOut, 5));
-const passes: Record<string, () => void> = {
-  forward: () => cpu.free(cpu.conv2d(x, w, spec)),
-  'grad input': () => cpu.free(cpu.conv2dGradInput(dy, w, spec)),
-  'grad weight': () => cpu.free(cpu.conv2dGradWeight(x, dy, spec)),
-  'fwd+bwd': () => {
-    cpu.free(cpu.conv2d(x, w, spec));
-    cpu.free(cpu.conv2dGradInput(dy, w, spec));
-    cpu.free(cpu.conv2dGradWeight(x, dy, spec));
-  },
-};
+function convPasses(): Record<string, () => void> {
+  return {
+    forward: () => cpu.free(cpu.conv2d(x, w, spec)),
+    'grad input': () => cpu.free(cpu.conv2dGradInput(dy, w, spec)),
+    'grad weight': () => cpu.free(cpu.conv2dGradWeight(x, dy, spec)),
+    'fwd+bwd': () => {
+      cpu.free(cpu.conv2d(x, w, spec));
+      cpu.free(cpu.conv2dGradInput(dy, w, spec));
+      cpu.free(cpu.conv2dGradWeight(x, dy, spec));
+    },
+  };
+}
+
+/** bench/cpu.ts's mnist-small figures: a training step at batch 32 and a forward at batch 64. */
+function modelPasses(): Record<string, () => void> {
+  const model = createModel(loadPreset('mnist-small').model) as UNet2DModel;
+  model.train();
+  const opt = new AdamW(model, { lr: 1e-4 });
+  let seed = 0;
+  return {
+    'mnist-small train step, batch 32': () =>
+      tidy(() => {
+        seed++;
+        const x0 = randn([32, 1, 28, 28], { seed });
+        const noise = randn([32, 1, 28, 28], { seed: seed + 1e6 });
+        const t = Array.from({ length: 32 }, (_, i) => (i * 31 + seed) % 1000);
+        const loss = mean(square(sub(model.forward(add(mul(x0, 0.8), mul(noise, 0.6)), t), noise)));
+        loss.backward();
+        opt.step();
+        model.zeroGrad();
+      }),
+    'mnist-small forward, batch 64': () =>
+      noGrad(() =>
+        tidy(() => {
+          model.forward(randn([64, 1, 28, 28], { seed: 7 }), 500);
+        }),
+      ),
+  };
+}
+
+const passes = argv.includes('--model') ? modelPasses() : convPasses();
 const times = new Map<string, number[]>();
 for (let round = 0; round < rounds; round++) {
   for (const winograd of [false, true]) {
@@ -64,7 +110,9 @@ for (let round = 0; round < rounds; round++) {
   }
 }
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
-process.stdout.write(`conv 3×3 B${B} C${C} ${H}×${W}, ${rounds} rounds × ${iters}, ms per call\n`);
+process.stdout.write(
+  `${argv.includes('--model') ? 'mnist-small' : `conv 3×3 B${B} C${C} ${H}×${W}`}, ${rounds} rounds × ${iters}, ms per call\n`,
+);
 for (const name of Object.keys(passes)) {
   for (const clock of ['', ' cpu']) {
     const d = times.get(`${name} direct${clock}`)!;
@@ -76,4 +124,3 @@ for (const name of Object.keys(passes)) {
     );
   }
 }
-process.exit(0);

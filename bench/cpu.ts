@@ -7,9 +7,11 @@
  * `js` (SUMI_CPU_SIMD=0: the plain TypeScript gemm, f64 accumulation), `simd1` (the WebAssembly
  * SIMD gemm on one thread) and `simd` (SIMD with one worker thread per core), and `simd1-fma`,
  * `simd-fma`, the same with the gemm's fused multiply-add build (SUMI_CPU_FMA=1, relaxed SIMD;
- * the others set SUMI_CPU_FMA=0). With --rounds R the selected configurations run R times in
- * turn, and a summary gives each figure's median time and, for X-fma beside X, the median of the
- * per-round ratios X-fma / X (paired runs, so the machine's load cancels out). Figures: matmul,
+ * the others set SUMI_CPU_FMA=0), and `simd-direct`, `simd` with the stride-1 3×3 convolutions as
+ * direct products instead of Winograd (SUMI_CPU_WINOGRAD=0). With --rounds R the selected
+ * configurations run R times in turn, and a summary gives each figure's median time and, for X-fma
+ * beside X, the median of the per-round ratios X-fma / X (paired runs, so the machine's load
+ * cancels out). Figures: matmul,
  * a 3×3 convolution forward and forward+backward, GELU forward+backward (the JavaScript loops
  * under `js`, the WebAssembly kernels otherwise), and the mnist-small U-Net's training step
  * (batch 32, AdamW) and forward pass (batch 64, as in sampling), median of N.
@@ -43,6 +45,12 @@ const CONFIGS: Record<string, Record<string, string>> = {
   simd: { SUMI_CPU_SIMD: '1', SUMI_CPU_THREADS: CORES, SUMI_CPU_FMA: '0' },
   'simd1-fma': { SUMI_CPU_SIMD: '1', SUMI_CPU_THREADS: '1', SUMI_CPU_FMA: '1' },
   'simd-fma': { SUMI_CPU_SIMD: '1', SUMI_CPU_THREADS: CORES, SUMI_CPU_FMA: '1' },
+  'simd-direct': {
+    SUMI_CPU_SIMD: '1',
+    SUMI_CPU_THREADS: CORES,
+    SUMI_CPU_FMA: '0',
+    SUMI_CPU_WINOGRAD: '0',
+  },
 };
 /** Run when --only is not given (the fused builds are asked for by name). */
 const DEFAULT_CONFIGS = ['js', 'simd1', 'simd'];

@@ -17,16 +17,18 @@
 import type { Conv2dSpec } from '../../backend.js';
 import { copyPadded, type PaddedInput } from './conv-padded.js';
 import { PANEL_M, PANEL_N, packedATable, type SimdRuntime, up4 } from './simd-gemm.js';
+import { nodeProcess } from './threads.js';
 
 /** Tile elements: 4×4. */
 const XI = 16;
 
-let enabled = true;
+/** Whether Winograd is on: SUMI_CPU_WINOGRAD=0 turns it off (read at the first convolution). */
+let enabled: boolean | undefined;
 
 /**
  * Turns Winograd off (or back on) for this thread, so that a benchmark can time the direct product
- * beside it in one process. Not for use while a model runs on several threads: replicas must
- * compute every image the same way.
+ * beside it in one process. Not for use while a model runs on several threads: replicas (whose
+ * threads read SUMI_CPU_WINOGRAD for themselves) must compute every image the same way.
  */
 export function setCpuWinograd(on: boolean): void {
   enabled = on;
@@ -38,6 +40,7 @@ export function setCpuWinograd(on: boolean): void {
  * the products to outweigh the transforms. Not the batch size: see the module comment.
  */
 export function winogradApplies(s: Conv2dSpec): boolean {
+  enabled ??= nodeProcess()?.env['SUMI_CPU_WINOGRAD'] !== '0';
   return (
     enabled &&
     s.kh === 3 &&
@@ -131,8 +134,8 @@ function tilesOf(s: Conv2dSpec): Tiles {
 
 /**
  * V[ξ][ci][t] = (Bᵀ d B)[ξ] of every input tile, at vBase: x is padded at xBase (through `stage`,
- * x.length floats) and transformed; the columns past the last tile are zeros, not stale memory,
- * so that no denormal slows the product.
+ * x.length floats) and transformed; the columns past the last tile that the product reads are
+ * zeros, not stale memory, so that no denormal slows it.
  */
 function transformInput(
   rt: SimdRuntime,
@@ -159,8 +162,10 @@ function transformInput(
     t.vXi * 4,
     t.ldt * 4,
   );
-  for (let r = 0; r < XI * s.cIn; r++) {
-    mem.fill(0, vBase + r * t.ldt + t.T, vBase + (r + 1) * t.ldt);
+  if (t.np * PANEL_N > t.T) {
+    for (let r = 0; r < XI * s.cIn; r++) {
+      mem.fill(0, vBase + r * t.ldt + t.T, vBase + r * t.ldt + t.np * PANEL_N);
+    }
   }
 }
 
