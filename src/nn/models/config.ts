@@ -15,8 +15,12 @@ export type ConfigValue =
   | readonly ConfigValue[]
   | { readonly [key: string]: ConfigValue };
 
-/** Checks one value: returns what is wrong with it, or null when it is fine. */
-export type Rule = (value: unknown) => string | null;
+/**
+ * Checks one value: returns what is wrong with it, or null when it is fine. A rule made by
+ * `expecting` also names the values it accepts (`expected`: "a number >= 0"), so that a reader of
+ * another kind of config can word its messages its own way.
+ */
+export type Rule = ((value: unknown) => string | null) & { readonly expected?: string };
 
 export interface ConfigSchema<C> {
   /** diffusers' class name, written as `_class_name`. */
@@ -42,7 +46,13 @@ export interface ResolvedConfig<C> {
   meta: Record<string, ConfigValue>;
 }
 
-const show = (v: unknown): string => (v === undefined ? 'undefined' : JSON.stringify(v));
+/** A value as a message shows it: JSON, but NaN, ±Infinity and undefined by name. */
+export function showValue(v: unknown): string {
+  if (v === undefined || (typeof v === 'number' && !Number.isFinite(v))) return String(v);
+  return JSON.stringify(v);
+}
+
+const show = showValue;
 
 function isPlainObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -108,30 +118,64 @@ export function configToJson(className: string, config: object): string {
 
 export const anyValue: Rule = () => null;
 
-export const bool: Rule = (v) =>
-  typeof v === 'boolean' ? null : `expected true or false, got ${show(v)}`;
-
-export const num: Rule = (v) =>
-  typeof v === 'number' && Number.isFinite(v) ? null : `expected a number, got ${show(v)}`;
-
-export const positive: Rule = (v) =>
-  typeof v === 'number' && v > 0 && Number.isFinite(v)
-    ? null
-    : `expected a positive number, got ${show(v)}`;
-
-/** A probability in [0, 1). */
-export const probability: Rule = (v) =>
-  typeof v === 'number' && v >= 0 && v < 1 ? null : `expected a number in [0, 1), got ${show(v)}`;
-
-export function int(min = 0): Rule {
-  return (v) =>
-    typeof v === 'number' && Number.isInteger(v) && v >= min
-      ? null
-      : `expected an integer >= ${min}, got ${show(v)}`;
+/** The rule of the values that pass `ok`, which it names `what`: "expected <what>, got <value>". */
+export function expecting(what: string, ok: (v: unknown) => boolean): Rule {
+  const rule = (v: unknown): string | null => (ok(v) ? null : `expected ${what}, got ${show(v)}`);
+  return Object.assign(rule, { expected: what });
 }
 
+const isNumber = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v);
+
+export const bool: Rule = expecting('true or false', (v) => typeof v === 'boolean');
+
+export const num: Rule = expecting('a number', isNumber);
+
+export const positive: Rule = expecting('a positive number', (v) => isNumber(v) && v > 0);
+
+export const nonNegative: Rule = expecting('a number >= 0', (v) => isNumber(v) && v >= 0);
+
+/**
+ * A number between `min` and `max`; `bounds` says which ends belong to the range, as the interval
+ * is written ('[)': min <= v < max).
+ */
+export function between(min: number, max: number, bounds: '[]' | '[)' | '(]' | '()'): Rule {
+  const [lo, hi] = bounds;
+  return expecting(
+    `a number in ${lo}${min}, ${max}${hi}`,
+    (v) =>
+      isNumber(v) && (lo === '[' ? v >= min : v > min) && (hi === ']' ? v <= max : v < max),
+  );
+}
+
+/** A probability in [0, 1). */
+export const probability: Rule = between(0, 1, '[)');
+
+export function int(min = 0): Rule {
+  return expecting(
+    `an integer >= ${min}`,
+    (v) => typeof v === 'number' && Number.isInteger(v) && v >= min,
+  );
+}
+
+/** A seed: an integer in [0, 2^53). */
+export const seedInteger: Rule = expecting(
+  'an integer in [0, 2^53)',
+  (v) => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0,
+);
+
+export const nonEmptyString: Rule = expecting(
+  'a non-empty string',
+  (v) => typeof v === 'string' && v !== '',
+);
+
+/** A JSON object (not null, not a list). */
+export const jsonObject: Rule = expecting('an object', isPlainObject);
+
 export function nullable(rule: Rule): Rule {
-  return (v) => (v === null ? null : rule(v));
+  const orNull = (v: unknown): string | null => (v === null ? null : rule(v));
+  return rule.expected === undefined
+    ? orNull
+    : Object.assign(orNull, { expected: `${rule.expected} or null` });
 }
 
 /** One of the listed values. `others` are values diffusers knows that Sumi does not support. */
@@ -139,12 +183,13 @@ export function oneOf(
   supported: readonly ConfigValue[],
   others: readonly ConfigValue[] = [],
 ): Rule {
-  return (v) => {
+  const list = supported.map(show).join(', ');
+  const rule = (v: unknown): string | null => {
     if (supported.some((s) => s === v)) return null;
-    const list = supported.map(show).join(', ');
     if (others.some((s) => s === v)) return `${show(v)} is not supported (supported: ${list})`;
     return `expected one of ${list}, got ${show(v)}`;
   };
+  return Object.assign(rule, { expected: `one of ${list}` });
 }
 
 /** Only diffusers' default is supported. */
@@ -173,10 +218,14 @@ export function oneOrList(item: Rule): Rule {
 }
 
 export function either(...rules: Rule[]): Rule {
-  return (v) => {
+  const rule = (v: unknown): string | null => {
     const errs = rules.map((r) => r(v));
     return errs.some((e) => e === null) ? null : errs.join(', or ');
   };
+  const named = rules.map((r) => r.expected);
+  return named.every((e) => e !== undefined)
+    ? Object.assign(rule, { expected: named.join(' or ') })
+    : rule;
 }
 
 // ---- helpers for models ------------------------------------------------------------------------
