@@ -31,14 +31,14 @@ void describe('optimizerProblems', () => {
         maxGradNorm: 0,
       }),
       [
-        'steps must be an integer >= 1, got 0',
-        'batchSize must be an integer >= 1, got 1.5',
-        'warmupSteps must be an integer >= 0, got -1',
-        'seed must be an integer in [0, 2^53), got -2',
-        'lr must be >= 0, got -1',
-        'minLr must be >= 0, got -0.00001',
-        'weightDecay must be >= 0, got NaN',
-        'maxGradNorm must be > 0 or null, got 0',
+        "'steps' must be an integer >= 1, got 0",
+        "'batchSize' must be an integer >= 1, got 1.5",
+        "'lr' must be a number >= 0, got -1",
+        "'warmupSteps' must be an integer >= 0, got -1",
+        "'minLr' must be a number >= 0, got -0.00001",
+        "'weightDecay' must be a number >= 0, got NaN",
+        "'maxGradNorm' must be a positive number or null, got 0",
+        "'seed' must be an integer in [0, 2^53), got -2",
       ],
     );
   });
@@ -46,7 +46,7 @@ void describe('optimizerProblems', () => {
   void test('the classifier config refuses a negative minLr, as the autoencoder config does', () => {
     assert.throws(
       () => resolveClassifierConfig({ train: { data: 'mnist', minLr: -1 } }, fx.mnist8),
-      /minLr must be >= 0, got -1/,
+      /'minLr' must be a number >= 0, got -1/,
     );
     assert.throws(
       () =>
@@ -54,7 +54,7 @@ void describe('optimizerProblems', () => {
           { model: { norm_num_groups: 4 }, train: { data: 'mnist', minLr: -1 } },
           fx.mnist8,
         ),
-      /minLr must be >= 0, got -1/,
+      /'minLr' must be a number >= 0, got -1/,
     );
   });
 });

@@ -24,6 +24,31 @@ import type { BetaSchedule } from '../schedule.js';
 import type { ModelVarType } from '../vlb.js';
 import type { LatentSettings } from '../latent/vae.js';
 import { snakeToCamel } from '../samplers/config.js';
+import {
+  between,
+  bool,
+  expecting,
+  int,
+  jsonObject,
+  listOf,
+  nonEmptyString,
+  nonNegative,
+  nullable,
+  oneOf,
+  positive,
+  probability,
+  type Rule,
+  seedInteger,
+} from '../../nn/models/config.js';
+import {
+  checkValues,
+  type SettingsRules,
+  type SettingsSchema,
+  settingsProblems,
+  TrainConfigError,
+} from './schema.js';
+
+export { TrainConfigError };
 
 /**
  * The optimization settings every trainer's config holds: the step count and batch, AdamW and its
@@ -248,35 +273,32 @@ export interface TrainConfigSource {
   train: Partial<TrainConfig & RunSettings>;
 }
 
-export class TrainConfigError extends Error {
-  override name = 'TrainConfigError';
-}
+/** What each OptimizerConfig key accepts: one table for every trainer. */
+export const OPTIMIZER_RULES: SettingsRules<OptimizerConfig> = {
+  steps: int(1),
+  batchSize: int(1),
+  lr: nonNegative,
+  lrSchedule: oneOf(['constant', 'constant_with_warmup', 'cosine', 'linear']),
+  warmupSteps: int(0),
+  minLr: nonNegative,
+  weightDecay: nonNegative,
+  adamBetas: expecting(
+    'two numbers in [0, 1)',
+    (v) => Array.isArray(v) && v.length === 2 && v.every((b) => probability(b) === null),
+  ),
+  adamEps: nonNegative,
+  maxGradNorm: nullable(positive),
+  seed: seedInteger,
+};
 
 /**
  * What is wrong with the OptimizerConfig keys of a trainer's config, one line each (none: an
  * empty list); the trainer adds the problems of its own keys.
  */
 export function optimizerProblems(c: OptimizerConfig): string[] {
-  const problems: string[] = [];
-  for (const [k, min] of [
-    ['steps', 1],
-    ['batchSize', 1],
-    ['warmupSteps', 0],
-  ] as const) {
-    if (!Number.isInteger(c[k]) || c[k] < min) {
-      problems.push(`${k} must be an integer >= ${min}, got ${c[k]}`);
-    }
-  }
-  if (!Number.isSafeInteger(c.seed) || c.seed < 0) {
-    problems.push(`seed must be an integer in [0, 2^53), got ${c.seed}`);
-  }
-  for (const k of ['lr', 'minLr', 'weightDecay'] as const) {
-    if (!(c[k] >= 0)) problems.push(`${k} must be >= 0, got ${c[k]}`);
-  }
-  if (c.maxGradNorm !== null && !(c.maxGradNorm > 0)) {
-    problems.push(`maxGradNorm must be > 0 or null, got ${c.maxGradNorm}`);
-  }
-  return problems;
+  const values: Record<string, unknown> = {};
+  for (const k of Object.keys(OPTIMIZER_RULES) as (keyof OptimizerConfig)[]) values[k] = c[k];
+  return settingsProblems(OPTIMIZER_RULES, values);
 }
 
 /** Refuses a dataset whose images are not the config's channels × imageSize × imageSize. */
@@ -296,154 +318,148 @@ function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
-type Check = (v: unknown) => string | null;
-const isInt =
-  (min: number): Check =>
-  (v) =>
-    typeof v === 'number' && Number.isInteger(v) && v >= min ? null : `an integer >= ${min}`;
-const isPos: Check = (v) =>
-  typeof v === 'number' && v > 0 && Number.isFinite(v) ? null : 'a positive number';
-const isNonNeg: Check = (v) =>
-  typeof v === 'number' && v >= 0 && Number.isFinite(v) ? null : 'a number >= 0';
-const isBool: Check = (v) => (typeof v === 'boolean' ? null : 'true or false');
-const isStr: Check = (v) => (typeof v === 'string' && v !== '' ? null : 'a non-empty string');
-const orNull =
-  (c: Check): Check =>
-  (v) =>
-    v === null ? null : c(v);
-const oneOf =
-  (...vals: string[]): Check =>
-  (v) =>
-    typeof v === 'string' && vals.includes(v) ? null : `one of ${vals.join(', ')}`;
-const isProb: Check = (v) =>
-  typeof v === 'number' && v >= 0 && v < 1 ? null : 'a number in [0, 1)';
-const isDecay: Check = (v) =>
-  typeof v === 'number' && v >= 0 && v <= 1 ? null : 'a number in [0, 1]';
+/** Whether `v` passes `rule`. */
+const passes = (rule: Rule, v: unknown): boolean => rule(v) === null;
 
-const CHECKS: Record<keyof TrainConfig | keyof RunSettings, Check> = {
-  data: isStr,
-  imageSize: isInt(1),
-  channels: (v) => (v === 1 || v === 3 ? null : '1 or 3'),
-  flip: isBool,
-  classCond: isBool,
-  labelDropout: isProb,
-  textCond: isBool,
-  textEncoder: orNull((v) => (isObject(v) ? null : 'an object')),
-  maxTokens: isInt(3),
-  upscale: orNull((v) =>
-    isObject(v) &&
-    Object.keys(v).every((k) => k === 'factor' || k === 'noiseAugmentation') &&
-    typeof v.factor === 'number' &&
-    UPSCALE_FACTORS.includes(v.factor) &&
-    typeof v.noiseAugmentation === 'number' &&
-    v.noiseAugmentation >= 0 &&
-    v.noiseAugmentation < 1
-      ? null
-      : `{ factor: ${UPSCALE_FACTORS.join(' or ')}, noiseAugmentation: a number in [0, 1) }`,
+/** What the data keys every trainer's config holds accept. */
+export const DATA_RULES: SettingsRules<
+  Pick<TrainConfig, 'data' | 'imageSize' | 'channels' | 'flip'>
+> = {
+  data: nonEmptyString,
+  imageSize: int(1),
+  channels: expecting('1 or 3', (v) => v === 1 || v === 3),
+  flip: bool,
+};
+
+const TRAIN_RULES: SettingsRules<TrainConfig & RunSettings> = {
+  ...DATA_RULES,
+  classCond: bool,
+  labelDropout: probability,
+  textCond: bool,
+  textEncoder: nullable(jsonObject),
+  maxTokens: int(3),
+  upscale: nullable(
+    expecting(
+      `{ factor: ${UPSCALE_FACTORS.join(' or ')}, noiseAugmentation: a number in [0, 1) }`,
+      (v) =>
+        isObject(v) &&
+        Object.keys(v).every((k) => k === 'factor' || k === 'noiseAugmentation') &&
+        typeof v.factor === 'number' &&
+        UPSCALE_FACTORS.includes(v.factor) &&
+        passes(probability, v.noiseAugmentation),
+    ),
   ),
-  inpaint: orNull((v) => {
-    const shape = `{ masks: one or more of ${MASK_KINDS.join(', ')} }`;
-    if (!isObject(v) || !Object.keys(v).every((k) => k === 'masks')) return shape;
-    try {
-      checkInpaintSettings(v as unknown as InpaintSettings);
-      return null;
-    } catch {
-      return shape;
-    }
-  }),
-  latent: orNull((v) =>
-    isObject(v) &&
-    isStr(v.vae) === null &&
-    (v.kind === 'kl' || v.kind === 'vq') &&
-    isPos(v.scalingFactor) === null &&
-    (v.shiftFactor === null || typeof v.shiftFactor === 'number') &&
-    isStr(v.vaeSha256) === null &&
-    Array.isArray(v.shape) &&
-    v.shape.length === 3 &&
-    v.shape.every((n) => isInt(1)(n) === null)
-      ? null
-      : '{ vae, kind: kl | vq, vaeClass, scalingFactor > 0, shiftFactor, vaeSha256, shape: [c, h, w] }',
+  inpaint: nullable(
+    expecting(`{ masks: one or more of ${MASK_KINDS.join(', ')} }`, (v) => {
+      if (!isObject(v) || !Object.keys(v).every((k) => k === 'masks')) return false;
+      try {
+        checkInpaintSettings(v as unknown as InpaintSettings);
+        return true;
+      } catch {
+        return false;
+      }
+    }),
   ),
-  model: (v) => (isObject(v) ? null : 'an object'),
-  scheduler: (v) => (isObject(v) ? null : 'an object'),
-  steps: isInt(1),
-  batchSize: isInt(1),
-  lr: isNonNeg,
-  lrSchedule: oneOf('constant', 'constant_with_warmup', 'cosine', 'linear'),
-  warmupSteps: isInt(0),
-  minLr: isNonNeg,
-  weightDecay: isNonNeg,
-  adamBetas: (v) =>
-    Array.isArray(v) && v.length === 2 && v.every((b) => typeof b === 'number' && b >= 0 && b < 1)
-      ? null
-      : 'two numbers in [0, 1)',
-  adamEps: isNonNeg,
-  maxGradNorm: orNull(isPos),
-  snrGamma: orNull(isPos),
-  emaDecay: orNull(isDecay),
-  emaWarmup: oneOf('power', 'ratio', 'none'),
-  emaPower: isPos,
-  emaInvGamma: isPos,
-  emaUpdateAfterStep: isInt(0),
-  microBatches: isInt(1),
-  lora: orNull((v) =>
-    isObject(v) &&
-    isStr(v.base) === null &&
-    isInt(1)(v.rank) === null &&
-    isPos(v.alpha) === null &&
-    Array.isArray(v.targets) &&
-    v.targets.length > 0 &&
-    v.targets.every((t) => isStr(t) === null)
-      ? null
-      : '{ base, rank ≥ 1, alpha > 0, targets: [names] }',
+  latent: nullable(
+    expecting(
+      '{ vae, kind: kl | vq, vaeClass, scalingFactor > 0, shiftFactor, vaeSha256, shape: [c, h, w] }',
+      (v) =>
+        isObject(v) &&
+        passes(nonEmptyString, v.vae) &&
+        (v.kind === 'kl' || v.kind === 'vq') &&
+        passes(positive, v.scalingFactor) &&
+        (v.shiftFactor === null || typeof v.shiftFactor === 'number') &&
+        passes(nonEmptyString, v.vaeSha256) &&
+        Array.isArray(v.shape) &&
+        v.shape.length === 3 &&
+        v.shape.every((n) => passes(int(1), n)),
+    ),
   ),
-  controlnet: orNull((v) =>
-    isObject(v) &&
-    isStr(v.base) === null &&
-    (CONTROL_KINDS as readonly unknown[]).includes(v.control) &&
-    Array.isArray(v.conditioningEmbeddingOutChannels) &&
-    v.conditioningEmbeddingOutChannels.length > 0 &&
-    v.conditioningEmbeddingOutChannels.every((n) => isInt(1)(n) === null)
-      ? null
-      : `{ base, control: ${CONTROL_KINDS.join(' | ')}, conditioningEmbeddingOutChannels: [n ≥ 1] }`,
+  model: jsonObject,
+  scheduler: jsonObject,
+  ...OPTIMIZER_RULES,
+  snrGamma: nullable(positive),
+  emaDecay: nullable(between(0, 1, '[]')),
+  emaWarmup: oneOf(['power', 'ratio', 'none']),
+  emaPower: positive,
+  emaInvGamma: positive,
+  emaUpdateAfterStep: int(0),
+  microBatches: int(1),
+  lora: nullable(
+    expecting(
+      '{ base, rank ≥ 1, alpha > 0, targets: [names] }',
+      (v) =>
+        isObject(v) &&
+        passes(nonEmptyString, v.base) &&
+        passes(int(1), v.rank) &&
+        passes(positive, v.alpha) &&
+        passes(listOf(nonEmptyString), v.targets),
+    ),
   ),
-  dreambooth: orNull((v) => {
-    const p = isObject(v) ? v.prior : undefined;
-    return isObject(v) &&
-      isStr(v.base) === null &&
-      isStr(v.instancePrompt) === null &&
-      (v.classPrompt === null || isStr(v.classPrompt) === null) &&
-      isNonNeg(v.priorLossWeight) === null &&
-      isInt(1)(v.numClassImages) === null &&
-      isObject(p) &&
-      isStr(p.sampler) === null &&
-      isInt(1)(p.steps) === null &&
-      typeof p.guidance === 'number' &&
-      p.guidance >= 0
-      ? null
-      : '{ base, instancePrompt, classPrompt (or null), priorLossWeight ≥ 0, numClassImages ≥ 1, prior: { sampler, steps ≥ 1, guidance ≥ 0 } }';
-  }),
-  init: orNull((v) =>
-    isObject(v) &&
-    isStr(v.dir) === null &&
-    Array.isArray(v.weights) &&
-    v.weights.length > 0 &&
-    v.weights.every((w) => isObject(w) && isStr(w.path) === null && isStr(w.sha256) === null)
-      ? null
-      : '{ dir, weights: [{ path, sha256 }] }',
+  controlnet: nullable(
+    expecting(
+      `{ base, control: ${CONTROL_KINDS.join(' | ')}, conditioningEmbeddingOutChannels: [n ≥ 1] }`,
+      (v) =>
+        isObject(v) &&
+        passes(nonEmptyString, v.base) &&
+        (CONTROL_KINDS as readonly unknown[]).includes(v.control) &&
+        passes(listOf(int(1)), v.conditioningEmbeddingOutChannels),
+    ),
   ),
-  seed: (v) =>
-    typeof v === 'number' && Number.isSafeInteger(v) && v >= 0 ? null : 'an integer in [0, 2^53)',
-  saveEvery: isInt(0),
-  sampleEvery: isInt(0),
-  sampleCount: isInt(1),
-  sampleSteps: isInt(1),
-  sampler: isStr,
-  logEvery: isInt(1),
+  dreambooth: nullable(
+    expecting(
+      '{ base, instancePrompt, classPrompt (or null), priorLossWeight ≥ 0, numClassImages ≥ 1, prior: { sampler, steps ≥ 1, guidance ≥ 0 } }',
+      (v) =>
+        isObject(v) &&
+        passes(nonEmptyString, v.base) &&
+        passes(nonEmptyString, v.instancePrompt) &&
+        passes(nullable(nonEmptyString), v.classPrompt) &&
+        passes(nonNegative, v.priorLossWeight) &&
+        passes(int(1), v.numClassImages) &&
+        isObject(v.prior) &&
+        passes(nonEmptyString, v.prior.sampler) &&
+        passes(int(1), v.prior.steps) &&
+        typeof v.prior.guidance === 'number' &&
+        v.prior.guidance >= 0,
+    ),
+  ),
+  init: nullable(
+    expecting(
+      '{ dir, weights: [{ path, sha256 }] }',
+      (v) =>
+        isObject(v) &&
+        passes(nonEmptyString, v.dir) &&
+        passes(
+          listOf(
+            expecting(
+              '{ path, sha256 }',
+              (w) =>
+                isObject(w) && passes(nonEmptyString, w.path) && passes(nonEmptyString, w.sha256),
+            ),
+          ),
+          v.weights,
+        ),
+    ),
+  ),
+  saveEvery: int(0),
+  sampleEvery: int(0),
+  sampleCount: int(1),
+  sampleSteps: int(1),
+  sampler: nonEmptyString,
+  logEvery: int(1),
+};
+
+/**
+ * The diffusion trainer's settings: the defaults of the keys that have one and a rule for every
+ * key (the checks across keys are resolveTrainConfig's, which knows the data and the model).
+ */
+export const TRAIN_SCHEMA: SettingsSchema<TrainConfig & RunSettings> = {
+  defaults: { ...defaultTrainConfig, ...defaultRunSettings },
+  rules: TRAIN_RULES,
 };
 
 /** The keys a `train` section (or a CLI override) may set. */
-export const TRAIN_KEYS = Object.keys(CHECKS) as (keyof TrainConfig | keyof RunSettings)[];
+export const TRAIN_KEYS = Object.keys(TRAIN_RULES) as (keyof TrainConfig | keyof RunSettings)[];
 
 /**
  * Checks a partial config (keys camelCase already): every unknown key and bad value in one error.
@@ -452,18 +468,7 @@ export function checkTrainValues(
   values: Readonly<Record<string, unknown>>,
   source: string,
 ): Partial<TrainConfig & RunSettings> {
-  const problems: string[] = [];
-  for (const [k, v] of Object.entries(values)) {
-    if (v === undefined) continue;
-    const check = (CHECKS as Record<string, Check | undefined>)[k];
-    if (check === undefined) problems.push(`unknown key '${k}'`);
-    else {
-      const want = check(v);
-      if (want !== null) problems.push(`'${k}' must be ${want}, got ${JSON.stringify(v)}`);
-    }
-  }
-  if (problems.length > 0) throw new TrainConfigError(`${source}: ${problems.join('; ')}`);
-  return values;
+  return checkValues(TRAIN_RULES, values, source);
 }
 
 /** Reads a parsed config file or preset (see the module comment). */

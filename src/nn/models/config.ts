@@ -142,8 +142,7 @@ export function between(min: number, max: number, bounds: '[]' | '[)' | '(]' | '
   const [lo, hi] = bounds;
   return expecting(
     `a number in ${lo}${min}, ${max}${hi}`,
-    (v) =>
-      isNumber(v) && (lo === '[' ? v >= min : v > min) && (hi === ']' ? v <= max : v < max),
+    (v) => isNumber(v) && (lo === '[' ? v >= min : v > min) && (hi === ']' ? v <= max : v < max),
   );
 }
 
