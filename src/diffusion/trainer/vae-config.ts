@@ -6,20 +6,26 @@
  */
 import {
   AUTOENCODER_KL_SCHEMA,
+  between,
   checkPatchDiscriminator,
   configToJson,
+  expecting,
+  int,
+  jsonObject,
+  nonEmptyString,
+  nonNegative,
+  nullable,
+  oneOf,
   PATCH_DISCRIMINATOR_DEFAULTS,
   type PatchDiscriminatorConfig,
+  positive,
+  probability,
   resolveConfig,
   VQ_MODEL_SCHEMA,
 } from '../../nn/models/index.js';
 import type { Dataset } from '../../data/index.js';
-import {
-  OPTIMIZER_DEFAULTS,
-  type OptimizerConfig,
-  optimizerProblems,
-  TrainConfigError,
-} from './config.js';
+import { DATA_RULES, OPTIMIZER_DEFAULTS, OPTIMIZER_RULES, type OptimizerConfig } from './config.js';
+import { checkSettings, type SettingsSchema, TrainConfigError } from './schema.js';
 import type { LoopSettings } from './run-loop.js';
 
 /** The autoencoder's folder inside a checkpoint (diffusers' name in a pipeline folder). */
@@ -140,47 +146,60 @@ export const defaultVaeTrainConfig: Omit<
   seed: 0,
 };
 
-function checkSettings(c: VaeTrainConfig): void {
-  const problems = optimizerProblems(c);
-  const int = (k: keyof VaeTrainConfig, v: number, min: number): void => {
-    if (!Number.isInteger(v) || v < min)
-      problems.push(`${k} must be an integer >= ${min}, got ${v}`);
-  };
-  int('usageWindow', c.usageWindow, 1);
-  int('scalingBatches', c.scalingBatches, 1);
-  int('evalImages', c.evalImages, 0);
-  for (const k of ['l1Weight', 'mseWeight', 'klWeight'] as const) {
-    if (!(c[k] >= 0)) problems.push(`${k} must be >= 0, got ${c[k]}`);
-  }
-  if (!(c.discLr > 0)) problems.push(`discLr must be > 0, got ${c.discLr}`);
-  if (!(c.discWeight >= 0)) problems.push(`discWeight must be >= 0, got ${c.discWeight}`);
-  if (!(c.l1Weight + c.mseWeight > 0)) problems.push('l1Weight + mseWeight must be > 0');
-  if (!(c.vqBeta >= 0)) problems.push(`vqBeta must be >= 0, got ${c.vqBeta}`);
-  if (!(c.holdout >= 0 && c.holdout < 1))
-    problems.push(`holdout must be in [0, 1), got ${c.holdout}`);
-  if (c.emaCodebook !== null && !(c.emaCodebook > 0 && c.emaCodebook < 1)) {
-    problems.push(`emaCodebook must be a decay in (0, 1) or null, got ${c.emaCodebook}`);
-  }
-  if (c.deadCodeThreshold !== null && !(c.deadCodeThreshold > 0)) {
-    problems.push(`deadCodeThreshold must be > 0 or null, got ${c.deadCodeThreshold}`);
-  }
-  if (c.kind === 'kl' && (c.emaCodebook !== null || c.deadCodeThreshold !== null)) {
-    problems.push('emaCodebook and deadCodeThreshold are for the vq kind');
-  }
-  if (c.deadCodeThreshold !== null && c.emaCodebook === null) {
-    problems.push('deadCodeThreshold needs an EMA codebook (emaCodebook)');
-  }
-  if (c.init !== null && !/^[0-9a-f]{64}$/.test(c.init.sha256)) {
-    problems.push(`init.sha256 must be 64 hex digits, got ${JSON.stringify(c.init.sha256)}`);
-  }
-  if (c.discStart !== null) {
-    int('discStart', c.discStart, 0);
-    problems.push(
-      ...checkPatchDiscriminator(c.discriminator, c.imageSize).map((p) => `discriminator: ${p}`),
-    );
-  }
-  if (problems.length > 0) throw new TrainConfigError(problems.join('; '));
-}
+/**
+ * The autoencoder trainer's settings: the defaults, a rule for every key, and the checks across
+ * keys (which losses and codebook settings go together, the discriminator against the image size).
+ */
+export const VAE_TRAIN_SCHEMA: SettingsSchema<VaeTrainConfig> = {
+  defaults: defaultVaeTrainConfig,
+  rules: {
+    kind: oneOf(AUTOENCODER_KINDS),
+    ...DATA_RULES,
+    model: jsonObject,
+    ...OPTIMIZER_RULES,
+    l1Weight: nonNegative,
+    mseWeight: nonNegative,
+    klWeight: nonNegative,
+    vqBeta: nonNegative,
+    emaCodebook: nullable(between(0, 1, '()')),
+    deadCodeThreshold: nullable(positive),
+    usageWindow: int(1),
+    discStart: nullable(int(0)),
+    discWeight: nonNegative,
+    discLr: positive,
+    discriminator: jsonObject,
+    holdout: probability,
+    evalImages: int(0),
+    scalingBatches: int(1),
+    init: nullable(
+      expecting('{ vae, sha256: 64 hex digits }', (v) => {
+        const i = v as Partial<VaeInit>;
+        return (
+          jsonObject(v) === null &&
+          nonEmptyString(i.vae) === null &&
+          typeof i.sha256 === 'string' &&
+          /^[0-9a-f]{64}$/.test(i.sha256)
+        );
+      }),
+    ),
+  },
+  check: (c) => {
+    const problems: string[] = [];
+    if (!(c.l1Weight + c.mseWeight > 0)) problems.push('l1Weight + mseWeight must be > 0');
+    if (c.kind === 'kl' && (c.emaCodebook !== null || c.deadCodeThreshold !== null)) {
+      problems.push('emaCodebook and deadCodeThreshold are for the vq kind');
+    }
+    if (c.deadCodeThreshold !== null && c.emaCodebook === null) {
+      problems.push('deadCodeThreshold needs an EMA codebook (emaCodebook)');
+    }
+    if (c.discStart !== null) {
+      problems.push(
+        ...checkPatchDiscriminator(c.discriminator, c.imageSize).map((p) => `discriminator: ${p}`),
+      );
+    }
+    return problems;
+  },
+};
 
 /**
  * The complete config for a dataset: the model's class from the kind, its sample_size and
@@ -249,8 +268,7 @@ export function resolveVaeConfig(input: VaeConfigInput, dataset: Dataset): VaeTr
     channels: dataset.channels,
     model,
   };
-  checkSettings(config);
-  return config;
+  return checkSettings(VAE_TRAIN_SCHEMA, config);
 }
 
 /** The article of a class name (an AutoencoderKL, a UNet2DModel, a VQModel). */
