@@ -47,12 +47,12 @@ void describe('sumi train-classifier', () => {
     assertCleanError(
       await sumi([...base, '--data', 'mnist', '--holdout', '1.5']),
       2,
-      /holdout must be in \[0, 1\), got 1\.5/,
+      /'holdout' must be a number in \[0, 1\), got 1\.5/,
     );
     assertCleanError(
       await sumi([...base, '--data', 'mnist', '--rotate', '200', '--zoom', '1']),
       2,
-      /rotate must be in \[0, 180\], got 200; zoom must be in \[0, 1\), got 1/,
+      /'rotate' must be a number in \[0, 180\], got 200; 'zoom' must be a number in \[0, 1\), got 1/,
     );
     assertCleanError(
       await sumi([...base, '--data', 'mnist', '--zoom', 'ten']),

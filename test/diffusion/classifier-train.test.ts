@@ -121,13 +121,16 @@ void describe('classifier config', () => {
     );
     assert.throws(
       () => config({ holdout: 1, labelSmoothing: -1 }),
-      /labelSmoothing must be in \[0, 1\), got -1; holdout must be in \[0, 1\), got 1/,
+      /'labelSmoothing' must be a number in \[0, 1\), got -1; 'holdout' must be a number in \[0, 1\), got 1/,
     );
     assert.throws(
       () => config({ rotate: -5, zoom: 1 }),
-      /rotate must be in \[0, 180\], got -5; zoom must be in \[0, 1\), got 1/,
+      /'rotate' must be a number in \[0, 180\], got -5; 'zoom' must be a number in \[0, 1\), got 1/,
     );
-    assert.throws(() => config({ rotate: NaN }), /rotate must be in \[0, 180\], got NaN/);
+    assert.throws(
+      () => config({ rotate: NaN }),
+      /'rotate' must be a number in \[0, 180\], got NaN/,
+    );
     assert.throws(() => config({ evalTimesteps: [0, 200] }), /an integer in 0\.\.199/);
     assert.throws(
       () => config({ noiseAware: false, evalTimesteps: [0, 10] }),

@@ -5,19 +5,22 @@
  * (a DDPMScheduler scheduler_config.json) are diffusers configs nested inside it.
  */
 import {
+  between,
+  bool,
   configToJson,
   ENCODER_CLASSIFIER_CLASS,
   ENCODER_CLASSIFIER_SCHEMA,
+  int,
+  jsonObject,
+  listOf,
+  nullable,
+  probability,
   resolveConfig,
 } from '../../nn/models/index.js';
 import type { Dataset } from '../../data/index.js';
 import { createScheduler } from '../samplers/index.js';
-import {
-  OPTIMIZER_DEFAULTS,
-  type OptimizerConfig,
-  optimizerProblems,
-  TrainConfigError,
-} from './config.js';
+import { DATA_RULES, OPTIMIZER_DEFAULTS, OPTIMIZER_RULES, type OptimizerConfig } from './config.js';
+import { checkSettings, type SettingsSchema, TrainConfigError } from './schema.js';
 import type { LoopSettings } from './run-loop.js';
 
 /** The classifier's folder inside a checkpoint or an exported model. */
@@ -87,23 +90,31 @@ export const defaultClassifierTrainConfig: Omit<
   seed: 0,
 };
 
-function checkSettings(c: ClassifierTrainConfig): void {
-  const problems = optimizerProblems(c);
-  if (!Number.isInteger(c.shift) || c.shift < 0) {
-    problems.push(`shift must be an integer >= 0, got ${c.shift}`);
-  }
-  if (!(c.labelSmoothing >= 0 && c.labelSmoothing < 1)) {
-    problems.push(`labelSmoothing must be in [0, 1), got ${c.labelSmoothing}`);
-  }
-  if (!(c.holdout >= 0 && c.holdout < 1))
-    problems.push(`holdout must be in [0, 1), got ${c.holdout}`);
-  if (!(c.rotate >= 0 && c.rotate <= 180))
-    problems.push(`rotate must be in [0, 180], got ${c.rotate}`);
-  if (!(c.zoom >= 0 && c.zoom < 1)) problems.push(`zoom must be in [0, 1), got ${c.zoom}`);
-  if (c.shift >= c.imageSize)
-    problems.push(`shift ${c.shift} must be smaller than the image (${c.imageSize})`);
-  if (problems.length > 0) throw new TrainConfigError(problems.join('; '));
-}
+/**
+ * The classifier trainer's settings: the defaults, a rule for every key, and the check across
+ * keys (a shift smaller than the image).
+ */
+export const CLASSIFIER_TRAIN_SCHEMA: SettingsSchema<ClassifierTrainConfig> = {
+  defaults: defaultClassifierTrainConfig,
+  rules: {
+    ...DATA_RULES,
+    numClasses: int(1),
+    noiseAware: bool,
+    model: jsonObject,
+    scheduler: nullable(jsonObject),
+    ...OPTIMIZER_RULES,
+    labelSmoothing: probability,
+    shift: int(0),
+    rotate: between(0, 180, '[]'),
+    zoom: probability,
+    holdout: probability,
+    evalTimesteps: listOf(int(0), 0),
+  },
+  check: (c) =>
+    c.shift >= c.imageSize
+      ? [`shift ${c.shift} must be smaller than the image (${c.imageSize})`]
+      : [],
+};
 
 /**
  * The complete config for a labelled dataset: the model's sample_size, in_channels, num_classes,
@@ -168,8 +179,7 @@ export function resolveClassifierConfig(
     scheduler,
     evalTimesteps,
   };
-  checkSettings(config);
-  return config;
+  return checkSettings(CLASSIFIER_TRAIN_SCHEMA, config);
 }
 
 /** Settings of a run that may change on resume (evalEvery: the held-out accuracy). */
