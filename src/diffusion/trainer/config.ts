@@ -9,6 +9,10 @@
  * `train` holds TrainConfig / RunSettings keys (camelCase, snake_case or kebab-case). A text
  * model adds `"text_encoder": {...}` (transformers' CLIPTextConfig keys; vocabulary size and
  * special token ids come from the captions' tokenizer).
+ *
+ * Every key is checked by TRAIN_SCHEMA's rule for it (the rule vocabulary of the model configs,
+ * nn/models/config.ts, through trainer/schema.ts); the OptimizerConfig keys by OPTIMIZER_RULES,
+ * the table the autoencoder and classifier trainers share.
  */
 import type { Dataset } from '../../data/index.js';
 import type { EmaWarmup, ScheduleName } from '../../nn/index.js';
