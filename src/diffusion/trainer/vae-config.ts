@@ -209,25 +209,8 @@ export const VAE_TRAIN_SCHEMA: SettingsSchema<VaeTrainConfig> = {
 export function resolveVaeConfig(input: VaeConfigInput, dataset: Dataset): VaeTrainConfig {
   const t = input.train;
   const raw = { ...input.model };
-  const given =
-    raw._class_name === undefined
-      ? undefined
-      : typeof raw._class_name === 'string'
-        ? raw._class_name
-        : JSON.stringify(raw._class_name);
-  const kind: AutoencoderKind =
-    t.kind ?? (given === 'VQModel' ? 'vq' : given === 'AutoencoderKL' ? 'kl' : 'kl');
-  if (!AUTOENCODER_KINDS.includes(kind)) {
-    throw new TrainConfigError(`unknown autoencoder kind '${String(kind)}': expected kl or vq`);
-  }
+  const kind = autoencoderKindOf(raw, t.kind);
   const className = AUTOENCODER_CLASS[kind];
-  if (given !== undefined && given !== className) {
-    const what =
-      given === 'AutoencoderKL' || given === 'VQModel'
-        ? `the ${kind} kind trains ${article(className)} ${className}`
-        : 'train-vae trains an AutoencoderKL (--kind kl) or a VQModel (--kind vq)';
-    throw new TrainConfigError(`the model config is ${article(given)} ${given}; ${what}`);
-  }
   if (dataset.height !== dataset.width) {
     throw new TrainConfigError(
       `${dataset.name}: images are ${dataset.height}x${dataset.width}; square images only`,
@@ -269,6 +252,36 @@ export function resolveVaeConfig(input: VaeConfigInput, dataset: Dataset): VaeTr
     model,
   };
   return checkSettings(VAE_TRAIN_SCHEMA, config);
+}
+
+/**
+ * The kind a model config trains as: `kind` when given, else the one of its `_class_name` (kl
+ * without one). A config of the other kind, or not an autoencoder at all, is an error naming both.
+ */
+export function autoencoderKindOf(
+  model: Readonly<Record<string, unknown>>,
+  kind?: AutoencoderKind,
+): AutoencoderKind {
+  const given =
+    model._class_name === undefined
+      ? undefined
+      : typeof model._class_name === 'string'
+        ? model._class_name
+        : JSON.stringify(model._class_name);
+  const k: AutoencoderKind =
+    kind ?? (given === 'VQModel' ? 'vq' : given === 'AutoencoderKL' ? 'kl' : 'kl');
+  if (!AUTOENCODER_KINDS.includes(k)) {
+    throw new TrainConfigError(`unknown autoencoder kind '${String(k)}': expected kl or vq`);
+  }
+  const className = AUTOENCODER_CLASS[k];
+  if (given !== undefined && given !== className) {
+    const what =
+      given === 'AutoencoderKL' || given === 'VQModel'
+        ? `the ${k} kind trains ${article(className)} ${className}`
+        : 'train-vae trains an AutoencoderKL (--kind kl) or a VQModel (--kind vq)';
+    throw new TrainConfigError(`the model config is ${article(given)} ${given}; ${what}`);
+  }
+  return k;
 }
 
 /** The article of a class name (an AutoencoderKL, a UNet2DModel, a VQModel). */
