@@ -7,7 +7,13 @@
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 
-import { parseTrainConfigSource, type TrainConfigSource } from '../diffusion/index.js';
+import {
+  type ConfigSource,
+  parseConfigSource,
+  type SettingsRules,
+  TRAIN_SCHEMA,
+  type TrainConfigSource,
+} from '../diffusion/index.js';
 import { CliError } from './args.js';
 import { REPO_ROOT } from './common.js';
 
@@ -31,15 +37,31 @@ function firstExisting(paths: readonly string[]): string | undefined {
   return paths.find((p) => existsSync(p));
 }
 
-/** Reads a config file or folder. */
-export function loadConfigSource(path: string): TrainConfigSource {
+/** Checks a config's model config before its `train` section (see parseConfigSource). */
+type CheckModel = (model: Record<string, unknown>) => void;
+
+/**
+ * Reads a config file or folder; its `train` section is checked against `rules`, those of the
+ * trainer that reads it (without them, the diffusion trainer's), after `checkModel`.
+ */
+export function loadConfigSource(path: string): TrainConfigSource;
+export function loadConfigSource<C>(
+  path: string,
+  rules: SettingsRules<C>,
+  checkModel?: CheckModel,
+): ConfigSource<C>;
+export function loadConfigSource(
+  path: string,
+  rules: SettingsRules<object> = TRAIN_SCHEMA.rules,
+  checkModel?: CheckModel,
+): ConfigSource<object> {
   let st;
   try {
     st = statSync(path);
   } catch {
     throw new CliError(`config '${path}' does not exist`);
   }
-  if (!st.isDirectory()) return parseTrainConfigSource(readJson(path), path);
+  if (!st.isDirectory()) return parseConfigSource(readJson(path), path, rules, checkModel);
   const modelPath = firstExisting([join(path, 'config.json'), join(path, 'unet', 'config.json')]);
   if (modelPath === undefined) {
     throw new CliError(`${path}: a config folder needs config.json (or unet/config.json)`);
@@ -50,7 +72,7 @@ export function loadConfigSource(path: string): TrainConfigSource {
   ]);
   const trainPath = firstExisting([join(path, 'train.json')]);
   const textPath = firstExisting([join(path, 'text_encoder', 'config.json')]);
-  return parseTrainConfigSource(
+  return parseConfigSource(
     {
       model: readJson(modelPath),
       ...(schedPath !== undefined ? { scheduler: readJson(schedPath) } : {}),
@@ -58,6 +80,8 @@ export function loadConfigSource(path: string): TrainConfigSource {
       ...(trainPath !== undefined ? { train: readJson(trainPath) } : {}),
     },
     path,
+    rules,
+    checkModel,
   );
 }
 
@@ -77,7 +101,18 @@ export function presetNames(): string[] {
     .sort();
 }
 
-export function loadPreset(name: string): TrainConfigSource {
+/** Reads presets/NAME (a file or a folder); `rules` as for loadConfigSource. */
+export function loadPreset(name: string): TrainConfigSource;
+export function loadPreset<C>(
+  name: string,
+  rules: SettingsRules<C>,
+  checkModel?: CheckModel,
+): ConfigSource<C>;
+export function loadPreset(
+  name: string,
+  rules: SettingsRules<object> = TRAIN_SCHEMA.rules,
+  checkModel?: CheckModel,
+): ConfigSource<object> {
   const path = firstExisting([join(PRESETS_DIR, `${name}.json`), join(PRESETS_DIR, name)]);
   if (path === undefined) {
     const known = presetNames();
@@ -85,5 +120,5 @@ export function loadPreset(name: string): TrainConfigSource {
       `unknown preset '${name}' (${known.length > 0 ? `available: ${known.join(', ')}` : `no presets in ${PRESETS_DIR}`}; or pass --config <file>)`,
     );
   }
-  return loadConfigSource(path);
+  return loadConfigSource(path, rules, checkModel);
 }

@@ -9,11 +9,13 @@ import { statSync } from 'node:fs';
 import type { Dataset } from '../data/index.js';
 import {
   AUTOENCODER_KINDS,
+  type AutoencoderKind,
+  autoencoderKindOf,
   checkSameImages,
   defaultVaeRunSettings,
   defaultVaeTrainConfig,
   loadVae,
-  parseTrainConfigSource,
+  parseConfigSource,
   readVaeTrainerState,
   resolveVaeConfig,
   runVaeTraining,
@@ -24,6 +26,7 @@ import {
   VaeTrainer,
   type VaeTrainerState,
   VAE_DIR,
+  VAE_TRAIN_SCHEMA,
 } from '../diffusion/index.js';
 import { imageQuality } from '../eval/index.js';
 import { type Args, type CommandSpec, UsageError } from './args.js';
@@ -258,15 +261,29 @@ async function configSource(args: Args): Promise<{
     };
   }
   if (preset === undefined && file === undefined) return { model: {}, train: {}, from: null };
+  const from = preset !== undefined ? `preset ${preset}` : file!;
+  // The model is named as not an autoencoder (of --kind) before its "train" keys are checked.
+  const kind = args.str('kind') as AutoencoderKind | undefined;
+  const checkModel = (model: Record<string, unknown>): void => {
+    try {
+      autoencoderKindOf(model, kind);
+    } catch (e) {
+      throw new UsageError(`${from}: ${message(e)}`);
+    }
+  };
+  const rules = VAE_TRAIN_SCHEMA.rules;
   if (file !== undefined && !isDirectory(file)) {
     // A JSON file: an autoencoder config.json, or {"model": {...}, "train": {...}}.
     const json = readJsonOption(file, '--config');
     if (json.model === undefined) return { model: json, train: {}, from: file };
-    const src = asUsage(() => parseTrainConfigSource(json, file));
+    const src = asUsage(() => parseConfigSource(json, file, rules, checkModel));
     return { model: { ...src.model }, train: { ...src.train }, from: file };
   }
-  const src = asUsage(() => (preset !== undefined ? loadPreset(preset) : loadConfigSource(file!)));
-  const from = preset !== undefined ? `preset ${preset}` : file!;
+  const src = asUsage(() =>
+    preset !== undefined
+      ? loadPreset(preset, rules, checkModel)
+      : loadConfigSource(file!, rules, checkModel),
+  );
   return { model: { ...src.model }, train: { ...src.train }, from };
 }
 

@@ -12,7 +12,7 @@ import { after, before, describe, test } from 'node:test';
 
 import { loadDataset, planesToImage, savePng } from '../../src/data/index.js';
 import { assertCleanError, type Result, sumiInProcess as sumi } from './run-sumi.js';
-import { writeTinyCoders } from './vae-setup.js';
+import { TINY_CODER, writeTinyCoders } from './vae-setup.js';
 
 /** Exit 2, the problem on the first line of stderr, no stack trace, and `out` not written. */
 function assertInputError(r: Result, message: RegExp, out: string): void {
@@ -212,5 +212,66 @@ void describe('sumi train-vae: a tiny run', () => {
     const ev = await sumi(['eval', 'recon', '--vae', out, '--n', '20', '--quiet']);
     assert.equal(ev.code, 0, ev.stderr);
     assert.match(ev.stdout, /codebook [\d.]+% used, perplexity [\d.]+/);
+  });
+});
+
+void describe('sumi train-vae: the "train" section of a config file', () => {
+  const kl = { _class_name: 'AutoencoderKL', ...TINY_CODER };
+  const args = (config: string, out: string): string[] => [
+    'train-vae',
+    '--data',
+    'mnist',
+    '--image-size',
+    '8',
+    '--config',
+    config,
+    '--out',
+    out,
+    '--steps',
+    '1',
+    '--batch',
+    '8',
+    '--scaling-batches',
+    '1',
+    '--eval-images',
+    '8',
+    '--quiet',
+  ];
+
+  void test("is read under the autoencoder trainer's keys, snake_case or camelCase", async () => {
+    const file = join(dir, 'kl-train.json');
+    await writeFile(
+      file,
+      JSON.stringify({ model: kl, train: { kl_weight: 1e-5, mseWeight: 0.5 } }),
+    );
+    const out = join(dir, 'kl-train');
+    const r = await sumi(args(file, out));
+    assert.equal(r.code, 0, r.stderr);
+    const state = JSON.parse(
+      readFileSync(join(out, 'checkpoint', 'trainer_state.json'), 'utf8'),
+    ) as { config: { klWeight: number; mseWeight: number } };
+    assert.equal(state.config.klWeight, 1e-5);
+    assert.equal(state.config.mseWeight, 0.5);
+  });
+
+  void test("refuses a bad value of an autoencoder key and a diffusion trainer's key", async () => {
+    const file = join(dir, 'kl-bad.json');
+    await writeFile(file, JSON.stringify({ model: kl, train: { kl_weight: -1 } }));
+    const out = join(dir, 'kl-bad');
+    assertInputError(
+      await sumi(args(file, out)),
+      /kl-bad\.json "train": 'klWeight' must be a number >= 0, got -1/,
+      out,
+    );
+    // a folder like a preset: config.json and train.json
+    const folder = join(dir, 'kl-folder');
+    await mkdir(folder, { recursive: true });
+    await writeFile(join(folder, 'config.json'), JSON.stringify(kl));
+    await writeFile(join(folder, 'train.json'), JSON.stringify({ ema_decay: 0.9, vq_beta: 0.5 }));
+    assertInputError(
+      await sumi(args(folder, out)),
+      /kl-folder "train": unknown key 'emaDecay'/,
+      out,
+    );
   });
 });

@@ -53,6 +53,7 @@ import {
 } from './schema.js';
 
 export { TrainConfigError };
+export type { SettingsRules, SettingsSchema };
 
 /**
  * The optimization settings every trainer's config holds: the step count and batch, AdamW and its
@@ -270,12 +271,15 @@ export const defaultRunSettings: RunSettings = {
   logEvery: 50,
 };
 
-/** What a config file or preset contributes. */
-export interface TrainConfigSource {
+/** What a config file or preset contributes to a trainer whose settings are C. */
+export interface ConfigSource<C> {
   model: Record<string, unknown>;
   scheduler: Record<string, unknown>;
-  train: Partial<TrainConfig & RunSettings>;
+  train: Partial<C>;
 }
+
+/** What a config file or preset contributes to the diffusion trainer. */
+export type TrainConfigSource = ConfigSource<TrainConfig & RunSettings>;
 
 /** What each OptimizerConfig key accepts: one table for every trainer. */
 export const OPTIMIZER_RULES: SettingsRules<OptimizerConfig> = {
@@ -475,10 +479,28 @@ export function checkTrainValues(
   return checkValues(TRAIN_RULES, values, source);
 }
 
-/** Reads a parsed config file or preset (see the module comment). */
+/** Reads a parsed config file or preset for the diffusion trainer (see the module comment). */
 export function parseTrainConfigSource(json: unknown, source: string): TrainConfigSource {
+  return parseConfigSource(json, source, TRAIN_RULES);
+}
+
+/**
+ * Reads a parsed config file or preset for the trainer whose settings `rules` checks: the layout
+ * of the module comment, its `train` section (keys in any case, made camelCase) checked against
+ * the rules of the trainer that reads it. `checkModel` (throwing) sees the model config first, so
+ * that a config for another kind of model is named as such before its `train` keys are.
+ */
+export function parseConfigSource<C>(
+  json: unknown,
+  source: string,
+  rules: SettingsRules<C>,
+  checkModel?: (model: Record<string, unknown>) => void,
+): ConfigSource<C> {
   if (!isObject(json)) throw new TrainConfigError(`${source}: expected a JSON object`);
-  if (typeof json._class_name === 'string') return { model: json, scheduler: {}, train: {} };
+  if (typeof json._class_name === 'string') {
+    checkModel?.(json);
+    return { model: json, scheduler: {}, train: {} };
+  }
   const allowed = new Set([
     'model',
     'unet',
@@ -499,6 +521,7 @@ export function parseTrainConfigSource(json: unknown, source: string): TrainConf
   const model = json.model ?? json.unet;
   if (!isObject(model))
     throw new TrainConfigError(`${source}: "model" must be a UNet2DModel config object`);
+  checkModel?.(model);
   const scheduler = json.scheduler ?? {};
   if (!isObject(scheduler)) throw new TrainConfigError(`${source}: "scheduler" must be an object`);
   const trainRaw = json.train ?? json.training ?? {};
@@ -510,9 +533,12 @@ export function parseTrainConfigSource(json: unknown, source: string): TrainConf
     if (!isObject(textEncoder)) {
       throw new TrainConfigError(`${source}: "text_encoder" must be a CLIPTextConfig object`);
     }
+    if (!Object.hasOwn(rules, 'textEncoder')) {
+      throw new TrainConfigError(`${source}: "text_encoder": this trainer has no text encoder`);
+    }
     train.textEncoder ??= textEncoder;
   }
-  return { model, scheduler, train: checkTrainValues(train, `${source} "train"`) };
+  return { model, scheduler, train: checkValues(rules, train, `${source} "train"`) };
 }
 
 /** CLI spellings of the parameterization and the beta schedule. */
