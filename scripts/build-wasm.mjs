@@ -20,12 +20,13 @@ function assemble(text, relaxed) {
   return Buffer.from(buffer).toString('base64');
 }
 
-// The gemm's eight accumulator updates, c_rh += a·b_h (r = 0..3, h = 0, 1).
+// The gemm's accumulator updates, c_rh += a·b_h (r = 0..3, h = 0, 1), in its two loops over k
+// (B's rows evenly spaced, or found through the table).
 const UPDATE =
   /\(f32x4\.add \(local\.get (\$c[0-3][01])\) \(f32x4\.mul \(local\.get \$a\) \(local\.get (\$b[01])\)\)\)/g;
 const updates = source.match(UPDATE)?.length ?? 0;
-if (updates !== 8) {
-  console.error(`gemm.wat: expected the gemm's 8 accumulator updates, found ${updates}`);
+if (updates !== 16) {
+  console.error(`gemm.wat: expected the gemm's 16 accumulator updates, found ${updates}`);
   process.exit(1);
 }
 const fused = source.replace(

@@ -245,6 +245,7 @@ function conv2dGradWeightRowsF32(
       aStep: 4,
       bTable: bTable * 4,
       bPanel: k * PANEL_N * 4,
+      bStride: PANEL_N * 4,
       c: cBase * 4,
       mp,
       np,

@@ -193,6 +193,7 @@ export function planGemm(rt: SimdRuntime, m: number, n: number, k: number, scrat
     aStep: PANEL_M * 4,
     bTable: bTable * 4,
     bPanel: k * PANEL_N * 4,
+    bStride: PANEL_N * 4,
     c: cBase * 4,
     mp,
     np,
@@ -249,7 +250,12 @@ export function packPanels(
 }
 
 /** Copies C (m × n of the plan) to c at cOff, row-major, replacing or adding. */
-export function unpackC(p: GemmPlan, c: Float32Array, cOff: number, accumulate: boolean): void {
+export function unpackC(
+  p: Pick<GemmPlan, 'm' | 'n' | 'ldc' | 'cBase' | 'mem'>,
+  c: Float32Array,
+  cOff: number,
+  accumulate: boolean,
+): void {
   const { m, n, ldc, cBase, mem } = p;
   for (let i = 0; i < m; i++) {
     const s = cBase + i * ldc;
@@ -265,6 +271,13 @@ export function unpackC(p: GemmPlan, c: Float32Array, cOff: number, accumulate: 
 /**
  * C[m×n] (at cOff) = op(A)·op(B) (or += when accumulate), float32, with A at aOff ([m×k], or
  * [k×m] when transA) and B at bOff ([k×n], or [n×k] when transB), row-major and contiguous.
+ *
+ * An operand whose rows the kernel can walk as they are is copied into the module's memory in one
+ * piece and read in place: A untransposed (row i of op(A) is row i of A, aStep 4 bytes) and B
+ * untransposed (row q of op(B) is row q of B, evenly spaced n floats apart; the last column panel
+ * reads up to 7 floats past a row into the next one, or into the zeros after B, and those columns
+ * of C are never copied out). A transposed is packed into panels of 4 by the module's strided copy
+ * (4 adjacent floats of a row of A per step along k); B transposed is packed in JavaScript.
  */
 export function gemmF32(
   rt: SimdRuntime,
@@ -277,10 +290,63 @@ export function gemmF32(
   cOff: number,
 ): void {
   const { m, n, k } = g;
-  const p = planGemm(rt, m, n, k);
-  // op(A)[i, q] = A[i·k + q] or A[q·m + i];  op(B)[q, j] = B[q·n + j] or B[j·k + q].
-  packPanels(a, aOff, m, k, g.transA ? 1 : k, g.transA ? m : 1, PANEL_M, p.mem, p.aBase);
-  packPanels(b, bOff, n, k, g.transB ? k : 1, g.transB ? 1 : n, PANEL_N, p.mem, p.bBase);
-  rt.run({ ...p.product, accumulate: false });
-  unpackC(p, c, cOff, g.accumulate);
+  const mp = Math.ceil(m / PANEL_M);
+  const np = Math.ceil(n / PANEL_N);
+  const ldc = np * PANEL_N;
+  // Memory (floats): A (as it is, or panels), B (as it is plus the last panel's overrun, or
+  // panels), C, the tables of row addresses, and where a transposed A is staged (plus the last
+  // panel's overrun).
+  const aBase = 0;
+  const bBase = up4(aBase + (g.transA ? mp * PANEL_M * k : m * k));
+  const cBase = up4(bBase + (g.transB ? np * PANEL_N * k : k * n + PANEL_N));
+  const aTable = up4(cBase + mp * PANEL_M * ldc);
+  const bTable = up4(aTable + mp * PANEL_M);
+  const stage = up4(bTable + k);
+  const { mem, ints } = rt.view(stage + (g.transA ? m * k + PANEL_M : 0));
+  if (g.transA) {
+    // op(A)[i, q] = A[q·m + i]: panel i's step q is the 4 floats A[q·m + 4i ..]
+    mem.set(a.subarray(aOff, aOff + m * k), stage);
+    mem.fill(0, stage + m * k, stage + m * k + PANEL_M);
+    rt.copyRows(
+      stage * 4,
+      aBase * 4,
+      PANEL_M,
+      mp,
+      PANEL_M * 4,
+      k * PANEL_M * 4,
+      k,
+      m * 4,
+      PANEL_M * 4,
+      1,
+      0,
+      0,
+    );
+    packedATable(ints, aTable, aBase, mp, k);
+  } else {
+    mem.set(a.subarray(aOff, aOff + m * k), aBase);
+    // rows past m repeat the last row; their outputs are dropped
+    for (let r = 0; r < mp * PANEL_M; r++) ints[aTable + r] = (aBase + Math.min(r, m - 1) * k) * 4;
+  }
+  let product: Product;
+  const common = { aTable: aTable * 4, bTable: bTable * 4, c: cBase * 4, mp, np, k, ldc };
+  const aStep = g.transA ? PANEL_M * 4 : 4;
+  if (g.transB) {
+    // op(B)[q, j] = B[j·k + q]
+    packPanels(b, bOff, n, k, k, 1, PANEL_N, mem, bBase);
+    packedBTable(ints, bTable, bBase, 0, k);
+    product = {
+      ...common,
+      aStep,
+      bPanel: k * PANEL_N * 4,
+      bStride: PANEL_N * 4,
+      accumulate: false,
+    };
+  } else {
+    mem.set(b.subarray(bOff, bOff + k * n), bBase);
+    mem.fill(0, bBase + k * n, bBase + k * n + PANEL_N);
+    ints[bTable] = bBase * 4;
+    product = { ...common, aStep, bPanel: PANEL_N * 4, bStride: n * 4, accumulate: false };
+  }
+  rt.run(product);
+  unpackC({ m, n, ldc, cBase, mem }, c, cOff, g.accumulate);
 }

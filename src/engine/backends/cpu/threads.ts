@@ -20,7 +20,7 @@ import {
 const SEQ = 0; // job number, bumped by the caller; −1 asks the worker to exit
 const DONE = 1; // last job number finished by the worker
 const READY = 2; // 1 once the worker has instantiated the module
-const ARGS = 3; // the kernel's 11 arguments (kernelArgs in simd-gemm.ts)
+const ARGS = 3; // the kernel's 12 arguments (kernelArgs in simd-gemm.ts)
 const SLOTS = 16;
 const TIMEOUT_MS = 60_000;
 
@@ -35,7 +35,7 @@ for (;;) {
   Atomics.wait(ctl, ${SEQ}, seen);
   seen = Atomics.load(ctl, ${SEQ});
   if (seen < 0) break;
-  gemm(...ctl.subarray(${ARGS}, ${ARGS} + 11));
+  gemm(...ctl.subarray(${ARGS}, ${ARGS} + 12));
   Atomics.store(ctl, ${DONE}, seen);
   Atomics.notify(ctl, ${DONE});
 }

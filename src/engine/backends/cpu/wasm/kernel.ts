@@ -20,6 +20,11 @@ export interface Product {
   k: number;
   ldc: number;
   accumulate: boolean;
+  /**
+   * Bytes between B's rows when they are evenly spaced (32 for packed panels); the kernel then
+   * reads only bTable[0]. 0 or absent: every row's address comes from the table.
+   */
+  bStride?: number;
 }
 
 export type KernelFn = (...args: number[]) => void;
@@ -38,6 +43,7 @@ export function kernelArgs(p: Product, jStart: number, jEnd: number): number[] {
     p.k,
     p.ldc,
     p.accumulate ? 1 : 0,
+    p.bStride ?? 0,
   ];
 }
 
