@@ -37,8 +37,26 @@ export class SimdRuntime {
   readonly kernel: KernelFn;
   /** The build of the module in use: plain or fused multiply-add. */
   readonly kernelKind: GemmKernel;
-  /** σ in place over the floats at byte addresses [p, end), end − p a multiple of 16. */
+  /** σ in place over the floats at byte addresses [p, end), end − p a multiple of 32. */
   readonly sigmoid: (p: number, end: number) => void;
+  /** x σ(x) in place over the floats at byte addresses [p, end), end − p a multiple of 16. */
+  readonly silu: (p: number, end: number) => void;
+  /** Σ (x − c)^e (e = 1 or 2) over n floats at byte address p, in float64 (`sum_pow`). */
+  readonly sumPow: (p: number, n: number, c: number, e: number) => number;
+  /** dst = x·a + y·b + c over n floats in float64, rounded once (`lincomb`; py −1: no y). */
+  readonly lincomb: (
+    px: number,
+    py: number,
+    dst: number,
+    n: number,
+    a: number,
+    b: number,
+    c: number,
+  ) => void;
+  /** Σ d and Σ d·(x − μ) over n floats, as two float64 at byte address out (`sum_dot`). */
+  readonly sumDot: (pd: number, px: number, n: number, mu: number, out: number) => void;
+  /** dz = dy·σ(z)·(1 + z·(1 − σ(z))) in float32 over z in place (`silu_grad`; bytes a multiple of 16). */
+  readonly siluGrad: (pz: number, pdy: number, bytes: number) => void;
   /** x Φ(x) in place over the floats at byte addresses [p, end), end − p a multiple of 16. */
   readonly gelu: (p: number, end: number) => void;
   /** dy · (Φ(x) + x φ(x)) over dy in place: x at px, dy at pdy, `bytes` a multiple of 16. */
@@ -65,6 +83,11 @@ export class SimdRuntime {
     const instance = new WebAssembly.Instance(module, { env: { memory: this.memory } });
     this.kernel = instance.exports['gemm'] as KernelFn;
     this.sigmoid = instance.exports['sigmoid'] as (p: number, end: number) => void;
+    this.silu = instance.exports['silu'] as (p: number, end: number) => void;
+    this.sumPow = instance.exports['sum_pow'] as SimdRuntime['sumPow'];
+    this.lincomb = instance.exports['lincomb'] as SimdRuntime['lincomb'];
+    this.sumDot = instance.exports['sum_dot'] as SimdRuntime['sumDot'];
+    this.siluGrad = instance.exports['silu_grad'] as SimdRuntime['siluGrad'];
     this.gelu = instance.exports['gelu'] as (p: number, end: number) => void;
     this.geluGrad = instance.exports['gelu_grad'] as (px: number, pdy: number, b: number) => void;
     this.copyRows = instance.exports['copy_rows'] as (...args: number[]) => void;

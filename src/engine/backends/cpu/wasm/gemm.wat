@@ -596,77 +596,225 @@
       (local.set $img (i32.add (local.get $img) (i32.const 1)))
       (br $nloop))))
 
-  ;; σ(z) = 1/(1 + e^(−z)) in place over the floats [p, end) (byte addresses, end − p a multiple
-  ;; of 32; two vectors per iteration, independent, so their latencies overlap). e^t as Cephes'
-  ;; expf: t clamped to [−87.3, 88.3], n = round(t·log₂e), r = t − n·ln2 (ln2 in two parts, so r
-  ;; is exact), e^r = 1 + r + r²·P(r) with P of degree 5 (relative error ~1e-7 on |r| ≤ ln2/2),
-  ;; and 2ⁿ = the float with exponent bits n + 127. The rounding is j = t·log₂e + 1.5·2²³, whose
-  ;; float addition rounds to an integer and leaves n + 0x4B400000 in j's bits.
+  ;; σ(x) = 1/(1 + e^(−x)) of four floats. e^t (t = −x) as Cephes' expf: t clamped to
+  ;; [−87.3, 88.3], n = round(t·log₂e), r = t − n·ln2 (ln2 in two parts, so r is exact),
+  ;; e^r = 1 + r + r²·P(r) with P of degree 5 (relative error ~1e-7 on |r| ≤ ln2/2), and 2ⁿ = the
+  ;; float with exponent bits n + 127. The rounding is j = t·log₂e + 1.5·2²³, whose float addition
+  ;; rounds to an integer and leaves n + 0x4B400000 in j's bits.
+  (func $sigm4 (param $x v128) (result v128)
+    (local $t v128) (local $n v128) (local $r v128) (local $q v128) (local $j v128)
+    (local.set $t
+      (f32x4.min (f32x4.splat (f32.const 88.3))
+        (f32x4.max (f32x4.splat (f32.const -87.3))
+          (f32x4.neg (local.get $x)))))
+    (local.set $j
+      (f32x4.add (f32x4.mul (local.get $t) (f32x4.splat (f32.const 1.44269504088896341)))
+        (f32x4.splat (f32.const 12582912))))
+    (local.set $n (f32x4.sub (local.get $j) (f32x4.splat (f32.const 12582912))))
+    (local.set $r
+      (f32x4.sub
+        (f32x4.sub (local.get $t) (f32x4.mul (local.get $n) (f32x4.splat (f32.const 0.693359375))))
+        (f32x4.mul (local.get $n) (f32x4.splat (f32.const -2.12194440e-4)))))
+    (local.set $q (f32x4.splat (f32.const 1.9875691500e-4)))
+    (local.set $q (f32x4.add (f32x4.mul (local.get $q) (local.get $r)) (f32x4.splat (f32.const 1.3981999507e-3))))
+    (local.set $q (f32x4.add (f32x4.mul (local.get $q) (local.get $r)) (f32x4.splat (f32.const 8.3334519073e-3))))
+    (local.set $q (f32x4.add (f32x4.mul (local.get $q) (local.get $r)) (f32x4.splat (f32.const 4.1665795894e-2))))
+    (local.set $q (f32x4.add (f32x4.mul (local.get $q) (local.get $r)) (f32x4.splat (f32.const 1.6666665459e-1))))
+    (local.set $q (f32x4.add (f32x4.mul (local.get $q) (local.get $r)) (f32x4.splat (f32.const 5.0000001201e-1))))
+    (local.set $q
+      (f32x4.add
+        (f32x4.add (f32x4.mul (local.get $q) (f32x4.mul (local.get $r) (local.get $r))) (local.get $r))
+        (f32x4.splat (f32.const 1))))
+    (local.set $q
+      (f32x4.mul (local.get $q)
+        (i32x4.shl (i32x4.add (local.get $j) (i32x4.splat (i32.const -1262485377)))
+          (i32.const 23))))
+    (f32x4.div (f32x4.splat (f32.const 1)) (f32x4.add (f32x4.splat (f32.const 1)) (local.get $q))))
+
+  ;; σ in place over the floats [p, end) (byte addresses, end − p a multiple of 32; two vectors an
+  ;; iteration, independent, so their latencies overlap).
   (func (export "sigmoid") (param $p i32) (param $end i32)
-    (local $t v128) (local $n v128) (local $r v128) (local $q v128)
-    (local $t2 v128) (local $n2 v128) (local $r2 v128) (local $q2 v128) (local $j v128) (local $j2 v128)
     (block $done
       (loop $next
         (br_if $done (i32.ge_u (local.get $p) (local.get $end)))
-        (local.set $t
-          (f32x4.min (f32x4.splat (f32.const 88.3))
-            (f32x4.max (f32x4.splat (f32.const -87.3))
-              (f32x4.neg (v128.load offset=0 (local.get $p))))))
-        (local.set $j
-          (f32x4.add (f32x4.mul (local.get $t) (f32x4.splat (f32.const 1.44269504088896341)))
-            (f32x4.splat (f32.const 12582912))))
-        (local.set $n (f32x4.sub (local.get $j) (f32x4.splat (f32.const 12582912))))
-        (local.set $r
-          (f32x4.sub
-            (f32x4.sub (local.get $t) (f32x4.mul (local.get $n) (f32x4.splat (f32.const 0.693359375))))
-            (f32x4.mul (local.get $n) (f32x4.splat (f32.const -2.12194440e-4)))))
-        (local.set $q (f32x4.splat (f32.const 1.9875691500e-4)))
-        (local.set $q (f32x4.add (f32x4.mul (local.get $q) (local.get $r)) (f32x4.splat (f32.const 1.3981999507e-3))))
-        (local.set $q (f32x4.add (f32x4.mul (local.get $q) (local.get $r)) (f32x4.splat (f32.const 8.3334519073e-3))))
-        (local.set $q (f32x4.add (f32x4.mul (local.get $q) (local.get $r)) (f32x4.splat (f32.const 4.1665795894e-2))))
-        (local.set $q (f32x4.add (f32x4.mul (local.get $q) (local.get $r)) (f32x4.splat (f32.const 1.6666665459e-1))))
-        (local.set $q (f32x4.add (f32x4.mul (local.get $q) (local.get $r)) (f32x4.splat (f32.const 5.0000001201e-1))))
-        (local.set $q
-          (f32x4.add
-            (f32x4.add (f32x4.mul (local.get $q) (f32x4.mul (local.get $r) (local.get $r))) (local.get $r))
-            (f32x4.splat (f32.const 1))))
-        (local.set $q
-          (f32x4.mul (local.get $q)
-            (i32x4.shl (i32x4.add (local.get $j) (i32x4.splat (i32.const -1262485377)))
-              (i32.const 23))))
-        (v128.store offset=0 (local.get $p)
-          (f32x4.div (f32x4.splat (f32.const 1)) (f32x4.add (f32x4.splat (f32.const 1)) (local.get $q))))
-        (local.set $t2
-          (f32x4.min (f32x4.splat (f32.const 88.3))
-            (f32x4.max (f32x4.splat (f32.const -87.3))
-              (f32x4.neg (v128.load offset=16 (local.get $p))))))
-        (local.set $j2
-          (f32x4.add (f32x4.mul (local.get $t2) (f32x4.splat (f32.const 1.44269504088896341)))
-            (f32x4.splat (f32.const 12582912))))
-        (local.set $n2 (f32x4.sub (local.get $j2) (f32x4.splat (f32.const 12582912))))
-        (local.set $r2
-          (f32x4.sub
-            (f32x4.sub (local.get $t2) (f32x4.mul (local.get $n2) (f32x4.splat (f32.const 0.693359375))))
-            (f32x4.mul (local.get $n2) (f32x4.splat (f32.const -2.12194440e-4)))))
-        (local.set $q2 (f32x4.splat (f32.const 1.9875691500e-4)))
-        (local.set $q2 (f32x4.add (f32x4.mul (local.get $q2) (local.get $r2)) (f32x4.splat (f32.const 1.3981999507e-3))))
-        (local.set $q2 (f32x4.add (f32x4.mul (local.get $q2) (local.get $r2)) (f32x4.splat (f32.const 8.3334519073e-3))))
-        (local.set $q2 (f32x4.add (f32x4.mul (local.get $q2) (local.get $r2)) (f32x4.splat (f32.const 4.1665795894e-2))))
-        (local.set $q2 (f32x4.add (f32x4.mul (local.get $q2) (local.get $r2)) (f32x4.splat (f32.const 1.6666665459e-1))))
-        (local.set $q2 (f32x4.add (f32x4.mul (local.get $q2) (local.get $r2)) (f32x4.splat (f32.const 5.0000001201e-1))))
-        (local.set $q2
-          (f32x4.add
-            (f32x4.add (f32x4.mul (local.get $q2) (f32x4.mul (local.get $r2) (local.get $r2))) (local.get $r2))
-            (f32x4.splat (f32.const 1))))
-        (local.set $q2
-          (f32x4.mul (local.get $q2)
-            (i32x4.shl (i32x4.add (local.get $j2) (i32x4.splat (i32.const -1262485377)))
-              (i32.const 23))))
-        (v128.store offset=16 (local.get $p)
-          (f32x4.div (f32x4.splat (f32.const 1)) (f32x4.add (f32x4.splat (f32.const 1)) (local.get $q2))))
+        (v128.store offset=0 (local.get $p) (call $sigm4 (v128.load offset=0 (local.get $p))))
+        (v128.store offset=16 (local.get $p) (call $sigm4 (v128.load offset=16 (local.get $p))))
         (local.set $p (i32.add (local.get $p) (i32.const 32)))
-        (br $next)))
-  )
+        (br $next))))
+
+  ;; y = x·σ(x) in place over the floats at byte addresses [p, end), end − p a multiple of 16.
+  (func (export "silu") (param $p i32) (param $end i32)
+    (local $v v128)
+    (block $done
+      (loop $next
+        (br_if $done (i32.ge_u (local.get $p) (local.get $end)))
+        (local.set $v (v128.load (local.get $p)))
+        (v128.store (local.get $p) (f32x4.mul (local.get $v) (call $sigm4 (local.get $v))))
+        (local.set $p (i32.add (local.get $p) (i32.const 16)))
+        (br $next))))
+
+;; Group norm's per-element work (norm-f32.ts), in float64 lanes as the JavaScript loops it replaces
+  ;; compute it: float32 inputs promoted, every product and sum in float64, each result rounded once
+  ;; to float32 when stored. A run is n floats from byte address p (any n: four at a time, the
+  ;; rest one by one).
+
+  ;; The upper two floats of v as float64 lanes.
+  (func $promote_high (param $v v128) (result v128)
+    (f64x2.promote_low_f32x4
+      (i8x16.shuffle 8 9 10 11 12 13 14 15 0 1 2 3 4 5 6 7 (local.get $v) (local.get $v))))
+
+  ;; Σ (x − c)^e over a run, e = 1 or 2, in float64.
+  (func (export "sum_pow") (param $p i32) (param $n i32) (param $c f64) (param $e i32) (result f64)
+    (local $end i32) (local $vend i32) (local $v v128) (local $lo v128) (local $hi v128)
+    (local $s0 v128) (local $s1 v128) (local $vc v128) (local $t f64) (local $d f64)
+    (local.set $vc (f64x2.splat (local.get $c)))
+    (local.set $end (i32.add (local.get $p) (i32.shl (local.get $n) (i32.const 2))))
+    (local.set $vend
+      (i32.add (local.get $p) (i32.shl (i32.and (local.get $n) (i32.const -4)) (i32.const 2))))
+    (block $vdone
+      (loop $vloop
+        (br_if $vdone (i32.ge_u (local.get $p) (local.get $vend)))
+        (local.set $v (v128.load (local.get $p)))
+        (local.set $lo (f64x2.sub (f64x2.promote_low_f32x4 (local.get $v)) (local.get $vc)))
+        (local.set $hi (f64x2.sub (call $promote_high (local.get $v)) (local.get $vc)))
+        (if (i32.eq (local.get $e) (i32.const 2))
+          (then
+            (local.set $lo (f64x2.mul (local.get $lo) (local.get $lo)))
+            (local.set $hi (f64x2.mul (local.get $hi) (local.get $hi)))))
+        (local.set $s0 (f64x2.add (local.get $s0) (local.get $lo)))
+        (local.set $s1 (f64x2.add (local.get $s1) (local.get $hi)))
+        (local.set $p (i32.add (local.get $p) (i32.const 16)))
+        (br $vloop)))
+    (local.set $s0 (f64x2.add (local.get $s0) (local.get $s1)))
+    (local.set $t
+      (f64.add (f64x2.extract_lane 0 (local.get $s0)) (f64x2.extract_lane 1 (local.get $s0))))
+    (block $tdone
+      (loop $tloop
+        (br_if $tdone (i32.ge_u (local.get $p) (local.get $end)))
+        (local.set $d (f64.sub (f64.promote_f32 (f32.load (local.get $p))) (local.get $c)))
+        (if (i32.eq (local.get $e) (i32.const 2))
+          (then (local.set $d (f64.mul (local.get $d) (local.get $d)))))
+        (local.set $t (f64.add (local.get $t) (local.get $d)))
+        (local.set $p (i32.add (local.get $p) (i32.const 4)))
+        (br $tloop)))
+    (local.get $t))
+
+  ;; dst = x·a + y·b + c over a run (x at px, y at py; dst may be either), with b = 0 and py
+  ;; unread when py is −1: the normalisation z = x·a + c and group norm's input gradient
+  ;; dx = dz·(r·w) + x·β + γ.
+  (func (export "lincomb") (param $px i32) (param $py i32) (param $dst i32) (param $n i32)
+    (param $a f64) (param $b f64) (param $c f64)
+    (local $vend i32) (local $v v128) (local $w v128) (local $va v128) (local $vb v128) (local $vc v128)
+    (local $lo v128) (local $hi v128) (local $k i32) (local $t f64)
+    (local.set $va (f64x2.splat (local.get $a)))
+    (local.set $vb (f64x2.splat (local.get $b)))
+    (local.set $vc (f64x2.splat (local.get $c)))
+    (local.set $vend (i32.and (local.get $n) (i32.const -4)))
+    (block $vdone
+      (loop $vloop
+        (br_if $vdone (i32.ge_u (local.get $k) (local.get $vend)))
+        (local.set $v (v128.load (local.get $px)))
+        (local.set $lo (f64x2.mul (f64x2.promote_low_f32x4 (local.get $v)) (local.get $va)))
+        (local.set $hi (f64x2.mul (call $promote_high (local.get $v)) (local.get $va)))
+        (if (i32.ne (local.get $py) (i32.const -1))
+          (then
+            (local.set $w (v128.load (local.get $py)))
+            (local.set $lo
+              (f64x2.add (local.get $lo)
+                (f64x2.mul (f64x2.promote_low_f32x4 (local.get $w)) (local.get $vb))))
+            (local.set $hi
+              (f64x2.add (local.get $hi) (f64x2.mul (call $promote_high (local.get $w)) (local.get $vb))))
+            (local.set $py (i32.add (local.get $py) (i32.const 16)))))
+        (v128.store (local.get $dst)
+          (call $demote2
+            (f64x2.add (local.get $lo) (local.get $vc)) (f64x2.add (local.get $hi) (local.get $vc))))
+        (local.set $px (i32.add (local.get $px) (i32.const 16)))
+        (local.set $dst (i32.add (local.get $dst) (i32.const 16)))
+        (local.set $k (i32.add (local.get $k) (i32.const 4)))
+        (br $vloop)))
+    (block $tdone
+      (loop $tloop
+        (br_if $tdone (i32.ge_u (local.get $k) (local.get $n)))
+        (local.set $t (f64.mul (f64.promote_f32 (f32.load (local.get $px))) (local.get $a)))
+        (if (i32.ne (local.get $py) (i32.const -1))
+          (then
+            (local.set $t
+              (f64.add (local.get $t)
+                (f64.mul (f64.promote_f32 (f32.load (local.get $py))) (local.get $b))))
+            (local.set $py (i32.add (local.get $py) (i32.const 4)))))
+        (f32.store (local.get $dst) (f32.demote_f64 (f64.add (local.get $t) (local.get $c))))
+        (local.set $px (i32.add (local.get $px) (i32.const 4)))
+        (local.set $dst (i32.add (local.get $dst) (i32.const 4)))
+        (local.set $k (i32.add (local.get $k) (i32.const 1)))
+        (br $tloop))))
+
+  ;; Σ d and Σ d·(x − μ) over a run (d at pd, x at px), stored as two float64 at out.
+  (func (export "sum_dot") (param $pd i32) (param $px i32) (param $n i32) (param $mu f64)
+    (param $out i32)
+    (local $vend i32) (local $k i32) (local $v v128) (local $w v128) (local $vmu v128)
+    (local $dlo v128) (local $dhi v128) (local $s0 v128) (local $s1 v128) (local $q0 v128)
+    (local $q1 v128) (local $d f64) (local $sd f64) (local $sdx f64)
+    (local.set $vmu (f64x2.splat (local.get $mu)))
+    (local.set $vend (i32.and (local.get $n) (i32.const -4)))
+    (block $vdone
+      (loop $vloop
+        (br_if $vdone (i32.ge_u (local.get $k) (local.get $vend)))
+        (local.set $v (v128.load (local.get $pd)))
+        (local.set $w (v128.load (local.get $px)))
+        (local.set $dlo (f64x2.promote_low_f32x4 (local.get $v)))
+        (local.set $dhi (call $promote_high (local.get $v)))
+        (local.set $s0 (f64x2.add (local.get $s0) (local.get $dlo)))
+        (local.set $s1 (f64x2.add (local.get $s1) (local.get $dhi)))
+        (local.set $q0
+          (f64x2.add (local.get $q0)
+            (f64x2.mul (local.get $dlo)
+              (f64x2.sub (f64x2.promote_low_f32x4 (local.get $w)) (local.get $vmu)))))
+        (local.set $q1
+          (f64x2.add (local.get $q1)
+            (f64x2.mul (local.get $dhi) (f64x2.sub (call $promote_high (local.get $w)) (local.get $vmu)))))
+        (local.set $pd (i32.add (local.get $pd) (i32.const 16)))
+        (local.set $px (i32.add (local.get $px) (i32.const 16)))
+        (local.set $k (i32.add (local.get $k) (i32.const 4)))
+        (br $vloop)))
+    (local.set $s0 (f64x2.add (local.get $s0) (local.get $s1)))
+    (local.set $q0 (f64x2.add (local.get $q0) (local.get $q1)))
+    (local.set $sd
+      (f64.add (f64x2.extract_lane 0 (local.get $s0)) (f64x2.extract_lane 1 (local.get $s0))))
+    (local.set $sdx
+      (f64.add (f64x2.extract_lane 0 (local.get $q0)) (f64x2.extract_lane 1 (local.get $q0))))
+    (block $tdone
+      (loop $tloop
+        (br_if $tdone (i32.ge_u (local.get $k) (local.get $n)))
+        (local.set $d (f64.promote_f32 (f32.load (local.get $pd))))
+        (local.set $sd (f64.add (local.get $sd) (local.get $d)))
+        (local.set $sdx
+          (f64.add (local.get $sdx)
+            (f64.mul (local.get $d)
+              (f64.sub (f64.promote_f32 (f32.load (local.get $px))) (local.get $mu)))))
+        (local.set $pd (i32.add (local.get $pd) (i32.const 4)))
+        (local.set $px (i32.add (local.get $px) (i32.const 4)))
+        (local.set $k (i32.add (local.get $k) (i32.const 1)))
+        (br $tloop)))
+    (f64.store (local.get $out) (local.get $sd))
+    (f64.store offset=8 (local.get $out) (local.get $sdx)))
+
+  ;; The SiLU's gradient through z = x̂·w + b: dz = dy·σ(z)·(1 + z·(1 − σ(z))), over z in place
+  ;; (z at pz, dy at pdy; bytes a multiple of 16), σ as `sigmoid` computes it.
+  (func (export "silu_grad") (param $pz i32) (param $pdy i32) (param $bytes i32)
+    (local $end i32) (local $z v128) (local $sg v128)
+    (local.set $end (i32.add (local.get $pz) (local.get $bytes)))
+    (block $done
+      (loop $next
+        (br_if $done (i32.ge_u (local.get $pz) (local.get $end)))
+        (local.set $z (v128.load (local.get $pz)))
+        (local.set $sg (call $sigm4 (local.get $z)))
+        (v128.store (local.get $pz)
+          (f32x4.mul (f32x4.mul (v128.load (local.get $pdy)) (local.get $sg))
+            (f32x4.add (f32x4.splat (f32.const 1))
+              (f32x4.mul (local.get $z) (f32x4.sub (f32x4.splat (f32.const 1)) (local.get $sg))))))
+        (local.set $pz (i32.add (local.get $pz) (i32.const 16)))
+        (local.set $pdy (i32.add (local.get $pdy) (i32.const 16)))
+        (br $next))))
 
   ;; GELU in float64 lanes, for float32 storages. Φ(x) from the erfc fit of Numerical Recipes
   ;; §6.2 (fractional error < 1.2e-7 for every z ≥ 0):
