@@ -12,15 +12,16 @@
  * through a temporary safetensors file), or the run stops.
  *
  * Rows: the mnist-small training step (batch 32, forward + MSE + backward + AdamW), the forward
- * pass at batch 64 without gradients (one sampler step), matmul 512³, and a 3×3 convolution
- * (B32 C64 16×16) forward and forward + both gradients. Each of N rounds takes K samples of
+ * pass at batch 64 without gradients (one sampler step), the demo's sampling (64 digits, 20
+ * DPM-Solver++(2M) steps; Sumi with its sampling replica, as `sumi sample` runs it), matmul 512³,
+ * and a 3×3 convolution (B32 C64 16×16) forward and forward + both gradients. Each of N rounds takes K samples of
  * every row from each side, the sides alternating (which goes first alternates too), so both see
  * the same machine load; a sample of the small ops is the mean of several calls. The figures are
  * the medians of the pooled samples, and the ratio of the medians; on a shared machine the
  * ratios are the figures to quote.
  */
 import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { availableParallelism, cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -28,6 +29,7 @@ import { performance } from 'node:perf_hooks';
 import { createInterface, type Interface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 
+import { createSampler, generateAsync, SamplingReplicas } from '../src/diffusion/index.js';
 import {
   add,
   cpuBackend,
@@ -46,9 +48,10 @@ import { writeParityFile } from './parity-file.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const MODEL_DIR = join(ROOT, 'models', 'mnist-small', 'unet');
+const SCHEDULER_CONFIG = join(ROOT, 'models', 'mnist-small', 'scheduler', 'scheduler_config.json');
 const TORCH_SCRIPT = join(ROOT, 'bench', 'torch_cpu.py');
 
-type RowId = 'train' | 'forward' | 'matmul' | 'conv-fwd' | 'conv-fwdbwd';
+type RowId = 'train' | 'forward' | 'sample' | 'matmul' | 'conv-fwd' | 'conv-fwdbwd';
 
 interface RowSpec {
   id: RowId;
@@ -59,6 +62,8 @@ interface RowSpec {
   warm: number;
   /** FLOPs of one call, where the table shows GFLOP/s. */
   flop?: number;
+  /** At most this many samples a round (the long rows). */
+  maxPerRound?: number;
 }
 
 const ROWS: readonly RowSpec[] = [
@@ -69,6 +74,13 @@ const ROWS: readonly RowSpec[] = [
     warm: 1,
   },
   { id: 'forward', label: 'mnist-small forward, batch 64, no grad', inner: 1, warm: 1 },
+  {
+    id: 'sample',
+    label: 'sampling 64 digits, 20 DPM-Solver++ steps (the demo)',
+    inner: 1,
+    warm: 1,
+    maxPerRound: 1,
+  },
   { id: 'matmul', label: 'matmul 512³', inner: 10, warm: 3, flop: 2 * 512 ** 3 },
   { id: 'conv-fwd', label: 'conv 3×3 B32 C64 16² forward', inner: 4, warm: 2 },
   { id: 'conv-fwdbwd', label: 'conv 3×3 B32 C64 16² forward + backward', inner: 2, warm: 2 },
@@ -206,7 +218,11 @@ class TorchWorker {
 }
 
 /** Sumi's side of every row: one call each. */
-async function sumiWork(): Promise<{ model: UNet2DModel; run: Record<RowId, () => void> }> {
+async function sumiWork(): Promise<{
+  model: UNet2DModel;
+  run: Record<RowId, () => void | Promise<void>>;
+  close: () => Promise<void>;
+}> {
   const cpu = cpuBackend();
   const model = await loadModel(MODEL_DIR, { as: UNet2DModel, backend: cpu });
   const opt = new AdamW(model, { lr: 1e-4 });
@@ -229,7 +245,12 @@ async function sumiWork(): Promise<{ model: UNet2DModel; run: Record<RowId, () =
   const x = cpu.fromArray(rand(32 * 64 * 256, 3));
   const w = cpu.fromArray(rand(64 * 64 * 9, 4));
   const dy = cpu.fromArray(rand(32 * 64 * 256, 5));
-  const run: Record<RowId, () => void> = {
+  const scheduler = createSampler(
+    'dpmpp-2m',
+    JSON.parse(readFileSync(SCHEDULER_CONFIG, 'utf8')) as Record<string, unknown>,
+  );
+  const replicas = SamplingReplicas.start(model);
+  const run: Record<RowId, () => void | Promise<void>> = {
     train: () =>
       tidy(() => {
         model.train();
@@ -249,6 +270,16 @@ async function sumiWork(): Promise<{ model: UNet2DModel; run: Record<RowId, () =
           model.forward(randn([64, 1, 28, 28], { seed: 7 }), 500);
         }),
       ),
+    sample: async () => {
+      model.eval();
+      const x0 = await generateAsync(model, scheduler, {
+        n: 64,
+        seed: 0,
+        numInferenceSteps: 20,
+        replicas,
+      });
+      x0.dispose();
+    },
     matmul: () => cpu.free(cpu.matmul(a, b, mm)),
     'conv-fwd': () => cpu.free(cpu.conv2d(x, w, cs)),
     'conv-fwdbwd': () => {
@@ -257,15 +288,20 @@ async function sumiWork(): Promise<{ model: UNet2DModel; run: Record<RowId, () =
       cpu.free(cpu.conv2dGradWeight(x, dy, cs));
     },
   };
-  return { model, run };
+  return { model, run, close: async () => replicas?.close() };
 }
 
-function timeSumi(fn: () => void, n: number, inner: number, warm: number): number[] {
-  for (let i = 0; i < warm; i++) fn();
+async function timeSumi(
+  fn: () => void | Promise<void>,
+  n: number,
+  inner: number,
+  warm: number,
+): Promise<number[]> {
+  for (let i = 0; i < warm; i++) await fn();
   const out: number[] = [];
   for (let s = 0; s < n; s++) {
     const t0 = performance.now();
-    for (let i = 0; i < inner; i++) fn();
+    for (let i = 0; i < inner; i++) await fn();
     out.push((performance.now() - t0) / inner);
   }
   return out;
@@ -303,10 +339,12 @@ async function main(o: Options): Promise<void> {
     );
   }
   const torch = new TorchWorker(o.python, o.torchThreads);
+  let closeSumi: (() => Promise<void>) | null = null;
   try {
     await torch.ready();
     const info = await torch.request({ cmd: 'info' });
     const sumi = await sumiWork();
+    closeSumi = sumi.close;
     // Let the gemm workers start before timing (they come up in the background).
     await new Promise((resolve) => setTimeout(resolve, 300));
 
@@ -331,21 +369,21 @@ async function main(o: Options): Promise<void> {
       process.stderr.write(`round ${round + 1}/${o.rounds}\n`);
       for (const r of o.rows) {
         const warm = round === 0 ? r.warm : 0;
+        const perRound = Math.min(o.perRound, r.maxPerRound ?? o.perRound);
         const s = samples.get(r.id)!;
         const sides = [
           async () => {
             const reply = await torch.request({
               cmd: 'time',
               row: r.id,
-              n: o.perRound,
+              n: perRound,
               inner: r.inner,
               warm,
             });
             s.torch.push(...(reply.ms as number[]));
           },
-          () => {
-            s.sumi.push(...timeSumi(sumi.run[r.id], o.perRound, r.inner, warm));
-            return Promise.resolve();
+          async () => {
+            s.sumi.push(...(await timeSumi(sumi.run[r.id], perRound, r.inner, warm)));
           },
         ];
         if (round % 2 === 1) sides.reverse();
@@ -412,6 +450,7 @@ async function main(o: Options): Promise<void> {
       await writeTextAtomic(o.json, JSON.stringify(doc, null, 2) + '\n');
     }
   } finally {
+    await closeSumi?.();
     await torch.close();
   }
 }

@@ -34,6 +34,30 @@ from torch_unet import (  # noqa: E402
 WEIGHTS = "diffusion_pytorch_model.safetensors"
 # Relative L2 that the output and the gradients must meet against Sumi's.
 PARITY_TOL = 1e-5
+# The demo (`npm run demo`): 64 digits in 20 DPM-Solver++ steps.
+SAMPLE_IMAGES = 64
+SAMPLE_STEPS = 20
+
+
+def dpm_solver_schedule(path, steps):
+    """α_t, σ_t of a DDPMScheduler config (linear β) and diffusers' DPM-Solver timesteps for its
+    timestep_spacing ('leading': multiples of T // (steps + 1); 'linspace', 'trailing')."""
+    with open(path) as fh:
+        cfg = json.load(fh)
+    T = cfg["num_train_timesteps"]
+    if cfg.get("beta_schedule", "linear") != "linear":
+        raise ValueError(f"{path}: the benchmark reads linear β schedules only")
+    betas = torch.linspace(cfg["beta_start"], cfg["beta_end"], T, dtype=torch.float64)
+    acp = torch.cumprod(1 - betas, 0)
+    spacing = cfg.get("timestep_spacing", "linspace")
+    if spacing == "leading":
+        ratio = T // (steps + 1)
+        ts = [i * ratio + cfg.get("steps_offset", 0) for i in range(steps + 1)][::-1][:-1]
+    elif spacing == "trailing":
+        ts = [round(T - i * T / steps) - 1 for i in range(steps)]
+    else:
+        ts = [round((T - 1) * (1 - i / steps)) for i in range(steps)]
+    return acp.sqrt().float(), (1 - acp).sqrt().float(), ts
 
 
 def blas_library():
@@ -61,6 +85,9 @@ class Work:
         self.x = torch.randn(32, 64, 16, 16, requires_grad=True)
         self.w = torch.randn(64, 64, 3, 3, requires_grad=True)
         self.dy = torch.randn(32, 64, 16, 16)
+        self.sampling = dpm_solver_schedule(
+            os.path.join(model_dir, "..", "scheduler", "scheduler_config.json"), SAMPLE_STEPS
+        )
 
     def run_train(self):
         self.model.train()
@@ -78,6 +105,28 @@ class Work:
         self.model.eval()
         with torch.no_grad():
             self.model(torch.randn(64, 1, 28, 28), 500)
+
+    def run_sample(self):
+        """SAMPLE_IMAGES images in SAMPLE_STEPS steps of DPM-Solver++(2M) (ε-prediction, the last
+        step first order to σ = 0, as diffusers' DPMSolverMultistepScheduler): the demo's work."""
+        self.model.eval()
+        alpha, sigma, timesteps = self.sampling
+        with torch.no_grad():
+            x = torch.randn(SAMPLE_IMAGES, 1, 28, 28, generator=torch.Generator().manual_seed(0))
+            lam = lambda i: torch.log(alpha[i]) - torch.log(sigma[i])  # noqa: E731
+            prev = None  # (x0, h) of the previous step
+            for i, t in enumerate(timesteps):
+                eps = self.model(x, int(t))
+                x0 = (x - sigma[t] * eps) / alpha[t]
+                if i == len(timesteps) - 1:
+                    x = x0  # σ_next = 0, first order
+                    break
+                s = int(timesteps[i + 1])
+                h = lam(s) - lam(t)
+                d = x0 if prev is None else x0 + 0.5 * (x0 - prev[0]) * (h / prev[1])
+                x = (sigma[s] / sigma[t]) * x - alpha[s] * torch.expm1(-h) * d
+                prev = (x0, h)
+        return x
 
     def run_matmul(self):
         self.a @ self.b
@@ -158,7 +207,14 @@ def main():
         serve(work, a.threads)
         return
     print(f"# torch {torch.__version__}, {torch.get_num_threads()} threads, BLAS: {blas_library()}")
-    rows = [("train", 1), ("forward", 1), ("matmul", 10), ("conv-fwd", 4), ("conv-fwdbwd", 2)]
+    rows = [
+        ("train", 1),
+        ("forward", 1),
+        ("sample", 1),
+        ("matmul", 10),
+        ("conv-fwd", 4),
+        ("conv-fwdbwd", 2),
+    ]
     for row, inner in rows:
         ms = sorted(work.time(row, a.iters, inner, warm=1))
         print(f"{row:<12} {ms[len(ms) // 2]:10.3f} ms (median of {a.iters})")
