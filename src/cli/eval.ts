@@ -4,7 +4,8 @@
  *          folder of PNGs) against the real reference set, with the floor of real vs real;
  *   cond   conditional accuracy per guidance scale (classifier-free or classifier guidance);
  *   nll    bits/dim of the variational bound on real images;
- *   sweep  FD per (sampler, steps), as JSON and an SVG chart.
+ *   sweep  FD per (sampler, steps), as JSON and an SVG chart;
+ *   classifier  an evaluation classifier's accuracy on its reference set.
  * The equations and the reference set are in src/eval (evaluate.ts, reference.ts) and
  * docs/quality.md.
  */
@@ -58,6 +59,7 @@ import {
   toJson,
 } from './eval-common.js';
 import { Progress } from './progress.js';
+import { classifierCommand, classifierSpec } from './eval-classifier.js';
 import { nllCommand, nllSpec } from './eval-nll.js';
 import { reconCommand, reconSpec } from './eval-recon.js';
 import { sweepCommand, sweepSpec } from './eval-sweep.js';
@@ -527,6 +529,7 @@ const subcommands: Record<string, Command> = {
   nll: defineCommand(nllSpec, (a) => asInputErrors(() => nllCommand(a))),
   sweep: defineCommand(sweepSpec, (a) => asInputErrors(() => sweepCommand(a))),
   recon: defineCommand(reconSpec, (a) => asInputErrors(() => reconCommand(a))),
+  classifier: defineCommand(classifierSpec, (a) => asInputErrors(() => classifierCommand(a))),
 };
 
 export const evalCommand: Command = commandGroup({
