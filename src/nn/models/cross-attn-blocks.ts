@@ -5,20 +5,16 @@
  */
 import type { Tensor } from '../../engine/index.js';
 import { Module, ModuleList } from '../module.js';
-import type { Downsample2D, ResnetBlock2D, Upsample2D } from './resnet.js';
+import type { ResnetBlock2D } from './resnet.js';
 import { Transformer2DModel } from './transformer-2d.js';
 import {
-  convDownsampler,
-  convUpsampler,
+  DownBlock2D,
   type DownBlockOptions,
-  DownPathBlock,
-  downResnets,
-  type LayerInputs,
+  type FollowingAttention,
   resnetBlock,
   type ResnetSettings,
+  UpBlock2D,
   type UpBlockOptions,
-  UpPathBlock,
-  upResnets,
 } from './unet-2d-blocks.js';
 
 export interface CrossAttentionSettings {
@@ -60,45 +56,30 @@ function transformer(
   });
 }
 
+/** One transformer per residual block, attending to the context. */
+function transformers(o: {
+  outChannels: number;
+  attention: CrossAttentionSettings;
+  resnet: ResnetSettings;
+}): FollowingAttention<Transformer2DModel> {
+  return {
+    make: (count) =>
+      Array.from({ length: count }, (_, i) => transformer(o.outChannels, o.attention, o.resnet, i)),
+    apply: (a, h, x) => a.forward(h, x.context, x.contextBias),
+  };
+}
+
 /** Residual block then transformer, per layer; then an optional ×2 downsampler. */
-export class CrossAttnDownBlock2D extends DownPathBlock {
-  readonly attentions: ModuleList<Transformer2DModel>;
-  readonly resnets: ModuleList<ResnetBlock2D>;
-  readonly downsamplers: ModuleList<Downsample2D> | null;
+export class CrossAttnDownBlock2D extends DownBlock2D<Transformer2DModel> {
   constructor(o: DownBlockOptions & { attention: CrossAttentionSettings }) {
-    super();
-    const resnets = downResnets(o);
-    this.attentions = this.child(
-      'attentions',
-      new ModuleList(resnets.map((_, i) => transformer(o.outChannels, o.attention, o.resnet, i))),
-    );
-    this.resnets = this.child('resnets', new ModuleList(resnets));
-    this.downsamplers = this.resampler('downsamplers', o.addDownsample, () => convDownsampler(o));
-  }
-  protected layer(h: Tensor, i: number, x: LayerInputs): Tensor {
-    const r = this.resnets.at(i).forward(h, x.temb);
-    return this.attentions.at(i).forward(r, x.context, x.contextBias);
+    super(o, transformers(o));
   }
 }
 
 /** Residual block over [hidden, skip], then transformer, per layer; then a ×2 upsampler. */
-export class CrossAttnUpBlock2D extends UpPathBlock {
-  readonly attentions: ModuleList<Transformer2DModel>;
-  readonly resnets: ModuleList<ResnetBlock2D>;
-  readonly upsamplers: ModuleList<Upsample2D> | null;
+export class CrossAttnUpBlock2D extends UpBlock2D<Transformer2DModel> {
   constructor(o: UpBlockOptions & { attention: CrossAttentionSettings }) {
-    super();
-    const resnets = upResnets(o);
-    this.attentions = this.child(
-      'attentions',
-      new ModuleList(resnets.map((_, i) => transformer(o.outChannels, o.attention, o.resnet, i))),
-    );
-    this.resnets = this.child('resnets', new ModuleList(resnets));
-    this.upsamplers = this.resampler('upsamplers', o.addUpsample, () => convUpsampler(o));
-  }
-  protected layer(h: Tensor, i: number, x: LayerInputs): Tensor {
-    const r = this.resnets.at(i).forward(h, x.temb);
-    return this.attentions.at(i).forward(r, x.context, x.contextBias);
+    super(o, transformers(o));
   }
 }
 

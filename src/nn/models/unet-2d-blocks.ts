@@ -100,31 +100,71 @@ export function spatialAttention(
   });
 }
 
+/** What a block's residual blocks see besides the hidden state. */
+export interface LayerInputs {
+  temb: Tensor | null;
+  /** The cross-attention context (encoder hidden states), and the additive mask over its tokens. */
+  context: Tensor | null;
+  contextBias: Tensor | null;
+}
+
+/** The attention layer that follows each residual block of a block: how to build and run it. */
+export interface FollowingAttention<A extends Module> {
+  /** The layers, one per residual block (built after the residual blocks). */
+  make(count: number): A[];
+  apply(a: A, h: Tensor, x: LayerInputs): Tensor;
+}
+
 /** One spatial self-attention per residual block of an AttnDownBlock2D / AttnUpBlock2D. */
-function spatialAttentions(
-  count: number,
-  o: { outChannels: number; attentionHeadDim: number; resnet: ResnetSettings },
-): ModuleList<Attention> {
+function spatialAttentions(o: {
+  outChannels: number;
+  attentionHeadDim: number;
+  resnet: ResnetSettings;
+}): FollowingAttention<Attention> {
   const s = o.resnet;
-  return new ModuleList(
-    Array.from({ length: count }, () =>
-      spatialAttention(o.outChannels, o.attentionHeadDim, s.groups, s),
-    ),
-  );
+  return {
+    make: (count) =>
+      Array.from({ length: count }, () =>
+        spatialAttention(o.outChannels, o.attentionHeadDim, s.groups, s),
+      ),
+    apply: (a, h) => a.forward(h),
+  };
 }
 
 /**
- * A U-Net or VAE block: residual blocks (`resnets`) and, at the end, an optional ×2 resampler in
- * diffusers' list of one (`downsamplers` / `upsamplers`).
+ * A U-Net or VAE block: residual blocks (`resnets`), each followed by an attention layer
+ * (`attentions`) when the block has them, and at the end an optional ×2 resampler in diffusers'
+ * list of one (`downsamplers` / `upsamplers`). The residual blocks are built first (by the
+ * caller), then the attentions, then the resampler.
  */
-export abstract class ResampledBlock extends Module {
-  /** The resampler list `name` holding `make()` when `add`; null (and nothing built) otherwise. */
-  protected resampler<M extends Module>(
-    name: 'downsamplers' | 'upsamplers',
-    add: boolean,
-    make: () => M,
-  ): ModuleList<M> | null {
-    return add ? this.child(name, new ModuleList([make()])) : null;
+export abstract class ResampledBlock<A extends Module, R extends Module> extends Module {
+  readonly attentions: ModuleList<A> | null;
+  readonly resnets: ModuleList<ResnetBlock2D>;
+  /** The resampler list (registered as `downsamplers` or `upsamplers`); null without one. */
+  readonly resamplers: ModuleList<R> | null;
+  readonly #attention: FollowingAttention<A> | null;
+
+  constructor(
+    resnets: ResnetBlock2D[],
+    attention: FollowingAttention<A> | null,
+    resampler: 'downsamplers' | 'upsamplers',
+    addResampler: boolean,
+    makeResampler: () => R,
+  ) {
+    super();
+    this.#attention = attention;
+    const attentions = attention?.make(resnets.length);
+    this.attentions = attentions ? this.child('attentions', new ModuleList(attentions)) : null;
+    this.resnets = this.child('resnets', new ModuleList(resnets));
+    this.resamplers = addResampler
+      ? this.child(resampler, new ModuleList([makeResampler()]))
+      : null;
+  }
+
+  /** Residual block `i` on `h`, then its attention layer. */
+  protected layer(h: Tensor, i: number, x: LayerInputs): Tensor {
+    const r = this.resnets.at(i).forward(h, x.temb);
+    return this.#attention ? this.#attention.apply(this.attentions!.at(i), r, x) : r;
   }
 }
 
@@ -214,25 +254,25 @@ function applyResampler(
   return m.forward(h);
 }
 
-/** What a U-Net block's layers see besides the hidden state. */
-export interface LayerInputs {
-  temb: Tensor | null;
-  /** The cross-attention context (encoder hidden states), and the additive mask over its tokens. */
-  context: Tensor | null;
-  contextBias: Tensor | null;
-}
-
 /**
- * A U-Net down block: each residual block followed by what the block adds after it (nothing, a
- * self-attention or a transformer), every output kept as a skip, then the optional ×2
- * downsampler, its output a skip too.
+ * DownBlock2D and the down blocks with attention: each residual block followed by what the block
+ * adds after it (nothing, a self-attention or a transformer), every output kept as a skip, then
+ * the optional ×2 downsampler (a strided convolution, or a ResnetBlock2D with pooling with
+ * `downsampleType` 'resnet'), its output a skip too.
  */
-export abstract class DownPathBlock extends ResampledBlock implements DownBlock {
-  abstract readonly resnets: ModuleList<ResnetBlock2D>;
-  abstract readonly downsamplers: ModuleList<Downsample2D | ResnetBlock2D> | null;
-
-  /** Residual block `i` on `h`, and what follows it. */
-  protected abstract layer(h: Tensor, i: number, x: LayerInputs): Tensor;
+export class DownBlock2D<A extends Module = never>
+  extends ResampledBlock<A, Downsample2D | ResnetBlock2D>
+  implements DownBlock
+{
+  constructor(
+    o: DownBlockOptions,
+    attention: FollowingAttention<A> | null = null,
+    downsampleType: DownsampleType = 'conv',
+  ) {
+    super(downResnets(o), attention, 'downsamplers', o.addDownsample, () =>
+      makeDownsampler(downsampleType, o),
+    );
+  }
 
   forward(
     hidden: Tensor,
@@ -246,7 +286,7 @@ export abstract class DownPathBlock extends ResampledBlock implements DownBlock 
       h = this.layer(h, i, { temb, context, contextBias });
       skips.push(h);
     }
-    const down = this.downsamplers?.at(0);
+    const down = this.resamplers?.at(0);
     if (down) {
       h = applyResampler(down, h, temb);
       skips.push(h);
@@ -255,36 +295,10 @@ export abstract class DownPathBlock extends ResampledBlock implements DownBlock 
   }
 }
 
-/** Residual blocks, then an optional ×2 downsampler; every output is a skip. */
-export class DownBlock2D extends DownPathBlock {
-  readonly resnets: ModuleList<ResnetBlock2D>;
-  readonly downsamplers: ModuleList<Downsample2D> | null;
-  constructor(o: DownBlockOptions) {
-    super();
-    this.resnets = this.child('resnets', new ModuleList(downResnets(o)));
-    this.downsamplers = this.resampler('downsamplers', o.addDownsample, () => convDownsampler(o));
-  }
-  protected layer(h: Tensor, i: number, x: LayerInputs): Tensor {
-    return this.resnets.at(i).forward(h, x.temb);
-  }
-}
-
 /** DownBlock2D with a spatial self-attention after each residual block. */
-export class AttnDownBlock2D extends DownPathBlock {
-  readonly attentions: ModuleList<Attention>;
-  readonly resnets: ModuleList<ResnetBlock2D>;
-  readonly downsamplers: ModuleList<Downsample2D | ResnetBlock2D> | null;
+export class AttnDownBlock2D extends DownBlock2D<Attention> {
   constructor(o: DownBlockOptions & { attentionHeadDim: number; downsampleType: DownsampleType }) {
-    super();
-    const resnets = downResnets(o);
-    this.attentions = this.child('attentions', spatialAttentions(resnets.length, o));
-    this.resnets = this.child('resnets', new ModuleList(resnets));
-    this.downsamplers = this.resampler('downsamplers', o.addDownsample, () =>
-      makeDownsampler(o.downsampleType, o),
-    );
-  }
-  protected layer(h: Tensor, i: number, x: LayerInputs): Tensor {
-    return this.attentions.at(i).forward(this.resnets.at(i).forward(h, x.temb));
+    super(o, spatialAttentions(o), o.downsampleType);
   }
 }
 
@@ -417,16 +431,24 @@ export function upResnets(o: UpBlockOptions): ResnetBlock2D[] {
 }
 
 /**
- * A U-Net up block: each residual block takes the hidden state joined on the channels with the
- * next skip (the down path's last first) and is followed by what the block adds after it
- * (nothing, a self-attention or a transformer); then the optional ×2 upsampler.
+ * UpBlock2D and the up blocks with attention: each residual block takes the hidden state joined
+ * on the channels with the next skip (the down path's last first) and is followed by what the
+ * block adds after it (nothing, a self-attention or a transformer); then the optional ×2
+ * upsampler (nearest-neighbour + convolution, or a ResnetBlock2D with `upsampleType` 'resnet').
  */
-export abstract class UpPathBlock extends ResampledBlock implements UpBlock {
-  abstract readonly resnets: ModuleList<ResnetBlock2D>;
-  abstract readonly upsamplers: ModuleList<Upsample2D | ResnetBlock2D> | null;
-
-  /** Residual block `i` on `h` (hidden state and skip joined), and what follows it. */
-  protected abstract layer(h: Tensor, i: number, x: LayerInputs): Tensor;
+export class UpBlock2D<A extends Module = never>
+  extends ResampledBlock<A, Upsample2D | ResnetBlock2D>
+  implements UpBlock
+{
+  constructor(
+    o: UpBlockOptions,
+    attention: FollowingAttention<A> | null = null,
+    upsampleType: DownsampleType = 'conv',
+  ) {
+    super(upResnets(o), attention, 'upsamplers', o.addUpsample, () =>
+      makeUpsampler(upsampleType, o),
+    );
+  }
 
   forward(
     hidden: Tensor,
@@ -443,41 +465,15 @@ export abstract class UpPathBlock extends ResampledBlock implements UpBlock {
       if (skip === undefined) throw new Error('up block: ran out of skip connections');
       h = this.layer(concat([h, skip], 1), i, { temb, context, contextBias });
     }
-    const up = this.upsamplers?.at(0);
+    const up = this.resamplers?.at(0);
     return up ? applyResampler(up, h, temb, upsampleSize) : h;
   }
 }
 
-/** Residual blocks over [hidden, skip] concatenations, then an optional ×2 upsampler. */
-export class UpBlock2D extends UpPathBlock {
-  readonly resnets: ModuleList<ResnetBlock2D>;
-  readonly upsamplers: ModuleList<Upsample2D> | null;
-  constructor(o: UpBlockOptions) {
-    super();
-    this.resnets = this.child('resnets', new ModuleList(upResnets(o)));
-    this.upsamplers = this.resampler('upsamplers', o.addUpsample, () => convUpsampler(o));
-  }
-  protected layer(h: Tensor, i: number, x: LayerInputs): Tensor {
-    return this.resnets.at(i).forward(h, x.temb);
-  }
-}
-
 /** UpBlock2D with a spatial self-attention after each residual block. */
-export class AttnUpBlock2D extends UpPathBlock {
-  readonly attentions: ModuleList<Attention>;
-  readonly resnets: ModuleList<ResnetBlock2D>;
-  readonly upsamplers: ModuleList<Upsample2D | ResnetBlock2D> | null;
+export class AttnUpBlock2D extends UpBlock2D<Attention> {
   constructor(o: UpBlockOptions & { attentionHeadDim: number; upsampleType: DownsampleType }) {
-    super();
-    const resnets = upResnets(o);
-    this.attentions = this.child('attentions', spatialAttentions(resnets.length, o));
-    this.resnets = this.child('resnets', new ModuleList(resnets));
-    this.upsamplers = this.resampler('upsamplers', o.addUpsample, () =>
-      makeUpsampler(o.upsampleType, o),
-    );
-  }
-  protected layer(h: Tensor, i: number, x: LayerInputs): Tensor {
-    return this.attentions.at(i).forward(this.resnets.at(i).forward(h, x.temb));
+    super(o, spatialAttentions(o), o.upsampleType);
   }
 }
 
@@ -521,36 +517,26 @@ export class UNetMidBlock2D extends Module {
   }
 }
 
-/** The VAE encoder's block: residual blocks without a time embedding, then a downsampler. */
-export class DownEncoderBlock2D extends ResampledBlock {
-  readonly resnets: ModuleList<ResnetBlock2D>;
-  readonly downsamplers: ModuleList<Downsample2D> | null;
-  constructor(o: DownBlockOptions) {
-    super();
-    this.resnets = this.child('resnets', new ModuleList(downResnets(o)));
-    this.downsamplers = this.resampler('downsamplers', o.addDownsample, () => convDownsampler(o));
-  }
+/** A VAE block: residual blocks without a time embedding, then the resampler. */
+abstract class CoderBlock2D<R extends Downsample2D | Upsample2D> extends ResampledBlock<never, R> {
   forward(hidden: Tensor): Tensor {
     let h = hidden;
     for (const r of this.resnets.items) h = r.forward(h, null);
-    if (this.downsamplers) for (const d of this.downsamplers.items) h = d.forward(h);
+    if (this.resamplers) for (const m of this.resamplers.items) h = m.forward(h);
     return h;
   }
 }
 
-/** The VAE decoder's block: residual blocks without a time embedding, then an upsampler. */
-export class UpDecoderBlock2D extends ResampledBlock {
-  readonly resnets: ModuleList<ResnetBlock2D>;
-  readonly upsamplers: ModuleList<Upsample2D> | null;
-  constructor(o: Omit<UpBlockOptions, 'prevOutputChannel'>) {
-    super();
-    this.resnets = this.child('resnets', new ModuleList(downResnets(o)));
-    this.upsamplers = this.resampler('upsamplers', o.addUpsample, () => convUpsampler(o));
+/** The VAE encoder's block: residual blocks, then a downsampler. */
+export class DownEncoderBlock2D extends CoderBlock2D<Downsample2D> {
+  constructor(o: DownBlockOptions) {
+    super(downResnets(o), null, 'downsamplers', o.addDownsample, () => convDownsampler(o));
   }
-  forward(hidden: Tensor): Tensor {
-    let h = hidden;
-    for (const r of this.resnets.items) h = r.forward(h, null);
-    if (this.upsamplers) for (const u of this.upsamplers.items) h = u.forward(h);
-    return h;
+}
+
+/** The VAE decoder's block: residual blocks, then an upsampler. */
+export class UpDecoderBlock2D extends CoderBlock2D<Upsample2D> {
+  constructor(o: Omit<UpBlockOptions, 'prevOutputChannel'>) {
+    super(downResnets(o), null, 'upsamplers', o.addUpsample, () => convUpsampler(o));
   }
 }
