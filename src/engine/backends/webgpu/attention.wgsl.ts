@@ -291,6 +291,25 @@ function laneSum(c: AttentionConfig, name: string): string {
   workgroupBarrier();`;
 }
 
+/**
+ * The backward passes' entry: this thread's row of `rows` (`live` while inside, `index` its row
+ * in the batch), whose d-wide slice of `d[1]` is loaded into `d[0]` (DS vec4s) and dv-wide slice
+ * of `dv[1]` into `dv[0]` (VS vec4s).
+ */
+function enterRow(
+  rows: string,
+  index: string,
+  d: readonly [string, string],
+  dv: readonly [string, string],
+): string {
+  return `${ENTRY}
+  let row = wg.x * BQ + rl;
+  let live = row < ${rows};
+  let ${index} = b * ${rows} + row;
+${loadSlice(d[0], 'DS', d[1], `${index} * p_d()`, 'p_d()')}
+${loadSlice(dv[0], 'VS', dv[1], `${index} * p_dv()`, 'p_dv()')}`;
+}
+
 export function attentionDqKernel(c: AttentionConfig): Kernel {
   const dots = [
     { name: 's', vec: 'q', n: 'DS', tile: 'As', w: 'KW' },
@@ -302,12 +321,7 @@ export function attentionDqKernel(c: AttentionConfig): Kernel {
     buffers: declareBuffers('f32', ['srcQ', 'srcA', 'srcB', 'srcO', 'srcG', 'lse'], ['dq', 'dsum']),
     params: PARAMS,
     body: `${prelude(c, xsDecl(c, 2))}
-${ENTRY}
-  let row = wg.x * BQ + rl;
-  let live = row < p_lq();
-  let qrow = b * p_lq() + row;
-${loadSlice('q', 'DS', 'srcQ', 'qrow * p_d()', 'p_d()')}
-${loadSlice('go', 'VS', 'srcG', 'qrow * p_dv()', 'p_dv()')}
+${enterRow('p_lq()', 'qrow', ['q', 'srcQ'], ['go', 'srcG'])}
   // D = dOut·out (written for the dk/dv kernel).
   var dacc = vec4<f32>(0.0);
   for (var i = 0u; i < VS; i++) {
@@ -352,12 +366,7 @@ ${xsDecl(c, 2)}`;
     buffers: declareBuffers('f32', ['srcA', 'srcK', 'srcV', 'srcB', 'lse', 'dsum'], ['dk', 'dv']),
     params: PARAMS,
     body: `${prelude(c, stats)}
-${ENTRY}
-  let row = wg.x * BQ + rl;
-  let live = row < p_lk();
-  let krow = b * p_lk() + row;
-${loadSlice('kk', 'DS', 'srcK', 'krow * p_d()', 'p_d()')}
-${loadSlice('vv', 'VS', 'srcV', 'krow * p_dv()', 'p_dv()')}
+${enterRow('p_lk()', 'krow', ['kk', 'srcK'], ['vv', 'srcV'])}
   var gk: array<vec4<f32>, DS>;
   for (var i = 0u; i < DS; i++) { gk[i] = vec4<f32>(0.0); }
   var gv: array<vec4<f32>, VS>;
