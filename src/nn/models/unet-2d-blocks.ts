@@ -209,6 +209,33 @@ export interface DownBlockOptions {
   resnet: ResnetSettings;
 }
 
+/**
+ * The input width of level `i` of a path whose levels output `widths`: the previous level's
+ * output, the first level's own width for the first (diffusers' running `output_channel`).
+ */
+export function levelInput(widths: readonly number[], i: number): number {
+  return widths[Math.max(i - 1, 0)]!;
+}
+
+/**
+ * Down level `i` of a U-Net encoder with block_out_channels `ch`: from levelInput to ch[i], a ×2
+ * downsampler at the end of all but the last level.
+ */
+export function downLevel(
+  ch: readonly number[],
+  i: number,
+  o: Pick<DownBlockOptions, 'numLayers' | 'downsamplePadding' | 'resnet'>,
+): DownBlockOptions {
+  return {
+    numLayers: o.numLayers,
+    inChannels: levelInput(ch, i),
+    outChannels: ch[i]!,
+    addDownsample: i < ch.length - 1,
+    downsamplePadding: o.downsamplePadding,
+    resnet: o.resnet,
+  };
+}
+
 /** The residual blocks of a down (or VAE) block: the first goes from inChannels to outChannels. */
 export function downResnets(
   o: Pick<DownBlockOptions, 'numLayers' | 'inChannels' | 'outChannels' | 'resnet'>,
@@ -366,31 +393,20 @@ export function unetDownBlocks(
   resnet: ResnetSettings,
   downsampleType: DownsampleType,
 ): DownBlock[] {
-  const ch = c.block_out_channels;
-  const down: DownBlock[] = [];
-  let outCh = ch[0]!;
-  c.down_block_types.forEach((type, i) => {
-    const inCh = outCh;
-    outCh = ch[i]!;
-    const base = {
+  return c.down_block_types.map((type, i) => {
+    const base = downLevel(c.block_out_channels, i, {
       numLayers: c.layers_per_block,
-      inChannels: inCh,
-      outChannels: outCh,
-      addDownsample: i < ch.length - 1,
       downsamplePadding: c.downsample_padding,
       resnet,
-    };
-    down.push(
-      type === 'DownBlock2D'
-        ? new DownBlock2D(base)
-        : new AttnDownBlock2D({
-            ...base,
-            attentionHeadDim: c.attention_head_dim ?? outCh,
-            downsampleType,
-          }),
-    );
+    });
+    return type === 'DownBlock2D'
+      ? new DownBlock2D(base)
+      : new AttnDownBlock2D({
+          ...base,
+          attentionHeadDim: c.attention_head_dim ?? base.outChannels,
+          downsampleType,
+        });
   });
-  return down;
 }
 
 /**
@@ -419,6 +435,29 @@ export interface UpBlockOptions {
   prevOutputChannel: number;
   addUpsample: boolean;
   resnet: ResnetSettings;
+}
+
+/**
+ * Up level `i` of a U-Net with block_out_channels `ch`: it mirrors down level j = n − 1 − i (its
+ * width ch[j], its last skip levelInput(ch, j) wide), continues from the previous up level's
+ * output (the mid block's for the first) and ends in a ×2 upsampler on all but the last level.
+ */
+export function upLevel(
+  ch: readonly number[],
+  i: number,
+  numLayers: number,
+  resnet: ResnetSettings,
+): UpBlockOptions {
+  const n = ch.length;
+  const j = n - 1 - i;
+  return {
+    numLayers,
+    inChannels: levelInput(ch, j),
+    outChannels: ch[j]!,
+    prevOutputChannel: ch[Math.min(j + 1, n - 1)]!,
+    addUpsample: i < n - 1,
+    resnet,
+  };
 }
 
 /** The residual blocks of an up block: each takes the hidden state joined with one skip. */

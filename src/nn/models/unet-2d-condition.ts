@@ -60,12 +60,14 @@ import {
   AttnUpBlock2D,
   type DownBlock,
   DownBlock2D,
+  downLevel,
   type ResnetSettings,
   resnetSettings,
   runEncoder,
   type UpBlock,
   UpBlock2D,
   UNetMidBlock2D,
+  upLevel,
 } from './unet-2d-blocks.js';
 
 export type UNet2DConditionDownBlockType =
@@ -378,18 +380,12 @@ export class UNet2DConditionModel
     const resnet = settings();
 
     const down: DownBlock[] = [];
-    let outCh = ch0;
     c.down_block_types.forEach((type, i) => {
-      const inCh = outCh;
-      outCh = ch[i]!;
-      const base = {
+      const base = downLevel(ch, i, {
         numLayers: layers[i]!,
-        inChannels: inCh,
-        outChannels: outCh,
-        addDownsample: i < n - 1,
         downsamplePadding: c.downsample_padding,
         resnet,
-      };
+      });
       if (type === 'CrossAttnDownBlock2D') {
         down.push(new CrossAttnDownBlock2D({ ...base, attention: attention(i, onlyCross[i]!) }));
       } else if (type === 'AttnDownBlock2D') {
@@ -430,19 +426,9 @@ export class UNet2DConditionModel
     }
 
     const up: UpBlock[] = [];
-    outCh = last;
     c.up_block_types.forEach((type, i) => {
       const j = n - 1 - i; // the down level this up level mirrors
-      const prev = outCh;
-      outCh = ch[j]!;
-      const base = {
-        numLayers: layers[j]! + 1,
-        inChannels: ch[Math.max(j - 1, 0)]!,
-        outChannels: outCh,
-        prevOutputChannel: prev,
-        addUpsample: i < n - 1,
-        resnet,
-      };
+      const base = upLevel(ch, i, layers[j]! + 1, resnet);
       if (type === 'CrossAttnUpBlock2D') {
         up.push(new CrossAttnUpBlock2D({ ...base, attention: attention(j, onlyCross[j]!) }));
       } else if (type === 'AttnUpBlock2D') {

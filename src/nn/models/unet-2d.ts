@@ -51,6 +51,7 @@ import {
   UNetMidBlock2D,
   unetDownBlocks,
   unetMidBlock,
+  upLevel,
 } from './unet-2d-blocks.js';
 
 export type UNet2DDownBlockType = 'DownBlock2D' | 'AttnDownBlock2D';
@@ -231,29 +232,15 @@ export class UNet2DModel extends DiffusersModel<UNet2DModelConfig> implements De
     const mid = unetMidBlock(c, resnetSettings(c, tembDim, ctx, c.mid_block_scale_factor));
     this.midBlock = mid === null ? null : this.child('mid_block', mid);
 
-    const rev = [...ch].reverse();
-    const up: UpBlock[] = [];
-    let outCh = rev[0]!;
-    c.up_block_types.forEach((type, i) => {
-      const prev = outCh;
-      outCh = rev[i]!;
-      const base = {
-        numLayers: c.layers_per_block + 1,
-        inChannels: rev[Math.min(i + 1, ch.length - 1)]!,
-        outChannels: outCh,
-        prevOutputChannel: prev,
-        addUpsample: i < ch.length - 1,
-        resnet: settings,
-      };
-      up.push(
-        type === 'UpBlock2D'
-          ? new UpBlock2D(base)
-          : new AttnUpBlock2D({
-              ...base,
-              attentionHeadDim: c.attention_head_dim ?? outCh,
-              upsampleType: c.upsample_type,
-            }),
-      );
+    const up = c.up_block_types.map((type, i): UpBlock => {
+      const base = upLevel(ch, i, c.layers_per_block + 1, settings);
+      return type === 'UpBlock2D'
+        ? new UpBlock2D(base)
+        : new AttnUpBlock2D({
+            ...base,
+            attentionHeadDim: c.attention_head_dim ?? base.outChannels,
+            upsampleType: c.upsample_type,
+          });
     });
     this.upBlocks = this.child('up_blocks', new ModuleList(up));
 

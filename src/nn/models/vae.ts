@@ -46,6 +46,7 @@ import {
 import { groupNormAct } from './resnet.js';
 import {
   DownEncoderBlock2D,
+  levelInput,
   type ResnetSettings,
   UNetMidBlock2D,
   UpDecoderBlock2D,
@@ -203,7 +204,7 @@ export class Encoder extends Module {
           (outCh, i) =>
             new DownEncoderBlock2D({
               numLayers: o.layersPerBlock,
-              inChannels: i === 0 ? ch[0]! : ch[i - 1]!,
+              inChannels: levelInput(ch, i),
               outChannels: outCh,
               addDownsample: i < ch.length - 1,
               downsamplePadding: 0,
@@ -246,7 +247,7 @@ export class Decoder extends Module {
           (outCh, i) =>
             new UpDecoderBlock2D({
               numLayers: o.layersPerBlock + 1,
-              inChannels: i === 0 ? rev[0]! : rev[i - 1]!,
+              inChannels: levelInput(rev, i),
               outChannels: outCh,
               addUpsample: i < ch.length - 1,
               resnet,
