@@ -16,6 +16,21 @@ interface MathFn {
   code: string;
 }
 
+/**
+ * An f32 → f32 function that returns a NaN argument unchanged, its `body` reading x and
+ * ax = |x|; `deps` are what the body calls.
+ */
+function nanPassing(name: string, deps: readonly string[], body: string): MathFn {
+  return {
+    deps: ['m_isnan', ...deps],
+    code: `fn ${name}(x: f32) -> f32 {
+  if (m_isnan(x)) { return x; }
+  let ax = abs(x);
+${body}
+}`,
+  };
+}
+
 const fns: Record<string, MathFn> = {
   m_isnan: {
     deps: [],
@@ -129,21 +144,18 @@ const fns: Record<string, MathFn> = {
   m_sin: { deps: ['m_sincos'], code: `fn m_sin(x: f32) -> f32 { return m_sincos(x, false); }` },
   m_cos: { deps: ['m_sincos'], code: `fn m_cos(x: f32) -> f32 { return m_sincos(x, true); }` },
   // Cephes tanhf: odd polynomial below 0.625, else 1 − 2/(e^{2|x|} + 1).
-  m_tanh: {
-    deps: ['m_isnan', 'm_exp'],
-    code: `fn m_tanh(x: f32) -> f32 {
-  if (m_isnan(x)) { return x; }
-  let ax = abs(x);
-  if (ax < 0.625) {
+  m_tanh: nanPassing(
+    'm_tanh',
+    ['m_exp'],
+    `  if (ax < 0.625) {
     let z = x * x;
     return ((((-5.70498872745e-3 * z + 2.06390887954e-2) * z - 5.37397155531e-2) * z
       + 1.33314422036e-1) * z - 3.33332819422e-1) * z * x + x;
   }
   var r = 1.0;
   if (ax < 9.0) { r = 1.0 - 2.0 / (m_exp(2.0 * ax) + 1.0); }
-  return select(r, -r, x < 0.0);
-}`,
-  },
+  return select(r, -r, x < 0.0);`,
+  ),
   // The CPU's sigmoid: 1/(1 + e^−x) for x ≥ 0, e^x/(1 + e^x) below (no overflow either way).
   m_sigmoid: {
     deps: ['m_exp'],
@@ -202,25 +214,20 @@ fn m_erf_mid(s: f32) -> f32 {
   return P / Q;
 }`,
   },
-  m_erf: {
-    deps: ['m_isnan', 'm_erf_small', 'm_erfc_tail'],
-    code: `fn m_erf(x: f32) -> f32 {
-  if (m_isnan(x)) { return x; }
-  let ax = abs(x);
-  var r: f32;
+  m_erf: nanPassing(
+    'm_erf',
+    ['m_erf_small', 'm_erfc_tail'],
+    `  var r: f32;
   if (ax < 0.84375) { return x + x * m_erf_small(x); }
   if (ax < 1.25) { r = 8.4506291151e-01 + m_erf_mid(ax - 1.0); }
   else if (ax >= 6.0) { r = 1.0; }
   else { r = 1.0 - m_erfc_tail(ax); }
-  return select(r, -r, x < 0.0);
-}`,
-  },
-  m_erfc: {
-    deps: ['m_isnan', 'm_erf_small', 'm_erfc_tail'],
-    code: `fn m_erfc(x: f32) -> f32 {
-  if (m_isnan(x)) { return x; }
-  let ax = abs(x);
-  if (ax < 0.84375) {
+  return select(r, -r, x < 0.0);`,
+  ),
+  m_erfc: nanPassing(
+    'm_erfc',
+    ['m_erf_small', 'm_erfc_tail'],
+    `  if (ax < 0.84375) {
     let y = m_erf_small(x);
     if (x < 0.25) { return 1.0 - (x + x * y); }
     return 0.5 - (x * y + (x - 0.5));
@@ -231,9 +238,8 @@ fn m_erf_mid(s: f32) -> f32 {
   }
   if (ax >= 28.0) { return select(2.0, 0.0, x > 0.0); }
   let t = m_erfc_tail(ax);
-  return select(2.0 - t, t, x > 0.0);
-}`,
-  },
+  return select(2.0 - t, t, x > 0.0);`,
+  ),
   // x Φ(x) with Φ(x) = erfc(−x/√2)/2, which keeps relative accuracy for negative x. Past
   // |x|/√2 = 1.25 the tail is rebuilt from x itself: e^{−x²/2} with x split into a 12-bit head
   // and an exact remainder (so the head's square is exact), since rounding x/√2 first would cost
