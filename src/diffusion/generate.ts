@@ -155,14 +155,7 @@ export interface GenerateOptions {
  * [n, C, H, W] in about [-1, 1]. The conditioning tensors stay the caller's.
  */
 export function generate(denoiser: Denoiser, scheduler: Scheduler, opts: GenerateOptions): Tensor {
-  const run = new GenerationRun(denoiser, scheduler, opts);
-  try {
-    while (!run.done) run.step();
-  } catch (e) {
-    run.dispose();
-    throw e;
-  }
-  return run.finish();
+  return runToEnd(new GenerationRun(denoiser, scheduler, opts));
 }
 
 /** Where an asynchronous generation is, after each sampler step. */
@@ -220,30 +213,65 @@ export async function generateAsync(
       preview = keep(decode !== undefined ? decode(x0) : x0.alias());
     },
   });
-  try {
-    while (!run.done) {
-      await yieldToEventLoop();
-      opts.signal?.throwIfAborted();
-      const t = scheduler.timesteps[run.index]!;
-      run.step();
-      try {
-        await opts.onProgress?.({ step: run.index, total: run.total, t, preview });
-      } finally {
-        (preview as Tensor | null)?.dispose();
-        preview = null;
-      }
+  const x0 = await runToEndAsync(run, opts.signal, async () => {
+    const t = scheduler.timesteps[run.index]!;
+    run.step();
+    try {
+      await opts.onProgress?.({ step: run.index, total: run.total, t, preview });
+    } finally {
+      preview?.dispose();
+      preview = null;
     }
-  } catch (e) {
-    run.dispose();
-    throw e;
-  }
-  const x0 = run.finish();
+  });
   if (decode === undefined) return x0;
   try {
     return decode(x0);
   } finally {
     x0.dispose();
   }
+}
+
+/** A sampling loop taken one step at a time (GenerationRun, InpaintRun). */
+export interface SteppedRun {
+  readonly done: boolean;
+  step(): unknown;
+  /** Hands over the result; the run keeps nothing. */
+  finish(): Tensor;
+  /** Frees every tensor the run made, when it stops before the end. */
+  dispose(): void;
+}
+
+/** Steps `run` to its end and returns its result; on an error the run's tensors are freed first. */
+export function runToEnd(run: SteppedRun): Tensor {
+  try {
+    while (!run.done) run.step();
+  } catch (e) {
+    run.dispose();
+    throw e;
+  }
+  return run.finish();
+}
+
+/**
+ * `runToEnd` that yields to the event loop before each step and stops there once `signal` has
+ * aborted; `step` takes one step of `run` and reports it.
+ */
+export async function runToEndAsync(
+  run: SteppedRun,
+  signal: AbortSignal | undefined,
+  step: () => Promise<void>,
+): Promise<Tensor> {
+  try {
+    while (!run.done) {
+      await yieldToEventLoop();
+      signal?.throwIfAborted();
+      await step();
+    }
+  } catch (e) {
+    run.dispose();
+    throw e;
+  }
+  return run.finish();
 }
 
 /**

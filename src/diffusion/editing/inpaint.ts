@@ -20,7 +20,7 @@
  * model all of this runs on the image's latents under the latents' mask (latent.ts), unchanged.
  */
 import { keep, noGrad, type Tensor, tidy, where } from '../../engine/index.js';
-import { yieldToEventLoop } from '../generate.js';
+import { runToEnd, runToEndAsync } from '../generate.js';
 import {
   type DenoiseModel,
   sampleStep,
@@ -188,18 +188,10 @@ export async function inpaintAsync(
     const run = new InpaintRun(model, scheduler, x0, mask, opts);
     const total = repaintModelCalls(run.states);
     let calls = 0;
-    try {
-      while (!run.done) {
-        await yieldToEventLoop();
-        opts.signal?.throwIfAborted();
-        const t = run.timestep;
-        if (run.step()) await opts.onProgress?.({ step: ++calls, total, t });
-      }
-    } catch (e) {
-      run.dispose();
-      throw e;
-    }
-    const x = run.finish();
+    const x = await runToEndAsync(run, opts.signal, async () => {
+      const t = run.timestep;
+      if (run.step()) await opts.onProgress?.({ step: ++calls, total, t });
+    });
     if (vae === null) return x;
     try {
       return noGrad(() =>
@@ -257,14 +249,7 @@ function blended(
   mask: Tensor,
   opts: InpaintOptions,
 ): Tensor {
-  const run = new InpaintRun(model, scheduler, x0, mask, opts);
-  try {
-    while (!run.done) run.step();
-  } catch (e) {
-    run.dispose();
-    throw e;
-  }
-  return run.finish();
+  return runToEnd(new InpaintRun(model, scheduler, x0, mask, opts));
 }
 
 /**
