@@ -23,12 +23,11 @@ import {
 } from './common.js';
 import type { SchedulerSpec } from './config.js';
 import {
-  dataPrediction,
   MULTISTEP_DEFAULTS,
   MULTISTEP_UNSUPPORTED,
   MultistepSchedulerBase,
   type MultistepSolverOptions,
-  noisePrediction,
+  predictionAt,
 } from './multistep.js';
 import { alphaSigmaOf, lambdaOf } from './sigmas.js';
 
@@ -281,9 +280,9 @@ export class DPMSolverMultistepScheduler extends MultistepSchedulerBase<DPMSolve
     }
     const thr = { ...c, clipSample: false };
     if (isDataPrediction(c.algorithmType)) {
-      return clipOrThreshold(dataPrediction(c.predictionType, out, sample, sigma), thr);
+      return clipOrThreshold(predictionAt('data', c.predictionType, out, sample, sigma), thr);
     }
-    const eps = noisePrediction(c.predictionType, out, sample, sigma);
+    const eps = predictionAt('noise', c.predictionType, out, sample, sigma);
     if (!c.thresholding) return eps;
     const { alphaT, sigmaT } = alphaSigmaOf(sigma);
     const x0 = clipOrThreshold(mul(add(sample, mul(eps, -sigmaT)), 1 / alphaT), thr);

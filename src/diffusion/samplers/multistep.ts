@@ -88,26 +88,17 @@ export function multistepSchedule(
   return { timesteps, sigmas: out };
 }
 
-/** x̂_0 (data prediction) from a model output at noise level σ. */
-export function dataPrediction(
+/** x̂_0 (`target` 'data') or ε̂ ('noise') from a model output at noise level σ. */
+export function predictionAt(
+  target: 'data' | 'noise',
   type: PredictionType,
   modelOutput: Tensor,
   sample: Tensor,
   sigma: number,
 ): Tensor {
   const { alphaT, sigmaT } = alphaSigmaOf(sigma);
-  return predictedOriginalSample(type, modelOutput, sample, alphaT, sigmaT);
-}
-
-/** ε̂ (noise prediction) from a model output at noise level σ. */
-export function noisePrediction(
-  type: PredictionType,
-  modelOutput: Tensor,
-  sample: Tensor,
-  sigma: number,
-): Tensor {
-  const { alphaT, sigmaT } = alphaSigmaOf(sigma);
-  return predictedEpsilon(type, modelOutput, sample, alphaT, sigmaT);
+  const convert = target === 'data' ? predictedOriginalSample : predictedEpsilon;
+  return convert(type, modelOutput, sample, alphaT, sigmaT);
 }
 
 /**

@@ -81,9 +81,9 @@ export function continuousTimesteps(
   n: number,
   stepsOffset = 0,
 ): Float64Array {
+  if (spacing !== 'linspace') return discreteTimesteps(spacing, T, n, stepsOffset);
   checkSteps(n, T);
-  if (spacing === 'linspace') return reversed(npLinspace(0, T - 1, n));
-  return discreteTimesteps(spacing, T, n, stepsOffset);
+  return reversed(npLinspace(0, T - 1, n));
 }
 
 /**

@@ -24,12 +24,11 @@ import {
 } from './common.js';
 import type { SchedulerSpec } from './config.js';
 import {
-  dataPrediction,
   MULTISTEP_DEFAULTS,
   MULTISTEP_UNSUPPORTED,
   MultistepSchedulerBase,
   type MultistepSolverOptions,
-  noisePrediction,
+  predictionAt,
 } from './multistep.js';
 import { alphaSigmaOf, lambdaOf } from './sigmas.js';
 
@@ -148,13 +147,19 @@ function weightedDiffs(
 }
 
 /**
- * UniP-p: predicts x_t from x at σ_s0 with m0 (at s0) and the earlier outputs `past` (at the
- * earlier σ in `pastSigmas`, newest first). Pure.
+ * One UniPC update from σ_s0 to σ_t, with m0 the output at s0 and `past` / `pastSigmas` the
+ * earlier ones, newest first:
+ *   UniP-p (mT null): predicts x_t from x at σ_s0; ρ solves R ρ = b without its last row and
+ *     column (½ at order 2);
+ *   UniC-p: corrects x_t, predicted from x (the last sample) at σ_s0, with the model output mT
+ *     at x_t; ρ solves the whole system (½ at order 1), its last entry weighting mT − m0.
+ * Both are x_t = cx · x − scale · hPhi1 · m0 − scale · B(h) · Σ. Pure.
  */
-export function uniPUpdate(
+export function unipcUpdate(
   p: UniPCParams,
   sigmaT: number,
   sigmaS0: number,
+  mT: Tensor | null,
   m0: Tensor,
   past: readonly Tensor[],
   pastSigmas: readonly number[],
@@ -163,45 +168,27 @@ export function uniPUpdate(
 ): Tensor {
   const ms = past.slice(0, order - 1);
   const { rks, cx, scale, hPhi1, Bh, R, b } = unipcPoints(p, sigmaT, sigmaS0, pastSigmas, order);
-  let rhos: number[] = [];
-  if (ms.length > 0) {
-    rhos =
-      order === 2
-        ? [0.5]
-        : solveLinear(
-            R.slice(0, -1).map((row) => row.slice(0, -1)),
-            b.slice(0, -1),
-          );
+  let sum: Tensor | null;
+  if (mT === null) {
+    let rhos: number[] = [];
+    if (ms.length > 0) {
+      rhos =
+        order === 2
+          ? [0.5]
+          : solveLinear(
+              R.slice(0, -1).map((row) => row.slice(0, -1)),
+              b.slice(0, -1),
+            );
+    }
+    sum = weightedDiffs(rhos, ms, m0, rks);
+  } else {
+    const rhos = order === 1 ? [0.5] : solveLinear(R, b);
+    const corr = weightedDiffs(rhos.slice(0, -1), ms, m0, rks);
+    const last = mul(sub(mT, m0), rhos[rhos.length - 1]!);
+    sum = corr === null ? last : add(corr, last);
   }
-  const res = weightedDiffs(rhos, ms, m0, rks);
-  let xt = sub(mul(x, cx), mul(m0, scale * hPhi1));
-  if (res !== null) xt = sub(xt, mul(res, scale * Bh));
-  return xt;
-}
-
-/**
- * UniC-p: corrects x_t (predicted from `lastSample` at σ_s0) with the model output m_t at x_t.
- * m0 is the output at s0, `past` / `pastSigmas` the earlier ones, newest first. Pure.
- */
-export function uniCUpdate(
-  p: UniPCParams,
-  sigmaT: number,
-  sigmaS0: number,
-  mT: Tensor,
-  m0: Tensor,
-  past: readonly Tensor[],
-  pastSigmas: readonly number[],
-  lastSample: Tensor,
-  order: number,
-): Tensor {
-  const ms = past.slice(0, order - 1);
-  const { rks, cx, scale, hPhi1, Bh, R, b } = unipcPoints(p, sigmaT, sigmaS0, pastSigmas, order);
-  const rhos = order === 1 ? [0.5] : solveLinear(R, b);
-  const corr = weightedDiffs(rhos.slice(0, -1), ms, m0, rks);
-  const D1t = sub(mT, m0);
-  const last = mul(D1t, rhos[rhos.length - 1]!);
-  const total = corr === null ? last : add(corr, last);
-  return sub(sub(mul(lastSample, cx), mul(m0, scale * hPhi1)), mul(total, scale * Bh));
+  const xt = sub(mul(x, cx), mul(m0, scale * hPhi1));
+  return sum === null ? xt : sub(xt, mul(sum, scale * Bh));
 }
 
 export class UniPCMultistepScheduler extends MultistepSchedulerBase<UniPCOptions> {
@@ -232,8 +219,8 @@ export class UniPCMultistepScheduler extends MultistepSchedulerBase<UniPCOptions
 
   convertModelOutput(modelOutput: Tensor, sample: Tensor, sigma: number): Tensor {
     const c = this.config;
-    if (!c.predictX0) return noisePrediction(c.predictionType, modelOutput, sample, sigma);
-    const x0 = dataPrediction(c.predictionType, modelOutput, sample, sigma);
+    if (!c.predictX0) return predictionAt('noise', c.predictionType, modelOutput, sample, sigma);
+    const x0 = predictionAt('data', c.predictionType, modelOutput, sample, sigma);
     return clipOrThreshold(x0, { ...c, clipSample: false });
   }
 
@@ -262,7 +249,7 @@ export class UniPCMultistepScheduler extends MultistepSchedulerBase<UniPCOptions
     if (useCorrector) {
       const m0 = this.modelOutputs[this.modelOutputs.length - 1]!;
       const { ms, sigmas } = this.history(i, 1);
-      x = uniCUpdate(
+      x = unipcUpdate(
         p,
         this.sigmas[i]!,
         this.sigmas[i - 1]!,
@@ -283,10 +270,11 @@ export class UniPCMultistepScheduler extends MultistepSchedulerBase<UniPCOptions
     this.lastSample = hold(x);
 
     const { ms, sigmas } = this.history(i, 0);
-    const prev = uniPUpdate(
+    const prev = unipcUpdate(
       p,
       this.sigmas[i + 1]!,
       this.sigmas[i]!,
+      null,
       m,
       ms,
       sigmas,
