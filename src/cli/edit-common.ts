@@ -198,6 +198,19 @@ export function requiredFile(args: Args, name: string): string {
 }
 
 /**
+ * What the image-to-image subcommands read first, in this order: --out (a PNG), the input files
+ * named `names` (each required, under its name), and the sampler settings `s`.
+ */
+export function editInputs<const N extends string>(
+  args: Args,
+  names: readonly N[],
+): Record<N, string> & { out: string; s: ReturnType<typeof samplingSettings> } {
+  const out = outputPath(args, 'out', ['.png']);
+  const files = Object.fromEntries(names.map((name) => [name, requiredFile(args, name)]));
+  return { ...(files as Record<N, string>), out, s: samplingSettings(args) };
+}
+
+/**
  * The model of --model, refused unless its task is one of `tasks` (default: generate); a latent
  * model (vae/) is loaded with its autoencoder when the subcommand takes one (`latent`), else
  * refused.

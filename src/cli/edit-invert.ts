@@ -34,6 +34,7 @@ import {
   loadEditModel,
   MODEL_OPTION,
   outputPath,
+  requiredFile,
   readEditImage,
   saveEditResult,
   stepsOf,
@@ -172,8 +173,7 @@ function sampleBack(
 async function invertCmd(args: Args): Promise<number> {
   const out = outputPath(args, 'out', ['.safetensors']);
   const recon = args.has('reconstruct') ? outputPath(args, 'reconstruct', ['.png']) : null;
-  const imagePath = args.str('image');
-  if (imagePath === undefined) throw new UsageError('--image FILE is required');
+  const imagePath = requiredFile(args, 'image');
   const steps = stepsOf(args, 50);
   const iterations = args.num('fixed-point') ?? 1;
   if (iterations < 0) throw new UsageError(`--fixed-point must be 0 or more, got ${iterations}`);
@@ -306,8 +306,7 @@ async function readInversion(
 
 async function reconstructCmd(args: Args): Promise<number> {
   const out = outputPath(args, 'out', ['.png']);
-  const noisePath = args.str('noise');
-  if (noisePath === undefined) throw new UsageError('--noise FILE is required');
+  const noisePath = requiredFile(args, 'noise');
   const guidanceArg = args.has('guidance') ? guidanceOf(args) : null;
   const quiet = args.flag('quiet') === true;
   const backend = await selectBackend(args.str('backend'));

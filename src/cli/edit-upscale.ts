@@ -17,14 +17,12 @@ import {
   asEditInputErrors,
   CLASS_PROMPT_OPTIONS,
   editCondition,
+  editInputs,
   editNoise,
   loadEditModel,
   OUT_OPTION,
-  outputPath,
   readEditImage,
-  requiredFile,
   SAMPLING_OPTIONS,
-  samplingSettings,
   saveEditResult,
   TAIL_OPTIONS,
   weightsAndTime,
@@ -63,10 +61,8 @@ const upscaleSpec: CommandSpec = {
 };
 
 async function upscaleCmd(args: Args): Promise<number> {
-  const out = outputPath(args, 'out', ['.png']);
-  const imagePath = requiredFile(args, 'image');
   // An upscaler samples without guidance: there is no --guidance, so w is 1.
-  const s = samplingSettings(args);
+  const { out, image: imagePath, s } = editInputs(args, ['image']);
   const quiet = args.flag('quiet') === true;
   const backend = await selectBackend(args.str('backend'));
   const p = await loadEditModel(args, ['upscale']);

@@ -35,21 +35,19 @@ import {
   editCondition,
   editDenoiser,
   editImageShape,
+  editInputs,
   editNoise,
   IMAGE_OPTION,
   inpaintingImageShape,
   latentNote,
   loadEditModel,
   MODEL_OPTION,
-  outputPath,
   readEditImage,
   readEditMask,
   OUT_OPTION,
   posteriorNoise,
   posteriorOption,
-  requiredFile,
   SAMPLING_OPTIONS,
-  samplingSettings,
   saveEditResult,
   TAIL_OPTIONS,
   weightsAndTime,
@@ -157,9 +155,7 @@ const inpaintSpec: CommandSpec = {
 };
 
 async function img2imgCmd(args: Args): Promise<number> {
-  const out = outputPath(args, 'out', ['.png']);
-  const imagePath = requiredFile(args, 'image');
-  const s = samplingSettings(args);
+  const { out, image: imagePath, s } = editInputs(args, ['image']);
   const strength = args.num('strength') ?? 0.8;
   await asEditInputErrors(() => img2imgStartIndex(s.steps, strength));
   const quiet = args.flag('quiet') === true;
@@ -205,10 +201,7 @@ async function img2imgCmd(args: Args): Promise<number> {
 }
 
 async function inpaintCmd(args: Args): Promise<number> {
-  const out = outputPath(args, 'out', ['.png']);
-  const imagePath = requiredFile(args, 'image');
-  const maskPath = requiredFile(args, 'mask');
-  const s = samplingSettings(args);
+  const { out, image: imagePath, mask: maskPath, s } = editInputs(args, ['image', 'mask']);
   const resample = args.num('resample') ?? 1;
   const jumps = args.num('jumps') ?? 10;
   const knownNoise = (args.str('known-noise') ?? 'fresh') as KnownNoise;
