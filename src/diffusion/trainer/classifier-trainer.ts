@@ -63,6 +63,7 @@ import {
   splitDataState,
   stateHead,
 } from './checkpoint-parts.js';
+import { TrainerCounters } from './run-loop.js';
 import {
   CLASSIFIER_DIR,
   type ClassifierRunSettings,
@@ -266,7 +267,7 @@ export type ClassifierCheckpointMeta = RunRecord<ClassifierRunSettings>;
 
 const EVAL_BATCH = 250;
 
-export class ClassifierTrainer {
+export class ClassifierTrainer extends TrainerCounters<HeldOutResult> {
   readonly config: ClassifierTrainConfig;
   readonly dataset: Dataset;
   readonly trainSet: Dataset;
@@ -276,18 +277,13 @@ export class ClassifierTrainer {
   readonly loader: DataLoader;
   /** The diffusion schedule of noise-aware training; null for a clean classifier. */
   readonly schedule: NoiseSchedule | null;
-  /** Optimizer steps completed. */
-  step = 0;
-  /** Seconds spent in earlier runs of this training (from the checkpoint). */
-  elapsedBefore = 0;
-  /** The last held-out measurement. */
-  heldOut: HeldOutResult | null = null;
   /** The learning rate of each step. */
   readonly lrAt: LrSchedule;
   readonly #dropouts: Dropout[];
 
   /** A fresh trainer (initial weights from stream (seed, 'init')) on the default backend. */
   constructor(config: ClassifierTrainConfig, dataset: Dataset) {
+    super();
     checkImageShape(dataset, config);
     if (dataset.numClasses !== config.numClasses) {
       throw new TrainConfigError(
@@ -529,9 +525,7 @@ export class ClassifierTrainer {
   async loadCheckpoint(dir: string, state: ClassifierTrainerState): Promise<void> {
     await loadModule(this.model, join(dir, CLASSIFIER_DIR, WEIGHTS_NAME));
     await loadOptimizerState(this.optimizer, dir);
-    this.step = state.step;
-    this.elapsedBefore = state.elapsedSeconds;
-    this.heldOut = state.heldOut;
+    this.resumeCounters(state);
   }
 
   /** Frees parameters and optimizer state. */

@@ -73,6 +73,30 @@ export interface LoopTrainer<S extends LoopStepStats, E, R extends LoopSettings>
   close?(): Promise<void>;
 }
 
+/**
+ * The counters of a LoopTrainer that a checkpoint's `trainer_state.json` restores: the steps
+ * completed, the seconds of earlier runs and the last held-out measurement (an E).
+ */
+export class TrainerCounters<E> {
+  /** Optimizer steps completed. */
+  step = 0;
+  /** Seconds spent in earlier runs of this training (from the checkpoint). */
+  elapsedBefore = 0;
+  /** The last held-out measurement. */
+  heldOut: E | null = null;
+
+  /** Takes up where a checkpoint's `trainer_state.json` left off. */
+  protected resumeCounters(state: {
+    readonly step: number;
+    readonly elapsedSeconds: number;
+    readonly heldOut: E | null;
+  }): void {
+    this.step = state.step;
+    this.elapsedBefore = state.elapsedSeconds;
+    this.heldOut = state.heldOut;
+  }
+}
+
 export interface LoopProgress<S> {
   stats: S;
   total: number;

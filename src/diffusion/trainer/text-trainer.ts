@@ -67,7 +67,7 @@ import {
   stateHead,
 } from './checkpoint-parts.js';
 import { type OptimizerConfig, TrainConfigError } from './config.js';
-import type { LoopSettings } from './run-loop.js';
+import { type LoopSettings, TrainerCounters } from './run-loop.js';
 import { dropoutOffset, streamSeed, streamUniforms } from './streams.js';
 import { throwIfNonFinite } from '../train-step.js';
 import { isFile } from '../files.js';
@@ -231,7 +231,7 @@ export interface TextStepStats {
 
 type TextModel = DiffusionLMModel | CLIPTextModel;
 
-export class TextTrainer {
+export class TextTrainer extends TrainerCounters<TextHeldOut> {
   readonly config: TextTrainConfig;
   readonly corpus: TextCorpus;
   readonly model: TextModel;
@@ -239,15 +239,13 @@ export class TextTrainer {
   readonly ema: EMA | null;
   readonly schedule: NoiseSchedule | null;
   readonly stepsPerEpoch: number;
-  step = 0;
-  elapsedBefore = 0;
-  heldOut: TextHeldOut | null = null;
   /** The learning rate of each step. */
   readonly lrAt: LrSchedule;
   #epoch = -1;
   #order: number[] = [];
 
   constructor(config: TextTrainConfig, corpus: TextCorpus) {
+    super();
     this.config = checkTextTrainConfig(config);
     this.corpus = corpus;
     const n = corpus.train.length;
@@ -504,9 +502,7 @@ export class TextTrainer {
       await loadModule(this.model, averaged);
     }
     await loadOptimizerState(this.optimizer, dir);
-    this.step = state.step;
-    this.elapsedBefore = state.elapsedSeconds;
-    this.heldOut = state.heldOut;
+    this.resumeCounters(state);
   }
 
   dispose(): void {

@@ -81,7 +81,7 @@ import {
 } from './checkpoint-parts.js';
 import { checkImageShape, TrainConfigError } from './config.js';
 import type { LoadedVae } from '../latent/vae-fs.js';
-import type { LoopCheckpointMeta } from './run-loop.js';
+import { type LoopCheckpointMeta, TrainerCounters } from './run-loop.js';
 import { streamSeed, streamUniforms } from './streams.js';
 import { throwIfNonFinite, NonFiniteError } from '../train-step.js';
 import {
@@ -201,7 +201,7 @@ export interface VaeTrainerOptions {
 const EVAL_BATCH = 64;
 const CODEBOOK_PARAM = 'quantize.embedding.weight';
 
-export class VaeTrainer {
+export class VaeTrainer extends TrainerCounters<VaeHeldOut> {
   readonly config: VaeTrainConfig;
   readonly dataset: Dataset;
   readonly trainSet: Dataset;
@@ -212,12 +212,6 @@ export class VaeTrainer {
   readonly discOptimizer: AdamW | null;
   readonly codebookEma: CodebookEma | null;
   readonly loader: DataLoader;
-  /** Optimizer steps completed. */
-  step = 0;
-  /** Seconds spent in earlier runs of this training (from the checkpoint). */
-  elapsedBefore = 0;
-  /** The last held-out measurement. */
-  heldOut: VaeHeldOut | null = null;
   /** The learning rate of each step. */
   readonly lrAt: LrSchedule;
   readonly #measure: ImageQualityMeasure | undefined;
@@ -227,6 +221,7 @@ export class VaeTrainer {
 
   /** A fresh trainer (initial weights from stream (seed, 'init')) on the default backend. */
   constructor(config: VaeTrainConfig, dataset: Dataset, opts: VaeTrainerOptions = {}) {
+    super();
     checkImageShape(dataset, config);
     this.config = config;
     this.dataset = dataset;
@@ -580,9 +575,7 @@ export class VaeTrainer {
         disposeAll(sd);
       }
     }
-    this.step = state.step;
-    this.elapsedBefore = state.elapsedSeconds;
-    this.heldOut = state.heldOut;
+    this.resumeCounters(state);
   }
 
   /** Frees parameters and optimizer states. */
