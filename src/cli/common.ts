@@ -74,6 +74,19 @@ export const ETA_OPTION: OptionSpec = {
   default: '0',
 };
 
+/** --sampler (default `sampler`), --steps as `steps` describes it, --karras and --eta. */
+export function samplerOptions(
+  sampler: string,
+  steps: { help: string; default: string },
+): OptionSpec[] {
+  return [
+    samplerOption(sampler),
+    { name: 'steps', kind: 'int', help: steps.help, default: steps.default },
+    KARRAS_OPTION,
+    ETA_OPTION,
+  ];
+}
+
 /** --seed S: the seed of the sampling noise (Philox streams; the same images on every backend). */
 export const SEED_OPTION: OptionSpec = {
   name: 'seed',

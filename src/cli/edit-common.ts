@@ -33,11 +33,9 @@ import { type Args, CliError, type OptionSpec, UsageError } from './args.js';
 import {
   BACKEND_OPTION,
   checkSamplerName,
-  ETA_OPTION,
   EXIT,
   formatDuration,
-  KARRAS_OPTION,
-  samplerOption,
+  samplerOptions,
   SEED_OPTION,
 } from './common.js';
 import type { Progress } from './progress.js';
@@ -148,10 +146,7 @@ export function guidanceOf(args: Args): number {
 
 /** --sampler, --steps, --karras, --eta, --seed. */
 export const SAMPLING_OPTIONS: readonly OptionSpec[] = [
-  samplerOption('ddim'),
-  { name: 'steps', kind: 'int', help: 'sampler steps of the whole schedule', default: '50' },
-  KARRAS_OPTION,
-  ETA_OPTION,
+  ...samplerOptions('ddim', { help: 'sampler steps of the whole schedule', default: '50' }),
   SEED_OPTION,
 ];
 
