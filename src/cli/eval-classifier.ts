@@ -13,6 +13,7 @@ import {
   dataSpec,
   loadEvalClassifier,
   reference,
+  referenceJson,
   table,
   toJson,
 } from './eval-common.js';
@@ -50,14 +51,7 @@ export async function classifierCommand(args: Args): Promise<number> {
         version: 1,
         command: 'classifier',
         classifier: { path: c.root, hash: c.hash, features: c.numFeatures, classes: c.numClasses },
-        reference: {
-          data: ref.split.data,
-          split: ref.split.kind,
-          description: ref.split.description,
-          images: ref.classes.n,
-          seenByClassifier: ref.split.seenByClassifier,
-          cache: ref.cache,
-        },
+        reference: referenceJson(ref),
         classNames: names,
         accuracy: acc,
         seconds: (performance.now() - t0) / 1000,

@@ -333,6 +333,18 @@ export async function reference(
   return ref;
 }
 
+/** The reference set as the commands' --json output describes it. */
+export function referenceJson(ref: Reference): Record<string, unknown> {
+  return {
+    data: ref.split.data,
+    split: ref.split.kind,
+    description: ref.split.description,
+    images: ref.classes.n,
+    seenByClassifier: ref.split.seenByClassifier,
+    cache: ref.cache,
+  };
+}
+
 /** Columns padded to their widest cell, two spaces apart. */
 export function table(rows: readonly (readonly string[])[]): string {
   const widths: number[] = [];
