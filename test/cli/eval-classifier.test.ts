@@ -15,6 +15,10 @@ import { assertCleanError, sumiInProcess as sumi } from './run-sumi.js';
 
 const MNIST_EVAL = join(REPO_ROOT, 'models', 'mnist-eval');
 
+/** `sumi eval classifier` on models/mnist-eval with this file's cache, plus `extra`. */
+const evalMnistEval = (...extra: string[]) =>
+  sumi(['eval', 'classifier', '--classifier', MNIST_EVAL, '--cache-dir', cache, ...extra]);
+
 let cache = '';
 before(async () => {
   cache = await mkdtemp(join(tmpdir(), 'sumi-eval-classifier-'));
@@ -28,15 +32,7 @@ void describe('sumi eval classifier', () => {
     const info = JSON.parse(readFileSync(join(MNIST_EVAL, 'sumi.json'), 'utf8')) as {
       heldOut: { count: number; scores: { t: number; accuracy: number }[] };
     };
-    const r = await sumi([
-      'eval',
-      'classifier',
-      '--classifier',
-      MNIST_EVAL,
-      '--cache-dir',
-      cache,
-      '--json',
-    ]);
+    const r = await evalMnistEval('--json');
     assert.equal(r.code, 0, r.stderr);
     const out = JSON.parse(r.stdout) as {
       reference: { images: number; seenByClassifier: boolean | null };
@@ -54,15 +50,7 @@ void describe('sumi eval classifier', () => {
       `${out.accuracy.accuracy} against the recorded ${info.heldOut.scores[0]!.accuracy}`,
     );
 
-    const table = await sumi([
-      'eval',
-      'classifier',
-      '--classifier',
-      MNIST_EVAL,
-      '--cache-dir',
-      cache,
-      '--quiet',
-    ]);
+    const table = await evalMnistEval('--quiet');
     assert.equal(table.code, 0, table.stderr);
     assert.match(
       table.stdout,

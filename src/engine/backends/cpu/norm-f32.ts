@@ -73,7 +73,8 @@ export function groupNormBackwardF32(
   const { cg, size, silu } = normGroups(spec);
   const dw = new Float64Array(channels);
   const db = new Float64Array(channels);
-  // Memory (floats): x at 0, dy at DY, dz (then dx, in place) at DZ, two float64 sums at SUMS.
+  // Memory (floats): x at 0, dy at DY, z (then dz with the SiLU) at DZ, two float64 sums at SUMS;
+  // dx is written over dz in place (over dy without the SiLU).
   const L = up4(x.length);
   const DY = L;
   const DZ = 2 * L;
@@ -99,9 +100,8 @@ export function groupNormBackwardF32(
     }
     mem.fill(0, DZ + x.length, DZ + L);
     rt.siluGrad(DZ * 4, DY * 4, L * 4);
-  } else {
-    mem.copyWithin(DZ, DY, DY + L);
   }
+  const dz = silu ? DZ : DY;
   for (let s = 0; s < n; s++) {
     for (let g = 0; g < groups; g++) {
       const o = (s * channels + g * cg) * spatial;
@@ -110,7 +110,7 @@ export function groupNormBackwardF32(
       let sum1 = 0; // Σ dx̂ = Σ dz·w
       let sum2 = 0; // Σ dx̂·x̂
       for (let ch = g * cg, k = o; ch < (g + 1) * cg; ch++, k += spatial) {
-        rt.sumDot((DZ + k) * 4, k * 4, spatial, mu, SUMS * 4);
+        rt.sumDot((dz + k) * 4, k * 4, spatial, mu, SUMS * 4);
         const sd = sums[0]!;
         const sdx = sums[1]! * r;
         dw[ch]! += sdx;
@@ -126,11 +126,11 @@ export function groupNormBackwardF32(
       const gamma = r * (mu * r * m2 - m1);
       for (let ch = g * cg, k = o; ch < (g + 1) * cg; ch++, k += spatial) {
         const rw = weight === null ? r : r * weight[ch]!;
-        rt.lincomb((DZ + k) * 4, k * 4, (DZ + k) * 4, spatial, rw, beta, gamma);
+        rt.lincomb((dz + k) * 4, k * 4, (dz + k) * 4, spatial, rw, beta, gamma);
       }
     }
   }
-  dx.set(mem.subarray(DZ, DZ + x.length));
+  dx.set(mem.subarray(dz, dz + x.length));
   dweight?.set(dw);
   dbias?.set(db);
 }
