@@ -7,7 +7,7 @@ import { sumiInProcess as sumi } from './run-sumi.js';
 
 const GROUPS: [string, string[]][] = [
   ['edit', ['img2img', 'inpaint', 'invert', 'reconstruct', 'upscale']],
-  ['eval', ['fd', 'cond', 'nll', 'sweep', 'recon']],
+  ['eval', ['fd', 'cond', 'nll', 'sweep', 'recon', 'classifier']],
   ['lora', ['merge']],
   ['controlnet', ['map']],
 ];
