@@ -46,6 +46,21 @@ export function throwIfNonFinite(
   throw new NonFiniteError(step, bad[0], bad[1]!);
 }
 
+/**
+ * The end of a trainer's step: throwIfNonFinite over `values`, then the optimizer's update and
+ * the gradients cleared for the next step.
+ */
+export function updateIfFinite(
+  optimizer: Optimizer,
+  step: number,
+  values: Readonly<Record<string, number | null>>,
+  drop: () => void,
+): void {
+  throwIfNonFinite(step, values, drop);
+  optimizer.step();
+  optimizer.zeroGrad();
+}
+
 /** The timesteps of step s's batch of B: t_b = ⌊u_b T⌋, u from stream (seed, 'timesteps', s). */
 export function trainingTimesteps(seed: number, step: number, batch: number, T: number): number[] {
   const u = rand([batch], {
@@ -140,10 +155,8 @@ export async function denoiserTrainStep(
   scalars.dispose();
   const loss = read[0]!;
   const gradNorm = maxGradNorm === null ? null : read[1]!;
-  throwIfNonFinite(o.step, { 'the loss': loss, 'the gradient norm': gradNorm }, () =>
+  updateIfFinite(optimizer, o.step, { 'the loss': loss, 'the gradient norm': gradNorm }, () =>
     optimizer.zeroGrad(),
   );
-  optimizer.step();
-  optimizer.zeroGrad();
   return { loss, gradNorm };
 }

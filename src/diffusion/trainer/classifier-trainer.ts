@@ -72,7 +72,7 @@ import {
 } from './classifier-config.js';
 import { checkImageShape, TrainConfigError } from './config.js';
 import { dropoutOffset, streamSeed, streamUniforms } from './streams.js';
-import { throwIfNonFinite, trainingTimesteps } from '../train-step.js';
+import { trainingTimesteps, updateIfFinite } from '../train-step.js';
 
 /**
  * Splits a labelled dataset into training and held-out indices (each ascending): of the n_c
@@ -403,11 +403,9 @@ export class ClassifierTrainer extends TrainerCounters<HeldOutResult> {
     out.loss.dispose();
     out.logits.dispose();
     out.gradNorm?.dispose();
-    throwIfNonFinite(s, { 'the loss': loss, 'the gradient norm': gradNorm }, () =>
+    updateIfFinite(this.optimizer, s, { 'the loss': loss, 'the gradient norm': gradNorm }, () =>
       this.model.zeroGrad(),
     );
-    this.optimizer.step();
-    this.optimizer.zeroGrad();
     this.step = s + 1;
     return { step: this.step, loss, accuracy: correct / B, gradNorm, lr, epoch: batch.epoch };
   }

@@ -69,7 +69,7 @@ import {
 import { type OptimizerConfig, TrainConfigError } from './config.js';
 import { type LoopSettings, TrainerCounters } from './run-loop.js';
 import { dropoutOffset, streamSeed, streamUniforms } from './streams.js';
-import { throwIfNonFinite } from '../train-step.js';
+import { updateIfFinite } from '../train-step.js';
 import { isFile } from '../files.js';
 
 export type TextObjective = 'diffusion-lm' | 'causal-lm';
@@ -357,11 +357,9 @@ export class TextTrainer extends TrainerCounters<TextHeldOut> {
     const gradNorm = out.gradNorm === null ? null : (await out.gradNorm.data())[0]!;
     out.loss.dispose();
     out.gradNorm?.dispose();
-    throwIfNonFinite(s, { 'the loss': loss, 'the gradient norm': gradNorm }, () =>
+    updateIfFinite(this.optimizer, s, { 'the loss': loss, 'the gradient norm': gradNorm }, () =>
       this.model.zeroGrad(),
     );
-    this.optimizer.step();
-    this.optimizer.zeroGrad();
     this.ema?.step(this.model);
     this.step = s + 1;
     return { step: this.step, loss, gradNorm, lr, epoch };

@@ -168,10 +168,10 @@ import { decodeLatents, type LatentSpec } from '../latent/vae.js';
 import { LATENT_VAE_DIR, type LoadedVae } from '../latent/vae-fs.js';
 import { microBatchRanges, Replica, replicaCount } from './replica.js';
 import {
-  throwIfNonFinite,
   microBatchLoss,
   NonFiniteError,
   trainingTimesteps,
+  updateIfFinite,
 } from '../train-step.js';
 
 /** A float32 image tensor's values and shape, as a replica job carries them. */
@@ -1046,11 +1046,9 @@ export class Trainer {
     const gradNorm = out.gradNorm === null ? null : read[out.losses.length]!;
     for (const l of out.losses) l.dispose();
     out.gradNorm?.dispose();
-    throwIfNonFinite(s, { 'the loss': loss, 'the gradient norm': gradNorm }, () =>
+    updateIfFinite(this.optimizer, s, { 'the loss': loss, 'the gradient norm': gradNorm }, () =>
       this.optimizer.zeroGrad(),
     );
-    this.optimizer.step();
-    this.optimizer.zeroGrad();
     for (const c of this.#components) c.ema?.step(c.module);
     this.step = s + 1;
     return {

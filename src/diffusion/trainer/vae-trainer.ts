@@ -83,7 +83,7 @@ import { checkImageShape, TrainConfigError } from './config.js';
 import type { LoadedVae } from '../latent/vae-fs.js';
 import { type LoopCheckpointMeta, TrainerCounters } from './run-loop.js';
 import { streamSeed, streamUniforms } from './streams.js';
-import { throwIfNonFinite, NonFiniteError } from '../train-step.js';
+import { NonFiniteError, updateIfFinite } from '../train-step.js';
 import {
   AUTOENCODER_CLASS,
   CODEBOOK_EMA_FILE,
@@ -335,14 +335,12 @@ export class VaeTrainer extends TrainerCounters<VaeHeldOut> {
       'the gradient norm': gradNorm,
       "the discriminator's loss": dLoss,
     };
-    throwIfNonFinite(s, measured, () => {
+    updateIfFinite(this.optimizer, s, measured, () => {
       out.indices?.dispose();
       out.latents?.dispose();
       this.model.zeroGrad();
       D?.zeroGrad();
     });
-    this.optimizer.step();
-    this.optimizer.zeroGrad();
     if (adversarial) {
       this.discOptimizer!.step();
       this.discOptimizer!.zeroGrad();
