@@ -18,6 +18,8 @@ import type { ModelInitOptions } from './common.js';
 import {
   anyValue,
   bool,
+  checkGroupWidths,
+  checkLength,
   type ConfigSchema,
   either,
   int,
@@ -120,21 +122,11 @@ export const ENCODER_CLASSIFIER_SCHEMA: ConfigSchema<EncoderClassifierModelConfi
     num_train_timesteps: anyValue,
   },
   check: (c) => {
-    const problems: string[] = [];
     const n = c.block_out_channels.length;
-    if (c.down_block_types.length !== n) {
-      problems.push(
-        `down_block_types: has ${c.down_block_types.length} entries, expected one per ` +
-          `block_out_channels entry (${n})`,
-      );
-    }
-    const bad = c.block_out_channels.find((ch) => ch % c.norm_num_groups !== 0);
-    if (bad !== undefined) {
-      problems.push(
-        `block_out_channels: ${bad} is not divisible by norm_num_groups=${c.norm_num_groups}`,
-      );
-    }
-    return problems;
+    return [
+      ...checkLength('down_block_types', c.down_block_types, n, 'block_out_channels entry'),
+      ...checkGroupWidths(c.block_out_channels, c.norm_num_groups),
+    ];
   },
 };
 

@@ -240,3 +240,11 @@ export function checkLength(key: string, v: unknown, n: number, what: string): s
     ? [`${key}: has ${v.length} entries, expected one per ${what} (${n})`]
     : [];
 }
+
+/** The problem when a block width is not a multiple of norm_num_groups (the first such width). */
+export function checkGroupWidths(widths: readonly number[], groups: number): string[] {
+  const bad = widths.find((ch) => ch % groups !== 0);
+  return bad === undefined
+    ? []
+    : [`block_out_channels: ${bad} is not divisible by norm_num_groups=${groups}`];
+}

@@ -15,6 +15,7 @@ import { ACTIVATIONS, type ActivationName, BuildContext, type ModelInitOptions }
 import {
   anyValue,
   bool,
+  checkGroupWidths,
   checkLength,
   type ConfigSchema,
   int,
@@ -164,19 +165,11 @@ export const UNET_2D_SCHEMA: ConfigSchema<UNet2DModelConfig> = {
   },
   check: (c) => {
     const n = c.block_out_channels.length;
-    const problems = [
+    return [
       ...checkLength('down_block_types', c.down_block_types, n, 'block_out_channels entry'),
       ...checkLength('up_block_types', c.up_block_types, n, 'block_out_channels entry'),
+      ...checkGroupWidths(c.block_out_channels, c.norm_num_groups),
     ];
-    for (const ch of [...c.block_out_channels]) {
-      if (ch % c.norm_num_groups !== 0) {
-        problems.push(
-          `block_out_channels: ${ch} is not divisible by norm_num_groups=${c.norm_num_groups}`,
-        );
-        break;
-      }
-    }
-    return problems;
   },
 };
 

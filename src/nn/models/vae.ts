@@ -34,6 +34,7 @@ import { Module, ModuleList } from '../module.js';
 import { ACTIVATIONS, type ActivationName, type BuildContext } from './common.js';
 import {
   bool,
+  checkGroupWidths,
   checkLength,
   type ConfigSchema,
   either,
@@ -111,17 +112,11 @@ const CODER_RULES = {
 
 function checkCoder(c: CoderConfig): string[] {
   const n = c.block_out_channels.length;
-  const problems = [
+  return [
     ...checkLength('down_block_types', c.down_block_types, n, 'block_out_channels entry'),
     ...checkLength('up_block_types', c.up_block_types, n, 'block_out_channels entry'),
+    ...checkGroupWidths(c.block_out_channels, c.norm_num_groups),
   ];
-  const bad = c.block_out_channels.find((ch) => ch % c.norm_num_groups !== 0);
-  if (bad !== undefined) {
-    problems.push(
-      `block_out_channels: ${bad} is not divisible by norm_num_groups=${c.norm_num_groups}`,
-    );
-  }
-  return problems;
 }
 
 /**
