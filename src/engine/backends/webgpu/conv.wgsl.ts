@@ -18,12 +18,13 @@ import type { Conv2dSpec } from '../../backend.js';
 import {
   dispatchGemm,
   gemmKernel,
+  type GemmSpec,
   type GemmTile,
   isAligned,
   pickSplits,
   pickTile,
 } from './gemm.wgsl.js';
-import type { BufferDecl, LaunchContext } from './kernel.js';
+import type { LaunchContext } from './kernel.js';
 import { paramFields } from './params.js';
 import type { GpuBuf } from './pool.js';
 import { launchReduce } from './reduce.wgsl.js';
@@ -65,13 +66,25 @@ function params(s: Conv2dSpec, cslice: number) {
   };
 }
 
-function buffers(a: string, b: string): BufferDecl[] {
-  return [
-    { name: a, type: 'f32', kind: 'read' },
-    { name: b, type: 'f32', kind: 'read' },
-    { name: 'tab', type: 'vec4<i32>', kind: 'read' },
-    { name: 'C', type: 'f32', kind: 'write' },
-  ];
+/**
+ * A conv GEMM: operands `a` and `b` and the window table `tab` in, C out, the conv parameters;
+ * every conv reads its A operand along k.
+ */
+function convGemmKernel(
+  [a, b]: readonly [string, string],
+  spec: Omit<GemmSpec, 'buffers' | 'params' | 'aMajor'>,
+): Kernel {
+  return gemmKernel({
+    ...spec,
+    buffers: [
+      { name: a, type: 'f32', kind: 'read' },
+      { name: b, type: 'f32', kind: 'read' },
+      { name: 'tab', type: 'vec4<i32>', kind: 'read' },
+      { name: 'C', type: 'f32', kind: 'write' },
+    ],
+    params: CONV_PARAMS,
+    aMajor: 'k',
+  });
 }
 
 /**
@@ -115,13 +128,10 @@ function tableFor(ctx: LaunchContext, s: Conv2dSpec, forInput: boolean): GpuBuf 
 }
 
 export function conv2dKernel(tile: GemmTile, checked: boolean) {
-  return gemmKernel({
+  return convGemmKernel(['X', 'Wt'], {
     name: 'conv-fwd',
     tile,
     checked,
-    buffers: buffers('X', 'Wt'),
-    params: CONV_PARAMS,
-    aMajor: 'k',
     bMajor: 'n',
     helpers: `fn xload(base: i32, k: u32, iy0: i32, ix0: i32) -> f32 {
   let t = tab[k];
@@ -153,13 +163,10 @@ export function conv2dGradInputKernel(tile: GemmTile, checked: boolean, unitStri
     : `  if (u32(ty) % p_sh() != 0u || u32(tx) % p_sw() != 0u) { return 0.0; }
   let oy = u32(ty) / p_sh();
   let ox = u32(tx) / p_sw();`;
-  return gemmKernel({
+  return convGemmKernel(['DY', 'Wt'], {
     name: `conv-dx${unitStride ? '-s1' : ''}`,
     tile,
     checked,
-    buffers: buffers('DY', 'Wt'),
-    params: CONV_PARAMS,
-    aMajor: 'k',
     bMajor: 'n',
     helpers: `fn dyload(base: u32, k: u32, iy: u32, ix: u32) -> f32 {
   let t = tab[k];
@@ -186,13 +193,10 @@ ${toOut}
 }
 
 export function conv2dGradWeightKernel(tile: GemmTile, checked: boolean) {
-  return gemmKernel({
+  return convGemmKernel(['X', 'DY'], {
     name: 'conv-dw',
     tile,
     checked,
-    buffers: buffers('X', 'DY'),
-    params: CONV_PARAMS,
-    aMajor: 'k',
     bMajor: 'k',
     helpers: `// x[img, ci, oy·s − p + ky·d, ox·s − p + kx·d] for k = (img, oy, ox), n = (ci, ky, kx).
 fn xcol(grp: u32, k: u32, n: u32) -> f32 {
