@@ -319,6 +319,26 @@ const COND_ONLY: Partial<Record<keyof UNet2DConditionModelConfig, unknown>> = {
   mid_block_only_cross_attention: null,
 };
 
+/** The keys a ControlNet copies unchanged from either U-Net class. */
+function copiedKeys(u: UNet2DModelConfig | UNet2DConditionModelConfig) {
+  return {
+    in_channels: u.in_channels,
+    flip_sin_to_cos: u.flip_sin_to_cos,
+    freq_shift: u.freq_shift,
+    down_block_types: [...u.down_block_types],
+    block_out_channels: [...u.block_out_channels],
+    downsample_padding: u.downsample_padding,
+    mid_block_scale_factor: u.mid_block_scale_factor,
+    act_fn: u.act_fn,
+    norm_num_groups: u.norm_num_groups,
+    norm_eps: u.norm_eps,
+    attention_head_dim: u.attention_head_dim,
+    class_embed_type: u.class_embed_type,
+    num_class_embeds: u.num_class_embeds,
+    resnet_time_scale_shift: u.resnet_time_scale_shift,
+  };
+}
+
 /**
  * The ControlNetModel config that copies a U-Net's encoder (diffusers' `from_unet`). Throws
  * naming the U-Net keys a ControlNet cannot represent.
@@ -348,23 +368,10 @@ export function controlNetConfigFor(
     config = {
       ...CONTROLNET_DEFAULTS,
       ...own,
+      ...copiedKeys(u),
       unet_class_name: 'UNet2DModel',
-      in_channels: u.in_channels,
-      flip_sin_to_cos: u.flip_sin_to_cos,
-      freq_shift: u.freq_shift,
-      down_block_types: [...u.down_block_types],
       mid_block_type: 'UNetMidBlock2D',
-      block_out_channels: [...u.block_out_channels],
       layers_per_block: u.layers_per_block,
-      downsample_padding: u.downsample_padding,
-      mid_block_scale_factor: u.mid_block_scale_factor,
-      act_fn: u.act_fn,
-      norm_num_groups: u.norm_num_groups,
-      norm_eps: u.norm_eps,
-      attention_head_dim: u.attention_head_dim,
-      class_embed_type: u.class_embed_type,
-      num_class_embeds: u.num_class_embeds,
-      resnet_time_scale_shift: u.resnet_time_scale_shift,
       add_attention: u.add_attention,
       attn_norm_num_groups: u.attn_norm_num_groups,
       time_embedding_dim: u.time_embedding_dim,
@@ -383,27 +390,14 @@ export function controlNetConfigFor(
     config = {
       ...CONTROLNET_DEFAULTS,
       ...own,
-      in_channels: u.in_channels,
-      flip_sin_to_cos: u.flip_sin_to_cos,
-      freq_shift: u.freq_shift,
-      down_block_types: [...u.down_block_types],
+      ...copiedKeys(u),
       only_cross_attention: u.only_cross_attention,
       mid_block_type: u.mid_block_type ?? 'UNetMidBlock2DCrossAttn',
-      block_out_channels: [...u.block_out_channels],
       layers_per_block: u.layers_per_block as number,
-      downsample_padding: u.downsample_padding,
-      mid_block_scale_factor: u.mid_block_scale_factor,
-      act_fn: u.act_fn,
-      norm_num_groups: u.norm_num_groups,
-      norm_eps: u.norm_eps,
       cross_attention_dim: u.cross_attention_dim as number,
       transformer_layers_per_block: u.transformer_layers_per_block,
-      attention_head_dim: u.attention_head_dim,
       use_linear_projection: u.use_linear_projection,
-      class_embed_type: u.class_embed_type,
-      num_class_embeds: u.num_class_embeds,
       upcast_attention: u.upcast_attention,
-      resnet_time_scale_shift: u.resnet_time_scale_shift,
     };
   } else {
     throw new Error(`ControlNetModel: a ${unet.className} has no encoder to copy (a U-Net has)`);
