@@ -225,6 +225,20 @@ export function versionedTensorF32(
   return t.data as Float32Array;
 }
 
+/**
+ * What makes a cache file stale, gathered from its header and the one wanted (compared as JSON):
+ * `value` names both values, `whole` only says `message` (for values too long to print).
+ */
+export class HeaderDiff {
+  readonly reasons: string[] = [];
+  value(what: string, cached: unknown, now: unknown): void {
+    this.whole(`${what}: cache ${JSON.stringify(cached)}, now ${JSON.stringify(now)}`, cached, now);
+  }
+  whole(message: string, cached: unknown, now: unknown): void {
+    if (JSON.stringify(cached) !== JSON.stringify(now)) this.reasons.push(message);
+  }
+}
+
 /** Parses and validates a whole file. `source` names the file in error messages. */
 export function parseSafetensors(
   bytes: Uint8Array,

@@ -24,6 +24,7 @@ import {
   tensor,
 } from '../../engine/index.js';
 import {
+  HeaderDiff,
   parseVersionedSafetensors,
   serializeVersionedSafetensors,
   versionedTensorF32,
@@ -115,26 +116,19 @@ export function parseLatentCache(bytes: Uint8Array, source: string): LatentCache
 
 /** What differs between a cache's header and the one wanted, each named with both values. */
 export function staleReasons(have: LatentCacheHeader, want: LatentCacheKey): string[] {
-  const out: string[] = [];
-  const differs = (what: string, a: unknown, b: unknown): void => {
-    if (JSON.stringify(a) !== JSON.stringify(b)) {
-      out.push(`${what}: cache ${JSON.stringify(a)}, now ${JSON.stringify(b)}`);
-    }
-  };
-  differs('vae weights sha256', have.vae.sha256, want.vae.sha256);
-  if (JSON.stringify(have.vae.config) !== JSON.stringify(want.vae.config)) {
-    out.push('the vae config differs');
-  }
+  const d = new HeaderDiff();
+  d.value('vae weights sha256', have.vae.sha256, want.vae.sha256);
+  d.whole('the vae config differs', have.vae.config, want.vae.config);
   const hd = have.dataset;
   const wd = want.dataset;
-  differs('dataset', hd.name, wd.name);
-  differs('images', hd.length, wd.length);
-  differs('image shape', [hd.channels, hd.height, hd.width], [wd.channels, wd.height, wd.width]);
-  if (hd.pixelsSha256 !== wd.pixelsSha256) out.push('the images differ (pixels sha256)');
-  differs('flip', have.flip, want.flip);
-  differs('kind', have.kind, want.kind);
-  differs('shape', have.shape, want.shape);
-  return out;
+  d.value('dataset', hd.name, wd.name);
+  d.value('images', hd.length, wd.length);
+  d.value('image shape', [hd.channels, hd.height, hd.width], [wd.channels, wd.height, wd.width]);
+  d.whole('the images differ (pixels sha256)', hd.pixelsSha256, wd.pixelsSha256);
+  d.value('flip', have.flip, want.flip);
+  d.value('kind', have.kind, want.kind);
+  d.value('shape', have.shape, want.shape);
+  return d.reasons;
 }
 
 /** Planar image i of a dataset in [−1, 1], mirrored left-right when `mirror`. */

@@ -37,6 +37,7 @@ import {
   type Sample,
 } from '../../data/index.js';
 import {
+  HeaderDiff,
   parseVersionedSafetensors,
   serializeVersionedSafetensors,
   versionedTensorF32,
@@ -266,23 +267,16 @@ export function parseClassImages(bytes: Uint8Array, source: string): ClassImages
 
 /** What differs between a cache's header and the one wanted, each named with both values. */
 export function classImagesStale(have: ClassImagesHeader, want: ClassImagesKey): string[] {
-  const out: string[] = [];
-  const differs = (what: string, a: unknown, b: unknown): void => {
-    if (JSON.stringify(a) !== JSON.stringify(b)) {
-      out.push(`${what}: cache ${JSON.stringify(a)}, now ${JSON.stringify(b)}`);
-    }
-  };
-  differs('base denoiser sha256', have.base?.unetSha256, want.base.unetSha256);
-  differs('base text encoder sha256', have.base?.textEncoderSha256, want.base.textEncoderSha256);
-  differs('prompt', have.prompt, want.prompt);
-  differs('count', have.count, want.count);
-  differs('seed', have.seed, want.seed);
-  differs('sampler', have.sampler, want.sampler);
-  if (JSON.stringify(have.scheduler) !== JSON.stringify(want.scheduler)) {
-    out.push('the scheduler config differs');
-  }
-  differs('shape', have.shape, want.shape);
-  return out;
+  const d = new HeaderDiff();
+  d.value('base denoiser sha256', have.base?.unetSha256, want.base.unetSha256);
+  d.value('base text encoder sha256', have.base?.textEncoderSha256, want.base.textEncoderSha256);
+  d.value('prompt', have.prompt, want.prompt);
+  d.value('count', have.count, want.count);
+  d.value('seed', have.seed, want.seed);
+  d.value('sampler', have.sampler, want.sampler);
+  d.whole('the scheduler config differs', have.scheduler, want.scheduler);
+  d.value('shape', have.shape, want.shape);
+  return d.reasons;
 }
 
 /**
