@@ -1,7 +1,8 @@
 /**
  * `sumi eval classifier`: the shipped evaluation classifier's accuracy on its reference set is the
  * held-out accuracy its training recorded (the same 999 digits, recomputed from the split), in
- * the table and in --json; bad input is one line and exit code 2.
+ * the table and in --json; models/fashion-eval scores at least 90% of the Fashion-MNIST test split,
+ * the figure docs/quality.md gives; bad input is one line and exit code 2.
  */
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
@@ -14,6 +15,7 @@ import { REPO_ROOT } from '../../src/cli/common.js';
 import { assertCleanError, sumiInProcess as sumi } from './run-sumi.js';
 
 const MNIST_EVAL = join(REPO_ROOT, 'models', 'mnist-eval');
+const FASHION_EVAL = join(REPO_ROOT, 'models', 'fashion-eval');
 
 /** `sumi eval classifier` on models/mnist-eval with this file's cache, plus `extra`. */
 const evalMnistEval = (...extra: string[]) =>
@@ -55,6 +57,39 @@ void describe('sumi eval classifier', () => {
     assert.match(
       table.stdout,
       new RegExp(`accuracy +${(100 * out.accuracy.accuracy).toFixed(2)}% `),
+    );
+  });
+
+  void test('models/fashion-eval: at least 90% of the 10,000 Fashion-MNIST test images, as docs/quality.md records', async () => {
+    const info = JSON.parse(readFileSync(join(FASHION_EVAL, 'sumi.json'), 'utf8')) as {
+      data: string;
+      classNames: string[];
+      command: string;
+    };
+    assert.equal(info.data, 'fashion-mnist');
+    assert.equal(info.classNames[9], 'Ankle boot');
+    assert.match(info.command, /^sumi train-classifier --data fashion-mnist --clean /);
+    const r = await sumi([
+      'eval',
+      'classifier',
+      '--classifier',
+      FASHION_EVAL,
+      '--cache-dir',
+      cache,
+      '--json',
+    ]);
+    assert.equal(r.code, 0, r.stderr);
+    const out = JSON.parse(r.stdout) as {
+      reference: { images: number; seenByClassifier: boolean | null };
+      accuracy: { accuracy: number; n: number; correct: number };
+    };
+    assert.equal(out.reference.images, 10000);
+    assert.equal(out.accuracy.n, 10000);
+    assert.ok(out.accuracy.correct >= 9000, `${out.accuracy.correct} of 10,000 test images`);
+    const doc = readFileSync(join(REPO_ROOT, 'docs', 'quality.md'), 'utf8');
+    assert.ok(
+      doc.includes(`${out.accuracy.correct.toLocaleString('en-US')} of the 10,000 test images`),
+      `docs/quality.md names ${out.accuracy.correct} correct`,
     );
   });
 
