@@ -232,7 +232,8 @@ export function versionedTensorF32(
 export class HeaderDiff {
   readonly reasons: string[] = [];
   value(what: string, cached: unknown, now: unknown): void {
-    this.whole(`${what}: cache ${JSON.stringify(cached)}, now ${JSON.stringify(now)}`, cached, now);
+    const [a, b] = [JSON.stringify(cached), JSON.stringify(now)];
+    if (a !== b) this.reasons.push(`${what}: cache ${a}, now ${b}`);
   }
   whole(message: string, cached: unknown, now: unknown): void {
     if (JSON.stringify(cached) !== JSON.stringify(now)) this.reasons.push(message);
