@@ -13,6 +13,8 @@
  *
  * Sampling: batch b of a run with seed S draws its noise from Philox seed S · 2^20 + b, so a run is
  * reproducible for a given batch size, and runs with different seeds never share a batch's noise.
+ * Each model call is split between this thread and a replica of the model in a worker thread
+ * (`SamplingReplicas`, as `generateBatches` does); the images are the same bit for bit.
  * Samples are quantized to 8 bits as a PNG stores them before they are classified
  * (`quantizeToByte`), so scoring a folder written by `SampleFolderWriter` gives the same numbers.
  */
@@ -44,6 +46,7 @@ import {
   type Scheduler,
   type VlbModel,
 } from '../diffusion/index.js';
+import { defaultSamplingThreads, SamplingReplicas } from '../diffusion/sampling-replicas.js';
 import { noGrad, type Tensor, tensor } from '../engine/index.js';
 import type { Conditioning, Denoiser } from '../nn/models/index.js';
 import {
@@ -221,6 +224,12 @@ export interface SampleRequest {
   numInferenceSteps: number;
   seed: number;
   batchSize: number;
+  /**
+   * Threads computing each model call: 1, or 2 (half of each batch on a replica of the model in
+   * a worker thread; the images are the same bit for bit). Default as `generateBatches`: 2 on the
+   * CPU backend for batches of at least 8 images.
+   */
+  replicas?: number;
 }
 
 export interface SampledBatch {
@@ -303,9 +312,30 @@ export async function sampleBatches(
 ): Promise<SampleRunInfo> {
   checkSampleRequest(req);
   const n = req.values.length;
+  const threads = req.replicas ?? defaultSamplingThreads(Math.min(req.batchSize, n));
+  if (threads !== 1 && threads !== 2) {
+    throw new EvalInputError(`replicas must be 1 or 2, got ${threads}`);
+  }
+  const t0 = performance.now();
+  const replicas = threads === 2 ? SamplingReplicas.start(req.model) : null;
+  try {
+    const calls = sampleEachBatch(req, replicas, onBatch, onProgress);
+    return { images: n, modelCallsPerImage: await calls, seconds: (performance.now() - t0) / 1000 };
+  } finally {
+    await replicas?.close();
+  }
+}
+
+/** sampleBatches' loop; returns the model calls per image of the first batch. */
+async function sampleEachBatch(
+  req: SampleRequest,
+  replicas: SamplingReplicas | null,
+  onBatch: (batch: SampledBatch) => void | Promise<void>,
+  onProgress?: (done: number, total: number) => void,
+): Promise<number> {
+  const n = req.values.length;
   const backend = req.model.parameters()[0]!.backend;
   const guide = req.guide ?? null;
-  const t0 = performance.now();
   let calls = 0;
   let callsFirst = 0;
   onProgress?.(0, n);
@@ -329,6 +359,7 @@ export async function sampleBatches(
         uncond: conds.uncond,
         guidanceScale: req.guidanceScale ?? 1,
         guidanceRescale: req.guidanceRescale ?? 0,
+        replicas,
         wrap: (denoise: DenoiseModel): DenoiseModel => {
           const inner =
             guide === null || labels === null
@@ -362,7 +393,7 @@ export async function sampleBatches(
     }
     onProgress?.(start + count, n);
   }
-  return { images: n, modelCallsPerImage: callsFirst, seconds: (performance.now() - t0) / 1000 };
+  return callsFirst;
 }
 
 // ---- scores -----------------------------------------------------------------------------------

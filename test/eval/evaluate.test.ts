@@ -24,6 +24,7 @@ import {
   predictionTypeOf,
   unconditional,
 } from '../../src/diffusion/index.js';
+import { SamplingReplicas } from '../../src/diffusion/sampling-replicas.js';
 import { cpuBackend, setDefaultBackend, tensor } from '../../src/engine/index.js';
 import {
   batchSeed,
@@ -223,6 +224,46 @@ void describe('sampling', () => {
     assert.notDeepEqual(other, a);
     assert.equal(batchSeed(4, 1), 4 * 2 ** 20 + 1);
     assert.throws(() => batchSeed(2 ** 40, 0), EvalInputError);
+  });
+
+  void test('the same samples when a replica computes half of each model call', async () => {
+    // Every replica sampleBatches starts; after the first batch the run waits until it is ready,
+    // so the later batches are split between the two threads.
+    const start = SamplingReplicas.start.bind(SamplingReplicas);
+    let replica: SamplingReplicas | null = null;
+    let split = 0;
+    SamplingReplicas.start = (denoiser) => {
+      replica = start(denoiser);
+      const r = replica;
+      if (r !== null) {
+        const denoise = r.denoise.bind(r);
+        r.denoise = (x, t, cond) => {
+          if (r.threads === 2) split++;
+          return denoise(x, t, cond);
+        };
+      }
+      return r;
+    };
+    try {
+      const values = Array.from({ length: 24 }, (_, i) => i % 10);
+      const run = async (replicas: number): Promise<Float32Array> => {
+        const parts: Float32Array[] = [];
+        await sampleBatches(request(values, { replicas }), async (b) => {
+          parts.push(Float32Array.from(b.values));
+          if (replica !== null) await replica.ready();
+        });
+        return Float32Array.from(parts.flatMap((a) => [...a]));
+      };
+      const one = await run(1);
+      assert.equal(replica, null, 'replicas: 1 starts none');
+      const two = await run(2);
+      assert.ok(replica !== null, 'replicas: 2 starts one');
+      assert.ok(split > 0, 'model calls were split between the threads');
+      assert.deepEqual(two, one);
+      await assert.rejects(run(3), /replicas must be 1 or 2, got 3/);
+    } finally {
+      SamplingReplicas.start = start;
+    }
   });
 
   void test('classifier guidance changes the samples; a guide of another image size is refused', async () => {
