@@ -13,7 +13,8 @@
  *
  * Rows: the mnist-small training step (batch 32, forward + MSE + backward + AdamW), the forward
  * pass at batch 64 without gradients (one sampler step), the demo's sampling (64 digits, 20
- * DPM-Solver++(2M) steps; Sumi with its sampling replica, as `sumi sample` runs it), matmul 512³,
+ * DPM-Solver++(2M) steps; Sumi with its sampling replica, started and stopped within each sample as
+ * `sumi sample` does), matmul 512³,
  * and a 3×3 convolution (B32 C64 16×16) forward and forward + both gradients. Each of N rounds takes K samples of
  * every row from each side, the sides alternating (which goes first alternates too), so both see
  * the same machine load; a sample of the small ops is the mean of several calls. The figures are
@@ -221,7 +222,6 @@ class TorchWorker {
 async function sumiWork(): Promise<{
   model: UNet2DModel;
   run: Record<RowId, () => void | Promise<void>>;
-  close: () => Promise<void>;
 }> {
   const cpu = cpuBackend();
   const model = await loadModel(MODEL_DIR, { as: UNet2DModel, backend: cpu });
@@ -249,7 +249,6 @@ async function sumiWork(): Promise<{
     'dpmpp-2m',
     JSON.parse(readFileSync(SCHEDULER_CONFIG, 'utf8')) as Record<string, unknown>,
   );
-  const replicas = SamplingReplicas.start(model);
   const run: Record<RowId, () => void | Promise<void>> = {
     train: () =>
       tidy(() => {
@@ -272,13 +271,20 @@ async function sumiWork(): Promise<{
       ),
     sample: async () => {
       model.eval();
-      const x0 = await generateAsync(model, scheduler, {
-        n: 64,
-        seed: 0,
-        numInferenceSteps: 20,
-        replicas,
-      });
-      x0.dispose();
+      // Started and stopped within the sample, as `sumi sample` does: while a replica runs, the
+      // GEMMs of this thread have no helper thread, which would slow every other row.
+      const replicas = SamplingReplicas.start(model);
+      try {
+        const x0 = await generateAsync(model, scheduler, {
+          n: 64,
+          seed: 0,
+          numInferenceSteps: 20,
+          replicas,
+        });
+        x0.dispose();
+      } finally {
+        await replicas?.close();
+      }
     },
     matmul: () => cpu.free(cpu.matmul(a, b, mm)),
     'conv-fwd': () => cpu.free(cpu.conv2d(x, w, cs)),
@@ -288,7 +294,7 @@ async function sumiWork(): Promise<{
       cpu.free(cpu.conv2dGradWeight(x, dy, cs));
     },
   };
-  return { model, run, close: async () => replicas?.close() };
+  return { model, run };
 }
 
 async function timeSumi(
@@ -339,12 +345,10 @@ async function main(o: Options): Promise<void> {
     );
   }
   const torch = new TorchWorker(o.python, o.torchThreads);
-  let closeSumi: (() => Promise<void>) | null = null;
   try {
     await torch.ready();
     const info = await torch.request({ cmd: 'info' });
     const sumi = await sumiWork();
-    closeSumi = sumi.close;
     // Let the gemm workers start before timing (they come up in the background).
     await new Promise((resolve) => setTimeout(resolve, 300));
 
@@ -450,7 +454,6 @@ async function main(o: Options): Promise<void> {
       await writeTextAtomic(o.json, JSON.stringify(doc, null, 2) + '\n');
     }
   } finally {
-    await closeSumi?.();
     await torch.close();
   }
 }
