@@ -319,8 +319,8 @@ export async function sampleBatches(
   const t0 = performance.now();
   const replicas = threads === 2 ? SamplingReplicas.start(req.model) : null;
   try {
-    const calls = sampleEachBatch(req, replicas, onBatch, onProgress);
-    return { images: n, modelCallsPerImage: await calls, seconds: (performance.now() - t0) / 1000 };
+    const calls = await sampleEachBatch(req, replicas, onBatch, onProgress);
+    return { images: n, modelCallsPerImage: calls, seconds: (performance.now() - t0) / 1000 };
   } finally {
     await replicas?.close();
   }
