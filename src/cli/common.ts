@@ -19,6 +19,7 @@ import {
   samplersTaking,
   schedulerAliases,
   type WeightsChoice,
+  MIN_REPLICA_BATCH,
 } from '../diffusion/index.js';
 import {
   Args,
@@ -86,6 +87,17 @@ export function samplerOptions(
     ETA_OPTION,
   ];
 }
+
+/** --replicas R: threads computing each model call (sampling on the CPU backend). */
+export const REPLICAS_OPTION: OptionSpec = {
+  name: 'replicas',
+  kind: 'int',
+  arg: 'R',
+  help:
+    'threads computing each model call: 2 splits every batch between this thread and a ' +
+    'replica of the model in a worker thread (CPU backend; the same images as 1)',
+  default: `2 on the CPU for a batch of ${MIN_REPLICA_BATCH}+ images, else 1`,
+};
 
 /** --seed S: the seed of the sampling noise (Philox streams; the same images on every backend). */
 export const SEED_OPTION: OptionSpec = {

@@ -35,6 +35,7 @@ import {
   checkSamplerName,
   ETA_OPTION,
   KARRAS_OPTION,
+  REPLICAS_OPTION,
   samplerOption,
   SEED_OPTION,
   weightsChoice,
@@ -88,6 +89,7 @@ export function samplingOptions(opts: { sampler: boolean; lists: boolean }): Opt
     ETA_OPTION,
     SEED_OPTION,
     { name: 'batch', kind: 'int', arg: 'B', help: 'images per sampling batch', default: '64' },
+    REPLICAS_OPTION,
     {
       name: 'guidance',
       kind: opts.lists ? 'string' : 'number',
@@ -213,6 +215,7 @@ export function checkSamplingOptions(
         eta,
         guidanceScale,
         guidanceRescale: args.num('guidance-rescale') ?? 0,
+        replicas: args.num('replicas'),
       });
     }
   } catch (e) {
@@ -312,6 +315,7 @@ export function sampleRequest(
     numInferenceSteps: opts.steps,
     seed: args.num('seed') ?? 0,
     batchSize: positiveInt(args, 'batch', 64),
+    replicas: args.num('replicas'),
   };
 }
 

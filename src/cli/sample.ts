@@ -15,7 +15,6 @@ import {
   checkSamplingSettings,
   createSampler,
   DEFAULT_BATCH_SIZE,
-  MIN_REPLICA_BATCH,
   generateBatches,
   type LoadedPipeline,
   loadPipeline,
@@ -34,6 +33,7 @@ import {
   defineCommand,
   EXIT,
   formatDuration,
+  REPLICAS_OPTION,
   samplerOptions,
   SEED_OPTION,
   selectBackend,
@@ -67,15 +67,7 @@ export const sampleSpec: CommandSpec = {
       help: 'images generated at once (memory grows with B, not with --n; image k of a seed is the same for any B)',
       default: String(DEFAULT_BATCH_SIZE),
     },
-    {
-      name: 'replicas',
-      kind: 'int',
-      arg: 'R',
-      help:
-        'threads computing each model call: 2 splits every batch between this thread and a ' +
-        'replica of the model in a worker thread (CPU backend; the same images as 1)',
-      default: `2 on the CPU for a batch of ${MIN_REPLICA_BATCH}+ images, else 1`,
-    },
+    REPLICAS_OPTION,
     { name: 'nrow', kind: 'int', help: 'images per grid row', default: '√n' },
     {
       name: 'scale',

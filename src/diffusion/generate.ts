@@ -441,16 +441,29 @@ export async function generateBatches(
   if (negative !== null && negative.length !== n) {
     throw new ConditionError(`${negative.length} negative conditions for ${n} images`);
   }
-  const threads = opts.replicas ?? defaultSamplingThreads(Math.min(size, n));
-  if (threads !== 1 && threads !== 2) {
-    throw new SamplingOptionError('replicas', `must be 1 or 2, got ${threads}`);
-  }
-  const replicas = threads === 2 ? SamplingReplicas.start(denoiser) : null;
+  const replicas = startSamplingReplicas(denoiser, opts.replicas, Math.min(size, n));
   try {
     await generateEachBatch(denoiser, scheduler, opts, replicas);
   } finally {
     await replicas?.close();
   }
+}
+
+/**
+ * The replica for a run asking for `replicas` threads (1 or 2; default `defaultSamplingThreads`
+ * of its batch size), started, or null for one thread (or a model no replica can compute). A
+ * count other than 1 or 2 is a SamplingOptionError. The caller closes it.
+ */
+export function startSamplingReplicas(
+  denoiser: Denoiser,
+  replicas: number | undefined,
+  imagesPerBatch: number,
+): SamplingReplicas | null {
+  const threads = replicas ?? defaultSamplingThreads(imagesPerBatch);
+  if (threads !== 1 && threads !== 2) {
+    throw new SamplingOptionError('replicas', `must be 1 or 2, got ${threads}`);
+  }
+  return threads === 2 ? SamplingReplicas.start(denoiser) : null;
 }
 
 async function generateEachBatch(

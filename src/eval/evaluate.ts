@@ -44,9 +44,10 @@ import {
   type PredictionType,
   predictionTypeOf,
   type Scheduler,
+  startSamplingReplicas,
   type VlbModel,
 } from '../diffusion/index.js';
-import { defaultSamplingThreads, SamplingReplicas } from '../diffusion/sampling-replicas.js';
+import type { SamplingReplicas } from '../diffusion/sampling-replicas.js';
 import { noGrad, type Tensor, tensor } from '../engine/index.js';
 import type { Conditioning, Denoiser } from '../nn/models/index.js';
 import {
@@ -312,12 +313,8 @@ export async function sampleBatches(
 ): Promise<SampleRunInfo> {
   checkSampleRequest(req);
   const n = req.values.length;
-  const threads = req.replicas ?? defaultSamplingThreads(Math.min(req.batchSize, n));
-  if (threads !== 1 && threads !== 2) {
-    throw new EvalInputError(`replicas must be 1 or 2, got ${threads}`);
-  }
   const t0 = performance.now();
-  const replicas = threads === 2 ? SamplingReplicas.start(req.model) : null;
+  const replicas = startSamplingReplicas(req.model, req.replicas, Math.min(req.batchSize, n));
   try {
     const calls = await sampleEachBatch(req, replicas, onBatch, onProgress);
     return { images: n, modelCallsPerImage: calls, seconds: (performance.now() - t0) / 1000 };

@@ -291,6 +291,7 @@ void describe('sumi eval', () => {
         ['fd', ...cached, '--guidance', '1e300'],
         /^sumi eval fd: --guidance must be from 0 to 100 \(1: no guidance\), got 1e\+300\n/,
       ],
+      [['fd', ...cached, '--replicas', '3'], /^sumi eval fd: --replicas must be 1 or 2, got 3\n/],
       [
         ['cond', ...small, '--guidance', '1,3,1e300'],
         /^sumi eval cond: --guidance must be from 0 to 100 \(1: no guidance\), got 1e\+300\n/,

@@ -91,9 +91,16 @@ function request(
   };
 }
 
-async function sampleValues(req: SampleRequest): Promise<Float32Array> {
+/** The samples of `req`, in order; `afterBatch` runs after each batch is taken. */
+async function sampleValues(
+  req: SampleRequest,
+  afterBatch?: () => Promise<unknown>,
+): Promise<Float32Array> {
   const parts: Float32Array[] = [];
-  await sampleBatches(req, (b) => void parts.push(Float32Array.from(b.values)));
+  await sampleBatches(req, async (b) => {
+    parts.push(Float32Array.from(b.values));
+    await afterBatch?.();
+  });
   const out = new Float32Array(parts.reduce((s, a) => s + a.length, 0));
   let at = 0;
   for (const a of parts) {
@@ -246,21 +253,15 @@ void describe('sampling', () => {
     };
     try {
       const values = Array.from({ length: 24 }, (_, i) => i % 10);
-      const run = async (replicas: number): Promise<Float32Array> => {
-        const parts: Float32Array[] = [];
-        await sampleBatches(request(values, { replicas }), async (b) => {
-          parts.push(Float32Array.from(b.values));
-          if (replica !== null) await replica.ready();
-        });
-        return Float32Array.from(parts.flatMap((a) => [...a]));
-      };
+      const run = (replicas: number): Promise<Float32Array> =>
+        sampleValues(request(values, { replicas }), async () => replica?.ready());
       const one = await run(1);
       assert.equal(replica, null, 'replicas: 1 starts none');
       const two = await run(2);
       assert.ok(replica !== null, 'replicas: 2 starts one');
       assert.ok(split > 0, 'model calls were split between the threads');
       assert.deepEqual(two, one);
-      await assert.rejects(run(3), /replicas must be 1 or 2, got 3/);
+      await assert.rejects(run(3), /sampling threads must be 1 or 2, got 3/);
     } finally {
       SamplingReplicas.start = start;
     }
