@@ -9,7 +9,7 @@
  *          backward; clip the global gradient norm; the optimizer's step.
  */
 import { concat, cpuBackend, randn, rand, reshape, type Tensor, tidy } from '../engine/index.js';
-import { clipGradNorm, type Optimizer } from '../nn/optim.js';
+import { clipGradNorm, type Optimizer, type ParamsInput } from '../nn/optim.js';
 import type { Conditioning, Denoiser } from '../nn/models/index.js';
 import { addNoise, type PredictionType } from './forward.js';
 import { trainingLoss } from './losses.js';
@@ -59,6 +59,14 @@ export function updateIfFinite(
   throwIfNonFinite(step, values, drop);
   optimizer.step();
   optimizer.zeroGrad();
+}
+
+/**
+ * The global gradient norm of `params`, clipped at `maxGradNorm` (null: no clipping and no norm,
+ * the trainers' `--grad-clip 0`).
+ */
+export function clipGradients(params: ParamsInput, maxGradNorm: number | null): Tensor | null {
+  return maxGradNorm === null ? null : clipGradNorm(params, maxGradNorm);
 }
 
 /** The timesteps of step s's batch of B: t_b = ⌊u_b T⌋, u from stream (seed, 'timesteps', s). */
@@ -147,7 +155,7 @@ export async function denoiserTrainStep(
       weight: 1,
     });
     loss.backward();
-    const norm = maxGradNorm === null ? null : clipGradNorm(optimizer.params, maxGradNorm);
+    const norm = clipGradients(optimizer.params, maxGradNorm);
     return concat([reshape(loss, [1]), ...(norm === null ? [] : [reshape(norm, [1])])]);
   });
   // One readback for both scalars (each read waits for the device).

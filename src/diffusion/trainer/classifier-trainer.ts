@@ -35,14 +35,7 @@ import {
   tensor,
   tidy,
 } from '../../engine/index.js';
-import {
-  type AdamW,
-  clipGradNorm,
-  disposeAll,
-  Dropout,
-  loadModule,
-  type LrSchedule,
-} from '../../nn/index.js';
+import { type AdamW, disposeAll, loadModule, type LrSchedule } from '../../nn/index.js';
 import { EncoderClassifierModel, WEIGHTS_NAME } from '../../nn/models/index.js';
 import { type Dataset, DataLoader, subsetDataset } from '../../data/index.js';
 import { addNoise } from '../forward.js';
@@ -71,8 +64,8 @@ import {
   defaultClassifierTrainConfig,
 } from './classifier-config.js';
 import { checkImageShape, TrainConfigError } from './config.js';
-import { dropoutOffset, streamSeed, streamUniforms } from './streams.js';
-import { trainingTimesteps, updateIfFinite } from '../train-step.js';
+import { DropoutStreams, streamSeed, streamUniforms } from './streams.js';
+import { clipGradients, trainingTimesteps, updateIfFinite } from '../train-step.js';
 
 /**
  * Splits a labelled dataset into training and held-out indices (each ascending): of the n_c
@@ -279,7 +272,7 @@ export class ClassifierTrainer extends TrainerCounters<HeldOutResult> {
   readonly schedule: NoiseSchedule | null;
   /** The learning rate of each step. */
   readonly lrAt: LrSchedule;
-  readonly #dropouts: Dropout[];
+  readonly #dropouts: DropoutStreams;
 
   /** A fresh trainer (initial weights from stream (seed, 'init')) on the default backend. */
   constructor(config: ClassifierTrainConfig, dataset: Dataset) {
@@ -300,10 +293,7 @@ export class ClassifierTrainer extends TrainerCounters<HeldOutResult> {
       generator: new Generator(streamSeed(s, 'init')),
       dropoutSeed: streamSeed(s, 'dropout') % 2 ** 32,
     });
-    this.#dropouts = this.model
-      .namedModules()
-      .map(([, m]) => m)
-      .filter((m): m is Dropout => m instanceof Dropout);
+    this.#dropouts = new DropoutStreams([this.model]);
     ({ optimizer: this.optimizer, lr: this.lrAt } = createOptimizer(this.model, config));
     this.loader = new DataLoader(this.trainSet, {
       batchSize: config.batchSize,
@@ -365,7 +355,7 @@ export class ClassifierTrainer extends TrainerCounters<HeldOutResult> {
   async trainStep(): Promise<ClassifierStepStats> {
     const s = this.step;
     const cfg = this.config;
-    for (const d of this.#dropouts) d.generator.offset = dropoutOffset(s);
+    this.#dropouts.seek(s);
     const lr = this.lrAt(s);
     this.optimizer.lr = lr;
     const batch = this.loader.batchAt(s);
@@ -389,8 +379,7 @@ export class ClassifierTrainer extends TrainerCounters<HeldOutResult> {
         const logits = this.model.forward(x, timesteps);
         const loss = crossEntropy(logits, labels, cfg.labelSmoothing);
         loss.backward();
-        const gradNorm =
-          cfg.maxGradNorm === null ? null : clipGradNorm(this.model, cfg.maxGradNorm);
+        const gradNorm = clipGradients(this.model, cfg.maxGradNorm);
         return { loss: loss.detach(), logits: logits.detach(), gradNorm };
       });
     } finally {

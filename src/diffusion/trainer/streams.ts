@@ -17,6 +17,7 @@
  * class images' DataLoader seed).
  */
 import { cpuBackend, rand } from '../../engine/index.js';
+import { Dropout, type Module } from '../../nn/index.js';
 
 export type StreamPurpose =
   | 'noise'
@@ -113,4 +114,21 @@ export function dropoutOffset(step: number): number {
   const o = step * DROPOUT_STRIDE;
   if (!Number.isSafeInteger(o)) throw new Error(`step ${step} is too large for dropout streams`);
   return o;
+}
+
+/** The Dropout layers of a trainer's modules, each on its own stream (see DROPOUT_STRIDE). */
+export class DropoutStreams {
+  readonly layers: readonly Dropout[];
+
+  constructor(modules: readonly Module[]) {
+    this.layers = modules
+      .flatMap((m) => m.namedModules())
+      .map(([, m]) => m)
+      .filter((m): m is Dropout => m instanceof Dropout);
+  }
+
+  /** Points every layer's generator at its blocks of step `step`. */
+  seek(step: number): void {
+    for (const d of this.layers) d.generator.offset = dropoutOffset(step);
+  }
 }

@@ -25,9 +25,7 @@ import { join } from 'node:path';
 import { Generator, noGrad, randn, type Tensor, tensor, tidy } from '../../engine/index.js';
 import {
   type AdamW,
-  clipGradNorm,
   disposeAll,
-  Dropout,
   EMA,
   loadModule,
   type LrSchedule,
@@ -68,8 +66,8 @@ import {
 } from './checkpoint-parts.js';
 import { type OptimizerConfig, TrainConfigError } from './config.js';
 import { type LoopSettings, TrainerCounters } from './run-loop.js';
-import { dropoutOffset, streamSeed, streamUniforms } from './streams.js';
-import { updateIfFinite } from '../train-step.js';
+import { DropoutStreams, streamSeed, streamUniforms } from './streams.js';
+import { clipGradients, updateIfFinite } from '../train-step.js';
 import { isFile } from '../files.js';
 
 export type TextObjective = 'diffusion-lm' | 'causal-lm';
@@ -243,6 +241,7 @@ export class TextTrainer extends TrainerCounters<TextHeldOut> {
   readonly lrAt: LrSchedule;
   #epoch = -1;
   #order: number[] = [];
+  readonly #dropouts: DropoutStreams;
 
   constructor(config: TextTrainConfig, corpus: TextCorpus) {
     super();
@@ -273,6 +272,7 @@ export class TextTrainer extends TrainerCounters<TextHeldOut> {
       this.model = createTextLm(V, L, config.model, init);
       this.schedule = null;
     }
+    this.#dropouts = new DropoutStreams([this.model]);
     ({ optimizer: this.optimizer, lr: this.lrAt } = createOptimizer(this.model, config));
     this.ema =
       config.emaDecay > 0 ? new EMA(this.model, { decay: config.emaDecay, warmup: 'none' }) : null;
@@ -335,9 +335,7 @@ export class TextTrainer extends TrainerCounters<TextHeldOut> {
   async trainStep(): Promise<TextStepStats> {
     const s = this.step;
     const cfg = this.config;
-    for (const [, m] of this.model.namedModules()) {
-      if (m instanceof Dropout) m.generator.offset = dropoutOffset(s);
-    }
+    this.#dropouts.seek(s);
     const lr = this.lrAt(s);
     this.optimizer.lr = lr;
     const { ids, epoch } = this.#batch(s);
@@ -346,8 +344,7 @@ export class TextTrainer extends TrainerCounters<TextHeldOut> {
       out = tidy(() => {
         const loss = this.#loss(ids, 'noise', s);
         loss.backward();
-        const gradNorm =
-          cfg.maxGradNorm === null ? null : clipGradNorm(this.model, cfg.maxGradNorm);
+        const gradNorm = clipGradients(this.model, cfg.maxGradNorm);
         return { loss: loss.detach(), gradNorm };
       });
     } finally {

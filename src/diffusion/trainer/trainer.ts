@@ -54,9 +54,7 @@ import {
 } from '../../engine/index.js';
 import {
   type AdamW,
-  clipGradNorm,
   disposeAll,
-  Dropout,
   EMA,
   freezeParameters,
   injectLora,
@@ -162,12 +160,13 @@ import {
   trainedVarianceType,
 } from './config.js';
 import { DREAMBOOTH_BATCH_SIZE, DreamBoothInputError, hasClassImages } from './dreambooth.js';
-import { dropoutOffset, streamSeed } from './streams.js';
+import { DropoutStreams, streamSeed } from './streams.js';
 import type { LatentCache } from '../latent/cache.js';
 import { decodeLatents, type LatentSpec } from '../latent/vae.js';
 import { LATENT_VAE_DIR, type LoadedVae } from '../latent/vae-fs.js';
 import { microBatchRanges, Replica, replicaCount } from './replica.js';
 import {
+  clipGradients,
   microBatchLoss,
   NonFiniteError,
   trainingTimesteps,
@@ -649,7 +648,7 @@ export class Trainer {
   elapsedBefore = 0;
   /** The learning rate of each step. */
   readonly lrAt: LrSchedule;
-  readonly #dropouts: Dropout[];
+  readonly #dropouts: DropoutStreams;
   readonly #components: Component[];
   /** Micro-batches per step (checkpoints from before the setting ran whole batches). */
   readonly #microBatches: number;
@@ -806,10 +805,7 @@ export class Trainer {
     // A loaded base is in eval mode; a DreamBooth run trains its denoiser itself.
     if (db !== null && lora === null) model.train(true);
     this.ema = this.#components[0]!.ema;
-    this.#dropouts = this.#components
-      .flatMap((c) => c.module.namedModules())
-      .map(([, m]) => m)
-      .filter((m): m is Dropout => m instanceof Dropout);
+    this.#dropouts = new DropoutStreams(this.#components.map((c) => c.module));
     ({ optimizer: this.optimizer, lr: this.lrAt } = createOptimizer(
       this.#namedParameters(),
       config,
@@ -847,7 +843,7 @@ export class Trainer {
         this.lora === null &&
         this.controlnet === null &&
         !this.config.dreambooth &&
-        this.#dropouts.every((d) => d.p === 0) &&
+        this.#dropouts.layers.every((d) => d.p === 0) &&
         this.model.namedParameters().every(([, t]) => t.dtype === 'float32');
       const count = eligible ? replicaCount(parts) : 0;
       if (count > 0) {
@@ -910,7 +906,7 @@ export class Trainer {
     const cfg = this.config;
     const seed = cfg.seed;
     const T = this.schedule.numTrainTimesteps;
-    for (const d of this.#dropouts) d.generator.offset = dropoutOffset(s);
+    this.#dropouts.seek(s);
     const lr = this.lrAt(s);
     this.optimizer.lr = lr;
     const batch = this.#batchAt(s);
@@ -1023,9 +1019,7 @@ export class Trainer {
         noise.dispose();
         joined?.dispose();
       }
-      const gradNorm = tidy(() =>
-        cfg.maxGradNorm === null ? null : clipGradNorm(this.#namedParameters(), cfg.maxGradNorm),
-      );
+      const gradNorm = tidy(() => clipGradients(this.#namedParameters(), cfg.maxGradNorm));
       out = { losses, gradNorm };
     } finally {
       x0.dispose();

@@ -39,7 +39,6 @@ import {
 } from '../../engine/index.js';
 import {
   AdamW,
-  clipGradNorm,
   disposeAll,
   loadModule,
   loadTensors,
@@ -83,7 +82,7 @@ import { checkImageShape, TrainConfigError } from './config.js';
 import type { LoadedVae } from '../latent/vae-fs.js';
 import { type LoopCheckpointMeta, TrainerCounters } from './run-loop.js';
 import { streamSeed, streamUniforms } from './streams.js';
-import { NonFiniteError, updateIfFinite } from '../train-step.js';
+import { clipGradients, NonFiniteError, updateIfFinite } from '../train-step.js';
 import {
   AUTOENCODER_CLASS,
   CODEBOOK_EMA_FILE,
@@ -311,7 +310,7 @@ export class VaeTrainer extends TrainerCounters<VaeHeldOut> {
           loss = add(loss, mul(g, cfg.discWeight));
         }
         loss.backward();
-        const norm = clip === null ? null : clipGradNorm(this.optimizer.params, clip);
+        const norm = clipGradients(this.optimizer.params, clip);
         let d: Tensor | null = null;
         if (adversarial) {
           D.zeroGrad();
