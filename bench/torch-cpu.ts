@@ -30,7 +30,7 @@ import { performance } from 'node:perf_hooks';
 import { createInterface, type Interface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 
-import { createSampler, generateAsync, SamplingReplicas } from '../src/diffusion/index.js';
+import { createSampler, generateAsync, startSamplingReplicas } from '../src/diffusion/index.js';
 import {
   add,
   cpuBackend,
@@ -271,9 +271,10 @@ async function sumiWork(): Promise<{
       ),
     sample: async () => {
       model.eval();
-      // Started and stopped within the sample, as `sumi sample` does: while a replica runs, the
-      // GEMMs of this thread have no helper thread, which would slow every other row.
-      const replicas = SamplingReplicas.start(model);
+      // Started (and waited for) and stopped within the sample, as `sumi sample` does: while a
+      // replica runs, the GEMMs of this thread have no helper thread, which would slow every
+      // other row.
+      const replicas = await startSamplingReplicas(model, 2, 64);
       try {
         const x0 = await generateAsync(model, scheduler, {
           n: 64,

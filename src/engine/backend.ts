@@ -111,6 +111,15 @@ export interface PadSpec {
   value: number;
 }
 
+/**
+ * Parts joined along an axis, each viewed as [outer, lengths[k]] (lengths[k] = the part's extent
+ * on the axis × the elements after it): out[o, Σ_{j<k} lengths[j] + r] = part_k[o, r].
+ */
+export interface ConcatSpec {
+  outer: number;
+  lengths: readonly number[];
+}
+
 /** y = softmax(scale · x) along each row of x viewed as [rows, cols]. */
 export interface SoftmaxSpec {
   rows: number;
@@ -286,6 +295,8 @@ export interface Backend extends FusedKernels {
   argmax(x: Storage, outer: number, size: number, inner: number): Storage;
   stridedCopy(x: Storage, spec: StridedCopySpec): Storage;
   pad(x: Storage, spec: PadSpec): Storage;
+  /** The parts (one dtype) joined along an axis, as ConcatSpec says. */
+  concat(parts: readonly Storage[], spec: ConcatSpec): Storage;
   matmul(a: Storage, b: Storage, spec: MatmulSpec): Storage;
   conv2d(x: Storage, weight: Storage, spec: Conv2dSpec): Storage;
   /** dL/dx from dL/dy [n, cOut, hOut, wOut]. */

@@ -314,7 +314,7 @@ export async function sampleBatches(
   checkSampleRequest(req);
   const n = req.values.length;
   const t0 = performance.now();
-  const replicas = startSamplingReplicas(req.model, req.replicas, Math.min(req.batchSize, n));
+  const replicas = await startSamplingReplicas(req.model, req.replicas, Math.min(req.batchSize, n));
   try {
     const calls = await sampleEachBatch(req, replicas, onBatch, onProgress);
     return { images: n, modelCallsPerImage: calls, seconds: (performance.now() - t0) / 1000 };

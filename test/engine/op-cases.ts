@@ -439,6 +439,16 @@ const movementCases: OpCase[] = [
     (a, b) => E.concat([a, b], -1),
   ),
   c(
+    'concat/axis0-odd',
+    (r) => [r.uniform([1, 7, 5]), r.uniform([4, 7, 5])],
+    (a, b) => E.concat([a, b], 0),
+  ),
+  c(
+    'concat/last-axis-odd',
+    (r) => [r.uniform([5, 3, 1]), r.uniform([5, 3, 6]), r.uniform([5, 3, 2])],
+    (a, b, d) => E.concat([a, b, d], 2),
+  ),
+  c(
     'stack/axis1',
     (r) => [r.uniform([3, 5]), r.uniform([3, 5])],
     (a, b) => E.stack([a, b], 1),

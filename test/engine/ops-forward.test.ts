@@ -530,6 +530,11 @@ void describe('movement', () => {
     const s3 = E.stack([E.tensor(1, undefined, f64), E.tensor(2, undefined, f64)]);
     assert.deepEqual(s3.shape, [2]);
     assert.equal(E.concat([ints([1]), ints([2, 3])]).dtype, 'int32');
+    assert.deepEqual(vals(E.concat([ints([1]), ints([2, 3])])), [1, 2, 3]);
+    assert.throws(
+      () => E.concat([a, E.tensor([[5, 6]], undefined, { dtype: 'float32' })]),
+      /concat: float32 \[1, 2\] on cpu joined to float64 \[2, 2\] on cpu/,
+    );
   });
 
   void test('gather with int32 indices: repeats, 2-D and 0-d indices, as torch.index_select', () => {

@@ -11,7 +11,7 @@ import {
 } from '../shape.js';
 import { composite, record, Tensor } from '../tensor.js';
 import { arange } from './creation.js';
-import { add, cast, eq } from './elementwise.js';
+import { cast, eq } from './elementwise.js';
 import { sumTo } from './reduce.js';
 
 /** Same data, new shape (one −1 is inferred). Shares storage: no copy. */
@@ -167,21 +167,43 @@ export function concat(xs: readonly Tensor[], axis = 0): Tensor {
         `concat: shapes ${fmtShape(first.shape)} and ${fmtShape(t.shape)} differ off axis ${a}`,
       );
   }
-  if (xs.length === 1) return reshape(first, first.shape);
-  const total = xs.reduce((n, t) => n + t.shape[a]!, 0);
-  // Each part padded into its place, then summed: gradients follow from pad and add.
-  return composite(() => {
-    let at = 0;
-    let out: Tensor | null = null;
-    for (const t of xs) {
-      const widths = t.shape.map((_, i) =>
-        i === a ? ([at, total - at - t.shape[a]!] as const) : ([0, 0] as const),
+  for (const t of xs) {
+    if (t.dtype !== first.dtype || t.backend !== first.backend) {
+      throw new Error(
+        `concat: ${t.dtype} ${fmtShape(t.shape)} on ${t.backend.name} joined to ` +
+          `${first.dtype} ${fmtShape(first.shape)} on ${first.backend.name}`,
       );
-      const placed = pad(t, widths);
-      at += t.shape[a]!;
-      out = out === null ? placed : add(out, placed);
     }
-    return out!;
+  }
+  if (xs.length === 1) return reshape(first, first.shape);
+  // Each part is [outer, its extent on the axis × inner], placed side by side in the rows.
+  const outer = sizeOf(first.shape.slice(0, a));
+  const inner = sizeOf(first.shape.slice(a + 1));
+  const lengths = xs.map((t) => t.shape[a]! * inner);
+  const outShape = first.shape.map((d, i) =>
+    i === a ? xs.reduce((n, t) => n + t.shape[a]!, 0) : d,
+  );
+  const out = new Tensor(
+    first.backend.concat(
+      xs.map((t) => t.storage),
+      { outer, lengths },
+    ),
+    outShape,
+  );
+  // The gradient of each part is its slice of g along the axis.
+  return record(out, 'concat', xs, (g, needs) => {
+    let at = 0;
+    return xs.map((t, k) => {
+      const lo = at;
+      at += t.shape[a]!;
+      if (!needs[k]) return null;
+      const starts = t.shape.map((_, i) => (i === a ? lo : 0));
+      return slice(
+        g,
+        starts,
+        t.shape.map((d, i) => (i === a ? at : d)),
+      );
+    });
   });
 }
 

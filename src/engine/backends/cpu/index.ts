@@ -11,6 +11,7 @@ import type {
   Backend,
   BinaryOp,
   BroadcastSpec,
+  ConcatSpec,
   Conv2dSpec,
   GatherSpec,
   GroupNormGrads,
@@ -28,7 +29,14 @@ import { type DType, makeArray, type TypedArray, dtypeOfArray } from '../../dtyp
 import { fillNormal, fillUniform } from '../../rng/philox.js';
 import { sizeOf } from '../../shape.js';
 import { conv2dGradInputKernel, conv2dGradWeightKernel, conv2dKernel } from './conv.js';
-import { gatherKernel, padKernel, scatterAddKernel, stridedCopyKernel } from './copy.js';
+import {
+  concatKernel,
+  gatherKernel,
+  padKernel,
+  scatterAddKernel,
+  stridedCopyKernel,
+} from './copy.js';
+import { binaryF32Simd } from './binary-f32.js';
 import { binaryKernel, unaryKernel, whereKernel } from './elementwise.js';
 import {
   adamKernel,
@@ -89,13 +97,14 @@ export class CpuBackend implements Backend {
     return true;
   }
 
-  #make(dtype: DType, size: number): CpuStorage {
+  /** A new storage of `size` elements, zeroed unless `clear` is false (its kernel writes all). */
+  #make(dtype: DType, size: number, clear = true): CpuStorage {
     this.#live++;
     if (size >= POOL_MIN_LENGTH) {
       const reused = this.#pool.get(`${dtype}:${size}`)?.pop();
       if (reused !== undefined) {
         this.#pooledBytes -= reused.byteLength;
-        reused.fill(0);
+        if (clear) reused.fill(0);
         return new CpuStorage(this, reused, true);
       }
     }
@@ -207,8 +216,13 @@ export class CpuBackend implements Backend {
   }
 
   binary(op: BinaryOp, a: Storage, b: Storage, spec: BroadcastSpec): Storage {
-    const s = this.#make(a.dtype, sizeOf(spec.outShape));
-    binaryKernel(op, this.#data(a), this.#data(b), spec, s.data);
+    const s = this.#make(a.dtype, sizeOf(spec.outShape), false);
+    const [ad, bd] = [this.#data(a), this.#data(b)];
+    const rt = ad instanceof Float32Array ? simdRuntime() : null;
+    const simd =
+      rt !== null &&
+      binaryF32Simd(rt, op, ad as Float32Array, bd as Float32Array, spec, s.data as Float32Array);
+    if (!simd) binaryKernel(op, ad, bd, spec, s.data);
     return s;
   }
 
@@ -239,6 +253,15 @@ export class CpuBackend implements Backend {
   pad(x: Storage, spec: PadSpec): Storage {
     const s = this.#make(x.dtype, sizeOf(spec.outShape));
     padKernel(this.#data(x), spec, s.data);
+    return s;
+  }
+
+  concat(parts: readonly Storage[], spec: ConcatSpec): Storage {
+    const data = parts.map((p) => this.#data(p));
+    const size = spec.outer * spec.lengths.reduce((a, b) => a + b, 0);
+    // Every element is written, so a recycled array need not be cleared first.
+    const s = this.#make(parts[0]!.dtype, size, false);
+    concatKernel(data, spec, s.data);
     return s;
   }
 

@@ -61,6 +61,16 @@ export class SimdRuntime {
   readonly gelu: (p: number, end: number) => void;
   /** dy · (Φ(x) + x φ(x)) over dy in place: x at px, dy at pdy, `bytes` a multiple of 16. */
   readonly geluGrad: (px: number, pdy: number, bytes: number) => void;
+  /** dst = a ∘ b over n floats (`binary` in gemm.wat; op 0–3 = + − × ÷; steps sa, sb 0 or 1). */
+  readonly binary: (
+    op: number,
+    pa: number,
+    sa: number,
+    pb: number,
+    sb: number,
+    dst: number,
+    n: number,
+  ) => void;
   /** Strided row copy of the module (`copy_rows` in gemm.wat; byte addresses and strides). */
   readonly copyRows: (...args: number[]) => void;
   /** The same copy plus a float32 scalar per (a, b) (`copy_rows_bias`). */
@@ -90,6 +100,7 @@ export class SimdRuntime {
     this.siluGrad = instance.exports['silu_grad'] as SimdRuntime['siluGrad'];
     this.gelu = instance.exports['gelu'] as (p: number, end: number) => void;
     this.geluGrad = instance.exports['gelu_grad'] as (px: number, pdy: number, b: number) => void;
+    this.binary = instance.exports['binary'] as SimdRuntime['binary'];
     this.copyRows = instance.exports['copy_rows'] as (...args: number[]) => void;
     this.copyRowsBias = instance.exports['copy_rows_bias'] as (...args: number[]) => void;
     this.winogradIn = instance.exports['winograd_in'] as (...args: number[]) => void;

@@ -12,6 +12,7 @@ import type {
   Backend,
   BinaryOp,
   BroadcastSpec,
+  ConcatSpec,
   Conv2dSpec,
   GatherSpec,
   GroupNormGrads,
@@ -30,7 +31,13 @@ import { sizeOf } from '../../shape.js';
 import { launchAdam } from './adam.wgsl.js';
 import { launchAttention, launchAttentionBackward } from './attention.wgsl.js';
 import { launchConv2d, launchConv2dGradInput, launchConv2dGradWeight } from './conv.wgsl.js';
-import { launchGather, launchPad, launchScatterAdd, launchStridedCopy } from './copy.wgsl.js';
+import {
+  launchConcatPart,
+  launchGather,
+  launchPad,
+  launchScatterAdd,
+  launchStridedCopy,
+} from './copy.wgsl.js';
 import {
   binaryKernel,
   castKernel,
@@ -293,6 +300,25 @@ export class WebGpuBackend implements Backend {
     const src = this.#buf(x);
     const s = this.#out(x.dtype, sizeOf(spec.outShape));
     launchPad(this.runtime, x.dtype, src, s.buf!, spec);
+    return s;
+  }
+
+  concat(parts: readonly Storage[], spec: ConcatSpec): Storage {
+    const bufs = parts.map((p) => this.#buf(p));
+    const total = spec.lengths.reduce((a, b) => a + b, 0);
+    const s = this.#out(parts[0]!.dtype, spec.outer * total);
+    // One dispatch a part, each writing its columns of every row: together they write all.
+    let at = 0;
+    bufs.forEach((src, k) => {
+      const length = spec.lengths[k]!;
+      launchConcatPart(this.runtime, s.dtype, src, s.buf!, {
+        outer: spec.outer,
+        length,
+        total,
+        at,
+      });
+      at += length;
+    });
     return s;
   }
 

@@ -1,6 +1,6 @@
 /**
  * WGSL ports of the data-movement kernels in backends/cpu/copy.ts: stridedCopyKernel, padKernel,
- * gatherKernel and scatterAddKernel. One thread per output element. An index out of range cannot
+ * concatKernel (one dispatch a part), gatherKernel and scatterAddKernel. One thread per output element. An index out of range cannot
  * throw inside a kernel as it does on the CPU: the thread writes 0 and sets bit 0 of the
  * backend's status word, and the next read() reports it as an error.
  */
@@ -134,6 +134,34 @@ export function launchPad(rt: Runtime, dtype: DType, x: GpuBuf, out: GpuBuf, spe
     padKernel(dtype),
     [x, out],
     { n, rank: outD.length, bits, out: outD, in: inD, before, instride },
+    flatGrid(n),
+  );
+}
+
+/** out[o · total + at + r] = x[o · length + r] for r < length: one part of a concat. */
+export function concatPartKernel(dtype: DType): Kernel {
+  const t = wgslType(dtype);
+  return kernel(`concat-part/${t}`, () => ({
+    buffers: declareBuffers(t, ['x'], ['out']),
+    params: paramFields({ n: 'u32', length: 'u32', total: 'u32', at: 'u32' }),
+    body: flatMain(`  let o = i / p_length();
+  out[o * p_total() + p_at() + (i - o * p_length())] = x[i];`),
+  }));
+}
+
+export function launchConcatPart(
+  rt: Runtime,
+  dtype: DType,
+  x: GpuBuf,
+  out: GpuBuf,
+  part: { outer: number; length: number; total: number; at: number },
+): void {
+  const n = part.outer * part.length;
+  if (n === 0) return;
+  rt.dispatch(
+    concatPartKernel(dtype),
+    [x, out],
+    { n, length: part.length, total: part.total, at: part.at },
     flatGrid(n),
   );
 }

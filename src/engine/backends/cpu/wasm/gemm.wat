@@ -653,7 +653,71 @@
         (local.set $p (i32.add (local.get $p) (i32.const 16)))
         (br $next))))
 
-;; Group norm's per-element work (norm-f32.ts), in float64 lanes as the JavaScript loops it replaces
+  ;; dst = a ∘ b over n floats, ∘ = + − × ÷ for op 0 1 2 3 (binary-f32.ts); a at pa and b at pb
+  ;; advance by a float a float, or, with sa or sb 0, stay on one float that every element takes
+  ;; (a scalar operand). dst may be pa or pb. float32 arithmetic rounds as JavaScript's float64
+  ;; arithmetic rounded to float32 does for these four operations, so the results are the same bits.
+  (func (export "binary") (param $op i32) (param $pa i32) (param $sa i32) (param $pb i32)
+    (param $sb i32) (param $dst i32) (param $n i32)
+    (local $k i32) (local $vend i32) (local $va v128) (local $vb v128) (local $r v128)
+    (local $x f32) (local $y f32) (local $da i32) (local $db i32)
+    (local.set $da (i32.mul (local.get $sa) (i32.const 16)))
+    (local.set $db (i32.mul (local.get $sb) (i32.const 16)))
+    (local.set $vend (i32.and (local.get $n) (i32.const -4)))
+    (block $vdone
+      (loop $vloop
+        (br_if $vdone (i32.ge_u (local.get $k) (local.get $vend)))
+        (local.set $va
+          (if (result v128) (local.get $sa)
+            (then (v128.load (local.get $pa)))
+            (else (v128.load32_splat (local.get $pa)))))
+        (local.set $vb
+          (if (result v128) (local.get $sb)
+            (then (v128.load (local.get $pb)))
+            (else (v128.load32_splat (local.get $pb)))))
+        (block $set
+          (block $div
+            (block $mul
+              (block $sub
+                (block $add
+                  (br_table $add $sub $mul $div (local.get $op)))
+                (local.set $r (f32x4.add (local.get $va) (local.get $vb)))
+                (br $set))
+              (local.set $r (f32x4.sub (local.get $va) (local.get $vb)))
+              (br $set))
+            (local.set $r (f32x4.mul (local.get $va) (local.get $vb)))
+            (br $set))
+          (local.set $r (f32x4.div (local.get $va) (local.get $vb))))
+        (v128.store (local.get $dst) (local.get $r))
+        (local.set $pa (i32.add (local.get $pa) (local.get $da)))
+        (local.set $pb (i32.add (local.get $pb) (local.get $db)))
+        (local.set $dst (i32.add (local.get $dst) (i32.const 16)))
+        (local.set $k (i32.add (local.get $k) (i32.const 4)))
+        (br $vloop)))
+    (local.set $da (i32.mul (local.get $sa) (i32.const 4)))
+    (local.set $db (i32.mul (local.get $sb) (i32.const 4)))
+    (block $tdone
+      (loop $tloop
+        (br_if $tdone (i32.ge_u (local.get $k) (local.get $n)))
+        (local.set $x (f32.load (local.get $pa)))
+        (local.set $y (f32.load (local.get $pb)))
+        (f32.store (local.get $dst)
+          (if (result f32) (i32.eq (local.get $op) (i32.const 0))
+            (then (f32.add (local.get $x) (local.get $y)))
+            (else
+              (if (result f32) (i32.eq (local.get $op) (i32.const 1))
+                (then (f32.sub (local.get $x) (local.get $y)))
+                (else
+                  (if (result f32) (i32.eq (local.get $op) (i32.const 2))
+                    (then (f32.mul (local.get $x) (local.get $y)))
+                    (else (f32.div (local.get $x) (local.get $y)))))))))
+        (local.set $pa (i32.add (local.get $pa) (local.get $da)))
+        (local.set $pb (i32.add (local.get $pb) (local.get $db)))
+        (local.set $dst (i32.add (local.get $dst) (i32.const 4)))
+        (local.set $k (i32.add (local.get $k) (i32.const 1)))
+        (br $tloop))))
+
+  ;; Group norm's per-element work (norm-f32.ts), in float64 lanes as the JavaScript loops it replaces
   ;; compute it: float32 inputs promoted, every product and sum in float64, each result rounded once
   ;; to float32 when stored. A run is n floats from byte address p (any n: four at a time, the
   ;; rest one by one).
