@@ -1,7 +1,8 @@
 /**
  * Helper threads for the SIMD gemm (Node only). Every thread instantiates the same shared-memory
- * module over one shared WebAssembly.Memory; a job is a range of C's column panels, handed over
- * through a small Int32Array control block per worker (Atomics.wait/notify, no messages). The
+ * module over one shared WebAssembly.Memory; a job is a product whose column panels are cut in
+ * chunks that every thread takes from a shared counter (Atomics.add) until none is left, handed
+ * over through a small Int32Array control block per worker (Atomics.wait/notify, no messages). The
  * split never changes an element's arithmetic, so results do not depend on the thread count.
  *
  * Workers start in the background; until one has said it is ready the calling thread does all the
@@ -24,18 +25,35 @@ const ARGS = 3; // the kernel's 12 arguments (kernelArgs in simd-gemm.ts)
 const SLOTS = 16;
 const TIMEOUT_MS = 60_000;
 
+/** Job block slots (Int32, shared by every thread): the next chunk to take, the chunks, np. */
+const NEXT = 0;
+const CHUNKS = 1;
+const NP = 2;
+/** Chunks of column panels per thread of a product: the threads take them as they finish. */
+const CHUNKS_PER_THREAD = 2;
+
 const WORKER_SOURCE = `
 const { workerData } = require('node:worker_threads');
-const { memory, module, control, index } = workerData;
+const { memory, module, control, jobBuffer, index } = workerData;
 const gemm = new WebAssembly.Instance(module, { env: { memory } }).exports.gemm;
 const ctl = new Int32Array(control, index * ${SLOTS * 4}, ${SLOTS});
+const job = new Int32Array(jobBuffer);
 Atomics.store(ctl, ${READY}, 1);
 let seen = 0;
 for (;;) {
   Atomics.wait(ctl, ${SEQ}, seen);
   seen = Atomics.load(ctl, ${SEQ});
   if (seen < 0) break;
-  gemm(...ctl.subarray(${ARGS}, ${ARGS} + 12));
+  const args = Array.from(ctl.subarray(${ARGS}, ${ARGS} + 12));
+  const chunks = job[${CHUNKS}];
+  const np = job[${NP}];
+  for (;;) {
+    const c = Atomics.add(job, ${NEXT}, 1);
+    if (c >= chunks) break;
+    args[6] = Math.floor((np * c) / chunks);
+    args[7] = Math.floor((np * (c + 1)) / chunks);
+    gemm(...args);
+  }
   Atomics.store(ctl, ${DONE}, seen);
   Atomics.notify(ctl, ${DONE});
 }
@@ -64,6 +82,7 @@ export class GemmThreads {
   readonly memory: WebAssembly.Memory;
   readonly module: WebAssembly.Module;
   readonly #controls: Int32Array[] = [];
+  readonly #job = new Int32Array(new SharedArrayBuffer(4 * 4));
   #seq = 0;
 
   private constructor(workers: number, workerModule: NodeWorkerModule, kernel: GemmKernel) {
@@ -76,7 +95,13 @@ export class GemmThreads {
       this.#controls.push(ctl);
       const worker = new workerModule.Worker(WORKER_SOURCE, {
         eval: true,
-        workerData: { memory: this.memory, module: this.module, control, index },
+        workerData: {
+          memory: this.memory,
+          module: this.module,
+          control,
+          jobBuffer: this.#job.buffer,
+          index,
+        },
       });
       // A worker that fails to start stays not-ready and is simply never used.
       worker.on('error', () => Atomics.store(ctl, READY, 0));
@@ -114,7 +139,10 @@ export class GemmThreads {
     }
   }
 
-  /** Runs one product, its column panels split across the ready workers and this thread. */
+  /**
+   * Runs one product, its column panels split in chunks that the ready workers and this thread
+   * take in turn as each finishes one (so a thread the OS holds back does less of the work).
+   */
   run(kernel: KernelFn, p: Product): void {
     const np = p.np;
     const ready = this.#controls.filter((c) => Atomics.load(c, READY) === 1);
@@ -124,14 +152,25 @@ export class GemmThreads {
       return;
     }
     const seq = ++this.#seq;
-    const bound = (i: number): number => Math.floor((np * i) / parts);
+    const chunks = Math.min(np, CHUNKS_PER_THREAD * parts);
+    const job = this.#job;
+    job[CHUNKS] = chunks;
+    job[NP] = np;
+    Atomics.store(job, NEXT, 0);
+    const args = kernelArgs(p, 0, np);
     for (let w = 1; w < parts; w++) {
       const ctl = ready[w - 1]!;
-      ctl.set(kernelArgs(p, bound(w), bound(w + 1)), ARGS);
+      ctl.set(args, ARGS);
       Atomics.store(ctl, SEQ, seq);
       Atomics.notify(ctl, SEQ);
     }
-    kernel(...kernelArgs(p, 0, bound(1)));
+    for (;;) {
+      const c = Atomics.add(job, NEXT, 1);
+      if (c >= chunks) break;
+      args[6] = Math.floor((np * c) / chunks);
+      args[7] = Math.floor((np * (c + 1)) / chunks);
+      kernel(...args);
+    }
     for (let w = 1; w < parts; w++) {
       const ctl = ready[w - 1]!;
       const start = Date.now();
