@@ -169,7 +169,7 @@ export class CpuBackend implements Backend {
 
   random(kind: 'uniform' | 'normal', size: number, dtype: DType, seed: number, offset: number) {
     if (dtype === 'int32') throw new Error('random: int32 is not a floating-point dtype');
-    const s = this.#make(dtype, size);
+    const s = this.#make(dtype, size, false);
     const out = s.data as Float32Array | Float64Array;
     if (kind === 'normal') fillNormal(out, seed, offset);
     else fillUniform(out, seed, offset);
@@ -178,7 +178,7 @@ export class CpuBackend implements Backend {
 
   cast(x: Storage, dtype: DType): Storage {
     const src = this.#data(x);
-    const s = this.#make(dtype, src.length);
+    const s = this.#make(dtype, src.length, false);
     if (dtype === 'int32') {
       // Truncation toward zero, as C and PyTorch do.
       for (let i = 0; i < src.length; i++) s.data[i] = Math.trunc(src[i]!);
@@ -189,7 +189,7 @@ export class CpuBackend implements Backend {
   }
 
   unary(op: UnaryOp, x: Storage): Storage {
-    const s = this.#make(x.dtype, x.size);
+    const s = this.#make(x.dtype, x.size, false);
     const xd = this.#data(x);
     if (op === 'gelu' && xd instanceof Float32Array) {
       const rt = simdRuntime();
@@ -202,7 +202,7 @@ export class CpuBackend implements Backend {
   }
 
   geluBackward(x: Storage, dy: Storage): Storage {
-    const s = this.#make(x.dtype, x.size);
+    const s = this.#make(x.dtype, x.size, false);
     const xd = this.#data(x);
     const dyd = this.#data(dy);
     if (xd instanceof Float32Array && dyd instanceof Float32Array) {
@@ -227,7 +227,7 @@ export class CpuBackend implements Backend {
   }
 
   where(cond: Storage, a: Storage, b: Storage, spec: BroadcastSpec): Storage {
-    const s = this.#make(a.dtype, sizeOf(spec.outShape));
+    const s = this.#make(a.dtype, sizeOf(spec.outShape), false);
     whereKernel(this.#data(cond), this.#data(a), this.#data(b), spec, s.data);
     return s;
   }
@@ -245,13 +245,13 @@ export class CpuBackend implements Backend {
   }
 
   stridedCopy(x: Storage, spec: StridedCopySpec): Storage {
-    const s = this.#make(x.dtype, sizeOf(spec.outShape));
+    const s = this.#make(x.dtype, sizeOf(spec.outShape), false);
     stridedCopyKernel(this.#data(x), spec, s.data);
     return s;
   }
 
   pad(x: Storage, spec: PadSpec): Storage {
-    const s = this.#make(x.dtype, sizeOf(spec.outShape));
+    const s = this.#make(x.dtype, sizeOf(spec.outShape), false);
     padKernel(this.#data(x), spec, s.data);
     return s;
   }
