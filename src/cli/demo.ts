@@ -18,7 +18,7 @@ export const DEMO_MODEL_DIR = join(REPO_ROOT, 'models', 'mnist-small');
  */
 export const DEFAULT_DEMO_TRAIN_ARGS = ['--data', 'mnist', '--preset', 'mnist-small'];
 /**
- * 64 images with 20 DPM-Solver++ (2M) steps: about half a minute on two CPU cores (docs/training.md),
+ * 64 images with 20 DPM-Solver++ (2M) steps: about 11 s on two CPU cores (docs/perf.md),
  * drawn at twice the size so that the 28×28 digits are easy to see.
  */
 const DEMO_SAMPLER = 'dpmpp-2m';
