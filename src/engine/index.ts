@@ -2,7 +2,7 @@
 export type { DType, FloatDType, TypedArray } from './dtype.js';
 export { type Shape, fmtShape, fmtShapeOf, sizeOf } from './shape.js';
 export type { Backend, Storage } from './backend.js';
-export { Tensor, type TensorLike, type NestedArray } from './tensor.js';
+export { Tensor, type TensorLike, type NestedArray, composite } from './tensor.js';
 export { enableGrad, noGrad, isGradEnabled } from './autograd.js';
 export { tidy, keep, ownScope, type Disposable } from './scope.js';
 export {

@@ -17,7 +17,8 @@
  * class images' DataLoader seed).
  */
 import { cpuBackend, rand } from '../../engine/index.js';
-import { Dropout, type Module } from '../../nn/index.js';
+import { Dropout } from '../../nn/layers.js';
+import type { Module } from '../../nn/module.js';
 
 export type StreamPurpose =
   | 'noise'

@@ -4,7 +4,7 @@
  * UpDecoderBlock2D, with diffusers' parameter names (`resnets.0`, `attentions.0`,
  * `downsamplers.0`, `upsamplers.0`).
  */
-import { add, concat, type Tensor } from '../../engine/index.js';
+import { add, composite, concat, type Tensor } from '../../engine/index.js';
 import { Attention } from '../attention.js';
 import type { Conv2d } from '../layers.js';
 import { Module, ModuleList } from '../module.js';
@@ -163,8 +163,12 @@ export abstract class ResampledBlock<A extends Module, R extends Module> extends
 
   /** Residual block `i` on `h`, then its attention layer. */
   protected layer(h: Tensor, i: number, x: LayerInputs): Tensor {
-    const r = this.resnets.at(i).forward(h, x.temb);
-    return this.#attention ? this.#attention.apply(this.attentions!.at(i), r, x) : r;
+    // Without a graph (sampling), what the layer made but its output is freed at its end: the next
+    // layer reuses those arrays while they are still in cache, and a first call faults in less.
+    return composite(() => {
+      const r = this.resnets.at(i).forward(h, x.temb);
+      return this.#attention ? this.#attention.apply(this.attentions!.at(i), r, x) : r;
+    });
   }
 }
 
@@ -276,9 +280,11 @@ function applyResampler(
   temb: Tensor | null,
   size?: readonly [number, number] | null,
 ): Tensor {
-  if (m instanceof ResnetBlock2D) return m.forward(h, temb);
-  if (m instanceof Upsample2D) return m.forward(h, size);
-  return m.forward(h);
+  return composite(() => {
+    if (m instanceof ResnetBlock2D) return m.forward(h, temb);
+    if (m instanceof Upsample2D) return m.forward(h, size);
+    return m.forward(h);
+  });
 }
 
 /**
@@ -364,7 +370,11 @@ export function runEncoder(
     h = out.hidden;
     skips.push(...out.skips);
   }
-  if (m.midBlock) h = m.midBlock.forward(h, inputs.temb, inputs.context, inputs.contextBias);
+  const mid = m.midBlock;
+  if (mid) {
+    const below = h;
+    h = composite(() => mid.forward(below, inputs.temb, inputs.context, inputs.contextBias));
+  }
   return { hidden: h, skips };
 }
 
@@ -502,7 +512,8 @@ export class UpBlock2D<A extends Module = never>
     for (let i = 0; i < this.resnets.length; i++) {
       const skip = rest.pop();
       if (skip === undefined) throw new Error('up block: ran out of skip connections');
-      h = this.layer(concat([h, skip], 1), i, { temb, context, contextBias });
+      const joined = h;
+      h = composite(() => this.layer(concat([joined, skip], 1), i, { temb, context, contextBias }));
     }
     const up = this.resamplers?.at(0);
     return up ? applyResampler(up, h, temb, upsampleSize) : h;
