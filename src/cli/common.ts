@@ -99,14 +99,41 @@ export const REPLICAS_OPTION: OptionSpec = {
   default: `2 on the CPU for a batch of ${MIN_REPLICA_BATCH}+ images, else 1`,
 };
 
+/** --seed S (default 0), described by `help`. */
+export function seedOption(help: string): OptionSpec {
+  return { name: 'seed', kind: 'int', arg: 'S', help, default: '0' };
+}
+
 /** --seed S: the seed of the sampling noise (Philox streams; the same images on every backend). */
-export const SEED_OPTION: OptionSpec = {
-  name: 'seed',
-  kind: 'int',
-  arg: 'S',
-  help: 'seed of the noise',
-  default: '0',
+export const SEED_OPTION: OptionSpec = seedOption('seed of the noise');
+
+/** --vae DIR: the autoencoder a command reads (`sumi reconstruct`, `sumi eval recon`). */
+export const VAE_OPTION: OptionSpec = {
+  name: 'vae',
+  kind: 'string',
+  arg: 'DIR',
+  help: 'an AutoencoderKL / VQModel folder, a folder with vae/, or a train-vae --out folder',
 };
+
+/**
+ * The spec of a command that one --task value of a command selects (withTasks): `--task <task>`,
+ * which takes only that value, before the spec's own options.
+ */
+export function taskCommandSpec(task: string, spec: CommandSpec): CommandSpec {
+  const option: OptionSpec = {
+    name: 'task',
+    kind: 'string',
+    arg: 'T',
+    help: task,
+    choices: [task],
+  };
+  return { ...spec, options: [option, ...spec.options] };
+}
+
+/** --model DIR: the model folder a command reads, described by `help`. */
+export function modelOption(help: string): OptionSpec {
+  return { name: 'model', kind: 'string', arg: 'DIR', help };
+}
 
 /** --weights W: which weights of a model folder to load (auto: the EMA weights when it has them). */
 export function weightsOption(

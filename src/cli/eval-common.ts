@@ -18,6 +18,9 @@ import {
   takesStepParameter,
 } from '../diffusion/index.js';
 import {
+  checkEnoughSamples,
+  checkFits,
+  checkSampleRequest,
   type ConditionPlan,
   defaultCacheDir,
   type EvalClassifier,
@@ -38,6 +41,7 @@ import {
   REPLICAS_OPTION,
   samplerOption,
   SEED_OPTION,
+  selectBackend,
   weightsChoice,
   weightsOption,
 } from './common.js';
@@ -76,10 +80,13 @@ export const CLASSIFIER_OPTIONS: readonly OptionSpec[] = [
   { name: 'cache', kind: 'flag', help: 'use the cache (--no-cache: compute, write nothing)' },
 ];
 
-/** Sampling options; `lists` gives --guidance and --classifier-scale as comma lists (cond). */
-export function samplingOptions(opts: { sampler: boolean; lists: boolean }): OptionSpec[] {
+/**
+ * Sampling options; `sampler` adds --sampler and --steps, `lists` gives --guidance and
+ * --classifier-scale as comma lists (cond).
+ */
+export function samplingOptions(opts: { sampler?: boolean; lists?: boolean } = {}): OptionSpec[] {
   return [
-    ...(opts.sampler
+    ...(opts.sampler === true
       ? [
           samplerOption('dpmpp-2m'),
           { name: 'steps', kind: 'int', help: 'sampler steps', default: '20' } as const,
@@ -92,8 +99,8 @@ export function samplingOptions(opts: { sampler: boolean; lists: boolean }): Opt
     REPLICAS_OPTION,
     {
       name: 'guidance',
-      kind: opts.lists ? 'string' : 'number',
-      arg: opts.lists ? 'W,..' : 'W',
+      kind: opts.lists === true ? 'string' : 'number',
+      arg: opts.lists === true ? 'W,..' : 'W',
       help: `classifier-free guidance scale w, 0 to ${MAX_GUIDANCE_SCALE} (models trained with condition dropout)`,
       default: '1',
     },
@@ -123,8 +130,8 @@ export function samplingOptions(opts: { sampler: boolean; lists: boolean }): Opt
     },
     {
       name: 'classifier-scale',
-      kind: opts.lists ? 'string' : 'number',
-      arg: opts.lists ? 'S,..' : 'S',
+      kind: opts.lists === true ? 'string' : 'number',
+      arg: opts.lists === true ? 'S,..' : 'S',
       help: 'classifier guidance scale s',
       default: '1',
     },
@@ -238,6 +245,20 @@ export async function loadEvalClassifier(args: Args): Promise<EvalClassifier> {
   return evalClassifier(await loadClassifier(dir));
 }
 
+/**
+ * The evaluation classifier and the --model whose samples it judges (checked to fit it), after
+ * selecting the backend.
+ */
+export async function loadJudgedModel(
+  args: Args,
+): Promise<{ c: EvalClassifier; p: LoadedPipeline }> {
+  await selectBackend(args.str('backend'));
+  const c = await loadEvalClassifier(args);
+  const p = await loadModelDir(args);
+  checkFits(c, p.model.sampleShape, "the model's samples");
+  return { c, p };
+}
+
 /** The guiding classifier of --guide-classifier (null without it). */
 export async function loadGuide(args: Args, scale: number): Promise<GuideSpec | null> {
   const dir = args.str('guide-classifier');
@@ -284,6 +305,15 @@ export function conditionPlan(
   });
 }
 
+/** The sampler `name` with the options' --karras, on the noise schedule of p. */
+export function schedulerOf(
+  args: Args,
+  p: LoadedPipeline,
+  name: string,
+): SampleRequest['scheduler'] {
+  return createSampler(name, p.schedulerConfig, { karras: args.flag('karras') === true });
+}
+
 /** The sampling request of the options (one sampler and one guidance scale). */
 export function sampleRequest(
   args: Args,
@@ -296,7 +326,6 @@ export function sampleRequest(
     guide: GuideSpec | null;
   },
 ): SampleRequest {
-  const karras = args.flag('karras') === true;
   const rescale = args.num('guidance-rescale') ?? 0;
   if (!(rescale >= 0 && rescale <= 1)) {
     throw new UsageError(`--guidance-rescale must be from 0 to 1, got ${rescale}`);
@@ -304,7 +333,7 @@ export function sampleRequest(
   return {
     model: p.model,
     condition: p.condition,
-    scheduler: createSampler(opts.sampler, p.schedulerConfig, { karras }),
+    scheduler: schedulerOf(args, p, opts.sampler),
     predictionType: predictionTypeOf(p.schedulerConfig),
     values: plan.values,
     guide: opts.guide,
@@ -317,6 +346,26 @@ export function sampleRequest(
     batchSize: positiveInt(args, 'batch', 64),
     replicas: args.num('replicas'),
   };
+}
+
+/**
+ * The guide (--guide-classifier at --classifier-scale), the conditions and the checked sampling
+ * request of n samples of p judged by c (`spec`: the data of the reference set).
+ */
+export async function planSampling(
+  args: Args,
+  p: LoadedPipeline,
+  c: EvalClassifier,
+  n: number,
+  spec: string,
+  opts: { sampler: string; steps: number; guidance: number },
+): Promise<{ guide: GuideSpec | null; plan: ConditionPlan; request: SampleRequest }> {
+  const guide = await loadGuide(args, args.num('classifier-scale') ?? 1);
+  const plan = conditionPlan(args, p, n, c, guide, spec);
+  checkEnoughSamples(n, c.numFeatures);
+  const request = sampleRequest(args, p, plan, { ...opts, guide });
+  checkSampleRequest(request);
+  return { guide, plan, request };
 }
 
 /** The reference set under the cache options. */

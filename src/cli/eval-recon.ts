@@ -25,7 +25,7 @@ import {
 import { tensor } from '../engine/index.js';
 import { imageQuality, SSIM_WINDOW } from '../eval/index.js';
 import { type Args, CliError, type CommandSpec, UsageError } from './args.js';
-import { EXIT, selectBackend } from './common.js';
+import { EXIT, selectBackend, VAE_OPTION } from './common.js';
 import { COMMON_TAIL, toJson } from './eval-common.js';
 import { Progress } from './progress.js';
 
@@ -35,12 +35,7 @@ export const reconSpec: CommandSpec = {
   usage:
     'sumi eval recon --vae <dir> [--data D] [--image-size S] [--holdout F] [--n N] [--grid out.png]',
   options: [
-    {
-      name: 'vae',
-      kind: 'string',
-      arg: 'DIR',
-      help: 'an AutoencoderKL / VQModel folder, a folder with vae/, or a train-vae --out folder',
-    },
+    VAE_OPTION,
     {
       name: 'data',
       kind: 'string',

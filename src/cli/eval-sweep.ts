@@ -5,9 +5,6 @@
 import { existsSync, readFileSync } from 'node:fs';
 
 import {
-  checkEnoughSamples,
-  checkFits,
-  checkSampleRequest,
   referenceFloor,
   referenceOfClass,
   runSweep,
@@ -18,23 +15,21 @@ import {
 } from '../eval/index.js';
 import { writeTextAtomic } from '../nn/models/index.js';
 import { type Args, type CommandSpec, UsageError } from './args.js';
-import { EXIT, selectBackend } from './common.js';
+import { EXIT } from './common.js';
 import {
   checkSampler,
   checkSamplingOptions,
   CLASSIFIER_OPTIONS,
   COMMON_TAIL,
-  conditionPlan,
   dataSpec,
-  loadEvalClassifier,
-  loadGuide,
-  loadModelDir,
+  loadJudgedModel,
   MODEL_OPTIONS,
   numberList,
+  planSampling,
   positiveInt,
   reference,
-  sampleRequest,
   samplingOptions,
+  schedulerOf,
   sig,
   table,
   toJson,
@@ -58,7 +53,7 @@ export const sweepSpec: CommandSpec = {
     },
     { name: 'steps', kind: 'string', arg: 'K,..', help: 'step counts', default: '5,10,20,50,100' },
     { name: 'n', kind: 'int', help: 'samples per point', default: '1000' },
-    ...samplingOptions({ sampler: false, lists: false }),
+    ...samplingOptions(),
     {
       name: 'out',
       kind: 'string',
@@ -89,21 +84,13 @@ export async function sweepCommand(args: Args): Promise<number> {
   }
   const guidance = args.num('guidance') ?? 1;
   checkSamplingOptions(args, samplers, [guidance]);
-  await selectBackend(args.str('backend'));
-  const c = await loadEvalClassifier(args);
-  const p = await loadModelDir(args);
-  checkFits(c, p.model.sampleShape, "the model's samples");
+  const { c, p } = await loadJudgedModel(args);
   const spec = dataSpec(args, c, p);
-  const guide = await loadGuide(args, args.num('classifier-scale') ?? 1);
-  const plan = conditionPlan(args, p, n, c, guide, spec);
-  checkEnoughSamples(n, c.numFeatures);
-  const request = sampleRequest(args, p, plan, {
+  const { guide, plan, request } = await planSampling(args, p, c, n, spec, {
     sampler: samplers[0]!,
     steps: 1,
     guidance,
-    guide,
   });
-  checkSampleRequest(request);
   const cls = args.str('class');
   let ref = await reference(args, c, spec, progress);
   if (cls !== undefined && cls !== 'all')
@@ -151,8 +138,7 @@ export async function sweepCommand(args: Args): Promise<number> {
   await runSweep({
     samplers,
     steps: stepList,
-    makeScheduler: (name) =>
-      sampleRequest(args, p, plan, { sampler: name, steps: 1, guidance, guide }).scheduler,
+    makeScheduler: (name) => schedulerOf(args, p, name),
     request,
     classifier: c,
     reference: ref,

@@ -47,9 +47,11 @@ import {
   dataSpec,
   loadEvalClassifier,
   loadGuide,
+  loadJudgedModel,
   loadModelDir,
   MODEL_OPTIONS,
   numberList,
+  planSampling,
   positiveInt,
   reference,
   referenceJson,
@@ -78,7 +80,7 @@ const fdSpec: CommandSpec = {
     ...MODEL_OPTIONS,
     ...CLASSIFIER_OPTIONS,
     { name: 'n', kind: 'int', help: 'number of samples', default: '10000' },
-    ...samplingOptions({ sampler: true, lists: false }),
+    ...samplingOptions({ sampler: true }),
     {
       name: 'samples',
       kind: 'string',
@@ -169,11 +171,11 @@ async function fdCommand(args: Args): Promise<number> {
   } else {
     if (p === null) throw new UsageError('--model <dir> is required');
     checkFits(c, p.model.sampleShape, "the model's samples");
-    const guide = await loadGuide(args, args.num('classifier-scale') ?? 1);
-    const plan = conditionPlan(args, p, n, c, guide, spec);
-    checkEnoughSamples(n, c.numFeatures);
-    const request = sampleRequest(args, p, plan, { sampler, steps, guidance, guide });
-    checkSampleRequest(request);
+    const { guide, plan, request } = await planSampling(args, p, c, n, spec, {
+      sampler,
+      steps,
+      guidance,
+    });
     if (saveDir !== undefined) await checkEmptyOrAbsent(saveDir);
     source = { kind: 'sampling', p, plan, request, guide };
   }
@@ -432,10 +434,7 @@ async function condCommand(args: Args): Promise<number> {
   const ws = numberList(args.str('guidance') ?? '1', 'guidance');
   const ss = numberList(args.str('classifier-scale') ?? '1', 'classifier-scale');
   checkSamplingOptions(args, [sampler], ws);
-  await selectBackend(args.str('backend'));
-  const c = await loadEvalClassifier(args);
-  const p = await loadModelDir(args);
-  checkFits(c, p.model.sampleShape, "the model's samples");
+  const { c, p } = await loadJudgedModel(args);
   const guide = await loadGuide(args, ss[0]!);
   const plan = conditionPlan(args, p, n, c, guide, args.str('data') ?? null);
   if (plan.requested === null) {

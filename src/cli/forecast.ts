@@ -14,7 +14,15 @@ import { fanChartImage, fanChartSvg, type FanChartData } from '../eval/fan-chart
 import { evaluateForecaster } from '../eval/forecast-eval.js';
 import { sortedQuantile } from '../eval/metrics/forecast.js';
 import { type Args, CliError, type CommandSpec, UsageError } from './args.js';
-import { BACKEND_OPTION, defineCommand, EXIT, samplerOption, selectBackend } from './common.js';
+import {
+  BACKEND_OPTION,
+  defineCommand,
+  EXIT,
+  modelOption,
+  samplerOption,
+  seedOption,
+  selectBackend,
+} from './common.js';
 import { seriesFromArgs, SERIES_OPTIONS } from './train-forecast.js';
 
 /** The quantile levels of the CSV and the chart. */
@@ -34,7 +42,7 @@ export const forecastSpec: CommandSpec = {
     '--out ending in .svg writes a labelled SVG chart, .png an image of the same chart without text.',
   ],
   options: [
-    { name: 'model', kind: 'string', arg: 'DIR', help: "a 'sumi train --task forecast' folder" },
+    modelOption("a 'sumi train --task forecast' folder"),
     ...SERIES_OPTIONS,
     { name: 'samples', kind: 'int', arg: 'N', help: 'sample paths', default: '100' },
     samplerOption('ddpm'),
@@ -50,7 +58,7 @@ export const forecastSpec: CommandSpec = {
       arg: 'R',
       help: "clip each step's x̂_0 to [−R, R] in the model's scaled units (diffusers' clip_sample; ddpm, ddim); default: no clipping",
     },
-    { name: 'seed', kind: 'int', arg: 'S', help: 'seed of the sample paths', default: '0' },
+    seedOption('seed of the sample paths'),
     { name: 'out', kind: 'string', arg: 'FILE', help: 'the fan chart, .png or .svg' },
     {
       name: 'csv',

@@ -11,19 +11,14 @@ import { loadAutoencoder, reconstruct } from '../diffusion/index.js';
 import { tensor } from '../engine/index.js';
 import { imageQuality } from '../eval/index.js';
 import { CliError, type CommandSpec, UsageError } from './args.js';
-import { BACKEND_OPTION, defineCommand, EXIT, selectBackend } from './common.js';
+import { BACKEND_OPTION, defineCommand, EXIT, selectBackend, VAE_OPTION } from './common.js';
 
 export const reconstructSpec: CommandSpec = {
   name: 'reconstruct',
   summary: 'Encode and decode an image with an autoencoder (AutoencoderKL or VQModel).',
   usage: 'sumi reconstruct --vae <dir> --in <image.png|jpg> --out <recon.png>',
   options: [
-    {
-      name: 'vae',
-      kind: 'string',
-      arg: 'DIR',
-      help: 'an AutoencoderKL / VQModel folder, a folder with vae/, or a train-vae --out folder',
-    },
+    VAE_OPTION,
     { name: 'in', kind: 'string', arg: 'IMAGE', help: 'a PNG or JPEG of the autoencoder’s size' },
     { name: 'out', kind: 'string', arg: 'PNG', help: 'where the reconstruction goes' },
     { name: 'force', kind: 'flag', help: 'overwrite --out if it exists' },

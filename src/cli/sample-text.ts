@@ -24,34 +24,25 @@ import {
   ETA_OPTION,
   EXIT,
   formatDuration,
+  modelOption,
   samplerOption,
+  seedOption,
   selectBackend,
+  taskCommandSpec,
 } from './common.js';
 import type { Command } from './main.js';
 
-export const sampleTextSpec: CommandSpec = {
+export const sampleTextSpec: CommandSpec = taskCommandSpec('text', {
   name: 'sample',
   summary: 'Sample sentences from a Diffusion-LM.',
   usage: 'sumi sample --task text --model <dir> [-n N] [--infill "the ___ of ___"] [--lm <dir>]',
   options: [
-    { name: 'task', kind: 'string', arg: 'T', help: 'text', choices: ['text'] },
-    {
-      name: 'model',
-      kind: 'string',
-      arg: 'DIR',
-      help: 'a sumi train --task text output folder, checkpoint or export',
-    },
+    modelOption('a sumi train --task text output folder, checkpoint or export'),
     { name: 'n', kind: 'int', arg: 'N', help: 'sentences (also -n)', default: '8' },
     { name: 'steps', kind: 'int', arg: 'K', help: 'sampler steps (default 200, at most T)' },
     samplerOption('ddpm'),
     ETA_OPTION,
-    {
-      name: 'seed',
-      kind: 'int',
-      arg: 'S',
-      help: 'seed of x_T and the sampler noise',
-      default: '0',
-    },
+    seedOption('seed of x_T and the sampler noise'),
     { name: 'batch', kind: 'int', arg: 'B', help: 'sentences per batch', default: '128' },
     {
       name: 'clamp',
@@ -79,7 +70,7 @@ export const sampleTextSpec: CommandSpec = {
     'Infilling fixes <start>, the template words, <end> and the padding after it; only the ___\n' +
       'positions are sampled (at every step x̂_0 of the fixed positions is their word vector).',
   ],
-};
+});
 
 /** A ___ of the template: a run of two or more underscores. */
 const BLANK = /^_{2,}$/;

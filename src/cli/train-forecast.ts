@@ -11,7 +11,7 @@ import {
 } from '../diffusion/forecast-trainer.js';
 import { type Args, CliError, type CommandSpec, UsageError } from './args.js';
 import { BACKEND_OPTION, defineCommand, EXIT, formatDuration, selectBackend } from './common.js';
-import { recordedCommand } from './train-options.js';
+import { recordedCommand, trainOptions } from './train-options.js';
 
 /** The options that read a series, shared with `sumi forecast`. */
 export const SERIES_OPTIONS: CommandSpec['options'] = [
@@ -42,6 +42,9 @@ export const SERIES_OPTIONS: CommandSpec['options'] = [
     default: 'none',
   },
 ];
+
+/** The defaults of the options shared with the other training commands (train-options.ts). */
+const DEFAULTS = { steps: 1000, batchSize: 32, lr: 1e-3, seed: 0, saveEvery: 100 } as const;
 
 export const trainForecastSpec: CommandSpec = {
   name: 'train',
@@ -79,17 +82,12 @@ export const trainForecastSpec: CommandSpec = {
       help: "each window's scale: mean (mean |x| over the context, TimeGrad's) or standard (mean and deviation)",
       default: 'mean',
     },
-    { name: 'steps', kind: 'int', help: 'optimizer steps', default: '1000' },
-    { name: 'batch', kind: 'int', arg: 'B', help: 'windows per step', default: '32' },
-    { name: 'lr', kind: 'number', arg: 'LR', help: 'learning rate (AdamW)', default: '1e-3' },
-    { name: 'seed', kind: 'int', arg: 'S', help: 'seed of every random stream', default: '0' },
-    {
-      name: 'save-every',
-      kind: 'int',
-      arg: 'N',
-      help: 'steps between checkpoints',
-      default: '100',
-    },
+    ...trainOptions(['steps', 'batch', 'lr', 'seed', 'save-every'], DEFAULTS, {
+      steps: 'optimizer steps',
+      batch: 'windows per step',
+      lr: 'learning rate (AdamW)',
+      'save-every': 'steps between checkpoints',
+    }),
     {
       name: 'rows',
       kind: 'int',
@@ -174,11 +172,11 @@ async function trainForecast(args: Args): Promise<number> {
     horizon: positive(args, 'horizon', 24),
     lags: [...new Set(lags)].sort((a, b) => a - b),
     scaling: (args.str('scaling') ?? 'mean') as 'mean' | 'standard',
-    steps: positive(args, 'steps', 1000),
-    batchSize: positive(args, 'batch', 32),
-    lr: args.num('lr') ?? 1e-3,
-    seed: positive(args, 'seed', 0, 0),
-    saveEvery: positive(args, 'save-every', 100),
+    steps: positive(args, 'steps', DEFAULTS.steps),
+    batchSize: positive(args, 'batch', DEFAULTS.batchSize),
+    lr: args.num('lr') ?? DEFAULTS.lr,
+    seed: positive(args, 'seed', DEFAULTS.seed, 0),
+    saveEvery: positive(args, 'save-every', DEFAULTS.saveEvery),
     maxRows: positive(args, 'rows', 512, 0) || null,
     model: {
       num_layers: positive(args, 'layers', 2),

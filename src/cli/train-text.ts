@@ -24,7 +24,7 @@ import {
   TrainConfigError,
 } from '../diffusion/index.js';
 import { type Args, CliError, type CommandSpec, UsageError } from './args.js';
-import { defineCommand, EXIT, message, selectBackend } from './common.js';
+import { defineCommand, EXIT, message, selectBackend, taskCommandSpec } from './common.js';
 import {
   exportFolder,
   type KeyedOption,
@@ -97,12 +97,11 @@ const KEYED: readonly KeyedOption<Key>[] = [
   ...trainOptions<Key>(['seed', 'save-every', 'eval-every', 'log-every'], DEFAULTS),
 ];
 
-export const trainTextSpec: CommandSpec = {
+export const trainTextSpec: CommandSpec = taskCommandSpec('text', {
   name: 'train',
   summary: 'Train a Diffusion-LM (or with --lm the scoring language model) on a text corpus.',
   usage: 'sumi train --task text --data <corpus> --out <dir> [--lm] [options]',
   options: [
-    { name: 'task', kind: 'string', arg: 'T', help: 'text', choices: ['text'] },
     {
       name: 'data',
       kind: 'string',
@@ -136,7 +135,7 @@ export const trainTextSpec: CommandSpec = {
     'With --resume the settings come from the checkpoint; options that would change them are\n' +
       'refused (except --steps and the reporting options).',
   ],
-};
+});
 
 function optionValues(args: Args): Partial<Record<Key, unknown>> {
   const out = keyedValues(KEYED, args);

@@ -100,6 +100,28 @@ export function scaledWindow(
   return { origin, scale, values };
 }
 
+/** The dtype and backend of the tensors a pass of the model makes. */
+interface TensorLike {
+  dtype: 'float32' | 'float64';
+  backend: Tensor['backend'];
+}
+
+/** Tensors of `dtype` on the backend of the model's parameters. */
+function modelLike(model: TimeGradModel, dtype: TensorLike['dtype']): TensorLike {
+  return { dtype, backend: model.parameters()[0]!.backend };
+}
+
+/**
+ * `count` indices uniform on {0, …, n − 1}: min(n − 1, ⌊u n⌋) for u ~ U[0, 1) drawn in float64
+ * from `g`.
+ */
+function uniformIndices(g: Generator, count: number, n: number, like: TensorLike): number[] {
+  const u = tidy(() =>
+    rand([count], { generator: g, dtype: 'float64', backend: like.backend }).dataSync(),
+  );
+  return Array.from(u, (v) => Math.min(n - 1, Math.floor(v * n)));
+}
+
 /**
  * The RNN input of window row j (j ≥ maxLag) for several windows: [B, I] with the lagged scaled
  * values, the time features of the row's timestamp and the log scales.
@@ -109,7 +131,7 @@ function inputsAt(
   c: TimeGradConfig,
   windows: readonly ScaledWindow[],
   j: number,
-  like: { dtype: 'float32' | 'float64'; backend: Tensor['backend'] },
+  like: TensorLike,
 ): Tensor {
   const D = c.target_dim;
   const I = timeGradInputSize(c);
@@ -148,10 +170,10 @@ export function forecastLoss(
   windows: readonly ScaledWindow[],
   opts: ForecastLossOptions,
 ): Tensor {
+  const like = modelLike(model, opts.dtype ?? 'float32');
   const c = model.config;
   const D = c.target_dim;
   const B = windows.length;
-  const like = { dtype: opts.dtype ?? 'float32', backend: model.parameters()[0]!.backend };
   const L = maxLag(c);
   const rows = c.context_length + c.prediction_length;
   const steps = Array.from({ length: rows }, (_, i) => inputsAt(s, c, windows, L + i, like));
@@ -169,20 +191,13 @@ export function forecastLoss(
   let picked: Int32Array | null = null;
   if (opts.maxRows !== undefined && opts.maxRows < all) {
     N = opts.maxRows;
-    const u = tidy(() =>
-      rand([N], { generator: g, dtype: 'float64', backend: like.backend }).dataSync(),
-    );
-    picked = Int32Array.from(u, (v) => Math.min(all - 1, Math.floor(v * all)));
+    picked = Int32Array.from(uniformIndices(g, N, all, like));
   }
   const x0rows = picked === null ? x0data : new Float64Array(N * D);
   if (picked !== null)
     picked.forEach((r, i) => x0rows.set(x0data.subarray(r * D, (r + 1) * D), i * D));
   const x0 = tensor(x0rows, [N, D], like);
-  const K = schedule.betas.length;
-  const u = tidy(() =>
-    rand([N], { generator: g, dtype: 'float64', backend: like.backend }).dataSync(),
-  );
-  const ks = Array.from(u, (v) => Math.min(K - 1, Math.floor(v * K)));
+  const ks = uniformIndices(g, N, schedule.betas.length, like);
   const noise = randn([N, D], { generator: g, ...like });
   const xk = addNoise(schedule, x0, noise, ks);
   let h = concat(hidden, 0);
@@ -224,7 +239,7 @@ export function forecastSamples(
   const L = maxLag(c);
   const N = opts.numSamples;
   const W = origins.length;
-  const like = { dtype: 'float32' as const, backend: model.parameters()[0]!.backend };
+  const like = modelLike(model, 'float32');
   const windows = origins.map((o) => scaledWindow(s, c, o, o));
   // One copy of each window per path (row w·N + n), sharing the context's values.
   const paths = windows.flatMap((w) =>

@@ -26,47 +26,66 @@ export function coefAt(coef: Float64Array, timesteps: ArrayLike<number>, like: T
   return tensor(vals, shape, { dtype: like.dtype, backend: like.backend });
 }
 
-/** x_t = √ᾱ_t x_0 + √(1 − ᾱ_t) ε (DDPM eq. 4). */
-export function addNoise(
+/** A map of (x_0, ε) through the forward process at integer timesteps, one per batch element. */
+export type ForwardMap = (
   s: NoiseSchedule,
   x0: Tensor,
   noise: Tensor,
   timesteps: ArrayLike<number>,
-): Tensor {
-  const a = coefAt(s.sqrtAlphasCumprod, timesteps, x0);
-  const b = coefAt(s.sqrtOneMinusAlphasCumprod, timesteps, x0);
-  return add(mul(a, x0), mul(b, noise));
+) => Tensor;
+
+/** (√ᾱ_t, √(1 − ᾱ_t)) for each batch element, shaped as coefAt shapes them. */
+function alphaSigmaAt(
+  s: NoiseSchedule,
+  timesteps: ArrayLike<number>,
+  like: Tensor,
+): [Tensor, Tensor] {
+  return [
+    coefAt(s.sqrtAlphasCumprod, timesteps, like),
+    coefAt(s.sqrtOneMinusAlphasCumprod, timesteps, like),
+  ];
 }
+
+/** x_t = √ᾱ_t x_0 + √(1 − ᾱ_t) ε (DDPM eq. 4). */
+export const addNoise: ForwardMap = (s, x0, noise, timesteps) => {
+  const [a, b] = alphaSigmaAt(s, timesteps, x0);
+  return add(mul(a, x0), mul(b, noise));
+};
 
 /** v = √ᾱ_t ε − √(1 − ᾱ_t) x_0 (Salimans & Ho 2022). */
-export function getVelocity(
-  s: NoiseSchedule,
-  x0: Tensor,
-  noise: Tensor,
-  timesteps: ArrayLike<number>,
-): Tensor {
-  const a = coefAt(s.sqrtAlphasCumprod, timesteps, x0);
-  const b = coefAt(s.sqrtOneMinusAlphasCumprod, timesteps, x0);
+export const getVelocity: ForwardMap = (s, x0, noise, timesteps) => {
+  const [a, b] = alphaSigmaAt(s, timesteps, x0);
   return sub(mul(a, noise), mul(b, x0));
-}
+};
 
 /**
- * x̂_0 from a model output, with α = √ᾱ_t and σ = √(1 − ᾱ_t) (numbers or per-sample tensors):
- * ε: (x_t − σ ε̂)/α;  sample: the output itself;  v: α x_t − σ v̂.
+ * A conversion of a model output at x_t, with α = √ᾱ_t and σ = √(1 − ᾱ_t) (numbers or per-sample
+ * tensors), to another parameterization.
  */
-export function predictedOriginalSample(
+export type OutputConversion = (
   type: PredictionType,
   modelOutput: Tensor,
   sample: Tensor,
   alpha: number | Tensor,
   sigma: number | Tensor,
-): Tensor {
+) => Tensor;
+
+/** z from x_t = c y + d z: (x_t − c y)/d. */
+function solveFor(sample: Tensor, y: Tensor, c: number | Tensor, d: number | Tensor): Tensor {
+  return mul(sub(sample, mul(y, c)), typeof d === 'number' ? 1 / d : d.reciprocal());
+}
+
+/** x̂_0 from a model output: ε: (x_t − σ ε̂)/α;  sample: the output itself;  v: α x_t − σ v̂. */
+export const predictedOriginalSample: OutputConversion = (
+  type,
+  modelOutput,
+  sample,
+  alpha,
+  sigma,
+) => {
   switch (type) {
     case 'epsilon':
-      return mul(
-        sub(sample, mul(modelOutput, sigma)),
-        typeof alpha === 'number' ? 1 / alpha : alpha.reciprocal(),
-      );
+      return solveFor(sample, modelOutput, sigma, alpha);
     case 'sample':
       return modelOutput;
     case 'v_prediction':
@@ -74,30 +93,21 @@ export function predictedOriginalSample(
     default:
       throw new Error(`unknown prediction_type '${String(type satisfies never)}'`);
   }
-}
+};
 
 /** ε̂ from a model output: ε: itself;  sample: (x_t − α x̂_0)/σ;  v: α v̂ + σ x_t. */
-export function predictedEpsilon(
-  type: PredictionType,
-  modelOutput: Tensor,
-  sample: Tensor,
-  alpha: number | Tensor,
-  sigma: number | Tensor,
-): Tensor {
+export const predictedEpsilon: OutputConversion = (type, modelOutput, sample, alpha, sigma) => {
   switch (type) {
     case 'epsilon':
       return modelOutput;
     case 'sample':
-      return mul(
-        sub(sample, mul(modelOutput, alpha)),
-        typeof sigma === 'number' ? 1 / sigma : sigma.reciprocal(),
-      );
+      return solveFor(sample, modelOutput, alpha, sigma);
     case 'v_prediction':
       return add(mul(modelOutput, alpha), mul(sample, sigma));
     default:
       throw new Error(`unknown prediction_type '${String(type satisfies never)}'`);
   }
-}
+};
 
 /** Mean of q(x_{t−1} | x_t, x_0) = coef1_t x_0 + coef2_t x_t (DDPM eq. 7). */
 export function posteriorMean(

@@ -107,6 +107,8 @@ function edited(tok: WordLevelTokenizer, edits: readonly DocEdit[]): readonly [s
       .slice(0, -1)
       .reduce<Json>((x, k) => (x as Record<string | number, Json>)[k]!, root);
     if (parent === null || typeof parent !== 'object') continue;
+    // A JSON array has no named keys (and setting an array's `length` is not an edit of a file).
+    if (Array.isArray(parent) && e.newKey !== null) continue;
     setAt(root, target, e.value ?? undefined);
   }
   return [jsonText(doc), jsonText(cfg)] as const;

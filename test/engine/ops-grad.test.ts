@@ -42,6 +42,7 @@ void describe('the op table', () => {
     'Tensor',
     'arange',
     'binary',
+    'composite',
     'conv2dSpec',
     'cpuBackend',
     'defaultBackend',

@@ -52,15 +52,18 @@ function axisWeights(inSize: number, outSize: number): AxisWeights {
   return { index, weight, taps: 2 };
 }
 
-/** Resizes (channels, height, width) planes to (channels, outH, outW). */
-export function resizePlanes(
+/** A map of (channels, height, width) planes to (channels, outH, outW) planes. */
+export type PlanesMap = (
   src: Float32Array,
   channels: number,
   height: number,
   width: number,
   outH: number,
   outW: number,
-): Float32Array {
+) => Float32Array;
+
+/** Resizes (channels, height, width) planes to (channels, outH, outW). */
+export const resizePlanes: PlanesMap = (src, channels, height, width, outH, outW) => {
   if (src.length !== channels * height * width) {
     throw new Error(
       `resizePlanes: ${channels}x${height}x${width} needs ${channels * height * width} values, got ${src.length}`,
@@ -103,17 +106,10 @@ export function resizePlanes(
     }
   }
   return out;
-}
+};
 
 /** The centred (outH, outW) window of (channels, height, width) planes. */
-export function centerCropPlanes(
-  src: Float32Array,
-  channels: number,
-  height: number,
-  width: number,
-  outH: number,
-  outW: number,
-): Float32Array {
+export const centerCropPlanes: PlanesMap = (src, channels, height, width, outH, outW) => {
   if (outH > height || outW > width) {
     throw new Error(`centerCropPlanes: cannot crop ${height}x${width} to ${outH}x${outW}`);
   }
@@ -127,26 +123,19 @@ export function centerCropPlanes(
     }
   }
   return out;
-}
+};
 
 /**
  * Scales so the image covers (outH, outW) with its aspect ratio kept (the limiting side fits
  * exactly), then takes the centred window: "resize, then center-crop".
  */
-export function resizeCoverPlanes(
-  src: Float32Array,
-  channels: number,
-  height: number,
-  width: number,
-  outH: number,
-  outW: number,
-): Float32Array {
+export const resizeCoverPlanes: PlanesMap = (src, channels, height, width, outH, outW) => {
   const scale = Math.max(outH / height, outW / width);
   const h = Math.max(outH, Math.round(height * scale));
   const w = Math.max(outW, Math.round(width * scale));
   const resized = resizePlanes(src, channels, height, width, h, w);
   return h === outH && w === outW ? resized : centerCropPlanes(resized, channels, h, w, outH, outW);
-}
+};
 
 /** Mirrors (channels, height, width) planes left to right, in place. */
 export function flipPlanesInPlace(

@@ -17,18 +17,11 @@ import {
   checkOneOf,
   clipOrThreshold,
   drawNoise,
-  requireTimesteps,
   type StepOptions,
   type StepResult,
 } from './common.js';
 import type { SchedulerSpec } from './config.js';
-import {
-  MULTISTEP_DEFAULTS,
-  MULTISTEP_UNSUPPORTED,
-  MultistepSchedulerBase,
-  type MultistepSolverOptions,
-  predictionAt,
-} from './multistep.js';
+import { MultistepSchedulerBase, type MultistepSolverOptions, multistepSpec } from './multistep.js';
 import { alphaSigmaOf, lambdaOf } from './sigmas.js';
 
 export type DPMAlgorithmType = 'dpmsolver++' | 'sde-dpmsolver++' | 'dpmsolver' | 'sde-dpmsolver';
@@ -43,10 +36,9 @@ export interface DPMSolverOptions extends MultistepSolverOptions {
   varianceType: 'learned' | 'learned_range' | null;
 }
 
-export const dpmSolverSpec: SchedulerSpec<DPMSolverOptions> = {
-  className: 'DPMSolverMultistepScheduler',
-  defaults: {
-    ...MULTISTEP_DEFAULTS,
+export const dpmSolverSpec: SchedulerSpec<DPMSolverOptions> = multistepSpec(
+  'DPMSolverMultistepScheduler',
+  {
     algorithmType: 'dpmsolver++',
     solverType: 'midpoint',
     eulerAtFinal: false,
@@ -54,8 +46,7 @@ export const dpmSolverSpec: SchedulerSpec<DPMSolverOptions> = {
     lambdaMinClipped: -Infinity,
     varianceType: null,
   },
-  unsupported: MULTISTEP_UNSUPPORTED,
-};
+);
 
 const isSde = (a: DPMAlgorithmType): boolean => a === 'sde-dpmsolver++' || a === 'sde-dpmsolver';
 const isDataPrediction = (a: DPMAlgorithmType): boolean =>
@@ -83,6 +74,91 @@ function combine(terms: readonly (readonly [number, Tensor | null])[]): Tensor {
   return out;
 }
 
+type Term = readonly [number, Tensor | null];
+
+/**
+ * The weights (of x_s, m_0 and, for the SDE variants, z) of the first-order update from σ_s to
+ * σ_t, h = λ_t − λ_s:
+ *   dpmsolver++:      x_t = (σ_t/σ_s) x_s − α_t (e^{−h} − 1) m_0
+ *   dpmsolver:        x_t = (α_t/α_s) x_s − σ_t (e^{h} − 1) m_0
+ *   sde-dpmsolver++:  x_t = (σ_t/σ_s) e^{−h} x_s + α_t (1 − e^{−2h}) m_0 + σ_t √(1 − e^{−2h}) z
+ *   sde-dpmsolver:    x_t = (α_t/α_s) x_s − 2 σ_t (e^{h} − 1) m_0 + σ_t √(e^{2h} − 1) z
+ */
+function firstOrderWeights(
+  algorithm: DPMAlgorithmType,
+  [aT, aS]: readonly number[],
+  [sT, sS]: readonly number[],
+  h: number,
+): [number, number, number | null] {
+  switch (algorithm) {
+    case 'dpmsolver++':
+      return [sT! / sS!, -(aT! * (Math.exp(-h) - 1)), null];
+    case 'dpmsolver':
+      return [aT! / aS!, -(sT! * (Math.exp(h) - 1)), null];
+    case 'sde-dpmsolver++': {
+      const e2h = Math.exp(-2 * h);
+      return [(sT! / sS!) * Math.exp(-h), aT! * (1 - e2h), sT! * Math.sqrt(1 - e2h)];
+    }
+    case 'sde-dpmsolver':
+      return [aT! / aS!, -2 * (sT! * (Math.exp(h) - 1)), sT! * Math.sqrt(Math.exp(2 * h) - 1)];
+    default:
+      throw new Error(`unknown algorithm_type '${String(algorithm satisfies never)}'`);
+  }
+}
+
+/**
+ * What every order of the update from σ_s0 to σ_t (sigmas: t, s0, s1, …) shares: α_t, σ_t,
+ * h = λ_t − λ_s0, the ratios r_k = (λ_{s_k} − λ_{s_{k+1}})/h of the past steps to it, and the
+ * terms of the first-order update, which the higher orders extend with their D_k terms between
+ * `head` (x_s0, m_0) and `tail` (z).
+ */
+function firstOrderTerms(
+  algorithm: DPMAlgorithmType,
+  sigmas: readonly number[],
+  m0: Tensor,
+  sample: Tensor,
+  noise: Tensor | null,
+): { aT: number; sT: number; h: number; r: number[]; head: Term[]; tail: Term[] } {
+  const { alpha, sigma, lambda } = points(sigmas);
+  const h = lambda[0]! - lambda[1]!;
+  const r = lambda.slice(1, -1).map((l, k) => (l - lambda[k + 2]!) / h);
+  const [cx, c0, cz] = firstOrderWeights(algorithm, alpha, sigma, h);
+  const head: Term[] = [
+    [cx, sample],
+    [c0, m0],
+  ];
+  return { aT: alpha[0]!, sT: sigma[0]!, h, r, head, tail: cz === null ? [] : [[cz, noise]] };
+}
+
+/**
+ * The weight of D_1 = (m_0 − m_1)/r_0 in the 2M update: midpoint, half the m_0 weight
+ * (dpmsolver++: −½ α_t (e^{−h} − 1)), or Heun (dpmsolver++: α_t ((e^{−h} − 1)/h + 1)). The 3M
+ * update weights its D_1 as Heun does.
+ */
+function secondOrderWeight(
+  algorithm: DPMAlgorithmType,
+  solverType: DPMSolverType,
+  aT: number,
+  sT: number,
+  h: number,
+): number {
+  const mid = solverType === 'midpoint';
+  switch (algorithm) {
+    case 'dpmsolver++':
+      return mid ? -0.5 * (aT * (Math.exp(-h) - 1)) : aT * ((Math.exp(-h) - 1) / h + 1);
+    case 'dpmsolver':
+      return mid ? -0.5 * (sT * (Math.exp(h) - 1)) : -(sT * ((Math.exp(h) - 1) / h - 1));
+    case 'sde-dpmsolver++': {
+      const e2h = Math.exp(-2 * h);
+      return mid ? 0.5 * (aT * (1 - e2h)) : aT * ((1 - e2h) / (-2 * h) + 1);
+    }
+    case 'sde-dpmsolver':
+      return mid ? -(sT * (Math.exp(h) - 1)) : -2 * (sT * ((Math.exp(h) - 1) / h - 1));
+    default:
+      throw new Error(`unknown algorithm_type '${String(algorithm satisfies never)}'`);
+  }
+}
+
 /** First-order update from σ_s to σ_t (DDIM for DPM-Solver++). Pure. */
 export function dpmSolverFirstOrderUpdate(
   algorithm: DPMAlgorithmType,
@@ -92,38 +168,8 @@ export function dpmSolverFirstOrderUpdate(
   sample: Tensor,
   noise: Tensor | null,
 ): Tensor {
-  const {
-    alpha: [aT, aS],
-    sigma: [sT, sS],
-    lambda: [lT, lS],
-  } = points([sigmaT, sigmaS]);
-  const h = lT! - lS!;
-  switch (algorithm) {
-    case 'dpmsolver++':
-      return combine([
-        [sT! / sS!, sample],
-        [-(aT! * (Math.exp(-h) - 1)), m0],
-      ]);
-    case 'dpmsolver':
-      return combine([
-        [aT! / aS!, sample],
-        [-(sT! * (Math.exp(h) - 1)), m0],
-      ]);
-    case 'sde-dpmsolver++':
-      return combine([
-        [(sT! / sS!) * Math.exp(-h), sample],
-        [aT! * (1 - Math.exp(-2 * h)), m0],
-        [sT! * Math.sqrt(1 - Math.exp(-2 * h)), noise],
-      ]);
-    case 'sde-dpmsolver':
-      return combine([
-        [aT! / aS!, sample],
-        [-2 * (sT! * (Math.exp(h) - 1)), m0],
-        [sT! * Math.sqrt(Math.exp(2 * h) - 1), noise],
-      ]);
-    default:
-      throw new Error(`unknown algorithm_type '${String(algorithm satisfies never)}'`);
-  }
+  const { head, tail } = firstOrderTerms(algorithm, [sigmaT, sigmaS], m0, sample, noise);
+  return combine([...head, ...tail]);
 }
 
 /** Second-order multistep update (2M) from σ_s0 to σ_t with outputs m0 (at s0), m1 (at s1). Pure. */
@@ -137,53 +183,24 @@ export function dpmSolverSecondOrderUpdate(
   noise: Tensor | null,
 ): Tensor {
   const {
-    alpha: [aT, aS0],
-    sigma: [sT, sS0],
-    lambda: [lT, lS0, lS1],
-  } = points(sigmas);
-  const h = lT! - lS0!;
-  const h0 = lS0! - lS1!;
-  const r0 = h0 / h;
-  const D1 = mul(add(m0, mul(m1, -1)), 1 / r0);
-  const mid = solverType === 'midpoint';
-  const eh = Math.exp(-h);
-  const e2h = Math.exp(-2 * h);
-  switch (algorithm) {
-    case 'dpmsolver++':
-      return combine([
-        [sT! / sS0!, sample],
-        [-(aT! * (eh - 1)), m0],
-        [mid ? -0.5 * (aT! * (eh - 1)) : aT! * ((eh - 1) / h + 1), D1],
-      ]);
-    case 'dpmsolver':
-      return combine([
-        [aT! / aS0!, sample],
-        [-(sT! * (Math.exp(h) - 1)), m0],
-        [mid ? -0.5 * (sT! * (Math.exp(h) - 1)) : -(sT! * ((Math.exp(h) - 1) / h - 1)), D1],
-      ]);
-    case 'sde-dpmsolver++':
-      return combine([
-        [(sT! / sS0!) * eh, sample],
-        [aT! * (1 - e2h), m0],
-        [mid ? 0.5 * (aT! * (1 - e2h)) : aT! * ((1 - e2h) / (-2 * h) + 1), D1],
-        [sT! * Math.sqrt(1 - e2h), noise],
-      ]);
-    case 'sde-dpmsolver':
-      return combine([
-        [aT! / aS0!, sample],
-        [-2 * (sT! * (Math.exp(h) - 1)), m0],
-        [mid ? -(sT! * (Math.exp(h) - 1)) : -2 * (sT! * ((Math.exp(h) - 1) / h - 1)), D1],
-        [sT! * Math.sqrt(Math.exp(2 * h) - 1), noise],
-      ]);
-    default:
-      throw new Error(`unknown algorithm_type '${String(algorithm satisfies never)}'`);
-  }
+    aT,
+    sT,
+    h,
+    r: [r0],
+    head,
+    tail,
+  } = firstOrderTerms(algorithm, sigmas, m0, sample, noise);
+  const D1 = mul(add(m0, mul(m1, -1)), 1 / r0!);
+  const w1 = secondOrderWeight(algorithm, solverType, aT, sT, h);
+  return combine([...head, [w1, D1], ...tail]);
 }
 
 /**
- * Third-order multistep update (3M) with outputs m0, m1, m2 at s0, s1, s2. The SDE-DPM-Solver++
- * D_2 weight, α_t ((1 − e^{−2h} − 2h)/(2h)² + ½), is the SDE integral of the same quadratic
- * extrapolation; 'sde-dpmsolver' has no third order. Pure.
+ * Third-order multistep update (3M) with outputs m0, m1, m2 at s0, s1, s2: D_1 and D_2 of the
+ * quadratic through them, D_1 weighted as the Heun 2M update, D_2 (dpmsolver++) by
+ * −α_t ((e^{−h} − 1 + h)/h² − ½). The SDE-DPM-Solver++ D_2 weight,
+ * α_t ((1 − e^{−2h} − 2h)/(2h)² + ½), is the SDE integral of the same quadratic extrapolation;
+ * 'sde-dpmsolver' has no third order. Pure.
  */
 export function dpmSolverThirdOrderUpdate(
   algorithm: DPMAlgorithmType,
@@ -194,52 +211,33 @@ export function dpmSolverThirdOrderUpdate(
   sample: Tensor,
   noise: Tensor | null,
 ): Tensor {
-  const {
-    alpha: [aT, aS0],
-    sigma: [sT, sS0],
-    lambda: [lT, lS0, lS1, lS2],
-  } = points(sigmas);
-  const h = lT! - lS0!;
-  const h0 = lS0! - lS1!;
-  const h1 = lS1! - lS2!;
-  const r0 = h0 / h;
-  const r1 = h1 / h;
+  const first = firstOrderTerms(algorithm, sigmas, m0, sample, noise);
+  const { aT, sT, h } = first;
+  const r0 = first.r[0]!;
+  const r1 = first.r[1]!;
   const D10 = mul(add(m0, mul(m1, -1)), 1 / r0);
   const D11 = mul(add(m1, mul(m2, -1)), 1 / r1);
   const diff = add(D10, mul(D11, -1));
   const D1 = add(D10, mul(diff, r0 / (r0 + r1)));
   const D2 = mul(diff, 1 / (r0 + r1));
-  const eh = Math.exp(-h);
+  let w2: number;
   switch (algorithm) {
     case 'dpmsolver++':
-      return combine([
-        [sT! / sS0!, sample],
-        [-(aT! * (eh - 1)), m0],
-        [aT! * ((eh - 1) / h + 1), D1],
-        [-(aT! * ((eh - 1 + h) / (h * h) - 0.5)), D2],
-      ]);
+      w2 = -(aT * ((Math.exp(-h) - 1 + h) / (h * h) - 0.5));
+      break;
     case 'dpmsolver':
-      return combine([
-        [aT! / aS0!, sample],
-        [-(sT! * (Math.exp(h) - 1)), m0],
-        [-(sT! * ((Math.exp(h) - 1) / h - 1)), D1],
-        [-(sT! * ((Math.exp(h) - 1 - h) / (h * h) - 0.5)), D2],
-      ]);
-    case 'sde-dpmsolver++': {
-      const e2h = Math.exp(-2 * h);
-      return combine([
-        [(sT! / sS0!) * eh, sample],
-        [aT! * (1 - e2h), m0],
-        [aT! * ((1 - e2h) / (-2 * h) + 1), D1],
-        [aT! * ((1 - e2h - 2 * h) / (2 * h) ** 2 + 0.5), D2],
-        [sT! * Math.sqrt(1 - e2h), noise],
-      ]);
-    }
+      w2 = -(sT * ((Math.exp(h) - 1 - h) / (h * h) - 0.5));
+      break;
+    case 'sde-dpmsolver++':
+      w2 = aT * ((1 - Math.exp(-2 * h) - 2 * h) / (2 * h) ** 2 + 0.5);
+      break;
     case 'sde-dpmsolver':
       throw new Error("algorithm_type 'sde-dpmsolver' has no third-order update");
     default:
       throw new Error(`unknown algorithm_type '${String(algorithm satisfies never)}'`);
   }
+  const w1 = secondOrderWeight(algorithm, 'heun', aT, sT, h);
+  return combine([...first.head, [w1, D1], [w2, D2], ...first.tail]);
 }
 
 export class DPMSolverMultistepScheduler extends MultistepSchedulerBase<DPMSolverOptions> {
@@ -280,9 +278,9 @@ export class DPMSolverMultistepScheduler extends MultistepSchedulerBase<DPMSolve
     }
     const thr = { ...c, clipSample: false };
     if (isDataPrediction(c.algorithmType)) {
-      return clipOrThreshold(predictionAt('data', c.predictionType, out, sample, sigma), thr);
+      return clipOrThreshold(this.predicted('data', out, sample, sigma), thr);
     }
-    const eps = predictionAt('noise', c.predictionType, out, sample, sigma);
+    const eps = this.predicted('noise', out, sample, sigma);
     if (!c.thresholding) return eps;
     const { alphaT, sigmaT } = alphaSigmaOf(sigma);
     const x0 = clipOrThreshold(mul(add(sample, mul(eps, -sigmaT)), 1 / alphaT), thr);
@@ -290,7 +288,6 @@ export class DPMSolverMultistepScheduler extends MultistepSchedulerBase<DPMSolve
   }
 
   step(modelOutput: Tensor, timestep: number, sample: Tensor, opts?: StepOptions): StepResult {
-    requireTimesteps(this.numInferenceSteps, this.className);
     const c = this.config;
     const i = this.currentIndex(timestep);
     const L = this.timesteps.length;

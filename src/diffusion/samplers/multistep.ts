@@ -18,6 +18,7 @@ import {
   perBatch,
   type PredictionType,
   release,
+  requireTimesteps,
   THRESHOLDING_DEFAULTS,
 } from './common.js';
 import type { JsonValue, SchedulerSpec } from './config.js';
@@ -152,6 +153,23 @@ export const MULTISTEP_DEFAULTS = {
   rescaleBetasZeroSnr: false,
 } as const satisfies Partial<MultistepSolverOptions>;
 
+/**
+ * The spec of a multistep solver: diffusers' class name, the solver's own defaults over
+ * MULTISTEP_DEFAULTS, and its own unsupported arguments besides MULTISTEP_UNSUPPORTED.
+ */
+export function multistepSpec<O extends MultistepSolverOptions>(
+  className: string,
+  defaults: Omit<O, keyof typeof MULTISTEP_DEFAULTS>,
+  unsupported: Readonly<Record<string, JsonValue>> = {},
+): SchedulerSpec<O> {
+  return {
+    className,
+    // O is MultistepSolverOptions (all of it in MULTISTEP_DEFAULTS) and the solver's own options.
+    defaults: { ...MULTISTEP_DEFAULTS, ...defaults } as Readonly<O>,
+    unsupported: { ...MULTISTEP_UNSUPPORTED, ...unsupported },
+  };
+}
+
 export abstract class MultistepSchedulerBase<O extends MultistepOptions> extends SchedulerBase<O> {
   protected stepIndex: number | null = null;
   declare sigmas: Float64Array;
@@ -203,9 +221,21 @@ export abstract class MultistepSchedulerBase<O extends MultistepOptions> extends
     this.stepIndex = i + 1;
   }
 
+  /** The current step's index (after setTimesteps), found from the timestep on a run's first step. */
   protected currentIndex(timestep: number): number {
+    requireTimesteps(this.numInferenceSteps, this.className);
     this.stepIndex ??= indexForTimestep(this.timesteps, timestep, 'last');
     return this.stepIndex;
+  }
+
+  /** x̂_0 ('data') or ε̂ ('noise') from a model output at σ, for the configured prediction type. */
+  protected predicted(
+    target: 'data' | 'noise',
+    modelOutput: Tensor,
+    sample: Tensor,
+    sigma: number,
+  ): Tensor {
+    return predictionAt(target, this.config.predictionType, modelOutput, sample, sigma);
   }
 
   /** α_t x_0 + σ_t ε with σ at each timestep's position in the schedule. */

@@ -18,18 +18,11 @@ import {
   clipOrThreshold,
   hold,
   release,
-  requireTimesteps,
   type StepOptions,
   type StepResult,
 } from './common.js';
 import type { SchedulerSpec } from './config.js';
-import {
-  MULTISTEP_DEFAULTS,
-  MULTISTEP_UNSUPPORTED,
-  MultistepSchedulerBase,
-  type MultistepSolverOptions,
-  predictionAt,
-} from './multistep.js';
+import { MultistepSchedulerBase, type MultistepSolverOptions, multistepSpec } from './multistep.js';
 import { alphaSigmaOf, lambdaOf } from './sigmas.js';
 
 export type UniPCSolverType = 'bh1' | 'bh2';
@@ -43,22 +36,11 @@ export interface UniPCOptions extends MultistepSolverOptions {
   sigmaMax: number | null;
 }
 
-export const unipcSpec: SchedulerSpec<UniPCOptions> = {
-  className: 'UniPCMultistepScheduler',
-  defaults: {
-    ...MULTISTEP_DEFAULTS,
-    predictX0: true,
-    solverType: 'bh2',
-    disableCorrector: [],
-    sigmaMin: null,
-    sigmaMax: null,
-  },
-  unsupported: {
-    solver_p: null,
-    ...MULTISTEP_UNSUPPORTED,
-    shift_terminal: null,
-  },
-};
+export const unipcSpec: SchedulerSpec<UniPCOptions> = multistepSpec(
+  'UniPCMultistepScheduler',
+  { predictX0: true, solverType: 'bh2', disableCorrector: [], sigmaMin: null, sigmaMax: null },
+  { solver_p: null, shift_terminal: null },
+);
 
 /** Solves A x = b (small, dense) by Gaussian elimination with partial pivoting. */
 export function solveLinear(A: readonly (readonly number[])[], b: readonly number[]): number[] {
@@ -219,8 +201,8 @@ export class UniPCMultistepScheduler extends MultistepSchedulerBase<UniPCOptions
 
   convertModelOutput(modelOutput: Tensor, sample: Tensor, sigma: number): Tensor {
     const c = this.config;
-    if (!c.predictX0) return predictionAt('noise', c.predictionType, modelOutput, sample, sigma);
-    const x0 = predictionAt('data', c.predictionType, modelOutput, sample, sigma);
+    if (!c.predictX0) return this.predicted('noise', modelOutput, sample, sigma);
+    const x0 = this.predicted('data', modelOutput, sample, sigma);
     return clipOrThreshold(x0, { ...c, clipSample: false });
   }
 
@@ -239,7 +221,6 @@ export class UniPCMultistepScheduler extends MultistepSchedulerBase<UniPCOptions
   }
 
   step(modelOutput: Tensor, timestep: number, sample: Tensor, _opts?: StepOptions): StepResult {
-    requireTimesteps(this.numInferenceSteps, this.className);
     const c = this.config;
     const i = this.currentIndex(timestep);
     const p = { predictX0: c.predictX0, solverType: c.solverType };

@@ -13,23 +13,9 @@
 import { mean, type Tensor } from '../../engine/index.js';
 import { Conv2d, conv3x3, GroupNorm, Linear } from '../layers.js';
 import { ModuleList } from '../module.js';
-import { ACTIVATIONS, type ActivationName, BuildContext, getActivation } from './common.js';
+import { type ActivationName, BuildContext, getActivation } from './common.js';
 import type { ModelInitOptions } from './common.js';
-import {
-  anyValue,
-  bool,
-  checkGroupWidths,
-  checkLength,
-  type ConfigSchema,
-  either,
-  int,
-  listOf,
-  nullable,
-  num,
-  oneOf,
-  positive,
-  probability,
-} from './config.js';
+import { bool, checkLevels, int, listOf, nullable, oneOf, unetSchema } from './config.js';
 import { DiffusersModel } from './diffusers-model.js';
 import { TimestepEmbedding, type TimestepInput, Timesteps } from './embeddings.js';
 import { groupNormAct, type TimeEmbeddingNorm } from './resnet.js';
@@ -96,39 +82,20 @@ export const ENCODER_CLASSIFIER_DEFAULTS: EncoderClassifierModelConfig = {
   num_train_timesteps: null,
 };
 
-export const ENCODER_CLASSIFIER_SCHEMA: ConfigSchema<EncoderClassifierModelConfig> = {
-  className: ENCODER_CLASSIFIER_CLASS,
-  defaults: ENCODER_CLASSIFIER_DEFAULTS,
-  rules: {
-    sample_size: nullable(either(int(1), listOf(int(1), 2))),
-    in_channels: int(1),
+export const ENCODER_CLASSIFIER_SCHEMA = unetSchema(
+  ENCODER_CLASSIFIER_CLASS,
+  ENCODER_CLASSIFIER_DEFAULTS,
+  {
     num_classes: int(2),
     time_conditioned: bool,
-    time_embedding_dim: nullable(int(1)),
-    freq_shift: num,
-    flip_sin_to_cos: bool,
     down_block_types: listOf(oneOf(['DownBlock2D', 'AttnDownBlock2D'])),
     mid_block_type: oneOf(['UNetMidBlock2D', null]),
-    block_out_channels: listOf(int(1)),
     layers_per_block: int(1),
-    downsample_padding: int(0),
-    dropout: probability,
-    act_fn: oneOf(ACTIVATIONS),
     attention_head_dim: nullable(int(1)),
-    norm_num_groups: int(1),
-    norm_eps: positive,
     resnet_time_scale_shift: oneOf(['default', 'scale_shift']),
-    add_attention: bool,
-    num_train_timesteps: anyValue,
   },
-  check: (c) => {
-    const n = c.block_out_channels.length;
-    return [
-      ...checkLength('down_block_types', c.down_block_types, n, 'block_out_channels entry'),
-      ...checkGroupWidths(c.block_out_channels, c.norm_num_groups),
-    ];
-  },
-};
+  (c) => checkLevels(c, ['down_block_types']),
+);
 
 export type EncoderClassifierModelInput = Partial<EncoderClassifierModelConfig> & {
   [meta: `_${string}`]: unknown;

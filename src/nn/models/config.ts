@@ -5,6 +5,7 @@
  * keys and unsupported values in one error that names them all. Keys starting with `_`
  * (`_class_name`, `_diffusers_version`, `_name_or_path`) are metadata.
  */
+import { ACTIVATIONS } from './common.js';
 
 /** A value of a JSON config. */
 export type ConfigValue =
@@ -247,4 +248,77 @@ export function checkGroupWidths(widths: readonly number[], groups: number): str
   return bad === undefined
     ? []
     : [`block_out_channels: ${bad} is not divisible by norm_num_groups=${groups}`];
+}
+
+/**
+ * The problems of a config with one level per block_out_channels entry (UNet2DModel, the
+ * autoencoders, the classifier): each of the per-level `lists` has one entry per level, and each
+ * width is divisible by norm_num_groups.
+ */
+export function checkLevels<
+  C extends { block_out_channels: readonly number[]; norm_num_groups: number },
+>(c: C, lists: readonly (keyof C & string)[]): string[] {
+  const n = c.block_out_channels.length;
+  return [
+    ...lists.flatMap((key) => checkLength(key, c[key], n, 'block_out_channels entry')),
+    ...checkGroupWidths(c.block_out_channels, c.norm_num_groups),
+  ];
+}
+
+/**
+ * The rules of the config keys of diffusers' 2-D U-Nets (UNet2DModel, UNet2DConditionModel) and of
+ * the models built from their parts (ControlNetModel, EncoderClassifierModel) that accept the same
+ * values in every one of them that has the key; keys whose rules differ (layers_per_block,
+ * attention_head_dim, ...) stay with each model.
+ */
+const UNET_RULES = {
+  sample_size: nullable(either(int(1), listOf(int(1), 2))),
+  in_channels: int(1),
+  out_channels: int(1),
+  center_input_sample: bool,
+  flip_sin_to_cos: bool,
+  freq_shift: num,
+  time_embedding_dim: nullable(int(1)),
+  num_class_embeds: nullable(int(1)),
+  block_out_channels: listOf(int(1)),
+  downsample_padding: int(0),
+  downsample_type: oneOf(['conv', 'resnet']),
+  mid_block_scale_factor: positive,
+  add_attention: bool,
+  attn_norm_num_groups: nullable(int(1)),
+  dropout: probability,
+  act_fn: oneOf(ACTIVATIONS),
+  norm_num_groups: int(1),
+  norm_eps: positive,
+  only_cross_attention: oneOrList(bool),
+  transformer_layers_per_block: oneOrList(int(1)),
+  use_linear_projection: bool,
+  // Only changes the precision of fp16 attention: nothing to do in float32 and float64.
+  upcast_attention: nullable(bool),
+  encoder_hid_dim: only(null),
+  encoder_hid_dim_type: only(null),
+  num_attention_heads: only(null),
+  addition_embed_type: only(null),
+  addition_time_embed_dim: only(null),
+  projection_class_embeddings_input_dim: only(null),
+  num_train_timesteps: anyValue,
+} as const satisfies Record<string, Rule>;
+
+type UNetRuleKey = keyof typeof UNET_RULES;
+
+/**
+ * The schema of a model of the U-Net family: the shared rules for the keys of `defaults` that
+ * UNET_RULES has, then `rules` for the model's own keys.
+ */
+export function unetSchema<C extends object>(
+  className: string,
+  defaults: C,
+  rules: { readonly [K in Exclude<keyof C, UNetRuleKey>]: Rule },
+  check: (config: C) => string[],
+): ConfigSchema<C> {
+  const shared: Partial<Record<UNetRuleKey, Rule>> = {};
+  for (const key of Object.keys(defaults)) {
+    if (Object.hasOwn(UNET_RULES, key)) shared[key as UNetRuleKey] = UNET_RULES[key as UNetRuleKey];
+  }
+  return { className, defaults, rules: { ...shared, ...rules } as ConfigSchema<C>['rules'], check };
 }

@@ -22,25 +22,17 @@
 import { concat, mean, mul, noGrad, reshape, type Tensor } from '../../engine/index.js';
 import { Conv2d, conv3x3 } from '../layers.js';
 import { Module, ModuleList } from '../module.js';
-import {
-  getActivation,
-  ACTIVATIONS,
-  type ActivationName,
-  type ModelInitOptions,
-} from './common.js';
+import { getActivation, type ActivationName, type ModelInitOptions } from './common.js';
 import {
   bool,
   checkLength,
-  type ConfigSchema,
   configToJson,
   int,
   listOf,
   nullable,
-  num,
   oneOf,
   oneOrList,
-  only,
-  positive,
+  unetSchema,
 } from './config.js';
 import { DiffusersModel } from './diffusers-model.js';
 import {
@@ -174,49 +166,25 @@ const CONTROLNET_OWN_KEYS = new Set<string>([
 
 const DOWN = ['CrossAttnDownBlock2D', 'DownBlock2D', 'AttnDownBlock2D'];
 
-export const CONTROLNET_SCHEMA: ConfigSchema<ControlNetModelConfig> = {
-  className: 'ControlNetModel',
-  defaults: CONTROLNET_DEFAULTS,
-  rules: {
-    in_channels: int(1),
+export const CONTROLNET_SCHEMA = unetSchema(
+  'ControlNetModel',
+  CONTROLNET_DEFAULTS,
+  {
     conditioning_channels: int(1),
-    flip_sin_to_cos: bool,
-    freq_shift: num,
     down_block_types: listOf(oneOf(DOWN)),
     mid_block_type: oneOf(['UNetMidBlock2DCrossAttn', 'UNetMidBlock2D']),
-    only_cross_attention: oneOrList(bool),
-    block_out_channels: listOf(int(1)),
     layers_per_block: int(1),
-    downsample_padding: int(0),
-    mid_block_scale_factor: positive,
-    act_fn: oneOf(ACTIVATIONS),
-    norm_num_groups: int(1),
-    norm_eps: positive,
     cross_attention_dim: int(1),
-    transformer_layers_per_block: oneOrList(int(1)),
-    encoder_hid_dim: only(null),
-    encoder_hid_dim_type: only(null),
     attention_head_dim: nullable(oneOrList(int(1))),
-    num_attention_heads: only(null),
-    use_linear_projection: bool,
     class_embed_type: oneOf([null, 'timestep'], ['identity', 'projection', 'simple_projection']),
-    addition_embed_type: only(null),
-    addition_time_embed_dim: only(null),
-    num_class_embeds: nullable(int(1)),
-    upcast_attention: nullable(bool),
     resnet_time_scale_shift: oneOf(['default', 'scale_shift'], ['spatial']),
-    projection_class_embeddings_input_dim: only(null),
     controlnet_conditioning_channel_order: oneOf(['rgb'], ['bgr']),
     conditioning_embedding_out_channels: listOf(int(1)),
     global_pool_conditions: bool,
     addition_embed_type_num_heads: int(1),
     unet_class_name: oneOf(['UNet2DConditionModel', 'UNet2DModel']),
-    add_attention: bool,
-    attn_norm_num_groups: nullable(int(1)),
-    time_embedding_dim: nullable(int(1)),
-    downsample_type: oneOf(['conv', 'resnet']),
   },
-  check: (c) => {
+  (c) => {
     const n = c.down_block_types.length;
     const what = 'down block';
     const problems = [
@@ -245,7 +213,7 @@ export const CONTROLNET_SCHEMA: ConfigSchema<ControlNetModelConfig> = {
     }
     return problems;
   },
-};
+);
 
 export type ControlNetModelInput = Partial<ControlNetModelConfig> & {
   [meta: `_${string}`]: unknown;

@@ -9,6 +9,7 @@ export * from './embeddings.js';
 export * from './denoiser.js';
 export * from './resnet.js';
 export * from './unet-2d-blocks.js';
+export * from './unet-model.js';
 export * from './transformer-2d.js';
 export * from './cross-attn-blocks.js';
 export * from './unet-2d.js';

@@ -32,7 +32,7 @@ import {
   type Tensor,
   zeros,
 } from '../../engine/index.js';
-import { defaultInitGenerator, uniform } from '../init.js';
+import { defaultBound, defaultInitGenerator, uniform } from '../init.js';
 import { type InitOptions, Linear } from '../layers.js';
 import { Module, ModuleList } from '../module.js';
 import type { ModelInitOptions } from './common.js';
@@ -224,8 +224,9 @@ export class GRU extends Module {
     opts: InitOptions = {},
   ) {
     super();
+    // PyTorch's RNN init: every weight and bias ~ U(−1/√H, 1/√H), Linear's bound with fan-in H.
+    const k = defaultBound(hiddenSize);
     const g = opts.generator ?? defaultInitGenerator();
-    const k = 1 / Math.sqrt(hiddenSize);
     const H3 = 3 * hiddenSize;
     for (let l = 0; l < numLayers; l++) {
       const inSize = l === 0 ? inputSize : hiddenSize;

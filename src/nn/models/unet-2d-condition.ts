@@ -22,8 +22,6 @@ import {
   anyValue,
   bool,
   checkLength,
-  type ConfigSchema,
-  either,
   int,
   listOf,
   nullable,
@@ -32,8 +30,7 @@ import {
   oneOrList,
   only,
   perBlock,
-  positive,
-  probability,
+  unetSchema,
 } from './config.js';
 import {
   type CrossAttentionSettings,
@@ -41,18 +38,7 @@ import {
   CrossAttnUpBlock2D,
   UNetMidBlock2DCrossAttn,
 } from './cross-attn-blocks.js';
-import { DiffusersModel } from './diffusers-model.js';
-import {
-  type AdditionalResiduals,
-  addResiduals,
-  classLabelsFor,
-  type Conditioning,
-  type ConditioningInputs,
-  type Denoiser,
-  denoiserInput,
-  type EncoderOutput,
-  sampleShapeOf,
-} from './denoiser.js';
+import { type AdditionalResiduals, addResiduals, type EncoderOutput } from './denoiser.js';
 import { TimestepEmbedding, type TimestepInput, Timesteps } from './embeddings.js';
 import type { TimeEmbeddingNorm } from './resnet.js';
 import {
@@ -69,6 +55,7 @@ import {
   UNetMidBlock2D,
   upLevel,
 } from './unet-2d-blocks.js';
+import { type DenoiseConditioning, UNetDenoiser } from './unet-model.js';
 
 export type UNet2DConditionDownBlockType =
   'CrossAttnDownBlock2D' | 'DownBlock2D' | 'AttnDownBlock2D';
@@ -208,65 +195,39 @@ const oddKernel = (v: unknown) =>
     ? null
     : `expected an odd kernel size, got ${JSON.stringify(v)}`;
 
-export const UNET_2D_CONDITION_SCHEMA: ConfigSchema<UNet2DConditionModelConfig> = {
-  className: 'UNet2DConditionModel',
-  defaults: UNET_2D_CONDITION_DEFAULTS,
-  rules: {
-    sample_size: nullable(either(int(1), listOf(int(1), 2))),
-    in_channels: int(1),
-    out_channels: int(1),
-    center_input_sample: bool,
-    flip_sin_to_cos: bool,
-    freq_shift: num,
+export const UNET_2D_CONDITION_SCHEMA = unetSchema(
+  'UNet2DConditionModel',
+  UNET_2D_CONDITION_DEFAULTS,
+  {
     down_block_types: listOf(oneOf(DOWN, OTHER_DOWN)),
     mid_block_type: oneOf(
       ['UNetMidBlock2DCrossAttn', 'UNetMidBlock2D', null],
       ['UNetMidBlock2DSimpleCrossAttn'],
     ),
     up_block_types: listOf(oneOf(UP, OTHER_UP)),
-    only_cross_attention: oneOrList(bool),
-    block_out_channels: listOf(int(1)),
     layers_per_block: oneOrList(int(1)),
-    downsample_padding: int(0),
-    mid_block_scale_factor: positive,
-    dropout: probability,
-    act_fn: oneOf(ACTIVATIONS),
-    norm_num_groups: int(1),
-    norm_eps: positive,
     cross_attention_dim: oneOrList(int(1)),
-    transformer_layers_per_block: oneOrList(int(1)),
     reverse_transformer_layers_per_block: only(null),
-    encoder_hid_dim: only(null),
-    encoder_hid_dim_type: only(null),
     attention_head_dim: oneOrList(int(1)),
-    num_attention_heads: only(null),
     dual_cross_attention: only(false),
-    use_linear_projection: bool,
     class_embed_type: oneOf([null], ['timestep', 'identity', 'projection', 'simple_projection']),
-    addition_embed_type: only(null),
-    addition_time_embed_dim: only(null),
-    num_class_embeds: nullable(int(1)),
-    // Only changes the precision of fp16 attention: nothing to do in float32 and float64.
-    upcast_attention: nullable(bool),
     resnet_time_scale_shift: oneOf(['default', 'scale_shift'], ['spatial']),
     // Used only by block types Sumi does not build (ResnetDownsampleBlock2D, SimpleCrossAttn*).
     resnet_skip_time_act: bool,
     resnet_out_scale_factor: num,
     time_embedding_type: oneOf(['positional'], ['fourier']),
-    time_embedding_dim: nullable(int(1)),
     time_embedding_act_fn: nullable(oneOf(ACTIVATIONS)),
     timestep_post_act: nullable(oneOf(ACTIVATIONS)),
     time_cond_proj_dim: only(null),
     conv_in_kernel: oddKernel,
     conv_out_kernel: oddKernel,
-    projection_class_embeddings_input_dim: only(null),
     attention_type: oneOf(['default'], ['gated', 'gated-text-image']),
     class_embeddings_concat: bool,
     mid_block_only_cross_attention: nullable(bool),
     cross_attention_norm: anyValue,
     addition_embed_type_num_heads: anyValue,
   },
-  check: (c) => {
+  (c) => {
     const n = c.down_block_types.length;
     const what = 'down block';
     return [
@@ -279,7 +240,7 @@ export const UNET_2D_CONDITION_SCHEMA: ConfigSchema<UNet2DConditionModelConfig> 
       ...checkLength('transformer_layers_per_block', c.transformer_layers_per_block, n, what),
     ];
   },
-};
+);
 
 export type UNet2DConditionModelInput = Partial<UNet2DConditionModelConfig> & {
   [meta: `_${string}`]: unknown;
@@ -314,10 +275,7 @@ export function attentionMaskBias(mask: Tensor | null, states: Tensor | null): T
   return reshape(mul(sub(1, m), -10000), [b, 1, 1, l]);
 }
 
-export class UNet2DConditionModel
-  extends DiffusersModel<UNet2DConditionModelConfig>
-  implements Denoiser
-{
+export class UNet2DConditionModel extends UNetDenoiser<UNet2DConditionModelConfig> {
   readonly convIn: Conv2d;
   readonly timeProj: Timesteps;
   readonly timeEmbedding: TimestepEmbedding;
@@ -330,6 +288,8 @@ export class UNet2DConditionModel
   readonly convOut: Conv2d;
   /** How many ×2 upsamplers the up path has. */
   readonly numUpsamplers: number;
+
+  protected readonly readsEncoderHiddenStates = true;
 
   constructor(config: UNet2DConditionModelInput = {}, opts: ModelInitOptions = {}) {
     super(UNET_2D_CONDITION_SCHEMA, config);
@@ -460,16 +420,9 @@ export class UNet2DConditionModel
     );
   }
 
-  /** The time (+ class) embedding [B, temb] in the model's dtype. */
-  embed(
-    timestep: TimestepInput,
-    batch: number,
-    classLabels?: Tensor | readonly number[] | null,
-  ): Tensor {
-    const w = this.timeEmbedding.linear1.weight;
-    let emb = this.timeEmbedding.forward(this.timeProj.project(timestep, batch, w));
-    const classed = this.classEmbedding !== null;
-    const ids = classLabelsFor('UNet2DConditionModel', classed, classLabels, w.backend);
+  /** emb + the class embedding (or [emb, class embedding]), then time_embedding_act_fn. */
+  protected withClassEmbedding(temb: Tensor, ids: Tensor | null): Tensor {
+    let emb = temb;
     if (this.classEmbedding !== null && ids !== null) {
       const classEmb = this.classEmbedding.forward(
         ids.dtype === 'int32' ? ids : cast(ids, 'int32'),
@@ -545,33 +498,17 @@ export class UNet2DConditionModel
     return this.convOut.forward(hdn);
   }
 
-  get sampleShape(): readonly [number, number, number] {
-    return sampleShapeOf(this.config);
-  }
-
-  get conditioningInputs(): ConditioningInputs {
+  protected crossAttentionDim(): number | null {
     const d = this.config.cross_attention_dim;
-    return {
-      numClassEmbeds: this.classEmbedding === null ? null : this.config.num_class_embeds,
-      crossAttentionDim: this.#crossAttention() ? (typeof d === 'number' ? d : d[0]!) : null,
-    };
+    return this.#crossAttention() ? (typeof d === 'number' ? d : d[0]!) : null;
   }
 
-  /**
-   * The Denoiser call: class labels and/or encoder hidden states (+ their mask), a concatenated
-   * image, with a ControlNet's residuals when given.
-   */
-  denoise(
-    sample: Tensor,
-    timestep: TimestepInput,
-    cond: Conditioning = {},
-    residuals: AdditionalResiduals = {},
-  ): Tensor {
-    const x = denoiserInput(sample, cond, this.config.in_channels, 'UNet2DConditionModel');
-    return this.forward(x, timestep, cond.encoderHiddenStates ?? null, {
-      ...residuals,
-      classLabels: cond.classLabels ?? null,
-      encoderAttentionMask: cond.encoderAttentionMask ?? null,
+  /** The Denoiser's forward: class labels and/or encoder hidden states (+ their mask). */
+  protected forwardConditioned(x: Tensor, t: TimestepInput, c: DenoiseConditioning): Tensor {
+    return this.forward(x, t, c.encoderHiddenStates ?? null, {
+      ...c,
+      classLabels: c.classLabels ?? null,
+      encoderAttentionMask: c.encoderAttentionMask ?? null,
     });
   }
 }

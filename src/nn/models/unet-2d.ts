@@ -11,34 +11,9 @@
 import { add, cast, mul, silu, sub, type Tensor } from '../../engine/index.js';
 import { Conv2d, conv3x3, Embedding, GroupNorm } from '../layers.js';
 import { ModuleList } from '../module.js';
-import { ACTIVATIONS, type ActivationName, BuildContext, type ModelInitOptions } from './common.js';
-import {
-  anyValue,
-  bool,
-  checkGroupWidths,
-  checkLength,
-  type ConfigSchema,
-  int,
-  listOf,
-  nullable,
-  num,
-  oneOf,
-  positive,
-  probability,
-  either,
-} from './config.js';
-import { DiffusersModel } from './diffusers-model.js';
-import {
-  type AdditionalResiduals,
-  addResiduals,
-  classLabelsFor,
-  type Conditioning,
-  type ConditioningInputs,
-  type Denoiser,
-  denoiserInput,
-  type EncoderOutput,
-  sampleShapeOf,
-} from './denoiser.js';
+import { type ActivationName, BuildContext, type ModelInitOptions } from './common.js';
+import { checkLevels, int, listOf, nullable, oneOf, unetSchema } from './config.js';
+import { type AdditionalResiduals, addResiduals, type EncoderOutput } from './denoiser.js';
 import { TimestepEmbedding, type TimestepInput, Timesteps } from './embeddings.js';
 import { groupNormAct, type TimeEmbeddingNorm } from './resnet.js';
 import {
@@ -54,6 +29,7 @@ import {
   unetMidBlock,
   upLevel,
 } from './unet-2d-blocks.js';
+import { type DenoiseConditioning, UNetDenoiser } from './unet-model.js';
 
 export type UNet2DDownBlockType = 'DownBlock2D' | 'AttnDownBlock2D';
 export type UNet2DUpBlockType = 'UpBlock2D' | 'AttnUpBlock2D';
@@ -130,48 +106,22 @@ const UP_TYPES = ['UpBlock2D', 'AttnUpBlock2D'];
 const OTHER_DOWN = ['AttnSkipDownBlock2D', 'SkipDownBlock2D', 'ResnetDownsampleBlock2D'];
 const OTHER_UP = ['AttnSkipUpBlock2D', 'SkipUpBlock2D', 'ResnetUpsampleBlock2D'];
 
-export const UNET_2D_SCHEMA: ConfigSchema<UNet2DModelConfig> = {
-  className: 'UNet2DModel',
-  defaults: UNET_2D_DEFAULTS,
-  rules: {
-    sample_size: nullable(either(int(1), listOf(int(1), 2))),
-    in_channels: int(1),
-    out_channels: int(1),
-    center_input_sample: bool,
+export const UNET_2D_SCHEMA = unetSchema(
+  'UNet2DModel',
+  UNET_2D_DEFAULTS,
+  {
     time_embedding_type: oneOf(['positional'], ['fourier', 'learned']),
-    time_embedding_dim: nullable(int(1)),
-    freq_shift: num,
-    flip_sin_to_cos: bool,
     down_block_types: listOf(oneOf(DOWN_TYPES, OTHER_DOWN)),
     mid_block_type: oneOf(['UNetMidBlock2D', null]),
     up_block_types: listOf(oneOf(UP_TYPES, OTHER_UP)),
-    block_out_channels: listOf(int(1)),
     layers_per_block: int(1),
-    mid_block_scale_factor: positive,
-    downsample_padding: int(0),
-    downsample_type: oneOf(['conv', 'resnet']),
     upsample_type: oneOf(['conv', 'resnet']),
-    dropout: probability,
-    act_fn: oneOf(ACTIVATIONS),
     attention_head_dim: nullable(int(1)),
-    norm_num_groups: int(1),
-    attn_norm_num_groups: nullable(int(1)),
-    norm_eps: positive,
     resnet_time_scale_shift: oneOf(['default', 'scale_shift'], ['spatial']),
-    add_attention: bool,
     class_embed_type: oneOf([null, 'timestep'], ['identity']),
-    num_class_embeds: nullable(int(1)),
-    num_train_timesteps: anyValue,
   },
-  check: (c) => {
-    const n = c.block_out_channels.length;
-    return [
-      ...checkLength('down_block_types', c.down_block_types, n, 'block_out_channels entry'),
-      ...checkLength('up_block_types', c.up_block_types, n, 'block_out_channels entry'),
-      ...checkGroupWidths(c.block_out_channels, c.norm_num_groups),
-    ];
-  },
-};
+  (c) => checkLevels(c, ['down_block_types', 'up_block_types']),
+);
 
 export type UNet2DModelInput = Partial<UNet2DModelConfig> & { [meta: `_${string}`]: unknown };
 
@@ -180,7 +130,7 @@ export interface UNet2DForwardOptions extends AdditionalResiduals {
   classLabels?: Tensor | readonly number[] | null;
 }
 
-export class UNet2DModel extends DiffusersModel<UNet2DModelConfig> implements Denoiser {
+export class UNet2DModel extends UNetDenoiser<UNet2DModelConfig> {
   readonly convIn: Conv2d;
   readonly timeProj: Timesteps;
   readonly timeEmbedding: TimestepEmbedding;
@@ -190,6 +140,8 @@ export class UNet2DModel extends DiffusersModel<UNet2DModelConfig> implements De
   readonly upBlocks: ModuleList<UpBlock>;
   readonly convNormOut: GroupNorm;
   readonly convOut: Conv2d;
+
+  protected readonly readsEncoderHiddenStates = false;
 
   constructor(config: UNet2DModelInput = {}, opts: ModelInitOptions = {}) {
     super(UNET_2D_SCHEMA, config);
@@ -244,17 +196,10 @@ export class UNet2DModel extends DiffusersModel<UNet2DModelConfig> implements De
     this.convOut = this.child('conv_out', conv3x3(ch0, c.out_channels, init));
   }
 
-  /** The time (+ class) embedding [B, temb] in the model's dtype. */
-  embed(
-    timestep: TimestepInput,
-    batch: number,
-    classLabels?: Tensor | readonly number[] | null,
-  ): Tensor {
-    const w = this.timeEmbedding.linear1.weight;
-    const emb = this.timeEmbedding.forward(this.timeProj.project(timestep, batch, w));
-    const classed = this.classEmbedding !== null;
-    const ids = classLabelsFor('UNet2DModel', classed, classLabels, w.backend);
+  /** emb + the class embedding (an Embedding row, or a TimestepEmbedding of the projected ids). */
+  protected withClassEmbedding(emb: Tensor, ids: Tensor | null, batch: number): Tensor {
     if (ids === null) return emb;
+    const w = this.timeEmbedding.linear1.weight;
     const classEmb =
       this.classEmbedding instanceof Embedding
         ? this.classEmbedding.forward(ids.dtype === 'int32' ? ids : cast(ids, 'int32'))
@@ -292,31 +237,12 @@ export class UNet2DModel extends DiffusersModel<UNet2DModelConfig> implements De
     return this.convOut.forward(groupNormAct(this.convNormOut, silu, hdn));
   }
 
-  get sampleShape(): readonly [number, number, number] {
-    return sampleShapeOf(this.config);
+  protected crossAttentionDim(): null {
+    return null;
   }
 
-  get conditioningInputs(): ConditioningInputs {
-    return {
-      numClassEmbeds: this.classEmbedding === null ? null : this.config.num_class_embeds,
-      crossAttentionDim: null,
-    };
-  }
-
-  /**
-   * The Denoiser call: class labels and a concatenated image (a UNet2DModel has no
-   * cross-attention), with a ControlNet's residuals when given.
-   */
-  denoise(
-    sample: Tensor,
-    timestep: TimestepInput,
-    cond: Conditioning = {},
-    residuals: AdditionalResiduals = {},
-  ): Tensor {
-    if ((cond.encoderHiddenStates ?? null) !== null) {
-      throw new Error('UNet2DModel: has no cross-attention; encoder hidden states given');
-    }
-    const x = denoiserInput(sample, cond, this.config.in_channels, 'UNet2DModel');
-    return this.forward(x, timestep, { ...residuals, classLabels: cond.classLabels ?? null });
+  /** The Denoiser's forward: class labels (a UNet2DModel has no cross-attention). */
+  protected forwardConditioned(x: Tensor, t: TimestepInput, c: DenoiseConditioning): Tensor {
+    return this.forward(x, t, { ...c, classLabels: c.classLabels ?? null });
   }
 }

@@ -34,8 +34,7 @@ import { Module, ModuleList } from '../module.js';
 import { ACTIVATIONS, type ActivationName, type BuildContext } from './common.js';
 import {
   bool,
-  checkGroupWidths,
-  checkLength,
+  checkLevels,
   type ConfigSchema,
   either,
   int,
@@ -111,12 +110,7 @@ const CODER_RULES = {
 } as const;
 
 function checkCoder(c: CoderConfig): string[] {
-  const n = c.block_out_channels.length;
-  return [
-    ...checkLength('down_block_types', c.down_block_types, n, 'block_out_channels entry'),
-    ...checkLength('up_block_types', c.up_block_types, n, 'block_out_channels entry'),
-    ...checkGroupWidths(c.block_out_channels, c.norm_num_groups),
-  ];
+  return checkLevels(c, ['down_block_types', 'up_block_types']);
 }
 
 /**
