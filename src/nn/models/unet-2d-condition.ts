@@ -38,7 +38,12 @@ import {
   CrossAttnUpBlock2D,
   UNetMidBlock2DCrossAttn,
 } from './cross-attn-blocks.js';
-import { type AdditionalResiduals, addResiduals, type EncoderOutput } from './denoiser.js';
+import {
+  type AdditionalResiduals,
+  addResiduals,
+  type Conditioning,
+  type EncoderOutput,
+} from './denoiser.js';
 import { TimestepEmbedding, type TimestepInput, Timesteps } from './embeddings.js';
 import type { TimeEmbeddingNorm } from './resnet.js';
 import {
@@ -55,7 +60,7 @@ import {
   UNetMidBlock2D,
   upLevel,
 } from './unet-2d-blocks.js';
-import { type DenoiseConditioning, UNetDenoiser } from './unet-model.js';
+import { UNetDenoiser } from './unet-model.js';
 
 export type UNet2DConditionDownBlockType =
   'CrossAttnDownBlock2D' | 'DownBlock2D' | 'AttnDownBlock2D';
@@ -504,11 +509,16 @@ export class UNet2DConditionModel extends UNetDenoiser<UNet2DConditionModelConfi
   }
 
   /** The Denoiser's forward: class labels and/or encoder hidden states (+ their mask). */
-  protected forwardConditioned(x: Tensor, t: TimestepInput, c: DenoiseConditioning): Tensor {
-    return this.forward(x, t, c.encoderHiddenStates ?? null, {
-      ...c,
-      classLabels: c.classLabels ?? null,
-      encoderAttentionMask: c.encoderAttentionMask ?? null,
+  protected forwardConditioned(
+    x: Tensor,
+    t: TimestepInput,
+    cond: Conditioning,
+    residuals: AdditionalResiduals,
+  ): Tensor {
+    return this.forward(x, t, cond.encoderHiddenStates ?? null, {
+      ...residuals,
+      classLabels: cond.classLabels ?? null,
+      encoderAttentionMask: cond.encoderAttentionMask ?? null,
     });
   }
 }

@@ -13,7 +13,12 @@ import { Conv2d, conv3x3, Embedding, GroupNorm } from '../layers.js';
 import { ModuleList } from '../module.js';
 import { type ActivationName, BuildContext, type ModelInitOptions } from './common.js';
 import { checkLevels, int, listOf, nullable, oneOf, unetSchema } from './config.js';
-import { type AdditionalResiduals, addResiduals, type EncoderOutput } from './denoiser.js';
+import {
+  type AdditionalResiduals,
+  addResiduals,
+  type Conditioning,
+  type EncoderOutput,
+} from './denoiser.js';
 import { TimestepEmbedding, type TimestepInput, Timesteps } from './embeddings.js';
 import { groupNormAct, type TimeEmbeddingNorm } from './resnet.js';
 import {
@@ -29,7 +34,7 @@ import {
   unetMidBlock,
   upLevel,
 } from './unet-2d-blocks.js';
-import { type DenoiseConditioning, UNetDenoiser } from './unet-model.js';
+import { UNetDenoiser } from './unet-model.js';
 
 export type UNet2DDownBlockType = 'DownBlock2D' | 'AttnDownBlock2D';
 export type UNet2DUpBlockType = 'UpBlock2D' | 'AttnUpBlock2D';
@@ -242,7 +247,12 @@ export class UNet2DModel extends UNetDenoiser<UNet2DModelConfig> {
   }
 
   /** The Denoiser's forward: class labels (a UNet2DModel has no cross-attention). */
-  protected forwardConditioned(x: Tensor, t: TimestepInput, c: DenoiseConditioning): Tensor {
-    return this.forward(x, t, { ...c, classLabels: c.classLabels ?? null });
+  protected forwardConditioned(
+    x: Tensor,
+    t: TimestepInput,
+    cond: Conditioning,
+    residuals: AdditionalResiduals,
+  ): Tensor {
+    return this.forward(x, t, { ...residuals, classLabels: cond.classLabels ?? null });
   }
 }

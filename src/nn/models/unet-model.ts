@@ -20,9 +20,6 @@ import {
 } from './denoiser.js';
 import type { TimestepEmbedding, TimestepInput, Timesteps } from './embeddings.js';
 
-/** What one Denoiser call carries besides x_t and t: the conditioning and a ControlNet's residuals. */
-export type DenoiseConditioning = Conditioning & AdditionalResiduals;
-
 /** The config keys the U-Net Denoiser base reads. */
 export interface UNetDenoiserConfig {
   sample_size: number | readonly [number, number] | null;
@@ -54,11 +51,15 @@ export abstract class UNetDenoiser<C extends UNetDenoiserConfig>
   /** Width D of the encoder hidden states cross-attention reads (null: no cross-attention). */
   protected abstract crossAttentionDim(): number | null;
 
-  /** The model's forward on x (x_t joined with the concatenated image) under the conditioning. */
+  /**
+   * The model's forward on x (x_t joined with the concatenated image) under the conditioning's
+   * class labels (and encoder hidden states), with a ControlNet's residuals.
+   */
   protected abstract forwardConditioned(
     x: Tensor,
     t: TimestepInput,
-    c: DenoiseConditioning,
+    cond: Conditioning,
+    residuals: AdditionalResiduals,
   ): Tensor;
 
   /** The time (+ class) embedding [B, temb] in the model's dtype. */
@@ -99,6 +100,6 @@ export abstract class UNetDenoiser<C extends UNetDenoiserConfig>
       throw new Error(`${this.className}: has no cross-attention; encoder hidden states given`);
     }
     const x = denoiserInput(sample, cond, this.config.in_channels, this.className);
-    return this.forwardConditioned(x, timestep, { ...cond, ...residuals });
+    return this.forwardConditioned(x, timestep, cond, residuals);
   }
 }
