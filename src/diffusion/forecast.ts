@@ -100,14 +100,14 @@ export function scaledWindow(
   return { origin, scale, values };
 }
 
-/** The dtype and backend of the tensors a pass of the model makes. */
-interface TensorLike {
+/** The dtype and backend of the tensors a pass of the model makes (`tensor`/`randn` options). */
+interface Placement {
   dtype: 'float32' | 'float64';
   backend: Tensor['backend'];
 }
 
 /** Tensors of `dtype` on the backend of the model's parameters. */
-function modelLike(model: TimeGradModel, dtype: TensorLike['dtype']): TensorLike {
+function modelLike(model: TimeGradModel, dtype: Placement['dtype']): Placement {
   return { dtype, backend: model.parameters()[0]!.backend };
 }
 
@@ -115,7 +115,7 @@ function modelLike(model: TimeGradModel, dtype: TensorLike['dtype']): TensorLike
  * `count` indices uniform on {0, …, n − 1}: min(n − 1, ⌊u n⌋) for u ~ U[0, 1) drawn in float64
  * from `g`.
  */
-function uniformIndices(g: Generator, count: number, n: number, like: TensorLike): number[] {
+function uniformIndices(g: Generator, count: number, n: number, like: Placement): number[] {
   const u = tidy(() =>
     rand([count], { generator: g, dtype: 'float64', backend: like.backend }).dataSync(),
   );
@@ -131,7 +131,7 @@ function inputsAt(
   c: TimeGradConfig,
   windows: readonly ScaledWindow[],
   j: number,
-  like: TensorLike,
+  like: Placement,
 ): Tensor {
   const D = c.target_dim;
   const I = timeGradInputSize(c);
