@@ -26,11 +26,13 @@ import {
   type EvalClassifier,
   evalClassifier,
   EvalInputError,
+  type Floor,
   type GuideSpec,
   loadReference,
   planConditions,
   type Reference,
   type SampleRequest,
+  sampleFloor,
 } from '../eval/index.js';
 import { type Args, CliError, type OptionSpec, UsageError } from './args.js';
 import {
@@ -68,7 +70,7 @@ export const CLASSIFIER_OPTIONS: readonly OptionSpec[] = [
     name: 'data',
     kind: 'string',
     arg: 'D',
-    help: "the real images: mnist, fashion-mnist or a folder (default: the classifier's training data)",
+    help: "the real images: mnist, mnist-full, fashion-mnist or a folder (default: the classifier's training data)",
   },
   {
     name: 'cache-dir',
@@ -369,21 +371,41 @@ export async function planSampling(
 }
 
 /** The reference set under the cache options. */
+/** The stats cache folder of --cache-dir / --no-cache (null: compute and write nothing). */
+function statsCacheDir(args: Args): string | null {
+  return args.flag('cache') === false ? null : (args.str('cache-dir') ?? defaultCacheDir());
+}
+
 export async function reference(
   args: Args,
   c: EvalClassifier,
   spec: string,
   progress: Progress,
 ): Promise<Reference> {
-  const cacheDir =
-    args.flag('cache') === false ? null : (args.str('cache-dir') ?? defaultCacheDir());
   const ref = await loadReference(c, spec, {
-    cacheDir,
+    cacheDir: statsCacheDir(args),
     onProgress: (done, total) => progress.update('reference features', done, total),
     onNote: (line) => progress.note(`note: ${line}`),
   });
   progress.clear();
   return ref;
+}
+
+/** The floor for n samples (held-out real images when there are some, else the halves). */
+export async function floorFor(
+  args: Args,
+  c: EvalClassifier,
+  ref: Reference,
+  n: number,
+  progress: Progress,
+): Promise<Floor | null> {
+  const floor = await sampleFloor(c, ref, n, {
+    cacheDir: statsCacheDir(args),
+    onProgress: (done, total) => progress.update('floor features', done, total),
+    onNote: (line) => progress.note(`note: ${line}`),
+  });
+  progress.clear();
+  return floor;
 }
 
 /** The reference set as the commands' --json output describes it. */

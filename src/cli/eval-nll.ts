@@ -1,5 +1,5 @@
 /** `sumi eval nll`: bits/dim of the variational bound on real images (src/eval/metrics/nll.ts). */
-import { classPrompt } from '../data/index.js';
+import { classCaptionDataset, classPrompt, SPLIT_DATASETS } from '../data/index.js';
 import type { ConditionValue, ModelVarType } from '../diffusion/index.js';
 import { EvalInputError, loadDataFor, modelNll, spreadIndices } from '../eval/index.js';
 import type { Args, CommandSpec } from './args.js';
@@ -33,7 +33,7 @@ export const nllSpec: CommandSpec = {
       name: 'data',
       kind: 'string',
       arg: 'D',
-      help: "mnist, fashion-mnist (its test split) or a folder (default: the model's data)",
+      help: "mnist, mnist-full or fashion-mnist (their test splits) or a folder (default: the model's data)",
     },
     { name: 'n', kind: 'int', help: 'images, spread evenly over the dataset', default: '1000' },
     {
@@ -54,7 +54,7 @@ export const nllSpec: CommandSpec = {
   ],
   notes: [
     "Class-conditional models are conditioned on each image's true class, text models on its class\n" +
-      'prompt (mnist, fashion-mnist), unless --null-condition.',
+      'prompt (mnist, mnist-full, fashion-mnist), unless --null-condition.',
     "p_θ's variance follows the model's scheduler config (variance_type): β̃_t, β_t, or the\n" +
       "model's own Σ_θ for a learned_range model (sumi train --variance learned_range).",
   ],
@@ -76,7 +76,7 @@ export async function nllCommand(args: Args): Promise<number> {
     p.model.sampleShape,
     trainedOn,
     'the model',
-    spec === 'fashion-mnist' ? { split: 'test' } : {},
+    SPLIT_DATASETS.includes(spec) ? { split: 'test' } : {},
   );
   const indices = spreadIndices(ds.length, n);
   const useNull = args.flag('null-condition') === true;
@@ -91,8 +91,7 @@ export async function nllCommand(args: Args): Promise<number> {
     const labels = indices.map((i) => ds.get(i).label!);
     if (kind === 'class') values = labels;
     else {
-      const pd =
-        spec === 'mnist' ? 'mnist' : spec.startsWith('fashion-mnist') ? 'fashion-mnist' : null;
+      const pd = classCaptionDataset(spec);
       if (pd === null)
         throw new EvalInputError(`no class prompts for ${spec}; add --null-condition`);
       values = labels.map((y) => classPrompt(pd, y));
@@ -113,7 +112,7 @@ export async function nllCommand(args: Args): Promise<number> {
   });
   progress.clear();
   const seconds = (performance.now() - t0) / 1000;
-  const seen = trainedOn === spec && spec !== 'fashion-mnist';
+  const seen = trainedOn === spec && !SPLIT_DATASETS.includes(spec);
   const dataNote = `${ds.name}: ${indices.length} of ${ds.length} images spread evenly${seen ? ' (the model trained on them)' : ''}`;
   const conditioning =
     kind === 'none'

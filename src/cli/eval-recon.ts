@@ -40,7 +40,7 @@ export const reconSpec: CommandSpec = {
       name: 'data',
       kind: 'string',
       arg: 'D',
-      help: "mnist, fashion-mnist, emoji or a folder (default: the autoencoder's training data)",
+      help: "mnist, mnist-full, fashion-mnist, emoji or a folder (default: the autoencoder's training data)",
     },
     { name: 'image-size', kind: 'int', arg: 'S', help: "image size (must be the autoencoder's)" },
     {

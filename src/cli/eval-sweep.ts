@@ -5,7 +5,6 @@
 import { existsSync, readFileSync } from 'node:fs';
 
 import {
-  referenceFloor,
   referenceOfClass,
   runSweep,
   sameSettings,
@@ -22,6 +21,7 @@ import {
   CLASSIFIER_OPTIONS,
   COMMON_TAIL,
   dataSpec,
+  floorFor,
   loadJudgedModel,
   MODEL_OPTIONS,
   numberList,
@@ -95,7 +95,7 @@ export async function sweepCommand(args: Args): Promise<number> {
   let ref = await reference(args, c, spec, progress);
   if (cls !== undefined && cls !== 'all')
     ref = referenceOfClass(ref, plan.requested![0]!, c.numFeatures);
-  const floor = referenceFloor(ref);
+  const floor = await floorFor(args, c, ref, n, progress);
   const settings = {
     model: p.layout.root,
     weights: p.weights,

@@ -23,9 +23,9 @@ import {
   EvalInputError,
   FeatureCollector,
   type FdScores,
+  type Floor,
   readSampleFolder,
   readSampleImages,
-  referenceFloor,
   referenceOfClass,
   type SampleFolder,
   SampleFolderWriter,
@@ -45,6 +45,7 @@ import {
   COMMON_TAIL,
   conditionPlan,
   dataSpec,
+  floorFor,
   loadEvalClassifier,
   loadGuide,
   loadJudgedModel,
@@ -191,7 +192,13 @@ async function fdCommand(args: Args): Promise<number> {
   const refAccuracy =
     ref.labels === null ? null : accuracyReport(ref.classes.predicted, ref.labels, c.numClasses);
   if (single !== null) ref = referenceOfClass(ref, single, c.numFeatures);
-  const floor = referenceFloor(ref);
+  const floor = await floorFor(
+    args,
+    c,
+    ref,
+    source.kind === 'folder' ? source.folder.files.length : n,
+    progress,
+  );
 
   const collector = new FeatureCollector(c);
   let requested: number[] | null;
@@ -355,7 +362,7 @@ async function sampleAndSave(
   return info;
 }
 
-function fdRows(s: FdScores, floor: ReturnType<typeof referenceFloor>, refN: number): string[][] {
+function fdRows(s: FdScores, floor: Floor | null, refN: number): string[][] {
   const rows: string[][] = [
     ['metric', 'value', ''],
     ['FD', sig(s.fd), `${s.samples} samples vs ${refN} reference images, ${s.featureDim} features`],
@@ -364,7 +371,9 @@ function fdRows(s: FdScores, floor: ReturnType<typeof referenceFloor>, refN: num
       : [
           'FD floor',
           sig(floor.distance),
-          `reference half vs half (${floor.nA} vs ${floor.nB} images)`,
+          floor.kind === 'held-out'
+            ? `${floor.nA} held-out real images vs the ${floor.nB} reference images`
+            : `reference half vs half (${floor.nA} vs ${floor.nB} images)`,
         ],
     [
       'KID',
@@ -413,7 +422,7 @@ const condSpec: CommandSpec = {
       name: 'data',
       kind: 'string',
       arg: 'D',
-      help: 'dataset of --prompts-from-classes (mnist, fashion-mnist)',
+      help: 'dataset of --prompts-from-classes (mnist, mnist-full, fashion-mnist)',
     },
     { name: 'n', kind: 'int', help: 'samples per scale', default: '1000' },
     ...samplingOptions({ sampler: true, lists: true }),

@@ -109,7 +109,7 @@ export const trainClassifierSpec: CommandSpec = {
       name: 'data',
       kind: 'string',
       arg: 'D',
-      help: 'mnist, fashion-mnist, or a folder of labelled images',
+      help: 'mnist, mnist-full, fashion-mnist, or a folder of labelled images',
     },
     {
       name: 'out',

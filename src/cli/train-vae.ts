@@ -194,7 +194,7 @@ export const trainVaeSpec: CommandSpec = {
       name: 'data',
       kind: 'string',
       arg: 'D',
-      help: 'mnist, fashion-mnist, emoji, or a folder of PNG/JPEG images',
+      help: 'mnist, mnist-full, fashion-mnist, emoji, or a folder of PNG/JPEG images',
     },
     ...IMAGE_OPTIONS,
     {

@@ -70,7 +70,7 @@ const KEYED: readonly KeyedOption<Key>[] = [
     kind: 'string',
     arg: 'D',
     key: 'data',
-    help: 'mnist, fashion-mnist, emoji, or a folder of PNG/JPEG images',
+    help: 'mnist, mnist-full, fashion-mnist, emoji, or a folder of PNG/JPEG images',
   },
   ...trainOptions<Key>(
     [
@@ -211,7 +211,7 @@ export const trainSpec: CommandSpec = {
   name: 'train',
   summary: 'Train a diffusion model (DDPM, Algorithm 1) with checkpoints that resume exactly.',
   usage:
-    'sumi train --data <mnist|fashion-mnist|emoji|folder> (--preset <name> | --config <file> | --init <dir>) --out <dir> [options]',
+    'sumi train --data <mnist|mnist-full|fashion-mnist|emoji|folder> (--preset <name> | --config <file> | --init <dir>) --out <dir> [options]',
   options: [
     {
       name: 'preset',

@@ -119,12 +119,20 @@ export function classPrompt(dataset: ClassCaptionDataset, label: number): string
   return CLASS_CAPTIONS[dataset](label)[0]!;
 }
 
-/** 'mnist', 'fashion-mnist' (any split: 'fashion-mnist/train'), 'emoji', or null. */
+/**
+ * Whose class prompts a dataset takes, by its name: 'mnist' for mnist and mnist-full,
+ * 'fashion-mnist' for fashion-mnist (both also with a split: 'fashion-mnist/train'), else null.
+ */
+export function classCaptionDataset(name: string): ClassCaptionDataset | null {
+  const m = /^(mnist|mnist-full|fashion-mnist)(\/(train|test|all))?$/.exec(name);
+  if (m === null || (m[1] === 'mnist' && m[2] !== undefined)) return null;
+  return m[1] === 'fashion-mnist' ? 'fashion-mnist' : 'mnist';
+}
+
+/** The class-prompt dataset of `name`, 'emoji', or null. */
 function namedKind(name: string): ClassCaptionDataset | 'emoji' | null {
-  if (name === 'mnist') return 'mnist';
-  if (name === 'fashion-mnist' || name.startsWith('fashion-mnist/')) return 'fashion-mnist';
   if (name === 'emoji') return 'emoji';
-  return null;
+  return classCaptionDataset(name);
 }
 
 /**
@@ -137,7 +145,7 @@ export function defaultPrompts(datasetName: string): readonly string[] {
   if (kind === 'emoji') return emojiTable().prompts;
   if (kind !== null) return Array.from({ length: 10 }, (_, label) => classPrompt(kind, label));
   throw new Error(
-    `no default prompts for dataset '${datasetName}' (known: mnist, fashion-mnist, emoji); ` +
+    `no default prompts for dataset '${datasetName}' (known: mnist, mnist-full, fashion-mnist, emoji); ` +
       'for an image folder use captionsFor(dataset).prompts',
   );
 }
@@ -407,7 +415,7 @@ export function captionsFor(ds: Dataset, opts: CaptionOptions = {}): CaptionSour
     );
   }
   throw new Error(
-    `no captions for dataset '${ds.name}': captions come with mnist, fashion-mnist and emoji, ` +
+    `no captions for dataset '${ds.name}': captions come with mnist, mnist-full, fashion-mnist and emoji, ` +
       `and from ${CAPTIONS_FILE} or .txt sidecars in an image folder`,
   );
 }

@@ -1,5 +1,5 @@
 /**
- * Data: datasets (MNIST, Fashion-MNIST, colour emoji, folders of images) behind one `Dataset`
+ * Data: datasets (MNIST, the whole MNIST, Fashion-MNIST, colour emoji, folders of images) behind one `Dataset`
  * interface, a deterministic, resumable `DataLoader`, and image I/O (PNG, JPEG, GIF, grids).
  */
 export * from './dataset.js';
@@ -7,6 +7,8 @@ export * from './loader.js';
 export * from './load.js';
 export { loadMnist, MNIST_CLASSES } from './mnist.js';
 export * from './fashion-mnist.js';
+export { loadMnistFull, type MnistFullOptions } from './mnist-full.js';
+export type { ImageSplit } from './idx-splits.js';
 export { loadEmoji, type EmojiOptions } from './emoji.js';
 export { findImages, loadImageFolder, type FolderOptions } from './folder.js';
 export { ImageFileDataset, type ImageFileEntry, type ImageFileOptions } from './image-files.js';

@@ -19,6 +19,7 @@
  * (`quantizeToByte`), so scoring a folder written by `SampleFolderWriter` gives the same numbers.
  */
 import {
+  classCaptionDataset,
   classPrompt,
   type ClassCaptionDataset,
   type Dataset,
@@ -110,11 +111,10 @@ export function classLabels(
 }
 
 function promptDataset(spec: string | null | undefined): ClassCaptionDataset {
-  if (spec === 'mnist') return 'mnist';
-  if (spec === 'fashion-mnist' || spec?.startsWith('fashion-mnist/') === true)
-    return 'fashion-mnist';
+  const kind = spec === null || spec === undefined ? null : classCaptionDataset(spec);
+  if (kind !== null) return kind;
   throw new EvalInputError(
-    `--prompts-from-classes: class prompts exist for mnist and fashion-mnist, not '${spec ?? '(unknown)'}'; give --data`,
+    `--prompts-from-classes: class prompts exist for mnist, mnist-full and fashion-mnist, not '${spec ?? '(unknown)'}'; give --data`,
   );
 }
 

@@ -5,12 +5,18 @@
  * classifier. Those real images must be ones the classifier did not train on, or the features of
  * the reference would be those of memorised training images. The reference set is therefore:
  *
- * - `fashion-mnist`: the official test split (10,000 images); `sumi train-classifier` trains on
- *   the train split.
+ * - `mnist-full`, `fashion-mnist`: the official test split (10,000 images); `sumi
+ *   train-classifier` trains on the train split.
  * - a dataset the classifier was trained on with `--holdout F`: exactly the images that training
  *   held out, recomputed with the trainer's own `holdoutSplit(dataset, F, seed)` (round(F · n_c)
  *   images of every class c, drawn from the stream (seed, 'holdout')).
  * - otherwise the whole dataset, with a note saying whether the classifier saw it.
+ *
+ * The floor is the FD that real images get against the reference set. When the classifier held out
+ * part of a train split (`--holdout F` on mnist-full or fashion-mnist), it is n of those images
+ * (the model's sample count, at most all of them): real, unseen by the classifier, not in the
+ * reference, scored at the same n as the model. Otherwise it is FD between two halves of the
+ * reference set.
  *
  * A reference set's features are cached on disk (stats-cache.ts) under the classifier's hash, the
  * dataset, its size, the split and the number of images, in `defaultCacheDir()`.
@@ -20,7 +26,13 @@ import { existsSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 
-import { type Dataset, DataLoader, loadDataset, subsetDataset } from '../data/index.js';
+import {
+  type Dataset,
+  DataLoader,
+  loadDataset,
+  SPLIT_DATASETS,
+  subsetDataset,
+} from '../data/index.js';
 import {
   type ClassifierInfo,
   holdoutSplit,
@@ -171,11 +183,12 @@ export function checkFits(c: EvalClassifier, shape: readonly number[], what: str
 /** [C, H, W] of the named datasets as they come, before any resizing. */
 const NATIVE_SHAPE: Readonly<Record<string, readonly [number, number, number]>> = {
   mnist: [1, 28, 28],
+  'mnist-full': [1, 28, 28],
   'fashion-mnist': [1, 28, 28],
 };
 
 /**
- * A dataset at the image shape a network takes. A named dataset (mnist, fashion-mnist) of another
+ * A dataset at the image shape a network takes. A named dataset (mnist, fashion-mnist, ...) of another
  * native shape is resized only when that network was trained on it (`trainedOn`), i.e. saw it
  * resized the same way; otherwise the mismatch is an error. Folders and emoji have no native
  * size and are loaded at the network's.
@@ -218,15 +231,42 @@ export interface ReferenceSplit {
   seenByClassifier: boolean | null;
 }
 
+/**
+ * Real images for the floor: unseen by the classifier and not in the reference set (the images
+ * the classifier held out of a train split).
+ */
+export interface FloorImages {
+  dataset: Dataset;
+  /** Indices in `dataset`. */
+  indices: number[];
+  /** The split as the stats cache key names it. */
+  key: string;
+  /** One line for people. */
+  description: string;
+}
+
 /** The reference set of a dataset for a classifier (see the module comment). */
 export function referenceSplit(
   spec: string,
   c: EvalClassifier,
-): { dataset: Dataset; split: ReferenceSplit } {
+): { dataset: Dataset; split: ReferenceSplit; floorImages: FloorImages | null } {
   const training = c.training;
   const trainedOn = training?.data ?? c.info?.data ?? null;
-  if (spec === 'fashion-mnist') {
+  const heldOut = training !== null && training.data === spec && training.holdout > 0;
+  if (SPLIT_DATASETS.includes(spec)) {
     const dataset = loadDataFor(spec, c.shape, trainedOn, 'the classifier', { split: 'test' });
+    let floorImages: FloorImages | null = null;
+    if (heldOut) {
+      const train = loadDataFor(spec, c.shape, trainedOn, 'the classifier');
+      const { holdout, seed } = training;
+      const indices = holdoutSplit(train, holdout, seed).heldOut;
+      floorImages = {
+        dataset: train,
+        indices,
+        key: `floor-holdout-${holdout}-seed-${seed}`,
+        description: `${spec}: images the classifier held out of the train split (--holdout ${holdout} --seed ${seed}: ${indices.length})`,
+      };
+    }
     return {
       dataset,
       split: {
@@ -234,13 +274,14 @@ export function referenceSplit(
         kind: 'test',
         key: 'test',
         indices: Array.from({ length: dataset.length }, (_, i) => i),
-        description: `fashion-mnist: the ${dataset.length} images of the test split (classifiers train on the train split)`,
+        description: `${spec}: the ${dataset.length} images of the test split (classifiers train on the train split)`,
         seenByClassifier: false,
       },
+      floorImages,
     };
   }
   const dataset = loadDataFor(spec, c.shape, trainedOn, 'the classifier');
-  if (training !== null && training.data === spec && training.holdout > 0) {
+  if (heldOut) {
     const { holdout, seed } = training;
     const indices = holdoutSplit(dataset, holdout, seed).heldOut;
     return {
@@ -255,6 +296,7 @@ export function referenceSplit(
           `(--holdout ${holdout} --seed ${seed}: ${(100 * holdout).toFixed(3).replace(/\.?0+$/, '')}% of each class)`,
         seenByClassifier: false,
       },
+      floorImages: null,
     };
   }
   const seen = trainedOn === null ? null : trainedOn === spec;
@@ -274,6 +316,7 @@ export function referenceSplit(
             : ` (the classifier trained on ${trainedOn})`),
       seenByClassifier: seen,
     },
+    floorImages: null,
   };
 }
 
@@ -389,6 +432,8 @@ export interface Reference {
   stats: FeatureStats;
   /** The true class of each reference image (null for an unlabelled dataset). */
   labels: Int32Array | null;
+  /** Real images for the floor besides the reference (null: the floor halves the reference). */
+  floorImages: FloorImages | null;
   /** The stats cache file, whether it was read or written, and why an old one was rejected. */
   cache: { path: string | null; source: 'cache' | 'computed'; rejected: string | null };
 }
@@ -439,7 +484,7 @@ export async function loadReference(
   spec: string,
   opts: ReferenceOptions,
 ): Promise<Reference> {
-  const { dataset: ds, split } = referenceSplit(spec, c);
+  const { dataset: ds, split, floorImages } = referenceSplit(spec, c);
   const n = split.indices.length;
   if (n < c.numFeatures + 1) {
     throw new EvalInputError(
@@ -468,7 +513,15 @@ export async function loadReference(
   }
   const labels =
     ds.numClasses === undefined ? null : Int32Array.from(split.indices, (i) => ds.get(i).label!);
-  return { split, dataset: name, classes: classifyFeatures(c, features), stats, labels, cache };
+  return {
+    split,
+    dataset: name,
+    classes: classifyFeatures(c, features),
+    stats,
+    labels,
+    floorImages,
+    cache,
+  };
 }
 
 /** The rows of a feature matrix at `rows`, in that order. */
@@ -512,14 +565,27 @@ export function referenceOfClass(ref: Reference, k: number, numFeatures: number)
     },
     stats: featureStats(features),
     labels: Int32Array.from(rows, () => k),
+    floorImages:
+      ref.floorImages === null
+        ? null
+        : {
+            ...ref.floorImages,
+            indices: ref.floorImages.indices.filter(
+              (i) => ref.floorImages!.dataset.get(i).label === k,
+            ),
+            key: `${ref.floorImages.key}-class-${k}`,
+            description: `${ref.floorImages.description}, class ${k} only`,
+          },
   };
 }
 
-/** FD between two halves of the reference set: the value a perfect model would get. */
+/** FD of real images against real images: the value a perfect model would get. */
 export interface Floor {
   distance: number;
+  /** The real images on each side: held-out images and the reference, or the two halves. */
   nA: number;
   nB: number;
+  kind: 'held-out' | 'halves';
   description: string;
 }
 
@@ -547,6 +613,51 @@ export function referenceFloor(ref: Reference): Floor | null {
     distance: frechetDistance(featureStats(fa), featureStats(fb)).distance,
     nA: a.length,
     nB: b.length,
+    kind: 'halves',
     description: `two halves of the reference set (${a.length} and ${b.length} images, alternating within each class)`,
+  };
+}
+
+/**
+ * The floor for n samples: with held-out images besides the reference, FD of min(n, available)
+ * of them (spread evenly over them) against the whole reference, i.e. real images scored exactly
+ * as n samples are; else `referenceFloor` (the halves). The held-out features are cached like
+ * the reference's.
+ */
+export async function sampleFloor(
+  c: EvalClassifier,
+  ref: Reference,
+  n: number,
+  opts: ReferenceOptions,
+): Promise<Floor | null> {
+  const f = ref.floorImages;
+  if (f === null) return referenceFloor(ref);
+  const m = Math.min(n, f.indices.length);
+  if (m < c.numFeatures + 1) return referenceFloor(ref);
+  const picked = Array.from(
+    { length: m },
+    (_, i) => f.indices[Math.floor((i * f.indices.length) / m)]!,
+  );
+  const compute = (): FeatureMatrix =>
+    datasetFeatures(c, f.dataset, picked, opts.batchSize, opts.onProgress);
+  let stats: FeatureStats;
+  if (opts.cacheDir === null) {
+    stats = featureStats(compute());
+  } else {
+    const key = {
+      extractorHash: c.hash,
+      dataset: `${f.dataset.name}@${formatShape(c.shape)}`,
+      split: f.key,
+      n: m,
+    };
+    stats = (await loadOrComputeStats(opts.cacheDir, key, compute, { onInvalid: opts.onNote }))
+      .entry.stats;
+  }
+  return {
+    distance: frechetDistance(stats, ref.stats).distance,
+    nA: m,
+    nB: ref.classes.n,
+    kind: 'held-out',
+    description: `${m} real images unseen by the classifier (${f.description}) against the reference set (${ref.classes.n})`,
   };
 }

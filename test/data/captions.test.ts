@@ -7,6 +7,7 @@ import { after, describe, it } from 'node:test';
 import {
   CAPTIONS_FILE,
   captionsFor,
+  classCaptionDataset,
   classPrompt,
   defaultPrompts,
   fashionMnistCaptions,
@@ -192,6 +193,16 @@ void describe('captions', () => {
 
   void it('has prompts for the named datasets and says what to do for others', () => {
     assert.equal(defaultPrompts('mnist')[7], 'a handwritten seven');
+    assert.deepEqual(defaultPrompts('mnist-full/train'), defaultPrompts('mnist'));
+    assert.deepEqual(
+      ['mnist', 'mnist-full', 'mnist-full/test', 'fashion-mnist/all'].map(classCaptionDataset),
+      ['mnist', 'mnist', 'mnist', 'fashion-mnist'],
+    );
+    // A folder that happens to be called like a dataset is a folder.
+    assert.deepEqual(
+      ['mnist/train', 'mnist-full/digits', 'data/mnist', 'emoji'].map(classCaptionDataset),
+      [null, null, null, null],
+    );
     assert.throws(() => defaultPrompts('/data/cats'), /captionsFor\(dataset\)\.prompts/);
     assert.throws(() => captionsFor(labelled('cifar10', [0])), /no captions for dataset 'cifar10'/);
   });

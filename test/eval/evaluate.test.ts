@@ -46,7 +46,9 @@ import {
   loadReference,
   type Reference,
   referenceFloor,
+  referenceOfClass,
   referenceSplit,
+  sampleFloor,
 } from '../../src/eval/reference.js';
 import {
   quantizeToByte,
@@ -161,6 +163,44 @@ void describe('the reference set', () => {
     assert.ok(f !== null && f.distance >= 0 && f.distance < 0.05, `floor ${f?.distance}`);
     assert.equal(f.nA + f.nB, 501);
     assert.ok(Math.abs(f.nA - f.nB) <= 10, 'at most one image more per class in A');
+  });
+
+  void test('with a test split, the floor is n images the classifier held out of the train split', async () => {
+    const cf: EvalClassifier = {
+      ...c,
+      training: { data: 'mnist-full', holdout: 0.01, seed: 2, source: '' },
+    };
+    const { split, floorImages } = referenceSplit('mnist-full', cf);
+    assert.deepEqual([split.kind, split.indices.length], ['test', 10000]);
+    assert.ok(floorImages !== null, 'held-out training images for the floor');
+    assert.equal(floorImages.dataset.name, 'mnist-full/train');
+    assert.deepEqual(floorImages.indices, holdoutSplit(floorImages.dataset, 0.01, 2).heldOut);
+    const counts = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949];
+    const heldOut = counts.reduce((a, n) => a + Math.round(0.01 * n), 0);
+    assert.equal(floorImages.indices.length, heldOut, 'round(0.01 n_c) of each digit');
+    const opts = { cacheDir: join(dir, 'cache') };
+    const r = await loadReference(cf, 'mnist-full', opts);
+    const f = await sampleFloor(cf, r, 200, opts);
+    assert.ok(f !== null && f.kind === 'held-out', `floor ${f?.kind}`);
+    assert.deepEqual([f.nA, f.nB], [200, 10000]);
+    assert.ok(f.distance > 0 && f.distance < 0.2, `floor ${f.distance}`);
+    const again = await sampleFloor(cf, r, 200, opts);
+    assert.equal(again!.distance, f.distance, 'the same images (from the cache)');
+    assert.equal((await sampleFloor(cf, r, 200, { cacheDir: null }))!.distance, f.distance);
+    const more = await sampleFloor(cf, r, 5000, opts);
+    assert.equal(more!.nA, heldOut, 'at most every held-out image');
+    assert.ok(more!.distance < f.distance, 'FD falls with more real images');
+    // One class: the held-out images of that class only.
+    const three = referenceOfClass(r, 3, cf.numFeatures);
+    assert.ok(
+      three.floorImages!.indices.every((i) => three.floorImages!.dataset.get(i).label === 3),
+      'only threes',
+    );
+    assert.equal(three.floorImages!.indices.length, Math.round(0.01 * 6131));
+    // Without held-out images the floor halves the reference set.
+    const halves = await sampleFloor(c, ref, 200, opts);
+    assert.equal(halves!.kind, 'halves');
+    assert.equal(halves!.distance, referenceFloor(ref)!.distance);
   });
 
   void test('the cache folder: $SUMI_CACHE, else $XDG_CACHE_HOME/sumi, else ~/.cache/sumi', () => {

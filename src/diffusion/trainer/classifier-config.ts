@@ -27,7 +27,7 @@ import type { LoopSettings } from './run-loop.js';
 export const CLASSIFIER_DIR = 'classifier';
 
 export interface ClassifierTrainConfig extends OptimizerConfig {
-  /** Dataset: 'mnist', 'fashion-mnist', 'emoji' or a folder of images (with class labels). */
+  /** Dataset: 'mnist', 'mnist-full', 'fashion-mnist', 'emoji' or a folder of images (with class labels). */
   data: string;
   imageSize: number;
   channels: 1 | 3;

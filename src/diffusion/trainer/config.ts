@@ -95,7 +95,7 @@ export const OPTIMIZER_DEFAULTS: Pick<
 };
 
 export interface TrainConfig extends OptimizerConfig {
-  /** Dataset: 'mnist', 'fashion-mnist', 'emoji' or the path of a folder of images. */
+  /** Dataset: 'mnist', 'mnist-full', 'fashion-mnist', 'emoji' or the path of a folder of images. */
   data: string;
   /**
    * Image side in pixels (resolved: the model's sample_size; a latent run's images are

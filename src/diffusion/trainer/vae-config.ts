@@ -47,7 +47,7 @@ export const AUTOENCODER_CLASS: Record<AutoencoderKind, 'AutoencoderKL' | 'VQMod
 
 export interface VaeTrainConfig extends OptimizerConfig {
   kind: AutoencoderKind;
-  /** Dataset: 'mnist', 'fashion-mnist', 'emoji' or a folder of images. */
+  /** Dataset: 'mnist', 'mnist-full', 'fashion-mnist', 'emoji' or a folder of images. */
   data: string;
   imageSize: number;
   channels: 1 | 3;

@@ -28,6 +28,7 @@ const read = (name: string): Record<string, unknown> =>
 const COUNTS: Record<string, number> = {
   'ddpm-cifar10': 35_746_307,
   'mnist-small': 1_112_801,
+  'mnist-base': 2_497_873,
   'mnist-small-class': 1_114_209,
   'mnist-small-lv': 1_113_090,
   'mnist-text': 1_411_553,
@@ -71,6 +72,7 @@ void describe('presets', () => {
     noGrad(() => {
       for (const name of [
         'mnist-small',
+        'mnist-base',
         'mnist-small-class',
         'mnist-small-lv',
         'mnist-tiny',
