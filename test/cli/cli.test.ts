@@ -469,7 +469,7 @@ void describe('errors: one clear line, no stack trace, non-zero exit', () => {
     assertCleanError(
       rs[0],
       1,
-      /^sumi train: unknown dataset 'nope': expected mnist, fashion-mnist, emoji or the path of a folder/,
+      /^sumi train: unknown dataset 'nope': expected mnist, mnist-full, fashion-mnist, emoji or the path of a folder/,
     );
     assertCleanError(
       rs[1],

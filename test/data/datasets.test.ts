@@ -185,7 +185,7 @@ void describe('loadDataset', () => {
   void test('unknown names are errors that list the choices', () => {
     assert.throws(
       () => loadDataset('cifar10'),
-      /unknown dataset 'cifar10': expected mnist, fashion-mnist, emoji or the path of a folder/,
+      /unknown dataset 'cifar10': expected mnist, mnist-full, fashion-mnist, emoji or the path of a folder/,
     );
   });
 });
