@@ -1,7 +1,7 @@
 /**
  * `sumi eval classifier`: how well an evaluation classifier labels its reference set, the real
- * images it did not train on (the held-out split of its training, the fashion-mnist test split):
- * its accuracy ± the binomial standard error, per class. Every FD and conditional accuracy it
+ * images it did not train on (the held-out split of its training, the mnist-full or fashion-mnist
+ * test split): its accuracy ± the binomial standard error, per class. Every FD and conditional accuracy it
  * scores is only as good as this figure (docs/quality.md).
  */
 import { accuracyReport, EvalInputError } from '../eval/index.js';
@@ -26,7 +26,8 @@ export const classifierSpec: CommandSpec = {
   options: [...CLASSIFIER_OPTIONS, ...COMMON_TAIL],
   notes: [
     'The reference set is the one `sumi eval fd` compares samples with: the held-out split of the\n' +
-      "classifier's training (--holdout), or the fashion-mnist test split. Its features are cached.",
+      "classifier's training (--holdout), or the mnist-full or fashion-mnist test split. Its features\n" +
+      'are cached.',
   ],
 };
 

@@ -109,9 +109,10 @@ const fdSpec: CommandSpec = {
     ...COMMON_TAIL,
   ],
   notes: [
-    'The reference set is the real images the classifier did not train on: the held-out split of\n' +
-      'its training (--holdout), or the fashion-mnist test split. Its features are cached. The floor\n' +
-      'is FD between two halves of it. See docs/quality.md.',
+    'The reference set is the real images the classifier did not train on: the test split of\n' +
+      'mnist-full and fashion-mnist, else the held-out split of its training (--holdout). Its\n' +
+      'features are cached. The floor is FD of n real images the classifier held out of the train\n' +
+      'split against it, or (without those) FD between two halves of it. See docs/quality.md.',
   ],
 };
 

@@ -1,8 +1,8 @@
 /**
  * Sample quality against sampling cost: FD of n samples for every (sampler, number of steps), the
  * same seed and conditions for every point, against one reference set; as JSON and as a chart of
- * FD over steps (log scale), one line per sampler, with the floor (FD between two halves of the
- * reference set) dashed.
+ * FD over steps (log scale), one line per sampler, with the floor (FD of real images against the
+ * reference set, `sampleFloor`) dashed.
  */
 import type { Scheduler } from '../diffusion/index.js';
 import { classDistribution } from './metrics/index.js';

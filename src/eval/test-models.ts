@@ -35,6 +35,8 @@ export interface ClassifierFixture {
   noiseAwareT?: number | null;
   /** Width of the features (default 16). */
   features?: number;
+  /** The dataset it records it trained on (default 'mnist'). */
+  data?: string;
 }
 
 /** Writes a random EncoderClassifierModel folder; returns its path. */
@@ -77,11 +79,11 @@ export async function writeTinyClassifier(dir: string, f: ClassifierFixture = {}
     numClasses: k,
     noiseAware: T !== null,
     numTrainTimesteps: T,
-    data: 'mnist',
+    data: f.data ?? 'mnist',
     step: 0,
     parameters: model.numParameters(),
     heldOut: holdout > 0 ? { fraction: holdout, step: 0, count: 0, scores: [] } : null,
-    trainArgs: ['--data', 'mnist', '--holdout', String(holdout), '--seed', String(seed)],
+    trainArgs: ['--data', f.data ?? 'mnist', '--holdout', String(holdout), '--seed', String(seed)],
   };
   await writeFile(join(dir, 'sumi.json'), JSON.stringify(info));
   return dir;
@@ -126,7 +128,7 @@ export async function writeTinyModel(dir: string, f: ModelFixture = {}): Promise
     conditionDropout: k === null ? 0 : 0.1,
     numClasses: k,
     nullClassId: k,
-    data: 'mnist',
+    data: f.data ?? 'mnist',
     step: 0,
   };
   await writeFile(join(dir, 'sumi.json'), JSON.stringify(info));

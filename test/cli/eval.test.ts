@@ -62,6 +62,42 @@ void describe('sumi eval', () => {
     assert.match((await sumi(['--help'])).stdout, /\n {2}eval /);
   });
 
+  void test('fd on mnist-full: the test split is the reference, the floor is n held-out training digits', async () => {
+    const full = await writeTinyClassifier(join(dir, 'cls-full'), {
+      data: 'mnist-full',
+      holdout: 0.01,
+    });
+    const args = [
+      'eval',
+      'fd',
+      '--model',
+      model,
+      '--classifier',
+      full,
+      '--n',
+      '24',
+      '--steps',
+      '2',
+    ];
+    const r = await sumi([...args, '--json', ...base()]);
+    assert.equal(r.code, 0, r.stderr);
+    const a = JSON.parse(r.stdout) as FdJson & {
+      floor: { nA: number; nB: number; kind: string } | null;
+    };
+    assert.deepEqual([a.reference.split, a.reference.images], ['test', 10000]);
+    assert.deepEqual(
+      [a.floor?.kind, a.floor?.nA, a.floor?.nB],
+      ['held-out', 24, 10000],
+      'as many real digits as samples',
+    );
+    const t = await sumi([...args, ...base()]);
+    assert.equal(t.code, 0, t.stderr);
+    assert.match(
+      t.stdout,
+      /\nFD floor +[\d.e-]+ +24 held-out real images vs the 10000 reference images/,
+    );
+  });
+
   void test('fd: JSON with every metric; the saved samples score the same from their folder', async () => {
     const saved = join(dir, 'saved');
     const args = ['eval', 'fd', '--model', model, '--classifier', cls, '--n', '24', '--steps', '3'];
