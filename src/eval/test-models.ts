@@ -128,7 +128,7 @@ export async function writeTinyModel(dir: string, f: ModelFixture = {}): Promise
     conditionDropout: k === null ? 0 : 0.1,
     numClasses: k,
     nullClassId: k,
-    data: f.data ?? 'mnist',
+    data: 'mnist',
     step: 0,
   };
   await writeFile(join(dir, 'sumi.json'), JSON.stringify(info));
