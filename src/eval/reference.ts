@@ -190,8 +190,8 @@ const NATIVE_SHAPE: Readonly<Record<string, readonly [number, number, number]>> 
 /**
  * A dataset at the image shape a network takes. A named dataset (mnist, mnist-full,
  * fashion-mnist) of another native shape is resized only when that network was trained on it
- * (`trainedOn`), i.e. saw it resized the same way; otherwise the mismatch is an error. Folders and emoji have no native
- * size and are loaded at the network's.
+ * (`trainedOn`), i.e. saw it resized the same way; otherwise the mismatch is an error. Folders
+ * and emoji have no native size and are loaded at the network's.
  */
 export function loadDataFor(
   spec: string,
