@@ -1,8 +1,8 @@
 /**
  * `sumi eval classifier`: how well an evaluation classifier labels its reference set, the real
  * images it did not train on (the held-out split of its training, the mnist-full or fashion-mnist
- * test split): its accuracy ± the binomial standard error, per class. Every FD and conditional accuracy it
- * scores is only as good as this figure (docs/quality.md).
+ * test split): its accuracy ± the binomial standard error, per class. Every FD and conditional
+ * accuracy it scores is only as good as this figure (docs/quality.md).
  */
 import { accuracyReport, EvalInputError } from '../eval/index.js';
 import type { Args, CommandSpec } from './args.js';

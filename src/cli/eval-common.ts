@@ -370,12 +370,12 @@ export async function planSampling(
   return { guide, plan, request };
 }
 
-/** The reference set under the cache options. */
 /** The stats cache folder of --cache-dir / --no-cache (null: compute and write nothing). */
 function statsCacheDir(args: Args): string | null {
   return args.flag('cache') === false ? null : (args.str('cache-dir') ?? defaultCacheDir());
 }
 
+/** The reference set under the cache options. */
 export async function reference(
   args: Args,
   c: EvalClassifier,

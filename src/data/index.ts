@@ -1,6 +1,7 @@
 /**
- * Data: datasets (MNIST, the whole MNIST, Fashion-MNIST, colour emoji, folders of images) behind one `Dataset`
- * interface, a deterministic, resumable `DataLoader`, and image I/O (PNG, JPEG, GIF, grids).
+ * Data: datasets (MNIST, the whole MNIST, Fashion-MNIST, colour emoji, folders of images) behind
+ * one `Dataset` interface, a deterministic, resumable `DataLoader`, and image I/O (PNG, JPEG, GIF,
+ * grids).
  */
 export * from './dataset.js';
 export * from './loader.js';
