@@ -2,7 +2,8 @@
  * `sumi eval`: how good a model is. Subcommands:
  *   fd     FD, KID, precision/recall, class entropy and conditional accuracy of samples (or of a
  *          folder of PNGs) against the real reference set, with the floor of real vs real;
- *   cond   conditional accuracy per guidance scale (classifier-free or classifier guidance);
+ *   cond   conditional accuracy per guidance scale (classifier-free or classifier guidance), with
+ *          --fd also FD, KID and precision/recall per scale (the guidance trade-off) and a chart;
  *   nll    bits/dim of the variational bound on real images;
  *   sweep  FD per (sampler, steps), as JSON and an SVG chart;
  *   classifier  an evaluation classifier's accuracy on its reference set.
@@ -24,8 +25,10 @@ import {
   FeatureCollector,
   type FdScores,
   type Floor,
+  guidanceSvg,
   readSampleFolder,
   readSampleImages,
+  type Reference,
   referenceOfClass,
   type SampleFolder,
   SampleFolderWriter,
@@ -35,6 +38,7 @@ import {
   scoreSamples,
 } from '../eval/index.js';
 import { tensor } from '../engine/index.js';
+import { writeTextAtomic } from '../nn/models/index.js';
 import { type Args, type CommandSpec, UsageError } from './args.js';
 import { commandGroup, defineCommand, EXIT, formatDuration, selectBackend } from './common.js';
 import {
@@ -407,31 +411,40 @@ function fdRows(s: FdScores, floor: Floor | null, refN: number): string[][] {
 
 const condSpec: CommandSpec = {
   name: 'eval cond',
-  summary: 'Conditional accuracy of a model per guidance scale, judged by a classifier.',
+  summary: 'Conditional accuracy (and with --fd FD, KID, precision/recall) per guidance scale.',
   usage:
-    'sumi eval cond --model <dir> --classifier <dir> --guidance 1,2,3,5 [--n 1000] [options]\n' +
+    'sumi eval cond --model <dir> --classifier <dir> --guidance 1,2,3,5 [--n 1000] [--fd [--plot F]]\n' +
     '       sumi eval cond --model <dir> --classifier <dir> --guide-classifier <dir> --classifier-scale 1,2,4',
   options: [
     ...MODEL_OPTIONS,
-    {
-      name: 'classifier',
-      kind: 'string',
-      arg: 'DIR',
-      help: 'the classifier that judges the samples (not the guiding one)',
-    },
-    {
-      name: 'data',
-      kind: 'string',
-      arg: 'D',
-      help: 'dataset of --prompts-from-classes (mnist, mnist-full, fashion-mnist)',
-    },
+    ...CLASSIFIER_OPTIONS.map((o) =>
+      o.name === 'data'
+        ? {
+            ...o,
+            help: 'the data of --prompts-from-classes (mnist, mnist-full, fashion-mnist) and of the --fd reference set',
+          }
+        : o,
+    ),
     { name: 'n', kind: 'int', help: 'samples per scale', default: '1000' },
+    {
+      name: 'fd',
+      kind: 'flag',
+      help: 'also FD, KID and precision/recall against the reference set per scale, with the floor',
+    },
+    {
+      name: 'plot',
+      kind: 'string',
+      arg: 'FILE',
+      help: 'with --fd: an SVG chart of FD over the guidance scale, the floor dashed',
+    },
     ...samplingOptions({ sampler: true, lists: true }),
     ...COMMON_TAIL,
   ],
   notes: [
     'Accuracy p̂ = correct / n with its binomial standard error √(p̂(1−p̂)/n), overall and per class;\n' +
-      'the images ask for the classes in turn unless --class K. Every scale uses the same noise.',
+      'the images ask for the classes in turn unless --class K. Every scale uses the same noise.\n' +
+      'With --fd, each scale is also scored like `sumi eval fd` (same reference set, floor and\n' +
+      'seed): the trade-off of guidance, sharper and more often right but less diverse.',
   ],
 };
 
@@ -452,6 +465,10 @@ async function condCommand(args: Args): Promise<number> {
       'the model is unconditional: give --guide-classifier DIR for classifier guidance',
     );
   }
+  const withFd = args.flag('fd') === true;
+  const plotFile = args.str('plot');
+  if (plotFile !== undefined && !withFd) throw new UsageError('--plot draws FD: add --fd');
+  if (withFd) checkEnoughSamples(n, c.numFeatures);
   const combos: [number, number | null][] = ws.flatMap((w) =>
     guide === null ? [[w, null]] : ss.map((s): [number, number | null] => [w, s]),
   );
@@ -464,6 +481,15 @@ async function condCommand(args: Args): Promise<number> {
     });
   // Every scale's request is checked before the first is sampled.
   for (const [w, s] of combos) checkSampleRequest(requestAt(w, s));
+  let ref: Reference | null = null;
+  let floor: Floor | null = null;
+  if (withFd) {
+    ref = await reference(args, c, dataSpec(args, c, p), progress);
+    const cls = args.str('class');
+    if (cls !== undefined && cls !== 'all')
+      ref = referenceOfClass(ref, plan.requested[0]!, c.numFeatures);
+    floor = await floorFor(args, c, ref, n, progress);
+  }
   const rows = [];
   for (const [w, s] of combos) {
     const req = requestAt(w, s);
@@ -475,13 +501,38 @@ async function condCommand(args: Args): Promise<number> {
       (done, total) => progress.update(label, done, total),
     );
     const gen = collector.finish();
+    const scores = ref === null ? null : scoreSamples(gen, ref, null, c.numClasses, { seed: 0 });
     rows.push({
       guidance: w,
       classifierScale: s,
       ...accuracyReport(gen.predicted, plan.requested, c.numClasses),
       entropyBits: classDistribution(gen.predicted, c.numClasses).entropyBits,
+      distribution:
+        scores === null
+          ? null
+          : {
+              fd: scores.fd,
+              fdMeanTerm: scores.fdMeanTerm,
+              fdTraceTerm: scores.fdTraceTerm,
+              kid: scores.kid,
+              precision: scores.precision,
+              recall: scores.recall,
+            },
       seconds: info.seconds,
     });
+  }
+  if (plotFile !== undefined) {
+    await writeTextAtomic(
+      plotFile,
+      guidanceSvg(
+        rows.map((r) => ({
+          guidance: r.guidance,
+          classifierScale: r.classifierScale,
+          fd: r.distribution!.fd,
+        })),
+        { floor: floor?.distance ?? null, n, model: p.layout.root },
+      ),
+    );
   }
   progress.clear();
   if (json) {
@@ -494,6 +545,8 @@ async function condCommand(args: Args): Promise<number> {
         classifier: { path: c.root, hash: c.hash, classes: c.numClasses },
         guideClassifier: guide?.loaded.root ?? null,
         sampling: { sampler, steps, n, seed: args.num('seed') ?? 0, conditions: plan.description },
+        reference: ref === null ? null : referenceJson(ref),
+        floor,
         results: rows,
       }),
     );
@@ -510,6 +563,7 @@ async function condCommand(args: Args): Promise<number> {
         ...(guide !== null ? ['classifier scale'] : []),
         'accuracy ± s.e.',
         'entropy',
+        ...(withFd ? ['FD', 'precision', 'recall'] : []),
         ...Array.from({ length: k }, (_, i) => `c${i}`),
       ],
       ...rows.map((r) => [
@@ -517,10 +571,18 @@ async function condCommand(args: Args): Promise<number> {
         ...(guide !== null ? [String(r.classifierScale)] : []),
         `${r.accuracy.toFixed(4)} ± ${r.standardError.toFixed(4)}`,
         `${r.entropyBits.toFixed(3)}`,
+        ...(r.distribution === null
+          ? []
+          : [
+              sig(r.distribution.fd),
+              r.distribution.precision.toFixed(3),
+              r.distribution.recall.toFixed(3),
+            ]),
         ...r.perClass.map((a) => (a === null ? '-' : a.toFixed(2))),
       ]),
     ]),
   );
+  if (floor !== null) console.log(`FD floor (${floor.kind}): ${sig(floor.distance)}`);
   return EXIT.ok;
 }
 

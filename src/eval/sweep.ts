@@ -137,3 +137,38 @@ export function sweepSvg(r: SweepResult): string {
     lines: r.floor === null ? [] : [{ y: r.floor, label: `floor ${r.floor.toPrecision(3)}` }],
   });
 }
+
+/** One scale of a guidance trade-off: FD at classifier-free scale w (and classifier scale s). */
+export interface GuidancePoint {
+  guidance: number;
+  /** Classifier guidance scale, or null without classifier guidance. */
+  classifierScale: number | null;
+  fd: number;
+}
+
+/**
+ * The chart of a guidance trade-off: FD over w (one line), or with classifier guidance FD over s,
+ * one line per w; the floor dashed.
+ */
+export function guidanceSvg(
+  points: readonly GuidancePoint[],
+  opts: { floor: number | null; n: number; model: string },
+): string {
+  const guided = points.some((p) => p.classifierScale !== null);
+  const names = [...new Set(points.map((p) => (guided ? `w = ${p.guidance}` : 'classifier-free')))];
+  const series = names.map((name) => ({
+    name,
+    points: points
+      .filter((p) => !guided || `w = ${p.guidance}` === name)
+      .map((p) => ({ x: guided ? p.classifierScale! : p.guidance, y: p.fd }))
+      .sort((a, b) => a.x - b.x),
+  }));
+  return lineChartSvg(series, {
+    title: `FD of ${opts.n} samples of ${opts.model} over the guidance scale`,
+    xLabel: guided ? 'classifier guidance scale s' : 'classifier-free guidance scale w',
+    yLabel: 'Fréchet distance',
+    xTicks: [...new Set(series.flatMap((l) => l.points.map((p) => p.x)))].sort((a, b) => a - b),
+    lines:
+      opts.floor === null ? [] : [{ y: opts.floor, label: `floor ${opts.floor.toPrecision(3)}` }],
+  });
+}

@@ -189,6 +189,55 @@ void describe('sumi eval', () => {
     }
   });
 
+  void test('cond --fd: each scale scored like eval fd at that scale, and the chart', async () => {
+    const plot = join(dir, 'guidance.svg');
+    const common = ['--model', model, '--classifier', cls, '--n', '24', '--steps', '2'];
+    const r = await sumi([
+      'eval',
+      'cond',
+      ...common,
+      '--guidance',
+      '1,3',
+      '--fd',
+      '--plot',
+      plot,
+      '--json',
+      ...base(),
+    ]);
+    assert.equal(r.code, 0, r.stderr);
+    const j = JSON.parse(r.stdout) as {
+      floor: { distance: number; kind: string } | null;
+      reference: { split: string } | null;
+      results: {
+        guidance: number;
+        distribution: { fd: number; precision: number; recall: number } | null;
+      }[];
+    };
+    assert.equal(j.reference?.split, 'holdout');
+    assert.ok(j.floor !== null && j.floor.distance > 0, 'a floor with --fd');
+    const fd3 = await sumi(['eval', 'fd', ...common, '--guidance', '3', '--json', ...base()]);
+    assert.equal(fd3.code, 0, fd3.stderr);
+    const single = JSON.parse(fd3.stdout) as FdJson;
+    const at3 = j.results.find((x) => x.guidance === 3)?.distribution;
+    assert.ok(at3 !== undefined && at3 !== null, 'scale 3 scored');
+    assert.equal(at3.fd, single.metrics.fd, 'same noise, conditions and reference as eval fd');
+    assert.equal(at3.precision, single.metrics.precision);
+    assert.equal(j.floor.distance, single.floor?.distance);
+    assert.notEqual(j.results[0]!.distribution!.fd, at3.fd, 'the scale changes the samples');
+    const svg = await readFile(plot, 'utf8');
+    assert.match(svg, /^<svg /);
+    assert.match(svg, /classifier-free guidance scale w/);
+    assert.match(svg, /floor /);
+    const text = await sumi(['eval', 'cond', ...common, '--guidance', '1,3', '--fd', ...base()]);
+    assert.equal(text.code, 0, text.stderr);
+    assert.match(text.stdout, /guidance +accuracy ± s\.e\. +entropy +FD +precision +recall/);
+    assert.match(text.stdout, /\nFD floor \((held-out|halves)\): \d/);
+    const noFd = await sumi(['eval', 'cond', ...common, '--plot', join(dir, 'no.svg')]);
+    assert.equal(noFd.code, 2);
+    assert.match(noFd.stderr, /^sumi eval cond: --plot draws FD: add --fd\n/);
+    assert.ok(!existsSync(join(dir, 'no.svg')), 'nothing written');
+  });
+
   void test('nll: bits/dim with its standard error', async () => {
     const r = await sumi([
       'eval',
