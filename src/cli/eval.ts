@@ -10,6 +10,9 @@
  * The equations and the reference set are in src/eval (evaluate.ts, reference.ts) and
  * docs/quality.md.
  */
+import { mkdir } from 'node:fs/promises';
+import { dirname } from 'node:path';
+
 import type { LoadedPipeline } from '../diffusion/index.js';
 import {
   accuracyReport,
@@ -468,6 +471,9 @@ async function condCommand(args: Args): Promise<number> {
   const withFd = args.flag('fd') === true;
   const plotFile = args.str('plot');
   if (plotFile !== undefined && !withFd) throw new UsageError('--plot draws FD: add --fd');
+  if (plotFile !== undefined && !plotFile.endsWith('.svg')) {
+    throw new UsageError(`--plot must name a .svg file, got '${plotFile}'`);
+  }
   if (withFd) checkEnoughSamples(n, c.numFeatures);
   const combos: [number, number | null][] = ws.flatMap((w) =>
     guide === null ? [[w, null]] : ss.map((s): [number, number | null] => [w, s]),
@@ -490,6 +496,8 @@ async function condCommand(args: Args): Promise<number> {
       ref = referenceOfClass(ref, plan.requested[0]!, c.numFeatures);
     floor = await floorFor(args, c, ref, n, progress);
   }
+  // The chart's folder exists before the first sample, so that no result is lost at the end.
+  if (plotFile !== undefined) await mkdir(dirname(plotFile), { recursive: true });
   const rows = [];
   for (const [w, s] of combos) {
     const req = requestAt(w, s);

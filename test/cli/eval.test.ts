@@ -190,7 +190,7 @@ void describe('sumi eval', () => {
   });
 
   void test('cond --fd: each scale scored like eval fd at that scale, and the chart', async () => {
-    const plot = join(dir, 'guidance.svg');
+    const plot = join(dir, 'charts', 'guidance.svg');
     const common = ['--model', model, '--classifier', cls, '--n', '24', '--steps', '2'];
     const r = await sumi([
       'eval',
@@ -235,7 +235,13 @@ void describe('sumi eval', () => {
     const noFd = await sumi(['eval', 'cond', ...common, '--plot', join(dir, 'no.svg')]);
     assert.equal(noFd.code, 2);
     assert.match(noFd.stderr, /^sumi eval cond: --plot draws FD: add --fd\n/);
-    assert.ok(!existsSync(join(dir, 'no.svg')), 'nothing written');
+    const png = await sumi(['eval', 'cond', ...common, '--fd', '--plot', join(dir, 'g.png')]);
+    assert.equal(png.code, 2);
+    assert.match(png.stderr, /^sumi eval cond: --plot must name a \.svg file, got '.*g\.png'\n/);
+    assert.ok(
+      !existsSync(join(dir, 'no.svg')) && !existsSync(join(dir, 'g.png')),
+      'nothing written',
+    );
   });
 
   void test('nll: bits/dim with its standard error', async () => {
