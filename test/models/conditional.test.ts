@@ -1,10 +1,12 @@
 /**
  * The conditional models and classifiers shipped in models/: models/mnist-cond (class-conditional,
- * classifier-free guidance), models/mnist-text (prompts through cross-attention), models/mnist-eval (the clean evaluation classifier) and
+ * classifier-free guidance) and models/mnist-cond-full (mnist-cond trained further on all of
+ * MNIST), models/mnist-text (prompts through cross-attention), models/mnist-eval (the clean evaluation classifier) and
  * models/mnist-classifier (the noise-aware classifier of classifier guidance). Each loads, records
  * its training command, and does its job on real digits: the evaluation classifier labels the
  * digits it was not trained on, the noise-aware one still labels slightly noisy ones, and guided
- * samples of mnist-cond are classified as the class they were asked for.
+ * samples of mnist-cond, and unguided ones of mnist-cond-full, are classified as the class they
+ * were asked for.
  */
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
@@ -51,20 +53,21 @@ function accuracy(logits: Tensor, labels: readonly number[]): number {
 const DIGITS = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9];
 
 /**
- * The share of images drawn for `values` (one per digit 0–9, in order) at guidance 3 with 12
- * DPM-Solver++ steps that models/mnist-eval classifies as that digit.
+ * The share of images drawn for `values` (one per digit 0–9, in order) at guidance w (default 3)
+ * with 12 DPM-Solver++ steps that models/mnist-eval classifies as that digit.
  */
 async function guidedAccuracy(
   name: string,
   kind: 'class' | 'text',
   values: readonly (number | string)[],
+  w = 3,
 ): Promise<number> {
   const p = await loadPipeline(models(name));
   assert.equal(p.condition.kind, kind);
   const evalClf = (await loadClassifier(models('mnist-eval'))).classifier;
   const { cond, uncond } = encodeConditions(
     p.condition,
-    { values: [...values], guidanceScale: 3 },
+    { values: [...values], guidanceScale: w },
     cpuBackend(),
   );
   const images = generate(p.model, createSampler('dpmpp-2m', p.schedulerConfig), {
@@ -73,7 +76,7 @@ async function guidedAccuracy(
     numInferenceSteps: 12,
     cond,
     uncond,
-    guidanceScale: 3,
+    guidanceScale: w,
   });
   disposeConditioning(cond);
   if (uncond !== null) disposeConditioning(uncond);
@@ -84,6 +87,7 @@ void describe('shipped conditional models', () => {
   void test('each records the command that trained it', () => {
     for (const [name, pattern] of [
       ['mnist-cond', /^sumi train .*--class-cond/],
+      ['mnist-cond-full', /^sumi train --init models\/mnist-cond --data mnist-full --class-cond /],
       ['mnist-text', /^sumi train .*--preset mnist-text/],
       ['mnist-eval', /^sumi train-classifier .*--clean/],
       ['mnist-classifier', /^sumi train-classifier .*--noise-aware/],
@@ -115,6 +119,11 @@ void describe('shipped conditional models', () => {
   void test('models/mnist-cond: guided samples show the class asked for', async () => {
     const acc = await guidedAccuracy('mnist-cond', 'class', DIGITS);
     assert.ok(acc >= 0.8, `${acc * 10} of 10 guided samples classified as asked`);
+  });
+
+  void test('models/mnist-cond-full: unguided samples show the class asked for', async () => {
+    const acc = await guidedAccuracy('mnist-cond-full', 'class', DIGITS, 1);
+    assert.ok(acc >= 0.8, `${acc * 10} of 10 unguided samples classified as asked`);
   });
 
   void test('models/mnist-text: guided samples show the digit the prompt names', async () => {
