@@ -10,6 +10,7 @@
 export const MODELS: readonly { name: string; label: string; prompt?: string }[] = [
   { name: 'mnist-small', label: 'MNIST digits (unconditional)' },
   { name: 'mnist-cond', label: 'MNIST digits by class' },
+  { name: 'mnist-cond-full', label: 'MNIST digits by class (trained on all of MNIST)' },
   { name: 'mnist-text', label: 'MNIST digits from a prompt', prompt: 'a handwritten seven' },
   {
     name: 'emoji-ldm',

@@ -1,7 +1,8 @@
 // The playground in headless Chromium (Debian's package, through playwright-core): the built page
 // loads mnist-small on the CPU backend (WebAssembly in a Web Worker) and samples a grid equal to
-// Node's for the same model, seed and sampler; cancel stops a run; a model file that fails to
-// load shows its message; the forward panel noises a digit; live training lowers the loss.
+// Node's for the same model, seed and sampler, and so does the class model mnist-cond-full with
+// guidance; cancel stops a run; a model file that fails to load shows its message; the forward
+// panel noises a digit; live training lowers the loss.
 // Skipped, saying why, where Chromium is not installed.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
@@ -9,7 +10,12 @@ import { after, before, describe, test } from 'node:test';
 import type { Page } from 'playwright-core';
 
 import { decodePng, gridFromValues } from '../../src/data/image/index.js';
-import { createSampler, generate, loadPipeline } from '../../src/diffusion/index.js';
+import {
+  createSampler,
+  generate,
+  generateBatches,
+  loadPipeline,
+} from '../../src/diffusion/index.js';
 import { cpuBackend, setDefaultBackend } from '../../src/engine/index.js';
 import {
   canvasPixels,
@@ -165,6 +171,73 @@ void describe('playground in Chromium', { skip }, () => {
     const last = mean(losses.slice(-4));
     assert.ok(last < 0.6 * first, `mean loss of steps 1–4 ${first}, of steps 9–12 ${last}`);
     assert.deepEqual(errors, []);
+  });
+
+  void test('samples a class model (mnist-cond-full), each class in turn with guidance: the grid Node samples', async () => {
+    const cls = await pg.open('model=mnist-cond-full&backend=cpu');
+    const p = cls.page;
+    assert.equal(
+      await waitForState(p, ['ready', 'error']),
+      'ready',
+      (await p.textContent('#status')) ?? '',
+    );
+    assert.equal(
+      await p.textContent('#model option[value=mnist-cond-full]'),
+      'MNIST digits by class (trained on all of MNIST)',
+    );
+    // The class controls, with the model's class names; the guidance scale (it has a null class).
+    assert.equal(await p.isVisible('#class'), true);
+    assert.equal(await p.isVisible('#guidance'), true);
+    assert.equal(await p.isVisible('#prompt'), false);
+    const options = await p.evaluate<string[]>(
+      `[...document.querySelectorAll('#class option')].map((o) => o.textContent)`,
+    );
+    assert.equal(options.length, 11);
+    assert.equal(options[0], 'each class in turn');
+    const idle = await idleTensors(p);
+    await p.selectOption('#class', '-1');
+    await p.selectOption('#sampler', 'ddim');
+    await p.fill('#steps', '2');
+    await p.fill('#n', '4');
+    await p.fill('#seed', '3');
+    await p.fill('#guidance', '2');
+    await p.click('#sample');
+    assert.equal(
+      await waitForState(p, ['done', 'error'], 120_000),
+      'done',
+      (await p.textContent('#status')) ?? '',
+    );
+    const img = decodePng(await downloadedPng(p));
+    assert.deepEqual([img.width, img.height, img.channels], [62, 62, 1]);
+    // Node: the classes 0, 1, 2, 3 at w = 2 through generateBatches, same seed and sampler.
+    setDefaultBackend(cpuBackend());
+    const pipe = await loadPipeline('models/mnist-cond-full');
+    let expected: Uint8Array | null = null;
+    await generateBatches(pipe.model, createSampler('ddim', pipe.schedulerConfig), {
+      condition: pipe.condition,
+      request: { values: [0, 1, 2, 3], guidanceScale: 2 },
+      batchSize: 4,
+      seed: 3,
+      numInferenceSteps: 2,
+      onBatch: async (images) => {
+        expected = gridFromValues(await images.data(), images.shape, { nrow: 2 })
+          .data as Uint8Array;
+      },
+    });
+    let worst = 0;
+    for (let i = 0; i < img.data.length; i++) {
+      worst = Math.max(worst, Math.abs(expected![i]! - img.data[i]!));
+    }
+    assert.ok(worst <= 1, `browser and Node grids differ by ${worst} gray levels`);
+    // Unguided, the same seed gives another picture: the scale reaches the worker.
+    await p.fill('#guidance', '1');
+    await p.click('#sample');
+    assert.equal(await waitForState(p, ['done', 'error'], 120_000), 'done');
+    const unguided = decodePng(await downloadedPng(p));
+    assert.notDeepEqual([...unguided.data], [...img.data]);
+    assert.equal(await idleTensors(p), idle, 'tensors left in the worker after sampling');
+    assert.deepEqual(cls.errors, []);
+    await p.close();
   });
 
   void test('a model file that fails to load shows its message', async () => {
