@@ -391,9 +391,14 @@ function fdRows(s: FdScores, floor: Floor | null, refN: number): string[][] {
     [
       `precision (k=${s.k})`,
       s.precision.toFixed(4),
-      `${s.prRows} samples vs ${s.prRows} reference images`,
+      `${s.prRows} samples vs ${s.prRows} reference images` +
+        (floor === null ? '' : `; the floor's real images: ${floor.precision.toFixed(4)}`),
     ],
-    [`recall (k=${s.k})`, s.recall.toFixed(4), ''],
+    [
+      `recall (k=${s.k})`,
+      s.recall.toFixed(4),
+      floor === null ? '' : `the floor's real images: ${floor.recall.toFixed(4)}`,
+    ],
     [
       'class entropy',
       `${s.classes.entropyBits.toFixed(3)} bits`,
@@ -590,7 +595,12 @@ async function condCommand(args: Args): Promise<number> {
       ]),
     ]),
   );
-  if (floor !== null) console.log(`FD floor (${floor.kind}): ${sig(floor.distance)}`);
+  if (floor !== null) {
+    console.log(
+      `FD floor (${floor.kind}): ${sig(floor.distance)}; its real images' precision ` +
+        `${floor.precision.toFixed(3)}, recall ${floor.recall.toFixed(3)}`,
+    );
+  }
   return EXIT.ok;
 }
 

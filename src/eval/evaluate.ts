@@ -59,9 +59,15 @@ import {
   frechetDistance,
   kernelInceptionDistance,
   type NllResult,
-  precisionRecall,
 } from './metrics/index.js';
-import { type Classified, EvalInputError, type Reference, selectRows } from './reference.js';
+import {
+  type Classified,
+  EvalInputError,
+  PR_DEFAULTS,
+  type Reference,
+  spreadPrecisionRecall,
+  spreadRows,
+} from './reference.js';
 import { quantizeToByte } from './sample-folder.js';
 
 // ---- what each image is conditioned on ---------------------------------------------------------
@@ -410,8 +416,8 @@ export interface ScoreOptions {
 export const SCORE_DEFAULTS = {
   kidSubsets: 100,
   kidSubsetSize: 500,
-  prMaxRows: 5000,
-  k: 3,
+  prMaxRows: PR_DEFAULTS.maxRows,
+  k: PR_DEFAULTS.k,
 } as const;
 
 export interface AccuracyReport {
@@ -475,11 +481,6 @@ export function accuracyReport(
   };
 }
 
-/** m row indices spread evenly over n rows: ⌊i n / m⌋. */
-function spreadRows(n: number, m: number): Int32Array {
-  return Int32Array.from({ length: m }, (_, i) => Math.floor((i * n) / m));
-}
-
 /** Every score of the samples against the reference (see the module comment). */
 export function scoreSamples(
   gen: Classified,
@@ -503,14 +504,10 @@ export function scoreSamples(
     subsetSize,
     seed: opts.seed ?? 0,
   });
-  const k = opts.k ?? SCORE_DEFAULTS.k;
-  const m = Math.min(gen.n, ref.classes.n, opts.prMaxRows ?? SCORE_DEFAULTS.prMaxRows);
-  const realRows =
-    ref.classes.n === m
-      ? ref.classes.features
-      : selectRows(ref.classes.features, spreadRows(ref.classes.n, m));
-  const genRows = gen.n === m ? gen.features : selectRows(gen.features, spreadRows(gen.n, m));
-  const pr = precisionRecall(realRows, genRows, { k });
+  const pr = spreadPrecisionRecall(ref.classes.features, gen.features, {
+    k: opts.k ?? SCORE_DEFAULTS.k,
+    maxRows: opts.prMaxRows ?? SCORE_DEFAULTS.prMaxRows,
+  });
   const hist = classDistribution(gen.predicted, numClasses);
   const refHist = classDistribution(ref.classes.predicted, numClasses);
   return {
@@ -523,8 +520,8 @@ export function scoreSamples(
     kid: { value: kid.kid, std: kid.std, subsets, subsetSize },
     precision: pr.precision,
     recall: pr.recall,
-    k,
-    prRows: m,
+    k: pr.k,
+    prRows: pr.rows,
     classes: {
       entropyBits: hist.entropyBits,
       referenceEntropyBits: refHist.entropyBits,

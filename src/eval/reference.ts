@@ -49,6 +49,7 @@ import {
   featureStats,
   frechetDistance,
   loadOrComputeStats,
+  precisionRecall,
 } from './metrics/index.js';
 
 /** Bad input to an evaluation (mismatched shapes, too few samples, ...): exit code 2 in the CLI. */
@@ -534,6 +535,40 @@ export function selectRows(f: FeatureMatrix, rows: ArrayLike<number>): FeatureMa
   return featureMatrix(out, rows.length, d);
 }
 
+/** Improved precision/recall (Kynkäänniemi et al. 2019): the k-th neighbour; at most maxRows of each set. */
+export const PR_DEFAULTS = { k: 3, maxRows: 5000 } as const;
+
+export interface PrecisionRecallScores {
+  precision: number;
+  recall: number;
+  k: number;
+  /** Rows of each set they were computed on. */
+  rows: number;
+}
+
+/** m row indices spread evenly over n rows: ⌊i n / m⌋. */
+export function spreadRows(n: number, m: number): Int32Array {
+  return Int32Array.from({ length: m }, (_, i) => Math.floor((i * n) / m));
+}
+
+/**
+ * Precision and recall of `gen` against `real` on equally many rows of each, m = min(n_real,
+ * n_gen, maxRows), spread evenly over each set (the k-NN radii grow with fewer rows, so both
+ * sets get the same number).
+ */
+export function spreadPrecisionRecall(
+  real: FeatureMatrix,
+  gen: FeatureMatrix,
+  opts: { k?: number; maxRows?: number } = {},
+): PrecisionRecallScores {
+  const k = opts.k ?? PR_DEFAULTS.k;
+  const m = Math.min(real.rows, gen.rows, opts.maxRows ?? PR_DEFAULTS.maxRows);
+  const realRows = real.rows === m ? real : selectRows(real, spreadRows(real.rows, m));
+  const genRows = gen.rows === m ? gen : selectRows(gen, spreadRows(gen.rows, m));
+  const pr = precisionRecall(realRows, genRows, { k });
+  return { precision: pr.precision, recall: pr.recall, k, rows: m };
+}
+
 /** The reference restricted to the images of class k (for the metrics of one class). */
 export function referenceOfClass(ref: Reference, k: number, numFeatures: number): Reference {
   if (ref.labels === null) {
@@ -587,6 +622,19 @@ export interface Floor {
   nB: number;
   kind: 'held-out' | 'halves';
   description: string;
+  /**
+   * Precision and recall of the real images scored as samples are (held-out images against the
+   * reference; half A against half B): what a model that draws real images gets.
+   */
+  precision: number;
+  recall: number;
+  k: number;
+  prRows: number;
+}
+
+/** A Floor's precision/recall fields. */
+function floorPr(pr: PrecisionRecallScores): Pick<Floor, 'precision' | 'recall' | 'k' | 'prRows'> {
+  return { precision: pr.precision, recall: pr.recall, k: pr.k, prRows: pr.rows };
 }
 
 /**
@@ -615,6 +663,7 @@ export function referenceFloor(ref: Reference): Floor | null {
     nB: b.length,
     kind: 'halves',
     description: `two halves of the reference set (${a.length} and ${b.length} images, alternating within each class)`,
+    ...floorPr(spreadPrecisionRecall(fb, fa)),
   };
 }
 
@@ -622,7 +671,8 @@ export function referenceFloor(ref: Reference): Floor | null {
  * The floor for n samples: with held-out images besides the reference, FD of min(n, available)
  * of them (spread evenly over them) against the whole reference, i.e. real images scored exactly
  * as n samples are; else `referenceFloor` (the halves). The held-out features are cached like
- * the reference's.
+ * the reference's. Its precision and recall are those images' against the reference, computed as
+ * `scoreSamples` computes the samples'.
  */
 export async function sampleFloor(
   c: EvalClassifier,
@@ -641,8 +691,10 @@ export async function sampleFloor(
   const compute = (): FeatureMatrix =>
     datasetFeatures(c, f.dataset, picked, opts.batchSize, opts.onProgress);
   let stats: FeatureStats;
+  let features: FeatureMatrix;
   if (opts.cacheDir === null) {
-    stats = featureStats(compute());
+    features = compute();
+    stats = featureStats(features);
   } else {
     const key = {
       extractorHash: c.hash,
@@ -650,8 +702,11 @@ export async function sampleFloor(
       split: f.key,
       n: m,
     };
-    stats = (await loadOrComputeStats(opts.cacheDir, key, compute, { onInvalid: opts.onNote }))
-      .entry.stats;
+    const { entry } = await loadOrComputeStats(opts.cacheDir, key, compute, {
+      onInvalid: opts.onNote,
+    });
+    stats = entry.stats;
+    features = entry.features;
   }
   return {
     distance: frechetDistance(stats, ref.stats).distance,
@@ -659,5 +714,6 @@ export async function sampleFloor(
     nB: ref.classes.n,
     kind: 'held-out',
     description: `${m} real images unseen by the classifier (${f.description}) against the reference set (${ref.classes.n})`,
+    ...floorPr(spreadPrecisionRecall(ref.classes.features, features)),
   };
 }

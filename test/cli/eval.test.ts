@@ -82,7 +82,14 @@ void describe('sumi eval', () => {
     const r = await sumi([...args, '--json', ...base()]);
     assert.equal(r.code, 0, r.stderr);
     const a = JSON.parse(r.stdout) as FdJson & {
-      floor: { nA: number; nB: number; kind: string } | null;
+      floor: {
+        nA: number;
+        nB: number;
+        kind: string;
+        precision: number;
+        recall: number;
+        prRows: number;
+      } | null;
     };
     assert.deepEqual([a.reference.split, a.reference.images], ['test', 10000]);
     assert.deepEqual(
@@ -95,6 +102,21 @@ void describe('sumi eval', () => {
     assert.match(
       t.stdout,
       /\nFD floor +[\d.e-]+ +24 held-out real images vs the 10000 reference images/,
+    );
+    // Precision and recall of those real digits, next to the samples'.
+    assert.ok(a.floor !== null && a.floor.precision > 0 && a.floor.precision <= 1);
+    assert.equal(a.floor.prRows, 24);
+    assert.match(
+      t.stdout,
+      new RegExp(
+        `\\nprecision \\(k=3\\) +[\\d.]+ +24 samples vs 24 reference images; the floor's real images: ${a.floor.precision.toFixed(4)}\\n`,
+      ),
+    );
+    assert.match(
+      t.stdout,
+      new RegExp(
+        `\\nrecall \\(k=3\\) +[\\d.]+ +the floor's real images: ${a.floor.recall.toFixed(4)}\\n`,
+      ),
     );
   });
 
@@ -231,7 +253,10 @@ void describe('sumi eval', () => {
     const text = await sumi(['eval', 'cond', ...common, '--guidance', '1,3', '--fd', ...base()]);
     assert.equal(text.code, 0, text.stderr);
     assert.match(text.stdout, /guidance +accuracy ± s\.e\. +entropy +FD +precision +recall/);
-    assert.match(text.stdout, /\nFD floor \((held-out|halves)\): \d/);
+    assert.match(
+      text.stdout,
+      /\nFD floor \((held-out|halves)\): [\d.e-]+; its real images' precision [\d.]+, recall [\d.]+\n/,
+    );
     const noFd = await sumi(['eval', 'cond', ...common, '--plot', join(dir, 'no.svg')]);
     assert.equal(noFd.code, 2);
     assert.match(noFd.stderr, /^sumi eval cond: --plot draws FD: add --fd\n/);

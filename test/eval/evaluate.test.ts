@@ -47,8 +47,12 @@ import {
   type Reference,
   referenceFloor,
   referenceOfClass,
+  classifyFeatures,
+  datasetFeatures,
   referenceSplit,
   sampleFloor,
+  spreadPrecisionRecall,
+  spreadRows,
 } from '../../src/eval/reference.js';
 import {
   quantizeToByte,
@@ -163,6 +167,20 @@ void describe('the reference set', () => {
     assert.ok(f !== null && f.distance >= 0 && f.distance < 0.05, `floor ${f?.distance}`);
     assert.equal(f.nA + f.nB, 501);
     assert.ok(Math.abs(f.nA - f.nB) <= 10, 'at most one image more per class in A');
+    // Half A scored against half B: real digits cover each other's manifold.
+    assert.deepEqual([f.k, f.prRows], [3, Math.min(f.nA, f.nB)]);
+    assert.ok(f.precision > 0.75 && f.precision < 1, `precision ${f.precision}`);
+    assert.ok(f.recall > 0.75 && f.recall < 1, `recall ${f.recall}`);
+  });
+
+  void test('precision and recall on equally many rows spread over each set', () => {
+    const f = ref.classes.features;
+    // A set against itself: every point lies in its own k-NN ball.
+    const self = spreadPrecisionRecall(f, f);
+    assert.deepEqual(self, { precision: 1, recall: 1, k: 3, rows: 501 });
+    assert.deepEqual([...spreadRows(10, 4)], [0, 2, 5, 7]);
+    const capped = spreadPrecisionRecall(f, f, { maxRows: 100, k: 5 });
+    assert.deepEqual([capped.rows, capped.k, capped.precision], [100, 5, 1]);
   });
 
   void test('with a test split, the floor is n images the classifier held out of the train split', async () => {
@@ -186,7 +204,32 @@ void describe('the reference set', () => {
     assert.ok(f.distance > 0 && f.distance < 0.2, `floor ${f.distance}`);
     const again = await sampleFloor(cf, r, 200, opts);
     assert.equal(again!.distance, f.distance, 'the same images (from the cache)');
-    assert.equal((await sampleFloor(cf, r, 200, { cacheDir: null }))!.distance, f.distance);
+    assert.equal(again!.precision, f.precision, 'the same features (from the cache)');
+    const uncached = await sampleFloor(cf, r, 200, { cacheDir: null });
+    assert.deepEqual(
+      [uncached!.distance, uncached!.precision, uncached!.recall],
+      [f.distance, f.precision, f.recall],
+    );
+    // Its precision and recall: those 200 real images scored exactly as 200 samples are.
+    const picked = Array.from(spreadRows(floorImages.indices.length, 200), (i) => {
+      return floorImages.indices[i]!;
+    });
+    const asSamples = scoreSamples(
+      classifyFeatures(cf, datasetFeatures(cf, floorImages.dataset, picked)),
+      r,
+      null,
+      10,
+      { kidSubsets: 2 },
+    );
+    assert.equal(asSamples.fd, f.distance);
+    assert.deepEqual(
+      [f.precision, f.recall, f.k, f.prRows],
+      [asSamples.precision, asSamples.recall, 3, 200],
+    );
+    assert.ok(
+      f.precision > 0.75 && f.recall > 0.75,
+      `precision ${f.precision}, recall ${f.recall}`,
+    );
     const more = await sampleFloor(cf, r, 5000, opts);
     assert.equal(more!.nA, heldOut, 'at most every held-out image');
     assert.ok(more!.distance < f.distance, 'FD falls with more real images');
