@@ -104,7 +104,10 @@ void describe('sumi eval', () => {
       /\nFD floor +[\d.e-]+ +24 held-out real images vs the 10000 reference images/,
     );
     // Precision and recall of those real digits, next to the samples'.
-    assert.ok(a.floor !== null && a.floor.precision > 0 && a.floor.precision <= 1);
+    assert.ok(
+      a.floor !== null && a.floor.precision > 0 && a.floor.precision <= 1,
+      'floor precision',
+    );
     assert.equal(a.floor.prRows, 24);
     assert.match(
       t.stdout,
