@@ -119,7 +119,8 @@ const fdSpec: CommandSpec = {
     'The reference set is the real images the classifier did not train on: the test split of\n' +
       'mnist-full and fashion-mnist, else the held-out split of its training (--holdout). Its\n' +
       'features are cached. The floor is FD of n real images the classifier held out of the train\n' +
-      'split against it, or (without those) FD between two halves of it. See docs/quality.md.',
+      'split against it, or (without those) FD between two halves of it; those real images get\n' +
+      "precision and recall too, to read the samples' against. See docs/quality.md.",
   ],
 };
 
