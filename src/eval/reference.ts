@@ -535,7 +535,10 @@ export function selectRows(f: FeatureMatrix, rows: ArrayLike<number>): FeatureMa
   return featureMatrix(out, rows.length, d);
 }
 
-/** Improved precision/recall (Kynkäänniemi et al. 2019): the k-th neighbour; at most maxRows of each set. */
+/**
+ * Improved precision/recall (Kynkäänniemi et al. 2019): the k-th neighbour's radius; at most
+ * maxRows rows of each set.
+ */
 export const PR_DEFAULTS = { k: 3, maxRows: 5000 } as const;
 
 export interface PrecisionRecallScores {
