@@ -30,6 +30,7 @@ import {
   type GuideSpec,
   loadReference,
   planConditions,
+  referenceClassCounts,
   type Reference,
   type SampleRequest,
   sampleFloor,
@@ -117,7 +118,9 @@ export function samplingOptions(opts: { sampler?: boolean; lists?: boolean } = {
       name: 'class',
       kind: 'string',
       arg: 'K',
-      help: 'a class id or name for every image, or "all": the classes in turn (the default)',
+      help:
+        'a class id or name for every image; "all": the classes in turn (the default); ' +
+        '"reference": the classes in the reference set\'s proportions',
     },
     {
       name: 'prompts-from-classes',
@@ -291,9 +294,12 @@ export function conditionPlan(
   guide: GuideSpec | null,
   spec: string | null,
 ): ConditionPlan {
+  const cls = args.str('class');
   return planConditions(p, {
     n,
-    cls: args.str('class'),
+    cls,
+    referenceCounts:
+      cls === 'reference' && c !== null ? referenceClassCounts(dataSpec(args, c, p), c) : null,
     promptsFromClasses: args.flag('prompts-from-classes') === true,
     dataset: spec ?? p.info?.data ?? null,
     guide:

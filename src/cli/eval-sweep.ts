@@ -5,6 +5,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 
 import {
+  isSingleClass,
   referenceOfClass,
   runSweep,
   sameSettings,
@@ -91,9 +92,8 @@ export async function sweepCommand(args: Args): Promise<number> {
     steps: 1,
     guidance,
   });
-  const cls = args.str('class');
   let ref = await reference(args, c, spec, progress);
-  if (cls !== undefined && cls !== 'all')
+  if (isSingleClass(args.str('class')))
     ref = referenceOfClass(ref, plan.requested![0]!, c.numFeatures);
   const floor = await floorFor(args, c, ref, n, progress);
   const settings = {

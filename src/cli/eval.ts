@@ -29,6 +29,7 @@ import {
   type FdScores,
   type Floor,
   guidanceSvg,
+  isSingleClass,
   readSampleFolder,
   readSampleImages,
   type Reference,
@@ -190,7 +191,7 @@ async function fdCommand(args: Args): Promise<number> {
     source = { kind: 'sampling', p, plan, request, guide };
   }
   const plan = source.kind === 'sampling' ? source.plan : null;
-  const single = cls !== undefined && cls !== 'all' ? (plan?.requested?.[0] ?? Number(cls)) : null;
+  const single = isSingleClass(cls) ? (plan?.requested?.[0] ?? Number(cls)) : null;
   if (single !== null && !(Number.isInteger(single) && single >= 0 && single < c.numClasses)) {
     throw new EvalInputError(
       `--class ${cls}: not one of the classifier's classes 0..${c.numClasses - 1}`,
@@ -497,8 +498,7 @@ async function condCommand(args: Args): Promise<number> {
   let floor: Floor | null = null;
   if (withFd) {
     ref = await reference(args, c, dataSpec(args, c, p), progress);
-    const cls = args.str('class');
-    if (cls !== undefined && cls !== 'all')
+    if (isSingleClass(args.str('class')))
       ref = referenceOfClass(ref, plan.requested[0]!, c.numFeatures);
     floor = await floorFor(args, c, ref, n, progress);
   }

@@ -87,8 +87,13 @@ export interface ConditionPlan {
 
 export interface ConditionOptions {
   n: number;
-  /** A class id or name for every image, or 'all' (the classes in turn; the default). */
+  /**
+   * A class id or name for every image, 'all' (the classes in turn; the default) or 'reference'
+   * (the classes in the proportions of `referenceCounts`, interleaved: `mixLabels`).
+   */
   cls?: string;
+  /** Images of each class in the reference set (for cls 'reference'; null: it has no labels). */
+  referenceCounts?: readonly number[] | null;
   /** Text models: image i gets the prompt of its class, `classPrompt(dataset, class)`. */
   promptsFromClasses?: boolean;
   /** The dataset of the class prompts (mnist or fashion-mnist). */
@@ -99,21 +104,77 @@ export interface ConditionOptions {
   evalClasses?: number | null;
 }
 
-/** Class ids of n images: all one class (by id or name), or the K classes in turn. */
+/** Whether --class asks for one class for every image (not 'all' or 'reference'). */
+export function isSingleClass(cls: string | undefined): cls is string {
+  return cls !== undefined && cls !== 'all' && cls !== 'reference';
+}
+
+/**
+ * n class ids in the proportions of `counts`, interleaved by smooth weighted round robin: each
+ * class's credit grows by its count at every image, the class with the most credit (the lowest
+ * id on a tie) is drawn and pays the total. Every prefix of m images then holds about m·p_c of
+ * class c, and equal counts give the classes in turn (0, 1, ..., K−1, 0, ...).
+ */
+export function mixLabels(n: number, counts: readonly number[]): number[] {
+  const total = counts.reduce((a, b) => a + b, 0);
+  if (!(total > 0) || counts.some((c) => !(c >= 0))) {
+    throw new EvalInputError(
+      `class counts ${counts.join(', ')}: need non-negative counts, some > 0`,
+    );
+  }
+  const credit = new Array<number>(counts.length).fill(0);
+  const out: number[] = [];
+  for (let i = 0; i < n; i++) {
+    let best = 0;
+    for (let c = 0; c < counts.length; c++) {
+      credit[c]! += counts[c]!;
+      if (credit[c]! > credit[best]!) best = c;
+    }
+    credit[best]! -= total;
+    out.push(best);
+  }
+  return out;
+}
+
+/**
+ * Class ids of n images: all one class (by id or name), the K classes in turn ('all'), or the
+ * classes in the reference set's proportions ('reference', from `referenceCounts`).
+ */
 export function classLabels(
   cls: string | undefined,
   n: number,
   k: number,
   names?: readonly string[],
+  referenceCounts?: readonly number[] | null,
 ): number[] {
   if (cls === undefined || cls === 'all') return Array.from({ length: n }, (_, i) => i % k);
+  if (cls === 'reference') {
+    if (referenceCounts === undefined || referenceCounts === null) {
+      throw new EvalInputError('--class reference: the reference set has no class labels');
+    }
+    if (referenceCounts.length !== k) {
+      throw new EvalInputError(
+        `--class reference: the reference set has ${referenceCounts.length} classes, the model ${k}`,
+      );
+    }
+    return mixLabels(n, referenceCounts);
+  }
   const id = /^\d+$/.test(cls) ? Number(cls) : (names?.indexOf(cls) ?? -1);
   if (!(id >= 0 && id < k)) {
     throw new EvalInputError(
-      `--class ${cls}: not one of the classes 0..${k - 1}${names ? ` (${names.join(', ')})` : ''} or "all"`,
+      `--class ${cls}: not one of the classes 0..${k - 1}${names ? ` (${names.join(', ')})` : ''}, "all" or "reference"`,
     );
   }
   return new Array<number>(n).fill(id);
+}
+
+/** What the labels of `classLabels` are, for people. */
+function labelsDescription(cls: string | undefined, labels: readonly number[], k: number): string {
+  if (isSingleClass(cls)) return `class ${labels[0]}`;
+  if (cls !== 'reference') return `classes 0..${k - 1} in turn`;
+  const counts = new Array<number>(k).fill(0);
+  for (const y of labels) counts[y]!++;
+  return `classes 0..${k - 1} in the reference set's proportions (${counts.join(', ')} images)`;
 }
 
 function promptDataset(spec: string | null | undefined): ClassCaptionDataset {
@@ -147,14 +208,13 @@ export function planConditions(
         `--guide-classifier has ${guide.numClasses} classes, the model ${k}`,
       );
     }
-    const labels = classLabels(cls, n, k, p.info?.classNames);
+    const labels = classLabels(cls, n, k, p.info?.classNames, opts.referenceCounts);
     plan = {
       values: labels,
       requested: labels,
       guideLabels: guide !== null ? labels : null,
       numClasses: k,
-      description:
-        cls === undefined || cls === 'all' ? `classes 0..${k - 1} in turn` : `class ${labels[0]}`,
+      description: labelsDescription(cls, labels, k),
     };
   } else if (kind === 'text') {
     if (opts.promptsFromClasses !== true) {
@@ -166,7 +226,7 @@ export function planConditions(
     if (guide !== null && guide.numClasses !== 10) {
       throw new EvalInputError(`--guide-classifier has ${guide.numClasses} classes, ${ds} 10`);
     }
-    const labels = classLabels(cls, n, 10);
+    const labels = classLabels(cls, n, 10, undefined, opts.referenceCounts);
     plan = {
       values: labels.map((y) => classPrompt(ds, y)),
       requested: labels,
@@ -175,13 +235,13 @@ export function planConditions(
       description: `prompts of ${ds}'s classes (“${classPrompt(ds, labels[0]!)}”, ...)`,
     };
   } else if (guide !== null) {
-    const labels = classLabels(cls, n, guide.numClasses, guide.classNames);
+    const labels = classLabels(cls, n, guide.numClasses, guide.classNames, opts.referenceCounts);
     plan = {
       values: labels.map(() => null),
       requested: labels,
       guideLabels: labels,
       numClasses: guide.numClasses,
-      description: `classifier guidance to ${cls === undefined || cls === 'all' ? `classes 0..${guide.numClasses - 1} in turn` : `class ${labels[0]}`}`,
+      description: `classifier guidance to ${labelsDescription(cls, labels, guide.numClasses)}`,
     };
   } else {
     if (cls !== undefined) {

@@ -321,6 +321,15 @@ export function referenceSplit(
   };
 }
 
+/** Images of each class in the reference set of `spec` (null when the data have no labels). */
+export function referenceClassCounts(spec: string, c: EvalClassifier): number[] | null {
+  const { dataset, split } = referenceSplit(spec, c);
+  if (dataset.numClasses === undefined) return null;
+  const counts = new Array<number>(dataset.numClasses).fill(0);
+  for (const i of split.indices) counts[dataset.get(i).label!]!++;
+  return counts;
+}
+
 /** Features, logits and predicted classes of n images. */
 export interface Classified {
   n: number;

@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 
+import { mixLabels } from '../../src/eval/evaluate.js';
 import { writeTinyClassifier, writeTinyModel } from '../../src/eval/test-models.js';
 import { sumiInProcess as sumi } from './run-sumi.js';
 
@@ -121,6 +122,19 @@ void describe('sumi eval', () => {
         `\\nrecall \\(k=3\\) +[\\d.]+ +the floor's real images: ${a.floor.recall.toFixed(4)}\\n`,
       ),
     );
+    // --class reference: the test split's digit proportions (980, 1135, ... of 10,000).
+    const mixed = await sumi([...args, '--class', 'reference', '--json', ...base()]);
+    assert.equal(mixed.code, 0, mixed.stderr);
+    const m = JSON.parse(mixed.stdout) as FdJson & {
+      sampling: { conditions: string };
+      metrics: { conditional: { perClassCount: number[] } };
+    };
+    const counts = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009];
+    const expected = new Array<number>(10).fill(0);
+    for (const y of mixLabels(24, counts)) expected[y]!++;
+    assert.deepEqual(m.metrics.conditional.perClassCount, expected);
+    assert.match(m.sampling.conditions, /in the reference set's proportions/);
+    assert.deepEqual(m.floor, a.floor, 'the same floor');
   });
 
   void test('fd: JSON with every metric; the saved samples score the same from their folder', async () => {

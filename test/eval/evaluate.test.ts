@@ -29,6 +29,9 @@ import { cpuBackend, setDefaultBackend, tensor } from '../../src/engine/index.js
 import {
   batchSeed,
   checkEnoughSamples,
+  classLabels,
+  isSingleClass,
+  mixLabels,
   modelNll,
   planConditions,
   type SampleRequest,
@@ -297,6 +300,54 @@ void describe('conditions', () => {
         [0, 1, 2],
       ],
     );
+  });
+
+  void test("--class reference: the classes in the reference set's proportions, interleaved", () => {
+    // The MNIST test split's digits.
+    const counts = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009];
+    const total = 10000;
+    const labels = mixLabels(1000, counts);
+    const seen = new Array<number>(10).fill(0);
+    let worst = 0;
+    labels.forEach((y, i) => {
+      seen[y]!++;
+      for (let c = 0; c < 10; c++) {
+        worst = Math.max(worst, Math.abs(seen[c]! - ((i + 1) * counts[c]!) / total));
+      }
+    });
+    assert.deepEqual(seen, [98, 114, 103, 101, 98, 89, 96, 103, 97, 101]);
+    assert.ok(worst < 1, `every prefix within one image of its share: ${worst}`);
+    // Equal counts: the classes in turn; a class with no image is never drawn.
+    assert.deepEqual(mixLabels(12, new Array<number>(10).fill(7)), classLabels('all', 12, 10));
+    assert.deepEqual(mixLabels(6, [1, 0, 2]), [2, 0, 2, 2, 0, 2]);
+    assert.throws(() => mixLabels(3, [0, 0]), EvalInputError);
+
+    const info: ModelInfo = {
+      format: 'sumi-model',
+      version: 1,
+      imageSize: 8,
+      channels: 1,
+      numClasses: 10,
+      nullClassId: 10,
+    };
+    const cls = { condition: classConditioning({ numClasses: 10, nullClassId: 10 }), info };
+    const plan = planConditions(cls, { n: 1000, cls: 'reference', referenceCounts: counts });
+    assert.deepEqual(plan.values, labels);
+    assert.match(
+      plan.description,
+      /proportions \(98, 114, 103, 101, 98, 89, 96, 103, 97, 101 images\)/,
+    );
+    assert.throws(
+      () => planConditions(cls, { n: 3, cls: 'reference', referenceCounts: null }),
+      /--class reference: the reference set has no class labels/,
+    );
+    assert.throws(
+      () => planConditions(cls, { n: 3, cls: 'reference', referenceCounts: [1, 2] }),
+      /the reference set has 2 classes, the model 10/,
+    );
+    assert.equal(isSingleClass('reference'), false);
+    assert.equal(isSingleClass('all'), false);
+    assert.equal(isSingleClass('3'), true);
   });
 });
 
