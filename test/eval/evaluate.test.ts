@@ -266,16 +266,18 @@ void describe('the reference set', () => {
 });
 
 void describe('conditions', () => {
+  /** A 10-class model with a null class. */
+  const info: ModelInfo = {
+    format: 'sumi-model',
+    version: 1,
+    imageSize: 8,
+    channels: 1,
+    numClasses: 10,
+    nullClassId: 10,
+  };
+  const cls = { condition: classConditioning({ numClasses: 10, nullClassId: 10 }), info };
+
   void test('class models cycle through the classes or take one; text needs class prompts', () => {
-    const info: ModelInfo = {
-      format: 'sumi-model',
-      version: 1,
-      imageSize: 8,
-      channels: 1,
-      numClasses: 10,
-      nullClassId: 10,
-    };
-    const cls = { condition: classConditioning({ numClasses: 10, nullClassId: 10 }), info };
     const plan = planConditions(cls, { n: 12 });
     assert.deepEqual(plan.values, [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 0, 1]);
     assert.deepEqual(plan.requested, plan.values);
@@ -321,16 +323,6 @@ void describe('conditions', () => {
     assert.deepEqual(mixLabels(12, new Array<number>(10).fill(7)), classLabels('all', 12, 10));
     assert.deepEqual(mixLabels(6, [1, 0, 2]), [2, 0, 2, 2, 0, 2]);
     assert.throws(() => mixLabels(3, [0, 0]), EvalInputError);
-
-    const info: ModelInfo = {
-      format: 'sumi-model',
-      version: 1,
-      imageSize: 8,
-      channels: 1,
-      numClasses: 10,
-      nullClassId: 10,
-    };
-    const cls = { condition: classConditioning({ numClasses: 10, nullClassId: 10 }), info };
     const plan = planConditions(cls, { n: 1000, cls: 'reference', referenceCounts: counts });
     assert.deepEqual(plan.values, labels);
     assert.match(
